@@ -1,0 +1,5 @@
+"""``python -m mesa_llm`` runs the command line."""
+
+from mesa_llm.cli import main
+
+main()

@@ -1,0 +1,165 @@
+"""The Observation: everything one agent may see at the start of a step, and nothing more.
+
+Built by the world from the state at step start (pure: building it changes nothing). Money is in
+currency units. The market snapshot is shared by all agents of a step (it is public), the rest is
+the agent's own: its account, private values, open orders, its trades of the last step, the
+messages delivered to it and the reasons its last actions were rejected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class GoodSnapshot:
+    """Public market data about one good at step start."""
+
+    good: str
+    reference_price: float
+    min_price: float
+    max_price: float
+    last_price: float | None = None
+    last_volume: int = 0
+    price_low: float | None = None
+    price_high: float | None = None
+    excess_demand: int = 0
+    excess_supply: int = 0
+    price_history: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form (as recorded)."""
+        return {
+            "good": self.good,
+            "reference_price": self.reference_price,
+            "min_price": self.min_price,
+            "max_price": self.max_price,
+            "last_price": self.last_price,
+            "last_volume": self.last_volume,
+            "price_low": self.price_low,
+            "price_high": self.price_high,
+            "excess_demand": self.excess_demand,
+            "excess_supply": self.excess_supply,
+            "price_history": list(self.price_history),
+        }
+
+
+@dataclass(slots=True)
+class MarketSnapshot:
+    """Public market data for all goods at step start (one object shared by every observation)."""
+
+    goods: dict[str, GoodSnapshot]
+    _as_dict: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form, computed once per step."""
+        if self._as_dict is None:
+            self._as_dict = {name: g.to_dict() for name, g in self.goods.items()}
+        return self._as_dict
+
+    def price(self, good: str) -> float:
+        """Last clearing price of ``good``, or its reference price before the first trade."""
+        g = self.goods[good]
+        return g.last_price if g.last_price is not None else g.reference_price
+
+
+@dataclass(slots=True)
+class AccountView:
+    """The agent's own balances (currency units and integer quantities)."""
+
+    cash: float
+    holdings: dict[str, int]
+    reserved_cash: float
+    reserved_goods: dict[str, int]
+    available_cash: float
+    available_goods: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form (as recorded)."""
+        return {
+            "cash": self.cash,
+            "holdings": dict(self.holdings),
+            "reserved_cash": self.reserved_cash,
+            "reserved_goods": dict(self.reserved_goods),
+            "available_cash": self.available_cash,
+            "available_goods": dict(self.available_goods),
+        }
+
+
+@dataclass(slots=True)
+class PrivateView:
+    """The agent's private information about one good.
+
+    ``values`` are the redemption values of the next units it may buy (highest first), ``costs``
+    the costs of the next units it may sell (lowest first): units already traded are removed and
+    at most the scenario's ``market.private_units_shown`` next units are listed (``values_left`` /
+    ``costs_left`` say how many remain), so observations stay small however long the schedule.
+    ``fundamental`` is a private estimate of the good's value, for fundamental traders.
+    """
+
+    values: list[float] = field(default_factory=list)
+    costs: list[float] = field(default_factory=list)
+    fundamental: float | None = None
+    values_left: int = 0
+    costs_left: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form (as recorded); empty parts are left out."""
+        out: dict[str, Any] = {}
+        if self.values_left:
+            out["values"] = self.values
+            out["values_left"] = self.values_left
+        if self.costs_left:
+            out["costs"] = self.costs
+            out["costs_left"] = self.costs_left
+        if self.fundamental is not None:
+            out["fundamental"] = self.fundamental
+        return out
+
+
+@dataclass(slots=True)
+class Observation:
+    """What one agent sees at the start of a step."""
+
+    step: int
+    horizon: int
+    agent_id: int
+    name: str
+    role: str
+    tick_size: float
+    account: AccountView
+    private: dict[str, PrivateView]
+    market: MarketSnapshot
+    open_orders: list[dict[str, Any]] = field(default_factory=list)
+    recent_trades: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    rejections: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def steps_left(self) -> int:
+        """Steps remaining after this one."""
+        return max(self.horizon - self.step, 0)
+
+    def snap(self, price: float) -> float:
+        """Round a price to the nearest tick, at least one tick (for strategies drawing prices)."""
+        ticks = max(round(price / self.tick_size), 1)
+        return round(ticks * self.tick_size, 10)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form: exactly what the agent received, as recorded."""
+        return {
+            "step": self.step,
+            "horizon": self.horizon,
+            "agent_id": self.agent_id,
+            "name": self.name,
+            "role": self.role,
+            "tick_size": self.tick_size,
+            "account": self.account.to_dict(),
+            "private": {good: view.to_dict() for good, view in self.private.items()},
+            "market": self.market.to_dict(),
+            "open_orders": self.open_orders,
+            "recent_trades": self.recent_trades,
+            "messages": self.messages,
+            "rejections": self.rejections,
+        }

@@ -1,0 +1,61 @@
+"""Built-in rule-based decision policies and the registry that names them."""
+
+from __future__ import annotations
+
+from mesa_llm.agents.policies.base import (
+    DecisionPolicy,
+    PolicyParams,
+    PolicyRegistry,
+    UnknownPolicyError,
+)
+from mesa_llm.agents.policies.fundamental import FundamentalTrader
+from mesa_llm.agents.policies.market_maker import MarketMaker
+from mesa_llm.agents.policies.momentum import MomentumTrader
+from mesa_llm.agents.policies.noise import NoiseTrader
+from mesa_llm.agents.policies.zero_intelligence import (
+    ZeroIntelligenceConstrained,
+    ZeroIntelligenceUnconstrained,
+)
+
+BUILTIN_POLICIES: tuple[type[DecisionPolicy], ...] = (
+    ZeroIntelligenceConstrained,
+    ZeroIntelligenceUnconstrained,
+    MarketMaker,
+    FundamentalTrader,
+    MomentumTrader,
+    NoiseTrader,
+)
+
+#: the rule-based policy each role falls back to when no policy or LLM is configured
+DEFAULT_POLICY_FOR_ROLE: dict[str, str] = {
+    "buyer": "zi_c",
+    "seller": "zi_c",
+    "trader": "zi_c",
+    "market_maker": "market_maker",
+    "speculator": "momentum",
+}
+
+
+def default_policy_registry() -> PolicyRegistry:
+    """A new registry holding the built-in rule-based policies."""
+    registry = PolicyRegistry()
+    for cls in BUILTIN_POLICIES:
+        registry.register(cls)
+    return registry
+
+
+__all__ = [
+    "BUILTIN_POLICIES",
+    "DEFAULT_POLICY_FOR_ROLE",
+    "DecisionPolicy",
+    "FundamentalTrader",
+    "MarketMaker",
+    "MomentumTrader",
+    "NoiseTrader",
+    "PolicyParams",
+    "PolicyRegistry",
+    "UnknownPolicyError",
+    "ZeroIntelligenceConstrained",
+    "ZeroIntelligenceUnconstrained",
+    "default_policy_registry",
+]

@@ -1,0 +1,107 @@
+"""The decision interface shared by rule-based strategies and (later) LLM reasoning, and its registry."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from mesa_llm.actions import Decision
+from mesa_llm.agents.observation import Observation
+
+
+class PolicyParams(BaseModel):
+    """Base of every policy's parameters: unknown parameters are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DecisionPolicy(ABC):
+    """Turns an Observation into a Decision. One instance per agent, so it may keep state.
+
+    Every random draw must come from the ``rng`` passed in (the model's seeded generator), so a run
+    is reproducible from its seed.
+    """
+
+    #: registry name, as written in scenario files
+    name: ClassVar[str] = ""
+    #: one-line description shown by ``mesa-llm scenarios`` and docs
+    summary: ClassVar[str] = ""
+    #: the pydantic model of this policy's parameters
+    Params: ClassVar[type[PolicyParams]] = PolicyParams
+    #: whether this policy talks to an LLM (async); rule-based ones decide in-process
+    is_llm: ClassVar[bool] = False
+
+    def __init__(self, params: PolicyParams | None = None) -> None:
+        self.params = params if params is not None else self.Params()
+
+    @abstractmethod
+    def decide(self, observation: Observation, rng: np.random.Generator) -> Decision:
+        """Return this step's decision for the agent that received ``observation``."""
+
+    def describe(self) -> dict[str, Any]:
+        """Name and parameters, as recorded in the recording header."""
+        return {"policy": self.name, "params": self.params.model_dump()}
+
+
+class UnknownPolicyError(KeyError):
+    """A scenario names a policy that is not registered."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(name)
+        self.message = f"unknown policy {name!r}; known policies: {', '.join(sorted(known))}"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class PolicyRegistry:
+    """Maps policy names to classes. An explicit object you build and pass: no global state."""
+
+    def __init__(self) -> None:
+        self._classes: dict[str, type[DecisionPolicy]] = {}
+
+    def register(self, cls: type[DecisionPolicy]) -> type[DecisionPolicy]:
+        """Add a policy class under its ``name``; usable as a decorator on a registry instance."""
+        if not cls.name:
+            raise ValueError(f"{cls.__name__} has no name")
+        self._classes[cls.name] = cls
+        return cls
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._classes
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._classes)
+
+    def names(self) -> list[str]:
+        """Registered names, sorted."""
+        return sorted(self._classes)
+
+    def get(self, name: str) -> type[DecisionPolicy]:
+        """The class registered as ``name``, or :class:`UnknownPolicyError`."""
+        try:
+            return self._classes[name]
+        except KeyError:
+            raise UnknownPolicyError(name, list(self._classes)) from None
+
+    def validate_params(self, name: str, params: dict[str, Any]) -> PolicyParams:
+        """Validate ``params`` for policy ``name`` (raises pydantic ValidationError)."""
+        return self.get(name).Params.model_validate(params)
+
+    def create(self, name: str, params: dict[str, Any] | None = None) -> DecisionPolicy:
+        """A new policy instance with validated parameters."""
+        cls = self.get(name)
+        return cls(cls.Params.model_validate(params or {}))
+
+
+__all__ = [
+    "DecisionPolicy",
+    "PolicyParams",
+    "PolicyRegistry",
+    "UnknownPolicyError",
+    "ValidationError",
+]

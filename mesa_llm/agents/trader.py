@@ -1,0 +1,178 @@
+"""The Mesa agent that trades: a persona, private values, a decision policy, and its inbox.
+
+The agent owns nothing the world checks: its cash and goods live in the model's ledger. It holds
+what is private to it (induced values and costs in ticks, a fundamental estimate), counts the units
+it has traded (so its next unit's value is known), and receives messages and rejection reasons
+that it will see in its next observation.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import mesa
+
+from mesa_llm.actions import Decision
+from mesa_llm.agents.observation import (
+    AccountView,
+    MarketSnapshot,
+    Observation,
+    PrivateView,
+)
+from mesa_llm.agents.policies.base import DecisionPolicy
+from mesa_llm.agents.roles import Role
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from mesa_llm.market import Ledger, Money
+
+
+@dataclass(slots=True)
+class PrivateValues:
+    """An agent's private information about one good, in ticks.
+
+    Assign new lists (never mutate in place) so the cached currency-unit copies stay right.
+    """
+
+    values: list[int] = field(default_factory=list)  # redemption values, highest first
+    costs: list[int] = field(default_factory=list)  # unit costs, lowest first
+    fundamental: int | None = None
+    _cache: tuple[list[int], list[int], list[float], list[float]] | None = None
+
+    def in_units(self, money: Money) -> tuple[list[float], list[float]]:
+        """Values and costs in currency units, converted once per schedule change."""
+        cache = self._cache
+        if cache is None or cache[0] is not self.values or cache[1] is not self.costs:
+            to_units = money.to_units
+            cache = (
+                self.values,
+                self.costs,
+                [to_units(v) for v in self.values],
+                [to_units(c) for c in self.costs],
+            )
+            self._cache = cache
+        return cache[2], cache[3]
+
+
+class TraderAgent(mesa.Agent):
+    """A market participant whose decisions come from its ``policy`` (rule-based or, later, an LLM)."""
+
+    def __init__(
+        self,
+        model: mesa.Model,
+        *,
+        name: str,
+        role: Role,
+        population: str,
+        policy: DecisionPolicy,
+        private: dict[str, PrivateValues],
+        recent_trades: int = 5,
+        units_shown: int = 10,
+    ) -> None:
+        super().__init__(model)
+        self.name = name
+        self.role = role
+        self.population = population
+        self.policy = policy
+        self.private = private
+        self.units_bought: dict[str, int] = {}
+        self.units_sold: dict[str, int] = {}
+        self.inbox: list[dict[str, Any]] = []
+        self.rejections: list[dict[str, Any]] = []
+        self.recent_trades: deque[dict[str, Any]] = deque(maxlen=max(recent_trades, 1))
+        self.keep_trades = recent_trades > 0
+        self.units_shown = units_shown
+        self.realised_surplus = 0  # ticks: value of units bought - cost of units sold
+
+    # ------------------------------------------------------------------ observe
+
+    def observe(
+        self,
+        *,
+        step: int,
+        horizon: int,
+        market: MarketSnapshot,
+        ledger: Ledger,
+        money: Money,
+        open_orders: list[dict[str, Any]],
+    ) -> Observation:
+        """Build this agent's observation from the state at step start (changes nothing)."""
+        account = ledger.account(self.unique_id)
+        to_units = money.to_units
+        holdings = dict(account.holdings)
+        reserved_goods = {g: q for g, q in account.reserved_goods.items() if q}
+        available_goods = {
+            g: q - account.reserved_goods.get(g, 0) + account.short_limit for g, q in holdings.items()
+        }
+        view = AccountView(
+            cash=to_units(account.cash),
+            holdings=holdings,
+            reserved_cash=to_units(account.reserved_cash),
+            reserved_goods=reserved_goods,
+            available_cash=to_units(account.cash - account.reserved_cash + account.credit_limit),
+            available_goods=available_goods,
+        )
+        private = {}
+        shown = self.units_shown
+        for good, pv in self.private.items():
+            bought = self.units_bought.get(good, 0)
+            sold = self.units_sold.get(good, 0)
+            values, costs = pv.in_units(money)
+            private[good] = PrivateView(
+                values=values[bought : bought + shown],
+                costs=costs[sold : sold + shown],
+                fundamental=to_units(pv.fundamental) if pv.fundamental is not None else None,
+                values_left=max(len(values) - bought, 0),
+                costs_left=max(len(costs) - sold, 0),
+            )
+        return Observation(
+            step=step,
+            horizon=horizon,
+            agent_id=self.unique_id,
+            name=self.name,
+            role=self.role.value,
+            tick_size=money.tick_size,
+            account=view,
+            private=private,
+            market=market,
+            open_orders=open_orders,
+            recent_trades=list(self.recent_trades) if self.keep_trades else [],
+            messages=self.inbox,
+            rejections=self.rejections,
+        )
+
+    def decide(self, observation: Observation, rng: np.random.Generator) -> Decision:
+        """Ask the policy for this step's decision."""
+        return self.policy.decide(observation, rng)
+
+    def start_step(self) -> None:
+        """Forget what was shown last step (messages and rejections are shown once)."""
+        self.inbox = []
+        self.rejections = []
+
+    # ------------------------------------------------------------------ world feedback
+
+    def record_fill(self, good: str, side: str, quantity: int, price: int, price_units: float, step: int) -> int:
+        """Count traded units and return the surplus (ticks) they realise for this agent."""
+        pv = self.private.get(good)
+        gained = 0
+        if side == "buy":
+            start = self.units_bought.get(good, 0)
+            self.units_bought[good] = start + quantity
+            if pv is not None and pv.values:
+                gained = sum(pv.values[start : start + quantity])
+        else:
+            start = self.units_sold.get(good, 0)
+            self.units_sold[good] = start + quantity
+            if pv is not None and pv.costs:
+                gained = -sum(pv.costs[start : start + quantity])
+        if pv is not None and (pv.values or pv.costs):
+            self.realised_surplus += gained
+        if self.keep_trades:
+            self.recent_trades.append(
+                {"step": step, "good": good, "side": side, "price": price_units, "quantity": quantity}
+            )
+        return gained

@@ -1,0 +1,166 @@
+"""The ``mesa-llm`` command line: run, list and validate scenarios (typer + rich).
+
+Thin by design: it loads a scenario, builds the model, shows progress on stderr and prints a
+summary. Every expected failure (a bad scenario file, a bad ``--set``) ends with one clear line
+on stderr and a non-zero exit code, never a traceback, and writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(
+    name="mesa-llm",
+    help="LLM-driven multi-agent negotiation and markets on Mesa.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _err_console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    _err_console().print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def run(
+    scenario: Annotated[str, typer.Argument(help="A shipped scenario name or a YAML file path.")],
+    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Override the number of steps.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", min=0, help="Override the seed.")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the recording.")] = Path("recordings"),
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a scenario field: PATH=VALUE (YAML value), repeatable."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
+    no_record: Annotated[bool, typer.Option("--no-record", help="Do not write a recording.")] = False,
+    check_invariants: Annotated[
+        bool,
+        typer.Option("--check-invariants", help="Check cash and goods conservation after every step."),
+    ] = False,
+) -> None:
+    """Run a scenario and write its recording."""
+    from mesa_llm.model import MarketModel
+    from mesa_llm.scenario import ScenarioError, load_scenario
+
+    try:
+        spec = load_scenario(scenario, overrides=list(set_ or []))
+    except ScenarioError as exc:
+        raise _fail(str(exc)) from None
+    model = MarketModel(
+        spec,
+        seed=seed,
+        steps=steps,
+        output_dir=out,
+        record=not no_record,
+        check_invariants=True if check_invariants else None,
+    )
+    console = _err_console()
+    progress = Progress(
+        TextColumn(f"[bold]{spec.name}[/] seed {model.seed_value}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("steps"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=as_json or not console.is_terminal,
+    )
+    try:
+        with progress:
+            task = progress.add_task("run", total=model.max_steps)
+            summary = model.run(progress=lambda step: progress.update(task, completed=step))
+    except KeyboardInterrupt:
+        raise _fail(f"interrupted; partial recording: {model.recording_path}", 130) from None
+    except Exception as exc:  # an unexpected failure: say what, keep the recording that exists
+        raise _fail(
+            f"run failed at step {model.steps}: {type(exc).__name__}: {exc}"
+            + (f" (recording so far: {model.recording_path})" if model.recording_path else ""),
+            1,
+        ) from None
+    data = summary.to_dict()
+    if as_json:
+        sys.stdout.write(json.dumps(data) + "\n")
+        return
+    _print_summary(data)
+
+
+def _print_summary(data: dict[str, Any]) -> None:
+    console = Console(highlight=False)
+    table = Table(title=f"{data['scenario']} (seed {data['seed']}, {data['steps']} steps)")
+    for column in ("good", "trades", "volume", "mean price", "CE price", "CE qty", "Smith's alpha"):
+        table.add_column(column, justify="right" if column != "good" else "left")
+    for good, g in data["goods"].items():
+        table.add_row(
+            good,
+            str(g["trades"]),
+            str(g["volume"]),
+            _fmt(g["mean_price"]),
+            _fmt(g["ce_price"]),
+            str(g["ce_quantity"]) if g["ce_price"] is not None else "-",
+            _fmt(g["smith_alpha"], 2),
+        )
+    console.print(table)
+    efficiency = data["efficiency"]
+    console.print(
+        f"trades: {data['trades']}   volume: {data['volume']}   allocative efficiency: "
+        + (f"{efficiency:.1%}" if efficiency is not None else "n/a (no induced values)")
+    )
+    if data.get("stop_reason"):
+        console.print(f"stopped: {data['stop_reason']}")
+    console.print(f"recording: {data['recording'] or '(not recorded)'}")
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+@app.command()
+def scenarios() -> None:
+    """List the shipped scenarios with a one-line description."""
+    from mesa_llm.scenario import scenario_summary, shipped_scenarios
+
+    console = Console(highlight=False)
+    table = Table(show_header=True)
+    table.add_column("scenario")
+    table.add_column("description")
+    for name, path in shipped_scenarios().items():
+        table.add_row(name, scenario_summary(path))
+    console.print(table)
+
+
+@app.command()
+def validate(
+    file: Annotated[str, typer.Argument(help="A scenario YAML file (or a shipped name).")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="PATH=VALUE override.")] = None,
+) -> None:
+    """Check a scenario file: exit 0 when valid, else one clear message naming the file and field."""
+    from mesa_llm.scenario import ScenarioError, load_scenario
+
+    try:
+        spec = load_scenario(file, overrides=list(set_ or []))
+    except ScenarioError as exc:
+        raise _fail(str(exc)) from None
+    agents = sum(p.count for p in spec.populations)
+    Console(highlight=False).print(
+        f"{file}: valid — scenario {spec.name!r}, {len(spec.goods)} good(s), {agents} agents, "
+        f"{spec.steps} steps, seed {spec.seed}"
+    )
+
+
+def main() -> None:  # pragma: no cover - console-script shim
+    """Entry point for ``python -m mesa_llm``."""
+    app()

@@ -1,0 +1,285 @@
+"""The exchange: world rules for orders, the call market per good, and settlement through the ledger.
+
+This is where intent meets the rules. An order is accepted only if its good exists, the agent's
+role may take that side, its price is on the tick and inside the admissible range, the agent has
+not exceeded its orders for the step, and the funds or goods it needs can be *reserved* in the
+ledger. Clearing runs the numpy call auction per good and settles every fill atomically in the
+ledger; unfilled step orders expire and their reservations are released. Nothing here knows about
+LLMs, Mesa or recording: the model calls it and records what it returns.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from mesa_llm.actions import PlaceOrder
+from mesa_llm.agents.roles import Role
+from mesa_llm.market import (
+    Ledger,
+    LedgerError,
+    Lifetime,
+    Money,
+    OffTickError,
+    Order,
+    OrderBook,
+    Side,
+    clear_call_auction,
+    pair_fills,
+)
+
+
+class RejectedAction(Exception):
+    """An action the world refused; ``reason`` is shown to the agent next step and recorded."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class Trade:
+    """One bilateral fill of a clearing (prices in ticks)."""
+
+    good: str
+    price: int
+    quantity: int
+    buyer_id: int
+    seller_id: int
+    buy_order_id: int
+    sell_order_id: int
+
+
+@dataclass(slots=True)
+class Clearing:
+    """What one good's call auction did in one step (prices in ticks)."""
+
+    good: str
+    price: int | None
+    volume: int
+    price_low: int | None
+    price_high: int | None
+    excess_demand: int
+    excess_supply: int
+    buy_orders: int
+    sell_orders: int
+    trades: list[Trade] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class GoodState:
+    """Market state of one good (ticks)."""
+
+    name: str
+    reference_price: int
+    min_price: int
+    max_price: int
+    last_price: int | None = None
+    last_volume: int = 0
+    price_low: int | None = None
+    price_high: int | None = None
+    excess_demand: int = 0
+    excess_supply: int = 0
+    history: deque[int] = field(default_factory=deque)
+
+
+class Exchange:
+    """Order validation, the per-good call market and settlement in the ledger."""
+
+    def __init__(
+        self,
+        goods: list[tuple[str, int, int, int]],
+        money: Money,
+        *,
+        k: float = 0.5,
+        fee_per_unit: int = 0,
+        max_orders_per_step: int = 20,
+        price_history: int = 20,
+    ) -> None:
+        """``goods`` holds (name, reference, min, max) prices in ticks."""
+        self.money = money
+        self.k = k
+        self.fee_per_unit = fee_per_unit
+        self.max_orders_per_step = max_orders_per_step
+        self.ledger = Ledger([g[0] for g in goods])
+        self.book = OrderBook()
+        self.goods: dict[str, GoodState] = {
+            name: GoodState(name, ref, lo, hi, history=deque(maxlen=price_history))
+            for name, ref, lo, hi in goods
+        }
+        self._orders_this_step: dict[int, int] = {}
+
+    # ------------------------------------------------------------------ accounts
+
+    def open_account(
+        self,
+        agent_id: int,
+        cash: int,
+        holdings: dict[str, int],
+        credit_limit: int = 0,
+        short_limit: int = 0,
+    ) -> None:
+        """Open an agent's account with its endowment (ticks, units)."""
+        self.ledger.open_account(
+            agent_id, cash=cash, holdings=holdings, credit_limit=credit_limit, short_limit=short_limit
+        )
+
+    def reference_price(self, good: str) -> int:
+        """Last clearing price, or the scenario's reference price before the first trade."""
+        state = self.goods[good]
+        return state.last_price if state.last_price is not None else state.reference_price
+
+    # ------------------------------------------------------------------ actions
+
+    def begin_step(self) -> None:
+        """Reset per-step order counters."""
+        self._orders_this_step.clear()
+
+    def place_order(self, agent_id: int, role: Role, action: PlaceOrder, step: int) -> Order:
+        """Validate an order against the world's rules, reserve what it needs, and book it."""
+        state = self.goods.get(action.good)
+        if state is None:
+            raise RejectedAction(f"unknown good {action.good!r}; traded goods: {', '.join(self.goods)}")
+        side = Side.BUY if action.side == "buy" else Side.SELL
+        if side is Side.BUY and not role.may_buy:
+            raise RejectedAction(f"role {role.value!r} may not buy")
+        if side is Side.SELL and not role.may_sell:
+            raise RejectedAction(f"role {role.value!r} may not sell")
+        try:
+            price = self.money.to_ticks(action.price)
+        except (OffTickError, ValueError) as exc:
+            raise RejectedAction(str(exc)) from None
+        if not state.min_price <= price <= state.max_price:
+            raise RejectedAction(
+                f"price {action.price} outside the admissible range "
+                f"[{self.money.to_units(state.min_price)}, {self.money.to_units(state.max_price)}]"
+            )
+        placed = self._orders_this_step.get(agent_id, 0)
+        if placed >= self.max_orders_per_step:
+            raise RejectedAction(f"at most {self.max_orders_per_step} orders per step")
+        quantity = action.quantity
+        fee = self.fee_per_unit
+        try:
+            if side is Side.BUY:
+                self.ledger.reserve_cash(agent_id, (price + fee) * quantity)
+            else:
+                if fee > price:
+                    raise RejectedAction(f"price {action.price} does not cover the fee per unit")
+                self.ledger.reserve_goods(agent_id, action.good, quantity)
+        except LedgerError as exc:
+            raise RejectedAction(_insufficient(exc, side, action, self.money, price, fee)) from None
+        order_id = self.book.next_order_id()
+        order = Order(
+            order_id=order_id,
+            agent_id=agent_id,
+            good=action.good,
+            side=side,
+            price=price,
+            quantity=quantity,
+            remaining=quantity,
+            lifetime=Lifetime(action.lifetime),
+            arrival=order_id,
+            step=step,
+        )
+        self.book.add(order)
+        self._orders_this_step[agent_id] = placed + 1
+        return order
+
+    def cancel_order(self, agent_id: int, order_id: int) -> Order:
+        """Cancel one of the agent's own open orders and release its reservation."""
+        order = self.book.get(order_id)
+        if order is None or order.agent_id != agent_id:
+            raise RejectedAction(f"order {order_id} is not one of your open orders")
+        self.book.cancel(order_id)
+        self._release(order)
+        return order
+
+    def _release(self, order: Order) -> None:
+        if order.remaining <= 0:
+            return
+        if order.side is Side.BUY:
+            self.ledger.release_cash(order.agent_id, (order.price + self.fee_per_unit) * order.remaining)
+        else:
+            self.ledger.release_goods(order.agent_id, order.good, order.remaining)
+
+    # ------------------------------------------------------------------ clearing
+
+    def clear(self) -> list[Clearing]:
+        """Run the call auction of every good, settle all fills, expire step orders."""
+        results = [self._clear_good(state) for state in self.goods.values()]
+        for order in self.book.expire(Lifetime.STEP):
+            self._release(order)
+        return results
+
+    def _clear_good(self, state: GoodState) -> Clearing:
+        buys, buy_prices, buy_qty = self.book.side_arrays(state.name, Side.BUY)
+        sells, sell_prices, sell_qty = self.book.side_arrays(state.name, Side.SELL)
+        result = clear_call_auction(buy_prices, buy_qty, sell_prices, sell_qty, k=self.k)
+        clearing = Clearing(
+            good=state.name,
+            price=result.price,
+            volume=result.volume,
+            price_low=result.price_low,
+            price_high=result.price_high,
+            excess_demand=result.excess_demand,
+            excess_supply=result.excess_supply,
+            buy_orders=len(buys),
+            sell_orders=len(sells),
+        )
+        state.last_volume = result.volume
+        state.excess_demand = result.excess_demand
+        state.excess_supply = result.excess_supply
+        if result.price is None or result.volume == 0:
+            return clearing
+        price = int(result.price)
+        fee = self.fee_per_unit
+        buy_index, sell_index, quantities = pair_fills(result.buy_fills, result.sell_fills)
+        ledger = self.ledger
+        for b, s, q in zip(buy_index.tolist(), sell_index.tolist(), quantities.tolist(), strict=True):
+            buy, sell = buys[b], sells[s]
+            ledger.settle_trade(
+                buy.agent_id,
+                sell.agent_id,
+                state.name,
+                q,
+                price,
+                buyer_reserved_cash=(buy.price + fee) * q,
+                seller_reserved_goods=q,
+                buyer_fee=fee * q,
+                seller_fee=fee * q,
+            )
+            clearing.trades.append(
+                Trade(state.name, price, q, buy.agent_id, sell.agent_id, buy.order_id, sell.order_id)
+            )
+        self.book.apply_fills(buys, result.buy_fills)
+        self.book.apply_fills(sells, result.sell_fills)
+        state.last_price = price
+        state.price_low = result.price_low
+        state.price_high = result.price_high
+        state.history.append(price)
+        return clearing
+
+    def open_orders(self, agent_id: int) -> list[Order]:
+        """The agent's resting orders."""
+        return self.book.open_orders(agent_id)
+
+    def snapshot_prices(self) -> dict[str, Any]:
+        """Last prices per good in currency units (None before the first trade)."""
+        to_units = self.money.to_units
+        return {
+            name: (to_units(s.last_price) if s.last_price is not None else None)
+            for name, s in self.goods.items()
+        }
+
+
+def _insufficient(
+    exc: LedgerError, side: Side, action: PlaceOrder, money: Money, price: int, fee: int
+) -> str:
+    if side is Side.BUY:
+        need = money.to_units((price + fee) * action.quantity)
+        return f"insufficient funds: buying {action.quantity} {action.good} at {action.price} needs {need} available cash"
+    return f"insufficient goods: selling {action.quantity} {action.good} needs {action.quantity} available units"
+
+
+__all__ = ["Clearing", "Exchange", "GoodState", "RejectedAction", "Trade"]

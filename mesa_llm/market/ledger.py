@@ -1,0 +1,524 @@
+"""Ledger owns every account's cash and goods and every movement of them, in integer ticks and units.
+
+Double-entry: each posting debits one account and credits another, so totals only change
+through ``issue`` / ``retire`` (endowments, scenario shocks), and ``check_invariants``
+can prove conservation at any time. Reservations earmark cash or goods for open orders so
+that a fill can always be paid for or delivered.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+__all__ = [
+    "HOUSE",
+    "Account",
+    "ConservationError",
+    "InsufficientFunds",
+    "InsufficientGoods",
+    "JournalEntry",
+    "Ledger",
+    "LedgerError",
+    "UnknownAccount",
+]
+
+HOUSE = "house"  # the house account id (fees, fines)
+
+AccountId = int | str
+# (kind, from_account, to_account, good or None for cash, amount, memo); from/to is None
+# for issue/retire, whose other side is outside the economy.
+JournalEntry = tuple[str, AccountId | None, AccountId | None, str | None, int, str]
+
+
+class LedgerError(Exception):
+    """Base class of ledger errors; messages say which account, what and how much."""
+
+
+class InsufficientFunds(LedgerError):
+    """An account lacks the available cash (cash - reserved + credit) for a movement."""
+
+
+class InsufficientGoods(LedgerError):
+    """An account lacks the available quantity (holding - reserved + short limit) of a good."""
+
+
+class ConservationError(LedgerError):
+    """An invariant of the ledger is broken (totals, reservations or limits)."""
+
+
+class UnknownAccount(LedgerError):
+    """No account with this id."""
+
+
+@dataclass(slots=True)
+class Account:
+    """One participant's balances; read it, but change it only through the Ledger."""
+
+    account_id: AccountId
+    cash: int
+    holdings: dict[str, int]
+    reserved_cash: int = 0
+    reserved_goods: dict[str, int] = field(default_factory=dict)
+    credit_limit: int = 0  # cash may go down to -credit_limit (0 = no credit)
+    short_limit: int = 0  # each holding may go down to -short_limit (0 = no short selling)
+
+
+def _amount(value: object, what: str) -> int:
+    """Return value as a non-negative Python int; TypeError / ValueError otherwise."""
+    if type(value) is not int:
+        # numpy integers (fills from the clearing) are accepted and converted;
+        # bools and floats are not amounts.
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{what} must be an int, got {value!r}")
+        value = int(value)
+    if value < 0:
+        raise ValueError(f"{what} must be >= 0, got {value}")
+    return value
+
+
+class Ledger:
+    """Every movement of cash and goods, double-entry: each posting debits one account and credits another; totals only change through issue/retire (endowments, scenario shocks)."""
+
+    def __init__(self, goods: Iterable[str]) -> None:
+        self.goods: tuple[str, ...] = tuple(dict.fromkeys(goods))
+        for good in self.goods:
+            if not isinstance(good, str) or not good:
+                raise ValueError(f"goods must be non-empty strings, got {good!r}")
+        self._accounts: dict[AccountId, Account] = {}
+        self._journal: list[JournalEntry] = []
+        self._issued_cash = 0
+        self._retired_cash = 0
+        self._issued_goods: dict[str, int] = dict.fromkeys(self.goods, 0)
+        self._retired_goods: dict[str, int] = dict.fromkeys(self.goods, 0)
+        self.open_account(HOUSE)
+
+    # -- accounts ---------------------------------------------------------------------
+
+    def open_account(
+        self,
+        account_id: AccountId,
+        cash: int = 0,
+        holdings: Mapping[str, int] | None = None,
+        credit_limit: int = 0,
+        short_limit: int = 0,
+    ) -> Account:
+        """Open an account; its endowment is issued (counted in the issued totals)."""
+        if account_id is None:
+            raise LedgerError("account id must not be None")
+        if account_id in self._accounts:
+            raise LedgerError(f"account {account_id!r} already exists")
+        credit_limit = _amount(credit_limit, f"credit limit of account {account_id!r}")
+        short_limit = _amount(short_limit, f"short limit of account {account_id!r}")
+        account = Account(
+            account_id=account_id,
+            cash=0,
+            holdings=dict.fromkeys(self.goods, 0),
+            reserved_cash=0,
+            reserved_goods=dict.fromkeys(self.goods, 0),
+            credit_limit=credit_limit,
+            short_limit=short_limit,
+        )
+        # Validate the endowment before the account exists, so a bad call changes nothing.
+        cash, goods = self._issue_amounts(account_id, cash, holdings)
+        self._accounts[account_id] = account
+        self._apply_issue(account, cash, goods, "endowment")
+        return account
+
+    def account(self, account_id: AccountId) -> Account:
+        """Return the account (live object: read it, change it through the ledger only)."""
+        try:
+            return self._accounts[account_id]
+        except KeyError:
+            raise UnknownAccount(f"no account {account_id!r}") from None
+
+    def accounts(self) -> Iterator[Account]:
+        """Iterate over all accounts, the house first, then in opening order."""
+        return iter(list(self._accounts.values()))
+
+    def __contains__(self, account_id: object) -> bool:
+        return account_id in self._accounts
+
+    def available_cash(self, account_id: AccountId) -> int:
+        """Cash that can still be reserved or spent: cash - reserved + credit limit."""
+        a = self.account(account_id)
+        return a.cash - a.reserved_cash + a.credit_limit
+
+    def available_goods(self, account_id: AccountId, good: str) -> int:
+        """Quantity that can still be reserved or delivered: holding - reserved + short limit."""
+        a = self.account(account_id)
+        self._check_good(good)
+        return a.holdings[good] - a.reserved_goods[good] + a.short_limit
+
+    # -- reservations -----------------------------------------------------------------
+
+    def reserve_cash(self, account_id: AccountId, amount: int) -> None:
+        """Earmark cash (e.g. limit price * quantity of a buy order)."""
+        amount = _amount(amount, "cash reservation")
+        a = self.account(account_id)
+        available = a.cash - a.reserved_cash + a.credit_limit
+        if amount > available:
+            raise InsufficientFunds(
+                f"account {account_id!r} cannot reserve {amount} cash: {available} available"
+            )
+        a.reserved_cash += amount
+
+    def release_cash(self, account_id: AccountId, amount: int) -> None:
+        """Give back earmarked cash."""
+        amount = _amount(amount, "cash release")
+        a = self.account(account_id)
+        if amount > a.reserved_cash:
+            raise LedgerError(
+                f"account {account_id!r} cannot release {amount} cash: only {a.reserved_cash} reserved"
+            )
+        a.reserved_cash -= amount
+
+    def reserve_goods(self, account_id: AccountId, good: str, quantity: int) -> None:
+        """Earmark goods (e.g. the quantity of a sell order)."""
+        quantity = _amount(quantity, f"{good} reservation")
+        a = self.account(account_id)
+        self._check_good(good)
+        available = a.holdings[good] - a.reserved_goods[good] + a.short_limit
+        if quantity > available:
+            raise InsufficientGoods(
+                f"account {account_id!r} cannot reserve {quantity} {good}: {available} available"
+            )
+        a.reserved_goods[good] += quantity
+
+    def release_goods(self, account_id: AccountId, good: str, quantity: int) -> None:
+        """Give back earmarked goods."""
+        quantity = _amount(quantity, f"{good} release")
+        a = self.account(account_id)
+        self._check_good(good)
+        reserved = a.reserved_goods[good]
+        if quantity > reserved:
+            raise LedgerError(
+                f"account {account_id!r} cannot release {quantity} {good}: only {reserved} reserved"
+            )
+        a.reserved_goods[good] = reserved - quantity
+
+    # -- postings ---------------------------------------------------------------------
+
+    def settle_trade(
+        self,
+        buyer_id: AccountId,
+        seller_id: AccountId,
+        good: str,
+        quantity: int,
+        price: int,
+        *,
+        buyer_reserved_cash: int = 0,
+        seller_reserved_goods: int = 0,
+        buyer_fee: int = 0,
+        seller_fee: int = 0,
+    ) -> None:
+        """Deliver ``quantity`` of ``good`` against ``quantity * price`` cash, atomically.
+
+        First releases what the orders had reserved for this fill, then checks both legs
+        and the fees, and only then applies them (fees go to HOUSE). If a check fails,
+        nothing changes and InsufficientFunds / InsufficientGoods is raised.
+        """
+        quantity = _amount(quantity, "trade quantity")
+        price = _amount(price, "trade price")
+        buyer_reserved_cash = _amount(buyer_reserved_cash, "buyer reserved cash")
+        seller_reserved_goods = _amount(seller_reserved_goods, "seller reserved goods")
+        buyer_fee = _amount(buyer_fee, "buyer fee")
+        seller_fee = _amount(seller_fee, "seller fee")
+        buyer = self.account(buyer_id)
+        seller = self.account(seller_id)
+        house = self._accounts[HOUSE]
+        self._check_good(good)
+        if buyer_reserved_cash > buyer.reserved_cash:
+            raise LedgerError(
+                f"account {buyer_id!r} cannot release {buyer_reserved_cash} cash: "
+                f"only {buyer.reserved_cash} reserved"
+            )
+        if seller_reserved_goods > seller.reserved_goods[good]:
+            raise LedgerError(
+                f"account {seller_id!r} cannot release {seller_reserved_goods} {good}: "
+                f"only {seller.reserved_goods[good]} reserved"
+            )
+        value = quantity * price
+
+        if buyer is not seller and buyer_id != HOUSE and seller_id != HOUSE:
+            # Fast path, the usual case: two distinct non-house accounts.
+            available = (
+                seller.holdings[good]
+                - (seller.reserved_goods[good] - seller_reserved_goods)
+                + seller.short_limit
+            )
+            if quantity > available:
+                raise InsufficientGoods(
+                    f"account {seller_id!r} cannot deliver {quantity} {good}: {available} available"
+                )
+            available = (
+                buyer.cash - (buyer.reserved_cash - buyer_reserved_cash) + buyer.credit_limit
+            )
+            if value + buyer_fee > available:
+                raise InsufficientFunds(
+                    f"account {buyer_id!r} cannot pay {value + buyer_fee} for {quantity} {good} "
+                    f"at {price} (fee {buyer_fee}): {available} available"
+                )
+            if seller_fee > value:  # a fee larger than the proceeds is paid from cash
+                available = seller.cash - seller.reserved_cash + seller.credit_limit
+                if seller_fee - value > available:
+                    raise InsufficientFunds(
+                        f"account {seller_id!r} cannot pay fee {seller_fee} on proceeds "
+                        f"{value}: {available} available"
+                    )
+        else:
+            self._check_net_trade(
+                buyer,
+                seller,
+                good,
+                quantity,
+                price,
+                buyer_reserved_cash,
+                seller_reserved_goods,
+                buyer_fee,
+                seller_fee,
+            )
+
+        # All checks passed: release, then post both legs and the fees.
+        buyer.reserved_cash -= buyer_reserved_cash
+        seller.reserved_goods[good] -= seller_reserved_goods
+        buyer.cash -= value
+        seller.cash += value
+        seller.holdings[good] -= quantity
+        buyer.holdings[good] += quantity
+        journal = self._journal
+        journal.append(("trade_cash", buyer_id, seller_id, None, value, ""))
+        journal.append(("trade_goods", seller_id, buyer_id, good, quantity, ""))
+        if buyer_fee:
+            buyer.cash -= buyer_fee
+            house.cash += buyer_fee
+            journal.append(("fee", buyer_id, HOUSE, None, buyer_fee, ""))
+        if seller_fee:
+            seller.cash -= seller_fee
+            house.cash += seller_fee
+            journal.append(("fee", seller_id, HOUSE, None, seller_fee, ""))
+
+    def _check_net_trade(
+        self,
+        buyer: Account,
+        seller: Account,
+        good: str,
+        quantity: int,
+        price: int,
+        buyer_reserved_cash: int,
+        seller_reserved_goods: int,
+        buyer_fee: int,
+        seller_fee: int,
+    ) -> None:
+        # Self-trades and trades with the house: check each account's *net* change.
+        house = self._accounts[HOUSE]
+        value = quantity * price
+        accounts = {id(a): a for a in (buyer, seller, house)}
+        cash_delta = dict.fromkeys(accounts, 0)
+        cash_delta[id(buyer)] -= value + buyer_fee
+        cash_delta[id(seller)] += value - seller_fee
+        cash_delta[id(house)] += buyer_fee + seller_fee
+        goods_delta = dict.fromkeys(accounts, 0)
+        goods_delta[id(buyer)] += quantity
+        goods_delta[id(seller)] -= quantity
+        for key, acc in accounts.items():
+            released = seller_reserved_goods if acc is seller else 0
+            available = acc.holdings[good] - (acc.reserved_goods[good] - released) + acc.short_limit
+            if goods_delta[key] < 0 and available + goods_delta[key] < 0:
+                raise InsufficientGoods(
+                    f"account {acc.account_id!r} cannot deliver {-goods_delta[key]} {good}: "
+                    f"{available} available"
+                )
+        for key, acc in accounts.items():
+            released = buyer_reserved_cash if acc is buyer else 0
+            available = acc.cash - (acc.reserved_cash - released) + acc.credit_limit
+            if cash_delta[key] < 0 and available + cash_delta[key] < 0:
+                raise InsufficientFunds(
+                    f"account {acc.account_id!r} cannot pay {-cash_delta[key]} "
+                    f"({quantity} {good} at {price}, fees {buyer_fee} + {seller_fee}): "
+                    f"{available} available"
+                )
+
+    def transfer_cash(
+        self, from_id: AccountId, to_id: AccountId, amount: int, memo: str = ""
+    ) -> None:
+        """Move cash between accounts (fines, contract payments); never beyond what is available."""
+        amount = _amount(amount, "cash transfer")
+        src = self.account(from_id)
+        dst = self.account(to_id)
+        available = src.cash - src.reserved_cash + src.credit_limit
+        if src is not dst and amount > available:
+            raise InsufficientFunds(
+                f"account {from_id!r} cannot transfer {amount} cash to {to_id!r}: "
+                f"{available} available"
+            )
+        src.cash -= amount
+        dst.cash += amount
+        self._journal.append(("transfer_cash", from_id, to_id, None, amount, memo))
+
+    def transfer_goods(
+        self, from_id: AccountId, to_id: AccountId, good: str, quantity: int, memo: str = ""
+    ) -> None:
+        """Move goods between accounts (contract deliveries); never beyond what is available."""
+        quantity = _amount(quantity, f"{good} transfer")
+        src = self.account(from_id)
+        dst = self.account(to_id)
+        self._check_good(good)
+        available = src.holdings[good] - src.reserved_goods[good] + src.short_limit
+        if src is not dst and quantity > available:
+            raise InsufficientGoods(
+                f"account {from_id!r} cannot transfer {quantity} {good} to {to_id!r}: "
+                f"{available} available"
+            )
+        src.holdings[good] -= quantity
+        dst.holdings[good] += quantity
+        self._journal.append(("transfer_goods", from_id, to_id, good, quantity, memo))
+
+    def issue(
+        self,
+        account_id: AccountId,
+        cash: int = 0,
+        holdings: Mapping[str, int] | None = None,
+        memo: str = "",
+    ) -> None:
+        """Inject cash and goods from outside the economy (a scenario shock)."""
+        account = self.account(account_id)
+        amounts = self._issue_amounts(account_id, cash, holdings)
+        self._apply_issue(account, *amounts, memo)
+
+    def retire(
+        self,
+        account_id: AccountId,
+        cash: int = 0,
+        holdings: Mapping[str, int] | None = None,
+        memo: str = "",
+    ) -> None:
+        """Remove cash and goods from the economy; never below reservations or limits."""
+        a = self.account(account_id)
+        cash, goods = self._issue_amounts(account_id, cash, holdings)
+        available = a.cash - a.reserved_cash + a.credit_limit
+        if cash > available:
+            raise InsufficientFunds(
+                f"account {account_id!r} cannot retire {cash} cash: {available} available"
+            )
+        for good, quantity in goods.items():
+            available = a.holdings[good] - a.reserved_goods[good] + a.short_limit
+            if quantity > available:
+                raise InsufficientGoods(
+                    f"account {account_id!r} cannot retire {quantity} {good}: {available} available"
+                )
+        if cash:
+            a.cash -= cash
+            self._retired_cash += cash
+            self._journal.append(("retire_cash", account_id, None, None, cash, memo))
+        for good, quantity in goods.items():
+            if quantity:
+                a.holdings[good] -= quantity
+                self._retired_goods[good] += quantity
+                self._journal.append(("retire_goods", account_id, None, good, quantity, memo))
+
+    # -- totals and checks ------------------------------------------------------------
+
+    def total_cash(self) -> int:
+        """Sum of cash over all accounts, the house included."""
+        return sum(a.cash for a in self._accounts.values())
+
+    def total_goods(self, good: str) -> int:
+        """Sum of one good's holdings over all accounts."""
+        self._check_good(good)
+        return sum(a.holdings[good] for a in self._accounts.values())
+
+    def check_invariants(self) -> None:
+        """Raise ConservationError naming the first broken invariant.
+
+        Totals equal issued minus retired, for cash and every good; for every account
+        0 <= reserved <= what could be reserved, cash >= -credit_limit and every holding
+        >= -short_limit.
+        """
+        expected_cash = self._issued_cash - self._retired_cash
+        total = self.total_cash()
+        if total != expected_cash:
+            raise ConservationError(
+                f"total cash {total} != issued {self._issued_cash} - retired {self._retired_cash}"
+            )
+        for good in self.goods:
+            expected = self._issued_goods[good] - self._retired_goods[good]
+            total = self.total_goods(good)
+            if total != expected:
+                raise ConservationError(
+                    f"total {good} {total} != issued {self._issued_goods[good]} "
+                    f"- retired {self._retired_goods[good]}"
+                )
+        for a in self._accounts.values():
+            aid = a.account_id
+            if a.cash < -a.credit_limit:
+                raise ConservationError(
+                    f"account {aid!r} cash {a.cash} below -credit limit {a.credit_limit}"
+                )
+            if not 0 <= a.reserved_cash <= a.cash + a.credit_limit:
+                raise ConservationError(
+                    f"account {aid!r} reserved cash {a.reserved_cash} outside "
+                    f"0..{a.cash + a.credit_limit}"
+                )
+            if set(a.holdings) != set(self.goods) or set(a.reserved_goods) != set(self.goods):
+                raise ConservationError(f"account {aid!r} holds goods outside {self.goods}")
+            for good in self.goods:
+                holding = a.holdings[good]
+                reserved = a.reserved_goods[good]
+                if holding < -a.short_limit:
+                    raise ConservationError(
+                        f"account {aid!r} holding {holding} {good} below -short limit {a.short_limit}"
+                    )
+                if not 0 <= reserved <= holding + a.short_limit:
+                    raise ConservationError(
+                        f"account {aid!r} reserved {reserved} {good} outside "
+                        f"0..{holding + a.short_limit}"
+                    )
+
+    @property
+    def journal_size(self) -> int:
+        """Number of postings so far."""
+        return len(self._journal)
+
+    def journal(self, start: int = 0) -> list[JournalEntry]:
+        """Postings from index ``start`` on: (kind, from, to, good or None, amount, memo)."""
+        return self._journal[start:]
+
+    @property
+    def issued_cash(self) -> int:
+        """Cash issued so far (endowments and injections)."""
+        return self._issued_cash
+
+    @property
+    def retired_cash(self) -> int:
+        """Cash retired so far."""
+        return self._retired_cash
+
+    # -- internals --------------------------------------------------------------------
+
+    def _check_good(self, good: str) -> None:
+        if good not in self._issued_goods:
+            raise LedgerError(f"unknown good {good!r}; the ledger holds {self.goods}")
+
+    def _issue_amounts(
+        self, account_id: AccountId, cash: int, holdings: Mapping[str, int] | None
+    ) -> tuple[int, dict[str, int]]:
+        cash = _amount(cash, f"cash of account {account_id!r}")
+        goods: dict[str, int] = {}
+        for good, quantity in (holdings or {}).items():
+            self._check_good(good)
+            goods[good] = _amount(quantity, f"{good} of account {account_id!r}")
+        return cash, goods
+
+    def _apply_issue(self, account: Account, cash: int, goods: dict[str, int], memo: str) -> None:
+        aid = account.account_id
+        if cash:
+            account.cash += cash
+            self._issued_cash += cash
+            self._journal.append(("issue_cash", None, aid, None, cash, memo))
+        for good, quantity in goods.items():
+            if quantity:
+                account.holdings[good] += quantity
+                self._issued_goods[good] += quantity
+                self._journal.append(("issue_goods", None, aid, good, quantity, memo))

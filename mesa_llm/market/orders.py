@@ -1,0 +1,186 @@
+"""Orders owns limit orders and the book of resting orders, per good and side, in arrival order.
+
+Prices are integer ticks and quantities integer units. The book holds no money: reserving
+cash or goods for an order is the ledger's job, done by the caller that places the order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+
+import numpy as np
+
+__all__ = ["Lifetime", "Order", "OrderBook", "Side"]
+
+
+class Side(IntEnum):
+    """Side of an order: +1 buys, -1 sells (so side * quantity is the signed position change)."""
+
+    BUY = 1
+    SELL = -1
+
+
+class Lifetime(StrEnum):
+    """How long an order rests in the book."""
+
+    STEP = "step"  # expires after this step's clearing
+    GTC = "gtc"  # good till cancelled: rests until cancelled or filled
+
+
+@dataclass(slots=True)
+class Order:
+    """A limit order; ``remaining`` is what is still unfilled."""
+
+    order_id: int
+    agent_id: int
+    good: str
+    side: Side
+    price: int  # ticks
+    quantity: int
+    remaining: int
+    lifetime: Lifetime
+    arrival: int  # global arrival sequence number = time priority
+    step: int  # step placed
+
+
+class OrderBook:
+    """Resting orders of all goods, kept in arrival order per good and side."""
+
+    def __init__(self) -> None:
+        self._next_id = 1
+        # dicts keep insertion order, so each (good, side) dict is in arrival order
+        # and removal is O(1).
+        self._sides: dict[tuple[str, Side], dict[int, Order]] = {}
+        self._by_id: dict[int, Order] = {}
+        self._by_agent: dict[Hashable, dict[int, Order]] = {}
+        self._by_lifetime: dict[Lifetime, dict[int, Order]] = {lt: {} for lt in Lifetime}
+
+    def next_order_id(self) -> int:
+        """Return a fresh order id (1, 2, 3, ...); it doubles as the arrival number."""
+        order_id = self._next_id
+        self._next_id += 1
+        return order_id
+
+    def add(self, order: Order) -> None:
+        """Rest an order in the book; ValueError on a duplicate id or inconsistent quantities."""
+        if order.order_id in self._by_id:
+            raise ValueError(f"order {order.order_id} is already in the book")
+        if order.quantity <= 0 or not 0 < order.remaining <= order.quantity:
+            raise ValueError(
+                f"order {order.order_id}: need 0 < remaining <= quantity, "
+                f"got remaining={order.remaining} quantity={order.quantity}"
+            )
+        # Normalise plain values (1, "gtc") to the enums so index keys always match.
+        order.side = Side(order.side)
+        order.lifetime = Lifetime(order.lifetime)
+        if order.order_id >= self._next_id:  # ids made elsewhere must not be reissued
+            self._next_id = order.order_id + 1
+        key = (order.good, order.side)
+        side = self._sides.get(key)
+        if side is None:
+            side = self._sides[key] = {}
+        side[order.order_id] = order
+        self._by_id[order.order_id] = order
+        self._by_agent.setdefault(order.agent_id, {})[order.order_id] = order
+        self._by_lifetime[order.lifetime][order.order_id] = order
+        self._keep_arrival_order(key, side, order)
+
+    def get(self, order_id: int) -> Order | None:
+        """Return the resting order with this id, or None."""
+        return self._by_id.get(order_id)
+
+    def cancel(self, order_id: int) -> Order:
+        """Remove and return a resting order; KeyError if it is not in the book."""
+        order = self._by_id.get(order_id)
+        if order is None:
+            raise KeyError(f"order {order_id} is not in the book")
+        self._remove(order)
+        return order
+
+    def open_orders(self, agent_id: int) -> list[Order]:
+        """Return an agent's resting orders in arrival order."""
+        own = self._by_agent.get(agent_id)
+        if not own:
+            return []
+        return sorted(own.values(), key=_arrival)
+
+    def orders(self, good: str, side: Side) -> list[Order]:
+        """Return the resting orders of one good and side in arrival order."""
+        side_orders = self._sides.get((good, side))
+        return list(side_orders.values()) if side_orders else []
+
+    def goods(self) -> list[str]:
+        """Return the goods that have at least one resting order."""
+        return sorted({good for (good, _), orders in self._sides.items() if orders})
+
+    def side_arrays(self, good: str, side: Side) -> tuple[list[Order], np.ndarray, np.ndarray]:
+        """Return (orders in arrival order, prices int64, remaining int64) for one good and side."""
+        orders = self.orders(good, side)
+        n = len(orders)
+        prices = np.fromiter((o.price for o in orders), dtype=np.int64, count=n)
+        remaining = np.fromiter((o.remaining for o in orders), dtype=np.int64, count=n)
+        return orders, prices, remaining
+
+    def apply_fills(self, orders: list[Order], fills: np.ndarray) -> list[Order]:
+        """Decrement ``remaining`` by ``fills``; remove and return the orders now fully filled."""
+        if len(fills) != len(orders):
+            raise ValueError(f"{len(fills)} fills for {len(orders)} orders")
+        done: list[Order] = []
+        # Only touch filled orders: most of a big book is not filled in a step.
+        for i in np.flatnonzero(fills).tolist():
+            order = orders[i]
+            fill = int(fills[i])
+            if order.order_id not in self._by_id:
+                raise ValueError(f"order {order.order_id} is not in the book")
+            if not 0 < fill <= order.remaining:
+                raise ValueError(
+                    f"order {order.order_id}: fill {fill} outside 1..{order.remaining}"
+                )
+            order.remaining -= fill
+            if order.remaining == 0:
+                self._remove(order)
+                done.append(order)
+        return done
+
+    def expire(self, lifetime: Lifetime = Lifetime.STEP) -> list[Order]:
+        """Remove and return every order with this lifetime, in arrival order."""
+        expired = sorted(self._by_lifetime[Lifetime(lifetime)].values(), key=_arrival)
+        for order in expired:
+            self._remove(order)
+        return expired
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __contains__(self, order_id: object) -> bool:
+        return order_id in self._by_id
+
+    # -- internals ----------------------------------------------------------------
+
+    def _remove(self, order: Order) -> None:
+        oid = order.order_id
+        del self._by_id[oid]
+        del self._sides[(order.good, order.side)][oid]
+        own = self._by_agent[order.agent_id]
+        del own[oid]
+        if not own:
+            del self._by_agent[order.agent_id]
+        del self._by_lifetime[order.lifetime][oid]
+
+    def _keep_arrival_order(
+        self, key: tuple[str, Side], side: dict[int, Order], order: Order
+    ) -> None:
+        # Orders normally arrive with increasing `arrival`, so appending keeps the order;
+        # an order added with an earlier arrival (e.g. restored from a snapshot) re-sorts.
+        if len(side) < 2:
+            return
+        values = iter(reversed(side.values()))
+        next(values)
+        if next(values).arrival > order.arrival:
+            self._sides[key] = {o.order_id: o for o in sorted(side.values(), key=_arrival)}
+
+
+def _arrival(order: Order) -> int:
+    return order.arrival

@@ -1,0 +1,757 @@
+"""The Mesa model: builds a scenario's market and agents and runs the step pipeline.
+
+One step, one direction (DESIGN.md): scheduled events -> observe (every agent, from the state at
+step start) -> decide (every agent; no agent sees another's same-step actions) -> validate and
+resolve (actions applied in a seeded random order; rejections recorded and shown next step) ->
+clear and settle (call auction per good, ledger) -> invariants -> collect (DataCollector) ->
+record (the step's events are flushed to the recording). All randomness comes from ``self.rng``.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import mesa
+import numpy as np
+
+from mesa_llm import __version__
+from mesa_llm.actions import (
+    ActionBase,
+    Broadcast,
+    CancelOrder,
+    Decision,
+    PlaceOrder,
+    SendMessage,
+    Wait,
+)
+from mesa_llm.agents.observation import GoodSnapshot, MarketSnapshot
+from mesa_llm.agents.policies import PolicyRegistry, default_policy_registry
+from mesa_llm.agents.trader import PrivateValues, TraderAgent
+from mesa_llm.economics import (
+    CompetitiveEquilibrium,
+    allocative_efficiency,
+    competitive_equilibrium,
+)
+from mesa_llm.exchange import Clearing, Exchange, RejectedAction
+from mesa_llm.market import Money, Order
+from mesa_llm.recording import SimulationRecorder
+from mesa_llm.scenario import (
+    Choice,
+    Constant,
+    Endow,
+    Normal,
+    PopulationSpec,
+    ScenarioSpec,
+    ShiftPrivate,
+    Uniform,
+)
+
+
+class AgentDecisionError(RuntimeError):
+    """A policy raised while deciding; the agent's step is skipped and the failure recorded."""
+
+
+@dataclass(slots=True)
+class StepTotals:
+    """Per-step aggregates used by the DataCollector and the run summary."""
+
+    trades: int = 0
+    volume: int = 0
+
+
+class MarketModel(mesa.Model):
+    """A market scenario as a Mesa model: agents, exchange, ledger, recorder, data collector."""
+
+    def __init__(
+        self,
+        scenario: ScenarioSpec,
+        *,
+        seed: int | None = None,
+        steps: int | None = None,
+        recorder: SimulationRecorder | None = None,
+        output_dir: str | Path = "recordings",
+        record: bool = True,
+        run_name: str | None = None,
+        policy_registry: PolicyRegistry | None = None,
+        check_invariants: bool | None = None,
+    ) -> None:
+        self.seed_value = scenario.seed if seed is None else seed
+        super().__init__(seed=self.seed_value)
+        self.scenario = scenario
+        self.max_steps = steps if steps is not None else scenario.steps
+        self.money = Money(scenario.tick_size)
+        self.check_invariants = (
+            scenario.market.check_invariants if check_invariants is None else check_invariants
+        )
+        self.policy_registry = policy_registry or default_policy_registry()
+        to_ticks = self.money.to_ticks
+        goods = []
+        for g in scenario.goods:
+            lo = to_ticks(g.min_price) if g.min_price is not None else 1
+            hi = to_ticks(g.max_price) if g.max_price is not None else max(to_ticks(g.reference_price) * 10, lo + 1)
+            goods.append((g.name, to_ticks(g.reference_price), lo, hi))
+        self.exchange = Exchange(
+            goods,
+            self.money,
+            k=scenario.market.k,
+            fee_per_unit=self.money.round_to_tick(scenario.market.fee_per_unit),
+            max_orders_per_step=scenario.market.max_orders_per_step,
+            price_history=scenario.market.price_history,
+        )
+        self.traders: list[TraderAgent] = []
+        self.populations: dict[str, list[TraderAgent]] = {}
+        self.initial_cash: dict[int, int] = {}
+        for population in scenario.populations:
+            self._add_population(population)
+        self.equilibria = self._equilibria()
+        #: equilibrium at the start of the run: efficiency is measured against it
+        self.initial_equilibria = self.equilibria
+        self.totals = StepTotals()
+        self.run_trades = 0
+        self.run_volume = 0
+        self.trade_value: dict[str, int] = {g: 0 for g in self.exchange.goods}
+        self.trade_units: dict[str, int] = {g: 0 for g in self.exchange.goods}
+        self.trade_prices: dict[str, list[int]] = {g: [] for g in self.exchange.goods}
+        self.stop_reason: str | None = None
+        self._pending_messages: list[tuple[TraderAgent, dict[str, Any]]] = []
+        self._by_id: dict[int, TraderAgent] = {a.unique_id: a for a in self.traders}
+        self.datacollector = mesa.DataCollector(
+            model_reporters={
+                "price": lambda m: m.primary_price(),
+                "volume": lambda m: m.totals.volume,
+                "trades": lambda m: m.totals.trades,
+                "efficiency": lambda m: m.efficiency(),
+                "prices": lambda m: m.exchange.snapshot_prices(),
+            },
+            agent_reporters={
+                "wealth": lambda a: a.model.wealth(a),
+                "cash": lambda a: a.model.money.to_units(a.model.exchange.ledger.account(a.unique_id).cash),
+                "surplus": lambda a: a.model.money.to_units(a.model.agent_surplus(a)),
+            },
+        )
+        self.recorder = recorder
+        if self.recorder is None and record:
+            self.recorder = SimulationRecorder(
+                self,
+                output_dir=output_dir,
+                simulation_id=self._simulation_id(),
+                run_name=run_name or self.default_run_name(),
+            )
+        self._record_start()
+
+    # ------------------------------------------------------------------ construction
+
+    def _draw(self, source: Any, n: int) -> list[float]:
+        """Draw ``n`` numbers from a scenario value source with the model's generator."""
+        rng = self.rng
+        if isinstance(source, int | float):
+            return [float(source)] * n
+        if isinstance(source, list):
+            if len(source) != n:
+                # an explicit schedule fixes the number of units
+                return [float(x) for x in source]
+            return [float(x) for x in source]
+        if isinstance(source, Constant):
+            return [source.value] * n
+        if isinstance(source, Uniform):
+            return rng.uniform(source.low, source.high, size=n).tolist()
+        if isinstance(source, Normal):
+            draws = rng.normal(source.mean, source.sd, size=n)
+            if source.min is not None or source.max is not None:
+                draws = np.clip(draws, source.min, source.max)
+            return draws.tolist()
+        if isinstance(source, Choice):
+            return [float(x) for x in rng.choice(np.asarray(source.options), size=n)]
+        raise TypeError(f"unsupported value source {source!r}")
+
+    def _ticks(self, amounts: list[float]) -> list[int]:
+        round_to_tick = self.money.round_to_tick
+        return [max(round_to_tick(a), 0) for a in amounts]
+
+    def _add_population(self, spec: PopulationSpec) -> None:
+        label = spec.label
+        members: list[TraderAgent] = []
+        cash = self.money.round_to_tick(spec.endowment.cash)
+        credit = self.money.round_to_tick(spec.credit_limit)
+        for i in range(spec.count):
+            private: dict[str, PrivateValues] = {}
+            for good, ps in spec.private.items():
+                pv = PrivateValues()
+                if ps.values is not None:
+                    pv.values = sorted(self._ticks(self._draw(ps.values, ps.units)), reverse=True)
+                if ps.costs is not None:
+                    pv.costs = sorted(self._ticks(self._draw(ps.costs, ps.units)))
+                if ps.fundamental is not None:
+                    pv.fundamental = self._ticks(self._draw(ps.fundamental, 1))[0]
+                private[good] = pv
+            agent = TraderAgent(
+                self,
+                name=f"{label}_{i}",
+                role=spec.role,
+                population=label,
+                policy=self.policy_registry.create(spec.policy_name, spec.params),
+                private=private,
+                recent_trades=self.scenario.market.recent_trades,
+                units_shown=self.scenario.market.private_units_shown,
+            )
+            holdings = {g: 0 for g in self.exchange.goods}
+            holdings.update(spec.endowment.holdings)
+            self.exchange.open_account(
+                agent.unique_id, cash, holdings, credit_limit=credit, short_limit=spec.short_limit
+            )
+            self.initial_cash[agent.unique_id] = cash
+            members.append(agent)
+            self.traders.append(agent)
+        self.populations[label] = members
+
+    def _equilibria(self) -> dict[str, CompetitiveEquilibrium]:
+        out = {}
+        for good in self.exchange.goods:
+            values: list[int] = []
+            costs: list[int] = []
+            for agent in self.traders:
+                pv = agent.private.get(good)
+                if pv is None:
+                    continue
+                values.extend(pv.values[agent.units_bought.get(good, 0) :])
+                costs.extend(pv.costs[agent.units_sold.get(good, 0) :])
+            out[good] = competitive_equilibrium(values, costs)
+        return out
+
+    @property
+    def has_induced_values(self) -> bool:
+        """Whether any agent has induced values or costs (so efficiency is defined)."""
+        return any(eq.max_surplus > 0 for eq in self.equilibria.values())
+
+    def _simulation_id(self) -> str:
+        spec_json = json.dumps(self.scenario.model_dump(mode="json"), sort_keys=True)
+        digest = hashlib.sha256(f"{spec_json}|{self.seed_value}|{self.max_steps}".encode())
+        return digest.hexdigest()[:8]
+
+    def default_run_name(self) -> str:
+        """``<scenario>_seed<seed>_<UTC time>``: the default recording file stem."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        return f"{self.scenario.name}_seed{self.seed_value}_{stamp}"
+
+    # ------------------------------------------------------------------ recording helpers
+
+    def _record(self, event_type: str, content: dict[str, Any], agent_id: int | None = None) -> None:
+        if self.recorder is not None:
+            self.recorder.record_event(event_type, content, agent_id=agent_id)
+
+    def _record_start(self) -> None:
+        if self.recorder is None:
+            return
+        to_units = self.money.to_units
+        agents = []
+        for a in self.traders:
+            account = self.exchange.ledger.account(a.unique_id)
+            agents.append(
+                {
+                    "agent_id": a.unique_id,
+                    "name": a.name,
+                    "role": a.role.value,
+                    "population": a.population,
+                    "policy": a.policy.name,
+                    "policy_params": a.policy.params.model_dump(mode="json"),
+                    "model": None,
+                    "private": {
+                        good: {
+                            "values": [to_units(v) for v in pv.values],
+                            "costs": [to_units(c) for c in pv.costs],
+                            "fundamental": to_units(pv.fundamental) if pv.fundamental is not None else None,
+                        }
+                        for good, pv in a.private.items()
+                    },
+                    "endowment": {"cash": to_units(account.cash), "holdings": dict(account.holdings)},
+                }
+            )
+        self.recorder.record_model_event(
+            "simulation_start",
+            {
+                "scenario": {"name": self.scenario.name, "spec": self.scenario.model_dump(mode="json")},
+                "seed": self.seed_value,
+                "steps": self.max_steps,
+                "tick_size": self.money.tick_size,
+                "versions": _versions(),
+                "goods": {
+                    name: {
+                        "reference_price": to_units(s.reference_price),
+                        "min_price": to_units(s.min_price),
+                        "max_price": to_units(s.max_price),
+                    }
+                    for name, s in self.exchange.goods.items()
+                },
+                "competitive_equilibrium": self.equilibrium_report(),
+                "agents": agents,
+            },
+        )
+
+    def equilibrium_report(self) -> dict[str, dict[str, Any]]:
+        """Competitive equilibrium per good in currency units (None where undefined)."""
+        to_units = self.money.to_units
+        tick = self.money.tick_size
+        out = {}
+        for good, eq in self.equilibria.items():
+            out[good] = {
+                "quantity": eq.quantity,
+                "price_low": to_units(eq.price_low) if eq.price_low is not None else None,
+                "price_high": to_units(eq.price_high) if eq.price_high is not None else None,
+                "price": round(eq.price * tick, self.money.decimals + 1) if eq.price is not None else None,
+                "max_surplus": to_units(eq.max_surplus),
+            }
+        return out
+
+    # ------------------------------------------------------------------ metrics
+
+    def primary_price(self) -> float | None:
+        """Last clearing price of the first good (currency units)."""
+        state = next(iter(self.exchange.goods.values()))
+        return self.money.to_units(state.last_price) if state.last_price is not None else None
+
+    def realised_surplus(self) -> int:
+        """Gains from trade realised so far (ticks): values of units bought - costs of units sold."""
+        return sum(a.realised_surplus for a in self.traders)
+
+    def efficiency(self) -> float | None:
+        """Allocative efficiency so far against the initial competitive equilibrium (None if undefined)."""
+        max_surplus = sum(eq.max_surplus for eq in self.initial_equilibria.values())
+        return allocative_efficiency(self.realised_surplus(), max_surplus)
+
+    def agent_surplus(self, agent: TraderAgent) -> int:
+        """An agent's realised surplus (ticks): its gains on induced values plus its net cash flow."""
+        cash = self.exchange.ledger.account(agent.unique_id).cash
+        return agent.realised_surplus + cash - self.initial_cash[agent.unique_id]
+
+    def wealth(self, agent: TraderAgent) -> float:
+        """Cash plus holdings marked at the last (or reference) price, in currency units."""
+        account = self.exchange.ledger.account(agent.unique_id)
+        ticks = account.cash + sum(
+            q * self.exchange.reference_price(g) for g, q in account.holdings.items() if q
+        )
+        return self.money.to_units(ticks)
+
+    # ------------------------------------------------------------------ the step
+
+    def step(self) -> None:
+        """One step of the pipeline (Mesa increments ``self.steps`` before this runs)."""
+        step = self.steps
+        self.totals = StepTotals()
+        self._record("step_start", {"step": step})
+        self._apply_timeline(step)
+        self._deliver_messages()
+        self.exchange.begin_step()
+        observations = self._observe(step)
+        decisions = self._decide(observations)
+        self._resolve(decisions, step)
+        clearings = self.exchange.clear()
+        self._settle_records(clearings, step)
+        if self.check_invariants:
+            self.exchange.ledger.check_invariants()
+        self.datacollector.collect(self)
+        if self.scenario.recording.agent_states == "every_step" or step >= self.max_steps:
+            self._record_agent_states()
+        self._record(
+            "step_end", {"step": step, "trades": self.totals.trades, "volume": self.totals.volume}
+        )
+        if self.recorder is not None:
+            self.recorder.flush()
+        if step >= self.max_steps:
+            self.running = False
+
+    def _apply_timeline(self, step: int) -> None:
+        for index, event in enumerate(self.scenario.timeline):
+            if event.at_step != step:
+                continue
+            targets = [
+                a
+                for label in (event.populations or list(self.populations))
+                for a in self.populations[label]
+            ]
+            if isinstance(event, ShiftPrivate):
+                for agent in targets:
+                    pv = agent.private.get(event.good)
+                    if pv is None:
+                        continue
+                    shift = self.money.round_to_tick(event.add)
+
+                    def moved(x: int, shift: int = shift, scale: float = event.scale) -> int:
+                        return max(round(x * scale) + shift, 0)
+
+                    if event.field == "values":
+                        pv.values = [moved(v) for v in pv.values]
+                    elif event.field == "costs":
+                        pv.costs = [moved(c) for c in pv.costs]
+                    elif pv.fundamental is not None:
+                        pv.fundamental = moved(pv.fundamental)
+                self.equilibria = self._equilibria()
+            elif isinstance(event, Endow):
+                cash = self.money.round_to_tick(event.cash)
+                for agent in targets:
+                    gains = {g: q for g, q in event.holdings.items() if q > 0}
+                    losses = {g: -q for g, q in event.holdings.items() if q < 0}
+                    if cash > 0 or gains:
+                        self.exchange.ledger.issue(
+                            agent.unique_id, cash=max(cash, 0), holdings=gains, memo=f"timeline.{index}"
+                        )
+                    if cash < 0 or losses:
+                        account = self.exchange.ledger.account(agent.unique_id)
+                        take_cash = min(-cash, max(account.cash - account.reserved_cash, 0)) if cash < 0 else 0
+                        take = {
+                            g: min(q, max(account.holdings.get(g, 0) - account.reserved_goods.get(g, 0), 0))
+                            for g, q in losses.items()
+                        }
+                        self.exchange.ledger.retire(
+                            agent.unique_id, cash=take_cash, holdings=take, memo=f"timeline.{index}"
+                        )
+            self._record(
+                "scheduled_event",
+                {
+                    "index": index,
+                    "event": event.model_dump(mode="json"),
+                    "agents_affected": len(targets),
+                    "competitive_equilibrium": self.equilibrium_report(),
+                },
+            )
+
+    def _deliver_messages(self) -> None:
+        for recipient, message in self._pending_messages:
+            recipient.inbox.append(message)
+        self._pending_messages = []
+
+    def _market_snapshot(self) -> MarketSnapshot:
+        to_units = self.money.to_units
+        goods = {}
+        for name, s in self.exchange.goods.items():
+            goods[name] = GoodSnapshot(
+                good=name,
+                reference_price=to_units(s.reference_price),
+                min_price=to_units(s.min_price),
+                max_price=to_units(s.max_price),
+                last_price=to_units(s.last_price) if s.last_price is not None else None,
+                last_volume=s.last_volume,
+                price_low=to_units(s.price_low) if s.price_low is not None else None,
+                price_high=to_units(s.price_high) if s.price_high is not None else None,
+                excess_demand=s.excess_demand,
+                excess_supply=s.excess_supply,
+                price_history=[to_units(p) for p in s.history],
+            )
+        return MarketSnapshot(goods=goods)
+
+    def _order_view(self, order: Order) -> dict[str, Any]:
+        return {
+            "order_id": order.order_id,
+            "good": order.good,
+            "side": "buy" if order.side > 0 else "sell",
+            "price": self.money.to_units(order.price),
+            "quantity": order.quantity,
+            "remaining": order.remaining,
+            "lifetime": order.lifetime.value,
+            "step": order.step,
+        }
+
+    def _observe(self, step: int) -> list[tuple[TraderAgent, Any]]:
+        market = self._market_snapshot()
+        ledger = self.exchange.ledger
+        record_obs = self.recorder is not None and self.scenario.recording.observations
+        out = []
+        for agent in self.traders:
+            open_orders = [self._order_view(o) for o in self.exchange.open_orders(agent.unique_id)]
+            obs = agent.observe(
+                step=step,
+                horizon=self.max_steps,
+                market=market,
+                ledger=ledger,
+                money=self.money,
+                open_orders=open_orders,
+            )
+            if record_obs:
+                self._record("observation", obs.to_dict(), agent.unique_id)
+            agent.start_step()
+            out.append((agent, obs))
+        return out
+
+    def _decide(self, observations: list[tuple[TraderAgent, Any]]) -> list[tuple[TraderAgent, Decision | None]]:
+        """Every agent decides from its own observation; a failing policy loses only its own step."""
+        decisions: list[tuple[TraderAgent, Decision | None]] = []
+        for agent, obs in observations:
+            try:
+                decision = agent.decide(obs, self.rng)
+            except Exception as exc:  # noqa: BLE001 - one agent's failure must not stop the others
+                self._record(
+                    "agent_error",
+                    {"stage": "decide", "error": f"{type(exc).__name__}: {exc}"},
+                    agent.unique_id,
+                )
+                decision = None
+            decisions.append((agent, decision))
+        return decisions
+
+    def _resolve(self, decisions: list[tuple[TraderAgent, Decision | None]], step: int) -> None:
+        """Apply every agent's actions, agents in a seeded random order, each agent's in its order."""
+        order = self.rng.permutation(len(decisions))
+        for index in order.tolist():
+            agent, decision = decisions[index]
+            if decision is None:
+                continue
+            if decision.plan:
+                self._record("plan", {"text": decision.plan}, agent.unique_id)
+            for invalid in decision.invalid:
+                self._reject(agent, invalid.tool_name, invalid.arguments, invalid.reason, step)
+            for action in decision.actions:
+                self._apply(agent, action, step)
+
+    def _reject(self, agent: TraderAgent, kind: str, arguments: Any, reason: str, step: int) -> None:
+        entry = {"type": kind, "arguments": arguments, "reason": reason}
+        self._record("action_rejected", entry, agent.unique_id)
+        agent.rejections.append({**entry, "step": step})
+
+    def _apply(self, agent: TraderAgent, action: ActionBase, step: int) -> None:
+        kind = action.tool_name
+        arguments = action.arguments()
+        if kind not in agent.role.action_names():
+            self._reject(agent, kind, arguments, f"role {agent.role.value!r} may not {kind}", step)
+            return
+        try:
+            if isinstance(action, PlaceOrder):
+                order = self.exchange.place_order(agent.unique_id, agent.role, action, step)
+                self._record("action", {"type": kind, "arguments": arguments}, agent.unique_id)
+                self._record(
+                    "order",
+                    {
+                        "order_id": order.order_id,
+                        "side": action.side,
+                        "good": order.good,
+                        "price": action.price,
+                        "quantity": order.quantity,
+                        "lifetime": order.lifetime.value,
+                    },
+                    agent.unique_id,
+                )
+            elif isinstance(action, CancelOrder):
+                cancelled = self.exchange.cancel_order(agent.unique_id, action.order_id)
+                self._record("action", {"type": kind, "arguments": arguments}, agent.unique_id)
+                self._record(
+                    "order_cancelled",
+                    {"order_id": cancelled.order_id, "remaining": cancelled.remaining},
+                    agent.unique_id,
+                )
+            elif isinstance(action, SendMessage):
+                recipient = self._by_id.get(action.recipient_id)
+                if recipient is None or recipient is agent:
+                    raise RejectedAction(f"no other agent with id {action.recipient_id}")
+                self._record("action", {"type": kind, "arguments": arguments}, agent.unique_id)
+                self._send(agent, [recipient], action.text, "direct", step)
+            elif isinstance(action, Broadcast):
+                self._record("action", {"type": kind, "arguments": arguments}, agent.unique_id)
+                others = [a for a in self.traders if a is not agent]
+                self._send(agent, others, action.text, "broadcast", step)
+            elif isinstance(action, Wait):
+                self._record("action", {"type": kind, "arguments": arguments}, agent.unique_id)
+            else:  # pragma: no cover - the registry only produces the classes above
+                raise RejectedAction(f"action {kind!r} is not supported in this market")
+        except RejectedAction as exc:
+            self._reject(agent, kind, arguments, exc.reason, step)
+
+    def _send(self, sender: TraderAgent, recipients: list[TraderAgent], text: str, channel: str, step: int) -> None:
+        recipient_ids = [r.unique_id for r in recipients] if channel == "direct" else []
+        self._record(
+            "message",
+            {"recipient_ids": recipient_ids, "text": text, "channel": channel},
+            sender.unique_id,
+        )
+        message = {"sender_id": sender.unique_id, "sender": sender.name, "text": text, "channel": channel, "step": step}
+        for r in recipients:
+            self._pending_messages.append((r, message))
+
+    def _settle_records(self, clearings: list[Clearing], step: int) -> None:
+        to_units = self.money.to_units
+        for c in clearings:
+            self._record(
+                "clearing",
+                {
+                    "good": c.good,
+                    "price": to_units(c.price) if c.price is not None else None,
+                    "volume": c.volume,
+                    "price_range": (
+                        [to_units(c.price_low), to_units(c.price_high)]
+                        if c.price_low is not None and c.price_high is not None
+                        else None
+                    ),
+                    "excess_demand": c.excess_demand,
+                    "excess_supply": c.excess_supply,
+                    "buy_orders": c.buy_orders,
+                    "sell_orders": c.sell_orders,
+                },
+            )
+            for t in c.trades:
+                price_units = to_units(t.price)
+                self._record(
+                    "trade",
+                    {
+                        "good": t.good,
+                        "price": price_units,
+                        "quantity": t.quantity,
+                        "buyer_id": t.buyer_id,
+                        "seller_id": t.seller_id,
+                        "buy_order_id": t.buy_order_id,
+                        "sell_order_id": t.sell_order_id,
+                    },
+                )
+                self._by_id[t.buyer_id].record_fill(t.good, "buy", t.quantity, t.price, price_units, step)
+                self._by_id[t.seller_id].record_fill(t.good, "sell", t.quantity, t.price, price_units, step)
+                self.totals.trades += 1
+                self.totals.volume += t.quantity
+                self.trade_value[t.good] += t.price * t.quantity
+                self.trade_units[t.good] += t.quantity
+                self.trade_prices[t.good].append(t.price)
+        self.run_trades += self.totals.trades
+        self.run_volume += self.totals.volume
+
+    def _record_agent_states(self) -> None:
+        if self.recorder is None:
+            return
+        to_units = self.money.to_units
+        for agent in self.traders:
+            account = self.exchange.ledger.account(agent.unique_id)
+            self._record(
+                "agent_state",
+                {
+                    "cash": to_units(account.cash),
+                    "holdings": dict(account.holdings),
+                    "reserved_cash": to_units(account.reserved_cash),
+                    "units_bought": dict(agent.units_bought),
+                    "units_sold": dict(agent.units_sold),
+                    "surplus": to_units(self.agent_surplus(agent)),
+                    "wealth": self.wealth(agent),
+                },
+                agent.unique_id,
+            )
+
+    # ------------------------------------------------------------------ running
+
+    def run(self, progress: Callable[[int], None] | None = None) -> RunSummary:
+        """Run to the horizon (or until stopped), close the recording, and return the summary."""
+        status = "completed"
+        try:
+            while self.running and self.steps < self.max_steps:
+                self.step()
+                # The recording keeps every event alive, so each full garbage collection would
+                # rescan all of them (halving throughput on big runs): move what survived the
+                # step out of the collector's reach, and give it back when the run ends.
+                gc.freeze()
+                if progress is not None:
+                    progress(self.steps)
+        except KeyboardInterrupt:
+            status = "interrupted"
+            self.stop_reason = "interrupted by the user"
+            raise
+        except Exception as exc:
+            status = "failed"
+            self.stop_reason = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            gc.unfreeze()
+            self.finish(status)
+        return self.summary()
+
+    def finish(self, status: str = "completed") -> None:
+        """Record the end of the run and close the recording (idempotent)."""
+        if self.recorder is None or getattr(self, "_finished", False):
+            return
+        self._finished = True
+        if self.stop_reason:
+            self._record("run_stopped", {"reason": self.stop_reason})
+        self.recorder.record_simulation_end(status)
+        self.recorder.close()
+
+    @property
+    def recording_path(self) -> Path | None:
+        """The JSON-lines recording of this run, if recording."""
+        return self.recorder.jsonl_path if self.recorder is not None else None
+
+    def summary(self) -> RunSummary:
+        """Trades, volume, prices against equilibrium and efficiency of the run so far."""
+        to_units = self.money.to_units
+        goods = {}
+        for good in self.exchange.goods:
+            eq = self.initial_equilibria[good]
+            units = self.trade_units[good]
+            last = self.exchange.goods[good].last_price
+            goods[good] = {
+                "trades": len(self.trade_prices[good]),
+                "volume": units,
+                "mean_price": round(self.trade_value[good] / units * self.money.tick_size, self.money.decimals + 2) if units else None,
+                "last_price": to_units(last) if last is not None else None,
+                "ce_price": round(eq.price * self.money.tick_size, self.money.decimals + 1) if eq.price is not None else None,
+                "ce_quantity": eq.quantity,
+                "smith_alpha": _smith_alpha(self.trade_prices[good], eq.price),
+            }
+        return RunSummary(
+            scenario=self.scenario.name,
+            seed=self.seed_value,
+            steps=self.steps,
+            trades=self.run_trades,
+            volume=self.run_volume,
+            efficiency=self.efficiency(),
+            goods=goods,
+            recording=str(self.recording_path) if self.recording_path is not None else None,
+            stop_reason=self.stop_reason,
+        )
+
+
+def _smith_alpha(prices: list[int], ce_price: float | None) -> float | None:
+    """Smith's alpha: 100 * RMS deviation of trade prices from the equilibrium price / that price."""
+    if not prices or ce_price is None or ce_price <= 0:
+        return None
+    arr = np.asarray(prices, dtype=np.float64)
+    return float(100.0 * np.sqrt(np.mean((arr - ce_price) ** 2)) / ce_price)
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """The headline numbers of a run (currency units)."""
+
+    scenario: str
+    seed: int
+    steps: int
+    trades: int
+    volume: int
+    efficiency: float | None
+    goods: dict[str, dict[str, Any]]
+    recording: str | None
+    stop_reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form (the CLI's ``--json`` output)."""
+        return {
+            "scenario": self.scenario,
+            "seed": self.seed,
+            "steps": self.steps,
+            "trades": self.trades,
+            "volume": self.volume,
+            "efficiency": self.efficiency,
+            "goods": self.goods,
+            "recording": self.recording,
+            "stop_reason": self.stop_reason,
+        }
+
+
+def _versions() -> dict[str, str]:
+    import pydantic
+
+    return {
+        "mesa_llm": __version__,
+        "mesa": mesa.__version__,
+        "numpy": np.__version__,
+        "pydantic": pydantic.__version__,
+        "python": platform.python_version(),
+    }

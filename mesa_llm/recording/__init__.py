@@ -1,0 +1,70 @@
+"""Recording of simulations: the event schema, the streaming SimulationRecorder and the reader.
+
+This layer receives events; it imports nothing of the agents' or the model's internals.
+"""
+
+from mesa_llm.recording.events import (
+    ACTION,
+    ACTION_REJECTED,
+    AGENT_STATE,
+    AGREEMENT,
+    CLEARING,
+    CONTRACT,
+    EVENT_TYPES,
+    LLM_CALL,
+    MESSAGE,
+    OBSERVATION,
+    OFFER,
+    ORDER,
+    ORDER_CANCELLED,
+    ORDER_EXPIRED,
+    PLAN,
+    SCHEDULED_EVENT,
+    SIMULATION_END,
+    SIMULATION_START,
+    STEP_END,
+    STEP_START,
+    TRADE,
+    SimulationEvent,
+)
+from mesa_llm.recording.reader import LoadedRecording, RecordingError, load_events
+from mesa_llm.recording.recorder import (
+    REDACTED,
+    SECRET_KEYS,
+    SimulationRecorder,
+    make_simulation_id,
+    redact,
+)
+
+__all__ = [
+    "ACTION",
+    "ACTION_REJECTED",
+    "AGENT_STATE",
+    "AGREEMENT",
+    "CLEARING",
+    "CONTRACT",
+    "EVENT_TYPES",
+    "LLM_CALL",
+    "MESSAGE",
+    "OBSERVATION",
+    "OFFER",
+    "ORDER",
+    "ORDER_CANCELLED",
+    "ORDER_EXPIRED",
+    "PLAN",
+    "REDACTED",
+    "SCHEDULED_EVENT",
+    "SECRET_KEYS",
+    "SIMULATION_END",
+    "SIMULATION_START",
+    "STEP_END",
+    "STEP_START",
+    "TRADE",
+    "LoadedRecording",
+    "RecordingError",
+    "SimulationEvent",
+    "SimulationRecorder",
+    "load_events",
+    "make_simulation_id",
+    "redact",
+]

@@ -1,0 +1,771 @@
+"""The SimulationRecorder: streams every event to a JSON-lines file and exports single-file JSON.
+
+The recorder receives events; it knows nothing of agents' internals. The model reads nothing from it
+but ``model.steps``, ``model.max_steps`` (optional) and ``len(model.agents)``, as in the existing
+mesa-llm recorder, whose public methods and single-file JSON export it keeps.
+
+Two outputs:
+
+* a JSON-lines stream (``stream=True``, the default): each event is written as one line the moment
+  it is recorded, and ``flush()`` (called by the model at the end of every step) pushes it to the OS,
+  so a crash loses at most the step in progress. An existing file is never overwritten.
+* ``save()``: the single-file JSON export of the mesa-llm ``SimulationRecorder``
+  (``{"metadata", "events", "agent_summaries"}``), built from the events kept in memory (or read back
+  from the stream when ``keep_in_memory=False``).
+
+No pickle, ever: a pickle file executes code when loaded.
+
+The recorder is not thread-safe; the model records from one thread (the asyncio loop's).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import json
+import logging
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from mesa_llm.recording.events import (
+    LLM_CALL,
+    MESSAGE,
+    SIMULATION_END,
+    SIMULATION_START,
+    SimulationEvent,
+)
+
+__all__ = [
+    "REDACTED",
+    "SECRET_KEYS",
+    "SimulationRecorder",
+    "make_simulation_id",
+    "redact",
+]
+
+logger = logging.getLogger(__name__)
+
+REDACTED = "[REDACTED]"
+"""What a secret's value is replaced with in a recording."""
+
+SECRET_KEYS: frozenset[str] = frozenset(
+    {"api_key", "authorization", "x-api-key", "api-key", "x-goog-api-key", "key"}
+)
+"""Dict keys (compared case-insensitively) whose values never reach a recording."""
+
+# Event types whose content and metadata are walked in full for secrets: they carry request and
+# configuration data (LLM requests with headers, the resolved scenario with model settings).
+_DEEP_REDACT_TYPES = frozenset({LLM_CALL, SIMULATION_START})
+
+_PICKLE_ERROR = (
+    "pickle recordings are not supported: they can execute code when loaded; use format='json'"
+)
+
+
+def redact(obj: Any) -> Any:
+    """Return `obj` with the value of every secret key (see `SECRET_KEYS`) replaced by ``"[REDACTED]"``.
+
+    Walks nested dicts, lists and tuples. Keys are compared case-insensitively. The input is never
+    modified: containers on the path to a secret are copied, everything else is shared, and `obj`
+    itself is returned when it holds no secret.
+    """
+    if isinstance(obj, dict):
+        copy: dict[Any, Any] | None = None
+        for key, value in obj.items():
+            if isinstance(key, str) and key.lower() in SECRET_KEYS:
+                new_value: Any = REDACTED
+            else:
+                new_value = redact(value)
+            if new_value is not value:
+                if copy is None:
+                    copy = dict(obj)
+                copy[key] = new_value
+        return obj if copy is None else copy
+    if isinstance(obj, list | tuple):
+        items: list[Any] | None = None
+        for i, value in enumerate(obj):
+            new_value = redact(value)
+            if new_value is not value:
+                if items is None:
+                    items = list(obj)
+                items[i] = new_value
+        if items is None:
+            return obj
+        return items if isinstance(obj, list) else tuple(items)
+    return obj
+
+
+def make_simulation_id(*parts: Any) -> str:
+    """Return a deterministic 8-hex-digit simulation id from `parts` (e.g. scenario name and seed).
+
+    Two runs with the same parts get the same id, hence identical event ids.
+    """
+    text = json.dumps(parts, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+
+
+def _json_default(obj: Any) -> Any:
+    """Turn what `json` cannot encode into JSON values; only called for such objects."""
+    if isinstance(obj, datetime | date):
+        return obj.isoformat()
+    # numpy scalars and arrays (duck-typed: numpy is not a dependency of this layer)
+    tolist = getattr(obj, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    item = getattr(obj, "item", None)
+    if callable(item):
+        return item()
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, set | frozenset):
+        try:
+            return sorted(obj)
+        except TypeError:
+            return list(obj)
+    if isinstance(obj, Decimal):
+        return float(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    model_dump = getattr(obj, "model_dump", None)  # pydantic models (actions)
+    if callable(model_dump):
+        return model_dump(mode="json")
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    # A recorder must not crash a simulation over an odd value; the seed used default=str too.
+    return str(obj)
+
+
+def _make_encoder() -> Callable[[Any], str]:
+    """Return a compact JSON encoder (no spaces, UTF-8 kept, `_json_default` for odd values).
+
+    Builds CPython's C encoder once and reuses it: ``json.dumps`` with keyword arguments builds a
+    new encoder on every call, which costs as much as encoding a small event. One per recorder,
+    because the C encoder's circular-reference markers must not be shared between threads.
+    """
+    fallback = json.JSONEncoder(
+        ensure_ascii=False, separators=(",", ":"), default=_json_default
+    ).encode
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return fallback
+    markers: dict[int, Any] = {}
+    try:
+        c_encode = make(
+            markers,
+            _json_default,
+            json.encoder.encode_basestring,
+            None,
+            ":",
+            ",",
+            False,
+            False,
+            True,
+        )
+    except TypeError:  # another signature on another Python
+        return fallback
+    join = "".join
+
+    def encode(obj: Any) -> str:
+        try:
+            return join(c_encode(obj, 0))
+        except BaseException:
+            markers.clear()  # a failed encoding can leave markers behind
+            raise
+
+    return encode
+
+
+class SimulationRecorder:
+    """Records every simulation event, streams it as JSON lines and exports the mesa-llm JSON format.
+
+    Attributes:
+        model: the Mesa model (or None); only ``steps``, ``max_steps`` and ``agents`` are read.
+        output_dir: where the stream and the exports go (created on the first write).
+        simulation_id: prefix of every event id.
+        events: recorded events in order, when ``keep_in_memory`` (treat as read-only).
+        simulation_metadata: ``simulation_id``, ``start_time``, ``model_class`` and, after `save`,
+            the end-of-run fields of the export.
+        start_time: UTC time the recorder was created.
+    """
+
+    def __init__(
+        self,
+        model: Any | None = None,
+        output_dir: str | Path = "recordings",
+        *,
+        simulation_id: str | None = None,
+        stream: bool = True,
+        run_name: str | None = None,
+        keep_in_memory: bool = True,
+        record_state_changes: bool = True,
+        auto_save_interval: int | None = None,
+    ) -> None:
+        """Create a recorder; touches no file until the first event is recorded.
+
+        Args:
+            model: the model recorded; None for a standalone recorder (step 0 unless given).
+            output_dir: directory of the JSON-lines stream and of `save` exports.
+            simulation_id: prefix of the event ids; the model passes a hash of scenario and seed
+                (see `make_simulation_id`) so that equal seeds give equal ids. Random if None.
+            stream: write each event as a line of ``<run_name or simulation_<id>>.jsonl``.
+            run_name: stem of the stream file name.
+            keep_in_memory: keep the events (and the per-agent/type/step indexes) in memory for the
+                query methods; with False, only the stream holds them.
+            record_state_changes: kept from the mesa-llm recorder; the model reads it to decide
+                whether to record ``agent_state`` events every step.
+            auto_save_interval: write a `save` snapshot every this many events.
+        """
+        if not stream and not keep_in_memory:
+            raise ValueError("stream=False and keep_in_memory=False would record nothing")
+        if auto_save_interval is not None and auto_save_interval <= 0:
+            raise ValueError(f"auto_save_interval must be positive, got {auto_save_interval}")
+        self.model = model
+        self.output_dir = Path(output_dir)
+        self.simulation_id: str = (
+            simulation_id if simulation_id is not None else secrets.token_hex(4)
+        )
+        self.stream = stream
+        self.run_name = run_name
+        self.keep_in_memory = keep_in_memory
+        self.record_state_changes = record_state_changes
+        self.auto_save_interval = auto_save_interval
+
+        self.events: list[SimulationEvent] = []
+        self.start_time = datetime.now(UTC)
+        self.previous_agent_states: dict[int, dict[str, Any]] = {}  # kept from the seed
+        self.events_since_save = 0
+        self.simulation_metadata: dict[str, Any] = {
+            "simulation_id": self.simulation_id,
+            "start_time": self.start_time.isoformat(),
+            "model_class": type(model).__name__ if model is not None else None,
+        }
+
+        self._id_prefix = f"{self.simulation_id}_"
+        self._count = 0  # events recorded (the save() checkpoint marker is not one)
+        self._by_agent: dict[int, list[SimulationEvent]] = {}
+        self._by_type: dict[str, list[SimulationEvent]] = {}
+        self._by_step: dict[int, list[SimulationEvent]] = {}
+        # Counts kept instead of the indexes when the events are not kept in memory.
+        self._agent_counts: dict[int, int] = {}
+        self._type_counts: dict[str, int] = {}
+        self._header: dict[str, Any] | None = None
+        self._checkpoint: SimulationEvent | None = None  # simulation_end marker appended by save()
+        self._end_status: str | None = None  # set once simulation_end is recorded
+        self._file: IO[str] | None = None
+        self._jsonl_path: Path | None = None
+        self._closed = False
+        self._blocked = False  # closed or ended: no more events
+        # Stream-line helpers (see record_event): the escaped id prefix without its closing quote,
+        # escaped event types, and the ISO text of the current wall-clock second.
+        self._encode = _make_encoder()
+        self._id_prefix_json = self._encode(self._id_prefix)[:-1]
+        self._type_json: dict[str, str] = {}
+        self._second_start = self._second_end = self.start_time
+        self._second_text = ""
+
+    # -- properties ----------------------------------------------------------------------------
+
+    @property
+    def jsonl_path(self) -> Path | None:
+        """Path of the JSON-lines stream; None before the first event or when not streaming."""
+        return self._jsonl_path
+
+    @property
+    def header(self) -> dict[str, Any] | None:
+        """Content of the first ``simulation_start`` event, if one was recorded."""
+        return self._header
+
+    @property
+    def ended(self) -> bool:
+        """Whether ``simulation_end`` has been recorded (no event may follow it)."""
+        return self._end_status is not None
+
+    # -- recording -----------------------------------------------------------------------------
+
+    def record_event(
+        self,
+        event_type: str,
+        content: dict[str, Any] | str | Any | None = None,
+        agent_id: int | None = None,
+        metadata: dict[str, Any] | None = None,
+        recipient_ids: list[int] | None = None,
+        *,
+        step: int | None = None,
+    ) -> SimulationEvent:
+        """Record one event, write it to the stream at once, and return it.
+
+        Content is formatted as in the mesa-llm recorder: a dict is used as is (not copied); for a
+        ``message`` given a non-dict, content is ``{"message": content, "recipient_ids": [...]}``
+        (a dict message gets ``recipient_ids`` added when given and absent); anything else becomes
+        ``{"data": content}``. `metadata` None becomes ``{}``; `step` None becomes ``model.steps``.
+
+        Secrets: for ``llm_call`` and ``simulation_start`` events, content and metadata are walked in
+        full by `redact`; for other types (the hot path) only their top-level keys are checked, with
+        exact (case-sensitive) matching against `SECRET_KEYS`, and walked in full on a hit.
+
+        Raises:
+            RuntimeError: after `close` or after ``simulation_end`` was recorded.
+        """
+        if self._blocked:
+            raise RuntimeError(
+                f"cannot record {event_type!r}: the recording is "
+                + ("closed" if self._closed else "ended (simulation_end was recorded)")
+            )
+        data: dict[str, Any]
+        if isinstance(content, dict):
+            data = content
+            if event_type == MESSAGE and recipient_ids is not None and "recipient_ids" not in data:
+                data = {**data, "recipient_ids": list(recipient_ids)}
+        elif event_type == MESSAGE:
+            data = {"message": content, "recipient_ids": list(recipient_ids or [])}
+        else:
+            data = {"data": content}
+        if metadata is None:
+            metadata = {}
+        # Deep walk only where secrets are expected; elsewhere a C-speed top-level key check.
+        if (
+            event_type in _DEEP_REDACT_TYPES
+            or not SECRET_KEYS.isdisjoint(data)
+            or (metadata and not SECRET_KEYS.isdisjoint(metadata))
+        ):
+            data = redact(data)
+            metadata = redact(metadata)
+        if step is None:
+            try:
+                step = self.model.steps  # type: ignore[union-attr]
+            except AttributeError:  # no model, or a model without steps
+                step = 0
+        if self._checkpoint is not None:
+            self._drop_checkpoint()
+
+        timestamp = datetime.now(UTC)
+        index = self._count
+        event = SimulationEvent(
+            f"{self._id_prefix}{index:06d}", timestamp, step, agent_id, event_type, data, metadata
+        )
+        if self.stream:
+            # The line is assembled by hand around the encoded content: encoding the whole event
+            # dict would cost twice as much. Same bytes as encoding event.to_dict().
+            encode = self._encode
+            if not (self._second_start <= timestamp < self._second_end):
+                self._set_second(timestamp)
+            micro = timestamp.microsecond
+            type_json = self._type_json.get(event_type)
+            if type_json is None:
+                type_json = self._type_json[event_type] = encode(event_type)
+            line = (
+                f'{{"event_id":{self._id_prefix_json}{index:06d}",'
+                f'"timestamp":"{self._second_text}'
+                + (f'.{micro:06d}+00:00",' if micro else '+00:00",')
+                + f'"step":{step if type(step) is int else encode(step)},'
+                + '"agent_id":'
+                + (
+                    "null"
+                    if agent_id is None
+                    else str(agent_id)
+                    if type(agent_id) is int
+                    else encode(agent_id)
+                )
+                + f',"event_type":{type_json},'
+                f'"content":{encode(data)},'
+                f'"metadata":{encode(metadata) if metadata else "{}"}}}\n'
+            )
+            file = self._file if self._file is not None else self._open_stream()
+            file.write(line)
+        self._count = index + 1
+        if self.keep_in_memory:
+            self.events.append(event)
+            if agent_id is not None:
+                try:
+                    self._by_agent[agent_id].append(event)
+                except KeyError:
+                    self._by_agent[agent_id] = [event]
+            try:
+                self._by_type[event_type].append(event)
+            except KeyError:
+                self._by_type[event_type] = [event]
+            try:
+                self._by_step[step].append(event)
+            except KeyError:
+                self._by_step[step] = [event]
+        else:
+            if agent_id is not None:
+                self._agent_counts[agent_id] = self._agent_counts.get(agent_id, 0) + 1
+            self._type_counts[event_type] = self._type_counts.get(event_type, 0) + 1
+        if event_type == SIMULATION_START:
+            if self._header is None:
+                self._header = data
+        elif event_type == SIMULATION_END:
+            self._end_status = str(data.get("status", "unknown"))
+            self._blocked = True
+
+        if self.auto_save_interval:
+            self.events_since_save += 1
+            if self.events_since_save >= self.auto_save_interval:
+                self.save(f"autosave_{self.simulation_id}_{self._count}.json")
+                self.events_since_save = 0
+        return event
+
+    def record_model_event(self, event_type: str, content: dict[str, Any]) -> SimulationEvent:
+        """Record a model-level event (no agent; metadata ``{"source": "model"}``)."""
+        return self.record_event(
+            event_type=event_type, content=content, agent_id=None, metadata={"source": "model"}
+        )
+
+    def record_simulation_end(self, status: str) -> SimulationEvent:
+        """Record the final ``simulation_end`` event (on the stream too) and return it.
+
+        Content: ``status``, ``final_step`` (current step) and ``total_events`` (events recorded
+        before this one). No event may be recorded after it; `save` then exports it as is instead
+        of appending its own marker.
+        """
+        return self.record_event(
+            SIMULATION_END,
+            {"status": status, "final_step": self._current_step(), "total_events": self._count},
+            agent_id=None,
+            metadata={"source": "model"},
+        )
+
+    # -- stream --------------------------------------------------------------------------------
+
+    def flush(self, fsync: bool = False) -> None:
+        """Push buffered stream lines to the OS (and to disk with ``fsync=True``)."""
+        if self._file is not None:
+            self._file.flush()
+            if fsync:
+                os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        """Flush and close the stream. Idempotent; no event may be recorded afterwards."""
+        if self._file is not None:
+            self._file.flush()
+            self._file.close()
+            self._file = None
+        self._closed = True
+        self._blocked = True
+
+    def __enter__(self) -> SimulationRecorder:
+        """Return the recorder; leaving the ``with`` block closes it."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the stream (does not record ``simulation_end``: a crash stays visible as a cut)."""
+        self.close()
+
+    # -- queries -------------------------------------------------------------------------------
+
+    def get_agent_events(self, agent_id: int) -> list[SimulationEvent]:
+        """Return all events of one agent, in order."""
+        self._require_memory("get_agent_events")
+        return list(self._by_agent.get(agent_id, ()))
+
+    def get_events_by_type(self, event_type: str) -> list[SimulationEvent]:
+        """Return all events of one type, in order."""
+        self._require_memory("get_events_by_type")
+        return list(self._by_type.get(event_type, ()))
+
+    def get_events_by_step(self, step: int) -> list[SimulationEvent]:
+        """Return all events of one simulation step, in order."""
+        self._require_memory("get_events_by_step")
+        return list(self._by_step.get(step, ()))
+
+    def export_agent_memory(self, agent_id: int) -> dict[str, Any]:
+        """Export one agent's events and a summary, in the mesa-llm recorder's shape.
+
+        ``{"agent_id", "events": [event dicts], "summary": {"total_events", "event_types",
+        "active_steps", "first_event", "last_event"}}``; timestamps are ISO strings.
+        """
+        self._require_memory("export_agent_memory")
+        agent_events = self._by_agent.get(agent_id, [])
+        return {
+            "agent_id": agent_id,
+            "events": [event.to_dict() for event in agent_events],
+            "summary": _summary(agent_events),
+        }
+
+    def get_stats(self) -> dict[str, Any]:
+        """Return recording statistics (the mesa-llm recorder's keys).
+
+        ``total_events`` counts recorded events, not the marker a `save` appends.
+        """
+        if self.keep_in_memory:
+            per_agent = {agent_id: len(evs) for agent_id, evs in self._by_agent.items()}
+            event_types = list(self._by_type)
+        else:
+            per_agent = dict(self._agent_counts)
+            event_types = list(self._type_counts)
+        elapsed = datetime.now(UTC) - self.start_time
+        return {
+            "total_events": self._count,
+            "unique_agents": len(per_agent),
+            "event_types": event_types,
+            "simulation_steps": self._current_step(),
+            "recording_duration_minutes": elapsed.total_seconds() / 60,
+            "events_per_agent": per_agent,
+        }
+
+    # -- single-file export --------------------------------------------------------------------
+
+    def save(self, filename: str | None = None, format: str = "json") -> Path:
+        """Write the single-file JSON export of the mesa-llm recorder and return its path.
+
+        ``{"metadata": {..., "end_time", "total_steps", "total_events", "total_agents",
+        "duration_minutes", "completion_status"}, "events": [...], "agent_summaries": {...}}``.
+
+        The export ends with one ``simulation_end`` event: the one `record_simulation_end` recorded
+        or, before that, a marker built here (status from ``max_steps``) which is appended to
+        `events` and replaced by the next `save` or dropped by the next `record_event`, as in the
+        mesa-llm recorder. The marker is never written to the stream.
+
+        With `filename` None the name is ``simulation_<id>_<UTC time>.json`` made unique; a given
+        `filename` (relative to `output_dir`) is replaced atomically if it exists.
+
+        Raises:
+            ValueError: for ``format="pickle"`` (never supported) or any format other than "json".
+        """
+        if format == "pickle":
+            raise ValueError(_PICKLE_ERROR)
+        if format != "json":
+            raise ValueError(f"unknown recording format {format!r}; use format='json'")
+
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        if filename is None:
+            stem = f"simulation_{self.simulation_id}_{datetime.now(UTC).strftime('%Y%m%d_%H%M%S')}"
+            filepath = _unique_path(self.output_dir, stem, ".json")
+        else:
+            filepath = self.output_dir / filename
+        self.flush()
+
+        if self._checkpoint is not None:
+            self._drop_checkpoint()
+        step = self._current_step()
+        now = datetime.now(UTC)
+        real_events = self._count - (1 if self._end_status is not None else 0)
+        max_steps = getattr(self.model, "max_steps", None) if self.model is not None else None
+        if self._end_status is not None:
+            status = self._end_status
+        elif max_steps is None:
+            status = "unknown"
+        else:
+            status = "interrupted" if step < max_steps else "completed"
+        self.simulation_metadata.update(
+            {
+                "end_time": now.isoformat(),
+                "total_steps": step,
+                "total_events": real_events,
+                "total_agents": self._agent_total(),
+                "duration_minutes": (now - self.start_time).total_seconds() / 60,
+                "completion_status": status,
+                "jsonl_path": str(self._jsonl_path) if self._jsonl_path is not None else None,
+            }
+        )
+
+        marker: SimulationEvent | None = None
+        if self._end_status is None:
+            marker = SimulationEvent(
+                event_id=f"{self._id_prefix}{self._count:06d}",
+                timestamp=now,
+                step=step,
+                agent_id=None,
+                event_type=SIMULATION_END,
+                content={"status": status, "final_step": step, "total_events": real_events},
+                metadata={"source": "model"},
+            )
+            if self.keep_in_memory:
+                self._index(marker)
+                self._checkpoint = marker
+
+        # Same shape as the mesa-llm export (json.dump with indent=2), but one compact line per
+        # event: json's C encoder does not indent, and the pure-Python one is 4x slower.
+        encode = self._encode
+        filepath.parent.mkdir(parents=True, exist_ok=True)
+        tmp = filepath.with_name(filepath.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write('{\n  "metadata": ' + _indented(self.simulation_metadata) + ',\n  "events": [')
+            sep = "\n    "
+            if self.keep_in_memory:
+                for event in self.events:
+                    f.write(sep + encode(event.to_dict()))
+                    sep = ",\n    "
+                summaries = {
+                    agent_id: _summary(events) for agent_id, events in self._by_agent.items()
+                }
+            else:
+                builder = _SummaryBuilder()
+                for line in self._stream_lines():
+                    f.write(sep + line)
+                    sep = ",\n    "
+                    builder.add(json.loads(line))
+                if marker is not None:
+                    f.write(sep + encode(marker.to_dict()))
+                    sep = ",\n    "
+                summaries = builder.result()
+            f.write("\n  ]" if sep != "\n    " else "]")
+            f.write(',\n  "agent_summaries": ' + _indented(summaries) + "\n}\n")
+        os.replace(tmp, filepath)
+        logger.info("Simulation recording saved to: %s", filepath)
+        return filepath
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _set_second(self, timestamp: datetime) -> None:
+        """Cache the ISO text of `timestamp`'s second, which all stream lines of that second share."""
+        start = timestamp.replace(microsecond=0)
+        self._second_start = start
+        self._second_end = start + timedelta(seconds=1)
+        self._second_text = start.isoformat()[:-6]  # without "+00:00"
+
+    def _current_step(self) -> int:
+        steps = getattr(self.model, "steps", 0) if self.model is not None else 0
+        return int(steps) if steps is not None else 0
+
+    def _agent_total(self) -> int:
+        agents = getattr(self.model, "agents", None) if self.model is not None else None
+        try:
+            return len(agents) if agents is not None else 0
+        except TypeError:
+            return 0
+
+    def _index(self, event: SimulationEvent) -> None:
+        self.events.append(event)
+        if event.agent_id is not None:
+            by_agent = self._by_agent.get(event.agent_id)
+            if by_agent is None:
+                self._by_agent[event.agent_id] = [event]
+            else:
+                by_agent.append(event)
+        by_type = self._by_type.get(event.event_type)
+        if by_type is None:
+            self._by_type[event.event_type] = [event]
+        else:
+            by_type.append(event)
+        by_step = self._by_step.get(event.step)
+        if by_step is None:
+            self._by_step[event.step] = [event]
+        else:
+            by_step.append(event)
+
+    def _drop_checkpoint(self) -> None:
+        """Remove the save() marker: it is the last entry of `events` and of its index lists."""
+        marker = self._checkpoint
+        self._checkpoint = None
+        if marker is None or not self.events or self.events[-1] is not marker:
+            return
+        self.events.pop()
+        by_type = self._by_type[marker.event_type]
+        by_type.pop()
+        if not by_type:
+            del self._by_type[marker.event_type]
+        by_step = self._by_step[marker.step]
+        by_step.pop()
+        if not by_step:
+            del self._by_step[marker.step]
+
+    def _open_stream(self) -> IO[str]:
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        stem = self.run_name or f"simulation_{self.simulation_id}"
+        n = 0
+        while True:
+            path = self.output_dir / (f"{stem}.jsonl" if n == 0 else f"{stem}-{n}.jsonl")
+            try:
+                # "x": create, never overwrite an existing recording.
+                file = open(  # noqa: SIM115 - kept open for the recorder's lifetime; close() closes it
+                    path, "x", encoding="utf-8", newline="\n", buffering=1 << 16
+                )
+            except FileExistsError:
+                n += 1
+                continue
+            self._file = file
+            self._jsonl_path = path
+            return file
+
+    def _stream_lines(self) -> Iterator[str]:
+        """Yield the stream's lines (flushed first), without their newlines."""
+        if self._jsonl_path is None:
+            return
+        self.flush()
+        with open(self._jsonl_path, encoding="utf-8") as f:
+            for line in f:
+                line = line.rstrip("\n")
+                if line:
+                    yield line
+
+    def _require_memory(self, method: str) -> None:
+        if not self.keep_in_memory:
+            raise RuntimeError(
+                f"{method}() needs keep_in_memory=True; load the stream with "
+                "mesa_llm.recording.load_events() instead"
+            )
+
+
+def _unique_path(directory: Path, stem: str, suffix: str) -> Path:
+    path = directory / f"{stem}{suffix}"
+    n = 0
+    while path.exists():
+        n += 1
+        path = directory / f"{stem}-{n}{suffix}"
+    return path
+
+
+def _indented(obj: Any) -> str:
+    """JSON of `obj` indented by 2, to sit at the second level of the export."""
+    text = json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default)
+    return text.replace("\n", "\n  ")  # JSON strings hold no raw newline
+
+
+def _summary(events: list[SimulationEvent]) -> dict[str, Any]:
+    """An agent's summary in the mesa-llm recorder's shape."""
+    return {
+        "total_events": len(events),
+        "event_types": list(dict.fromkeys(e.event_type for e in events)),
+        "active_steps": list(dict.fromkeys(e.step for e in events)),
+        "first_event": events[0].timestamp.isoformat() if events else None,
+        "last_event": events[-1].timestamp.isoformat() if events else None,
+    }
+
+
+class _SummaryBuilder:
+    """Builds per-agent summaries from event dicts one at a time (for exports read from a stream)."""
+
+    def __init__(self) -> None:
+        self._agents: dict[Any, dict[str, Any]] = {}
+
+    def add(self, event: dict[str, Any]) -> None:
+        agent_id = event.get("agent_id")
+        if agent_id is None:
+            return
+        summary = self._agents.get(agent_id)
+        if summary is None:
+            summary = self._agents[agent_id] = {
+                "total_events": 0,
+                "event_types": {},
+                "active_steps": {},
+                "first_event": event.get("timestamp"),
+                "last_event": None,
+            }
+        summary["total_events"] += 1
+        summary["event_types"][event.get("event_type")] = None
+        summary["active_steps"][event.get("step")] = None
+        summary["last_event"] = event.get("timestamp")
+
+    def result(self) -> dict[Any, dict[str, Any]]:
+        return {
+            agent_id: {
+                **summary,
+                "event_types": list(summary["event_types"]),
+                "active_steps": list(summary["active_steps"]),
+            }
+            for agent_id, summary in self._agents.items()
+        }

@@ -1,0 +1,416 @@
+"""Tests of the integer double-entry ledger, alone and driven by the order book and clearing."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import pytest
+from hypothesis import event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+from mesa_llm.market import (
+    HOUSE,
+    ConservationError,
+    InsufficientFunds,
+    InsufficientGoods,
+    Ledger,
+    LedgerError,
+    Lifetime,
+    Order,
+    OrderBook,
+    Side,
+    UnknownAccount,
+    clear_call_auction,
+    pair_fills,
+)
+
+
+def snapshot(ledger: Ledger) -> list[object]:
+    return [
+        (
+            a.account_id,
+            a.cash,
+            dict(a.holdings),
+            a.reserved_cash,
+            dict(a.reserved_goods),
+        )
+        for a in ledger.accounts()
+    ] + [ledger.journal_size]
+
+
+@pytest.fixture
+def ledger() -> Ledger:
+    ledger = Ledger(["apple", "pear"])
+    ledger.open_account(1, cash=1_000, holdings={"apple": 5})
+    ledger.open_account(2, cash=200, holdings={"apple": 10, "pear": 3})
+    return ledger
+
+
+def test_open_accounts_issue_the_endowment(ledger: Ledger) -> None:
+    assert ledger.account(HOUSE).cash == 0
+    assert ledger.total_cash() == 1_200
+    assert ledger.total_goods("apple") == 15
+    assert ledger.issued_cash == 1_200
+    assert [a.account_id for a in ledger.accounts()] == [HOUSE, 1, 2]
+    ledger.check_invariants()
+    with pytest.raises(LedgerError, match="already exists"):
+        ledger.open_account(1)
+    with pytest.raises(UnknownAccount, match="99"):
+        ledger.account(99)
+    with pytest.raises(LedgerError, match="banana"):
+        ledger.available_goods(1, "banana")
+
+
+def test_amounts_must_be_non_negative_ints(ledger: Ledger) -> None:
+    with pytest.raises(ValueError):
+        ledger.transfer_cash(1, 2, -5)
+    with pytest.raises(TypeError):
+        ledger.transfer_cash(1, 2, 1.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        ledger.reserve_cash(1, True)
+    with pytest.raises(ValueError):
+        ledger.open_account(3, cash=-1)
+    assert 3 not in ledger
+    ledger.transfer_cash(1, 2, np.int64(5))  # type: ignore[arg-type]  # numpy ints are converted
+    assert type(ledger.account(2).cash) is int and ledger.account(2).cash == 205
+
+
+def test_reservations_and_their_errors(ledger: Ledger) -> None:
+    ledger.reserve_cash(1, 600)
+    assert ledger.available_cash(1) == 400
+    with pytest.raises(InsufficientFunds) as info:
+        ledger.reserve_cash(1, 401)
+    assert "1" in str(info.value) and "401" in str(info.value) and "400" in str(info.value)
+    with pytest.raises(LedgerError, match="700"):
+        ledger.release_cash(1, 700)
+    ledger.release_cash(1, 100)
+    assert ledger.account(1).reserved_cash == 500
+    ledger.reserve_goods(2, "apple", 10)
+    with pytest.raises(InsufficientGoods, match=r"2.*1 apple.*0 available"):
+        ledger.reserve_goods(2, "apple", 1)
+    with pytest.raises(LedgerError, match="11"):
+        ledger.release_goods(2, "apple", 11)
+    # Reserved cash cannot be transferred away.
+    with pytest.raises(InsufficientFunds, match="501"):
+        ledger.transfer_cash(1, 2, 501)
+    ledger.check_invariants()
+
+
+def test_settle_trade_moves_both_legs_and_fees(ledger: Ledger) -> None:
+    ledger.reserve_cash(1, 3 * 12 + 3)  # limit 12, fee 1 per unit
+    ledger.reserve_goods(2, "apple", 3)
+    ledger.settle_trade(
+        1,
+        2,
+        "apple",
+        3,
+        10,
+        buyer_reserved_cash=3 * 12 + 3,
+        seller_reserved_goods=3,
+        buyer_fee=3,
+        seller_fee=2,
+    )
+    buyer, seller, house = ledger.account(1), ledger.account(2), ledger.account(HOUSE)
+    assert (buyer.cash, buyer.holdings["apple"], buyer.reserved_cash) == (1_000 - 33, 8, 0)
+    assert (seller.cash, seller.holdings["apple"], seller.reserved_goods["apple"]) == (228, 7, 0)
+    assert house.cash == 5
+    assert ledger.total_cash() == 1_200
+    kinds = [entry[0] for entry in ledger.journal()]
+    assert kinds.count("trade_cash") == 1 and kinds.count("fee") == 2
+    assert ledger.journal(ledger.journal_size - 1)[0][:5] == ("fee", 2, HOUSE, None, 2)
+    ledger.check_invariants()
+
+
+def test_failing_settlement_changes_nothing(ledger: Ledger) -> None:
+    ledger.reserve_cash(2, 150)
+    ledger.reserve_goods(1, "apple", 2)
+    before = snapshot(ledger)
+    with pytest.raises(InsufficientFunds, match=r"account 2 .*pay 300"):
+        # buyer 2 has 200 cash, 150 of it reserved for this very fill: 300 is too much.
+        ledger.settle_trade(2, 1, "apple", 3, 100, buyer_reserved_cash=150)
+    assert snapshot(ledger) == before
+    with pytest.raises(InsufficientGoods, match=r"account 1 .*deliver 6 apple.*5 available"):
+        ledger.settle_trade(2, 1, "apple", 6, 1, seller_reserved_goods=2)
+    assert snapshot(ledger) == before
+    with pytest.raises(LedgerError, match="release"):
+        ledger.settle_trade(2, 1, "apple", 1, 1, buyer_reserved_cash=151)
+    assert snapshot(ledger) == before
+    ledger.open_account(3, holdings={"pear": 1})
+    with pytest.raises(InsufficientFunds, match="fee 5"):
+        # A seller fee above the proceeds is paid from cash the seller does not have.
+        ledger.settle_trade(1, 3, "pear", 1, 1, seller_fee=5)
+    ledger.check_invariants()
+
+
+def test_credit_and_short_limits() -> None:
+    ledger = Ledger(["gold"])
+    ledger.open_account("bank", cash=0, credit_limit=100)
+    ledger.open_account("trader", cash=50, holdings={"gold": 0}, short_limit=2)
+    assert ledger.available_cash("bank") == 100
+    ledger.reserve_goods("trader", "gold", 2)
+    ledger.settle_trade("bank", "trader", "gold", 2, 40, seller_reserved_goods=2)
+    assert ledger.account("bank").cash == -80 and ledger.account("trader").holdings["gold"] == -2
+    ledger.check_invariants()
+    with pytest.raises(InsufficientFunds, match="bank"):
+        ledger.transfer_cash("bank", "trader", 21)
+    with pytest.raises(InsufficientGoods, match="trader"):
+        ledger.transfer_goods("trader", "bank", "gold", 1)
+    ledger.transfer_cash("bank", "trader", 20, memo="fine")
+    assert ledger.account("bank").cash == -100
+    assert ledger.journal(ledger.journal_size - 1) == [
+        ("transfer_cash", "bank", "trader", None, 20, "fine")
+    ]
+    ledger.check_invariants()
+
+
+def test_self_trade_and_house_trade() -> None:
+    ledger = Ledger(["x"])
+    ledger.open_account(1, cash=10, holdings={"x": 1})
+    ledger.reserve_goods(1, "x", 1)
+    ledger.reserve_cash(1, 5)
+    ledger.settle_trade(
+        1, 1, "x", 1, 5, buyer_reserved_cash=5, seller_reserved_goods=1, buyer_fee=1, seller_fee=1
+    )
+    assert (ledger.account(1).cash, ledger.account(1).holdings["x"]) == (8, 1)
+    assert ledger.account(HOUSE).cash == 2
+    ledger.settle_trade(HOUSE, 1, "x", 1, 2, seller_fee=1)  # the house buys, fee to itself
+    assert ledger.account(HOUSE).cash == 1 and ledger.account(HOUSE).holdings["x"] == 1
+    ledger.issue(1, holdings={"x": 1})
+    with pytest.raises(InsufficientFunds, match="house"):
+        ledger.settle_trade(HOUSE, 1, "x", 1, 5)
+    ledger.check_invariants()
+
+
+def test_issue_and_retire() -> None:
+    ledger = Ledger(["x"])
+    ledger.open_account(1, cash=10, holdings={"x": 4})
+    ledger.issue(1, cash=5, holdings={"x": 1}, memo="shock")
+    ledger.reserve_cash(1, 12)
+    with pytest.raises(InsufficientFunds, match="retire 4"):
+        ledger.retire(1, cash=4)
+    with pytest.raises(InsufficientGoods):
+        ledger.retire(1, cash=1, holdings={"x": 6})
+    assert ledger.account(1).cash == 15  # the failed retire changed nothing
+    ledger.retire(1, cash=3, holdings={"x": 5})
+    assert ledger.total_cash() == 12 and ledger.total_goods("x") == 0
+    with pytest.raises(ValueError):
+        ledger.issue(1, cash=-1)
+    ledger.check_invariants()
+
+
+def test_check_invariants_names_what_broke(ledger: Ledger) -> None:
+    ledger.account(1).cash += 1
+    with pytest.raises(ConservationError, match="total cash"):
+        ledger.check_invariants()
+    ledger.account(1).cash -= 1
+    ledger.account(2).holdings["pear"] -= 4
+    ledger.account(1).holdings["pear"] += 4
+    with pytest.raises(ConservationError, match=r"account 2 .*pear"):
+        ledger.check_invariants()
+    ledger.account(2).holdings["pear"] += 4
+    ledger.account(1).holdings["pear"] -= 4
+    ledger.account(1).reserved_cash = 2_000
+    with pytest.raises(ConservationError, match="reserved cash"):
+        ledger.check_invariants()
+
+
+# -- stateful: book + clearing + ledger ---------------------------------------------
+
+GOODS = ("a", "b")
+FEE = 1  # per unit, paid by both sides
+PLACE_GOODS = st.sampled_from(["a", "a", "a", "b"])  # mostly one good, so orders meet
+
+
+class MarketMachine(RuleBasedStateMachine):
+    """Orders reserve, clearing settles, cancel and expiry release; nothing leaks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ledger = Ledger(GOODS)
+        self.book = OrderBook()
+        self.step = 0
+        self.agents: list[int] = []
+
+    @initialize(
+        endowments=st.lists(
+            st.tuples(st.integers(0, 300), st.integers(0, 8), st.integers(0, 8)),
+            min_size=2,
+            max_size=5,
+        )
+    )
+    def open_accounts(self, endowments: list[tuple[int, int, int]]) -> None:
+        for agent, (cash, a, b) in enumerate(endowments):
+            self.ledger.open_account(agent, cash=cash, holdings={"a": a, "b": b})
+            self.agents.append(agent)
+
+    def _place(
+        self, agent: int, good: str, side: Side, price: int, qty: int, lifetime: Lifetime
+    ) -> None:
+        before = snapshot(self.ledger)
+        try:
+            if side is Side.BUY:
+                self.ledger.reserve_cash(agent, (price + FEE) * qty)
+            else:
+                self.ledger.reserve_goods(agent, good, qty)
+        except (InsufficientFunds, InsufficientGoods):
+            assert snapshot(self.ledger) == before
+            return
+        oid = self.book.next_order_id()
+        self.book.add(Order(oid, agent, good, side, price, qty, qty, lifetime, oid, self.step))
+
+    # One rule per side, so that placing is drawn as often as the other rules together.
+    @rule(
+        data=st.data(),
+        good=PLACE_GOODS,
+        price=st.integers(1, 6),
+        qty=st.integers(1, 5),
+        lifetime=st.sampled_from(Lifetime),
+    )
+    def place_buy(
+        self, data: st.DataObject, good: str, price: int, qty: int, lifetime: Lifetime
+    ) -> None:
+        self._place(data.draw(st.sampled_from(self.agents)), good, Side.BUY, price, qty, lifetime)
+
+    @rule(
+        data=st.data(),
+        good=PLACE_GOODS,
+        price=st.integers(1, 6),
+        qty=st.integers(1, 5),
+        lifetime=st.sampled_from(Lifetime),
+    )
+    def place_sell(
+        self, data: st.DataObject, good: str, price: int, qty: int, lifetime: Lifetime
+    ) -> None:
+        self._place(data.draw(st.sampled_from(self.agents)), good, Side.SELL, price, qty, lifetime)
+
+    def _release(self, order: Order) -> None:
+        if order.side is Side.BUY:
+            self.ledger.release_cash(order.agent_id, (order.price + FEE) * order.remaining)
+        else:
+            self.ledger.release_goods(order.agent_id, order.good, order.remaining)
+
+    @precondition(lambda self: len(self.book) > 0)
+    @rule(data=st.data())
+    def cancel(self, data: st.DataObject) -> None:
+        agent = data.draw(st.sampled_from(self.agents))
+        mine = self.book.open_orders(agent)
+        if mine:
+            order = self.book.cancel(data.draw(st.sampled_from(mine)).order_id)
+            self._release(order)
+
+    def _two_sided(self) -> bool:
+        return any(
+            self.book.orders(good, Side.BUY) and self.book.orders(good, Side.SELL) for good in GOODS
+        )
+
+    @precondition(lambda self: self._two_sided())
+    @rule(k=st.sampled_from([0.0, 0.5, 1.0]))
+    def clear(self, k: float) -> None:
+        """One market step: clear every good, then expire STEP orders."""
+        for good in GOODS:
+            self._clear_good(good, k)
+        for order in self.book.expire(Lifetime.STEP):
+            self._release(order)
+        self.step += 1
+
+    def _clear_good(self, good: str, k: float) -> None:
+        buys, bp, bq = self.book.side_arrays(good, Side.BUY)
+        sells, sp, sq = self.book.side_arrays(good, Side.SELL)
+        result = clear_call_auction(bp, bq, sp, sq, k=k)
+        event("clearing traded" if result.volume else "clearing without trade")
+        goods_before = {a: self.ledger.account(a).holdings[good] for a in self.agents}
+        house_before = self.ledger.account(HOUSE).cash
+        if result.price is not None:
+            price = result.price
+            for b, s, q in zip(
+                *(x.tolist() for x in pair_fills(result.buy_fills, result.sell_fills)), strict=True
+            ):
+                buy, sell = buys[b], sells[s]
+                assert buy.price >= price >= sell.price  # no fill beyond a limit
+                self.ledger.settle_trade(
+                    buy.agent_id,
+                    sell.agent_id,
+                    good,
+                    q,
+                    price,
+                    buyer_reserved_cash=(price + FEE) * q,
+                    seller_reserved_goods=q,
+                    buyer_fee=FEE * q,
+                    seller_fee=FEE * q,
+                )
+                # The buyer reserved at its limit: refund what the better price left over.
+                self.ledger.release_cash(buy.agent_id, (buy.price - price) * q)
+            self.book.apply_fills(buys, result.buy_fills)
+            self.book.apply_fills(sells, result.sell_fills)
+        bought = sum(self.ledger.account(a).holdings[good] - goods_before[a] for a in self.agents)
+        assert bought == 0  # units bought == units sold
+        assert self.ledger.account(HOUSE).cash - house_before == 2 * FEE * result.volume
+
+    @rule(
+        data=st.data(), cash=st.integers(0, 50), qty=st.integers(0, 3), good=st.sampled_from(GOODS)
+    )
+    def issue_or_retire(self, data: st.DataObject, cash: int, qty: int, good: str) -> None:
+        agent = data.draw(st.sampled_from(self.agents))
+        if data.draw(st.booleans()):
+            self.ledger.issue(agent, cash=cash, holdings={good: qty}, memo="shock")
+            return
+        before = snapshot(self.ledger)
+        try:
+            self.ledger.retire(agent, cash=cash, holdings={good: qty})
+        except (InsufficientFunds, InsufficientGoods):
+            assert snapshot(self.ledger) == before
+
+    @rule(
+        data=st.data(), cash=st.integers(0, 80), qty=st.integers(0, 3), good=st.sampled_from(GOODS)
+    )
+    def transfer(self, data: st.DataObject, cash: int, qty: int, good: str) -> None:
+        src = data.draw(st.sampled_from(self.agents))
+        dst = data.draw(st.sampled_from(self.agents))
+        before = snapshot(self.ledger)
+        try:
+            self.ledger.transfer_cash(src, dst, cash)
+        except InsufficientFunds:
+            assert snapshot(self.ledger) == before
+        before = snapshot(self.ledger)
+        try:
+            self.ledger.transfer_goods(src, dst, good, qty)
+        except InsufficientGoods:
+            assert snapshot(self.ledger) == before
+
+    @invariant()
+    def ledger_invariants_hold(self) -> None:
+        self.ledger.check_invariants()
+
+    @invariant()
+    def nothing_negative(self) -> None:
+        for account in self.ledger.accounts():
+            assert account.cash >= 0
+            assert all(v >= 0 for v in account.holdings.values())
+
+    @invariant()
+    def reservations_match_the_book(self) -> None:
+        cash: dict[object, int] = defaultdict(int)
+        goods: dict[tuple[object, str], int] = defaultdict(int)
+        for agent in self.agents:
+            for order in self.book.open_orders(agent):
+                if order.side is Side.BUY:
+                    cash[agent] += (order.price + FEE) * order.remaining
+                else:
+                    goods[agent, order.good] += order.remaining
+        for account in self.ledger.accounts():
+            aid = account.account_id
+            assert account.reserved_cash == cash[aid]
+            for good in GOODS:
+                assert account.reserved_goods[good] == goods[aid, good]
+
+
+MarketMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=50, deadline=None)
+TestMarketMachine = MarketMachine.TestCase
