@@ -33,6 +33,7 @@ from mesa_llm.actions import (
     Wait,
 )
 from mesa_llm.agents.observation import GoodSnapshot, MarketSnapshot
+from mesa_llm.agents.persona import Persona
 from mesa_llm.agents.policies import PolicyRegistry, default_policy_registry
 from mesa_llm.agents.trader import PrivateValues, TraderAgent
 from mesa_llm.economics import (
@@ -192,11 +193,12 @@ class MarketModel(mesa.Model):
                 if ps.fundamental is not None:
                     pv.fundamental = self._ticks(self._draw(ps.fundamental, 1))[0]
                 private[good] = pv
+            persona = Persona(
+                name=f"{label}_{i}", role=spec.role, policy=spec.policy_name, population=label
+            )
             agent = TraderAgent(
                 self,
-                name=f"{label}_{i}",
-                role=spec.role,
-                population=label,
+                persona=persona,
                 policy=self.policy_registry.create(spec.policy_name, spec.params),
                 private=private,
                 recent_trades=self.scenario.market.recent_trades,

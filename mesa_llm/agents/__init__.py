@@ -7,6 +7,8 @@ from mesa_llm.agents.observation import (
     Observation,
     PrivateView,
 )
+from mesa_llm.agents.persona import Persona
 from mesa_llm.agents.roles import Role
 
-__all__ = ["AccountView", "GoodSnapshot", "MarketSnapshot", "Observation", "PrivateView", "Role"]
+__all__ = ["AccountView", "GoodSnapshot", "MarketSnapshot", "Observation",
+    "Persona", "PrivateView", "Role"]

@@ -21,8 +21,8 @@ from mesa_llm.agents.observation import (
     Observation,
     PrivateView,
 )
+from mesa_llm.agents.persona import Persona
 from mesa_llm.agents.policies.base import DecisionPolicy
-from mesa_llm.agents.roles import Role
 
 if TYPE_CHECKING:
     import numpy as np
@@ -58,24 +58,23 @@ class PrivateValues:
 
 
 class TraderAgent(mesa.Agent):
-    """A market participant whose decisions come from its ``policy`` (rule-based or, later, an LLM)."""
+    """A market participant: a persona, private values, and a ``policy`` that decides for it."""
 
     def __init__(
         self,
         model: mesa.Model,
         *,
-        name: str,
-        role: Role,
-        population: str,
+        persona: Persona,
         policy: DecisionPolicy,
         private: dict[str, PrivateValues],
         recent_trades: int = 5,
         units_shown: int = 10,
     ) -> None:
         super().__init__(model)
-        self.name = name
-        self.role = role
-        self.population = population
+        self.persona = persona
+        self.name = persona.name
+        self.role = persona.role
+        self.population = persona.population or persona.role.value
         self.policy = policy
         self.private = private
         self.units_bought: dict[str, int] = {}
