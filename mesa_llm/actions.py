@@ -171,3 +171,9 @@ class Decision:
     plan: str | None = None
     #: problems met while deciding (e.g. a tool call that failed validation); recorded as rejections
     invalid: list[ActionValidationError] = field(default_factory=list)
+    #: events produced while deciding (e.g. ``("llm_call", {...})``), recorded in agent order
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: why the agent could not decide at all this step (e.g. its model kept failing), if so
+    failure: str | None = None
+    #: the failure is a configuration problem (bad key, unknown model): the run should stop
+    fatal: bool = False

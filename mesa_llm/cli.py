@@ -51,24 +51,62 @@ def run(
         bool,
         typer.Option("--check-invariants", help="Check cash and goods conservation after every step."),
     ] = False,
+    model_name: Annotated[
+        str | None,
+        typer.Option("--model", help="litellm model string for every LLM population (e.g. openai/gpt-4o-mini)."),
+    ] = None,
+    api_base: Annotated[
+        str | None, typer.Option("--api-base", help="URL of an OpenAI-compatible server.")
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", min=1, help="LLM calls in flight per model.")
+    ] = None,
+    max_cost_usd: Annotated[
+        float | None, typer.Option("--max-cost-usd", min=0.0, help="Stop the run once LLM calls cost more.")
+    ] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option("--max-tokens", min=1, help="Stop the run once LLM calls used more tokens.")
+    ] = None,
 ) -> None:
     """Run a scenario and write its recording."""
-    from mesa_llm.model import MarketModel
+    from mesa_llm.model import MarketModel, resolve_llm_models
     from mesa_llm.scenario import ScenarioError, load_scenario
 
     try:
         spec = load_scenario(scenario, overrides=list(set_ or []))
     except ScenarioError as exc:
         raise _fail(str(exc)) from None
-    model = MarketModel(
-        spec,
-        seed=seed,
-        steps=steps,
-        output_dir=out,
-        record=not no_record,
-        check_invariants=True if check_invariants else None,
-    )
+    llm_updates = {
+        key: value
+        for key, value in (
+            ("api_base", api_base),
+            ("concurrency", concurrency),
+            ("max_cost_usd", max_cost_usd),
+            ("max_tokens", max_tokens),
+        )
+        if value is not None
+    }
+    if llm_updates:
+        spec.llm = spec.llm.model_copy(update=llm_updates)
+    models = sorted({m for m in resolve_llm_models(spec, model_name).values() if m})
+    problem = _check_llm_access(models, spec.llm.api_base)
+    if problem is not None:
+        raise _fail(problem)
+    try:
+        model = MarketModel(
+            spec,
+            seed=seed,
+            steps=steps,
+            output_dir=out,
+            record=not no_record,
+            check_invariants=True if check_invariants else None,
+            llm_model=model_name,
+        )
+    except ValueError as exc:  # e.g. a prompt override that is missing or does not compile
+        raise _fail(f"{spec.name}: {exc}") from None
     console = _err_console()
+    for notice in model.notices:
+        console.print(f"note: {notice}", highlight=False, markup=False)
     progress = Progress(
         TextColumn(f"[bold]{spec.name}[/] seed {model.seed_value}"),
         BarColumn(),
@@ -92,10 +130,36 @@ def run(
             1,
         ) from None
     data = summary.to_dict()
+    if model.stop_status == "failed":
+        if as_json:
+            sys.stdout.write(json.dumps(data) + "\n")
+        raise _fail(f"run stopped at step {model.steps}: {model.stop_reason} (recording: {data['recording']})", 1)
     if as_json:
         sys.stdout.write(json.dumps(data) + "\n")
         return
     _print_summary(data)
+
+
+def _check_llm_access(models: list[str], api_base: str | None) -> str | None:
+    """One line saying why the chosen models cannot be reached, or None."""
+    if not models:
+        return None
+    import asyncio
+
+    from mesa_llm.llm import check_server, missing_credentials
+
+    for name in models:
+        missing = missing_credentials(name, api_base)
+        if missing:
+            return (
+                f"model {name!r} needs {', '.join(missing)}, which is not set "
+                "(set it in the environment, or use --api-base for a local OpenAI-compatible server)"
+            )
+    if api_base:
+        reason = asyncio.run(check_server(api_base))
+        if reason is not None:
+            return reason
+    return None
 
 
 def _print_summary(data: dict[str, Any]) -> None:
@@ -119,6 +183,13 @@ def _print_summary(data: dict[str, Any]) -> None:
         f"trades: {data['trades']}   volume: {data['volume']}   allocative efficiency: "
         + (f"{efficiency:.1%}" if efficiency is not None else "n/a (no induced values)")
     )
+    llm = data.get("llm")
+    if llm:
+        console.print(
+            f"LLM agents: {llm['agents']} ({', '.join(llm['models'])})   calls: {llm['calls']}"
+            f" ({llm['failed_calls']} failed)   tokens: {llm['prompt_tokens']:,} in / "
+            f"{llm['completion_tokens']:,} out   cost: ${llm['cost_usd']:.4f}"
+        )
     if data.get("stop_reason"):
         console.print(f"stopped: {data['stop_reason']}")
     console.print(f"recording: {data['recording'] or '(not recorded)'}")

@@ -9,11 +9,14 @@ record (the step's events are flushed to the recording). All randomness comes fr
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hashlib
 import json
+import os
 import platform
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +28,7 @@ import numpy as np
 from mesa_llm import __version__
 from mesa_llm.actions import (
     ActionBase,
+    ActionRegistry,
     Broadcast,
     CancelOrder,
     Decision,
@@ -32,9 +36,11 @@ from mesa_llm.actions import (
     SendMessage,
     Wait,
 )
+from mesa_llm.agents.llm_policy import LLMContext, LLMPolicy
 from mesa_llm.agents.observation import GoodSnapshot, MarketSnapshot
 from mesa_llm.agents.persona import Persona
 from mesa_llm.agents.policies import PolicyRegistry, default_policy_registry
+from mesa_llm.agents.prompts import PromptLibrary, resolve_overrides
 from mesa_llm.agents.trader import PrivateValues, TraderAgent
 from mesa_llm.economics import (
     CompetitiveEquilibrium,
@@ -42,6 +48,7 @@ from mesa_llm.economics import (
     competitive_equilibrium,
 )
 from mesa_llm.exchange import Clearing, Exchange, RejectedAction
+from mesa_llm.llm import ChatModel, ConcurrencyLimiter, UsageTracker
 from mesa_llm.market import Money, Order
 from mesa_llm.recording import SimulationRecorder
 from mesa_llm.scenario import (
@@ -83,7 +90,14 @@ class MarketModel(mesa.Model):
         run_name: str | None = None,
         policy_registry: PolicyRegistry | None = None,
         check_invariants: bool | None = None,
+        llm_model: str | None = None,
+        chat_model: ChatModel | None = None,
     ) -> None:
+        """Build the market and agents of ``scenario``.
+
+        ``llm_model`` overrides the model of every LLM population (the CLI's ``--model``);
+        ``chat_model`` answers every LLM agent's calls instead of litellm (tests, replays).
+        """
         self.seed_value = scenario.seed if seed is None else seed
         super().__init__(seed=self.seed_value)
         self.scenario = scenario
@@ -110,6 +124,19 @@ class MarketModel(mesa.Model):
         self.traders: list[TraderAgent] = []
         self.populations: dict[str, list[TraderAgent]] = {}
         self.initial_cash: dict[int, int] = {}
+        self.llm_model_override = llm_model
+        self._injected_chat_model = chat_model
+        self.usage = UsageTracker(
+            max_cost_usd=scenario.llm.max_cost_usd, max_tokens=scenario.llm.max_tokens
+        )
+        self.limiter = ConcurrencyLimiter(default_limit=scenario.llm.concurrency)
+        self._chat_models: dict[str, ChatModel] = {}
+        self._prompt_libraries: dict[tuple[str, str], PromptLibrary] = {}
+        self.action_registry = ActionRegistry()
+        self.notices: list[str] = []
+        self.resolved_models = resolve_llm_models(scenario, llm_model, chat_model)
+        self.stop_status: str | None = None
+        self._async: _AsyncBridge | None = None
         for population in scenario.populations:
             self._add_population(population)
         self.equilibria = self._equilibria()
@@ -182,6 +209,14 @@ class MarketModel(mesa.Model):
         members: list[TraderAgent] = []
         cash = self.money.round_to_tick(spec.endowment.cash)
         credit = self.money.round_to_tick(spec.credit_limit)
+        model_name = self.resolved_models.get(label)
+        policy_name = spec.policy_name
+        if spec.wants_llm and model_name is None:
+            policy_name = spec.fallback_policy
+            self.notices.append(
+                f"population {label!r}: no LLM model configured (--model, the scenario's llm.model "
+                f"or MESA_LLM_MODEL): using the built-in {policy_name!r} policy"
+            )
         for i in range(spec.count):
             private: dict[str, PrivateValues] = {}
             for good, ps in spec.private.items():
@@ -194,15 +229,26 @@ class MarketModel(mesa.Model):
                     pv.fundamental = self._ticks(self._draw(ps.fundamental, 1))[0]
                 private[good] = pv
             persona = Persona(
-                name=f"{label}_{i}", role=spec.role, policy=spec.policy_name, population=label
+                name=f"{label}_{i}" if spec.count > 1 else label,
+                role=spec.role,
+                policy=policy_name,
+                population=label,
+                goal=spec.goal,
+                style=spec.style,
+                backstory=spec.backstory,
+                model=model_name if policy_name == "llm" else None,
+            )
+            policy = self.policy_registry.create(
+                policy_name, spec.params if policy_name == spec.policy_name else {}
             )
             agent = TraderAgent(
                 self,
                 persona=persona,
-                policy=self.policy_registry.create(spec.policy_name, spec.params),
+                policy=policy,
                 private=private,
                 recent_trades=self.scenario.market.recent_trades,
                 units_shown=self.scenario.market.private_units_shown,
+                messages_shown=self.scenario.market.messages_shown,
             )
             holdings = {g: 0 for g in self.exchange.goods}
             holdings.update(spec.endowment.holdings)
@@ -210,9 +256,76 @@ class MarketModel(mesa.Model):
                 agent.unique_id, cash, holdings, credit_limit=credit, short_limit=spec.short_limit
             )
             self.initial_cash[agent.unique_id] = cash
+            if isinstance(policy, LLMPolicy):
+                assert model_name is not None
+                policy.bind(self._llm_context(persona, spec.templates, model_name))
             members.append(agent)
             self.traders.append(agent)
         self.populations[label] = members
+
+    def _prompts_for(self, role: str, templates: dict[str, str]) -> PromptLibrary:
+        key = (role, json.dumps(templates, sort_keys=True))
+        library = self._prompt_libraries.get(key)
+        if library is None:
+            overrides = resolve_overrides(
+                {**self.scenario.llm.templates, **templates}, self.scenario.source_dir, role
+            )
+            library = PromptLibrary(overrides)
+            self._prompt_libraries[key] = library
+        return library
+
+    def chat_model_for(self, model_name: str) -> ChatModel:
+        """The chat model answering ``model_name`` (one per model string, sharing the limiter)."""
+        if self._injected_chat_model is not None:
+            return self._injected_chat_model
+        chat = self._chat_models.get(model_name)
+        if chat is None:
+            from mesa_llm.llm import DiskCache, LiteLLMChatModel, MemoryCache, ResponseCache
+
+            settings = self.scenario.llm
+            cache: ResponseCache | None = None
+            if settings.cache == "memory":
+                cache = MemoryCache()
+            elif settings.cache:
+                cache = DiskCache(Path(settings.cache))
+            chat = LiteLLMChatModel(
+                model_name,
+                api_base=settings.api_base,
+                timeout=settings.timeout,
+                max_attempts=settings.max_attempts,
+                limiter=self.limiter,
+                cache=cache,
+                input_cost_per_token=settings.input_cost_per_token,
+                output_cost_per_token=settings.output_cost_per_token,
+            )
+            self._chat_models[model_name] = chat
+        return chat
+
+    def _llm_context(self, persona: Persona, templates: dict[str, str], model_name: str) -> LLMContext:
+        to_units = self.money.to_units
+        market = {
+            "tick_size": self.money.tick_size,
+            "goods": [
+                {"name": g.name, "min_price": to_units(g.min_price), "max_price": to_units(g.max_price)}
+                for g in self.exchange.goods.values()
+            ],
+        }
+        return LLMContext(
+            chat_model=self.chat_model_for(model_name),
+            model=model_name,
+            prompts=self._prompts_for(persona.role.value, templates),
+            persona=persona,
+            tool_names=persona.role.action_names(),
+            registry=self.action_registry,
+            market=market,
+            usage=self.usage,
+            seed=self.seed_value,
+        )
+
+    @property
+    def llm_agents(self) -> list[TraderAgent]:
+        """Agents whose decisions come from an LLM."""
+        return [a for a in self.traders if a.policy.is_llm]
 
     def _equilibria(self) -> dict[str, CompetitiveEquilibrium]:
         out = {}
@@ -264,7 +377,7 @@ class MarketModel(mesa.Model):
                     "population": a.population,
                     "policy": a.policy.name,
                     "policy_params": a.policy.params.model_dump(mode="json"),
-                    "model": None,
+                    "model": a.persona.model,
                     "private": {
                         good: {
                             "values": [to_units(v) for v in pv.values],
@@ -294,8 +407,24 @@ class MarketModel(mesa.Model):
                 },
                 "competitive_equilibrium": self.equilibrium_report(),
                 "agents": agents,
+                "llm": self._llm_header(),
+                "notices": list(self.notices),
             },
         )
+
+    def _llm_header(self) -> dict[str, Any]:
+        """What replay and analysis need about the LLM side: settings, models, template hashes."""
+        prompts: dict[str, dict[str, str]] = {}
+        for a in self.llm_agents:
+            assert isinstance(a.policy, LLMPolicy) and a.policy.context is not None
+            if a.population not in prompts:
+                prompts[a.population] = a.policy.context.prompts.template_hashes(a.role.value)
+        return {
+            "settings": self.scenario.llm.model_dump(mode="json"),
+            "model_override": self.llm_model_override,
+            "models": {label: name for label, name in self.resolved_models.items() if name},
+            "prompts": prompts,
+        }
 
     def equilibrium_report(self) -> dict[str, dict[str, Any]]:
         """Competitive equilibrium per good in currency units (None where undefined)."""
@@ -364,6 +493,12 @@ class MarketModel(mesa.Model):
         self._record(
             "step_end", {"step": step, "trades": self.totals.trades, "volume": self.totals.volume}
         )
+        budget = self.usage.budget_exceeded()
+        if budget is not None and self.stop_reason is None:
+            self.stop_reason = budget
+            self.stop_status = "budget_exceeded"
+        if self.stop_reason is not None:
+            self.running = False
         if self.recorder is not None:
             self.recorder.flush()
         if step >= self.max_steps:
@@ -482,20 +617,66 @@ class MarketModel(mesa.Model):
         return out
 
     def _decide(self, observations: list[tuple[TraderAgent, Any]]) -> list[tuple[TraderAgent, Decision | None]]:
-        """Every agent decides from its own observation; a failing policy loses only its own step."""
-        decisions: list[tuple[TraderAgent, Decision | None]] = []
-        for agent, obs in observations:
+        """Every agent decides from its own observation; a failing policy loses only its own step.
+
+        Rule-based policies decide in agent order (they draw from ``self.rng``); LLM policies
+        decide concurrently (their calls bounded by the per-model limiter). What they produced
+        while deciding (LLM calls, plans, failures) is recorded afterwards in agent order, so the
+        recording does not depend on which call finished first.
+        """
+        decisions: list[Decision | None] = [None] * len(observations)
+        crashes: dict[int, str] = {}
+        llm_jobs: list[int] = []
+        for index, (agent, obs) in enumerate(observations):
+            if agent.policy.is_llm:
+                llm_jobs.append(index)
+                continue
             try:
-                decision = agent.decide(obs, self.rng)
+                decisions[index] = agent.decide(obs, self.rng)
             except Exception as exc:  # noqa: BLE001 - one agent's failure must not stop the others
-                self._record(
-                    "agent_error",
-                    {"stage": "decide", "error": f"{type(exc).__name__}: {exc}"},
-                    agent.unique_id,
-                )
-                decision = None
-            decisions.append((agent, decision))
-        return decisions
+                crashes[index] = f"{type(exc).__name__}: {exc}"
+        if llm_jobs:
+            results = self._run_async(self._decide_llm([observations[i] for i in llm_jobs]))
+            for index, result in zip(llm_jobs, results, strict=True):
+                if isinstance(result, BaseException):
+                    crashes[index] = f"{type(result).__name__}: {result}"
+                else:
+                    decisions[index] = result
+        out: list[tuple[TraderAgent, Decision | None]] = []
+        for index, (agent, _) in enumerate(observations):
+            decision = decisions[index]
+            if index in crashes:
+                self._record("agent_error", {"stage": "decide", "error": crashes[index]}, agent.unique_id)
+            elif decision is not None:
+                for event_type, content in decision.events:
+                    self._record(event_type, content, agent.unique_id)
+                if decision.plan:
+                    self._record("plan", {"text": decision.plan}, agent.unique_id)
+                if decision.failure:
+                    self._record(
+                        "agent_error",
+                        {"stage": "decide", "error": decision.failure, "fatal": decision.fatal},
+                        agent.unique_id,
+                    )
+                    if decision.fatal and self.stop_reason is None:
+                        self.stop_reason = decision.failure
+                        self.stop_status = "failed"
+                    decision = None
+            out.append((agent, decision))
+        return out
+
+    async def _decide_llm(self, jobs: list[tuple[TraderAgent, Any]]) -> list[Decision | BaseException]:
+        tasks = []
+        for agent, obs in jobs:
+            policy = agent.policy
+            assert isinstance(policy, LLMPolicy)
+            tasks.append(policy.adecide(obs, self.rng))
+        return list(await asyncio.gather(*tasks, return_exceptions=True))
+
+    def _run_async(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        if self._async is None:
+            self._async = _AsyncBridge()
+        return self._async.run(coro)
 
     def _resolve(self, decisions: list[tuple[TraderAgent, Decision | None]], step: int) -> None:
         """Apply every agent's actions, agents in a seeded random order, each agent's in its order."""
@@ -504,8 +685,6 @@ class MarketModel(mesa.Model):
             agent, decision = decisions[index]
             if decision is None:
                 continue
-            if decision.plan:
-                self._record("plan", {"text": decision.plan}, agent.unique_id)
             for invalid in decision.invalid:
                 self._reject(agent, invalid.tool_name, invalid.arguments, invalid.reason, step)
             for action in decision.actions:
@@ -662,16 +841,23 @@ class MarketModel(mesa.Model):
             raise
         finally:
             gc.unfreeze()
-            self.finish(status)
+            self.finish(self.stop_status or status)
         return self.summary()
 
     def finish(self, status: str = "completed") -> None:
         """Record the end of the run and close the recording (idempotent)."""
-        if self.recorder is None or getattr(self, "_finished", False):
+        if getattr(self, "_finished", False):
             return
         self._finished = True
+        if self._async is not None:
+            self._async.close()
+            self._async = None
+        if self.recorder is None:
+            return
         if self.stop_reason:
-            self._record("run_stopped", {"reason": self.stop_reason})
+            self._record("run_stopped", {"reason": self.stop_reason, "status": status})
+        if self.llm_agents:
+            self._record("llm_usage", self.usage.to_dict())
         self.recorder.record_simulation_end(status)
         self.recorder.close()
 
@@ -707,7 +893,75 @@ class MarketModel(mesa.Model):
             goods=goods,
             recording=str(self.recording_path) if self.recording_path is not None else None,
             stop_reason=self.stop_reason,
+            llm=self._llm_summary(),
         )
+
+    def _llm_summary(self) -> dict[str, Any] | None:
+        if not self.llm_agents:
+            return None
+        run = self.usage.run
+        return {
+            "agents": len(self.llm_agents),
+            "models": sorted({name for name in self.resolved_models.values() if name}),
+            "calls": run.calls,
+            "failed_calls": run.failed_calls,
+            "prompt_tokens": run.prompt_tokens,
+            "completion_tokens": run.completion_tokens,
+            "cost_usd": round(run.cost_usd, 6),
+        }
+
+
+def resolve_llm_models(
+    scenario: ScenarioSpec, override: str | None = None, chat_model: ChatModel | None = None
+) -> dict[str, str | None]:
+    """The model of every LLM population: ``override`` (``--model``) > the population's ``model``
+    > the scenario's ``llm.model`` > env ``MESA_LLM_MODEL`` (> an injected chat model's name);
+    None means no model, so the population falls back to its role's rule-based policy."""
+    env = os.environ.get("MESA_LLM_MODEL") or None
+    out: dict[str, str | None] = {}
+    for pop in scenario.populations:
+        if pop.wants_llm:
+            name = override or pop.model or scenario.llm.model or env
+            if name is None and chat_model is not None:
+                name = chat_model.name
+            out[pop.label] = name
+    return out
+
+
+class _AsyncBridge:
+    """Runs the LLM agents' coroutines: one event loop for the whole run (litellm's sessions and
+    the limiter's semaphores live on it), in a helper thread when the caller already runs a loop
+    (e.g. a Jupyter notebook)."""
+
+    def __init__(self) -> None:
+        try:
+            asyncio.get_running_loop()
+            inside_loop = True
+        except RuntimeError:
+            inside_loop = False
+        self._runner: asyncio.Runner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        if inside_loop:
+            self._loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(target=self._loop.run_forever, name="mesa-llm-async", daemon=True)
+            self._thread.start()
+        else:
+            self._runner = asyncio.Runner()
+
+    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        if self._runner is not None:
+            return self._runner.run(coro)
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def close(self) -> None:
+        if self._runner is not None:
+            self._runner.close()
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+            self._loop.close()
 
 
 def _smith_alpha(prices: list[int], ce_price: float | None) -> float | None:
@@ -731,6 +985,7 @@ class RunSummary:
     goods: dict[str, dict[str, Any]]
     recording: str | None
     stop_reason: str | None = None
+    llm: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (the CLI's ``--json`` output)."""
@@ -744,6 +999,7 @@ class RunSummary:
             "goods": self.goods,
             "recording": self.recording,
             "stop_reason": self.stop_reason,
+            "llm": self.llm,
         }
 
 

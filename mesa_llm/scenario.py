@@ -120,13 +120,25 @@ class EndowmentSpec(_Strict):
 
 
 class PopulationSpec(_Strict):
-    """A group of agents sharing a role, a policy and how their private values are drawn."""
+    """A group of agents sharing a role, a policy (or an LLM) and how their private values are drawn.
+
+    With ``policy: llm`` the agents are LLM agents: their model comes from ``--model``, else
+    ``model`` here, else the scenario's ``llm.model``, else the environment variable
+    ``MESA_LLM_MODEL``; with none of these they fall back to the role's built-in rule-based policy.
+    ``goal``, ``style`` and ``backstory`` are the persona text their prompts use; ``templates``
+    overrides prompt templates (paths relative to the scenario file).
+    """
 
     name: str | None = Field(default=None, description="defaults to the role")
-    count: int = Field(ge=1, le=1_000_000)
+    count: int = Field(ge=0, le=1_000_000)
     role: Role
     policy: str | None = Field(default=None, description="defaults to the role's built-in policy")
     params: dict[str, Any] = Field(default_factory=dict)
+    model: str | None = Field(default=None, min_length=1, description="litellm model string")
+    goal: str = ""
+    style: str = ""
+    backstory: str = ""
+    templates: dict[str, str] = Field(default_factory=dict)
     private: dict[str, PrivateSpec] = Field(default_factory=dict)
     endowment: EndowmentSpec = Field(default_factory=EndowmentSpec)
     credit_limit: float = Field(default=0.0, ge=0, description="cash may go this far below zero")
@@ -142,7 +154,24 @@ class PopulationSpec(_Strict):
         """The policy used, after falling back to the role's default."""
         if self.policy is not None:
             return self.policy
-        return DEFAULT_POLICY_FOR_ROLE.get(self.role.value, "zi_c")
+        return self.fallback_policy
+
+    @property
+    def fallback_policy(self) -> str:
+        """The role's built-in rule-based policy (used when an LLM population has no model)."""
+        return DEFAULT_POLICY_FOR_ROLE.get(self.role.value, "idle")
+
+    @property
+    def wants_llm(self) -> bool:
+        """Whether this population is meant to be driven by an LLM."""
+        return self.policy == "llm"
+
+
+class PersonaSpec(PopulationSpec):
+    """One named agent (a persona file): a population of one unless ``count`` says otherwise."""
+
+    name: str = Field(min_length=1)
+    count: int = Field(default=1, ge=0, le=1_000_000)
 
 
 class GoodSpec(_Strict):
@@ -167,11 +196,28 @@ class MarketSpec(_Strict):
     fee_per_unit: float = Field(default=0.0, ge=0, description="fee per unit per side, to the house")
     price_history: int = Field(default=20, ge=1, le=10_000, description="clearing prices shown")
     recent_trades: int = Field(default=5, ge=0, le=1_000, description="own trades shown")
+    messages_shown: int = Field(default=10, ge=0, le=10_000, description="latest messages shown")
     private_units_shown: int = Field(
         default=10, ge=1, le=100_000, description="next units' values/costs shown per good"
     )
     max_orders_per_step: int = Field(default=20, ge=1, description="orders one agent may place a step")
     check_invariants: bool = Field(default=False, description="check conservation after every step")
+
+
+class LLMSettings(_Strict):
+    """How LLM agents reach their models (no keys here: litellm reads them from the environment)."""
+
+    model: str | None = Field(default=None, min_length=1, description="default model of LLM populations")
+    api_base: str | None = Field(default=None, description="OpenAI-compatible server URL")
+    concurrency: int = Field(default=8, ge=1, le=4096, description="calls in flight per model")
+    timeout: float = Field(default=60.0, gt=0, description="seconds per call attempt")
+    max_attempts: int = Field(default=4, ge=1, le=20, description="attempts on transient errors")
+    max_cost_usd: float | None = Field(default=None, gt=0, description="stop the run past this cost")
+    max_tokens: int | None = Field(default=None, gt=0, description="stop the run past this many tokens")
+    cache: str | None = Field(default=None, description="'memory' or a folder for a disk cache of answers")
+    templates: dict[str, str] = Field(default_factory=dict, description="prompt overrides")
+    input_cost_per_token: float | None = Field(default=None, ge=0)
+    output_cost_per_token: float | None = Field(default=None, ge=0)
 
 
 class RecordingSpec(_Strict):
@@ -221,6 +267,9 @@ class ScenarioSpec(_Strict):
     populations: list[PopulationSpec] = Field(min_length=1)
     timeline: list[TimelineEvent] = Field(default_factory=list)
     recording: RecordingSpec = Field(default_factory=RecordingSpec)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    #: folder of the scenario file (prompt overrides and includes are relative to it)
+    source_dir: Path | None = Field(default=None, exclude=True)
 
     @field_validator("goods")
     @classmethod
@@ -233,6 +282,8 @@ class ScenarioSpec(_Strict):
 
     @model_validator(mode="after")
     def _cross_references(self) -> ScenarioSpec:
+        if sum(p.count for p in self.populations) == 0:
+            raise ValueError("populations: the scenario has no agents (every count is 0)")
         goods = {g.name for g in self.goods}
         labels = [p.label for p in self.populations]
         dupes = sorted({n for n in labels if labels.count(n) > 1})
@@ -357,12 +408,30 @@ def load_scenario(
     """Load, override and validate a scenario (a shipped name or a YAML path)."""
     path = resolve_scenario_path(name_or_path)
     source = str(path)
+    raw = _read_yaml_mapping(path)
+    try:
+        _expand_includes(raw, path.parent)
+    except ScenarioError:
+        raise
+    except ValueError as exc:
+        raise ScenarioError(source, [str(exc)]) from None
+    for text_override in overrides or []:
+        try:
+            parts, value = parse_override(text_override)
+            apply_override(raw, parts, value)
+        except ValueError as exc:
+            raise ScenarioError(source, [str(exc)]) from None
+    spec = validate_scenario(raw, source=source, registry=registry)
+    spec.source_dir = path.parent.resolve()
+    return spec
+
+
+def _read_yaml_mapping(path: Path) -> dict[str, Any]:
+    source = str(path)
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError(source, [f"cannot read: {exc.strerror or exc}"]) from None
-    except UnicodeDecodeError:
-        raise ScenarioError(source, ["not a UTF-8 text file"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(source, [f"cannot read: {exc}"]) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -371,14 +440,37 @@ def load_scenario(
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ScenarioError(source, [f"invalid YAML: {where}{problem}"]) from None
     if not isinstance(raw, dict):
-        raise ScenarioError(source, ["the file must hold a mapping of scenario fields"])
-    for text_override in overrides or []:
-        try:
-            parts, value = parse_override(text_override)
-            apply_override(raw, parts, value)
-        except ValueError as exc:
-            raise ScenarioError(source, [str(exc)]) from None
-    return validate_scenario(raw, source=source, registry=registry)
+        raise ScenarioError(source, ["the file must hold a mapping of fields"])
+    return raw
+
+
+def _expand_includes(raw: dict[str, Any], base: Path) -> None:
+    """Replace ``{include: persona.yaml, ...}`` population entries by the file's fields (+ overrides)."""
+    populations = raw.get("populations")
+    if not isinstance(populations, list):
+        return
+    for i, entry in enumerate(populations):
+        if isinstance(entry, dict) and "include" in entry:
+            target = Path(str(entry["include"]))
+            if not target.is_absolute():
+                target = base / target
+            if not target.is_file():
+                raise ValueError(f"populations.{i}.include: file not found: {target}")
+            included = _read_yaml_mapping(target)
+            included.setdefault("count", 1)
+            merged = {**included, **{k: v for k, v in entry.items() if k != "include"}}
+            populations[i] = merged
+
+
+def load_persona(path: str | Path) -> PersonaSpec:
+    """Load one persona YAML file (name, role, goal, style, backstory, model, private values,
+    endowment, template overrides); errors name the file and the field."""
+    p = Path(path)
+    raw = _read_yaml_mapping(p)
+    try:
+        return PersonaSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise ScenarioError(str(p), _format_errors(exc)) from None
 
 
 def validate_scenario(
@@ -391,6 +483,9 @@ def validate_scenario(
         raise ScenarioError(source, _format_errors(exc)) from None
     registry = registry or default_policy_registry()
     problems = []
+    for i, pop in enumerate(spec.populations):
+        if pop.model is not None and not pop.wants_llm:
+            problems.append(f"populations.{i}.model: only LLM populations (policy: llm) take a model")
     for i, pop in enumerate(spec.populations):
         name = pop.policy_name
         if name not in registry:

@@ -36,7 +36,10 @@ def test_commodity_exchange_has_several_goods_trader_types_and_a_shock():
         (lambda d: d.update(colour="blue"), "colour: unknown field"),
         (lambda d: d["populations"][0].update(count="many"), "populations.0.count: Input should be a valid integer"),
         (lambda d: d["populations"][1]["endowment"]["holdings"].update(widget=-3), "populations.1.endowment.holdings.widget: Input should be greater than or equal to 0"),
-        (lambda d: d["populations"][0].update(count=0), "populations.0.count: Input should be greater than or equal to 1"),
+        (lambda d: d["populations"][0].update(count=-2), "populations.0.count: Input should be greater than or equal to 0"),
+        (lambda d: [p.update(count=0) for p in d["populations"]], "the scenario has no agents"),
+        (lambda d: d["populations"][0].update(model="openai/gpt-4o"), "populations.0.model: only LLM populations (policy: llm) take a model"),
+        (lambda d: d["populations"][0].update(policy="llm", params={"plan_every": -1}), "populations.0.params.plan_every"),
         (lambda d: d["populations"][0].update(policy="genius"), "populations.0.policy: unknown policy 'genius'"),
         (lambda d: d["populations"][0].update(params={"quantiti": 2}), "populations.0.params.quantiti: unknown field"),
         (lambda d: d["populations"][0].update(role="wizard"), "populations.0.role: Input should be"),
@@ -97,7 +100,7 @@ def test_parse_and_apply_override_units():
 
 def test_several_problems_are_listed_together(small_auction):
     small_auction["steps"] = -1
-    small_auction["populations"][0]["count"] = 0
+    small_auction["populations"][0]["count"] = -1
     with pytest.raises(ScenarioError) as info:
         validate_scenario(small_auction, source="s.yaml")
     assert "steps" in str(info.value) and "populations.0.count" in str(info.value)

@@ -105,17 +105,14 @@ class PrivateView:
     costs_left: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-dict form (as recorded); empty parts are left out."""
-        out: dict[str, Any] = {}
-        if self.values_left:
-            out["values"] = self.values
-            out["values_left"] = self.values_left
-        if self.costs_left:
-            out["costs"] = self.costs
-            out["costs_left"] = self.costs_left
-        if self.fundamental is not None:
-            out["fundamental"] = self.fundamental
-        return out
+        """Plain-dict form (as recorded): every key always present, so templates can rely on it."""
+        return {
+            "values": self.values,
+            "values_left": self.values_left,
+            "costs": self.costs,
+            "costs_left": self.costs_left,
+            "fundamental": self.fundamental,
+        }
 
 
 @dataclass(slots=True)

@@ -10,8 +10,9 @@ from mesa_llm.agents.roles import Role
 class Persona(BaseModel):
     """An agent's identity as the world and (for LLM agents) its prompts see it.
 
-    ``policy`` names the decision policy (a rule-based strategy or, for LLM agents, the LLM loop);
-    ``goal`` and ``style`` are free text that prompt templates may use.
+    ``policy`` names the decision policy (a rule-based strategy, or ``llm`` for the LLM loop);
+    ``model`` is the litellm model string of an LLM agent; ``goal``, ``style`` and ``backstory``
+    are free text the prompt templates use.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -22,3 +23,18 @@ class Persona(BaseModel):
     population: str | None = None
     goal: str = ""
     style: str = ""
+    backstory: str = ""
+    model: str | None = None
+
+    def to_context(self) -> dict[str, str | None]:
+        """The template context ``persona``."""
+        return {
+            "name": self.name,
+            "role": self.role.value,
+            "policy": self.policy,
+            "population": self.population,
+            "goal": self.goal,
+            "style": self.style,
+            "backstory": self.backstory,
+            "model": self.model,
+        }

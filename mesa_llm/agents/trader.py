@@ -69,6 +69,7 @@ class TraderAgent(mesa.Agent):
         private: dict[str, PrivateValues],
         recent_trades: int = 5,
         units_shown: int = 10,
+        messages_shown: int = 10,
     ) -> None:
         super().__init__(model)
         self.persona = persona
@@ -84,6 +85,7 @@ class TraderAgent(mesa.Agent):
         self.recent_trades: deque[dict[str, Any]] = deque(maxlen=max(recent_trades, 1))
         self.keep_trades = recent_trades > 0
         self.units_shown = units_shown
+        self.messages_shown = messages_shown
         self.realised_surplus = 0  # ticks: value of units bought - cost of units sold
 
     # ------------------------------------------------------------------ observe
@@ -139,7 +141,7 @@ class TraderAgent(mesa.Agent):
             market=market,
             open_orders=open_orders,
             recent_trades=list(self.recent_trades) if self.keep_trades else [],
-            messages=self.inbox,
+            messages=self.inbox[-self.messages_shown :] if self.messages_shown else [],
             rejections=self.rejections,
         )
 

@@ -9,6 +9,7 @@ from mesa_llm.agents.policies.base import (
     UnknownPolicyError,
 )
 from mesa_llm.agents.policies.fundamental import FundamentalTrader
+from mesa_llm.agents.policies.idle import Idle
 from mesa_llm.agents.policies.market_maker import MarketMaker
 from mesa_llm.agents.policies.momentum import MomentumTrader
 from mesa_llm.agents.policies.noise import NoiseTrader
@@ -24,6 +25,7 @@ BUILTIN_POLICIES: tuple[type[DecisionPolicy], ...] = (
     FundamentalTrader,
     MomentumTrader,
     NoiseTrader,
+    Idle,
 )
 
 #: the rule-based policy each role falls back to when no policy or LLM is configured
@@ -33,14 +35,19 @@ DEFAULT_POLICY_FOR_ROLE: dict[str, str] = {
     "trader": "zi_c",
     "market_maker": "market_maker",
     "speculator": "momentum",
+    "mediator": "idle",
+    "regulator": "idle",
 }
 
 
 def default_policy_registry() -> PolicyRegistry:
-    """A new registry holding the built-in rule-based policies."""
+    """A new registry holding the built-in rule-based policies and the LLM loop (``llm``)."""
+    from mesa_llm.agents.llm_policy import LLMPolicy
+
     registry = PolicyRegistry()
     for cls in BUILTIN_POLICIES:
         registry.register(cls)
+    registry.register(LLMPolicy)
     return registry
 
 
@@ -49,6 +56,7 @@ __all__ = [
     "DEFAULT_POLICY_FOR_ROLE",
     "DecisionPolicy",
     "FundamentalTrader",
+    "Idle",
     "MarketMaker",
     "MomentumTrader",
     "NoiseTrader",

@@ -1,0 +1,246 @@
+"""The chat-model protocol's data types, errors and in-process test doubles (no HTTP, no litellm)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import pickle
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mesa_llm.llm import (
+    ChatModel,
+    ChatRequest,
+    ChatResponse,
+    LiteLLMChatModel,
+    LLMError,
+    ToolCall,
+    Usage,
+    complete_sync,
+)
+from mesa_llm.llm.errors import FATAL_KINDS, KINDS, redact
+from mesa_llm.llm.testing import (
+    ScriptedChatModel,
+    text_response,
+    tool_call_response,
+    tool_calls_response,
+)
+
+MESSAGES = [{"role": "system", "content": "rules"}, {"role": "user", "content": "act"}]
+TOOLS = [{"type": "function", "function": {"name": "wait", "parameters": {"type": "object"}}}]
+
+
+def request(**overrides: Any) -> ChatRequest:
+    fields: dict[str, Any] = {"model": "openai/gpt-4o-mini", "messages": MESSAGES, "tools": TOOLS}
+    fields.update(overrides)
+    return ChatRequest(**fields)
+
+
+# --- ChatRequest -----------------------------------------------------------------------------
+
+
+def test_cache_key_is_a_stable_sha256_hex() -> None:
+    key = request().cache_key()
+    assert len(key) == 64 and int(key, 16) >= 0
+    assert request().cache_key() == key
+    # the documented recipe: sha256 of compact, key-sorted JSON of the fields that are sent
+    sent = {
+        "model": "openai/gpt-4o-mini",
+        "messages": MESSAGES,
+        "tools": TOOLS,
+        "tool_choice": None,
+        "response_format": None,
+        "temperature": None,
+        "max_tokens": None,
+        "seed": None,
+    }
+    canonical = json.dumps(sent, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert key == hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def test_cache_key_ignores_metadata_and_dict_key_order() -> None:
+    base = request().cache_key()
+    assert request(purpose="plan", agent_id=3).cache_key() == base
+    reordered = [{"content": m["content"], "role": m["role"]} for m in MESSAGES]
+    assert request(messages=reordered).cache_key() == base
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"model": "openai/gpt-4o"},
+        {"messages": [*MESSAGES, {"role": "user", "content": "again"}]},
+        {"messages": [MESSAGES[0], {"role": "user", "content": "act now"}]},
+        {"tools": None},
+        {"tools": [*TOOLS, {"type": "function", "function": {"name": "buy"}}]},
+        {"tool_choice": "required"},
+        {"response_format": {"type": "json_object"}},
+        {"temperature": 0.0},
+        {"max_tokens": 100},
+        {"seed": 1},
+    ],
+)
+def test_cache_key_changes_with_what_is_sent(change: dict[str, Any]) -> None:
+    assert request(**change).cache_key() != request().cache_key()
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=3), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@given(st.dictionaries(st.text(max_size=4), json_values, max_size=5))
+def test_cache_key_is_insensitive_to_key_order(extra: dict[str, Any]) -> None:
+    message = {"role": "user", "content": "x", **extra}
+    reversed_message = dict(reversed(list(message.items())))
+    assert (
+        request(messages=[message]).cache_key() == request(messages=[reversed_message]).cache_key()
+    )
+
+
+def test_request_record_has_content_and_params_only() -> None:
+    record = request(temperature=0.2, seed=5, purpose="plan", agent_id=1).to_record()
+    assert set(record) == {"messages", "tools", "tool_choice", "response_format", "params"}
+    assert record["params"] == {"temperature": 0.2, "max_tokens": None, "seed": 5}
+    json.dumps(record)
+
+
+# --- ChatResponse ----------------------------------------------------------------------------
+
+
+def test_usage_total() -> None:
+    assert Usage(3, 4).total_tokens == 7
+    assert Usage().total_tokens == 0
+
+
+def test_response_record_and_round_trip() -> None:
+    response = ChatResponse(
+        content="hi",
+        tool_calls=[ToolCall("c1", "wait", "{}")],
+        usage=Usage(10, 2),
+        model="m",
+        cost_usd=0.5,
+        latency_s=0.25,
+        attempts=2,
+        finish_reason="tool_calls",
+    )
+    assert response.to_record() == {
+        "content": "hi",
+        "tool_calls": [{"id": "c1", "name": "wait", "arguments": "{}"}],
+        "finish_reason": "tool_calls",
+        "cached": False,
+    }
+    assert ChatResponse.from_dict(json.loads(json.dumps(response.to_dict()))) == response
+
+
+# --- builders and ScriptedChatModel ----------------------------------------------------------
+
+
+def test_response_builders() -> None:
+    one = tool_call_response("place_order", {"side": "buy"}, call_id="x", prompt_tokens=7)
+    assert one.tool_calls == [ToolCall("x", "place_order", '{"side": "buy"}')]
+    assert one.usage == Usage(7, 5) and one.finish_reason == "tool_calls"
+    raw = tool_call_response("place_order", "{not json")
+    assert raw.tool_calls[0].arguments == "{not json"
+    many = tool_calls_response([("a", {}), ("b", "{}")], content="thinking")
+    assert [c.id for c in many.tool_calls] == ["call_0", "call_1"]
+    assert many.content == "thinking"
+    text = text_response("hello", model="x/y")
+    assert (text.content, text.tool_calls, text.model, text.finish_reason) == (
+        "hello",
+        [],
+        "x/y",
+        "stop",
+    )
+
+
+def test_scripted_model_answers_in_order_and_records_requests() -> None:
+    failure = LLMError("slow down", model="scripted/test", kind="rate_limit", retryable=True)
+    model = ScriptedChatModel(
+        [text_response("one"), failure, ValueError("boom"), text_response("two")]
+    )
+    assert isinstance(model, ChatModel)
+
+    async def run() -> list[Any]:
+        out: list[Any] = []
+        for i in range(5):
+            try:
+                out.append((await model.complete(request(agent_id=i))).content)
+            except LLMError as err:
+                out.append(err)
+        return out
+
+    first, second, third, fourth, fifth = asyncio.run(run())
+    assert first == "one" and fourth == "two"
+    assert second is failure
+    assert isinstance(third, LLMError) and third.kind == "unknown"
+    assert isinstance(third.__cause__, ValueError)
+    assert isinstance(fifth, LLMError) and "exhausted" in str(fifth)
+    assert [r.agent_id for r in model.requests] == [0, 1, 2, 3, 4]
+    assert model.remaining == 0
+
+
+def test_scripted_model_with_function_and_latency() -> None:
+    model = ScriptedChatModel(
+        lambda req: text_response(f"agent {req.agent_id}"), name="rules/x", latency_s=0.01
+    )
+    response = complete_sync(model, request(agent_id=4))
+    assert response.content == "agent 4"
+    assert model.name == "rules/x" and len(model.requests) == 1
+
+
+def test_litellm_model_satisfies_protocol_and_hides_key() -> None:
+    model = LiteLLMChatModel("openai/gpt-4o-mini", api_key="sk-secret-123456789")
+    assert isinstance(model, ChatModel)
+    assert model.name == "openai/gpt-4o-mini"
+    assert "sk-secret" not in repr(model)
+
+
+# --- LLMError --------------------------------------------------------------------------------
+
+
+def test_llm_error_is_one_redacted_line() -> None:
+    err = LLMError(
+        "bad request (HTTP 400): key sk-abcdefghijk rejected\nsee docs",
+        model="openai/gpt-4o-mini",
+        kind="bad_request",
+        attempts=3,
+    )
+    text = str(err)
+    assert "\n" not in text and "sk-abcdefghijk" not in text
+    assert text.startswith("openai/gpt-4o-mini: bad request (HTTP 400)")
+    assert text.endswith("(after 3 attempts)")
+    assert "bad_request" in repr(err)
+
+
+def test_llm_error_fatal_kinds() -> None:
+    assert {k for k in KINDS if LLMError("x", model="m", kind=k).fatal} == set(FATAL_KINDS)
+    assert {"authentication", "permission", "not_found", "cache_miss"} == FATAL_KINDS
+    with pytest.raises(ValueError, match="unknown LLMError kind"):
+        LLMError("x", model="m", kind="weird")
+
+
+def test_llm_error_pickles() -> None:
+    err = LLMError("m: gone", model="m", kind="server", status_code=503, retryable=True, attempts=4)
+    copy = pickle.loads(pickle.dumps(err))
+    assert (copy.kind, copy.status_code, copy.retryable, copy.attempts, str(copy)) == (
+        "server",
+        503,
+        True,
+        4,
+        str(err),
+    )
+
+
+def test_redact() -> None:
+    text = redact("Bearer abc.def key=AIzaSyA1234567890123456789012 sk-proj-abcdefgh api_key=zz")
+    assert "abc.def" not in text and "AIza" not in text and "sk-proj" not in text
+    assert "zz" not in text and "api_key=***" in text
