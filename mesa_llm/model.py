@@ -320,6 +320,7 @@ class MarketModel(mesa.Model):
             market=market,
             usage=self.usage,
             seed=self.seed_value,
+            structured_output=model_name in self.scenario.llm.structured_output_models,
         )
 
     @property

@@ -216,6 +216,10 @@ class LLMSettings(_Strict):
     max_tokens: int | None = Field(default=None, gt=0, description="stop the run past this many tokens")
     cache: str | None = Field(default=None, description="'memory' or a folder for a disk cache of answers")
     templates: dict[str, str] = Field(default_factory=dict, description="prompt overrides")
+    structured_output_models: list[str] = Field(
+        default_factory=list,
+        description="models without tool calling: their agents act through JSON-schema output",
+    )
     input_cost_per_token: float | None = Field(default=None, ge=0)
     output_cost_per_token: float | None = Field(default=None, ge=0)
 

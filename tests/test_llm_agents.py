@@ -256,6 +256,17 @@ def test_json_mode_for_models_without_tool_calls(tmp_path):
     assert any(e["event_type"] == "order" and e["agent_id"] == llm_id for e in _events(model))
 
 
+def test_structured_output_is_configurable_per_model(tmp_path):
+    chat = ScriptedChatModel(lambda r: text_response('{"actions": [{"tool": "wait", "arguments": {}}]}'), name="local/no-tools")
+    spec = _llm_scenario(steps=1)
+    spec.llm = spec.llm.model_copy(update={"structured_output_models": ["local/no-tools"]})
+    model = MarketModel(spec, output_dir=tmp_path, chat_model=chat)
+    model.run()
+    assert chat.requests and all(r.tools is None and r.response_format is not None for r in chat.requests if r.purpose == "act")
+    waits = [e for e in _events(model) if e["event_type"] == "action" and e["content"]["type"] == "wait"]
+    assert len(waits) == 6
+
+
 def test_messages_are_tools_delivered_next_step(tmp_path):
     def chatty(request: ChatRequest) -> ChatResponse:
         return tool_calls_response([("broadcast", {"text": "anyone selling below 120?"}), ("wait", {})])

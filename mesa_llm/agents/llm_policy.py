@@ -58,6 +58,8 @@ class LLMContext:
     market: dict[str, Any]
     usage: UsageTracker | None = None
     seed: int | None = None
+    #: force JSON-schema structured output (the model cannot do tool calls)
+    structured_output: bool = False
 
 
 @dataclass(slots=True)
@@ -104,6 +106,8 @@ class LLMPolicy(DecisionPolicy):
         self.context = context
         self._system = None
         self._tools = None
+        if context.structured_output:
+            self.params = self.params.model_copy(update={"tool_mode": "json"})
 
     def describe(self) -> dict[str, Any]:
         """Name, parameters and model, as recorded in the recording header."""
