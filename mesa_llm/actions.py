@@ -100,10 +100,196 @@ class Wait(ActionBase):
     reason: str | None = Field(default=None, max_length=500)
 
 
+class ForwardMessage(ActionBase):
+    """Forward a message you received to other agents (gossip: marked as forwarded)."""
+
+    tool_name: ClassVar[str] = "forward_message"
+    type: Literal["forward_message"] = "forward_message"
+    message_id: int = Field(gt=0)
+    recipient_ids: list[int] = Field(min_length=1, max_length=100)
+    comment: str | None = Field(default=None, max_length=500)
+
+
+Terms = dict[str, str | int | float]
+
+
+class MakeOffer(ActionBase):
+    """Make an offer (terms for every issue) in a negotiation; without session_id, open one with counterparty_id."""
+
+    tool_name: ClassVar[str] = "make_offer"
+    type: Literal["make_offer"] = "make_offer"
+    session_id: str | None = Field(default=None, max_length=64, description="the negotiation")
+    counterparty_id: int | None = Field(
+        default=None, ge=0, description="to open a new negotiation, or the seller a counter-offer goes to"
+    )
+    good: str | None = Field(default=None, max_length=64, description="good of a new negotiation")
+    terms: Terms = Field(description="a value for every issue of the outcome space, e.g. {'price': 101.5}")
+
+
+class AcceptOffer(ActionBase):
+    """Accept a standing offer (or a mediator's proposal) of a negotiation, by its offer_id."""
+
+    tool_name: ClassVar[str] = "accept_offer"
+    type: Literal["accept_offer"] = "accept_offer"
+    session_id: str = Field(max_length=64)
+    offer_id: int = Field(gt=0)
+
+
+class RejectOffer(ActionBase):
+    """Reject the standing offer (or veto a mediator's proposal), optionally saying which terms you would prefer."""
+
+    tool_name: ClassVar[str] = "reject_offer"
+    type: Literal["reject_offer"] = "reject_offer"
+    session_id: str = Field(max_length=64)
+    offer_id: int | None = Field(default=None, gt=0)
+    counter: Terms | None = Field(default=None, description="terms you would prefer (optional)")
+
+
+class EndNegotiation(ActionBase):
+    """Walk away from a negotiation (no agreement)."""
+
+    tool_name: ClassVar[str] = "end_negotiation"
+    type: Literal["end_negotiation"] = "end_negotiation"
+    session_id: str = Field(max_length=64)
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class CallForProposals(ActionBase):
+    """Ask several sellers for offers on a good at once (a one-to-many negotiation)."""
+
+    tool_name: ClassVar[str] = "call_for_proposals"
+    type: Literal["call_for_proposals"] = "call_for_proposals"
+    good: str = Field(max_length=64)
+    seller_ids: list[int] | None = Field(default=None, max_length=100, description="all sellers if omitted")
+    max_rounds: int | None = Field(default=None, ge=1, le=1000)
+
+
+class ProposeSettlement(ActionBase):
+    """As mediator, propose one text (terms) that both parties accept or veto next step."""
+
+    tool_name: ClassVar[str] = "propose_settlement"
+    type: Literal["propose_settlement"] = "propose_settlement"
+    session_id: str = Field(max_length=64)
+    terms: Terms
+
+
+class Bid(ActionBase):
+    """Bid in an auction (sealed-bid: your one bid, replaceable; English: above the standing price)."""
+
+    tool_name: ClassVar[str] = "bid"
+    type: Literal["bid"] = "bid"
+    session_id: str = Field(max_length=64)
+    price: float = Field(gt=0, allow_inf_nan=False)
+
+
+class FlagViolation(ActionBase):
+    """As regulator, publicly flag an agent for a suspected violation (lowers its reputation)."""
+
+    tool_name: ClassVar[str] = "flag_violation"
+    type: Literal["flag_violation"] = "flag_violation"
+    agent_id: int = Field(ge=0)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class ImposeFine(ActionBase):
+    """As regulator, fine an agent (paid to the house account, capped at the cash it has)."""
+
+    tool_name: ClassVar[str] = "impose_fine"
+    type: Literal["impose_fine"] = "impose_fine"
+    agent_id: int = Field(ge=0)
+    amount: float = Field(gt=0, allow_inf_nan=False)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class SuspendTrader(ActionBase):
+    """As regulator, suspend an agent from trading and negotiating for some steps."""
+
+    tool_name: ClassVar[str] = "suspend_trader"
+    type: Literal["suspend_trader"] = "suspend_trader"
+    agent_id: int = Field(ge=0)
+    steps: int = Field(ge=1, le=10_000)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class ProposeAlliance(ActionBase):
+    """Found an alliance (a coalition with a private channel) and invite agents to it."""
+
+    tool_name: ClassVar[str] = "propose_alliance"
+    type: Literal["propose_alliance"] = "propose_alliance"
+    name: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_-]+$")
+    invitee_ids: list[int] = Field(min_length=1, max_length=100)
+
+
+class JoinAlliance(ActionBase):
+    """Join an alliance you were invited to."""
+
+    tool_name: ClassVar[str] = "join_alliance"
+    type: Literal["join_alliance"] = "join_alliance"
+    name: str = Field(min_length=1, max_length=40)
+
+
+class LeaveAlliance(ActionBase):
+    """Leave an alliance."""
+
+    tool_name: ClassVar[str] = "leave_alliance"
+    type: Literal["leave_alliance"] = "leave_alliance"
+    name: str = Field(min_length=1, max_length=40)
+
+
+class MessageAlliance(ActionBase):
+    """Send a message on an alliance's private channel (members only, delivered next step)."""
+
+    tool_name: ClassVar[str] = "message_alliance"
+    type: Literal["message_alliance"] = "message_alliance"
+    name: str = Field(min_length=1, max_length=40)
+    text: str = Field(min_length=1, max_length=2000)
+
+
 Action = Annotated[
-    PlaceOrder | CancelOrder | SendMessage | Broadcast | Wait, Field(discriminator="type")
+    PlaceOrder
+    | CancelOrder
+    | SendMessage
+    | Broadcast
+    | Wait
+    | ForwardMessage
+    | MakeOffer
+    | AcceptOffer
+    | RejectOffer
+    | EndNegotiation
+    | CallForProposals
+    | ProposeSettlement
+    | Bid
+    | FlagViolation
+    | ImposeFine
+    | SuspendTrader
+    | ProposeAlliance
+    | JoinAlliance
+    | LeaveAlliance
+    | MessageAlliance,
+    Field(discriminator="type"),
 ]
-ACTION_CLASSES: tuple[type[ActionBase], ...] = (PlaceOrder, CancelOrder, SendMessage, Broadcast, Wait)
+ACTION_CLASSES: tuple[type[ActionBase], ...] = (
+    PlaceOrder,
+    CancelOrder,
+    SendMessage,
+    Broadcast,
+    Wait,
+    ForwardMessage,
+    MakeOffer,
+    AcceptOffer,
+    RejectOffer,
+    EndNegotiation,
+    CallForProposals,
+    ProposeSettlement,
+    Bid,
+    FlagViolation,
+    ImposeFine,
+    SuspendTrader,
+    ProposeAlliance,
+    JoinAlliance,
+    LeaveAlliance,
+    MessageAlliance,
+)
 _ACTION_ADAPTER: TypeAdapter[Action] = TypeAdapter(Action)
 
 

@@ -183,6 +183,15 @@ def _print_summary(data: dict[str, Any]) -> None:
         f"trades: {data['trades']}   volume: {data['volume']}   allocative efficiency: "
         + (f"{efficiency:.1%}" if efficiency is not None else "n/a (no induced values)")
     )
+    negotiation = data.get("negotiation")
+    if negotiation and negotiation["sessions"]:
+        rate = negotiation["agreement_rate"]
+        console.print(
+            f"negotiations: {negotiation['sessions']} ({negotiation['agreed']} agreed"
+            + (f", agreement rate {rate:.0%}" if rate is not None else "")
+            + f")   contracts: {negotiation['fulfilled']} fulfilled, {negotiation['breached']} breached,"
+            f" value {negotiation['contract_value']:,.2f}"
+        )
     llm = data.get("llm")
     if llm:
         console.print(

@@ -28,6 +28,7 @@ from mesa_llm.market import (
     clear_call_auction,
     pair_fills,
 )
+from mesa_llm.regulation import MarketRules, RuleViolation
 
 
 class RejectedAction(Exception):
@@ -96,9 +97,11 @@ class Exchange:
         fee_per_unit: int = 0,
         max_orders_per_step: int = 20,
         price_history: int = 20,
+        rules: MarketRules | None = None,
     ) -> None:
         """``goods`` holds (name, reference, min, max) prices in ticks."""
         self.money = money
+        self.rules = rules if rules is not None else MarketRules(money)
         self.k = k
         self.fee_per_unit = fee_per_unit
         self.max_orders_per_step = max_orders_per_step
@@ -155,6 +158,22 @@ class Exchange:
                 f"price {action.price} outside the admissible range "
                 f"[{self.money.to_units(state.min_price)}, {self.money.to_units(state.max_price)}]"
             )
+        try:
+            self.rules.check_suspension(agent_id, step)
+            self.rules.check_price(action.good, price)
+            if self.rules.position_limits:
+                account = self.ledger.account(agent_id)
+                mine = [o for o in self.book.open_orders(agent_id) if o.good == action.good]
+                self.rules.check_position(
+                    action.good,
+                    side,
+                    action.quantity,
+                    account.holdings.get(action.good, 0),
+                    sum(o.remaining for o in mine if o.side is Side.BUY),
+                    sum(o.remaining for o in mine if o.side is Side.SELL),
+                )
+        except RuleViolation as exc:
+            raise RejectedAction(exc.reason) from None
         placed = self._orders_this_step.get(agent_id, 0)
         if placed >= self.max_orders_per_step:
             raise RejectedAction(f"at most {self.max_orders_per_step} orders per step")
@@ -263,6 +282,15 @@ class Exchange:
     def open_orders(self, agent_id: int) -> list[Order]:
         """The agent's resting orders."""
         return self.book.open_orders(agent_id)
+
+    def cancel_all(self, agent_id: int) -> list[Order]:
+        """Cancel every open order of the agent (e.g. on suspension), releasing reservations."""
+        cancelled = []
+        for order in list(self.book.open_orders(agent_id)):
+            self.book.cancel(order.order_id)
+            self._release(order)
+            cancelled.append(order)
+        return cancelled
 
     def snapshot_prices(self) -> dict[str, Any]:
         """Last prices per good in currency units (None before the first trade)."""

@@ -32,8 +32,16 @@ from mesa_llm.actions import (
     Broadcast,
     CancelOrder,
     Decision,
+    FlagViolation,
+    ForwardMessage,
+    ImposeFine,
+    JoinAlliance,
+    LeaveAlliance,
+    MessageAlliance,
     PlaceOrder,
+    ProposeAlliance,
     SendMessage,
+    SuspendTrader,
     Wait,
 )
 from mesa_llm.agents.llm_policy import LLMContext, LLMPolicy
@@ -41,7 +49,9 @@ from mesa_llm.agents.observation import GoodSnapshot, MarketSnapshot
 from mesa_llm.agents.persona import Persona
 from mesa_llm.agents.policies import PolicyRegistry, default_policy_registry
 from mesa_llm.agents.prompts import PromptLibrary, resolve_overrides
+from mesa_llm.agents.roles import Role
 from mesa_llm.agents.trader import PrivateValues, TraderAgent
+from mesa_llm.desk import NegotiationDesk
 from mesa_llm.economics import (
     CompetitiveEquilibrium,
     allocative_efficiency,
@@ -50,7 +60,9 @@ from mesa_llm.economics import (
 from mesa_llm.exchange import Clearing, Exchange, RejectedAction
 from mesa_llm.llm import ChatModel, ConcurrencyLimiter, UsageTracker
 from mesa_llm.market import Money, Order
+from mesa_llm.negotiation import Contract, LinearAdditiveUtility, price_utility
 from mesa_llm.recording import SimulationRecorder
+from mesa_llm.regulation import MarketRules
 from mesa_llm.scenario import (
     Choice,
     Constant,
@@ -58,8 +70,14 @@ from mesa_llm.scenario import (
     Normal,
     PopulationSpec,
     ScenarioSpec,
+    SetParams,
     ShiftPrivate,
     Uniform,
+)
+from mesa_llm.social import AllianceError, AllianceRegistry, Mailbox, Reputation
+
+_NEGOTIATION_TOOLS = frozenset(
+    {"make_offer", "accept_offer", "reject_offer", "end_negotiation", "call_for_proposals", "bid", "propose_settlement"}
 )
 
 
@@ -113,9 +131,17 @@ class MarketModel(mesa.Model):
             lo = to_ticks(g.min_price) if g.min_price is not None else 1
             hi = to_ticks(g.max_price) if g.max_price is not None else max(to_ticks(g.reference_price) * 10, lo + 1)
             goods.append((g.name, to_ticks(g.reference_price), lo, hi))
+        self.rules = MarketRules(
+            self.money,
+            price_caps={g: to_ticks(p) for g, p in scenario.rules.price_caps.items()},
+            price_floors={g: to_ticks(p) for g, p in scenario.rules.price_floors.items()},
+            position_limits=dict(scenario.rules.position_limits),
+            max_fine=to_ticks(scenario.rules.max_fine) if scenario.rules.max_fine is not None else None,
+        )
         self.exchange = Exchange(
             goods,
             self.money,
+            rules=self.rules,
             k=scenario.market.k,
             fee_per_unit=self.money.round_to_tick(scenario.market.fee_per_unit),
             max_orders_per_step=scenario.market.max_orders_per_step,
@@ -149,7 +175,27 @@ class MarketModel(mesa.Model):
         self.trade_units: dict[str, int] = {g: 0 for g in self.exchange.goods}
         self.trade_prices: dict[str, list[int]] = {g: [] for g in self.exchange.goods}
         self.stop_reason: str | None = None
-        self._pending_messages: list[tuple[TraderAgent, dict[str, Any]]] = []
+        self.contract_units: dict[str, int] = {}
+        self.mailbox = Mailbox()
+        self.alliances = AllianceRegistry()
+        rep = scenario.social.reputation
+        self.reputation = Reputation(
+            initial=rep.initial,
+            fulfilled_gain=rep.fulfilled_gain,
+            breach_loss=rep.breach_loss,
+            fine_loss=rep.fine_loss,
+            flag_loss=rep.flag_loss,
+        )
+        for agent in self.traders:
+            self.reputation.register(agent.unique_id)
+        self.desk = self._build_desk()
+        self._social_active = bool(
+            self.desk is not None
+            or scenario.social.alliances
+            or any(a.role is Role.REGULATOR for a in self.traders)
+        )
+        self._last_messages: list[dict[str, Any]] = []
+        self._last_trades: list[dict[str, Any]] = []
         self._by_id: dict[int, TraderAgent] = {a.unique_id: a for a in self.traders}
         self.datacollector = mesa.DataCollector(
             model_reporters={
@@ -239,7 +285,7 @@ class MarketModel(mesa.Model):
                 model=model_name if policy_name == "llm" else None,
             )
             policy = self.policy_registry.create(
-                policy_name, spec.params if policy_name == spec.policy_name else {}
+                policy_name, spec.params if policy_name == spec.policy_name else spec.fallback_params
             )
             agent = TraderAgent(
                 self,
@@ -262,6 +308,65 @@ class MarketModel(mesa.Model):
             members.append(agent)
             self.traders.append(agent)
         self.populations[label] = members
+
+    def _build_desk(self) -> NegotiationDesk | None:
+        """The negotiation desk, when the scenario has negotiations, auctions or utilities."""
+        settings = self.scenario.negotiation
+        uses_utilities = any(p.utilities for p in self.scenario.populations)
+        if not (settings.spaces or settings.sessions or settings.open_sessions or uses_utilities):
+            return None
+        desk = NegotiationDesk(
+            settings,
+            self.money,
+            self.exchange.ledger,
+            self.rules,
+            self.reputation,
+            roles={a.unique_id: a.role for a in self.traders},
+            unit_value=self._next_unit_value,
+        )
+        for spec in self.scenario.populations:
+            for space_name, uspec in spec.utilities.items():
+                for agent in self.populations[spec.label]:
+                    utility = self._utility(desk, space_name, uspec)
+                    desk.set_utility(agent.unique_id, space_name, utility)
+                    agent.utilities[space_name] = utility
+        return desk
+
+    def _utility(self, desk: NegotiationDesk, space_name: str, uspec: Any) -> LinearAdditiveUtility:
+        """An agent's private utility over a space; a ``reservation_price`` is drawn per agent."""
+        space = desk.spaces[space_name]
+        reservation = uspec.reservation if uspec.reservation is not None else 0.0
+        utility = LinearAdditiveUtility(
+            space, uspec.weights or {n: 1.0 for n in space.names}, uspec.preferences, reservation, uspec.discount
+        )
+        if uspec.reservation_price is not None and "price" in space.names:
+            price = self._draw(uspec.reservation_price, 1)[0]
+            buyer = uspec.preferences.get("price") == "decreasing"
+            if len(space.names) == 1:
+                return price_utility(space, buyer=buyer, reservation_price=price, discount=uspec.discount)
+            # several issues: the reservation is the price part of the utility at that price
+            issue = space.issue("price")
+            span = float(issue.high - issue.low) or 1.0  # type: ignore[union-attr]
+            share = (issue.high - price) / span if buyer else (price - issue.low) / span  # type: ignore[union-attr]
+            reservation = utility.weights["price"] * min(max(share, 0.0), 1.0)
+            utility = LinearAdditiveUtility(
+                space, utility.weights, uspec.preferences, reservation, uspec.discount
+            )
+        return utility
+
+    def _next_unit_value(self, agent_id: int, good: str) -> float | None:
+        """The agent's value (buyer) or cost (seller) of its next unit of ``good``, in currency units."""
+        agent = self._by_id[agent_id]
+        pv = agent.private.get(good)
+        if pv is None:
+            return None
+        if pv.values:
+            index = agent.units_bought.get(good, 0)
+            return self.money.to_units(pv.values[index]) if index < len(pv.values) else None
+        if pv.costs:
+            index = agent.units_sold.get(good, 0)
+            return self.money.to_units(pv.costs[index]) if index < len(pv.costs) else None
+        return None
 
     def _prompts_for(self, role: str, templates: dict[str, str]) -> PromptLibrary:
         key = (role, json.dumps(templates, sort_keys=True))
@@ -388,6 +493,7 @@ class MarketModel(mesa.Model):
                         for good, pv in a.private.items()
                     },
                     "endowment": {"cash": to_units(account.cash), "holdings": dict(account.holdings)},
+                    "utilities": {space: u.to_dict() for space, u in a.utilities.items()},
                 }
             )
         self.recorder.record_model_event(
@@ -410,6 +516,10 @@ class MarketModel(mesa.Model):
                 "agents": agents,
                 "llm": self._llm_header(),
                 "notices": list(self.notices),
+                "negotiation": {
+                    "spaces": {n: sp.to_dict() for n, sp in self.desk.spaces.items()} if self.desk else {},
+                },
+                "rules": self.rules.view(),
             },
         )
 
@@ -479,6 +589,7 @@ class MarketModel(mesa.Model):
         self.totals = StepTotals()
         self._record("step_start", {"step": step})
         self._apply_timeline(step)
+        self._open_sessions(step)
         self._deliver_messages()
         self.exchange.begin_step()
         observations = self._observe(step)
@@ -486,6 +597,11 @@ class MarketModel(mesa.Model):
         self._resolve(decisions, step)
         clearings = self.exchange.clear()
         self._settle_records(clearings, step)
+        if self.desk is not None:
+            events, fulfilled = self.desk.advance(step)
+            for event_type, content, agent_id in events:
+                self._record(event_type, content, agent_id)
+            self._count_contracts(fulfilled, step)
         if self.check_invariants:
             self.exchange.ledger.check_invariants()
         self.datacollector.collect(self)
@@ -531,6 +647,13 @@ class MarketModel(mesa.Model):
                     elif pv.fundamental is not None:
                         pv.fundamental = moved(pv.fundamental)
                 self.equilibria = self._equilibria()
+            elif isinstance(event, SetParams):
+                for agent in targets:
+                    policy = agent.policy
+                    current = policy.params.model_dump()
+                    updates = {k: v for k, v in event.params.items() if k in current}
+                    if updates:
+                        policy.params = type(policy.params).model_validate({**current, **updates})
             elif isinstance(event, Endow):
                 cash = self.money.round_to_tick(event.cash)
                 for agent in targets:
@@ -560,10 +683,37 @@ class MarketModel(mesa.Model):
                 },
             )
 
+    def _open_sessions(self, step: int) -> None:
+        if self.desk is None:
+            return
+        populations = {label: [a.unique_id for a in members] for label, members in self.populations.items()}
+        for spec in self.scenario.negotiation.sessions:
+            if spec.at_step == step:
+                for event_type, content, agent_id in self.desk.open_scheduled(spec, populations, step):
+                    self._record(event_type, content, agent_id)
+
+    def _count_contracts(self, fulfilled: list[Contract], step: int) -> None:
+        """Fulfilled contracts move units: count them (and the surplus they realise) for both parties."""
+        for contract in fulfilled:
+            if contract.good is None:
+                continue
+            units = self.money.to_units(contract.price)
+            self._by_id[contract.buyer_id].record_fill(contract.good, "buy", contract.quantity, contract.price, units, step)
+            self._by_id[contract.seller_id].record_fill(contract.good, "sell", contract.quantity, contract.price, units, step)
+            self.contract_units[contract.good] = self.contract_units.get(contract.good, 0) + contract.quantity
+
     def _deliver_messages(self) -> None:
-        for recipient, message in self._pending_messages:
-            recipient.inbox.append(message)
-        self._pending_messages = []
+        delivered = self.mailbox.deliver()
+        seen: dict[int, dict[str, Any]] = {}
+        for recipient_id, messages in delivered.items():
+            agent = self._by_id.get(recipient_id)
+            if agent is None:
+                continue
+            for message in messages:
+                view = message.view()
+                agent.inbox.append(view)
+                seen.setdefault(message.message_id, {**view, "recipient_ids": list(message.recipient_ids)})
+        self._last_messages = [seen[k] for k in sorted(seen)]
 
     def _market_snapshot(self) -> MarketSnapshot:
         to_units = self.money.to_units
@@ -596,10 +746,47 @@ class MarketModel(mesa.Model):
             "step": order.step,
         }
 
+    def _available_actions(self, agent: TraderAgent, step: int) -> list[str]:
+        """The tools this agent may use now: its role's, narrowed by the state of the world."""
+        me = agent.unique_id
+        suspended = self.rules.is_suspended(me, step)
+        social = self.scenario.social
+        desk_allowed = self.desk.available(me, agent.role) if self.desk is not None and not suspended else set()
+        out = []
+        for name in agent.role.action_names():
+            if name == "place_order":
+                ok = self.scenario.market.call_market and not suspended
+            elif name == "cancel_order":
+                ok = bool(self.exchange.open_orders(me))
+            elif name in _NEGOTIATION_TOOLS:
+                ok = name in desk_allowed
+            elif name == "forward_message":
+                ok = social.gossip and bool(self.mailbox.received(me))
+            elif name == "propose_alliance":
+                ok = social.alliances
+            elif name == "join_alliance":
+                ok = social.alliances and bool(self.alliances.invitations_of(me))
+            elif name in ("leave_alliance", "message_alliance"):
+                ok = social.alliances and bool(self.alliances.alliances_of(me))
+            else:
+                ok = True
+            if ok:
+                out.append(name)
+        return out
+
     def _observe(self, step: int) -> list[tuple[TraderAgent, Any]]:
         market = self._market_snapshot()
         ledger = self.exchange.ledger
         record_obs = self.recorder is not None and self.scenario.recording.observations
+        reputation_shown = self.scenario.social.reputation_shown if self._social_active else 0
+        reputation_table = (
+            {str(k): v for k, v in self.reputation.table(limit=reputation_shown).items()} if reputation_shown else {}
+        )
+        surveillance = {
+            "messages": self._last_messages[-100:],
+            "trades": self._last_trades[-100:],
+            "rules": self.rules.view(),
+        }
         out = []
         for agent in self.traders:
             open_orders = [self._order_view(o) for o in self.exchange.open_orders(agent.unique_id)]
@@ -611,6 +798,19 @@ class MarketModel(mesa.Model):
                 money=self.money,
                 open_orders=open_orders,
             )
+            me = agent.unique_id
+            obs.available_actions = self._available_actions(agent, step)
+            if self.desk is not None:
+                obs.negotiations = self.desk.views(me, step)
+                obs.contracts = self.desk.contract_views(me)
+            if reputation_shown:
+                obs.reputation = reputation_table
+            if self.scenario.social.alliances:
+                obs.alliances = self.alliances.view(me)
+            if agent.role is Role.REGULATOR:
+                obs.surveillance = surveillance
+            if self.rules.is_suspended(me, step):
+                obs.suspended_until = self.rules.suspended_until[me]
             if record_obs:
                 self._record("observation", obs.to_dict(), agent.unique_id)
             agent.start_step()
@@ -704,6 +904,8 @@ class MarketModel(mesa.Model):
             return
         try:
             if isinstance(action, PlaceOrder):
+                if not self.scenario.market.call_market:
+                    raise RejectedAction("this scenario has no call market: trade by negotiation")
                 order = self.exchange.place_order(agent.unique_id, agent.role, action, step)
                 self._record("action", {"type": kind, "arguments": arguments}, agent.unique_id)
                 self._record(
@@ -738,24 +940,104 @@ class MarketModel(mesa.Model):
                 self._send(agent, others, action.text, "broadcast", step)
             elif isinstance(action, Wait):
                 self._record("action", {"type": kind, "arguments": arguments}, agent.unique_id)
-            else:  # pragma: no cover - the registry only produces the classes above
-                raise RejectedAction(f"action {kind!r} is not supported in this market")
+            elif isinstance(action, ForwardMessage):
+                self._forward(agent, action, step)
+            elif isinstance(action, ProposeAlliance | JoinAlliance | LeaveAlliance | MessageAlliance):
+                self._alliance_action(agent, action, step)
+            elif isinstance(action, FlagViolation | ImposeFine | SuspendTrader):
+                self._regulate(agent, action, step)
+            elif self.desk is not None and self.desk.handles(action):
+                for event_type, content, agent_id in self.desk.act(agent.unique_id, action, step):
+                    if event_type == "action":
+                        self._record("action", {"type": kind, "arguments": arguments}, agent.unique_id)
+                    else:
+                        self._record(event_type, content, agent_id)
+            else:
+                raise RejectedAction(f"action {kind!r} is not available in this scenario")
         except RejectedAction as exc:
             self._reject(agent, kind, arguments, exc.reason, step)
 
+    def _forward(self, agent: TraderAgent, action: ForwardMessage, step: int) -> None:
+        if not self.scenario.social.gossip:
+            raise RejectedAction("forwarding messages is not allowed in this scenario")
+        unknown = [r for r in action.recipient_ids if r not in self._by_id or r == agent.unique_id]
+        if unknown:
+            raise RejectedAction(f"no other agent with id {unknown[0]}")
+        try:
+            message = self.mailbox.forward(
+                agent.unique_id, agent.name, action.message_id, action.recipient_ids, step, comment=action.comment
+            )
+        except (KeyError, ValueError) as exc:
+            raise RejectedAction(str(exc).strip("'\"")) from None
+        self._record("action", {"type": action.tool_name, "arguments": action.arguments()}, agent.unique_id)
+        self._record("message", message.record(), agent.unique_id)
+
+    def _alliance_action(self, agent: TraderAgent, action: ActionBase, step: int) -> None:
+        if not self.scenario.social.alliances:
+            raise RejectedAction("alliances are not allowed in this scenario")
+        me = agent.unique_id
+        try:
+            if isinstance(action, ProposeAlliance):
+                unknown = [i for i in action.invitee_ids if i not in self._by_id or i == me]
+                if unknown:
+                    raise RejectedAction(f"no other agent with id {unknown[0]}")
+                events = self.alliances.propose(me, action.name, action.invitee_ids, step)
+            elif isinstance(action, JoinAlliance):
+                events = self.alliances.join(me, action.name, step)
+            elif isinstance(action, LeaveAlliance):
+                events = self.alliances.leave(me, action.name, step)
+            else:
+                assert isinstance(action, MessageAlliance)
+                if me not in self.alliances.members(action.name):
+                    raise RejectedAction(f"you are not a member of {action.name!r}")
+                members = [self._by_id[i] for i in sorted(self.alliances.members(action.name)) if i != me]
+                self._record("action", {"type": action.tool_name, "arguments": action.arguments()}, me)
+                if members:
+                    self._send(agent, members, action.text, self.alliances.channel(action.name), step)
+                return
+        except AllianceError as exc:
+            raise RejectedAction(str(exc)) from None
+        self._record("action", {"type": action.tool_name, "arguments": action.arguments()}, me)
+        for event in events:
+            self._record("alliance", event, event.get("agent_id"))
+
+    def _regulate(self, agent: TraderAgent, action: ActionBase, step: int) -> None:
+        target_id = getattr(action, "agent_id", None)
+        target = self._by_id.get(target_id) if target_id is not None else None
+        if target is None:
+            raise RejectedAction(f"no agent with id {target_id}")
+        reason = getattr(action, "reason", "")
+        content: dict[str, Any] = {"type": action.tool_name, "target_id": target.unique_id, "reason": reason}
+        if isinstance(action, FlagViolation):
+            content["reputation"] = self.reputation.flagged(target.unique_id, step)
+        elif isinstance(action, ImposeFine):
+            paid = self.rules.fine(self.exchange.ledger, target.unique_id, self.money.round_to_tick(action.amount))
+            if paid <= 0:
+                raise RejectedAction(f"agent {target.unique_id} has no free cash to pay a fine")
+            content["amount"] = self.money.to_units(paid)
+            content["requested"] = action.amount
+            content["reputation"] = self.reputation.fined(target.unique_id, step)
+        else:
+            assert isinstance(action, SuspendTrader)
+            until = step + action.steps
+            self.rules.suspend(target.unique_id, until)
+            cancelled = self.exchange.cancel_all(target.unique_id)
+            content["until_step"] = until
+            content["orders_cancelled"] = [o.order_id for o in cancelled]
+        self._record("action", {"type": action.tool_name, "arguments": action.arguments()}, agent.unique_id)
+        self._record("regulator_action", content, agent.unique_id)
+
     def _send(self, sender: TraderAgent, recipients: list[TraderAgent], text: str, channel: str, step: int) -> None:
-        recipient_ids = [r.unique_id for r in recipients] if channel == "direct" else []
-        self._record(
-            "message",
-            {"recipient_ids": recipient_ids, "text": text, "channel": channel},
-            sender.unique_id,
-        )
-        message = {"sender_id": sender.unique_id, "sender": sender.name, "text": text, "channel": channel, "step": step}
-        for r in recipients:
-            self._pending_messages.append((r, message))
+        ids = [r.unique_id for r in recipients]
+        if channel == "broadcast":
+            message = self.mailbox.broadcast(sender.unique_id, sender.name, ids, text, step)
+        else:
+            message = self.mailbox.send(sender.unique_id, sender.name, ids, text, channel, step)
+        self._record("message", message.record(), sender.unique_id)
 
     def _settle_records(self, clearings: list[Clearing], step: int) -> None:
         to_units = self.money.to_units
+        self._last_trades = []
         for c in clearings:
             self._record(
                 "clearing",
@@ -787,6 +1069,9 @@ class MarketModel(mesa.Model):
                         "buy_order_id": t.buy_order_id,
                         "sell_order_id": t.sell_order_id,
                     },
+                )
+                self._last_trades.append(
+                    {"good": t.good, "price": price_units, "quantity": t.quantity, "buyer_id": t.buyer_id, "seller_id": t.seller_id}
                 )
                 self._by_id[t.buyer_id].record_fill(t.good, "buy", t.quantity, t.price, price_units, step)
                 self._by_id[t.seller_id].record_fill(t.good, "sell", t.quantity, t.price, price_units, step)
@@ -895,6 +1180,7 @@ class MarketModel(mesa.Model):
             recording=str(self.recording_path) if self.recording_path is not None else None,
             stop_reason=self.stop_reason,
             llm=self._llm_summary(),
+            negotiation=self.desk.stats() if self.desk is not None else None,
         )
 
     def _llm_summary(self) -> dict[str, Any] | None:
@@ -987,6 +1273,7 @@ class RunSummary:
     recording: str | None
     stop_reason: str | None = None
     llm: dict[str, Any] | None = None
+    negotiation: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (the CLI's ``--json`` output)."""
@@ -1001,6 +1288,7 @@ class RunSummary:
             "recording": self.recording,
             "stop_reason": self.stop_reason,
             "llm": self.llm,
+            "negotiation": self.negotiation,
         }
 
 

@@ -119,6 +119,35 @@ class EndowmentSpec(_Strict):
     holdings: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
 
 
+class UtilitySpec(_Strict):
+    """An agent's private, linear-additive preferences over one outcome space.
+
+    ``preferences`` per issue: ``increasing`` / ``decreasing`` (numeric issues) or a mapping from
+    categorical values to [0, 1]; ``weights`` default to equal. The reservation (BATNA) is either a
+    utility in [0, 1] (``reservation``) or, for the price issue, the worst acceptable price
+    (``reservation_price``: a number or a seeded distribution, drawn per agent).
+    """
+
+    weights: dict[str, float] = Field(default_factory=dict)
+    preferences: dict[str, str | dict[str, float]]
+    reservation: float | None = Field(default=None, ge=0, le=1)
+    reservation_price: ValueSource | None = None
+    discount: float = Field(default=1.0, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _one_reservation(self) -> UtilitySpec:
+        if self.reservation is not None and self.reservation_price is not None:
+            raise ValueError("give reservation or reservation_price, not both")
+        return self
+
+
+class FallbackSpec(_Strict):
+    """The built-in policy an LLM population runs when no model is configured."""
+
+    policy: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
 class PopulationSpec(_Strict):
     """A group of agents sharing a role, a policy (or an LLM) and how their private values are drawn.
 
@@ -139,6 +168,12 @@ class PopulationSpec(_Strict):
     style: str = ""
     backstory: str = ""
     templates: dict[str, str] = Field(default_factory=dict)
+    utilities: dict[str, UtilitySpec] = Field(
+        default_factory=dict, description="private preferences per outcome space (negotiations)"
+    )
+    fallback: FallbackSpec | None = Field(
+        default=None, description="rule-based policy of an LLM population that has no model"
+    )
     private: dict[str, PrivateSpec] = Field(default_factory=dict)
     endowment: EndowmentSpec = Field(default_factory=EndowmentSpec)
     credit_limit: float = Field(default=0.0, ge=0, description="cash may go this far below zero")
@@ -158,8 +193,15 @@ class PopulationSpec(_Strict):
 
     @property
     def fallback_policy(self) -> str:
-        """The role's built-in rule-based policy (used when an LLM population has no model)."""
+        """The rule-based policy used when an LLM population has no model (``fallback`` or the role's)."""
+        if self.fallback is not None:
+            return self.fallback.policy
         return DEFAULT_POLICY_FOR_ROLE.get(self.role.value, "idle")
+
+    @property
+    def fallback_params(self) -> dict[str, Any]:
+        """Parameters of the fallback policy."""
+        return dict(self.fallback.params) if self.fallback is not None else {}
 
     @property
     def wants_llm(self) -> bool:
@@ -202,6 +244,116 @@ class MarketSpec(_Strict):
     )
     max_orders_per_step: int = Field(default=20, ge=1, description="orders one agent may place a step")
     check_invariants: bool = Field(default=False, description="check conservation after every step")
+    call_market: bool = Field(default=True, description="agents may place orders in the call market")
+
+
+class IssueSpec(_Strict):
+    """One negotiable issue: continuous (with an optional tick), integer, or categorical."""
+
+    name: str = Field(min_length=1, max_length=64)
+    type: Literal["continuous", "integer", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    tick: float | None = Field(default=None, gt=0)
+    values: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> IssueSpec:
+        if self.type == "categorical":
+            if not self.values:
+                raise ValueError("a categorical issue needs values")
+        else:
+            if self.low is None or self.high is None:
+                raise ValueError("a numeric issue needs low and high")
+            if self.high < self.low:
+                raise ValueError("high must be >= low")
+            if self.type == "integer" and (self.low != int(self.low) or self.high != int(self.high)):
+                raise ValueError("an integer issue needs integer bounds")
+        return self
+
+
+class OutcomeSpaceSpec(_Strict):
+    """The issues of a negotiation. ``price`` (per unit), ``quantity`` and ``delivery`` (steps after
+    the agreement) are settled through the ledger; the other issues only matter to utilities."""
+
+    issues: list[IssueSpec] = Field(min_length=1)
+
+    @field_validator("issues")
+    @classmethod
+    def _unique(cls, issues: list[IssueSpec]) -> list[IssueSpec]:
+        names = [i.name for i in issues]
+        if len(set(names)) != len(names):
+            raise ValueError("issue names must be unique")
+        return issues
+
+
+SessionProtocol = Literal[
+    "alternating_offers", "call_for_proposals", "single_text", "first_price", "second_price", "english"
+]
+
+
+class SessionSpec(_Strict):
+    """A negotiation or auction the scenario opens at ``at_step`` between populations."""
+
+    protocol: SessionProtocol
+    at_step: int = Field(default=1, ge=1)
+    good: str | None = None
+    space: str | None = Field(default=None, description="outcome space (negotiations)")
+    buyers: str | None = Field(default=None, description="population of buyers")
+    sellers: str | None = Field(default=None, description="population of sellers (auction: the seller)")
+    mediators: str | None = None
+    bidders: str | None = None
+    pairing: Literal["one_to_one", "all_pairs"] = "one_to_one"
+    max_rounds: int = Field(default=20, ge=1, le=10_000)
+    first_mover: Literal["buyer", "seller"] = "seller"
+    max_agreements: int = Field(default=1, ge=1)
+    quantity: int = Field(default=1, ge=1)
+    reserve_price: float = Field(default=0.0, ge=0)
+    start_price: float | None = Field(default=None, gt=0)
+    increment: float | None = Field(default=None, gt=0)
+    bidding_rounds: int = Field(default=1, ge=1)
+
+
+class NegotiationSettings(_Strict):
+    """Outcome spaces, scheduled sessions and contract rules of a scenario's negotiations."""
+
+    spaces: dict[str, OutcomeSpaceSpec] = Field(default_factory=dict)
+    sessions: list[SessionSpec] = Field(default_factory=list)
+    open_sessions: bool = Field(default=False, description="agents may open bilateral negotiations")
+    default_spaces: dict[str, str] = Field(default_factory=dict, description="good -> space for opened sessions")
+    max_rounds: int = Field(default=20, ge=1, description="rounds of sessions agents open")
+    call_for_proposals: bool = Field(default=False, description="buyers may call for proposals")
+    penalty_rate: float = Field(default=0.1, ge=0, description="breach penalty, share of contract value")
+    penalty_fixed: float = Field(default=0.0, ge=0)
+    delivery_offset: int = Field(default=0, ge=0, description="steps between agreement and delivery")
+
+
+class RulesSpec(_Strict):
+    """Hard rules the exchange enforces (the regulator acts on discretionary ones)."""
+
+    price_caps: dict[str, float] = Field(default_factory=dict)
+    price_floors: dict[str, float] = Field(default_factory=dict)
+    position_limits: dict[str, int] = Field(default_factory=dict, description="max holding per agent")
+    max_fine: float | None = Field(default=None, gt=0)
+
+
+class ReputationSpec(_Strict):
+    """How reputation moves (a public score in [0, 1])."""
+
+    initial: float = Field(default=0.5, ge=0, le=1)
+    fulfilled_gain: float = Field(default=0.05, ge=0, le=1)
+    breach_loss: float = Field(default=0.2, ge=0, le=1)
+    fine_loss: float = Field(default=0.1, ge=0, le=1)
+    flag_loss: float = Field(default=0.05, ge=0, le=1)
+
+
+class SocialSettings(_Strict):
+    """Alliances, gossip and reputation."""
+
+    alliances: bool = False
+    gossip: bool = True
+    reputation: ReputationSpec = Field(default_factory=ReputationSpec)
+    reputation_shown: int = Field(default=20, ge=0, description="reputation scores in an observation")
 
 
 class LLMSettings(_Strict):
@@ -255,7 +407,18 @@ class Endow(_Strict):
     description: str = ""
 
 
-TimelineEvent = Annotated[ShiftPrivate | Endow, Field(discriminator="type")]
+class SetParams(_Strict):
+    """Change the policy parameters of populations from ``at_step`` on (e.g. a volatility spike:
+    noise traders' sigma x3; a liquidity shock: market makers quote less and wider)."""
+
+    type: Literal["set_params"]
+    at_step: int = Field(ge=1)
+    populations: list[str] | None = None
+    params: dict[str, Any] = Field(min_length=1)
+    description: str = ""
+
+
+TimelineEvent = Annotated[ShiftPrivate | Endow | SetParams, Field(discriminator="type")]
 
 
 class ScenarioSpec(_Strict):
@@ -272,6 +435,9 @@ class ScenarioSpec(_Strict):
     timeline: list[TimelineEvent] = Field(default_factory=list)
     recording: RecordingSpec = Field(default_factory=RecordingSpec)
     llm: LLMSettings = Field(default_factory=LLMSettings)
+    negotiation: NegotiationSettings = Field(default_factory=NegotiationSettings)
+    rules: RulesSpec = Field(default_factory=RulesSpec)
+    social: SocialSettings = Field(default_factory=SocialSettings)
     #: folder of the scenario file (prompt overrides and includes are relative to it)
     source_dir: Path | None = Field(default=None, exclude=True)
 
@@ -307,6 +473,41 @@ class ScenarioSpec(_Strict):
             for name in event.populations or []:
                 if name not in labels:
                     raise ValueError(f"timeline.{i}.populations: unknown population {name!r}")
+        spaces = self.negotiation.spaces
+        for i, pop in enumerate(self.populations):
+            for space in pop.utilities:
+                if space not in spaces:
+                    raise ValueError(f"populations.{i}.utilities: unknown outcome space {space!r}")
+        for i, session in enumerate(self.negotiation.sessions):
+            where = f"negotiation.sessions.{i}"
+            for role_field in ("buyers", "sellers", "mediators", "bidders"):
+                label = getattr(session, role_field)
+                if label is not None and label not in labels:
+                    raise ValueError(f"{where}.{role_field}: unknown population {label!r}")
+            if session.good is not None and session.good not in goods:
+                raise ValueError(f"{where}.good: unknown good {session.good!r}")
+            auction = session.protocol in ("first_price", "second_price", "english")
+            if auction:
+                if session.sellers is None or session.bidders is None or session.good is None:
+                    raise ValueError(f"{where}: an auction needs sellers, bidders and a good")
+                if session.protocol == "english" and (session.start_price is None or session.increment is None):
+                    raise ValueError(f"{where}: an English auction needs start_price and increment")
+            else:
+                if session.space is None or session.space not in spaces:
+                    raise ValueError(f"{where}.space: unknown outcome space {session.space!r}")
+                if session.buyers is None or session.sellers is None:
+                    raise ValueError(f"{where}: a negotiation needs buyers and sellers")
+                if session.protocol == "single_text" and session.mediators is None:
+                    raise ValueError(f"{where}: single_text needs mediators")
+        for good, space in self.negotiation.default_spaces.items():
+            if good not in goods:
+                raise ValueError(f"negotiation.default_spaces: unknown good {good!r}")
+            if space not in spaces:
+                raise ValueError(f"negotiation.default_spaces.{good}: unknown outcome space {space!r}")
+        for rule in ("price_caps", "price_floors", "position_limits"):
+            for good in getattr(self.rules, rule):
+                if good not in goods:
+                    raise ValueError(f"rules.{rule}: unknown good {good!r}")
         for i, good_spec in enumerate(self.goods):
             for field_name in ("reference_price", "min_price", "max_price"):
                 value = getattr(good_spec, field_name)
@@ -491,6 +692,17 @@ def validate_scenario(
         if pop.model is not None and not pop.wants_llm:
             problems.append(f"populations.{i}.model: only LLM populations (policy: llm) take a model")
     for i, pop in enumerate(spec.populations):
+        if pop.fallback is not None:
+            if pop.fallback.policy not in registry or pop.fallback.policy == "llm":
+                problems.append(
+                    f"populations.{i}.fallback.policy: unknown rule-based policy {pop.fallback.policy!r}; "
+                    f"known policies: {', '.join(n for n in registry.names() if n != 'llm')}"
+                )
+            else:
+                try:
+                    registry.validate_params(pop.fallback.policy, pop.fallback.params)
+                except ValidationError as exc:
+                    problems.extend(_format_errors(exc, prefix=f"populations.{i}.fallback.params"))
         name = pop.policy_name
         if name not in registry:
             problems.append(
@@ -502,6 +714,27 @@ def validate_scenario(
             registry.validate_params(name, pop.params)
         except ValidationError as exc:
             problems.extend(_format_errors(exc, prefix=f"populations.{i}.params"))
+    by_label = {p.label: p for p in spec.populations}
+    for i, event in enumerate(spec.timeline):
+        if not isinstance(event, SetParams):
+            continue
+        for label in event.populations or list(by_label):
+            pop = by_label[label]
+            if pop.policy_name not in registry:
+                continue
+            params_model = registry.get(pop.policy_name).Params
+            known = set(params_model.model_fields)
+            relevant = {k: v for k, v in event.params.items() if k in known}
+            if event.populations and not relevant:
+                problems.append(
+                    f"timeline.{i}.params: none of {sorted(event.params)} is a parameter of policy "
+                    f"{pop.policy_name!r} (population {label!r})"
+                )
+                continue
+            try:
+                params_model.model_validate({**pop.params, **relevant})
+            except ValidationError as exc:
+                problems.extend(_format_errors(exc, prefix=f"timeline.{i}.params"))
     if problems:
         raise ScenarioError(source, problems)
     return spec

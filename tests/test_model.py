@@ -62,13 +62,14 @@ def test_every_shipped_scenario_runs_and_conserves(tmp_path):
 
     assert {"double_auction", "commodity_exchange"} <= set(shipped_scenarios())
     for name in shipped_scenarios():
-        model = MarketModel(load_scenario(name), steps=8, output_dir=tmp_path, check_invariants=True)
+        spec = load_scenario(name)
+        model = MarketModel(spec, steps=8, output_dir=tmp_path, check_invariants=True)
         ledger = model.exchange.ledger
         cash0 = ledger.total_cash()
         goods0 = {g: ledger.total_goods(g) for g in model.exchange.goods}
         model.run()
         _conserved(model, cash0, goods0)
-        assert model.run_trades > 0, name
+        assert model.run_trades > 0 or not spec.market.call_market, name
 
 
 def test_fees_go_to_the_house_and_cash_is_conserved(small_auction, tmp_path):

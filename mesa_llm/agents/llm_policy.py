@@ -99,13 +99,14 @@ class LLMPolicy(DecisionPolicy):
         self.context = context
         self.memory = AgentMemory(max_events=p.memory_events)
         self._system: str | None = None
-        self._tools: list[dict[str, Any]] | None = None
+        self._tools: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        self._tool_names: list[str] = []
 
     def bind(self, context: LLMContext) -> None:
         """Attach the world's context (model, prompts, tools) before the first step."""
         self.context = context
         self._system = None
-        self._tools = None
+        self._tools = {}
         if context.structured_output:
             self.params = self.params.model_copy(update={"tool_mode": "json"})
 
@@ -126,6 +127,10 @@ class LLMPolicy(DecisionPolicy):
         ctx = self._ctx()
         p: LLMParams = self.params  # type: ignore[assignment]
         events: list[tuple[str, dict[str, Any]]] = []
+        # the world says which tools make sense now (role and state); fall back to the role's
+        self._tool_names = [n for n in observation.available_actions if n in ctx.registry.names()] or list(
+            ctx.tool_names
+        )
         self.memory.update(observation)
         try:
             observation_text = self._render("observation.j2", obs=observation.to_dict())
@@ -136,8 +141,6 @@ class LLMPolicy(DecisionPolicy):
             return await self._act(observation, observation_text, memory_text, plan, events)
         except LLMError as err:
             return Decision(events=events, failure=str(err), fatal=err.fatal)
-        finally:
-            del ctx
 
     # ------------------------------------------------------------------ plan
 
@@ -164,7 +167,6 @@ class LLMPolicy(DecisionPolicy):
         plan: str | None,
         events: list[tuple[str, dict[str, Any]]],
     ) -> Decision:
-        ctx = self._ctx()
         p: LLMParams = self.params  # type: ignore[assignment]
         user = self._render(
             "act.j2",
@@ -173,7 +175,7 @@ class LLMPolicy(DecisionPolicy):
             plan=plan or self.memory.plan,
             max_actions=p.max_actions,
             tool_mode=p.tool_mode,
-            tool_names=ctx.tool_names,
+            tool_names=self._tool_names,
         )
         messages = [self._system_message(), {"role": "user", "content": user}]
         request = self._request(messages, "act", observation)
@@ -307,8 +309,9 @@ class LLMPolicy(DecisionPolicy):
 
     def _validate(self, call: _Call) -> None:
         ctx = self._ctx()
-        if call.name not in ctx.tool_names:
-            call.error = f"unknown tool {call.name!r}; available: {', '.join(ctx.tool_names)}"
+        names = self._tool_names or ctx.tool_names
+        if call.name not in names:
+            call.error = f"unknown tool {call.name!r}; available: {', '.join(names)}"
             return
         arguments = call.raw_arguments
         if isinstance(arguments, str):
@@ -371,12 +374,13 @@ class LLMPolicy(DecisionPolicy):
         tools = None
         response_format = None
         if purpose != "plan":
+            names = tuple(self._tool_names or ctx.tool_names)
             if p.tool_mode == "tools":
-                if self._tools is None:
-                    self._tools = ctx.registry.tool_schemas(ctx.tool_names)
-                tools = self._tools
+                tools = self._tools.get(names)
+                if tools is None:
+                    tools = self._tools[names] = ctx.registry.tool_schemas(list(names))
             else:
-                response_format = _json_mode_format(ctx.registry, ctx.tool_names)
+                response_format = _json_mode_format(ctx.registry, list(names))
         return ChatRequest(
             model=ctx.model,
             messages=messages,

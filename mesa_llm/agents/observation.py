@@ -132,6 +132,20 @@ class Observation:
     recent_trades: list[dict[str, Any]] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
     rejections: list[dict[str, Any]] = field(default_factory=list)
+    #: the tools this agent may use now (role and state: open negotiations, alliances, ...)
+    available_actions: list[str] = field(default_factory=list)
+    #: the agent's negotiation sessions and auctions, as each protocol shows them to it
+    negotiations: list[dict[str, Any]] = field(default_factory=list)
+    #: its contracts not yet settled
+    contracts: list[dict[str, Any]] = field(default_factory=list)
+    #: public reputation scores (agent id -> [0, 1]), bounded
+    reputation: dict[str, float] = field(default_factory=dict)
+    #: alliances it belongs to and invitations it has
+    alliances: dict[str, Any] = field(default_factory=dict)
+    #: regulators only: last step's messages and trades under watch, and the rules in force
+    surveillance: dict[str, Any] | None = None
+    #: the step until which the agent is suspended from trading, if it is
+    suspended_until: int | None = None
 
     @property
     def steps_left(self) -> int:
@@ -159,4 +173,11 @@ class Observation:
             "recent_trades": self.recent_trades,
             "messages": self.messages,
             "rejections": self.rejections,
+            "available_actions": self.available_actions,
+            "negotiations": self.negotiations,
+            "contracts": self.contracts,
+            "reputation": self.reputation,
+            "alliances": self.alliances,
+            "surveillance": self.surveillance,
+            "suspended_until": self.suspended_until,
         }

@@ -27,11 +27,20 @@ class Role(StrEnum):
         return self in _SELLING_ROLES
 
     def action_names(self) -> list[str]:
-        """Names of the actions (tools) offered to this role."""
-        if self.may_buy or self.may_sell:
-            return ["place_order", "cancel_order", "send_message", "broadcast", "wait"]
-        return ["send_message", "broadcast", "wait"]
+        """Names of the actions (tools) this role may ever use; the world narrows them by state."""
+        if self is Role.MEDIATOR:
+            return ["propose_settlement", *_TALK]
+        if self is Role.REGULATOR:
+            return ["flag_violation", "impose_fine", "suspend_trader", *_TALK]
+        names = [*_TRADE]
+        if self.may_buy:
+            names.insert(names.index("bid"), "call_for_proposals")
+        return [*names, *_SOCIAL, *_TALK]
 
+
+_TRADE = ["place_order", "cancel_order", "make_offer", "accept_offer", "reject_offer", "end_negotiation", "bid"]
+_SOCIAL = ["forward_message", "propose_alliance", "join_alliance", "leave_alliance", "message_alliance"]
+_TALK = ["send_message", "broadcast", "wait"]
 
 _BUYING_ROLES = frozenset(
     {Role.BUYER, Role.TRADER, Role.MARKET_MAKER, Role.SPECULATOR}

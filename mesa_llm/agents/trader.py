@@ -87,6 +87,8 @@ class TraderAgent(mesa.Agent):
         self.units_shown = units_shown
         self.messages_shown = messages_shown
         self.realised_surplus = 0  # ticks: value of units bought - cost of units sold
+        #: private utility functions per outcome space (negotiations), set by the model
+        self.utilities: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ observe
 

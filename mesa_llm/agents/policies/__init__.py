@@ -13,6 +13,7 @@ from mesa_llm.agents.policies.idle import Idle
 from mesa_llm.agents.policies.market_maker import MarketMaker
 from mesa_llm.agents.policies.momentum import MomentumTrader
 from mesa_llm.agents.policies.noise import NoiseTrader
+from mesa_llm.agents.policies.regulator import RuleBasedRegulator
 from mesa_llm.agents.policies.zero_intelligence import (
     ZeroIntelligenceConstrained,
     ZeroIntelligenceUnconstrained,
@@ -26,6 +27,7 @@ BUILTIN_POLICIES: tuple[type[DecisionPolicy], ...] = (
     MomentumTrader,
     NoiseTrader,
     Idle,
+    RuleBasedRegulator,
 )
 
 #: the rule-based policy each role falls back to when no policy or LLM is configured
@@ -35,18 +37,20 @@ DEFAULT_POLICY_FOR_ROLE: dict[str, str] = {
     "trader": "zi_c",
     "market_maker": "market_maker",
     "speculator": "momentum",
-    "mediator": "idle",
-    "regulator": "idle",
+    "mediator": "negotiator",
+    "regulator": "regulator",
 }
 
 
 def default_policy_registry() -> PolicyRegistry:
     """A new registry holding the built-in rule-based policies and the LLM loop (``llm``)."""
     from mesa_llm.agents.llm_policy import LLMPolicy
+    from mesa_llm.agents.policies.negotiator import NegotiatorPolicy
 
     registry = PolicyRegistry()
     for cls in BUILTIN_POLICIES:
         registry.register(cls)
+    registry.register(NegotiatorPolicy)
     registry.register(LLMPolicy)
     return registry
 
@@ -60,6 +64,7 @@ __all__ = [
     "MarketMaker",
     "MomentumTrader",
     "NoiseTrader",
+    "RuleBasedRegulator",
     "PolicyParams",
     "PolicyRegistry",
     "UnknownPolicyError",
