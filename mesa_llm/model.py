@@ -176,6 +176,7 @@ class MarketModel(mesa.Model):
         self.trade_prices: dict[str, list[int]] = {g: [] for g in self.exchange.goods}
         self.stop_reason: str | None = None
         self.contract_units: dict[str, int] = {}
+        self._plain_tool_cache: dict[Role, tuple[str, ...]] = {}
         self.mailbox = Mailbox()
         self.alliances = AllianceRegistry()
         rep = scenario.social.reputation
@@ -749,11 +750,19 @@ class MarketModel(mesa.Model):
     def _available_actions(self, agent: TraderAgent, step: int) -> list[str]:
         """The tools this agent may use now: its role's, narrowed by the state of the world."""
         me = agent.unique_id
-        suspended = self.rules.is_suspended(me, step)
+        suspended = self.rules.is_suspended(me, step) if self.rules.suspended_until else False
         social = self.scenario.social
+        if self.desk is None and not social.alliances and not suspended:
+            # the common case of a plain market: only two tools depend on the state
+            out = list(self._plain_tools(agent.role))
+            if "cancel_order" in out and not self.exchange.open_orders(me):
+                out.remove("cancel_order")
+            if "forward_message" in out and not self.mailbox.received(me):
+                out.remove("forward_message")
+            return out
         desk_allowed = self.desk.available(me, agent.role) if self.desk is not None and not suspended else set()
         out = []
-        for name in agent.role.action_names():
+        for name in agent.role._names():
             if name == "place_order":
                 ok = self.scenario.market.call_market and not suspended
             elif name == "cancel_order":
@@ -773,6 +782,19 @@ class MarketModel(mesa.Model):
             if ok:
                 out.append(name)
         return out
+
+    def _plain_tools(self, role: Role) -> tuple[str, ...]:
+        """A role's tools in a market without negotiations or alliances (cached per role)."""
+        cached = self._plain_tool_cache.get(role)
+        if cached is None:
+            skip = set(_NEGOTIATION_TOOLS) | {"propose_alliance", "join_alliance", "leave_alliance", "message_alliance"}
+            if not self.scenario.market.call_market:
+                skip.add("place_order")
+            if not self.scenario.social.gossip:
+                skip.add("forward_message")
+            cached = tuple(n for n in role.action_names() if n not in skip)
+            self._plain_tool_cache[role] = cached
+        return cached
 
     def _observe(self, step: int) -> list[tuple[TraderAgent, Any]]:
         market = self._market_snapshot()
@@ -899,7 +921,7 @@ class MarketModel(mesa.Model):
     def _apply(self, agent: TraderAgent, action: ActionBase, step: int) -> None:
         kind = action.tool_name
         arguments = action.arguments()
-        if kind not in agent.role.action_names():
+        if not agent.role.allows(kind):
             self._reject(agent, kind, arguments, f"role {agent.role.value!r} may not {kind}", step)
             return
         try:

@@ -503,3 +503,28 @@ def test_alliances_have_a_private_channel_and_recorded_membership(tmp_path):
         and forwarded[0]["original_sender"] == a.name
         and forwarded[0]["recipient_ids"] == [c.unique_id]
     )
+
+
+@pytest.mark.parametrize("name", sorted(set(shipped_scenarios()) - {"double_auction"}))
+def test_every_shipped_scenario_runs_with_an_llm(name, tmp_path):
+    # double_auction is the rule-based ZI baseline; every other scenario has LLM populations
+    from mesa_llm.llm.testing import ScriptedChatModel, tool_call_response
+
+    chat = ScriptedChatModel(lambda request: tool_call_response("wait", {}), name="scripted/wait")
+    model = MarketModel(load_scenario(name), steps=3, output_dir=tmp_path, chat_model=chat, check_invariants=True)
+    before = _totals(model)
+    model.run()
+    _assert_conserved(model, before)
+    events = _events(model)
+    llm_agents = {a.unique_id for a in model.llm_agents}
+    assert llm_agents, f"{name} has no LLM population"
+    assert {e["agent_id"] for e in events if e["event_type"] == "llm_call"} == llm_agents
+    assert not [e for e in events if e["event_type"] == "agent_error"]
+    # every tool offered exists and is allowed for the agent's role
+    for request in chat.requests:
+        if request.purpose == "plan":
+            assert not request.tools
+            continue
+        agent = model._by_id[request.agent_id]
+        names = [t["function"]["name"] for t in request.tools or []]
+        assert set(names) <= set(agent.role.action_names()) and "wait" in names

@@ -28,6 +28,13 @@ class Role(StrEnum):
 
     def action_names(self) -> list[str]:
         """Names of the actions (tools) this role may ever use; the world narrows them by state."""
+        return list(_ACTION_NAMES[self])
+
+    def allows(self, action: str) -> bool:
+        """Whether this role may ever use ``action`` (constant time)."""
+        return action in _ACTION_SETS[self]
+
+    def _names(self) -> list[str]:
         if self is Role.MEDIATOR:
             return ["propose_settlement", *_TALK]
         if self is Role.REGULATOR:
@@ -48,3 +55,7 @@ _BUYING_ROLES = frozenset(
 _SELLING_ROLES = frozenset(
     {Role.SELLER, Role.TRADER, Role.MARKET_MAKER, Role.SPECULATOR}
 )
+
+
+_ACTION_NAMES: dict[Role, tuple[str, ...]] = {role: tuple(role._names()) for role in Role}
+_ACTION_SETS: dict[Role, frozenset[str]] = {role: frozenset(names) for role, names in _ACTION_NAMES.items()}

@@ -18,6 +18,9 @@ from mesa_llm.agents.policies.base import DecisionPolicy, PolicyParams
 from mesa_llm.agents.roles import Role
 
 
+_SIDES: dict[str, tuple[bool, bool]] = {role.value: (role.may_buy, role.may_sell) for role in Role}
+
+
 class ZIParams(PolicyParams):
     """Parameters of the zero-intelligence traders."""
 
@@ -31,8 +34,7 @@ class _ZeroIntelligence(DecisionPolicy):
     def decide(self, observation: Observation, rng: np.random.Generator) -> Decision:
         actions: list[ActionBase] = []
         quantity = self.params.quantity  # type: ignore[attr-defined]
-        role = Role(observation.role)
-        role_may_buy, role_may_sell = role.may_buy, role.may_sell
+        role_may_buy, role_may_sell = _SIDES[observation.role]
         account = observation.account
         for good, private in observation.private.items():
             snap = observation.market.goods[good]
