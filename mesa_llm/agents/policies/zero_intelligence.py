@@ -17,7 +17,6 @@ from mesa_llm.agents.observation import Observation
 from mesa_llm.agents.policies.base import DecisionPolicy, PolicyParams
 from mesa_llm.agents.roles import Role
 
-
 _SIDES: dict[str, tuple[bool, bool]] = {role.value: (role.may_buy, role.may_sell) for role in Role}
 
 
