@@ -166,8 +166,11 @@ class MarketModel(mesa.Model):
         for population in scenario.populations:
             self._add_population(population)
         self.equilibria = self._equilibria()
-        #: equilibrium at the start of the run: efficiency is measured against it
+        #: equilibrium at the start of the run
         self.initial_equilibria = self.equilibria
+        #: the most surplus the run could still realise (ticks): the initial maximum, re-based at
+        #: every value/cost shock to what was realised so far plus the new equilibrium's maximum
+        self.surplus_benchmark = sum(eq.max_surplus for eq in self.equilibria.values())
         self.totals = StepTotals()
         self.run_trades = 0
         self.run_volume = 0
@@ -412,8 +415,8 @@ class MarketModel(mesa.Model):
         market = {
             "tick_size": self.money.tick_size,
             "goods": [
-                {"name": g.name, "min_price": to_units(g.min_price), "max_price": to_units(g.max_price)}
-                for g in self.exchange.goods.values()
+                {"name": name, "min_price": to_units(low), "max_price": to_units(high)}
+                for name, (low, high) in ((g, self._admissible(g)) for g in self.exchange.goods)
             ],
         }
         return LLMContext(
@@ -565,9 +568,9 @@ class MarketModel(mesa.Model):
         return sum(a.realised_surplus for a in self.traders)
 
     def efficiency(self) -> float | None:
-        """Allocative efficiency so far against the initial competitive equilibrium (None if undefined)."""
-        max_surplus = sum(eq.max_surplus for eq in self.initial_equilibria.values())
-        return allocative_efficiency(self.realised_surplus(), max_surplus)
+        """Allocative efficiency so far: realised surplus over the most the run could realise
+        (the competitive equilibrium's maximum, re-based at value/cost shocks); None if undefined."""
+        return allocative_efficiency(self.realised_surplus(), self.surplus_benchmark)
 
     def agent_surplus(self, agent: TraderAgent) -> int:
         """An agent's realised surplus (ticks): its gains on induced values plus its net cash flow."""
@@ -648,6 +651,10 @@ class MarketModel(mesa.Model):
                     elif pv.fundamental is not None:
                         pv.fundamental = moved(pv.fundamental)
                 self.equilibria = self._equilibria()
+                if event.field in ("values", "costs"):
+                    self.surplus_benchmark = self.realised_surplus() + sum(
+                        eq.max_surplus for eq in self.equilibria.values()
+                    )
             elif isinstance(event, SetParams):
                 for agent in targets:
                     policy = agent.policy
@@ -720,11 +727,12 @@ class MarketModel(mesa.Model):
         to_units = self.money.to_units
         goods = {}
         for name, s in self.exchange.goods.items():
+            low, high = self._admissible(name)
             goods[name] = GoodSnapshot(
                 good=name,
                 reference_price=to_units(s.reference_price),
-                min_price=to_units(s.min_price),
-                max_price=to_units(s.max_price),
+                min_price=to_units(low),
+                max_price=to_units(high),
                 last_price=to_units(s.last_price) if s.last_price is not None else None,
                 last_volume=s.last_volume,
                 price_low=to_units(s.price_low) if s.price_low is not None else None,
@@ -734,6 +742,13 @@ class MarketModel(mesa.Model):
                 price_history=[to_units(p) for p in s.history],
             )
         return MarketSnapshot(goods=goods)
+
+    def _admissible(self, good: str) -> tuple[int, int]:
+        """The good's admissible price range in ticks, narrowed by any price floor or cap."""
+        state = self.exchange.goods[good]
+        low = max(state.min_price, self.rules.price_floors.get(good, state.min_price))
+        high = min(state.max_price, self.rules.price_caps.get(good, state.max_price))
+        return low, max(high, low)
 
     def _order_view(self, order: Order) -> dict[str, Any]:
         return {

@@ -381,14 +381,23 @@ def test_single_text_both_accept_gives_an_agreement_with_the_mediator() -> None:
     assert s.status == "agreed"
 
 
+def test_single_text_accept_after_a_veto_in_the_same_round_is_recorded_but_fails() -> None:
+    s = st_session()
+    s.handle(MEDIATOR, "propose_settlement", {"terms": {"price": 100, "grade": "a"}}, 0)
+    s.advance(0)
+    s.handle(BUYER, "reject_offer", {"offer_id": 1}, 1)
+    ev = s.handle(SELLER, "accept_offer", {"offer_id": 1}, step=1)
+    assert kinds(ev) == ["accept"] and not s.take_agreements() and s.status == "open"
+    with pytest.raises(ProtocolError, match="already answered"):
+        s.handle(SELLER, "reject_offer", {"offer_id": 1}, 1)
+
+
 def test_single_text_veto_with_counter_and_a_new_text() -> None:
     s = st_session()
     s.handle(MEDIATOR, "propose_settlement", {"terms": {"price": 100, "grade": "a"}}, 0)
     s.advance(0)
     ev = s.handle(BUYER, "reject_offer", {"offer_id": 1, "counter": {"price": 80, "grade": "A"}}, 1)
     assert kinds(ev) == ["veto"] and ev[0].content["counter"] == {"price": 80.0, "grade": "a"}
-    with pytest.raises(ProtocolError, match="vetoed by agent 1"):
-        s.handle(SELLER, "accept_offer", {"offer_id": 1}, step=1)
     with pytest.raises(ProtocolError, match="counter outside the outcome space: grade"):
         s.handle(SELLER, "reject_offer", {"offer_id": 1, "counter": {"price": 1, "grade": "z"}}, 1)
     s.handle(SELLER, "reject_offer", {"offer_id": 1, "counter": {"price": 120, "grade": "b"}}, 1)

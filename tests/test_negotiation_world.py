@@ -55,6 +55,8 @@ def test_every_shipped_scenario_runs_with_builtin_strategies_and_conserves(
     _assert_conserved(model, before)
     kinds = {e["event_type"] for e in _events(model)}
     assert kinds & {"order", "offer"}, name
+    efficiency = model.efficiency()
+    assert efficiency is None or -1.0 <= efficiency <= 1.0 + 1e-9, (name, efficiency)
     assert not any(e["event_type"] == "agent_error" for e in _events(model)), name
 
 

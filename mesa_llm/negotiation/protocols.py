@@ -887,13 +887,8 @@ class SingleTextMediation(NegotiationSession):
             return "there is no text to answer yet: wait for the mediator's proposal"
         if agent_id in self.responses:
             return f"you already answered text {text.offer_id}: wait for the mediator's next text"
-        if action == "accept_offer":
-            vetoes = [p for p, r in self.responses.items() if r == "veto"]
-            if vetoes:
-                return (
-                    f"text {text.offer_id} was vetoed by agent {vetoes[0]}: "
-                    "wait for the mediator's next text"
-                )
+        # an accept is recorded even when the other party vetoed earlier in the same step: moves
+        # are simultaneous, so the resolve order must not decide which answer is refused
         return None
 
     def _standing_for(self, agent_id: int) -> list[Offer]:

@@ -398,7 +398,16 @@ def _mediate(view: Mapping[str, Any], space: OutcomeSpace) -> Action | None:
         elif isinstance(issue, CategoricalIssue):
             counts = Counter(values)
             top = max(counts.values())
-            terms[issue.name] = next(v for v in issue.values if counts.get(v) == top)
+            leaders = [v for v in issue.values if counts.get(v) == top]
+            if len(leaders) == 1:
+                terms[issue.name] = leaders[0]
+            else:
+                # the parties want different values: split the difference along the order in
+                # which the scenario lists them (e.g. raw < cleaned < labelled)
+                order = list(issue.values)
+                mean = float(np.mean([order.index(v) for v in values]))
+                here = order.index(current[issue.name])
+                terms[issue.name] = order[min(range(len(order)), key=lambda i: (abs(i - mean), abs(i - here)))]
         else:
             aim = float(np.mean([float(v) for v in values]))
             cur = float(current[issue.name])
@@ -409,7 +418,8 @@ def _mediate(view: Mapping[str, Any], space: OutcomeSpace) -> Action | None:
 class MediatorStrategy(NegotiatorStrategy):
     """Single-text mediator: proposes the midpoint of the issue ranges first; after a veto,
     moves each numeric issue halfway towards the average of the parties' last counter-proposals
-    and each categorical issue to the most common counter. Waits while answers are pending."""
+    and each categorical issue to the most common counter (when the counters disagree, to the
+    value between them in the issue's listed order). Waits while answers are pending."""
 
     name: ClassVar[str] = "mediator"
 
