@@ -241,6 +241,87 @@ def validate(
     )
 
 
+@app.command("replay")
+def replay_command(
+    recording: Annotated[Path, typer.Argument(help="A recording (.jsonl or .json).")],
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Stop at the first divergence from the recording; exit 1 if any.")
+    ] = False,
+    until_step: Annotated[
+        int | None, typer.Option("--until-step", min=0, help="Fork: replay up to this step, then go on live.")
+    ] = None,
+    then_model: Annotated[
+        str | None, typer.Option("--then-model", help="Fork: the model every LLM agent uses after the fork.")
+    ] = None,
+    agent_model: Annotated[
+        list[str] | None, typer.Option("--agent-model", help="Fork: AGENT_ID=MODEL for one agent, repeatable.")
+    ] = None,
+    agent_policy: Annotated[
+        list[str] | None, typer.Option("--agent-policy", help="Fork: AGENT_ID=POLICY (rule-based), repeatable.")
+    ] = None,
+    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Fork: run this many steps in all.")] = None,
+    api_base: Annotated[str | None, typer.Option("--api-base", help="Server for the live part of a fork.")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the new recording.")] = Path("recordings"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")] = False,
+) -> None:
+    """Replay a recording without any LLM call (or fork it after a step)."""
+    from mesa_llm.recording import RecordingError
+    from mesa_llm.replay import ReplayError, replay
+
+    fork = until_step is not None
+    if not fork and (then_model or agent_model or agent_policy or steps):
+        raise _fail("--then-model, --agent-model, --agent-policy and --steps need --until-step (a fork)")
+    try:
+        models = {int(k): v for k, v in (_pair(x, "--agent-model") for x in agent_model or [])}
+        policies: dict[int, tuple[str, dict[str, Any]]] = {
+            int(k): (v, {}) for k, v in (_pair(x, "--agent-policy") for x in agent_policy or [])
+        }
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        result = replay(
+            recording,
+            verify=verify,
+            until_step=until_step,
+            then_model=then_model,
+            agent_models=models or None,
+            agent_policies=policies or None,
+            steps=steps,
+            output_dir=out,
+            api_base=api_base,
+        )
+    except (ReplayError, RecordingError) as exc:
+        raise _fail(str(exc)) from None
+    data = result.to_dict()
+    if as_json:
+        sys.stdout.write(json.dumps(data) + "\n")
+    else:
+        console = Console(highlight=False)
+        kind = f"fork after step {until_step}" if fork else "replay"
+        console.print(
+            f"{kind}: {result.steps} steps, {result.replayed_calls} LLM calls answered from the recording, "
+            f"{result.live_calls} live"
+        )
+        for note in result.notes:
+            console.print(f"note: {note}")
+        if result.final_state_matches is not None:
+            console.print(
+                "final balances: " + ("identical to the recording" if result.final_state_matches else "DIFFERENT from the recording")
+            )
+        console.print(f"recording: {data['recording']}")
+    if result.divergence is not None:
+        raise _fail(f"diverged from the recording at {result.divergence}", 1)
+    if verify and result.final_state_matches is False:
+        raise _fail("final balances differ from the recording", 1)
+
+
+def _pair(text: str, option: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip().isdigit() or not value.strip():
+        raise ValueError(f"{option} {text!r}: expected AGENT_ID=VALUE, e.g. 3=openai/gpt-4o-mini")
+    return key.strip(), value.strip()
+
+
 def main() -> None:  # pragma: no cover - console-script shim
     """Entry point for ``python -m mesa_llm``."""
     app()

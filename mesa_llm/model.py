@@ -110,12 +110,17 @@ class MarketModel(mesa.Model):
         check_invariants: bool | None = None,
         llm_model: str | None = None,
         chat_model: ChatModel | None = None,
+        resolved_models: dict[str, str | None] | None = None,
+        parent: dict[str, Any] | None = None,
     ) -> None:
         """Build the market and agents of ``scenario``.
 
         ``llm_model`` overrides the model of every LLM population (the CLI's ``--model``);
-        ``chat_model`` answers every LLM agent's calls instead of litellm (tests, replays).
+        ``chat_model`` answers every LLM agent's calls instead of litellm (tests, replays);
+        ``resolved_models`` fixes each LLM population's model (a replay uses the recorded ones);
+        ``parent`` names the recording this run replays or forks (kept in the header).
         """
+        self.parent = parent
         self.seed_value = scenario.seed if seed is None else seed
         super().__init__(seed=self.seed_value)
         self.scenario = scenario
@@ -160,7 +165,9 @@ class MarketModel(mesa.Model):
         self._prompt_libraries: dict[tuple[str, str], PromptLibrary] = {}
         self.action_registry = ActionRegistry()
         self.notices: list[str] = []
-        self.resolved_models = resolve_llm_models(scenario, llm_model, chat_model)
+        self.resolved_models = (
+            dict(resolved_models) if resolved_models is not None else resolve_llm_models(scenario, llm_model, chat_model)
+        )
         self.stop_status: str | None = None
         self._async: _AsyncBridge | None = None
         for population in scenario.populations:
@@ -503,7 +510,12 @@ class MarketModel(mesa.Model):
         self.recorder.record_model_event(
             "simulation_start",
             {
-                "scenario": {"name": self.scenario.name, "spec": self.scenario.model_dump(mode="json")},
+                "scenario": {
+                    "name": self.scenario.name,
+                    "spec": self.scenario.model_dump(mode="json"),
+                    "source_dir": str(self.scenario.source_dir) if self.scenario.source_dir else None,
+                },
+                "parent": self.parent,
                 "seed": self.seed_value,
                 "steps": self.max_steps,
                 "tick_size": self.money.tick_size,

@@ -223,7 +223,7 @@ def test_llm_error_is_one_redacted_line() -> None:
 
 def test_llm_error_fatal_kinds() -> None:
     assert {k for k in KINDS if LLMError("x", model="m", kind=k).fatal} == set(FATAL_KINDS)
-    assert {"authentication", "permission", "not_found", "cache_miss"} == FATAL_KINDS
+    assert {"authentication", "permission", "not_found", "cache_miss", "replay_divergence"} == FATAL_KINDS
     with pytest.raises(ValueError, match="unknown LLMError kind"):
         LLMError("x", model="m", kind="weird")
 

@@ -336,6 +336,7 @@ class LLMPolicy(DecisionPolicy):
         return {
             "model": request.model,
             "purpose": request.purpose,
+            "request_hash": request.cache_key(),
             "request": request.to_record(),
             "response": response.to_record() if response is not None else None,
             "parsed_tool_calls": [c.record() for c in calls],

@@ -28,11 +28,14 @@ KINDS: Final = frozenset(
         "cache_miss",
         "bad_response",
         "budget",
+        "replay_divergence",
         "unknown",
     }
 )
 #: Configuration problems: retrying or carrying on cannot help, the run should stop.
-FATAL_KINDS: Final = frozenset({"authentication", "permission", "not_found", "cache_miss"})
+FATAL_KINDS: Final = frozenset(
+    {"authentication", "permission", "not_found", "cache_miss", "replay_divergence"}
+)
 
 _SECRET_PATTERNS: Final = (
     re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-]{6,}"),  # OpenAI/Anthropic-style keys

@@ -1,0 +1,351 @@
+"""Replays and forks of recorded runs.
+
+A replay rebuilds the run from its recording's header (the fully resolved scenario, the seed, the
+models of the LLM populations), answers every LLM call from the recorded responses (no network,
+no key) and compares what the world does, step by step, with what was recorded. A fork replays
+up to a step and then goes on live, with another model for every LLM agent or for some of them,
+or another policy for some agents, into a new recording whose header names its parent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mesa_llm.llm import ChatModel, ChatRequest, ChatResponse
+from mesa_llm.llm.replay import Divergence, ReplayChatModel
+from mesa_llm.model import MarketModel
+from mesa_llm.recording import LoadedRecording, RecordingError, load_events
+from mesa_llm.scenario import ScenarioError, validate_scenario
+
+#: content fields that legitimately differ between a run and its replay
+_VOLATILE = {"latency_s", "cached"}
+#: events not compared step by step (the header names the parent; usage totals differ)
+_SKIPPED = {"simulation_start", "simulation_end", "llm_usage", "run_stopped"}
+
+
+class ReplayError(ValueError):
+    """A recording that cannot be replayed (no header, unknown scenario fields, ...)."""
+
+
+@dataclass
+class ReplayResult:
+    """What a replay or fork did."""
+
+    source: Path
+    model: MarketModel
+    steps: int
+    replayed_calls: int
+    live_calls: int
+    divergence: Divergence | None
+    mismatched_requests: int
+    final_state_matches: bool | None
+    fork_step: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def recording(self) -> Path | None:
+        """The new recording written by the replay or fork."""
+        return self.model.recording_path
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (the CLI's ``--json``)."""
+        return {
+            "source": str(self.source),
+            "recording": str(self.recording) if self.recording else None,
+            "steps": self.steps,
+            "replayed_llm_calls": self.replayed_calls,
+            "live_llm_calls": self.live_calls,
+            "divergence": str(self.divergence) if self.divergence else None,
+            "mismatched_requests": self.mismatched_requests,
+            "final_state_matches": self.final_state_matches,
+            "fork_step": self.fork_step,
+            "notes": self.notes,
+        }
+
+
+class _ForkChatModel:
+    """Replays recorded answers up to the fork step, then asks live models."""
+
+    def __init__(
+        self,
+        replay: ReplayChatModel,
+        fork_step: int | None,
+        step: Callable[[], int],
+        live: Callable[[int | None, str], ChatModel],
+    ) -> None:
+        self.name = replay.name
+        self.replay = replay
+        self.fork_step = fork_step
+        self.step = step
+        self.live = live
+        self.live_calls = 0
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        if self.fork_step is None or self.step() <= self.fork_step:
+            return await self.replay.complete(request)
+        self.live_calls += 1
+        return await self.live(request.agent_id, request.model).complete(request)
+
+
+def _normalise(event: Mapping[str, Any]) -> tuple[Any, ...]:
+    content = event.get("content") or {}
+    if isinstance(content, dict) and _VOLATILE & content.keys():
+        content = {k: v for k, v in content.items() if k not in _VOLATILE}
+    return (event.get("event_type"), event.get("agent_id"), content)
+
+
+def _by_step(events: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    out: dict[int, list[dict[str, Any]]] = {}
+    for event in events:
+        if event.get("event_type") in _SKIPPED:
+            continue
+        out.setdefault(int(event.get("step", 0)), []).append(event)
+    return out
+
+
+def _first_difference(step: int, recorded: list[dict[str, Any]], replayed: list[dict[str, Any]]) -> Divergence | None:
+    for i in range(max(len(recorded), len(replayed))):
+        if i >= len(recorded):
+            extra = replayed[i]
+            return Divergence(step, extra.get("agent_id"), str(extra.get("event_type")), None, "the replay produced an event the recording does not have")
+        if i >= len(replayed):
+            missing = recorded[i]
+            return Divergence(
+                step, missing.get("agent_id"), str(missing.get("event_type")), missing.get("event_id"),
+                "the recording has an event the replay did not produce",
+            )
+        a, b = _normalise(recorded[i]), _normalise(replayed[i])
+        if a != b:
+            event = recorded[i]
+            detail = "content differs"
+            if a[0] != b[0] or a[1] != b[1]:
+                detail = f"the replay produced {b[0]} (agent {b[1]}) instead"
+            else:
+                keys = sorted(k for k in set(a[2]) | set(b[2]) if a[2].get(k) != b[2].get(k))
+                detail = f"content differs in {', '.join(keys)}: recorded {_short(a[2], keys)}, replayed {_short(b[2], keys)}"
+            return Divergence(step, event.get("agent_id"), str(event.get("event_type")), event.get("event_id"), detail)
+    return None
+
+
+def _short(content: Mapping[str, Any], keys: list[str]) -> str:
+    text = repr({k: content.get(k) for k in keys[:3]})
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+def _final_states(events: list[dict[str, Any]]) -> dict[Any, tuple[Any, Any]]:
+    states: dict[Any, tuple[Any, Any]] = {}
+    for event in events:
+        if event.get("event_type") == "agent_state":
+            content = event["content"]
+            states[event.get("agent_id")] = (content.get("cash"), content.get("holdings"))
+    return states
+
+
+def load_for_replay(path: str | Path) -> LoadedRecording:
+    """Load a recording and check it carries what a replay needs."""
+    loaded = load_events(path)
+    header = loaded.header
+    if not header or "scenario" not in header or "spec" not in header["scenario"]:
+        raise ReplayError(f"{path}: no simulation_start header with the scenario: cannot replay")
+    return loaded
+
+
+def replay(
+    path: str | Path,
+    *,
+    verify: bool = False,
+    until_step: int | None = None,
+    then_model: str | None = None,
+    agent_models: Mapping[int, str] | None = None,
+    agent_policies: Mapping[int, tuple[str, dict[str, Any]]] | None = None,
+    live_chat_model: Callable[[int | None, str], ChatModel] | None = None,
+    steps: int | None = None,
+    output_dir: str | Path = "recordings",
+    api_base: str | None = None,
+    record: bool = True,
+) -> ReplayResult:
+    """Replay a recording (``until_step`` None) or fork it after ``until_step``.
+
+    A fork continues live after ``until_step``: every LLM agent with ``then_model`` (when given),
+    agents in ``agent_models`` with their model, the rest with their recorded model; agents in
+    ``agent_policies`` switch to that rule-based policy (name, params). ``live_chat_model(agent_id,
+    model)`` supplies the live chat models (tests inject doubles); by default litellm is used.
+    With ``verify`` the replay stops at the first divergence from the recording.
+    """
+    source = Path(path)
+    loaded = load_for_replay(source)
+    header = loaded.header
+    assert header is not None
+    raw = dict(header["scenario"]["spec"])
+    source_dir = header["scenario"].get("source_dir")
+    try:
+        spec = validate_scenario(raw, source=f"{source} (recorded scenario)")
+    except ScenarioError as exc:
+        raise ReplayError(str(exc)) from None
+    if source_dir:
+        spec.source_dir = Path(source_dir)
+    if api_base is not None:
+        spec.llm = spec.llm.model_copy(update={"api_base": api_base})
+    recorded_models: dict[str, str | None] = dict((header.get("llm") or {}).get("models") or {})
+    for pop in spec.populations:
+        if pop.wants_llm:
+            recorded_models.setdefault(pop.label, None)
+    fork = until_step is not None
+    last_recorded = loaded.complete_steps
+    horizon = steps if steps is not None else int(header.get("steps") or last_recorded)
+    # a replay stops where the recording stops (a run cut by a crash), but keeps its horizon
+    target = horizon if fork else min(horizon, last_recorded)
+    if until_step is not None and until_step > last_recorded:
+        raise ReplayError(f"{source}: cannot fork after step {until_step}: the recording has {last_recorded} complete steps")
+
+    replayer = ReplayChatModel(loaded.events, verify=verify, name="replay")
+    holder: dict[str, MarketModel] = {}
+    live_cache: dict[tuple[int | None, str], ChatModel] = {}
+
+    def live(agent_id: int | None, recorded_model: str) -> ChatModel:
+        chosen = recorded_model
+        if then_model is not None:
+            chosen = then_model
+        if agent_models and agent_id is not None and agent_id in agent_models:
+            chosen = agent_models[agent_id]
+        key = (agent_id if live_chat_model is not None else None, chosen)
+        if key not in live_cache:
+            if live_chat_model is not None:
+                live_cache[key] = live_chat_model(agent_id, chosen)
+            else:
+                live_cache[key] = holder["model"].chat_model_for(chosen)
+        return _Renamed(live_cache[key], chosen)
+
+    chat = _ForkChatModel(replayer, until_step if fork else None, lambda: holder["model"].steps, live)
+    parent = {
+        "recording": str(source),
+        "simulation_id": (loaded.events[0].get("event_id") or "").rsplit("_", 1)[0] if loaded.events else None,
+        "kind": "fork" if fork else "replay",
+        "fork_step": until_step if fork else None,
+        "then_model": then_model,
+        "agent_models": {str(k): v for k, v in (agent_models or {}).items()},
+        "agent_policies": {str(k): v[0] for k, v in (agent_policies or {}).items()},
+    }
+    model = MarketModel(
+        spec,
+        seed=int(header["seed"]),
+        steps=horizon,
+        output_dir=output_dir,
+        record=record,
+        run_name=f"{source.stem}_{'fork' if fork else 'replay'}",
+        llm_model=None,
+        chat_model=chat,
+        resolved_models=recorded_models,
+        parent=parent,
+    )
+    holder["model"] = model
+    notes = []
+    recorded_prompts = (header.get("llm") or {}).get("prompts") or {}
+    current_prompts = model._llm_header()["prompts"]
+    changed = sorted(
+        f"{pop}/{name}"
+        for pop, hashes in recorded_prompts.items()
+        for name, digest in hashes.items()
+        if current_prompts.get(pop, {}).get(name) != digest
+    )
+    divergence: Divergence | None = None
+    if changed:
+        notes.append(f"prompt templates changed since the recording: {', '.join(changed)}")
+        if verify:
+            divergence = Divergence(0, None, "simulation_start", None, f"prompt templates changed: {', '.join(changed)}")
+    recorded_steps = _by_step(loaded.events)
+    status = "completed"
+    try:
+        while divergence is None and model.running and model.steps < target:
+            model.step()
+            step = model.steps
+            if fork and step == until_step:
+                _switch_models(model, then_model, agent_models or {})
+            if fork and step == until_step and agent_policies:
+                for agent_id, (name, params) in agent_policies.items():
+                    agent = model._by_id.get(agent_id)
+                    if agent is None:
+                        raise ReplayError(f"no agent {agent_id} to give policy {name!r}")
+                    agent.policy = model.policy_registry.create(name, params)
+            if replayer.divergences and verify:
+                first = replayer.divergences[0]
+                divergence = Divergence(step, first.agent_id, first.event_type, first.event_id, first.detail)
+                status = "diverged"
+                break
+            replaying = not fork or step <= (until_step or 0)
+            if verify and replaying and model.recorder is not None:
+                replayed = [e.to_dict() for e in model.recorder.get_events_by_step(step)]
+                replayed = [e for e in replayed if e["event_type"] not in _SKIPPED]
+                divergence = _first_difference(step, recorded_steps.get(step, []), replayed)
+                if divergence is not None:
+                    status = "diverged"
+                    break
+    finally:
+        if status == "completed" and model.steps < horizon and model.stop_status is None:
+            status = "replayed_to_cut"
+        model.finish(model.stop_status or status)
+    final_matches: bool | None = None
+    if not fork and divergence is None and model.steps == last_recorded and model.recording_path is not None:
+        replayed_events = load_events(model.recording_path).events
+        final_matches = _final_states(replayed_events) == _final_states(loaded.events)
+        if not final_matches and verify:
+            divergence = Divergence(model.steps, None, "agent_state", None, "final balances differ from the recording")
+    return ReplayResult(
+        source=source,
+        model=model,
+        steps=model.steps,
+        replayed_calls=replayer.served,
+        live_calls=chat.live_calls,
+        divergence=divergence,
+        mismatched_requests=len(replayer.divergences),
+        final_state_matches=final_matches,
+        fork_step=until_step if fork else None,
+        notes=notes,
+    )
+
+
+def _switch_models(model: MarketModel, then_model: str | None, agent_models: Mapping[int, str]) -> None:
+    """From the fork on, LLM agents ask (and record) their new model."""
+    from mesa_llm.agents.llm_policy import LLMPolicy
+
+    for agent in model.llm_agents:
+        new = agent_models.get(agent.unique_id, then_model)
+        if new is None:
+            continue
+        policy = agent.policy
+        if isinstance(policy, LLMPolicy) and policy.context is not None:
+            policy.context.model = new
+            agent.persona = agent.persona.model_copy(update={"model": new})
+    unknown = [a for a in agent_models if a not in {x.unique_id for x in model.llm_agents}]
+    if unknown:
+        raise ReplayError(f"agent {unknown[0]} is not an LLM agent: give it a policy instead")
+
+
+class _Renamed:
+    """A live chat model that answers under the fork's model name (for requests and records)."""
+
+    def __init__(self, inner: ChatModel, name: str) -> None:
+        self.inner = inner
+        self.name = name
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        if request.model != self.name:
+            request = ChatRequest(
+                model=self.name,
+                messages=request.messages,
+                tools=request.tools,
+                tool_choice=request.tool_choice,
+                response_format=request.response_format,
+                temperature=request.temperature,
+                max_tokens=request.max_tokens,
+                seed=request.seed,
+                purpose=request.purpose,
+                agent_id=request.agent_id,
+            )
+        return await self.inner.complete(request)
+
+
+__all__ = ["Divergence", "RecordingError", "ReplayError", "ReplayResult", "load_for_replay", "replay"]
