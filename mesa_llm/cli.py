@@ -322,6 +322,65 @@ def _pair(text: str, option: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
+@app.command()
+def analyze(
+    recording: Annotated[Path, typer.Argument(help="A recording (.jsonl or .json).")],
+    html: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report here.")] = None,
+    csv: Annotated[Path | None, typer.Option("--csv", help="Write every table as CSV into this folder.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as one JSON object.")] = False,
+) -> None:
+    """Metrics, tables and plots of a recording."""
+    from mesa_llm.analysis import load_recording
+    from mesa_llm.analysis.metrics import summary_metrics
+    from mesa_llm.analysis.report import render_html, summary_table, write_csv
+    from mesa_llm.recording import RecordingError
+
+    try:
+        rec = load_recording(recording)
+    except RecordingError as exc:
+        raise _fail(str(exc)) from None
+    if rec.warning:
+        _err_console().print(f"note: {rec.warning}", markup=False, highlight=False)
+    if as_json:
+        sys.stdout.write(json.dumps(summary_metrics(rec), default=str) + "\n")
+    else:
+        table = Table(title=f"{recording.name}")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for metric, value in summary_table(rec):
+            table.add_row(metric, value)
+        Console(highlight=False).print(table)
+    if html is not None:
+        written = render_html(rec, html)
+        _err_console().print(f"report: {written}", markup=False, highlight=False)
+    if csv is not None:
+        files = write_csv(rec, csv)
+        _err_console().print(f"{len(files)} CSV files in {csv}", markup=False, highlight=False)
+
+
+@app.command()
+def compare(
+    a: Annotated[Path, typer.Argument(help="Recording A.")],
+    b: Annotated[Path, typer.Argument(help="Recording B.")],
+) -> None:
+    """Two recordings side by side (A/B)."""
+    from mesa_llm.analysis import load_recording
+    from mesa_llm.analysis.report import compare as compare_recordings
+    from mesa_llm.recording import RecordingError
+
+    try:
+        rec_a, rec_b = load_recording(a), load_recording(b)
+    except RecordingError as exc:
+        raise _fail(str(exc)) from None
+    table = Table(title="A/B")
+    table.add_column("metric")
+    table.add_column(f"A: {a.name}", justify="right")
+    table.add_column(f"B: {b.name}", justify="right")
+    for row in compare_recordings(rec_a, rec_b):
+        table.add_row(*row)
+    Console(highlight=False).print(table)
+
+
 def main() -> None:  # pragma: no cover - console-script shim
     """Entry point for ``python -m mesa_llm``."""
     app()

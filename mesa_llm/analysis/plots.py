@@ -1,0 +1,438 @@
+"""Plots of a recording: price path against the competitive equilibrium, supply and demand,
+the message network, surplus by agent.
+
+Each function returns a matplotlib `Figure` drawn on the Agg canvas and never shows it. Figures are
+built with the object-oriented API (no pyplot): nothing global changes (backend, open-figure
+registry), so the functions are safe in scripts, tests, servers and notebooks alike. matplotlib
+is imported inside the functions, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from mesa_llm.analysis.loader import Recording
+from mesa_llm.analysis.metrics import competitive_equilibrium_by_step, supply_and_demand
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "ROLE_COLORS",
+    "plot_message_network",
+    "plot_price_path",
+    "plot_supply_demand",
+    "plot_surplus_by_agent",
+]
+
+#: colours of the roles in every plot (others cycle through the extra colours)
+ROLE_COLORS: dict[str, str] = {
+    "buyer": "#1f77b4",
+    "seller": "#ff7f0e",
+    "trader": "#2ca02c",
+    "market_maker": "#9467bd",
+    "speculator": "#d62728",
+    "mediator": "#8c564b",
+    "regulator": "#7f7f7f",
+}
+_EXTRA_COLORS = ("#17becf", "#bcbd22", "#e377c2", "#aec7e8", "#ffbb78", "#98df8a")
+_MAX_GOODS = 6
+_CURVE_LABELS = {
+    "induced values": ("demand (unit values)", "supply (unit costs)"),
+    "reservation prices": (
+        "demand (buyers' reservation prices)",
+        "supply (sellers' reservation prices)",
+    ),
+    "limit orders": ("demand (buy limit prices)", "supply (sell limit prices)"),
+}
+
+
+def _figure(width: float, height: float) -> Figure:
+    """A figure on its own Agg canvas (no pyplot, no backend switch)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _note(ax: Axes, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#666666")
+
+
+def _role_colors(roles: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    extra = iter(_EXTRA_COLORS * 4)
+    for role in roles:
+        if role not in out:
+            out[role] = ROLE_COLORS.get(role) or next(extra, "#333333")
+    return out
+
+
+def _price_of(terms: Any) -> float | None:
+    value = terms.get("price") if isinstance(terms, Mapping) else None
+    if value is None:
+        return None
+    try:
+        price = float(value)
+    except (TypeError, ValueError):
+        return None
+    return price if math.isfinite(price) else None
+
+
+# ----------------------------------------------------------------------------- price path
+
+
+def plot_price_path(rec: Recording) -> Figure:
+    """Clearing prices per good over the steps, with the competitive-equilibrium price range of
+    the untraded units at each step (shaded) and its midpoint (dashed); negotiation offers (thin
+    lines, one per session) and agreed prices (crosses) when the run has negotiations.
+    One panel per good (at most six)."""
+    clearings = rec.clearings
+    ce = competitive_equilibrium_by_step(rec)
+    offers = rec.offers
+    agreements = rec.agreements
+    roles = (
+        dict(zip(rec.agents["agent_id"], rec.agents["role"], strict=True))
+        if len(rec.agents)
+        else {}
+    )
+    goods: list[str] = []
+    for frame in (clearings, ce, offers, agreements):
+        if "good" in frame and len(frame):
+            goods += [
+                g
+                for g in pd.unique(frame["good"].dropna())
+                if isinstance(g, str) and g not in goods
+            ]
+    with_data = [g for g in goods if _has_prices(g, clearings, ce, offers, agreements)]
+    goods = (with_data or goods)[:_MAX_GOODS]
+    fig = _figure(10, 3.2 * max(len(goods), 1) + 0.6)
+    if not goods:
+        ax = fig.add_subplot()
+        _note(ax, "no prices recorded")
+        ax.set_xlabel("step")
+        return fig
+    axes = fig.subplots(len(goods), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, good in zip(axes, goods, strict=True):
+        band = ce[ce["good"] == good].sort_values("step")
+        if band["ce_price"].notna().any():
+            steps = band["step"].to_numpy(dtype=float)
+            ax.fill_between(
+                steps,
+                band["ce_price_low"].to_numpy(dtype=float),
+                band["ce_price_high"].to_numpy(dtype=float),
+                step="mid",
+                color="#2ca02c",
+                alpha=0.18,
+                label="CE price range (untraded units)",
+            )
+            ax.plot(steps, band["ce_price"].to_numpy(dtype=float), drawstyle="steps-mid",
+                    color="#2ca02c", linestyle="--", linewidth=1.2, label="CE price")  # fmt: skip
+        if len(offers) and "session_id" in offers:
+            # one line per session and proposer: each side's concessions (the negotiation dance)
+            mine = offers[offers["good"] == good]
+            labelled: set[str] = set()
+            for (_, proposer), lane in mine.groupby(["session_id", "proposer"], sort=False):
+                points = [
+                    (s, p)
+                    for s, p in zip(lane["step"], map(_price_of, lane["terms"]), strict=True)
+                    if p is not None
+                ]
+                if not points:
+                    continue
+                role = str(roles.get(proposer, "other"))
+                side = role if role in ("buyer", "seller", "mediator") else "other party"
+                xs, ys = zip(*points, strict=True)
+                ax.plot(xs, ys, color=ROLE_COLORS.get(side, "#9467bd"), alpha=0.45, linewidth=1.0,
+                        marker=".", markersize=4, label=None if side in labelled else f"{side} offers")  # fmt: skip
+                labelled.add(side)
+        c = (
+            clearings[(clearings["good"] == good)].sort_values("step")
+            if len(clearings)
+            else clearings
+        )
+        c = c[c["price"].notna()] if len(c) else c
+        if len(c):
+            ax.plot(c["step"].to_numpy(dtype=float), c["price"].to_numpy(dtype=float), color="#222222",
+                    marker="o", markersize=3.5, linewidth=1.5, label="clearing price", zorder=4)  # fmt: skip
+        if len(agreements):
+            a = agreements[agreements["good"] == good]
+            agreed = [(s, _price_of(t)) for s, t in zip(a["step"], a["terms"], strict=True)]
+            points = [(s, p) for s, p in agreed if p is not None]
+            if points:
+                xs, ys = zip(*points, strict=True)
+                ax.scatter(
+                    xs, ys, marker="X", s=60, color="#d62728", zorder=5, label="agreed price"
+                )
+        ax.set_title(good, loc="left", fontsize=11)
+        ax.set_ylabel("price")
+        ax.grid(True, alpha=0.3)
+        if ax.has_data():
+            ax.legend(loc="best", fontsize=8, framealpha=0.85)
+        else:
+            _note(ax, "no prices recorded for this good")
+    axes[-1].set_xlabel("step")
+    fig.suptitle(f"Prices - {rec.scenario or rec.run_id}", fontsize=12)
+    return fig
+
+
+def _has_prices(good: str, *frames: pd.DataFrame) -> bool:
+    clearings, ce, offers, agreements = frames
+    if len(clearings) and clearings.loc[clearings["good"] == good, "price"].notna().any():
+        return True
+    if len(ce) and ce.loc[ce["good"] == good, "ce_price"].notna().any():
+        return True
+    return any(
+        len(frame) and "terms" in frame
+        and any(_price_of(t) is not None for t in frame.loc[frame["good"] == good, "terms"])
+        for frame in (offers, agreements)
+    )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- supply and demand
+
+
+def plot_supply_demand(rec: Recording, step: int | None = None, good: str | None = None) -> Figure:
+    """Demand (unit values, high to low) and supply (unit costs, low to high) as step functions of
+    the units still untraded at the start of `step` (default: the first step), with the
+    competitive equilibrium (quantity, price range) and that step's clearing price.
+
+    Without induced values, the reservation prices of single-issue price negotiations are drawn
+    instead, and without those the limit orders of the step (see
+    `mesa_llm.analysis.metrics.supply_and_demand`)."""
+    sd = supply_and_demand(rec, step=step, good=good)
+    fig = _figure(8, 5.2)
+    ax = fig.add_subplot()
+    values, costs = sd["values"], sd["costs"]
+    if not values and not costs:
+        _note(ax, "no induced values, reservation prices or orders to draw supply and demand from")
+        ax.set_xlabel("units")
+        ax.set_ylabel("price")
+        return fig
+    demand, supply = _CURVE_LABELS.get(sd["source"], ("demand", "supply"))
+    if values:
+        v = np.asarray(values, dtype=float)
+        ax.step(np.arange(len(v) + 1), np.r_[v, v[-1]], where="post", color="#1f77b4",
+                linewidth=2, label=demand)  # fmt: skip
+    if costs:
+        c = np.asarray(costs, dtype=float)
+        ax.step(np.arange(len(c) + 1), np.r_[c, c[-1]], where="post", color="#ff7f0e",
+                linewidth=2, label=supply)  # fmt: skip
+    q, price = sd["ce_quantity"], sd["ce_price"]
+    if q and price is not None:
+        low, high = sd["ce_price_low"], sd["ce_price_high"]
+        ax.vlines(q, low, high, color="#2ca02c", linewidth=5, alpha=0.5, label="CE price range")
+        ax.scatter([q], [price], color="#2ca02c", s=60, zorder=5,
+                   label=f"CE: Q*={q}, P*={price:,.2f}")  # fmt: skip
+        ax.axhline(price, color="#2ca02c", linestyle=":", linewidth=1)
+    clearings = rec.clearings
+    if len(clearings) and sd["good"] is not None:
+        at = clearings[(clearings["good"] == sd["good"]) & (clearings["step"] == sd["step"])]
+        p = at["price"].dropna()
+        if len(p):
+            ax.axhline(float(p.iloc[0]), color="#d62728", linestyle="--", linewidth=1,
+                       label=f"clearing price at step {sd['step']}: {float(p.iloc[0]):,.2f}")  # fmt: skip
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xlim(0, max(len(values), len(costs), 1))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("units")
+    ax.set_ylabel("price")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", fontsize=8, framealpha=0.85)
+    if sd["source"] == "limit orders":
+        title = f"Supply and demand of {sd['good']}: the limit orders of step {sd['step']}"
+    else:
+        what = "" if sd["source"] == "induced values" else f" ({sd['source']})"
+        title = f"Supply and demand of {sd['good']} at the start of step {sd['step']}{what}"
+    ax.set_title(title, fontsize=11)
+    return fig
+
+
+# ----------------------------------------------------------------------------- message network
+
+
+def plot_message_network(rec: Recording) -> Figure:
+    """Who messaged whom: agents on a circle (coloured by role), an arrow per sender -> recipient
+    pair with its width growing with the number of direct messages, a ring around each agent that
+    broadcast (with the count), and negotiation offers as dashed arrows."""
+    agents = rec.agents
+    messages = rec.messages
+    offers = rec.offers
+    ids: list[int] = [int(a) for a in agents["agent_id"].dropna()] if len(agents) else []
+    names = dict(zip(agents["agent_id"], agents["name"], strict=True)) if len(agents) else {}
+    roles = dict(zip(agents["agent_id"], agents["role"], strict=True)) if len(agents) else {}
+    direct: Counter[tuple[int, int]] = Counter()
+    broadcasts: Counter[int] = Counter()
+    for sender, recipients in zip(
+        messages.get("sender_id", []), messages.get("recipient_ids", []), strict=True
+    ):
+        if pd.isna(sender):
+            continue
+        if isinstance(recipients, list) and recipients:
+            for r in recipients:
+                direct[(int(sender), int(r))] += 1
+        else:
+            broadcasts[int(sender)] += 1
+    offered: Counter[tuple[int, int]] = Counter()
+    if len(offers):
+        for proposer, to, parties in zip(
+            offers.get("proposer", [None] * len(offers)),
+            offers.get("to", [None] * len(offers)),
+            offers.get("parties", [None] * len(offers)),
+            strict=True,
+        ):
+            if proposer is None or pd.isna(proposer):
+                continue
+            targets = [int(to)] if to is not None and not pd.isna(to) else [
+                int(p) for p in (parties or []) if int(p) != int(proposer)
+            ]  # fmt: skip
+            for t in targets:
+                offered[(int(proposer), t)] += 1
+    for pair in [*direct, *offered]:
+        for agent_id in pair:
+            if agent_id not in ids:
+                ids.append(agent_id)
+    ids.extend(x for x in broadcasts if x not in ids)
+    n = len(ids)
+    quiet = not direct and not broadcasts and not offered
+    size = 5.0 if quiet else 7.5 if n <= 20 else 9.5
+    fig = _figure(size + 2.5, size)
+    ax = fig.add_subplot()
+    ax.set_aspect("equal")
+    ax.axis("off")
+    if n == 0:
+        _note(ax, "no agents")
+        return fig
+    angle = np.pi / 2 - 2 * np.pi * np.arange(n) / n
+    xy = {agent: (float(np.cos(t)), float(np.sin(t))) for agent, t in zip(ids, angle, strict=True)}
+    colors = _role_colors([str(roles.get(a, "?")) for a in ids])
+
+    def arrows(counts: Counter[tuple[int, int]], color: str, style: str) -> None:
+        top = max(counts.values(), default=1)
+        for (src, dst), count in counts.items():
+            if src == dst:
+                continue
+            ax.annotate(
+                "",
+                xy=xy[dst],
+                xytext=xy[src],
+                arrowprops={
+                    "arrowstyle": "-|>",
+                    "color": color,
+                    "lw": 0.8 + 4.0 * count / top,
+                    "linestyle": style,
+                    "alpha": 0.7,
+                    "shrinkA": 9,
+                    "shrinkB": 9,
+                    "connectionstyle": "arc3,rad=0.12",
+                },
+            )
+
+    arrows(offered, "#9467bd", "--")
+    arrows(direct, "#1f77b4", "-")
+    xs = [xy[a][0] for a in ids]
+    ys = [xy[a][1] for a in ids]
+    node_colors = [colors[str(roles.get(a, "?"))] for a in ids]
+    ax.scatter(
+        xs,
+        ys,
+        s=260 if n <= 30 else 120,
+        c=node_colors,
+        edgecolors="white",
+        linewidths=1.5,
+        zorder=3,
+    )
+    if broadcasts:
+        top = max(broadcasts.values())
+        bx = [xy[a][0] for a in broadcasts]
+        by = [xy[a][1] for a in broadcasts]
+        rings = [500 + 1500 * c / top for c in broadcasts.values()]
+        ax.scatter(
+            bx, by, s=rings, facecolors="none", edgecolors="#d62728", linewidths=1.5, zorder=2
+        )
+    label_names = n <= 24
+    for agent in ids:
+        x, y = xy[agent]
+        text = str(names.get(agent, agent)) if label_names else str(agent)
+        if broadcasts.get(agent):
+            text += f"\n({broadcasts[agent]} broadcast)"
+        ax.text(1.2 * x, 1.2 * y, text, ha="center", va="center", fontsize=8 if label_names else 7)
+    ax.set_xlim(-1.6, 1.6)
+    ax.set_ylim(-1.5, 1.5)
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], marker="o", linestyle="", color=color, markersize=9, label=role)
+        for role, color in colors.items()
+    ]
+    handles.append(
+        Line2D([], [], color="#1f77b4", lw=2, label=f"direct messages ({sum(direct.values())})")
+    )
+    if offered:
+        handles.append(Line2D([], [], color="#9467bd", lw=2, linestyle="--",
+                              label=f"negotiation offers ({sum(offered.values())})"))  # fmt: skip
+    handles.append(Line2D([], [], marker="o", linestyle="", markerfacecolor="none",
+                          markeredgecolor="#d62728", markersize=12,
+                          label=f"broadcasts ({sum(broadcasts.values())})"))  # fmt: skip
+    ax.legend(
+        handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False
+    )
+    title = "Message network"
+    if quiet:
+        title += " - no messages or offers recorded"
+    ax.set_title(title, fontsize=12)
+    return fig
+
+
+# ----------------------------------------------------------------------------- surplus
+
+
+def plot_surplus_by_agent(rec: Recording) -> Figure:
+    """Each agent's final surplus (its last ``agent_state``: gains on induced values plus net cash
+    flow, currency units) as a bar, coloured by role."""
+    states = rec.agent_states
+    agents = rec.agents
+    roles = dict(zip(agents["agent_id"], agents["role"], strict=True)) if len(agents) else {}
+    names = dict(zip(agents["agent_id"], agents["name"], strict=True)) if len(agents) else {}
+    final = (
+        states.sort_values("step", kind="stable").drop_duplicates("agent_id", keep="last")
+        if len(states)
+        else states
+    )
+    final = (
+        final[pd.to_numeric(final.get("surplus"), errors="coerce").notna()] if len(final) else final
+    )
+    n = len(final)
+    fig = _figure(min(max(8.0, 0.32 * n + 3), 18.0), 4.8)
+    ax = fig.add_subplot()
+    if n == 0:
+        _note(ax, "no agent states recorded")
+        return fig
+    final = final.sort_values("agent_id")
+    agent_ids = final["agent_id"].tolist()
+    surplus = pd.to_numeric(final["surplus"], errors="coerce").to_numpy(dtype=float)
+    role_list = [str(roles.get(a, "?")) for a in agent_ids]
+    colors = _role_colors(role_list)
+    x = np.arange(n)
+    ax.bar(x, surplus, color=[colors[r] for r in role_list], edgecolor="white", linewidth=0.5)
+    ax.axhline(0, color="#333333", linewidth=0.8)
+    ax.set_xticks(x)
+    labels = [str(names.get(a, a)) for a in agent_ids]
+    ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=8 if n <= 30 else 6)
+    ax.set_ylabel("final surplus (currency units)")
+    ax.grid(True, axis="y", alpha=0.3)
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Patch(color=c, label=r) for r, c in colors.items()], fontsize=8, loc="best")
+    ax.set_title(f"Final surplus by agent - {rec.scenario or rec.run_id}", fontsize=12)
+    return fig

@@ -1,0 +1,442 @@
+"""Reports of recordings: a self-contained HTML page, CSV exports, terminal tables and A/B comparison.
+
+`render_html` writes ONE page with everything inline (styles, plots as base64 PNG), so it opens
+anywhere without network access; `write_csv` exports every table; `summary_table` and `compare`
+give the (metric, value) rows the ``mesa-llm analyze`` and ``mesa-llm compare`` commands print.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import numbers
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from mesa_llm.analysis.loader import LazyContent, Recording, load_recording
+from mesa_llm.analysis.metrics import (
+    competitive_equilibrium_by_step,
+    flatten_metrics,
+    negotiation_sessions,
+    pareto_nash_distances,
+    summary_metrics,
+    surplus_split,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["compare", "metric_rows", "render_html", "summary_table", "write_csv"]
+
+RecordingLike = Recording | str | Path
+_MISSING = "n/a"
+_TABLE_ROWS = 50
+
+
+def _recording(rec: RecordingLike) -> Recording:
+    return rec if isinstance(rec, Recording) else load_recording(rec)
+
+
+# ----------------------------------------------------------------------------- formatting
+
+
+def _pct(v: Any) -> str:
+    return f"{100 * float(v):.1f}%"
+
+
+def _money(v: Any) -> str:
+    return f"{float(v):,.2f}"
+
+
+def _price(v: Any) -> str:
+    """A price that may lie half a tick between two ticks (an equilibrium midpoint): 2-3 decimals."""
+    text = f"{float(v):,.3f}"
+    return text[:-1] if text.endswith("0") else text
+
+
+def _int(v: Any) -> str:
+    return f"{int(v):,}"
+
+
+def _num(v: Any) -> str:
+    x = float(v)
+    if x != 0 and (abs(x) >= 1e5 or abs(x) < 1e-3):
+        return f"{x:.3g}"
+    return f"{x:,.4g}" if abs(x) < 1000 else f"{x:,.1f}"
+
+
+def _usd(v: Any) -> str:
+    return f"${float(v):,.4f}"
+
+
+def _text(v: Any) -> str:
+    if isinstance(v, list):
+        return ", ".join(str(x) for x in v) or _MISSING
+    return str(v)
+
+
+def _fmt(value: Any, kind: Callable[[Any], str]) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return _MISSING
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+# (key in the flattened metrics, label, format); "{good}" rows repeat for every good
+_ROWS: list[tuple[str, str, Callable[[Any], str]]] = [
+    ("scenario", "scenario", _text),
+    ("run_id", "run", _text),
+    ("seed", "seed", _text),
+    ("status", "status", _text),
+    ("truncated", "truncated (cut run)", _text),
+    ("final_step", "steps", _int),
+    ("events", "events", _int),
+    ("agents", "agents", _int),
+    ("trades", "trades", _int),
+    ("volume", "volume (units)", _int),
+    ("goods.{good}.mean_price", "mean trade price ({good})", _money),
+    ("goods.{good}.last_price", "last clearing price ({good})", _money),
+    ("goods.{good}.ce_price", "CE price ({good})", _price),
+    ("goods.{good}.ce_quantity", "CE quantity ({good})", _int),
+    ("smiths_alpha.{good}", "Smith's alpha ({good})", _num),
+    ("price_volatility.{good}", "price volatility, sd of log returns ({good})", _num),
+    ("allocative_efficiency", "allocative efficiency", _pct),
+    ("realised_surplus", "realised surplus", _money),
+    ("max_surplus", "maximum surplus (CE)", _money),
+    ("sessions", "negotiation sessions", _int),
+    ("agreements", "agreements", _int),
+    ("agreement_rate", "agreement rate", _pct),
+    ("mean_rounds_to_agreement", "mean rounds to agreement", _num),
+    ("mean_buyer_share", "buyer's share of joint gain (mean)", _pct),
+    ("mean_distance_to_pareto", "distance to Pareto frontier (mean)", _num),
+    ("mean_distance_to_nash", "distance to Nash point (mean)", _num),
+    ("contracts", "contracts", _int),
+    ("contracts_fulfilled", "contracts fulfilled", _int),
+    ("contracts_breached", "contracts breached", _int),
+    ("contract_value", "value of fulfilled contracts", _money),
+    ("messages", "messages", _int),
+    ("broadcasts", "broadcasts", _int),
+    ("actions", "actions applied", _int),
+    ("rejections", "actions rejected", _int),
+    ("invalid_action_rate", "invalid action rate", _pct),
+    ("wealth_gini", "wealth Gini", _num),
+    ("llm.calls", "LLM calls", _int),
+    ("llm.failed_calls", "LLM calls failed", _int),
+    ("llm.total_tokens", "LLM tokens", _int),
+    ("llm.cost_usd", "LLM cost (USD)", _usd),
+    ("llm.models", "LLM models", _text),
+    ("llm.cost_per_agreement", "LLM cost per agreement (USD)", _usd),
+    ("llm.tokens_per_agreement", "LLM tokens per agreement", _num),
+    ("llm.cost_per_surplus", "LLM cost per unit of surplus (USD)", _usd),
+]
+# rows shown only when the run has something of the kind
+_ONLY_IF: dict[str, str] = {
+    "sessions": "sessions",
+    "agreements": "sessions",
+    "agreement_rate": "sessions",
+    "mean_rounds_to_agreement": "sessions",
+    "mean_buyer_share": "sessions",
+    "mean_distance_to_pareto": "sessions",
+    "mean_distance_to_nash": "sessions",
+    "contracts": "contracts",
+    "contracts_fulfilled": "contracts",
+    "contracts_breached": "contracts",
+    "contract_value": "contracts",
+    "llm.": "llm.calls",
+}
+
+
+# identity rows are always shown; other rows only when the run has a value for them
+_ALWAYS = frozenset(
+    {"scenario", "run_id", "seed", "status", "final_step", "events", "agents", "trades"}
+)
+
+
+def _relevant(key: str, flat: Mapping[str, Any]) -> bool:
+    if flat.get(key) is None and key not in _ALWAYS:
+        return False
+    for prefix, gate in _ONLY_IF.items():
+        if key == prefix or (prefix.endswith(".") and key.startswith(prefix)):
+            return bool(flat.get(gate))
+    return True
+
+
+def metric_rows(metrics: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """(key, label, formatted value) rows of `summary_metrics` output, in display order; rows of
+    kinds the run does not have (negotiations, contracts, LLM calls) are left out."""
+    flat = flatten_metrics(metrics)
+    goods = list((metrics.get("goods") or {}).keys())
+    out = []
+    for key, label, kind in _ROWS:
+        expanded = (
+            [(key.format(good=g), label.format(good=g)) for g in goods]
+            if "{good}" in key
+            else [(key, label)]
+        )
+        for k, lab in expanded:
+            if k in flat and _relevant(k, flat):
+                out.append((k, lab, _fmt(flat[k], kind)))
+    return out
+
+
+def summary_table(rec: RecordingLike) -> list[tuple[str, str]]:
+    """(metric, formatted value) rows for a terminal table (``mesa-llm analyze``)."""
+    return [(label, value) for _, label, value in metric_rows(summary_metrics(_recording(rec)))]
+
+
+def compare(a: RecordingLike, b: RecordingLike) -> list[tuple[str, str, str]]:
+    """(metric, A, B) rows of two recordings side by side (``mesa-llm compare``): every metric
+    either run has, "n/a" where the other has none."""
+    rows_a = metric_rows(summary_metrics(_recording(a)))
+    rows_b = metric_rows(summary_metrics(_recording(b)))
+    labels = {k: lab for k, lab, _ in rows_a + rows_b}
+    va = {k: v for k, _, v in rows_a}
+    vb = {k: v for k, _, v in rows_b}
+    keys = [k for k, _, _ in rows_a] + [k for k, _, _ in rows_b if k not in va]
+    return [(labels[k], va.get(k, _MISSING), vb.get(k, _MISSING)) for k in keys]
+
+
+# ----------------------------------------------------------------------------- CSV
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, LazyContent):
+        value = value.to_dict()
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, default=str, ensure_ascii=False)
+    return value
+
+
+def _csv_ready(frame: pd.DataFrame) -> pd.DataFrame:
+    """Nested values (dicts, lists, contents) as JSON text, so the CSV can be parsed back."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object:
+            out[column] = [_cell(v) for v in out[column]]
+    return out
+
+
+def write_csv(rec: RecordingLike, folder: str | Path) -> list[Path]:
+    """Write every table (`Recording.TABLES`) plus the derived ones (competitive equilibrium by
+    step, negotiation sessions, surplus split, Pareto/Nash distances) and the summary metrics as
+    CSV files into `folder` (created); nested values are JSON text. Returns the files written."""
+    r = _recording(rec)
+    root = Path(folder)
+    root.mkdir(parents=True, exist_ok=True)
+    tables: dict[str, pd.DataFrame] = {name: getattr(r, name) for name in Recording.TABLES}
+    tables["competitive_equilibrium_by_step"] = competitive_equilibrium_by_step(r)
+    tables["negotiation_sessions"] = negotiation_sessions(r)
+    tables["surplus_split"] = surplus_split(r)
+    tables["pareto_nash_distances"] = pareto_nash_distances(r)
+    flat = flatten_metrics(summary_metrics(r))
+    tables["summary"] = pd.DataFrame(
+        {"metric": list(flat), "value": [_cell(v) for v in flat.values()]}
+    )
+    written = []
+    for name, frame in tables.items():
+        path = root / f"{name}.csv"
+        _csv_ready(frame).to_csv(path, index=False)
+        written.append(path)
+    return written
+
+
+# ----------------------------------------------------------------------------- HTML
+
+_CSS = """
+body { font-family: -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
+       margin: 0; background: #f6f7f9; color: #1d2430; }
+main { max-width: 1180px; margin: 0 auto; padding: 24px 32px 48px; }
+h1 { font-size: 26px; margin: 8px 0 4px; }
+h2 { font-size: 19px; margin: 32px 0 10px; border-bottom: 2px solid #dde2ea; padding-bottom: 4px; }
+.sub { color: #5b6475; margin: 0 0 16px; font-size: 14px; }
+.warn { background: #fff4d6; border: 1px solid #f0c36d; padding: 10px 14px; border-radius: 6px; }
+.grid { display: grid; grid-template-columns: 1fr 1fr; gap: 6px 28px; }
+table { border-collapse: collapse; font-size: 13px; background: white; min-width: 50%; }
+table.metrics { width: 100%; }
+th, td { border: 1px solid #dde2ea; padding: 4px 8px; text-align: left; vertical-align: top; }
+th { background: #eef1f5; font-weight: 600; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+table.metrics td:first-child { color: #3a4352; }
+.scroll { overflow-x: auto; max-height: 560px; overflow-y: auto; }
+figure { margin: 12px 0 20px; background: white; border: 1px solid #dde2ea; border-radius: 6px;
+         padding: 8px; text-align: center; }
+figure img { max-width: 100%; height: auto; }
+figcaption { color: #5b6475; font-size: 13px; margin-top: 4px; }
+.none { color: #7a8394; font-style: italic; }
+footer { color: #7a8394; font-size: 12px; margin-top: 36px; }
+"""
+
+
+def _png(fig: Figure) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Number) and not isinstance(value, bool | np.bool_)
+
+
+def _html_table(frame: pd.DataFrame, columns: list[str], limit: int = _TABLE_ROWS) -> str:
+    """An escaped HTML table of the first `limit` rows (numbers right-aligned)."""
+    if frame.empty:
+        return '<p class="none">none recorded</p>'
+    cols = [c for c in columns if c in frame.columns]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = []
+    for row in frame[cols].head(limit).itertuples(index=False):
+        cells = []
+        for value in row:
+            if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+                cells.append("<td></td>")
+            elif _is_number(value):
+                text = f"{value:,}" if isinstance(value, numbers.Integral) else f"{value:,.2f}"
+                cells.append(f'<td class="num">{html.escape(text)}</td>')
+            else:
+                text = (
+                    json.dumps(value, default=str) if isinstance(value, dict | list) else str(value)
+                )
+                cells.append(f"<td>{html.escape(text[:300])}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    more = len(frame) - limit
+    note = f'<p class="sub">first {limit} of {len(frame):,} rows</p>' if more > 0 else ""
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>{note}'
+
+
+def _metrics_table(rows: list[tuple[str, str, str]]) -> str:
+    half = (len(rows) + 1) // 2
+    parts = []
+    for chunk in (rows[:half], rows[half:]):
+        trs = "".join(
+            f'<tr><td>{html.escape(label)}</td><td class="num">{html.escape(value)}</td></tr>'
+            for _, label, value in chunk
+        )
+        parts.append(f'<table class="metrics"><tbody>{trs}</tbody></table>')
+    return f'<div class="grid">{"".join(parts)}</div>'
+
+
+def render_html(rec: RecordingLike, path: str | Path) -> Path:
+    """Write one self-contained HTML report (no external resource: styles inline, plots as
+    base64 PNG): title, summary metrics, price path, supply and demand, message network, surplus
+    by agent, and the first rows of the trades, negotiation sessions, contracts and rejected
+    actions. Returns the path written."""
+    from mesa_llm.analysis.plots import (
+        plot_message_network,
+        plot_price_path,
+        plot_supply_demand,
+        plot_surplus_by_agent,
+    )
+
+    r = _recording(rec)
+    metrics = summary_metrics(r)
+    plots = [
+        ("Prices", "Clearing prices per step against the competitive equilibrium (CE) of the units not yet traded; "
+         "negotiation offers (one line per session and side) and agreed prices when the run has negotiations.", plot_price_path),
+        ("Supply and demand", "Demand (unit values) and supply (unit costs) at the start of the run with their CE; "
+         "without induced values, the reservation prices of single-issue price negotiations, or else the "
+         "limit orders of the first step with orders.", plot_supply_demand),
+        ("Message network", "Who messaged whom (arrow width grows with the count); dashed arrows are negotiation "
+         "offers, rings mark agents that broadcast.", plot_message_network),
+        ("Surplus by agent", "Final surplus of each agent: gains on induced values plus net cash flow (only the net "
+         "cash flow in runs without induced values).", plot_surplus_by_agent),
+    ]  # fmt: skip
+    figures = []
+    for title, caption, plot in plots:
+        fig = plot(r)
+        figures.append(
+            f"<h2>{html.escape(title)}</h2><figure>"
+            f'<img src="data:image/png;base64,{_png(fig)}" alt="{html.escape(title)}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        )
+    sessions = negotiation_sessions(r)
+    sections = [
+        (
+            "Trades",
+            _html_table(r.trades, ["step", "good", "price", "quantity", "buyer_id", "seller_id"]),
+        ),
+        (
+            "Negotiation sessions",
+            _html_table(
+                sessions,
+                [
+                    "session_id",
+                    "protocol",
+                    "parties",
+                    "good",
+                    "opened_step",
+                    "closed_step",
+                    "outcome",
+                    "agreements",
+                ],
+            ),
+        ),
+        (
+            "Contracts",
+            _html_table(
+                r.contracts,
+                [
+                    "contract_id",
+                    "session_id",
+                    "buyer_id",
+                    "seller_id",
+                    "good",
+                    "quantity",
+                    "price",
+                    "value",
+                    "created_step",
+                    "delivery_step",
+                    "settled_step",
+                    "status",
+                    "penalty",
+                    "terms",
+                ],
+            ),
+        ),  # fmt: skip
+        (
+            "Rejected actions",
+            _html_table(r.rejections, ["step", "agent_id", "type", "reason", "arguments"]),
+        ),
+    ]
+    if sessions.empty:
+        sections = [s for s in sections if s[0] != "Negotiation sessions"]
+    title = f"{r.scenario or 'Recording'} - {r.run_id}"
+    warning = f'<p class="warn">{html.escape(r.warning)}</p>' if r.warning else ""
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    page = f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<main>
+<h1>{html.escape(r.scenario or "Recording")}</h1>
+<p class="sub">run {html.escape(r.run_id)} &middot; seed {html.escape(str(metrics.get("seed")))} &middot;
+{html.escape(str(metrics.get("final_step")))} steps &middot; {metrics.get("events", 0):,} events &middot;
+status {html.escape(str(metrics.get("status") or "cut"))}</p>
+{warning}
+<h2>Summary</h2>
+{_metrics_table(metric_rows(metrics))}
+{"".join(figures)}
+{"".join(f"<h2>{html.escape(name)}</h2>{body}" for name, body in sections)}
+<footer>Generated by mesa_llm.analysis on {generated} from {html.escape(r.path.name)}.</footer>
+</main>
+</body>
+</html>
+"""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    return out
