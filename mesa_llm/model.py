@@ -13,9 +13,6 @@ import asyncio
 import gc
 import hashlib
 import json
-import os
-import platform
-import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,30 +22,13 @@ from typing import Any
 import mesa
 import numpy as np
 
-from mesa_llm import __version__
 from mesa_llm.actions import (
-    ActionBase,
-    ActionRegistry,
-    Broadcast,
-    CancelOrder,
     Decision,
-    FlagViolation,
-    ForwardMessage,
-    ImposeFine,
-    JoinAlliance,
-    LeaveAlliance,
-    MessageAlliance,
-    PlaceOrder,
-    ProposeAlliance,
-    SendMessage,
-    SuspendTrader,
-    Wait,
 )
-from mesa_llm.agents.llm_policy import LLMContext, LLMPolicy
+from mesa_llm.agents.llm_policy import LLMPolicy
 from mesa_llm.agents.observation import GoodSnapshot, MarketSnapshot
 from mesa_llm.agents.persona import Persona
 from mesa_llm.agents.policies import PolicyRegistry, default_policy_registry
-from mesa_llm.agents.prompts import PromptLibrary, resolve_overrides
 from mesa_llm.agents.roles import Role
 from mesa_llm.agents.trader import PrivateValues, TraderAgent
 from mesa_llm.desk import NegotiationDesk
@@ -57,12 +37,15 @@ from mesa_llm.economics import (
     allocative_efficiency,
     competitive_equilibrium,
 )
-from mesa_llm.exchange import Clearing, Exchange, RejectedAction
-from mesa_llm.llm import ChatModel, ConcurrencyLimiter, UsageTracker
+from mesa_llm.exchange import Clearing, Exchange
+from mesa_llm.llm import ChatModel
+from mesa_llm.llm_wiring import AsyncBridge, LLMWiring, resolve_llm_models
 from mesa_llm.market import Money, Order
 from mesa_llm.negotiation import Contract, LinearAdditiveUtility, price_utility
 from mesa_llm.recording import SimulationRecorder
 from mesa_llm.regulation import MarketRules
+from mesa_llm.resolver import ActionResolver
+from mesa_llm.run_summary import RunSummary, smith_alpha, versions
 from mesa_llm.scenario import (
     Choice,
     Constant,
@@ -74,7 +57,7 @@ from mesa_llm.scenario import (
     ShiftPrivate,
     Uniform,
 )
-from mesa_llm.social import AllianceError, AllianceRegistry, Mailbox, Reputation
+from mesa_llm.social import AllianceRegistry, Mailbox, Reputation
 
 _NEGOTIATION_TOOLS = frozenset(
     {"make_offer", "accept_offer", "reject_offer", "end_negotiation", "call_for_proposals", "bid", "propose_settlement"}
@@ -156,20 +139,14 @@ class MarketModel(mesa.Model):
         self.populations: dict[str, list[TraderAgent]] = {}
         self.initial_cash: dict[int, int] = {}
         self.llm_model_override = llm_model
-        self._injected_chat_model = chat_model
-        self.usage = UsageTracker(
-            max_cost_usd=scenario.llm.max_cost_usd, max_tokens=scenario.llm.max_tokens
-        )
-        self.limiter = ConcurrencyLimiter(default_limit=scenario.llm.concurrency)
-        self._chat_models: dict[str, ChatModel] = {}
-        self._prompt_libraries: dict[tuple[str, str], PromptLibrary] = {}
-        self.action_registry = ActionRegistry()
         self.notices: list[str] = []
         self.resolved_models = (
             dict(resolved_models) if resolved_models is not None else resolve_llm_models(scenario, llm_model, chat_model)
         )
+        self.llm = LLMWiring(scenario, self.resolved_models, llm_model, chat_model, seed=self.seed_value)
+        self.usage = self.llm.usage
         self.stop_status: str | None = None
-        self._async: _AsyncBridge | None = None
+        self._async: AsyncBridge | None = None
         for population in scenario.populations:
             self._add_population(population)
         self.equilibria = self._equilibria()
@@ -200,6 +177,7 @@ class MarketModel(mesa.Model):
         for agent in self.traders:
             self.reputation.register(agent.unique_id)
         self.desk = self._build_desk()
+        self.resolver = ActionResolver(self)
         self._social_active = bool(
             self.desk is not None
             or scenario.social.alliances
@@ -315,7 +293,7 @@ class MarketModel(mesa.Model):
             self.initial_cash[agent.unique_id] = cash
             if isinstance(policy, LLMPolicy):
                 assert model_name is not None
-                policy.bind(self._llm_context(persona, spec.templates, model_name))
+                policy.bind(self.llm.context(persona, spec.templates, model_name, self._market_rules_view()))
             members.append(agent)
             self.traders.append(agent)
         self.populations[label] = members
@@ -379,65 +357,23 @@ class MarketModel(mesa.Model):
             return self.money.to_units(pv.costs[index]) if index < len(pv.costs) else None
         return None
 
-    def _prompts_for(self, role: str, templates: dict[str, str]) -> PromptLibrary:
-        key = (role, json.dumps(templates, sort_keys=True))
-        library = self._prompt_libraries.get(key)
-        if library is None:
-            overrides = resolve_overrides(
-                {**self.scenario.llm.templates, **templates}, self.scenario.source_dir, role
-            )
-            library = PromptLibrary(overrides)
-            self._prompt_libraries[key] = library
-        return library
-
-    def chat_model_for(self, model_name: str) -> ChatModel:
-        """The chat model answering ``model_name`` (one per model string, sharing the limiter)."""
-        if self._injected_chat_model is not None:
-            return self._injected_chat_model
-        chat = self._chat_models.get(model_name)
-        if chat is None:
-            from mesa_llm.llm import DiskCache, LiteLLMChatModel, MemoryCache, ResponseCache
-
-            settings = self.scenario.llm
-            cache: ResponseCache | None = None
-            if settings.cache == "memory":
-                cache = MemoryCache()
-            elif settings.cache:
-                cache = DiskCache(Path(settings.cache))
-            chat = LiteLLMChatModel(
-                model_name,
-                api_base=settings.api_base,
-                timeout=settings.timeout,
-                max_attempts=settings.max_attempts,
-                limiter=self.limiter,
-                cache=cache,
-                input_cost_per_token=settings.input_cost_per_token,
-                output_cost_per_token=settings.output_cost_per_token,
-            )
-            self._chat_models[model_name] = chat
-        return chat
-
-    def _llm_context(self, persona: Persona, templates: dict[str, str], model_name: str) -> LLMContext:
+    def _market_rules_view(self) -> dict[str, Any]:
+        """Tick size and admissible price ranges, for LLM system prompts."""
         to_units = self.money.to_units
-        market = {
+        return {
             "tick_size": self.money.tick_size,
             "goods": [
                 {"name": name, "min_price": to_units(low), "max_price": to_units(high)}
                 for name, (low, high) in ((g, self._admissible(g)) for g in self.exchange.goods)
             ],
         }
-        return LLMContext(
-            chat_model=self.chat_model_for(model_name),
-            model=model_name,
-            prompts=self._prompts_for(persona.role.value, templates),
-            persona=persona,
-            tool_names=persona.role.action_names(),
-            registry=self.action_registry,
-            market=market,
-            usage=self.usage,
-            seed=self.seed_value,
-            structured_output=model_name in self.scenario.llm.structured_output_models,
-        )
+
+    def chat_model_for(self, model_name: str) -> ChatModel:
+        """The chat model answering ``model_name`` (see :meth:`LLMWiring.chat_model_for`)."""
+        return self.llm.chat_model_for(model_name)
+
+    def _llm_header(self) -> dict[str, Any]:
+        return self.llm.header(self.llm_agents)
 
     @property
     def llm_agents(self) -> list[TraderAgent]:
@@ -519,7 +455,7 @@ class MarketModel(mesa.Model):
                 "seed": self.seed_value,
                 "steps": self.max_steps,
                 "tick_size": self.money.tick_size,
-                "versions": _versions(),
+                "versions": versions(),
                 "goods": {
                     name: {
                         "reference_price": to_units(s.reference_price),
@@ -538,20 +474,6 @@ class MarketModel(mesa.Model):
                 "rules": self.rules.view(),
             },
         )
-
-    def _llm_header(self) -> dict[str, Any]:
-        """What replay and analysis need about the LLM side: settings, models, template hashes."""
-        prompts: dict[str, dict[str, str]] = {}
-        for a in self.llm_agents:
-            assert isinstance(a.policy, LLMPolicy) and a.policy.context is not None
-            if a.population not in prompts:
-                prompts[a.population] = a.policy.context.prompts.template_hashes(a.role.value)
-        return {
-            "settings": self.scenario.llm.model_dump(mode="json"),
-            "model_override": self.llm_model_override,
-            "models": {label: name for label, name in self.resolved_models.items() if name},
-            "prompts": prompts,
-        }
 
     def equilibrium_report(self) -> dict[str, dict[str, Any]]:
         """Competitive equilibrium per good in currency units (None where undefined)."""
@@ -610,7 +532,7 @@ class MarketModel(mesa.Model):
         self.exchange.begin_step()
         observations = self._observe(step)
         decisions = self._decide(observations)
-        self._resolve(decisions, step)
+        self.resolver.resolve(decisions, step)
         clearings = self.exchange.clear()
         self._settle_records(clearings, step)
         if self.desk is not None:
@@ -925,164 +847,8 @@ class MarketModel(mesa.Model):
 
     def _run_async(self, coro: Coroutine[Any, Any, Any]) -> Any:
         if self._async is None:
-            self._async = _AsyncBridge()
+            self._async = AsyncBridge()
         return self._async.run(coro)
-
-    def _resolve(self, decisions: list[tuple[TraderAgent, Decision | None]], step: int) -> None:
-        """Apply every agent's actions, agents in a seeded random order, each agent's in its order."""
-        order = self.rng.permutation(len(decisions))
-        for index in order.tolist():
-            agent, decision = decisions[index]
-            if decision is None:
-                continue
-            for invalid in decision.invalid:
-                self._reject(agent, invalid.tool_name, invalid.arguments, invalid.reason, step)
-            for action in decision.actions:
-                self._apply(agent, action, step)
-
-    def _reject(self, agent: TraderAgent, kind: str, arguments: Any, reason: str, step: int) -> None:
-        entry = {"type": kind, "arguments": arguments, "reason": reason}
-        self._record("action_rejected", entry, agent.unique_id)
-        agent.rejections.append({**entry, "step": step})
-
-    def _apply(self, agent: TraderAgent, action: ActionBase, step: int) -> None:
-        kind = action.tool_name
-        arguments = action.arguments()
-        if not agent.role.allows(kind):
-            self._reject(agent, kind, arguments, f"role {agent.role.value!r} may not {kind}", step)
-            return
-        try:
-            if isinstance(action, PlaceOrder):
-                if not self.scenario.market.call_market:
-                    raise RejectedAction("this scenario has no call market: trade by negotiation")
-                order = self.exchange.place_order(agent.unique_id, agent.role, action, step)
-                self._record("action", {"type": kind, "arguments": arguments}, agent.unique_id)
-                self._record(
-                    "order",
-                    {
-                        "order_id": order.order_id,
-                        "side": action.side,
-                        "good": order.good,
-                        "price": action.price,
-                        "quantity": order.quantity,
-                        "lifetime": order.lifetime.value,
-                    },
-                    agent.unique_id,
-                )
-            elif isinstance(action, CancelOrder):
-                cancelled = self.exchange.cancel_order(agent.unique_id, action.order_id)
-                self._record("action", {"type": kind, "arguments": arguments}, agent.unique_id)
-                self._record(
-                    "order_cancelled",
-                    {"order_id": cancelled.order_id, "remaining": cancelled.remaining},
-                    agent.unique_id,
-                )
-            elif isinstance(action, SendMessage):
-                recipient = self._by_id.get(action.recipient_id)
-                if recipient is None or recipient is agent:
-                    raise RejectedAction(f"no other agent with id {action.recipient_id}")
-                self._record("action", {"type": kind, "arguments": arguments}, agent.unique_id)
-                self._send(agent, [recipient], action.text, "direct", step)
-            elif isinstance(action, Broadcast):
-                self._record("action", {"type": kind, "arguments": arguments}, agent.unique_id)
-                others = [a for a in self.traders if a is not agent]
-                self._send(agent, others, action.text, "broadcast", step)
-            elif isinstance(action, Wait):
-                self._record("action", {"type": kind, "arguments": arguments}, agent.unique_id)
-            elif isinstance(action, ForwardMessage):
-                self._forward(agent, action, step)
-            elif isinstance(action, ProposeAlliance | JoinAlliance | LeaveAlliance | MessageAlliance):
-                self._alliance_action(agent, action, step)
-            elif isinstance(action, FlagViolation | ImposeFine | SuspendTrader):
-                self._regulate(agent, action, step)
-            elif self.desk is not None and self.desk.handles(action):
-                for event_type, content, agent_id in self.desk.act(agent.unique_id, action, step):
-                    if event_type == "action":
-                        self._record("action", {"type": kind, "arguments": arguments}, agent.unique_id)
-                    else:
-                        self._record(event_type, content, agent_id)
-            else:
-                raise RejectedAction(f"action {kind!r} is not available in this scenario")
-        except RejectedAction as exc:
-            self._reject(agent, kind, arguments, exc.reason, step)
-
-    def _forward(self, agent: TraderAgent, action: ForwardMessage, step: int) -> None:
-        if not self.scenario.social.gossip:
-            raise RejectedAction("forwarding messages is not allowed in this scenario")
-        unknown = [r for r in action.recipient_ids if r not in self._by_id or r == agent.unique_id]
-        if unknown:
-            raise RejectedAction(f"no other agent with id {unknown[0]}")
-        try:
-            message = self.mailbox.forward(
-                agent.unique_id, agent.name, action.message_id, action.recipient_ids, step, comment=action.comment
-            )
-        except (KeyError, ValueError) as exc:
-            raise RejectedAction(str(exc).strip("'\"")) from None
-        self._record("action", {"type": action.tool_name, "arguments": action.arguments()}, agent.unique_id)
-        self._record("message", message.record(), agent.unique_id)
-
-    def _alliance_action(self, agent: TraderAgent, action: ActionBase, step: int) -> None:
-        if not self.scenario.social.alliances:
-            raise RejectedAction("alliances are not allowed in this scenario")
-        me = agent.unique_id
-        try:
-            if isinstance(action, ProposeAlliance):
-                unknown = [i for i in action.invitee_ids if i not in self._by_id or i == me]
-                if unknown:
-                    raise RejectedAction(f"no other agent with id {unknown[0]}")
-                events = self.alliances.propose(me, action.name, action.invitee_ids, step)
-            elif isinstance(action, JoinAlliance):
-                events = self.alliances.join(me, action.name, step)
-            elif isinstance(action, LeaveAlliance):
-                events = self.alliances.leave(me, action.name, step)
-            else:
-                assert isinstance(action, MessageAlliance)
-                if me not in self.alliances.members(action.name):
-                    raise RejectedAction(f"you are not a member of {action.name!r}")
-                members = [self._by_id[i] for i in sorted(self.alliances.members(action.name)) if i != me]
-                self._record("action", {"type": action.tool_name, "arguments": action.arguments()}, me)
-                if members:
-                    self._send(agent, members, action.text, self.alliances.channel(action.name), step)
-                return
-        except AllianceError as exc:
-            raise RejectedAction(str(exc)) from None
-        self._record("action", {"type": action.tool_name, "arguments": action.arguments()}, me)
-        for event in events:
-            self._record("alliance", event, event.get("agent_id"))
-
-    def _regulate(self, agent: TraderAgent, action: ActionBase, step: int) -> None:
-        target_id = getattr(action, "agent_id", None)
-        target = self._by_id.get(target_id) if target_id is not None else None
-        if target is None:
-            raise RejectedAction(f"no agent with id {target_id}")
-        reason = getattr(action, "reason", "")
-        content: dict[str, Any] = {"type": action.tool_name, "target_id": target.unique_id, "reason": reason}
-        if isinstance(action, FlagViolation):
-            content["reputation"] = self.reputation.flagged(target.unique_id, step)
-        elif isinstance(action, ImposeFine):
-            paid = self.rules.fine(self.exchange.ledger, target.unique_id, self.money.round_to_tick(action.amount))
-            if paid <= 0:
-                raise RejectedAction(f"agent {target.unique_id} has no free cash to pay a fine")
-            content["amount"] = self.money.to_units(paid)
-            content["requested"] = action.amount
-            content["reputation"] = self.reputation.fined(target.unique_id, step)
-        else:
-            assert isinstance(action, SuspendTrader)
-            until = step + action.steps
-            self.rules.suspend(target.unique_id, until)
-            cancelled = self.exchange.cancel_all(target.unique_id)
-            content["until_step"] = until
-            content["orders_cancelled"] = [o.order_id for o in cancelled]
-        self._record("action", {"type": action.tool_name, "arguments": action.arguments()}, agent.unique_id)
-        self._record("regulator_action", content, agent.unique_id)
-
-    def _send(self, sender: TraderAgent, recipients: list[TraderAgent], text: str, channel: str, step: int) -> None:
-        ids = [r.unique_id for r in recipients]
-        if channel == "broadcast":
-            message = self.mailbox.broadcast(sender.unique_id, sender.name, ids, text, step)
-        else:
-            message = self.mailbox.send(sender.unique_id, sender.name, ids, text, channel, step)
-        self._record("message", message.record(), sender.unique_id)
 
     def _settle_records(self, clearings: list[Clearing], step: int) -> None:
         to_units = self.money.to_units
@@ -1216,7 +982,7 @@ class MarketModel(mesa.Model):
                 "last_price": to_units(last) if last is not None else None,
                 "ce_price": round(eq.price * self.money.tick_size, self.money.decimals + 1) if eq.price is not None else None,
                 "ce_quantity": eq.quantity,
-                "smith_alpha": _smith_alpha(self.trade_prices[good], eq.price),
+                "smith_alpha": smith_alpha(self.trade_prices[good], eq.price),
             }
         return RunSummary(
             scenario=self.scenario.name,
@@ -1228,126 +994,6 @@ class MarketModel(mesa.Model):
             goods=goods,
             recording=str(self.recording_path) if self.recording_path is not None else None,
             stop_reason=self.stop_reason,
-            llm=self._llm_summary(),
+            llm=self.llm.summary(self.llm_agents),
             negotiation=self.desk.stats() if self.desk is not None else None,
         )
-
-    def _llm_summary(self) -> dict[str, Any] | None:
-        if not self.llm_agents:
-            return None
-        run = self.usage.run
-        return {
-            "agents": len(self.llm_agents),
-            "models": sorted({name for name in self.resolved_models.values() if name}),
-            "calls": run.calls,
-            "failed_calls": run.failed_calls,
-            "prompt_tokens": run.prompt_tokens,
-            "completion_tokens": run.completion_tokens,
-            "cost_usd": round(run.cost_usd, 6),
-        }
-
-
-def resolve_llm_models(
-    scenario: ScenarioSpec, override: str | None = None, chat_model: ChatModel | None = None
-) -> dict[str, str | None]:
-    """The model of every LLM population: ``override`` (``--model``) > the population's ``model``
-    > the scenario's ``llm.model`` > env ``MESA_LLM_MODEL`` (> an injected chat model's name);
-    None means no model, so the population falls back to its role's rule-based policy."""
-    env = os.environ.get("MESA_LLM_MODEL") or None
-    out: dict[str, str | None] = {}
-    for pop in scenario.populations:
-        if pop.wants_llm:
-            name = override or pop.model or scenario.llm.model or env
-            if name is None and chat_model is not None:
-                name = chat_model.name
-            out[pop.label] = name
-    return out
-
-
-class _AsyncBridge:
-    """Runs the LLM agents' coroutines: one event loop for the whole run (litellm's sessions and
-    the limiter's semaphores live on it), in a helper thread when the caller already runs a loop
-    (e.g. a Jupyter notebook)."""
-
-    def __init__(self) -> None:
-        try:
-            asyncio.get_running_loop()
-            inside_loop = True
-        except RuntimeError:
-            inside_loop = False
-        self._runner: asyncio.Runner | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        if inside_loop:
-            self._loop = asyncio.new_event_loop()
-            self._thread = threading.Thread(target=self._loop.run_forever, name="mesa-llm-async", daemon=True)
-            self._thread.start()
-        else:
-            self._runner = asyncio.Runner()
-
-    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        if self._runner is not None:
-            return self._runner.run(coro)
-        assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
-
-    def close(self) -> None:
-        if self._runner is not None:
-            self._runner.close()
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=5)
-            self._loop.close()
-
-
-def _smith_alpha(prices: list[int], ce_price: float | None) -> float | None:
-    """Smith's alpha: 100 * RMS deviation of trade prices from the equilibrium price / that price."""
-    if not prices or ce_price is None or ce_price <= 0:
-        return None
-    arr = np.asarray(prices, dtype=np.float64)
-    return float(100.0 * np.sqrt(np.mean((arr - ce_price) ** 2)) / ce_price)
-
-
-@dataclass(slots=True)
-class RunSummary:
-    """The headline numbers of a run (currency units)."""
-
-    scenario: str
-    seed: int
-    steps: int
-    trades: int
-    volume: int
-    efficiency: float | None
-    goods: dict[str, dict[str, Any]]
-    recording: str | None
-    stop_reason: str | None = None
-    llm: dict[str, Any] | None = None
-    negotiation: dict[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-dict form (the CLI's ``--json`` output)."""
-        return {
-            "scenario": self.scenario,
-            "seed": self.seed,
-            "steps": self.steps,
-            "trades": self.trades,
-            "volume": self.volume,
-            "efficiency": self.efficiency,
-            "goods": self.goods,
-            "recording": self.recording,
-            "stop_reason": self.stop_reason,
-            "llm": self.llm,
-            "negotiation": self.negotiation,
-        }
-
-
-def _versions() -> dict[str, str]:
-    import pydantic
-
-    return {
-        "mesa_llm": __version__,
-        "mesa": mesa.__version__,
-        "numpy": np.__version__,
-        "pydantic": pydantic.__version__,
-        "python": platform.python_version(),
-    }

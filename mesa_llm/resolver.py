@@ -1,0 +1,201 @@
+"""Action resolution: applies each agent's validated actions to the world, in a seeded order.
+
+Every action either changes the world through its owner (orders through the exchange,
+negotiation moves through the desk, messages through the mailbox, alliances, the regulator's
+powers through the rules, ledger and reputation) and is recorded, or is refused with a reason
+that is recorded and shown to the agent at its next step. Nothing here decides anything.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mesa_llm.actions import (
+    ActionBase,
+    Broadcast,
+    CancelOrder,
+    Decision,
+    FlagViolation,
+    ForwardMessage,
+    ImposeFine,
+    JoinAlliance,
+    LeaveAlliance,
+    MessageAlliance,
+    PlaceOrder,
+    ProposeAlliance,
+    SendMessage,
+    SuspendTrader,
+    Wait,
+)
+from mesa_llm.agents.trader import TraderAgent
+from mesa_llm.exchange import RejectedAction
+from mesa_llm.social import AllianceError
+
+if TYPE_CHECKING:
+    from mesa_llm.model import MarketModel
+
+
+class ActionResolver:
+    """Applies decisions to one model's world and records what became of every action."""
+
+    def __init__(self, model: MarketModel) -> None:
+        self.model = model
+
+    def _record(self, event_type: str, content: dict[str, Any], agent_id: int | None = None) -> None:
+        self.model._record(event_type, content, agent_id)
+
+    def resolve(self, decisions: list[tuple[TraderAgent, Decision | None]], step: int) -> None:
+        """Apply every agent's actions, agents in a seeded random order, each agent's in its order."""
+        order = self.model.rng.permutation(len(decisions))
+        for index in order.tolist():
+            agent, decision = decisions[index]
+            if decision is None:
+                continue
+            for invalid in decision.invalid:
+                self.reject(agent, invalid.tool_name, invalid.arguments, invalid.reason, step)
+            for action in decision.actions:
+                self.apply(agent, action, step)
+
+    def reject(self, agent: TraderAgent, kind: str, arguments: Any, reason: str, step: int) -> None:
+        entry = {"type": kind, "arguments": arguments, "reason": reason}
+        self._record("action_rejected", entry, agent.unique_id)
+        agent.rejections.append({**entry, "step": step})
+
+    def apply(self, agent: TraderAgent, action: ActionBase, step: int) -> None:
+        kind = action.tool_name
+        arguments = action.arguments()
+        if not agent.role.allows(kind):
+            self.reject(agent, kind, arguments, f"role {agent.role.value!r} may not {kind}", step)
+            return
+        try:
+            if isinstance(action, PlaceOrder):
+                if not self.model.scenario.market.call_market:
+                    raise RejectedAction("this scenario has no call market: trade by negotiation")
+                order = self.model.exchange.place_order(agent.unique_id, agent.role, action, step)
+                self._record("action", {"type": kind, "arguments": arguments}, agent.unique_id)
+                self._record(
+                    "order",
+                    {
+                        "order_id": order.order_id,
+                        "side": action.side,
+                        "good": order.good,
+                        "price": action.price,
+                        "quantity": order.quantity,
+                        "lifetime": order.lifetime.value,
+                    },
+                    agent.unique_id,
+                )
+            elif isinstance(action, CancelOrder):
+                cancelled = self.model.exchange.cancel_order(agent.unique_id, action.order_id)
+                self._record("action", {"type": kind, "arguments": arguments}, agent.unique_id)
+                self._record(
+                    "order_cancelled",
+                    {"order_id": cancelled.order_id, "remaining": cancelled.remaining},
+                    agent.unique_id,
+                )
+            elif isinstance(action, SendMessage):
+                recipient = self.model._by_id.get(action.recipient_id)
+                if recipient is None or recipient is agent:
+                    raise RejectedAction(f"no other agent with id {action.recipient_id}")
+                self._record("action", {"type": kind, "arguments": arguments}, agent.unique_id)
+                self.send(agent, [recipient], action.text, "direct", step)
+            elif isinstance(action, Broadcast):
+                self._record("action", {"type": kind, "arguments": arguments}, agent.unique_id)
+                others = [a for a in self.model.traders if a is not agent]
+                self.send(agent, others, action.text, "broadcast", step)
+            elif isinstance(action, Wait):
+                self._record("action", {"type": kind, "arguments": arguments}, agent.unique_id)
+            elif isinstance(action, ForwardMessage):
+                self._forward(agent, action, step)
+            elif isinstance(action, ProposeAlliance | JoinAlliance | LeaveAlliance | MessageAlliance):
+                self._alliance_action(agent, action, step)
+            elif isinstance(action, FlagViolation | ImposeFine | SuspendTrader):
+                self._regulate(agent, action, step)
+            elif self.model.desk is not None and self.model.desk.handles(action):
+                for event_type, content, agent_id in self.model.desk.act(agent.unique_id, action, step):
+                    if event_type == "action":
+                        self._record("action", {"type": kind, "arguments": arguments}, agent.unique_id)
+                    else:
+                        self._record(event_type, content, agent_id)
+            else:
+                raise RejectedAction(f"action {kind!r} is not available in this scenario")
+        except RejectedAction as exc:
+            self.reject(agent, kind, arguments, exc.reason, step)
+
+    def _forward(self, agent: TraderAgent, action: ForwardMessage, step: int) -> None:
+        if not self.model.scenario.social.gossip:
+            raise RejectedAction("forwarding messages is not allowed in this scenario")
+        unknown = [r for r in action.recipient_ids if r not in self.model._by_id or r == agent.unique_id]
+        if unknown:
+            raise RejectedAction(f"no other agent with id {unknown[0]}")
+        try:
+            message = self.model.mailbox.forward(
+                agent.unique_id, agent.name, action.message_id, action.recipient_ids, step, comment=action.comment
+            )
+        except (KeyError, ValueError) as exc:
+            raise RejectedAction(str(exc).strip("'\"")) from None
+        self._record("action", {"type": action.tool_name, "arguments": action.arguments()}, agent.unique_id)
+        self._record("message", message.record(), agent.unique_id)
+
+    def _alliance_action(self, agent: TraderAgent, action: ActionBase, step: int) -> None:
+        if not self.model.scenario.social.alliances:
+            raise RejectedAction("alliances are not allowed in this scenario")
+        me = agent.unique_id
+        try:
+            if isinstance(action, ProposeAlliance):
+                unknown = [i for i in action.invitee_ids if i not in self.model._by_id or i == me]
+                if unknown:
+                    raise RejectedAction(f"no other agent with id {unknown[0]}")
+                events = self.model.alliances.propose(me, action.name, action.invitee_ids, step)
+            elif isinstance(action, JoinAlliance):
+                events = self.model.alliances.join(me, action.name, step)
+            elif isinstance(action, LeaveAlliance):
+                events = self.model.alliances.leave(me, action.name, step)
+            else:
+                assert isinstance(action, MessageAlliance)
+                if me not in self.model.alliances.members(action.name):
+                    raise RejectedAction(f"you are not a member of {action.name!r}")
+                members = [self.model._by_id[i] for i in sorted(self.model.alliances.members(action.name)) if i != me]
+                self._record("action", {"type": action.tool_name, "arguments": action.arguments()}, me)
+                if members:
+                    self.send(agent, members, action.text, self.model.alliances.channel(action.name), step)
+                return
+        except AllianceError as exc:
+            raise RejectedAction(str(exc)) from None
+        self._record("action", {"type": action.tool_name, "arguments": action.arguments()}, me)
+        for event in events:
+            self._record("alliance", event, event.get("agent_id"))
+
+    def _regulate(self, agent: TraderAgent, action: ActionBase, step: int) -> None:
+        target_id = getattr(action, "agent_id", None)
+        target = self.model._by_id.get(target_id) if target_id is not None else None
+        if target is None:
+            raise RejectedAction(f"no agent with id {target_id}")
+        reason = getattr(action, "reason", "")
+        content: dict[str, Any] = {"type": action.tool_name, "target_id": target.unique_id, "reason": reason}
+        if isinstance(action, FlagViolation):
+            content["reputation"] = self.model.reputation.flagged(target.unique_id, step)
+        elif isinstance(action, ImposeFine):
+            paid = self.model.rules.fine(self.model.exchange.ledger, target.unique_id, self.model.money.round_to_tick(action.amount))
+            if paid <= 0:
+                raise RejectedAction(f"agent {target.unique_id} has no free cash to pay a fine")
+            content["amount"] = self.model.money.to_units(paid)
+            content["requested"] = action.amount
+            content["reputation"] = self.model.reputation.fined(target.unique_id, step)
+        else:
+            assert isinstance(action, SuspendTrader)
+            until = step + action.steps
+            self.model.rules.suspend(target.unique_id, until)
+            cancelled = self.model.exchange.cancel_all(target.unique_id)
+            content["until_step"] = until
+            content["orders_cancelled"] = [o.order_id for o in cancelled]
+        self._record("action", {"type": action.tool_name, "arguments": action.arguments()}, agent.unique_id)
+        self._record("regulator_action", content, agent.unique_id)
+
+    def send(self, sender: TraderAgent, recipients: list[TraderAgent], text: str, channel: str, step: int) -> None:
+        ids = [r.unique_id for r in recipients]
+        if channel == "broadcast":
+            message = self.model.mailbox.broadcast(sender.unique_id, sender.name, ids, text, step)
+        else:
+            message = self.model.mailbox.send(sender.unique_id, sender.name, ids, text, channel, step)
+        self._record("message", message.record(), sender.unique_id)
