@@ -20,18 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import mesa
-import numpy as np
 
 from mesa_llm.actions import (
     Decision,
 )
 from mesa_llm.agents.llm_policy import LLMPolicy
-from mesa_llm.agents.observation import GoodSnapshot, MarketSnapshot
-from mesa_llm.agents.persona import Persona
 from mesa_llm.agents.policies import PolicyRegistry, default_policy_registry
 from mesa_llm.agents.roles import Role
-from mesa_llm.agents.trader import PrivateValues, TraderAgent
-from mesa_llm.desk import NegotiationDesk
+from mesa_llm.agents.trader import TraderAgent
 from mesa_llm.economics import (
     CompetitiveEquilibrium,
     allocative_efficiency,
@@ -40,28 +36,21 @@ from mesa_llm.economics import (
 from mesa_llm.exchange import Clearing, Exchange
 from mesa_llm.llm import ChatModel
 from mesa_llm.llm_wiring import AsyncBridge, LLMWiring, resolve_llm_models
-from mesa_llm.market import Money, Order
-from mesa_llm.negotiation import Contract, LinearAdditiveUtility, price_utility
+from mesa_llm.market import Money
+from mesa_llm.negotiation import Contract
+from mesa_llm.observer import Observer
+from mesa_llm.populations import PopulationBuilder
 from mesa_llm.recording import SimulationRecorder
 from mesa_llm.regulation import MarketRules
 from mesa_llm.resolver import ActionResolver
 from mesa_llm.run_summary import RunSummary, smith_alpha, versions
 from mesa_llm.scenario import (
-    Choice,
-    Constant,
     Endow,
-    Normal,
-    PopulationSpec,
     ScenarioSpec,
     SetParams,
     ShiftPrivate,
-    Uniform,
 )
 from mesa_llm.social import AllianceRegistry, Mailbox, Reputation
-
-_NEGOTIATION_TOOLS = frozenset(
-    {"make_offer", "accept_offer", "reject_offer", "end_negotiation", "call_for_proposals", "bid", "propose_settlement"}
-)
 
 
 class AgentDecisionError(RuntimeError):
@@ -135,6 +124,7 @@ class MarketModel(mesa.Model):
             max_orders_per_step=scenario.market.max_orders_per_step,
             price_history=scenario.market.price_history,
         )
+        self.observer = Observer(self)
         self.traders: list[TraderAgent] = []
         self.populations: dict[str, list[TraderAgent]] = {}
         self.initial_cash: dict[int, int] = {}
@@ -147,8 +137,9 @@ class MarketModel(mesa.Model):
         self.usage = self.llm.usage
         self.stop_status: str | None = None
         self._async: AsyncBridge | None = None
+        self.builder = PopulationBuilder(self)
         for population in scenario.populations:
-            self._add_population(population)
+            self.builder.add_population(population)
         self.equilibria = self._equilibria()
         #: equilibrium at the start of the run
         self.initial_equilibria = self.equilibria
@@ -163,7 +154,6 @@ class MarketModel(mesa.Model):
         self.trade_prices: dict[str, list[int]] = {g: [] for g in self.exchange.goods}
         self.stop_reason: str | None = None
         self.contract_units: dict[str, int] = {}
-        self._plain_tool_cache: dict[Role, tuple[str, ...]] = {}
         self.mailbox = Mailbox()
         self.alliances = AllianceRegistry()
         rep = scenario.social.reputation
@@ -176,7 +166,7 @@ class MarketModel(mesa.Model):
         )
         for agent in self.traders:
             self.reputation.register(agent.unique_id)
-        self.desk = self._build_desk()
+        self.desk = self.builder.build_desk()
         self.resolver = ActionResolver(self)
         self._social_active = bool(
             self.desk is not None
@@ -212,151 +202,6 @@ class MarketModel(mesa.Model):
 
     # ------------------------------------------------------------------ construction
 
-    def _draw(self, source: Any, n: int) -> list[float]:
-        """Draw ``n`` numbers from a scenario value source with the model's generator."""
-        rng = self.rng
-        if isinstance(source, int | float):
-            return [float(source)] * n
-        if isinstance(source, list):
-            if len(source) != n:
-                # an explicit schedule fixes the number of units
-                return [float(x) for x in source]
-            return [float(x) for x in source]
-        if isinstance(source, Constant):
-            return [source.value] * n
-        if isinstance(source, Uniform):
-            return rng.uniform(source.low, source.high, size=n).tolist()
-        if isinstance(source, Normal):
-            draws = rng.normal(source.mean, source.sd, size=n)
-            if source.min is not None or source.max is not None:
-                draws = np.clip(draws, source.min, source.max)
-            return draws.tolist()
-        if isinstance(source, Choice):
-            return [float(x) for x in rng.choice(np.asarray(source.options), size=n)]
-        raise TypeError(f"unsupported value source {source!r}")
-
-    def _ticks(self, amounts: list[float]) -> list[int]:
-        round_to_tick = self.money.round_to_tick
-        return [max(round_to_tick(a), 0) for a in amounts]
-
-    def _add_population(self, spec: PopulationSpec) -> None:
-        label = spec.label
-        members: list[TraderAgent] = []
-        cash = self.money.round_to_tick(spec.endowment.cash)
-        credit = self.money.round_to_tick(spec.credit_limit)
-        model_name = self.resolved_models.get(label)
-        policy_name = spec.policy_name
-        if spec.wants_llm and model_name is None:
-            policy_name = spec.fallback_policy
-            self.notices.append(
-                f"population {label!r}: no LLM model configured (--model, the scenario's llm.model "
-                f"or MESA_LLM_MODEL): using the built-in {policy_name!r} policy"
-            )
-        for i in range(spec.count):
-            private: dict[str, PrivateValues] = {}
-            for good, ps in spec.private.items():
-                pv = PrivateValues()
-                if ps.values is not None:
-                    pv.values = sorted(self._ticks(self._draw(ps.values, ps.units)), reverse=True)
-                if ps.costs is not None:
-                    pv.costs = sorted(self._ticks(self._draw(ps.costs, ps.units)))
-                if ps.fundamental is not None:
-                    pv.fundamental = self._ticks(self._draw(ps.fundamental, 1))[0]
-                private[good] = pv
-            persona = Persona(
-                name=f"{label}_{i}" if spec.count > 1 else label,
-                role=spec.role,
-                policy=policy_name,
-                population=label,
-                goal=spec.goal,
-                style=spec.style,
-                backstory=spec.backstory,
-                model=model_name if policy_name == "llm" else None,
-            )
-            policy = self.policy_registry.create(
-                policy_name, spec.params if policy_name == spec.policy_name else spec.fallback_params
-            )
-            agent = TraderAgent(
-                self,
-                persona=persona,
-                policy=policy,
-                private=private,
-                recent_trades=self.scenario.market.recent_trades,
-                units_shown=self.scenario.market.private_units_shown,
-                messages_shown=self.scenario.market.messages_shown,
-            )
-            holdings = {g: 0 for g in self.exchange.goods}
-            holdings.update(spec.endowment.holdings)
-            self.exchange.open_account(
-                agent.unique_id, cash, holdings, credit_limit=credit, short_limit=spec.short_limit
-            )
-            self.initial_cash[agent.unique_id] = cash
-            if isinstance(policy, LLMPolicy):
-                assert model_name is not None
-                policy.bind(self.llm.context(persona, spec.templates, model_name, self._market_rules_view()))
-            members.append(agent)
-            self.traders.append(agent)
-        self.populations[label] = members
-
-    def _build_desk(self) -> NegotiationDesk | None:
-        """The negotiation desk, when the scenario has negotiations, auctions or utilities."""
-        settings = self.scenario.negotiation
-        uses_utilities = any(p.utilities for p in self.scenario.populations)
-        if not (settings.spaces or settings.sessions or settings.open_sessions or uses_utilities):
-            return None
-        desk = NegotiationDesk(
-            settings,
-            self.money,
-            self.exchange.ledger,
-            self.rules,
-            self.reputation,
-            roles={a.unique_id: a.role for a in self.traders},
-            unit_value=self._next_unit_value,
-        )
-        for spec in self.scenario.populations:
-            for space_name, uspec in spec.utilities.items():
-                for agent in self.populations[spec.label]:
-                    utility = self._utility(desk, space_name, uspec)
-                    desk.set_utility(agent.unique_id, space_name, utility)
-                    agent.utilities[space_name] = utility
-        return desk
-
-    def _utility(self, desk: NegotiationDesk, space_name: str, uspec: Any) -> LinearAdditiveUtility:
-        """An agent's private utility over a space; a ``reservation_price`` is drawn per agent."""
-        space = desk.spaces[space_name]
-        reservation = uspec.reservation if uspec.reservation is not None else 0.0
-        utility = LinearAdditiveUtility(
-            space, uspec.weights or {n: 1.0 for n in space.names}, uspec.preferences, reservation, uspec.discount
-        )
-        if uspec.reservation_price is not None and "price" in space.names:
-            price = self._draw(uspec.reservation_price, 1)[0]
-            buyer = uspec.preferences.get("price") == "decreasing"
-            if len(space.names) == 1:
-                return price_utility(space, buyer=buyer, reservation_price=price, discount=uspec.discount)
-            # several issues: the reservation is the price part of the utility at that price
-            issue = space.issue("price")
-            span = float(issue.high - issue.low) or 1.0  # type: ignore[union-attr]
-            share = (issue.high - price) / span if buyer else (price - issue.low) / span  # type: ignore[union-attr]
-            reservation = utility.weights["price"] * min(max(share, 0.0), 1.0)
-            utility = LinearAdditiveUtility(
-                space, utility.weights, uspec.preferences, reservation, uspec.discount
-            )
-        return utility
-
-    def _next_unit_value(self, agent_id: int, good: str) -> float | None:
-        """The agent's value (buyer) or cost (seller) of its next unit of ``good``, in currency units."""
-        agent = self._by_id[agent_id]
-        pv = agent.private.get(good)
-        if pv is None:
-            return None
-        if pv.values:
-            index = agent.units_bought.get(good, 0)
-            return self.money.to_units(pv.values[index]) if index < len(pv.values) else None
-        if pv.costs:
-            index = agent.units_sold.get(good, 0)
-            return self.money.to_units(pv.costs[index]) if index < len(pv.costs) else None
-        return None
-
     def _market_rules_view(self) -> dict[str, Any]:
         """Tick size and admissible price ranges, for LLM system prompts."""
         to_units = self.money.to_units
@@ -364,7 +209,7 @@ class MarketModel(mesa.Model):
             "tick_size": self.money.tick_size,
             "goods": [
                 {"name": name, "min_price": to_units(low), "max_price": to_units(high)}
-                for name, (low, high) in ((g, self._admissible(g)) for g in self.exchange.goods)
+                for name, (low, high) in ((g, self.observer.admissible(g)) for g in self.exchange.goods)
             ],
         }
 
@@ -530,7 +375,7 @@ class MarketModel(mesa.Model):
         self._open_sessions(step)
         self._deliver_messages()
         self.exchange.begin_step()
-        observations = self._observe(step)
+        observations = self.observer.observe(step)
         decisions = self._decide(observations)
         self.resolver.resolve(decisions, step)
         clearings = self.exchange.clear()
@@ -656,137 +501,6 @@ class MarketModel(mesa.Model):
                 agent.inbox.append(view)
                 seen.setdefault(message.message_id, {**view, "recipient_ids": list(message.recipient_ids)})
         self._last_messages = [seen[k] for k in sorted(seen)]
-
-    def _market_snapshot(self) -> MarketSnapshot:
-        to_units = self.money.to_units
-        goods = {}
-        for name, s in self.exchange.goods.items():
-            low, high = self._admissible(name)
-            goods[name] = GoodSnapshot(
-                good=name,
-                reference_price=to_units(s.reference_price),
-                min_price=to_units(low),
-                max_price=to_units(high),
-                last_price=to_units(s.last_price) if s.last_price is not None else None,
-                last_volume=s.last_volume,
-                price_low=to_units(s.price_low) if s.price_low is not None else None,
-                price_high=to_units(s.price_high) if s.price_high is not None else None,
-                excess_demand=s.excess_demand,
-                excess_supply=s.excess_supply,
-                price_history=[to_units(p) for p in s.history],
-            )
-        return MarketSnapshot(goods=goods)
-
-    def _admissible(self, good: str) -> tuple[int, int]:
-        """The good's admissible price range in ticks, narrowed by any price floor or cap."""
-        state = self.exchange.goods[good]
-        low = max(state.min_price, self.rules.price_floors.get(good, state.min_price))
-        high = min(state.max_price, self.rules.price_caps.get(good, state.max_price))
-        return low, max(high, low)
-
-    def _order_view(self, order: Order) -> dict[str, Any]:
-        return {
-            "order_id": order.order_id,
-            "good": order.good,
-            "side": "buy" if order.side > 0 else "sell",
-            "price": self.money.to_units(order.price),
-            "quantity": order.quantity,
-            "remaining": order.remaining,
-            "lifetime": order.lifetime.value,
-            "step": order.step,
-        }
-
-    def _available_actions(self, agent: TraderAgent, step: int) -> list[str]:
-        """The tools this agent may use now: its role's, narrowed by the state of the world."""
-        me = agent.unique_id
-        suspended = self.rules.is_suspended(me, step) if self.rules.suspended_until else False
-        social = self.scenario.social
-        if self.desk is None and not social.alliances and not suspended:
-            # the common case of a plain market: only two tools depend on the state
-            out = list(self._plain_tools(agent.role))
-            if "cancel_order" in out and not self.exchange.open_orders(me):
-                out.remove("cancel_order")
-            if "forward_message" in out and not self.mailbox.received(me):
-                out.remove("forward_message")
-            return out
-        desk_allowed = self.desk.available(me, agent.role) if self.desk is not None and not suspended else set()
-        out = []
-        for name in agent.role._names():
-            if name == "place_order":
-                ok = self.scenario.market.call_market and not suspended
-            elif name == "cancel_order":
-                ok = bool(self.exchange.open_orders(me))
-            elif name in _NEGOTIATION_TOOLS:
-                ok = name in desk_allowed
-            elif name == "forward_message":
-                ok = social.gossip and bool(self.mailbox.received(me))
-            elif name == "propose_alliance":
-                ok = social.alliances
-            elif name == "join_alliance":
-                ok = social.alliances and bool(self.alliances.invitations_of(me))
-            elif name in ("leave_alliance", "message_alliance"):
-                ok = social.alliances and bool(self.alliances.alliances_of(me))
-            else:
-                ok = True
-            if ok:
-                out.append(name)
-        return out
-
-    def _plain_tools(self, role: Role) -> tuple[str, ...]:
-        """A role's tools in a market without negotiations or alliances (cached per role)."""
-        cached = self._plain_tool_cache.get(role)
-        if cached is None:
-            skip = set(_NEGOTIATION_TOOLS) | {"propose_alliance", "join_alliance", "leave_alliance", "message_alliance"}
-            if not self.scenario.market.call_market:
-                skip.add("place_order")
-            if not self.scenario.social.gossip:
-                skip.add("forward_message")
-            cached = tuple(n for n in role.action_names() if n not in skip)
-            self._plain_tool_cache[role] = cached
-        return cached
-
-    def _observe(self, step: int) -> list[tuple[TraderAgent, Any]]:
-        market = self._market_snapshot()
-        ledger = self.exchange.ledger
-        record_obs = self.recorder is not None and self.scenario.recording.observations
-        reputation_shown = self.scenario.social.reputation_shown if self._social_active else 0
-        reputation_table = (
-            {str(k): v for k, v in self.reputation.table(limit=reputation_shown).items()} if reputation_shown else {}
-        )
-        surveillance = {
-            "messages": self._last_messages[-100:],
-            "trades": self._last_trades[-100:],
-            "rules": self.rules.view(),
-        }
-        out = []
-        for agent in self.traders:
-            open_orders = [self._order_view(o) for o in self.exchange.open_orders(agent.unique_id)]
-            obs = agent.observe(
-                step=step,
-                horizon=self.max_steps,
-                market=market,
-                ledger=ledger,
-                money=self.money,
-                open_orders=open_orders,
-            )
-            me = agent.unique_id
-            obs.available_actions = self._available_actions(agent, step)
-            if self.desk is not None:
-                obs.negotiations = self.desk.views(me, step)
-                obs.contracts = self.desk.contract_views(me)
-            if reputation_shown:
-                obs.reputation = reputation_table
-            if self.scenario.social.alliances:
-                obs.alliances = self.alliances.view(me)
-            if agent.role is Role.REGULATOR:
-                obs.surveillance = surveillance
-            if self.rules.is_suspended(me, step):
-                obs.suspended_until = self.rules.suspended_until[me]
-            if record_obs:
-                self._record("observation", obs.to_dict(), agent.unique_id)
-            agent.start_step()
-            out.append((agent, obs))
-        return out
 
     def _decide(self, observations: list[tuple[TraderAgent, Any]]) -> list[tuple[TraderAgent, Decision | None]]:
         """Every agent decides from its own observation; a failing policy loses only its own step.

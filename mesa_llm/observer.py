@@ -1,0 +1,163 @@
+"""Observation building: what every agent may see at the start of a step, and nothing more.
+
+Pure with respect to the world: it reads the exchange, ledger, desk, mailbox and rules and
+builds one Observation per agent (the public market snapshot is shared), including the tools the
+agent may use now (its role's, narrowed by the state: open orders, negotiations, alliances,
+suspension). Observations are recorded as they are built.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mesa_llm.agents.observation import GoodSnapshot, MarketSnapshot
+from mesa_llm.agents.roles import Role
+from mesa_llm.agents.trader import TraderAgent
+from mesa_llm.market import Order
+
+if TYPE_CHECKING:
+    from mesa_llm.model import MarketModel
+
+#: tools that only make sense inside (or to open) a negotiation or auction
+NEGOTIATION_TOOLS = frozenset(
+    {"make_offer", "accept_offer", "reject_offer", "end_negotiation", "call_for_proposals", "bid", "propose_settlement"}
+)
+
+
+class Observer:
+    """Builds the observations of one model's agents."""
+
+    def __init__(self, model: MarketModel) -> None:
+        self.model = model
+        self._plain_tool_cache: dict[Role, tuple[str, ...]] = {}
+
+    def _market_snapshot(self) -> MarketSnapshot:
+        to_units = self.model.money.to_units
+        goods = {}
+        for name, s in self.model.exchange.goods.items():
+            low, high = self.admissible(name)
+            goods[name] = GoodSnapshot(
+                good=name,
+                reference_price=to_units(s.reference_price),
+                min_price=to_units(low),
+                max_price=to_units(high),
+                last_price=to_units(s.last_price) if s.last_price is not None else None,
+                last_volume=s.last_volume,
+                price_low=to_units(s.price_low) if s.price_low is not None else None,
+                price_high=to_units(s.price_high) if s.price_high is not None else None,
+                excess_demand=s.excess_demand,
+                excess_supply=s.excess_supply,
+                price_history=[to_units(p) for p in s.history],
+            )
+        return MarketSnapshot(goods=goods)
+
+    def admissible(self, good: str) -> tuple[int, int]:
+        """The good's admissible price range in ticks, narrowed by any price floor or cap."""
+        state = self.model.exchange.goods[good]
+        low = max(state.min_price, self.model.rules.price_floors.get(good, state.min_price))
+        high = min(state.max_price, self.model.rules.price_caps.get(good, state.max_price))
+        return low, max(high, low)
+
+    def _order_view(self, order: Order) -> dict[str, Any]:
+        return {
+            "order_id": order.order_id,
+            "good": order.good,
+            "side": "buy" if order.side > 0 else "sell",
+            "price": self.model.money.to_units(order.price),
+            "quantity": order.quantity,
+            "remaining": order.remaining,
+            "lifetime": order.lifetime.value,
+            "step": order.step,
+        }
+
+    def available_actions(self, agent: TraderAgent, step: int) -> list[str]:
+        """The tools this agent may use now: its role's, narrowed by the state of the world."""
+        me = agent.unique_id
+        suspended = self.model.rules.is_suspended(me, step) if self.model.rules.suspended_until else False
+        social = self.model.scenario.social
+        if self.model.desk is None and not social.alliances and not suspended:
+            # the common case of a plain market: only two tools depend on the state
+            out = list(self._plain_tools(agent.role))
+            if "cancel_order" in out and not self.model.exchange.open_orders(me):
+                out.remove("cancel_order")
+            if "forward_message" in out and not self.model.mailbox.received(me):
+                out.remove("forward_message")
+            return out
+        desk_allowed = self.model.desk.available(me, agent.role) if self.model.desk is not None and not suspended else set()
+        out = []
+        for name in agent.role._names():
+            if name == "place_order":
+                ok = self.model.scenario.market.call_market and not suspended
+            elif name == "cancel_order":
+                ok = bool(self.model.exchange.open_orders(me))
+            elif name in NEGOTIATION_TOOLS:
+                ok = name in desk_allowed
+            elif name == "forward_message":
+                ok = social.gossip and bool(self.model.mailbox.received(me))
+            elif name == "propose_alliance":
+                ok = social.alliances
+            elif name == "join_alliance":
+                ok = social.alliances and bool(self.model.alliances.invitations_of(me))
+            elif name in ("leave_alliance", "message_alliance"):
+                ok = social.alliances and bool(self.model.alliances.alliances_of(me))
+            else:
+                ok = True
+            if ok:
+                out.append(name)
+        return out
+
+    def _plain_tools(self, role: Role) -> tuple[str, ...]:
+        """A role's tools in a market without negotiations or alliances (cached per role)."""
+        cached = self._plain_tool_cache.get(role)
+        if cached is None:
+            skip = set(NEGOTIATION_TOOLS) | {"propose_alliance", "join_alliance", "leave_alliance", "message_alliance"}
+            if not self.model.scenario.market.call_market:
+                skip.add("place_order")
+            if not self.model.scenario.social.gossip:
+                skip.add("forward_message")
+            cached = tuple(n for n in role.action_names() if n not in skip)
+            self._plain_tool_cache[role] = cached
+        return cached
+
+    def observe(self, step: int) -> list[tuple[TraderAgent, Any]]:
+        market = self._market_snapshot()
+        ledger = self.model.exchange.ledger
+        record_obs = self.model.recorder is not None and self.model.scenario.recording.observations
+        reputation_shown = self.model.scenario.social.reputation_shown if self.model._social_active else 0
+        reputation_table = (
+            {str(k): v for k, v in self.model.reputation.table(limit=reputation_shown).items()} if reputation_shown else {}
+        )
+        surveillance = {
+            "messages": self.model._last_messages[-100:],
+            "trades": self.model._last_trades[-100:],
+            "rules": self.model.rules.view(),
+        }
+        out = []
+        for agent in self.model.traders:
+            open_orders = [self._order_view(o) for o in self.model.exchange.open_orders(agent.unique_id)]
+            obs = agent.observe(
+                step=step,
+                horizon=self.model.max_steps,
+                market=market,
+                ledger=ledger,
+                money=self.model.money,
+                open_orders=open_orders,
+            )
+            me = agent.unique_id
+            obs.available_actions = self.available_actions(agent, step)
+            if self.model.desk is not None:
+                obs.negotiations = self.model.desk.views(me, step)
+                obs.contracts = self.model.desk.contract_views(me)
+            if reputation_shown:
+                obs.reputation = reputation_table
+            if self.model.scenario.social.alliances:
+                obs.alliances = self.model.alliances.view(me)
+            if agent.role is Role.REGULATOR:
+                obs.surveillance = surveillance
+            if self.model.rules.is_suspended(me, step):
+                obs.suspended_until = self.model.rules.suspended_until[me]
+            if record_obs:
+                self.model._record("observation", obs.to_dict(), agent.unique_id)
+            agent.start_step()
+            out.append((agent, obs))
+        return out
