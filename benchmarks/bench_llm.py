@@ -84,11 +84,8 @@ def latency(agents: int = 100, latency_s: float = 0.2, concurrency: int = 32) ->
     os.environ.setdefault("OPENAI_API_KEY", "sk-fake-benchmark-key")
     with FakeOpenAIServer(latency_s=latency_s) as server, tempfile.TemporaryDirectory() as out:
         spec = _spec(agents, 2, concurrency, api_base=server.base_url)
+        # building the model imports litellm and warms up its client code (not timed)
         model = MarketModel(spec, output_dir=out, llm_model="openai/fake-model")
-        # import litellm (2-3 s, once per process) outside the timed steps
-        from mesa_llm.llm.litellm_backend import _litellm
-
-        _litellm()
         times = []
         for _ in range(2):
             before = server.request_count

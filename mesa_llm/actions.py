@@ -308,6 +308,7 @@ class ActionRegistry:
 
     def __init__(self, classes: tuple[type[ActionBase], ...] = ACTION_CLASSES) -> None:
         self._classes: dict[str, type[ActionBase]] = {c.tool_name: c for c in classes}
+        self._schemas: dict[str, dict[str, Any]] = {}
 
     def names(self) -> list[str]:
         """Tool names, in registration order."""
@@ -315,8 +316,14 @@ class ActionRegistry:
 
     def tool_schemas(self, names: list[str] | None = None) -> list[dict[str, Any]]:
         """Tool definitions of the given actions (all when ``names`` is None)."""
-        chosen = self._classes if names is None else {n: self._classes[n] for n in names}
-        return [cls.tool_schema() for cls in chosen.values()]
+        chosen = list(self._classes) if names is None else names
+        out = []
+        for name in chosen:
+            schema = self._schemas.get(name)
+            if schema is None:  # building a JSON schema costs ~1 ms: once per tool, not per agent
+                schema = self._schemas[name] = self._classes[name].tool_schema()
+            out.append(schema)
+        return out
 
     def parse(self, tool_name: str, arguments: dict[str, Any]) -> ActionBase:
         """Validate a tool call into an action, or raise :class:`ActionValidationError`."""

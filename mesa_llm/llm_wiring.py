@@ -130,6 +130,7 @@ class LLMWiring:
                 input_cost_per_token=settings.input_cost_per_token,
                 output_cost_per_token=settings.output_cost_per_token,
             )
+            chat.warm_up()  # at model construction, not inside the first step
             self._chat_models[model_name] = chat
         return chat
 
