@@ -27,6 +27,7 @@ authorization headers in its own debug logs, and we do not turn those logs on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import json
 import logging
@@ -174,10 +175,8 @@ class LiteLLMChatModel:
         """Do the one-time work of a first call without calling anything: import litellm and the
         OpenAI SDK's resource modules (about 0.6 s that would otherwise land in the first step)."""
         _litellm()
-        try:
+        with contextlib.suppress(ImportError):  # litellm always brings the openai SDK
             importlib.import_module("openai.resources")
-        except ImportError:  # pragma: no cover - litellm always brings the openai SDK
-            pass
 
     def __repr__(self) -> str:  # never shows the key
         return f"LiteLLMChatModel(model={self.model!r}, api_base={self.api_base!r})"
