@@ -86,13 +86,15 @@ def latency(agents: int = 100, latency_s: float = 0.2, concurrency: int = 32) ->
         spec = _spec(agents, 2, concurrency, api_base=server.base_url)
         # building the model imports litellm and warms up its client code (not timed)
         model = MarketModel(spec, output_dir=out, llm_model="openai/fake-model")
-        times = []
-        for _ in range(2):
-            before = server.request_count
-            start = time.perf_counter()
-            model.step()
-            times.append((time.perf_counter() - start, server.request_count - before))
-        model.finish()
+        marks = [time.perf_counter()]
+        counts = [server.request_count]
+
+        def tick(step: int) -> None:
+            marks.append(time.perf_counter())
+            counts.append(server.request_count)
+
+        model.run(progress=tick)  # the real code path, as `mesa-llm run` uses it
+        times = [(marks[i + 1] - marks[i], counts[i + 1] - counts[i]) for i in range(2)]
         max_in_flight = server.max_in_flight
     (first, calls), (second, calls2) = times
     ideal = math.ceil(calls2 / concurrency) * latency_s

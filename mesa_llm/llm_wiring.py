@@ -103,6 +103,7 @@ class LLMWiring:
                 {**self.scenario.llm.templates, **templates}, self.scenario.source_dir, role
             )
             library = PromptLibrary(overrides)
+            library.preload(role)
             self._prompt_libraries[key] = library
         return library
 

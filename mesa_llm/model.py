@@ -637,6 +637,7 @@ class MarketModel(mesa.Model):
     def run(self, progress: Callable[[int], None] | None = None) -> RunSummary:
         """Run to the horizon (or until stopped), close the recording, and return the summary."""
         status = "completed"
+        gc.freeze()  # what model construction left alive (e.g. litellm's modules) needs no rescans
         try:
             while self.running and self.steps < self.max_steps:
                 self.step()

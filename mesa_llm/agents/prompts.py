@@ -120,6 +120,20 @@ class PromptLibrary:
         except jinja2.UndefinedError as exc:
             raise PromptError(f"prompt template {name}: {exc.message}") from None
 
+    def preload(self, role: str) -> None:
+        """Compile every template an agent of ``role`` renders (before the first step, not in it)."""
+        for pattern in LOGICAL_TEMPLATES.values():
+            name = pattern.format(role=role)
+            if name not in self._templates:
+                try:
+                    self._templates[name] = self.env.get_template(name)
+                except jinja2.TemplateNotFound:
+                    continue  # reported when (if ever) it is rendered
+                except jinja2.TemplateSyntaxError as exc:
+                    raise PromptError(
+                        f"prompt template {exc.filename or name}, line {exc.lineno}: {exc.message}"
+                    ) from None
+
     def source_hash(self, name: str) -> str:
         """SHA-256 of the source this library would use for template ``name``."""
         try:
