@@ -213,7 +213,7 @@ class NegotiationDesk:
             raise RejectedAction(f"no negotiation {session_id!r} of yours")
         return session
 
-    def _check_terms(self, session: NegotiationSession | None, good: str | None, terms: Mapping[str, Any]) -> None:
+    def _check_terms(self, good: str | None, terms: Mapping[str, Any]) -> None:
         price = terms.get("price")
         if price is None:
             return
@@ -243,9 +243,9 @@ class NegotiationDesk:
             session = self._session(agent_id, session_id)
             name, payload = _payload(action)
             if isinstance(action, MakeOffer | ProposeSettlement):
-                self._check_terms(session, session.good, action.terms)
+                self._check_terms(session.good, action.terms)
             if isinstance(action, Bid):
-                self._check_terms(session, session.good, {"price": action.price})
+                self._check_terms(session.good, {"price": action.price})
         name = action.tool_name
         try:
             events = session.handle(agent_id, name, payload, step)
@@ -269,7 +269,7 @@ class NegotiationDesk:
             buyer, seller = other, agent_id
         else:
             raise RejectedAction(f"agent {other} cannot trade with you ({mine.value} and {theirs.value})")
-        self._check_terms(None, good, action.terms)
+        self._check_terms(good, action.terms)
         space_name = self.settings.default_spaces[good]
         session = AlternatingOffers(
             self._new_id("N"), buyer_id=buyer, seller_id=seller, space=self.spaces[space_name],

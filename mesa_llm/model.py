@@ -53,10 +53,6 @@ from mesa_llm.scenario import (
 from mesa_llm.social import AllianceRegistry, Mailbox, Reputation
 
 
-class AgentDecisionError(RuntimeError):
-    """A policy raised while deciding; the agent's step is skipped and the failure recorded."""
-
-
 @dataclass(slots=True)
 class StepTotals:
     """Per-step aggregates used by the DataCollector and the run summary."""
@@ -238,11 +234,6 @@ class MarketModel(mesa.Model):
                 costs.extend(pv.costs[agent.units_sold.get(good, 0) :])
             out[good] = competitive_equilibrium(values, costs)
         return out
-
-    @property
-    def has_induced_values(self) -> bool:
-        """Whether any agent has induced values or costs (so efficiency is defined)."""
-        return any(eq.max_surplus > 0 for eq in self.equilibria.values())
 
     def _simulation_id(self) -> str:
         spec_json = json.dumps(self.scenario.model_dump(mode="json"), sort_keys=True)
@@ -698,6 +689,7 @@ class MarketModel(mesa.Model):
                 "ce_price": round(eq.price * self.money.tick_size, self.money.decimals + 1) if eq.price is not None else None,
                 "ce_quantity": eq.quantity,
                 "smith_alpha": smith_alpha(self.trade_prices[good], eq.price),
+                "contract_volume": self.contract_units.get(good, 0),
             }
         return RunSummary(
             scenario=self.scenario.name,

@@ -106,15 +106,26 @@ def _by_step(events: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
     return out
 
 
-def _first_difference(step: int, recorded: list[dict[str, Any]], replayed: list[dict[str, Any]]) -> Divergence | None:
+def _first_difference(
+    step: int, recorded: list[dict[str, Any]], replayed: list[dict[str, Any]]
+) -> Divergence | None:
     for i in range(max(len(recorded), len(replayed))):
         if i >= len(recorded):
             extra = replayed[i]
-            return Divergence(step, extra.get("agent_id"), str(extra.get("event_type")), None, "the replay produced an event the recording does not have")
+            return Divergence(
+                step,
+                extra.get("agent_id"),
+                str(extra.get("event_type")),
+                None,
+                "the replay produced an event the recording does not have",
+            )
         if i >= len(replayed):
             missing = recorded[i]
             return Divergence(
-                step, missing.get("agent_id"), str(missing.get("event_type")), missing.get("event_id"),
+                step,
+                missing.get("agent_id"),
+                str(missing.get("event_type")),
+                missing.get("event_id"),
                 "the recording has an event the replay did not produce",
             )
         a, b = _normalise(recorded[i]), _normalise(replayed[i])
@@ -126,7 +137,13 @@ def _first_difference(step: int, recorded: list[dict[str, Any]], replayed: list[
             else:
                 keys = sorted(k for k in set(a[2]) | set(b[2]) if a[2].get(k) != b[2].get(k))
                 detail = f"content differs in {', '.join(keys)}: recorded {_short(a[2], keys)}, replayed {_short(b[2], keys)}"
-            return Divergence(step, event.get("agent_id"), str(event.get("event_type")), event.get("event_id"), detail)
+            return Divergence(
+                step,
+                event.get("agent_id"),
+                str(event.get("event_type")),
+                event.get("event_id"),
+                detail,
+            )
     return None
 
 
@@ -199,7 +216,9 @@ def replay(
     # a replay stops where the recording stops (a run cut by a crash), but keeps its horizon
     target = horizon if fork else min(horizon, last_recorded)
     if until_step is not None and until_step > last_recorded:
-        raise ReplayError(f"{source}: cannot fork after step {until_step}: the recording has {last_recorded} complete steps")
+        raise ReplayError(
+            f"{source}: cannot fork after step {until_step}: the recording has {last_recorded} complete steps"
+        )
 
     replayer = ReplayChatModel(loaded.events, verify=verify, name="replay")
     holder: dict[str, MarketModel] = {}
@@ -217,30 +236,37 @@ def replay(
                 live_cache[key] = live_chat_model(agent_id, chosen)
             else:
                 live_cache[key] = holder["model"].chat_model_for(chosen)
-        return _Renamed(live_cache[key], chosen)
+        return live_cache[key]
 
-    chat = _ForkChatModel(replayer, until_step if fork else None, lambda: holder["model"].steps, live)
+    chat = _ForkChatModel(
+        replayer, until_step if fork else None, lambda: holder["model"].steps, live
+    )
     parent = {
         "recording": str(source),
-        "simulation_id": (loaded.events[0].get("event_id") or "").rsplit("_", 1)[0] if loaded.events else None,
+        "simulation_id": (loaded.events[0].get("event_id") or "").rsplit("_", 1)[0]
+        if loaded.events
+        else None,
         "kind": "fork" if fork else "replay",
         "fork_step": until_step if fork else None,
         "then_model": then_model,
         "agent_models": {str(k): v for k, v in (agent_models or {}).items()},
         "agent_policies": {str(k): v[0] for k, v in (agent_policies or {}).items()},
     }
-    model = MarketModel(
-        spec,
-        seed=int(header["seed"]),
-        steps=horizon,
-        output_dir=output_dir,
-        record=record,
-        run_name=f"{source.stem}_{'fork' if fork else 'replay'}",
-        llm_model=None,
-        chat_model=chat,
-        resolved_models=recorded_models,
-        parent=parent,
-    )
+    try:
+        model = MarketModel(
+            spec,
+            seed=int(header["seed"]),
+            steps=horizon,
+            output_dir=output_dir,
+            record=record,
+            run_name=f"{source.stem}_{'fork' if fork else 'replay'}",
+            llm_model=None,
+            chat_model=chat,
+            resolved_models=recorded_models,
+            parent=parent,
+        )
+    except ValueError as exc:  # e.g. a prompt override file that is gone since the recording
+        raise ReplayError(f"{source}: cannot rebuild the run: {exc}") from None
     holder["model"] = model
     notes = []
     recorded_prompts = (header.get("llm") or {}).get("prompts") or {}
@@ -255,7 +281,9 @@ def replay(
     if changed:
         notes.append(f"prompt templates changed since the recording: {', '.join(changed)}")
         if verify:
-            divergence = Divergence(0, None, "simulation_start", None, f"prompt templates changed: {', '.join(changed)}")
+            divergence = Divergence(
+                0, None, "simulation_start", None, f"prompt templates changed: {', '.join(changed)}"
+            )
     recorded_steps = _by_step(loaded.events)
     status = "completed"
     try:
@@ -272,7 +300,9 @@ def replay(
                     agent.policy = model.policy_registry.create(name, params)
             if replayer.divergences and verify:
                 first = replayer.divergences[0]
-                divergence = Divergence(step, first.agent_id, first.event_type, first.event_id, first.detail)
+                divergence = Divergence(
+                    step, first.agent_id, first.event_type, first.event_id, first.detail
+                )
                 status = "diverged"
                 break
             replaying = not fork or step <= (until_step or 0)
@@ -288,11 +318,18 @@ def replay(
             status = "replayed_to_cut"
         model.finish(model.stop_status or status)
     final_matches: bool | None = None
-    if not fork and divergence is None and model.steps == last_recorded and model.recording_path is not None:
+    if (
+        not fork
+        and divergence is None
+        and model.steps == last_recorded
+        and model.recording_path is not None
+    ):
         replayed_events = load_events(model.recording_path).events
         final_matches = _final_states(replayed_events) == _final_states(loaded.events)
         if not final_matches and verify:
-            divergence = Divergence(model.steps, None, "agent_state", None, "final balances differ from the recording")
+            divergence = Divergence(
+                model.steps, None, "agent_state", None, "final balances differ from the recording"
+            )
     return ReplayResult(
         source=source,
         model=model,
@@ -307,7 +344,9 @@ def replay(
     )
 
 
-def _switch_models(model: MarketModel, then_model: str | None, agent_models: Mapping[int, str]) -> None:
+def _switch_models(
+    model: MarketModel, then_model: str | None, agent_models: Mapping[int, str]
+) -> None:
     """From the fork on, LLM agents ask (and record) their new model."""
     from mesa_llm.agents.llm_policy import LLMPolicy
 
@@ -324,28 +363,11 @@ def _switch_models(model: MarketModel, then_model: str | None, agent_models: Map
         raise ReplayError(f"agent {unknown[0]} is not an LLM agent: give it a policy instead")
 
 
-class _Renamed:
-    """A live chat model that answers under the fork's model name (for requests and records)."""
-
-    def __init__(self, inner: ChatModel, name: str) -> None:
-        self.inner = inner
-        self.name = name
-
-    async def complete(self, request: ChatRequest) -> ChatResponse:
-        if request.model != self.name:
-            request = ChatRequest(
-                model=self.name,
-                messages=request.messages,
-                tools=request.tools,
-                tool_choice=request.tool_choice,
-                response_format=request.response_format,
-                temperature=request.temperature,
-                max_tokens=request.max_tokens,
-                seed=request.seed,
-                purpose=request.purpose,
-                agent_id=request.agent_id,
-            )
-        return await self.inner.complete(request)
-
-
-__all__ = ["Divergence", "RecordingError", "ReplayError", "ReplayResult", "load_for_replay", "replay"]
+__all__ = [
+    "Divergence",
+    "RecordingError",
+    "ReplayError",
+    "ReplayResult",
+    "load_for_replay",
+    "replay",
+]

@@ -246,6 +246,7 @@ def test_accept_settles_a_contract_through_the_ledger(tmp_path):
         model.reputation.score(buyer.unique_id) > 0.5
         and model.reputation.score(seller.unique_id) > 0.5
     )
+    assert model.summary().goods["car"]["contract_volume"] == 1
 
 
 def test_breach_pays_a_capped_penalty_and_never_goes_negative(tmp_path):

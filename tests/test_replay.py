@@ -194,3 +194,20 @@ def test_kill_9_mid_run_leaves_every_finished_step_loadable(tmp_path):
     # and the cut recording still replays up to where it stops
     result = replay(path, verify=True, output_dir=tmp_path / "replay")
     assert result.divergence is None and result.steps == loaded.complete_steps
+
+
+def test_replay_whose_prompt_override_is_gone_fails_clearly(tmp_path):
+    act = tmp_path / "my_act.j2"
+    act.write_text("{{ observation_text }}")
+    raw = load_scenario("llm_double_auction", overrides=["steps=1"]).model_dump(mode="json", exclude={"source_dir"})
+    raw["populations"][0]["templates"] = {"act": "my_act.j2"}
+    from tests.conftest import write_yaml
+
+    spec = load_scenario(write_yaml(tmp_path / "s.yaml", raw))
+    model = MarketModel(spec, output_dir=tmp_path / "orig", chat_model=ScriptedChatModel(sensible, name="scripted/x"))
+    model.run()
+    act.unlink()
+    with pytest.raises(ReplayError, match="my_act.j2"):
+        replay(model.recording_path, output_dir=tmp_path / "replay")
+    out = runner.invoke(app, ["replay", str(model.recording_path)], env={"COLUMNS": "300"})
+    assert out.exit_code != 0 and "my_act.j2" in out.output and "Traceback" not in out.output
