@@ -70,10 +70,10 @@ def run(
 ) -> None:
     """Run a scenario and write its recording."""
     from mesa_llm.model import MarketModel, resolve_llm_models
-    from mesa_llm.scenario import ScenarioError, load_scenario
+    from mesa_llm.scenario import ScenarioError
 
     try:
-        spec = load_scenario(scenario, overrides=list(set_ or []))
+        spec = _load_checked(scenario, list(set_ or []))
     except ScenarioError as exc:
         raise _fail(str(exc)) from None
     llm_updates = {
@@ -138,6 +138,19 @@ def run(
         sys.stdout.write(json.dumps(data) + "\n")
         return
     _print_summary(data)
+
+
+def _load_checked(name_or_path: str, overrides: list[str]) -> Any:
+    """Load and validate a scenario, then resolve, compile and render its prompt templates once
+    (with or without a model configured); ScenarioError naming the file on any problem."""
+    from mesa_llm.prompt_check import check_prompt_templates
+    from mesa_llm.scenario import ScenarioError, load_scenario, resolve_scenario_path
+
+    spec = load_scenario(name_or_path, overrides=overrides)
+    problems = check_prompt_templates(spec)
+    if problems:
+        raise ScenarioError(str(resolve_scenario_path(name_or_path)), problems)
+    return spec
 
 
 def _check_llm_access(models: list[str], api_base: str | None) -> str | None:
@@ -228,10 +241,10 @@ def validate(
     set_: Annotated[list[str] | None, typer.Option("--set", help="PATH=VALUE override.")] = None,
 ) -> None:
     """Check a scenario file: exit 0 when valid, else one clear message naming the file and field."""
-    from mesa_llm.scenario import ScenarioError, load_scenario
+    from mesa_llm.scenario import ScenarioError
 
     try:
-        spec = load_scenario(file, overrides=list(set_ or []))
+        spec = _load_checked(file, list(set_ or []))
     except ScenarioError as exc:
         raise _fail(str(exc)) from None
     agents = sum(p.count for p in spec.populations)

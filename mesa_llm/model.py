@@ -13,6 +13,7 @@ import asyncio
 import gc
 import hashlib
 import json
+import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,6 +46,7 @@ from mesa_llm.regulation import MarketRules
 from mesa_llm.resolver import ActionResolver
 from mesa_llm.run_summary import RunSummary, smith_alpha, versions
 from mesa_llm.scenario import (
+    SCENARIO_NAME_PATTERN,
     Endow,
     ScenarioSpec,
     SetParams,
@@ -187,6 +189,9 @@ class MarketModel(mesa.Model):
             },
         )
         self.recorder = recorder
+        if run_name is not None and not re.fullmatch(SCENARIO_NAME_PATTERN, run_name):
+            # the run name is the recording's file stem: it must not steer the file out of output_dir
+            raise ValueError(f"run_name {run_name[:80]!r}: use letters, digits, '_', '.' or '-' only")
         if self.recorder is None and record:
             self.recorder = SimulationRecorder(
                 self,

@@ -9,6 +9,7 @@ or another policy for some agents, into a new recording whose header names its p
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -259,7 +260,7 @@ def replay(
             steps=horizon,
             output_dir=output_dir,
             record=record,
-            run_name=f"{source.stem}_{'fork' if fork else 'replay'}",
+            run_name=_safe_stem(f"{source.stem}_{'fork' if fork else 'replay'}"),
             llm_model=None,
             chat_model=chat,
             resolved_models=recorded_models,
@@ -371,3 +372,9 @@ __all__ = [
     "load_for_replay",
     "replay",
 ]
+
+
+def _safe_stem(stem: str) -> str:
+    """A recording file stem made of safe characters only (the source may be named anything)."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "_", stem).lstrip("._-")[:64]
+    return cleaned or "recording"

@@ -10,10 +10,10 @@ be greater than 0``.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -30,6 +30,18 @@ from mesa_llm.agents.policies import (
 )
 from mesa_llm.agents.roles import Role
 from mesa_llm.resources import scenarios_dir
+from mesa_llm.safe_yaml import UnsafeYAMLError, decode_yaml_bytes, load_yaml
+
+#: names that end up in file names (scenarios) or in prompts (populations): no path separators,
+#: no leading dot, no control characters
+SCENARIO_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+POPULATION_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$"
+#: most agents one scenario may hold in all
+MAX_AGENTS = 1_000_000
+#: most persona files one include chain may pass through
+MAX_INCLUDE_DEPTH = 8
+#: largest scenario or persona file read
+MAX_FILE_BYTES = 4 * 1024 * 1024
 
 
 class ScenarioError(ValueError):
@@ -38,17 +50,17 @@ class ScenarioError(ValueError):
     def __init__(self, source: str, problems: list[str]) -> None:
         self.source = source
         self.problems = problems
+        # one line, whatever the number of problems: callers print it as the whole error
         if len(problems) == 1:
             message = f"{source}: {problems[0]}"
         else:
-            message = f"{source}: {len(problems)} problems:\n" + "\n".join(
-                f"  - {p}" for p in problems
-            )
-        super().__init__(message)
+            message = f"{source}: {len(problems)} problems: " + "; ".join(problems)
+        super().__init__(" ".join(message.split("\n")))
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN/inf are refused in every numeric field (the YAML loader refuses them too, for free-form params)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------- distributions
@@ -159,7 +171,7 @@ class PopulationSpec(_Strict):
     """
 
     name: str | None = Field(default=None, description="defaults to the role")
-    count: int = Field(ge=0, le=1_000_000)
+    count: int = Field(ge=0, le=MAX_AGENTS)
     role: Role
     policy: str | None = Field(default=None, description="defaults to the role's built-in policy")
     params: dict[str, Any] = Field(default_factory=dict)
@@ -178,6 +190,16 @@ class PopulationSpec(_Strict):
     endowment: EndowmentSpec = Field(default_factory=EndowmentSpec)
     credit_limit: float = Field(default=0.0, ge=0, description="cash may go this far below zero")
     short_limit: int = Field(default=0, ge=0, description="holdings may go this far below zero")
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str | None) -> str | None:
+        # population names appear in prompts and file names: no newlines, quotes or separators
+        if name is not None and not re.fullmatch(POPULATION_NAME_PATTERN, name):
+            raise ValueError(
+                f"{name[:80]!r}: use 1-64 letters, digits, spaces, '_', '.' or '-', starting with a letter or digit"
+            )
+        return name
 
     @property
     def label(self) -> str:
@@ -213,7 +235,7 @@ class PersonaSpec(PopulationSpec):
     """One named agent (a persona file): a population of one unless ``count`` says otherwise."""
 
     name: str = Field(min_length=1)
-    count: int = Field(default=1, ge=0, le=1_000_000)
+    count: int = Field(default=1, ge=0, le=MAX_AGENTS)
 
 
 class GoodSpec(_Strict):
@@ -424,11 +446,11 @@ TimelineEvent = Annotated[ShiftPrivate | Endow | SetParams, Field(discriminator=
 class ScenarioSpec(_Strict):
     """A complete, validated scenario."""
 
-    name: str = Field(min_length=1)
+    name: str = Field(description="also the recording's file name stem")
     description: str = ""
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, lt=2**63)
     steps: int = Field(ge=1, le=1_000_000)
-    tick_size: float = Field(default=0.01, gt=0, allow_inf_nan=False)
+    tick_size: float = Field(default=0.01, ge=1e-8, le=1e6)
     goods: list[GoodSpec] = Field(min_length=1)
     market: MarketSpec = Field(default_factory=MarketSpec)
     populations: list[PopulationSpec] = Field(min_length=1)
@@ -440,6 +462,16 @@ class ScenarioSpec(_Strict):
     social: SocialSettings = Field(default_factory=SocialSettings)
     #: folder of the scenario file (prompt overrides and includes are relative to it)
     source_dir: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str) -> str:
+        if not re.fullmatch(SCENARIO_NAME_PATTERN, name):
+            raise ValueError(
+                f"{name[:80]!r} cannot name a recording file: use 1-64 letters, digits, '_', '.' or '-', "
+                "starting with a letter or digit"
+            )
+        return name
 
     @field_validator("goods")
     @classmethod
@@ -541,12 +573,11 @@ def shipped_scenarios() -> dict[str, Path]:
 def scenario_summary(path: Path) -> str:
     """The one-line description of a scenario file (its ``description`` field's first line)."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        raw = _read_yaml_mapping(path)
+    except ScenarioError:
         return "(unreadable)"
-    if isinstance(raw, dict):
-        return str(raw.get("description", "")).strip().splitlines()[0] if raw.get("description") else ""
-    return ""
+    description = raw.get("description")
+    return str(description).strip().splitlines()[0] if description and str(description).strip() else ""
 
 
 def resolve_scenario_path(name_or_path: str | Path) -> Path:
@@ -554,7 +585,7 @@ def resolve_scenario_path(name_or_path: str | Path) -> Path:
     candidate = Path(name_or_path)
     if candidate.suffix in (".yaml", ".yml") or candidate.exists() or "/" in str(name_or_path):
         if not candidate.is_file():
-            raise ScenarioError(str(name_or_path), ["file not found"])
+            raise ScenarioError(str(name_or_path), ["file not found (or not a regular file)"])
         return candidate
     shipped = shipped_scenarios()
     if str(name_or_path) in shipped:
@@ -574,9 +605,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not parts:
         raise ValueError(f"--set {text!r}: empty path")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError as exc:
-        raise ValueError(f"--set {text!r}: value is not valid YAML ({exc})") from None
+        parsed = load_yaml(value) if value.strip() else ""
+    except UnsafeYAMLError as exc:
+        raise ValueError(f"--set {path.strip()}: {exc}") from None
     return parts, parsed
 
 
@@ -632,39 +663,72 @@ def load_scenario(
 
 
 def _read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """The mapping a YAML file holds, read through the safe loader (size, depth, aliases, duplicates, NaN)."""
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(source, [f"cannot read: {exc}"]) from None
+        if not path.is_file():
+            raise ScenarioError(source, ["not a regular file"])
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ScenarioError(source, [f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB ({size:,} bytes)"])
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ScenarioError(source, [f"cannot read: {exc.strerror or exc}"]) from None
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ScenarioError(source, [f"invalid YAML: {where}{problem}"]) from None
+        raw = load_yaml(decode_yaml_bytes(data))
+    except UnsafeYAMLError as exc:
+        raise ScenarioError(source, [str(exc)]) from None
     if not isinstance(raw, dict):
         raise ScenarioError(source, ["the file must hold a mapping of fields"])
     return raw
 
 
 def _expand_includes(raw: dict[str, Any], base: Path) -> None:
-    """Replace ``{include: persona.yaml, ...}`` population entries by the file's fields (+ overrides)."""
+    """Replace ``{include: persona.yaml, ...}`` population entries by the file's fields (+ overrides).
+
+    Includes are trusted no more than the scenario: each names a regular file inside the
+    scenario's folder (relative, no escape through ``..`` or symlinks); an included file may
+    include another, up to :data:`MAX_INCLUDE_DEPTH` files, and a cycle is an error.
+    """
     populations = raw.get("populations")
     if not isinstance(populations, list):
         return
+    root = base.resolve()
     for i, entry in enumerate(populations):
         if isinstance(entry, dict) and "include" in entry:
-            target = Path(str(entry["include"]))
-            if not target.is_absolute():
-                target = base / target
-            if not target.is_file():
-                raise ValueError(f"populations.{i}.include: file not found: {target}")
-            included = _read_yaml_mapping(target)
-            included.setdefault("count", 1)
-            merged = {**included, **{k: v for k, v in entry.items() if k != "include"}}
-            populations[i] = merged
+            populations[i] = _included(entry, root, f"populations.{i}", [])
+
+
+def _included(entry: dict[str, Any], root: Path, where: str, chain: list[Path]) -> dict[str, Any]:
+    target = confined_path(entry["include"], root, f"{where}.include")
+    if target in chain:
+        cycle = " -> ".join(p.name for p in [*chain, target])
+        raise ValueError(f"{where}.include: include cycle {cycle}")
+    if len(chain) >= MAX_INCLUDE_DEPTH:
+        raise ValueError(f"{where}.include: more than {MAX_INCLUDE_DEPTH} nested includes")
+    included = _read_yaml_mapping(target)
+    if "include" in included:
+        included = _included(included, root, f"{where} ({target.name})", [*chain, target])
+    included.setdefault("count", 1)
+    return {**included, **{k: v for k, v in entry.items() if k != "include"}}
+
+
+def confined_path(value: Any, root: Path, where: str) -> Path:
+    """The regular file ``value`` names relative to ``root``; ValueError if it is absolute, leaves
+    ``root`` (``..`` or a symlink), or is not a regular file (a folder, a device, missing)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{where}: expected a relative file path")
+    relative = Path(value)
+    if relative.is_absolute() or value.startswith("~"):
+        raise ValueError(f"{where}: {value!r} must be a path relative to the scenario's folder")
+    target = (root / relative).resolve()
+    if not target.is_relative_to(root):
+        raise ValueError(f"{where}: {value!r} leaves the scenario's folder")
+    if not target.is_file():
+        what = "a folder" if target.is_dir() else "not a regular file" if target.exists() else "file not found"
+        raise ValueError(f"{where}: {value!r}: {what}")
+    return target
 
 
 def load_persona(path: str | Path) -> PersonaSpec:
@@ -691,6 +755,8 @@ def validate_scenario(
     for i, pop in enumerate(spec.populations):
         if pop.model is not None and not pop.wants_llm:
             problems.append(f"populations.{i}.model: only LLM populations (policy: llm) take a model")
+        if pop.templates and not pop.wants_llm:
+            problems.append(f"populations.{i}.templates: only LLM populations (policy: llm) use prompt templates")
     for i, pop in enumerate(spec.populations):
         if pop.fallback is not None:
             if pop.fallback.policy not in registry or pop.fallback.policy == "llm":
@@ -735,9 +801,57 @@ def validate_scenario(
                 params_model.model_validate({**pop.params, **relevant})
             except ValidationError as exc:
                 problems.extend(_format_errors(exc, prefix=f"timeline.{i}.params"))
+    problems.extend(_size_problems(spec))
     if problems:
         raise ScenarioError(source, problems)
     return spec
+
+
+#: largest amount of money, in ticks, a price or an endowment may stand for (int64 with headroom,
+#: and exact as a float)
+MAX_TICKS = 10**15
+#: rough bytes per agent and per private unit (measured: ~5 KB and ~72 B after one step)
+_BYTES_PER_AGENT = 8 * 1024
+_BYTES_PER_UNIT = 96
+
+
+def _size_problems(spec: ScenarioSpec) -> list[str]:
+    """Bounds the schema alone cannot state: agents in all, money within int64 ticks, and an
+    estimate of memory (agents x private units) against what this machine has."""
+    problems = []
+    agents = sum(p.count for p in spec.populations)
+    if agents > MAX_AGENTS:
+        problems.append(f"populations: {agents:,} agents in all; at most {MAX_AGENTS:,}")
+    tick = spec.tick_size
+    for i, good in enumerate(spec.goods):
+        for name in ("reference_price", "min_price", "max_price"):
+            value = getattr(good, name)
+            if value is not None and value / tick > MAX_TICKS:
+                problems.append(f"goods.{i}.{name}: {value} is more than {MAX_TICKS:.0e} ticks of {tick}")
+    for i, pop in enumerate(spec.populations):
+        cash = pop.endowment.cash + pop.credit_limit
+        if cash / tick > MAX_TICKS:
+            problems.append(f"populations.{i}.endowment.cash: {cash} is more than {MAX_TICKS:.0e} ticks of {tick}")
+    units = sum(p.count * sum(s.units for s in p.private.values()) for p in spec.populations)
+    needed = agents * _BYTES_PER_AGENT + units * _BYTES_PER_UNIT
+    available = _usable_memory()
+    if available is not None and needed > available:
+        problems.append(
+            f"populations: {agents:,} agents with {units:,} private units need about "
+            f"{needed / 2**30:,.1f} GiB of memory; this machine has {available / 2**30:,.1f} GiB to give "
+            "(lower count or private.*.units)"
+        )
+    return problems
+
+
+def _usable_memory() -> int | None:
+    """Three quarters of this machine's physical memory (bytes), or None where it cannot be read."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.75)
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def _format_errors(exc: ValidationError, prefix: str = "") -> list[str]:
@@ -746,7 +860,7 @@ def _format_errors(exc: ValidationError, prefix: str = "") -> list[str]:
         # drop pydantic's union-member tags (e.g. 'uniform') from the path: users never write them
         loc = [str(p) for p in err["loc"] if not _is_union_tag(p)]
         path = ".".join(([prefix] if prefix else []) + loc) or "(top level)"
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
         problems.append(f"{path}: {msg}")

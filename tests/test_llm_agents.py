@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -370,7 +371,9 @@ def test_persona_yaml_include_and_load(tmp_path):
     assert persona.name == "cautious_buyer" and persona.role == "buyer" and persona.count == 1
     assert persona.private["widget"].values == [150.0, 120.0]
     raw = load_scenario("llm_double_auction").model_dump(mode="json", exclude={"source_dir"})
-    raw["populations"].append({"include": str(Path("scenarios/personas/cautious_buyer.yaml").resolve()), "style": "bold"})
+    (tmp_path / "personas").mkdir()
+    shutil.copy("scenarios/personas/cautious_buyer.yaml", tmp_path / "personas" / "cautious_buyer.yaml")
+    raw["populations"].append({"include": "personas/cautious_buyer.yaml", "style": "bold"})
     raw["steps"] = 2
     spec = load_scenario(write_yaml(tmp_path / "with_persona.yaml", raw))
     chat = ScriptedChatModel(sensible)

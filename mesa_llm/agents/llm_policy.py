@@ -142,6 +142,36 @@ class LLMPolicy(DecisionPolicy):
         except LLMError as err:
             return Decision(events=events, failure=str(err), fatal=err.fatal)
 
+    def render_prompts(self, observation: Observation) -> dict[str, str]:
+        """Render every prompt this agent can send for ``observation`` without calling the model
+        (``validate`` does this once per LLM population, so a template that fails to compile or
+        names a variable the context lacks is caught before a run); PromptError on the first failure."""
+        p: LLMParams = self.params  # type: ignore[assignment]
+        self._tool_names = [n for n in observation.available_actions if n in self._ctx().registry.names()] or list(
+            self._ctx().tool_names
+        )
+        memory = AgentMemory(max_events=p.memory_events)
+        memory.update(observation)
+        observation_text = self._render("observation.j2", obs=observation.to_dict())
+        memory_text = self._render("memory.j2", memory=memory.to_context())
+        sample_error = {"tool": "place_order", "arguments": '{"good": "?"}', "reason": "sample reason"}
+        return {
+            "system": self._system_message()["content"],
+            "observation": observation_text,
+            "memory": memory_text,
+            "plan": self._render("plan.j2", observation_text=observation_text, memory_text=memory_text),
+            "act": self._render(
+                "act.j2",
+                observation_text=observation_text,
+                memory_text=memory_text,
+                plan="sample plan",
+                max_actions=p.max_actions,
+                tool_mode=p.tool_mode,
+                tool_names=self._tool_names,
+            ),
+            "repair": self._render("repair.j2", errors=[sample_error], accepted=["wait"], tool_mode=p.tool_mode),
+        }
+
     # ------------------------------------------------------------------ plan
 
     async def _plan(

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mesa_llm.agents.observation import Observation
+from mesa_llm.agents.prompts import quoted
 
 
 @dataclass(slots=True)
@@ -64,7 +65,11 @@ class AgentMemory:
             self._note(f"step {last}: {rejection['type']} rejected: {rejection['reason']}")
         for message in observation.messages:
             self.messages_received += 1
-            self._note(f"step {message['step']}: {message['sender']} ({message['channel']}): {message['text']}")
+            # other agents' words stay quoted data in memory too (one escaped line, capped)
+            self._note(
+                f"step {message['step']}: agent {message['sender_id']} ({message['channel']}) wrote: "
+                f"{quoted(message['text'], limit=200)}"
+            )
 
     def set_plan(self, plan: str, step: int) -> None:
         """Remember the latest plan (shown until a new one is made)."""

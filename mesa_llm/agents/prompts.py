@@ -1,18 +1,26 @@
 """Prompt templates: Jinja files from the top-level ``prompts/`` folder, overridable per scenario and persona.
 
-Rendering uses ``StrictUndefined``: a template that names a variable the context lacks fails loudly
-instead of rendering an empty string. Every template a library can resolve has a SHA-256 of its
-source, recorded in the recording header so a replay can tell when prompts changed.
+Templates are untrusted input (they come with shared scenario files), so they render in Jinja's
+immutable sandbox (no attribute walks to Python internals, no mutation, bounded ranges and string
+repetition) and overrides resolve only to regular files inside the scenario's folder or the
+packaged ``prompts/``. Rendering uses ``StrictUndefined``: a template that names a variable the
+context lacks fails loudly instead of rendering an empty string. Every template a library can
+resolve has a SHA-256 of its source, recorded in the recording header so a replay can tell when
+prompts changed. Text other agents wrote goes through the ``quoted`` filter: one line, escaped,
+capped, in quotes, so it reads as data and never as the world's own text.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import operator
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from mesa_llm.resources import prompts_dir
 
@@ -28,8 +36,49 @@ LOGICAL_TEMPLATES: dict[str, str] = {
 }
 
 
+#: largest prompt template file read (bytes)
+MAX_TEMPLATE_BYTES = 256 * 1024
+#: longest string a template may build by repetition or concatenation
+MAX_TEMPLATE_STRING = 1_000_000
+#: longest text of another agent shown in a prompt (characters)
+MAX_QUOTED_CHARS = 500
+
+
 class PromptError(ValueError):
     """A template that is missing, does not compile, or needs a variable the context lacks."""
+
+
+def quoted(text: Any, limit: int = MAX_QUOTED_CHARS) -> str:
+    """Someone else's text as one quoted, escaped line: newlines and control characters escaped,
+    at most ``limit`` characters (then ``…`` and the original length), so it cannot pass for the
+    world's own lines of a prompt."""
+    value = str(text)
+    if len(value) > limit:
+        value = value[:limit] + f"… ({len(value):,} chars)"
+    return json.dumps(value, ensure_ascii=False)
+
+
+class _PromptSandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, plus a cap on strings and lists built by ``*`` and ``**`` (a
+    template must not be able to allocate gigabytes with ``'x' * 10**10``)."""
+
+    intercepted_binops = frozenset({"*", "**", "+"})
+
+    def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
+        if operator_name == "**":
+            if isinstance(right, int | float) and abs(right) > 64:
+                raise jinja2.sandbox.SecurityError("exponent too large in a prompt template")
+            return operator.pow(left, right)
+        if operator_name == "*":
+            for seq, times in ((left, right), (right, left)):
+                too_long = isinstance(seq, str | list | tuple) and isinstance(times, int) and len(seq) * times > MAX_TEMPLATE_STRING
+                if too_long:
+                    raise jinja2.sandbox.SecurityError("a prompt template built too long a value")
+            return operator.mul(left, right)
+        result = operator.add(left, right)
+        if isinstance(result, str | list | tuple) and len(result) > MAX_TEMPLATE_STRING:
+            raise jinja2.sandbox.SecurityError("a prompt template built too long a value")
+        return result
 
 
 class _OverrideLoader(jinja2.BaseLoader):
@@ -44,16 +93,33 @@ class _OverrideLoader(jinja2.BaseLoader):
         path = self.overrides.get(template)
         if path is None:
             raise jinja2.TemplateNotFound(template)
-        try:
-            source = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise PromptError(f"prompt override {template!r}: cannot read {path}: {exc}") from None
-        mtime = path.stat().st_mtime
-        return source, str(path), lambda: path.stat().st_mtime == mtime
+        return _read_template(path, template), str(path), lambda: True
 
 
-def resolve_overrides(overrides: Mapping[str, str | Path], base_dir: Path | None, role: str | None = None) -> dict[str, Path]:
-    """Map logical names (``act``, ``system``, ...) or file names to override files (relative to ``base_dir``)."""
+def _read_template(path: Path, name: str) -> str:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_TEMPLATE_BYTES + 1)
+    except OSError as exc:
+        raise PromptError(f"prompt override {name!r}: cannot read {path.name}: {exc.strerror or exc}") from None
+    if len(data) > MAX_TEMPLATE_BYTES:
+        raise PromptError(f"prompt override {name!r}: {path.name} is larger than {MAX_TEMPLATE_BYTES // 1024} KB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PromptError(f"prompt override {name!r}: {path.name} is not UTF-8 (byte offset {exc.start})") from None
+
+
+def resolve_overrides(
+    overrides: Mapping[str, str | Path], base_dir: Path | None, role: str | None = None
+) -> dict[str, Path]:
+    """Map logical names (``act``, ``system``, ...) or template file names to override files.
+
+    Override paths are relative to ``base_dir`` (the scenario's folder) and must stay inside it or
+    inside the packaged ``prompts/`` folder: absolute paths, ``..`` escapes, symlinks leading out,
+    folders and devices are refused with a :class:`PromptError` naming the override.
+    """
+    roots = [r.resolve() for r in ([base_dir] if base_dir is not None else []) + [prompts_dir()]]
     out: dict[str, Path] = {}
     for name, file in overrides.items():
         if name in LOGICAL_TEMPLATES:
@@ -65,13 +131,35 @@ def resolve_overrides(overrides: Mapping[str, str | Path], base_dir: Path | None
             target = pattern
         else:
             target = name if name.endswith(".j2") else f"{name}.j2"
-        path = Path(file)
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
-        if not path.is_file():
-            raise PromptError(f"prompt override {name!r}: file not found: {path}")
-        out[target] = path
+            if not _safe_template_name(target):
+                raise PromptError(
+                    f"prompt override {name!r}: not a template name (use one of {', '.join(LOGICAL_TEMPLATES)})"
+                )
+        out[target] = _confined(name, str(file), roots)
     return out
+
+
+def _safe_template_name(name: str) -> bool:
+    parts = name.split("/")
+    return all(p and p not in (".", "..") and p.replace("_", "").replace("-", "").replace(".", "").isalnum() for p in parts)
+
+
+def _confined(name: str, file: str, roots: list[Path]) -> Path:
+    """The override file, if it is a regular file inside one of ``roots`` (relative paths only)."""
+    raw = Path(file)
+    if raw.is_absolute() or file.startswith("~"):
+        raise PromptError(f"prompt override {name!r}: {file!r} must be relative to the scenario's folder")
+    for root in roots:
+        candidate = (root / raw).resolve()
+        if not candidate.is_relative_to(root):
+            continue
+        if candidate.is_file():
+            return candidate
+        if candidate.exists():
+            raise PromptError(f"prompt override {name!r}: {file!r} is not a regular file")
+    if all(not (root / raw).resolve().is_relative_to(root) for root in roots):
+        raise PromptError(f"prompt override {name!r}: {file!r} leaves the scenario's folder")
+    raise PromptError(f"prompt override {name!r}: file not found: {file}")
 
 
 class PromptLibrary:
@@ -87,7 +175,7 @@ class PromptLibrary:
         self._loader = jinja2.ChoiceLoader(
             [_OverrideLoader(self.overrides), jinja2.FileSystemLoader([str(p) for p in self.search_paths])]
         )
-        self.env = jinja2.Environment(
+        self.env = _PromptSandbox(
             loader=self._loader,
             undefined=jinja2.StrictUndefined,
             autoescape=False,
@@ -96,6 +184,7 @@ class PromptLibrary:
             keep_trailing_newline=False,
             auto_reload=False,
         )
+        self.env.filters["quoted"] = quoted
         self._templates: dict[str, jinja2.Template] = {}
 
     def with_overrides(self, overrides: Mapping[str, Path]) -> PromptLibrary:
@@ -113,12 +202,19 @@ class PromptLibrary:
             except jinja2.TemplateNotFound as exc:
                 raise PromptError(f"prompt template not found: {exc.name}") from None
             except jinja2.TemplateSyntaxError as exc:
-                raise PromptError(f"prompt template {exc.filename or name}, line {exc.lineno}: {exc.message}") from None
+                raise PromptError(f"prompt template {_short_name(exc.filename) or name}, line {exc.lineno}: {exc.message}") from None
             self._templates[name] = template
         try:
             return template.render(**context).strip()
         except jinja2.UndefinedError as exc:
             raise PromptError(f"prompt template {name}: {exc.message}") from None
+        except jinja2.sandbox.SecurityError as exc:
+            raise PromptError(f"prompt template {name}: refused by the sandbox: {exc}") from None
+        except jinja2.TemplateError as exc:
+            raise PromptError(f"prompt template {name}: {type(exc).__name__}: {exc}") from None
+        except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+            # a template's own expression failed (e.g. 1/0, a bad format string): say which
+            raise PromptError(f"prompt template {name}: {type(exc).__name__}: {exc}") from None
 
     def preload(self, role: str) -> None:
         """Compile every template an agent of ``role`` renders (before the first step, not in it)."""
@@ -131,7 +227,7 @@ class PromptLibrary:
                     continue  # reported when (if ever) it is rendered
                 except jinja2.TemplateSyntaxError as exc:
                     raise PromptError(
-                        f"prompt template {exc.filename or name}, line {exc.lineno}: {exc.message}"
+                        f"prompt template {_short_name(exc.filename) or name}, line {exc.lineno}: {exc.message}"
                     ) from None
 
     def source_hash(self, name: str) -> str:
@@ -146,3 +242,8 @@ class PromptLibrary:
         """Hashes of every template an agent of ``role`` renders (the recording header keeps them)."""
         names = [pattern.format(role=role) for pattern in LOGICAL_TEMPLATES.values()]
         return {name: self.source_hash(name) for name in names}
+
+
+def _short_name(filename: str | None) -> str | None:
+    """A template's file name without the host's folders (errors and recordings need no more)."""
+    return Path(filename).name if filename else None

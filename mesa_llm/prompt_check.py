@@ -1,0 +1,93 @@
+"""Checks a scenario's prompt templates before anything runs: resolve, compile and render once.
+
+A template override that is missing, leaves the scenario's folder, does not compile, names a
+variable the context lacks, or trips the sandbox must be reported by ``validate`` and ``run`` —
+whether or not a model is configured (without one, LLM populations fall back to rule-based
+policies and would never render their templates). The check builds a small copy of the scenario
+(at most two agents per population) whose LLM agents are wired to a chat model that is never
+called, and renders every prompt of one agent per LLM population against its first observation,
+enriched with a sample message, trade and rejection so every branch of the templates is reached.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mesa_llm.agents.llm_policy import LLMPolicy
+from mesa_llm.agents.prompts import PromptError
+from mesa_llm.llm import ChatRequest, ChatResponse, LLMError
+from mesa_llm.scenario import ScenarioSpec
+
+
+class _NeverCalled:
+    """A chat model for the check: rendering prompts must not reach any model."""
+
+    name = "template-check"
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        raise LLMError("the template check calls no model", model=self.name, kind="unknown")
+
+
+def needs_template_check(spec: ScenarioSpec) -> bool:
+    """Whether the scenario has LLM populations or prompt overrides to check."""
+    return bool(spec.llm.templates) or any(p.wants_llm or p.templates for p in spec.populations)
+
+
+def check_prompt_templates(spec: ScenarioSpec) -> list[str]:
+    """Problems with the scenario's prompt templates, one line each (empty when they all render)."""
+    if not needs_template_check(spec):
+        return []
+    from mesa_llm.model import MarketModel
+
+    small = spec.model_copy(
+        update={
+            "populations": [
+                p.model_copy(update={"count": min(max(p.count, 1), 2)}) if (p.wants_llm or p.templates) else
+                p.model_copy(update={"count": min(p.count, 2)})
+                for p in spec.populations
+            ]
+        }
+    )
+    small.source_dir = spec.source_dir
+    problems: list[str] = []
+    try:
+        model = MarketModel(small, record=False, chat_model=_NeverCalled())
+    except PromptError as exc:
+        return [str(exc)]
+    try:
+        for at_step in sorted({s.at_step for s in small.negotiation.sessions}):
+            model._open_sessions(at_step)  # show every session the scenario opens, whenever it opens
+        model.exchange.begin_step()
+        checked: set[str] = set()
+        for agent, observation in model.observer.observe(1):
+            if agent.population in checked or not isinstance(agent.policy, LLMPolicy):
+                continue
+            checked.add(agent.population)
+            _add_samples(observation, agent.unique_id)
+            try:
+                agent.policy.render_prompts(observation)
+            except PromptError as exc:
+                if not any(str(exc) in p for p in problems):  # the same template fails once
+                    problems.append(f"population {agent.population!r}: {exc}")
+    finally:
+        model.finish()
+    return problems
+
+
+def _add_samples(observation: Any, agent_id: int) -> None:
+    """A message, a trade and a rejection, so the templates' optional parts render too."""
+    good = next(iter(observation.market.to_dict()), "good")
+    observation.messages = [
+        {
+            "message_id": 0,
+            "sender_id": agent_id + 1,
+            "sender": "sample_sender",
+            "text": "a sample message\nwith a second line",
+            "channel": "direct",
+            "step": 0,
+        }
+    ]
+    observation.recent_trades = [{"step": 0, "good": good, "side": "buy", "price": 1.0, "quantity": 1}]
+    observation.rejections = [
+        {"type": "place_order", "arguments": {"good": good}, "reason": "a sample reason", "step": 0}
+    ]
