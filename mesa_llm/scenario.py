@@ -697,11 +697,12 @@ def _expand_includes(raw: dict[str, Any], base: Path) -> None:
     root = base.resolve()
     for i, entry in enumerate(populations):
         if isinstance(entry, dict) and "include" in entry:
-            populations[i] = _included(entry, root, f"populations.{i}", [])
+            populations[i] = _included(entry, root, root, f"populations.{i}", [])
 
 
-def _included(entry: dict[str, Any], root: Path, where: str, chain: list[Path]) -> dict[str, Any]:
-    target = confined_path(entry["include"], root, f"{where}.include")
+def _included(entry: dict[str, Any], base: Path, root: Path, where: str, chain: list[Path]) -> dict[str, Any]:
+    """The fields of the file ``entry`` includes (relative to ``base``, confined to ``root``)."""
+    target = confined_path(entry["include"], base, f"{where}.include", root=root)
     if target in chain:
         cycle = " -> ".join(p.name for p in [*chain, target])
         raise ValueError(f"{where}.include: include cycle {cycle}")
@@ -709,20 +710,22 @@ def _included(entry: dict[str, Any], root: Path, where: str, chain: list[Path]) 
         raise ValueError(f"{where}.include: more than {MAX_INCLUDE_DEPTH} nested includes")
     included = _read_yaml_mapping(target)
     if "include" in included:
-        included = _included(included, root, f"{where} ({target.name})", [*chain, target])
+        included = _included(included, target.parent, root, f"{where} ({target.name})", [*chain, target])
     included.setdefault("count", 1)
     return {**included, **{k: v for k, v in entry.items() if k != "include"}}
 
 
-def confined_path(value: Any, root: Path, where: str) -> Path:
-    """The regular file ``value`` names relative to ``root``; ValueError if it is absolute, leaves
-    ``root`` (``..`` or a symlink), or is not a regular file (a folder, a device, missing)."""
+def confined_path(value: Any, base: Path, where: str, root: Path | None = None) -> Path:
+    """The regular file ``value`` names relative to ``base``; ValueError if it is absolute, leaves
+    ``root`` (default ``base``; through ``..`` or a symlink), or is not a regular file (a folder, a
+    device, missing)."""
+    root = root if root is not None else base
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{where}: expected a relative file path")
     relative = Path(value)
     if relative.is_absolute() or value.startswith("~"):
         raise ValueError(f"{where}: {value!r} must be a path relative to the scenario's folder")
-    target = (root / relative).resolve()
+    target = (base / relative).resolve()
     if not target.is_relative_to(root):
         raise ValueError(f"{where}: {value!r} leaves the scenario's folder")
     if not target.is_file():

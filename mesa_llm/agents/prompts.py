@@ -149,15 +149,17 @@ def _confined(name: str, file: str, roots: list[Path]) -> Path:
     raw = Path(file)
     if raw.is_absolute() or file.startswith("~"):
         raise PromptError(f"prompt override {name!r}: {file!r} must be relative to the scenario's folder")
+    escaped = False
     for root in roots:
-        candidate = (root / raw).resolve()
+        candidate = (root / raw).resolve()  # follows symlinks: a link out of the folder escapes
         if not candidate.is_relative_to(root):
+            escaped = True
             continue
         if candidate.is_file():
             return candidate
         if candidate.exists():
             raise PromptError(f"prompt override {name!r}: {file!r} is not a regular file")
-    if all(not (root / raw).resolve().is_relative_to(root) for root in roots):
+    if escaped:
         raise PromptError(f"prompt override {name!r}: {file!r} leaves the scenario's folder")
     raise PromptError(f"prompt override {name!r}: file not found: {file}")
 
