@@ -295,9 +295,8 @@ class _LineSource:
             try:
                 out.append(decode_json(chunk, limit=None))
             except LineError as exc:
-                raise RecordingError(
-                    f"{self.path}: line {index + 1} has a corrupt content: {exc}"
-                ) from None
+                self.read_one(index)  # the whole line, for columns counted from its start
+                raise RecordingError(f"{self.path}: line {index + 1} is corrupt: {exc}") from None
         return out
 
     def read_one(self, index: int) -> Any:

@@ -65,8 +65,6 @@ _OPEN, _CLOSE = np.frombuffer(b"[{", dtype=np.uint8), np.frombuffer(b"]}", dtype
 def nesting_depth(raw: bytes) -> int:
     """How deep the JSON text `raw` nests arrays and objects (brackets inside strings ignored);
     linear time, no recursion. Any bytes are accepted (the count is then only indicative)."""
-    if raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:  # the common case: cannot be deeper
-        return raw.count(b"[") + raw.count(b"{")
     text = _STRING.sub(b"", _ESCAPE.sub(b"", raw))  # escapes first, so every quote left is real
     codes = np.frombuffer(text, dtype=np.uint8)
     delta = np.isin(codes, _OPEN).astype(np.int64) - np.isin(codes, _CLOSE)
@@ -94,7 +92,9 @@ def decode_json(raw: bytes, *, limit: int | None = MAX_LINE_BYTES) -> Any:
         raise LineError(
             f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})", cut=cut
         ) from None
-    depth = nesting_depth(raw)
+    # no deeper than its opening brackets: measured only when there are many (rare)
+    opens = raw.count(b"[") + raw.count(b"{")
+    depth = opens if opens <= MAX_DEPTH else nesting_depth(raw)
     if depth > MAX_DEPTH:
         raise LineError(f"JSON nested {depth} deep (at most {MAX_DEPTH})")
     try:
