@@ -192,6 +192,9 @@ def test_a_corrupt_large_content_found_by_a_table_is_a_recording_error(tmp_path:
     lines[call] = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
     path = tmp_path / "calls.jsonl"
     path.write_text("\n".join(lines) + "\n")
+    one = load_recording(path).events["content"].iloc[call]  # decoded alone, on first access
+    with pytest.raises(RecordingError, match=rf"line {call + 1}: llm_call\.usage"):
+        dict(one)
     rec = load_recording(path)
     with pytest.raises(
         RecordingError,
