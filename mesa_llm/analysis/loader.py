@@ -595,8 +595,11 @@ def _within_limits(
         starts = line_start[first : first + _CHUNK_LINES]
         base = int(starts[0])
         chunk = buffer[base : int(line_end[first : first + _CHUNK_LINES][-1]) + 1]
-        opens = (chunk == ord("[")) | (chunk == ord("{"))
-        counts = np.add.reduceat(opens.view(np.uint8), starts - base, dtype=np.int64)
+        opens = chunk == ord("[")
+        opens |= chunk == ord("{")
+        where = np.flatnonzero(opens)  # sorted: the count of a line is a difference of ranks
+        ends = line_end[first : first + _CHUNK_LINES] - base
+        counts = np.searchsorted(where, ends) - np.searchsorted(where, starts - base)
         for i in np.flatnonzero(counts > MAX_DEPTH).tolist():
             a, b = int(starts[i]), int(line_end[first + i])
             if nesting_depth(mm[a:b]) > MAX_DEPTH:
