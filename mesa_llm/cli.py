@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -31,7 +32,8 @@ def _err_console() -> Console:
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    _err_console().print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    # escaped: messages quote untrusted text (a recording's values) that may look like markup
+    _err_console().print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -348,27 +350,30 @@ def analyze(
     from mesa_llm.analysis.report import render_html, summary_table, write_csv
     from mesa_llm.recording import RecordingError
 
+    # The large contents (observations, LLM calls) are checked when a table first decodes them,
+    # so a corrupt one can surface while the metrics are computed: one line then too.
     try:
         rec = load_recording(recording)
+        if rec.warning:
+            _err_console().print(f"note: {rec.warning}", markup=False, highlight=False)
+        if as_json:
+            sys.stdout.write(json.dumps(summary_metrics(rec), default=str) + "\n")
+        else:
+            rows = summary_table(rec)
+            table = Table(title=f"{recording.name}")
+            table.add_column("metric")
+            table.add_column("value", justify="right")
+            for metric, value in rows:
+                table.add_row(metric, value)
+            Console(highlight=False).print(table)
+        if html is not None:
+            written = render_html(rec, html)
+            _err_console().print(f"report: {written}", markup=False, highlight=False)
+        if csv is not None:
+            files = write_csv(rec, csv)
+            _err_console().print(f"{len(files)} CSV files in {csv}", markup=False, highlight=False)
     except RecordingError as exc:
         raise _fail(str(exc)) from None
-    if rec.warning:
-        _err_console().print(f"note: {rec.warning}", markup=False, highlight=False)
-    if as_json:
-        sys.stdout.write(json.dumps(summary_metrics(rec), default=str) + "\n")
-    else:
-        table = Table(title=f"{recording.name}")
-        table.add_column("metric")
-        table.add_column("value", justify="right")
-        for metric, value in summary_table(rec):
-            table.add_row(metric, value)
-        Console(highlight=False).print(table)
-    if html is not None:
-        written = render_html(rec, html)
-        _err_console().print(f"report: {written}", markup=False, highlight=False)
-    if csv is not None:
-        files = write_csv(rec, csv)
-        _err_console().print(f"{len(files)} CSV files in {csv}", markup=False, highlight=False)
 
 
 @app.command()
@@ -383,13 +388,14 @@ def compare(
 
     try:
         rec_a, rec_b = load_recording(a), load_recording(b)
+        rows = compare_recordings(rec_a, rec_b)
     except RecordingError as exc:
         raise _fail(str(exc)) from None
     table = Table(title="A/B")
     table.add_column("metric")
     table.add_column(f"A: {a.name}", justify="right")
     table.add_column(f"B: {b.name}", justify="right")
-    for row in compare_recordings(rec_a, rec_b):
+    for row in rows:
         table.add_row(*row)
     Console(highlight=False).print(table)
 

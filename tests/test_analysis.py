@@ -324,12 +324,14 @@ def test_load_recordings_stacks_runs_with_their_run_id(tmp_path: Path) -> None:
 
 
 def test_a_changed_file_is_not_read_as_if_it_were_the_same(tmp_path: Path) -> None:
-    path = write_stream(tmp_path, header(MARKET_AGENTS), MARKET_EVENTS)
+    # LLM calls are large: their contents are read from the file on first use (others at load)
+    call = (1, "llm_call", {"model": "m", "usage": {"prompt_tokens": 1, "completion_tokens": 1}}, 1)
+    path = write_stream(tmp_path, header(MARKET_AGENTS), [*MARKET_EVENTS, call])
     rec = load_recording(path)
     with open(path, "a", encoding="utf-8") as f:
         f.write("\n")
     with pytest.raises(RecordingError, match="changed"):
-        rec.trades  # noqa: B018 - contents are read from the file on first use
+        rec.llm_calls  # noqa: B018 - contents are read from the file on first use
 
 
 # ----------------------------------------------------------------------------- market metrics

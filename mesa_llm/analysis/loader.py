@@ -18,6 +18,12 @@ Speed (a million events in a few seconds) comes from never handling events one b
 Since contents are read back from the file when first needed, the file must stay as it was while
 its `Recording` is in use (a changed file raises `RecordingError`).
 
+A recording is untrusted input, checked once where it is decoded (`mesa_llm.recording.schema`):
+the envelopes, line sizes, nesting depth and event order when it is loaded; the contents of every
+type when it is loaded, except the large observations and LLM calls, checked when they are
+decoded. A problem is a `RecordingError` naming the file and the line; a recording without its
+``simulation_start`` header, or empty, is one too.
+
 A stream that was cut (incomplete last line, no ``simulation_end``), that is not in the recorder's
 exact line format, or an export, is read by `mesa_llm.recording.load_events` instead, so a cut run
 loads with the same semantics (``truncated``, ``warning``, its unfinished step dropped).
@@ -43,6 +49,17 @@ import numpy as np
 import pandas as pd
 
 from mesa_llm.recording import LoadedRecording, RecordingError, load_events
+from mesa_llm.recording.schema import (
+    MAX_DEPTH,
+    MAX_INT,
+    MAX_LINE_BYTES,
+    LineError,
+    agent_ids,
+    content_problem,
+    contents_problem,
+    decode_json,
+    nesting_depth,
+)
 
 __all__ = [
     "LAZY_TYPES",
@@ -270,19 +287,17 @@ class _LineSource:
         loads = _json_loads()
         try:
             return cast(list[Any], loads(data))
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
-        if loads is not json.loads:  # e.g. an integer beyond 64 bits, which orjson refuses
-            with contextlib.suppress(ValueError):
-                return cast(list[Any], json.loads(data))
+        # One line at a time, with the limits (NaN, depth, UTF-8) and its line number when it fails.
+        out = []
         for chunk, index in zip(chunks, sel.tolist(), strict=True):
             try:
-                json.loads(chunk)
-            except ValueError as exc:
-                raise RecordingError(
-                    f"{self.path}: line {index + 1} has a corrupt content: {exc}"
-                ) from None
-        raise RecordingError(f"{self.path}: corrupt contents")  # pragma: no cover
+                out.append(decode_json(chunk, limit=None))
+            except LineError as exc:
+                self.read_one(index)  # the whole line, for columns counted from its start
+                raise RecordingError(f"{self.path}: line {index + 1} is corrupt: {exc}") from None
+        return out
 
     def read_one(self, index: int) -> Any:
         """Decoded content of one event."""
@@ -291,8 +306,8 @@ class _LineSource:
         with open(self.path, "rb") as f:
             line = os.pread(f.fileno(), int(self.line_end[index]) - start, start)
         try:
-            event = json.loads(line)
-        except ValueError as exc:
+            event = decode_json(line, limit=None)
+        except LineError as exc:
             raise RecordingError(f"{self.path}: line {index + 1} is corrupt: {exc}") from None
         return event.get("content") if isinstance(event, dict) else None
 
@@ -311,6 +326,24 @@ class _EventStore:
     contents: np.ndarray  # object: the decoded content, or None while not decoded
     source: _LineSource | None  # where undecoded contents are read from (streams only)
     decoded: set[str] = field(default_factory=set)
+    #: contents decoded from the file are checked against the schema (the reader checked the rest)
+    checked: bool = False
+    agents: frozenset[int] | None = None  # the header's agent ids, for the checks
+
+    def check(self, event_type: str, idx: np.ndarray, values: list[Any]) -> None:
+        """Raise `RecordingError` at the first content of `values` (events `idx`) that does not
+        fit the schema; the header's agents are remembered for the checks of later types."""
+        if not self.checked:
+            return
+        if len(values) == 1:
+            problem = content_problem(event_type, values[0], self.agents)
+            found = None if problem is None else (0, problem)
+        else:
+            found = contents_problem(event_type, values, self.agents)
+        if found is not None:
+            raise RecordingError(f"{self.path}: line {int(idx[found[0]]) + 1}: {found[1]}")
+        if event_type == "simulation_start" and values:
+            self.agents = agent_ids(values[0])
 
     def __len__(self) -> int:
         return len(self.step)
@@ -331,7 +364,9 @@ class _EventStore:
             name = self.type_names[int(self.type_codes[index])]
             if name in LAZY_TYPES:
                 assert self.source is not None
-                value = _as_content(self.source.read_one(index))
+                raw = self.source.read_one(index)
+                self.check(name, np.asarray([index]), [raw])
+                value = _as_content(raw)
                 self.contents[index] = value
             else:
                 self.contents_of(name)
@@ -347,6 +382,7 @@ class _EventStore:
                 if len(missing):
                     with _gc_paused():
                         values = self.source.read_many(missing)
+                        self.check(event_type, missing, values)
                         self.contents[missing] = np.fromiter(
                             map(_as_content, values), dtype=object, count=len(values)
                         )
@@ -507,18 +543,25 @@ def _store_from_stream(path: Path) -> _EventStore | None:
             content_start = line_start + _LINE_FIXED_BYTES + np.concatenate(env.lengths)
             if not _bytes_at(buffer, content_start - 10, b'"content":').all():
                 return None
+            if not _within_limits(mm, buffer, line_start, line_end, content_start):
+                return None
         finally:
             del buffer  # the mmap cannot close while a numpy view of it is alive
     names = [t.decode("utf-8") for t in sorted(env.type_code, key=env.type_code.__getitem__)]
     if "simulation_end" not in names:
         return None  # a cut run: the reader drops its unfinished step
+    steps = np.concatenate(env.steps)
+    agents = np.concatenate(env.agents)
+    codes = np.concatenate(env.codes)
+    if not _in_order(steps, agents, codes, names):
+        return None
     return _EventStore(
         path=path,
         event_id=np.concatenate(env.ids),
-        step=np.concatenate(env.steps),
-        agent_id=pd.arrays.IntegerArray(np.concatenate(env.agents), np.concatenate(env.missing)),
+        step=steps,
+        agent_id=pd.arrays.IntegerArray(agents, np.concatenate(env.missing)),
         timestamp=pd.DatetimeIndex(np.concatenate(env.stamps)).tz_localize("UTC"),
-        type_codes=np.concatenate(env.codes),
+        type_codes=codes,
         type_names=names,
         contents=np.full(n, None, dtype=object),
         source=_LineSource(
@@ -531,6 +574,57 @@ def _store_from_stream(path: Path) -> _EventStore | None:
             plain=plain,
         ),
     )
+
+
+def _within_limits(
+    mm: mmap.mmap,
+    buffer: np.ndarray,
+    line_start: np.ndarray,
+    line_end: np.ndarray,
+    content_start: np.ndarray,
+) -> bool:
+    """Every line within the size and depth limits, every content an object (else the reader
+    reads the file and names the line at fault)."""
+    if bool((line_end - line_start > MAX_LINE_BYTES).any()):
+        return False
+    if not bool((buffer[content_start] == ord("{")).all()):
+        return False
+    # A line has at most as many levels as opening brackets: count them per line, a chunk of
+    # lines at a time, and measure the depth of the few lines with more (headers, observations).
+    for first in range(0, len(line_start), _CHUNK_LINES):
+        starts = line_start[first : first + _CHUNK_LINES]
+        base = int(starts[0])
+        chunk = buffer[base : int(line_end[first : first + _CHUNK_LINES][-1]) + 1]
+        opens = chunk == ord("[")
+        opens |= chunk == ord("{")
+        where = np.flatnonzero(opens)  # sorted: the count of a line is a difference of ranks
+        ends = line_end[first : first + _CHUNK_LINES] - base
+        counts = np.searchsorted(where, ends) - np.searchsorted(where, starts - base)
+        for i in np.flatnonzero(counts > MAX_DEPTH).tolist():
+            a, b = int(starts[i]), int(line_end[first + i])
+            if nesting_depth(mm[a:b]) > MAX_DEPTH:
+                return False
+    return True
+
+
+def _in_order(steps: np.ndarray, agents: np.ndarray, codes: np.ndarray, names: list[str]) -> bool:
+    """The header first and once, steps from 0 never going back, one step_start per step, agent
+    ids within bounds (else the reader names the line at fault)."""
+    if names[int(codes[0])] != "simulation_start":
+        return False
+    if names.count("simulation_start") != 1:  # pragma: no cover - names are unique
+        return False
+    if int((codes == names.index("simulation_start")).sum()) != 1:
+        return False
+    if bool((steps < 0).any()) or bool((np.diff(steps) < 0).any()):
+        return False
+    if bool((np.abs(agents) > MAX_INT).any()):
+        return False
+    if "step_start" in names:
+        started = steps[codes == names.index("step_start")]
+        if bool((np.diff(started) <= 0).any()):
+            return False
+    return True
 
 
 def _store_from_events(path: Path, events: list[dict[str, Any]]) -> _EventStore:
@@ -915,11 +1009,24 @@ def load_recording(path: str | Path) -> Recording:
         if p.is_file() and not _is_export(p):
             try:
                 store = _store_from_stream(p)
-            except (OSError, ValueError):
+            except (OSError, ValueError, OverflowError):
                 store = None  # the reader says what is wrong
         if store is not None:
-            return Recording(p, store, complete_steps=_complete_steps(store))
+            store.checked = True
+            rec = Recording(p, store, complete_steps=_complete_steps(store))
+            # Check every content now but the large ones (checked when decoded): an analysis
+            # must not find a corrupt trade half-way through.
+            for name in store.type_names:
+                if name not in LAZY_TYPES:
+                    store.contents_of(name)
+            return rec
         loaded: LoadedRecording = load_events(p)
+        if loaded.header is None or loaded.events[0]["event_type"] != "simulation_start":
+            raise RecordingError(
+                f"{p}: line 1: no simulation_start header (the first event is "
+                f"{loaded.events[0]['event_type'] if loaded.events else 'missing'}): "
+                "not a run recording"
+            )
         return Recording(
             p,
             _store_from_events(p, loaded.events),

@@ -4,7 +4,10 @@
 (content of ``simulation_start``), and whether the run was cut. A stream cut by a crash is not an
 error: its incomplete last line and the events of its unfinished last step are dropped, so that
 every step returned is intact, and a warning says so. Corruption anywhere else is an error that
-names the file and the line. Pickle files are refused: loading one can execute code.
+names the file and the line: each event is checked, as it is decoded, against the field types of
+`mesa_llm.recording.schema` (lines of at most a few MB, nesting depth bounded, no NaN), events must
+come in step order, and a ``simulation_start`` header, when there is one, comes first. An empty
+file is an error. Pickle files are refused: loading one can execute code.
 """
 
 from __future__ import annotations
@@ -15,6 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from mesa_llm.recording.events import SIMULATION_END, SIMULATION_START, STEP_END, STEP_START
+from mesa_llm.recording.schema import (
+    MAX_LINE_BYTES,
+    LineError,
+    agent_ids,
+    content_problem,
+    decode_json,
+    envelope_problem,
+)
 
 __all__ = ["LoadedRecording", "RecordingError", "load_events"]
 
@@ -89,16 +100,34 @@ def load_events(path: str | Path) -> LoadedRecording:
     return _load_jsonl(p)
 
 
-def _event_problem(obj: Any) -> str | None:
-    """Say what makes `obj` not an event, or None if it is one."""
-    if not isinstance(obj, dict):
-        return f"expected a JSON object, got {type(obj).__name__}"
-    if not isinstance(obj.get("event_type"), str):
-        return "no 'event_type' string"
-    step = obj.get("step")
-    if not isinstance(step, int) or isinstance(step, bool):
-        return "no integer 'step'"
-    return None
+class _Order:
+    """Checks that events come as a recorder writes them: the header first and once, steps never
+    going back, one ``step_start`` per step; and the contents against the schema."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.step = 0
+        self.started = -1
+        self.agents: frozenset[int] | None = None
+
+    def problem(self, event: dict[str, Any]) -> str | None:
+        """What is wrong with the next event (its envelope is checked), or None."""
+        event_type, step = event["event_type"], event["step"]
+        event.setdefault("content", {})  # the readers' view of an event without content
+        self.count += 1
+        if event_type == SIMULATION_START and self.count > 1:
+            return "simulation_start is not the first event (two runs in one file?)"
+        if step < self.step:
+            return f"step {step} comes after step {self.step}: events out of order"
+        self.step = step
+        if event_type == STEP_START:
+            if step <= self.started:
+                return f"step_start of step {step} repeats or goes back"
+            self.started = step
+        problem = content_problem(event_type, event["content"], self.agents)
+        if problem is None and event_type == SIMULATION_START:
+            self.agents = agent_ids(event["content"])
+        return problem
 
 
 def _header(events: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -118,24 +147,40 @@ def _last_step_end(events: list[dict[str, Any]]) -> int | None:
 
 def _load_export(p: Path, jsonl_fallback: bool = False) -> LoadedRecording:
     try:
-        data = json.loads(p.read_bytes())
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise RecordingError(f"{p}: cannot be read: {exc}") from exc
+    if not raw.strip():
+        raise RecordingError(f"{p}: empty file: no recording in it")
+    try:
+        json.loads(raw)  # only for the position of a syntax error; the checked decode follows
     except json.JSONDecodeError as exc:
         if jsonl_fallback and exc.msg == "Extra data":  # JSON lines in a .json file
             return _load_jsonl(p)
         raise RecordingError(
             f"{p}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
-        ) from exc
-    except (OSError, ValueError) as exc:
-        raise RecordingError(f"{p}: cannot be read as a JSON recording: {exc}") from exc
+        ) from None
+    except (ValueError, RecursionError):
+        pass  # not UTF-8, or too deep: said below
+    try:
+        data = decode_json(raw, limit=None)
+    except LineError as exc:
+        raise RecordingError(f"{p}: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("events"), list):
         raise RecordingError(
             f"{p}: not a recording export (expected an object with an 'events' list)"
         )
     events: list[dict[str, Any]] = data["events"]
+    if not events:
+        raise RecordingError(f"{p}: the export holds no events")
+    order = _Order()
     for i, event in enumerate(events):
-        problem = _event_problem(event)
+        problem = envelope_problem(event)
         if problem is not None:
             raise RecordingError(f"{p}: events[{i}] is not an event: {problem}")
+        problem = order.problem(event)
+        if problem is not None:
+            raise RecordingError(f"{p}: events[{i}]: {problem}")
     metadata = data.get("metadata")
     if not isinstance(metadata, dict):
         metadata = None
@@ -157,12 +202,25 @@ def _load_export(p: Path, jsonl_fallback: bool = False) -> LoadedRecording:
     )
 
 
+def _lines(f: Any) -> Any:
+    """(line number, bytes) of every line, each read with a bound (a line longer than the limit
+    is returned cut to limit + 1 bytes without its newline, and the reader stops at it)."""
+    lineno = 0
+    while True:
+        raw = f.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        lineno += 1
+        yield lineno, raw
+
+
 def _load_jsonl(p: Path) -> LoadedRecording:
     events: list[dict[str, Any]] = []
-    bad_line: tuple[int, str] | None = None  # an unparsable line: an error unless it is the last
+    bad_line: tuple[int, str] | None = None  # a cut line: an error unless it is the last
+    order = _Order()
     try:
         with open(p, "rb") as f:
-            for lineno, raw in enumerate(f, 1):
+            for lineno, raw in _lines(f):
                 if not raw.strip():
                     continue
                 if bad_line is not None:
@@ -170,17 +228,29 @@ def _load_jsonl(p: Path) -> LoadedRecording:
                         f"{p}: line {bad_line[0]} is corrupt ({bad_line[1]}) and is not the last "
                         "line, so this is not a cut run"
                     )
+                if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                    raise RecordingError(
+                        f"{p}: line {lineno} is longer than {MAX_LINE_BYTES:,} bytes"
+                    )
                 try:
-                    obj = json.loads(raw)
-                except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+                    obj = decode_json(raw)
+                except LineError as exc:
+                    if not exc.cut:
+                        raise RecordingError(f"{p}: line {lineno} is corrupt: {exc}") from None
                     bad_line = (lineno, str(exc))
                     continue
-                problem = _event_problem(obj)
+                problem = envelope_problem(obj)
                 if problem is not None:
                     raise RecordingError(f"{p}: line {lineno} is not an event: {problem}")
+                problem = order.problem(obj)
+                if problem is not None:
+                    raise RecordingError(f"{p}: line {lineno}: {problem}")
                 events.append(obj)
     except OSError as exc:
         raise RecordingError(f"{p}: cannot be read: {exc}") from exc
+    if not events:
+        cause = "it holds no events" if bad_line is None else "its only line is cut"
+        raise RecordingError(f"{p}: empty recording: {cause}")
 
     has_end = any(event["event_type"] == SIMULATION_END for event in events)
     truncated = bad_line is not None or not has_end
