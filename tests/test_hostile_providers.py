@@ -157,15 +157,21 @@ def test_auth_and_not_found_stop_at_step_one_with_final_balances(tmp_path, statu
     _assert_final_states(events, step=1, status="failed")
 
 
-def test_a_provider_failing_every_call_stops_after_k_steps(tmp_path):
+def test_a_provider_failing_every_call_stops_after_k_steps_and_replays_the_same(tmp_path):
     with FakeOpenAIServer() as server:
         server.fail_always(status=500)
-        result = _run(["--steps", "6", "--api-base", server.base_url, "--out", str(tmp_path), "--max-failed-steps", "2", *FAST])
+        args = ["--steps", "6", "--api-base", server.base_url, "--max-failed-steps", "2", "--set", "llm.max_attempts=2"]
+        result = _run([*args, "--out", str(tmp_path)])
     assert result.exit_code == 1
     assert "run stopped at step 2: every LLM call of 2 consecutive steps failed" in result.stderr
-    assert "HTTP 500" in result.stderr and "efficiency" not in result.output
+    assert "HTTP 500" in result.stderr and "(after 2 attempts)" in result.stderr
+    assert "efficiency" not in result.output
     _, events = _recording(tmp_path)
     _assert_final_states(events, step=2, status="failed")
+    # the failed calls replay as recorded: same stop, same balances
+    replayed = runner.invoke(app, ["replay", str(next(tmp_path.glob("*.jsonl"))), "--verify", "--out", str(tmp_path / "replay")])
+    assert replayed.exit_code == 0, replayed.output
+    assert "replay: 2 steps" in replayed.stdout and "identical to the recording" in replayed.stdout
 
 
 def test_a_short_run_whose_every_call_failed_does_not_exit_0(tmp_path):
