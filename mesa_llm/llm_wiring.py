@@ -130,8 +130,8 @@ class LLMWiring:
         self.warnings: list[str] = []
         if self.api_base != settings.api_base:
             self.notices.append(
-                f"api_base credentials (user:password@) are not used, shown or recorded: calls go to "
-                f"{self.api_base} with the provider's API key (e.g. OPENAI_API_KEY)"
+                f"the login in api_base (before '@') is dropped: never sent, shown or recorded; calls go "
+                f"to {self.api_base} with the provider's API key (e.g. OPENAI_API_KEY)"
             )
         self._check_prices()
         self.step_timeout = settings.step_timeout
