@@ -69,8 +69,16 @@ def run(
     max_tokens: Annotated[
         int | None, typer.Option("--max-tokens", min=1, help="Stop the run once LLM calls used more tokens.")
     ] = None,
+    step_timeout: Annotated[
+        float | None,
+        typer.Option("--step-timeout", min=0.001, help="Seconds a step's LLM calls may take; later calls fail."),
+    ] = None,
+    max_failed_steps: Annotated[
+        int | None,
+        typer.Option("--max-failed-steps", min=0, help="Stop after this many steps whose every LLM call failed."),
+    ] = None,
 ) -> None:
-    """Run a scenario and write its recording."""
+    """Run a scenario and write its recording (exit 1 if it stopped on a failure)."""
     from mesa_llm.model import MarketModel, resolve_llm_models
     from mesa_llm.scenario import ScenarioError
 
@@ -85,15 +93,21 @@ def run(
             ("concurrency", concurrency),
             ("max_cost_usd", max_cost_usd),
             ("max_tokens", max_tokens),
+            ("step_timeout", step_timeout),
+            ("max_failed_steps", max_failed_steps),
         )
         if value is not None
     }
     if llm_updates:
         spec.llm = spec.llm.model_copy(update=llm_updates)
+    from mesa_llm.llm.secrets import Redactor
+
+    # every message this command prints goes through it: no key or api_base password on the terminal
+    scrub = Redactor.for_provider(None, spec.llm.api_base)
     models = sorted({m for m in resolve_llm_models(spec, model_name).values() if m})
     problem = _check_llm_access(models, spec.llm.api_base)
     if problem is not None:
-        raise _fail(problem)
+        raise _fail(scrub(problem))
     try:
         model = MarketModel(
             spec,
@@ -105,10 +119,12 @@ def run(
             llm_model=model_name,
         )
     except ValueError as exc:  # e.g. a prompt override that is missing or does not compile
-        raise _fail(f"{spec.name}: {exc}") from None
+        raise _fail(scrub(f"{spec.name}: {exc}")) from None
     console = _err_console()
     for notice in model.notices:
         console.print(f"note: {notice}", highlight=False, markup=False)
+    for warning in model.llm.warnings:
+        console.print(f"warning: {warning}", highlight=False, markup=False)
     progress = Progress(
         TextColumn(f"[bold]{spec.name}[/] seed {model.seed_value}"),
         BarColumn(),
@@ -127,7 +143,7 @@ def run(
         raise _fail(f"interrupted; partial recording: {model.recording_path}", 130) from None
     except Exception as exc:  # an unexpected failure: say what, keep the recording that exists
         raise _fail(
-            f"run failed at step {model.steps}: {type(exc).__name__}: {exc}"
+            scrub(f"run failed at step {model.steps}: {type(exc).__name__}: {exc}")
             + (f" (recording so far: {model.recording_path})" if model.recording_path else ""),
             1,
         ) from None
@@ -135,7 +151,9 @@ def run(
     if model.stop_status == "failed":
         if as_json:
             sys.stdout.write(json.dumps(data) + "\n")
-        raise _fail(f"run stopped at step {model.steps}: {model.stop_reason} (recording: {data['recording']})", 1)
+        raise _fail(
+            scrub(f"run stopped at step {model.steps}: {model.stop_reason}") + f" (recording: {data['recording']})", 1
+        )
     if as_json:
         sys.stdout.write(json.dumps(data) + "\n")
         return

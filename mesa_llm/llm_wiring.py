@@ -1,5 +1,6 @@
 """How a model reaches its LLMs: which model each population uses, their chat models, prompts and
-accounting, and one event loop per run."""
+accounting, one event loop per run, and the provider guards (credentials out of the recording, a
+wall-clock bound per step, a stop when every call of several steps failed)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import json
 import os
 import threading
+import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,15 @@ from mesa_llm.actions import ActionRegistry
 from mesa_llm.agents.llm_policy import LLMContext, LLMPolicy
 from mesa_llm.agents.persona import Persona
 from mesa_llm.agents.prompts import PromptLibrary, resolve_overrides
-from mesa_llm.llm import ChatModel, ConcurrencyLimiter, UsageTracker
+from mesa_llm.llm import (
+    ChatModel,
+    ChatRequest,
+    ChatResponse,
+    ConcurrencyLimiter,
+    LLMError,
+    UsageTracker,
+)
+from mesa_llm.llm.secrets import strip_url_credentials
 from mesa_llm.scenario import ScenarioSpec
 
 
@@ -71,9 +81,27 @@ class AsyncBridge:
             self._thread.join(timeout=5)
             self._loop.close()
 
+class StepBoundChatModel:
+    """A chat model whose calls share their step's wall-clock bound and are counted per step.
+
+    A call still running when the step's time is up is cancelled and fails as a ``timeout``
+    :class:`LLMError` (recorded like any failed call); the step goes on without it.
+    """
+
+    def __init__(self, inner: ChatModel, wiring: LLMWiring) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self._wiring = wiring
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        """``inner.complete(request)``, bounded by what is left of the step's time."""
+        return await self._wiring.bounded_call(self.inner, request)
+
+
 class LLMWiring:
     """The LLM side of one run: chat models (one per model string, sharing a limiter), prompt
-    libraries (per role and override set), usage and budget, and the header and summary parts."""
+    libraries (per role and override set), usage and budget, the per-step guards, and the header
+    and summary parts."""
 
     def __init__(
         self,
@@ -94,6 +122,103 @@ class LLMWiring:
         self.action_registry = ActionRegistry()
         self._chat_models: dict[str, ChatModel] = {}
         self._prompt_libraries: dict[tuple[str, str], PromptLibrary] = {}
+        settings = scenario.llm
+        #: the server URL calls go to and records show: ``user:password@`` never leaves this object
+        self.api_base = strip_url_credentials(settings.api_base)
+        #: said once at the start (printed by the CLI, kept in the recording header)
+        self.notices: list[str] = []
+        self.warnings: list[str] = []
+        if self.api_base != settings.api_base:
+            self.notices.append(
+                f"the login in api_base (before '@') is dropped: never sent, shown or recorded; calls go "
+                f"to {self.api_base} with the provider's API key (e.g. OPENAI_API_KEY)"
+            )
+        self._check_prices()
+        self.step_timeout = settings.step_timeout
+        self.max_failed_steps = settings.max_failed_steps
+        self._deadline: float | None = None  # time.monotonic() at which the step's calls are cut
+        self._step_calls = 0
+        self._step_failures = 0
+        self._failed_steps = 0  # consecutive steps whose every LLM call failed
+        self._run_calls = 0
+        self._run_failures = 0
+        self._last_error: str | None = None
+
+    def _check_prices(self) -> None:
+        """Warn when a cost budget is set but litellm cannot price a model (its calls count $0)."""
+        settings = self.scenario.llm
+        if settings.max_cost_usd is None or self.injected is not None:
+            return
+        if settings.input_cost_per_token is not None or settings.output_cost_per_token is not None:
+            return
+        names = sorted({name for name in self.resolved_models.values() if name})
+        if not names:
+            return
+        from mesa_llm.llm.litellm_backend import has_price
+
+        unpriced = [name for name in names if not has_price(name)]
+        if unpriced:
+            self.warnings.append(
+                f"the cost budget (--max-cost-usd / llm.max_cost_usd = ${settings.max_cost_usd:g}) cannot "
+                f"stop this run: litellm has no price for {', '.join(map(repr, unpriced))}, so its calls "
+                "count $0; set llm.input_cost_per_token and llm.output_cost_per_token, or use --max-tokens"
+            )
+
+    # -- per-step guards ------------------------------------------------------------------------
+
+    def begin_step(self) -> None:
+        """Start the step's clock and counts (call before the agents decide)."""
+        self._deadline = time.monotonic() + self.step_timeout if self.step_timeout else None
+        self._step_calls = 0
+        self._step_failures = 0
+
+    async def bounded_call(self, inner: ChatModel, request: ChatRequest) -> ChatResponse:
+        """One call, cut when the step's time is up, and counted for the failed-steps guard."""
+        self._step_calls += 1
+        self._run_calls += 1
+        try:
+            if self._deadline is None:
+                return await inner.complete(request)
+            remaining = self._deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._step_timeout_error(request)
+            try:
+                async with asyncio.timeout(remaining) as scope:
+                    return await inner.complete(request)
+            except TimeoutError:
+                if scope.expired():
+                    raise self._step_timeout_error(request) from None
+                raise
+        except Exception as exc:
+            self._step_failures += 1
+            self._run_failures += 1
+            self._last_error = str(exc) or type(exc).__name__
+            raise
+
+    def _step_timeout_error(self, request: ChatRequest) -> LLMError:
+        return LLMError(
+            f"no answer within the step's time limit (llm.step_timeout = {self.step_timeout:g} s); "
+            "the call was cancelled",
+            model=request.model,
+            kind="timeout",
+        )
+
+    def end_step(self, final: bool) -> str | None:
+        """Why the run must stop now (every LLM call of ``max_failed_steps`` consecutive steps, or of
+        the whole run at its ``final`` step, failed), else None."""
+        self._deadline = None
+        if self._step_calls:
+            failed = self._step_failures == self._step_calls
+            self._failed_steps = self._failed_steps + 1 if failed else 0
+        last = f" (last error: {self._last_error})" if self._last_error else ""
+        if self.max_failed_steps and self._failed_steps >= self.max_failed_steps:
+            steps = "step" if self.max_failed_steps == 1 else f"{self.max_failed_steps} consecutive steps"
+            return f"every LLM call of {steps} failed{last}"
+        if final and self._run_calls and self._run_failures == self._run_calls:
+            return f"every LLM call of the run failed{last}"
+        return None
+
+    # -- chat models and prompts ----------------------------------------------------------------
 
     def prompts_for(self, role: str, templates: dict[str, str]) -> PromptLibrary:
         key = (role, json.dumps(templates, sort_keys=True))
@@ -123,7 +248,7 @@ class LLMWiring:
                 cache = DiskCache(Path(settings.cache))
             chat = LiteLLMChatModel(
                 model_name,
-                api_base=settings.api_base,
+                api_base=self.api_base,
                 timeout=settings.timeout,
                 max_attempts=settings.max_attempts,
                 limiter=self.limiter,
@@ -138,7 +263,7 @@ class LLMWiring:
     def context(self, persona: Persona, templates: dict[str, str], model_name: str, market: dict[str, Any]) -> LLMContext:
         """What an LLM agent's policy needs: its chat model, prompts, tools and accounting."""
         return LLMContext(
-            chat_model=self.chat_model_for(model_name),
+            chat_model=StepBoundChatModel(self.chat_model_for(model_name), self),
             model=model_name,
             prompts=self.prompts_for(persona.role.value, templates),
             persona=persona,
@@ -158,11 +283,22 @@ class LLMWiring:
             if a.population not in prompts:
                 prompts[a.population] = a.policy.context.prompts.template_hashes(a.role.value)
         return {
-            "settings": self.scenario.llm.model_dump(mode="json"),
+            "settings": self.public_settings(),
+            "warnings": list(self.warnings),
             "model_override": self.model_override,
             "models": {label: name for label, name in self.resolved_models.items() if name},
             "prompts": prompts,
         }
+
+    def public_settings(self) -> dict[str, Any]:
+        """The scenario's LLM settings as recorded: without URL credentials."""
+        return {**self.scenario.llm.model_dump(mode="json"), "api_base": self.api_base}
+
+    def public_spec(self) -> dict[str, Any]:
+        """The resolved scenario as recorded: without URL credentials."""
+        spec = self.scenario.model_dump(mode="json")
+        spec["llm"] = self.public_settings()
+        return spec
 
     def summary(self, llm_agents: list[Any]) -> dict[str, Any] | None:
         """The run summary's LLM part (None without LLM agents)."""

@@ -132,8 +132,10 @@ class MarketModel(mesa.Model):
             dict(resolved_models) if resolved_models is not None else resolve_llm_models(scenario, llm_model, chat_model)
         )
         self.llm = LLMWiring(scenario, self.resolved_models, llm_model, chat_model, seed=self.seed_value)
+        self.notices.extend(self.llm.notices)
         self.usage = self.llm.usage
         self.stop_status: str | None = None
+        self._states_step: int | None = None  # the step whose agent_state events were recorded last
         self._async: AsyncBridge | None = None
         self.builder = PopulationBuilder(self)
         for population in scenario.populations:
@@ -289,7 +291,7 @@ class MarketModel(mesa.Model):
             {
                 "scenario": {
                     "name": self.scenario.name,
-                    "spec": self.scenario.model_dump(mode="json"),
+                    "spec": self.llm.public_spec(),  # no api_base credentials
                     "source_dir": str(self.scenario.source_dir) if self.scenario.source_dir else None,
                 },
                 "parent": self.parent,
@@ -372,6 +374,7 @@ class MarketModel(mesa.Model):
         self._deliver_messages()
         self.exchange.begin_step()
         observations = self.observer.observe(step)
+        self.llm.begin_step()
         decisions = self._decide(observations)
         self.resolver.resolve(decisions, step)
         clearings = self.exchange.clear()
@@ -384,15 +387,24 @@ class MarketModel(mesa.Model):
         if self.check_invariants:
             self.exchange.ledger.check_invariants()
         self.datacollector.collect(self)
-        if self.scenario.recording.agent_states == "every_step" or step >= self.max_steps:
-            self._record_agent_states()
-        self._record(
-            "step_end", {"step": step, "trades": self.totals.trades, "volume": self.totals.volume}
-        )
         budget = self.usage.budget_exceeded()
         if budget is not None and self.stop_reason is None:
             self.stop_reason = budget
             self.stop_status = "budget_exceeded"
+        failing = self.llm.end_step(final=step >= self.max_steps)
+        if failing is not None and self.stop_reason is None:
+            self.stop_reason = failing
+            self.stop_status = "failed"
+        # the last step's balances, also when the run stops early, so the recording reconciles
+        if (
+            self.scenario.recording.agent_states == "every_step"
+            or step >= self.max_steps
+            or self.stop_reason is not None
+        ):
+            self._record_agent_states()
+        self._record(
+            "step_end", {"step": step, "trades": self.totals.trades, "volume": self.totals.volume}
+        )
         if self.stop_reason is not None:
             self.running = False
         if self.recorder is not None:
@@ -611,6 +623,7 @@ class MarketModel(mesa.Model):
     def _record_agent_states(self) -> None:
         if self.recorder is None:
             return
+        self._states_step = self.steps
         to_units = self.money.to_units
         for agent in self.traders:
             account = self.exchange.ledger.account(agent.unique_id)
@@ -666,6 +679,8 @@ class MarketModel(mesa.Model):
             self._async = None
         if self.recorder is None:
             return
+        if status in ("failed", "interrupted") and self._states_step != self.steps:
+            self._record_agent_states()  # a step cut by an exception: its balances as they stand
         if self.stop_reason:
             self._record("run_stopped", {"reason": self.stop_reason, "status": status})
         if self.llm_agents:

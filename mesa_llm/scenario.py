@@ -388,6 +388,12 @@ class LLMSettings(_Strict):
     max_attempts: int = Field(default=4, ge=1, le=20, description="attempts on transient errors")
     max_cost_usd: float | None = Field(default=None, gt=0, description="stop the run past this cost")
     max_tokens: int | None = Field(default=None, gt=0, description="stop the run past this many tokens")
+    step_timeout: float | None = Field(
+        default=300.0, gt=0, le=86_400, allow_inf_nan=False, description="seconds a step's LLM calls may take in all (None: no bound)"
+    )
+    max_failed_steps: int = Field(
+        default=3, ge=0, le=1_000_000, description="stop after this many steps whose every LLM call failed (0: never)"
+    )
     cache: str | None = Field(default=None, description="'memory' or a folder for a disk cache of answers")
     templates: dict[str, str] = Field(default_factory=dict, description="prompt overrides")
     structured_output_models: list[str] = Field(

@@ -7,7 +7,9 @@ request) so recorded cassettes are stable. Every request is served by its own th
 clients are not serialised (``latency_s`` sleeps per request, in that request's thread).
 
 Fault injection: ``server.enqueue_fault(status=500)`` makes the next request fail with that status;
-``enqueue_fault(status=None, delay_s=1.0)`` delays the next request and then answers normally.
+``enqueue_fault(status=None, delay_s=1.0)`` delays the next request and then answers normally;
+``fail_always(status=401)`` gives every later request (after the queued faults) that fault, until
+``fail_always(None)`` — a provider that is down, or never answers (``delay_s`` large).
 
 Usage::
 
@@ -287,6 +289,7 @@ class FakeOpenAIServer:
         self.in_flight = 0  # chat requests being answered right now
         self.max_in_flight = 0  # the most answered at once (shows clients were not serialised)
         self._faults: deque[Fault] = deque()
+        self._always: Fault | None = None
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
         self._server: _Server | None = None
@@ -353,12 +356,26 @@ class FakeOpenAIServer:
         with self._lock:
             self._faults.append(Fault(status, body, delay_s, dict(headers or {})))
 
+    def fail_always(
+        self,
+        status: int | None = 500,
+        body: dict[str, Any] | str | None = None,
+        delay_s: float = 0.0,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Give every chat request this fault (once the queued ones are used); ``fail_always(None)``
+        with no delay turns it off."""
+        with self._lock:
+            off = status is None and not delay_s and body is None
+            self._always = None if off else Fault(status, body, delay_s, dict(headers or {}))
+
     def reset(self) -> None:
         """Forget received requests and pending faults."""
         with self._lock:
             self.requests.clear()
             self.request_headers.clear()
             self._faults.clear()
+            self._always = None
             self.max_in_flight = self.in_flight
 
     # -- internals -------------------------------------------------------------------------------
@@ -369,7 +386,7 @@ class FakeOpenAIServer:
             self.request_headers.append(headers)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            return self._faults.popleft() if self._faults else None
+            return self._faults.popleft() if self._faults else self._always
 
     def _leave(self) -> None:
         with self._lock:

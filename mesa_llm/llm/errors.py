@@ -42,6 +42,7 @@ _SECRET_PATTERNS: Final = (
     re.compile(r"\bAIza[0-9A-Za-z_\-]{20,}"),  # Google API keys
     re.compile(r"(?i)\bbearer\s+\S+"),
     re.compile(r"(?i)\b((?:api[_-]?)?key|token)=([^&\s]+)"),
+    re.compile(r"(?<=://)[^/\s@]+(?=@)"),  # user:password@ in a URL
 )
 
 
@@ -265,6 +266,8 @@ def _kind_of(exc: BaseException, chain: list[BaseException]) -> tuple[str, bool]
     names = _mro_names(exc)
     status = _status_code(exc)
     chain_names: set[str] = set().union(*(_mro_names(link) for link in chain[1:]))
+    if status in (401, 403):  # whatever class an SDK picked (401 bodies often say "invalid_request")
+        return _kind_of_status(status)
     if "ContextWindowExceededError" in names:  # a BadRequestError subclass: test it first
         return "context_window", False
     if "ContentPolicyViolationError" in names:

@@ -20,8 +20,12 @@ in the environment switches litellm to httpx; cassettes match on method, path an
 they replay under either transport.
 
 Secrets: the API key is passed per call, never stored in litellm's globals, never part of
-``repr()``, records or error messages (:func:`mesa_llm.llm.errors.redact`); litellm masks
-authorization headers in its own debug logs, and we do not turn those logs on.
+``repr()``, records or error messages: every answer's text and every error message leaves the
+backend with the configured key's exact value blanked out, whatever its shape
+(:class:`mesa_llm.llm.secrets.Redactor`), so a provider echoing the key cannot leak it.
+``user:password@`` in ``api_base`` is dropped (never sent: the SDK authenticates with the key, and
+aiohttp refuses both at once; never recorded or shown). litellm masks authorization headers in its
+own debug logs, and we do not turn those logs on.
 """
 
 from __future__ import annotations
@@ -40,9 +44,10 @@ from contextlib import suppress
 from typing import Any, Final
 
 from mesa_llm.llm.cache import ResponseCache
-from mesa_llm.llm.errors import LLMError, redact
+from mesa_llm.llm.errors import LLMError, classify, redact
 from mesa_llm.llm.limits import ConcurrencyLimiter
 from mesa_llm.llm.retry import call_with_retries
+from mesa_llm.llm.secrets import Redactor, strip_url_credentials
 from mesa_llm.llm.types import ChatRequest, ChatResponse, ToolCall, Usage
 
 logger = logging.getLogger(__name__)
@@ -159,8 +164,9 @@ class LiteLLMChatModel:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
         self.name = model
         self.model = model
-        self.api_base = api_base
+        self.api_base = strip_url_credentials(api_base)
         self._api_key = api_key
+        self._redact = Redactor.for_provider(api_key, api_base)
         self.timeout = timeout
         self.max_attempts = max_attempts
         self.initial_wait = initial_wait
@@ -212,6 +218,17 @@ class LiteLLMChatModel:
         if api_key is not None:
             kwargs["api_key"] = api_key
         return kwargs
+
+    def _scrubbed(self, response: ChatResponse) -> ChatResponse:
+        """``response`` with the configured secrets blanked out of everything the provider wrote."""
+        redact_text = self._redact.values
+        if response.content:
+            response.content = redact_text(response.content)
+        for call in response.tool_calls:
+            call.arguments = redact_text(call.arguments)
+            call.name = redact_text(call.name)
+            call.id = redact_text(call.id)
+        return response
 
     def _cost(self, model: str, raw: Any, usage: Usage) -> float:
         if self.input_cost_per_token is not None or self.output_cost_per_token is not None:
@@ -272,10 +289,20 @@ class LiteLLMChatModel:
                     litellm.acompletion(**kwargs), self.timeout + TIMEOUT_MARGIN_S
                 )
                 latency = time.perf_counter() - started
-            return self._to_response(model, raw, latency)
+            return self._scrubbed(self._to_response(model, raw, latency))
+
+        async def scrubbed_attempt() -> ChatResponse:
+            # classified and scrubbed here, before the retry loop logs it or anyone records it
+            try:
+                return await attempt()
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a scrubbed LLMError
+                error = classify(exc, model)
+                error.message = self._redact(error.message)
+                error.args = (error.message,)
+                raise error from None
 
         response, attempts = await call_with_retries(
-            attempt,
+            scrubbed_attempt,
             model=model,
             max_attempts=self.max_attempts,
             initial_wait=self.initial_wait,
@@ -307,7 +334,7 @@ def missing_credentials(model: str, api_base: str | None, api_key: str | None = 
 
 async def check_server(api_base: str, timeout: float = 3.0) -> str | None:
     """None if something answers HTTP at ``api_base`` (any status), else a one-line reason."""
-    shown = redact(api_base)
+    shown = redact(strip_url_credentials(api_base) or "")
     parts = urllib.parse.urlsplit(api_base)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return f"invalid api_base {shown!r}: expected http(s)://host[:port]/path"
@@ -351,3 +378,12 @@ async def check_server(api_base: str, timeout: float = 3.0) -> str | None:
     if status_line.startswith(b"HTTP/"):
         return None
     return f"{prefix}: something listens there but does not speak HTTP"
+
+
+def has_price(model: str) -> bool:
+    """Whether litellm's bundled price map prices ``model`` (else its calls cost $0 to a budget)."""
+    try:
+        info = _litellm().get_model_info(model=model)
+    except Exception:  # litellm raises for models missing from its price map
+        return False
+    return bool(info.get("input_cost_per_token") or info.get("output_cost_per_token"))

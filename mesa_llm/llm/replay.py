@@ -86,11 +86,15 @@ class ReplayChatModel:
         error = content.get("error")
         if error:
             kind = content.get("error_kind") or "unknown"
+            attempts = int(content.get("attempts") or 1)
+            # the same text as recorded (str() adds the attempts back), so --verify sees no change
+            suffix = f" (after {attempts} attempts)"
+            message = str(error).removesuffix(suffix) if attempts > 1 else str(error)
             raise LLMError(
-                f"(replayed) {error}",
+                message,
                 model=content.get("model") or request.model,
                 kind=kind if kind in KINDS else "unknown",
-                attempts=int(content.get("attempts") or 1),
+                attempts=attempts,
             )
         response = content.get("response") or {}
         usage = content.get("usage") or {}
