@@ -16,6 +16,7 @@ from mesa_llm.agents.llm_policy import LLMContext, LLMPolicy
 from mesa_llm.agents.persona import Persona
 from mesa_llm.agents.prompts import PromptLibrary, resolve_overrides
 from mesa_llm.llm import ChatModel, ConcurrencyLimiter, UsageTracker
+from mesa_llm.llm.bounds import AnswerLimits
 from mesa_llm.scenario import ScenarioSpec
 
 
@@ -92,6 +93,12 @@ class LLMWiring:
         self.usage = UsageTracker(max_cost_usd=scenario.llm.max_cost_usd, max_tokens=scenario.llm.max_tokens)
         self.limiter = ConcurrencyLimiter(default_limit=scenario.llm.concurrency)
         self.action_registry = ActionRegistry()
+        settings = scenario.llm
+        self.limits = AnswerLimits(
+            max_tool_calls=settings.max_tool_calls,
+            max_argument_chars=settings.max_argument_chars,
+            max_answer_chars=settings.max_answer_chars,
+        )
         self._chat_models: dict[str, ChatModel] = {}
         self._prompt_libraries: dict[tuple[str, str], PromptLibrary] = {}
 
@@ -148,6 +155,7 @@ class LLMWiring:
             usage=self.usage,
             seed=self.seed,
             structured_output=model_name in self.scenario.llm.structured_output_models,
+            limits=self.limits,
         )
 
     def header(self, llm_agents: list[Any]) -> dict[str, Any]:
