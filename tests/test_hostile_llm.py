@@ -316,6 +316,18 @@ def test_negative_absurd_and_fractional_usage_are_not_counted():
     assert checked_usage(None, 7) == Usage(0, 7)
 
 
+def test_usage_a_backend_reports_is_checked_by_the_agent(tmp_path):
+    events = _one_llm_buyer(tmp_path, [tool_call_response("wait", {}, prompt_tokens=-1_000, completion_tokens=-1)])
+    (call,) = _llm_calls(events)
+    assert call["usage"] == {
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "invalid": "usage not counted: prompt_tokens is negative (-1,000)",
+    }
+    totals = next(e for e in events if e["event_type"] == "llm_usage")["content"]["run"]
+    assert totals["total_tokens"] == 0 and totals["invalid_usage_calls"] == 1
+
+
 class _InvalidResponseObject(Exception):
     status_code = 500
 
@@ -336,8 +348,18 @@ def test_litellm_traceback_messages_become_one_short_line():
     assert error.kind == "malformed_response" and not error.retryable and error.status_code is None
     assert "Traceback" not in str(error) and "\n" not in str(error) and "HTTP 500" not in str(error)
     assert "Exceeds the limit" in str(error)
-    long = LLMError("boom\n" + "x" * 5_000 + "\nTraceback (most recent call last):\n  File", model="m", kind="server", attempts=4)
-    assert len(str(long)) <= 430 and "Traceback" not in str(long) and str(long).endswith("(after 4 attempts)")
+    long = LLMError("boom\n" + "x" * 5_000, model="m", kind="server", attempts=4)
+    assert len(str(long)) <= 430 and "\n" not in str(long) and str(long).endswith("(after 4 attempts)")
+
+    class ServiceUnavailableError(Exception):
+        status_code = 503
+
+    traced = classify(
+        ServiceUnavailableError('overloaded Traceback (most recent call last):\n  File "a.py", line 3\nKeyError: 1'), "m"
+    )
+    assert traced.kind == "server" and str(traced) == "m: provider server error (HTTP 503): overloaded"
+    only_traceback = LLMError('Traceback (most recent call last):\n  File "a.py"\nKeyError: 1', model="m", kind="unknown")
+    assert str(only_traceback) == "m: KeyError: 1"
 
 
 def test_a_real_500_with_an_html_body_is_still_a_transient_server_error():

@@ -103,11 +103,9 @@ class LLMError(Exception):
         return self.kind in FATAL_KINDS
 
     def __str__(self) -> str:
-        text = (
-            self.message if self.message.startswith(self.model) else f"{self.model}: {self.message}"
-        )
-        suffix = f" (after {self.attempts} attempts)" if self.attempts > 1 else ""
-        return one_line(redact(text)) + suffix  # one line, bounded, never a traceback
+        message = one_line(redact(self.message))  # one line, bounded, never a traceback
+        text = message if message.startswith(self.model) else f"{self.model}: {message}"
+        return text + (f" (after {self.attempts} attempts)" if self.attempts > 1 else "")
 
     def __repr__(self) -> str:
         return f"LLMError(kind={self.kind!r}, model={self.model!r}, message={str(self)!r})"
