@@ -131,6 +131,16 @@ def test_nan_and_infinite_arguments_are_rejected_never_recorded_as_numbers(tmp_p
     assert llm_ids and not [e for e in events if e["event_type"] == "order" and e["agent_id"] in llm_ids]
 
 
+def test_injected_instructions_and_unknown_tools_change_nothing(tmp_path):
+    with AdversarialLLMServer("injection") as server:
+        result, events, path = _run(tmp_path, server)
+    assert result.exit_code == 0, result.output
+    _conserved(events)
+    rejected = [e["content"] for e in events if e["event_type"] == "action_rejected"]
+    assert any(r["type"] == "transfer_cash" and r["reason"].startswith("unknown tool 'transfer_cash'") for r in rejected)
+    assert _largest_prompt(events) < PROMPT_LIMIT and path.stat().st_size < RECORDING_LIMIT
+
+
 def test_negative_usage_is_flagged_and_not_counted(tmp_path):
     with AdversarialLLMServer("negative_usage") as server:
         result, events, _ = _run(tmp_path, server)
