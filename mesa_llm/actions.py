@@ -8,10 +8,11 @@ schema (OpenAI function-calling shape), so LLM agents are offered exactly these 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 
 class ActionBase(BaseModel):
@@ -110,7 +111,26 @@ class ForwardMessage(ActionBase):
     comment: str | None = Field(default=None, max_length=500)
 
 
-Terms = dict[str, str | int | float]
+#: bounds on terms (an LLM could send a million issues, 1 MB names or NaN); checked after parsing so
+#: the tool schemas the models see (and recorded cassettes) stay as they were
+MAX_TERMS_ISSUES = 32
+MAX_TERM_TEXT = 200
+
+
+def _check_terms(terms: dict[str, str | int | float]) -> dict[str, str | int | float]:
+    if len(terms) > MAX_TERMS_ISSUES:
+        raise ValueError(f"at most {MAX_TERMS_ISSUES} issues, got {len(terms)}")
+    for name, value in terms.items():
+        if not 1 <= len(name) <= 64:
+            raise ValueError(f"issue names have 1 to 64 characters, got {len(name):,}")
+        if isinstance(value, str) and len(value) > MAX_TERM_TEXT:
+            raise ValueError(f"{name[:64]}: at most {MAX_TERM_TEXT} characters, got {len(value):,}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{name[:64]}: not a finite number")
+    return terms
+
+
+Terms = Annotated[dict[str, str | int | float], AfterValidator(_check_terms)]
 
 
 class MakeOffer(ActionBase):
@@ -348,11 +368,21 @@ def parse_action(data: dict[str, Any]) -> ActionBase:
         raise ActionValidationError(str(data.get("type", "?")), data, _describe(exc)) from None
 
 
+#: validation problems named in one rejection reason (the rest are counted)
+_MAX_PROBLEMS = 5
+
+
 def _describe(exc: ValidationError) -> str:
+    """The first few problems, each ``where: what``; locations can be model-chosen keys: cut them."""
+    errors = exc.errors(include_url=False, include_input=False)
     parts = []
-    for err in exc.errors():
+    for err in errors[:_MAX_PROBLEMS]:
         loc = ".".join(str(p) for p in err["loc"]) or "(arguments)"
+        if len(loc) > 80:
+            loc = loc[:77] + "..."
         parts.append(f"{loc}: {err['msg']}")
+    if len(errors) > _MAX_PROBLEMS:
+        parts.append(f"and {len(errors) - _MAX_PROBLEMS} more problems")
     return "; ".join(parts)
 
 

@@ -25,6 +25,7 @@ from mesa_llm.llm import (
     LLMError,
     UsageTracker,
 )
+from mesa_llm.llm.bounds import AnswerLimits
 from mesa_llm.llm.secrets import strip_url_credentials
 from mesa_llm.scenario import ScenarioSpec
 
@@ -120,6 +121,12 @@ class LLMWiring:
         self.usage = UsageTracker(max_cost_usd=scenario.llm.max_cost_usd, max_tokens=scenario.llm.max_tokens)
         self.limiter = ConcurrencyLimiter(default_limit=scenario.llm.concurrency)
         self.action_registry = ActionRegistry()
+        settings = scenario.llm
+        self.limits = AnswerLimits(
+            max_tool_calls=settings.max_tool_calls,
+            max_argument_chars=settings.max_argument_chars,
+            max_answer_chars=settings.max_answer_chars,
+        )
         self._chat_models: dict[str, ChatModel] = {}
         self._prompt_libraries: dict[tuple[str, str], PromptLibrary] = {}
         settings = scenario.llm
@@ -273,6 +280,7 @@ class LLMWiring:
             usage=self.usage,
             seed=self.seed,
             structured_output=model_name in self.scenario.llm.structured_output_models,
+            limits=self.limits,
         )
 
     def header(self, llm_agents: list[Any]) -> dict[str, Any]:

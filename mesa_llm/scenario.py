@@ -402,6 +402,12 @@ class LLMSettings(_Strict):
     )
     input_cost_per_token: float | None = Field(default=None, ge=0)
     output_cost_per_token: float | None = Field(default=None, ge=0)
+    # bounds on one answer (an LLM can answer anything): see mesa_llm.llm.bounds
+    max_tool_calls: int = Field(default=8, ge=1, le=100, description="tool calls taken from one answer")
+    max_argument_chars: int = Field(
+        default=4_000, ge=100, le=100_000, description="longest tool-call arguments accepted"
+    )
+    max_answer_chars: int = Field(default=4_000, ge=100, le=100_000, description="longest answer text kept")
 
 
 class RecordingSpec(_Strict):

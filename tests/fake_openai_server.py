@@ -212,11 +212,13 @@ class _Handler(BaseHTTPRequestHandler):
             reason = HTTPStatus(status).phrase
         except ValueError:
             reason = "Unknown"
+        headers = dict(headers or {})
+        content_type = headers.pop("Content-Type", "application/json")
         lines = [
             f"{self.protocol_version} {status} {reason}",
-            "Content-Type: application/json",
+            f"Content-Type: {content_type}",
             f"Content-Length: {len(body)}",
-            *(f"{name}: {value}" for name, value in (headers or {}).items()),
+            *(f"{name}: {value}" for name, value in headers.items()),
         ]
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         try:
@@ -260,6 +262,10 @@ class _Handler(BaseHTTPRequestHandler):
         delay = fake.latency_s + (fault.delay_s if fault else 0.0)
         if delay > 0:
             time.sleep(delay)
+        if fault is None:
+            scripted = fake.scripted_reply(request)
+            if scripted is not None:  # a subclass answers this one itself (hostile servers)
+                return scripted
         if fault is not None and fault.status is not None:
             body = fault.body if fault.body is not None else _error_body(fault.status)
             return fault.status, body.encode() if isinstance(body, str) else body, fault.headers
@@ -377,6 +383,12 @@ class FakeOpenAIServer:
             self._faults.clear()
             self._always = None
             self.max_in_flight = self.in_flight
+
+    def scripted_reply(self, request: dict[str, Any]) -> tuple[int, Any, dict[str, str]] | None:
+        """Hook for subclasses: ``(status, body, headers)`` to send instead of the responder's
+        answer (``body`` is a JSON-ready value or raw ``bytes``), or None to answer normally."""
+        del request
+        return None
 
     # -- internals -------------------------------------------------------------------------------
 

@@ -1,9 +1,12 @@
 """The LLM agent loop: observe -> plan -> act (validated tool calls, one repair round) -> message.
 
 Each step an LLM agent renders its observation (Jinja), optionally asks its model for a short plan
-(every step, every k steps, or never), then asks for actions offering its role's tools. Every tool
-call is validated into a pydantic action; invalid calls are answered with their errors in one
-repair round, and what is still invalid is dropped and recorded. Messages are tools too
+(every step, every k steps, or never), then asks for actions offering its role's tools. Every answer
+is first cut to the run's :class:`~mesa_llm.llm.bounds.AnswerLimits` (calls per answer, argument and
+text length); every tool call is then validated into a pydantic action; invalid calls are answered
+with their errors in one repair round, and what is still invalid is dropped and recorded. What an
+answer brought that was rejected is only ever shown back (to the model, in the recording) as a
+short preview with its length, so the model cannot grow its own prompts or the recording. Messages are tools too
 (``send_message``, ``broadcast``). Memory is bounded, so prompts do not grow with the run. Models
 without tool calling get the same actions through JSON-schema structured output.
 
@@ -29,6 +32,9 @@ from mesa_llm.agents.persona import Persona
 from mesa_llm.agents.policies.base import DecisionPolicy, PolicyParams
 from mesa_llm.agents.prompts import PromptLibrary
 from mesa_llm.llm import ChatModel, ChatRequest, ChatResponse, LLMError, UsageTracker, classify
+from mesa_llm.llm.bounds import MAX_NAME_CHARS, AnswerLimits, bound_response, bounded, preview
+from mesa_llm.llm.errors import one_line
+from mesa_llm.llm.usage import usage_problem
 
 
 class LLMParams(PolicyParams):
@@ -60,6 +66,8 @@ class LLMContext:
     seed: int | None = None
     #: force JSON-schema structured output (the model cannot do tool calls)
     structured_output: bool = False
+    #: how much of one answer is taken (tool calls, argument and text lengths)
+    limits: AnswerLimits = AnswerLimits()
 
 
 @dataclass(slots=True)
@@ -71,18 +79,30 @@ class _Call:
     raw_arguments: Any
     action: ActionBase | None = None
     error: str | None = None
+    #: ``raw_arguments`` is already a preview of arguments too long to keep
+    truncated: bool = False
+
+    def shown_arguments(self) -> Any:
+        """The arguments as shown back and recorded: validated ones whole, others as a preview."""
+        if self.action is not None:
+            return self.action.arguments()
+        return self.raw_arguments if self.truncated else bounded(self.raw_arguments)
 
     def record(self) -> dict[str, Any]:
         return {
             "id": self.call_id,
             "name": self.name,
-            "arguments": self.action.arguments() if self.action is not None else self.raw_arguments,
+            "arguments": self.shown_arguments(),
             "valid": self.action is not None,
             "error": self.error,
         }
 
 
 NO_TOOL_CALL = "(no tool call)"
+#: the one rejection standing for every call beyond the per-answer cap
+TOO_MANY_CALLS = "(too many tool calls)"
+#: longest rejection reason shown back or recorded (validation messages can quote the input)
+MAX_REASON_CHARS = 300
 
 
 class LLMPolicy(DecisionPolicy):
@@ -211,8 +231,10 @@ class LLMPolicy(DecisionPolicy):
         request = self._request(messages, "act", observation)
         calls: list[_Call] = []
         response = await self._complete(request, events, calls)
+        # calls beyond the cap are rejected once, together, and not worth a repair round
+        overflow = [c for c in calls if c.name == TOO_MANY_CALLS]
         accepted = [c for c in calls if c.action is not None]
-        rejected = [c for c in calls if c.action is None]
+        rejected = [c for c in calls if c.action is None and c.name != TOO_MANY_CALLS]
         if rejected and p.repair:
             repair_messages = [*messages, *self._feedback(response, calls)]
             repair_messages.append(
@@ -221,7 +243,7 @@ class LLMPolicy(DecisionPolicy):
                     "content": self._render(
                         "repair.j2",
                         errors=[
-                            {"tool": c.name, "arguments": _short(c.raw_arguments), "reason": c.error}
+                            {"tool": c.name, "arguments": c.shown_arguments(), "reason": c.error}
                             for c in rejected
                         ],
                         accepted=[c.name for c in accepted],
@@ -241,12 +263,14 @@ class LLMPolicy(DecisionPolicy):
                 rejected = [c for c in repair_calls if c.action is None]
             # else the model did not retry (text or nothing): the first round's errors stand
         actions = [c.action for c in accepted if c.action is not None]
-        invalid = [ActionValidationError(c.name, c.raw_arguments, c.error or "invalid") for c in rejected]
+        invalid = [
+            ActionValidationError(c.name, c.shown_arguments(), c.error or "invalid") for c in [*rejected, *overflow]
+        ]
         if len(actions) > p.max_actions:
             for extra in actions[p.max_actions :]:
                 invalid.append(
                     ActionValidationError(
-                        extra.tool_name, extra.arguments(), f"more than {p.max_actions} actions in one step"
+                        extra.tool_name, bounded(extra.arguments()), f"more than {p.max_actions} actions in one step"
                     )
                 )
             actions = actions[: p.max_actions]
@@ -255,14 +279,19 @@ class LLMPolicy(DecisionPolicy):
     def _feedback(self, response: ChatResponse, calls: list[_Call]) -> list[dict[str, Any]]:
         """The assistant's answer and, per tool call, what became of it (for the repair round)."""
         p: LLMParams = self.params  # type: ignore[assignment]
+        # shown back: validated arguments, previews of the rest, never more text than the cap
+        content = response.content
+        if content and (len(content) > PREVIEW_TEXT_CHARS or response.content_chars is not None):
+            content = preview(content, PREVIEW_TEXT_CHARS, length=response.content_chars)
         if p.tool_mode == "json" or not response.tool_calls:
-            return [{"role": "assistant", "content": response.content or ""}]
+            return [{"role": "assistant", "content": content or ""}]
         assistant = {
             "role": "assistant",
-            "content": response.content or None,
+            "content": content or None,
             "tool_calls": [
-                {"id": c.call_id, "type": "function", "function": {"name": c.name, "arguments": _as_text(c.raw_arguments)}}
+                {"id": c.call_id, "type": "function", "function": {"name": c.name, "arguments": _as_text(c.shown_arguments())}}
                 for c in calls
+                if c.name != TOO_MANY_CALLS
             ],
         }
         results = [
@@ -272,6 +301,7 @@ class LLMPolicy(DecisionPolicy):
                 "content": "accepted" if c.action is not None else f"error: {c.error}",
             }
             for c in calls
+            if c.name != TOO_MANY_CALLS
         ]
         return [assistant, *results]
 
@@ -290,6 +320,8 @@ class LLMPolicy(DecisionPolicy):
                 ctx.usage.add_failure(request.agent_id, error)
             events.append(("llm_call", self._record(request, None, error, [])))
             raise error from None
+        # the trust boundary: nothing of the answer is parsed, shown or recorded beyond the limits
+        response = bound_response(response, ctx.limits)
         if ctx.usage is not None:
             ctx.usage.add(request.agent_id, response)
         if request.purpose != "plan":
@@ -300,7 +332,7 @@ class LLMPolicy(DecisionPolicy):
     def _parse(self, response: ChatResponse) -> list[_Call]:
         p: LLMParams = self.params  # type: ignore[assignment]
         if p.tool_mode == "json":
-            return self._parse_json(response.content)
+            return self._parse_json(response)
         if not response.tool_calls:
             text = (response.content or "").strip()
             reason = (
@@ -308,61 +340,87 @@ class LLMPolicy(DecisionPolicy):
                 if text
                 else "empty answer: no tool call and no text"
             )
-            return [_Call("call_0", NO_TOOL_CALL, text[:200], error=reason)]
+            return [_Call("call_0", NO_TOOL_CALL, preview(text), error=reason)]
         out = []
         for i, tc in enumerate(response.tool_calls):
-            call = _Call(tc.id or f"call_{i}", tc.name, tc.arguments)
-            self._validate(call)
+            call = _Call(tc.id or f"call_{i}", tc.name, tc.arguments, truncated=tc.original_chars is not None)
+            if tc.original_chars is not None:
+                call.error = self._too_long("arguments", tc.original_chars, self._ctx().limits.max_argument_chars)
+            else:
+                self._validate(call)
             out.append(call)
-        return out
+        return out + self._overflow(response.dropped_tool_calls)
 
-    def _parse_json(self, content: str | None) -> list[_Call]:
-        text = (content or "").strip()
+    def _parse_json(self, response: ChatResponse) -> list[_Call]:
+        limits = self._ctx().limits
+        text = (response.content or "").strip()
+        if response.content_chars is not None:
+            reason = self._too_long("the answer", response.content_chars, limits.max_answer_chars)
+            shown = preview(text, length=response.content_chars)
+            return [_Call("call_0", NO_TOOL_CALL, shown, error=reason, truncated=True)]
         if not text:
             return [_Call("call_0", NO_TOOL_CALL, "", error="empty answer: expected a JSON object")]
-        try:
-            data = json.loads(_strip_fences(text))
-        except json.JSONDecodeError as exc:
-            return [_Call("call_0", NO_TOOL_CALL, text[:200], error=f"answer is not valid JSON: {exc.msg}")]
+        data, problem = _load_json(_strip_fences(text))
+        if problem is not None:
+            return [_Call("call_0", NO_TOOL_CALL, preview(text), error=f"answer is not valid JSON: {problem}")]
         items = data.get("actions") if isinstance(data, dict) else data
         if not isinstance(items, list):
-            return [_Call("call_0", NO_TOOL_CALL, text[:200], error='expected {"actions": [...]}')]
+            return [_Call("call_0", NO_TOOL_CALL, preview(text), error='expected {"actions": [...]}')]
         out = []
-        for i, item in enumerate(items):
+        for i, item in enumerate(items[: limits.max_tool_calls]):
             if not isinstance(item, dict) or not isinstance(item.get("tool"), str):
                 out.append(_Call(f"call_{i}", NO_TOOL_CALL, item, error='each action needs "tool" and "arguments"'))
                 continue
-            call = _Call(f"call_{i}", item["tool"], item.get("arguments", {}))
+            call = _Call(f"call_{i}", preview(item["tool"], MAX_NAME_CHARS), item.get("arguments", {}))
             self._validate(call)
             out.append(call)
-        return out
+        return out + self._overflow(max(0, len(items) - limits.max_tool_calls))
+
+    def _overflow(self, dropped: int) -> list[_Call]:
+        """One rejection standing for all ``dropped`` calls beyond the cap (none when none)."""
+        if dropped <= 0:
+            return []
+        cap = self._ctx().limits.max_tool_calls
+        reason = f"{dropped:,} more tool calls ignored: at most {cap} are taken from one answer"
+        return [_Call("call_overflow", TOO_MANY_CALLS, f"{dropped:,} calls", error=reason)]
+
+    @staticmethod
+    def _too_long(what: str, length: int, limit: int) -> str:
+        return f"{what} too long ({length:,} chars; at most {limit:,})"
 
     def _validate(self, call: _Call) -> None:
+        call.error = self._validation_error(call)
+        if call.error is not None:
+            call.error = one_line(call.error, MAX_REASON_CHARS)
+
+    def _validation_error(self, call: _Call) -> str | None:
         ctx = self._ctx()
         names = self._tool_names or ctx.tool_names
         if call.name not in names:
-            call.error = f"unknown tool {call.name!r}; available: {', '.join(names)}"
-            return
+            shown = repr(call.name) if len(call.name) <= MAX_NAME_CHARS else preview(call.name, MAX_NAME_CHARS)
+            return f"unknown tool {shown}; available: {', '.join(names)}"
         arguments = call.raw_arguments
         if isinstance(arguments, str):
+            if len(arguments) > ctx.limits.max_argument_chars:  # a backend that did not bound
+                return self._too_long("arguments", len(arguments), ctx.limits.max_argument_chars)
             if not arguments.strip():
                 arguments = {}
             else:
-                try:
-                    arguments = json.loads(arguments)
-                except json.JSONDecodeError as exc:
-                    call.error = f"arguments are not valid JSON ({exc.msg} at position {exc.pos})"
-                    return
+                arguments, problem = _load_json(arguments)
+                if problem is not None:
+                    return f"arguments are not valid JSON ({problem})"
         if arguments is None:
             arguments = {}
         try:
             call.action = ctx.registry.parse(call.name, arguments)
         except ActionValidationError as exc:
-            call.error = exc.reason
+            return exc.reason
+        return None
 
     def _record(
         self, request: ChatRequest, response: ChatResponse | None, error: LLMError | None, calls: list[_Call]
     ) -> dict[str, Any]:
+        invalid_usage = usage_problem(response) if response is not None else None
         return {
             "model": request.model,
             "purpose": request.purpose,
@@ -370,17 +428,24 @@ class LLMPolicy(DecisionPolicy):
             "request": request.to_record(),
             "response": response.to_record() if response is not None else None,
             "parsed_tool_calls": [c.record() for c in calls],
-            "usage": {
-                "prompt_tokens": response.usage.prompt_tokens if response else 0,
-                "completion_tokens": response.usage.completion_tokens if response else 0,
-            },
-            "cost_usd": response.cost_usd if response else 0.0,
+            "usage": self._usage_record(response),
+            "cost_usd": response.cost_usd if response and invalid_usage is None else 0.0,
             "latency_s": response.latency_s if response else None,
             "attempts": response.attempts if response else error.attempts if error else 0,
             "cached": response.cached if response else False,
             "error": str(error) if error is not None else None,
             "error_kind": error.kind if error is not None else None,
         }
+
+    @staticmethod
+    def _usage_record(response: ChatResponse | None) -> dict[str, Any]:
+        """The call's usage; unbelievable numbers are recorded as 0 with the reason (``invalid``)."""
+        if response is None:
+            return {"prompt_tokens": 0, "completion_tokens": 0}
+        problem = usage_problem(response)
+        if problem is None:
+            return response.usage.to_record()
+        return {"prompt_tokens": 0, "completion_tokens": 0, "invalid": problem}
 
     # ------------------------------------------------------------------ helpers
 
@@ -465,6 +530,29 @@ def _as_text(arguments: Any) -> str:
     return arguments if isinstance(arguments, str) else json.dumps(arguments)
 
 
-def _short(arguments: Any, limit: int = 300) -> str:
-    text = _as_text(arguments)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+#: characters of an answer's own text shown back to the model in the repair round
+PREVIEW_TEXT_CHARS = 1000
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text[:20]} is not a finite number")
+    return value
+
+
+def _load_json(text: str) -> tuple[Any, str | None]:
+    """``(value, None)``, or ``(None, why)`` when ``text`` is not strict JSON: syntax errors, but
+    also NaN/Infinity, numbers that overflow to infinity, 5,000-digit integers, deep nesting."""
+    try:
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float), None
+    except json.JSONDecodeError as exc:
+        return None, f"{exc.msg} at position {exc.pos}"
+    except RecursionError:
+        return None, "nested too deeply"
+    except ValueError as exc:
+        return None, one_line(str(exc), 120)

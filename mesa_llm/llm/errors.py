@@ -2,8 +2,13 @@
 
 :func:`classify` turns whatever a backend raised (litellm, the OpenAI SDK, httpx, aiohttp, asyncio,
 vcrpy) into an :class:`LLMError` with a ``kind``, a ``retryable`` flag (transient: rate limit,
-timeout, connection, 5xx, 408) and a one-line message without secrets. It looks at class *names*
-along each exception's MRO, so it works without importing litellm.
+timeout, connection, 5xx, 408) and a one-line message without secrets or tracebacks, at most
+``MAX_MESSAGE_CHARS`` long. It looks at class *names* along each exception's MRO, so it works without
+importing litellm.
+
+A 200 whose body is not a chat completion (an HTML page from a proxy, an empty body, JSON litellm
+cannot convert) is ``malformed_response``: not transient (the same server answers the same way),
+so it is attempted once, and never reported as the "HTTP 500" litellm labels it with.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ KINDS: Final = frozenset(
         "server",
         "cache_miss",
         "bad_response",
+        "malformed_response",
         "budget",
         "replay_divergence",
         "unknown",
@@ -44,6 +50,17 @@ _SECRET_PATTERNS: Final = (
     re.compile(r"(?i)\b((?:api[_-]?)?key|token)=([^&\s]+)"),
     re.compile(r"(?<=://)[^/\s@]+(?=@)"),  # user:password@ in a URL
 )
+#: Longest recorded or printed error message (a provider's error body can be anything).
+MAX_MESSAGE_CHARS: Final = 400
+
+
+def one_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text`` without any Python traceback it carries, on one line, at most ``limit`` characters."""
+    head, traceback, tail = text.partition("Traceback (most recent call last)")
+    if traceback and not head.strip():  # only a traceback: its last line names the exception
+        head = next((line for line in reversed(tail.splitlines()) if line.strip()), "error")
+    text = " ".join(head.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def redact(text: str) -> str:
@@ -87,12 +104,9 @@ class LLMError(Exception):
         return self.kind in FATAL_KINDS
 
     def __str__(self) -> str:
-        text = (
-            self.message if self.message.startswith(self.model) else f"{self.model}: {self.message}"
-        )
-        if self.attempts > 1:
-            text += f" (after {self.attempts} attempts)"
-        return " ".join(redact(text).split())  # one line, always
+        message = one_line(redact(self.message))  # one line, bounded, never a traceback
+        text = message if message.startswith(self.model) else f"{self.model}: {message}"
+        return text + (f" (after {self.attempts} attempts)" if self.attempts > 1 else "")
 
     def __repr__(self) -> str:
         return f"LLMError(kind={self.kind!r}, model={self.model!r}, message={str(self)!r})"
@@ -169,6 +183,7 @@ _PLAIN: Final[dict[str, str]] = {
     ),
     "bad_request": "bad request{http}: {detail}",
     "bad_response": "unusable answer from the provider: {detail}",
+    "malformed_response": "malformed answer from the provider (not a chat completion): {detail}",
     "budget": "budget exceeded: {detail}",
     "unknown": "chat call failed: {detail}",
 }
@@ -202,8 +217,7 @@ def _detail(exc: BaseException) -> str:
     text = re.sub(r"^(?:litellm\.)?\w+(?:Error|Exception|Timeout):\s*", "", text)
     text = re.sub(r"^(?:\w+Error|\w+Exception)\s*[-:]\s*", "", text)
     text = re.sub(r"^OpenAIException\s*-\s*", "", text)
-    text = " ".join(redact(text).split())
-    return text if len(text) <= 200 else text[:197] + "..."
+    return one_line(redact(text), 200)
 
 
 def _parse_retry_after(value: str) -> float | None:
@@ -259,6 +273,32 @@ def _connection_detail(chain: list[BaseException]) -> str:
         if _mro_names(link) & (_CONNECTION_NAMES | {"OSError"}):
             return _detail(link)
     return _detail(chain[0])
+
+
+#: What litellm says when a 200's body is no chat completion (it labels these status 500).
+_MALFORMED_MARKERS: Final = (
+    "Empty or invalid response from LLM endpoint",
+    "Invalid response object",
+    "provider returned a response with no 'choices'",
+)
+
+
+def _malformed_detail(chain: list[BaseException]) -> str | None:
+    """What was wrong with an unparsable answer, or None when ``chain`` is no such failure."""
+    texts = [str(link) for link in chain]
+    if not any(m in t for t in texts for m in _MALFORMED_MARKERS) and not any(
+        "JSONDecodeError" in _mro_names(link) for link in chain
+    ):
+        return None
+    joined = " ".join(texts)
+    if re.search(r"Received: '\s*<", joined) or re.search(r"(?i)<(?:!doctype|html)", joined):
+        return "an HTML page"
+    if any("JSONDecodeError" in _mro_names(link) for link in chain) or "Received: ''" in joined:
+        return "an empty or non-JSON body"
+    if "no 'choices'" in joined:
+        return "no 'choices' in the answer"
+    # litellm's "Invalid response object <traceback>": the deepest cause says what did not convert
+    return _detail(chain[-1])
 
 
 def _kind_of(exc: BaseException, chain: list[BaseException]) -> tuple[str, bool]:
@@ -325,17 +365,20 @@ def classify(exc: BaseException, model: str) -> LLMError:
     chain = _chain(exc)
     status = _status_code(exc)
     template = None
+    malformed = _malformed_detail(chain) if status in (None, 200, 500) else None
     if _is_cassette_miss(chain):
         kind, retryable = "cache_miss", False
+    elif malformed is not None:
+        kind, retryable = "malformed_response", False
     elif status in (None, 500) and any(_NO_KEY_PATTERN.search(str(link)) for link in chain):
         kind, retryable, template = "authentication", False, "no_key"
     else:
         kind, retryable = _kind_of(exc, chain)
-    if kind in ("connection", "cache_miss") or template or (status is not None and status < 400):
+    if kind in ("connection", "cache_miss", "malformed_response") or template or (status is not None and status < 400):
         status = None  # litellm labels client-side failures 500; don't claim an HTTP answer
     # litellm gives client-side timeouts status 408 too: only say "HTTP" for real answers
     http = f" (HTTP {status})" if status is not None and kind != "timeout" else ""
-    detail = _connection_detail(chain) if kind == "connection" else _detail(exc)
+    detail = _connection_detail(chain) if kind == "connection" else malformed or _detail(exc)
     message = _PLAIN[template or kind].format(http=http, detail=detail)
     return LLMError(
         message,

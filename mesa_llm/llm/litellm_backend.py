@@ -49,6 +49,7 @@ from mesa_llm.llm.limits import ConcurrencyLimiter
 from mesa_llm.llm.retry import call_with_retries
 from mesa_llm.llm.secrets import Redactor, strip_url_credentials
 from mesa_llm.llm.types import ChatRequest, ChatResponse, ToolCall, Usage
+from mesa_llm.llm.usage import checked_usage
 
 logger = logging.getLogger(__name__)
 
@@ -256,16 +257,14 @@ class LiteLLMChatModel:
             err.model = model
             raise
         raw_usage = _attr(raw, "usage")
-        usage = Usage(
-            prompt_tokens=int(_attr(raw_usage, "prompt_tokens", 0)),
-            completion_tokens=int(_attr(raw_usage, "completion_tokens", 0)),
-        )
+        # a provider's numbers are checked, never coerced: negative or absurd usage is not counted
+        usage = checked_usage(_attr(raw_usage, "prompt_tokens"), _attr(raw_usage, "completion_tokens"))
         return ChatResponse(
             content=_attr(message, "content"),
             tool_calls=tool_calls,
             usage=usage,
             model=str(_attr(raw, "model", model)),
-            cost_usd=self._cost(model, raw, usage),
+            cost_usd=0.0 if usage.invalid else self._cost(model, raw, usage),
             latency_s=latency_s,
             finish_reason=_attr(choice, "finish_reason"),
         )

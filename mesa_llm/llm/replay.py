@@ -100,15 +100,17 @@ class ReplayChatModel:
         usage = content.get("usage") or {}
         return ChatResponse(
             content=response.get("content"),
-            tool_calls=[
-                ToolCall(id=str(tc.get("id") or f"call_{i}"), name=str(tc.get("name")), arguments=tc.get("arguments") or "")
-                for i, tc in enumerate(response.get("tool_calls") or [])
-            ],
-            usage=Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)),
+            # the bounded answer as recorded (its truncation markers too), so the policy decides alike
+            tool_calls=[ToolCall.from_record(tc, i) for i, tc in enumerate(response.get("tool_calls") or [])],
+            usage=Usage(
+                int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0), usage.get("invalid")
+            ),
             model=content.get("model") or request.model,
             cost_usd=float(content.get("cost_usd") or 0.0),
             latency_s=0.0,
             attempts=int(content.get("attempts") or 1),
             finish_reason=response.get("finish_reason"),
             cached=bool(response.get("cached", False)),
+            content_chars=response.get("content_chars"),
+            dropped_tool_calls=int(response.get("dropped_tool_calls") or 0),
         )

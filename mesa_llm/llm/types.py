@@ -33,15 +33,34 @@ def canonical_json(value: Any) -> str:
 
 @dataclass(slots=True)
 class ToolCall:
-    """One tool call the model asked for; ``arguments`` is the raw JSON string it produced."""
+    """One tool call the model asked for; ``arguments`` is the raw JSON string it produced.
+
+    ``original_chars`` is set when the arguments were too long to keep: ``arguments`` then holds a
+    short preview and the call is rejected (see :mod:`mesa_llm.llm.bounds`).
+    """
 
     id: str
     name: str
     arguments: str
+    original_chars: int | None = None
 
     def to_record(self) -> dict[str, Any]:
-        """The call as a JSON-ready dict (``id``, ``name``, ``arguments``)."""
-        return {"id": self.id, "name": self.name, "arguments": self.arguments}
+        """The call as a JSON-ready dict (``id``, ``name``, ``arguments``[, ``original_chars``])."""
+        out: dict[str, Any] = {"id": self.id, "name": self.name, "arguments": self.arguments}
+        if self.original_chars is not None:
+            out["original_chars"] = self.original_chars
+        return out
+
+    @classmethod
+    def from_record(cls, data: Any, index: int = 0) -> ToolCall:
+        """Rebuild a call from :meth:`to_record` output (a recording, a cache entry)."""
+        original = data.get("original_chars")
+        return cls(
+            id=str(data.get("id") or f"call_{index}"),
+            name=str(data.get("name")),
+            arguments=str(data.get("arguments") or ""),
+            original_chars=original if isinstance(original, int) else None,
+        )
 
 
 @dataclass(slots=True)
@@ -50,15 +69,20 @@ class Usage:
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    #: why the numbers the provider reported cannot be trusted (then they are 0 and not counted)
+    invalid: str | None = None
 
     @property
     def total_tokens(self) -> int:
         """Prompt plus completion tokens."""
         return self.prompt_tokens + self.completion_tokens
 
-    def to_record(self) -> dict[str, int]:
-        """``{"prompt_tokens", "completion_tokens"}`` for the recording."""
-        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
+    def to_record(self) -> dict[str, Any]:
+        """``{"prompt_tokens", "completion_tokens"}`` (and ``invalid`` when so) for the recording."""
+        out: dict[str, Any] = {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
+        if self.invalid is not None:
+            out["invalid"] = self.invalid
+        return out
 
 
 @dataclass(slots=True)
@@ -109,15 +133,24 @@ class ChatResponse:
     attempts: int = 1
     finish_reason: str | None = None
     cached: bool = False
+    #: the answer's text was longer than kept: its length (``content`` is then a preview)
+    content_chars: int | None = None
+    #: tool calls beyond the per-answer cap, dropped (see :mod:`mesa_llm.llm.bounds`)
+    dropped_tool_calls: int = 0
 
     def to_record(self) -> dict[str, Any]:
         """What the recording keeps of the answer (accounting is recorded beside it)."""
-        return {
+        out: dict[str, Any] = {
             "content": self.content,
             "tool_calls": [call.to_record() for call in self.tool_calls],
             "finish_reason": self.finish_reason,
             "cached": self.cached,
         }
+        if self.content_chars is not None:
+            out["content_chars"] = self.content_chars
+        if self.dropped_tool_calls:
+            out["dropped_tool_calls"] = self.dropped_tool_calls
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, JSON-ready (the cache's storage format); inverse of :meth:`from_dict`."""
@@ -131,6 +164,8 @@ class ChatResponse:
             "attempts": self.attempts,
             "finish_reason": self.finish_reason,
             "cached": self.cached,
+            "content_chars": self.content_chars,
+            "dropped_tool_calls": self.dropped_tool_calls,
         }
 
     @classmethod
@@ -139,13 +174,11 @@ class ChatResponse:
         usage = data.get("usage") or {}
         return cls(
             content=data["content"],
-            tool_calls=[
-                ToolCall(id=str(c["id"]), name=str(c["name"]), arguments=str(c["arguments"]))
-                for c in data.get("tool_calls") or []
-            ],
+            tool_calls=[ToolCall.from_record(c, i) for i, c in enumerate(data.get("tool_calls") or [])],
             usage=Usage(
                 prompt_tokens=int(usage.get("prompt_tokens", 0)),
                 completion_tokens=int(usage.get("completion_tokens", 0)),
+                invalid=usage.get("invalid"),
             ),
             model=str(data["model"]),
             cost_usd=float(data.get("cost_usd", 0.0)),
@@ -153,6 +186,8 @@ class ChatResponse:
             attempts=int(data.get("attempts", 1)),
             finish_reason=data.get("finish_reason"),
             cached=bool(data.get("cached", False)),
+            content_chars=data.get("content_chars"),
+            dropped_tool_calls=int(data.get("dropped_tool_calls") or 0),
         )
 
 

@@ -1,12 +1,60 @@
-"""Token and cost accounting of chat calls, per agent and per run, and the run's budget."""
+"""Token and cost accounting of chat calls, per agent and per run, and the run's budget.
+
+Providers report usage; a broken or hostile one can report anything (negative counts would let a
+run spend past ``--max-tokens`` forever). Numbers are checked once (:func:`checked_usage`,
+:func:`usage_problem`): a call whose usage or cost is not a sane non-negative number is flagged
+``invalid`` in its ``llm_call`` event and adds nothing to the totals (it is counted in
+``invalid_usage_calls``).
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Final
 
 from mesa_llm.llm.errors import LLMError
-from mesa_llm.llm.types import ChatResponse
+from mesa_llm.llm.types import ChatResponse, Usage
+
+#: More tokens than any model takes or gives in one call: a report above it is not believed.
+MAX_TOKENS_PER_CALL: Final = 10_000_000
+
+
+def _token_problem(name: str, value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"{name} is not a number ({repr(value)[:40]})"
+    if not math.isfinite(value) or value != int(value):
+        return f"{name} is not an integer ({value!r})"
+    if value < 0:
+        return f"{name} is negative ({int(value):,})"
+    if value > MAX_TOKENS_PER_CALL:
+        return f"{name} is absurd ({int(value):,} > {MAX_TOKENS_PER_CALL:,} per call)"
+    return None
+
+
+def checked_usage(prompt_tokens: Any, completion_tokens: Any) -> Usage:
+    """Usage from the numbers a provider reported: zero tokens flagged ``invalid`` unless both are
+    integers in ``[0, MAX_TOKENS_PER_CALL]`` (a missing number counts as 0)."""
+    prompt = 0 if prompt_tokens is None else prompt_tokens
+    completion = 0 if completion_tokens is None else completion_tokens
+    problem = _token_problem("prompt_tokens", prompt) or _token_problem("completion_tokens", completion)
+    if problem is not None:
+        return Usage(invalid=f"usage not counted: {problem}")
+    return Usage(prompt_tokens=int(prompt), completion_tokens=int(completion))
+
+
+def usage_problem(response: ChatResponse) -> str | None:
+    """Why ``response``'s usage or cost cannot be counted, or None when it can."""
+    usage = response.usage
+    if usage.invalid is not None:
+        return usage.invalid
+    problem = _token_problem("prompt_tokens", usage.prompt_tokens) or _token_problem(
+        "completion_tokens", usage.completion_tokens
+    )
+    cost = response.cost_usd
+    if problem is None and (not isinstance(cost, int | float) or not math.isfinite(cost) or cost < 0):
+        problem = f"cost_usd is not a non-negative number ({repr(cost)[:40]})"
+    return None if problem is None else f"usage not counted: {problem}"
 
 
 @dataclass
@@ -20,6 +68,8 @@ class UsageTotals:
     calls: int = 0
     failed_calls: int = 0
     cached_calls: int = 0
+    #: answered calls whose reported usage or cost was not believable (not counted in the sums)
+    invalid_usage_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
@@ -35,6 +85,10 @@ class UsageTotals:
         self.calls += 1
         if response.cached:
             self.cached_calls += 1
+            return
+        if usage_problem(response) is not None:
+            self.invalid_usage_calls += 1
+            self.latency_s += response.latency_s
             return
         self.prompt_tokens += response.usage.prompt_tokens
         self.completion_tokens += response.usage.completion_tokens
