@@ -77,9 +77,15 @@ def run(
         int | None,
         typer.Option("--max-failed-steps", min=0, help="Stop after this many steps whose every LLM call failed."),
     ] = None,
+    local: Annotated[
+        bool,
+        typer.Option("--local", help="Serve a small real LLM offline (llama.cpp) for every LLM population."),
+    ] = False,
+    local_model: Annotated[
+        Path | None, typer.Option("--local-model", help="The GGUF file --local serves (default: bundled SmolLM2).")
+    ] = None,
 ) -> None:
     """Run a scenario and write its recording (exit 1 if it stopped on a failure)."""
-    from mesa_llm.model import MarketModel, resolve_llm_models
     from mesa_llm.scenario import ScenarioError
 
     try:
@@ -100,7 +106,53 @@ def run(
     }
     if llm_updates:
         spec.llm = spec.llm.model_copy(update=llm_updates)
+    if not (local or local_model is not None):
+        _run_scenario(spec, seed, steps, out, no_record, check_invariants, model_name, as_json)
+        return
+    if api_base is not None:
+        raise _fail("--local serves its own model: drop --api-base (or drop --local to use that server)")
+    from mesa_llm.llm.local_server import LOCAL_MODEL_NAME, LocalLLMServer, LocalModelError
+
+    try:
+        server = LocalLLMServer(local_model).start()
+    except LocalModelError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        _err_console().print(
+            f"note: serving {server.model_path.name} locally at {server.api_base} for every LLM population",
+            highlight=False,
+            markup=False,
+        )
+        served = model_name or LOCAL_MODEL_NAME
+        # llama.cpp enforces JSON-schema output with a grammar; small models cannot do native tool calls
+        structured = [*spec.llm.structured_output_models, served]
+        spec.llm = spec.llm.model_copy(
+            update={
+                "api_base": server.api_base,
+                "structured_output_models": structured,
+                # a local model costs nothing: say so, so cost budgets and reports are exact
+                "input_cost_per_token": 0.0,
+                "output_cost_per_token": 0.0,
+            }
+        )
+        _run_scenario(spec, seed, steps, out, no_record, check_invariants, served, as_json)
+    finally:
+        server.stop()
+
+
+def _run_scenario(
+    spec: Any,
+    seed: int | None,
+    steps: int | None,
+    out: Path,
+    no_record: bool,
+    check_invariants: bool,
+    model_name: str | None,
+    as_json: bool,
+) -> None:
+    """Build the model of a loaded scenario, run it with progress on stderr and print the summary."""
     from mesa_llm.llm.secrets import Redactor
+    from mesa_llm.model import MarketModel, resolve_llm_models
 
     # every message this command prints goes through it: no key or api_base password on the terminal
     scrub = Redactor.for_provider(None, spec.llm.api_base)

