@@ -41,7 +41,7 @@ def run(agents: int = 1000, steps: int = 100, seed: int = 1) -> list[dict[str, A
             built = time.perf_counter()
             model.run()
             elapsed = time.perf_counter() - built
-            events = len(model.recorder.events) if model.recorder is not None else 0
+            events = model.recorder.get_stats()["total_events"] if model.recorder is not None else 0
             size = model.recording_path.stat().st_size if model.recording_path else 0
         rows.append(
             {

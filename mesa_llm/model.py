@@ -44,7 +44,7 @@ from mesa_llm.populations import PopulationBuilder
 from mesa_llm.recording import SimulationRecorder
 from mesa_llm.regulation import MarketRules
 from mesa_llm.resolver import ActionResolver
-from mesa_llm.run_summary import RunSummary, smith_alpha, versions
+from mesa_llm.run_summary import PriceStats, RunSummary, versions
 from mesa_llm.scenario import (
     SCENARIO_NAME_PATTERN,
     Endow,
@@ -53,6 +53,51 @@ from mesa_llm.scenario import (
     ShiftPrivate,
 )
 from mesa_llm.social import AllianceRegistry, Mailbox, Reputation
+
+DEFAULT_HISTORY_STEPS = 500
+"""Steps of DataCollector history a model keeps by default (see `BoundedDataCollector`)."""
+
+
+class BoundedDataCollector(mesa.DataCollector):
+    """A Mesa DataCollector that keeps only the rows of the last `max_rows` collections.
+
+    A run's memory must not grow with its length, and the full history is in the recording
+    anyway. The frames it returns are the tail of what an unbounded collector would return, with
+    the same index: ``get_model_vars_dataframe()`` is indexed by collection number (0 for the
+    first collection ever, as in Mesa), the agent frame by (Step, AgentID).
+    """
+
+    def __init__(self, *args: Any, max_rows: int | None = DEFAULT_HISTORY_STEPS, **kwargs: Any) -> None:
+        """Like `mesa.DataCollector`; `max_rows` None keeps everything."""
+        if max_rows is not None and max_rows < 1:
+            raise ValueError(f"the data collector must keep at least 1 step, got {max_rows}")
+        super().__init__(*args, **kwargs)
+        self.max_rows = max_rows
+        #: collections dropped from the front of the model history
+        self.dropped_rows = 0
+
+    def collect(self, model: Any) -> None:
+        """Collect as Mesa does, then drop the rows beyond `max_rows`."""
+        super().collect(model)
+        limit = self.max_rows
+        if limit is None:
+            return
+        excess = 0
+        for values in self.model_vars.values():
+            excess = max(excess, len(values) - limit)
+            if len(values) > limit:
+                del values[: len(values) - limit]
+        self.dropped_rows += excess
+        for records in (self._agent_records, getattr(self, "_agenttype_records", {})):
+            while len(records) > limit:
+                del records[next(iter(records))]  # the oldest step (dicts keep insertion order)
+
+    def get_model_vars_dataframe(self) -> Any:
+        """The model variables of the rows kept, indexed by collection number."""
+        frame = super().get_model_vars_dataframe()
+        if self.dropped_rows:
+            frame.index = frame.index + self.dropped_rows
+        return frame
 
 
 @dataclass(slots=True)
@@ -82,8 +127,12 @@ class MarketModel(mesa.Model):
         chat_model: ChatModel | None = None,
         resolved_models: dict[str, str | None] | None = None,
         parent: dict[str, Any] | None = None,
+        history_steps: int | None = DEFAULT_HISTORY_STEPS,
     ) -> None:
         """Build the market and agents of ``scenario``.
+
+        ``history_steps`` bounds the DataCollector's history to the last that many steps (None:
+        keep all; the recording holds every step anyway), so memory does not grow with the run.
 
         ``llm_model`` overrides the model of every LLM population (the CLI's ``--model``);
         ``chat_model`` answers every LLM agent's calls instead of litellm (tests, replays);
@@ -151,7 +200,8 @@ class MarketModel(mesa.Model):
         self.run_volume = 0
         self.trade_value: dict[str, int] = {g: 0 for g in self.exchange.goods}
         self.trade_units: dict[str, int] = {g: 0 for g in self.exchange.goods}
-        self.trade_prices: dict[str, list[int]] = {g: [] for g in self.exchange.goods}
+        #: running aggregates of each good's trade prices (not the prices: memory stays bounded)
+        self.price_stats: dict[str, PriceStats] = {g: PriceStats() for g in self.exchange.goods}
         self.stop_reason: str | None = None
         self.contract_units: dict[str, int] = {}
         self.mailbox = Mailbox()
@@ -176,7 +226,8 @@ class MarketModel(mesa.Model):
         self._last_messages: list[dict[str, Any]] = []
         self._last_trades: list[dict[str, Any]] = []
         self._by_id: dict[int, TraderAgent] = {a.unique_id: a for a in self.traders}
-        self.datacollector = mesa.DataCollector(
+        self.datacollector = BoundedDataCollector(
+            max_rows=history_steps,
             model_reporters={
                 "price": lambda m: m.primary_price(),
                 "volume": lambda m: m.totals.volume,
@@ -616,7 +667,7 @@ class MarketModel(mesa.Model):
                 self.totals.volume += t.quantity
                 self.trade_value[t.good] += t.price * t.quantity
                 self.trade_units[t.good] += t.quantity
-                self.trade_prices[t.good].append(t.price)
+                self.price_stats[t.good].add(t.price)
         self.run_trades += self.totals.trades
         self.run_volume += self.totals.volume
 
@@ -646,14 +697,13 @@ class MarketModel(mesa.Model):
     def run(self, progress: Callable[[int], None] | None = None) -> RunSummary:
         """Run to the horizon (or until stopped), close the recording, and return the summary."""
         status = "completed"
-        gc.freeze()  # what model construction left alive (e.g. litellm's modules) needs no rescans
+        # What model construction left alive (e.g. litellm's modules) needs no rescans. Only that:
+        # freezing after every step would also pin each step's cyclic garbage until the run ends,
+        # and nothing kept per step grows with the run any more (the recorder streams).
+        gc.freeze()
         try:
             while self.running and self.steps < self.max_steps:
                 self.step()
-                # The recording keeps every event alive, so each full garbage collection would
-                # rescan all of them (halving throughput on big runs): move what survived the
-                # step out of the collector's reach, and give it back when the run ends.
-                gc.freeze()
                 if progress is not None:
                     progress(self.steps)
         except KeyboardInterrupt:
@@ -702,13 +752,13 @@ class MarketModel(mesa.Model):
             units = self.trade_units[good]
             last = self.exchange.goods[good].last_price
             goods[good] = {
-                "trades": len(self.trade_prices[good]),
+                "trades": self.price_stats[good].count,
                 "volume": units,
                 "mean_price": round(self.trade_value[good] / units * self.money.tick_size, self.money.decimals + 2) if units else None,
                 "last_price": to_units(last) if last is not None else None,
                 "ce_price": round(eq.price * self.money.tick_size, self.money.decimals + 1) if eq.price is not None else None,
                 "ce_quantity": eq.quantity,
-                "smith_alpha": smith_alpha(self.trade_prices[good], eq.price),
+                "smith_alpha": self.price_stats[good].smith_alpha(eq.price),
                 "contract_volume": self.contract_units.get(good, 0),
             }
         return RunSummary(

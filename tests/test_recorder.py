@@ -357,18 +357,67 @@ def test_pickle_and_unknown_formats_are_refused(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_save_without_memory_reads_the_stream(tmp_path: Path) -> None:
+def test_streaming_recorder_keeps_no_event_by_default(tmp_path: Path) -> None:
+    """A long run's memory must not grow with its length: the stream is the only copy."""
     model = make_model()
-    rec = SimulationRecorder(model, tmp_path, keep_in_memory=False)
-    run_steps(rec, model, 2)
-    assert rec.events == []
-    with pytest.raises(RuntimeError, match="keep_in_memory"):
-        rec.get_agent_events(0)
-    data = json.loads(rec.save("out.json").read_text(encoding="utf-8"))
-    assert len(data["events"]) == 18 and data["events"][-1]["event_type"] == SIMULATION_END
-    stats = rec.get_stats()
-    assert set(stats) == STATS_KEYS and stats["events_per_agent"] == {0: 4, 1: 4, 2: 4}
+    rec = SimulationRecorder(model, tmp_path)
+    assert rec.keep_in_memory is False
+    run_steps(rec, model, 80)
+    # Nothing per event stays in memory; the step index is bounded.
+    assert rec._events == [] and rec._by_agent == rec._by_type == rec._by_step == {}
+    assert len(rec._step_ranges) <= 64
     rec.close()
+
+
+def same(events: list[SimulationEvent]) -> list[tuple[Any, ...]]:
+    """Events without their wall-clock timestamps (two recorders record at different times)."""
+    return [(e.event_id, e.step, e.agent_id, e.event_type, e.content, e.metadata) for e in events]
+
+
+def test_queries_read_the_stream_back_when_events_are_not_kept(tmp_path: Path) -> None:
+    model = make_model(max_steps=5)
+    streamed = SimulationRecorder(model, tmp_path, run_name="streamed", simulation_id="s")
+    kept = SimulationRecorder(model, output_dir=tmp_path, stream=False, simulation_id="s")
+    assert kept.keep_in_memory is True
+    for rec in (streamed, kept):
+        model.steps = 0
+        run_steps(rec, model, 3)
+        rec.record_event("plan", {"text": "late"}, agent_id=1, step=2)  # step 2 again
+    assert streamed.jsonl_path is not None
+    assert [e.to_dict() for e in streamed.events] == read_lines(streamed.jsonl_path)
+    assert same(streamed.events) == same(kept.events)
+    for agent_id in (0, 1, 7):
+        assert same(streamed.get_agent_events(agent_id)) == same(kept.get_agent_events(agent_id))
+        memory = streamed.export_agent_memory(agent_id)
+        assert memory["events"] == [e.to_dict() for e in streamed.get_agent_events(agent_id)]
+        assert memory["summary"]["total_events"] == len(memory["events"])
+    for event_type in ("plan", ORDER, STEP_END, "nothing"):
+        assert same(streamed.get_events_by_type(event_type)) == same(
+            kept.get_events_by_type(event_type)
+        )
+    for step in range(5):  # 2 is scattered: read by a scan; 1 and 3 from their byte ranges
+        assert same(streamed.get_events_by_step(step)) == same(kept.get_events_by_step(step))
+    assert 3 in streamed._step_ranges and 2 not in streamed._step_ranges
+    stats = streamed.get_stats()
+    assert set(stats) == STATS_KEYS and stats["events_per_agent"] == {0: 6, 1: 7, 2: 6}
+    # A save() marker is seen by the queries until the next event, as in memory.
+    data = json.loads(streamed.save("out.json").read_text(encoding="utf-8"))
+    assert len(data["events"]) == 27 and data["events"][-1]["event_type"] == SIMULATION_END
+    assert streamed.events[-1].event_type == SIMULATION_END
+    assert [e.event_type for e in streamed.get_events_by_step(3)][-1] == SIMULATION_END
+    streamed.record_event("plan", {"text": "after"}, agent_id=0)
+    assert streamed.get_events_by_type(SIMULATION_END) == []
+    streamed.close()
+    assert streamed.events[-1].content == {"text": "after"}  # readable after close too
+
+
+def test_keep_events_is_an_alias_of_keep_in_memory(tmp_path: Path) -> None:
+    rec = SimulationRecorder(make_model(), tmp_path, keep_events=True)
+    rec.record_event("plan", {"text": "x"}, agent_id=1)
+    assert rec.keep_in_memory is True and rec.events is rec.events and len(rec.events) == 1
+    rec.close()
+    with pytest.raises(ValueError, match="disagree"):
+        SimulationRecorder(make_model(), tmp_path, keep_events=True, keep_in_memory=False)
 
 
 def test_auto_save_interval_writes_snapshots(tmp_path: Path) -> None:
@@ -464,6 +513,7 @@ def test_reader_cut_last_line_drops_the_incomplete_step(tmp_path: Path) -> None:
     rec = record_run(tmp_path, n_steps=3, end=False)
     assert rec.jsonl_path is not None
     # Cut during step 3: keep its step_start and two events, then half a line.
+    recorded = [e.to_dict() for e in rec.events]  # read back from the stream before the cut
     lines = rec.jsonl_path.read_text().splitlines(keepends=True)
     step3_start = next(
         i for i, line in enumerate(lines) if '"step_start"' in line and '"step":3' in line
@@ -473,7 +523,7 @@ def test_reader_cut_last_line_drops_the_incomplete_step(tmp_path: Path) -> None:
     loaded = load_events(rec.jsonl_path)
     assert loaded.truncated is True
     assert loaded.complete_steps == 2
-    assert loaded.events == [e.to_dict() for e in rec.events[:step3_start]]
+    assert loaded.events == recorded[:step3_start]
     assert loaded.events[-1]["event_type"] == STEP_END
     assert all(e["step"] <= 2 for e in loaded.events)
     assert loaded.warning is not None

@@ -26,6 +26,9 @@ __all__ = [
 
 HOUSE = "house"  # the house account id (fees, fines)
 
+DEFAULT_JOURNAL_LIMIT = 5_000
+"""Postings a ledger keeps by default: the latest between this many and twice as many."""
+
 AccountId = int | str
 # (kind, from_account, to_account, good or None for cash, amount, memo); from/to is None
 # for issue/retire, whose other side is outside the economy.
@@ -81,13 +84,25 @@ def _amount(value: object, what: str) -> int:
 class Ledger:
     """Every movement of cash and goods, double-entry: each posting debits one account and credits another; totals only change through issue/retire (endowments, scenario shocks)."""
 
-    def __init__(self, goods: Iterable[str]) -> None:
+    def __init__(self, goods: Iterable[str], journal_limit: int | None = DEFAULT_JOURNAL_LIMIT) -> None:
+        """A ledger of `goods` with only the house account.
+
+        `journal_limit` bounds the journal kept in memory: once it holds twice this many postings
+        the oldest half is dropped (None keeps every posting). The balances and totals, which the
+        invariants check, never depend on the journal.
+        """
+        if journal_limit is not None and journal_limit < 1:
+            raise ValueError(f"journal_limit must be positive, got {journal_limit}")
         self.goods: tuple[str, ...] = tuple(dict.fromkeys(goods))
         for good in self.goods:
             if not isinstance(good, str) or not good:
                 raise ValueError(f"goods must be non-empty strings, got {good!r}")
         self._accounts: dict[AccountId, Account] = {}
         self._journal: list[JournalEntry] = []
+        self._journal_dropped = 0  # postings dropped from the front of _journal
+        self._journal_limit = journal_limit
+        # Trim when the list exceeds this (a huge number when unbounded: one int compare per call).
+        self._journal_high = 2 * journal_limit if journal_limit is not None else 1 << 62
         self._issued_cash = 0
         self._retired_cash = 0
         self._issued_goods: dict[str, int] = dict.fromkeys(self.goods, 0)
@@ -298,6 +313,8 @@ class Ledger:
             seller.cash -= seller_fee
             house.cash += seller_fee
             journal.append(("fee", seller_id, HOUSE, None, seller_fee, ""))
+        if len(journal) > self._journal_high:
+            self._trim_journal()
 
     def _check_net_trade(
         self,
@@ -356,6 +373,7 @@ class Ledger:
         src.cash -= amount
         dst.cash += amount
         self._journal.append(("transfer_cash", from_id, to_id, None, amount, memo))
+        self._trim_journal()
 
     def transfer_goods(
         self, from_id: AccountId, to_id: AccountId, good: str, quantity: int, memo: str = ""
@@ -374,6 +392,7 @@ class Ledger:
         src.holdings[good] -= quantity
         dst.holdings[good] += quantity
         self._journal.append(("transfer_goods", from_id, to_id, good, quantity, memo))
+        self._trim_journal()
 
     def issue(
         self,
@@ -417,6 +436,7 @@ class Ledger:
                 a.holdings[good] -= quantity
                 self._retired_goods[good] += quantity
                 self._journal.append(("retire_goods", account_id, None, good, quantity, memo))
+        self._trim_journal()
 
     # -- totals and checks ------------------------------------------------------------
 
@@ -478,12 +498,29 @@ class Ledger:
 
     @property
     def journal_size(self) -> int:
-        """Number of postings so far."""
-        return len(self._journal)
+        """Number of postings so far (including those no longer kept)."""
+        return self._journal_dropped + len(self._journal)
+
+    @property
+    def journal_start(self) -> int:
+        """Index of the oldest posting still kept (0 until the journal limit drops some)."""
+        return self._journal_dropped
 
     def journal(self, start: int = 0) -> list[JournalEntry]:
-        """Postings from index ``start`` on: (kind, from, to, good or None, amount, memo)."""
-        return self._journal[start:]
+        """Postings from index ``start`` on: (kind, from, to, good or None, amount, memo).
+
+        Indexes count every posting ever made; postings before `journal_start` are no longer
+        kept, so asking for them returns the kept ones only.
+        """
+        return self._journal[max(start - self._journal_dropped, 0) :]
+
+    def _trim_journal(self) -> None:
+        """Drop the oldest postings beyond the limit (amortised: at most once per limit postings)."""
+        journal = self._journal
+        if len(journal) > self._journal_high and self._journal_limit is not None:
+            excess = len(journal) - self._journal_limit
+            del journal[:excess]
+            self._journal_dropped += excess
 
     @property
     def issued_cash(self) -> int:
@@ -522,3 +559,4 @@ class Ledger:
                 account.holdings[good] += quantity
                 self._issued_goods[good] += quantity
                 self._journal.append(("issue_goods", None, aid, good, quantity, memo))
+        self._trim_journal()

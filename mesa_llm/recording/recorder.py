@@ -10,8 +10,13 @@ Two outputs:
   it is recorded, and ``flush()`` (called by the model at the end of every step) pushes it to the OS,
   so a crash loses at most the step in progress. An existing file is never overwritten.
 * ``save()``: the single-file JSON export of the mesa-llm ``SimulationRecorder``
-  (``{"metadata", "events", "agent_summaries"}``), built from the events kept in memory (or read back
-  from the stream when ``keep_in_memory=False``).
+  (``{"metadata", "events", "agent_summaries"}``).
+
+Memory stays bounded however long the run: a streaming recorder keeps no event by default; its
+query methods (``events``, ``get_*``, ``export_agent_memory``, ``save``) read the events back from
+the stream. ``keep_in_memory=True`` (alias ``keep_events=True``) keeps them in memory as the
+mesa-llm recorder did, for fast repeated queries on short runs; a recorder with ``stream=False``
+always keeps them (nothing else would).
 
 No pickle, ever: a pickle file executes code when loaded.
 
@@ -63,6 +68,9 @@ SECRET_KEYS: frozenset[str] = frozenset(
 # Event types whose content and metadata are walked in full for secrets: they carry request and
 # configuration data (LLM requests with headers, the resolved scenario with model settings).
 _DEEP_REDACT_TYPES = frozenset({LLM_CALL, SIMULATION_START})
+
+# Steps whose byte range in the stream is remembered for get_events_by_step (see _step_ranges).
+_STEP_INDEX_SIZE = 64
 
 _PICKLE_ERROR = (
     "pickle recordings are not supported: they can execute code when loaded; use format='json'"
@@ -189,7 +197,8 @@ class SimulationRecorder:
         model: the Mesa model (or None); only ``steps``, ``max_steps`` and ``agents`` are read.
         output_dir: where the stream and the exports go (created on the first write).
         simulation_id: prefix of every event id.
-        events: recorded events in order, when ``keep_in_memory`` (treat as read-only).
+        events: recorded events in order (read-only): the list kept in memory with
+            ``keep_in_memory``, else a new list read back from the stream on each access.
         simulation_metadata: ``simulation_id``, ``start_time``, ``model_class`` and, after `save`,
             the end-of-run fields of the export.
         start_time: UTC time the recorder was created.
@@ -203,9 +212,10 @@ class SimulationRecorder:
         simulation_id: str | None = None,
         stream: bool = True,
         run_name: str | None = None,
-        keep_in_memory: bool = True,
+        keep_in_memory: bool | None = None,
         record_state_changes: bool = True,
         auto_save_interval: int | None = None,
+        keep_events: bool | None = None,
     ) -> None:
         """Create a recorder; touches no file until the first event is recorded.
 
@@ -217,11 +227,20 @@ class SimulationRecorder:
             stream: write each event as a line of ``<run_name or simulation_<id>>.jsonl``.
             run_name: stem of the stream file name.
             keep_in_memory: keep the events (and the per-agent/type/step indexes) in memory for the
-                query methods; with False, only the stream holds them.
+                query methods. None (the default) means "only when not streaming": a streaming
+                recorder keeps nothing, so a long run's memory does not grow with its length, and
+                the query methods read the stream back.
             record_state_changes: kept from the mesa-llm recorder; the model reads it to decide
                 whether to record ``agent_state`` events every step.
             auto_save_interval: write a `save` snapshot every this many events.
+            keep_events: another name for `keep_in_memory` (give one or the other).
         """
+        if keep_events is not None:
+            if keep_in_memory is not None and keep_in_memory != keep_events:
+                raise ValueError("keep_events and keep_in_memory disagree; give only one")
+            keep_in_memory = keep_events
+        if keep_in_memory is None:
+            keep_in_memory = not stream
         if not stream and not keep_in_memory:
             raise ValueError("stream=False and keep_in_memory=False would record nothing")
         if auto_save_interval is not None and auto_save_interval <= 0:
@@ -237,7 +256,7 @@ class SimulationRecorder:
         self.record_state_changes = record_state_changes
         self.auto_save_interval = auto_save_interval
 
-        self.events: list[SimulationEvent] = []
+        self._events: list[SimulationEvent] = []  # only with keep_in_memory
         self.start_time = datetime.now(UTC)
         self.previous_agent_states: dict[int, dict[str, Any]] = {}  # kept from the seed
         self.events_since_save = 0
@@ -258,8 +277,17 @@ class SimulationRecorder:
         self._header: dict[str, Any] | None = None
         self._checkpoint: SimulationEvent | None = None  # simulation_end marker appended by save()
         self._end_status: str | None = None  # set once simulation_end is recorded
-        self._file: IO[str] | None = None
+        self._file: IO[bytes] | None = None
         self._jsonl_path: Path | None = None
+        self._offset = 0  # bytes written to the stream
+        # Byte ranges of the most recent steps in the stream (step -> [start, end)), so that
+        # get_events_by_step() reads back one step, not the whole file (replay --verify asks for
+        # every step as it goes). Bounded to _STEP_INDEX_SIZE steps; only steps whose events form
+        # one contiguous run, first seen after every earlier step, are indexed (see _index_step).
+        self._step_ranges: dict[int, list[int]] = {}
+        self._run_step: Any = None  # step of the last streamed event
+        self._run_range: list[int] | None = None  # its range in _step_ranges, if indexed
+        self._max_step: int | None = None
         self._closed = False
         self._blocked = False  # closed or ended: no more events
         # Stream-line helpers (see record_event): the escaped id prefix without its closing quote,
@@ -271,6 +299,17 @@ class SimulationRecorder:
         self._second_text = ""
 
     # -- properties ----------------------------------------------------------------------------
+
+    @property
+    def events(self) -> list[SimulationEvent]:
+        """Recorded events in order (treat as read-only).
+
+        With ``keep_in_memory`` the list kept in memory; otherwise a new list read back from the
+        stream at each access (plus the marker of the last `save`, as long as it stands).
+        """
+        if self.keep_in_memory:
+            return self._events
+        return self._read_back(lambda e: True)
 
     @property
     def jsonl_path(self) -> Path | None:
@@ -378,10 +417,18 @@ class SimulationRecorder:
                 f'"metadata":{encode(metadata) if metadata else "{}"}}}\n'
             )
             file = self._file if self._file is not None else self._open_stream()
-            file.write(line)
+            raw = line.encode("utf-8")
+            start = self._offset
+            file.write(raw)
+            self._offset = end = start + len(raw)
+            if step == self._run_step and step.__class__ is int:
+                if self._run_range is not None:
+                    self._run_range[1] = end
+            else:
+                self._index_step(step, start, end)
         self._count = index + 1
         if self.keep_in_memory:
-            self.events.append(event)
+            self._events.append(event)
             if agent_id is not None:
                 try:
                     self._by_agent[agent_id].append(event)
@@ -467,19 +514,38 @@ class SimulationRecorder:
     # -- queries -------------------------------------------------------------------------------
 
     def get_agent_events(self, agent_id: int) -> list[SimulationEvent]:
-        """Return all events of one agent, in order."""
-        self._require_memory("get_agent_events")
-        return list(self._by_agent.get(agent_id, ()))
+        """Return all events of one agent, in order (read back from the stream unless kept)."""
+        if self.keep_in_memory:
+            return list(self._by_agent.get(agent_id, ()))
+        return self._read_back(lambda e: e["agent_id"] == agent_id)
 
     def get_events_by_type(self, event_type: str) -> list[SimulationEvent]:
-        """Return all events of one type, in order."""
-        self._require_memory("get_events_by_type")
-        return list(self._by_type.get(event_type, ()))
+        """Return all events of one type, in order (read back from the stream unless kept)."""
+        if self.keep_in_memory:
+            return list(self._by_type.get(event_type, ()))
+        return self._read_back(lambda e: e["event_type"] == event_type)
 
     def get_events_by_step(self, step: int) -> list[SimulationEvent]:
-        """Return all events of one simulation step, in order."""
-        self._require_memory("get_events_by_step")
-        return list(self._by_step.get(step, ()))
+        """Return all events of one simulation step, in order (read back from the stream unless kept).
+
+        Reading back, one of the last few steps costs a read of that step only; an older one
+        costs a read of the whole stream.
+        """
+        if self.keep_in_memory:
+            return list(self._by_step.get(step, ()))
+        span = self._step_ranges.get(step) if type(step) is int else None
+        if span is None:
+            return self._read_back(lambda e: e["step"] == step)
+        self.flush()
+        assert self._jsonl_path is not None  # an indexed step was streamed
+        with open(self._jsonl_path, "rb") as f:
+            f.seek(span[0])
+            chunk = f.read(span[1] - span[0])
+        events = [_event_from_dict(json.loads(raw)) for raw in chunk.splitlines() if raw.strip()]
+        marker = self._checkpoint
+        if marker is not None and marker.step == step:
+            events.append(marker)
+        return events
 
     def export_agent_memory(self, agent_id: int) -> dict[str, Any]:
         """Export one agent's events and a summary, in the mesa-llm recorder's shape.
@@ -487,8 +553,11 @@ class SimulationRecorder:
         ``{"agent_id", "events": [event dicts], "summary": {"total_events", "event_types",
         "active_steps", "first_event", "last_event"}}``; timestamps are ISO strings.
         """
-        self._require_memory("export_agent_memory")
-        agent_events = self._by_agent.get(agent_id, [])
+        agent_events = (
+            self._by_agent.get(agent_id, [])
+            if self.keep_in_memory
+            else self.get_agent_events(agent_id)
+        )
         return {
             "agent_id": agent_id,
             "events": [event.to_dict() for event in agent_events],
@@ -585,7 +654,7 @@ class SimulationRecorder:
             )
             if self.keep_in_memory:
                 self._index(marker)
-                self._checkpoint = marker
+            self._checkpoint = marker  # seen by the queries until the next event replaces it
 
         # Same shape as the mesa-llm export (json.dump with indent=2), but one compact line per
         # event: json's C encoder does not indent, and the pure-Python one is 4x slower.
@@ -596,7 +665,7 @@ class SimulationRecorder:
             f.write('{\n  "metadata": ' + _indented(self.simulation_metadata) + ',\n  "events": [')
             sep = "\n    "
             if self.keep_in_memory:
-                for event in self.events:
+                for event in self._events:
                     f.write(sep + encode(event.to_dict()))
                     sep = ",\n    "
                 summaries = {
@@ -638,8 +707,45 @@ class SimulationRecorder:
         except TypeError:
             return 0
 
+    def _index_step(self, step: Any, start: int, end: int) -> None:
+        """Start a run of stream lines of `step` at byte `start` (see ``_step_ranges``).
+
+        A step is indexed when its first event comes after every earlier step's: then all its
+        events lie in one range as long as no other step comes in between. If one does and `step`
+        comes back, its range is dropped and its queries scan the stream.
+        """
+        self._run_step = step
+        self._run_range = None
+        if step.__class__ is not int:
+            return
+        ranges = self._step_ranges
+        if self._max_step is None or step > self._max_step:
+            self._max_step = step
+            self._run_range = ranges[step] = [start, end]
+            if len(ranges) > _STEP_INDEX_SIZE:
+                del ranges[next(iter(ranges))]  # the oldest (dicts keep insertion order)
+        else:
+            ranges.pop(step, None)
+
+    def _read_back(self, keep: Callable[[dict[str, Any]], bool]) -> list[SimulationEvent]:
+        """Events of the stream for which ``keep(event dict)`` is true, plus the save() marker."""
+        events = []
+        for lineno, line in enumerate(self._stream_lines(), 1):
+            try:
+                obj = json.loads(line)
+            except ValueError as exc:  # the file was changed behind the recorder's back
+                raise RuntimeError(
+                    f"{self._jsonl_path}: line {lineno} cannot be read back ({exc})"
+                ) from None
+            if keep(obj):
+                events.append(_event_from_dict(obj))
+        marker = self._checkpoint
+        if marker is not None and keep(marker.to_dict()):
+            events.append(marker)
+        return events
+
     def _index(self, event: SimulationEvent) -> None:
-        self.events.append(event)
+        self._events.append(event)
         if event.agent_id is not None:
             by_agent = self._by_agent.get(event.agent_id)
             if by_agent is None:
@@ -661,9 +767,9 @@ class SimulationRecorder:
         """Remove the save() marker: it is the last entry of `events` and of its index lists."""
         marker = self._checkpoint
         self._checkpoint = None
-        if marker is None or not self.events or self.events[-1] is not marker:
+        if marker is None or not self._events or self._events[-1] is not marker:
             return
-        self.events.pop()
+        self._events.pop()
         by_type = self._by_type[marker.event_type]
         by_type.pop()
         if not by_type:
@@ -673,7 +779,7 @@ class SimulationRecorder:
         if not by_step:
             del self._by_step[marker.step]
 
-    def _open_stream(self) -> IO[str]:
+    def _open_stream(self) -> IO[bytes]:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         stem = self.run_name or f"simulation_{self.simulation_id}"
         n = 0
@@ -681,8 +787,9 @@ class SimulationRecorder:
             path = self.output_dir / (f"{stem}.jsonl" if n == 0 else f"{stem}-{n}.jsonl")
             try:
                 # "x": create, never overwrite an existing recording.
+                # Binary, so that the recorder knows each line's byte offset (``_step_ranges``).
                 file = open(  # noqa: SIM115 - kept open for the recorder's lifetime; close() closes it
-                    path, "x", encoding="utf-8", newline="\n", buffering=1 << 16
+                    path, "xb", buffering=1 << 16
                 )
             except FileExistsError:
                 n += 1
@@ -696,18 +803,30 @@ class SimulationRecorder:
         if self._jsonl_path is None:
             return
         self.flush()
-        with open(self._jsonl_path, encoding="utf-8") as f:
+        try:
+            f = open(self._jsonl_path, encoding="utf-8")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise RuntimeError(
+                f"cannot read the recorded events back from {self._jsonl_path}: {exc}"
+            ) from None
+        with f:
             for line in f:
                 line = line.rstrip("\n")
                 if line:
                     yield line
 
-    def _require_memory(self, method: str) -> None:
-        if not self.keep_in_memory:
-            raise RuntimeError(
-                f"{method}() needs keep_in_memory=True; load the stream with "
-                "mesa_llm.recording.load_events() instead"
-            )
+
+def _event_from_dict(obj: dict[str, Any]) -> SimulationEvent:
+    """The `SimulationEvent` of a stream line (the inverse of `SimulationEvent.to_dict`)."""
+    return SimulationEvent(
+        obj["event_id"],
+        datetime.fromisoformat(obj["timestamp"]),
+        obj["step"],
+        obj["agent_id"],
+        obj["event_type"],
+        obj["content"],
+        obj["metadata"],
+    )
 
 
 def _unique_path(directory: Path, stem: str, suffix: str) -> Path:
