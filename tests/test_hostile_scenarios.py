@@ -253,3 +253,26 @@ def test_messages_in_memory_are_quoted_too():
     memory.update(observation)
     note = next(e for e in memory.recent if "wrote:" in e)
     assert "\n" not in note and "SYSTEM" in note and note.split("wrote: ", 1)[1].startswith('"')
+
+
+def test_recorder_never_writes_outside_its_folder(tmp_path):
+    from mesa_llm.recording import SimulationRecorder
+
+    out = tmp_path / "out"
+    for name in ("../escape", "/tmp/mesa_llm_abs_escape", "a/../../escape"):
+        recorder = SimulationRecorder(None, output_dir=out, run_name=name)
+        with pytest.raises(ValueError, match="leaves the output folder"):
+            recorder.record_model_event("step_start", {"step": 1})
+    recorder = SimulationRecorder(None, output_dir=out, stream=False)
+    recorder.record_model_event("step_start", {"step": 1})
+    with pytest.raises(ValueError, match="leaves the output folder"):
+        recorder.save("../export.json")
+    assert not (tmp_path / "escape.jsonl").exists() and not Path("/tmp/mesa_llm_abs_escape.jsonl").exists()
+    assert not (tmp_path / "export.json").exists()
+
+
+def test_model_refuses_a_run_name_that_is_a_path(tmp_path):
+    from mesa_llm.model import MarketModel
+
+    with pytest.raises(ValueError, match="run_name"):
+        MarketModel(load_scenario("double_auction"), output_dir=tmp_path, run_name="../x")

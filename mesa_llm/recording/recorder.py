@@ -614,7 +614,7 @@ class SimulationRecorder:
             stem = f"simulation_{self.simulation_id}_{datetime.now(UTC).strftime('%Y%m%d_%H%M%S')}"
             filepath = _unique_path(self.output_dir, stem, ".json")
         else:
-            filepath = self.output_dir / filename
+            filepath = _inside(self.output_dir, filename)
         self.flush()
 
         if self._checkpoint is not None:
@@ -784,7 +784,7 @@ class SimulationRecorder:
         stem = self.run_name or f"simulation_{self.simulation_id}"
         n = 0
         while True:
-            path = self.output_dir / (f"{stem}.jsonl" if n == 0 else f"{stem}-{n}.jsonl")
+            path = _inside(self.output_dir, f"{stem}.jsonl" if n == 0 else f"{stem}-{n}.jsonl")
             try:
                 # "x": create, never overwrite an existing recording.
                 # Binary, so that the recorder knows each line's byte offset (``_step_ranges``).
@@ -827,6 +827,16 @@ def _event_from_dict(obj: dict[str, Any]) -> SimulationEvent:
         obj["content"],
         obj["metadata"],
     )
+
+
+def _inside(directory: Path, name: str | Path) -> Path:
+    """``directory / name``, refused (ValueError) unless it resolves inside ``directory``: a run
+    name or export file name must never steer a recording elsewhere (``../x``, ``/abs``, links)."""
+    root = directory.resolve()
+    path = (directory / name).resolve()
+    if path == root or not path.is_relative_to(root):
+        raise ValueError(f"recording file name {str(name)[:80]!r} leaves the output folder {directory}")
+    return path
 
 
 def _unique_path(directory: Path, stem: str, suffix: str) -> Path:
