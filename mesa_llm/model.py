@@ -36,7 +36,7 @@ from mesa_llm.economics import (
 )
 from mesa_llm.exchange import Clearing, Exchange
 from mesa_llm.llm import ChatModel
-from mesa_llm.llm_wiring import AsyncBridge, LLMWiring, resolve_llm_models
+from mesa_llm.llm_wiring import AsyncBridge, LLMWiring, mechanisms, resolve_llm_models
 from mesa_llm.market import Money
 from mesa_llm.negotiation import Contract
 from mesa_llm.observer import Observer
@@ -205,8 +205,9 @@ class MarketModel(mesa.Model):
 
     # ------------------------------------------------------------------ construction
 
-    def _market_rules_view(self) -> dict[str, Any]:
-        """Tick size and admissible price ranges, for LLM system prompts."""
+    def _market_rules_view(self, population: str | None = None, role: Role | None = None) -> dict[str, Any]:
+        """Tick size, admissible price ranges and the mechanisms an agent of ``population`` with
+        ``role`` takes part in (see :func:`~mesa_llm.llm_wiring.mechanisms`), for LLM system prompts."""
         to_units = self.money.to_units
         return {
             "tick_size": self.money.tick_size,
@@ -214,6 +215,7 @@ class MarketModel(mesa.Model):
                 {"name": name, "min_price": to_units(low), "max_price": to_units(high)}
                 for name, (low, high) in ((g, self.observer.admissible(g)) for g in self.exchange.goods)
             ],
+            **mechanisms(self.scenario, population, role if role is not None else Role.TRADER),
         }
 
     def chat_model_for(self, model_name: str) -> ChatModel:
@@ -377,7 +379,7 @@ class MarketModel(mesa.Model):
         self.llm.begin_step()
         decisions = self._decide(observations)
         self.resolver.resolve(decisions, step)
-        clearings = self.exchange.clear()
+        clearings = self.exchange.clear(step)
         self._settle_records(clearings, step)
         if self.desk is not None:
             events, fulfilled = self.desk.advance(step)
