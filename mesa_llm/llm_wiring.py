@@ -28,6 +28,7 @@ from mesa_llm.llm import (
 )
 from mesa_llm.llm.bounds import AnswerLimits
 from mesa_llm.llm.secrets import strip_url_credentials
+from mesa_llm.run_summary import LLMActivity
 from mesa_llm.scenario import ScenarioSpec
 
 
@@ -352,8 +353,9 @@ class LLMWiring:
         spec["llm"] = self.public_settings()
         return spec
 
-    def summary(self, llm_agents: list[Any]) -> dict[str, Any] | None:
-        """The run summary's LLM part (None without LLM agents)."""
+    def summary(self, llm_agents: list[Any], activity: LLMActivity | None = None, steps: int = 0) -> dict[str, Any] | None:
+        """The run summary's LLM part (None without LLM agents): totals, per population what its
+        agents did (``populations``) and a warning per population that applied no action."""
         if not llm_agents:
             return None
         run = self.usage.run
@@ -365,4 +367,6 @@ class LLMWiring:
             "prompt_tokens": run.prompt_tokens,
             "completion_tokens": run.completion_tokens,
             "cost_usd": round(run.cost_usd, 6),
+            "populations": activity.to_dict() if activity is not None else {},
+            "warnings": activity.warnings(steps) if activity is not None else [],
         }

@@ -44,7 +44,7 @@ from mesa_llm.populations import PopulationBuilder
 from mesa_llm.recording import SimulationRecorder
 from mesa_llm.regulation import MarketRules
 from mesa_llm.resolver import ActionResolver
-from mesa_llm.run_summary import RunSummary, smith_alpha, versions
+from mesa_llm.run_summary import LLMActivity, RunSummary, smith_alpha, versions
 from mesa_llm.scenario import (
     SCENARIO_NAME_PATTERN,
     Endow,
@@ -137,9 +137,14 @@ class MarketModel(mesa.Model):
         self.stop_status: str | None = None
         self._states_step: int | None = None  # the step whose agent_state events were recorded last
         self._async: AsyncBridge | None = None
+        #: per LLM population: calls, tool calls and applied actions (the summary's inert-agent check)
+        self.llm_activity = LLMActivity()
         self.builder = PopulationBuilder(self)
         for population in scenario.populations:
             self.builder.add_population(population)
+        for agent in self.traders:
+            if agent.policy.is_llm:
+                self.llm_activity.add_agent(agent.unique_id, agent.population)
         self.equilibria = self._equilibria()
         #: equilibrium at the start of the run
         self.initial_equilibria = self.equilibria
@@ -257,6 +262,8 @@ class MarketModel(mesa.Model):
     # ------------------------------------------------------------------ recording helpers
 
     def _record(self, event_type: str, content: dict[str, Any], agent_id: int | None = None) -> None:
+        if agent_id is not None and agent_id in self.llm_activity.population_of:
+            self.llm_activity.note(event_type, content, agent_id)  # counted with or without a recorder
         if self.recorder is not None:
             self.recorder.record_event(event_type, content, agent_id=agent_id)
 
@@ -723,6 +730,6 @@ class MarketModel(mesa.Model):
             goods=goods,
             recording=str(self.recording_path) if self.recording_path is not None else None,
             stop_reason=self.stop_reason,
-            llm=self.llm.summary(self.llm_agents),
+            llm=self.llm.summary(self.llm_agents, self.llm_activity, self.steps),
             negotiation=self.desk.stats() if self.desk is not None else None,
         )
