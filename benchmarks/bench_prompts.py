@@ -111,10 +111,12 @@ def measure(scenario: str, steps: int) -> dict[str, Any] | None:
     per_purpose: dict[str, list[int]] = defaultdict(list)
     tools_tokens: list[int] = []
     system_texts: dict[int, set[str]] = defaultdict(set)
+    population_texts: dict[str, set[str]] = defaultdict(set)
     for request in chat.requests:
         sys_msg = request.messages[0]["content"]
         system_texts[request.agent_id].add(sys_msg)
         population = roles[request.agent_id]
+        population_texts[population].add(sys_msg)
         if population not in system:
             system[population] = litellm.token_counter(model=TOKENIZER_MODEL, text=sys_msg)
         per_purpose[request.purpose].append(litellm.token_counter(model=TOKENIZER_MODEL, messages=request.messages))
@@ -125,6 +127,7 @@ def measure(scenario: str, steps: int) -> dict[str, Any] | None:
         "calls": len(chat.requests),
         "system": system,
         "stable_system": all(len(texts) == 1 for texts in system_texts.values()),
+        "shared_system": all(len(texts) == 1 for texts in population_texts.values()),
         "purposes": {k: (statistics.mean(v), max(v), len(v)) for k, v in per_purpose.items()},
         "tools": statistics.mean(tools_tokens) if tools_tokens else 0,
     }
@@ -146,7 +149,8 @@ def main() -> None:
         )
         systems = ", ".join(f"{pop} {t}" for pop, t in r["system"].items())
         print(f"{name}: {purposes}; tools schema mean {r['tools']:.0f}")
-        print(f"    system prompt tokens: {systems}; identical every step: {r['stable_system']}")
+        print(f"    system prompt tokens: {systems}; identical every step: {r['stable_system']}; "
+              f"shared by a population: {r['shared_system']}")
 
 
 if __name__ == "__main__":

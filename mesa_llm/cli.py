@@ -237,7 +237,7 @@ def _print_summary(data: dict[str, Any]) -> None:
         populations = llm.get("populations") or {}
         if populations:
             table = Table(title="LLM populations")
-            columns = ("population", "agents", "calls", "failed", "valid calls", "invalid", "repaired", "actions", "waits")
+            columns = ("population", "agents", "calls", "failed", "valid", "invalid", "repaired", "actions", "waits")
             for column in columns:
                 table.add_column(column, justify="left" if column == "population" else "right")
             keys = ("agents", "calls", "failed_calls", "valid_tool_calls", "invalid_tool_calls", "repaired_tool_calls",
