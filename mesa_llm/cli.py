@@ -208,6 +208,8 @@ def _run_scenario(
         )
     if as_json:
         sys.stdout.write(json.dumps(data) + "\n")
+        for warning in (data.get("llm") or {}).get("warnings") or []:  # stdout stays pure JSON
+            console.print(f"warning: {warning}", highlight=False, markup=False)
         return
     _print_summary(data)
 
@@ -284,6 +286,19 @@ def _print_summary(data: dict[str, Any]) -> None:
             f" ({llm['failed_calls']} failed)   tokens: {llm['prompt_tokens']:,} in / "
             f"{llm['completion_tokens']:,} out   cost: ${llm['cost_usd']:.4f}"
         )
+        populations = llm.get("populations") or {}
+        if populations:
+            table = Table(title="LLM populations")
+            columns = ("population", "agents", "calls", "failed", "valid", "invalid", "repaired", "actions", "waits")
+            for column in columns:
+                table.add_column(column, justify="left" if column == "population" else "right")
+            keys = ("agents", "calls", "failed_calls", "valid_tool_calls", "invalid_tool_calls", "repaired_tool_calls",
+                    "actions_applied", "waits")
+            for label, p in populations.items():
+                table.add_row(label, *(str(p[k]) for k in keys))
+            console.print(table)
+        for warning in llm.get("warnings") or []:
+            console.print(f"[bold yellow]warning:[/] {escape(warning)}")
     if data.get("stop_reason"):
         console.print(f"stopped: {data['stop_reason']}")
     console.print(f"recording: {data['recording'] or '(not recorded)'}")
@@ -417,7 +432,7 @@ def analyze(
     """Metrics, tables and plots of a recording."""
     from mesa_llm.analysis import load_recording
     from mesa_llm.analysis.metrics import summary_metrics
-    from mesa_llm.analysis.report import render_html, summary_table, write_csv
+    from mesa_llm.analysis.report import metric_rows, render_html, write_csv
     from mesa_llm.recording import RecordingError
 
     # The large contents (observations, LLM calls) are checked when a table first decodes them,
@@ -426,16 +441,18 @@ def analyze(
         rec = load_recording(recording)
         if rec.warning:
             _err_console().print(f"note: {rec.warning}", markup=False, highlight=False)
+        metrics = summary_metrics(rec)
         if as_json:
-            sys.stdout.write(json.dumps(summary_metrics(rec), default=str) + "\n")
+            sys.stdout.write(json.dumps(metrics, default=str) + "\n")
         else:
-            rows = summary_table(rec)
             table = Table(title=f"{recording.name}")
             table.add_column("metric")
             table.add_column("value", justify="right")
-            for metric, value in rows:
+            for _, metric, value in metric_rows(metrics):
                 table.add_row(metric, value)
             Console(highlight=False).print(table)
+        for warning in (metrics.get("llm") or {}).get("warnings") or []:  # an inert LLM population
+            _err_console().print(f"warning: {warning}", markup=False, highlight=False)
         if html is not None:
             written = render_html(rec, html)
             _err_console().print(f"report: {written}", markup=False, highlight=False)

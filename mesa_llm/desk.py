@@ -43,6 +43,7 @@ from mesa_llm.negotiation import (
     SessionEvent,
     SingleTextMediation,
     contract_from_agreement,
+    reservation_price,
 )
 from mesa_llm.negotiation import (
     CallForProposals as CallForProposalsSession,
@@ -401,6 +402,8 @@ class NegotiationDesk:
             utility = self.utilities.get((agent_id, space)) if space is not None else None
             if utility is not None:
                 view["my_utility"] = utility.to_dict()
+                # the reservation in money: what "never above/below your reservation price" means
+                view["my_reservation_price"] = reservation_price(utility)
             if session.protocol in ("sealed_bid", "english") and session.good is not None:
                 view["my_value"] = self.unit_value(agent_id, session.good)
             view["reputation"] = {

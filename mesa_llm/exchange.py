@@ -83,6 +83,12 @@ class GoodState:
     excess_demand: int = 0
     excess_supply: int = 0
     history: deque[int] = field(default_factory=deque)
+    #: the step of the last clearing with a trade (None before the first trade or when unknown)
+    last_trade_step: int | None = None
+    #: the step of the last clearing, and its highest buy and lowest sell limit (None: no such order)
+    last_clearing_step: int | None = None
+    best_bid: int | None = None
+    best_ask: int | None = None
 
 
 class Exchange:
@@ -224,16 +230,21 @@ class Exchange:
 
     # ------------------------------------------------------------------ clearing
 
-    def clear(self) -> list[Clearing]:
-        """Run the call auction of every good, settle all fills, expire step orders."""
-        results = [self._clear_good(state) for state in self.goods.values()]
+    def clear(self, step: int | None = None) -> list[Clearing]:
+        """Run the call auction of every good, settle all fills, expire step orders (``step``
+        is remembered as the step of the last clearing and of the last trade, for observations)."""
+        results = [self._clear_good(state, step) for state in self.goods.values()]
         for order in self.book.expire(Lifetime.STEP):
             self._release(order)
         return results
 
-    def _clear_good(self, state: GoodState) -> Clearing:
+    def _clear_good(self, state: GoodState, step: int | None = None) -> Clearing:
         buys, buy_prices, buy_qty = self.book.side_arrays(state.name, Side.BUY)
         sells, sell_prices, sell_qty = self.book.side_arrays(state.name, Side.SELL)
+        # the best limits entered into this clearing (shown to agents as last step's bid and ask)
+        state.last_clearing_step = step
+        state.best_bid = int(buy_prices.max()) if len(buy_prices) else None
+        state.best_ask = int(sell_prices.min()) if len(sell_prices) else None
         result = clear_call_auction(buy_prices, buy_qty, sell_prices, sell_qty, k=self.k)
         clearing = Clearing(
             good=state.name,
@@ -274,6 +285,7 @@ class Exchange:
         self.book.apply_fills(buys, result.buy_fills)
         self.book.apply_fills(sells, result.sell_fills)
         state.last_price = price
+        state.last_trade_step = step
         state.price_low = result.price_low
         state.price_high = result.price_high
         state.history.append(price)

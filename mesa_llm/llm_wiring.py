@@ -17,6 +17,7 @@ from mesa_llm.actions import ActionRegistry
 from mesa_llm.agents.llm_policy import LLMContext, LLMPolicy
 from mesa_llm.agents.persona import Persona
 from mesa_llm.agents.prompts import PromptLibrary, resolve_overrides
+from mesa_llm.agents.roles import Role
 from mesa_llm.llm import (
     ChatModel,
     ChatRequest,
@@ -27,6 +28,7 @@ from mesa_llm.llm import (
 )
 from mesa_llm.llm.bounds import AnswerLimits
 from mesa_llm.llm.secrets import strip_url_credentials
+from mesa_llm.run_summary import LLMActivity
 from mesa_llm.scenario import ScenarioSpec
 
 
@@ -45,6 +47,49 @@ def resolve_llm_models(
                 name = chat_model.name
             out[pop.label] = name
     return out
+
+
+#: negotiation protocols a scenario's sessions name, as the system prompt groups them
+AUCTION_PROTOCOLS = ("first_price", "second_price", "english")
+
+
+def mechanisms(scenario: ScenarioSpec, population: str | None, role: Role) -> dict[str, Any]:
+    """Which of the scenario's mechanisms an agent of ``population`` with ``role`` takes part in,
+    for its system prompt: the call market (if it may place orders there), the negotiation
+    protocols of the sessions its population is named in (plus those it may open), contracts,
+    alliances, gossip and reputation. The prompt describes these and nothing else."""
+    negotiation = scenario.negotiation
+    protocols: set[str] = set()
+    for session in negotiation.sessions:
+        named = {session.buyers, session.sellers, session.mediators, session.bidders}
+        if population is None or population in named:
+            protocols.add(session.protocol)
+    trades = role.may_buy or role.may_sell
+    if negotiation.default_spaces and trades:
+        if negotiation.open_sessions:
+            protocols.add("alternating_offers")
+        if negotiation.call_for_proposals:
+            protocols.add("call_for_proposals")
+    social = scenario.social
+    regulator = role is Role.REGULATOR
+    return {
+        "call_market": scenario.market.call_market and role.allows("place_order"),
+        # what the regulator watches: trades of the call market and contracts
+        "market_exists": scenario.market.call_market,
+        "fee_per_unit": scenario.market.fee_per_unit,
+        "protocols": sorted(protocols),
+        "auctions": sorted(protocols.intersection(AUCTION_PROTOCOLS)),
+        "open_sessions": negotiation.open_sessions and trades and bool(negotiation.default_spaces),
+        "negotiations": bool(protocols.difference(AUCTION_PROTOCOLS)) and trades,
+        "contracts": bool(protocols) and trades,
+        "alliances": social.alliances and role.allows("propose_alliance"),
+        "gossip": social.gossip and role.allows("forward_message"),
+        "reputation": social.reputation_shown > 0 and bool(
+            negotiation.sessions or negotiation.open_sessions or social.alliances or regulator
+            or any(p.role is Role.REGULATOR for p in scenario.populations)
+        ),
+        "max_fine": scenario.rules.max_fine,
+    }
 
 
 class AsyncBridge:
@@ -308,8 +353,9 @@ class LLMWiring:
         spec["llm"] = self.public_settings()
         return spec
 
-    def summary(self, llm_agents: list[Any]) -> dict[str, Any] | None:
-        """The run summary's LLM part (None without LLM agents)."""
+    def summary(self, llm_agents: list[Any], activity: LLMActivity | None = None, steps: int = 0) -> dict[str, Any] | None:
+        """The run summary's LLM part (None without LLM agents): totals, per population what its
+        agents did (``populations``) and a warning per population that applied no action."""
         if not llm_agents:
             return None
         run = self.usage.run
@@ -321,4 +367,6 @@ class LLMWiring:
             "prompt_tokens": run.prompt_tokens,
             "completion_tokens": run.completion_tokens,
             "cost_usd": round(run.cost_usd, 6),
+            "populations": activity.to_dict() if activity is not None else {},
+            "warnings": activity.warnings(steps) if activity is not None else [],
         }

@@ -36,7 +36,7 @@ from mesa_llm.economics import (
 )
 from mesa_llm.exchange import Clearing, Exchange
 from mesa_llm.llm import ChatModel
-from mesa_llm.llm_wiring import AsyncBridge, LLMWiring, resolve_llm_models
+from mesa_llm.llm_wiring import AsyncBridge, LLMWiring, mechanisms, resolve_llm_models
 from mesa_llm.market import Money
 from mesa_llm.negotiation import Contract
 from mesa_llm.observer import Observer
@@ -44,7 +44,7 @@ from mesa_llm.populations import PopulationBuilder
 from mesa_llm.recording import SimulationRecorder
 from mesa_llm.regulation import MarketRules
 from mesa_llm.resolver import ActionResolver
-from mesa_llm.run_summary import PriceStats, RunSummary, versions
+from mesa_llm.run_summary import LLMActivity, PriceStats, RunSummary, versions
 from mesa_llm.scenario import (
     SCENARIO_NAME_PATTERN,
     Endow,
@@ -186,9 +186,14 @@ class MarketModel(mesa.Model):
         self.stop_status: str | None = None
         self._states_step: int | None = None  # the step whose agent_state events were recorded last
         self._async: AsyncBridge | None = None
+        #: per LLM population: calls, tool calls and applied actions (the summary's inert-agent check)
+        self.llm_activity = LLMActivity()
         self.builder = PopulationBuilder(self)
         for population in scenario.populations:
             self.builder.add_population(population)
+        for agent in self.traders:
+            if agent.policy.is_llm:
+                self.llm_activity.add_agent(agent.unique_id, agent.population)
         self.equilibria = self._equilibria()
         #: equilibrium at the start of the run
         self.initial_equilibria = self.equilibria
@@ -256,8 +261,9 @@ class MarketModel(mesa.Model):
 
     # ------------------------------------------------------------------ construction
 
-    def _market_rules_view(self) -> dict[str, Any]:
-        """Tick size and admissible price ranges, for LLM system prompts."""
+    def _market_rules_view(self, population: str | None = None, role: Role | None = None) -> dict[str, Any]:
+        """Tick size, admissible price ranges and the mechanisms an agent of ``population`` with
+        ``role`` takes part in (see :func:`~mesa_llm.llm_wiring.mechanisms`), for LLM system prompts."""
         to_units = self.money.to_units
         return {
             "tick_size": self.money.tick_size,
@@ -265,6 +271,7 @@ class MarketModel(mesa.Model):
                 {"name": name, "min_price": to_units(low), "max_price": to_units(high)}
                 for name, (low, high) in ((g, self.observer.admissible(g)) for g in self.exchange.goods)
             ],
+            **mechanisms(self.scenario, population, role if role is not None else Role.TRADER),
         }
 
     def chat_model_for(self, model_name: str) -> ChatModel:
@@ -306,6 +313,8 @@ class MarketModel(mesa.Model):
     # ------------------------------------------------------------------ recording helpers
 
     def _record(self, event_type: str, content: dict[str, Any], agent_id: int | None = None) -> None:
+        if agent_id is not None and agent_id in self.llm_activity.population_of:
+            self.llm_activity.note(event_type, content, agent_id)  # counted with or without a recorder
         if self.recorder is not None:
             self.recorder.record_event(event_type, content, agent_id=agent_id)
 
@@ -428,7 +437,7 @@ class MarketModel(mesa.Model):
         self.llm.begin_step()
         decisions = self._decide(observations)
         self.resolver.resolve(decisions, step)
-        clearings = self.exchange.clear()
+        clearings = self.exchange.clear(step)
         self._settle_records(clearings, step)
         if self.desk is not None:
             events, fulfilled = self.desk.advance(step)
@@ -771,6 +780,6 @@ class MarketModel(mesa.Model):
             goods=goods,
             recording=str(self.recording_path) if self.recording_path is not None else None,
             stop_reason=self.stop_reason,
-            llm=self.llm.summary(self.llm_agents),
+            llm=self.llm.summary(self.llm_agents, self.llm_activity, self.steps),
             negotiation=self.desk.stats() if self.desk is not None else None,
         )

@@ -48,6 +48,10 @@ class Observer:
                 excess_demand=s.excess_demand,
                 excess_supply=s.excess_supply,
                 price_history=[to_units(p) for p in s.history],
+                last_trade_step=s.last_trade_step,
+                last_clearing_step=s.last_clearing_step,
+                best_bid=to_units(s.best_bid) if s.best_bid is not None else None,
+                best_ask=to_units(s.best_ask) if s.best_ask is not None else None,
             )
         return MarketSnapshot(goods=goods)
 

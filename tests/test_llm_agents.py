@@ -383,5 +383,8 @@ def test_persona_yaml_include_and_load(tmp_path):
     model.run()
     agent = model.populations["cautious_buyer"][0]
     assert agent.persona.style == "bold" and agent.persona.backstory.startswith("You run a small repair shop")
-    system = next(r for r in chat.requests if r.agent_id == agent.unique_id).messages[0]["content"]
-    assert "You are cautious_buyer" in system and "repair shop" in system and "Your style: bold" in system
+    first = next(r for r in chat.requests if r.agent_id == agent.unique_id)
+    system, user = first.messages[0]["content"], first.messages[1]["content"]
+    assert "repair shop" in system and "Your style: bold" in system
+    # the name is the user message's (the system prompt is shared by the population, cache-friendly)
+    assert f"You are agent {agent.unique_id} (cautious_buyer)" in user

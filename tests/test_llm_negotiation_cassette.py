@@ -17,8 +17,8 @@ from tests.llm_cassettes import DUMMY_API_KEY, use_cassette
 from tests.test_llm_cassettes import no_network  # noqa: F401 - autouse fixture: no real connects
 
 ME = re.compile(r"You are agent (\d+)")
-SESSION = re.compile(r"- (N\d+) \(alternating offers, car\): you are the (buyer|seller); status open; round (\d+)")
-TURN = re.compile(r"turn: agent (\d+)")
+SESSION = re.compile(r"- (N\d+): alternating offers for car; you are the (buyer|seller), with agent \d+; round (\d+) of")
+MY_TURN = "; your turn."
 OFFER = re.compile(r"offer #(\d+) by agent (\d+) \(round \d+\): (\{[^\n]*\})")
 
 
@@ -27,10 +27,9 @@ def haggler(request: dict[str, Any]) -> dict[str, Any]:
     each accepts the other's offer once it is within its limit (buyer 9000, seller 8500)."""
     text = "\n".join(m.get("content") or "" for m in request["messages"] if m["role"] == "user")
     me, session = ME.search(text), SESSION.search(text)
-    turn = TURN.search(text)
-    if not request.get("tools") or me is None or session is None or turn is None or turn.group(1) != me.group(1):
+    if not request.get("tools") or me is None or session is None or MY_TURN not in text:
         return {"content": None, "tool_calls": [{"name": "wait", "arguments": "{}"}]}
-    session_id, role, round_ = session.group(1), session.group(2), int(session.group(3))
+    session_id, role, round_ = session.group(1), session.group(2), int(session.group(3)) - 1  # shown from 1
     theirs = [(int(i), int(a), json.loads(t)) for i, a, t in OFFER.findall(text) if a != me.group(1)]
     if theirs:
         offer_id, other, terms = theirs[-1]

@@ -17,7 +17,12 @@ from typing import Any
 
 import pytest
 
-from mesa_llm.llm.local_server import LocalLLMServer, LocalModelError, bundled_model_path, resolve_model_path
+from mesa_llm.llm.local_server import (
+    LocalLLMServer,
+    LocalModelError,
+    bundled_model_path,
+    resolve_model_path,
+)
 
 
 def _require_local() -> None:

@@ -151,10 +151,12 @@ class LLMPolicy(DecisionPolicy):
         self._tool_names = [n for n in observation.available_actions if n in ctx.registry.names()] or list(
             ctx.tool_names
         )
-        self.memory.update(observation)
         try:
-            observation_text = self._render("observation.j2", obs=observation.to_dict())
+            observation_text = self._render("observation.j2", obs=observation.to_dict(), market=self._ctx().market)
+            # memory is what came before this observation: rendered before the observation's
+            # messages, trades and rejections are folded in, so the prompt shows them once
             memory_text = self._render("memory.j2", memory=self.memory.to_context())
+            self.memory.update(observation)
             plan: str | None = None
             if p.plan_every and (observation.step - 1) % p.plan_every == 0:
                 plan = await self._plan(observation, observation_text, memory_text, events)
@@ -172,7 +174,7 @@ class LLMPolicy(DecisionPolicy):
         )
         memory = AgentMemory(max_events=p.memory_events)
         memory.update(observation)
-        observation_text = self._render("observation.j2", obs=observation.to_dict())
+        observation_text = self._render("observation.j2", obs=observation.to_dict(), market=self._ctx().market)
         memory_text = self._render("memory.j2", memory=memory.to_context())
         sample_error = {"tool": "place_order", "arguments": '{"good": "?"}', "reason": "sample reason"}
         return {
@@ -203,7 +205,7 @@ class LLMPolicy(DecisionPolicy):
         text = (response.content or "").strip()
         if not text:
             return None
-        plan = text[:1000]
+        plan = text[:MAX_PLAN_CHARS]
         self.memory.set_plan(plan, observation.step)
         return plan
 
@@ -530,6 +532,8 @@ def _as_text(arguments: Any) -> str:
     return arguments if isinstance(arguments, str) else json.dumps(arguments)
 
 
+#: longest plan kept and shown in the act prompt (a plan is a few sentences; more is rambling)
+MAX_PLAN_CHARS = 500
 #: characters of an answer's own text shown back to the model in the repair round
 PREVIEW_TEXT_CHARS = 1000
 

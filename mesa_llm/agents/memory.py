@@ -72,10 +72,10 @@ class AgentMemory:
             )
 
     def set_plan(self, plan: str, step: int) -> None:
-        """Remember the latest plan (shown until a new one is made)."""
+        """Remember the latest plan (shown until a new one is made). It is shown once, as the
+        act prompt's plan, not also among the recent events."""
         self.plan = plan
         self.plan_step = step
-        self._note(f"step {step}: planned: {plan}")
 
     def summary(self) -> str:
         """One line about everything so far (constant size for a fixed number of goods)."""

@@ -27,6 +27,12 @@ class GoodSnapshot:
     excess_demand: int = 0
     excess_supply: int = 0
     price_history: list[float] = field(default_factory=list)
+    #: the step of the last trade (None before the first); ``last_price`` is that trade's price
+    last_trade_step: int | None = None
+    #: the step of the last clearing and its best (highest) bid and (lowest) ask, None if none
+    last_clearing_step: int | None = None
+    best_bid: float | None = None
+    best_ask: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (as recorded)."""
@@ -42,6 +48,10 @@ class GoodSnapshot:
             "excess_demand": self.excess_demand,
             "excess_supply": self.excess_supply,
             "price_history": list(self.price_history),
+            "last_trade_step": self.last_trade_step,
+            "last_clearing_step": self.last_clearing_step,
+            "best_bid": self.best_bid,
+            "best_ask": self.best_ask,
         }
 
 

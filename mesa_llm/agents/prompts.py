@@ -58,6 +58,35 @@ def quoted(text: Any, limit: int = MAX_QUOTED_CHARS) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def num(value: Any) -> str:
+    """A number as a prompt shows it: no trailing ``.0`` or float noise (``8000.0`` -> ``8000``,
+    ``117.070000001`` -> ``117.07``); anything else as ``str``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if value != value or value in (float("inf"), float("-inf")):
+        return str(value)
+    text = f"{value:.6f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def scores(table: Mapping[str, Any]) -> str:
+    """Scores per agent, the most common one said once: ``"0.5 for all but 3: 0.45, 7: 0.55"``
+    (a table of 20 equal scores costs a prompt 60 tokens and says nothing)."""
+    if not table:
+        return ""
+    counts: dict[str, int] = {}
+    shown = {agent: num(value) for agent, value in table.items()}
+    for value in shown.values():
+        counts[value] = counts.get(value, 0) + 1
+    common, times = max(counts.items(), key=lambda kv: kv[1])
+    if times < 2:
+        return ", ".join(f"{agent}: {value}" for agent, value in shown.items())
+    others = [f"{agent}: {value}" for agent, value in shown.items() if value != common]
+    return f"{common} for all" + (f" but {', '.join(others)}" if others else "")
+
+
 class _PromptSandbox(ImmutableSandboxedEnvironment):
     """The immutable sandbox, plus a cap on strings and lists built by ``*`` and ``**`` (a
     template must not be able to allocate gigabytes with ``'x' * 10**10``)."""
@@ -187,6 +216,8 @@ class PromptLibrary:
             auto_reload=False,
         )
         self.env.filters["quoted"] = quoted
+        self.env.filters["num"] = num
+        self.env.filters["scores"] = scores
         self._templates: dict[str, jinja2.Template] = {}
 
     def with_overrides(self, overrides: Mapping[str, Path]) -> PromptLibrary:

@@ -40,7 +40,9 @@ __all__ = [
     "flatten_metrics",
     "gini",
     "invalid_action_rate",
+    "llm_agent_ids",
     "llm_costs",
+    "llm_populations",
     "negotiation_sessions",
     "pareto_nash_distances",
     "price_volatility",
@@ -110,6 +112,8 @@ class _Replay:
     by_step: list[dict[str, Any]] = field(default_factory=list)
     induced: bool = False  # some agent has induced values or costs
     schedules: dict[int, dict[str, _Schedule]] = field(default_factory=dict)  # where it stopped
+    #: each agent's own gains on induced values (ticks): value - price bought, price - cost sold
+    by_agent: dict[int, int] = field(default_factory=dict)
 
 
 def _schedules(rec: Recording) -> tuple[dict[int, dict[str, _Schedule]], dict[int, str | None]]:
@@ -147,32 +151,32 @@ def _equilibria(
     return out
 
 
-def _fills(rec: Recording) -> list[tuple[int, int, str, str, int, int, int]]:
-    """Units moved, in recording order: (position, step, kind, good, quantity, buyer, seller) for
-    every trade and every fulfilled contract with a good."""
-    out: list[tuple[int, int, str, str, int, int, int]] = []
+def _fills(rec: Recording) -> list[tuple[int, int, str, str, int, int, int, float | None]]:
+    """Units moved, in recording order: (position, step, kind, good, quantity, buyer, seller,
+    price per unit or None) for every trade and every fulfilled contract with a good."""
+    out: list[tuple[int, int, str, str, int, int, int, float | None]] = []
     trades = rec.trades
     if len(trades):
         for pos, row in zip(
             rec.positions("trade").tolist(),
-            trades[["step", "good", "quantity", "buyer_id", "seller_id"]].itertuples(index=False),
+            trades.reindex(columns=["step", "good", "quantity", "buyer_id", "seller_id", "price"]).itertuples(index=False),
             strict=True,
         ):
-            step, good, qty, buyer, seller = row
+            step, good, qty, buyer, seller, price = row
             if isinstance(good, str) and _finite(qty) is not None:
-                out.append((pos, int(step), "trade", good, int(qty), int(buyer), int(seller)))
+                out.append((pos, int(step), "trade", good, int(qty), int(buyer), int(seller), _finite(price)))
     contracts = rec.table("contract")
     if len(contracts):
-        columns = ["step", "stage", "status", "good", "quantity", "buyer_id", "seller_id"]
+        columns = ["step", "stage", "status", "good", "quantity", "buyer_id", "seller_id", "price"]
         for pos, row in zip(
             rec.positions("contract").tolist(),
             contracts.reindex(columns=columns).itertuples(index=False),
             strict=True,
         ):
-            step, stage, status, good, qty, buyer, seller = row
+            step, stage, status, good, qty, buyer, seller, price = row
             if stage == "settled" and status == "fulfilled" and isinstance(good, str):
-                out.append((pos, int(step), "contract", good, int(qty), int(buyer), int(seller)))
-    out.sort()
+                out.append((pos, int(step), "contract", good, int(qty), int(buyer), int(seller), _finite(price)))
+    out.sort(key=lambda f: f[0])
     return out
 
 
@@ -235,8 +239,8 @@ def _replay(rec: Recording, *, by_step: bool = False, until_step: int | None = N
         return result
     # (position in the recording, step, "fill" or "shift", what)
     moments: list[tuple[int, int, str, Any]] = [
-        (pos, step, "fill", (good, qty, buyer, seller))
-        for pos, step, _kind, good, qty, buyer, seller in _fills(rec)
+        (pos, step, "fill", (good, qty, buyer, seller, price))
+        for pos, step, _kind, good, qty, buyer, seller, price in _fills(rec)
     ]
     moments += [(pos, step, "shift", event) for pos, step, event in _shifts(rec)]
     moments.sort(key=lambda m: m[0])
@@ -248,14 +252,21 @@ def _replay(rec: Recording, *, by_step: bool = False, until_step: int | None = N
                 current = _equilibria(schedules, goods)
                 result.benchmark = result.realised + sum(eq.max_surplus for eq in current.values())
             return
-        good, qty, buyer, seller = payload
+        good, qty, buyer, seller, price = payload
+        paid = _to_ticks(price, tick) * qty if price is not None else 0
         s = schedules.get(buyer, {}).get(good)
         if s is not None:
-            result.realised += sum(s.values[s.bought : s.bought + qty])
+            gained = sum(s.values[s.bought : s.bought + qty])
+            result.realised += gained
+            if s.values:
+                result.by_agent[buyer] = result.by_agent.get(buyer, 0) + gained - paid
             s.bought += qty
         s = schedules.get(seller, {}).get(good)
         if s is not None:
-            result.realised -= sum(s.costs[s.sold : s.sold + qty])
+            spent = sum(s.costs[s.sold : s.sold + qty])
+            result.realised -= spent
+            if s.costs:
+                result.by_agent[seller] = result.by_agent.get(seller, 0) + paid - spent
             s.sold += qty
 
     if until_step is not None:
@@ -895,10 +906,81 @@ def invalid_action_rate(rec: Recording) -> float | None:
 # ----------------------------------------------------------------------------- LLM costs
 
 
+def llm_agent_ids(rec: Recording) -> set[int]:
+    """Agents whose decisions came from an LLM: the header's ``llm`` policies, and any agent
+    with a recorded LLM call."""
+    ids: set[int] = set()
+    agents = rec.agents
+    if len(agents):
+        ids.update(int(a) for a, policy in zip(agents["agent_id"], agents["policy"], strict=True) if policy == "llm")
+    calls = rec.llm_calls
+    if len(calls) and "agent_id" in calls:
+        ids.update(int(a) for a in calls["agent_id"].dropna())
+    return ids
+
+
+def llm_populations(rec: Recording) -> dict[str, dict[str, int]]:
+    """Per LLM population (the header's population labels): agents, calls, failed_calls,
+    valid / invalid / repaired tool calls (repaired: valid calls of a repair round),
+    actions_applied (other than wait), waits and rejected actions of its agents."""
+    ids = llm_agent_ids(rec)
+    agents = rec.agents
+    population_of: dict[int, str] = {}
+    if len(agents):
+        for a, label in zip(agents["agent_id"], agents["population"], strict=True):
+            if int(a) in ids:
+                population_of[int(a)] = str(label)
+    for a in ids - set(population_of):
+        population_of[a] = "(unknown)"
+    keys = ("agents", "calls", "failed_calls", "valid_tool_calls", "invalid_tool_calls",
+            "repaired_tool_calls", "actions_applied", "waits", "rejected_actions")  # fmt: skip
+    out: dict[str, dict[str, int]] = {}
+    for label in population_of.values():
+        out.setdefault(label, dict.fromkeys(keys, 0))["agents"] += 1
+    calls = rec.llm_calls
+    if len(calls):
+        parsed = calls["parsed_tool_calls"] if "parsed_tool_calls" in calls else [None] * len(calls)
+        for agent_id, purpose, error, tool_calls in zip(
+            calls["agent_id"], calls["purpose"] if "purpose" in calls else [None] * len(calls), calls["error"], parsed,
+            strict=True,
+        ):
+            label = population_of.get(int(agent_id)) if _finite(agent_id) is not None else None
+            if label is None:
+                continue
+            tally = out[label]
+            tally["calls"] += 1
+            tally["failed_calls"] += int(isinstance(error, str))
+            for call in tool_calls if isinstance(tool_calls, list) else []:
+                if isinstance(call, Mapping) and call.get("valid") is True:
+                    tally["valid_tool_calls"] += 1
+                    tally["repaired_tool_calls"] += int(purpose == "repair")
+                else:
+                    tally["invalid_tool_calls"] += 1
+    for table, applied in ((rec.actions, True), (rec.rejections, False)):
+        if not len(table):
+            continue
+        kinds = table["type"] if "type" in table else [None] * len(table)
+        for agent_id, kind in zip(table["agent_id"], kinds, strict=True):
+            label = population_of.get(int(agent_id)) if _finite(agent_id) is not None else None
+            if label is None:
+                continue
+            if not applied:
+                out[label]["rejected_actions"] += 1
+            elif kind == "wait":
+                out[label]["waits"] += 1
+            else:
+                out[label]["actions_applied"] += 1
+    return out
+
+
 def llm_costs(rec: Recording) -> dict[str, Any]:
     """LLM usage of the run: calls, failed_calls, cached_calls, prompt/completion/total tokens,
-    cost_usd, mean latency_s, models; and cost_usd and tokens per agreement and per currency
-    unit of realised surplus (None when undefined: no agreement, no positive surplus)."""
+    cost_usd, mean latency_s, models; cost and tokens per agreement and per currency unit of the
+    LLM agents' own surplus (``realised_surplus``: their gains on induced values, value - price
+    bought and price - cost sold; None without induced values); the LLM agents' tool calls
+    (valid, invalid, repaired; ``invalid_tool_call_rate``) and ``invalid_action_rate`` over their
+    actions only (None when they had none, e.g. every call failed); ``populations`` (see
+    :func:`llm_populations`) and a warning per LLM population that applied no action."""
     calls = rec.llm_calls
     n = len(calls)
     prompt = int(pd.to_numeric(calls["prompt_tokens"], errors="coerce").fillna(0).sum()) if n else 0
@@ -912,8 +994,24 @@ def llm_costs(rec: Recording) -> dict[str, Any]:
         pd.to_numeric(calls["latency_s"], errors="coerce").dropna() if n else pd.Series(dtype=float)
     )
     agreements = rec.count("agreement")
-    surplus = realised_surplus(rec)
+    ids = llm_agent_ids(rec)
+    replay = _replay(rec)
+    own = [replay.by_agent[a] for a in ids if a in replay.by_agent]
+    # only the LLM agents' surplus: a ZI trader's gains must not make the LLM look cheap
+    surplus = _to_units(sum(own), rec.tick_size) if own else None
     tokens = prompt + completion
+    populations = llm_populations(rec)
+    valid = sum(p["valid_tool_calls"] for p in populations.values())
+    invalid = sum(p["invalid_tool_calls"] for p in populations.values())
+    applied = sum(p["actions_applied"] + p["waits"] for p in populations.values())
+    rejected = sum(p["rejected_actions"] for p in populations.values())
+    steps = rec.final_step
+    warnings = [
+        f"LLM population {label!r} ({p['agents']} agents) applied no action in {steps} steps "
+        f"({p['calls']} calls, {p['failed_calls']} failed, {p['invalid_tool_calls']} invalid tool calls)"
+        for label, p in populations.items()
+        if not p["actions_applied"] and steps
+    ]
     return {
         "calls": n,
         "failed_calls": failed,
@@ -924,6 +1022,7 @@ def llm_costs(rec: Recording) -> dict[str, Any]:
         "cost_usd": round(cost, 6),
         "mean_latency_s": float(latency.mean()) if len(latency) else None,
         "models": sorted({str(m) for m in calls["model"].dropna()}) if n else [],
+        "agents": len(ids),
         "agreements": agreements,
         "cost_per_agreement": cost / agreements if agreements and n else None,
         "tokens_per_agreement": tokens / agreements if agreements and n else None,
@@ -932,6 +1031,14 @@ def llm_costs(rec: Recording) -> dict[str, Any]:
         "tokens_per_surplus": tokens / surplus
         if n and surplus is not None and surplus > 0
         else None,
+        "valid_tool_calls": valid,
+        "invalid_tool_calls": invalid,
+        "repaired_tool_calls": sum(p["repaired_tool_calls"] for p in populations.values()),
+        "invalid_tool_call_rate": invalid / (valid + invalid) if valid + invalid else None,
+        "actions_applied": sum(p["actions_applied"] for p in populations.values()),
+        "invalid_action_rate": rejected / (applied + rejected) if applied + rejected else None,
+        "populations": populations,
+        "warnings": warnings,
     }
 
 

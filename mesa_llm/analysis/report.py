@@ -137,7 +137,21 @@ _ROWS: list[tuple[str, str, Callable[[Any], str]]] = [
     ("llm.models", "LLM models", _text),
     ("llm.cost_per_agreement", "LLM cost per agreement (USD)", _usd),
     ("llm.tokens_per_agreement", "LLM tokens per agreement", _num),
-    ("llm.cost_per_surplus", "LLM cost per unit of surplus (USD)", _usd),
+    ("llm.realised_surplus", "LLM agents' surplus", _money),
+    ("llm.cost_per_surplus", "LLM cost per unit of its agents' surplus (USD)", _usd),
+    ("llm.tokens_per_surplus", "LLM tokens per unit of its agents' surplus", _num),
+    ("llm.valid_tool_calls", "LLM tool calls valid", _int),
+    ("llm.invalid_tool_calls", "LLM tool calls invalid", _int),
+    ("llm.repaired_tool_calls", "LLM tool calls repaired", _int),
+    ("llm.invalid_tool_call_rate", "LLM invalid tool call rate", _pct),
+    ("llm.actions_applied", "LLM actions applied (not wait)", _int),
+    ("llm.invalid_action_rate", "LLM agents' invalid action rate", _pct),
+    ("llm.populations.{population}.calls", "LLM calls ({population})", _int),
+    ("llm.populations.{population}.failed_calls", "LLM calls failed ({population})", _int),
+    ("llm.populations.{population}.valid_tool_calls", "LLM tool calls valid ({population})", _int),
+    ("llm.populations.{population}.invalid_tool_calls", "LLM tool calls invalid ({population})", _int),
+    ("llm.populations.{population}.repaired_tool_calls", "LLM tool calls repaired ({population})", _int),
+    ("llm.populations.{population}.actions_applied", "LLM actions applied ({population})", _int),
 ]
 # rows shown only when the run has something of the kind
 _ONLY_IF: dict[str, str] = {
@@ -176,13 +190,15 @@ def metric_rows(metrics: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     kinds the run does not have (negotiations, contracts, LLM calls) are left out."""
     flat = flatten_metrics(metrics)
     goods = list((metrics.get("goods") or {}).keys())
+    populations = list(((metrics.get("llm") or {}).get("populations") or {}).keys())
     out = []
     for key, label, kind in _ROWS:
-        expanded = (
-            [(key.format(good=g), label.format(good=g)) for g in goods]
-            if "{good}" in key
-            else [(key, label)]
-        )
+        if "{good}" in key:
+            expanded = [(key.format(good=g), label.format(good=g)) for g in goods]
+        elif "{population}" in key:
+            expanded = [(key.format(population=p), label.format(population=p)) for p in populations]
+        else:
+            expanded = [(key, label)]
         for k, lab in expanded:
             if k in flat and _relevant(k, flat):
                 out.append((k, lab, _fmt(flat[k], kind)))

@@ -50,7 +50,7 @@ from mesa_llm.negotiation.strategies import (
     TruthfulBidder,
     make_strategy,
 )
-from mesa_llm.negotiation.utility import LinearAdditiveUtility, price_utility
+from mesa_llm.negotiation.utility import LinearAdditiveUtility, price_utility, reservation_price
 
 __all__ = [
     "ACTIONS",
@@ -93,5 +93,6 @@ __all__ = [
     "nash_point",
     "pareto_frontier",
     "price_utility",
+    "reservation_price",
     "utility_matrix",
 ]

@@ -15,7 +15,7 @@ import numpy as np
 
 from mesa_llm.negotiation.issues import CategoricalIssue, OutcomeError, OutcomeSpace
 
-__all__ = ["LinearAdditiveUtility", "price_utility"]
+__all__ = ["LinearAdditiveUtility", "price_utility", "reservation_price"]
 
 _DIRECTIONS = ("increasing", "decreasing")
 
@@ -198,3 +198,27 @@ def price_utility(
         reservation=max(reservation, 0.0),
         discount=discount,
     )
+
+
+def reservation_price(utility: LinearAdditiveUtility, issue: str = "price") -> float | None:
+    """The worst price (in money) this utility still accepts, the other issues at their worst.
+
+    A buyer (price ``decreasing``) accepts prices up to it, a seller (``increasing``) from it
+    on. For a single-issue price utility this is exactly the reservation price it was built
+    from. None when the space has no numeric ``issue``, the issue weighs nothing, or no price
+    of the range alone reaches the reservation value (better terms on other issues needed).
+    """
+    if issue not in utility.space:
+        return None
+    target = utility.space.issue(issue)
+    weight = utility.weights.get(issue, 0.0)
+    direction = utility.preferences.get(issue)
+    if isinstance(target, CategoricalIssue) or weight <= 0 or direction not in _DIRECTIONS:
+        return None
+    share = utility.reservation / weight  # the part of the price range's utility needed
+    if share > 1.0 + 1e-12:
+        return None
+    share = min(max(share, 0.0), 1.0)
+    low, high = float(target.low), float(target.high)
+    price = low + share * (high - low) if direction == "increasing" else high - share * (high - low)
+    return round(price, 6)

@@ -1,0 +1,222 @@
+"""Prompts fit the scenario and the role: only the mechanisms an agent takes part in, role text that
+names the role's tools, the reservation price in money, true market lines, one plan, stable prefix."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from mesa_llm.agents.prompts import num, scores
+from mesa_llm.llm import ChatRequest, ChatResponse
+from mesa_llm.llm.testing import ScriptedChatModel, text_response, tool_call_response
+from mesa_llm.model import MarketModel
+from mesa_llm.negotiation import (
+    ContinuousIssue,
+    LinearAdditiveUtility,
+    OutcomeSpace,
+    price_utility,
+    reservation_price,
+)
+from mesa_llm.negotiation.issues import CategoricalIssue
+from mesa_llm.scenario import load_scenario
+
+
+def _wait(request: ChatRequest) -> ChatResponse:
+    if request.purpose == "plan":
+        return text_response("Hold.")
+    return tool_call_response("wait", {})
+
+
+def _run(scenario: str, responder: Any = _wait, overrides: list[str] | None = None) -> tuple[MarketModel, ScriptedChatModel]:
+    spec = load_scenario(scenario, overrides=["llm.max_cost_usd=null", *(overrides or [])])
+    chat = ScriptedChatModel(responder)
+    model = MarketModel(spec, record=False, chat_model=chat)
+    model.run()
+    return model, chat
+
+
+def _by_population(model: MarketModel, chat: ScriptedChatModel, population: str) -> list[ChatRequest]:
+    ids = {a.unique_id for a in model.populations[population]}
+    return [r for r in chat.requests if r.agent_id in ids]
+
+
+def _system(requests: list[ChatRequest]) -> str:
+    return requests[0].messages[0]["content"]
+
+
+def _user(request: ChatRequest) -> str:
+    return request.messages[1]["content"]
+
+
+@pytest.fixture(scope="module")
+def haggle() -> tuple[MarketModel, ScriptedChatModel]:
+    return _run("bilateral_haggle", overrides=["steps=2"])
+
+
+@pytest.fixture(scope="module")
+def balanced() -> tuple[MarketModel, ScriptedChatModel]:
+    return _run("balanced", overrides=["steps=2"])
+
+
+# -- the system prompt describes the agent's mechanisms, nothing else -------------------------------
+
+
+def test_haggling_buyer_reads_no_call_auction_and_no_redemption_values(haggle):
+    model, chat = haggle
+    system = _system(_by_population(model, chat, "buyers"))
+    lowered = system.lower()
+    for absent in ("call market", "call auction", "redemption", "uniform price", "buy orders", "admissible", "auction"):
+        assert absent not in lowered, absent
+    assert "alternating offers" in lowered and "reservation price" in lowered
+    assert "mediat" not in lowered  # no mediation in this scenario
+
+
+def test_double_auction_trader_reads_the_call_market_and_no_negotiation():
+    model, chat = _run("llm_double_auction", overrides=["steps=1", "populations.2.count=0", "populations.3.count=0"])
+    system = _system(_by_population(model, chat, "llm_buyers"))
+    assert "Call market" in system and "private values" in system and "widget 1..200" in system
+    for absent in ("negotiation", "contract", "Mediation", "Reputation", "Alliances", "reservation price"):
+        assert absent not in system, absent
+
+
+def test_mediator_and_regulator_role_text_names_their_tools(balanced):
+    model, chat = balanced
+    regulator = _system(_by_population(model, chat, "regulator"))
+    for tool in ("flag_violation", "impose_fine", "suspend_trader"):
+        assert tool in regulator
+    assert "may only warn" not in regulator and "Call market" not in regulator  # it places no orders
+    mediator = _system(_by_population(model, chat, "mediator"))
+    assert "propose_settlement" in mediator and "by sending messages" not in mediator
+    assert "Mediation (single text)" in mediator and "Call market" not in mediator
+
+
+def test_system_prompt_is_identical_every_step_and_across_a_population(haggle):
+    model, chat = haggle
+    systems = {r.messages[0]["content"] for r in _by_population(model, chat, "buyers")}
+    assert len(systems) == 1  # 4 buyers x 2 steps: one cached prefix
+    assert len(_by_population(model, chat, "buyers")) == 8
+
+
+# -- negotiators see their reservation price in money, the issue ticks, the deadline and the turn ---
+
+
+def test_negotiator_sees_reservation_price_in_money_ticks_deadline_and_turn(haggle):
+    model, chat = haggle
+    step2 = [r for r in chat.requests if "Step 2 of" in _user(r)]
+    assert step2
+    for request in step2:
+        agent = next(a for a in model.traders if a.unique_id == request.agent_id)
+        utility = agent.utilities["car_price"]
+        money = reservation_price(utility)
+        assert money is not None
+        text = _user(request)
+        assert f"Your reservation price (private): {num(round(money, 2))}: never " in text
+        assert "on a 0-1 scale" not in text  # one issue: the money says it all
+        assert "price 3000..13000 in steps of 10" in text
+        assert "round 2 of 20 (18 more after this step, but the run ends after step 2)" in text
+        session = next(s for s in model.desk.sessions.values() if request.agent_id in s.parties)
+        # the seller moves first (round 1), so round 2 is the buyer's
+        if request.agent_id == session.buyer_id:
+            assert "; your turn." in text
+        else:
+            assert f"; agent {session.buyer_id}'s turn." in text and "your turn" not in text
+
+
+def test_reservation_price_of_a_price_utility_is_the_drawn_price_and_none_when_unknown():
+    space = OutcomeSpace([ContinuousIssue("price", 3000, 13000, tick=10)])
+    assert reservation_price(price_utility(space, buyer=True, reservation_price=9123.5)) == pytest.approx(9123.5)
+    assert reservation_price(price_utility(space, buyer=False, reservation_price=6100)) == pytest.approx(6100)
+    multi = OutcomeSpace([ContinuousIssue("price", 0, 100), CategoricalIssue("quality", ["low", "high"])])
+    u = LinearAdditiveUtility(multi, {"price": 0.5, "quality": 0.5}, {"price": "decreasing", "quality": {"high": 1.0}}, 0.25)
+    assert reservation_price(u) == pytest.approx(50.0)  # price part must give 0.25 of 0.5
+    too_high = LinearAdditiveUtility(multi, {"price": 0.5, "quality": 0.5}, {"price": "decreasing", "quality": {"high": 1.0}}, 0.75)
+    assert reservation_price(too_high) is None  # no price alone reaches it
+    no_price = OutcomeSpace([CategoricalIssue("quality", ["low", "high"])])
+    assert reservation_price(LinearAdditiveUtility(no_price, {"quality": 1}, {"quality": {"high": 1.0}}, 0.5)) is None
+
+
+# -- the market line is true ---------------------------------------------------------------------
+
+VALUE = re.compile(r"values of your next units ([0-9.]+)")
+COST = re.compile(r"costs of your next units ([0-9.]+)")
+
+
+def _trade_at_step_one(request: ChatRequest) -> ChatResponse:
+    """Buyers and sellers cross in step 1 (buy at value, sell at cost); afterwards nobody orders."""
+    text = _user(request)
+    if "Step 1 of" not in text:
+        return tool_call_response("wait", {})
+    if (m := VALUE.search(text)) is not None:
+        return tool_call_response("place_order", {"good": "widget", "side": "buy", "price": float(m.group(1)), "quantity": 1})
+    if (m := COST.search(text)) is not None:
+        return tool_call_response("place_order", {"good": "widget", "side": "sell", "price": float(m.group(1)), "quantity": 1})
+    return tool_call_response("wait", {})
+
+
+def test_market_line_says_when_the_last_trade_was_and_that_nothing_traded_since():
+    overrides = ["steps=3", "populations.2.count=0", "populations.3.count=0", "populations.0.params.plan_every=0",
+                 "populations.1.params.plan_every=0"]
+    model, chat = _run("llm_double_auction", _trade_at_step_one, overrides)
+    prices = [t for t in model.exchange.goods["widget"].history]
+    assert len(prices) == 1  # one clearing with trades: step 1
+    price = num(model.money.to_units(prices[0]))
+    step2 = _user(next(r for r in chat.requests if "Step 2 of" in _user(r)))
+    step3 = _user(next(r for r in chat.requests if "Step 3 of" in _user(r)))
+    line2 = next(line for line in step2.splitlines() if line.startswith("- widget:"))
+    assert line2.startswith(f"- widget: last trade at {price} in step 1 (") and "units)" in line2
+    assert "last step's best bid" in line2 and "best ask" in line2
+    line3 = next(line for line in step3.splitlines() if line.startswith("- widget:"))
+    assert line3.startswith(f"- widget: last trade at {price} in step 1; no trade last step")
+    assert "best bid" not in line3  # nobody ordered in step 2
+    assert "for 0 units" not in step3
+
+
+def test_market_line_shows_best_bid_and_ask_of_the_last_clearing():
+    def no_cross(request: ChatRequest) -> ChatResponse:
+        text = _user(request)
+        side, price = ("buy", 50.0) if VALUE.search(text) else ("sell", 150.0)
+        return tool_call_response("place_order", {"good": "widget", "side": side, "price": price, "quantity": 1})
+
+    overrides = ["steps=2", "populations.2.count=0", "populations.3.count=0", "populations.0.params.plan_every=0",
+                 "populations.1.params.plan_every=0"]
+    _, chat = _run("llm_double_auction", no_cross, overrides)
+    step2 = _user(next(r for r in chat.requests if "Step 2 of" in _user(r)))
+    assert "- widget: no trade yet (reference price 100); last step's best bid 50, best ask 150." in step2
+
+
+# -- the plan is shown once; the memory does not repeat this step's observation ---------------------
+
+
+def test_plan_is_shown_once_and_messages_once():
+    plan = "Bid low and wait for the sellers to come down."
+
+    def responder(request: ChatRequest) -> ChatResponse:
+        if request.purpose == "plan":
+            return text_response(plan)
+        if "Step 1 of" in _user(request):
+            return tool_call_response("broadcast", {"text": "Selling cheap widgets today"})
+        return tool_call_response("wait", {})
+
+    overrides = ["steps=3", "populations.2.count=0", "populations.3.count=0", "populations.0.params.plan_every=2",
+                 "populations.1.params.plan_every=2"]
+    _, chat = _run("llm_double_auction", responder, overrides)
+    acts = [r for r in chat.requests if r.purpose == "act"]
+    for request in acts:
+        assert _user(request).count(plan) == 1
+    step2 = _user(next(r for r in acts if "Step 2 of" in _user(r)))
+    assert step2.count("Selling cheap widgets today") >= 1
+    # each delivered message once (the observation), not a second time in the memory
+    senders = re.findall(r'wrote: "Selling cheap widgets today"', step2)
+    assert len(senders) == 5  # the other five LLM traders' broadcasts
+
+
+# -- filters ---------------------------------------------------------------------------------------
+
+
+def test_num_and_scores_filters():
+    assert [num(8000.0), num(117.070000001), num(0.01), num(3), num(None)] == ["8000", "117.07", "0.01", "3", "None"]
+    assert scores({"1": 0.5, "2": 0.5, "3": 0.45}) == "0.5 for all but 3: 0.45"
+    assert scores({"1": 0.5, "2": 0.6}) == "1: 0.5, 2: 0.6"
+    assert scores({}) == ""
