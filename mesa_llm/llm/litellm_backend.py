@@ -38,7 +38,6 @@ import logging
 import os
 import ssl
 import threading
-import time
 import urllib.parse
 from contextlib import suppress
 from typing import Any, Final
@@ -46,7 +45,7 @@ from typing import Any, Final
 from mesa_llm.llm.cache import ResponseCache
 from mesa_llm.llm.errors import LLMError, classify, redact
 from mesa_llm.llm.limits import ConcurrencyLimiter
-from mesa_llm.llm.retry import call_with_retries
+from mesa_llm.llm.retry import AttemptClock, call_with_retries
 from mesa_llm.llm.secrets import Redactor, strip_url_credentials
 from mesa_llm.llm.types import ChatRequest, ChatResponse, ToolCall, Usage
 from mesa_llm.llm.usage import checked_usage
@@ -245,7 +244,8 @@ class LiteLLMChatModel:
             return 0.0
         return float(cost or 0.0)
 
-    def _to_response(self, model: str, raw: Any, latency_s: float) -> ChatResponse:
+    def _to_response(self, model: str, raw: Any) -> ChatResponse:
+        """The answer as a ChatResponse (its latency is set by the caller, over all attempts)."""
         choices = _attr(raw, "choices") or []
         if not choices:
             raise LLMError("the answer has no choices", model=model, kind="bad_response")
@@ -265,7 +265,6 @@ class LiteLLMChatModel:
             usage=usage,
             model=str(_attr(raw, "model", model)),
             cost_usd=0.0 if usage.invalid else self._cost(model, raw, usage),
-            latency_s=latency_s,
             finish_reason=_attr(choice, "finish_reason"),
         )
 
@@ -280,15 +279,15 @@ class LiteLLMChatModel:
 
         litellm = _litellm()
         kwargs = self._call_kwargs(model, request)
+        clock = AttemptClock()
 
         async def attempt() -> ChatResponse:
             async with self.limiter.slot(model):
-                started = time.perf_counter()
-                raw = await asyncio.wait_for(
-                    litellm.acompletion(**kwargs), self.timeout + TIMEOUT_MARGIN_S
-                )
-                latency = time.perf_counter() - started
-            return self._scrubbed(self._to_response(model, raw, latency))
+                with clock.attempt():
+                    raw = await asyncio.wait_for(
+                        litellm.acompletion(**kwargs), self.timeout + TIMEOUT_MARGIN_S
+                    )
+            return self._scrubbed(self._to_response(model, raw))
 
         async def scrubbed_attempt() -> ChatResponse:
             # classified and scrubbed here, before the retry loop logs it or anyone records it
@@ -300,12 +299,17 @@ class LiteLLMChatModel:
                 error.args = (error.message,)
                 raise error from None
 
-        response, attempts = await call_with_retries(
-            scrubbed_attempt,
-            model=model,
-            max_attempts=self.max_attempts,
-            initial_wait=self.initial_wait,
-        )
+        try:
+            response, attempts = await call_with_retries(
+                scrubbed_attempt,
+                model=model,
+                max_attempts=self.max_attempts,
+                initial_wait=self.initial_wait,
+            )
+        except LLMError as err:
+            err.latency_s, err.attempt_latencies_s = clock.latency_s, clock.attempt_latencies_s
+            raise
+        response.latency_s, response.attempt_latencies_s = clock.latency_s, clock.attempt_latencies_s
         response.attempts = attempts
         if self.cache is not None and key is not None:
             self.cache.put(key, response)
