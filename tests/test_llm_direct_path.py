@@ -127,6 +127,34 @@ def test_same_body_and_answer_for_each_request_shape(shape: str, monkeypatch: py
     assert headers_full["authorization"] == headers_lean["authorization"] == f"Bearer {KEY}"
 
 
+def test_each_call_sends_its_own_tools_and_format(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lean path remembers litellm's parameter mapping per shape: later calls of the same
+    shape must still send their own tools, schema and numbers."""
+    second_tools = [dict(TOOLS[1], function={**TOOLS[1]["function"], "name": "cancel"})]
+    other_schema = {"type": "json_schema", "json_schema": {"name": "other", "schema": {"type": "object"}}}
+    requests = [
+        _request("openai/fake-model", "tools"),
+        ChatRequest(model="openai/fake-model", messages=[{"role": "user", "content": "b"}], tools=second_tools,
+                    tool_choice="auto", temperature=0.0, seed=7),
+        ChatRequest(model="openai/fake-model", messages=[{"role": "user", "content": "c"}], tools=TOOLS,
+                    tool_choice="auto", temperature=0.5, seed=8),
+        _request("openai/fake-model", "schema"),
+        ChatRequest(model="openai/fake-model", messages=[{"role": "user", "content": "d"}],
+                    response_format=other_schema, max_tokens=9),
+    ]
+    with FakeOpenAIServer() as server:
+        for request in requests:
+            asyncio.run(LiteLLMChatModel(request.model, api_base=server.base_url, api_key=KEY, direct=False).complete(request))
+        full = list(server.requests)
+        server.reset()
+        lean = LiteLLMChatModel(requests[0].model, api_base=server.base_url, api_key=KEY)
+        with monkeypatch.context() as patch:
+            patch.setattr(_litellm(), "acompletion", _forbidden)
+            for request in requests:
+                asyncio.run(lean.complete(request))
+        assert server.requests == full
+
+
 def _completion(**changes: Any) -> dict[str, Any]:
     body = build_completion({"model": "fake-model", "messages": []}, {"content": "ok"})
     body.update(changes)

@@ -94,14 +94,18 @@ class DirectOpenAI:
         self._ChatCompletion = ChatCompletion
         self._configs = (ProviderConfigManager, LlmProviders.OPENAI)
         self._dumps = openapi_dumps
+        self._config_by_model: dict[str, Any] = {}
         #: per SDK client (litellm caches them) and timeout: (client, (url, headers) or None)
         self._templates: dict[tuple[int, float], tuple[Any, Any]] = {}
 
     def _config_for(self, model: str) -> Any:
-        """The provider config litellm's OpenAI handler would use for ``model``."""
-        manager, provider = self._configs
-        config = manager.get_provider_chat_config(model=model, provider=provider)
-        return config if config is not None else self._litellm.OpenAIConfig()
+        """The provider config litellm's OpenAI handler would use for ``model`` (one per model)."""
+        config = self._config_by_model.get(model)
+        if config is None:
+            manager, provider = self._configs
+            config = manager.get_provider_chat_config(model=model, provider=provider)
+            config = self._config_by_model[model] = config if config is not None else self._litellm.OpenAIConfig()
+        return config
 
     async def acompletion(
         self,
@@ -138,9 +142,8 @@ class DirectOpenAI:
         max_retries: int,
         params: dict[str, Any],
     ) -> Any:
-        litellm = self._litellm
         config = self._config_for(model)
-        optional = litellm.get_optional_params(
+        optional = self._litellm.get_optional_params(
             model=model, custom_llm_provider="openai", messages=messages, max_retries=max_retries, **params
         )
         optional.pop("stream", None)
