@@ -72,7 +72,7 @@ OPENAI_COMPATIBLE_PREFIXES: Final = (
 )
 #: Sent as the key to an OpenAI-compatible local server when none is configured (the SDK needs one).
 PLACEHOLDER_API_KEY: Final = "no-key-required"
-#: Extra seconds ``asyncio.wait_for`` allows beyond the request timeout litellm enforces itself.
+#: Extra seconds ``asyncio.timeout`` allows beyond the request timeout litellm enforces itself.
 TIMEOUT_MARGIN_S: Final = 0.5
 
 _litellm_module: Any = None  # the litellm module once imported (untyped: mypy never loads it)
@@ -298,8 +298,11 @@ class LiteLLMChatModel:
 
         async def attempt() -> ChatResponse:
             async with self.limiter.slot(model):
+                # asyncio.timeout, not wait_for: wait_for (3.11) runs the call as a new task, one loop
+                # turn later, so a burst of agents sent nothing until every agent had built its prompt
                 with clock.attempt():
-                    raw = await asyncio.wait_for(send(**kwargs), self.timeout + TIMEOUT_MARGIN_S)
+                    async with asyncio.timeout(self.timeout + TIMEOUT_MARGIN_S):
+                        raw = await send(**kwargs)
             return self._scrubbed(self._to_response(model, raw))
 
         async def scrubbed_attempt() -> ChatResponse:
