@@ -252,6 +252,37 @@ def test_connection_refused_and_timeout_fail_alike(monkeypatch: pytest.MonkeyPat
     assert full == lean and full[1] == "timeout"
 
 
+class RedirectingServer(FakeOpenAIServer):
+    """Redirects every other request back to the same URL (307); sets a cookie on the first."""
+
+    def scripted_reply(self, request: dict[str, Any]) -> tuple[int, Any, dict[str, str]] | None:
+        count = len(self.requests)
+        if count % 2 == 1:
+            headers = {"Location": f"{self.base_url}/chat/completions"}
+            if count == 1:
+                headers["Set-Cookie"] = "affinity=node-7; Path=/"
+            return 307, b"", headers
+        return None
+
+
+def test_redirects_and_cookies_are_followed_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    def run(direct: bool) -> tuple[Any, list[str | None]]:
+        with RedirectingServer() as server:
+            model = LiteLLMChatModel("openai/fake-model", api_base=server.base_url, api_key=KEY, max_attempts=1, direct=direct)
+            request = _request("openai/fake-model", "plain")
+            with monkeypatch.context() as patch:
+                if direct:
+                    patch.setattr(_litellm(), "acompletion", _forbidden)
+                answers = [asyncio.run(model.complete(request)).content for _ in range(2)]
+            return answers, [h.get("cookie") for h in server.request_headers]
+
+    full, lean = run(False), run(True)
+    assert full == lean
+    answers, cookies = full
+    assert answers == ["ok", "ok"] and len(cookies) == 4  # each call redirected once
+    assert cookies[1] == "affinity=node-7"  # the cookie set by the redirect went along
+
+
 def test_litellm_callbacks_or_extra_params_keep_the_full_path(monkeypatch: pytest.MonkeyPatch) -> None:
     litellm = _litellm()
     with FakeOpenAIServer() as server:

@@ -267,7 +267,7 @@ class DirectOpenAI:
         http = client._client
         request = http.build_request("POST", url, headers=headers, content=self._dumps(data), timeout=timeout)
         try:
-            response = await http.send(request)
+            response = await self._send_once(http, request)
         except httpx.TimeoutException as err:
             raise openai.APITimeoutError(request=request) from err
         except openai.OpenAIError:
@@ -293,6 +293,29 @@ class DirectOpenAI:
         parsed = client._process_response_data(data=payload, cast_to=self._ChatCompletion, response=response)
         return dict(response.headers), parsed
 
+
+    @staticmethod
+    async def _send_once(http: Any, request: Any) -> Any:
+        """``http.send(request)`` for a client without auth or hooks, through its transport.
+
+        httpx's ``send`` also runs the auth flow, redirect loop, event hooks and a cookie-jar
+        update (a ``urllib`` request per answer) on every call; here those run only when the
+        answer needs them: cookies when it sets one, the redirect loop when it redirects.
+        """
+        if http.auth is not None or any(http.event_hooks.values()):
+            return await http.send(request)
+        transport = http._transport_for_url(request.url)
+        response = await transport.handle_async_request(request)
+        response.request = request
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        if "set-cookie" in response.headers:
+            http.cookies.extract_cookies(response)
+        if response.has_redirect_location and http.follow_redirects:
+            return await http.send(http._build_redirect_request(request, response))
+        return response
 
 class _Dumped:
     """A parsed answer that is already the plain dict ``model_dump()`` returns."""
