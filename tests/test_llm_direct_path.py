@@ -292,6 +292,9 @@ def test_litellm_callbacks_or_extra_params_keep_the_full_path(monkeypatch: pytes
         monkeypatch.setattr(litellm, "success_callback", [lambda *a, **k: None])
         assert lean._sender(litellm, request.model, {"model": request.model}) is litellm.acompletion
         monkeypatch.setattr(litellm, "success_callback", [])
+        monkeypatch.setenv("MESA_LLM_LITELLM_FULL_PATH", "1")
+        assert lean._sender(litellm, request.model, {"model": request.model}) is litellm.acompletion
+        monkeypatch.delenv("MESA_LLM_LITELLM_FULL_PATH")
         extra = LiteLLMChatModel(request.model, api_base=server.base_url, api_key=KEY, extra_params={"top_p": 0.5})
         kwargs = extra._call_kwargs(request.model, request)
         assert extra._sender(litellm, request.model, kwargs) is litellm.acompletion
