@@ -22,7 +22,7 @@ from mesa_llm.recording import LoadedRecording, RecordingError, load_events
 from mesa_llm.scenario import ScenarioError, validate_scenario
 
 #: content fields that legitimately differ between a run and its replay
-_VOLATILE = {"latency_s", "cached"}
+_VOLATILE = {"latency_s", "attempt_latencies_s", "cached"}
 #: events not compared step by step (the header names the parent; usage totals differ)
 _SKIPPED = {"simulation_start", "simulation_end", "llm_usage", "run_stopped"}
 

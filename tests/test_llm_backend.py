@@ -114,6 +114,88 @@ def test_non_transient_errors_are_not_retried(server: FakeOpenAIServer) -> None:
     assert caught.value.attempts == 1 and server.request_count == 1
 
 
+#: what llama.cpp-style servers answer with a 500 when they refuse the request itself
+REFUSED_500_BODIES = [
+    {"error": {"code": 500, "message": "Unsupported response_format type: json_schema", "type": "server_error"}},
+    {"error": {"code": 500, "message": "JSON schema conversion failed: unrecognized keyword", "type": "server_error"}},
+    {"error": {"code": 500, "message": "failed to parse grammar", "type": "server_error"}},
+    {"error": {"code": 500, "message": "Invalid request: 'messages' must be a list", "type": "server_error"}},
+]
+
+
+@pytest.mark.parametrize("status", [400, 409, 413, 422])
+def test_deterministic_4xx_are_attempted_once(server: FakeOpenAIServer, status: int) -> None:
+    server.fail_always(status)
+    with pytest.raises(LLMError) as caught:
+        asyncio.run(make_model(server, max_attempts=4).complete(ask()))
+    assert not caught.value.retryable and caught.value.attempts == 1
+    assert server.request_count == 1
+
+
+@pytest.mark.parametrize("body", REFUSED_500_BODIES)
+def test_a_500_refusing_the_request_is_attempted_once(server: FakeOpenAIServer, body: dict[str, Any]) -> None:
+    server.fail_always(500, body=body)
+    with pytest.raises(LLMError) as caught:
+        asyncio.run(make_model(server, max_attempts=4).complete(ask()))
+    err = caught.value
+    assert (err.kind, err.retryable, err.attempts, err.status_code) == ("bad_request", False, 1, 500)
+    assert "HTTP 500" in str(err) and server.request_count == 1
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503])
+def test_transient_statuses_are_retried(server: FakeOpenAIServer, status: int) -> None:
+    server.enqueue_fault(status)  # the default bodies say nothing about the request being invalid
+    response = asyncio.run(make_model(server, max_attempts=3).complete(ask()))
+    assert response.attempts == 2 and server.request_count == 2
+
+
+def test_latency_covers_every_attempt(server: FakeOpenAIServer) -> None:
+    server.latency_s = 0.1  # per request, faulted ones too
+    server.enqueue_fault(503)
+    server.enqueue_fault(503)
+    response = asyncio.run(make_model(server, max_attempts=3, initial_wait=0.05).complete(ask()))
+    assert response.attempts == 3 and len(response.attempt_latencies_s) == 3
+    assert all(t >= 0.1 for t in response.attempt_latencies_s)
+    # the waits between attempts count too: the caller waited for all of it
+    assert response.latency_s >= sum(response.attempt_latencies_s) + 0.05
+
+    server.reset()
+    server.fail_always(503)
+    with pytest.raises(LLMError) as caught:
+        asyncio.run(make_model(server, max_attempts=2, initial_wait=0.05).complete(ask()))
+    err = caught.value
+    assert err.attempts == 2 and len(err.attempt_latencies_s) == 2
+    assert err.latency_s is not None and err.latency_s >= sum(err.attempt_latencies_s) >= 0.2
+
+
+def test_recorded_llm_calls_time_all_attempts_failed_ones_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mesa_llm.model import MarketModel
+    from mesa_llm.recording import load_events
+    from mesa_llm.scenario import load_scenario
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    spec = load_scenario(
+        "llm_double_auction",
+        overrides=["steps=2", "populations.0.count=1", "populations.1.count=0", "populations.0.params.plan_every=0"],
+    )
+    with FakeOpenAIServer(latency_s=0.05) as server:
+        spec.llm = spec.llm.model_copy(update={"api_base": server.base_url})
+        for _ in range(5):  # step 1: all four attempts fail; step 2: one fails, then the answer
+            server.enqueue_fault(503)
+        model = MarketModel(spec, output_dir=tmp_path, llm_model="openai/fake-model")
+        model.run()
+    calls = [e["content"] for e in load_events(model.recording_path).events if e["event_type"] == "llm_call"]
+    failed, answered = calls
+    assert answered["error"] is None and answered["attempts"] == 2
+    assert failed["error"] is not None and failed["attempts"] == 4
+    for call in (answered, failed):
+        times = call["attempt_latencies_s"]
+        assert len(times) == call["attempts"] and all(t >= 0.05 for t in times)
+        assert call["latency_s"] >= sum(times)
+
+
 def test_retry_after_is_honoured(server: FakeOpenAIServer) -> None:
     server.enqueue_fault(429, headers={"Retry-After": "0.3"})
     started = time.perf_counter()

@@ -432,7 +432,9 @@ class LLMPolicy(DecisionPolicy):
             "parsed_tool_calls": [c.record() for c in calls],
             "usage": self._usage_record(response),
             "cost_usd": response.cost_usd if response and invalid_usage is None else 0.0,
-            "latency_s": response.latency_s if response else None,
+            # over all attempts, failed calls too (per attempt beside it)
+            "latency_s": response.latency_s if response else error.latency_s if error else None,
+            "attempt_latencies_s": list(getattr(response or error, "attempt_latencies_s", [])),
             "attempts": response.attempts if response else error.attempts if error else 0,
             "cached": response.cached if response else False,
             "error": str(error) if error is not None else None,

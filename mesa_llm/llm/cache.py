@@ -42,6 +42,7 @@ def as_cache_hit(response: ChatResponse) -> ChatResponse:
     hit = ChatResponse.from_dict(response.to_dict())
     hit.cached = True
     hit.latency_s = 0.0
+    hit.attempt_latencies_s = []
     hit.cost_usd = 0.0
     hit.attempts = 0
     return hit

@@ -6,6 +6,10 @@ timeout, connection, 5xx, 408) and a one-line message without secrets or traceba
 ``MAX_MESSAGE_CHARS`` long. It looks at class *names* along each exception's MRO, so it works without
 importing litellm.
 
+Deterministic failures are not retryable: any 4xx but 408 and 429, and a 500 whose body says the
+request itself is invalid (llama.cpp answers 500 to a ``response_format`` or JSON schema it refuses;
+the same request would be refused again), which is reported as ``bad_request``.
+
 A 200 whose body is not a chat completion (an HTML page from a proxy, an empty body, JSON litellm
 cannot convert) is ``malformed_response``: not transient (the same server answers the same way),
 so it is attempted once, and never reported as the "HTTP 500" litellm labels it with.
@@ -97,6 +101,9 @@ class LLMError(Exception):
         self.status_code = status_code
         self.retryable = retryable
         self.retry_after = retry_after  # seconds the provider asked us to wait, when it said so
+        #: wall time from the first send to the final failure, and each attempt's, when timed
+        self.latency_s: float | None = None
+        self.attempt_latencies_s: list[float] = []
 
     @property
     def fatal(self) -> bool:
@@ -162,6 +169,11 @@ _CASSETTE_MISS_NAME: Final = "CannotOverwriteExistingCassetteException"
 # SDKs report a key that was never configured as a generic (status 500) client error.
 _NO_KEY_PATTERN: Final = re.compile(
     r"missing credentials|api_key client option must be set|no api key|api key (?:is )?not (?:set|found)",
+    re.IGNORECASE,
+)
+#: What a 500's body says when the request itself was refused (local servers use 500 for that).
+_INVALID_REQUEST_500: Final = re.compile(
+    r"\binvalid\b|\bunsupported\b|not supported|response_format|\bschemas?\b|\bgrammar\b",
     re.IGNORECASE,
 )
 _TRANSIENT_STATUS: Final = frozenset({408, 429, 500, 502, 503, 504, 529})
@@ -374,6 +386,8 @@ def classify(exc: BaseException, model: str) -> LLMError:
         kind, retryable, template = "authentication", False, "no_key"
     else:
         kind, retryable = _kind_of(exc, chain)
+        if kind == "server" and status == 500 and _INVALID_REQUEST_500.search(str(exc)[:4000]):
+            kind, retryable = "bad_request", False  # deterministic: resending gets the same 500
     if kind in ("connection", "cache_miss", "malformed_response") or template or (status is not None and status < 400):
         status = None  # litellm labels client-side failures 500; don't claim an HTTP answer
     # litellm gives client-side timeouts status 408 too: only say "HTTP" for real answers

@@ -1,14 +1,21 @@
 """Retries of transient chat-call failures with tenacity: bounded, exponential, jittered.
 
 Only :class:`~mesa_llm.llm.errors.LLMError` instances with ``retryable=True`` (rate limits, timeouts,
-connection failures, 5xx, 408) are retried; everything else fails at once. Backends pass
-``num_retries=0`` to litellm and ``max_retries=0`` to the provider SDK so these are the only retries.
+connection failures, 5xx, 408) are retried; everything else fails at once — any other 4xx, and a 500
+whose body says the request itself is invalid (see :func:`~mesa_llm.llm.errors.classify`), since the
+same request gets the same answer. Backends pass ``num_retries=0`` to litellm and ``max_retries=0`` to
+the provider SDK so these are the only retries.
+
+:class:`AttemptClock` times the calls: the wall time from the first send to the final answer or
+failure (backoff waits included — what the caller waited) and each attempt's own time.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
@@ -44,6 +51,39 @@ class _WaitHonouringRetryAfter(wait_base):
         if isinstance(retry_after, int | float) and retry_after > wait:
             wait = min(float(retry_after), self.max_wait)
         return wait
+
+
+class AttemptClock:
+    """Times one call's attempts: wrap each send in :meth:`attempt`.
+
+    ``latency_s`` runs from the start of the first attempt to the end of the last one (waits
+    between attempts included); ``attempt_latencies_s`` holds each attempt's own duration, failed
+    ones too. Waiting for a concurrency slot before the first send is not counted.
+    """
+
+    def __init__(self) -> None:
+        self._first: float | None = None
+        self._last: float | None = None
+        self.attempt_latencies_s: list[float] = []
+
+    @contextmanager
+    def attempt(self) -> Iterator[None]:
+        """Time one attempt (however it ends: answer, error, timeout or cancellation)."""
+        started = time.perf_counter()
+        if self._first is None:
+            self._first = started
+        try:
+            yield
+        finally:
+            self._last = time.perf_counter()
+            self.attempt_latencies_s.append(self._last - started)
+
+    @property
+    def latency_s(self) -> float:
+        """Seconds from the first send to the end of the last attempt (0.0 before any attempt)."""
+        if self._first is None or self._last is None:
+            return 0.0
+        return self._last - self._first
 
 
 def _is_retryable(exc: BaseException) -> bool:

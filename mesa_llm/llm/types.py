@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 #: The request fields that determine the answer (and so the cache key); everything else is metadata.
@@ -129,10 +129,13 @@ class ChatResponse:
     usage: Usage
     model: str
     cost_usd: float = 0.0
+    #: wall time from the first send to the answer, every attempt and wait between them included
     latency_s: float = 0.0
     attempts: int = 1
     finish_reason: str | None = None
     cached: bool = False
+    #: each attempt's own duration (empty when not timed: scripted models, cache hits, replays)
+    attempt_latencies_s: list[float] = field(default_factory=list)
     #: the answer's text was longer than kept: its length (``content`` is then a preview)
     content_chars: int | None = None
     #: tool calls beyond the per-answer cap, dropped (see :mod:`mesa_llm.llm.bounds`)
@@ -161,6 +164,7 @@ class ChatResponse:
             "model": self.model,
             "cost_usd": self.cost_usd,
             "latency_s": self.latency_s,
+            "attempt_latencies_s": list(self.attempt_latencies_s),
             "attempts": self.attempts,
             "finish_reason": self.finish_reason,
             "cached": self.cached,
@@ -183,6 +187,7 @@ class ChatResponse:
             model=str(data["model"]),
             cost_usd=float(data.get("cost_usd", 0.0)),
             latency_s=float(data.get("latency_s", 0.0)),
+            attempt_latencies_s=[float(x) for x in data.get("attempt_latencies_s") or []],
             attempts=int(data.get("attempts", 1)),
             finish_reason=data.get("finish_reason"),
             cached=bool(data.get("cached", False)),

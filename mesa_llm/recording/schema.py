@@ -305,6 +305,7 @@ CONTENT: dict[str, Check] = {
             "usage": opt(obj({"prompt_tokens": opt(INT), "completion_tokens": opt(INT)})),
             "cost_usd": opt(NUM),
             "latency_s": opt(NUM),
+            "attempt_latencies_s": opt(list_of(NUM)),
             "attempts": opt(COUNT),
             "error": opt(STR),
             "error_kind": opt(STR),

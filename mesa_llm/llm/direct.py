@@ -1,0 +1,360 @@
+"""A lean path through litellm for ``openai/<model>`` served at an ``api_base`` (local servers, proxies).
+
+Why: a 100-agent step against a local server spent ~3.9 ms of client CPU per call, ~3 ms of it in
+litellm's per-call wrapper (logging object, callbacks, its own cost calculation, a thread-pool hop
+for the sync ``completion``) and in the OpenAI SDK's recursive TypedDict transform of the
+parameters (a no-op for JSON dicts). This path runs the pieces of litellm that decide what is sent
+and what comes back, in litellm's order (``litellm.main.acompletion`` →
+``OpenAIChatCompletion.acompletion``), and skips the rest:
+
+1. ``litellm.get_optional_params`` maps the parameters for the provider (``openai``);
+2. the provider config's ``async_transform_request`` builds the body;
+3. the ``AsyncOpenAI`` client litellm itself caches for this key and base (its aiohttp transport and
+   connection pool) posts it: the SDK builds the request, raises status errors and parses the answer;
+4. ``transform_parsed_response_dict`` and ``convert_to_model_response_object`` give the
+   ``ModelResponse``; failures become ``OpenAIError`` and then ``litellm.exception_type``, as litellm
+   raises them.
+
+So answers, errors and recordings are the same as through ``litellm.acompletion`` (tests compare
+both paths on the same server). It is used only when nothing litellm-global would change the call
+(:func:`direct_path_applies`): no callbacks (a user who registers litellm callbacks expects them to
+run), no global headers, key, base, organisation or OpenAI config. Everything else takes
+``litellm.acompletion``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+#: The only parameters the backend sends; anything else (``extra_params``) takes the full path.
+SUPPORTED_PARAMS = frozenset(
+    {"tools", "tool_choice", "response_format", "temperature", "max_tokens", "seed"}
+)
+
+
+def direct_path_applies(litellm: Any, model: str, api_base: str | None, params: set[str]) -> bool:
+    """Whether a call to ``model`` at ``api_base`` with these parameter names can take the lean path."""
+    if not model.startswith("openai/") or not api_base or not params <= SUPPORTED_PARAMS:
+        return False
+    if os.environ.get("MESA_LLM_LITELLM_FULL_PATH") or os.environ.get("OPENAI_ORGANIZATION"):
+        return False
+    if os.environ.get("EXPERIMENTAL_OPENAI_BASE_LLM_HTTP_HANDLER"):
+        return False  # litellm would not use the SDK: stay on its path
+    hooks = (
+        "callbacks",
+        "success_callback",
+        "failure_callback",
+        "_async_success_callback",
+        "_async_failure_callback",
+        "input_callback",
+        "service_callback",
+    )
+    if any(getattr(litellm, name, None) for name in hooks):
+        return False
+    globals_ = ("headers", "api_key", "openai_key", "api_base", "organization", "aclient_session")
+    if any(getattr(litellm, name, None) for name in globals_):
+        return False
+    if getattr(litellm, "network_mock", False) or getattr(litellm, "model_alias_map", None):
+        return False
+    try:
+        return not litellm.OpenAIConfig.get_config()
+    except Exception:  # a litellm without this hook: stay on its full path
+        return False
+
+
+class DirectOpenAI:
+    """``acompletion(**kwargs)`` with ``litellm.acompletion``'s arguments and results, for the calls
+    :func:`direct_path_applies` accepts. One per backend; holds no connection of its own."""
+
+    def __init__(self, litellm: Any) -> None:
+        # imported here: litellm's internals load only once litellm itself is imported
+        from litellm.llms.openai.common_utils import (
+            OpenAIError,
+            build_output_token_limit_response,
+            is_output_token_limit_error,
+        )
+        from litellm.llms.openai.openai import OpenAIChatCompletion
+        from litellm.types.utils import LlmProviders, ModelResponse
+        from litellm.utils import ProviderConfigManager, convert_to_model_response_object
+        from openai._base_client import make_request_options
+        from openai._constants import RAW_RESPONSE_HEADER
+        from openai._utils._json import openapi_dumps
+        from openai.types.chat import ChatCompletion
+
+        self._litellm = litellm
+        self._handler = OpenAIChatCompletion()
+        self._OpenAIError = OpenAIError
+        self._token_limit = (is_output_token_limit_error, build_output_token_limit_response)
+        self._ModelResponse = ModelResponse
+        self._convert = convert_to_model_response_object
+        self._make_options = make_request_options
+        self._raw_header = RAW_RESPONSE_HEADER
+        self._ChatCompletion = ChatCompletion
+        self._configs = (ProviderConfigManager, LlmProviders.OPENAI)
+        self._dumps = openapi_dumps
+        self._config_by_model: dict[str, Any] = {}
+        #: per SDK client (litellm caches them) and timeout: (client, (url, headers) or None)
+        self._templates: dict[tuple[int, float], tuple[Any, Any]] = {}
+
+    def _config_for(self, model: str) -> Any:
+        """The provider config litellm's OpenAI handler would use for ``model`` (one per model)."""
+        config = self._config_by_model.get(model)
+        if config is None:
+            manager, provider = self._configs
+            config = manager.get_provider_chat_config(model=model, provider=provider)
+            config = self._config_by_model[model] = config if config is not None else self._litellm.OpenAIConfig()
+        return config
+
+    async def acompletion(
+        self,
+        *,
+        model: str,
+        messages: list[dict[str, Any]],
+        timeout: float,
+        api_base: str,
+        api_key: str | None = None,
+        num_retries: int = 0,
+        **params: Any,
+    ) -> Any:
+        """One chat completion, raising litellm's exceptions (as ``litellm.acompletion`` would)."""
+        litellm = self._litellm
+        bare = model.split("/", 1)[1]
+        try:
+            return await self._call(bare, messages, timeout, api_base, api_key, num_retries, params)
+        except Exception as exc:  # noqa: BLE001 - mapped exactly as litellm.main.acompletion maps it
+            raise litellm.exception_type(
+                model=model,
+                custom_llm_provider="openai",
+                original_exception=exc,
+                completion_kwargs={"model": model, "messages": messages},
+                extra_kwargs={"api_base": api_base},
+            ) from exc
+
+    async def _call(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        timeout: float,
+        api_base: str,
+        api_key: str | None,
+        max_retries: int,
+        params: dict[str, Any],
+    ) -> Any:
+        config = self._config_for(model)
+        optional = self._litellm.get_optional_params(
+            model=model, custom_llm_provider="openai", messages=messages, max_retries=max_retries, **params
+        )
+        optional.pop("stream", None)
+        optional.pop("stream_options", None)
+        max_retries = optional.pop("max_retries", max_retries)
+        api_key = api_key or os.environ.get("OPENAI_API_KEY")
+        litellm_params = {"custom_llm_provider": "openai", "api_base": api_base}
+        data = await config.async_transform_request(
+            model=model, messages=messages, optional_params=optional, litellm_params=litellm_params, headers={}
+        )
+        try:
+            client = self._handler._get_openai_client(
+                is_async=True, api_key=api_key, api_base=api_base, timeout=timeout, max_retries=max_retries
+            )
+            headers, response = await self._post(client, data, timeout)
+            dumped = config.transform_parsed_response_dict(response.model_dump())
+            return self._convert(
+                response_object=dumped,
+                model_response_object=self._ModelResponse(),
+                hidden_params={"headers": headers},
+                _response_headers=headers,
+            )
+        except Exception as e:  # noqa: BLE001 - as OpenAIChatCompletion.acompletion wraps it
+            exception_response = getattr(e, "response", None)
+            error_headers = getattr(e, "headers", None)
+            if error_headers is None and exception_response:
+                error_headers = getattr(exception_response, "headers", None)
+            raise self._OpenAIError(
+                status_code=getattr(e, "status_code", 500),
+                message=getattr(e, "message", str(e)),
+                headers=error_headers,
+                body=getattr(e, "body", None),
+            ) from e
+
+    async def _post(self, client: Any, data: dict[str, Any], timeout: float) -> tuple[Any, Any]:
+        """``client.chat.completions.with_raw_response.create(**data)`` as litellm calls it, then
+        litellm's checks of the answer (an answer that is no completion object, a timeout, an
+        output-token limit)."""
+        import openai
+
+        started = time.time()
+        # the SDK's create() takes these three as request options, not as body fields
+        body = dict(data)
+        extra_headers = body.pop("extra_headers", None)
+        extra_query = body.pop("extra_query", None)
+        extra_body = body.pop("extra_body", None)
+        try:
+            template = None if extra_headers or extra_query else self._template(client, timeout)
+            if template is None:  # let the SDK build and send it (as litellm's path would)
+                raw = await client.post(
+                    "/chat/completions",
+                    body=body,
+                    options=self._make_options(
+                        extra_headers={self._raw_header: "true", **(extra_headers or {})},
+                        extra_query=extra_query,
+                        extra_body=extra_body,
+                        timeout=timeout,
+                        security={"bearer_auth": True},
+                    ),
+                    cast_to=self._ChatCompletion,
+                    stream=False,
+                )
+                headers, response = dict(raw.headers), raw.parse()
+            else:
+                if extra_body:
+                    body.update(extra_body)  # what the SDK's _merge_mappings does with extra_body
+                headers, response = await self._send(client, template, body, timeout)
+            if not hasattr(response, "model_dump"):
+                raise self._OpenAIError(
+                    status_code=500,
+                    message=f"Empty or invalid response from LLM endpoint. Received: {response!r}. Check the "
+                    "reverse proxy or model server configuration.",
+                )
+            return headers, response
+        except openai.APITimeoutError as e:
+            e.message += f" - timeout value={timeout}, time taken={round(time.time() - started, 2)} seconds"
+            raise
+        except openai.BadRequestError as e:
+            is_limit, build = self._token_limit
+            if not is_limit(e):
+                raise
+            return build(e=e, data=data, is_async=True)
+
+    def _template(self, client: Any, timeout: float) -> tuple[Any, Any] | None:
+        """The URL and headers the SDK sends a chat completion with, built once per client by the
+        SDK itself (auth, platform and retry headers); None for clients with custom auth."""
+        key = (id(client), timeout)
+        cached = self._templates.get(key)
+        if cached is not None and cached[0] is client:
+            return cached[1]
+        template = None
+        try:
+            from openai._models import FinalRequestOptions
+
+            security: Any = {"bearer_auth": True}
+            if client._custom_auth(security) is None and not client._idempotency_header:
+                options = FinalRequestOptions.construct(
+                    method="post",
+                    url="/chat/completions",
+                    json_data={},
+                    headers={self._raw_header: "true"},
+                    timeout=timeout,
+                    security=security,
+                )
+                request = client._build_request(options)
+                headers = request.headers.copy()
+                headers.pop("content-length", None)
+                template = (request.url, headers)
+        except Exception:  # an SDK whose internals differ: let it send the request itself
+            template = None
+        self._templates[key] = (client, template)
+        return template
+
+    async def _send(self, client: Any, template: tuple[Any, Any], data: dict[str, Any], timeout: float) -> tuple[Any, Any]:
+        """What the SDK's ``request`` does for one attempt (``max_retries=0``): send, map transport
+        errors and HTTP errors to its exceptions, parse the answer (``LegacyAPIResponse._parse``)."""
+        import httpx
+        import openai
+
+        url, headers = template
+        http = client._client
+        request = http.build_request("POST", url, headers=headers, content=self._dumps(data), timeout=timeout)
+        try:
+            response = await self._send_once(http, request)
+        except httpx.TimeoutException as err:
+            raise openai.APITimeoutError(request=request) from err
+        except openai.OpenAIError:
+            raise
+        except Exception as err:
+            raise openai.APIConnectionError(request=request) from err
+        try:
+            response.raise_for_status()
+        except httpx.HTTPStatusError as err:
+            await err.response.aread()
+            raise client._make_status_error_from_response(err.response) from None
+        content_type, *_ = response.headers.get("content-type", "*").split(";")
+        if not content_type.endswith("json"):
+            try:
+                payload = response.json()
+            except Exception:
+                return dict(response.headers), response.text
+        else:
+            payload = response.json()
+        if _plain_completion(payload):
+            # what construct + model_dump would give back, without building the pydantic models
+            return dict(response.headers), _Dumped(payload)
+        parsed = client._process_response_data(data=payload, cast_to=self._ChatCompletion, response=response)
+        return dict(response.headers), parsed
+
+
+    @staticmethod
+    async def _send_once(http: Any, request: Any) -> Any:
+        """``http.send(request)`` for a client without auth or hooks, through its transport.
+
+        httpx's ``send`` also runs the auth flow, redirect loop, event hooks and a cookie-jar
+        update (a ``urllib`` request per answer) on every call; here those run only when the
+        answer needs them: cookies when it sets one, the redirect loop when it redirects.
+        """
+        if http.auth is not None or any(http.event_hooks.values()):
+            return await http.send(request)
+        transport = http._transport_for_url(request.url)
+        response = await transport.handle_async_request(request)
+        response.request = request
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        if "set-cookie" in response.headers:
+            http.cookies.extract_cookies(response)
+        if response.has_redirect_location and http.follow_redirects:
+            return await http.send(http._build_redirect_request(request, response))
+        return response
+
+class _Dumped:
+    """A parsed answer that is already the plain dict ``model_dump()`` returns."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    def model_dump(self) -> dict[str, Any]:
+        return self.data
+
+
+def _plain_completion(payload: Any) -> bool:
+    """Whether ``payload`` is a chat completion of the everyday shape (choices with messages, tool
+    calls with functions, usage a dict): for those, dumping the SDK's model gives the same dict
+    back but for ``None`` fields it adds. Anything else is parsed by the SDK, as litellm would."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("id"), str):
+        return False
+    choices = payload.get("choices")
+    if not isinstance(choices, list) or not choices:
+        return False
+    usage = payload.get("usage")
+    if usage is not None and not (isinstance(usage, dict) and all(isinstance(v, int) for k, v in usage.items() if k.endswith("_tokens"))):
+        return False
+    for choice in choices:
+        if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
+            return False
+        message = choice["message"]
+        content = message.get("content")
+        if content is not None and not isinstance(content, str):
+            return False
+        calls = message.get("tool_calls")
+        if calls is None:
+            continue
+        if not isinstance(calls, list):
+            return False
+        for call in calls:
+            function = call.get("function") if isinstance(call, dict) else None
+            if not isinstance(function, dict) or not isinstance(function.get("arguments"), str):
+                return False
+    return True
