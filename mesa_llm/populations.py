@@ -106,7 +106,11 @@ class PopulationBuilder:
             self.model.initial_cash[agent.unique_id] = cash
             if isinstance(policy, LLMPolicy):
                 assert model_name is not None
-                policy.bind(self.model.llm.context(persona, spec.templates, model_name, self.model._market_rules_view()))
+                policy.bind(
+                    self.model.llm.context(
+                        persona, spec.templates, model_name, self.model._market_rules_view(), getattr(policy.params, "tool_mode", "auto")
+                    )
+                )
             members.append(agent)
             self.model.traders.append(agent)
         self.model.populations[label] = members
