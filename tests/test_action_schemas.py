@@ -301,3 +301,23 @@ def test_json_answers_with_raw_newlines_and_code_fences_are_parsed(tmp_path):
     model.run()
     messages = [e["content"] for e in _events(model) if e["event_type"] == "message"]
     assert messages and messages[0]["text"] == "line one\nline two"
+
+
+def test_the_template_check_renders_the_json_mode_branch_too(tmp_path):
+    """validate/run check the prompts before any probe: a template broken only in JSON mode is caught."""
+    from mesa_llm.prompt_check import check_prompt_templates
+    from tests.conftest import write_yaml
+
+    (tmp_path / "act.j2").write_text('{% if tool_mode == "json" %}{{ no_such_variable }}{% endif %}Act now.')
+    raw = {
+        "name": "json_branch",
+        "steps": 1,
+        "goods": [{"name": "widget", "reference_price": 100.0, "min_price": 1.0, "max_price": 200.0}],
+        "llm": {"templates": {"act": "act.j2"}},
+        "populations": [
+            {"name": "llm", "role": "buyer", "count": 1, "policy": "llm", "private": {"widget": {"units": 1, "values": [150.0]}}, "endowment": {"cash": 1000.0}},
+        ],
+    }
+    spec = load_scenario(write_yaml(tmp_path / "s.yaml", raw))
+    problems = check_prompt_templates(spec)
+    assert problems and "no_such_variable" in problems[0]

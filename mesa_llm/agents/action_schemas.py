@@ -243,7 +243,9 @@ def _make_offer(params: dict[str, Any], f: _Facts) -> None:
     params["required"] = ["session_id", *[r for r in params["required"] if r != "session_id"]]
     props.pop("good", None)
     counterparts = _counterparts(sessions, f.obs.agent_id)
-    if counterparts:
+    if all(len(s.get("parties") or []) <= 2 for s in sessions):
+        props.pop("counterparty_id", None)  # bilateral: the offer can only go to the other party
+    elif counterparts:
         _set_ids(params, "counterparty_id", counterparts, optional=True)
     terms = _terms_schema([s.get("space") or {} for s in sessions])
     if terms is not None:

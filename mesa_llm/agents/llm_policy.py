@@ -144,6 +144,7 @@ class LLMPolicy(DecisionPolicy):
         self._tool_names: list[str] = []
         #: this step's tools as offered (schemas with this step's enums in JSON mode)
         self._step_tools: list[dict[str, Any]] = []
+        self._mode_override: Literal["tools", "json"] | None = None  # render_prompts renders both
 
     def bind(self, context: LLMContext) -> None:
         """Attach the world's context (model, prompts, tools) before the first step."""
@@ -157,6 +158,8 @@ class LLMPolicy(DecisionPolicy):
     def tool_mode(self) -> Literal["tools", "json"]:
         """How this agent asks for actions: native tool calls, or JSON-schema structured output."""
         p: LLMParams = self.params  # type: ignore[assignment]
+        if self._mode_override is not None:
+            return self._mode_override
         if p.tool_mode != "auto":
             return p.tool_mode
         return self.context.tool_mode if self.context is not None else "tools"
@@ -207,16 +210,29 @@ class LLMPolicy(DecisionPolicy):
         observation_text = self._render("observation.j2", obs=observation.to_dict())
         memory_text = self._render("memory.j2", memory=memory.to_context())
         sample_error = {"tool": "place_order", "arguments": '{"good": "?"}', "reason": "sample reason"}
-        return {
+        out = {
             "system": self._system_message()["content"],
             "observation": observation_text,
             "memory": memory_text,
             "plan": self._render("plan.j2", observation_text=observation_text, memory_text=memory_text),
-            "act": self._render("act.j2", **self._act_context(observation, observation_text, memory_text, "sample plan")),
-            "repair": self._render(
-                "repair.j2", errors=[sample_error], accepted=["wait"], tool_mode=self.tool_mode, example=self._example(observation)
-            ),
         }
+        own = self.tool_mode
+        try:  # both modes: the templates' branches for either must render (the probe may pick either)
+            for mode in ("tools", "json"):
+                self._mode_override = mode
+                self._stable_tools = None
+                self._offer_tools(observation)
+                suffix = "" if mode == own else f"_{mode}"
+                out["act" + suffix] = self._render(
+                    "act.j2", **self._act_context(observation, observation_text, memory_text, "sample plan")
+                )
+                out["repair" + suffix] = self._render(
+                    "repair.j2", errors=[sample_error], accepted=["wait"], tool_mode=mode, example=self._example(observation)
+                )
+        finally:
+            self._mode_override = None
+            self._stable_tools = None
+        return out
 
     # ------------------------------------------------------------------ plan
 
