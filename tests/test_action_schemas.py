@@ -321,3 +321,13 @@ def test_the_template_check_renders_the_json_mode_branch_too(tmp_path):
     spec = load_scenario(write_yaml(tmp_path / "s.yaml", raw))
     problems = check_prompt_templates(spec)
     assert problems and "no_such_variable" in problems[0]
+
+
+def test_json_mode_asks_for_at_most_max_actions(tmp_path):
+    chat = ScriptedChatModel(lambda r: _actions({"tool": "wait", "arguments": {}}), tool_mode="json")
+    spec = _small_market()
+    spec.populations[0].params["max_actions"] = 2
+    MarketModel(spec, output_dir=tmp_path, chat_model=chat).run()
+    request = next(r for r in chat.requests if r.purpose == "act" and r.agent_id == 1)
+    actions = request.response_format["json_schema"]["schema"]["properties"]["actions"]
+    assert actions["minItems"] == 1 and actions["maxItems"] == 2

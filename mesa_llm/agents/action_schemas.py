@@ -415,8 +415,9 @@ def state_tool_schemas(
     return _build(registry, names, _Facts(goods, sides, peers, observation))
 
 
-def json_mode_format(tools: Sequence[Schema]) -> dict[str, Any]:
-    """The ``response_format`` asking for ``{"actions": [{"tool": ..., "arguments": {...}}]}``."""
+def json_mode_format(tools: Sequence[Schema], max_actions: int | None = None) -> dict[str, Any]:
+    """The ``response_format`` asking for ``{"actions": [{"tool": ..., "arguments": {...}}]}``,
+    at most ``max_actions`` of them (a grammar-constrained server then stops generating there)."""
     variants = []
     for schema in tools:
         fn = schema["function"]
@@ -428,13 +429,16 @@ def json_mode_format(tools: Sequence[Schema]) -> dict[str, Any]:
                 "additionalProperties": False,
             }
         )
+    actions: Schema = {"type": "array", "items": {"anyOf": variants}, "minItems": 1}
+    if max_actions is not None:
+        actions["maxItems"] = max_actions
     return {
         "type": "json_schema",
         "json_schema": {
             "name": "actions",
             "schema": {
                 "type": "object",
-                "properties": {"actions": {"type": "array", "items": {"anyOf": variants}, "minItems": 1}},
+                "properties": {"actions": actions},
                 "required": ["actions"],
                 "additionalProperties": False,
             },

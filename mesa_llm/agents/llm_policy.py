@@ -564,7 +564,7 @@ class LLMPolicy(DecisionPolicy):
             if self.tool_mode == "tools":
                 tools = self._step_tools
             else:
-                response_format = json_mode_format(self._step_tools)
+                response_format = json_mode_format(self._step_tools, p.max_actions)
         return ChatRequest(
             model=ctx.model,
             messages=messages,
