@@ -331,3 +331,13 @@ def test_json_mode_asks_for_at_most_max_actions(tmp_path):
     request = next(r for r in chat.requests if r.purpose == "act" and r.agent_id == 1)
     actions = request.response_format["json_schema"]["schema"]["properties"]["actions"]
     assert actions["minItems"] == 1 and actions["maxItems"] == 2
+
+
+def test_the_example_never_shows_a_tool_that_ends_or_cancels_something():
+    from mesa_llm.actions import ActionRegistry
+    from mesa_llm.agents.action_schemas import example_call, stable_tool_schemas
+
+    tools = stable_tool_schemas(ActionRegistry(), ["end_negotiation", "cancel_order", "send_message", "wait"], goods={}, sides=[], peers=[3])
+    assert json.loads(example_call(tools)) == {"actions": [{"tool": "send_message", "arguments": {"recipient_id": 3, "text": "..."}}]}
+    only_ending = stable_tool_schemas(ActionRegistry(), ["end_negotiation", "wait"], goods={}, sides=[], peers=[])
+    assert json.loads(example_call(only_ending))["actions"][0]["tool"] == "wait"

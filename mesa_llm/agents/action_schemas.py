@@ -518,9 +518,26 @@ def _example_value(schema: Schema, hint: float | None) -> Any:
     return "..."
 
 
+#: tools an example may show, best first: small models copy the example, so never one that
+#: ends, cancels or punishes something (end_negotiation, cancel_order, impose_fine, ...)
+EXAMPLE_TOOLS = (
+    "place_order",
+    "make_offer",
+    "accept_offer",
+    "bid",
+    "propose_settlement",
+    "call_for_proposals",
+    "flag_violation",
+    "send_message",
+    "broadcast",
+)
+
+
 def example_call(tools: Sequence[Schema], price_hint: float | None = None) -> str:
-    """One example answer (the first tool other than ``wait``, its required arguments filled in)."""
-    chosen = next((t for t in tools if t["function"]["name"] != "wait"), tools[0] if tools else None)
+    """One example answer: the first offered tool of :data:`EXAMPLE_TOOLS`, its required arguments
+    filled in (enums' first values, ``price_hint`` for prices in range), else ``wait``."""
+    by_name = {t["function"]["name"]: t for t in tools}
+    chosen = next((by_name[name] for name in EXAMPLE_TOOLS if name in by_name), None)
     if chosen is None:
         return json.dumps({"actions": [{"tool": "wait", "arguments": {}}]})
     params = chosen["function"]["parameters"]
