@@ -410,9 +410,17 @@ def state_tool_schemas(
     sides: Sequence[str],
     peers: Sequence[int],
 ) -> list[Schema]:
-    """The tools usable now with everything this step's ``observation`` pins down (JSON mode)."""
+    """The tools usable now with everything this step's ``observation`` pins down (JSON mode),
+    the ones that trade or negotiate first and ``wait`` last (small models favour the first
+    listed; the tools that end or cancel something come after the rest)."""
     goods = {name: (g.min_price, g.max_price) for name, g in observation.market.goods.items()}
-    return _build(registry, names, _Facts(goods, sides, peers, observation))
+    return _build(registry, sorted(names, key=_listing_rank), _Facts(goods, sides, peers, observation))
+
+
+def _listing_rank(name: str) -> int:
+    if name in EXAMPLE_TOOLS:
+        return EXAMPLE_TOOLS.index(name)
+    return len(EXAMPLE_TOOLS) + (1 if name == "wait" else 0)
 
 
 def json_mode_format(tools: Sequence[Schema], max_actions: int | None = None) -> dict[str, Any]:
@@ -466,7 +474,7 @@ def _describe_value(schema: Schema) -> str:
             return f"{kind} >= {low:g}"
         return str(kind)
     if kind == "string":
-        return f"text (at most {schema.get('maxLength', MAX_SCHEMA_STRING)} chars)"
+        return f"string (max {schema.get('maxLength', MAX_SCHEMA_STRING)} chars)"
     if kind == "array":
         return f"list of {_describe_value(schema.get('items') or {})}"
     if kind == "object":
