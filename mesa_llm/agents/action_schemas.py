@@ -373,6 +373,21 @@ def _tidy(node: Any) -> Any:
     return node
 
 
+def _drop_nulls(params: dict[str, Any]) -> None:
+    """An optional argument is left out, not sent as null: ``anyOf [X, null]`` becomes ``X`` and
+    defaults go (fewer tokens for every call; the action's own model still accepts null)."""
+    required = set(params["required"])
+    for name, prop in list(params["properties"].items()):
+        prop.pop("default", None)
+        options = prop.get("anyOf")
+        if name in required or not isinstance(options, list):
+            continue
+        kept = [o for o in options if o.get("type") != "null"]
+        if len(kept) == 1 and len(kept) < len(options):
+            merged = {k: v for k, v in prop.items() if k != "anyOf"}
+            params["properties"][name] = {**kept[0], **merged}
+
+
 def _build(registry: ActionRegistry, names: Sequence[str], facts: _Facts) -> list[Schema]:
     out = []
     for base in registry.tool_schemas(list(names)):
@@ -382,6 +397,7 @@ def _build(registry: ActionRegistry, names: Sequence[str], facts: _Facts) -> lis
         patch = _PATCHES.get(schema["function"]["name"])
         if patch is not None:
             patch(params, facts)
+        _drop_nulls(params)
         out.append(_tidy(schema))
     return out
 
