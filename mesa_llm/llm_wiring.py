@@ -28,6 +28,12 @@ from mesa_llm.llm import (
 )
 from mesa_llm.llm.bounds import AnswerLimits
 from mesa_llm.llm.secrets import strip_url_credentials
+from mesa_llm.llm.tool_mode import (
+    ToolModeDecision,
+    declared_tool_mode,
+    probe_tool_mode,
+    run_blocking,
+)
 from mesa_llm.run_summary import LLMActivity
 from mesa_llm.scenario import ScenarioSpec
 
@@ -174,6 +180,10 @@ class LLMWiring:
         )
         self._chat_models: dict[str, ChatModel] = {}
         self._prompt_libraries: dict[tuple[str, str], PromptLibrary] = {}
+        #: each model's tool mode for ``tool_mode: auto`` populations (recorded in the header)
+        self.tool_modes: dict[str, ToolModeDecision] = {}
+        #: every agent's id, filled in by the model once all agents exist (contexts share this list)
+        self.agent_ids: list[int] = []
         settings = scenario.llm
         #: the server URL calls go to and records show: ``user:password@`` never leaves this object
         self.api_base = strip_url_credentials(settings.api_base)
@@ -312,20 +322,73 @@ class LLMWiring:
             self._chat_models[model_name] = chat
         return chat
 
-    def context(self, persona: Persona, templates: dict[str, str], model_name: str, market: dict[str, Any]) -> LLMContext:
-        """What an LLM agent's policy needs: its chat model, prompts, tools and accounting."""
+    def run_tools(self, role_tools: list[str]) -> list[str]:
+        """A role's tools this scenario can ever use (the list offered every step, so it stays the
+        same all run): no negotiation tools without negotiations, no alliance tools without
+        alliances, no orders without a call market."""
+        scenario = self.scenario
+        settings = scenario.negotiation
+        desk = bool(
+            settings.spaces or settings.sessions or settings.open_sessions or any(p.utilities for p in scenario.populations)
+        )
+        auctions = any(s.protocol in ("first_price", "second_price", "english") for s in settings.sessions)
+        usable = {
+            "place_order": scenario.market.call_market,
+            "cancel_order": scenario.market.call_market,
+            "forward_message": scenario.social.gossip,
+            "call_for_proposals": desk and settings.call_for_proposals,
+            "bid": desk and auctions,
+            **{name: desk for name in ("make_offer", "accept_offer", "reject_offer", "end_negotiation", "propose_settlement")},
+            **{name: scenario.social.alliances for name in ("propose_alliance", "join_alliance", "leave_alliance", "message_alliance")},
+        }
+        return [name for name in role_tools if usable.get(name, True)]
+
+    def tool_mode_for(self, model_name: str) -> ToolModeDecision:
+        """How ``model_name`` is asked for actions under ``tool_mode: auto``, decided once per model:
+        ``llm.structured_output_models`` forces JSON; else what the chat model declares (test
+        doubles, replays, litellm for known tool-calling providers); else the probe's answer."""
+        decision = self.tool_modes.get(model_name)
+        if decision is not None:
+            return decision
+        if model_name in self.scenario.llm.structured_output_models:
+            decision = ToolModeDecision("json", "llm.structured_output_models")
+        else:
+            chat = self.chat_model_for(model_name)
+            declared = declared_tool_mode(chat, model_name)
+            if declared is not None:
+                decision = ToolModeDecision(declared, "declared by the chat model")
+            else:
+                decision = run_blocking(probe_tool_mode(chat, model_name))
+                if decision.mode == "json":
+                    self.notices.append(f"{model_name}: JSON-schema structured output ({decision.detail})")
+        self.tool_modes[model_name] = decision
+        return decision
+
+    def context(
+        self,
+        persona: Persona,
+        templates: dict[str, str],
+        model_name: str,
+        market: dict[str, Any],
+        tool_mode: str = "auto",
+    ) -> LLMContext:
+        """What an LLM agent's policy needs: its chat model, prompts, tools and accounting
+        (``tool_mode`` is the population's; only ``auto`` needs the model's mode decided)."""
+        mode = self.tool_mode_for(model_name).mode if tool_mode == "auto" else "tools"
         return LLMContext(
             chat_model=StepBoundChatModel(self.chat_model_for(model_name), self),
             model=model_name,
             prompts=self.prompts_for(persona.role.value, templates),
             persona=persona,
-            tool_names=persona.role.action_names(),
+            tool_names=self.run_tools(persona.role.action_names()),
             registry=self.action_registry,
             market=market,
             usage=self.usage,
             seed=self.seed,
             structured_output=model_name in self.scenario.llm.structured_output_models,
             limits=self.limits,
+            tool_mode=mode,
+            agent_ids=self.agent_ids,
         )
 
     def header(self, llm_agents: list[Any]) -> dict[str, Any]:
@@ -341,6 +404,8 @@ class LLMWiring:
             "model_override": self.model_override,
             "models": {label: name for label, name in self.resolved_models.items() if name},
             "prompts": prompts,
+            # how each model was asked for actions (a replay reuses this instead of probing)
+            "tool_modes": {name: decision.to_record() for name, decision in sorted(self.tool_modes.items())},
         }
 
     def public_settings(self) -> dict[str, Any]:

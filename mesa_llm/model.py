@@ -181,7 +181,6 @@ class MarketModel(mesa.Model):
             dict(resolved_models) if resolved_models is not None else resolve_llm_models(scenario, llm_model, chat_model)
         )
         self.llm = LLMWiring(scenario, self.resolved_models, llm_model, chat_model, seed=self.seed_value)
-        self.notices.extend(self.llm.notices)
         self.usage = self.llm.usage
         self.stop_status: str | None = None
         self._states_step: int | None = None  # the step whose agent_state events were recorded last
@@ -194,6 +193,8 @@ class MarketModel(mesa.Model):
         for agent in self.traders:
             if agent.policy.is_llm:
                 self.llm_activity.add_agent(agent.unique_id, agent.population)
+        self.llm.agent_ids.extend(a.unique_id for a in self.traders)  # recipients in the LLM tool schemas
+        self.notices.extend(self.llm.notices)  # after the populations: tool-mode probes add theirs
         self.equilibria = self._equilibria()
         #: equilibrium at the start of the run
         self.initial_equilibria = self.equilibria

@@ -108,7 +108,11 @@ class PopulationBuilder:
                 assert model_name is not None
                 policy.bind(
                     self.model.llm.context(
-                        persona, spec.templates, model_name, self.model._market_rules_view(label, persona.role)
+                        persona,
+                        spec.templates,
+                        model_name,
+                        self.model._market_rules_view(label, persona.role),
+                        getattr(policy.params, "tool_mode", "auto"),
                     )
                 )
             members.append(agent)

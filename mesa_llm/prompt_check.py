@@ -24,6 +24,10 @@ class _NeverCalled:
 
     name = "template-check"
 
+    def declared_tool_mode(self, model: str) -> str:
+        """No probe: the check renders the prompts of both tool modes anyway."""
+        return "tools"
+
     async def complete(self, request: ChatRequest) -> ChatResponse:
         raise LLMError("the template check calls no model", model=self.name, kind="unknown")
 

@@ -84,6 +84,10 @@ class _ForkChatModel:
         self.live = live
         self.live_calls = 0
 
+    def declared_tool_mode(self, model: str) -> str:
+        """The recorded decision: a replay never probes (a fork keeps it for its new models too)."""
+        return self.replay.declared_tool_mode(model)
+
     async def complete(self, request: ChatRequest) -> ChatResponse:
         if self.fork_step is None or self.step() <= self.fork_step:
             return await self.replay.complete(request)

@@ -76,7 +76,7 @@ def test_run_with_llm_agents_through_litellm(tmp_path):
         assert server.max_in_flight <= 4
     summary = json.loads(result.stdout)
     assert summary["llm"]["agents"] == 6 and summary["llm"]["models"] == ["openai/fake-model"]
-    assert summary["llm"]["calls"] == server.request_count > 0
+    assert summary["llm"]["calls"] + 1 == server.request_count > 1  # + the tool-mode probe
     assert summary["llm"]["prompt_tokens"] > 0
     text = Path(summary["recording"]).read_text()
     assert key not in text and "authorization" not in text.lower()
@@ -114,11 +114,12 @@ def test_transient_http_errors_are_retried_and_the_attempts_recorded(tmp_path, m
     )
     with FakeOpenAIServer(responder=trader) as server:
         spec.llm = spec.llm.model_copy(update={"api_base": server.base_url})
+        server.enqueue_fault(status=None)  # the tool-mode probe
         server.enqueue_fault(status=429)
         server.enqueue_fault(status=500)
         model = MarketModel(spec, output_dir=tmp_path, llm_model="openai/fake-model")
         model.run()
-        assert server.request_count == 3
+        assert server.request_count == 1 + 3
     events = [json.loads(line) for line in model.recording_path.read_text().splitlines()]
     calls = [e["content"] for e in events if e["event_type"] == "llm_call"]
     assert len(calls) == 1 and calls[0]["attempts"] == 3 and calls[0]["error"] is None

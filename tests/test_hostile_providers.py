@@ -102,10 +102,11 @@ def test_a_key_of_any_shape_echoed_by_the_provider_is_redacted_everywhere(tmp_pa
 
     error_body = {"error": {"message": f"key {PLAIN_KEY} is not valid for this model", "type": "invalid_request_error"}}
     with EchoServer(responder=_echo_key) as server:
+        server.enqueue_fault(status=None)  # the tool-mode probe is answered normally
         server.enqueue_fault(status=400, body=error_body)  # an error body echoing the key, once
         result = _run(["--steps", "2", "--api-base", server.base_url, "--out", str(tmp_path), *FAST], key=PLAIN_KEY)
         assert result.exit_code == 0, result.output
-        assert server.requests[1]["_key"] == PLAIN_KEY  # the provider did echo it
+        assert server.requests[2]["_key"] == PLAIN_KEY  # the provider did echo it
     data, events = _recording(tmp_path)
     assert PLAIN_KEY.encode() not in data and PLAIN_KEY not in result.output
     calls = _of(events, "llm_call")
@@ -150,7 +151,7 @@ def test_auth_and_not_found_stop_at_step_one_with_final_balances(tmp_path, statu
         body = {"error": {"message": "invalid token", "type": "invalid_request_error", "code": str(status)}}
         server.fail_always(status=status, body=body if status == 401 else None)
         result = _run(["--steps", "4", "--api-base", server.base_url, "--out", str(tmp_path), *FAST])
-        assert server.request_count == 6  # one call per LLM agent, then the run stopped
+        assert server.request_count == 1 + 6  # the tool-mode probe, one call per LLM agent, then the run stopped
     assert result.exit_code == 1
     assert "run stopped at step 1" in result.stderr and says in result.stderr
     assert "Traceback" not in result.output and "efficiency" not in result.output

@@ -25,8 +25,8 @@ def test_llm_market_replays_from_cassette(tmp_path, monkeypatch):
         spec.llm = spec.llm.model_copy(update={"api_base": session.api_base, "max_attempts": 1})
         model = MarketModel(spec, output_dir=tmp_path, llm_model="openai/fake-model")
         model.run()
-        # 2 agents x (3 acts + plans at steps 1 and 3)
-        assert session.recorded_requests == 10
+        # the tool-mode probe; 2 agents x (3 acts + plans at steps 1 and 3)
+        assert session.recorded_requests == 1 + 10  # the tool-mode probe, then the agents
     text = model.recording_path.read_text()
     assert DUMMY_API_KEY not in text
     events = [json.loads(line) for line in text.splitlines()]

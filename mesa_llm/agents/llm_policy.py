@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -26,6 +28,13 @@ import numpy as np
 from pydantic import Field
 
 from mesa_llm.actions import ActionBase, ActionRegistry, ActionValidationError, Decision
+from mesa_llm.agents.action_schemas import (
+    example_call,
+    json_mode_format,
+    stable_tool_schemas,
+    state_tool_schemas,
+    tool_signatures,
+)
 from mesa_llm.agents.memory import AgentMemory
 from mesa_llm.agents.observation import Observation
 from mesa_llm.agents.persona import Persona
@@ -43,11 +52,18 @@ class LLMParams(PolicyParams):
     plan_every: int = Field(default=1, ge=0, description="plan every k steps; 0 never plans")
     memory_events: int = Field(default=8, ge=0, le=200, description="recent events remembered")
     max_actions: int = Field(default=5, ge=1, le=50, description="actions kept per step")
-    tool_mode: Literal["tools", "json"] = Field(
-        default="tools", description="'json' for models without tool calling (structured output)"
+    tool_mode: Literal["auto", "tools", "json"] = Field(
+        default="auto",
+        description="'tools': native tool calls; 'json': JSON-schema structured output (models without "
+        "tool calling); 'auto': what the model supports (decided once per model by a probe)",
     )
     temperature: float | None = Field(default=None, ge=0, le=2)
-    max_tokens: int | None = Field(default=None, gt=0)
+    plan_max_tokens: int = Field(default=160, gt=0, le=100_000, description="completion tokens of a plan call")
+    act_max_tokens: int = Field(default=300, gt=0, le=100_000, description="completion tokens of an act call")
+    repair_max_tokens: int = Field(default=300, gt=0, le=100_000, description="completion tokens of a repair call")
+    max_tokens: int | None = Field(
+        default=None, gt=0, description="one cap for every purpose (overrides the three above when set)"
+    )
     repair: bool = Field(default=True, description="one repair round for invalid tool calls")
 
 
@@ -68,6 +84,10 @@ class LLMContext:
     structured_output: bool = False
     #: how much of one answer is taken (tool calls, argument and text lengths)
     limits: AnswerLimits = AnswerLimits()
+    #: what the model supports, for policies in ``tool_mode: auto`` (decided once per model)
+    tool_mode: Literal["tools", "json"] = "tools"
+    #: every agent's id in the market (filled in once all agents exist; the agent's own is skipped)
+    agent_ids: Sequence[int] = ()
 
 
 @dataclass(slots=True)
@@ -119,16 +139,37 @@ class LLMPolicy(DecisionPolicy):
         self.context = context
         self.memory = AgentMemory(max_events=p.memory_events)
         self._system: str | None = None
-        self._tools: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        #: the run's tool list (native tool calls): built once, the same every step (prompt caching)
+        self._stable_tools: list[dict[str, Any]] | None = None
         self._tool_names: list[str] = []
+        #: this step's tools as offered (schemas with this step's enums in JSON mode)
+        self._step_tools: list[dict[str, Any]] = []
+        self._mode_override: Literal["tools", "json"] | None = None  # render_prompts renders both
 
     def bind(self, context: LLMContext) -> None:
         """Attach the world's context (model, prompts, tools) before the first step."""
         self.context = context
         self._system = None
-        self._tools = {}
+        self._stable_tools = None
         if context.structured_output:
             self.params = self.params.model_copy(update={"tool_mode": "json"})
+
+    @property
+    def tool_mode(self) -> Literal["tools", "json"]:
+        """How this agent asks for actions: native tool calls, or JSON-schema structured output."""
+        p: LLMParams = self.params  # type: ignore[assignment]
+        if self._mode_override is not None:
+            return self._mode_override
+        if p.tool_mode != "auto":
+            return p.tool_mode
+        return self.context.tool_mode if self.context is not None else "tools"
+
+    def max_tokens(self, purpose: str) -> int:
+        """The completion-token cap sent with a call of ``purpose`` (plan, act, repair)."""
+        p: LLMParams = self.params  # type: ignore[assignment]
+        if p.max_tokens is not None:
+            return p.max_tokens
+        return {"plan": p.plan_max_tokens, "repair": p.repair_max_tokens}.get(purpose, p.act_max_tokens)
 
     def describe(self) -> dict[str, Any]:
         """Name, parameters and model, as recorded in the recording header."""
@@ -144,13 +185,9 @@ class LLMPolicy(DecisionPolicy):
 
     async def adecide(self, observation: Observation, rng: np.random.Generator) -> Decision:
         """Observe, plan, act and repair for one step; never raises for a model's failure."""
-        ctx = self._ctx()
         p: LLMParams = self.params  # type: ignore[assignment]
         events: list[tuple[str, dict[str, Any]]] = []
-        # the world says which tools make sense now (role and state); fall back to the role's
-        self._tool_names = [n for n in observation.available_actions if n in ctx.registry.names()] or list(
-            ctx.tool_names
-        )
+        self._offer_tools(observation)
         try:
             observation_text = self._render("observation.j2", obs=observation.to_dict(), market=self._ctx().market)
             # memory is what came before this observation: rendered before the observation's
@@ -169,30 +206,35 @@ class LLMPolicy(DecisionPolicy):
         (``validate`` does this once per LLM population, so a template that fails to compile or
         names a variable the context lacks is caught before a run); PromptError on the first failure."""
         p: LLMParams = self.params  # type: ignore[assignment]
-        self._tool_names = [n for n in observation.available_actions if n in self._ctx().registry.names()] or list(
-            self._ctx().tool_names
-        )
+        self._offer_tools(observation)
         memory = AgentMemory(max_events=p.memory_events)
         memory.update(observation)
         observation_text = self._render("observation.j2", obs=observation.to_dict(), market=self._ctx().market)
         memory_text = self._render("memory.j2", memory=memory.to_context())
         sample_error = {"tool": "place_order", "arguments": '{"good": "?"}', "reason": "sample reason"}
-        return {
+        out = {
             "system": self._system_message()["content"],
             "observation": observation_text,
             "memory": memory_text,
             "plan": self._render("plan.j2", observation_text=observation_text, memory_text=memory_text),
-            "act": self._render(
-                "act.j2",
-                observation_text=observation_text,
-                memory_text=memory_text,
-                plan="sample plan",
-                max_actions=p.max_actions,
-                tool_mode=p.tool_mode,
-                tool_names=self._tool_names,
-            ),
-            "repair": self._render("repair.j2", errors=[sample_error], accepted=["wait"], tool_mode=p.tool_mode),
         }
+        own = self.tool_mode
+        try:  # both modes: the templates' branches for either must render (the probe may pick either)
+            for mode in ("tools", "json"):
+                self._mode_override = mode
+                self._stable_tools = None
+                self._offer_tools(observation)
+                suffix = "" if mode == own else f"_{mode}"
+                out["act" + suffix] = self._render(
+                    "act.j2", **self._act_context(observation, observation_text, memory_text, "sample plan")
+                )
+                out["repair" + suffix] = self._render(
+                    "repair.j2", errors=[sample_error], accepted=["wait"], tool_mode=mode, example=self._example(observation)
+                )
+        finally:
+            self._mode_override = None
+            self._stable_tools = None
+        return out
 
     # ------------------------------------------------------------------ plan
 
@@ -221,13 +263,7 @@ class LLMPolicy(DecisionPolicy):
     ) -> Decision:
         p: LLMParams = self.params  # type: ignore[assignment]
         user = self._render(
-            "act.j2",
-            observation_text=observation_text,
-            memory_text=memory_text,
-            plan=plan or self.memory.plan,
-            max_actions=p.max_actions,
-            tool_mode=p.tool_mode,
-            tool_names=self._tool_names,
+            "act.j2", **self._act_context(observation, observation_text, memory_text, plan or self.memory.plan)
         )
         messages = [self._system_message(), {"role": "user", "content": user}]
         request = self._request(messages, "act", observation)
@@ -249,7 +285,8 @@ class LLMPolicy(DecisionPolicy):
                             for c in rejected
                         ],
                         accepted=[c.name for c in accepted],
-                        tool_mode=p.tool_mode,
+                        tool_mode=self.tool_mode,
+                        example=self._example(observation),
                     ),
                 }
             )
@@ -280,16 +317,16 @@ class LLMPolicy(DecisionPolicy):
 
     def _feedback(self, response: ChatResponse, calls: list[_Call]) -> list[dict[str, Any]]:
         """The assistant's answer and, per tool call, what became of it (for the repair round)."""
-        p: LLMParams = self.params  # type: ignore[assignment]
         # shown back: validated arguments, previews of the rest, never more text than the cap
         content = response.content
         if content and (len(content) > PREVIEW_TEXT_CHARS or response.content_chars is not None):
             content = preview(content, PREVIEW_TEXT_CHARS, length=response.content_chars)
-        if p.tool_mode == "json" or not response.tool_calls:
+        if self.tool_mode == "json" or not response.tool_calls:
             return [{"role": "assistant", "content": content or ""}]
         assistant = {
             "role": "assistant",
-            "content": content or None,
+            # "" rather than None: llama.cpp's chat templates reject an assistant turn without content
+            "content": content or "",
             "tool_calls": [
                 {"id": c.call_id, "type": "function", "function": {"name": c.name, "arguments": _as_text(c.shown_arguments())}}
                 for c in calls
@@ -332,8 +369,7 @@ class LLMPolicy(DecisionPolicy):
         return response
 
     def _parse(self, response: ChatResponse) -> list[_Call]:
-        p: LLMParams = self.params  # type: ignore[assignment]
-        if p.tool_mode == "json":
+        if self.tool_mode == "json":
             return self._parse_json(response)
         if not response.tool_calls:
             text = (response.content or "").strip()
@@ -399,6 +435,8 @@ class LLMPolicy(DecisionPolicy):
         ctx = self._ctx()
         names = self._tool_names or ctx.tool_names
         if call.name not in names:
+            if call.name in ctx.tool_names:  # offered for the run (cache-friendly list), not usable now
+                return f"{call.name} is not usable now; usable now: {', '.join(names)}"
             shown = repr(call.name) if len(call.name) <= MAX_NAME_CHARS else preview(call.name, MAX_NAME_CHARS)
             return f"unknown tool {shown}; available: {', '.join(names)}"
         arguments = call.raw_arguments
@@ -451,6 +489,59 @@ class LLMPolicy(DecisionPolicy):
             return response.usage.to_record()
         return {"prompt_tokens": 0, "completion_tokens": 0, "invalid": problem}
 
+    # ------------------------------------------------------------------ tools offered
+
+    def _offer_tools(self, observation: Observation) -> None:
+        """This step's usable tools (the world's ``available_actions``) and the schemas offered:
+        the run's stable list for native tool calls, this step's narrowed ones in JSON mode."""
+        ctx = self._ctx()
+        known = set(ctx.registry.names())
+        self._tool_names = [n for n in observation.available_actions if n in known] or list(ctx.tool_names)
+        me = observation.agent_id
+        peers = [i for i in ctx.agent_ids if i != me]
+        sides = self._sides()
+        if self.tool_mode == "tools":
+            if self._stable_tools is None:
+                goods = {
+                    g["name"]: (float(g["min_price"]), float(g["max_price"]))
+                    for g in ctx.market.get("goods") or []
+                    if isinstance(g, dict) and "name" in g
+                }
+                self._stable_tools = stable_tool_schemas(
+                    ctx.registry, [n for n in ctx.tool_names if n in known], goods=goods, sides=sides, peers=peers
+                )
+            self._step_tools = self._stable_tools
+        else:
+            self._step_tools = state_tool_schemas(ctx.registry, self._tool_names, observation, sides=sides, peers=peers)
+
+    def _sides(self) -> list[str]:
+        role = self._ctx().persona.role
+        return [side for side, ok in (("buy", role.may_buy), ("sell", role.may_sell)) if ok]
+
+    def _example(self, observation: Observation) -> str:
+        """One example answer for the JSON-mode prompts ("" in tool mode)."""
+        if self.tool_mode != "json":
+            return ""
+        hint = next(iter(observation.market.goods.values()), None)
+        return example_call(self._step_tools, observation.market.price(hint.good) if hint is not None else None)
+
+    def _act_context(
+        self, observation: Observation, observation_text: str, memory_text: str, plan: str | None
+    ) -> dict[str, Any]:
+        p: LLMParams = self.params  # type: ignore[assignment]
+        json_mode = self.tool_mode == "json"
+        return {
+            "observation_text": observation_text,
+            "memory_text": memory_text,
+            "plan": plan,
+            "max_actions": p.max_actions,
+            "tool_mode": self.tool_mode,
+            "tool_names": self._tool_names,
+            # JSON mode: each tool's arguments (types, allowed values, ranges) and one example
+            "tool_signatures": tool_signatures(self._step_tools) if json_mode else [],
+            "example": self._example(observation) if json_mode else "",
+        }
+
     # ------------------------------------------------------------------ helpers
 
     def _ctx(self) -> LLMContext:
@@ -474,13 +565,10 @@ class LLMPolicy(DecisionPolicy):
         tools = None
         response_format = None
         if purpose != "plan":
-            names = tuple(self._tool_names or ctx.tool_names)
-            if p.tool_mode == "tools":
-                tools = self._tools.get(names)
-                if tools is None:
-                    tools = self._tools[names] = ctx.registry.tool_schemas(list(names))
+            if self.tool_mode == "tools":
+                tools = self._step_tools
             else:
-                response_format = _json_mode_format(ctx.registry, list(names))
+                response_format = json_mode_format(self._step_tools, p.max_actions)
         return ChatRequest(
             model=ctx.model,
             messages=messages,
@@ -488,46 +576,22 @@ class LLMPolicy(DecisionPolicy):
             tool_choice="auto" if tools else None,
             response_format=response_format,
             temperature=p.temperature,
-            max_tokens=p.max_tokens,
+            max_tokens=self.max_tokens(purpose),
             seed=ctx.seed,
             purpose=purpose,
             agent_id=observation.agent_id,
         )
 
 
-def _json_mode_format(registry: ActionRegistry, names: list[str]) -> dict[str, Any]:
-    """The JSON schema of ``{"actions": [{"tool": ..., "arguments": {...}}]}`` for structured output."""
-    variants = []
-    for schema in registry.tool_schemas(names):
-        fn = schema["function"]
-        variants.append(
-            {
-                "type": "object",
-                "properties": {"tool": {"const": fn["name"]}, "arguments": fn["parameters"]},
-                "required": ["tool", "arguments"],
-                "additionalProperties": False,
-            }
-        )
-    return {
-        "type": "json_schema",
-        "json_schema": {
-            "name": "actions",
-            "schema": {
-                "type": "object",
-                "properties": {"actions": {"type": "array", "items": {"anyOf": variants}}},
-                "required": ["actions"],
-                "additionalProperties": False,
-            },
-        },
-    }
+_FENCED = re.compile(r"```[A-Za-z]*\s*(.*?)\s*```", re.DOTALL)
 
 
 def _strip_fences(text: str) -> str:
-    if text.startswith("```"):
-        text = text.strip("`")
-        if text.startswith("json"):
-            text = text[4:]
-    return text.strip()
+    """The JSON inside a Markdown code fence (small models wrap answers in them), else ``text``."""
+    match = _FENCED.search(text)
+    if match is not None:
+        return match.group(1).strip()
+    return text.strip("`").removeprefix("json").strip() if text.startswith("```") else text.strip()
 
 
 def _as_text(arguments: Any) -> str:
@@ -555,7 +619,8 @@ def _load_json(text: str) -> tuple[Any, str | None]:
     """``(value, None)``, or ``(None, why)`` when ``text`` is not strict JSON: syntax errors, but
     also NaN/Infinity, numbers that overflow to infinity, 5,000-digit integers, deep nesting."""
     try:
-        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float), None
+        # strict=False: models write raw newlines and tabs inside strings (a message's text)
+        return json.loads(text, strict=False, parse_constant=_reject_constant, parse_float=_finite_float), None
     except json.JSONDecodeError as exc:
         return None, f"{exc.msg} at position {exc.pos}"
     except RecursionError:

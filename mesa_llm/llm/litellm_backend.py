@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import importlib
 import json
 import logging
@@ -193,6 +194,22 @@ class LiteLLMChatModel:
         _litellm()
         with contextlib.suppress(ImportError):  # litellm always brings the openai SDK
             importlib.import_module("openai.resources")
+
+    def declared_tool_mode(self, model: str) -> str | None:
+        """"tools" for a provider's own endpoint when litellm's model map says the model calls
+        tools; None (probe it) for any other server, e.g. a local one behind ``api_base``."""
+        if self.api_base is not None:
+            return None
+        try:
+            return "tools" if _litellm().supports_function_calling(model=model) else None
+        except Exception:  # litellm raises for models missing from its map
+            return None
+
+    async def complete_once(self, request: ChatRequest) -> ChatResponse:
+        """One attempt, uncached: for the tool-mode probe, a pre-flight question not worth retries."""
+        once = copy.copy(self)
+        once.max_attempts, once.cache = 1, None
+        return await once.complete(request)
 
     def __repr__(self) -> str:  # never shows the key
         return f"LiteLLMChatModel(model={self.model!r}, api_base={self.api_base!r})"

@@ -43,11 +43,20 @@ class ReplayChatModel:
         self.name = name
         self.verify = verify
         self._queues: dict[int | None, deque[Mapping[str, Any]]] = {}
+        #: each model's tool mode as the recording's header has it (the run probed it, not the replay)
+        self.tool_modes: dict[str, str] = {}
         for event in events:
             if event.get("event_type") == "llm_call":
                 self._queues.setdefault(event.get("agent_id"), deque()).append(event)
+            elif event.get("event_type") == "simulation_start":
+                self.tool_modes = _recorded_tool_modes(event.get("content"))
         self.served = 0
         self.divergences: list[Divergence] = []
+
+    def declared_tool_mode(self, model: str) -> str:
+        """The recorded mode of ``model``; "tools" for recordings made before modes were recorded
+        (then "tools" was the default and ``llm.structured_output_models`` forced JSON)."""
+        return self.tool_modes.get(model, "tools")
 
     def remaining(self, agent_id: int | None = None) -> int:
         """Recorded calls not served yet (for one agent, or all)."""
@@ -114,3 +123,16 @@ class ReplayChatModel:
             content_chars=response.get("content_chars"),
             dropped_tool_calls=int(response.get("dropped_tool_calls") or 0),
         )
+
+
+def _recorded_tool_modes(header: Any) -> dict[str, str]:
+    """``{model: mode}`` from a ``simulation_start`` content's ``llm.tool_modes`` (bad entries skipped)."""
+    llm = header.get("llm") if isinstance(header, Mapping) else None
+    modes = llm.get("tool_modes") if isinstance(llm, Mapping) else None
+    out: dict[str, str] = {}
+    if isinstance(modes, Mapping):
+        for model, entry in modes.items():
+            mode = entry.get("mode") if isinstance(entry, Mapping) else entry
+            if isinstance(model, str) and mode in ("tools", "json"):
+                out[model] = mode
+    return out

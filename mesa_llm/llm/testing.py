@@ -22,12 +22,19 @@ class ScriptedChatModel:
         responder: Responder | Sequence[Scripted],
         name: str = "scripted/test",
         latency_s: float = 0.0,
+        tool_mode: str | None = "tools",
     ) -> None:
         self.name = name
         self.latency_s = latency_s
+        #: what this double declares for ``tool_mode: auto`` ("tools", "json"); None: be probed
+        self.tool_mode = tool_mode
         self.requests: list[ChatRequest] = []
         self._responder: Responder | None = responder if callable(responder) else None
         self._script: list[Scripted] = [] if callable(responder) else list(responder)
+
+    def declared_tool_mode(self, model: str) -> str | None:
+        """The mode this double declares for every model (None: let the run probe it)."""
+        return self.tool_mode
 
     @property
     def remaining(self) -> int:
