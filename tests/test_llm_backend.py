@@ -178,7 +178,13 @@ def test_recorded_llm_calls_time_all_attempts_failed_ones_too(
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     spec = load_scenario(
         "llm_double_auction",
-        overrides=["steps=2", "populations.0.count=1", "populations.1.count=0", "populations.0.params.plan_every=0"],
+        overrides=[
+            "steps=2",
+            "populations.0.count=1",
+            "populations.1.count=0",
+            "populations.0.params.plan_every=0",
+            "populations.0.params.tool_mode=tools",  # no probe: the faults below are for the agent
+        ],
     )
     with FakeOpenAIServer(latency_s=0.05) as server:
         spec.llm = spec.llm.model_copy(update={"api_base": server.base_url})
