@@ -217,7 +217,8 @@ class SimulationRecorder:
         auto_save_interval: int | None = None,
         keep_events: bool | None = None,
     ) -> None:
-        """Create a recorder; touches no file until the first event is recorded.
+        """Create a recorder and its output folder (as the mesa-llm recorder does); the stream
+        file is created with the first event.
 
         Args:
             model: the model recorded; None for a standalone recorder (step 0 unless given).
@@ -247,6 +248,9 @@ class SimulationRecorder:
             raise ValueError(f"auto_save_interval must be positive, got {auto_save_interval}")
         self.model = model
         self.output_dir = Path(output_dir)
+        # created now, as the mesa-llm recorder does: a folder that cannot be made fails here,
+        # before the run, not at its first event
+        self.output_dir.mkdir(parents=True, exist_ok=True)
         self.simulation_id: str = (
             simulation_id if simulation_id is not None else secrets.token_hex(4)
         )
@@ -337,13 +341,17 @@ class SimulationRecorder:
         recipient_ids: list[int] | None = None,
         *,
         step: int | None = None,
+        as_given: bool = False,
     ) -> SimulationEvent:
         """Record one event, write it to the stream at once, and return it.
 
-        Content is formatted as in the mesa-llm recorder: a dict is used as is (not copied); for a
-        ``message`` given a non-dict, content is ``{"message": content, "recipient_ids": [...]}``
-        (a dict message gets ``recipient_ids`` added when given and absent); anything else becomes
-        ``{"data": content}``. `metadata` None becomes ``{}``; `step` None becomes ``model.steps``.
+        Content is formatted as in the mesa-llm recorder: a ``message``'s content, whatever it is,
+        becomes ``{"message": content, "recipient_ids": recipient_ids or []}``; for other types a
+        dict is used as is (not copied) and anything else becomes ``{"data": content}``. With
+        `as_given` a dict content is recorded as it is for every type (the model's own events,
+        whose ``message`` content already has the recording contract's ``recipient_ids``,
+        ``text`` and ``channel``). `metadata` None becomes ``{}``; `step` None becomes
+        ``model.steps``. ``events_since_save`` counts every event, as in the mesa-llm recorder.
 
         Secrets: for ``llm_call`` and ``simulation_start`` events, content and metadata are walked in
         full by `redact`; for other types (the hot path) only their top-level keys are checked, with
@@ -358,12 +366,10 @@ class SimulationRecorder:
                 + ("closed" if self._closed else "ended (simulation_end was recorded)")
             )
         data: dict[str, Any]
-        if isinstance(content, dict):
-            data = content
-            if event_type == MESSAGE and recipient_ids is not None and "recipient_ids" not in data:
-                data = {**data, "recipient_ids": list(recipient_ids)}
-        elif event_type == MESSAGE:
+        if event_type == MESSAGE and not (as_given and isinstance(content, dict)):
             data = {"message": content, "recipient_ids": list(recipient_ids or [])}
+        elif isinstance(content, dict):
+            data = content
         else:
             data = {"data": content}
         if metadata is None:
@@ -453,11 +459,10 @@ class SimulationRecorder:
             self._end_status = str(data.get("status", "unknown"))
             self._blocked = True
 
-        if self.auto_save_interval:
-            self.events_since_save += 1
-            if self.events_since_save >= self.auto_save_interval:
-                self.save(f"autosave_{self.simulation_id}_{self._count}.json")
-                self.events_since_save = 0
+        self.events_since_save += 1
+        if self.auto_save_interval and self.events_since_save >= self.auto_save_interval:
+            self.save(f"autosave_{self.simulation_id}_{self._count}.json")
+            self.events_since_save = 0
         return event
 
     def record_model_event(self, event_type: str, content: dict[str, Any]) -> SimulationEvent:
@@ -602,12 +607,16 @@ class SimulationRecorder:
         `filename` (relative to `output_dir`) is replaced atomically if it exists.
 
         Raises:
-            ValueError: for ``format="pickle"`` (never supported) or any format other than "json".
+            ValueError: for ``format="pickle"`` (never supported) or any format other than "json"
+                (with the mesa-llm recorder's message, "Format must be 'json' or 'pickle'").
         """
         if format == "pickle":
             raise ValueError(_PICKLE_ERROR)
         if format != "json":
-            raise ValueError(f"unknown recording format {format!r}; use format='json'")
+            raise ValueError(
+                f"Format must be 'json' or 'pickle', got {format!r}; only 'json' is written here "
+                "(a pickle file can execute code when loaded)"
+            )
 
         self.output_dir.mkdir(parents=True, exist_ok=True)
         if filename is None:
