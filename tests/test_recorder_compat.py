@@ -142,3 +142,47 @@ def test_the_seed_api_holds_while_no_event_is_kept_in_memory(tmp_path):
     assert [e["event_type"] for e in data["events"]][-1] == "simulation_end"
     assert data["events"][1]["content"] == {"message": "hi", "recipient_ids": [8]}
     assert data["agent_summaries"]["7"]["total_events"] == 2
+
+
+def test_jsonl_storage_mode_streams_from_construction_and_keeps_only_the_last_events(tmp_path):
+    model = _model()
+    rec = OurRecorder(model, tmp_path, storage_mode="jsonl", max_events_in_memory=2)
+    assert rec.events_stream_path == tmp_path / f"simulation_{rec.simulation_id}_events.jsonl"
+    assert rec.events_stream_path.exists() and rec.events == []
+    assert rec.storage_mode == rec.simulation_metadata["storage_mode"] == "jsonl"
+    for step in (1, 2, 3, 4):
+        model.steps = step
+        rec.record_event("plan", {"text": str(step)}, agent_id=step % 2)
+    assert [e.step for e in rec.events] == [3, 4]  # bounded in memory
+    assert rec.total_events_recorded == 4
+    assert [e.step for e in rec.iter_events()] == [1, 2, 3, 4]  # the whole history on disk
+    assert [e.step for e in rec.get_agent_events(1)] == [1, 3]
+    assert rec.get_stats()["total_events"] == 4
+    data = json.loads(rec.save("all.json").read_text())
+    assert data["metadata"]["storage_mode"] == "jsonl" and len(data["events"]) == 5
+
+
+def test_memory_storage_mode_keeps_everything_and_writes_no_stream(tmp_path):
+    rec = OurRecorder(_model(), tmp_path, storage_mode="memory")
+    rec.record_event("plan", {"text": "x"})
+    assert rec.jsonl_path is None and list(tmp_path.iterdir()) == []
+    assert rec.simulation_metadata["storage_mode"] == "memory"
+    assert [e.content for e in rec.events] == [{"text": "x"}]
+
+
+def test_our_default_is_a_stream_that_keeps_nothing(tmp_path):
+    rec = OurRecorder(_model(), tmp_path)
+    assert rec.simulation_metadata["storage_mode"] == "jsonl" and rec.max_events_in_memory is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"storage_mode": "sqlite"}, "storage_mode must be 'memory' or 'jsonl', got 'sqlite'"),
+        ({"storage_mode": "memory", "max_events_in_memory": 2}, "needs a streaming recorder"),
+        ({"max_events_in_memory": -1}, "a count of 0 or more"),
+    ],
+)
+def test_storage_settings_that_make_no_sense_are_refused(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        OurRecorder(_model(), tmp_path, **kwargs)
