@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,26 @@ runner = CliRunner()
 
 def _events(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+class _FailingFirstCalls(FakeOpenAIServer):
+    """Answers HTTP 500 to the run's first ``n`` chat requests (a tool-mode probe, which offers
+    only the tool ``ping``, is answered normally), then as the fake server does."""
+
+    def __init__(self, n: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._left = n
+        self._left_lock = threading.Lock()
+
+    def scripted_reply(self, request: dict[str, Any]) -> tuple[int, Any, dict[str, str]] | None:
+        names = [t.get("function", {}).get("name") for t in request.get("tools") or []]
+        if names == ["ping"]:
+            return None
+        with self._left_lock:
+            if self._left <= 0:
+                return None
+            self._left -= 1
+        return 500, {"error": {"message": "server error", "type": "server_error", "code": "500"}}, {}
 
 
 def _scripted_run(folder: Path, steps: int = 4) -> Path:
@@ -86,10 +107,8 @@ def test_verify_passes_on_a_recording_holding_a_call_that_failed_after_retries(t
         "llm_double_auction",
         overrides=["steps=2", "populations.0.count=1", "populations.1.count=0", "populations.0.params.plan_every=0"],
     )
-    with FakeOpenAIServer(responder=trader) as server:
+    with _FailingFirstCalls(2, responder=trader) as server:  # both attempts of the first call
         spec.llm = spec.llm.model_copy(update={"api_base": server.base_url, "max_attempts": 2})
-        server.enqueue_fault(status=500)
-        server.enqueue_fault(status=500)
         model = MarketModel(spec, output_dir=tmp_path, llm_model="openai/fake-model")
         model.run()
     assert model.recording_path is not None
