@@ -188,7 +188,7 @@ def write_recording(folder: Path, n_events: int, seed: int = 7) -> Path:
 
     def record(event_type: str, content: dict[str, Any], agent_id: int | None = None) -> None:
         nonlocal written
-        recorder.record_event(event_type, content, agent_id)
+        recorder.record_event(event_type, content, agent_id, as_given=True)
         written += 1
 
     header, schedules = _header(rng, steps)

@@ -361,7 +361,7 @@ def replay_command(
     ] = None,
     steps: Annotated[int | None, typer.Option("--steps", min=1, help="Fork: run this many steps in all.")] = None,
     api_base: Annotated[str | None, typer.Option("--api-base", help="Server for the live part of a fork.")] = None,
-    out: Annotated[Path, typer.Option("--out", help="Folder for the new recording.")] = Path("recordings"),
+    out: Annotated[Path, typer.Option("--out", help="The new recording goes to its replays/ subfolder.")] = Path("recordings"),
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")] = False,
 ) -> None:
     """Replay a recording without any LLM call (or fork it after a step)."""
@@ -401,6 +401,7 @@ def replay_command(
         console.print(
             f"{kind}: {result.steps} steps, {result.replayed_calls} LLM calls answered from the recording, "
             f"{result.live_calls} live"
+            + (f" ({result.failed_live_calls} of them failed)" if result.failed_live_calls else "")
         )
         for note in result.notes:
             console.print(f"note: {note}")

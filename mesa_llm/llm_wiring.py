@@ -295,9 +295,15 @@ class LLMWiring:
         return library
 
     def chat_model_for(self, model_name: str) -> ChatModel:
-        """The chat model answering ``model_name`` (one per model string, sharing the limiter)."""
+        """The chat model answering ``model_name``: the injected one if any, else `live_chat_model_for`."""
         if self.injected is not None:
             return self.injected
+        return self.live_chat_model_for(model_name)
+
+    def live_chat_model_for(self, model_name: str) -> ChatModel:
+        """The litellm chat model of ``model_name`` (one per model string, sharing the limiter),
+        even when a chat model is injected: a fork's injected model asks this one for its live
+        calls, and must not be handed back itself (that recursed until Python's limit)."""
         chat = self._chat_models.get(model_name)
         if chat is None:
             from mesa_llm.llm import DiskCache, LiteLLMChatModel, MemoryCache, ResponseCache

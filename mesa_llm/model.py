@@ -317,7 +317,7 @@ class MarketModel(mesa.Model):
         if agent_id is not None and agent_id in self.llm_activity.population_of:
             self.llm_activity.note(event_type, content, agent_id)  # counted with or without a recorder
         if self.recorder is not None:
-            self.recorder.record_event(event_type, content, agent_id=agent_id)
+            self.recorder.record_event(event_type, content, agent_id=agent_id, as_given=True)
 
     def _record_start(self) -> None:
         if self.recorder is None:

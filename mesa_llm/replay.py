@@ -25,6 +25,9 @@ from mesa_llm.scenario import ScenarioError, validate_scenario
 _VOLATILE = {"latency_s", "attempt_latencies_s", "cached"}
 #: events not compared step by step (the header names the parent; usage totals differ)
 _SKIPPED = {"simulation_start", "simulation_end", "llm_usage", "run_stopped"}
+#: subfolder of ``output_dir`` that replays and forks are written to: not next to the runs, so
+#: ``load_recordings(output_dir)`` does not count them as runs (see its ``include_forks``)
+REPLAYS_DIR = "replays"
 
 
 class ReplayError(ValueError):
@@ -45,6 +48,7 @@ class ReplayResult:
     final_state_matches: bool | None
     fork_step: int | None = None
     notes: list[str] = field(default_factory=list)
+    failed_live_calls: int = 0
 
     @property
     def recording(self) -> Path | None:
@@ -59,6 +63,7 @@ class ReplayResult:
             "steps": self.steps,
             "replayed_llm_calls": self.replayed_calls,
             "live_llm_calls": self.live_calls,
+            "failed_live_llm_calls": self.failed_live_calls,
             "divergence": str(self.divergence) if self.divergence else None,
             "mismatched_requests": self.mismatched_requests,
             "final_state_matches": self.final_state_matches,
@@ -83,6 +88,7 @@ class _ForkChatModel:
         self.step = step
         self.live = live
         self.live_calls = 0
+        self.failed_live_calls = 0
 
     def declared_tool_mode(self, model: str) -> str:
         """The recorded decision: a replay never probes (a fork keeps it for its new models too)."""
@@ -92,7 +98,12 @@ class _ForkChatModel:
         if self.fork_step is None or self.step() <= self.fork_step:
             return await self.replay.complete(request)
         self.live_calls += 1
-        return await self.live(request.agent_id, request.model).complete(request)
+        try:
+            return await self.live(request.agent_id, request.model).complete(request)
+        except Exception:
+            # counted so that a fork whose live part failed says so (the run itself goes on)
+            self.failed_live_calls += 1
+            raise
 
 
 def _normalise(event: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -196,6 +207,9 @@ def replay(
     ``agent_policies`` switch to that rule-based policy (name, params). ``live_chat_model(agent_id,
     model)`` supplies the live chat models (tests inject doubles); by default litellm is used.
     With ``verify`` the replay stops at the first divergence from the recording.
+
+    The new recording goes to ``output_dir/replays/`` (`REPLAYS_DIR`), its header's ``parent``
+    naming the source, so that the runs of ``output_dir`` stay the runs.
     """
     source = Path(path)
     loaded = load_for_replay(source)
@@ -240,7 +254,9 @@ def replay(
             if live_chat_model is not None:
                 live_cache[key] = live_chat_model(agent_id, chosen)
             else:
-                live_cache[key] = holder["model"].chat_model_for(chosen)
+                # the wiring's own litellm model: chat_model_for() would hand back the injected
+                # fork model itself, which asked itself again until the recursion limit
+                live_cache[key] = holder["model"].llm.live_chat_model_for(chosen)
         return live_cache[key]
 
     chat = _ForkChatModel(
@@ -262,7 +278,7 @@ def replay(
             spec,
             seed=int(header["seed"]),
             steps=horizon,
-            output_dir=output_dir,
+            output_dir=Path(output_dir) / REPLAYS_DIR,
             record=record,
             run_name=_safe_stem(f"{source.stem}_{'fork' if fork else 'replay'}"),
             llm_model=None,
@@ -346,6 +362,7 @@ def replay(
         final_state_matches=final_matches,
         fork_step=until_step if fork else None,
         notes=notes,
+        failed_live_calls=chat.failed_live_calls,
     )
 
 
@@ -369,6 +386,7 @@ def _switch_models(
 
 
 __all__ = [
+    "REPLAYS_DIR",
     "Divergence",
     "RecordingError",
     "ReplayError",

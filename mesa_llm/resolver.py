@@ -34,6 +34,9 @@ from mesa_llm.social import AllianceError
 if TYPE_CHECKING:
     from mesa_llm.model import MarketModel
 
+#: why a message to nobody but its sender is refused
+_TO_YOURSELF = "you cannot send a message to yourself: name another agent"
+
 
 class ActionResolver:
     """Applies decisions to one model's world and records what became of every action."""
@@ -94,15 +97,15 @@ class ActionResolver:
                     agent.unique_id,
                 )
             elif isinstance(action, SendMessage):
+                if action.recipient_id == agent.unique_id:
+                    raise RejectedAction(_TO_YOURSELF)
                 recipient = self.model._by_id.get(action.recipient_id)
-                if recipient is None or recipient is agent:
+                if recipient is None:
                     raise RejectedAction(f"no other agent with id {action.recipient_id}")
-                self._record("action", {"type": kind, "arguments": arguments}, agent.unique_id)
-                self.send(agent, [recipient], action.text, "direct", step)
+                self.send(agent, [recipient], action.text, "direct", step, (kind, arguments))
             elif isinstance(action, Broadcast):
-                self._record("action", {"type": kind, "arguments": arguments}, agent.unique_id)
                 others = [a for a in self.model.traders if a is not agent]
-                self.send(agent, others, action.text, "broadcast", step)
+                self.send(agent, others, action.text, "broadcast", step, (kind, arguments))
             elif isinstance(action, Wait):
                 self._record("action", {"type": kind, "arguments": arguments}, agent.unique_id)
             elif isinstance(action, ForwardMessage):
@@ -125,6 +128,8 @@ class ActionResolver:
     def _forward(self, agent: TraderAgent, action: ForwardMessage, step: int) -> None:
         if not self.model.scenario.social.gossip:
             raise RejectedAction("forwarding messages is not allowed in this scenario")
+        if agent.unique_id in action.recipient_ids:
+            raise RejectedAction(_TO_YOURSELF)
         unknown = [r for r in action.recipient_ids if r not in self.model._by_id or r == agent.unique_id]
         if unknown:
             raise RejectedAction(f"no other agent with id {unknown[0]}")
@@ -156,9 +161,10 @@ class ActionResolver:
                 if me not in self.model.alliances.members(action.name):
                     raise RejectedAction(f"you are not a member of {action.name!r}")
                 members = [self.model._by_id[i] for i in sorted(self.model.alliances.members(action.name)) if i != me]
-                self._record("action", {"type": action.tool_name, "arguments": action.arguments()}, me)
-                if members:
-                    self.send(agent, members, action.text, self.model.alliances.channel(action.name), step)
+                if not members:
+                    raise RejectedAction(f"you are the only member of {action.name!r}: {_TO_YOURSELF}")
+                channel = self.model.alliances.channel(action.name)
+                self.send(agent, members, action.text, channel, step, (action.tool_name, action.arguments()))
                 return
         except AllianceError as exc:
             raise RejectedAction(str(exc)) from None
@@ -192,10 +198,28 @@ class ActionResolver:
         self._record("action", {"type": action.tool_name, "arguments": action.arguments()}, agent.unique_id)
         self._record("regulator_action", content, agent.unique_id)
 
-    def send(self, sender: TraderAgent, recipients: list[TraderAgent], text: str, channel: str, step: int) -> None:
+    def send(
+        self,
+        sender: TraderAgent,
+        recipients: list[TraderAgent],
+        text: str,
+        channel: str,
+        step: int,
+        action: tuple[str, Any] | None = None,
+    ) -> None:
+        """Queue a message and record it (after ``action``, the sender's ``(type, arguments)``).
+
+        Raises ``RejectedAction`` when the mailbox refuses it (no recipient but the sender, an
+        empty text): an agent's bad message is its rejected action, never a crash of the step.
+        """
         ids = [r.unique_id for r in recipients]
-        if channel == "broadcast":
-            message = self.model.mailbox.broadcast(sender.unique_id, sender.name, ids, text, step)
-        else:
-            message = self.model.mailbox.send(sender.unique_id, sender.name, ids, text, channel, step)
+        try:
+            if channel == "broadcast":
+                message = self.model.mailbox.broadcast(sender.unique_id, sender.name, ids, text, step)
+            else:
+                message = self.model.mailbox.send(sender.unique_id, sender.name, ids, text, channel, step)
+        except ValueError as exc:
+            raise RejectedAction(str(exc)) from None
+        if action is not None:
+            self._record("action", {"type": action[0], "arguments": action[1]}, sender.unique_id)
         self._record("message", message.record(), sender.unique_id)

@@ -89,7 +89,7 @@ def write_stream(
         recorder.record_event("step_start", {"step": step})
         for s, event_type, content, agent_id in events:
             if s == step:
-                recorder.record_event(event_type, content, agent_id)
+                recorder.record_event(event_type, content, agent_id, as_given=True)
         recorder.record_event("step_end", {"step": step})
     if end:
         recorder.record_simulation_end("completed")

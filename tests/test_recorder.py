@@ -79,13 +79,12 @@ def run_steps(rec: SimulationRecorder, model: Any, n_steps: int, n_agents: int =
 # -- recorder: stream ------------------------------------------------------------------------
 
 
-def test_directory_is_created_only_on_first_event(tmp_path: Path) -> None:
+def test_folder_is_created_at_construction_and_the_stream_on_first_event(tmp_path: Path) -> None:
     out = tmp_path / "rec" / "nested"
     rec = SimulationRecorder(make_model(), out, simulation_id="abc")
-    assert not out.exists()
+    assert out.is_dir() and list(out.iterdir()) == []
     assert rec.jsonl_path is None
     rec.record_event("plan", {"text": "x"}, agent_id=1)
-    assert out.is_dir()
     assert rec.jsonl_path == out / "simulation_abc.jsonl"
     rec.close()
 
@@ -175,11 +174,15 @@ def test_content_formatting_follows_the_seed(tmp_path: Path) -> None:
         msg = rec.record_event("message", "hello", agent_id=1, recipient_ids=[2, 3])
         other = rec.record_event("plan", "think", agent_id=1)
         dict_msg = rec.record_event("message", {"text": "hi", "channel": "x"}, recipient_ids=[2])
+        no_ids = rec.record_event("message", {"text": "hi"})
+        contract = rec.record_event("message", {"recipient_ids": [2], "text": "hi", "channel": "x"}, as_given=True)
         none = rec.record_event("plan")
         explicit = rec.record_event("plan", {"text": "x"}, step=9)
     assert msg.content == {"message": "hello", "recipient_ids": [2, 3]}
     assert other.content == {"data": "think"}
-    assert dict_msg.content == {"text": "hi", "channel": "x", "recipient_ids": [2]}
+    assert dict_msg.content == {"message": {"text": "hi", "channel": "x"}, "recipient_ids": [2]}
+    assert no_ids.content == {"message": {"text": "hi"}, "recipient_ids": []}
+    assert contract.content == {"recipient_ids": [2], "text": "hi", "channel": "x"}
     assert none.content == {"data": None} and none.metadata == {}
     assert msg.step == 4 and explicit.step == 9
 
@@ -351,7 +354,7 @@ def test_pickle_and_unknown_formats_are_refused(tmp_path: Path) -> None:
     rec.record_event("plan", {"text": "x"})
     with pytest.raises(ValueError, match="pickle recordings are not supported"):
         rec.save(format="pickle")
-    with pytest.raises(ValueError, match="unknown recording format"):
+    with pytest.raises(ValueError, match="Format must be 'json' or 'pickle', got 'yaml'"):
         rec.save(format="yaml")
     assert not tmp_path.joinpath("x").exists()
     assert list(tmp_path.iterdir()) == []

@@ -1121,8 +1121,19 @@ class MultiRecording:
         return pd.DataFrame(rows)
 
 
-def load_recordings(folder: str | Path, pattern: str = "*.jsonl") -> MultiRecording:
-    """Load every recording of a folder matching `pattern` (sorted by name); run_id = file stem.
+#: where replays and forks of a folder's runs are written (``mesa_llm.replay.REPLAYS_DIR``)
+REPLAYS_DIR = "replays"
+
+
+def load_recordings(
+    folder: str | Path, pattern: str = "*.jsonl", *, include_forks: bool = False
+) -> MultiRecording:
+    """Load every run of a folder matching `pattern` (sorted by name); run_id = file stem.
+
+    Replays and forks are not runs of the folder: they are written to its ``replays/`` subfolder,
+    which is not read, and a recording whose header names a ``parent`` (one written next to the
+    runs by an older version) is left out too. A replay repeats its source, so it never counts;
+    with ``include_forks`` each fork (``replays/`` included) is a run of its own, after the runs.
 
     Raises:
         RecordingError: the folder does not exist, or a recording cannot be read.
@@ -1130,4 +1141,16 @@ def load_recordings(folder: str | Path, pattern: str = "*.jsonl") -> MultiRecord
     root = Path(folder)
     if not root.is_dir():
         raise RecordingError(f"{root}: no such folder")
-    return MultiRecording([load_recording(p) for p in sorted(root.glob(pattern)) if p.is_file()])
+    paths = [p for p in sorted(root.glob(pattern)) if p.is_file()]
+    if include_forks and (root / REPLAYS_DIR).is_dir():
+        paths += [p for p in sorted((root / REPLAYS_DIR).glob(pattern)) if p.is_file()]
+    runs: list[Recording] = []
+    forks: list[Recording] = []
+    for path in paths:
+        rec = load_recording(path)
+        parent = rec.header.get("parent")
+        if not isinstance(parent, dict):
+            runs.append(rec)
+        elif include_forks and parent.get("kind") == "fork":
+            forks.append(rec)
+    return MultiRecording(runs + forks)

@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import secrets
+from collections import deque
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -195,7 +196,7 @@ class SimulationRecorder:
 
     Attributes:
         model: the Mesa model (or None); only ``steps``, ``max_steps`` and ``agents`` are read.
-        output_dir: where the stream and the exports go (created on the first write).
+        output_dir: where the stream and the exports go (created with the recorder).
         simulation_id: prefix of every event id.
         events: recorded events in order (read-only): the list kept in memory with
             ``keep_in_memory``, else a new list read back from the stream on each access.
@@ -216,8 +217,11 @@ class SimulationRecorder:
         record_state_changes: bool = True,
         auto_save_interval: int | None = None,
         keep_events: bool | None = None,
+        storage_mode: str | None = None,
+        max_events_in_memory: int | None = None,
     ) -> None:
-        """Create a recorder; touches no file until the first event is recorded.
+        """Create a recorder and its output folder (as the mesa-llm recorder does); the stream
+        file with the first event (at once with ``storage_mode="jsonl"``).
 
         Args:
             model: the model recorded; None for a standalone recorder (step 0 unless given).
@@ -234,7 +238,19 @@ class SimulationRecorder:
                 whether to record ``agent_state`` events every step.
             auto_save_interval: write a `save` snapshot every this many events.
             keep_events: another name for `keep_in_memory` (give one or the other).
+            storage_mode: the mesa-llm recorder's switch. ``"memory"``: keep every event in memory
+                and write no stream (``stream=False``); ``"jsonl"``: stream to
+                ``simulation_<id>_events.jsonl`` (unless `run_name` is given), created now. None
+                (the default): as `stream` says. Recorded as ``simulation_metadata["storage_mode"]``.
+            max_events_in_memory: with a stream, `events` is the last this many events only (the
+                queries still read the whole stream); None: `events` reads the stream back.
         """
+        if storage_mode is not None:
+            if storage_mode not in ("memory", "jsonl"):
+                raise ValueError(f"storage_mode must be 'memory' or 'jsonl', got {storage_mode!r}")
+            stream = storage_mode == "jsonl"
+            if stream and keep_in_memory is None and keep_events is None:
+                keep_in_memory = False
         if keep_events is not None:
             if keep_in_memory is not None and keep_in_memory != keep_events:
                 raise ValueError("keep_events and keep_in_memory disagree; give only one")
@@ -245,12 +261,24 @@ class SimulationRecorder:
             raise ValueError("stream=False and keep_in_memory=False would record nothing")
         if auto_save_interval is not None and auto_save_interval <= 0:
             raise ValueError(f"auto_save_interval must be positive, got {auto_save_interval}")
+        if max_events_in_memory is not None and (keep_in_memory or max_events_in_memory < 0):
+            raise ValueError(
+                f"max_events_in_memory={max_events_in_memory} needs a streaming recorder that does not "
+                "keep every event, and a count of 0 or more"
+            )
         self.model = model
         self.output_dir = Path(output_dir)
+        # created now, as the mesa-llm recorder does: a folder that cannot be made fails here,
+        # before the run, not at its first event
+        self.output_dir.mkdir(parents=True, exist_ok=True)
         self.simulation_id: str = (
             simulation_id if simulation_id is not None else secrets.token_hex(4)
         )
         self.stream = stream
+        self.storage_mode = "jsonl" if stream else "memory"
+        self.max_events_in_memory = max_events_in_memory
+        if storage_mode == "jsonl" and run_name is None:
+            run_name = f"simulation_{self.simulation_id}_events"  # the mesa-llm stream's name
         self.run_name = run_name
         self.keep_in_memory = keep_in_memory
         self.record_state_changes = record_state_changes
@@ -264,7 +292,12 @@ class SimulationRecorder:
             "simulation_id": self.simulation_id,
             "start_time": self.start_time.isoformat(),
             "model_class": type(model).__name__ if model is not None else None,
+            "storage_mode": self.storage_mode,
         }
+        # the last events, for `events` with max_events_in_memory (bounded by it)
+        self._recent: deque[SimulationEvent] | None = (
+            deque(maxlen=max_events_in_memory) if max_events_in_memory is not None else None
+        )
 
         self._id_prefix = f"{self.simulation_id}_"
         self._count = 0  # events recorded (the save() checkpoint marker is not one)
@@ -297,6 +330,8 @@ class SimulationRecorder:
         self._type_json: dict[str, str] = {}
         self._second_start = self._second_end = self.start_time
         self._second_text = ""
+        if storage_mode == "jsonl":
+            self._open_stream()  # the mesa-llm recorder creates its stream file at once
 
     # -- properties ----------------------------------------------------------------------------
 
@@ -304,17 +339,43 @@ class SimulationRecorder:
     def events(self) -> list[SimulationEvent]:
         """Recorded events in order (treat as read-only).
 
-        With ``keep_in_memory`` the list kept in memory; otherwise a new list read back from the
-        stream at each access (plus the marker of the last `save`, as long as it stands).
+        With ``keep_in_memory`` the list kept in memory; with ``max_events_in_memory`` the last
+        events only; otherwise a new list read back from the stream at each access (plus the
+        marker of the last `save`, as long as it stands).
         """
         if self.keep_in_memory:
             return self._events
+        if self._recent is not None:
+            return list(self._recent)
         return self._read_back(lambda e: True)
 
     @property
     def jsonl_path(self) -> Path | None:
         """Path of the JSON-lines stream; None before the first event or when not streaming."""
         return self._jsonl_path
+
+    @property
+    def events_stream_path(self) -> Path | None:
+        """The mesa-llm recorder's name for `jsonl_path`."""
+        return self._jsonl_path
+
+    @property
+    def total_events_recorded(self) -> int:
+        """Events recorded so far (not counting the marker a `save` appends)."""
+        return self._count
+
+    def iter_events(self) -> Iterator[SimulationEvent]:
+        """Every recorded event in order, one at a time (read back from the stream unless kept)."""
+        if self.keep_in_memory:
+            yield from list(self._events)
+            return
+        for line in self._stream_lines():
+            yield _event_from_dict(json.loads(line))
+        if self._checkpoint is not None:
+            yield self._checkpoint
+
+    # the mesa-llm recorder's name (its tests call it)
+    _iter_all_events = iter_events
 
     @property
     def header(self) -> dict[str, Any] | None:
@@ -337,13 +398,17 @@ class SimulationRecorder:
         recipient_ids: list[int] | None = None,
         *,
         step: int | None = None,
+        as_given: bool = False,
     ) -> SimulationEvent:
         """Record one event, write it to the stream at once, and return it.
 
-        Content is formatted as in the mesa-llm recorder: a dict is used as is (not copied); for a
-        ``message`` given a non-dict, content is ``{"message": content, "recipient_ids": [...]}``
-        (a dict message gets ``recipient_ids`` added when given and absent); anything else becomes
-        ``{"data": content}``. `metadata` None becomes ``{}``; `step` None becomes ``model.steps``.
+        Content is formatted as in the mesa-llm recorder: a ``message``'s content, whatever it is,
+        becomes ``{"message": content, "recipient_ids": recipient_ids or []}``; for other types a
+        dict is used as is (not copied) and anything else becomes ``{"data": content}``. With
+        `as_given` a dict content is recorded as it is for every type (the model's own events,
+        whose ``message`` content already has the recording contract's ``recipient_ids``,
+        ``text`` and ``channel``). `metadata` None becomes ``{}``; `step` None becomes
+        ``model.steps``. ``events_since_save`` counts every event, as in the mesa-llm recorder.
 
         Secrets: for ``llm_call`` and ``simulation_start`` events, content and metadata are walked in
         full by `redact`; for other types (the hot path) only their top-level keys are checked, with
@@ -358,12 +423,10 @@ class SimulationRecorder:
                 + ("closed" if self._closed else "ended (simulation_end was recorded)")
             )
         data: dict[str, Any]
-        if isinstance(content, dict):
-            data = content
-            if event_type == MESSAGE and recipient_ids is not None and "recipient_ids" not in data:
-                data = {**data, "recipient_ids": list(recipient_ids)}
-        elif event_type == MESSAGE:
+        if event_type == MESSAGE and not (as_given and isinstance(content, dict)):
             data = {"message": content, "recipient_ids": list(recipient_ids or [])}
+        elif isinstance(content, dict):
+            data = content
         else:
             data = {"data": content}
         if metadata is None:
@@ -427,6 +490,8 @@ class SimulationRecorder:
             else:
                 self._index_step(step, start, end)
         self._count = index + 1
+        if self._recent is not None:
+            self._recent.append(event)
         if self.keep_in_memory:
             self._events.append(event)
             if agent_id is not None:
@@ -453,11 +518,10 @@ class SimulationRecorder:
             self._end_status = str(data.get("status", "unknown"))
             self._blocked = True
 
-        if self.auto_save_interval:
-            self.events_since_save += 1
-            if self.events_since_save >= self.auto_save_interval:
-                self.save(f"autosave_{self.simulation_id}_{self._count}.json")
-                self.events_since_save = 0
+        self.events_since_save += 1
+        if self.auto_save_interval and self.events_since_save >= self.auto_save_interval:
+            self.save(f"autosave_{self.simulation_id}_{self._count}.json")
+            self.events_since_save = 0
         return event
 
     def record_model_event(self, event_type: str, content: dict[str, Any]) -> SimulationEvent:
@@ -602,12 +666,16 @@ class SimulationRecorder:
         `filename` (relative to `output_dir`) is replaced atomically if it exists.
 
         Raises:
-            ValueError: for ``format="pickle"`` (never supported) or any format other than "json".
+            ValueError: for ``format="pickle"`` (never supported) or any format other than "json"
+                (with the mesa-llm recorder's message, "Format must be 'json' or 'pickle'").
         """
         if format == "pickle":
             raise ValueError(_PICKLE_ERROR)
         if format != "json":
-            raise ValueError(f"unknown recording format {format!r}; use format='json'")
+            raise ValueError(
+                f"Format must be 'json' or 'pickle', got {format!r}; only 'json' is written here "
+                "(a pickle file can execute code when loaded)"
+            )
 
         self.output_dir.mkdir(parents=True, exist_ok=True)
         if filename is None:
