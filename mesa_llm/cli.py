@@ -133,6 +133,12 @@ def run(
                 # a local model costs nothing: say so, so cost budgets and reports are exact
                 "input_cost_per_token": 0.0,
                 "output_cost_per_token": 0.0,
+                # no more calls in flight than the server has slots: a queued request would spend
+                # its timeout waiting behind the others, time out, and be sent again
+                "concurrency": server.parallel,
+                # local compute, not a provider, is the bottleneck: give calls and steps room
+                "timeout": max(spec.llm.timeout, 300.0),
+                "step_timeout": None if spec.llm.step_timeout is None else max(spec.llm.step_timeout, 900.0),
             }
         )
         _run_scenario(spec, seed, steps, out, no_record, check_invariants, served, as_json)
