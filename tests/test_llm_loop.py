@@ -16,7 +16,12 @@ import pytest
 from mesa_llm.actions import Decision
 from mesa_llm.agents.llm_policy import LLMPolicy
 from mesa_llm.llm import ChatResponse, LLMError
-from mesa_llm.llm.testing import ScriptedChatModel, text_response, tool_call_response, tool_calls_response
+from mesa_llm.llm.testing import (
+    ScriptedChatModel,
+    text_response,
+    tool_call_response,
+    tool_calls_response,
+)
 from mesa_llm.model import MarketModel
 from mesa_llm.scenario import validate_scenario
 
