@@ -107,6 +107,19 @@ def test_invalid_calls_are_recorded_and_a_missing_decision_is_skipped() -> None:
     assert a.rejections == []
 
 
+def test_an_agent_without_a_decision_does_not_stop_the_others() -> None:
+    model, recorded = _world()
+    buyers = model.populations["buyers"]
+    decisions = [(b, None if i in (1, 3) else Decision(actions=[_bid()])) for i, b in enumerate(buyers)]
+    model.rng = np.random.default_rng(5)
+    order = np.random.default_rng(5).permutation(len(buyers)).tolist()
+    first_idle = min(order.index(1), order.index(3))
+    assert any(order.index(i) > first_idle for i in (0, 2, 4))  # someone acts after an idle agent
+    model.resolver.resolve(decisions, step=1)  # type: ignore[arg-type]
+    placed = {a for t, _, a in recorded if t == "order"}
+    assert placed == {buyers[i].unique_id for i in (0, 2, 4)}
+
+
 # ----------------------------------------------------------------------------- roles
 
 
