@@ -127,6 +127,19 @@ def test_settle_trade_moves_both_legs_and_fees(ledger: Ledger) -> None:
     ledger.check_invariants()
 
 
+def test_settlement_checks_the_buyers_fee_at_the_boundary() -> None:
+    book = Ledger(["apple"])
+    book.open_account(1, cash=101)
+    book.open_account(2, holdings={"apple": 2})
+    before = snapshot(book)
+    with pytest.raises(InsufficientFunds, match=r"account 1 cannot pay 102 .*\(fee 2\): 101 available"):
+        book.settle_trade(1, 2, "apple", 1, 100, buyer_fee=2)
+    assert snapshot(book) == before
+    book.settle_trade(1, 2, "apple", 1, 100, buyer_fee=1)  # exactly enough, fee included
+    assert book.account(1).cash == 0 and book.account(HOUSE).cash == 1
+    book.check_invariants()
+
+
 def test_failing_settlement_changes_nothing(ledger: Ledger) -> None:
     ledger.reserve_cash(2, 150)
     ledger.reserve_goods(1, "apple", 2)
