@@ -38,6 +38,7 @@ EX, RES, REG, DESK = "mesa_llm/exchange.py", "mesa_llm/resolver.py", "mesa_llm/r
 CON, LED = "mesa_llm/negotiation/contracts.py", "mesa_llm/market/ledger.py"
 LOOP, RETRY = "mesa_llm/agents/llm_policy.py", "mesa_llm/llm/retry.py"
 REPLAY, LREPLAY, MODEL = "mesa_llm/replay.py", "mesa_llm/llm/replay.py", "mesa_llm/model.py"
+PROT, AUC, USAGE = "mesa_llm/negotiation/protocols.py", "mesa_llm/negotiation/auctions.py", "mesa_llm/llm/usage.py"
 
 TESTS: dict[str, list[str]] = {
     "exchange": ["tests/test_exchange.py", "tests/test_resolver.py", "tests/test_ledger.py"],
@@ -49,6 +50,12 @@ TESTS: dict[str, list[str]] = {
     "llm loop": ["tests/test_llm_loop.py"],
     "retry": ["tests/test_llm_retry.py"],
     "flush and replay": ["tests/test_step_flush.py", "tests/test_replay_verify.py"],
+    # written as a control group (modules the new tests did not aim at); its three survivors
+    # (a bid at the reserve, the cost and token budgets at their limits) got tests since
+    "protocols, auctions, budgets": [
+        "tests/test_negotiation_protocols.py", "tests/test_negotiation_auctions.py", "tests/test_contracts.py",
+        "tests/test_llm_backend.py", "tests/test_llm_agents.py", "tests/test_llm_budget.py",
+    ],
 }
 
 MUTANTS: dict[str, list[Mutant]] = {
@@ -163,6 +170,16 @@ MUTANTS: dict[str, list[Mutant]] = {
         m(LREPLAY, "if recorded_hash is not None and recorded_hash != request.cache_key():", "if False:", "request hash not compared"),
         m(REPLAY, '_VOLATILE = {"latency_s", "attempt_latencies_s", "cached"}', '_VOLATILE = {"attempt_latencies_s", "cached"}', "latency compared"),
         m(REPLAY, "for i in range(max(len(recorded), len(replayed))):", "for i in range(len(recorded)):", "extra replay events missed"),
+    ],
+    "protocols, auctions, budgets": [
+        m(PROT, "if self.status == \"open\" and self.round >= self.max_rounds:", "if self.status == \"open\" and self.round > self.max_rounds:", "one round past the deadline"),
+        m(PROT, "            return self.space.validate(terms)", "            return dict(terms)", "terms outside the space"),
+        m(PROT, "if standing is None or standing.proposer == agent_id:", "if standing is None:", "accept one's own offer"),
+        m(AUC, "if self._ticks(best_price) < self._ticks(self.reserve_price):", "if self._ticks(best_price) <= self._ticks(self.reserve_price):", "a bid at the reserve refused"),
+        m(AUC, "price = max(second, self.reserve_price)", "price = second", "second price below the reserve"),
+        m(AUC, "            price = best_price\n", "            price = best_price - 1\n", "first price not the bid"),
+        m(USAGE, "if self.max_cost_usd is not None and self.run.cost_usd >= self.max_cost_usd:", "if self.max_cost_usd is not None and self.run.cost_usd > self.max_cost_usd:", "cost budget off by one"),
+        m(USAGE, "if self.max_tokens is not None and self.run.total_tokens >= self.max_tokens:", "if self.max_tokens is not None and self.run.total_tokens > self.max_tokens:", "token budget off by one"),
     ],
 }
 
