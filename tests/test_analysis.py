@@ -545,6 +545,35 @@ def test_pareto_and_nash_distances(talks: Recording) -> None:
     assert row["nash_terms"] == {"price": 50.0}
 
 
+def test_a_dominated_agreement_is_off_the_pareto_frontier(tmp_path: Path) -> None:
+    # price 0..100 and warranty 0..2: the buyer wants a low price and a long warranty (weights
+    # 0.5 each), the seller only a high price. Agreeing on no warranty leaves the buyer 0.25 and
+    # the seller 0.5, while (same price, warranty 2) gives the buyer 0.5 at no cost to the seller.
+    # The frontier is b = 1 - s/2 (warranty 2): the distance from (0.25, 0.5) is 0.5 / sqrt(1.25).
+    space = {
+        "issues": [
+            {"name": "price", "type": "continuous", "low": 0.0, "high": 100.0, "tick": 1.0},
+            {"name": "warranty", "type": "integer", "low": 0, "high": 2},
+        ]
+    }
+
+    def utility(weights: dict[str, float], preferences: dict[str, str]) -> dict[str, Any]:
+        return {"type": "linear_additive", "weights": weights, "preferences": preferences, "reservation": 0.0, "discount": 1.0}
+
+    buyer = utility({"price": 0.5, "warranty": 0.5}, {"price": "decreasing", "warranty": "increasing"})
+    seller = utility({"price": 1.0, "warranty": 0.0}, {"price": "increasing", "warranty": "decreasing"})
+    agents = [agent(1, "buyer", utilities={"s2": buyer}), agent(2, "seller", utilities={"s2": seller})]
+    terms = {"price": 50.0, "warranty": 0}
+    events: list[Event] = [
+        negotiation(1, "opened", "N1", [1, 2], space=space, step=1),
+        negotiation(1, "agreement", "N1", [1, 2], round=0, buyer_id=1, seller_id=2, terms=terms, step=1),
+    ]
+    rec = load_recording(write_stream(tmp_path, header(agents, negotiation={"spaces": {"s2": space}}), events))
+    row = pareto_nash_distances(rec).iloc[0]
+    assert (row["buyer_utility"], row["seller_utility"]) == pytest.approx((0.25, 0.5))
+    assert row["distance_to_pareto"] == pytest.approx(0.5 / math.sqrt(1.25))
+
+
 def test_gini() -> None:
     # sum |x_i - x_j| over ordered pairs = 6 * 1 = 6; 2 n^2 mean = 2 * 16 * 0.25 = 8: 0.75
     assert gini([0, 0, 0, 1]) == pytest.approx(0.75)

@@ -18,6 +18,7 @@ from mesa_llm.negotiation import (
     ContractBook,
     IntegerIssue,
     OutcomeSpace,
+    ProtocolError,
     contract_from_agreement,
 )
 
@@ -178,6 +179,79 @@ def test_service_contract_moves_only_cash() -> None:
     assert contracts.settle(c, book, step=3)["status"] == "fulfilled"
     assert book.account(SELLER).cash == 2000
     book.check_invariants()
+
+
+def _one(contracts: ContractBook, price: float, quantity: int = 1) -> Contract:
+    c = contract_from_agreement(
+        agreement({"price": price, "quantity": quantity}), len(contracts) + 1, MONEY, default_good="widget"
+    )
+    contracts.add(c)
+    return c
+
+
+def test_buyer_with_exactly_the_value_pays_and_one_tick_less_breaches() -> None:
+    book = ledger(buyer_cash=2 * 1234)
+    contracts = ContractBook(penalty_rate=0.0)
+    assert contracts.settle(_one(contracts, 12.34, 2), book, step=1)["status"] == "fulfilled"
+    assert book.account(BUYER).cash == 0
+    book = ledger(buyer_cash=2 * 1234 - 1)
+    result = contracts.settle(_one(contracts, 12.34, 2), book, step=1)
+    assert result["breached_by"] == BUYER and result["reason"] == f"buyer {BUYER} could not pay 2468: 2467 available"
+
+
+def test_seller_with_exactly_the_quantity_delivers_and_one_less_breaches() -> None:
+    contracts = ContractBook()
+    book = ledger(seller_goods=3)
+    assert contracts.settle(_one(contracts, 1.0, 3), book, step=1)["status"] == "fulfilled"
+    book = ledger(seller_goods=3)
+    assert contracts.settle(_one(contracts, 1.0, 4), book, step=1)["breached_by"] == SELLER
+
+
+def test_buyer_on_a_credit_line_pays_the_contract_but_a_breach_penalty_never_draws_on_credit() -> None:
+    book = Ledger(["widget"])
+    book.open_account(BUYER, cash=300, credit_limit=10_000)
+    book.open_account(SELLER, holdings={"widget": 1})
+    contracts = ContractBook(penalty_rate=0.5)
+    # the credit line is there to pay for goods: a contract within it is fulfilled
+    assert contracts.settle(_one(contracts, 50.0), book, step=1)["status"] == "fulfilled"
+    assert book.account(BUYER).cash == 300 - 5_000
+    book.check_invariants()
+    # in debt on that line, it breaches a contract beyond the rest of it, and pays nothing
+    book.issue(SELLER, holdings={"widget": 1})
+    result = contracts.settle(_one(contracts, 100.0), book, step=2)
+    assert result["breached_by"] == BUYER and result["penalty"] == 0
+    assert book.account(BUYER).cash == -4_700
+    book.check_invariants()
+    # a buyer whose cash and credit cannot cover a contract breaches, and pays no penalty out of credit
+    book2 = Ledger(["widget"])
+    book2.open_account(BUYER, cash=100, credit_limit=10_000)
+    book2.open_account(SELLER, holdings={"widget": 1})
+    result = contracts.settle(_one(contracts, 200.0), book2, step=3)
+    assert result["breached_by"] == BUYER and result["penalty_due"] == 10_000
+    assert result["penalty"] == 100  # its own cash, not the 10_000 of credit
+    assert book2.account(BUYER).cash == 0
+    book2.check_invariants()
+
+
+def test_penalty_rounds_half_up_and_adds_the_fixed_part() -> None:
+    contracts = ContractBook(penalty_rate=0.1, penalty_fixed=7)
+    c = Contract(1, "s", "p", BUYER, SELLER, "widget", 1, 5, 0)  # 10% of 5 ticks = 0.5 -> 1
+    assert contracts.penalty_for(c) == 8
+    c.price = 4  # 0.4 -> 0
+    assert contracts.penalty_for(c) == 7
+
+
+def test_a_party_cannot_accept_its_own_standing_offer() -> None:
+    space = OutcomeSpace([ContinuousIssue("price", 0.0, 500.0, tick=0.01)])
+    session = AlternatingOffers("s-1", buyer_id=BUYER, seller_id=SELLER, space=space, max_rounds=6, first_mover=SELLER)
+    session.handle(SELLER, "make_offer", {"terms": {"price": 100.0}}, step=0)
+    session.advance(0)  # the buyer's turn, unused
+    session.advance(1)  # back to the seller, its own offer still standing
+    assert session.turn() == SELLER and session.standing is not None
+    assert "accept_offer" not in session.allowed(SELLER)
+    with pytest.raises(ProtocolError, match=f"no standing offer from agent {BUYER} to accept"):
+        session.handle(SELLER, "accept_offer", {"offer_id": 1}, step=2)
+    assert session.status == "open" and session.take_agreements() == []
 
 
 @settings(max_examples=200, deadline=None)

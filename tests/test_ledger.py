@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import numpy as np
 import pytest
 from hypothesis import event, settings
@@ -16,6 +14,9 @@ from hypothesis.stateful import (
     rule,
 )
 
+from mesa_llm.actions import PlaceOrder
+from mesa_llm.agents.roles import Role
+from mesa_llm.exchange import Exchange, RejectedAction
 from mesa_llm.market import (
     HOUSE,
     ConservationError,
@@ -24,12 +25,9 @@ from mesa_llm.market import (
     Ledger,
     LedgerError,
     Lifetime,
-    Order,
-    OrderBook,
+    Money,
     Side,
     UnknownAccount,
-    clear_call_auction,
-    pair_fills,
 )
 
 
@@ -129,6 +127,19 @@ def test_settle_trade_moves_both_legs_and_fees(ledger: Ledger) -> None:
     ledger.check_invariants()
 
 
+def test_settlement_checks_the_buyers_fee_at_the_boundary() -> None:
+    book = Ledger(["apple"])
+    book.open_account(1, cash=101)
+    book.open_account(2, holdings={"apple": 2})
+    before = snapshot(book)
+    with pytest.raises(InsufficientFunds, match=r"account 1 cannot pay 102 .*\(fee 2\): 101 available"):
+        book.settle_trade(1, 2, "apple", 1, 100, buyer_fee=2)
+    assert snapshot(book) == before
+    book.settle_trade(1, 2, "apple", 1, 100, buyer_fee=1)  # exactly enough, fee included
+    assert book.account(1).cash == 0 and book.account(HOUSE).cash == 1
+    book.check_invariants()
+
+
 def test_failing_settlement_changes_nothing(ledger: Ledger) -> None:
     ledger.reserve_cash(2, 150)
     ledger.reserve_goods(1, "apple", 2)
@@ -222,155 +233,134 @@ def test_check_invariants_names_what_broke(ledger: Ledger) -> None:
         ledger.check_invariants()
 
 
-# -- stateful: book + clearing + ledger ---------------------------------------------
+# -- stateful: the real exchange (place, cancel, clear, settle) over the ledger -------------
 
 GOODS = ("a", "b")
 FEE = 1  # per unit, paid by both sides
+MAX_ORDERS = 4
 PLACE_GOODS = st.sampled_from(["a", "a", "a", "b"])  # mostly one good, so orders meet
 
 
-class MarketMachine(RuleBasedStateMachine):
-    """Orders reserve, clearing settles, cancel and expiry release; nothing leaks."""
+class ExchangeMachine(RuleBasedStateMachine):
+    """Orders reserve, clearing settles, cancel and expiry release, through the real Exchange;
+    shocks and transfers move the ledger between steps. Nothing leaks, nothing is stuck."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.ledger = Ledger(GOODS)
-        self.book = OrderBook()
-        self.step = 0
+        self.exchange = Exchange(
+            [(g, 3, 2, 6) for g in GOODS], Money(1), fee_per_unit=FEE, max_orders_per_step=MAX_ORDERS
+        )
+        self.ledger = self.exchange.ledger
+        self.step = 1
         self.agents: list[int] = []
+        # what the economy should hold, kept by the test independently of the ledger's counters
+        self.cash = 0
+        self.goods = dict.fromkeys(GOODS, 0)
+        self.fees = 0
+        self.limits: dict[int, int] = {}  # order id -> limit price
 
     @initialize(
         endowments=st.lists(
-            st.tuples(st.integers(0, 300), st.integers(0, 8), st.integers(0, 8)),
+            st.tuples(st.integers(20, 300), st.integers(0, 8), st.integers(0, 8)),
             min_size=2,
             max_size=5,
         )
     )
     def open_accounts(self, endowments: list[tuple[int, int, int]]) -> None:
         for agent, (cash, a, b) in enumerate(endowments):
-            self.ledger.open_account(agent, cash=cash, holdings={"a": a, "b": b})
+            self.exchange.open_account(agent, cash, {"a": a, "b": b})
             self.agents.append(agent)
+            self.cash += cash
+            self.goods["a"] += a
+            self.goods["b"] += b
 
-    def _place(
-        self, agent: int, good: str, side: Side, price: int, qty: int, lifetime: Lifetime
-    ) -> None:
+    @rule(
+        data=st.data(),
+        good=PLACE_GOODS,
+        side=st.sampled_from(["buy", "sell"]),
+        price=st.sampled_from([1, 2, 3, 3, 4, 4, 5, 6, 7]),  # 1 and 7: a tick past the range 2..6
+        qty=st.integers(1, 5),
+        lifetime=st.sampled_from(["step", "gtc"]),
+    )
+    def place(self, data: st.DataObject, good: str, side: str, price: int, qty: int, lifetime: str) -> None:
+        self._place(data.draw(st.sampled_from(self.agents)), good, side, price, qty, lifetime)
+
+    @rule(data=st.data(), price=st.integers(2, 6), qty=st.integers(1, 3))
+    def place_crossing(self, data: st.DataObject, price: int, qty: int) -> None:
+        """A buy and a sell that meet (so that clearings trade often)."""
+        buyer, seller = data.draw(st.permutations(self.agents))[:2]
+        self._place(buyer, "a", "buy", price + data.draw(st.integers(0, 1)), qty, "step")
+        self._place(seller, "a", "sell", price, qty, data.draw(st.sampled_from(["step", "gtc"])))
+
+    def _place(self, agent: int, good: str, side: str, price: int, qty: int, lifetime: str) -> None:
+        action = PlaceOrder(good=good, side=side, price=float(price), quantity=qty, lifetime=lifetime)  # type: ignore[arg-type]
         before = snapshot(self.ledger)
+        account = self.ledger.account(agent)
+        reserved = (account.reserved_cash, account.reserved_goods[good])
         try:
-            if side is Side.BUY:
-                self.ledger.reserve_cash(agent, (price + FEE) * qty)
-            else:
-                self.ledger.reserve_goods(agent, good, qty)
-        except (InsufficientFunds, InsufficientGoods):
+            order = self.exchange.place_order(agent, Role.TRADER, action, self.step)
+        except RejectedAction as exc:
+            event(f"rejected: {exc.reason.split(':')[0].split(' ')[0]}")
             assert snapshot(self.ledger) == before
             return
-        oid = self.book.next_order_id()
-        self.book.add(Order(oid, agent, good, side, price, qty, qty, lifetime, oid, self.step))
-
-    # One rule per side, so that placing is drawn as often as the other rules together.
-    @rule(
-        data=st.data(),
-        good=PLACE_GOODS,
-        price=st.integers(1, 6),
-        qty=st.integers(1, 5),
-        lifetime=st.sampled_from(Lifetime),
-    )
-    def place_buy(
-        self, data: st.DataObject, good: str, price: int, qty: int, lifetime: Lifetime
-    ) -> None:
-        self._place(data.draw(st.sampled_from(self.agents)), good, Side.BUY, price, qty, lifetime)
-
-    @rule(
-        data=st.data(),
-        good=PLACE_GOODS,
-        price=st.integers(1, 6),
-        qty=st.integers(1, 5),
-        lifetime=st.sampled_from(Lifetime),
-    )
-    def place_sell(
-        self, data: st.DataObject, good: str, price: int, qty: int, lifetime: Lifetime
-    ) -> None:
-        self._place(data.draw(st.sampled_from(self.agents)), good, Side.SELL, price, qty, lifetime)
-
-    def _release(self, order: Order) -> None:
-        if order.side is Side.BUY:
-            self.ledger.release_cash(order.agent_id, (order.price + FEE) * order.remaining)
+        assert 2 <= price <= 6
+        self.limits[order.order_id] = order.price
+        if side == "buy":
+            assert account.reserved_cash - reserved[0] == (price + FEE) * qty
         else:
-            self.ledger.release_goods(order.agent_id, order.good, order.remaining)
+            assert account.reserved_goods[good] - reserved[1] == qty
 
-    @precondition(lambda self: len(self.book) > 0)
+    @precondition(lambda self: any(self.exchange.open_orders(a) for a in self.agents))
     @rule(data=st.data())
     def cancel(self, data: st.DataObject) -> None:
-        agent = data.draw(st.sampled_from(self.agents))
-        mine = self.book.open_orders(agent)
-        if mine:
-            order = self.book.cancel(data.draw(st.sampled_from(mine)).order_id)
-            self._release(order)
+        agent = data.draw(st.sampled_from([a for a in self.agents if self.exchange.open_orders(a)]))
+        order = data.draw(st.sampled_from(self.exchange.open_orders(agent)))
+        self.exchange.cancel_order(agent, order.order_id)
+        assert order.order_id not in {o.order_id for o in self.exchange.open_orders(agent)}
 
-    def _two_sided(self) -> bool:
-        return any(
-            self.book.orders(good, Side.BUY) and self.book.orders(good, Side.SELL) for good in GOODS
-        )
-
-    @precondition(lambda self: self._two_sided())
-    @rule(k=st.sampled_from([0.0, 0.5, 1.0]))
-    def clear(self, k: float) -> None:
-        """One market step: clear every good, then expire STEP orders."""
-        for good in GOODS:
-            self._clear_good(good, k)
-        for order in self.book.expire(Lifetime.STEP):
-            self._release(order)
-        self.step += 1
-
-    def _clear_good(self, good: str, k: float) -> None:
-        buys, bp, bq = self.book.side_arrays(good, Side.BUY)
-        sells, sp, sq = self.book.side_arrays(good, Side.SELL)
-        result = clear_call_auction(bp, bq, sp, sq, k=k)
-        event("clearing traded" if result.volume else "clearing without trade")
-        goods_before = {a: self.ledger.account(a).holdings[good] for a in self.agents}
+    @precondition(lambda self: any(self.exchange.open_orders(a) for a in self.agents))
+    @rule()
+    def clear(self) -> None:
+        """One market step: clear every good (settling fills, expiring step orders)."""
         house_before = self.ledger.account(HOUSE).cash
-        if result.price is not None:
-            price = result.price
-            for b, s, q in zip(
-                *(x.tolist() for x in pair_fills(result.buy_fills, result.sell_fills)), strict=True
-            ):
-                buy, sell = buys[b], sells[s]
-                assert buy.price >= price >= sell.price  # no fill beyond a limit
-                self.ledger.settle_trade(
-                    buy.agent_id,
-                    sell.agent_id,
-                    good,
-                    q,
-                    price,
-                    buyer_reserved_cash=(price + FEE) * q,
-                    seller_reserved_goods=q,
-                    buyer_fee=FEE * q,
-                    seller_fee=FEE * q,
-                )
-                # The buyer reserved at its limit: refund what the better price left over.
-                self.ledger.release_cash(buy.agent_id, (buy.price - price) * q)
-            self.book.apply_fills(buys, result.buy_fills)
-            self.book.apply_fills(sells, result.sell_fills)
-        bought = sum(self.ledger.account(a).holdings[good] - goods_before[a] for a in self.agents)
-        assert bought == 0  # units bought == units sold
-        assert self.ledger.account(HOUSE).cash - house_before == 2 * FEE * result.volume
+        holdings_before = {(a, g): self.ledger.account(a).holdings[g] for a in self.agents for g in GOODS}
+        clearings = self.exchange.clear(self.step)
+        volume = 0
+        for clearing in clearings:
+            event("clearing traded" if clearing.volume else "clearing without trade")
+            assert sum(t.quantity for t in clearing.trades) == clearing.volume
+            volume += clearing.volume
+            for trade in clearing.trades:
+                assert trade.price == clearing.price
+                # no fill beyond either limit
+                assert self.limits[trade.buy_order_id] >= trade.price >= self.limits[trade.sell_order_id]
+            bought = sum(self.ledger.account(a).holdings[clearing.good] - holdings_before[a, clearing.good] for a in self.agents)
+            assert bought == 0  # units bought == units sold
+        assert self.ledger.account(HOUSE).cash - house_before == 2 * FEE * volume
+        self.fees += 2 * FEE * volume
+        # step orders never outlive their step
+        assert all(o.lifetime is Lifetime.GTC for a in self.agents for o in self.exchange.open_orders(a))
+        self.step += 1
+        self.exchange.begin_step()
 
-    @rule(
-        data=st.data(), cash=st.integers(0, 50), qty=st.integers(0, 3), good=st.sampled_from(GOODS)
-    )
+    @rule(data=st.data(), cash=st.integers(0, 50), qty=st.integers(0, 3), good=st.sampled_from(GOODS))
     def issue_or_retire(self, data: st.DataObject, cash: int, qty: int, good: str) -> None:
         agent = data.draw(st.sampled_from(self.agents))
         if data.draw(st.booleans()):
             self.ledger.issue(agent, cash=cash, holdings={good: qty}, memo="shock")
+            self.cash += cash
+            self.goods[good] += qty
             return
         before = snapshot(self.ledger)
         try:
             self.ledger.retire(agent, cash=cash, holdings={good: qty})
         except (InsufficientFunds, InsufficientGoods):
             assert snapshot(self.ledger) == before
+            return
+        self.cash -= cash
+        self.goods[good] -= qty
 
-    @rule(
-        data=st.data(), cash=st.integers(0, 80), qty=st.integers(0, 3), good=st.sampled_from(GOODS)
-    )
+    @rule(data=st.data(), cash=st.integers(0, 80), qty=st.integers(0, 3), good=st.sampled_from(GOODS))
     def transfer(self, data: st.DataObject, cash: int, qty: int, good: str) -> None:
         src = data.draw(st.sampled_from(self.agents))
         dst = data.draw(st.sampled_from(self.agents))
@@ -390,27 +380,33 @@ class MarketMachine(RuleBasedStateMachine):
         self.ledger.check_invariants()
 
     @invariant()
+    def conservation(self) -> None:
+        assert self.ledger.total_cash() == self.cash
+        assert self.ledger.account(HOUSE).cash == self.fees
+        for good in GOODS:
+            assert self.ledger.total_goods(good) == self.goods[good]
+
+    @invariant()
     def nothing_negative(self) -> None:
         for account in self.ledger.accounts():
             assert account.cash >= 0
             assert all(v >= 0 for v in account.holdings.values())
 
     @invariant()
-    def reservations_match_the_book(self) -> None:
-        cash: dict[object, int] = defaultdict(int)
-        goods: dict[tuple[object, str], int] = defaultdict(int)
+    def reservations_match_the_open_orders(self) -> None:
+        """Every reservation is exactly what the open orders need: none without an open order."""
         for agent in self.agents:
-            for order in self.book.open_orders(agent):
-                if order.side is Side.BUY:
-                    cash[agent] += (order.price + FEE) * order.remaining
-                else:
-                    goods[agent, order.good] += order.remaining
-        for account in self.ledger.accounts():
-            aid = account.account_id
-            assert account.reserved_cash == cash[aid]
+            orders = self.exchange.open_orders(agent)
+            account = self.ledger.account(agent)
+            buys = [o for o in orders if o.side is Side.BUY]
+            if account.reserved_cash:
+                assert buys, f"agent {agent} has {account.reserved_cash} reserved and no open buy order"
+            assert account.reserved_cash == sum((o.price + FEE) * o.remaining for o in buys)
             for good in GOODS:
-                assert account.reserved_goods[good] == goods[aid, good]
+                sells = [o for o in orders if o.side is Side.SELL and o.good == good]
+                assert account.reserved_goods[good] == sum(o.remaining for o in sells)
+        assert self.ledger.account(HOUSE).reserved_cash == 0
 
 
-MarketMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=50, deadline=None)
-TestMarketMachine = MarketMachine.TestCase
+ExchangeMachine.TestCase.settings = settings(max_examples=200, stateful_step_count=50, deadline=None)
+TestExchangeMachine = ExchangeMachine.TestCase

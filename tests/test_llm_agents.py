@@ -71,11 +71,9 @@ def test_llm_agents_trade_and_every_call_is_recorded(tmp_path):
     call = next(c for c in calls if c["content"]["purpose"] == "act")
     content = call["content"]
     assert set(content) >= {"model", "purpose", "request", "response", "usage", "cost_usd", "latency_s", "attempts", "error"}
-    assert content["model"] == "scripted/sensible"
     assert content["request"]["tools"] and content["request"]["messages"][0]["role"] == "system"
     assert content["response"]["tool_calls"][0]["name"] == "place_order"
     assert content["parsed_tool_calls"][0]["valid"] is True
-    assert content["usage"] == {"prompt_tokens": 10, "completion_tokens": 5}
     assert any(e["event_type"] == "plan" and e["agent_id"] in llm_ids for e in events)
     trades = [e["content"] for e in events if e["event_type"] == "trade"]
     assert any(t["buyer_id"] in llm_ids or t["seller_id"] in llm_ids for t in trades)
@@ -89,6 +87,9 @@ def test_llm_agents_trade_and_every_call_is_recorded(tmp_path):
     assert [a["model"] for a in header["agents"] if a["agent_id"] in llm_ids] == ["scripted/sensible"] * 6
     usage = [e for e in events if e["event_type"] == "llm_usage"][0]["content"]
     assert usage["run"]["calls"] == len(calls)
+    # the run's totals are the sums of what each recorded call used
+    assert usage["run"]["prompt_tokens"] == sum(c["content"]["usage"]["prompt_tokens"] for c in calls)
+    assert usage["run"]["completion_tokens"] == sum(c["content"]["usage"]["completion_tokens"] for c in calls)
 
 
 # --------------------------------------------------------------------------- faults

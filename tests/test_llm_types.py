@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-import pickle
 from typing import Any
 
 import pytest
@@ -20,15 +18,8 @@ from mesa_llm.llm import (
     LLMError,
     ToolCall,
     Usage,
-    complete_sync,
 )
 from mesa_llm.llm.errors import FATAL_KINDS, KINDS, redact
-from mesa_llm.llm.testing import (
-    ScriptedChatModel,
-    text_response,
-    tool_call_response,
-    tool_calls_response,
-)
 
 MESSAGES = [{"role": "system", "content": "rules"}, {"role": "user", "content": "act"}]
 TOOLS = [{"type": "function", "function": {"name": "wait", "parameters": {"type": "object"}}}]
@@ -116,11 +107,6 @@ def test_request_record_has_content_and_params_only() -> None:
 # --- ChatResponse ----------------------------------------------------------------------------
 
 
-def test_usage_total() -> None:
-    assert Usage(3, 4).total_tokens == 7
-    assert Usage().total_tokens == 0
-
-
 def test_response_record_and_round_trip() -> None:
     response = ChatResponse(
         content="hi",
@@ -142,59 +128,6 @@ def test_response_record_and_round_trip() -> None:
 
 
 # --- builders and ScriptedChatModel ----------------------------------------------------------
-
-
-def test_response_builders() -> None:
-    one = tool_call_response("place_order", {"side": "buy"}, call_id="x", prompt_tokens=7)
-    assert one.tool_calls == [ToolCall("x", "place_order", '{"side": "buy"}')]
-    assert one.usage == Usage(7, 5) and one.finish_reason == "tool_calls"
-    raw = tool_call_response("place_order", "{not json")
-    assert raw.tool_calls[0].arguments == "{not json"
-    many = tool_calls_response([("a", {}), ("b", "{}")], content="thinking")
-    assert [c.id for c in many.tool_calls] == ["call_0", "call_1"]
-    assert many.content == "thinking"
-    text = text_response("hello", model="x/y")
-    assert (text.content, text.tool_calls, text.model, text.finish_reason) == (
-        "hello",
-        [],
-        "x/y",
-        "stop",
-    )
-
-
-def test_scripted_model_answers_in_order_and_records_requests() -> None:
-    failure = LLMError("slow down", model="scripted/test", kind="rate_limit", retryable=True)
-    model = ScriptedChatModel(
-        [text_response("one"), failure, ValueError("boom"), text_response("two")]
-    )
-    assert isinstance(model, ChatModel)
-
-    async def run() -> list[Any]:
-        out: list[Any] = []
-        for i in range(5):
-            try:
-                out.append((await model.complete(request(agent_id=i))).content)
-            except LLMError as err:
-                out.append(err)
-        return out
-
-    first, second, third, fourth, fifth = asyncio.run(run())
-    assert first == "one" and fourth == "two"
-    assert second is failure
-    assert isinstance(third, LLMError) and third.kind == "unknown"
-    assert isinstance(third.__cause__, ValueError)
-    assert isinstance(fifth, LLMError) and "exhausted" in str(fifth)
-    assert [r.agent_id for r in model.requests] == [0, 1, 2, 3, 4]
-    assert model.remaining == 0
-
-
-def test_scripted_model_with_function_and_latency() -> None:
-    model = ScriptedChatModel(
-        lambda req: text_response(f"agent {req.agent_id}"), name="rules/x", latency_s=0.01
-    )
-    response = complete_sync(model, request(agent_id=4))
-    assert response.content == "agent 4"
-    assert model.name == "rules/x" and len(model.requests) == 1
 
 
 def test_litellm_model_satisfies_protocol_and_hides_key() -> None:
@@ -226,18 +159,6 @@ def test_llm_error_fatal_kinds() -> None:
     assert {"authentication", "permission", "not_found", "cache_miss", "replay_divergence"} == FATAL_KINDS
     with pytest.raises(ValueError, match="unknown LLMError kind"):
         LLMError("x", model="m", kind="weird")
-
-
-def test_llm_error_pickles() -> None:
-    err = LLMError("m: gone", model="m", kind="server", status_code=503, retryable=True, attempts=4)
-    copy = pickle.loads(pickle.dumps(err))
-    assert (copy.kind, copy.status_code, copy.retryable, copy.attempts, str(copy)) == (
-        "server",
-        503,
-        True,
-        4,
-        str(err),
-    )
 
 
 def test_redact() -> None:

@@ -47,6 +47,18 @@ def test_sealed_bid_highest_bid_wins(pricing: str, price: float) -> None:
     assert events[0].content["pricing"] == pricing
 
 
+@pytest.mark.parametrize("pricing", ["first_price", "second_price"])
+def test_a_bid_exactly_at_the_reserve_wins_and_one_tick_below_does_not(pricing: str) -> None:
+    at = sealed(pricing, reserve=60.0)
+    at.handle(B1, "bid", {"price": 60.0}, step=0)
+    assert kinds(at.advance(0)) == ["agreement"]
+    assert at.take_agreements()[0].terms["price"] == 60.0
+    below = sealed(pricing, reserve=60.0)
+    below.handle(B1, "bid", {"price": 59.99}, step=0)
+    below.advance(0)
+    assert below.status == "failed" and below.take_agreements() == []
+
+
 def test_second_price_never_below_the_reserve() -> None:
     s = sealed("second_price", reserve=60.0)
     s.handle(B1, "bid", {"price": 100}, step=0)
