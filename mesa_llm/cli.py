@@ -124,23 +124,7 @@ def run(
             markup=False,
         )
         served = model_name or LOCAL_MODEL_NAME
-        # llama.cpp enforces JSON-schema output with a grammar; small models cannot do native tool calls
-        structured = [*spec.llm.structured_output_models, served]
-        spec.llm = spec.llm.model_copy(
-            update={
-                "api_base": server.api_base,
-                "structured_output_models": structured,
-                # a local model costs nothing: say so, so cost budgets and reports are exact
-                "input_cost_per_token": 0.0,
-                "output_cost_per_token": 0.0,
-                # no more calls in flight than the server has slots: a queued request would spend
-                # its timeout waiting behind the others, time out, and be sent again
-                "concurrency": server.parallel,
-                # local compute, not a provider, is the bottleneck: give calls and steps room
-                "timeout": max(spec.llm.timeout, 300.0),
-                "step_timeout": None if spec.llm.step_timeout is None else max(spec.llm.step_timeout, 900.0),
-            }
-        )
+        spec.llm = spec.llm.model_copy(update=server.settings_for(served, spec.llm))
         _run_scenario(spec, seed, steps, out, no_record, check_invariants, served, as_json)
     finally:
         server.stop()

