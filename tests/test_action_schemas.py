@@ -9,7 +9,7 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from mesa_llm.agents.action_schemas import MAX_ENUM_IDS, MAX_SCHEMA_STRING, id_schema
+from mesa_llm.agents.action_schemas import MAX_ENUM_IDS, MAX_SCHEMA_STRING, MAX_STATE_STRING, id_schema
 from mesa_llm.cli import app
 from mesa_llm.llm import ChatRequest, ChatResponse
 from mesa_llm.llm.testing import ScriptedChatModel, text_response, tool_call_response
@@ -84,7 +84,7 @@ def test_json_mode_schemas_name_what_exists_this_step_in_a_market(tmp_path):
     resting = [o.order_id for o in model.exchange.open_orders(1)]
     assert resting and second["cancel_order"]["properties"]["order_id"]["enum"] == resting
     for tools in (buyer, seller, second):
-        assert all(0 < s["maxLength"] <= MAX_SCHEMA_STRING for s in _strings(tools))
+        assert all(0 < s["maxLength"] <= MAX_STATE_STRING for s in _strings(tools))
 
 
 def test_json_mode_schemas_name_sessions_offers_and_issue_ranges(tmp_path):
@@ -103,22 +103,62 @@ def test_json_mode_schemas_name_sessions_offers_and_issue_ranges(tmp_path):
     model = MarketModel(spec, output_dir=tmp_path, chat_model=chat)
     model.run()
     buyer_id, seller_id = (a.unique_id for a in model.llm_agents)
-    step1 = {r.agent_id: (r, _json_tools(r)) for r in chat.requests[:2]}
-    request, seller_tools = step1[seller_id]
+    # step 1 is the seller's turn: the buyer could only talk, so it is not called (skip_idle)
+    request = chat.requests[0]
+    assert request.agent_id == seller_id and chat.requests[1].agent_id == buyer_id
+    seller_tools = _json_tools(request)
     sessions = list(model.desk.sessions)
     offer = seller_tools["make_offer"]
     assert offer["properties"]["session_id"]["enum"] == sessions and "session_id" in offer["required"]
     price = offer["properties"]["terms"]["properties"]["price"]
     assert (price["minimum"], price["maximum"]) == (3000.0, 13000.0)
-    assert "make_offer" not in step1[buyer_id][1]  # not the buyer's turn
     prompt = request.messages[-1]["content"]
     assert "- make_offer(session_id: " + json.dumps(sessions[0]) in prompt and "price: number 3000..13000" in prompt
     assert 'Example: {"actions": [{"tool": "make_offer", "arguments": {"session_id": ' in prompt
-    buyer_tools = next(_json_tools(r) for r in chat.requests[2:] if r.agent_id == buyer_id)
+    buyer_tools = _json_tools(chat.requests[1])
     observed = next(e["content"] for e in _events(model) if e["event_type"] == "observation" and e["agent_id"] == buyer_id and e["step"] == 2)
     standing = [o["offer_id"] for o in observed["negotiations"][0]["standing"]]
     assert standing and buyer_tools["accept_offer"]["properties"]["offer_id"]["enum"] == standing
     assert buyer_tools["accept_offer"]["properties"]["session_id"]["enum"] == sessions
+
+
+def test_idle_turns_skip_the_model_unless_asked_or_written_to(tmp_path):
+    """skip_idle: an agent that can only talk, wait or walk away (the other side's turn) and has no
+    new message is not called; with skip_idle off it is called with exactly those tools."""
+    base = ["steps=3", "populations.0.count=1", "populations.1.count=1"]
+
+    def run(extra: list[str], responder: Any) -> tuple[MarketModel, ScriptedChatModel]:
+        chat = ScriptedChatModel(responder, tool_mode="json")
+        model = MarketModel(load_scenario("bilateral_haggle", overrides=base + extra), output_dir=tmp_path / str(len(extra)), chat_model=chat)
+        model.run()
+        return model, chat
+
+    def wait(request: ChatRequest) -> ChatResponse:
+        return _actions({"tool": "wait", "arguments": {}})
+
+    model, chat = run([], wait)
+    buyer_id, seller_id = (a.unique_id for a in model.llm_agents)
+    # waiting passes the turn, so each side is called only in its own turn: seller, buyer, seller
+    assert [r.agent_id for r in chat.requests] == [seller_id, buyer_id, seller_id]
+
+    model, chat = run(["populations.0.params.skip_idle=false", "populations.1.params.skip_idle=false"], wait)
+    by_step = [r.agent_id for r in chat.requests]
+    assert sorted(by_step[:2]) == sorted([buyer_id, seller_id]) and len(by_step) == 6
+    buyer_first = _json_tools(next(r for r in chat.requests if r.agent_id == buyer_id))
+    assert set(buyer_first) == {"send_message", "broadcast", "end_negotiation", "wait"}
+
+    # a new message wakes an idle agent: sellers (always called) write to the buyer each step
+    def talk(request: ChatRequest) -> ChatResponse:
+        tools = _json_tools(request)
+        if request.agent_id == seller_id:
+            text = {"recipient_id": buyer_id, "text": "hello"}
+            return _actions([{"tool": "send_message", "arguments": text}, {"tool": "wait", "arguments": {}}])
+        return _actions({"tool": "wait", "arguments": {}}) if "wait" in tools else _actions([])
+
+    model, chat = run(["populations.1.params.skip_idle=false"], talk)
+    # buyer: step 1 idle and unwritten-to (skipped), step 2 its turn, step 3 the seller's turn but
+    # the seller's step-2 message has arrived
+    assert [r.agent_id for r in chat.requests].count(buyer_id) == 2
 
 
 def test_id_enums_are_bounded():

@@ -260,6 +260,34 @@ def test_json_mode_for_models_without_tool_calls(tmp_path):
     assert any(e["event_type"] == "order" and e["agent_id"] == llm_id for e in _events(model))
 
 
+@pytest.mark.parametrize("finish_reason", ["length", "stop"])
+def test_json_answer_cut_off_by_the_token_limit_keeps_its_whole_actions(tmp_path, finish_reason):
+    """A JSON answer cut off by max_tokens (finish_reason "length") inside its second action: the
+    whole first action is applied and the cut-off rest is one rejection; a broken answer that was
+    not cut off stays one invalid answer."""
+    whole = json.dumps({"tool": GOOD_BID[0], "arguments": GOOD_BID[1]})
+    text = '{"actions": [\n  ' + whole + ',\n  {"tool": "send_message", "arguments": {"recipient_id": 1, "text": "3, 11, 3, 1'
+
+    def cut_off(request: ChatRequest) -> ChatResponse:
+        response = text_response(text)
+        response.finish_reason = finish_reason
+        return response
+
+    chat = ScriptedChatModel(cut_off)
+    model = _one_llm_buyer(tmp_path, chat, tool_mode="json", repair=False)
+    model.step()
+    model.finish()
+    llm_id = model.llm_agents[0].unique_id
+    events = _events(model)
+    orders = [e for e in events if e["event_type"] == "order" and e["agent_id"] == llm_id]
+    rejected = [e["content"]["reason"] for e in events if e["event_type"] == "action_rejected" and e["agent_id"] == llm_id]
+    if finish_reason == "length":
+        assert len(orders) == 1
+        assert rejected == ["answer cut off by the token limit after 1 complete action(s); the rest is dropped"]
+    else:
+        assert orders == [] and len(rejected) == 1 and rejected[0].startswith("answer is not valid JSON")
+
+
 def test_structured_output_is_configurable_per_model(tmp_path):
     chat = ScriptedChatModel(lambda r: text_response('{"actions": [{"tool": "wait", "arguments": {}}]}'), name="local/no-tools")
     spec = _llm_scenario(steps=1)

@@ -10,7 +10,7 @@ Two flavours, both built from the registry's action schemas (:meth:`ActionRegist
   open orders, messages, alliances) and numbers bounded to what the world admits (prices within
   the good's admissible range, quantities within what the agent holds or can pay for).
 
-Every string gets ``maxLength`` ≤ :data:`MAX_SCHEMA_STRING` (long limits crashed llama.cpp's grammar
+Every string gets ``maxLength`` ≤ :data:`MAX_SCHEMA_STRING` (:data:`MAX_STATE_STRING` in JSON mode; long limits crashed llama.cpp's grammar
 compiler) and id enums are bounded (:data:`MAX_ENUM_IDS`, else an integer range). Schemas are a
 help, not the rule: the world validates every action again.
 """
@@ -28,6 +28,9 @@ from mesa_llm.agents.observation import Observation
 
 #: longest string any schema allows (llama.cpp's grammar compiler crashed on maxLength 2000)
 MAX_SCHEMA_STRING = 500
+#: longest string in JSON mode's per-state schemas: a small model rambling inside a message's text
+#: (digits, repeated words) otherwise spends the whole token budget there and the answer is cut off
+MAX_STATE_STRING = 200
 #: most ids listed in one enum; beyond it an integer range stands for them
 MAX_ENUM_IDS = 64
 #: largest quantity a schema admits when nothing narrower is known
@@ -361,15 +364,15 @@ _PATCHES: dict[str, _Patch] = {
 # -- whole schemas --------------------------------------------------------------------------------
 
 
-def _tidy(node: Any) -> Any:
+def _tidy(node: Any, max_string: int = MAX_SCHEMA_STRING) -> Any:
     """Drop pydantic's titles (tokens that say nothing) and cap every string's length."""
     if isinstance(node, dict):
-        out = {k: _tidy(v) for k, v in node.items() if k != "title"}
+        out = {k: _tidy(v, max_string) for k, v in node.items() if k != "title"}
         if out.get("type") == "string" and "enum" not in out and "const" not in out:
-            out["maxLength"] = min(int(out.get("maxLength", MAX_SCHEMA_STRING)), MAX_SCHEMA_STRING)
+            out["maxLength"] = min(int(out.get("maxLength", max_string)), max_string)
         return out
     if isinstance(node, list):
-        return [_tidy(v) for v in node]
+        return [_tidy(v, max_string) for v in node]
     return node
 
 
@@ -388,7 +391,9 @@ def _drop_nulls(params: dict[str, Any]) -> None:
             params["properties"][name] = {**kept[0], **merged}
 
 
-def _build(registry: ActionRegistry, names: Sequence[str], facts: _Facts) -> list[Schema]:
+def _build(
+    registry: ActionRegistry, names: Sequence[str], facts: _Facts, max_string: int = MAX_SCHEMA_STRING
+) -> list[Schema]:
     out = []
     for base in registry.tool_schemas(list(names)):
         schema = copy.deepcopy(base)
@@ -398,7 +403,7 @@ def _build(registry: ActionRegistry, names: Sequence[str], facts: _Facts) -> lis
         if patch is not None:
             patch(params, facts)
         _drop_nulls(params)
-        out.append(_tidy(schema))
+        out.append(_tidy(schema, max_string))
     return out
 
 
@@ -430,7 +435,9 @@ def state_tool_schemas(
     the ones that trade or negotiate first and ``wait`` last (small models favour the first
     listed; the tools that end or cancel something come after the rest)."""
     goods = {name: (g.min_price, g.max_price) for name, g in observation.market.goods.items()}
-    return _build(registry, sorted(names, key=_listing_rank), _Facts(goods, sides, peers, observation))
+    return _build(
+        registry, sorted(names, key=_listing_rank), _Facts(goods, sides, peers, observation), MAX_STATE_STRING
+    )
 
 
 def _listing_rank(name: str) -> int:
@@ -573,6 +580,7 @@ def example_call(tools: Sequence[Schema], price_hint: float | None = None) -> st
 __all__ = [
     "MAX_ENUM_IDS",
     "MAX_SCHEMA_STRING",
+    "MAX_STATE_STRING",
     "example_call",
     "id_schema",
     "json_mode_format",

@@ -65,6 +65,11 @@ class LLMParams(PolicyParams):
         default=None, gt=0, description="one cap for every purpose (overrides the three above when set)"
     )
     repair: bool = Field(default=True, description="one repair round for invalid tool calls")
+    skip_idle: bool = Field(
+        default=True,
+        description="no model call in a step where the agent can only talk, wait or walk away and has "
+        "no new message (e.g. the other side's turn in a negotiation): the call could change nothing",
+    )
 
 
 @dataclass(slots=True)
@@ -188,6 +193,9 @@ class LLMPolicy(DecisionPolicy):
         p: LLMParams = self.params  # type: ignore[assignment]
         events: list[tuple[str, dict[str, Any]]] = []
         self._offer_tools(observation)
+        if p.skip_idle and self._idle(observation):
+            self.memory.update(observation)
+            return Decision(events=events)
         try:
             observation_text = self._render("observation.j2", obs=observation.to_dict(), market=self._ctx().market)
             # memory is what came before this observation: rendered before the observation's
@@ -399,8 +407,21 @@ class LLMPolicy(DecisionPolicy):
         if not text:
             return [_Call("call_0", NO_TOOL_CALL, "", error="empty answer: expected a JSON object")]
         data, problem = _load_json(_strip_fences(text))
+        cut: list[_Call] = []
         if problem is not None:
-            return [_Call("call_0", NO_TOOL_CALL, preview(text), error=f"answer is not valid JSON: {problem}")]
+            complete = _complete_actions(text) if response.finish_reason == "length" else None
+            if not complete:
+                return [_Call("call_0", NO_TOOL_CALL, preview(text), error=f"answer is not valid JSON: {problem}")]
+            # the token cap cut the answer inside a later action: the whole actions before it stand
+            data = {"actions": complete}
+            cut = [
+                _Call(
+                    f"call_{len(complete)}",
+                    NO_TOOL_CALL,
+                    preview(text[-200:]),
+                    error=f"answer cut off by the token limit after {len(complete)} complete action(s); the rest is dropped",
+                )
+            ]
         items = data.get("actions") if isinstance(data, dict) else data
         if not isinstance(items, list):
             return [_Call("call_0", NO_TOOL_CALL, preview(text), error='expected {"actions": [...]}')]
@@ -412,7 +433,7 @@ class LLMPolicy(DecisionPolicy):
             call = _Call(f"call_{i}", preview(item["tool"], MAX_NAME_CHARS), item.get("arguments", {}))
             self._validate(call)
             out.append(call)
-        return out + self._overflow(max(0, len(items) - limits.max_tool_calls))
+        return out + self._overflow(max(0, len(items) - limits.max_tool_calls)) + cut
 
     def _overflow(self, dropped: int) -> list[_Call]:
         """One rejection standing for all ``dropped`` calls beyond the cap (none when none)."""
@@ -514,6 +535,11 @@ class LLMPolicy(DecisionPolicy):
         else:
             self._step_tools = state_tool_schemas(ctx.registry, self._tool_names, observation, sides=sides, peers=peers)
 
+    def _idle(self, observation: Observation) -> bool:
+        """Whether this step offers nothing but talk (no move in the market or a negotiation) and
+        nobody wrote to the agent: then a model call can only produce chatter."""
+        return not observation.messages and all(name in IDLE_TOOLS for name in self._tool_names)
+
     def _sides(self) -> list[str]:
         role = self._ctx().persona.role
         return [side for side, ok in (("buy", role.may_buy), ("sell", role.may_sell)) if ok]
@@ -598,6 +624,9 @@ def _as_text(arguments: Any) -> str:
     return arguments if isinstance(arguments, str) else json.dumps(arguments)
 
 
+#: tools that move nothing in the market or a negotiation (see :attr:`LLMParams.skip_idle`)
+IDLE_TOOLS = frozenset({"wait", "send_message", "broadcast", "forward_message", "message_alliance", "end_negotiation"})
+
 #: longest plan kept and shown in the act prompt (a plan is a few sentences; more is rambling)
 MAX_PLAN_CHARS = 500
 #: characters of an answer's own text shown back to the model in the repair round
@@ -613,6 +642,29 @@ def _finite_float(text: str) -> float:
     if value != value or value in (float("inf"), float("-inf")):
         raise ValueError(f"{text[:20]} is not a finite number")
     return value
+
+
+_ACTIONS_START = re.compile(r'^\s*\{\s*"actions"\s*:\s*\[')
+
+
+def _complete_actions(text: str) -> list[Any] | None:
+    """The whole items of an ``{"actions": [...`` answer that was cut off mid-way (by the token
+    limit), parsed with the same strict rules as :func:`_load_json`; None when nothing whole precedes the cut."""
+    match = _ACTIONS_START.match(text)
+    if match is None:
+        return None
+    decoder = json.JSONDecoder(strict=False, parse_constant=_reject_constant, parse_float=_finite_float)
+    items: list[Any] = []
+    pos = match.end()
+    while True:
+        while pos < len(text) and text[pos] in " \t\r\n,":
+            pos += 1
+        try:
+            item, pos = decoder.raw_decode(text, pos)
+        except (ValueError, RecursionError):
+            break
+        items.append(item)
+    return items or None
 
 
 def _load_json(text: str) -> tuple[Any, str | None]:
