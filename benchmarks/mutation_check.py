@@ -34,7 +34,7 @@ def m(path: str, old: str, new: str, what: str, nth: int = 0) -> Mutant:
     return Mutant(path, old, new, what, nth)
 
 
-EX, RES, REG, DESK = "mesa_llm/exchange.py", "mesa_llm/resolver.py", "mesa_llm/regulation.py", "mesa_llm/desk.py"
+EX, RES, REG, DESK = "mesa_llm/world/exchange.py", "mesa_llm/world/resolver.py", "mesa_llm/world/regulation.py", "mesa_llm/world/desk.py"
 CON, LED = "mesa_llm/negotiation/contracts.py", "mesa_llm/market/ledger.py"
 LOOP, RETRY = "mesa_llm/agents/llm_policy.py", "mesa_llm/llm/retry.py"
 REPLAY, LREPLAY, MODEL = "mesa_llm/replay.py", "mesa_llm/llm/replay.py", "mesa_llm/model.py"

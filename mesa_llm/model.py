@@ -34,16 +34,12 @@ from mesa_llm.economics import (
     allocative_efficiency,
     competitive_equilibrium,
 )
-from mesa_llm.exchange import Clearing, Exchange
 from mesa_llm.llm import ChatModel
 from mesa_llm.llm_wiring import AsyncBridge, LLMWiring, mechanisms, resolve_llm_models
 from mesa_llm.market import Money
 from mesa_llm.negotiation import Contract
-from mesa_llm.observer import Observer
 from mesa_llm.populations import PopulationBuilder
 from mesa_llm.recording import SimulationRecorder
-from mesa_llm.regulation import MarketRules
-from mesa_llm.resolver import ActionResolver
 from mesa_llm.run_summary import LLMActivity, PriceStats, RunSummary, versions
 from mesa_llm.scenario import (
     SCENARIO_NAME_PATTERN,
@@ -53,6 +49,10 @@ from mesa_llm.scenario import (
     ShiftPrivate,
 )
 from mesa_llm.social import AllianceRegistry, Mailbox, Reputation
+from mesa_llm.world.exchange import Clearing, Exchange
+from mesa_llm.world.observer import Observer
+from mesa_llm.world.regulation import MarketRules
+from mesa_llm.world.resolver import ActionResolver
 
 DEFAULT_HISTORY_STEPS = 500
 """Steps of DataCollector history a model keeps by default (see `BoundedDataCollector`)."""

@@ -11,9 +11,9 @@ import numpy as np
 from mesa_llm.agents.llm_policy import LLMPolicy
 from mesa_llm.agents.persona import Persona
 from mesa_llm.agents.trader import PrivateValues, TraderAgent
-from mesa_llm.desk import NegotiationDesk
 from mesa_llm.negotiation import LinearAdditiveUtility, price_utility
 from mesa_llm.scenario import Choice, Constant, Normal, PopulationSpec, Uniform
+from mesa_llm.world.desk import NegotiationDesk
 
 if TYPE_CHECKING:
     from mesa_llm.model import MarketModel

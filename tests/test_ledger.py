@@ -16,7 +16,6 @@ from hypothesis.stateful import (
 
 from mesa_llm.actions import PlaceOrder
 from mesa_llm.agents.roles import Role
-from mesa_llm.exchange import Exchange, RejectedAction
 from mesa_llm.market import (
     HOUSE,
     ConservationError,
@@ -29,6 +28,7 @@ from mesa_llm.market import (
     Side,
     UnknownAccount,
 )
+from mesa_llm.world.exchange import Exchange, RejectedAction
 
 
 def snapshot(ledger: Ledger) -> list[object]:

@@ -28,8 +28,8 @@ from mesa_llm.actions import (
     Wait,
 )
 from mesa_llm.agents.trader import TraderAgent
-from mesa_llm.exchange import RejectedAction
 from mesa_llm.social import AllianceError
+from mesa_llm.world.exchange import RejectedAction
 
 if TYPE_CHECKING:
     from mesa_llm.model import MarketModel

@@ -28,7 +28,7 @@ from mesa_llm.market import (
     clear_call_auction,
     pair_fills,
 )
-from mesa_llm.regulation import MarketRules, RuleViolation
+from mesa_llm.world.regulation import MarketRules, RuleViolation
 
 
 class RejectedAction(Exception):
