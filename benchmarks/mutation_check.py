@@ -37,7 +37,7 @@ def m(path: str, old: str, new: str, what: str, nth: int = 0) -> Mutant:
 EX, RES, REG, DESK = "mesa_llm/world/exchange.py", "mesa_llm/world/resolver.py", "mesa_llm/world/regulation.py", "mesa_llm/world/desk.py"
 CON, LED = "mesa_llm/negotiation/contracts.py", "mesa_llm/market/ledger.py"
 LOOP, RETRY = "mesa_llm/agents/llm_policy.py", "mesa_llm/llm/retry.py"
-REPLAY, LREPLAY, MODEL = "mesa_llm/replay.py", "mesa_llm/llm/replay.py", "mesa_llm/model.py"
+REPLAY, LREPLAY, MODEL = "mesa_llm/replay.py", "mesa_llm/llm/recorded_chat.py", "mesa_llm/model.py"
 PROT, AUC, USAGE = "mesa_llm/negotiation/protocols.py", "mesa_llm/negotiation/auctions.py", "mesa_llm/llm/usage.py"
 
 TESTS: dict[str, list[str]] = {
