@@ -139,6 +139,13 @@ class Exchange:
         state = self.goods[good]
         return state.last_price if state.last_price is not None else state.reference_price
 
+    def admissible(self, good: str) -> tuple[int, int]:
+        """The good's admissible price range in ticks, narrowed by the rules' floor and cap."""
+        state = self.goods[good]
+        low = max(state.min_price, self.rules.price_floors.get(good, state.min_price))
+        high = min(state.max_price, self.rules.price_caps.get(good, state.max_price))
+        return low, max(high, low)
+
     # ------------------------------------------------------------------ actions
 
     def begin_step(self) -> None:
