@@ -558,7 +558,7 @@ class MarketModel(mesa.Model):
                         )
                     if cash < 0 or losses:
                         account = self.exchange.ledger.account(agent.unique_id)
-                        take_cash = min(-cash, max(account.cash - account.reserved_cash, 0)) if cash < 0 else 0
+                        take_cash = min(-cash, max(account.available_cash(credit=False), 0)) if cash < 0 else 0
                         take = {
                             g: min(q, max(account.holdings.get(g, 0) - account.reserved_goods.get(g, 0), 0))
                             for g, q in losses.items()
