@@ -34,11 +34,13 @@ def m(path: str, old: str, new: str, what: str, nth: int = 0) -> Mutant:
     return Mutant(path, old, new, what, nth)
 
 
-EX, RES, REG, DESK = "mesa_llm/exchange.py", "mesa_llm/resolver.py", "mesa_llm/regulation.py", "mesa_llm/desk.py"
+EX, RES, REG, DESK = "mesa_llm/world/exchange.py", "mesa_llm/world/resolver.py", "mesa_llm/world/regulation.py", "mesa_llm/world/desk.py"
 CON, LED = "mesa_llm/negotiation/contracts.py", "mesa_llm/market/ledger.py"
 LOOP, RETRY = "mesa_llm/agents/llm_policy.py", "mesa_llm/llm/retry.py"
-REPLAY, LREPLAY, MODEL = "mesa_llm/replay.py", "mesa_llm/llm/replay.py", "mesa_llm/model.py"
+REPLAY, LREPLAY, MODEL = "mesa_llm/replay.py", "mesa_llm/llm/recorded_chat.py", "mesa_llm/model.py"
 PROT, AUC, USAGE = "mesa_llm/negotiation/protocols.py", "mesa_llm/negotiation/auctions.py", "mesa_llm/llm/usage.py"
+LIMITS, BOUNDS, REC = "mesa_llm/llm/limits.py", "mesa_llm/llm/bounds.py", "mesa_llm/recording/recorder.py"
+METRICS, OBS = "mesa_llm/analysis/metrics.py", "mesa_llm/world/observer.py"
 
 TESTS: dict[str, list[str]] = {
     "exchange": ["tests/test_exchange.py", "tests/test_resolver.py", "tests/test_ledger.py"],
@@ -56,6 +58,13 @@ TESTS: dict[str, list[str]] = {
         "tests/test_negotiation_protocols.py", "tests/test_negotiation_auctions.py", "tests/test_contracts.py",
         "tests/test_llm_backend.py", "tests/test_llm_agents.py", "tests/test_llm_budget.py",
     ],
+    "protocols": ["tests/test_negotiation_protocols.py", "tests/test_desk.py"],
+    "auctions": ["tests/test_negotiation_auctions.py", "tests/test_desk.py"],
+    "limits and bounds": ["tests/test_llm_backend.py", "tests/test_hostile_llm.py", "tests/test_llm_budget.py"],
+    "recorder": ["tests/test_recorder.py", "tests/test_recorder_compat.py", "tests/test_step_flush.py"],
+    "replay": ["tests/test_replay.py", "tests/test_replay_verify.py", "tests/test_replay_fork.py"],
+    "metrics": ["tests/test_analysis.py"],
+    "observer": ["tests/test_model.py", "tests/test_resolver.py", "tests/test_negotiation_world.py", "tests/test_social.py"],
 }
 
 MUTANTS: dict[str, list[Mutant]] = {
@@ -82,13 +91,13 @@ MUTANTS: dict[str, list[Mutant]] = {
         m(RES, "if not agent.role.allows(kind):", "if False:", "roles not checked"),
         m(RES, "if paid <= 0:", "if paid < 0:", "a zero fine accepted"),
         m(RES, "until = step + action.steps", "until = step + action.steps - 1", "suspension one step short"),
-        m(RES, "cancelled = self.model.exchange.cancel_all(target.unique_id)", "cancelled = []", "suspension leaves orders"),
+        m(RES, "cancelled = self.world.exchange.cancel_all(target.unique_id)", "cancelled = []", "suspension leaves orders"),
         m(RES, "for invalid in decision.invalid:", "for invalid in []:", "invalid calls not recorded"),
         m(RES, "            if decision is None:\n                continue", "            if decision is None:\n                break", "a missing decision stops the others"),
-        m(RES, 'content["reputation"] = self.model.reputation.fined(target.unique_id, step)', 'content["reputation"] = None', "fine leaves reputation"),
-        m(RES, "self.model.money.round_to_tick(action.amount)", "int(action.amount)", "fine in units, not ticks"),
-        m(RES, "if not self.model.scenario.market.call_market:", "if False:", "orders without a call market"),
-        m(RES, 'content["amount"] = self.model.money.to_units(paid)', 'content["amount"] = action.amount', "records the requested fine"),
+        m(RES, 'content["reputation"] = self.world.reputation.fined(target.unique_id, step)', 'content["reputation"] = None', "fine leaves reputation"),
+        m(RES, "self.world.money.round_to_tick(action.amount)", "int(action.amount)", "fine in units, not ticks"),
+        m(RES, "if not self.world.scenario.market.call_market:", "if False:", "orders without a call market"),
+        m(RES, 'content["amount"] = self.world.money.to_units(paid)', 'content["amount"] = action.amount', "records the requested fine"),
     ],
     "regulation": [
         m(REG, "return until is not None and step <= until", "return until is not None and step < until", "suspension's last step free"),
@@ -97,8 +106,8 @@ MUTANTS: dict[str, list[Mutant]] = {
         m(REG, "if side is Side.BUY and holding + open_buys + quantity > limit:", "if side is Side.BUY and holding + quantity > limit:", "open buys not counted"),
         m(REG, "if side is Side.BUY and holding + open_buys + quantity > limit:", "if side is Side.BUY and holding + open_buys + quantity >= limit:", "buy limit off by one"),
         m(REG, "if side is Side.SELL and holding - open_sells - quantity < -limit:", "if side is Side.SELL and holding - quantity < -limit:", "open sells not counted"),
-        m(REG, "free = max(account.cash - account.reserved_cash, 0)", "free = max(account.cash, 0)", "fine takes reserved cash"),
-        m(REG, "free = max(account.cash - account.reserved_cash, 0)", "free = ledger.available_cash(agent_id)", "fine draws on credit"),
+        m(REG, "free = max(account.available_cash(credit=False), 0)", "free = max(account.cash, 0)", "fine takes reserved cash"),
+        m(REG, "free = max(account.available_cash(credit=False), 0)", "free = ledger.available_cash(agent_id)", "fine draws on credit"),
         m(REG, "capped = amount if self.max_fine is None else min(amount, self.max_fine)", "capped = amount", "no maximum fine"),
         m(REG, "self.suspended_until[agent_id] = max(until, self.suspended_until.get(agent_id, 0))", "self.suspended_until[agent_id] = until", "a shorter suspension shortens"),
     ],
@@ -120,8 +129,8 @@ MUTANTS: dict[str, list[Mutant]] = {
     "contracts": [
         m(CON, "if have < contract.quantity:", "if have <= contract.quantity:", "exact goods breach"),
         m(CON, "if cash < value:", "if cash <= value:", "exact cash breach"),
-        m(CON, "0, min(account.cash - account.reserved_cash, ledger.available_cash(breacher))", "0, ledger.available_cash(breacher)", "penalty from credit"),
-        m(CON, "0, min(account.cash - account.reserved_cash, ledger.available_cash(breacher))", "0, account.cash", "penalty from reserved cash"),
+        m(CON, "capacity = max(0, account.available_cash(credit=False))", "capacity = max(0, ledger.available_cash(breacher))", "penalty from credit"),
+        m(CON, "capacity = max(0, account.available_cash(credit=False))", "capacity = max(0, account.cash)", "penalty from reserved cash"),
         m(CON, "return self.penalty_fixed + math.floor(self.penalty_rate * contract.value() + 0.5)", "return self.penalty_fixed + math.floor(self.penalty_rate * contract.value())", "penalty rounds down"),
         m(CON, "if c.status == \"pending\" and c.delivery_step <= step", "if c.status == \"pending\" and c.delivery_step < step", "due a step late"),
         m(CON, "other = buyer if breacher == seller else seller", "other = seller if breacher == seller else buyer", "penalty to oneself"),
@@ -132,14 +141,15 @@ MUTANTS: dict[str, list[Mutant]] = {
     "ledger": [
         m(LED, "        if amount > available:\n            raise InsufficientFunds(\n                f\"account {account_id!r} cannot reserve", "        if amount > available + 1:\n            raise InsufficientFunds(\n                f\"account {account_id!r} cannot reserve", "reserve one tick too much"),
         m(LED, "if amount > a.reserved_cash:", "if False:", "release more than reserved"),
-        m(LED, "buyer.cash - (buyer.reserved_cash - buyer_reserved_cash) + buyer.credit_limit", "buyer.cash - (buyer.reserved_cash - buyer_reserved_cash)", "trade ignores credit"),
+        m(LED, "return free + self.credit_limit if credit else free", "return free", "available cash ignores credit"),
+        m(LED, "available = buyer.available_cash(released=buyer_reserved_cash)", "available = buyer.available_cash()", "settlement cannot spend the order's own reservation"),
         m(LED, "if value + buyer_fee > available:", "if value > available:", "buyer fee not checked at settlement"),
         m(LED, "house.cash += buyer_fee", "house.cash += 0", "buyer fee vanishes"),
         m(LED, "buyer.reserved_cash -= buyer_reserved_cash", "pass", "settlement keeps the reservation"),
         m(LED, "seller.reserved_goods[good] -= seller_reserved_goods", "pass", "settlement keeps the goods reservation"),
         m(LED, "if src is not dst and amount > available:", "if src is not dst and amount > available + src.credit_limit:", "transfer beyond credit"),
         m(LED, "        if cash > available:\n            raise InsufficientFunds(\n                f\"account {account_id!r} cannot retire", "        if cash > available + 1:\n            raise InsufficientFunds(\n                f\"account {account_id!r} cannot retire", "retire too much"),
-        m(LED, "return a.cash - a.reserved_cash + a.credit_limit", "return a.cash + a.credit_limit", "available cash ignores reservations"),
+        m(LED, "free = self.cash - (self.reserved_cash - released)", "free = self.cash", "available cash ignores reservations"),
         m(LED, "if not 0 <= a.reserved_cash <= a.cash + a.credit_limit:", "if not 0 <= a.reserved_cash:", "invariant misses over-reservation"),
         m(LED, "        self._check_good(good)\n        available = a.holdings[good] - a.reserved_goods[good] + a.short_limit", "        self._check_good(good)\n        available = a.holdings[good] + a.short_limit", "reserve goods twice"),
     ],
@@ -154,7 +164,7 @@ MUTANTS: dict[str, list[Mutant]] = {
         m(LOOP, "repair_calls = []  # recorded; the first round's valid actions still stand", "raise", "failing repair loses the step"),
         m(LOOP, "if any(c.name != NO_TOOL_CALL for c in repair_calls):", "if True:", "text repair clears the errors"),
         m(LOOP, '"content": "accepted" if c.action is not None else f"error: {c.error}",', '"content": f"error: {c.error}",', "repair feedback says all failed"),
-        m(LOOP, "self._tool_names = [n for n in observation.available_actions if n in ctx.registry.names()] or list(", "self._tool_names = ctx.registry.names() or list(", "every tool offered"),
+        m(LOOP, "self._tool_names = [n for n in observation.available_actions if n in known] or list(ctx.tool_names)", "self._tool_names = list(known)", "every tool offered"),
     ],
     "retry": [
         m(RETRY, "wait = min(float(retry_after), self.max_wait)", "wait = float(retry_after)", "Retry-After not capped"),
@@ -180,6 +190,56 @@ MUTANTS: dict[str, list[Mutant]] = {
         m(AUC, "            price = best_price\n", "            price = best_price - 1\n", "first price not the bid"),
         m(USAGE, "if self.max_cost_usd is not None and self.run.cost_usd >= self.max_cost_usd:", "if self.max_cost_usd is not None and self.run.cost_usd > self.max_cost_usd:", "cost budget off by one"),
         m(USAGE, "if self.max_tokens is not None and self.run.total_tokens >= self.max_tokens:", "if self.max_tokens is not None and self.run.total_tokens > self.max_tokens:", "token budget off by one"),
+    ],
+    "protocols": [
+        m(PROT, "        if agent_id not in self.parties:\n            raise ProtocolError(f\"agent {agent_id} is not a party", "        if False:\n            raise ProtocolError(f\"agent {agent_id} is not a party", "an outsider acts"),
+        m(PROT, "        if step < self.start_step:\n            raise ProtocolError(", "        if False:\n            raise ProtocolError(", "acting before the session opens"),
+        m(PROT, "if agent_id != self._turn:", "if False:", "acting out of turn"),
+        m(PROT, "        if agent_id in self._acted:\n            return \"you already acted this round: wait for the other party", "        if False:\n            return \"you already acted this round: wait for the other party", "two moves in one round"),
+        m(PROT, "if offer_id != standing.offer_id:", "if False:", "accepting a stale offer"),
+        m(PROT, "if len(self.agreements) >= self.max_agreements:", "if len(self.agreements) > self.max_agreements:", "one agreement too many"),
+    ],
+    "auctions": [
+        m(AUC, "if self.round + 1 < self.bidding_rounds:", "if self.round < self.bidding_rounds:", "sealed bids close a round late"),
+        m(AUC, 'second = float(bids[1].terms["price"]) if len(bids) > 1 else 0.0', "second = best_price", "second-price winner pays its own bid"),
+        m(AUC, "self.bids.values(), key=lambda o: (-self._ticks(o.terms[\"price\"]), o.offer_id)", "self.bids.values(), key=lambda o: (-self._ticks(o.terms[\"price\"]), -o.offer_id)", "a tie goes to the later bid (sealed)"),
+        m(AUC, "if self._ticks(price) < self._ticks(minimum):", "if self._ticks(price) <= self._ticks(minimum):", "a bid at the minimum refused"),
+        m(AUC, "if self._idle < self.idle_rounds and self.round + 1 < self.max_rounds:", "if self._idle <= self.idle_rounds and self.round + 1 < self.max_rounds:", "English auction waits an idle round too many"),
+        m(AUC, 'return "the seller does not bid in its own auction"', "return None", "the seller bids in its own auction"),
+        m(AUC, "if self._ticks(self.standing_price) < self._ticks(self.reserve_price):", "if False:", "English sale below the reserve"),
+    ],
+    "limits and bounds": [
+        m(LIMITS, "return self.per_model.get(model, self.default_limit)", "return self.default_limit", "per-model concurrency ignored"),
+        m(LIMITS, "asyncio.Semaphore(self.limit_for(model))", "asyncio.Semaphore(self.limit_for(model) + 1)", "one call too many in flight"),
+        m(LIMITS, "if self._tokens >= 1.0:", "if self._tokens >= 0.0:", "rate limit lets a call through early"),
+        m(BOUNDS, "calls = calls[: limits.max_tool_calls]", "calls = calls[: limits.max_tool_calls + 1]", "one tool call too many kept"),
+        m(BOUNDS, "content = content[: limits.max_answer_chars]", "content = content[: limits.max_answer_chars + 1]", "answer one char too long"),
+    ],
+    "recorder": [
+        m(REC, "if isinstance(key, str) and key.lower() in SECRET_KEYS:", "if isinstance(key, str) and key in SECRET_KEYS:", "secrets redacted case-sensitively"),
+        m(REC, "        if self._blocked:\n", "        if False:\n", "events after the end accepted"),
+        m(REC, "if self.auto_save_interval and self.events_since_save >= self.auto_save_interval:", "if self.auto_save_interval and self.events_since_save > self.auto_save_interval:", "auto-save one event late"),
+        m(REC, 'status = "interrupted" if step < max_steps else "completed"', 'status = "interrupted" if step <= max_steps else "completed"', "a finished run saved as interrupted"),
+        m(REC, "        if self._file is not None:\n            self._file.flush()\n            if fsync:", "        if self._file is not None:\n            if fsync:", "flush does nothing"),
+    ],
+    "replay": [
+        m(REPLAY, "        if i >= len(replayed):\n            missing", "        if i > len(replayed):\n            missing", "missing replay event crashes"),
+        m(REPLAY, "        if a != b:\n            event = recorded[i]", "        if False:\n            event = recorded[i]", "content differences ignored"),
+        m(LREPLAY, "            if self.verify:\n                raise self._diverged(divergence, request.model)", "            if False:\n                raise self._diverged(divergence, request.model)", "--verify does not stop on a changed hash"),
+        m(LREPLAY, "            self.divergences.append(divergence)", "            pass", "divergences not counted"),
+        m(LREPLAY, "        if not queue:\n            raise self._diverged(", "        if queue is None:\n            raise self._diverged(", "an agent's extra call crashes"),
+    ],
+    "metrics": [
+        m(METRICS, "else sum(eq.max_surplus for eq in replay.initial.values())", "else replay.benchmark", "efficiency always re-based"),
+        m(METRICS, "np.sqrt(np.mean((prices - p0) ** 2))", "np.mean(np.abs(prices - p0))", "Smith's alpha as mean absolute deviation"),
+        m(METRICS, "float(np.std(np.diff(np.log(p)), ddof=1))", "float(np.std(np.diff(np.log(p))))", "volatility with ddof=0"),
+        m(METRICS, "if not replay.induced or denominator <= 0:", "if not replay.induced:", "efficiency of a market with no possible gains"),
+    ],
+    "observer": [
+        m(OBS, 'if "cancel_order" in out and not self.world.exchange.open_orders(me):', "if False:", "cancel offered without open orders"),
+        m(OBS, "ok = self.world.scenario.market.call_market and not suspended", "ok = self.world.scenario.market.call_market", "suspended agents offered place_order"),
+        m(OBS, 'obs.surveillance = surveillance', "pass", "regulator sees no surveillance"),
+        m(OBS, '"messages": list(recent_messages[-100:]),', '"messages": [],', "surveillance misses last step's messages"),
     ],
 }
 

@@ -207,11 +207,12 @@ def _run_scenario(
 def _load_checked(name_or_path: str, overrides: list[str]) -> Any:
     """Load and validate a scenario, then resolve, compile and render its prompt templates once
     (with or without a model configured); ScenarioError naming the file on any problem."""
+    from mesa_llm.model import MarketModel
     from mesa_llm.prompt_check import check_prompt_templates
     from mesa_llm.scenario import ScenarioError, load_scenario, resolve_scenario_path
 
     spec = load_scenario(name_or_path, overrides=overrides)
-    problems = check_prompt_templates(spec)
+    problems = check_prompt_templates(spec, lambda small, chat: MarketModel(small, record=False, chat_model=chat))
     if problems:
         raise ScenarioError(str(resolve_scenario_path(name_or_path)), problems)
     return spec

@@ -34,16 +34,12 @@ from mesa_llm.economics import (
     allocative_efficiency,
     competitive_equilibrium,
 )
-from mesa_llm.exchange import Clearing, Exchange
 from mesa_llm.llm import ChatModel
 from mesa_llm.llm_wiring import AsyncBridge, LLMWiring, mechanisms, resolve_llm_models
 from mesa_llm.market import Money
 from mesa_llm.negotiation import Contract
-from mesa_llm.observer import Observer
 from mesa_llm.populations import PopulationBuilder
 from mesa_llm.recording import SimulationRecorder
-from mesa_llm.regulation import MarketRules
-from mesa_llm.resolver import ActionResolver
 from mesa_llm.run_summary import LLMActivity, PriceStats, RunSummary, versions
 from mesa_llm.scenario import (
     SCENARIO_NAME_PATTERN,
@@ -53,6 +49,11 @@ from mesa_llm.scenario import (
     ShiftPrivate,
 )
 from mesa_llm.social import AllianceRegistry, Mailbox, Reputation
+from mesa_llm.world.exchange import Clearing, Exchange
+from mesa_llm.world.observer import Observer
+from mesa_llm.world.regulation import MarketRules
+from mesa_llm.world.resolver import ActionResolver
+from mesa_llm.world.state import WorldState
 
 DEFAULT_HISTORY_STEPS = 500
 """Steps of DataCollector history a model keeps by default (see `BoundedDataCollector`)."""
@@ -171,10 +172,6 @@ class MarketModel(mesa.Model):
             max_orders_per_step=scenario.market.max_orders_per_step,
             price_history=scenario.market.price_history,
         )
-        self.observer = Observer(self)
-        self.traders: list[TraderAgent] = []
-        self.populations: dict[str, list[TraderAgent]] = {}
-        self.initial_cash: dict[int, int] = {}
         self.llm_model_override = llm_model
         self.notices: list[str] = []
         self.resolved_models = (
@@ -187,9 +184,23 @@ class MarketModel(mesa.Model):
         self._async: AsyncBridge | None = None
         #: per LLM population: calls, tool calls and applied actions (the summary's inert-agent check)
         self.llm_activity = LLMActivity()
-        self.builder = PopulationBuilder(self)
+        self.builder = PopulationBuilder(
+            self,
+            scenario=scenario,
+            money=self.money,
+            exchange=self.exchange,
+            rng=self.rng,
+            policy_registry=self.policy_registry,
+            llm=self.llm,
+            resolved_models=self.resolved_models,
+            rules_view=self._market_rules_view,
+        )
         for population in scenario.populations:
             self.builder.add_population(population)
+        self.traders: list[TraderAgent] = self.builder.traders
+        self.populations: dict[str, list[TraderAgent]] = self.builder.populations
+        self.initial_cash: dict[int, int] = self.builder.initial_cash
+        self.notices.extend(self.builder.notices)
         for agent in self.traders:
             if agent.policy.is_llm:
                 self.llm_activity.add_agent(agent.unique_id, agent.population)
@@ -222,8 +233,7 @@ class MarketModel(mesa.Model):
         )
         for agent in self.traders:
             self.reputation.register(agent.unique_id)
-        self.desk = self.builder.build_desk()
-        self.resolver = ActionResolver(self)
+        self.desk = self.builder.build_desk(self.rules, self.reputation)
         self._social_active = bool(
             self.desk is not None
             or scenario.social.alliances
@@ -232,6 +242,19 @@ class MarketModel(mesa.Model):
         self._last_messages: list[dict[str, Any]] = []
         self._last_trades: list[dict[str, Any]] = []
         self._by_id: dict[int, TraderAgent] = {a.unique_id: a for a in self.traders}
+        #: the game master's shared state, handed to its parts (they never reach back into the model)
+        self.world = WorldState(
+            scenario=scenario,
+            money=self.money,
+            rules=self.rules,
+            exchange=self.exchange,
+            mailbox=self.mailbox,
+            alliances=self.alliances,
+            reputation=self.reputation,
+            desk=self.desk,
+            agents=self._by_id,
+        )
+        self.resolver = ActionResolver(self.world, rng=self.rng, record=self._record)
         self.datacollector = BoundedDataCollector(
             max_rows=history_steps,
             model_reporters={
@@ -258,6 +281,12 @@ class MarketModel(mesa.Model):
                 simulation_id=self._simulation_id(),
                 run_name=run_name or self.default_run_name(),
             )
+        self.observer = Observer(
+            self.world,
+            horizon=self.max_steps,
+            record=self._record if self.recorder is not None and scenario.recording.observations else None,
+            reputation_shown=scenario.social.reputation_shown if self._social_active else 0,
+        )
         self._record_start()
 
     # ------------------------------------------------------------------ construction
@@ -270,7 +299,7 @@ class MarketModel(mesa.Model):
             "tick_size": self.money.tick_size,
             "goods": [
                 {"name": name, "min_price": to_units(low), "max_price": to_units(high)}
-                for name, (low, high) in ((g, self.observer.admissible(g)) for g in self.exchange.goods)
+                for name, (low, high) in ((g, self.exchange.admissible(g)) for g in self.exchange.goods)
             ],
             **mechanisms(self.scenario, population, role if role is not None else Role.TRADER),
         }
@@ -434,7 +463,7 @@ class MarketModel(mesa.Model):
         self._open_sessions(step)
         self._deliver_messages()
         self.exchange.begin_step()
-        observations = self.observer.observe(step)
+        observations = self.observer.observe(step, self._last_messages, self._last_trades)
         self.llm.begin_step()
         decisions = self._decide(observations)
         self.resolver.resolve(decisions, step)
@@ -472,6 +501,14 @@ class MarketModel(mesa.Model):
             self.recorder.flush()
         if step >= self.max_steps:
             self.running = False
+
+    def preview_observations(self) -> list[tuple[TraderAgent, Any]]:
+        """Every agent's observation of step 1 with every session the scenario schedules open,
+        whenever it opens, without running a step (the prompt-template check renders them)."""
+        for at_step in sorted({s.at_step for s in self.scenario.negotiation.sessions}):
+            self._open_sessions(at_step)
+        self.exchange.begin_step()
+        return self.observer.observe(1)
 
     def _apply_timeline(self, step: int) -> None:
         for index, event in enumerate(self.scenario.timeline):
@@ -521,7 +558,7 @@ class MarketModel(mesa.Model):
                         )
                     if cash < 0 or losses:
                         account = self.exchange.ledger.account(agent.unique_id)
-                        take_cash = min(-cash, max(account.cash - account.reserved_cash, 0)) if cash < 0 else 0
+                        take_cash = min(-cash, max(account.available_cash(credit=False), 0)) if cash < 0 else 0
                         take = {
                             g: min(q, max(account.holdings.get(g, 0) - account.reserved_goods.get(g, 0), 0))
                             for g, q in losses.items()

@@ -4,30 +4,70 @@ utilities (drawn from the model's seeded generator), their accounts, and their p
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
+import mesa
 import numpy as np
 
 from mesa_llm.agents.llm_policy import LLMPolicy
 from mesa_llm.agents.persona import Persona
+from mesa_llm.agents.policies import PolicyRegistry
+from mesa_llm.agents.roles import Role
 from mesa_llm.agents.trader import PrivateValues, TraderAgent
-from mesa_llm.desk import NegotiationDesk
+from mesa_llm.llm_wiring import LLMWiring
+from mesa_llm.market import Money
 from mesa_llm.negotiation import LinearAdditiveUtility, price_utility
-from mesa_llm.scenario import Choice, Constant, Normal, PopulationSpec, Uniform
+from mesa_llm.scenario import Choice, Constant, Normal, PopulationSpec, ScenarioSpec, Uniform
+from mesa_llm.social import Reputation
+from mesa_llm.world.desk import NegotiationDesk
+from mesa_llm.world.exchange import Exchange
+from mesa_llm.world.regulation import MarketRules
 
-if TYPE_CHECKING:
-    from mesa_llm.model import MarketModel
+#: an LLM system prompt's view of the market rules for an agent of (population, role)
+RulesView = Callable[[str, Role], dict[str, Any]]
 
 
 class PopulationBuilder:
-    """Creates one model's agents population by population, in the scenario's order."""
+    """Creates one run's agents population by population, in the scenario's order.
 
-    def __init__(self, model: MarketModel) -> None:
+    What it builds is kept here (``traders``, ``populations``, ``initial_cash``, ``notices``) for
+    the model to take; accounts are opened in ``exchange``'s ledger; every draw comes from ``rng``.
+    """
+
+    def __init__(
+        self,
+        model: mesa.Model,
+        *,
+        scenario: ScenarioSpec,
+        money: Money,
+        exchange: Exchange,
+        rng: np.random.Generator,
+        policy_registry: PolicyRegistry,
+        llm: LLMWiring,
+        resolved_models: Mapping[str, str | None],
+        rules_view: RulesView,
+    ) -> None:
+        """``model`` is the Mesa model the agents belong to (Mesa registers them there); nothing
+        else of it is used. ``rules_view`` gives LLM agents' system prompts the market rules."""
         self.model = model
+        self.scenario = scenario
+        self.money = money
+        self.exchange = exchange
+        self.rng = rng
+        self.policy_registry = policy_registry
+        self.llm = llm
+        self.resolved_models = resolved_models
+        self.rules_view = rules_view
+        self.traders: list[TraderAgent] = []
+        self.populations: dict[str, list[TraderAgent]] = {}
+        self.initial_cash: dict[int, int] = {}
+        self.notices: list[str] = []
+        self.by_id: dict[int, TraderAgent] = {}
 
     def draw(self, source: Any, n: int) -> list[float]:
-        """Draw ``n`` numbers from a scenario value source with the model's generator."""
-        rng = self.model.rng
+        """Draw ``n`` numbers from a scenario value source with the run's generator."""
+        rng = self.rng
         if isinstance(source, int | float):
             return [float(source)] * n
         if isinstance(source, list):
@@ -49,19 +89,19 @@ class PopulationBuilder:
         raise TypeError(f"unsupported value source {source!r}")
 
     def _ticks(self, amounts: list[float]) -> list[int]:
-        round_to_tick = self.model.money.round_to_tick
+        round_to_tick = self.money.round_to_tick
         return [max(round_to_tick(a), 0) for a in amounts]
 
     def add_population(self, spec: PopulationSpec) -> None:
         label = spec.label
         members: list[TraderAgent] = []
-        cash = self.model.money.round_to_tick(spec.endowment.cash)
-        credit = self.model.money.round_to_tick(spec.credit_limit)
-        model_name = self.model.resolved_models.get(label)
+        cash = self.money.round_to_tick(spec.endowment.cash)
+        credit = self.money.round_to_tick(spec.credit_limit)
+        model_name = self.resolved_models.get(label)
         policy_name = spec.policy_name
         if spec.wants_llm and model_name is None:
             policy_name = spec.fallback_policy
-            self.model.notices.append(
+            self.notices.append(
                 f"population {label!r}: no LLM model configured (--model, the scenario's llm.model "
                 f"or MESA_LLM_MODEL): using the built-in {policy_name!r} policy"
             )
@@ -86,7 +126,7 @@ class PopulationBuilder:
                 backstory=spec.backstory,
                 model=model_name if policy_name == "llm" else None,
             )
-            policy = self.model.policy_registry.create(
+            policy = self.policy_registry.create(
                 policy_name, spec.params if policy_name == spec.policy_name else spec.fallback_params
             )
             agent = TraderAgent(
@@ -94,49 +134,50 @@ class PopulationBuilder:
                 persona=persona,
                 policy=policy,
                 private=private,
-                recent_trades=self.model.scenario.market.recent_trades,
-                units_shown=self.model.scenario.market.private_units_shown,
-                messages_shown=self.model.scenario.market.messages_shown,
+                recent_trades=self.scenario.market.recent_trades,
+                units_shown=self.scenario.market.private_units_shown,
+                messages_shown=self.scenario.market.messages_shown,
             )
-            holdings = {g: 0 for g in self.model.exchange.goods}
+            holdings = {g: 0 for g in self.exchange.goods}
             holdings.update(spec.endowment.holdings)
-            self.model.exchange.open_account(
+            self.exchange.open_account(
                 agent.unique_id, cash, holdings, credit_limit=credit, short_limit=spec.short_limit
             )
-            self.model.initial_cash[agent.unique_id] = cash
+            self.initial_cash[agent.unique_id] = cash
             if isinstance(policy, LLMPolicy):
                 assert model_name is not None
                 policy.bind(
-                    self.model.llm.context(
+                    self.llm.context(
                         persona,
                         spec.templates,
                         model_name,
-                        self.model._market_rules_view(label, persona.role),
+                        self.rules_view(label, persona.role),
                         getattr(policy.params, "tool_mode", "auto"),
                     )
                 )
             members.append(agent)
-            self.model.traders.append(agent)
-        self.model.populations[label] = members
+            self.traders.append(agent)
+            self.by_id[agent.unique_id] = agent
+        self.populations[label] = members
 
-    def build_desk(self) -> NegotiationDesk | None:
+    def build_desk(self, rules: MarketRules, reputation: Reputation) -> NegotiationDesk | None:
         """The negotiation desk, when the scenario has negotiations, auctions or utilities."""
-        settings = self.model.scenario.negotiation
-        uses_utilities = any(p.utilities for p in self.model.scenario.populations)
+        settings = self.scenario.negotiation
+        uses_utilities = any(p.utilities for p in self.scenario.populations)
         if not (settings.spaces or settings.sessions or settings.open_sessions or uses_utilities):
             return None
         desk = NegotiationDesk(
             settings,
-            self.model.money,
-            self.model.exchange.ledger,
-            self.model.rules,
-            self.model.reputation,
-            roles={a.unique_id: a.role for a in self.model.traders},
+            self.money,
+            self.exchange.ledger,
+            rules,
+            reputation,
+            roles={a.unique_id: a.role for a in self.traders},
             unit_value=self.next_unit_value,
         )
-        for spec in self.model.scenario.populations:
+        for spec in self.scenario.populations:
             for space_name, uspec in spec.utilities.items():
-                for agent in self.model.populations[spec.label]:
+                for agent in self.populations[spec.label]:
                     utility = self._utility(desk, space_name, uspec)
                     desk.set_utility(agent.unique_id, space_name, utility)
                     agent.utilities[space_name] = utility
@@ -166,14 +207,14 @@ class PopulationBuilder:
 
     def next_unit_value(self, agent_id: int, good: str) -> float | None:
         """The agent's value (buyer) or cost (seller) of its next unit of ``good``, in currency units."""
-        agent = self.model._by_id[agent_id]
+        agent = self.by_id[agent_id]
         pv = agent.private.get(good)
         if pv is None:
             return None
         if pv.values:
             index = agent.units_bought.get(good, 0)
-            return self.model.money.to_units(pv.values[index]) if index < len(pv.values) else None
+            return self.money.to_units(pv.values[index]) if index < len(pv.values) else None
         if pv.costs:
             index = agent.units_sold.get(good, 0)
-            return self.model.money.to_units(pv.costs[index]) if index < len(pv.costs) else None
+            return self.money.to_units(pv.costs[index]) if index < len(pv.costs) else None
         return None

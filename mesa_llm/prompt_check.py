@@ -11,12 +11,30 @@ enriched with a sample message, trade and rejection so every branch of the templ
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from mesa_llm.agents.llm_policy import LLMPolicy
 from mesa_llm.agents.prompts import PromptError
-from mesa_llm.llm import ChatRequest, ChatResponse, LLMError
+from mesa_llm.agents.trader import TraderAgent
+from mesa_llm.llm import ChatModel, ChatRequest, ChatResponse, LLMError
 from mesa_llm.scenario import ScenarioSpec
+
+
+class PreviewModel(Protocol):
+    """What the check needs of a built (never run) model."""
+
+    def preview_observations(self) -> list[tuple[TraderAgent, Any]]:
+        """Every agent's first observation, every scheduled session open."""
+        ...
+
+    def finish(self, status: str = "completed") -> None:
+        """Release what the model holds."""
+        ...
+
+
+#: builds a model of a scenario whose LLM agents are answered by the given chat model, not recording
+ModelFactory = Callable[[ScenarioSpec, ChatModel], PreviewModel]
 
 
 class _NeverCalled:
@@ -37,11 +55,13 @@ def needs_template_check(spec: ScenarioSpec) -> bool:
     return bool(spec.llm.templates) or any(p.wants_llm or p.templates for p in spec.populations)
 
 
-def check_prompt_templates(spec: ScenarioSpec) -> list[str]:
-    """Problems with the scenario's prompt templates, one line each (empty when they all render)."""
+def check_prompt_templates(spec: ScenarioSpec, build_model: ModelFactory) -> list[str]:
+    """Problems with the scenario's prompt templates, one line each (empty when they all render).
+
+    ``build_model`` builds the small copy of the scenario (the CLI passes ``MarketModel``'s
+    constructor: this module stays below the model in the layers)."""
     if not needs_template_check(spec):
         return []
-    from mesa_llm.model import MarketModel
 
     small = spec.model_copy(
         update={
@@ -55,15 +75,12 @@ def check_prompt_templates(spec: ScenarioSpec) -> list[str]:
     small.source_dir = spec.source_dir
     problems: list[str] = []
     try:
-        model = MarketModel(small, record=False, chat_model=_NeverCalled())
+        model = build_model(small, _NeverCalled())
     except PromptError as exc:
         return [str(exc)]
     try:
-        for at_step in sorted({s.at_step for s in small.negotiation.sessions}):
-            model._open_sessions(at_step)  # show every session the scenario opens, whenever it opens
-        model.exchange.begin_step()
         checked: set[str] = set()
-        for agent, observation in model.observer.observe(1):
+        for agent, observation in model.preview_observations():
             if agent.population in checked or not isinstance(agent.policy, LLMPolicy):
                 continue
             checked.add(agent.population)

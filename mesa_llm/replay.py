@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mesa_llm.llm import ChatModel, ChatRequest, ChatResponse
-from mesa_llm.llm.replay import Divergence, ReplayChatModel
+from mesa_llm.llm.recorded_chat import Divergence, ReplayChatModel
 from mesa_llm.model import MarketModel
 from mesa_llm.recording import LoadedRecording, RecordingError, load_events
 from mesa_llm.scenario import ScenarioError, validate_scenario

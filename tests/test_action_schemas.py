@@ -359,7 +359,7 @@ def test_the_template_check_renders_the_json_mode_branch_too(tmp_path):
         ],
     }
     spec = load_scenario(write_yaml(tmp_path / "s.yaml", raw))
-    problems = check_prompt_templates(spec)
+    problems = check_prompt_templates(spec, lambda small, chat: MarketModel(small, record=False, chat_model=chat))
     assert problems and "no_such_variable" in problems[0]
 
 

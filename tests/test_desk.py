@@ -9,12 +9,12 @@ import pytest
 
 from mesa_llm.actions import AcceptOffer, Bid, CallForProposals, MakeOffer, RejectOffer
 from mesa_llm.agents.roles import Role
-from mesa_llm.desk import NegotiationDesk
-from mesa_llm.exchange import RejectedAction
 from mesa_llm.market import Ledger, Money
-from mesa_llm.regulation import MarketRules
 from mesa_llm.scenario import IssueSpec, NegotiationSettings, OutcomeSpaceSpec, SessionSpec
 from mesa_llm.social import Reputation
+from mesa_llm.world.desk import NegotiationDesk
+from mesa_llm.world.exchange import RejectedAction
+from mesa_llm.world.regulation import MarketRules
 
 MONEY = Money(0.01)
 BUYER, SELLER, POOR, REGULATOR, SELLER2 = 1, 2, 3, 4, 5

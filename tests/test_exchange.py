@@ -7,9 +7,9 @@ import pytest
 
 from mesa_llm.actions import PlaceOrder
 from mesa_llm.agents.roles import Role
-from mesa_llm.exchange import Exchange, RejectedAction
 from mesa_llm.market import HOUSE, Money
-from mesa_llm.regulation import MarketRules
+from mesa_llm.world.exchange import Exchange, RejectedAction
+from mesa_llm.world.regulation import MarketRules
 
 MONEY = Money(0.01)
 # widget: reference 100.00, admissible 1.00 .. 200.00 (ticks of 0.01)

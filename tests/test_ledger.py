@@ -16,7 +16,6 @@ from hypothesis.stateful import (
 
 from mesa_llm.actions import PlaceOrder
 from mesa_llm.agents.roles import Role
-from mesa_llm.exchange import Exchange, RejectedAction
 from mesa_llm.market import (
     HOUSE,
     ConservationError,
@@ -29,6 +28,7 @@ from mesa_llm.market import (
     Side,
     UnknownAccount,
 )
+from mesa_llm.world.exchange import Exchange, RejectedAction
 
 
 def snapshot(ledger: Ledger) -> list[object]:
@@ -180,6 +180,21 @@ def test_credit_and_short_limits() -> None:
         ("transfer_cash", "bank", "trader", None, 20, "fine")
     ]
     ledger.check_invariants()
+
+
+def test_available_cash_is_cash_minus_reserved_plus_credit() -> None:
+    ledger = Ledger(["gold"])
+    ledger.open_account("a", cash=100, credit_limit=50)
+    ledger.reserve_cash("a", 30)
+    account = ledger.account("a")
+    assert account.available_cash() == ledger.available_cash("a") == 120
+    assert account.available_cash(released=10) == 130  # a reservation about to be given back
+    assert account.available_cash(credit=False) == 70  # own cash only (fines, penalties)
+    assert account.available_cash(released=30, credit=False) == 100
+    ledger.reserve_cash("a", 120)  # exactly what is available
+    with pytest.raises(InsufficientFunds, match="0 available"):
+        ledger.reserve_cash("a", 1)
+    assert account.available_cash(credit=False) == -50  # reserved into the credit line
 
 
 def test_self_trade_and_house_trade() -> None:

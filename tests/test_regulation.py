@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mesa_llm.market import HOUSE, Ledger, Money, Side
-from mesa_llm.regulation import MarketRules, RuleViolation
+from mesa_llm.world.regulation import MarketRules, RuleViolation
 
 MONEY = Money(0.01)
 

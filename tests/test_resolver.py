@@ -23,6 +23,7 @@ from mesa_llm.actions import (
 )
 from mesa_llm.model import MarketModel
 from mesa_llm.scenario import validate_scenario
+from mesa_llm.world.resolver import ActionResolver
 
 Recorded = list[tuple[str, dict[str, Any], int | None]]
 
@@ -44,8 +45,9 @@ def _world(**market: Any) -> tuple[MarketModel, Recorded]:
     }
     model = MarketModel(validate_scenario(raw), record=False)
     recorded: Recorded = []
-    model._record = lambda event_type, content, agent_id=None: recorded.append(  # type: ignore[method-assign]
-        (event_type, content, agent_id)
+    # the resolver is handed its world, generator and recorder: give it one that records to a list
+    model.resolver = ActionResolver(
+        model.world, rng=model.rng, record=lambda event_type, content, agent_id: recorded.append((event_type, content, agent_id))
     )
     return model, recorded
 
@@ -64,7 +66,7 @@ def _rejections(recorded: Recorded, agent_id: int) -> list[str]:
 def test_agents_are_resolved_in_the_models_seeded_order() -> None:
     model, recorded = _world()
     buyers = model.populations["buyers"]
-    model.rng = np.random.default_rng(1234)
+    model.resolver.rng = np.random.default_rng(1234)
     expected = np.random.default_rng(1234).permutation(len(buyers)).tolist()
     assert expected != sorted(expected)  # the seed does shuffle, so the test can fail
     model.resolver.resolve([(b, Decision(actions=[_bid()])) for b in buyers], step=1)
@@ -80,7 +82,7 @@ def test_same_seed_same_order_other_seed_other_order() -> None:
     for seed in (7, 7, 8):
         model, recorded = _world()
         buyers = model.populations["buyers"]
-        model.rng = np.random.default_rng(seed)
+        model.resolver.rng = np.random.default_rng(seed)
         model.resolver.resolve([(b, Decision(actions=[_bid()])) for b in buyers], step=1)
         orders.append([a for t, _, a in recorded if t == "order"])
     assert orders[0] == orders[1] != orders[2]
@@ -111,7 +113,7 @@ def test_an_agent_without_a_decision_does_not_stop_the_others() -> None:
     model, recorded = _world()
     buyers = model.populations["buyers"]
     decisions = [(b, None if i in (1, 3) else Decision(actions=[_bid()])) for i, b in enumerate(buyers)]
-    model.rng = np.random.default_rng(5)
+    model.resolver.rng = np.random.default_rng(5)
     order = np.random.default_rng(5).permutation(len(buyers)).tolist()
     first_idle = min(order.index(1), order.index(3))
     assert any(order.index(i) > first_idle for i in (0, 2, 4))  # someone acts after an idle agent

@@ -115,7 +115,7 @@ class TraderAgent(mesa.Agent):
             holdings=holdings,
             reserved_cash=to_units(account.reserved_cash),
             reserved_goods=reserved_goods,
-            available_cash=to_units(account.cash - account.reserved_cash + account.credit_limit),
+            available_cash=to_units(account.available_cash()),
             available_goods=available_goods,
         )
         private = {}

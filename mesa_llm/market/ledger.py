@@ -67,6 +67,16 @@ class Account:
     credit_limit: int = 0  # cash may go down to -credit_limit (0 = no credit)
     short_limit: int = 0  # each holding may go down to -short_limit (0 = no short selling)
 
+    def available_cash(self, released: int = 0, *, credit: bool = True) -> int:
+        """Cash that can still be reserved, spent or taken: cash - (reserved - ``released``), plus
+        the credit limit unless ``credit`` is False (fines and penalties come from own cash only).
+
+        ``released`` is a reservation about to be given back (a trade settling the order that
+        reserved it). The one place this formula is written.
+        """
+        free = self.cash - (self.reserved_cash - released)
+        return free + self.credit_limit if credit else free
+
 
 def _amount(value: object, what: str) -> int:
     """Return value as a non-negative Python int; TypeError / ValueError otherwise."""
@@ -157,8 +167,7 @@ class Ledger:
 
     def available_cash(self, account_id: AccountId) -> int:
         """Cash that can still be reserved or spent: cash - reserved + credit limit."""
-        a = self.account(account_id)
-        return a.cash - a.reserved_cash + a.credit_limit
+        return self.account(account_id).available_cash()
 
     def available_goods(self, account_id: AccountId, good: str) -> int:
         """Quantity that can still be reserved or delivered: holding - reserved + short limit."""
@@ -172,7 +181,7 @@ class Ledger:
         """Earmark cash (e.g. limit price * quantity of a buy order)."""
         amount = _amount(amount, "cash reservation")
         a = self.account(account_id)
-        available = a.cash - a.reserved_cash + a.credit_limit
+        available = a.available_cash()
         if amount > available:
             raise InsufficientFunds(
                 f"account {account_id!r} cannot reserve {amount} cash: {available} available"
@@ -267,16 +276,14 @@ class Ledger:
                 raise InsufficientGoods(
                     f"account {seller_id!r} cannot deliver {quantity} {good}: {available} available"
                 )
-            available = (
-                buyer.cash - (buyer.reserved_cash - buyer_reserved_cash) + buyer.credit_limit
-            )
+            available = buyer.available_cash(released=buyer_reserved_cash)
             if value + buyer_fee > available:
                 raise InsufficientFunds(
                     f"account {buyer_id!r} cannot pay {value + buyer_fee} for {quantity} {good} "
                     f"at {price} (fee {buyer_fee}): {available} available"
                 )
             if seller_fee > value:  # a fee larger than the proceeds is paid from cash
-                available = seller.cash - seller.reserved_cash + seller.credit_limit
+                available = seller.available_cash()
                 if seller_fee - value > available:
                     raise InsufficientFunds(
                         f"account {seller_id!r} cannot pay fee {seller_fee} on proceeds "
@@ -349,7 +356,7 @@ class Ledger:
                 )
         for key, acc in accounts.items():
             released = buyer_reserved_cash if acc is buyer else 0
-            available = acc.cash - (acc.reserved_cash - released) + acc.credit_limit
+            available = acc.available_cash(released=released)
             if cash_delta[key] < 0 and available + cash_delta[key] < 0:
                 raise InsufficientFunds(
                     f"account {acc.account_id!r} cannot pay {-cash_delta[key]} "
@@ -364,7 +371,7 @@ class Ledger:
         amount = _amount(amount, "cash transfer")
         src = self.account(from_id)
         dst = self.account(to_id)
-        available = src.cash - src.reserved_cash + src.credit_limit
+        available = src.available_cash()
         if src is not dst and amount > available:
             raise InsufficientFunds(
                 f"account {from_id!r} cannot transfer {amount} cash to {to_id!r}: "
@@ -416,7 +423,7 @@ class Ledger:
         """Remove cash and goods from the economy; never below reservations or limits."""
         a = self.account(account_id)
         cash, goods = self._issue_amounts(account_id, cash, holdings)
-        available = a.cash - a.reserved_cash + a.credit_limit
+        available = a.available_cash()
         if cash > available:
             raise InsufficientFunds(
                 f"account {account_id!r} cannot retire {cash} cash: {available} available"

@@ -248,9 +248,7 @@ class ContractBook:
             penalty_due = self.penalty_for(contract)
             account = ledger.account(breacher)
             # Unreserved own cash only: credit lines are not spent on penalties.
-            capacity = max(
-                0, min(account.cash - account.reserved_cash, ledger.available_cash(breacher))
-            )
+            capacity = max(0, account.available_cash(credit=False))
             paid = min(penalty_due, capacity)
             if paid:
                 ledger.transfer_cash(breacher, other, paid, memo=f"contract {cid} penalty")

@@ -24,7 +24,6 @@ from mesa_llm.actions import (
     RejectOffer,
 )
 from mesa_llm.agents.roles import Role
-from mesa_llm.exchange import RejectedAction
 from mesa_llm.market import Ledger, Money
 from mesa_llm.negotiation import (
     AlternatingOffers,
@@ -48,9 +47,10 @@ from mesa_llm.negotiation import (
 from mesa_llm.negotiation import (
     CallForProposals as CallForProposalsSession,
 )
-from mesa_llm.regulation import MarketRules, RuleViolation
 from mesa_llm.scenario import NegotiationSettings, OutcomeSpaceSpec, SessionSpec
 from mesa_llm.social import Reputation
+from mesa_llm.world.exchange import RejectedAction
+from mesa_llm.world.regulation import MarketRules, RuleViolation
 
 Recorded = tuple[str, dict[str, Any], int | None]
 

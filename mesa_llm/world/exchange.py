@@ -28,7 +28,7 @@ from mesa_llm.market import (
     clear_call_auction,
     pair_fills,
 )
-from mesa_llm.regulation import MarketRules, RuleViolation
+from mesa_llm.world.regulation import MarketRules, RuleViolation
 
 
 class RejectedAction(Exception):
@@ -138,6 +138,13 @@ class Exchange:
         """Last clearing price, or the scenario's reference price before the first trade."""
         state = self.goods[good]
         return state.last_price if state.last_price is not None else state.reference_price
+
+    def admissible(self, good: str) -> tuple[int, int]:
+        """The good's admissible price range in ticks, narrowed by the rules' floor and cap."""
+        state = self.goods[good]
+        low = max(state.min_price, self.rules.price_floors.get(good, state.min_price))
+        high = min(state.max_price, self.rules.price_caps.get(good, state.max_price))
+        return low, max(high, low)
 
     # ------------------------------------------------------------------ actions
 

@@ -8,15 +8,14 @@ suspension). Observations are recorded as they are built.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
 from mesa_llm.agents.observation import GoodSnapshot, MarketSnapshot
 from mesa_llm.agents.roles import Role
 from mesa_llm.agents.trader import TraderAgent
 from mesa_llm.market import Order
-
-if TYPE_CHECKING:
-    from mesa_llm.model import MarketModel
+from mesa_llm.world.state import Record, WorldState
 
 #: tools that only make sense inside (or to open) a negotiation or auction
 NEGOTIATION_TOOLS = frozenset(
@@ -25,16 +24,29 @@ NEGOTIATION_TOOLS = frozenset(
 
 
 class Observer:
-    """Builds the observations of one model's agents."""
+    """Builds the observations of one world's agents."""
 
-    def __init__(self, model: MarketModel) -> None:
-        self.model = model
+    def __init__(
+        self,
+        world: WorldState,
+        *,
+        horizon: int,
+        record: Record | None = None,
+        reputation_shown: int = 0,
+    ) -> None:
+        """``horizon`` is the run's last step; ``record`` receives every observation built (None:
+        observations are not recorded); ``reputation_shown`` is how many agents' reputations an
+        observation lists (0: none)."""
+        self.world = world
+        self.horizon = horizon
+        self.record = record
+        self.reputation_shown = reputation_shown
         self._plain_tool_cache: dict[Role, tuple[str, ...]] = {}
 
     def _market_snapshot(self) -> MarketSnapshot:
-        to_units = self.model.money.to_units
+        to_units = self.world.money.to_units
         goods = {}
-        for name, s in self.model.exchange.goods.items():
+        for name, s in self.world.exchange.goods.items():
             low, high = self.admissible(name)
             goods[name] = GoodSnapshot(
                 good=name,
@@ -57,17 +69,14 @@ class Observer:
 
     def admissible(self, good: str) -> tuple[int, int]:
         """The good's admissible price range in ticks, narrowed by any price floor or cap."""
-        state = self.model.exchange.goods[good]
-        low = max(state.min_price, self.model.rules.price_floors.get(good, state.min_price))
-        high = min(state.max_price, self.model.rules.price_caps.get(good, state.max_price))
-        return low, max(high, low)
+        return self.world.exchange.admissible(good)
 
     def _order_view(self, order: Order) -> dict[str, Any]:
         return {
             "order_id": order.order_id,
             "good": order.good,
             "side": "buy" if order.side > 0 else "sell",
-            "price": self.model.money.to_units(order.price),
+            "price": self.world.money.to_units(order.price),
             "quantity": order.quantity,
             "remaining": order.remaining,
             "lifetime": order.lifetime.value,
@@ -77,33 +86,33 @@ class Observer:
     def available_actions(self, agent: TraderAgent, step: int) -> list[str]:
         """The tools this agent may use now: its role's, narrowed by the state of the world."""
         me = agent.unique_id
-        suspended = self.model.rules.is_suspended(me, step) if self.model.rules.suspended_until else False
-        social = self.model.scenario.social
-        if self.model.desk is None and not social.alliances and not suspended:
+        suspended = self.world.rules.is_suspended(me, step) if self.world.rules.suspended_until else False
+        social = self.world.scenario.social
+        if self.world.desk is None and not social.alliances and not suspended:
             # the common case of a plain market: only two tools depend on the state
             out = list(self._plain_tools(agent.role))
-            if "cancel_order" in out and not self.model.exchange.open_orders(me):
+            if "cancel_order" in out and not self.world.exchange.open_orders(me):
                 out.remove("cancel_order")
-            if "forward_message" in out and not self.model.mailbox.received(me):
+            if "forward_message" in out and not self.world.mailbox.received(me):
                 out.remove("forward_message")
             return out
-        desk_allowed = self.model.desk.available(me, agent.role) if self.model.desk is not None and not suspended else set()
+        desk_allowed = self.world.desk.available(me, agent.role) if self.world.desk is not None and not suspended else set()
         out = []
         for name in agent.role._names():
             if name == "place_order":
-                ok = self.model.scenario.market.call_market and not suspended
+                ok = self.world.scenario.market.call_market and not suspended
             elif name == "cancel_order":
-                ok = bool(self.model.exchange.open_orders(me))
+                ok = bool(self.world.exchange.open_orders(me))
             elif name in NEGOTIATION_TOOLS:
                 ok = name in desk_allowed
             elif name == "forward_message":
-                ok = social.gossip and bool(self.model.mailbox.received(me))
+                ok = social.gossip and bool(self.world.mailbox.received(me))
             elif name == "propose_alliance":
                 ok = social.alliances
             elif name == "join_alliance":
-                ok = social.alliances and bool(self.model.alliances.invitations_of(me))
+                ok = social.alliances and bool(self.world.alliances.invitations_of(me))
             elif name in ("leave_alliance", "message_alliance"):
-                ok = social.alliances and bool(self.model.alliances.alliances_of(me))
+                ok = social.alliances and bool(self.world.alliances.alliances_of(me))
             else:
                 ok = True
             if ok:
@@ -115,53 +124,61 @@ class Observer:
         cached = self._plain_tool_cache.get(role)
         if cached is None:
             skip = set(NEGOTIATION_TOOLS) | {"propose_alliance", "join_alliance", "leave_alliance", "message_alliance"}
-            if not self.model.scenario.market.call_market:
+            if not self.world.scenario.market.call_market:
                 skip.add("place_order")
-            if not self.model.scenario.social.gossip:
+            if not self.world.scenario.social.gossip:
                 skip.add("forward_message")
             cached = tuple(n for n in role.action_names() if n not in skip)
             self._plain_tool_cache[role] = cached
         return cached
 
-    def observe(self, step: int) -> list[tuple[TraderAgent, Any]]:
+    def observe(
+        self,
+        step: int,
+        recent_messages: Sequence[dict[str, Any]] = (),
+        recent_trades: Sequence[dict[str, Any]] = (),
+    ) -> list[tuple[TraderAgent, Any]]:
+        """Every agent's observation at the start of ``step``, in agent order (and recorded).
+
+        ``recent_messages`` and ``recent_trades`` (last step's) are what a regulator surveils.
+        """
         market = self._market_snapshot()
-        ledger = self.model.exchange.ledger
-        record_obs = self.model.recorder is not None and self.model.scenario.recording.observations
-        reputation_shown = self.model.scenario.social.reputation_shown if self.model._social_active else 0
+        ledger = self.world.exchange.ledger
+        reputation_shown = self.reputation_shown
         reputation_table = (
-            {str(k): v for k, v in self.model.reputation.table(limit=reputation_shown).items()} if reputation_shown else {}
+            {str(k): v for k, v in self.world.reputation.table(limit=reputation_shown).items()} if reputation_shown else {}
         )
         surveillance = {
-            "messages": self.model._last_messages[-100:],
-            "trades": self.model._last_trades[-100:],
-            "rules": self.model.rules.view(),
+            "messages": list(recent_messages[-100:]),
+            "trades": list(recent_trades[-100:]),
+            "rules": self.world.rules.view(),
         }
         out = []
-        for agent in self.model.traders:
-            open_orders = [self._order_view(o) for o in self.model.exchange.open_orders(agent.unique_id)]
+        for agent in self.world.agents.values():
+            open_orders = [self._order_view(o) for o in self.world.exchange.open_orders(agent.unique_id)]
             obs = agent.observe(
                 step=step,
-                horizon=self.model.max_steps,
+                horizon=self.horizon,
                 market=market,
                 ledger=ledger,
-                money=self.model.money,
+                money=self.world.money,
                 open_orders=open_orders,
             )
             me = agent.unique_id
             obs.available_actions = self.available_actions(agent, step)
-            if self.model.desk is not None:
-                obs.negotiations = self.model.desk.views(me, step)
-                obs.contracts = self.model.desk.contract_views(me)
+            if self.world.desk is not None:
+                obs.negotiations = self.world.desk.views(me, step)
+                obs.contracts = self.world.desk.contract_views(me)
             if reputation_shown:
                 obs.reputation = reputation_table
-            if self.model.scenario.social.alliances:
-                obs.alliances = self.model.alliances.view(me)
+            if self.world.scenario.social.alliances:
+                obs.alliances = self.world.alliances.view(me)
             if agent.role is Role.REGULATOR:
                 obs.surveillance = surveillance
-            if self.model.rules.is_suspended(me, step):
-                obs.suspended_until = self.model.rules.suspended_until[me]
-            if record_obs:
-                self.model._record("observation", obs.to_dict(), agent.unique_id)
+            if self.world.rules.is_suspended(me, step):
+                obs.suspended_until = self.world.rules.suspended_until[me]
+            if self.record is not None:
+                self.record("observation", obs.to_dict(), agent.unique_id)
             agent.start_step()
             out.append((agent, obs))
         return out

@@ -8,7 +8,9 @@ that is recorded and shown to the agent at its next step. Nothing here decides a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
 
 from mesa_llm.actions import (
     ActionBase,
@@ -28,28 +30,29 @@ from mesa_llm.actions import (
     Wait,
 )
 from mesa_llm.agents.trader import TraderAgent
-from mesa_llm.exchange import RejectedAction
 from mesa_llm.social import AllianceError
-
-if TYPE_CHECKING:
-    from mesa_llm.model import MarketModel
+from mesa_llm.world.exchange import RejectedAction
+from mesa_llm.world.state import Record, WorldState
 
 #: why a message to nobody but its sender is refused
 _TO_YOURSELF = "you cannot send a message to yourself: name another agent"
 
 
 class ActionResolver:
-    """Applies decisions to one model's world and records what became of every action."""
+    """Applies decisions to one world and records what became of every action."""
 
-    def __init__(self, model: MarketModel) -> None:
-        self.model = model
+    def __init__(self, world: WorldState, *, rng: np.random.Generator, record: Record) -> None:
+        """``rng`` (the run's seeded generator) orders the agents; ``record`` receives every event."""
+        self.world = world
+        self.rng = rng
+        self.record = record
 
     def _record(self, event_type: str, content: dict[str, Any], agent_id: int | None = None) -> None:
-        self.model._record(event_type, content, agent_id)
+        self.record(event_type, content, agent_id)
 
     def resolve(self, decisions: list[tuple[TraderAgent, Decision | None]], step: int) -> None:
         """Apply every agent's actions, agents in a seeded random order, each agent's in its order."""
-        order = self.model.rng.permutation(len(decisions))
+        order = self.rng.permutation(len(decisions))
         for index in order.tolist():
             agent, decision = decisions[index]
             if decision is None:
@@ -72,9 +75,9 @@ class ActionResolver:
             return
         try:
             if isinstance(action, PlaceOrder):
-                if not self.model.scenario.market.call_market:
+                if not self.world.scenario.market.call_market:
                     raise RejectedAction("this scenario has no call market: trade by negotiation")
-                order = self.model.exchange.place_order(agent.unique_id, agent.role, action, step)
+                order = self.world.exchange.place_order(agent.unique_id, agent.role, action, step)
                 self._record("action", {"type": kind, "arguments": arguments}, agent.unique_id)
                 self._record(
                     "order",
@@ -89,7 +92,7 @@ class ActionResolver:
                     agent.unique_id,
                 )
             elif isinstance(action, CancelOrder):
-                cancelled = self.model.exchange.cancel_order(agent.unique_id, action.order_id)
+                cancelled = self.world.exchange.cancel_order(agent.unique_id, action.order_id)
                 self._record("action", {"type": kind, "arguments": arguments}, agent.unique_id)
                 self._record(
                     "order_cancelled",
@@ -99,12 +102,12 @@ class ActionResolver:
             elif isinstance(action, SendMessage):
                 if action.recipient_id == agent.unique_id:
                     raise RejectedAction(_TO_YOURSELF)
-                recipient = self.model._by_id.get(action.recipient_id)
+                recipient = self.world.agents.get(action.recipient_id)
                 if recipient is None:
                     raise RejectedAction(f"no other agent with id {action.recipient_id}")
                 self.send(agent, [recipient], action.text, "direct", step, (kind, arguments))
             elif isinstance(action, Broadcast):
-                others = [a for a in self.model.traders if a is not agent]
+                others = [a for a in self.world.agents.values() if a is not agent]
                 self.send(agent, others, action.text, "broadcast", step, (kind, arguments))
             elif isinstance(action, Wait):
                 self._record("action", {"type": kind, "arguments": arguments}, agent.unique_id)
@@ -114,8 +117,8 @@ class ActionResolver:
                 self._alliance_action(agent, action, step)
             elif isinstance(action, FlagViolation | ImposeFine | SuspendTrader):
                 self._regulate(agent, action, step)
-            elif self.model.desk is not None and self.model.desk.handles(action):
-                for event_type, content, agent_id in self.model.desk.act(agent.unique_id, action, step):
+            elif self.world.desk is not None and self.world.desk.handles(action):
+                for event_type, content, agent_id in self.world.desk.act(agent.unique_id, action, step):
                     if event_type == "action":
                         self._record("action", {"type": kind, "arguments": arguments}, agent.unique_id)
                     else:
@@ -126,15 +129,15 @@ class ActionResolver:
             self.reject(agent, kind, arguments, exc.reason, step)
 
     def _forward(self, agent: TraderAgent, action: ForwardMessage, step: int) -> None:
-        if not self.model.scenario.social.gossip:
+        if not self.world.scenario.social.gossip:
             raise RejectedAction("forwarding messages is not allowed in this scenario")
         if agent.unique_id in action.recipient_ids:
             raise RejectedAction(_TO_YOURSELF)
-        unknown = [r for r in action.recipient_ids if r not in self.model._by_id or r == agent.unique_id]
+        unknown = [r for r in action.recipient_ids if r not in self.world.agents or r == agent.unique_id]
         if unknown:
             raise RejectedAction(f"no other agent with id {unknown[0]}")
         try:
-            message = self.model.mailbox.forward(
+            message = self.world.mailbox.forward(
                 agent.unique_id, agent.name, action.message_id, action.recipient_ids, step, comment=action.comment
             )
         except (KeyError, ValueError) as exc:
@@ -143,27 +146,27 @@ class ActionResolver:
         self._record("message", message.record(), agent.unique_id)
 
     def _alliance_action(self, agent: TraderAgent, action: ActionBase, step: int) -> None:
-        if not self.model.scenario.social.alliances:
+        if not self.world.scenario.social.alliances:
             raise RejectedAction("alliances are not allowed in this scenario")
         me = agent.unique_id
         try:
             if isinstance(action, ProposeAlliance):
-                unknown = [i for i in action.invitee_ids if i not in self.model._by_id or i == me]
+                unknown = [i for i in action.invitee_ids if i not in self.world.agents or i == me]
                 if unknown:
                     raise RejectedAction(f"no other agent with id {unknown[0]}")
-                events = self.model.alliances.propose(me, action.name, action.invitee_ids, step)
+                events = self.world.alliances.propose(me, action.name, action.invitee_ids, step)
             elif isinstance(action, JoinAlliance):
-                events = self.model.alliances.join(me, action.name, step)
+                events = self.world.alliances.join(me, action.name, step)
             elif isinstance(action, LeaveAlliance):
-                events = self.model.alliances.leave(me, action.name, step)
+                events = self.world.alliances.leave(me, action.name, step)
             else:
                 assert isinstance(action, MessageAlliance)
-                if me not in self.model.alliances.members(action.name):
+                if me not in self.world.alliances.members(action.name):
                     raise RejectedAction(f"you are not a member of {action.name!r}")
-                members = [self.model._by_id[i] for i in sorted(self.model.alliances.members(action.name)) if i != me]
+                members = [self.world.agents[i] for i in sorted(self.world.alliances.members(action.name)) if i != me]
                 if not members:
                     raise RejectedAction(f"you are the only member of {action.name!r}: {_TO_YOURSELF}")
-                channel = self.model.alliances.channel(action.name)
+                channel = self.world.alliances.channel(action.name)
                 self.send(agent, members, action.text, channel, step, (action.tool_name, action.arguments()))
                 return
         except AllianceError as exc:
@@ -174,25 +177,25 @@ class ActionResolver:
 
     def _regulate(self, agent: TraderAgent, action: ActionBase, step: int) -> None:
         target_id = getattr(action, "agent_id", None)
-        target = self.model._by_id.get(target_id) if target_id is not None else None
+        target = self.world.agents.get(target_id) if target_id is not None else None
         if target is None:
             raise RejectedAction(f"no agent with id {target_id}")
         reason = getattr(action, "reason", "")
         content: dict[str, Any] = {"type": action.tool_name, "target_id": target.unique_id, "reason": reason}
         if isinstance(action, FlagViolation):
-            content["reputation"] = self.model.reputation.flagged(target.unique_id, step)
+            content["reputation"] = self.world.reputation.flagged(target.unique_id, step)
         elif isinstance(action, ImposeFine):
-            paid = self.model.rules.fine(self.model.exchange.ledger, target.unique_id, self.model.money.round_to_tick(action.amount))
+            paid = self.world.rules.fine(self.world.exchange.ledger, target.unique_id, self.world.money.round_to_tick(action.amount))
             if paid <= 0:
                 raise RejectedAction(f"agent {target.unique_id} has no free cash to pay a fine")
-            content["amount"] = self.model.money.to_units(paid)
+            content["amount"] = self.world.money.to_units(paid)
             content["requested"] = action.amount
-            content["reputation"] = self.model.reputation.fined(target.unique_id, step)
+            content["reputation"] = self.world.reputation.fined(target.unique_id, step)
         else:
             assert isinstance(action, SuspendTrader)
             until = step + action.steps
-            self.model.rules.suspend(target.unique_id, until)
-            cancelled = self.model.exchange.cancel_all(target.unique_id)
+            self.world.rules.suspend(target.unique_id, until)
+            cancelled = self.world.exchange.cancel_all(target.unique_id)
             content["until_step"] = until
             content["orders_cancelled"] = [o.order_id for o in cancelled]
         self._record("action", {"type": action.tool_name, "arguments": action.arguments()}, agent.unique_id)
@@ -215,9 +218,9 @@ class ActionResolver:
         ids = [r.unique_id for r in recipients]
         try:
             if channel == "broadcast":
-                message = self.model.mailbox.broadcast(sender.unique_id, sender.name, ids, text, step)
+                message = self.world.mailbox.broadcast(sender.unique_id, sender.name, ids, text, step)
             else:
-                message = self.model.mailbox.send(sender.unique_id, sender.name, ids, text, channel, step)
+                message = self.world.mailbox.send(sender.unique_id, sender.name, ids, text, channel, step)
         except ValueError as exc:
             raise RejectedAction(str(exc)) from None
         if action is not None:

@@ -80,7 +80,7 @@ class MarketRules:
         """Move a fine (capped by ``max_fine`` and the agent's free cash) to the house; return it."""
         account = ledger.account(agent_id)
         capped = amount if self.max_fine is None else min(amount, self.max_fine)
-        free = max(account.cash - account.reserved_cash, 0)
+        free = max(account.available_cash(credit=False), 0)  # a fine is never paid on credit
         paid = min(capped, free)
         if paid > 0:
             ledger.transfer_cash(agent_id, HOUSE, paid, memo="fine")

@@ -1,0 +1,41 @@
+"""What the world's parts share: the state a step acts on and where they send what happened.
+
+The model builds one `WorldState` and hands it, with its recorder callback and seeded generator,
+to the observer and the resolver explicitly. The parts read and change the world through it and
+never import or reach back into the model that runs the step pipeline (data flows one way).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # types only: the world's parts import each other, not this module's users
+    from mesa_llm.agents.trader import TraderAgent
+    from mesa_llm.market import Money
+    from mesa_llm.scenario import ScenarioSpec
+    from mesa_llm.social import AllianceRegistry, Mailbox, Reputation
+    from mesa_llm.world.desk import NegotiationDesk
+    from mesa_llm.world.exchange import Exchange
+    from mesa_llm.world.regulation import MarketRules
+
+Record = Callable[[str, dict[str, Any], int | None], None]
+"""Records one event: ``(event_type, content, agent_id)``; agent_id None for the world's own."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorldState:
+    """The parts of one run's world; each is changed only through its own methods."""
+
+    scenario: ScenarioSpec
+    money: Money
+    rules: MarketRules
+    exchange: Exchange
+    mailbox: Mailbox
+    alliances: AllianceRegistry
+    reputation: Reputation
+    #: the negotiation desk, None when the scenario has no negotiations, auctions or utilities
+    desk: NegotiationDesk | None
+    #: every agent by id, in creation order
+    agents: Mapping[int, TraderAgent]

@@ -1,0 +1,65 @@
+"""The layers of DESIGN.md hold: the world's parts never import the model that runs them.
+
+Read from the source (every import statement, also those inside functions and under
+TYPE_CHECKING), so a new back-reference fails here rather than as an import cycle later.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "mesa_llm"
+
+#: the only modules that may build or import the model (the public API is the model module itself)
+MAY_IMPORT_MODEL = {"mesa_llm.cli", "mesa_llm.replay", "mesa_llm.model"}
+#: what the game master must never reach up to
+ABOVE_THE_WORLD = ("mesa_llm.model", "mesa_llm.cli", "mesa_llm.replay", "mesa_llm.populations", "mesa_llm.llm_wiring")
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+    return names
+
+
+def _modules() -> dict[str, set[str]]:
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        out[name] = _imports(path)
+    return out
+
+
+def _hits(imports: set[str], banned: str) -> list[str]:
+    return sorted(i for i in imports if i == banned or i.startswith(banned + "."))
+
+
+def test_only_the_cli_and_replay_import_the_model() -> None:
+    modules = _modules()
+    assert "mesa_llm.world.resolver" in modules  # the walk found the package
+    offenders = {m: _hits(i, "mesa_llm.model") for m, i in modules.items() if m not in MAY_IMPORT_MODEL}
+    assert {m: h for m, h in offenders.items() if h} == {}
+
+
+def test_the_world_never_reaches_above_itself() -> None:
+    world = {m: i for m, i in _modules().items() if m == "mesa_llm.world" or m.startswith("mesa_llm.world.")}
+    assert {"mesa_llm.world.exchange", "mesa_llm.world.desk", "mesa_llm.world.observer"} <= set(world)
+    offenders = {m: [h for b in ABOVE_THE_WORLD for h in _hits(i, b)] for m, i in world.items()}
+    assert {m: h for m, h in offenders.items() if h} == {}
+
+
+def test_the_walk_sees_imports_inside_functions_and_type_checking_blocks(tmp_path: Path) -> None:
+    source = tmp_path / "x.py"
+    source.write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from mesa_llm.model import MarketModel\n"
+        "def f():\n    import mesa_llm.cli\n"
+    )
+    assert _hits(_imports(source), "mesa_llm.model") == ["mesa_llm.model", "mesa_llm.model.MarketModel"]
+    assert _hits(_imports(source), "mesa_llm.cli") == ["mesa_llm.cli"]
