@@ -9,7 +9,12 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from mesa_llm.agents.action_schemas import MAX_ENUM_IDS, MAX_SCHEMA_STRING, MAX_STATE_STRING, id_schema
+from mesa_llm.agents.action_schemas import (
+    MAX_ENUM_IDS,
+    MAX_SCHEMA_STRING,
+    MAX_STATE_STRING,
+    id_schema,
+)
 from mesa_llm.cli import app
 from mesa_llm.llm import ChatRequest, ChatResponse
 from mesa_llm.llm.testing import ScriptedChatModel, text_response, tool_call_response
