@@ -572,3 +572,18 @@ def test_importing_the_package_does_not_import_litellm() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_token_bucket_makes_callers_wait_beyond_its_burst() -> None:
+    """rate 20/s with a burst of 1: the first acquisition is free, the second waits ~1/20 s."""
+    from mesa_llm.llm.limits import TokenBucket
+
+    async def two() -> float:
+        bucket = TokenBucket(rate=20.0, capacity=1.0)
+        start = time.perf_counter()
+        for _ in range(2):
+            await bucket.acquire()
+        return time.perf_counter() - start
+
+    # a lower bound only: a loaded machine can make it slower, never faster
+    assert asyncio.run(two()) >= 0.045

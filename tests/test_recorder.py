@@ -319,6 +319,17 @@ def test_save_writes_the_seed_format_with_one_simulation_end(tmp_path: Path) -> 
     rec.close()
 
 
+def test_save_at_the_last_step_is_completed_and_one_step_short_is_interrupted(tmp_path: Path) -> None:
+    """The status a save infers without an explicit end: the run reached max_steps or it did not."""
+    for ran, status in ((3, "completed"), (2, "interrupted")):
+        model = make_model(max_steps=3)
+        rec = SimulationRecorder(model, tmp_path / str(ran))
+        run_steps(rec, model, ran)
+        meta = json.loads(rec.save("x.json").read_text(encoding="utf-8"))["metadata"]
+        assert (meta["total_steps"], meta["completion_status"]) == (ran, status)
+        rec.close()
+
+
 def test_record_simulation_end_ends_the_stream_and_save_keeps_it(tmp_path: Path) -> None:
     model = make_model(max_steps=2)
     rec = SimulationRecorder(model, tmp_path)
