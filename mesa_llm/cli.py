@@ -258,7 +258,7 @@ def _print_summary(data: dict[str, Any]) -> None:
     efficiency = data["efficiency"]
     console.print(
         f"trades: {data['trades']}   volume: {data['volume']}   allocative efficiency: "
-        + (f"{efficiency:.1%}" if efficiency is not None else "n/a (no induced values)")
+        + (f"{efficiency:.1%}" if efficiency is not None else f"n/a ({data.get('efficiency_note') or 'undefined'})")
     )
     negotiation = data.get("negotiation")
     if negotiation and negotiation["sessions"]:
