@@ -84,7 +84,7 @@ class Efficiency:
 def efficiency(realised_surplus: int, max_surplus: int, *, induced: bool = True) -> Efficiency:
     """Realised over maximum surplus (see the module docstring), in [0, 1] or None with a reason."""
     if not induced:
-        return Efficiency(None, "no induced values or costs: efficiency is undefined (see wealth, P&L, volatility)")
+        return Efficiency(None, "no induced values or costs (see P&L, wealth and volatility instead)")
     if max_surplus <= 0:
         return Efficiency(None, "no possible gains from trade (the competitive equilibrium trades no unit)")
     ratio = realised_surplus / max_surplus

@@ -40,6 +40,7 @@ from mesa_llm.exchange import Clearing, Exchange
 from mesa_llm.llm import ChatModel
 from mesa_llm.llm_wiring import AsyncBridge, LLMWiring, mechanisms, resolve_llm_models
 from mesa_llm.market import Money
+from mesa_llm.market.ledger import HOUSE
 from mesa_llm.negotiation import Contract
 from mesa_llm.observer import Observer
 from mesa_llm.populations import PopulationBuilder
@@ -674,6 +675,8 @@ class MarketModel(mesa.Model):
                         "seller_id": t.seller_id,
                         "buy_order_id": t.buy_order_id,
                         "sell_order_id": t.sell_order_id,
+                        "buyer_fee": to_units(t.buyer_fee),
+                        "seller_fee": to_units(t.seller_fee),
                     },
                 )
                 self._last_trades.append(
@@ -761,7 +764,11 @@ class MarketModel(mesa.Model):
             self._record("run_stopped", {"reason": self.stop_reason, "status": status})
         if self.llm_agents:
             self._record("llm_usage", self.usage.to_dict())
-        self.recorder.record_simulation_end(status)
+        house = self.exchange.ledger.account(HOUSE)
+        # where fees and fines went: with it every agent's cash reconciles from the recording alone
+        self.recorder.record_simulation_end(
+            status, house={"cash": self.money.to_units(house.cash), "holdings": dict(house.holdings)}
+        )
         self.recorder.close()
 
     @property

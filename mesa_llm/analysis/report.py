@@ -111,6 +111,9 @@ _ROWS: list[tuple[str, str, Callable[[Any], str]]] = [
     ("smiths_alpha.{good}", "Smith's alpha ({good})", _num),
     ("price_volatility.{good}", "price volatility, sd of log returns ({good})", _num),
     ("allocative_efficiency", "allocative efficiency", _pct),
+    ("allocative_efficiency_note", "allocative efficiency: why n/a", _text),
+    ("units_from_intermediaries", "units induced buyers got from intermediaries' stock", _int),
+    ("units_passed_through_intermediaries", "units passed through intermediaries", _int),
     ("realised_surplus", "realised surplus", _money),
     ("max_surplus", "maximum surplus (CE)", _money),
     ("sessions", "negotiation sessions", _int),
@@ -130,6 +133,11 @@ _ROWS: list[tuple[str, str, Callable[[Any], str]]] = [
     ("rejections", "actions rejected", _int),
     ("invalid_action_rate", "invalid action rate", _pct),
     ("wealth_gini", "wealth Gini", _num),
+    ("pnl.by_population.{population_all}.mean", "mean P&L ({population_all})", _money),
+    ("fees.total", "exchange fees", _money),
+    ("fees.buyers", "exchange fees paid by buyers", _money),
+    ("fees.sellers", "exchange fees paid by sellers", _money),
+    ("fees.house.cash", "house account (fees and fines)", _money),
     ("llm.calls", "LLM calls", _int),
     ("llm.failed_calls", "LLM calls failed", _int),
     ("llm.total_tokens", "LLM tokens", _int),
@@ -191,10 +199,13 @@ def metric_rows(metrics: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     flat = flatten_metrics(metrics)
     goods = list((metrics.get("goods") or {}).keys())
     populations = list(((metrics.get("llm") or {}).get("populations") or {}).keys())
+    all_populations = list(((metrics.get("pnl") or {}).get("by_population") or {}).keys())
     out = []
     for key, label, kind in _ROWS:
         if "{good}" in key:
             expanded = [(key.format(good=g), label.format(good=g)) for g in goods]
+        elif "{population_all}" in key:
+            expanded = [(key.format(population_all=p), label.format(population_all=p)) for p in all_populations]
         elif "{population}" in key:
             expanded = [(key.format(population=p), label.format(population=p)) for p in populations]
         else:
