@@ -111,6 +111,7 @@ def summary_metrics(rec: Recording) -> dict[str, Any]:
         }
     max_surplus = sum(eq.max_surplus for eq in replay.initial.values())
     eff = efficiency(replay.realised, max_surplus, induced=replay.induced)
+    intermediated = replay.induced and (replay.surplus.imported or replay.surplus.exported) > 0
     sessions = negotiation_sessions(rec)
     closed = int(sessions["closed"].astype(bool).sum()) if len(sessions) else 0
     agreed = (
@@ -144,8 +145,9 @@ def summary_metrics(rec: Recording) -> dict[str, Any]:
         "max_surplus": to_units(max_surplus, tick) if replay.induced else None,
         "allocative_efficiency": eff.value,
         "allocative_efficiency_note": eff.reason,
-        "units_from_intermediaries": replay.surplus.imported if replay.induced else None,
-        "units_passed_through_intermediaries": replay.surplus.passed if replay.induced else None,
+        # only where intermediaries took part in the induced-value market
+        "units_from_intermediaries": replay.surplus.imported if intermediated else None,
+        "units_passed_through_intermediaries": replay.surplus.passed if intermediated else None,
         "smiths_alpha": smiths_alpha(rec),
         "price_volatility": price_volatility(rec),
         "messages": len(messages),
