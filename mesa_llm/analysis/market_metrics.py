@@ -473,7 +473,7 @@ def _trade_ticks(rec: Recording, good: str) -> pd.DataFrame:
     price = pd.to_numeric(mine["price"], errors="coerce")
     mine = mine[np.isfinite(price.to_numpy(dtype=float))]
     money = money_of(rec)
-    ticks = [money.round_to_tick(p) for p in mine["price"].astype(float)]
+    ticks = [money.round_to_tick(p) for p in mine["price"].astype(float).tolist()]
     return pd.DataFrame({"step": mine["step"].astype(int).to_numpy(), "ticks": np.asarray(ticks, dtype=np.int64)})
 
 
@@ -621,12 +621,14 @@ def fees(rec: Recording) -> dict[str, Any] | None:
     paid: dict[int, int] = {}
     buyers = sellers = 0
     if len(trades):
-        for b, k, fb, fs in trades[["buyer_id", "seller_id", "buyer_fee", "seller_fee"]].itertuples(index=False):
-            tb, ts = money.round_to_tick(float(fb or 0)), money.round_to_tick(float(fs or 0))
-            buyers += tb
-            sellers += ts
-            paid[int(b)] = paid.get(int(b), 0) + tb
-            paid[int(k)] = paid.get(int(k), 0) + ts
+        # sums in currency units (every fee is on the tick), each converted once through Money
+        fb = pd.to_numeric(trades["buyer_fee"], errors="coerce").fillna(0.0)
+        fs = pd.to_numeric(trades["seller_fee"], errors="coerce").fillna(0.0)
+        buyers, sellers = money.round_to_tick(float(fb.sum())), money.round_to_tick(float(fs.sum()))
+        by_agent = pd.concat(
+            [fb.groupby(trades["buyer_id"].astype(int)).sum(), fs.groupby(trades["seller_id"].astype(int)).sum()]
+        ).groupby(level=0).sum()
+        paid = {int(a): money.round_to_tick(float(v)) for a, v in by_agent.items()}
     names = _names(rec)
     return {
         "total": money.to_units(buyers + sellers),

@@ -72,6 +72,10 @@ __all__ = [
 ]
 
 
+def _without(value: dict[str, Any] | None, key: str) -> dict[str, Any] | None:
+    return None if value is None else {k: v for k, v in value.items() if k != key}
+
+
 def summary_metrics(rec: Recording) -> dict[str, Any]:
     """Every metric of the run, JSON-ready (numbers, None, lists, dicts): used by
     ``mesa-llm analyze --json``, the reports and `compare`.
@@ -172,8 +176,9 @@ def summary_metrics(rec: Recording) -> dict[str, Any]:
         if len(fulfilled)
         else 0.0,
         "wealth_gini": wealth_gini(rec),
-        "pnl": pnl(rec),
-        "fees": fees(rec),
+        # per population and in total; per agent: pnl(rec) and fees(rec) (a sweep's summary stays narrow)
+        "pnl": _without(pnl(rec), "by_agent"),
+        "fees": _without(fees(rec), "by_agent"),
         "llm": llm_costs(rec),
     }
     return dict(json_ready(metrics))
