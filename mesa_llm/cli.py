@@ -163,6 +163,7 @@ def _run_scenario(
     except ValueError as exc:  # e.g. a prompt override that is missing or does not compile
         raise _fail(scrub(f"{spec.name}: {exc}")) from None
     console = _err_console()
+    _print_sanity(spec)
     for notice in model.notices:
         console.print(f"note: {notice}", highlight=False, markup=False)
     for warning in model.llm.warnings:
@@ -259,7 +260,7 @@ def _print_summary(data: dict[str, Any]) -> None:
     efficiency = data["efficiency"]
     console.print(
         f"trades: {data['trades']}   volume: {data['volume']}   allocative efficiency: "
-        + (f"{efficiency:.1%}" if efficiency is not None else "n/a (no induced values)")
+        + (f"{efficiency:.1%}" if efficiency is not None else f"n/a ({data.get('efficiency_note') or 'undefined'})")
     )
     negotiation = data.get("negotiation")
     if negotiation and negotiation["sessions"]:
@@ -330,6 +331,15 @@ def validate(
         f"{file}: valid — scenario {spec.name!r}, {len(spec.goods)} good(s), {agents} agents, "
         f"{spec.steps} steps, seed {spec.seed}"
     )
+    _print_sanity(spec)
+
+
+def _print_sanity(spec: Any) -> None:
+    """One warning line per population that cannot act as its role implies (stderr)."""
+    from mesa_llm.scenario_sanity import sanity_warnings
+
+    for warning in sanity_warnings(spec):
+        _err_console().print(f"warning: {warning}", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command("replay")

@@ -31,12 +31,15 @@ from mesa_llm.agents.roles import Role
 from mesa_llm.agents.trader import TraderAgent
 from mesa_llm.economics import (
     CompetitiveEquilibrium,
-    allocative_efficiency,
+    Efficiency,
+    InducedSurplus,
     competitive_equilibrium,
+    efficiency,
 )
 from mesa_llm.llm import ChatModel
 from mesa_llm.llm_wiring import AsyncBridge, LLMWiring, mechanisms, resolve_llm_models
 from mesa_llm.market import Money
+from mesa_llm.market.ledger import HOUSE
 from mesa_llm.negotiation import Contract
 from mesa_llm.populations import PopulationBuilder
 from mesa_llm.recording import SimulationRecorder
@@ -212,6 +215,9 @@ class MarketModel(mesa.Model):
         #: the most surplus the run could still realise (ticks): the initial maximum, re-based at
         #: every value/cost shock to what was realised so far plus the new equilibrium's maximum
         self.surplus_benchmark = sum(eq.max_surplus for eq in self.equilibria.values())
+        #: the induced-value economy's realised surplus (intermediaries pass units on, add none)
+        self.induced_surplus = InducedSurplus()
+        self._induced = any(pv.values or pv.costs for a in self.traders for pv in a.private.values())
         self.totals = StepTotals()
         self.run_trades = 0
         self.run_volume = 0
@@ -431,13 +437,17 @@ class MarketModel(mesa.Model):
         return self.money.to_units(state.last_price) if state.last_price is not None else None
 
     def realised_surplus(self) -> int:
-        """Gains from trade realised so far (ticks): values of units bought - costs of units sold."""
-        return sum(a.realised_surplus for a in self.traders)
+        """Gains from trade of the induced-value economy so far (ticks; `mesa_llm.economics`)."""
+        return self.induced_surplus.realised
+
+    def efficiency_report(self) -> Efficiency:
+        """Allocative efficiency so far (in [0, 1]) or None with the reason: realised surplus over
+        the most the run could realise (the CE maximum, re-based at value/cost shocks)."""
+        return efficiency(self.realised_surplus(), self.surplus_benchmark, induced=self._induced)
 
     def efficiency(self) -> float | None:
-        """Allocative efficiency so far: realised surplus over the most the run could realise
-        (the competitive equilibrium's maximum, re-based at value/cost shocks); None if undefined."""
-        return allocative_efficiency(self.realised_surplus(), self.surplus_benchmark)
+        """Allocative efficiency so far in [0, 1]; None if undefined (`efficiency_report` says why)."""
+        return self.efficiency_report().value
 
     def agent_surplus(self, agent: TraderAgent) -> int:
         """An agent's realised surplus (ticks): its gains on induced values plus its net cash flow."""
@@ -591,8 +601,7 @@ class MarketModel(mesa.Model):
             if contract.good is None:
                 continue
             units = self.money.to_units(contract.price)
-            self._by_id[contract.buyer_id].record_fill(contract.good, "buy", contract.quantity, contract.price, units, step)
-            self._by_id[contract.seller_id].record_fill(contract.good, "sell", contract.quantity, contract.price, units, step)
+            self._fill(contract.good, contract.quantity, contract.buyer_id, contract.seller_id, contract.price, units, step)
             self.contract_units[contract.good] = self.contract_units.get(contract.good, 0) + contract.quantity
 
     def _deliver_messages(self) -> None:
@@ -703,13 +712,14 @@ class MarketModel(mesa.Model):
                         "seller_id": t.seller_id,
                         "buy_order_id": t.buy_order_id,
                         "sell_order_id": t.sell_order_id,
+                        "buyer_fee": to_units(t.buyer_fee),
+                        "seller_fee": to_units(t.seller_fee),
                     },
                 )
                 self._last_trades.append(
                     {"good": t.good, "price": price_units, "quantity": t.quantity, "buyer_id": t.buyer_id, "seller_id": t.seller_id}
                 )
-                self._by_id[t.buyer_id].record_fill(t.good, "buy", t.quantity, t.price, price_units, step)
-                self._by_id[t.seller_id].record_fill(t.good, "sell", t.quantity, t.price, price_units, step)
+                self._fill(t.good, t.quantity, t.buyer_id, t.seller_id, t.price, price_units, step)
                 self.totals.trades += 1
                 self.totals.volume += t.quantity
                 self.trade_value[t.good] += t.price * t.quantity
@@ -717,6 +727,15 @@ class MarketModel(mesa.Model):
                 self.price_stats[t.good].add(t.price)
         self.run_trades += self.totals.trades
         self.run_volume += self.totals.volume
+
+    def _fill(self, good: str, quantity: int, buyer_id: int, seller_id: int, price: int, units: float, step: int) -> None:
+        """Count moved units for both parties and in the induced-value economy's surplus."""
+        buyer, seller = self._by_id[buyer_id], self._by_id[seller_id]
+        self.induced_surplus.fill(
+            good, quantity, buyer.induced_units(good, "buy", quantity), seller.induced_units(good, "sell", quantity)
+        )
+        buyer.record_fill(good, "buy", quantity, price, units, step)
+        seller.record_fill(good, "sell", quantity, price, units, step)
 
     def _record_agent_states(self) -> None:
         if self.recorder is None:
@@ -782,7 +801,11 @@ class MarketModel(mesa.Model):
             self._record("run_stopped", {"reason": self.stop_reason, "status": status})
         if self.llm_agents:
             self._record("llm_usage", self.usage.to_dict())
-        self.recorder.record_simulation_end(status)
+        house = self.exchange.ledger.account(HOUSE)
+        # where fees and fines went: with it every agent's cash reconciles from the recording alone
+        self.recorder.record_simulation_end(
+            status, house={"cash": self.money.to_units(house.cash), "holdings": dict(house.holdings)}
+        )
         self.recorder.close()
 
     @property
@@ -814,7 +837,8 @@ class MarketModel(mesa.Model):
             steps=self.steps,
             trades=self.run_trades,
             volume=self.run_volume,
-            efficiency=self.efficiency(),
+            efficiency=(report := self.efficiency_report()).value,
+            efficiency_note=report.reason,
             goods=goods,
             recording=str(self.recording_path) if self.recording_path is not None else None,
             stop_reason=self.stop_reason,

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import math
 import platform
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
 import mesa
 import numpy as np
 
 from mesa_llm import __version__
+from mesa_llm.economics import smiths_alpha, smiths_alpha_from_moments
 
-
-def smith_alpha(prices: list[int], ce_price: float | None) -> float | None:
-    """Smith's alpha: 100 * RMS deviation of trade prices from the equilibrium price / that price."""
-    if not prices or ce_price is None or ce_price <= 0:
-        return None
-    arr = np.asarray(prices, dtype=np.float64)
-    return float(100.0 * np.sqrt(np.mean((arr - ce_price) ** 2)) / ce_price)
+#: Smith's alpha of a list of trade prices (ticks): the one implementation, in `mesa_llm.economics`
+smith_alpha = smiths_alpha
 
 
 @dataclass(slots=True)
@@ -43,11 +37,7 @@ class PriceStats:
 
     def smith_alpha(self, ce_price: float | None) -> float | None:
         """Smith's alpha of the prices added so far (see `smith_alpha`)."""
-        if not self.count or ce_price is None or ce_price <= 0:
-            return None
-        ce = Fraction(ce_price)  # exact: sum((p - ce)^2) = sum(p^2) - 2 ce sum(p) + n ce^2
-        mean_sq = (self.total_sq - 2 * ce * self.total + self.count * ce * ce) / self.count
-        return 100.0 * math.sqrt(mean_sq) / ce_price
+        return smiths_alpha_from_moments(self.count, self.total, self.total_sq, ce_price)
 
 
 @dataclass(slots=True)
@@ -65,6 +55,8 @@ class RunSummary:
     stop_reason: str | None = None
     llm: dict[str, Any] | None = None
     negotiation: dict[str, Any] | None = None
+    #: why `efficiency` is None (no induced values, no possible gains, surplus destroyed)
+    efficiency_note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (the CLI's ``--json`` output)."""
@@ -75,6 +67,7 @@ class RunSummary:
             "trades": self.trades,
             "volume": self.volume,
             "efficiency": self.efficiency,
+            "efficiency_note": self.efficiency_note,
             "goods": self.goods,
             "recording": self.recording,
             "stop_reason": self.stop_reason,

@@ -158,6 +158,18 @@ class TraderAgent(mesa.Agent):
 
     # ------------------------------------------------------------------ world feedback
 
+    def induced_units(self, good: str, side: str, quantity: int) -> list[int]:
+        """The induced values (buy) or costs (sell) the next `quantity` units would consume (ticks;
+        shorter, possibly empty, beyond the schedule). Ask before `record_fill` counts them."""
+        pv = self.private.get(good)
+        if pv is None:
+            return []
+        if side == "buy":
+            start = self.units_bought.get(good, 0)
+            return list(pv.values[start : start + quantity])
+        start = self.units_sold.get(good, 0)
+        return list(pv.costs[start : start + quantity])
+
     def record_fill(self, good: str, side: str, quantity: int, price: int, price_units: float, step: int) -> int:
         """Count traded units and return the surplus (ticks) they realise for this agent."""
         pv = self.private.get(good)

@@ -17,6 +17,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from mesa_llm.analysis.llm_metrics import invalid_action_rate, llm_costs
     from mesa_llm.analysis.loader import (
         LazyContent,
         MultiRecording,
@@ -24,20 +25,24 @@ if TYPE_CHECKING:
         load_recording,
         load_recordings,
     )
-    from mesa_llm.analysis.metrics import (
-        agreement_rate,
+    from mesa_llm.analysis.market_metrics import (
         allocative_efficiency,
         competitive_equilibrium_by_step,
+        efficiency_over_time,
+        efficiency_report,
+        fees,
         gini,
-        invalid_action_rate,
-        llm_costs,
-        pareto_nash_distances,
+        pnl,
         price_volatility,
-        rounds_to_agreement,
         smiths_alpha,
-        summary_metrics,
-        surplus_split,
         wealth_gini,
+    )
+    from mesa_llm.analysis.metrics import summary_metrics
+    from mesa_llm.analysis.negotiation_metrics import (
+        agreement_rate,
+        pareto_nash_distances,
+        rounds_to_agreement,
+        surplus_split,
     )
     from mesa_llm.analysis.plots import (
         plot_message_network,
@@ -53,19 +58,23 @@ _EXPORTS: dict[str, str] = {
     "Recording": "loader",
     "load_recording": "loader",
     "load_recordings": "loader",
-    "agreement_rate": "metrics",
-    "allocative_efficiency": "metrics",
-    "competitive_equilibrium_by_step": "metrics",
-    "gini": "metrics",
-    "invalid_action_rate": "metrics",
-    "llm_costs": "metrics",
-    "pareto_nash_distances": "metrics",
-    "price_volatility": "metrics",
-    "rounds_to_agreement": "metrics",
-    "smiths_alpha": "metrics",
+    "agreement_rate": "negotiation_metrics",
+    "allocative_efficiency": "market_metrics",
+    "competitive_equilibrium_by_step": "market_metrics",
+    "efficiency_over_time": "market_metrics",
+    "efficiency_report": "market_metrics",
+    "fees": "market_metrics",
+    "pnl": "market_metrics",
+    "gini": "market_metrics",
+    "invalid_action_rate": "llm_metrics",
+    "llm_costs": "llm_metrics",
+    "pareto_nash_distances": "negotiation_metrics",
+    "price_volatility": "market_metrics",
+    "rounds_to_agreement": "negotiation_metrics",
+    "smiths_alpha": "market_metrics",
     "summary_metrics": "metrics",
-    "surplus_split": "metrics",
-    "wealth_gini": "metrics",
+    "surplus_split": "negotiation_metrics",
+    "wealth_gini": "market_metrics",
     "plot_message_network": "plots",
     "plot_price_path": "plots",
     "plot_supply_demand": "plots",
@@ -84,6 +93,10 @@ __all__ = [
     "allocative_efficiency",
     "compare",
     "competitive_equilibrium_by_step",
+    "efficiency_over_time",
+    "efficiency_report",
+    "fees",
+    "pnl",
     "gini",
     "invalid_action_rate",
     "llm_costs",

@@ -18,7 +18,13 @@ import numpy as np
 import pandas as pd
 
 from mesa_llm.analysis.loader import Recording
-from mesa_llm.analysis.metrics import competitive_equilibrium_by_step, supply_and_demand
+from mesa_llm.analysis.market_metrics import (
+    competitive_equilibrium_by_step,
+    efficiency_over_time,
+    pnl,
+    supply_and_demand,
+)
+from mesa_llm.analysis.units import finite
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -26,10 +32,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ROLE_COLORS",
+    "fundamental_paths",
+    "plot_efficiency_over_time",
     "plot_message_network",
     "plot_price_path",
     "plot_supply_demand",
     "plot_surplus_by_agent",
+    "plot_volume",
+    "scheduled_events",
 ]
 
 #: colours of the roles in every plot (others cycle through the extra colours)
@@ -88,13 +98,147 @@ def _price_of(terms: Any) -> float | None:
     return price if math.isfinite(price) else None
 
 
+# ----------------------------------------------------------------------------- events, fundamentals
+
+
+def scheduled_events(rec: Recording) -> list[tuple[int, str]]:
+    """(step, label) of every ``scheduled_event`` (timeline shocks, rule changes, stress events):
+    the event's description, else its type."""
+    table = rec.table("scheduled_event")
+    out = []
+    if len(table) and "event" in table:
+        for step, event in zip(table["step"], table["event"], strict=True):
+            if isinstance(event, Mapping):
+                label = str(event.get("description") or event.get("type") or "event")
+                out.append((int(step), label if len(label) <= 40 else label[:37] + "..."))
+    return out
+
+
+def _mark_events(ax: Axes, events: list[tuple[int, str]], *, labels: bool = True) -> None:
+    """A vertical line per scheduled event, labelled at the top of the panel."""
+    for i, (step, label) in enumerate(events):
+        ax.axvline(step, color="#d62728", linestyle="-.", linewidth=1.0, alpha=0.6, zorder=2)
+        if labels:
+            ax.annotate(label, xy=(step, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -10 - 11 * (i % 3)),
+                        textcoords="offset points", fontsize=7, color="#a01c1c", va="top")  # fmt: skip
+
+
+def fundamental_paths(rec: Recording) -> dict[str, pd.Series]:
+    """Per good: the mean of the agents' fundamental values (currency units) by step, from the
+    header and the ``shift_private`` events on ``fundamental`` (scale, then add, as the model does).
+    Goods no agent has a fundamental for are left out."""
+    base: dict[str, dict[int, float]] = {}
+    population: dict[int, Any] = {}
+    for agent in rec.header.get("agents") or []:
+        agent_id = agent.get("agent_id")
+        if not isinstance(agent_id, int):
+            continue
+        population[agent_id] = agent.get("population")
+        for good, private in (agent.get("private") or {}).items():
+            value = private.get("fundamental") if isinstance(private, Mapping) else None
+            if isinstance(value, int | float) and math.isfinite(value):
+                base.setdefault(good, {})[agent_id] = float(value)
+    if not base:
+        return {}
+    final = max(rec.final_step, 1)
+    shocks = rec.table("scheduled_event")
+    changes: list[tuple[int, Mapping[str, Any]]] = []
+    if len(shocks) and "event" in shocks:
+        changes = [(int(s), e) for s, e in zip(shocks["step"], shocks["event"], strict=True)
+                   if isinstance(e, Mapping) and e.get("type") == "shift_private" and e.get("field") == "fundamental"]  # fmt: skip
+    out = {}
+    for good, values in base.items():
+        current = dict(values)
+        path = []
+        for step in range(1, final + 1):
+            for event in [e for at, e in changes if at == step]:
+                if event.get("good") != good:
+                    continue
+                targets = event.get("populations")
+                scale = finite(event.get("scale"))
+                scale = 1.0 if scale is None else scale
+                add = finite(event.get("add")) or 0.0
+                for agent_id in current:
+                    if not targets or population.get(agent_id) in targets:
+                        current[agent_id] = max(current[agent_id] * scale + add, 0.0)
+            path.append(float(np.mean(list(current.values()))))
+        out[good] = pd.Series(path, index=np.arange(1, final + 1))
+    return out
+
+
+# ----------------------------------------------------------------------------- volume, efficiency
+
+
+def plot_volume(rec: Recording) -> Figure:
+    """Units traded per step as bars (stacked by good), scheduled events marked."""
+    trades = rec.trades
+    fig = _figure(10, 2.8)
+    ax = fig.add_subplot()
+    if trades.empty:
+        _note(ax, "no trades")
+        return fig
+    qty = pd.to_numeric(trades["quantity"], errors="coerce").fillna(0)
+    table = qty.groupby([trades["step"], trades["good"]]).sum().unstack(fill_value=0)
+    steps = np.arange(1, max(rec.final_step, int(table.index.max())) + 1)
+    table = table.reindex(steps, fill_value=0)
+    bottom = np.zeros(len(steps))
+    colors = iter(("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860") * 4)
+    for good in table.columns[:_MAX_GOODS]:
+        heights = table[good].to_numpy(dtype=float)
+        ax.bar(steps, heights, bottom=bottom, width=0.85, color=next(colors), label=str(good))
+        bottom += heights
+    _mark_events(ax, scheduled_events(rec), labels=False)
+    ax.set_xlabel("step")
+    ax.set_ylabel("units traded")
+    ax.grid(True, axis="y", alpha=0.3)
+    if len(table.columns) > 1:
+        ax.legend(loc="best", fontsize=8)
+    ax.set_title(f"Volume - {rec.scenario or rec.run_id}", loc="left", fontsize=11)
+    return fig
+
+
+def plot_efficiency_over_time(rec: Recording) -> Figure:
+    """Allocative efficiency of the trades so far (%, left axis) and Smith's alpha of the trades so
+    far per good (right axis), step by step; scheduled events marked."""
+    path = efficiency_over_time(rec)
+    fig = _figure(10, 3.0)
+    ax = fig.add_subplot()
+    if path.empty:
+        _note(ax, "no induced values: efficiency is undefined")
+        return fig
+    steps = path["step"].to_numpy(dtype=float)
+    ax.plot(steps, 100 * path["efficiency"].to_numpy(dtype=float), color="#2ca02c", linewidth=2.0,
+            drawstyle="steps-mid", label="allocative efficiency")  # fmt: skip
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("efficiency (%)")
+    ax.set_xlabel("step")
+    ax.grid(True, alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    alphas = [c for c in path.columns if c.startswith("alpha_")]
+    if alphas:
+        right = ax.twinx()
+        for column, color in zip(alphas, ("#1f77b4", "#ff7f0e", "#9467bd", "#8c564b"), strict=False):
+            right.plot(steps, path[column].to_numpy(dtype=float), color=color, linestyle="--", linewidth=1.3,
+                       label=f"Smith's alpha ({column[6:]})")  # fmt: skip
+        right.set_ylabel("Smith's alpha")
+        right.set_ylim(bottom=0)
+        more_h, more_l = right.get_legend_handles_labels()
+        handles, labels = handles + more_h, labels + more_l
+    _mark_events(ax, scheduled_events(rec), labels=False)
+    ax.legend(handles, labels, loc="lower right", fontsize=8)
+    ax.set_title(f"Efficiency and convergence - {rec.scenario or rec.run_id}", loc="left", fontsize=11)
+    return fig
+
+
 # ----------------------------------------------------------------------------- price path
 
 
 def plot_price_path(rec: Recording) -> Figure:
-    """Clearing prices per good over the steps, with the competitive-equilibrium price range of
-    the untraded units at each step (shaded) and its midpoint (dashed); negotiation offers (thin
-    lines, one per session) and agreed prices (crosses) when the run has negotiations.
+    """Clearing prices per good at the steps where units traded (no line across steps without a
+    trade), with the competitive-equilibrium price range of the untraded units at each step
+    (shaded) and its midpoint (dashed), the agents' mean fundamental value (dotted) where they have
+    one, scheduled and stress events (vertical lines); negotiation offers (thin lines, one per
+    session) and agreed prices (crosses) when the run has negotiations.
     One panel per good (at most six)."""
     clearings = rec.clearings
     ce = competitive_equilibrium_by_step(rec)
@@ -113,6 +257,8 @@ def plot_price_path(rec: Recording) -> Figure:
                 for g in pd.unique(frame["good"].dropna())
                 if isinstance(g, str) and g not in goods
             ]
+    fundamentals = fundamental_paths(rec)
+    events = scheduled_events(rec)
     with_data = [g for g in goods if _has_prices(g, clearings, ce, offers, agreements)]
     goods = (with_data or goods)[:_MAX_GOODS]
     fig = _figure(10, 3.2 * max(len(goods), 1) + 0.6)
@@ -161,9 +307,19 @@ def plot_price_path(rec: Recording) -> Figure:
             else clearings
         )
         c = c[c["price"].notna()] if len(c) else c
+        if len(c) and "volume" in c:
+            c = c[pd.to_numeric(c["volume"], errors="coerce").fillna(0) > 0]  # a price only where units traded
         if len(c):
-            ax.plot(c["step"].to_numpy(dtype=float), c["price"].to_numpy(dtype=float), color="#222222",
-                    marker="o", markersize=3.5, linewidth=1.5, label="clearing price", zorder=4)  # fmt: skip
+            # steps without a trade are gaps (NaN), so the line never bridges them
+            steps = np.arange(int(c["step"].min()), int(c["step"].max()) + 1)
+            price = c.groupby("step")["price"].last().reindex(steps).to_numpy(dtype=float)
+            ax.plot(steps, price, color="#222222", marker="o", markersize=3.5, linewidth=1.5,
+                    label="clearing price (steps with trades)", zorder=4)  # fmt: skip
+        fundamental = fundamentals.get(good)
+        if fundamental is not None:
+            ax.plot(fundamental.index.to_numpy(dtype=float), fundamental.to_numpy(dtype=float), drawstyle="steps-post",
+                    color="#8c564b", linestyle=":", linewidth=1.6, label="fundamental (mean)", zorder=3)  # fmt: skip
+        _mark_events(ax, events)
         if len(agreements):
             a = agreements[agreements["good"] == good]
             agreed = [(s, _price_of(t)) for s, t in zip(a["step"], a["terms"], strict=True)]
@@ -399,7 +555,11 @@ def plot_message_network(rec: Recording) -> Figure:
 
 def plot_surplus_by_agent(rec: Recording) -> Figure:
     """Each agent's final surplus (its last ``agent_state``: gains on induced values plus net cash
-    flow, currency units) as a bar, coloured by role."""
+    flow, currency units) as a bar, coloured by role. Without induced values (net cash flow alone
+    would call a buyer of stock a loser) each agent's P&L marked at the last price is drawn."""
+    if not any((a.get("private") or {}).get(g, {}).get("values") or (a.get("private") or {}).get(g, {}).get("costs")
+               for a in rec.header.get("agents") or [] for g in (a.get("private") or {})):  # fmt: skip
+        return _plot_pnl_by_agent(rec)
     states = rec.agent_states
     agents = rec.agents
     roles = dict(zip(agents["agent_id"], agents["role"], strict=True)) if len(agents) else {}
@@ -435,4 +595,33 @@ def plot_surplus_by_agent(rec: Recording) -> Figure:
 
     ax.legend(handles=[Patch(color=c, label=r) for r, c in colors.items()], fontsize=8, loc="best")
     ax.set_title(f"Final surplus by agent - {rec.scenario or rec.run_id}", fontsize=12)
+    return fig
+
+
+def _plot_pnl_by_agent(rec: Recording) -> Figure:
+    """Each agent's P&L (`market_metrics.pnl`: cash and holdings change marked at the last price)."""
+    result = pnl(rec) or {"by_agent": {}}
+    agents = rec.agents
+    by_name = result["by_agent"]
+    roles = dict(zip(agents["name"], agents["role"], strict=True)) if len(agents) else {}
+    n = len(by_name)
+    fig = _figure(min(max(8.0, 0.32 * n + 3), 18.0), 4.8)
+    ax = fig.add_subplot()
+    if n == 0:
+        _note(ax, "no agent states recorded")
+        return fig
+    labels = list(by_name)
+    role_list = [str(roles.get(name, "?")) for name in labels]
+    colors = _role_colors(role_list)
+    x = np.arange(n)
+    ax.bar(x, list(by_name.values()), color=[colors[r] for r in role_list], edgecolor="white", linewidth=0.5)
+    ax.axhline(0, color="#333333", linewidth=0.8)
+    ax.set_xticks(x)
+    ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=8 if n <= 30 else 6)
+    ax.set_ylabel("P&L at the last price (currency units)")
+    ax.grid(True, axis="y", alpha=0.3)
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Patch(color=c, label=r) for r, c in colors.items()], fontsize=8, loc="best")
+    ax.set_title(f"Final P&L by agent - {rec.scenario or rec.run_id}", fontsize=12)
     return fig

@@ -28,6 +28,7 @@ from mesa_llm.analysis.metrics import (
     negotiation_sessions,
     pareto_nash_distances,
     summary_metrics,
+    supply_and_demand,
     surplus_split,
 )
 
@@ -111,6 +112,9 @@ _ROWS: list[tuple[str, str, Callable[[Any], str]]] = [
     ("smiths_alpha.{good}", "Smith's alpha ({good})", _num),
     ("price_volatility.{good}", "price volatility, sd of log returns ({good})", _num),
     ("allocative_efficiency", "allocative efficiency", _pct),
+    ("allocative_efficiency_note", "allocative efficiency: why n/a", _text),
+    ("units_from_intermediaries", "units induced buyers got from intermediaries' stock", _int),
+    ("units_passed_through_intermediaries", "units passed through intermediaries", _int),
     ("realised_surplus", "realised surplus", _money),
     ("max_surplus", "maximum surplus (CE)", _money),
     ("sessions", "negotiation sessions", _int),
@@ -130,6 +134,11 @@ _ROWS: list[tuple[str, str, Callable[[Any], str]]] = [
     ("rejections", "actions rejected", _int),
     ("invalid_action_rate", "invalid action rate", _pct),
     ("wealth_gini", "wealth Gini", _num),
+    ("pnl.by_population.{population_all}.mean", "mean P&L ({population_all})", _money),
+    ("fees.total", "exchange fees", _money),
+    ("fees.buyers", "exchange fees paid by buyers", _money),
+    ("fees.sellers", "exchange fees paid by sellers", _money),
+    ("fees.house.cash", "house account (fees and fines)", _money),
     ("llm.calls", "LLM calls", _int),
     ("llm.failed_calls", "LLM calls failed", _int),
     ("llm.total_tokens", "LLM tokens", _int),
@@ -167,6 +176,7 @@ _ONLY_IF: dict[str, str] = {
     "contracts_breached": "contracts",
     "contract_value": "contracts",
     "llm.": "llm.calls",
+    "fees.": "fees.total",
 }
 
 
@@ -191,15 +201,20 @@ def metric_rows(metrics: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     flat = flatten_metrics(metrics)
     goods = list((metrics.get("goods") or {}).keys())
     populations = list(((metrics.get("llm") or {}).get("populations") or {}).keys())
+    all_populations = list(((metrics.get("pnl") or {}).get("by_population") or {}).keys())
     out = []
     for key, label, kind in _ROWS:
         if "{good}" in key:
             expanded = [(key.format(good=g), label.format(good=g)) for g in goods]
+        elif "{population_all}" in key:
+            expanded = [(key.format(population_all=p), label.format(population_all=p)) for p in all_populations]
         elif "{population}" in key:
             expanded = [(key.format(population=p), label.format(population=p)) for p in populations]
         else:
             expanded = [(key, label)]
         for k, lab in expanded:
+            if k.startswith("pnl.") and flat.get("max_surplus") is not None:
+                continue  # with induced values, surplus is the measure; P&L at the last price is not
             if k in flat and _relevant(k, flat):
                 out.append((k, lab, _fmt(flat[k], kind)))
     return out
@@ -341,44 +356,113 @@ def _metrics_table(rows: list[tuple[str, str, str]]) -> str:
     return f'<div class="grid">{"".join(parts)}</div>'
 
 
+def _agent_names(rec: Recording) -> dict[Any, str]:
+    agents = rec.agents
+    if agents.empty:
+        return {}
+    return {a: str(n) if isinstance(n, str) and n else str(a) for a, n in zip(agents["agent_id"], agents["name"], strict=True)}
+
+
+def _named(frame: pd.DataFrame, names: Mapping[Any, str]) -> pd.DataFrame:
+    """`frame` with buyer / seller / agent name columns next to the ids (tables use the names
+    the charts use)."""
+    if frame.empty:
+        return frame
+    out = frame.copy()
+    for id_column, name_column in (("buyer_id", "buyer"), ("seller_id", "seller"), ("agent_id", "agent")):
+        if id_column in out:
+            out[name_column] = [names.get(a, "" if pd.isna(a) else str(a)) for a in out[id_column]]
+    return out
+
+
+def _llm_section(llm: Mapping[str, Any]) -> str:
+    """The LLM activity of the run: totals, then valid / invalid tool calls and actions by
+    population; empty when the run made no LLM call."""
+    if not llm.get("calls"):
+        return ""
+    totals = [
+        ("calls", f"{llm['calls']:,}"),
+        ("failed calls", f"{llm.get('failed_calls', 0):,}"),
+        ("cached calls", f"{llm.get('cached_calls', 0):,}"),
+        ("prompt tokens", f"{llm.get('prompt_tokens', 0):,}"),
+        ("completion tokens", f"{llm.get('completion_tokens', 0):,}"),
+        ("cost (USD)", f"{llm.get('cost_usd') or 0:.4f}"),
+        ("mean latency (s)", f"{llm['mean_latency_s']:.2f}" if llm.get("mean_latency_s") is not None else "n/a"),
+        ("models", ", ".join(llm.get("models") or [])),
+    ]
+    head = "".join(f"<tr><td>{html.escape(k)}</td><td class=\"num\">{html.escape(v)}</td></tr>" for k, v in totals)
+    rows = [
+        {"population": label, **{k: v for k, v in p.items()}}
+        for label, p in (llm.get("populations") or {}).items()
+    ]
+    columns = ["population", "agents", "calls", "failed_calls", "valid_tool_calls", "invalid_tool_calls",
+               "repaired_tool_calls", "actions_applied", "waits", "rejected_actions"]  # fmt: skip
+    by_population = _html_table(pd.DataFrame(rows), columns) if rows else ""
+    warnings = "".join(f'<p class="warn">{html.escape(w)}</p>' for w in llm.get("warnings") or [])
+    return f'<table class="metrics"><tbody>{head}</tbody></table><h3>By population</h3>{by_population}{warnings}'
+
+
 def render_html(rec: RecordingLike, path: str | Path) -> Path:
     """Write one self-contained HTML report (no external resource: styles inline, plots as
-    base64 PNG): title, summary metrics, price path, supply and demand, message network, surplus
-    by agent, and the first rows of the trades, negotiation sessions, contracts and rejected
-    actions. Returns the path written."""
+    base64 PNG): title, summary metrics, prices (only where trades happened, with the fundamental
+    and scheduled events), volume, efficiency and Smith's alpha over time, supply and demand,
+    message network, surplus by agent (each only when the run has data for it), the LLM calls
+    (totals and valid / invalid by population), and the first rows of the trades, negotiation
+    sessions, contracts and rejected actions with agent names. Returns the path written."""
     from mesa_llm.analysis.plots import (
+        plot_efficiency_over_time,
         plot_message_network,
         plot_price_path,
         plot_supply_demand,
         plot_surplus_by_agent,
+        plot_volume,
     )
 
     r = _recording(rec)
     metrics = summary_metrics(r)
+    # a panel is drawn only when the run has something for it (no empty panels)
+    has_induced = metrics.get("max_surplus") is not None
+    has_trades = bool(metrics.get("trades"))
+    has_prices = bool(len(r.clearings) and r.clearings["price"].notna().any()) or bool(len(r.offers))
+    has_network = bool(len(r.messages) or len(r.offers))
+    has_curves = has_induced or supply_and_demand(r)["source"] is not None
     plots = [
-        ("Prices", "Clearing prices per step against the competitive equilibrium (CE) of the units not yet traded; "
-         "negotiation offers (one line per session and side) and agreed prices when the run has negotiations.", plot_price_path),
-        ("Supply and demand", "Demand (unit values) and supply (unit costs) at the start of the run with their CE; "
-         "without induced values, the reservation prices of single-issue price negotiations, or else the "
+        (has_prices, "Prices", "Clearing prices at the steps where units traded (no line across steps without trades) "
+         "against the competitive equilibrium (CE) of the units not yet traded; the agents' mean fundamental value "
+         "(dotted) and scheduled or stress events (vertical lines); negotiation offers and agreed prices when the run "
+         "has negotiations.", plot_price_path),
+        (has_trades, "Volume", "Units traded per step; scheduled or stress events as vertical lines.", plot_volume),
+        (has_induced and has_trades, "Efficiency and Smith's alpha over time",
+         "Allocative efficiency of the trades so far (realised surplus of the induced-value economy over the maximum "
+         "CE surplus; Smith 1962, Gode & Sunder 1993) and Smith's alpha of the trades so far (100 x RMS deviation "
+         "of trade prices from the CE price / that price).", plot_efficiency_over_time),
+        (has_curves, "Supply and demand", "Demand (unit values) and supply (unit costs) at the start of the run with "
+         "their CE; without induced values, the reservation prices of single-issue price negotiations, or else the "
          "limit orders of the first step with orders.", plot_supply_demand),
-        ("Message network", "Who messaged whom (arrow width grows with the count); dashed arrows are negotiation "
-         "offers, rings mark agents that broadcast.", plot_message_network),
-        ("Surplus by agent", "Final surplus of each agent: gains on induced values plus net cash flow (only the net "
-         "cash flow in runs without induced values).", plot_surplus_by_agent),
+        (has_network, "Message network", "Who messaged whom (arrow width grows with the count); dashed arrows are "
+         "negotiation offers, rings mark agents that broadcast.", plot_message_network),
+        (len(r.agent_states) > 0, "Surplus by agent" if has_induced else "P&L by agent",
+         "Final surplus of each agent: gains on induced values plus net cash flow." if has_induced else
+         "Each agent's P&L: change in cash plus change in holdings marked at the last price (fees included).",
+         plot_surplus_by_agent),
     ]  # fmt: skip
     figures = []
-    for title, caption, plot in plots:
+    for show, title, caption, plot in plots:
+        if not show:
+            continue
         fig = plot(r)
         figures.append(
             f"<h2>{html.escape(title)}</h2><figure>"
             f'<img src="data:image/png;base64,{_png(fig)}" alt="{html.escape(title)}">'
             f"<figcaption>{html.escape(caption)}</figcaption></figure>"
         )
+    names = _agent_names(r)
     sessions = negotiation_sessions(r)
     sections = [
         (
             "Trades",
-            _html_table(r.trades, ["step", "good", "price", "quantity", "buyer_id", "seller_id"]),
+            _html_table(_named(r.trades, names), ["step", "good", "price", "quantity", "buyer", "seller",
+                                                   "buyer_fee", "seller_fee"]),
         ),
         (
             "Negotiation sessions",
@@ -399,12 +483,12 @@ def render_html(rec: RecordingLike, path: str | Path) -> Path:
         (
             "Contracts",
             _html_table(
-                r.contracts,
+                _named(r.contracts, names),
                 [
                     "contract_id",
                     "session_id",
-                    "buyer_id",
-                    "seller_id",
+                    "buyer",
+                    "seller",
                     "good",
                     "quantity",
                     "price",
@@ -420,11 +504,16 @@ def render_html(rec: RecordingLike, path: str | Path) -> Path:
         ),  # fmt: skip
         (
             "Rejected actions",
-            _html_table(r.rejections, ["step", "agent_id", "type", "reason", "arguments"]),
+            _html_table(_named(r.rejections, names), ["step", "agent", "type", "reason", "arguments"]),
         ),
     ]
+    llm = _llm_section(metrics.get("llm") or {})
+    if llm:
+        sections.insert(0, ("LLM calls", llm))
     if sessions.empty:
         sections = [s for s in sections if s[0] != "Negotiation sessions"]
+    if r.contracts.empty:
+        sections = [s for s in sections if s[0] != "Contracts"]
     title = f"{r.scenario or 'Recording'} - {r.run_id}"
     warning = f'<p class="warn">{html.escape(r.warning)}</p>' if r.warning else ""
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -530,16 +530,20 @@ class SimulationRecorder:
             event_type=event_type, content=content, agent_id=None, metadata={"source": "model"}
         )
 
-    def record_simulation_end(self, status: str) -> SimulationEvent:
+    def record_simulation_end(self, status: str, house: dict[str, Any] | None = None) -> SimulationEvent:
         """Record the final ``simulation_end`` event (on the stream too) and return it.
 
-        Content: ``status``, ``final_step`` (current step) and ``total_events`` (events recorded
-        before this one). No event may be recorded after it; `save` then exports it as is instead
+        Content: ``status``, ``final_step`` (current step), ``total_events`` (events recorded
+        before this one) and, when given, the ``house`` account ({cash, holdings}: fees and fines
+        collected). No event may be recorded after it; `save` then exports it as is instead
         of appending its own marker.
         """
+        content: dict[str, Any] = {"status": status, "final_step": self._current_step(), "total_events": self._count}
+        if house is not None:
+            content["house"] = house
         return self.record_event(
             SIMULATION_END,
-            {"status": status, "final_step": self._current_step(), "total_events": self._count},
+            content,
             agent_id=None,
             metadata={"source": "model"},
         )

@@ -321,7 +321,8 @@ CONTENT: dict[str, Check] = {
         required=("good",),
     ),
     "trade": obj(
-        {"good": STR, "price": NUM, "quantity": COUNT, "buyer_id": INT, "seller_id": INT},
+        {"good": STR, "price": NUM, "quantity": COUNT, "buyer_id": INT, "seller_id": INT,
+         "buyer_fee": opt(NUM), "seller_fee": opt(NUM)},  # fmt: skip
         required=("good", "price", "quantity", "buyer_id", "seller_id"),
     ),
     "contract": obj(
@@ -366,7 +367,13 @@ CONTENT: dict[str, Check] = {
         }
     ),
     "simulation_end": obj(
-        {"status": opt(STR), "final_step": opt(COUNT), "total_events": opt(COUNT)}
+        {
+            "status": opt(STR),
+            "final_step": opt(COUNT),
+            "total_events": opt(COUNT),
+            # fees and fines collected (the ledger's house account)
+            "house": opt(obj({"cash": opt(NUM), "holdings": opt(dict_of(NUM))})),
+        }
     ),
 }
 

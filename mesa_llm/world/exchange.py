@@ -50,6 +50,8 @@ class Trade:
     seller_id: int
     buy_order_id: int
     sell_order_id: int
+    buyer_fee: int = 0  # ticks, paid to the house on top of the price
+    seller_fee: int = 0  # ticks, kept from the seller's proceeds for the house
 
 
 @dataclass(slots=True)
@@ -287,7 +289,7 @@ class Exchange:
                 seller_fee=fee * q,
             )
             clearing.trades.append(
-                Trade(state.name, price, q, buy.agent_id, sell.agent_id, buy.order_id, sell.order_id)
+                Trade(state.name, price, q, buy.agent_id, sell.agent_id, buy.order_id, sell.order_id, fee * q, fee * q)
             )
         self.book.apply_fills(buys, result.buy_fills)
         self.book.apply_fills(sells, result.sell_fills)
