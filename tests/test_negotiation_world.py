@@ -527,7 +527,19 @@ def test_every_shipped_scenario_runs_with_an_llm(name, tmp_path):
     events = _events(model)
     llm_agents = {a.unique_id for a in model.llm_agents}
     assert llm_agents, f"{name} has no LLM population"
-    assert {e["agent_id"] for e in events if e["event_type"] == "llm_call"} == llm_agents
+    # every LLM agent is called in each step it can do more than talk or has a new message
+    # (skip_idle); no one else is
+    from mesa_llm.agents.llm_policy import IDLE_TOOLS
+
+    called = {(e["agent_id"], e["step"]) for e in events if e["event_type"] == "llm_call"}
+    must = {
+        (e["agent_id"], e["step"])
+        for e in events
+        if e["event_type"] == "observation"
+        and e["agent_id"] in llm_agents
+        and (e["content"].get("messages") or not set(e["content"]["available_actions"]) <= IDLE_TOOLS)
+    }
+    assert must and must == called
     assert not [e for e in events if e["event_type"] == "agent_error"]
     # every tool offered exists and is allowed for the agent's role
     for request in chat.requests:
