@@ -31,6 +31,7 @@ from mesa_llm.agents.policies import (
 from mesa_llm.agents.roles import Role
 from mesa_llm.resources import scenarios_dir
 from mesa_llm.safe_yaml import UnsafeYAMLError, decode_yaml_bytes, load_yaml
+from mesa_llm.stress import FlashCrash, LiquidityShock, VolatilitySpike, stress_problems
 
 #: names that end up in file names (scenarios) or in prompts (populations): no path separators,
 #: no leading dot, no control characters
@@ -452,7 +453,11 @@ class SetParams(_Strict):
     description: str = ""
 
 
-TimelineEvent = Annotated[ShiftPrivate | Endow | SetParams, Field(discriminator="type")]
+#: stress events (flash_crash, volatility_spike, liquidity_shock) are documented in mesa_llm.stress
+TimelineEvent = Annotated[
+    ShiftPrivate | Endow | SetParams | FlashCrash | VolatilitySpike | LiquidityShock,
+    Field(discriminator="type"),
+]
 
 
 class ScenarioSpec(_Strict):
@@ -816,6 +821,7 @@ def validate_scenario(
                 params_model.model_validate({**pop.params, **relevant})
             except ValidationError as exc:
                 problems.extend(_format_errors(exc, prefix=f"timeline.{i}.params"))
+    problems.extend(stress_problems(spec.timeline, spec.populations, [g.name for g in spec.goods]))
     problems.extend(_size_problems(spec))
     if problems:
         raise ScenarioError(source, problems)

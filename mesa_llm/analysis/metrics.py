@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from mesa_llm.analysis.loader import Recording
+from mesa_llm.analysis.stress import stress_metrics
 from mesa_llm.economics import CompetitiveEquilibrium, competitive_equilibrium
 
 __all__ = [
@@ -1079,7 +1080,7 @@ def summary_metrics(rec: Recording) -> dict[str, Any]:
     broadcasts, actions, rejections, invalid_action_rate, sessions, closed_sessions, agreements,
     agreement_rate, mean_rounds_to_agreement, mean_buyer_share, mean_distance_to_pareto,
     mean_distance_to_nash, contracts, contracts_fulfilled, contracts_breached, contract_value,
-    wealth_gini, llm {see llm_costs}.
+    wealth_gini, llm {see llm_costs}, stress {see mesa_llm.analysis.stress.stress_metrics}.
     """
     tick = rec.tick_size
     replay = _replay(rec)
@@ -1165,6 +1166,7 @@ def summary_metrics(rec: Recording) -> dict[str, Any]:
         else 0.0,
         "wealth_gini": wealth_gini(rec),
         "llm": llm_costs(rec),
+        "stress": stress_metrics(rec),
     }
     return dict(_json_ready(metrics))
 
