@@ -335,6 +335,12 @@ class SessionSpec(_Strict):
     start_price: float | None = Field(default=None, gt=0)
     increment: float | None = Field(default=None, gt=0)
     bidding_rounds: int = Field(default=1, ge=1)
+    value_low: float | None = Field(
+        default=None,
+        ge=0,
+        description="lowest possible bidder value, shown to bidders (the first-price equilibrium needs it); "
+        "default: the low end of the bidders' uniform values, else 0",
+    )
 
 
 class NegotiationSettings(_Strict):
@@ -541,6 +547,11 @@ class ScenarioSpec(_Strict):
                     raise ValueError(f"{where}: an auction needs sellers, bidders and a good")
                 if session.protocol == "english" and (session.start_price is None or session.increment is None):
                     raise ValueError(f"{where}: an English auction needs start_price and increment")
+                if session.value_low is None:  # common knowledge of the symmetric private-values model
+                    bidders = self.populations[labels.index(session.bidders)]
+                    source = bidders.private.get(session.good, PrivateSpec()).values
+                    if isinstance(source, Uniform):
+                        session.value_low = source.low
             else:
                 if session.space is None or session.space not in spaces:
                     raise ValueError(f"{where}.space: unknown outcome space {session.space!r}")
