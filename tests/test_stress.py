@@ -145,3 +145,14 @@ def test_analyze_reports_stress_metrics(tmp_path):
     assert crash["max_drawdown"] > 0.05 and crash["volatility_amplification"] > 1
     table = runner.invoke(app, ["analyze", str(model.recording_path)])
     assert "flash_crash step 20+10" in table.stdout
+
+
+def test_replay_verification_ignores_fields_added_since_the_recording():
+    from mesa_llm.replay import _first_difference
+
+    recorded = [{"event_type": "clearing", "agent_id": None, "content": {"good": "x", "price": 1.0}}]
+    newer = [{"event_type": "clearing", "agent_id": None, "content": {"good": "x", "price": 1.0, "bid_after": 0.9}}]
+    changed = [{"event_type": "clearing", "agent_id": None, "content": {"good": "x", "price": 2.0, "bid_after": 0.9}}]
+    assert _first_difference(1, recorded, newer) is None
+    divergence = _first_difference(1, recorded, changed)
+    assert divergence is not None and "price" in divergence.detail
