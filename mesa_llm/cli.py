@@ -453,6 +453,15 @@ def analyze(
             for _, metric, value in metric_rows(metrics):
                 table.add_row(metric, value)
             Console(highlight=False).print(table)
+            if metrics.get("stress"):
+                from mesa_llm.analysis.stress import stress_rows
+
+                stress = Table(title="stress events (before -> during)")
+                stress.add_column("event")
+                stress.add_column("effect")
+                for label, effect in stress_rows(metrics):
+                    stress.add_row(label, effect)
+                Console(highlight=False).print(stress)
         for warning in (metrics.get("llm") or {}).get("warnings") or []:  # an inert LLM population
             _err_console().print(f"warning: {warning}", markup=False, highlight=False)
         if html is not None:

@@ -52,6 +52,7 @@ from mesa_llm.scenario import (
     ShiftPrivate,
 )
 from mesa_llm.social import AllianceRegistry, Mailbox, Reputation
+from mesa_llm.stress import STRESS_TYPES, StressSchedule
 from mesa_llm.world.exchange import Clearing, Exchange
 from mesa_llm.world.observer import Observer
 from mesa_llm.world.regulation import MarketRules
@@ -240,6 +241,13 @@ class MarketModel(mesa.Model):
         for agent in self.traders:
             self.reputation.register(agent.unique_id)
         self.desk = self.builder.build_desk(self.rules, self.reputation)
+        self.stress = StressSchedule(
+            [(i, e) for i, e in enumerate(scenario.timeline) if isinstance(e, STRESS_TYPES)],
+            self.populations,
+            list(self.exchange.goods),
+            lambda good: list(self.exchange.goods[good].history),
+            self.rng,
+        )
         self._social_active = bool(
             self.desk is not None
             or scenario.social.alliances
@@ -470,10 +478,14 @@ class MarketModel(mesa.Model):
         self.totals = StepTotals()
         self._record("step_start", {"step": step})
         self._apply_timeline(step)
+        for content in self.stress.apply(step):
+            self._record("scheduled_event", content)
         self._open_sessions(step)
         self._deliver_messages()
         self.exchange.begin_step()
         observations = self.observer.observe(step, self._last_messages, self._last_trades)
+        if self.stress.withdrawn:  # a liquidity shock keeps these agents out of the market
+            observations = [(a, o) for a, o in observations if a.unique_id not in self.stress.withdrawn]
         self.llm.begin_step()
         decisions = self._decide(observations)
         self.resolver.resolve(decisions, step)
@@ -522,7 +534,7 @@ class MarketModel(mesa.Model):
 
     def _apply_timeline(self, step: int) -> None:
         for index, event in enumerate(self.scenario.timeline):
-            if event.at_step != step:
+            if event.at_step != step or isinstance(event, STRESS_TYPES):
                 continue
             targets = [
                 a
@@ -698,6 +710,8 @@ class MarketModel(mesa.Model):
                     "excess_supply": c.excess_supply,
                     "buy_orders": c.buy_orders,
                     "sell_orders": c.sell_orders,
+                    "bid_after": to_units(c.bid_after) if c.bid_after is not None else None,
+                    "ask_after": to_units(c.ask_after) if c.ask_after is not None else None,
                 },
             )
             for t in c.trades:

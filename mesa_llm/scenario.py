@@ -31,6 +31,7 @@ from mesa_llm.agents.policies import (
 from mesa_llm.agents.roles import Role
 from mesa_llm.resources import scenarios_dir
 from mesa_llm.safe_yaml import UnsafeYAMLError, decode_yaml_bytes, load_yaml
+from mesa_llm.stress import FlashCrash, LiquidityShock, VolatilitySpike, stress_problems
 
 #: names that end up in file names (scenarios) or in prompts (populations): no path separators,
 #: no leading dot, no control characters
@@ -334,6 +335,12 @@ class SessionSpec(_Strict):
     start_price: float | None = Field(default=None, gt=0)
     increment: float | None = Field(default=None, gt=0)
     bidding_rounds: int = Field(default=1, ge=1)
+    value_low: float | None = Field(
+        default=None,
+        ge=0,
+        description="lowest possible bidder value, shown to bidders (the first-price equilibrium needs it); "
+        "default: the low end of the bidders' uniform values, else 0",
+    )
 
 
 class NegotiationSettings(_Strict):
@@ -452,7 +459,11 @@ class SetParams(_Strict):
     description: str = ""
 
 
-TimelineEvent = Annotated[ShiftPrivate | Endow | SetParams, Field(discriminator="type")]
+#: stress events (flash_crash, volatility_spike, liquidity_shock) are documented in mesa_llm.stress
+TimelineEvent = Annotated[
+    ShiftPrivate | Endow | SetParams | FlashCrash | VolatilitySpike | LiquidityShock,
+    Field(discriminator="type"),
+]
 
 
 class ScenarioSpec(_Strict):
@@ -536,6 +547,11 @@ class ScenarioSpec(_Strict):
                     raise ValueError(f"{where}: an auction needs sellers, bidders and a good")
                 if session.protocol == "english" and (session.start_price is None or session.increment is None):
                     raise ValueError(f"{where}: an English auction needs start_price and increment")
+                if session.value_low is None:  # common knowledge of the symmetric private-values model
+                    bidders = self.populations[labels.index(session.bidders)]
+                    source = bidders.private.get(session.good, PrivateSpec()).values
+                    if isinstance(source, Uniform):
+                        session.value_low = source.low
             else:
                 if session.space is None or session.space not in spaces:
                     raise ValueError(f"{where}.space: unknown outcome space {session.space!r}")
@@ -816,6 +832,7 @@ def validate_scenario(
                 params_model.model_validate({**pop.params, **relevant})
             except ValidationError as exc:
                 problems.extend(_format_errors(exc, prefix=f"timeline.{i}.params"))
+    problems.extend(stress_problems(spec.timeline, spec.populations, [g.name for g in spec.goods]))
     problems.extend(_size_problems(spec))
     if problems:
         raise ScenarioError(source, problems)

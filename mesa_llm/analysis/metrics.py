@@ -42,6 +42,7 @@ from mesa_llm.analysis.negotiation_metrics import (
     rounds_to_agreement,
     surplus_split,
 )
+from mesa_llm.analysis.stress import stress_metrics
 from mesa_llm.analysis.units import decimals, goods_of, json_ready, mean_of, to_units
 from mesa_llm.economics import efficiency
 
@@ -87,7 +88,8 @@ def summary_metrics(rec: Recording) -> dict[str, Any]:
     broadcasts, actions, rejections, invalid_action_rate, sessions, closed_sessions, agreements,
     agreement_rate, mean_rounds_to_agreement, mean_buyer_share, mean_distance_to_pareto,
     mean_distance_to_nash, contracts, contracts_fulfilled, contracts_breached, contract_value,
-    wealth_gini, pnl {see market_metrics.pnl}, fees {see market_metrics.fees}, llm {see llm_costs}.
+    wealth_gini, pnl {see market_metrics.pnl}, fees {see market_metrics.fees}, llm {see llm_costs},
+    stress {see mesa_llm.analysis.stress.stress_metrics}.
     """
     tick = rec.tick_size
     replay = _replay(rec)
@@ -180,6 +182,7 @@ def summary_metrics(rec: Recording) -> dict[str, Any]:
         "pnl": _without(pnl(rec), "by_agent"),
         "fees": _without(fees(rec), "by_agent"),
         "llm": llm_costs(rec),
+        "stress": stress_metrics(rec),
     }
     return dict(json_ready(metrics))
 

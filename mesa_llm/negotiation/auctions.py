@@ -136,7 +136,9 @@ class SealedBidAuction(_Auction):
     A second bid replaces the first. At the end of the last bidding round the highest bid at
     or above the reserve price wins (ties: the earliest bid) and pays its own bid
     (``first_price``) or max(second-highest bid, reserve price) (``second_price``, Vickrey).
-    Views show a bidder only its own bid; the seller sees how many bids there are.
+    Views show a bidder only its own bid; the seller sees how many bids there are. ``value_low``
+    (the lowest value a bidder can have, common knowledge in the symmetric independent private
+    values model) is shown to everyone: the first-price equilibrium bid depends on it.
     """
 
     protocol: ClassVar[str] = "sealed_bid"
@@ -155,6 +157,7 @@ class SealedBidAuction(_Auction):
         start_step: int = 0,
         tick: float = 0.01,
         max_price: float = DEFAULT_MAX_PRICE,
+        value_low: float = 0.0,
     ) -> None:
         if pricing not in ("first_price", "second_price"):
             raise ValueError(f"pricing must be 'first_price' or 'second_price', got {pricing!r}")
@@ -171,6 +174,9 @@ class SealedBidAuction(_Auction):
             max_price=max_price,
         )
         self.pricing: Literal["first_price", "second_price"] = pricing
+        if not value_low >= 0:
+            raise ValueError(f"session {session_id}: value_low must be >= 0, got {value_low!r}")
+        self.value_low = float(value_low)
         self.bidding_rounds = bidding_rounds
         #: each bidder's current bid (a later bid has a larger offer_id)
         self.bids: dict[int, Offer] = {}
@@ -234,6 +240,7 @@ class SealedBidAuction(_Auction):
         data = self._common_view(agent_id)
         data["pricing"] = self.pricing
         data["bidding_rounds"] = self.bidding_rounds
+        data["value_low"] = self.value_low
         if agent_id == self.seller_id:
             data["bids_received"] = len(self.bids)
         else:

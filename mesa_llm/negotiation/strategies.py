@@ -445,8 +445,10 @@ class MediatorStrategy(NegotiatorStrategy):
 class TruthfulBidder(NegotiatorStrategy):
     """Bids by the textbook equilibria for a private ``value`` per unit.
 
-    Sealed-bid second price: bids its value (dominant strategy). First price: value * (n-1)/n
-    (risk-neutral equilibrium for independent uniform values, n bidders). English: bids the
+    Sealed-bid second price: bids its value (dominant strategy). First price: the symmetric
+    risk-neutral equilibrium for n bidders with independent values uniform on [a, b]:
+    a + (n-1)/n * (value - a), with a the auction's ``value_low`` (0 if not shown; Krishna,
+    *Auction Theory*, ch. 2; with a = 0 it is value * (n-1)/n). English: bids the
     minimum next bid while that is at most its value. Prices are rounded down to the tick.
     Does not bargain (propose returns nothing useful outside auctions: it is not called).
     """
@@ -490,8 +492,11 @@ class TruthfulBidder(NegotiatorStrategy):
             if view.get("your_bid") is not None:
                 return None
             n = max(len(view.get("bidders") or []), 1)
+            low = min(float(view.get("value_low") or 0.0), self.value)
             price = (
-                self.value if view.get("pricing") == "second_price" else self.value * (n - 1) / n
+                self.value
+                if view.get("pricing") == "second_price"
+                else low + (self.value - low) * (n - 1) / n
             )
             ticks = math.floor(price / money.tick_size + _EPS)
             if ticks < money.to_ticks(view.get("reserve_price") or 0.0):

@@ -317,7 +317,14 @@ CONTENT: dict[str, Check] = {
     "message": obj({"recipient_ids": opt(list_of(INT)), "text": opt(STR), "channel": opt(STR)}),
     "order": obj({"side": opt(STR), "good": opt(STR), "price": opt(NUM), "quantity": opt(NUM)}),
     "clearing": obj(
-        {"good": STR, "price": opt(NUM), "volume": opt(NUM), "price_range": opt(PAIR)},
+        {
+            "good": STR,
+            "price": opt(NUM),
+            "volume": opt(NUM),
+            "price_range": opt(PAIR),
+            "bid_after": opt(NUM),
+            "ask_after": opt(NUM),
+        },
         required=("good",),
     ),
     "trade": obj(
@@ -361,9 +368,13 @@ CONTENT: dict[str, Check] = {
                         "add": opt(NUM),
                         "scale": opt(NUM),
                         "populations": opt(list_of(STR)),
+                        "at_step": opt(COUNT),
+                        "duration": opt(COUNT),
+                        "magnitude": opt(NUM),
                     }
                 )
             ),
+            "phase": opt(STR),
         }
     ),
     "simulation_end": obj(

@@ -157,6 +157,7 @@ class NegotiationDesk:
                         sid, seller_id=seller, bidder_ids=bidders, good=spec.good, quantity=spec.quantity,
                         reserve_price=spec.reserve_price, pricing=spec.protocol,  # type: ignore[arg-type]
                         bidding_rounds=spec.bidding_rounds, start_step=step, tick=tick,
+                        value_low=spec.value_low or 0.0,
                     )
                 out += self._add(session, None, step)
             return out

@@ -68,6 +68,9 @@ class Clearing:
     buy_orders: int
     sell_orders: int
     trades: list[Trade] = field(default_factory=list)
+    #: the best buy and sell limits left unfilled by the call: the spread quoted after it (None: none left)
+    bid_after: int | None = None
+    ask_after: int | None = None
 
 
 @dataclass(slots=True)
@@ -266,6 +269,10 @@ class Exchange:
             buy_orders=len(buys),
             sell_orders=len(sells),
         )
+        bids_left = buy_prices[buy_qty > result.buy_fills]
+        asks_left = sell_prices[sell_qty > result.sell_fills]
+        clearing.bid_after = int(bids_left.max()) if len(bids_left) else None
+        clearing.ask_after = int(asks_left.min()) if len(asks_left) else None
         state.last_volume = result.volume
         state.excess_demand = result.excess_demand
         state.excess_supply = result.excess_supply
