@@ -6,7 +6,7 @@ the market :class:`~mesa_llm.market.Ledger`. This layer imports the market layer
 standard library and numpy only (never Mesa, the LLM layer or the model).
 """
 
-from mesa_llm.negotiation.analysis import (
+from mesa_llm.negotiation.outcome_space import (
     distance_to_nash,
     distance_to_pareto,
     kalai_smorodinsky_point,

@@ -1,4 +1,4 @@
-"""Outcome analysis in utility space: Pareto frontier, Nash, Kalai-Smorodinsky and welfare points.
+"""The outcome space in utility space: Pareto frontier, Nash, Kalai-Smorodinsky and welfare points.
 
 Pure functions over a finite list of outcomes (e.g. ``OutcomeSpace.grid()``) and the parties'
 utility functions; points are returned as indices into ``outcomes``. The *gain* of a party is
