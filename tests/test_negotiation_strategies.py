@@ -7,6 +7,7 @@ session advances.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -114,11 +115,13 @@ def test_boulware_gets_the_larger_share_against_a_conceder(first_mover: int) -> 
 
 @pytest.mark.parametrize("first_mover", [BUYER, SELLER])
 def test_hard_headed_wins_at_the_deadline_against_a_conceder(first_mover: int) -> None:
+    # The deal comes in the last exchange: at the latest when the conceder, in its last turn
+    # whose offer can still be answered (round max_rounds - 2 or - 3), concedes to its reservation.
     session, price = bilateral(HardHeaded(), Conceder(), first_mover)
-    assert price is not None and session.agreements[0].round >= session.max_rounds - 2
+    assert price is not None and session.agreements[0].round >= session.max_rounds - 3
     assert VALUE - price > price - COST  # in the hard-headed buyer's favour
     session, price = bilateral(Conceder(), HardHeaded(), first_mover)
-    assert price is not None and session.agreements[0].round >= session.max_rounds - 2
+    assert price is not None and session.agreements[0].round >= session.max_rounds - 3
     assert price - COST > VALUE - price
 
 
@@ -336,3 +339,74 @@ def test_registry() -> None:
     assert make_strategy("time_dependent", exponent=3.0).exponent == 3.0  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="unknown negotiation strategy 'nope'"):
         make_strategy("nope")
+
+
+# -- concession deadline and acceptance (AC_combi) ------------------------------------------
+
+
+def ao_view(me: int, round_: int, standing: float | None = None, max_rounds: int = 20) -> dict:
+    """What an alternating-offers session shows ``me`` in its turn at ``round_``."""
+    other = SELLER if me == BUYER else BUYER
+    offer = None if standing is None else {
+        "offer_id": 7, "proposer": other, "terms": {"price": standing}, "round": round_ - 1,
+    }  # fmt: skip
+    return {
+        "session_id": "ao", "protocol": "alternating_offers", "you": me, "parties": [BUYER, SELLER],
+        "role": "buyer" if me == BUYER else "seller", "round": round_, "max_rounds": max_rounds,
+        "rounds_left": max_rounds - round_, "turn": me, "status": "open",
+        "offers": [offer] if offer else [], "standing": [offer] if offer else [],
+        "allowed": ["make_offer", "accept_offer", "reject_offer", "end_negotiation"],
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("strategy", [Boulware, Linear, Conceder])
+def test_concession_reaches_the_reservation_price_at_the_last_answerable_offer(strategy) -> None:
+    # 20 rounds, the seller moves first: it offers in rounds 0, 2, ..., 18 (the buyer can still
+    # accept in 19), the buyer in 1, 3, ..., 17 (19 is too late to be answered).
+    space = price_space()
+    seller_u = price_utility(space, buyer=False, reservation_price=73.4)
+    buyer_u = price_utility(space, buyer=True, reservation_price=131.6)
+    rng = np.random.default_rng(0)
+
+    def offer(me: int, round_: int) -> float:
+        u = buyer_u if me == BUYER else seller_u
+        action = strategy().act(ao_view(me, round_), u, space, rng)
+        assert action is not None and action[0] == "make_offer"
+        return float(action[1]["terms"]["price"])
+
+    assert offer(SELLER, 18) == 74.0  # the reservation price, on the tick
+    assert offer(SELLER, 16) > 74.0
+    assert offer(BUYER, 17) == 131.0
+    assert offer(BUYER, 15) < 131.0
+    # a wide range on a fine tick (bilateral_haggle's price): every tick is a candidate offer
+    space = OutcomeSpace([ContinuousIssue("price", 3000.0, 13000.0, tick=10.0)])
+    seller_u = price_utility(space, buyer=False, reservation_price=7234.5)
+    buyer_u = price_utility(space, buyer=True, reservation_price=8765.4)
+    assert offer(SELLER, 18) == 7240.0
+    assert offer(BUYER, 17) == 8760.0
+
+
+def test_acceptance_is_ac_next_until_the_last_round_then_any_rational_offer() -> None:
+    space = price_space()
+    seller_u = price_utility(space, buyer=False, reservation_price=80.0)
+    rng = np.random.default_rng(0)
+    # the seller's own next offer in round 10 of 20 (its last answerable round is 18)
+    own = Linear().act(ao_view(SELLER, 10), seller_u, space, rng)
+    assert own is not None and own[0] == "make_offer"
+    next_price = float(own[1]["terms"]["price"])
+    assert next_price == math.ceil(150.0 - 70.0 * 10 / 18)
+
+    def answer(strategy: NegotiatorStrategy, round_: int, price: float) -> str:
+        action = strategy.act(ao_view(SELLER, round_, standing=price), seller_u, space, rng)
+        assert action is not None
+        return action[0]
+
+    assert answer(Linear(), 10, next_price) == "accept_offer"  # as good as its next offer
+    assert answer(Linear(), 10, next_price - 1.0) == "make_offer"
+    # never below the reservation price, not even in the last round
+    assert answer(Linear(), 19, 80.0) == "accept_offer"
+    assert answer(Linear(), 19, 79.0) == "make_offer"
+    # tit-for-tat facing no concession keeps asking its best: only the last round (nothing
+    # left to answer a counter-offer) makes it take any rational offer, not the round before
+    assert answer(TitForTat(), 18, 85.0) == "make_offer"
+    assert answer(TitForTat(), 19, 85.0) == "accept_offer"

@@ -99,6 +99,36 @@ def test_bilateral_haggle_reaches_contracts_within_reservation_prices(tmp_path):
     )
 
 
+def test_bilateral_haggle_with_builtin_negotiators_closes_where_there_is_a_zone_of_agreement(
+    monkeypatch,
+):
+    """The shipped pairing (Linear buyers vs Boulware sellers): at least 80% of the sessions
+    whose parties' reservation prices overlap end in a deal (25% before the concession deadline
+    was each agent's last answerable offer), every deal within both reservation prices."""
+    from mesa_llm.negotiation.outcome_space import max_welfare_gain
+
+    monkeypatch.delenv("MESA_LLM_MODEL", raising=False)
+    with_zone = agreed = 0
+    for seed in range(1, 11):
+        model = MarketModel(load_scenario("bilateral_haggle"), seed=seed, record=False)
+        model.run()
+        desk = model.desk
+        assert desk is not None
+        for sid, session in desk.sessions.items():
+            space = desk.session_space[sid]
+            buyer = desk.utilities[(session.buyer_id, space)]
+            seller = desk.utilities[(session.seller_id, space)]
+            if (max_welfare_gain([buyer, seller], desk.spaces[space]) or 0.0) <= 0:
+                continue
+            with_zone += 1
+            for agreement in session.agreements:
+                agreed += 1
+                assert buyer(agreement.terms) >= buyer.reservation - 1e-9
+                assert seller(agreement.terms) >= seller.reservation - 1e-9
+    assert with_zone >= 30
+    assert agreed >= 0.8 * with_zone, f"{agreed} deals in {with_zone} sessions with a zone of agreement"
+
+
 def _haggle(
     tmp_path,
     *,

@@ -3,7 +3,7 @@ and distances to the Pareto frontier and the Nash point.
 
 Pure functions of a `Recording`. Nash point = the outcome maximising the product of gains over
 reservation values; Pareto frontier = the outcomes no other outcome dominates
-(`mesa_llm.negotiation.analysis`, NegMAS's vocabulary).
+(`mesa_llm.negotiation.outcome_space`, NegMAS's vocabulary).
 """
 
 from __future__ import annotations
@@ -301,35 +301,36 @@ def surplus_split(rec: Recording) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def pareto_nash_distances(rec: Recording, *, points: int = 21) -> pd.DataFrame:
+def pareto_nash_distances(rec: Recording, *, points: int | None = None) -> pd.DataFrame:
     """Per agreement with known utilities: the Euclidean distance in utility space (buyer,
-    seller) to the Pareto frontier and to the Nash bargaining point, both computed over the
-    space's grid (``points`` values per continuous issue) plus the agreed outcome itself.
+    seller) to the Pareto frontier and to the Nash bargaining point, both exact for the
+    linear-additive utilities over the whole space (``mesa_llm.negotiation.outcome_space``;
+    ``points`` is no longer used: there is no grid).
 
     Columns: session_id, step, buyer_id, seller_id, space, terms, buyer_utility, seller_utility,
     distance_to_pareto (0 on the frontier), distance_to_nash (NaN when no outcome beats both
     reservation values), nash_terms, nash_buyer_utility, nash_seller_utility.
     """
-    from mesa_llm.negotiation import distance_to_nash, distance_to_pareto, nash_point
+    from mesa_llm.negotiation import exact_distance_to_pareto, exact_nash_point
 
     columns = [
         "session_id", "step", "buyer_id", "seller_id", "space", "terms", "buyer_utility",
         "seller_utility", "distance_to_pareto", "distance_to_nash", "nash_terms",
         "nash_buyer_utility", "nash_seller_utility",
     ]  # fmt: skip
-    grids: dict[str, list[dict[str, Any]]] = {}
+    nash_cache: dict[tuple[str, str, str], dict[str, Any] | None] = {}
     rows = []
     for row, utils, outcome in _agreements_with_utilities(rec):
         if utils is None or outcome is None:
             continue
-        grid = grids.get(utils.space_name)
-        if grid is None:
-            grid = grids[utils.space_name] = utils.space.grid(points)
-        outcomes = [*grid, outcome]
         parties = [utils.buyer, utils.seller]
-        nash = nash_point(parties, outcomes)
-        nash_terms = outcomes[nash] if nash is not None else None
-        dn = distance_to_nash(parties, outcomes, outcome)
+        key = (utils.space_name, repr(utils.buyer), repr(utils.seller))
+        if key not in nash_cache:
+            nash_cache[key] = exact_nash_point(parties, utils.space)
+        nash_terms = nash_cache[key]
+        ub, us = float(utils.buyer(outcome)), float(utils.seller(outcome))
+        nb = float(utils.buyer(nash_terms)) if nash_terms else math.nan
+        ns = float(utils.seller(nash_terms)) if nash_terms else math.nan
         rows.append(
             {
                 "session_id": row.get("session_id"),
@@ -338,13 +339,13 @@ def pareto_nash_distances(rec: Recording, *, points: int = 21) -> pd.DataFrame:
                 "seller_id": row.get("seller_id"),
                 "space": utils.space_name,
                 "terms": dict(outcome),
-                "buyer_utility": float(utils.buyer(outcome)),
-                "seller_utility": float(utils.seller(outcome)),
-                "distance_to_pareto": distance_to_pareto(parties, outcomes, outcome),
-                "distance_to_nash": dn if dn is not None else math.nan,
+                "buyer_utility": ub,
+                "seller_utility": us,
+                "distance_to_pareto": exact_distance_to_pareto(parties, utils.space, outcome),
+                "distance_to_nash": math.hypot(ub - nb, us - ns) if nash_terms else math.nan,
                 "nash_terms": dict(nash_terms) if nash_terms is not None else None,
-                "nash_buyer_utility": float(utils.buyer(nash_terms)) if nash_terms else math.nan,
-                "nash_seller_utility": float(utils.seller(nash_terms)) if nash_terms else math.nan,
+                "nash_buyer_utility": nb,
+                "nash_seller_utility": ns,
             }
         )
     if not rows:

@@ -6,15 +6,6 @@ the market :class:`~mesa_llm.market.Ledger`. This layer imports the market layer
 standard library and numpy only (never Mesa, the LLM layer or the model).
 """
 
-from mesa_llm.negotiation.analysis import (
-    distance_to_nash,
-    distance_to_pareto,
-    kalai_smorodinsky_point,
-    max_welfare_point,
-    nash_point,
-    pareto_frontier,
-    utility_matrix,
-)
 from mesa_llm.negotiation.auctions import EnglishAuction, SealedBidAuction
 from mesa_llm.negotiation.contracts import Contract, ContractBook, contract_from_agreement
 from mesa_llm.negotiation.issues import (
@@ -25,6 +16,21 @@ from mesa_llm.negotiation.issues import (
     OutcomeError,
     OutcomeSpace,
     issue_from_dict,
+)
+from mesa_llm.negotiation.outcome_space import (
+    FrontierSegment,
+    distance_to_nash,
+    distance_to_pareto,
+    exact_distance_to_nash,
+    exact_distance_to_pareto,
+    exact_nash_point,
+    exact_pareto_frontier,
+    kalai_smorodinsky_point,
+    max_welfare_gain,
+    max_welfare_point,
+    nash_point,
+    pareto_frontier,
+    utility_matrix,
 )
 from mesa_llm.negotiation.protocols import (
     ACTIONS,
@@ -64,6 +70,7 @@ __all__ = [
     "Contract",
     "ContractBook",
     "EnglishAuction",
+    "FrontierSegment",
     "HardHeaded",
     "IntegerIssue",
     "Issue",
@@ -87,8 +94,13 @@ __all__ = [
     "distance_to_nash",
     "issue_from_dict",
     "distance_to_pareto",
+    "exact_distance_to_nash",
+    "exact_distance_to_pareto",
+    "exact_nash_point",
+    "exact_pareto_frontier",
     "kalai_smorodinsky_point",
     "make_strategy",
+    "max_welfare_gain",
     "max_welfare_point",
     "nash_point",
     "pareto_frontier",

@@ -47,6 +47,8 @@ Action = tuple[str, dict[str, Any]]
 
 _AUCTIONS = ("sealed_bid", "english")
 _EPS = 1e-9
+#: the most points a single ticked continuous issue is discretised into (every tick up to it)
+MAX_TICK_POINTS = 2001
 
 
 def _snap(issue: Issue, value: Any) -> Any:
@@ -74,8 +76,10 @@ class NegotiatorStrategy(ABC):
     :meth:`propose` and may override :meth:`accepts`; as a mediator any strategy mediates
     like :class:`MediatorStrategy`; in auctions only :class:`TruthfulBidder` bids.
 
-    ``points_per_continuous`` sets how finely continuous issues are discretised (default:
-    101 points for one continuous issue, 21 for two, 11 for more).
+    ``points_per_continuous`` sets how finely continuous issues are discretised (default: one
+    continuous issue on a tick gets every tick up to :data:`MAX_TICK_POINTS` points, else 101
+    points; two get 21, more 11), so an agent can offer its reservation price itself rather
+    than the grid point above it.
     """
 
     name: ClassVar[str]
@@ -83,7 +87,7 @@ class NegotiatorStrategy(ABC):
     def __init__(self, *, points_per_continuous: int | None = None) -> None:
         self.points_per_continuous = points_per_continuous
         self._grids: dict[OutcomeSpace, list[dict[str, Any]]] = {}
-        self._values: dict[int, tuple[LinearAdditiveUtility, OutcomeSpace, np.ndarray]] = {}
+        self._values: dict[tuple[OutcomeSpace, str], np.ndarray] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -121,9 +125,10 @@ class NegotiatorStrategy(ABC):
         terms: Mapping[str, Any],
         proposal: Mapping[str, Any],
     ) -> bool:
-        """AC_combi: accept when the offer is worth at least what it would offer next (AC_next), or,
-        in the last round in which the other side could still answer a counter-offer, whenever it
-        beats no agreement (a counter-offer then could no longer be accepted)."""
+        """AC_combi (Baarslag et al. 2014, as NegMAS's ``ACNext`` / ``ACCombi``): accept when the
+        offer is worth at least what this agent would offer next (AC_next, ``proposal``), or, in
+        this agent's last round (no round left for the other side to answer a counter-offer),
+        whenever it is worth at least no agreement. Never below the reservation value."""
         u = utility(terms)
         if u < utility.reservation:
             return False
@@ -186,8 +191,13 @@ class NegotiatorStrategy(ABC):
         if grid is None:
             n = self.points_per_continuous
             if n is None:
-                continuous = sum(isinstance(i, ContinuousIssue) for i in space.issues)
-                n = 101 if continuous <= 1 else 21 if continuous == 2 else 11
+                continuous = [i for i in space.issues if isinstance(i, ContinuousIssue)]
+                n = 101 if len(continuous) <= 1 else 21 if len(continuous) == 2 else 11
+                if len(continuous) == 1 and continuous[0].tick is not None:
+                    issue = continuous[0]
+                    assert issue.tick is not None
+                    ticks = math.floor((issue.high - issue.low) / issue.tick + _EPS) + 1
+                    n = max(n, min(ticks, MAX_TICK_POINTS))
             grid = space.grid(n)
             self._grids[space] = grid
         return grid
@@ -196,11 +206,12 @@ class NegotiatorStrategy(ABC):
         self, utility: LinearAdditiveUtility, space: OutcomeSpace
     ) -> tuple[list[dict[str, Any]], np.ndarray]:
         grid = self._grid(space)
-        cached = self._values.get(id(utility))
-        if cached is None or cached[0] is not utility or cached[1] != space:
-            cached = (utility, space, utility.many(grid))
-            self._values[id(utility)] = cached
-        return grid, cached[2]
+        # Keyed by content, not identity: policies rebuild the utility from each step's view.
+        key = (space, repr(utility))
+        cached = self._values.get(key)
+        if cached is None:
+            cached = self._values[key] = utility.many(grid)
+        return grid, cached
 
     def _closest_to(
         self,
@@ -243,15 +254,34 @@ def _opponent_last(view: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 
 def _time(view: Mapping[str, Any]) -> float:
+    """Relative time in [0, 1]: 0 at the first round, 1 at the last round in which this agent
+    can still make an offer the other side can answer.
+
+    An offer made in the last round (``max_rounds - 1``) can no longer be accepted, so the last
+    useful round is ``max_rounds - 2``; under turn-taking (alternating offers) an agent offers
+    only every ``len(parties)``-th round, so its last useful round is the latest one of its own
+    turns. Normalising by ``max_rounds`` instead left a Boulware seller's last offer 41% of the
+    way above its reservation value (t = 18/20, 1 - 0.9 ** 5), so deals inside the zone of
+    agreement failed at the deadline.
+    """
     rounds = max(int(view.get("max_rounds") or 1), 1)
-    return min(max(int(view.get("round") or 0) / rounds, 0.0), 1.0)
+    now = int(view.get("round") or 0)
+    last = rounds - 2
+    if view.get("turn") is not None:  # turn-based: this agent's own turns only
+        period = max(len(view.get("parties") or ()), 1)
+        last -= (last - now) % period
+    if last <= 0:
+        return 1.0
+    return min(max(now / last, 0.0), 1.0)
 
 
 class TimeDependent(NegotiatorStrategy):
-    """Concede over time: aspiration u(t) = r + (u_max - r) * (1 - t ** (1 / e)), t = round / max_rounds.
+    """Concede over time (Faratin et al. 1998): aspiration u(t) = r + (u_max - r) * (1 - t ** (1 / e)).
 
-    e < 1 concedes late (Boulware), e = 1 linearly, e > 1 early (Conceder). Offers the grid
-    outcome with utility >= the aspiration closest to it; accepts by AC_next.
+    ``t`` runs from 0 at the first round to 1 at this agent's last offer the other side can
+    still accept, so the aspiration reaches the reservation value ``r`` there. e < 1 concedes
+    late (Boulware), e = 1 linearly, e > 1 early (Conceder). Offers the grid outcome with
+    utility >= the aspiration closest to it; accepts by AC_combi (:meth:`accepts`).
     """
 
     name: ClassVar[str] = "time_dependent"
