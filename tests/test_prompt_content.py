@@ -31,6 +31,9 @@ def _wait(request: ChatRequest) -> ChatResponse:
 
 def _run(scenario: str, responder: Any = _wait, overrides: list[str] | None = None) -> tuple[MarketModel, ScriptedChatModel]:
     spec = load_scenario(scenario, overrides=["llm.max_cost_usd=null", *(overrides or [])])
+    for population in spec.populations:  # every LLM agent prompted every step (see its prompts)
+        if population.policy == "llm":
+            population.params["skip_idle"] = False
     chat = ScriptedChatModel(responder)
     model = MarketModel(spec, record=False, chat_model=chat)
     model.run()
