@@ -1,0 +1,75 @@
+"""Sweep speed: the 1-worker vs N-worker speed-up, and the framework's overhead per run.
+
+Run: ``python -m benchmarks.bench_sweep [--runs 40] [--steps 60] [--workers 2]``. A sweep of short
+``double_auction`` runs (recorded, as a real sweep is) goes once with 1 worker and once with
+``--workers`` (fresh folders, process executor). Printed: the wall time of each, the speed-up,
+the mean run time measured inside the workers, and the overhead per run = (1-worker wall time -
+sum of the runs' own times) / runs — planning, process start-up, dispatch, the journal and the
+tables. Goals (issue 12): speed-up >= 1.7 on 2 cores, overhead <= 0.3 s per run. The load average
+is printed before and after: on a shared machine both numbers move with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from mesa_llm.experiments import run_sweep
+
+SPEC = """name: bench_sweep
+scenario: double_auction
+steps: {steps}
+replicates: {replicates}
+seed: 7
+factors:
+  market.k: [0.25, 0.5, 0.75, 1.0]
+"""
+
+
+def _load() -> str:
+    try:
+        return "load average %.2f %.2f %.2f" % os.getloadavg()
+    except OSError:
+        return "load average n/a"
+
+
+def sweep_once(folder: Path, workers: int, steps: int, runs: int) -> tuple[float, pd.DataFrame]:
+    """Wall seconds of one sweep into a fresh folder, and its table."""
+    spec = folder / f"spec_{workers}.yaml"
+    spec.write_text(SPEC.format(steps=steps, replicates=max(1, runs // 4)), encoding="utf-8")
+    started = time.perf_counter()
+    run_sweep(spec, folder / f"out_{workers}", workers=workers)
+    wall = time.perf_counter() - started
+    return wall, pd.read_parquet(folder / f"out_{workers}" / "results.parquet")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    print(f"cores: {os.cpu_count()}; before: {_load()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        w1, t1 = sweep_once(folder, 1, args.steps, args.runs)
+        wn, tn = sweep_once(folder, args.workers, args.steps, args.runs)
+    n = len(t1)
+    assert (t1["status"] == "ok").all() and (tn["status"] == "ok").all(), "a benchmark run failed"
+    same = t1.set_index("run_id")["efficiency"].equals(tn.set_index("run_id")["efficiency"])
+    run_s = float(t1["wall_s"].sum())
+    print(f"{n} runs of double_auction, {args.steps} steps each, recorded")
+    print(f"1 worker: {w1:.2f} s   {args.workers} workers: {wn:.2f} s   speed-up: {w1 / wn:.2f}x (goal >= 1.7x on 2 cores)")
+    print(f"mean run time inside a worker: {run_s / n:.3f} s")
+    print(f"framework overhead per run (1 worker): {(w1 - run_s) / n:.3f} s (goal <= 0.3 s)")
+    print(f"same results with 1 and {args.workers} workers: {same}")
+    print(f"after: {_load()}")
+
+
+if __name__ == "__main__":
+    main()
