@@ -90,7 +90,8 @@ def render_sweep_report(out_dir: str | Path, path: str | Path) -> Path:
     stats = sweep_statistics(frame, factor_paths, conditions)
     figures: list[str] = []
     for metric in stats["metrics"]:
-        for factor in factor_paths or [None]:
+        factors: list[str | None] = list(factor_paths) or [None]
+        for factor in factors:
             if factor is not None and pd.api.types.is_string_dtype(frame[factor]) and frame[factor].nunique() > 30:
                 continue
             fig = _metric_vs_factor(stats, metric, factor)
