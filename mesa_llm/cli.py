@@ -489,13 +489,19 @@ def sweep(
         float | None, typer.Option("--max-cost-usd", min=0.0, help="LLM budget of the whole sweep.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome and statistics as one JSON object.")] = False,
+    local: Annotated[
+        bool, typer.Option("--local", help="Serve a small real LLM offline (llama.cpp) for every LLM population.")
+    ] = False,
+    local_model: Annotated[
+        Path | None, typer.Option("--local-model", help="The GGUF file --local serves (default: bundled SmolLM2).")
+    ] = None,
 ) -> None:
     """Run (or resume) a sweep: conditions x factors x replicates, with paired statistics."""
     from mesa_llm.experiments.command import CommandError, sweep_command
 
     try:
         sweep_command(spec, out, workers=workers, executor=executor, ray_address=ray_address,
-                      max_cost_usd=max_cost_usd, as_json=as_json)  # fmt: skip
+                      max_cost_usd=max_cost_usd, as_json=as_json, local=local, local_model=local_model)  # fmt: skip
     except CommandError as exc:
         raise _fail(str(exc)) from None
 

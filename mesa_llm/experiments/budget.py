@@ -52,11 +52,12 @@ def model_prices(model: str, spec: Any) -> tuple[float, float] | None:
     return None
 
 
-def estimate_run(spec: Any, steps: int | None) -> RunEstimate:
-    """Expected calls and cost of one run of a resolved scenario (no model: 0 calls, $0 exactly)."""
+def estimate_run(spec: Any, steps: int | None, llm_model: str | None = None) -> RunEstimate:
+    """Expected calls and cost of one run of a resolved scenario (no model: 0 calls, $0 exactly);
+    ``llm_model`` replaces every LLM population's model (``--local``)."""
     # resolve_llm_models' rule, inlined: importing llm_wiring would import Mesa into the parent
     env = os.environ.get("MESA_LLM_MODEL") or None
-    models = {p.label: p.model or spec.llm.model or env for p in spec.populations if p.wants_llm}
+    models = {p.label: llm_model or p.model or spec.llm.model or env for p in spec.populations if p.wants_llm}
     horizon = steps or spec.steps
     agents = 0
     calls = 0.0

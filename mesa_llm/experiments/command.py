@@ -38,8 +38,36 @@ def sweep_command(
     ray_address: str | None,
     max_cost_usd: float | None,
     as_json: bool,
+    local: bool = False,
+    local_model: Path | None = None,
 ) -> None:
-    """Run or resume a sweep, with a progress bar on stderr, then print its statistics."""
+    """Run or resume a sweep, with a progress bar on stderr, then print its statistics; with
+    ``local``, serve a small real LLM (llama.cpp) for every LLM population, as ``run --local`` does."""
+    if not (local or local_model is not None):
+        _sweep(spec, out, workers, executor, ray_address, max_cost_usd, as_json, None, None)
+        return
+    from mesa_llm.llm.local_server import LOCAL_MODEL_NAME, LocalLLMServer, LocalModelError
+    from mesa_llm.scenario import LLMSettings
+
+    try:
+        server = LocalLLMServer(local_model).start()
+    except LocalModelError as exc:
+        raise CommandError(str(exc)) from None
+    try:
+        _err().print(f"note: serving {server.model_path.name} locally at {server.api_base} for every LLM population", markup=False)
+        settings = server.settings_for(LOCAL_MODEL_NAME, LLMSettings())
+        # the weights' file names the model in each run's key; the server's address does not
+        _sweep(spec, out, workers, executor, ray_address, max_cost_usd, as_json,
+               LOCAL_MODEL_NAME, settings, f"{LOCAL_MODEL_NAME}@{server.model_path.name}")  # fmt: skip
+    finally:
+        server.stop()
+
+
+def _sweep(
+    spec: Path, out: Path, workers: int | None, executor: str, ray_address: str | None,
+    max_cost_usd: float | None, as_json: bool, llm_model: str | None, llm_settings: dict[str, Any] | None,
+    llm_model_id: str | None = None,
+) -> None:  # fmt: skip
     from mesa_llm.experiments.executors import ExecutorError
     from mesa_llm.experiments.spec import SweepSpecError
     from mesa_llm.experiments.stats import load_results, sweep_statistics
@@ -74,7 +102,8 @@ def sweep_command(
     try:
         with progress:
             result = run_sweep(spec, out, workers=workers, executor=executor, ray_address=ray_address,
-                               max_cost_usd=max_cost_usd, notify=note, on_update=on_update)  # fmt: skip
+                               max_cost_usd=max_cost_usd, notify=note, on_update=on_update,
+                               llm_model=llm_model, llm_settings=llm_settings, llm_model_id=llm_model_id)  # fmt: skip
         frame, factor_paths, conditions = load_results(out)
         stats = sweep_statistics(frame, factor_paths, conditions)
     except (SweepSpecError, StoreError, ExecutorError) as exc:

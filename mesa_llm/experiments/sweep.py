@@ -81,12 +81,18 @@ def run_sweep(
     max_cost_usd: float | None = None,
     notify: Callable[[str], None] | None = None,
     on_update: Callable[[SweepTally], None] | None = None,
+    llm_model: str | None = None,
+    llm_settings: dict[str, Any] | None = None,
+    llm_model_id: str | None = None,
 ) -> SweepResult:
     """Run (or resume) the sweep of ``spec_path`` into ``out_dir``.
 
     SweepSpecError / StoreError / ExecutorError (one line) when the sweep cannot start; a run's own
     failure is a row. ``notify`` gets one-line notes (the estimate, the pilot run), ``on_update``
-    the tally after every row.
+    the tally after every row. ``llm_model`` switches every LLM population to that model (part of
+    each run's key) and ``llm_settings`` updates the scenarios' ``llm`` settings at run time (where
+    that model is served; not part of the key): together, ``--local``. ``llm_model_id`` names that
+    model in the key instead of ``llm_model`` (e.g. with the weights' file).
     """
     started = time.perf_counter()
     say = notify or (lambda _text: None)
@@ -108,13 +114,16 @@ def run_sweep(
         if key not in resolved:
             try:
                 scen = resolve(scenario, run.overrides)
-                resolved[key] = (scen.model_dump(mode="json"), None, estimate_run(scen, spec.steps))
+                scen_json = scen.model_dump(mode="json")
+                if llm_settings:
+                    scen.llm = scen.llm.model_copy(update=llm_settings)  # its prices, for the estimate
+                resolved[key] = (scen_json, None, estimate_run(scen, spec.steps, llm_model))
             except ValueError as exc:
                 resolved[key] = (None, " ".join(str(exc).split())[:500], None)
         scen_json, error, est = resolved[key]
         if error is not None:
             return _Resolved(unresolved_key(scenario, run.overrides, run.seed, spec.steps), error, None)
-        return _Resolved(run_key(scen_json, run.seed, spec.steps), None, est)
+        return _Resolved(run_key(scen_json, run.seed, spec.steps, llm_model_id or llm_model), None, est)
 
     store = ResultsStore(out_dir)
     store.open(text)
@@ -145,8 +154,9 @@ def run_sweep(
             on_update(tally)
         if todo:
             executor_obj = executor_obj or make_executor(executor, workers, ray_address)
+            runtime = {"llm_model": llm_model, "llm_settings": llm_settings}
             _execute(spec, scenario, Path(out_dir), todo, executor_obj, store, tally, max_cost_usd, say,
-                     on_update, order, factor_paths)  # fmt: skip
+                     on_update, order, factor_paths, runtime)  # fmt: skip
     finally:
         if executor_obj is not None:
             executor_obj.close()
@@ -190,6 +200,7 @@ def _execute(
     on_update: Callable[[SweepTally], None] | None,
     order: list[str],
     factor_paths: list[str],
+    runtime: dict[str, Any],
 ) -> None:
     """Dispatch ``todo`` (at most ``capacity`` in flight), gating every LLM run on the budget."""
     queue = list(todo)
@@ -198,7 +209,7 @@ def _execute(
 
     def task(run: PlannedRun, res: _Resolved, cap: float | None) -> dict[str, Any]:
         return {"run": run.to_dict(), "scenario": scenario, "steps": spec.steps, "out_dir": str(out_dir),
-                "metrics": spec.metrics, "timeout_s": spec.timeout_s, "max_cost_usd": cap, "key": res.key}  # fmt: skip
+                "metrics": spec.metrics, "timeout_s": spec.timeout_s, "max_cost_usd": cap, "key": res.key, **runtime}  # fmt: skip
 
     def record(run: PlannedRun, res: _Resolved, result: dict[str, Any]) -> None:
         store.append(_row(run, res.key, result))

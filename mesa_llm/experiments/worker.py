@@ -34,9 +34,13 @@ class RunTimeout(Exception):
     """The run took longer than the sweep's per-run timeout."""
 
 
-def run_key(scenario_json: dict[str, Any], seed: int, steps: int | None) -> str:
-    """The resume key of a run: a hash of its fully resolved scenario, seed and step count."""
-    text = json.dumps({"scenario": scenario_json, "seed": seed, "steps": steps}, sort_keys=True, default=str)
+def run_key(scenario_json: dict[str, Any], seed: int, steps: int | None, llm_model: str | None = None) -> str:
+    """The resume key of a run: a hash of its fully resolved scenario, seed, step count and the
+    model every LLM population is switched to (``--local``), if any."""
+    data = {"scenario": scenario_json, "seed": seed, "steps": steps}
+    if llm_model is not None:
+        data["llm_model"] = llm_model
+    text = json.dumps(data, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -137,6 +141,8 @@ def execute_run(task: dict[str, Any]) -> dict[str, Any]:
     model = None
     try:
         spec = resolve(task["scenario"], run["overrides"])
+        if task.get("llm_settings"):  # where the served model lives (--local): not part of the run's key
+            spec.llm = spec.llm.model_copy(update=task["llm_settings"])
         cap = task.get("max_cost_usd")
         if cap is not None:
             current = spec.llm.max_cost_usd
@@ -145,7 +151,8 @@ def execute_run(task: dict[str, Any]) -> dict[str, Any]:
 
         out_dir = Path(task["out_dir"])
         model = MarketModel(
-            spec, seed=run["seed"], steps=task["steps"], output_dir=out_dir / "runs", run_name=run["run_id"]
+            spec, seed=run["seed"], steps=task["steps"], output_dir=out_dir / "runs", run_name=run["run_id"],
+            llm_model=task.get("llm_model"),
         )
         timeout = float(task["timeout_s"])
         deadline = started + timeout
