@@ -113,8 +113,15 @@ class ProcessExecutor:
         return len(self._futures)
 
     def close(self) -> None:
-        """Stop the pool without waiting for abandoned tasks."""
+        """Stop the pool; runs still in flight (an interrupt) are abandoned, not waited for: their
+        workers are terminated, and the runs have no row, so the next invocation runs them."""
+        processes = list((getattr(self._pool, "_processes", None) or {}).values())
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._futures:
+            for process in processes:  # otherwise the interpreter's exit would wait for them
+                with contextlib.suppress(Exception):
+                    process.terminate()
+            self._futures.clear()
 
 
 class RayExecutor:
