@@ -108,6 +108,10 @@ def test_hostile_spec_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["sweep", str(bomb), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "expands to more than" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+    good = tmp_path / "good.yaml"
+    good.write_text("name: x\nscenario: double_auction\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["sweep", str(good), "--out", str(tmp_path / "o"), "--executor", "bogus"])
+    assert result.exit_code == 2 and "unknown executor 'bogus'" in result.stderr and not (tmp_path / "o").exists()
     unknown = tmp_path / "s.yaml"
     unknown.write_text("name: x\nscenario: no_such_scenario\n", encoding="utf-8")
     result = CliRunner().invoke(app, ["sweep", str(unknown), "--out", str(tmp_path / "o")])

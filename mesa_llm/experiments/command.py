@@ -121,6 +121,9 @@ def _sweep(
         sys.stdout.write(json.dumps({**summary, "statistics": stats}, allow_nan=False, default=str) + "\n")
         return
     print_statistics(stats, factor_paths)
+    failures = frame[~frame["status"].isin(["ok", "not_run_budget"])]
+    for (condition, error), group in list(failures.groupby(["condition", "error"], dropna=False))[:5]:
+        console.print(f"failed: {condition} ({len(group)} runs): {error}", markup=False, highlight=False)
     Console(highlight=False).print(
         f"{t.total} runs: {t.done} ran ok, {t.failed} failed, {t.skipped} done before, {t.not_run} not run (budget); "
         f"cost ${t.cost_usd:.4f}; {result.wall_s:.1f} s\nresults: {out / 'results.parquet'} and {out / 'results.csv'}",

@@ -15,7 +15,7 @@ from typing import Any
 
 from mesa_llm.experiments.budget import RunEstimate, describe_estimate, estimate_run
 from mesa_llm.experiments.design import PlannedRun, plan_runs
-from mesa_llm.experiments.executors import make_executor
+from mesa_llm.experiments.executors import ExecutorError, make_executor
 from mesa_llm.experiments.spec import SweepSpec, SweepSpecError, load_sweep_spec, read_spec_text
 from mesa_llm.experiments.store import ResultsStore
 from mesa_llm.experiments.worker import FAILED, NOT_RUN_BUDGET, OK, resolve, run_key, unresolved_key
@@ -95,6 +95,10 @@ def run_sweep(
     model in the key instead of ``llm_model`` (e.g. with the weights' file).
     """
     started = time.perf_counter()
+    if executor not in ("process", "ray"):
+        raise ExecutorError(f"unknown executor {executor!r}: use process or ray")
+    if ray_address and executor != "ray":
+        raise ExecutorError("--ray-address needs --executor ray")
     say = notify or (lambda _text: None)
     path = Path(spec_path)
     spec = load_sweep_spec(path)

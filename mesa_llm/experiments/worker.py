@@ -139,8 +139,10 @@ def execute_run(task: dict[str, Any]) -> dict[str, Any]:
         "cost_usd": 0.0, "recording": None,
     }  # fmt: skip
     model = None
+    api_base: str | None = None
     try:
         spec = resolve(task["scenario"], run["overrides"])
+        api_base = spec.llm.api_base
         if task.get("llm_settings"):  # where the served model lives (--local): not part of the run's key
             spec.llm = spec.llm.model_copy(update=task["llm_settings"])
         cap = task.get("max_cost_usd")
@@ -187,7 +189,11 @@ def execute_run(task: dict[str, Any]) -> dict[str, Any]:
                     out = Path(task["out_dir"]).resolve()
                     result["recording"] = str(Path(model.recording_path).resolve().relative_to(out))
     if result["error"] is not None:
-        result["error"] = " ".join(str(result["error"]).split())[:MAX_ERROR_CHARS]
+        from mesa_llm.llm.secrets import Redactor
+
+        # no key or api_base password reaches the table (the environment's keys, the URL's userinfo)
+        scrub = Redactor.for_provider(None, (task.get("llm_settings") or {}).get("api_base") or api_base)
+        result["error"] = " ".join(scrub(str(result["error"])).split())[:MAX_ERROR_CHARS]
     if result["status"] != OK and model is not None and not result["prompt_tokens"]:
         usage = model.usage.run
         result.update(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens, cost_usd=usage.cost_usd)
