@@ -197,5 +197,9 @@ def execute_run(task: dict[str, Any]) -> dict[str, Any]:
     if result["status"] != OK and model is not None and not result["prompt_tokens"]:
         usage = model.usage.run
         result.update(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens, cost_usd=usage.cost_usd)
+    if result["status"] != OK:
+        # only complete runs carry metrics: a partial run's numbers would bias every mean taken
+        # from the table (its recording keeps them)
+        result["metrics"] = {}
     result["wall_s"] = time.perf_counter() - started
     return result
