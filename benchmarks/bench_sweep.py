@@ -6,7 +6,8 @@ Run: ``python -m benchmarks.bench_sweep [--runs 40] [--steps 60] [--workers 2]``
 the mean run time measured inside the workers, and the overhead per run = (1-worker wall time -
 sum of the runs' own times) / runs — planning, process start-up, dispatch, the journal and the
 tables. Goals (issue 12): speed-up >= 1.7 on 2 cores, overhead <= 0.3 s per run. The load average
-is printed before and after: on a shared machine both numbers move with it.
+is printed before and after: on a shared machine both numbers move with it (each side is the best
+of ``--repeat`` alternating attempts).
 """
 
 from __future__ import annotations
@@ -53,12 +54,19 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=2, help="alternate 1 and N workers this often; best of each")
     args = parser.parse_args()
     print(f"cores: {os.cpu_count()}; before: {_load()}")
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        w1, t1 = sweep_once(folder, 1, args.steps, args.runs)
-        wn, tn = sweep_once(folder, args.workers, args.steps, args.runs)
+    best1: tuple[float, pd.DataFrame] | None = None
+    bestn: tuple[float, pd.DataFrame] | None = None
+    for _ in range(args.repeat):  # alternating, so a change in the machine's load hits both sides
+        with tempfile.TemporaryDirectory() as tmp:
+            one = sweep_once(Path(tmp), 1, args.steps, args.runs)
+            many = sweep_once(Path(tmp), args.workers, args.steps, args.runs)
+        best1 = one if best1 is None or one[0] < best1[0] else best1
+        bestn = many if bestn is None or many[0] < bestn[0] else bestn
+    assert best1 is not None and bestn is not None
+    (w1, t1), (wn, tn) = best1, bestn
     n = len(t1)
     assert (t1["status"] == "ok").all() and (tn["status"] == "ok").all(), "a benchmark run failed"
     same = t1.set_index("run_id")["efficiency"].equals(tn.set_index("run_id")["efficiency"])
