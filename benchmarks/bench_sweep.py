@@ -73,7 +73,8 @@ def main() -> None:
     run_s = float(t1["wall_s"].sum())
     print(f"{n} runs of double_auction, {args.steps} steps each, recorded")
     print(f"1 worker: {w1:.2f} s   {args.workers} workers: {wn:.2f} s   speed-up: {w1 / wn:.2f}x (goal >= 1.7x on 2 cores)")
-    print(f"mean run time inside a worker: {run_s / n:.3f} s")
+    print(f"mean run time inside a worker: {run_s / n:.3f} s with 1 worker, {float(tn['wall_s'].mean()):.3f} s with "
+          f"{args.workers} (longer with more workers: the workers compete for cores with the machine's other load)")
     print(f"framework overhead per run (1 worker): {(w1 - run_s) / n:.3f} s (goal <= 0.3 s)")
     print(f"same results with 1 and {args.workers} workers: {same}")
     print(f"after: {_load()}")
