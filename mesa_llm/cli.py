@@ -498,6 +498,49 @@ def compare(
     Console(highlight=False).print(table)
 
 
+@app.command()
+def sweep(
+    spec: Annotated[Path, typer.Argument(help="A sweep spec (YAML): scenario, factors, conditions, replicates.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for results.parquet/csv and the recordings.")],
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Runs in parallel (default: all cores).")] = None,
+    executor: Annotated[str, typer.Option("--executor", help="process (local cores) or ray.")] = "process",
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help="A Ray cluster (default: a local one).")] = None,
+    max_cost_usd: Annotated[
+        float | None, typer.Option("--max-cost-usd", min=0.0, help="LLM budget of the whole sweep.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome and statistics as one JSON object.")] = False,
+    local: Annotated[
+        bool, typer.Option("--local", help="Serve a small real LLM offline (llama.cpp) for every LLM population.")
+    ] = False,
+    local_model: Annotated[
+        Path | None, typer.Option("--local-model", help="The GGUF file --local serves (default: bundled SmolLM2).")
+    ] = None,
+) -> None:
+    """Run (or resume) a sweep: conditions x factors x replicates, with paired statistics."""
+    from mesa_llm.experiments.command import CommandError, sweep_command
+
+    try:
+        sweep_command(spec, out, workers=workers, executor=executor, ray_address=ray_address,
+                      max_cost_usd=max_cost_usd, as_json=as_json, local=local, local_model=local_model)  # fmt: skip
+    except CommandError as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command("sweep-report")
+def sweep_report(
+    out_dir: Annotated[Path, typer.Argument(help="A sweep's --out folder.")],
+    html: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the statistics as one JSON object.")] = False,
+) -> None:
+    """Statistics, plots and tables of a sweep folder."""
+    from mesa_llm.experiments.command import CommandError, report_command
+
+    try:
+        report_command(out_dir, html, as_json)
+    except CommandError as exc:
+        raise _fail(str(exc)) from None
+
+
 def main() -> None:  # pragma: no cover - console-script shim
     """Entry point for ``python -m mesa_llm``."""
     app()

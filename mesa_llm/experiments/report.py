@@ -1,0 +1,131 @@
+"""The sweep report: one self-contained HTML page (inline PNG plots, escaped tables) of a sweep
+folder — each metric against each factor with 95% CIs per condition, the paired differences
+between conditions, and the tables of cells and comparisons."""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mesa_llm.experiments.stats import load_results, sweep_statistics
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.4g}"
+    return html.escape(str(value))
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    if not rows:
+        return '<p class="none">none</p>'
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def _metric_vs_factor(stats: dict[str, Any], metric: str, factor: str | None) -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    by_condition: dict[str, list[tuple[Any, Any, Any, Any]]] = {}
+    for cell in stats["cells"]:
+        d = cell["metrics"].get(metric) or {}
+        if d.get("mean") is None:
+            continue
+        x = cell["factors"].get(factor) if factor else cell["condition"]
+        by_condition.setdefault(cell["condition"], []).append((x, d["mean"], d.get("ci_low"), d.get("ci_high")))
+    for condition, points in by_condition.items():
+        numeric = all(isinstance(p[0], int | float) for p in points)
+        points.sort(key=lambda p: p[0] if numeric else str(p[0]))
+        xs = [p[0] if numeric else str(p[0]) for p in points]
+        means = [p[1] for p in points]
+        lo = [p[1] - p[2] if p[2] is not None else 0.0 for p in points]
+        hi = [p[3] - p[1] if p[3] is not None else 0.0 for p in points]
+        ax.errorbar(xs, means, yerr=[lo, hi], marker="o", capsize=3, label=condition)
+    ax.set_xlabel(factor or "condition")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric}: mean and 95% CI" + (f" vs {factor}" if factor else ""))
+    if len(by_condition) > 1:
+        ax.legend(fontsize=8)
+    return fig
+
+
+def _differences(stats: dict[str, Any], metric: str) -> Any:
+    from matplotlib.figure import Figure
+
+    rows = [c for c in stats["comparisons"] if c["metric"] == metric and c["mean_diff"] is not None]
+    if not rows:
+        return None
+    fig = Figure(figsize=(6.4, 0.5 + 0.35 * len(rows)), layout="constrained")
+    ax = fig.add_subplot()
+    for i, c in enumerate(rows):
+        lo = c["diff_ci_low"] if c["diff_ci_low"] is not None else c["mean_diff"]
+        hi = c["diff_ci_high"] if c["diff_ci_high"] is not None else c["mean_diff"]
+        ax.errorbar([c["mean_diff"]], [i], xerr=[[c["mean_diff"] - lo], [hi - c["mean_diff"]]], fmt="o", capsize=3)
+    labels = [
+        f"{c['condition_a']} − {c['condition_b']}" + "".join(f" | {k}={v}" for k, v in c["factors"].items()) for c in rows
+    ]
+    ax.set_yticks(range(len(rows)), labels, fontsize=7)
+    ax.axvline(0.0, color="#888", lw=1)
+    ax.set_xlabel(f"paired difference in {metric} (95% CI)")
+    return fig
+
+
+def render_sweep_report(out_dir: str | Path, path: str | Path) -> Path:
+    """Write the report of the sweep in ``out_dir`` to ``path`` (StoreError if it is not a sweep)."""
+    from mesa_llm.analysis.report import _png
+
+    frame, factor_paths, conditions = load_results(out_dir)
+    stats = sweep_statistics(frame, factor_paths, conditions)
+    figures: list[str] = []
+    for metric in stats["metrics"]:
+        factors: list[str | None] = list(factor_paths) or [None]
+        for factor in factors:
+            if factor is not None and pd.api.types.is_string_dtype(frame[factor]) and frame[factor].nunique() > 30:
+                continue
+            fig = _metric_vs_factor(stats, metric, factor)
+            figures.append(f'<figure><img src="data:image/png;base64,{_png(fig)}" alt="{html.escape(metric)}"></figure>')
+        fig = _differences(stats, metric)
+        if fig is not None:
+            figures.append(f'<figure><img src="data:image/png;base64,{_png(fig)}" alt="differences"></figure>')
+    cell_rows = []
+    for cell in stats["cells"]:
+        for metric, d in cell["metrics"].items():
+            cell_rows.append([cell["condition"], *[cell["factors"][f] for f in factor_paths], metric, d["n"], d["mean"], d["ci_low"], d["ci_high"]])
+    comp_rows = [
+        [c["metric"], c["condition_a"], c["condition_b"], *[c["factors"][f] for f in factor_paths], c["n_pairs"],
+         c["mean_diff"], c["diff_ci_low"], c["diff_ci_high"], c["effect_size_dz"], c["p_t"], c["p_t_holm"],
+         c["p_wilcoxon"], c["p_wilcoxon_holm"]]
+        for c in stats["comparisons"]
+    ]  # fmt: skip
+    status = ", ".join(f"{k}: {v}" for k, v in stats["status_counts"].items())
+    name = html.escape(Path(out_dir).name)
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>sweep {name}</title><style>
+body {{ font-family: system-ui, sans-serif; margin: 24px; color: #1d2330; }}
+table {{ border-collapse: collapse; font-size: 13px; }} td, th {{ border: 1px solid #d5d9e0; padding: 3px 6px; }}
+.scroll {{ overflow-x: auto; max-height: 520px; }} .none {{ color: #7a8394; font-style: italic; }}
+figure {{ display: inline-block; margin: 8px; }}
+</style></head><body>
+<h1>Sweep {name}</h1>
+<p>{stats['runs']} runs ({html.escape(status)}); LLM tokens {stats['tokens']:,}; cost ${stats['cost_usd']:.4f}.
+Means over runs with status ok; 95% t confidence intervals; comparisons pair runs of the same replicate (same seed);
+p-values Holm-adjusted within each metric.</p>
+<h2>Plots</h2>{''.join(figures) or '<p class="none">no metric values</p>'}
+<h2>Cells</h2>{_table(["condition", *factor_paths, "metric", "n", "mean", "95% CI low", "95% CI high"], cell_rows)}
+<h2>Paired comparisons</h2>{_table(["metric", "A", "B", *factor_paths, "pairs", "mean A−B", "CI low", "CI high", "d_z", "p (t)", "p (t, Holm)", "p (Wilcoxon)", "p (Wilcoxon, Holm)"], comp_rows)}
+<footer><p>generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} by mesa_llm</p></footer>
+</body></html>"""
+    out = Path(path)
+    out.write_text(page, encoding="utf-8")
+    return out

@@ -1,0 +1,200 @@
+"""The results of a sweep on disk: a journal of rows, and the tables derived from it.
+
+Every finished run is appended to ``DIR/journal.jsonl`` as one JSON line, flushed and fsynced
+before the next run is counted, so a sweep killed at any point keeps every row it finished (a
+line cut by the kill is the only thing lost, and it is re-run). ``DIR/results.parquet`` and
+``DIR/results.csv`` are rebuilt from the journal (latest row per ``run_id``) and replaced
+atomically (write a temporary file, then ``os.replace``): a reader never sees half a table, and the
+table holds each run exactly once however often it was retried.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+JOURNAL = "journal.jsonl"
+RESULTS_CSV = "results.csv"
+RESULTS_PARQUET = "results.parquet"
+SPEC_COPY = "spec.yaml"
+#: the columns every table starts and ends with (factor columns and metrics go between)
+LEAD_COLUMNS = ["run_id", "condition"]
+MID_COLUMNS = ["replicate", "seed", "status", "error"]
+TAIL_COLUMNS = ["prompt_tokens", "completion_tokens", "tokens", "cost_usd", "wall_s", "recording", "key"]
+
+
+class StoreError(ValueError):
+    """A results folder that cannot be used (another sweep's, corrupt journal); one line."""
+
+
+class ResultsStore:
+    """The journal and tables of one sweep folder."""
+
+    def __init__(self, out_dir: str | Path) -> None:
+        self.dir = Path(out_dir)
+        self.journal = self.dir / JOURNAL
+        self._handle: Any = None
+        self._lock: Any = None
+        self._last_tables = 0.0
+
+    # ------------------------------------------------------------------ set-up
+
+    def open(self, spec_text: str) -> None:
+        """Create the folder, lock it against a second sweep, and copy the spec into it (or check
+        that the copy already there is the same spec: a folder holds one sweep)."""
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            (self.dir / "runs").mkdir(exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{self.dir}: cannot create the results folder ({exc.strerror or exc})") from None
+        self._lock = _lock(self.dir / ".lock")
+        copy = self.dir / SPEC_COPY
+        if copy.exists():
+            if copy.read_text(encoding="utf-8") != spec_text:
+                self.close()
+                raise StoreError(
+                    f"{self.dir} holds results of a different spec ({copy} differs): use another --out, "
+                    "or restore that spec to resume it"
+                )
+        else:
+            _atomic_write_text(copy, spec_text)
+        _drop_torn_tail(self.journal)
+        self._handle = self.journal.open("a", encoding="utf-8")
+
+    def close(self) -> None:
+        """Close the journal and release the folder."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        if self._lock is not None:
+            with contextlib.suppress(OSError):
+                self._lock.close()
+            self._lock = None
+
+    # ------------------------------------------------------------------ rows
+
+    def rows(self) -> dict[str, dict[str, Any]]:
+        """The latest journal row of every run id (a torn last line, from a kill, is ignored)."""
+        return {row["run_id"]: row for row in read_journal(self.journal)}
+
+    def append(self, row: dict[str, Any]) -> None:
+        """Append one row durably (flushed and fsynced) before it counts as done."""
+        assert self._handle is not None, "open() the store first"
+        self._handle.write(json.dumps(row, allow_nan=False, default=str) + "\n")
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def write_tables(self, order: list[str], factor_paths: list[str], *, every_s: float = 0.0) -> bool:
+        """Rebuild results.parquet and results.csv from the journal, in plan order (at most once
+        per ``every_s`` seconds unless 0); True if written."""
+        now = time.monotonic()
+        if every_s and now - self._last_tables < every_s:
+            return False
+        self._last_tables = now
+        frame = results_frame(self.rows(), order, factor_paths)
+        tmp_csv = self.dir / f".{RESULTS_CSV}.tmp"
+        tmp_parquet = self.dir / f".{RESULTS_PARQUET}.tmp"
+        frame.to_csv(tmp_csv, index=False)
+        frame.to_parquet(tmp_parquet, index=False)
+        os.replace(tmp_csv, self.dir / RESULTS_CSV)
+        os.replace(tmp_parquet, self.dir / RESULTS_PARQUET)
+        return True
+
+
+def read_journal(path: Path) -> Iterator[dict[str, Any]]:
+    """The rows of a journal; StoreError naming the line if one before the last is corrupt."""
+    if not path.exists():
+        return
+    lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
+    last = len(lines) - 1  # after the final newline: "" for a clean journal, a torn row after a kill
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict) or not isinstance(row.get("run_id"), str):
+                raise ValueError("not a row")
+        except ValueError:
+            if number - 1 == last:
+                return  # cut by a kill mid-write: that run is simply not done
+            raise StoreError(f"{path}: line {number} is not a result row (the journal is corrupt)") from None
+        yield row
+
+
+def results_frame(rows: dict[str, dict[str, Any]], order: list[str], factor_paths: list[str]) -> pd.DataFrame:
+    """One row per run id of ``order`` that has a result (plan order), with the table's columns."""
+    records = []
+    metric_names: dict[str, None] = {}
+    for run_id in order:
+        row = rows.get(run_id)
+        if row is None:
+            continue
+        metrics = row.get("metrics") or {}
+        metric_names.update(dict.fromkeys(metrics))
+        record = {k: row.get(k) for k in LEAD_COLUMNS}
+        record.update({p: (row.get("factors") or {}).get(p) for p in factor_paths})
+        record.update({k: row.get(k) for k in MID_COLUMNS})
+        record.update(metrics)
+        record.update({k: row.get(k) for k in TAIL_COLUMNS})
+        records.append(record)
+    metric_cols = [m for m in metric_names if m not in LEAD_COLUMNS + MID_COLUMNS + TAIL_COLUMNS + factor_paths]
+    columns = LEAD_COLUMNS + factor_paths + MID_COLUMNS + metric_cols + TAIL_COLUMNS
+    frame = pd.DataFrame.from_records(records, columns=columns)
+    for column in metric_cols + ["cost_usd", "wall_s"]:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    for column in ("replicate", "seed", "prompt_tokens", "completion_tokens", "tokens"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
+    for column in factor_paths:
+        frame[column] = _uniform(frame[column])
+    for column in ("run_id", "condition", "status", "error", "recording", "key"):
+        frame[column] = frame[column].astype("string")
+    return frame
+
+
+def _uniform(column: pd.Series) -> pd.Series:
+    """A factor column with one type (parquet needs it): numbers if every level is one, else text."""
+    values = [v for v in column if v is not None]
+    if values and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        if all(isinstance(v, int) for v in values):
+            return column.astype("Int64")
+        return column.astype("float64")
+    return column.map(lambda v: None if v is None else (v if isinstance(v, str) else json.dumps(v))).astype("string")
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a row the last sweep was killed while writing (after the last newline), so the next row
+    starts on a line of its own instead of being glued to the torn one."""
+    if not path.exists():
+        return
+    with path.open("rb+") as handle:
+        data = handle.read()
+        if data and not data.endswith(b"\n"):
+            handle.truncate(data.rfind(b"\n") + 1)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _lock(path: Path) -> Any:
+    """An exclusive lock on ``path`` held until closed; StoreError if another sweep holds it."""
+    handle = path.open("a")
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock (one sweep per folder is then the user's to keep)
+        return handle
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise StoreError(f"{path.parent}: another sweep is writing to this folder") from None
+    return handle

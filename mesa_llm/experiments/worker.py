@@ -1,0 +1,205 @@
+"""One run of a sweep, in whichever process executes it: build, run, measure, and return its row.
+
+:func:`execute_run` takes and returns plain dicts (they cross process and Ray boundaries) and never
+raises for a run's own failure: a bad scenario, an exception, a timeout become the row's ``status``
+and one-line ``error``, so one broken cell never ends the sweep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+#: run statuses in the results table
+OK = "ok"
+FAILED = "failed"
+TIMEOUT = "timeout"
+BUDGET_EXCEEDED = "budget_exceeded"
+NOT_RUN_BUDGET = "not_run_budget"
+#: longest error text kept in a row
+MAX_ERROR_CHARS = 500
+#: summary keys that describe the run rather than measure it
+_NOT_METRICS = {"scenario", "seed", "steps", "recording", "stop_reason", "llm"}
+
+
+class RunTimeout(Exception):
+    """The run took longer than the sweep's per-run timeout."""
+
+
+def run_key(scenario_json: dict[str, Any], seed: int, steps: int | None, llm_model: str | None = None) -> str:
+    """The resume key of a run: a hash of its fully resolved scenario, seed, step count and the
+    model every LLM population is switched to (``--local``), if any."""
+    data = {"scenario": scenario_json, "seed": seed, "steps": steps}
+    if llm_model is not None:
+        data["llm_model"] = llm_model
+    text = json.dumps(data, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def unresolved_key(scenario: str, overrides: list[str], seed: int, steps: int | None) -> str:
+    """The key of a run whose scenario does not resolve (its inputs, since there is no scenario)."""
+    text = json.dumps({"unresolved": scenario, "overrides": overrides, "seed": seed, "steps": steps}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def resolve(scenario: str, overrides: list[str]) -> Any:
+    """Load a scenario with a run's overrides and check its prompt templates (ScenarioError if not)."""
+    from mesa_llm.prompt_check import check_prompt_templates
+    from mesa_llm.scenario import ScenarioError, load_scenario, resolve_scenario_path
+
+    spec = load_scenario(scenario, overrides=overrides)
+    problems = check_prompt_templates(spec)
+    if problems:
+        raise ScenarioError(str(resolve_scenario_path(scenario)), problems)
+    return spec
+
+
+def flatten_summary(summary: dict[str, Any]) -> dict[str, float | int | None]:
+    """Every scalar of a run summary under its dotted path (``goods.widget.smith_alpha``)."""
+    out: dict[str, float | int | None] = {}
+    stack: list[tuple[str, Any]] = [(k, v) for k, v in summary.items() if k not in _NOT_METRICS]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend((f"{path}.{k}", v) for k, v in value.items())
+        elif isinstance(value, bool):
+            out[path] = int(value)
+        elif value is None or isinstance(value, int | float):
+            out[path] = value
+    return dict(sorted(out.items()))
+
+
+def pick_metrics(flat: dict[str, Any], wanted: list[str] | None) -> dict[str, Any]:
+    """The requested metrics (a full path, or a unique last part such as ``smith_alpha``), or all.
+
+    ValueError (one line) when a requested metric is missing or ambiguous."""
+    if wanted is None:
+        return {k: _finite(v) for k, v in flat.items()}
+    out: dict[str, Any] = {}
+    for name in wanted:
+        if name in flat:
+            out[name] = _finite(flat[name])
+            continue
+        matches = [k for k in flat if k.endswith("." + name)]
+        if len(matches) != 1:
+            known = ", ".join(list(flat)[:12])
+            why = "is ambiguous: " + ", ".join(matches) if matches else f"is not in the run summary (it has {known})"
+            raise ValueError(f"metric {name!r} {why}")
+        out[name] = _finite(flat[matches[0]])
+    return out
+
+
+def _finite(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    """Raise RunTimeout in this thread after ``seconds`` (SIGALRM; main thread on POSIX only —
+    elsewhere the per-step check in :func:`execute_run` enforces it between steps)."""
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield
+        return
+
+    def _alarm(signum: int, frame: Any) -> None:
+        raise RunTimeout(f"the run took longer than {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def execute_run(task: dict[str, Any]) -> dict[str, Any]:
+    """Run one planned run and return its result row (never raises for the run's own failure).
+
+    ``task``: ``run`` (a PlannedRun dict), ``scenario``, ``steps``, ``out_dir`` (the sweep folder),
+    ``metrics``, ``timeout_s``, ``max_cost_usd`` (this run's share of the budget, or None), ``key``.
+    """
+    # imported before the clock starts: a fresh worker's first run must not pay for (or time out on) imports
+    import mesa_llm.model  # noqa: F401
+    import mesa_llm.prompt_check  # noqa: F401
+
+    started = time.perf_counter()
+    run = task["run"]
+    result: dict[str, Any] = {
+        "status": OK, "error": None, "metrics": {}, "prompt_tokens": 0, "completion_tokens": 0,
+        "cost_usd": 0.0, "recording": None,
+    }  # fmt: skip
+    model = None
+    api_base: str | None = None
+    try:
+        spec = resolve(task["scenario"], run["overrides"])
+        api_base = spec.llm.api_base
+        if task.get("llm_settings"):  # where the served model lives (--local): not part of the run's key
+            spec.llm = spec.llm.model_copy(update=task["llm_settings"])
+        cap = task.get("max_cost_usd")
+        if cap is not None:
+            current = spec.llm.max_cost_usd
+            spec.llm = spec.llm.model_copy(update={"max_cost_usd": cap if current is None else min(current, cap)})
+        from mesa_llm.model import MarketModel
+
+        out_dir = Path(task["out_dir"])
+        model = MarketModel(
+            spec, seed=run["seed"], steps=task["steps"], output_dir=out_dir / "runs", run_name=run["run_id"],
+            llm_model=task.get("llm_model"),
+        )
+        timeout = float(task["timeout_s"])
+        deadline = started + timeout
+
+        def _check(step: int) -> None:
+            if time.perf_counter() > deadline:
+                raise RunTimeout(f"the run took longer than {timeout:g} s (at step {step})")
+
+        with _deadline(timeout):
+            summary = model.run(progress=_check).to_dict()
+        if model.recording_path is not None:
+            result["recording"] = str(Path(model.recording_path).resolve().relative_to(out_dir.resolve()))
+        llm = summary.get("llm") or {}
+        result["prompt_tokens"] = int(llm.get("prompt_tokens") or 0)
+        result["completion_tokens"] = int(llm.get("completion_tokens") or 0)
+        result["cost_usd"] = float(llm.get("cost_usd") or 0.0)
+        result["metrics"] = pick_metrics(flatten_summary(summary), task.get("metrics"))
+        if model.stop_status == "failed":
+            result.update(status=FAILED, error=summary.get("stop_reason"))
+        elif model.stop_status == "budget_exceeded":
+            result.update(status=BUDGET_EXCEEDED, error=summary.get("stop_reason"))
+    except RunTimeout as exc:
+        result.update(status=TIMEOUT, error=str(exc))
+    except Exception as exc:  # the run's own failure: a row, never the end of the sweep
+        result.update(status=FAILED, error=f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc))
+    finally:
+        if model is not None:
+            with contextlib.suppress(Exception):
+                model.finish(result["status"] if result["status"] != OK else "completed")
+            if result["recording"] is None and model.recording_path is not None:
+                with contextlib.suppress(ValueError):
+                    out = Path(task["out_dir"]).resolve()
+                    result["recording"] = str(Path(model.recording_path).resolve().relative_to(out))
+    if result["error"] is not None:
+        from mesa_llm.llm.secrets import Redactor
+
+        # no key or api_base password reaches the table (the environment's keys, the URL's userinfo)
+        scrub = Redactor.for_provider(None, (task.get("llm_settings") or {}).get("api_base") or api_base)
+        result["error"] = " ".join(scrub(str(result["error"])).split())[:MAX_ERROR_CHARS]
+    if result["status"] != OK and model is not None and not result["prompt_tokens"]:
+        usage = model.usage.run
+        result.update(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens, cost_usd=usage.cost_usd)
+    if result["status"] != OK:
+        # only complete runs carry metrics: a partial run's numbers would bias every mean taken
+        # from the table (its recording keeps them)
+        result["metrics"] = {}
+    result["wall_s"] = time.perf_counter() - started
+    return result
