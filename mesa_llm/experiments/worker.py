@@ -52,11 +52,12 @@ def unresolved_key(scenario: str, overrides: list[str], seed: int, steps: int | 
 
 def resolve(scenario: str, overrides: list[str]) -> Any:
     """Load a scenario with a run's overrides and check its prompt templates (ScenarioError if not)."""
+    from mesa_llm.model import MarketModel
     from mesa_llm.prompt_check import check_prompt_templates
     from mesa_llm.scenario import ScenarioError, load_scenario, resolve_scenario_path
 
     spec = load_scenario(scenario, overrides=overrides)
-    problems = check_prompt_templates(spec)
+    problems = check_prompt_templates(spec, lambda small, chat: MarketModel(small, record=False, chat_model=chat))
     if problems:
         raise ScenarioError(str(resolve_scenario_path(scenario)), problems)
     return spec
