@@ -14,6 +14,8 @@ from mesa_llm.scenario import Constant, Endow, PopulationSpec, ScenarioSpec, Uni
 
 __all__ = ["sanity_warnings"]
 
+_AUCTIONS = frozenset({"first_price", "second_price", "english"})
+
 
 def _label(population: PopulationSpec) -> str:
     return population.name or population.role.value
@@ -93,6 +95,12 @@ def _equilibrium_warnings(spec: ScenarioSpec) -> list[str]:
     """Goods with induced values or costs whose competitive equilibrium is undefined."""
     out = []
     goods = {g.name for g in spec.goods}
+    if not spec.market.call_market:
+        # a good only auctioned has bidders' values and no induced costs by design: an auction's
+        # efficiency is whether the highest value wins, not a market's competitive equilibrium
+        auctioned = {s.good for s in spec.negotiation.sessions if s.protocol in _AUCTIONS}
+        traded = {s.good for s in spec.negotiation.sessions if s.protocol not in _AUCTIONS}
+        goods -= auctioned - traded
     for good in sorted({g for p in spec.populations if p.count for g in p.private} & goods):
         values = [p.private[good].values for p in spec.populations if p.count and good in p.private]
         costs = [p.private[good].costs for p in spec.populations if p.count and good in p.private]

@@ -86,3 +86,10 @@ def test_validate_prints_one_line_per_warning(tmp_path):
     assert len(lines) == 2
     assert any("no widget to sell" in line for line in lines)
     assert any("no cash" in line for line in lines)
+
+
+def test_auctioned_good_needs_no_equilibrium_unless_a_market_trades_it():
+    """Bidders' values without induced costs are an auction's design; in a call market they are not."""
+    assert sanity_warnings(load_scenario("english_auction")) == []
+    warned = sanity_warnings(load_scenario("english_auction", overrides=["market.call_market=true"]))
+    assert any("'painting' has induced values but no induced costs" in w for w in warned)
