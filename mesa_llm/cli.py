@@ -478,6 +478,73 @@ def compare(
     Console(highlight=False).print(table)
 
 
+@app.command()
+def dashboard(
+    target: Annotated[str, typer.Argument(help="A scenario (name or YAML file) to run live, or a recording (.jsonl/.json) to replay.")],
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port of the page (0: any free port).")] = 8765,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open a browser.")] = False,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Live: PATH=VALUE override, repeatable.")] = None,
+    model_name: Annotated[str | None, typer.Option("--model", help="Live: litellm model for every LLM population.")] = None,
+    api_base: Annotated[str | None, typer.Option("--api-base", help="Live: URL of an OpenAI-compatible server.")] = None,
+    local: Annotated[bool, typer.Option("--local", help="Live: serve a small real LLM offline for every LLM population.")] = False,
+) -> None:
+    """Watch a scenario run live, or play a recording back, in the browser (the dashboard extra)."""
+    import importlib.util
+
+    from mesa_llm.dashboard.server import DashboardConfig, configure, is_recording, serve
+
+    if importlib.util.find_spec("solara") is None:
+        raise _fail("the dashboard needs Solara: pip install 'mesa_llm[dashboard]'")
+    if is_recording(target):
+        from mesa_llm.recording import RecordingError, load_events
+
+        if set_ or model_name or api_base or local:
+            raise _fail("--set, --model, --api-base and --local are for a live scenario, not a recording")
+        try:
+            load_events(target)  # a bad recording is one line here, not an error page
+        except RecordingError as exc:
+            raise _fail(str(exc)) from None
+        configure(DashboardConfig(recording=Path(target)))
+        serve(port, host, not no_browser)
+        return
+    from mesa_llm.scenario import ScenarioError
+
+    try:
+        spec = _load_checked(target, list(set_ or []))
+    except ScenarioError as exc:
+        raise _fail(str(exc)) from None
+    if api_base is not None:
+        if local:
+            raise _fail("--local serves its own model: drop --api-base (or drop --local to use that server)")
+        spec.llm = spec.llm.model_copy(update={"api_base": api_base})
+    server = None
+    if local:
+        from mesa_llm.llm.local_server import LOCAL_MODEL_NAME, LocalLLMServer, LocalModelError
+
+        try:
+            server = LocalLLMServer(None).start()
+        except LocalModelError as exc:
+            raise _fail(str(exc)) from None
+        model_name = model_name or LOCAL_MODEL_NAME
+        spec.llm = spec.llm.model_copy(update=server.settings_for(model_name, spec.llm))
+    try:
+        from mesa_llm.model import resolve_llm_models
+
+        if not local:
+            models = sorted({m for m in resolve_llm_models(spec, model_name).values() if m})
+            problem = _check_llm_access(models, spec.llm.api_base)
+            if problem is not None:
+                from mesa_llm.llm.secrets import Redactor
+
+                raise _fail(Redactor.for_provider(None, spec.llm.api_base)(problem))
+        configure(DashboardConfig(spec=spec, llm_model=model_name))
+        serve(port, host, not no_browser)
+    finally:
+        if server is not None:
+            server.stop()
+
+
 def main() -> None:  # pragma: no cover - console-script shim
     """Entry point for ``python -m mesa_llm``."""
     app()
