@@ -134,13 +134,10 @@ def SocialPanel(data: RunData, version: int) -> None:
         solara.Text(f"{data.messages_total} messages (newest first)")
         with solara.Div(style={"max-height": "320px", "overflow-y": "auto"}):
             TextTable(feed.assign(text=["“" + t + "”" for t in feed["text"]]), classes=["message-feed"])
-        with solara.Columns([1, 1]):
-            with solara.Div():
-                solara.Text("alliances")
-                TextTable(data.alliance_table())
-            with solara.Div():
-                solara.Text("reputation")
-                TextTable(data.reputation_table())
+        for title, table in (("alliances", data.alliance_table()), ("reputation", data.reputation_table())):
+            if len(table):
+                solara.Text(title, style={"display": "block", "margin-top": "8px"})
+                TextTable(table)
 
 
 @solara.component
@@ -149,9 +146,9 @@ def AgentsPanel(data: RunData, version: int) -> None:
     frame = data.agents_table()
     with solara.Card("Agents", classes=["panel-agents"]):
         if (frame["source"] == "trades").any():
-            solara.Text("from the endowment and trades (no agent state recorded yet: fees and contracts not included)")
+            solara.Text("from the endowment and trades (no agent state recorded yet: fees and contracts not included)", style={"display": "block"})
         for population, rows in frame.groupby("population", sort=False):
-            solara.Text(f"{population} ({len(rows)})", style={"font-weight": "bold"})
+            solara.Text(f"{population} ({len(rows)})", style={"font-weight": "bold", "display": "block"})
             TextTable(rows[["name", "cash", "holdings", "surplus"]])
 
 
@@ -295,8 +292,9 @@ def ParamsEditor(params: dict[str, Any], set_params: Any) -> None:
 @solara.component
 def ReplayPage(config: DashboardConfig) -> None:
     """A step slider and Play over a recording, with the panels at that step."""
-    assert config.recording is not None
-    session: ReplaySession = solara.use_memo(lambda: ReplaySession(config.recording), [])
+    path = config.recording
+    assert path is not None
+    session: ReplaySession = solara.use_memo(lambda: ReplaySession(path), [])
     step, set_step = solara.use_state(min(1, session.final_step))
     playing, set_playing = solara.use_state(False)
     delay, set_delay = solara.use_state(0.2)
@@ -319,7 +317,7 @@ def ReplayPage(config: DashboardConfig) -> None:
             solara.Text(f"step {step} / {session.final_step}", classes=["step-counter"], style={"font-size": "18px"})
             solara.Button("Pause" if playing else "Play", on_click=lambda: set_playing(not playing), color="primary")
             solara.SliderFloat("seconds per step", value=delay, on_value=set_delay, min=0.0, max=2.0, step=0.05)
-        with solara.Div(classes=["replay-slider"]):
+        with solara.Div(classes=["replay-slider"], style={"margin-top": "28px"}):
             solara.SliderInt("step", value=step, on_value=set_step, min=0, max=session.final_step, thumb_label="always")
         if session.warning:
             solara.Text(f"note: {session.warning}", classes=["dashboard-note"])

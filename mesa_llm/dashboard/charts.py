@@ -39,11 +39,11 @@ def price_figure(prices: pd.DataFrame, stress: pd.DataFrame, good: str) -> Figur
     has_fundamental = bool(rows["fundamental"].notna().any())
     data: list[dict[str, Any]] = [
         {"type": "scatter", "name": "CE band (high)", "x": steps, "y": _values(rows["ce_high"]) if has_ce else [],
-         "mode": "lines", "line": {"width": 0}, "showlegend": False, "hoverinfo": "skip"},
+         "mode": "lines", "line": {"width": 0, "shape": "hv"}, "showlegend": False, "hoverinfo": "skip"},
         {"type": "scatter", "name": "CE price band", "x": steps, "y": _values(rows["ce_low"]) if has_ce else [],
-         "mode": "lines", "line": {"width": 0}, "fill": "tonexty", "fillcolor": "rgba(46,160,67,0.2)", "showlegend": has_ce},
+         "mode": "lines", "line": {"width": 0, "shape": "hv"}, "fill": "tonexty", "fillcolor": "rgba(46,160,67,0.2)", "showlegend": has_ce},
         {"type": "scatter", "name": "fundamental", "x": steps, "y": _values(rows["fundamental"]) if has_fundamental else [],
-         "mode": "lines", "line": {"dash": "dot", "color": "#8250df"}, "showlegend": has_fundamental},
+         "mode": "lines", "line": {"dash": "dot", "color": "#8250df", "shape": "hv"}, "showlegend": has_fundamental},
         {"type": "bar", "name": "volume", "x": steps, "y": rows["volume"].tolist(), "yaxis": "y2",
          "marker": {"color": "rgba(120,120,120,0.35)"}},
         {"type": "scatter", "name": "clearing price", "x": steps, "y": _values(rows["price"]),
@@ -65,7 +65,8 @@ def price_figure(prices: pd.DataFrame, stress: pd.DataFrame, good: str) -> Figur
         "title": {"text": f"{good}: price per step", "font": {"size": 14}},
         "xaxis": {"title": {"text": "step"}},
         "yaxis": {"title": {"text": "price"}},
-        "yaxis2": {"title": {"text": "volume"}, "overlaying": "y", "side": "right", "showgrid": False, "rangemode": "tozero"},
+        "yaxis2": {"title": {"text": "volume"}, "overlaying": "y", "side": "right", "showgrid": False, "rangemode": "tozero",
+                   "tickformat": "d"},
         "shapes": shapes,
         "annotations": annotations,
     }

@@ -68,12 +68,13 @@ class RunData:
         self.reputation: dict[Any, float] = {}
         self._states: dict[Any, dict[str, Any]] = {}  # last agent_state per agent
         self._fills: dict[Any, dict[str, Any]] = {}  # cash/holdings moved by trades per agent
-        self._llm = {"calls": 0, "failed": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
+        self._llm: dict[str, Any] = {"calls": 0, "failed": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
         self._plans: dict[Any, tuple[int, str]] = {}
         self._actions: dict[Any, tuple[int, list[str]]] = {}
         self.rejections: deque[dict[str, Any]] = deque(maxlen=MESSAGES_KEPT)
         self._names: dict[Any, str] = {}
         self._population: dict[Any, str] = {}
+        self._cache: dict[str, tuple[int, Any]] = {}
 
     # ------------------------------------------------------------------ folding
 
@@ -89,7 +90,8 @@ class RunData:
         content = event.get("content")
         if not isinstance(content, Mapping):
             content = {}
-        step = event.get("step") if isinstance(event.get("step"), int) else self.step
+        raw_step = event.get("step")
+        step = raw_step if isinstance(raw_step, int) else self.step
         agent = event.get("agent_id")
         self.events_seen += 1
         self.step = max(self.step, step)
@@ -172,7 +174,8 @@ class RunData:
                     del self._resting[order_id]
 
     def _on_scheduled(self, c: Mapping[str, Any], step: int, agent: Any) -> None:
-        event = c.get("event") if isinstance(c.get("event"), Mapping) else {}
+        raw = c.get("event")
+        event: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
         self.stress = [
             e for e in self.stress if not (e["pending"] and e["step"] == step and e["type"] == event.get("type"))
         ]
@@ -195,6 +198,7 @@ class RunData:
     def mark_pending(self, step: int, event_type: str, description: str) -> None:
         """Mark an event injected for ``step`` that the model has not applied yet (live mode);
         the recorded ``scheduled_event`` replaces it when the step runs."""
+        self._cache.clear()
         self.stress.append(
             {"step": step, "type": event_type, "description": description, "good": None, "pending": True}
         )
@@ -257,7 +261,8 @@ class RunData:
         self._states[agent] = {**c, "step": step}
 
     def _on_llm_call(self, c: Mapping[str, Any], step: int, agent: Any) -> None:
-        usage = c.get("usage") if isinstance(c.get("usage"), Mapping) else {}
+        raw = c.get("usage")
+        usage: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
         self._llm["calls"] += 1
         self._llm["failed"] += 1 if c.get("error") else 0
         for key in ("prompt_tokens", "completion_tokens"):
@@ -298,6 +303,13 @@ class RunData:
         return goods
 
     def prices(self) -> pd.DataFrame:
+        """`price_table`, cached until the next event (every panel of a render asks for it)."""
+        cached = self._cache.get("prices")
+        if cached is None or cached[0] != self.events_seen:
+            cached = self._cache["prices"] = (self.events_seen, self.price_table())
+        return cached[1]
+
+    def price_table(self) -> pd.DataFrame:
         """One row per clearing: step, good, price (NaN without trade), volume, ce_low, ce_high
         (the competitive-equilibrium band in force at that step) and fundamental (the mean
         fundamental value of the agents that hold one, as of the header and the shocks since)."""

@@ -20,10 +20,10 @@ from mesa_llm.recording import load_events
 from mesa_llm.scenario import ScenarioSpec, TimelineEvent
 
 
-def timeline_event_types() -> dict[str, type]:
-    """Every event type the scenario timeline supports (the ``type`` tag of each member of
-    `TimelineEvent`), so types added to the timeline show up in the stress menu by themselves."""
-    union = typing.get_args(TimelineEvent)[0]
+def timeline_event_types(timeline: Any = TimelineEvent) -> dict[str, type]:
+    """Every event type the scenario timeline supports (the ``type`` tag of each member of the
+    `TimelineEvent` union), so types added to the timeline show up in the stress menu by themselves."""
+    union = typing.get_args(timeline)[0]
     out: dict[str, type] = {}
     for cls in typing.get_args(union):
         tag = typing.get_args(cls.model_fields["type"].annotation)
@@ -32,7 +32,7 @@ def timeline_event_types() -> dict[str, type]:
     return out
 
 
-_EVENT = TypeAdapter(TimelineEvent)
+_EVENT: TypeAdapter[Any] = TypeAdapter(TimelineEvent)
 
 # What an event of a known type does when injected into a scenario whose timeline has none of
 # its kind ("{good}" is the scenario's first good). Types without a preset here are offered when
@@ -108,7 +108,8 @@ class LiveSession:
             self.data = RunData()
             self._stream = open(model.recording_path, "rb") if model.recording_path else None  # noqa: SIM115
             self._partial = b""
-            model.recorder.flush()
+            if model.recorder is not None:
+                model.recorder.flush()
             self._read_new()
 
     def step(self) -> bool:
