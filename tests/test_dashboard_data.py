@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -230,6 +231,39 @@ def test_live_steps_inject_and_reset(tmp_path: Path) -> None:
     assert live.error is None and live.data.prices().empty
     live.reset({"counts": {"buyers": 2, "sellers": 3}, "k": 7, "fee_per_unit": 0.0})
     assert live.error is not None and live.error.startswith("cannot reset: market.k") and len(live.model.traders) == 5
+
+
+def test_an_llm_scenario_runs_live_with_its_calls_in_flight(tmp_path: Path) -> None:
+    import threading
+
+    from mesa_llm.llm.testing import ScriptedChatModel, text_response, tool_call_response
+
+    release = threading.Event()
+
+    def answer(request: Any) -> Any:
+        release.wait(10)  # the step stays in flight until the test has looked at it
+        if request.purpose == "plan":
+            return text_response("<b>bid</b> under value")
+        return tool_call_response("place_order", {"good": "widget", "side": "buy", "price": 500.0, "quantity": 1})
+
+    spec = load_scenario("llm_double_auction", overrides=["steps=3"])
+    live = LiveSession(spec, output_dir=tmp_path, chat_model=ScriptedChatModel(answer, name="scripted/test"))
+    assert live.has_llm and live.in_flight() is None
+    worker = threading.Thread(target=live.step)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while live.in_flight() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    flight = live.in_flight()
+    assert flight is not None and flight["step"] == 1 and flight["llm_agents"] == 6 and flight["calls_done"] == 0
+    release.set()
+    worker.join(20)
+    assert live.in_flight() is None and live.steps == 1
+    totals = live.data.llm_totals()
+    assert totals["calls"] == 12 and totals["prompt_tokens"] == 120  # a plan and an act call per LLM agent
+    agents = live.data.llm_agents()
+    assert len(agents) == 6 and set(agents["plan"]) == {"<b>bid</b> under value"}
+    assert live.data.panels()["llm"] and len(live.data.rejection_table()) > 0  # sellers may not buy
 
 
 def test_apply_params_keeps_the_base_spec() -> None:

@@ -53,9 +53,19 @@ class LiveSession:
     Calls are serialised by a lock: the page's Step button and its Run loop share one model.
     """
 
-    def __init__(self, spec: ScenarioSpec, *, llm_model: str | None = None, output_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        spec: ScenarioSpec,
+        *,
+        llm_model: str | None = None,
+        output_dir: Path | None = None,
+        chat_model: Any = None,
+    ) -> None:
+        """``llm_model``: the model of every LLM population (the CLI's ``--model``);
+        ``chat_model``: answers every LLM call instead of litellm (tests)."""
         self.base = spec
         self.llm_model = llm_model
+        self.chat_model = chat_model
         self.output_dir = output_dir or Path(tempfile.mkdtemp(prefix="mesa_llm_dashboard_"))
         self.lock = threading.RLock()
         self.params = default_params(spec)
@@ -75,8 +85,10 @@ class LiveSession:
 
     @property
     def steps(self) -> int:
-        """Steps run since the last reset."""
-        return int(self.model.steps) if self.model is not None else 0
+        """Steps completed since the last reset (Mesa counts a step as it starts)."""
+        if self.model is None:
+            return 0
+        return int(self.model.steps) - (1 if self.step_started is not None else 0)
 
     @property
     def max_steps(self) -> int:
@@ -96,7 +108,9 @@ class LiveSession:
         with self.lock:
             try:
                 spec = apply_params(self.base, params if params is not None else self.params)
-                model = MarketModel(spec, output_dir=self.output_dir, llm_model=self.llm_model)
+                model = MarketModel(
+                    spec, output_dir=self.output_dir, llm_model=self.llm_model, chat_model=self.chat_model
+                )
             except (ValueError, ValidationError) as exc:
                 self.error = f"cannot reset: {_one_line(exc)}"
                 return
@@ -117,12 +131,12 @@ class LiveSession:
         with self.lock:
             if self.done:
                 return False
-            self.step_started = time.perf_counter()
             self.calls_at_step_start = self.model.usage.run.calls
+            self.step_started = time.perf_counter()
             try:
                 self.model.step()
             except Exception as exc:  # noqa: BLE001 - shown on the page; the recording so far stays
-                self.error = f"step {self.steps} failed: {type(exc).__name__}: {_one_line(exc)}"
+                self.error = f"step {self.steps + 1} failed: {type(exc).__name__}: {_one_line(exc)}"
                 self.model.running = False
                 return False
             finally:
@@ -140,7 +154,7 @@ class LiveSession:
         if started is None or self.model is None:
             return None
         return {
-            "step": self.steps + 1,
+            "step": self.steps + 1,  # the step deciding now
             "elapsed_s": time.perf_counter() - started,
             "calls_done": self.model.usage.run.calls - self.calls_at_step_start,
             "llm_agents": len(self.model.llm_agents),
