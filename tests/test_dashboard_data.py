@@ -73,7 +73,8 @@ def test_a_stress_event_is_marked_and_moves_the_fundamental(tmp_path: Path) -> N
     # the flash crash scales the fundamental by 0.7 from step 20 on
     assert prices.at[20, "fundamental"] == pytest.approx(0.7 * prices.at[19, "fundamental"])
     figure = charts.price_figure(data.prices(), stress, "stock")
-    assert [s["x0"] for s in figure["layout"]["shapes"]] == [20, 20]
+    assert [s["x0"] for s in figure["layout"]["shapes"]] == [19.5]  # at the start of step 20
+    assert [a["text"] for a in figure["layout"]["annotations"]] == ["shift_private, set_params"]
 
 
 def test_supply_and_demand_of_the_last_clearing() -> None:
@@ -192,6 +193,11 @@ def test_the_pareto_frontier_of_a_multi_issue_session(tmp_path: Path) -> None:
     session = next(iter(data.sessions.values()))
     space = data.utility_space(session.session_id)
     assert space is not None
+    offers = data.offers(session.session_id)
+    first = offers[offers["round"] == 0].set_index("issue")
+    # placed in each issue's range: price 8 of [8, 16] -> 0; quantity 200 of [50, 200] -> 1; warranty by index
+    assert first.at["price", "scaled"] == 0.0 and first.at["quantity", "scaled"] == 1.0
+    assert offers["scaled"].between(0, 1).all()
     frontier, outcomes = space["pareto"], space["outcomes"]
     assert 1 < len(frontier) < len(outcomes) and frontier["x"].is_monotonic_increasing
     # no outcome of the grid dominates a frontier point

@@ -295,33 +295,34 @@ def ReplayPage(config: DashboardConfig) -> None:
     path = config.recording
     assert path is not None
     session: ReplaySession = solara.use_memo(lambda: ReplaySession(path), [])
-    step, set_step = solara.use_state(min(1, session.final_step))
+    # one reactive value shared by the slider and the player: a value passed down as a plain prop
+    # could be echoed back stale while arrow keys are still arriving, and the slider and the page
+    # would disagree
+    step = solara.use_reactive(min(1, session.final_step))
     playing, set_playing = solara.use_state(False)
     delay, set_delay = solara.use_state(0.2)
 
     def player(cancel: threading.Event) -> None:
-        current = step
-        while playing and not cancel.is_set() and current < session.final_step:
+        while playing and not cancel.is_set() and step.value < session.final_step:
             cancel.wait(delay)
-            current += 1
-            set_step(current)
-        if playing and current >= session.final_step:
+            step.set(step.value + 1)
+        if playing and step.value >= session.final_step:
             set_playing(False)
 
     solara.use_thread(player, dependencies=[playing, delay], intrusive_cancel=False)
-    data = session.at(step)
+    data = session.at(step.value)
     with solara.Column(style={"padding": "12px"}):
         with solara.Row(style={"align-items": "center", "flex-wrap": "wrap"}):
             name = (data.header.get("scenario") or {}).get("name", "") if isinstance(data.header.get("scenario"), dict) else ""
             solara.Text(f"{name} (replay of {session.path.name})", style={"font-size": "20px", "font-weight": "bold"})
-            solara.Text(f"step {step} / {session.final_step}", classes=["step-counter"], style={"font-size": "18px"})
+            solara.Text(f"step {step.value} / {session.final_step}", classes=["step-counter"], style={"font-size": "18px"})
             solara.Button("Pause" if playing else "Play", on_click=lambda: set_playing(not playing), color="primary")
             solara.SliderFloat("seconds per step", value=delay, on_value=set_delay, min=0.0, max=2.0, step=0.05)
         with solara.Div(classes=["replay-slider"], style={"margin-top": "28px"}):
-            solara.SliderInt("step", value=step, on_value=set_step, min=0, max=session.final_step, thumb_label="always")
+            solara.SliderInt("step", value=step, min=0, max=session.final_step, thumb_label="always")
         if session.warning:
             solara.Text(f"note: {session.warning}", classes=["dashboard-note"])
-        Panels(data, step)
+        Panels(data, step.value)
 
 
 @solara.component

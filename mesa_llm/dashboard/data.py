@@ -395,7 +395,8 @@ class RunData:
 
     def offers(self, session_id: str) -> pd.DataFrame:
         """Offers of a session over rounds: round, step, proposer (name), issue, value (numeric
-        issues; categorical ones as their index in the issue's values)."""
+        issues; categorical ones as their index in the issue's values) and scaled (the value's
+        position in the issue's range, 0 = low, 1 = high: issues of different units on one axis)."""
         s = self.sessions.get(session_id)
         rows = []
         for o in s.offers if s is not None else []:
@@ -407,9 +408,10 @@ class RunData:
                         "proposer": self.name(o["proposer"]),
                         "issue": str(issue),
                         "value": _issue_number(s.space if s else None, str(issue), value),
+                        "scaled": _scaled(s.space if s else None, str(issue), value),
                     }
                 )
-        return pd.DataFrame(rows, columns=["round", "step", "proposer", "issue", "value"])
+        return pd.DataFrame(rows, columns=["round", "step", "proposer", "issue", "value", "scaled"])
 
     def utility_space(self, session_id: str) -> dict[str, Any] | None:
         """The session's 2-D utility space (first party on x, second on y): ``outcomes`` (the
@@ -591,6 +593,19 @@ def _issue_number(space: Mapping[str, Any] | None, issue: str, value: Any) -> fl
         if isinstance(spec, Mapping) and spec.get("name") == issue and isinstance(spec.get("values"), list):
             values = spec["values"]
             return float(values.index(value)) if value in values else math.nan
+    return math.nan
+
+
+def _scaled(space: Mapping[str, Any] | None, issue: str, value: Any) -> float:
+    for spec in (space or {}).get("issues") or []:
+        if not isinstance(spec, Mapping) or spec.get("name") != issue:
+            continue
+        values = spec.get("values")
+        if isinstance(values, list):
+            return values.index(value) / max(len(values) - 1, 1) if value in values else math.nan
+        low, high, number = _num(spec.get("low")), _num(spec.get("high")), _num(value)
+        if low is not None and high is not None and number is not None and high > low:
+            return (number - low) / (high - low)
     return math.nan
 
 
