@@ -316,3 +316,21 @@ def test_the_dashboard_command_rejects_bad_targets_in_one_line(tmp_path: Path) -
         result = runner.invoke(app, args)
         assert result.exit_code == 2, result.output
         assert result.output.count("\n") == 1 and result.output.startswith("error:"), result.output
+
+
+def test_the_server_runs_solara_without_telemetry_or_version_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("solara")
+    import os
+
+    import solara.__main__
+
+    from mesa_llm.dashboard import server
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setenv("SOLARA_TELEMETRY_MIXPANEL_ENABLE", "")  # so that the undo removes what serve sets
+    monkeypatch.delenv("SOLARA_TELEMETRY_MIXPANEL_ENABLE")
+    monkeypatch.setattr(solara.__main__, "cli", lambda args, standalone_mode: seen.update(args=args))
+    server.serve(9999, "127.0.0.1", open_browser=False)
+    assert os.environ["SOLARA_TELEMETRY_MIXPANEL_ENABLE"] == "False"
+    assert {"--no-check-version", "--no-open", "--production"} <= set(seen["args"])
+    assert seen["args"][:2] == ["run", "mesa_llm.dashboard.app"] and "9999" in seen["args"]

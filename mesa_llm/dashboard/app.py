@@ -13,7 +13,6 @@ from typing import Any, cast
 
 import pandas as pd
 import solara
-import solara.lab  # noqa: F401 - registers solara.lab for the components below
 from solara.alias import rv
 
 from mesa_llm.dashboard import charts

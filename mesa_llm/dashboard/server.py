@@ -51,10 +51,15 @@ def is_recording(target: str) -> bool:
 
 def serve(port: int, host: str, open_browser: bool) -> None:
     """Run the Solara server (blocking) for the configured target."""
+    import os
+
+    # Solara reports usage to a telemetry service and checks PyPI for a newer version at start by
+    # default: a research tool serving local data does neither (read when solara is imported)
+    os.environ.setdefault("SOLARA_TELEMETRY_MIXPANEL_ENABLE", "False")
     from solara.__main__ import cli
 
     args = [
-        "run", APP_MODULE, "--port", str(port), "--host", host, "--production",
+        "run", APP_MODULE, "--port", str(port), "--host", host, "--production", "--no-check-version",
         "--open" if open_browser else "--no-open", "--log-level", "warning",
     ]  # fmt: skip
     cli(args, standalone_mode=False)
