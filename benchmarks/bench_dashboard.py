@@ -53,7 +53,7 @@ def chart_builders() -> None:
         return alt.layer(alt.layer(band, line), bars).resolve_scale(y="independent").to_dict()
 
     print("server side, one price-chart update after 30 steps (ms):")
-    print(f"  panel data (prices, stress)      {_timed(lambda: (live.data.prices(), live.data.stress_events())):7.1f}")
+    print(f"  panel data (price table, stress) {_timed(lambda: (live.data.price_table(), live.data.stress_events())):7.1f}")
     print(f"  plain dict (the dashboard)       {_timed(lambda: charts.price_figure(prices, stress, 'widget')):7.1f}")
     print(f"  plotly go.Figure from the dict   {_timed(lambda: go.Figure(as_dict)):7.1f}")
     print(f"  altair chart -> spec             {_timed(altair_spec):7.1f}")
