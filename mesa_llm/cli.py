@@ -40,22 +40,37 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 @app.command()
 def run(
     scenario: Annotated[str, typer.Argument(help="A shipped scenario name or a YAML file path.")],
-    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Override the number of steps.")] = None,
+    steps: Annotated[
+        int | None, typer.Option("--steps", min=1, help="Override the number of steps.")
+    ] = None,
     seed: Annotated[int | None, typer.Option("--seed", min=0, help="Override the seed.")] = None,
-    out: Annotated[Path, typer.Option("--out", help="Folder for the recording.")] = Path("recordings"),
+    out: Annotated[Path, typer.Option("--out", help="Folder for the recording.")] = Path(
+        "recordings"
+    ),
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="Override a scenario field: PATH=VALUE (YAML value), repeatable."),
+        typer.Option(
+            "--set", help="Override a scenario field: PATH=VALUE (YAML value), repeatable."
+        ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
-    no_record: Annotated[bool, typer.Option("--no-record", help="Do not write a recording.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as one JSON object.")
+    ] = False,
+    no_record: Annotated[
+        bool, typer.Option("--no-record", help="Do not write a recording.")
+    ] = False,
     check_invariants: Annotated[
         bool,
-        typer.Option("--check-invariants", help="Check cash and goods conservation after every step."),
+        typer.Option(
+            "--check-invariants", help="Check cash and goods conservation after every step."
+        ),
     ] = False,
     model_name: Annotated[
         str | None,
-        typer.Option("--model", help="litellm model string for every LLM population (e.g. openai/gpt-4o-mini)."),
+        typer.Option(
+            "--model",
+            help="litellm model string for every LLM population (e.g. openai/gpt-4o-mini).",
+        ),
     ] = None,
     api_base: Annotated[
         str | None, typer.Option("--api-base", help="URL of an OpenAI-compatible server.")
@@ -64,25 +79,40 @@ def run(
         int | None, typer.Option("--concurrency", min=1, help="LLM calls in flight per model.")
     ] = None,
     max_cost_usd: Annotated[
-        float | None, typer.Option("--max-cost-usd", min=0.0, help="Stop the run once LLM calls cost more.")
+        float | None,
+        typer.Option("--max-cost-usd", min=0.0, help="Stop the run once LLM calls cost more."),
     ] = None,
     max_tokens: Annotated[
-        int | None, typer.Option("--max-tokens", min=1, help="Stop the run once LLM calls used more tokens.")
+        int | None,
+        typer.Option("--max-tokens", min=1, help="Stop the run once LLM calls used more tokens."),
     ] = None,
     step_timeout: Annotated[
         float | None,
-        typer.Option("--step-timeout", min=0.001, help="Seconds a step's LLM calls may take; later calls fail."),
+        typer.Option(
+            "--step-timeout",
+            min=0.001,
+            help="Seconds a step's LLM calls may take; later calls fail.",
+        ),
     ] = None,
     max_failed_steps: Annotated[
         int | None,
-        typer.Option("--max-failed-steps", min=0, help="Stop after this many steps whose every LLM call failed."),
+        typer.Option(
+            "--max-failed-steps",
+            min=0,
+            help="Stop after this many steps whose every LLM call failed.",
+        ),
     ] = None,
     local: Annotated[
         bool,
-        typer.Option("--local", help="Serve a small real LLM offline (llama.cpp) for every LLM population."),
+        typer.Option(
+            "--local", help="Serve a small real LLM offline (llama.cpp) for every LLM population."
+        ),
     ] = False,
     local_model: Annotated[
-        Path | None, typer.Option("--local-model", help="The GGUF file --local serves (default: bundled SmolLM2).")
+        Path | None,
+        typer.Option(
+            "--local-model", help="The GGUF file --local serves (default: bundled SmolLM2)."
+        ),
     ] = None,
 ) -> None:
     """Run a scenario and write its recording (exit 1 if it stopped on a failure)."""
@@ -110,7 +140,9 @@ def run(
         _run_scenario(spec, seed, steps, out, no_record, check_invariants, model_name, as_json)
         return
     if api_base is not None:
-        raise _fail("--local serves its own model: drop --api-base (or drop --local to use that server)")
+        raise _fail(
+            "--local serves its own model: drop --api-base (or drop --local to use that server)"
+        )
     from mesa_llm.llm.local_server import LOCAL_MODEL_NAME, LocalLLMServer, LocalModelError
 
     try:
@@ -195,7 +227,9 @@ def _run_scenario(
         if as_json:
             sys.stdout.write(json.dumps(data) + "\n")
         raise _fail(
-            scrub(f"run stopped at step {model.steps}: {model.stop_reason}") + f" (recording: {data['recording']})", 1
+            scrub(f"run stopped at step {model.steps}: {model.stop_reason}")
+            + f" (recording: {data['recording']})",
+            1,
         )
     if as_json:
         sys.stdout.write(json.dumps(data) + "\n")
@@ -213,7 +247,9 @@ def _load_checked(name_or_path: str, overrides: list[str]) -> Any:
     from mesa_llm.scenario import ScenarioError, load_scenario, resolve_scenario_path
 
     spec = load_scenario(name_or_path, overrides=overrides)
-    problems = check_prompt_templates(spec, lambda small, chat: MarketModel(small, record=False, chat_model=chat))
+    problems = check_prompt_templates(
+        spec, lambda small, chat: MarketModel(small, record=False, chat_model=chat)
+    )
     if problems:
         raise ScenarioError(str(resolve_scenario_path(name_or_path)), problems)
     return spec
@@ -260,7 +296,11 @@ def _print_summary(data: dict[str, Any]) -> None:
     efficiency = data["efficiency"]
     console.print(
         f"trades: {data['trades']}   volume: {data['volume']}   allocative efficiency: "
-        + (f"{efficiency:.1%}" if efficiency is not None else f"n/a ({data.get('efficiency_note') or 'undefined'})")
+        + (
+            f"{efficiency:.1%}"
+            if efficiency is not None
+            else f"n/a ({data.get('efficiency_note') or 'undefined'})"
+        )
     )
     negotiation = data.get("negotiation")
     if negotiation and negotiation["sessions"]:
@@ -281,11 +321,29 @@ def _print_summary(data: dict[str, Any]) -> None:
         populations = llm.get("populations") or {}
         if populations:
             table = Table(title="LLM populations")
-            columns = ("population", "agents", "calls", "failed", "valid", "invalid", "repaired", "actions", "waits")
+            columns = (
+                "population",
+                "agents",
+                "calls",
+                "failed",
+                "valid",
+                "invalid",
+                "repaired",
+                "actions",
+                "waits",
+            )
             for column in columns:
                 table.add_column(column, justify="left" if column == "population" else "right")
-            keys = ("agents", "calls", "failed_calls", "valid_tool_calls", "invalid_tool_calls", "repaired_tool_calls",
-                    "actions_applied", "waits")
+            keys = (
+                "agents",
+                "calls",
+                "failed_calls",
+                "valid_tool_calls",
+                "invalid_tool_calls",
+                "repaired_tool_calls",
+                "actions_applied",
+                "waits",
+            )
             for label, p in populations.items():
                 table.add_row(label, *(str(p[k]) for k in keys))
             console.print(table)
@@ -346,24 +404,39 @@ def _print_sanity(spec: Any) -> None:
 def replay_command(
     recording: Annotated[Path, typer.Argument(help="A recording (.jsonl or .json).")],
     verify: Annotated[
-        bool, typer.Option("--verify", help="Stop at the first divergence from the recording; exit 1 if any.")
+        bool,
+        typer.Option(
+            "--verify", help="Stop at the first divergence from the recording; exit 1 if any."
+        ),
     ] = False,
     until_step: Annotated[
-        int | None, typer.Option("--until-step", min=0, help="Fork: replay up to this step, then go on live.")
+        int | None,
+        typer.Option("--until-step", min=0, help="Fork: replay up to this step, then go on live."),
     ] = None,
     then_model: Annotated[
-        str | None, typer.Option("--then-model", help="Fork: the model every LLM agent uses after the fork.")
+        str | None,
+        typer.Option("--then-model", help="Fork: the model every LLM agent uses after the fork."),
     ] = None,
     agent_model: Annotated[
-        list[str] | None, typer.Option("--agent-model", help="Fork: AGENT_ID=MODEL for one agent, repeatable.")
+        list[str] | None,
+        typer.Option("--agent-model", help="Fork: AGENT_ID=MODEL for one agent, repeatable."),
     ] = None,
     agent_policy: Annotated[
-        list[str] | None, typer.Option("--agent-policy", help="Fork: AGENT_ID=POLICY (rule-based), repeatable.")
+        list[str] | None,
+        typer.Option("--agent-policy", help="Fork: AGENT_ID=POLICY (rule-based), repeatable."),
     ] = None,
-    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Fork: run this many steps in all.")] = None,
-    api_base: Annotated[str | None, typer.Option("--api-base", help="Server for the live part of a fork.")] = None,
-    out: Annotated[Path, typer.Option("--out", help="The new recording goes to its replays/ subfolder.")] = Path("recordings"),
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")] = False,
+    steps: Annotated[
+        int | None, typer.Option("--steps", min=1, help="Fork: run this many steps in all.")
+    ] = None,
+    api_base: Annotated[
+        str | None, typer.Option("--api-base", help="Server for the live part of a fork.")
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", help="The new recording goes to its replays/ subfolder.")
+    ] = Path("recordings"),
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the result as one JSON object.")
+    ] = False,
 ) -> None:
     """Replay a recording without any LLM call (or fork it after a step)."""
     from mesa_llm.recording import RecordingError
@@ -371,7 +444,9 @@ def replay_command(
 
     fork = until_step is not None
     if not fork and (then_model or agent_model or agent_policy or steps):
-        raise _fail("--then-model, --agent-model, --agent-policy and --steps need --until-step (a fork)")
+        raise _fail(
+            "--then-model, --agent-model, --agent-policy and --steps need --until-step (a fork)"
+        )
     try:
         models = {int(k): v for k, v in (_pair(x, "--agent-model") for x in agent_model or [])}
         policies: dict[int, tuple[str, dict[str, Any]]] = {
@@ -408,7 +483,12 @@ def replay_command(
             console.print(f"note: {note}")
         if result.final_state_matches is not None:
             console.print(
-                "final balances: " + ("identical to the recording" if result.final_state_matches else "DIFFERENT from the recording")
+                "final balances: "
+                + (
+                    "identical to the recording"
+                    if result.final_state_matches
+                    else "DIFFERENT from the recording"
+                )
             )
         console.print(f"recording: {data['recording']}")
     if result.divergence is not None:
@@ -427,9 +507,15 @@ def _pair(text: str, option: str) -> tuple[str, str]:
 @app.command()
 def analyze(
     recording: Annotated[Path, typer.Argument(help="A recording (.jsonl or .json).")],
-    html: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report here.")] = None,
-    csv: Annotated[Path | None, typer.Option("--csv", help="Write every table as CSV into this folder.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as one JSON object.")] = False,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Write a self-contained HTML report here.")
+    ] = None,
+    csv: Annotated[
+        Path | None, typer.Option("--csv", help="Write every table as CSV into this folder.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the metrics as one JSON object.")
+    ] = False,
 ) -> None:
     """Metrics, tables and plots of a recording."""
     from mesa_llm.analysis import load_recording
@@ -500,20 +586,38 @@ def compare(
 
 @app.command()
 def sweep(
-    spec: Annotated[Path, typer.Argument(help="A sweep spec (YAML): scenario, factors, conditions, replicates.")],
-    out: Annotated[Path, typer.Option("--out", help="Folder for results.parquet/csv and the recordings.")],
-    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Runs in parallel (default: all cores).")] = None,
-    executor: Annotated[str, typer.Option("--executor", help="process (local cores) or ray.")] = "process",
-    ray_address: Annotated[str | None, typer.Option("--ray-address", help="A Ray cluster (default: a local one).")] = None,
+    spec: Annotated[
+        Path, typer.Argument(help="A sweep spec (YAML): scenario, factors, conditions, replicates.")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for results.parquet/csv and the recordings.")
+    ],
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Runs in parallel (default: all cores).")
+    ] = None,
+    executor: Annotated[
+        str, typer.Option("--executor", help="process (local cores) or ray.")
+    ] = "process",
+    ray_address: Annotated[
+        str | None, typer.Option("--ray-address", help="A Ray cluster (default: a local one).")
+    ] = None,
     max_cost_usd: Annotated[
         float | None, typer.Option("--max-cost-usd", min=0.0, help="LLM budget of the whole sweep.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome and statistics as one JSON object.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the outcome and statistics as one JSON object.")
+    ] = False,
     local: Annotated[
-        bool, typer.Option("--local", help="Serve a small real LLM offline (llama.cpp) for every LLM population.")
+        bool,
+        typer.Option(
+            "--local", help="Serve a small real LLM offline (llama.cpp) for every LLM population."
+        ),
     ] = False,
     local_model: Annotated[
-        Path | None, typer.Option("--local-model", help="The GGUF file --local serves (default: bundled SmolLM2).")
+        Path | None,
+        typer.Option(
+            "--local-model", help="The GGUF file --local serves (default: bundled SmolLM2)."
+        ),
     ] = None,
 ) -> None:
     """Run (or resume) a sweep: conditions x factors x replicates, with paired statistics."""
@@ -529,8 +633,12 @@ def sweep(
 @app.command("sweep-report")
 def sweep_report(
     out_dir: Annotated[Path, typer.Argument(help="A sweep's --out folder.")],
-    html: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report here.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the statistics as one JSON object.")] = False,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Write a self-contained HTML report here.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the statistics as one JSON object.")
+    ] = False,
 ) -> None:
     """Statistics, plots and tables of a sweep folder."""
     from mesa_llm.experiments.command import CommandError, report_command
@@ -539,6 +647,96 @@ def sweep_report(
         report_command(out_dir, html, as_json)
     except CommandError as exc:
         raise _fail(str(exc)) from None
+
+
+def dashboard(
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="A scenario (name or YAML file) to run live, or a recording (.jsonl/.json) to replay."
+        ),
+    ],
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port of the page (0: any free port).")
+    ] = 8765,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    no_browser: Annotated[
+        bool, typer.Option("--no-browser", help="Do not open a browser.")
+    ] = False,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Live: PATH=VALUE override, repeatable.")
+    ] = None,
+    model_name: Annotated[
+        str | None, typer.Option("--model", help="Live: litellm model for every LLM population.")
+    ] = None,
+    api_base: Annotated[
+        str | None, typer.Option("--api-base", help="Live: URL of an OpenAI-compatible server.")
+    ] = None,
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local", help="Live: serve a small real LLM offline for every LLM population."
+        ),
+    ] = False,
+) -> None:
+    """Watch a scenario run live, or play a recording back, in the browser (the dashboard extra)."""
+    import importlib.util
+
+    from mesa_llm.dashboard.server import DashboardConfig, configure, is_recording, serve
+
+    if importlib.util.find_spec("solara") is None:
+        raise _fail("the dashboard needs Solara: pip install 'mesa_llm[dashboard]'")
+    if is_recording(target):
+        from mesa_llm.recording import RecordingError, load_events
+
+        if set_ or model_name or api_base or local:
+            raise _fail(
+                "--set, --model, --api-base and --local are for a live scenario, not a recording"
+            )
+        try:
+            load_events(target)  # a bad recording is one line here, not an error page
+        except RecordingError as exc:
+            raise _fail(str(exc)) from None
+        configure(DashboardConfig(recording=Path(target)))
+        serve(port, host, not no_browser)
+        return
+    from mesa_llm.scenario import ScenarioError
+
+    try:
+        spec = _load_checked(target, list(set_ or []))
+    except ScenarioError as exc:
+        raise _fail(str(exc)) from None
+    if api_base is not None:
+        if local:
+            raise _fail(
+                "--local serves its own model: drop --api-base (or drop --local to use that server)"
+            )
+        spec.llm = spec.llm.model_copy(update={"api_base": api_base})
+    server = None
+    if local:
+        from mesa_llm.llm.local_server import LOCAL_MODEL_NAME, LocalLLMServer, LocalModelError
+
+        try:
+            server = LocalLLMServer(None).start()
+        except LocalModelError as exc:
+            raise _fail(str(exc)) from None
+        model_name = model_name or LOCAL_MODEL_NAME
+        spec.llm = spec.llm.model_copy(update=server.settings_for(model_name, spec.llm))
+    try:
+        from mesa_llm.model import resolve_llm_models
+
+        if not local:
+            models = sorted({m for m in resolve_llm_models(spec, model_name).values() if m})
+            problem = _check_llm_access(models, spec.llm.api_base)
+            if problem is not None:
+                from mesa_llm.llm.secrets import Redactor
+
+                raise _fail(Redactor.for_provider(None, spec.llm.api_base)(problem))
+        configure(DashboardConfig(spec=spec, llm_model=model_name))
+        serve(port, host, not no_browser)
+    finally:
+        if server is not None:
+            server.stop()
 
 
 def main() -> None:  # pragma: no cover - console-script shim
