@@ -649,6 +649,7 @@ def sweep_report(
         raise _fail(str(exc)) from None
 
 
+@app.command()
 def dashboard(
     target: Annotated[
         str,

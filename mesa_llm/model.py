@@ -691,6 +691,13 @@ class MarketModel(mesa.Model):
             self._async = AsyncBridge()
         return self._async.run(coro)
 
+    def _mean_fundamental(self, good: str) -> float | None:
+        """The mean of the agents' fundamental values of ``good`` (units), None when none has one."""
+        values = [pv.fundamental for a in self.traders if (pv := a.private.get(good)) is not None and pv.fundamental is not None]
+        if not values:
+            return None
+        return round(self.money.to_units(1) * sum(values) / len(values), 6)
+
     def _settle_records(self, clearings: list[Clearing], step: int) -> None:
         to_units = self.money.to_units
         self._last_trades = []
@@ -712,6 +719,9 @@ class MarketModel(mesa.Model):
                     "sell_orders": c.sell_orders,
                     "bid_after": to_units(c.bid_after) if c.bid_after is not None else None,
                     "ask_after": to_units(c.ask_after) if c.ask_after is not None else None,
+                    # the mean fundamental value now (after shocks and stress events): the line
+                    # prices are read against, recorded because volatility spikes draw it at random
+                    "fundamental": self._mean_fundamental(c.good),
                 },
             )
             for t in c.trades:

@@ -167,6 +167,11 @@ class StressSchedule:
         self._by_id = {a.unique_id: a for members in populations.values() for a in members}
         self._active: list[_Active] = []
 
+    def add(self, index: int, event: StressEvent) -> None:
+        """Schedule one more event (the dashboard injects one for the next step); ``index`` is its
+        place in the timeline, named in its records."""
+        self.events.append((index, event))
+
     @property
     def withdrawn(self) -> set[int]:
         """Agents a liquidity shock keeps out of the market this step."""

@@ -66,15 +66,32 @@ def test_prices_follow_the_clearings_with_the_equilibrium_band(tmp_path: Path) -
 
 
 def test_a_stress_event_is_marked_and_moves_the_fundamental(tmp_path: Path) -> None:
-    data = RunData().add_many(_run("financial_market_stress", tmp_path, steps=21))
+    data = RunData().add_many(_run("financial_market_stress", tmp_path, steps=31))
     stress = data.stress_events()
-    assert stress["step"].tolist() == [20, 20] and not stress["pending"].any()
+    # the flash crash starts at step 20 and is undone at step 30 (duration 10)
+    assert stress["step"].tolist() == [20, 30] and not stress["pending"].any()
     prices = data.prices().set_index("step")
-    # the flash crash scales the fundamental by 0.7 from step 20 on
-    assert prices.at[20, "fundamental"] == pytest.approx(0.7 * prices.at[19, "fundamental"])
+    # fundamentals drop by the magnitude (10%) at once and climb back linearly
+    assert prices.at[20, "fundamental"] == pytest.approx(0.9 * prices.at[19, "fundamental"], rel=1e-4)
+    assert prices.at[25, "fundamental"] == pytest.approx(0.95 * prices.at[19, "fundamental"], rel=1e-4)
+    assert prices.at[30, "fundamental"] == pytest.approx(prices.at[19, "fundamental"], rel=1e-4)
     figure = charts.price_figure(data.prices(), stress, "stock")
-    assert [s["x0"] for s in figure["layout"]["shapes"]] == [19.5]  # at the start of step 20
-    assert [a["text"] for a in figure["layout"]["annotations"]] == ["shift_private, set_params"]
+    assert [s["x0"] for s in figure["layout"]["shapes"]] == [19.5, 29.5]  # at the start of steps 20, 30
+    assert [a["text"] for a in figure["layout"]["annotations"]] == ["flash_crash", "flash_crash"]
+
+
+def test_an_injected_stress_event_acts_at_the_next_step(tmp_path: Path) -> None:
+    """A stress type from the menu runs from the model's stress schedule: the fundamental drops."""
+    live = LiveSession(load_scenario("financial_market_stress"), output_dir=tmp_path)
+    assert live.step() and live.step()
+    label = next(k for k in live.stress_presets() if k.startswith("flash_crash"))
+    assert live.inject(label) == "flash_crash at step 3"
+    live.step()
+    fundamental = live.data.prices().set_index("step")["fundamental"]
+    assert fundamental[3] == pytest.approx(0.9 * fundamental[2], rel=1e-4)
+    # a double auction has no fundamental values and no market makers: neither shock is offered
+    menu = LiveSession(load_scenario("double_auction"), output_dir=tmp_path / "da").stress_presets()
+    assert not [k for k in menu if k.startswith(("flash_crash", "liquidity_shock"))]
 
 
 def test_supply_and_demand_of_the_last_clearing() -> None:
@@ -215,7 +232,7 @@ def test_the_stress_menu_lists_every_timeline_type() -> None:
     assert set(timeline_event_types(extended)) == {*timeline_event_types(), "flash_crash"}
     live = LiveSession(load_scenario("financial_market_stress"))
     labels = list(live.stress_presets())
-    assert "set_params: volatility spike" in labels and "shift_private: flash crash - news wipes 30% off fundamental value" in labels
+    assert {label.split(":")[0] for label in labels} >= {"flash_crash", "volatility_spike", "liquidity_shock", "shift_private"}
 
 
 def test_live_steps_inject_and_reset(tmp_path: Path) -> None:

@@ -123,3 +123,13 @@ def test_report_has_an_llm_section_by_population(llm_run: Recording, tmp_path) -
     for column in ("valid_tool_calls", "invalid_tool_calls", "failed_calls"):
         assert f"<th>{column}</th>" in section
     assert "prompt tokens" in section and "cost (USD)" in section
+
+
+def test_the_fundamental_follows_a_flash_crash_from_the_clearing_records(tmp_path) -> None:
+    """A flash crash moves fundamentals step by step (the header alone cannot say): the clearing
+    records carry the mean fundamental, and the report's line is theirs."""
+    model = MarketModel(load_scenario("financial_market_stress"), steps=22, output_dir=tmp_path)
+    model.run()
+    path = fundamental_paths(load_recording(model.recording_path))["stock"]
+    assert path.loc[20] == pytest.approx(0.9 * path.loc[19], rel=1e-4)
+    assert path.loc[21] == pytest.approx(0.91 * path.loc[19], rel=1e-4)  # recovering linearly

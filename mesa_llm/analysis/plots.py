@@ -123,9 +123,24 @@ def _mark_events(ax: Axes, events: list[tuple[int, str]], *, labels: bool = True
                         textcoords="offset points", fontsize=7, color="#a01c1c", va="top")  # fmt: skip
 
 
+def _recorded_fundamentals(rec: Recording) -> dict[str, pd.Series]:
+    """Per good: the clearing records' ``fundamental`` by step (empty for older recordings)."""
+    clearings = rec.table("clearing")
+    if not len(clearings) or "fundamental" not in clearings:
+        return {}
+    out = {}
+    for good, rows in clearings.groupby("good"):
+        values = pd.to_numeric(rows["fundamental"], errors="coerce")
+        series = pd.Series(values.to_numpy(dtype=float), index=rows["step"].to_numpy()).dropna()
+        if len(series):
+            out[str(good)] = series[~series.index.duplicated(keep="last")]
+    return out
+
+
 def fundamental_paths(rec: Recording) -> dict[str, pd.Series]:
-    """Per good: the mean of the agents' fundamental values (currency units) by step, from the
-    header and the ``shift_private`` events on ``fundamental`` (scale, then add, as the model does).
+    """Per good: the mean of the agents' fundamental values (currency units) by step, as the
+    clearing records give it, else (older recordings) from the header and the ``shift_private``
+    events on ``fundamental`` (scale, then add, as the model does).
     Goods no agent has a fundamental for are left out."""
     base: dict[str, dict[int, float]] = {}
     population: dict[int, Any] = {}
@@ -140,6 +155,9 @@ def fundamental_paths(rec: Recording) -> dict[str, pd.Series]:
                 base.setdefault(good, {})[agent_id] = float(value)
     if not base:
         return {}
+    recorded = _recorded_fundamentals(rec)
+    if recorded:  # recordings since the clearing record carries it (exact under stress events)
+        return recorded
     final = max(rec.final_step, 1)
     shocks = rec.table("scheduled_event")
     changes: list[tuple[int, Mapping[str, Any]]] = []

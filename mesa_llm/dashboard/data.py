@@ -151,6 +151,7 @@ class RunData:
                 "good": good,
                 "price": _num(c.get("price")),
                 "volume": c.get("volume") if isinstance(c.get("volume"), int) else 0,
+                "recorded_fundamental": _num(c.get("fundamental")),
             }
         )
         placed = [o for o in self._step_orders if o["step"] == step and o["good"] == good]
@@ -312,8 +313,9 @@ class RunData:
     def price_table(self) -> pd.DataFrame:
         """One row per clearing: step, good, price (NaN without trade), volume, ce_low, ce_high
         (the competitive-equilibrium band in force at that step) and fundamental (the mean
-        fundamental value of the agents that hold one, as of the header and the shocks since)."""
-        frame = pd.DataFrame(self._prices, columns=["step", "good", "price", "volume"])
+        fundamental value of the agents that hold one: the clearing record's, else as of the header
+        and the shocks since)."""
+        frame = pd.DataFrame(self._prices, columns=["step", "good", "price", "volume", "recorded_fundamental"])
         frame["price"] = pd.to_numeric(frame["price"], errors="coerce").astype(float)
         ce = pd.DataFrame(self._ce_rows, columns=["step", "good", "ce_low", "ce_high"])
         if len(frame) and len(ce):
@@ -325,7 +327,11 @@ class RunData:
             frame["ce_high"] = np.nan
         frame["ce_low"] = pd.to_numeric(frame["ce_low"], errors="coerce").astype(float)
         frame["ce_high"] = pd.to_numeric(frame["ce_high"], errors="coerce").astype(float)
-        frame["fundamental"] = [self._fundamental(g, s) for g, s in zip(frame["good"], frame["step"], strict=True)]
+        # the clearing record's own value where it has one (exact under stress events), else
+        # (older recordings) the header's values and the shift_private shocks since
+        recorded = pd.to_numeric(frame.pop("recorded_fundamental"), errors="coerce").astype(float)
+        derived = [self._fundamental(g, s) for g, s in zip(frame["good"], frame["step"], strict=True)]
+        frame["fundamental"] = recorded.where(recorded.notna(), pd.Series(derived, index=frame.index, dtype=float))
         return frame.reset_index(drop=True)
 
     def _fundamental(self, good: str, step: int) -> float:

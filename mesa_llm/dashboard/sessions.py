@@ -18,6 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 from mesa_llm.dashboard.data import RunData
 from mesa_llm.recording import load_events
 from mesa_llm.scenario import ScenarioSpec, TimelineEvent
+from mesa_llm.stress import STRESS_TYPES, stress_problems
 
 
 def timeline_event_types(timeline: Any = TimelineEvent) -> dict[str, type]:
@@ -39,6 +40,10 @@ _EVENT: TypeAdapter[Any] = TypeAdapter(TimelineEvent)
 # they validate with only a good and a step (or a step alone).
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "shift_private": {"good": "{good}", "field": "values", "scale": 0.7, "description": "demand shock: values -30%"},
+    # the stress events of mesa_llm.stress, offered where the scenario lets them act
+    "flash_crash": {"magnitude": 0.2, "duration": 10, "description": "fundamentals -20%, recovering over 10 steps"},
+    "volatility_spike": {"magnitude": 3.0, "duration": 10, "description": "return volatility x3 for 10 steps"},
+    "liquidity_shock": {"magnitude": 4.0, "duration": 10, "description": "market makers' depth /4 for 10 steps"},
 }
 # Offered only when the scenario's own timeline has one (a default one would do nothing).
 _ONLY_FROM_SCENARIO = frozenset({"endow", "set_params"})
@@ -182,9 +187,11 @@ class LiveSession:
             for extra in candidates:
                 data = {"type": tag, "at_step": 1, **extra}
                 try:
-                    _EVENT.validate_python(data)
+                    event = _EVENT.validate_python(data)
                 except ValidationError:
                     continue
+                if stress_problems([event], self.base.populations, [g.name for g in self.base.goods]):
+                    continue  # e.g. a flash crash where no one holds a fundamental value
                 presets[f"{tag}: {data.get('description') or 'defaults'}"] = data
                 break
         return presets
@@ -198,6 +205,8 @@ class LiveSession:
             data["at_step"] = self.steps + 1
             event = _EVENT.validate_python(data)
             self.model.scenario.timeline.append(event)  # the model's own copy (see apply_params)
+            if isinstance(event, STRESS_TYPES):  # stress events run from the model's schedule
+                self.model.stress.add(len(self.model.scenario.timeline) - 1, event)
             self.data.mark_pending(self.steps + 1, data["type"], str(data.get("description") or ""))
             return f"{data['type']} at step {self.steps + 1}"
 

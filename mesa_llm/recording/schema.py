@@ -324,6 +324,7 @@ CONTENT: dict[str, Check] = {
             "price_range": opt(PAIR),
             "bid_after": opt(NUM),
             "ask_after": opt(NUM),
+            "fundamental": opt(NUM),
         },
         required=("good",),
     ),
