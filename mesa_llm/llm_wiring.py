@@ -391,6 +391,7 @@ class LLMWiring:
             market=market,
             usage=self.usage,
             seed=self.seed,
+            temperature=self.scenario.llm.temperature,
             structured_output=model_name in self.scenario.llm.structured_output_models,
             limits=self.limits,
             tool_mode=mode,

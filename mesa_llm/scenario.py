@@ -401,6 +401,10 @@ class LLMSettings(_Strict):
     max_failed_steps: int = Field(
         default=3, ge=0, le=1_000_000, description="stop after this many steps whose every LLM call failed (0: never)"
     )
+    temperature: float | None = Field(
+        default=None, ge=0, le=2, allow_inf_nan=False,
+        description="sampling temperature of LLM populations that set none (None: the provider's default)",
+    )
     cache: str | None = Field(default=None, description="'memory' or a folder for a disk cache of answers")
     templates: dict[str, str] = Field(default_factory=dict, description="prompt overrides")
     structured_output_models: list[str] = Field(

@@ -85,6 +85,7 @@ def test_json_mode_schemas_name_what_exists_this_step_in_a_market(tmp_path):
     all_ids = [a.unique_id for a in model.traders]
     assert buyer["send_message"]["properties"]["recipient_id"]["enum"] == [i for i in all_ids if i != 1]
     assert "cancel_order" not in buyer  # nothing to cancel at step 1
+    assert buyer["wait"]["properties"] == {} and buyer["wait"]["additionalProperties"] is False  # no ramble
     second = next(_json_tools(r) for r in chat.requests[6:] if r.agent_id == 1)
     resting = [o.order_id for o in model.exchange.open_orders(1)]
     assert resting and second["cancel_order"]["properties"]["order_id"]["enum"] == resting

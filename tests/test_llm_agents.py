@@ -263,8 +263,8 @@ def test_json_mode_for_models_without_tool_calls(tmp_path):
 @pytest.mark.parametrize("finish_reason", ["length", "stop"])
 def test_json_answer_cut_off_by_the_token_limit_keeps_its_whole_actions(tmp_path, finish_reason):
     """A JSON answer cut off by max_tokens (finish_reason "length") inside its second action: the
-    whole first action is applied and the cut-off rest is one rejection; a broken answer that was
-    not cut off stays one invalid answer."""
+    whole first action is applied and the cut-off rest is one rejection that starts no repair
+    round; a broken answer that was not cut off stays one invalid answer, and is repaired."""
     whole = json.dumps({"tool": GOOD_BID[0], "arguments": GOOD_BID[1]})
     text = '{"actions": [\n  ' + whole + ',\n  {"tool": "send_message", "arguments": {"recipient_id": 1, "text": "3, 11, 3, 1'
 
@@ -274,9 +274,10 @@ def test_json_answer_cut_off_by_the_token_limit_keeps_its_whole_actions(tmp_path
         return response
 
     chat = ScriptedChatModel(cut_off)
-    model = _one_llm_buyer(tmp_path, chat, tool_mode="json", repair=False)
+    model = _one_llm_buyer(tmp_path, chat, tool_mode="json")
     model.step()
     model.finish()
+    assert len(chat.requests) == (1 if finish_reason == "length" else 2)
     llm_id = model.llm_agents[0].unique_id
     events = _events(model)
     orders = [e for e in events if e["event_type"] == "order" and e["agent_id"] == llm_id]
@@ -417,3 +418,27 @@ def test_persona_yaml_include_and_load(tmp_path):
     assert "repair shop" in system and "Your style: bold" in system
     # the name is the user message's (the system prompt is shared by the population, cache-friendly)
     assert f"You are agent {agent.unique_id} (cautious_buyer)" in user
+
+
+def test_scenario_temperature_is_the_default_a_population_can_override(tmp_path):
+    """llm.temperature reaches every LLM population's requests unless the population sets its own;
+    --local makes it 0 (greedy) when the scenario leaves it unset, and keeps a set one."""
+    from mesa_llm.llm.local_server import LocalLLMServer
+    from mesa_llm.scenario import LLMSettings
+
+    for i, (scenario_t, population_t, sent) in enumerate(((0.3, None, 0.3), (0.3, 0.9, 0.9), (None, None, None))):
+        chat = ScriptedChatModel(sensible)
+        spec = _llm_scenario(steps=1, temperature=scenario_t)
+        if population_t is not None:
+            for population in spec.populations:
+                if population.policy == "llm":
+                    population.params["temperature"] = population_t
+        model = MarketModel(spec, output_dir=tmp_path / str(i), chat_model=chat)
+        model.step()
+        model.finish()
+        assert chat.requests and {r.temperature for r in chat.requests} == {sent}
+
+    server = LocalLLMServer.__new__(LocalLLMServer)  # settings only: no process started
+    server.port, server.parallel = 1, 2
+    assert server.settings_for("openai/local", LLMSettings())["temperature"] == 0.0
+    assert server.settings_for("openai/local", LLMSettings(temperature=0.7))["temperature"] == 0.7

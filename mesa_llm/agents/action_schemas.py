@@ -30,7 +30,7 @@ from mesa_llm.agents.observation import Observation
 MAX_SCHEMA_STRING = 500
 #: longest string in JSON mode's per-state schemas: a small model rambling inside a message's text
 #: (digits, repeated words) otherwise spends the whole token budget there and the answer is cut off
-MAX_STATE_STRING = 200
+MAX_STATE_STRING = 100
 #: most ids listed in one enum; beyond it an integer range stands for them
 MAX_ENUM_IDS = 64
 #: largest quantity a schema admits when nothing narrower is known
@@ -435,9 +435,15 @@ def state_tool_schemas(
     the ones that trade or negotiate first and ``wait`` last (small models favour the first
     listed; the tools that end or cancel something come after the rest)."""
     goods = {name: (g.min_price, g.max_price) for name, g in observation.market.goods.items()}
-    return _build(
+    tools = _build(
         registry, sorted(names, key=_listing_rank), _Facts(goods, sides, peers, observation), MAX_STATE_STRING
     )
+    for tool in tools:
+        if tool["function"]["name"] == "wait":
+            # no free-text reason: a small model filled it with the same ramble as its messages,
+            # tokens that only delay the answer
+            tool["function"]["parameters"].update(properties={}, required=[])
+    return tools
 
 
 def _listing_rank(name: str) -> int:

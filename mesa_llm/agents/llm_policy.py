@@ -85,6 +85,8 @@ class LLMContext:
     market: dict[str, Any]
     usage: UsageTracker | None = None
     seed: int | None = None
+    #: sampling temperature when the population sets none (the scenario's ``llm.temperature``)
+    temperature: float | None = None
     #: force JSON-schema structured output (the model cannot do tool calls)
     structured_output: bool = False
     #: how much of one answer is taken (tool calls, argument and text lengths)
@@ -126,6 +128,10 @@ class _Call:
 NO_TOOL_CALL = "(no tool call)"
 #: the one rejection standing for every call beyond the per-answer cap
 TOO_MANY_CALLS = "(too many tool calls)"
+#: the one rejection standing for the rest of an answer the token limit cut off
+CUT_OFF = "(cut off)"
+#: rejections that start no repair round (what they stand for is lost, not wrong)
+_NOT_REPAIRED = frozenset({TOO_MANY_CALLS, CUT_OFF})
 #: longest rejection reason shown back or recorded (validation messages can quote the input)
 MAX_REASON_CHARS = 300
 
@@ -278,9 +284,9 @@ class LLMPolicy(DecisionPolicy):
         calls: list[_Call] = []
         response = await self._complete(request, events, calls)
         # calls beyond the cap are rejected once, together, and not worth a repair round
-        overflow = [c for c in calls if c.name == TOO_MANY_CALLS]
+        overflow = [c for c in calls if c.name in _NOT_REPAIRED]
         accepted = [c for c in calls if c.action is not None]
-        rejected = [c for c in calls if c.action is None and c.name != TOO_MANY_CALLS]
+        rejected = [c for c in calls if c.action is None and c.name not in _NOT_REPAIRED]
         if rejected and p.repair:
             repair_messages = [*messages, *self._feedback(response, calls)]
             repair_messages.append(
@@ -338,7 +344,7 @@ class LLMPolicy(DecisionPolicy):
             "tool_calls": [
                 {"id": c.call_id, "type": "function", "function": {"name": c.name, "arguments": _as_text(c.shown_arguments())}}
                 for c in calls
-                if c.name != TOO_MANY_CALLS
+                if c.name not in _NOT_REPAIRED
             ],
         }
         results = [
@@ -348,7 +354,7 @@ class LLMPolicy(DecisionPolicy):
                 "content": "accepted" if c.action is not None else f"error: {c.error}",
             }
             for c in calls
-            if c.name != TOO_MANY_CALLS
+            if c.name not in _NOT_REPAIRED
         ]
         return [assistant, *results]
 
@@ -412,12 +418,13 @@ class LLMPolicy(DecisionPolicy):
             complete = _complete_actions(text) if response.finish_reason == "length" else None
             if not complete:
                 return [_Call("call_0", NO_TOOL_CALL, preview(text), error=f"answer is not valid JSON: {problem}")]
-            # the token cap cut the answer inside a later action: the whole actions before it stand
+            # the token cap cut the answer inside a later action: the whole actions before it stand,
+            # and the rest is not worth a repair round (a long prompt to recover a rambling message)
             data = {"actions": complete}
             cut = [
                 _Call(
                     f"call_{len(complete)}",
-                    NO_TOOL_CALL,
+                    CUT_OFF,
                     preview(text[-200:]),
                     error=f"answer cut off by the token limit after {len(complete)} complete action(s); the rest is dropped",
                 )
@@ -601,7 +608,7 @@ class LLMPolicy(DecisionPolicy):
             tools=tools,
             tool_choice="auto" if tools else None,
             response_format=response_format,
-            temperature=p.temperature,
+            temperature=p.temperature if p.temperature is not None else ctx.temperature,
             max_tokens=self.max_tokens(purpose),
             seed=ctx.seed,
             purpose=purpose,
