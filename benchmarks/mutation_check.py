@@ -40,7 +40,8 @@ LOOP, RETRY = "mesa_llm/agents/llm_policy.py", "mesa_llm/llm/retry.py"
 REPLAY, LREPLAY, MODEL = "mesa_llm/replay.py", "mesa_llm/llm/recorded_chat.py", "mesa_llm/model.py"
 PROT, AUC, USAGE = "mesa_llm/negotiation/protocols.py", "mesa_llm/negotiation/auctions.py", "mesa_llm/llm/usage.py"
 LIMITS, BOUNDS, REC = "mesa_llm/llm/limits.py", "mesa_llm/llm/bounds.py", "mesa_llm/recording/recorder.py"
-METRICS, OBS = "mesa_llm/analysis/metrics.py", "mesa_llm/world/observer.py"
+METRICS, OBS = "mesa_llm/analysis/market_metrics.py", "mesa_llm/world/observer.py"
+ECON = "mesa_llm/economics.py"
 
 TESTS: dict[str, list[str]] = {
     "exchange": ["tests/test_exchange.py", "tests/test_resolver.py", "tests/test_ledger.py"],
@@ -62,9 +63,9 @@ TESTS: dict[str, list[str]] = {
     "auctions": ["tests/test_negotiation_auctions.py", "tests/test_desk.py"],
     "limits and bounds": ["tests/test_llm_backend.py", "tests/test_hostile_llm.py", "tests/test_llm_budget.py"],
     "recorder": ["tests/test_recorder.py", "tests/test_recorder_compat.py", "tests/test_step_flush.py"],
-    "replay": ["tests/test_replay.py", "tests/test_replay_verify.py", "tests/test_replay_fork.py"],
-    "metrics": ["tests/test_analysis.py"],
-    "observer": ["tests/test_model.py", "tests/test_resolver.py", "tests/test_negotiation_world.py", "tests/test_social.py"],
+    "replay": ["tests/test_replay.py", "tests/test_replay_verify.py", "tests/test_replay_fork.py", "tests/test_recorded_chat.py"],
+    "metrics": ["tests/test_analysis.py", "tests/test_efficiency.py", "tests/test_determinism_and_efficiency.py"],
+    "observer": ["tests/test_observer.py", "tests/test_model.py", "tests/test_resolver.py", "tests/test_negotiation_world.py", "tests/test_social.py"],
 }
 
 MUTANTS: dict[str, list[Mutant]] = {
@@ -231,9 +232,9 @@ MUTANTS: dict[str, list[Mutant]] = {
     ],
     "metrics": [
         m(METRICS, "else sum(eq.max_surplus for eq in replay.initial.values())", "else replay.benchmark", "efficiency always re-based"),
-        m(METRICS, "np.sqrt(np.mean((prices - p0) ** 2))", "np.mean(np.abs(prices - p0))", "Smith's alpha as mean absolute deviation"),
+        m(ECON, "mean_sq = (total_sq - 2 * ce * total + count * ce * ce) / count", "mean_sq = (total_sq - 2 * ce * total + count * ce * ce) / max(count - 1, 1)", "Smith's alpha with n - 1"),
         m(METRICS, "float(np.std(np.diff(np.log(p)), ddof=1))", "float(np.std(np.diff(np.log(p))))", "volatility with ddof=0"),
-        m(METRICS, "if not replay.induced or denominator <= 0:", "if not replay.induced:", "efficiency of a market with no possible gains"),
+        m(ECON, "    if max_surplus <= 0:", "    if max_surplus < 0:", "efficiency of a market with no possible gains"),
     ],
     "observer": [
         m(OBS, 'if "cancel_order" in out and not self.world.exchange.open_orders(me):', "if False:", "cancel offered without open orders"),
