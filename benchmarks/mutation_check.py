@@ -161,7 +161,7 @@ MUTANTS: dict[str, list[Mutant]] = {
         m(LOOP, "if len(actions) > p.max_actions:", "if len(actions) > p.max_actions + 1:", "max_actions off by one"),
         m(LOOP, "actions = actions[: p.max_actions]", "actions = actions[: p.max_actions + 1]", "keeps one action too many"),
         m(LOOP, "if call.name not in names:", "if call.name not in ctx.registry.names():", "tools not offered accepted"),
-        m(LOOP, "rejected = [c for c in calls if c.action is None and c.name != TOO_MANY_CALLS]", "rejected = [c for c in calls if c.action is None]", "overflow repaired"),
+        m(LOOP, "rejected = [c for c in calls if c.action is None and c.name not in _NOT_REPAIRED]", "rejected = [c for c in calls if c.action is None]", "overflow repaired"),
         m(LOOP, "repair_calls = []  # recorded; the first round's valid actions still stand", "raise", "failing repair loses the step"),
         m(LOOP, "if any(c.name != NO_TOOL_CALL for c in repair_calls):", "if True:", "text repair clears the errors"),
         m(LOOP, '"content": "accepted" if c.action is not None else f"error: {c.error}",', '"content": f"error: {c.error}",', "repair feedback says all failed"),

@@ -86,6 +86,16 @@ def test_load_recording_refuses_with_one_recording_error(path: Path) -> None:
     assert time.perf_counter() - started < 5
 
 
+@pytest.mark.parametrize("name", ["infinity_literal.jsonl", "nan_literal.jsonl"])
+def test_without_orjson_the_stdlib_decoder_refuses_the_same_way(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """orjson is optional: the stdlib fallback must refuse NaN/Infinity too, with the same line."""
+    path = CORPUS / name
+    monkeypatch.setitem(__import__("sys").modules, "orjson", None)  # `import orjson` now fails
+    with pytest.raises(RecordingError) as info:
+        summary_metrics(load_recording(path))
+    assert re.search(EXPECTED[name], str(info.value)), str(info.value)
+
+
 @pytest.mark.parametrize("path", corpus(), ids=lambda p: p.name)
 def test_analyze_says_one_line_and_exits_2(path: Path) -> None:
     result = runner.invoke(app, ["analyze", str(path)], env={"COLUMNS": "80"})

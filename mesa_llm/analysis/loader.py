@@ -32,6 +32,7 @@ loads with the same semantics (``truncated``, ``warning``, its unfinished step d
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import itertools
 import json
@@ -181,8 +182,13 @@ def _json_loads() -> Callable[[bytes], Any]:
     try:
         import orjson
     except ImportError:
-        return json.loads
+        # like orjson, refuse NaN and Infinity (the line-by-line pass then names the line and why)
+        return functools.partial(json.loads, parse_constant=_not_json_number)
     return cast(Callable[[bytes], Any], orjson.loads)
+
+
+def _not_json_number(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
 
 
 @contextlib.contextmanager
