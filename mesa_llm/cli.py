@@ -31,6 +31,19 @@ def _err_console() -> Console:
     return Console(stderr=True, highlight=False)
 
 
+#: the options that serve the bundled model, shared by `run` and `sweep`
+LocalOption = Annotated[
+    bool,
+    typer.Option(
+        "--local", help="Serve a small real LLM offline (llama.cpp) for every LLM population."
+    ),
+]
+LocalModelOption = Annotated[
+    Path | None,
+    typer.Option("--local-model", help="The GGUF file --local serves (default: bundled SmolLM2)."),
+]
+
+
 def _fail(message: str, code: int = 2) -> typer.Exit:
     # escaped: messages quote untrusted text (a recording's values) that may look like markup
     _err_console().print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
@@ -102,18 +115,8 @@ def run(
             help="Stop after this many steps whose every LLM call failed.",
         ),
     ] = None,
-    local: Annotated[
-        bool,
-        typer.Option(
-            "--local", help="Serve a small real LLM offline (llama.cpp) for every LLM population."
-        ),
-    ] = False,
-    local_model: Annotated[
-        Path | None,
-        typer.Option(
-            "--local-model", help="The GGUF file --local serves (default: bundled SmolLM2)."
-        ),
-    ] = None,
+    local: LocalOption = False,
+    local_model: LocalModelOption = None,
 ) -> None:
     """Run a scenario and write its recording (exit 1 if it stopped on a failure)."""
     from mesa_llm.scenario import ScenarioError
@@ -607,18 +610,8 @@ def sweep(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the outcome and statistics as one JSON object.")
     ] = False,
-    local: Annotated[
-        bool,
-        typer.Option(
-            "--local", help="Serve a small real LLM offline (llama.cpp) for every LLM population."
-        ),
-    ] = False,
-    local_model: Annotated[
-        Path | None,
-        typer.Option(
-            "--local-model", help="The GGUF file --local serves (default: bundled SmolLM2)."
-        ),
-    ] = None,
+    local: LocalOption = False,
+    local_model: LocalModelOption = None,
 ) -> None:
     """Run (or resume) a sweep: conditions x factors x replicates, with paired statistics."""
     from mesa_llm.experiments.command import CommandError, sweep_command
