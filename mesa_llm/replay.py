@@ -295,7 +295,7 @@ def replay(
     holder["model"] = model
     notes = []
     recorded_prompts = (header.get("llm") or {}).get("prompts") or {}
-    current_prompts = model._llm_header()["prompts"]
+    current_prompts = model.llm_header()["prompts"]
     changed = sorted(
         f"{pop}/{name}"
         for pop, hashes in recorded_prompts.items()
@@ -319,7 +319,7 @@ def replay(
                 _switch_models(model, then_model, agent_models or {})
             if fork and step == until_step and agent_policies:
                 for agent_id, (name, params) in agent_policies.items():
-                    agent = model._by_id.get(agent_id)
+                    agent = model.world.agents.get(agent_id)
                     if agent is None:
                         raise ReplayError(f"no agent {agent_id} to give policy {name!r}")
                     agent.policy = model.policy_registry.create(name, params)

@@ -238,7 +238,7 @@ def test_the_stress_menu_lists_every_timeline_type() -> None:
 def test_live_steps_inject_and_reset(tmp_path: Path) -> None:
     live = LiveSession(load_scenario("double_auction"), output_dir=tmp_path)
     assert live.step() and live.step() and live.steps == 2 and live.data.complete_step == 2
-    ce_before = live.model.equilibria["widget"].price_high
+    ce_before = live.model.tallies.equilibria["widget"].price_high
     label = next(k for k in live.stress_presets() if k.startswith("shift_private"))
     assert live.inject(label) == "shift_private at step 3"
     assert live.data.stress_events().to_dict("records") == [
@@ -247,7 +247,7 @@ def test_live_steps_inject_and_reset(tmp_path: Path) -> None:
     live.step()
     stress = live.data.stress_events()
     assert stress[["step", "pending"]].values.tolist() == [[3, False]]  # the recorded event replaced the mark
-    assert live.model.equilibria["widget"].price_high < ce_before  # the shock moved demand down
+    assert live.model.tallies.equilibria["widget"].price_high < ce_before  # the shock moved demand down
     assert len(live.data.agents_table()) == 12 and set(live.data.agents_table()["source"]) == {"state"}
     live.reset({"counts": {"buyers": 2, "sellers": 3}, "k": 0.25, "fee_per_unit": 0.0})
     assert live.steps == 0 and len(live.model.traders) == 5 and live.model.exchange.k == 0.25

@@ -87,9 +87,9 @@ def test_stress_events_are_undone_exactly():
             crash_half = all(
                 model._by_id[i].private["stock"].fundamental == round(f * 0.95) for i, f in fundamentals.items()
             )
-        seen_withdrawn |= bool(model.stress.withdrawn)
+        seen_withdrawn |= bool(model.timeline.withdrawn)
     assert crash_low and crash_half and seen_withdrawn
-    assert not model.stress.withdrawn
+    assert not model.timeline.withdrawn
     assert {a.unique_id: a.private["stock"].fundamental for a in model.traders if "stock" in a.private} == fundamentals
     assert {a.unique_id: a.policy.params.model_dump() for a in model.traders} == params
 

@@ -191,7 +191,7 @@ def _apply_shift(
         s = by_good.get(good)
         if s is None:
             continue
-        moved = [max(round(x * scale) + add, 0) for x in getattr(s, field_name)]
+        moved = [economics.shifted(x, scale, add) for x in getattr(s, field_name)]
         setattr(s, field_name, moved)
     return True
 
