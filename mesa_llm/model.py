@@ -93,9 +93,7 @@ class MarketModel(mesa.Model):
         self.rules, self.exchange = build_exchange(scenario, money)
         self.llm_model_override = llm_model
         self.notices: list[str] = []
-        self.resolved_models = (
-            dict(resolved_models) if resolved_models is not None else resolve_llm_models(scenario, llm_model, chat_model)
-        )
+        self.resolved_models = dict(resolved_models) if resolved_models is not None else resolve_llm_models(scenario, llm_model, chat_model)
         self.llm = LLMWiring(scenario, self.resolved_models, llm_model, chat_model, seed=self.seed_value)
         self.usage = self.llm.usage
         self.stop_status: str | None = None
@@ -116,9 +114,8 @@ class MarketModel(mesa.Model):
         self.populations: dict[str, list[TraderAgent]] = builder.populations
         self.initial_cash: dict[int, int] = builder.initial_cash
         self.notices.extend(builder.notices)
-        for agent in self.traders:
-            if agent.policy.is_llm:
-                self.llm_activity.add_agent(agent.unique_id, agent.population)
+        for agent in (a for a in self.traders if a.policy.is_llm):
+            self.llm_activity.add_agent(agent.unique_id, agent.population)
         self.llm.agent_ids.extend(a.unique_id for a in self.traders)  # recipients in the LLM tool schemas
         self.notices.extend(self.llm.notices)  # after the populations: tool-mode probes add theirs
         self._by_id = payloads.by_id(self.traders)
@@ -168,7 +165,6 @@ class MarketModel(mesa.Model):
         self.current_step = 0
         self._record_start()
 
-    # ------------------------------------------------------------------ accessors
 
     def agent(self, agent_id: int) -> TraderAgent:
         """The agent with ``agent_id`` (KeyError if there is none)."""
@@ -223,7 +219,6 @@ class MarketModel(mesa.Model):
             fees=self.money.to_units(tallies.fees),
         )  # fmt: skip
 
-    # ------------------------------------------------------------------ construction helpers
 
     def _simulation_id(self) -> str:
         spec_json = json.dumps(self.scenario.model_dump(mode="json"), sort_keys=True)
@@ -235,7 +230,6 @@ class MarketModel(mesa.Model):
             self.tallies.rebase(field)
         return self.tallies.equilibrium_report()
 
-    # ------------------------------------------------------------------ recording
 
     def _record(self, event_type: str, content: dict[str, Any], agent_id: int | None = None) -> None:
         """Record one event of the run: tallies and activity counts, the recording, subscribers."""
@@ -268,7 +262,6 @@ class MarketModel(mesa.Model):
             content = payloads.agent_state_record(agent, ledger, money, self.agent_surplus(agent), self.wealth(agent))
             self._record("agent_state", content, agent.unique_id)
 
-    # ------------------------------------------------------------------ the step
 
     def prepare_step(self) -> list[tuple[TraderAgent, Any]]:
         """The first half of the coming step (``steps + 1``): scheduled events, sessions, messages,
@@ -290,6 +283,16 @@ class MarketModel(mesa.Model):
             observations = [(a, o) for a, o in observations if a.unique_id not in self.timeline.withdrawn]
         self._prepared = (step, observations)
         return observations
+
+    def next_open_step(self) -> int:
+        """The first step an event scheduled now can still act at (a prepared step has begun)."""
+        prepared = self._prepared
+        return prepared[0] + 1 if prepared is not None and prepared[0] > self.steps else self.steps + 1
+
+    def schedule(self, event: Any) -> None:
+        """Add a validated timeline event (recorded as ``event_scheduled``, so a replay adds it too)."""
+        index = self.timeline.schedule(event)
+        self._record("event_scheduled", {"index": index, "event": event.model_dump(mode="json")})
 
     def step(self) -> None:
         """One step of the pipeline (Mesa increments ``self.steps`` before this runs)."""
@@ -399,7 +402,6 @@ class MarketModel(mesa.Model):
         self.exchange.begin_step()
         return self.observer.observe(1)
 
-    # ------------------------------------------------------------------ running
 
     def run(self, progress: Callable[[int], None] | None = None) -> RunSummary:
         """Run to the horizon (or until stopped), close the recording, and return the summary."""

@@ -24,7 +24,10 @@ from mesa_llm.scenario import ScenarioError, validate_scenario
 #: content fields that legitimately differ between a run and its replay
 _VOLATILE = {"latency_s", "attempt_latencies_s", "cached"}
 #: events not compared step by step (the header names the parent; usage totals differ)
-_SKIPPED = {"simulation_start", "simulation_end", "llm_usage", "run_stopped"}
+_SKIPPED = {"simulation_start", "simulation_end", "llm_usage", "run_stopped", "event_scheduled"}
+#: what a run took from outside, submitted again by a replay: events scheduled while it ran
+#: (replayed after the step they were recorded in) and external agents' actions (before their step)
+_STEERING = ("event_scheduled", "external_actions")
 #: subfolder of ``output_dir`` that replays and forks are written to: not next to the runs, so
 #: ``load_recordings(output_dir)`` does not count them as runs (see its ``include_forks``)
 REPLAYS_DIR = "replays"
@@ -310,10 +313,16 @@ def replay(
                 0, None, "simulation_start", None, f"prompt templates changed: {', '.join(changed)}"
             )
     recorded_steps = _by_step(loaded.events)
+    steering = _steering(loaded.events)
     status = "completed"
     try:
+        _resubmit(model, steering, model.steps, scheduled=True)
         while divergence is None and model.running and model.steps < target:
+            if not fork or model.steps < (until_step or 0):
+                _resubmit(model, steering, model.steps + 1, scheduled=False)
             model.step()
+            if not fork or model.steps < (until_step or 0):
+                _resubmit(model, steering, model.steps, scheduled=True)
             step = model.steps
             if fork and step == until_step:
                 _switch_models(model, then_model, agent_models or {})
@@ -368,6 +377,35 @@ def replay(
         notes=notes,
         failed_live_calls=chat.failed_live_calls,
     )
+
+
+def _steering(events: list[dict[str, Any]]) -> dict[tuple[str, int], list[dict[str, Any]]]:
+    """The recorded events a run took from outside, by (type, step)."""
+    out: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for event in events:
+        if event.get("event_type") in _STEERING:
+            out.setdefault((str(event["event_type"]), int(event.get("step") or 0)), []).append(event)
+    return out
+
+
+def _resubmit(model: MarketModel, steering: Mapping[tuple[str, int], list[dict[str, Any]]], step: int, *, scheduled: bool) -> None:
+    """Schedule again the events recorded as scheduled in ``step`` (``scheduled``), or submit the
+    external agents' recorded actions of ``step``, as the run took them."""
+    from pydantic import TypeAdapter
+
+    from mesa_llm.scenario import TimelineEvent
+
+    if scheduled:
+        adapter: TypeAdapter[Any] = TypeAdapter(TimelineEvent)
+        for event in steering.get(("event_scheduled", step), []):
+            model.schedule(adapter.validate_python((event.get("content") or {}).get("event")))
+        return
+    for event in steering.get(("external_actions", step), []):
+        agent = model.world.agents.get(event.get("agent_id"))  # type: ignore[arg-type]
+        submit = getattr(getattr(agent, "policy", None), "submit", None)
+        if submit is None:
+            raise ReplayError(f"the recording has actions for agent {event.get('agent_id')}, which is not external here")
+        submit(list((event.get("content") or {}).get("actions") or []))
 
 
 def _switch_models(

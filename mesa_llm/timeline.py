@@ -23,7 +23,13 @@ import numpy as np
 
 from mesa_llm.economics import shifted
 from mesa_llm.scenario import Endow, SetParams, ShiftPrivate
-from mesa_llm.stress import STRESS_TYPES, StressSchedule
+from mesa_llm.stress import (
+    STRESS_TYPES,
+    FlashCrash,
+    LiquidityShock,
+    StressSchedule,
+    VolatilitySpike,
+)
 from mesa_llm.timeline_events import CustomEvent
 
 if TYPE_CHECKING:
@@ -91,7 +97,7 @@ class Timeline:
         self.record = record
         self.on_private_change = on_private_change
         self.stress = StressSchedule(
-            [(i, e) for i, e in enumerate(self.events) if isinstance(e, STRESS_TYPES)],
+            [(i, e) for i, e in enumerate(self.events) if isinstance(e, STRESS_TYPES)],  # type: ignore[misc]
             populations,
             list(goods),
             price_history,
@@ -108,7 +114,8 @@ class Timeline:
         self.events.append(event)
         index = len(self.events) - 1
         if isinstance(event, STRESS_TYPES):
-            self.stress.add(index, event)
+            assert isinstance(event, FlashCrash | VolatilitySpike | LiquidityShock)
+            self.stress.add(index, event)  # a stress event (checked above)
         return index
 
     def apply(self, step: int) -> None:
@@ -138,6 +145,8 @@ class Timeline:
             )
         for content in self.stress.apply(step):
             self.record("scheduled_event", content, None)
+        if self.stress.values_moved:  # a flash crash of demand: the efficiency benchmark follows
+            self.on_private_change("values")
 
     def _shift(self, event: ShiftPrivate, targets: list[TraderAgent]) -> None:
         add = self.money.round_to_tick(event.add)

@@ -89,9 +89,10 @@ def test_an_injected_stress_event_acts_at_the_next_step(tmp_path: Path) -> None:
     live.step()
     fundamental = live.data.prices().set_index("step")["fundamental"]
     assert fundamental[3] == pytest.approx(0.9 * fundamental[2], rel=1e-4)
-    # a double auction has no fundamental values and no market makers: neither shock is offered
+    # a double auction has no market makers (no liquidity shock); its flash crash hits demand
     menu = LiveSession(load_scenario("double_auction"), output_dir=tmp_path / "da").stress_presets()
-    assert not [k for k in menu if k.startswith(("flash_crash", "liquidity_shock"))]
+    assert not [k for k in menu if k.startswith("liquidity_shock")]
+    assert [k for k in menu if k.startswith("flash_crash")]
 
 
 def test_supply_and_demand_of_the_last_clearing() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "mesa_llm"
 
 #: the only modules that may build or import the model (the public API is the model module itself)
-MAY_IMPORT_MODEL = {"mesa_llm.cli", "mesa_llm.replay", "mesa_llm.model"}
+MAY_IMPORT_MODEL = {"mesa_llm.cli", "mesa_llm.replay", "mesa_llm.model", "mesa_llm.simulation"}
 #: applications on top of the model (they run it): sweeps and the dashboard
 APPLICATIONS = ("mesa_llm.experiments", "mesa_llm.dashboard")
 #: what the game master must never reach up to

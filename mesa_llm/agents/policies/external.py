@@ -17,10 +17,17 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field
 
-from mesa_llm.actions import ActionBase, ActionValidationError, Decision, parse_action
+from mesa_llm.actions import (
+    ACTION_CLASSES,
+    ActionBase,
+    ActionValidationError,
+    Decision,
+    parse_action,
+)
 from mesa_llm.agents.observation import Observation
 from mesa_llm.agents.policies.base import DecisionPolicy, PolicyParams
 
+_ACTION_NAMES = tuple(cls.tool_name for cls in ACTION_CLASSES)
 #: longest JSON text of one submitted action (a bigger one is refused, not recorded)
 MAX_ACTION_CHARS = 8_000
 
@@ -77,9 +84,12 @@ class ExternalPolicy(DecisionPolicy):
             if reason is not None:
                 refused.append({"type": kind, "reason": reason})
                 continue
+            assert text is not None
             data = json.loads(text)  # a plain-JSON copy: what is recorded and replayed
             self._pending.append(data)
             try:
+                if kind not in _ACTION_NAMES:
+                    raise ActionValidationError(kind, data, f"unknown action type {kind!r}; actions: {', '.join(_ACTION_NAMES)}")
                 self._parsed.append(parse_action(data))
             except ActionValidationError as exc:
                 self._invalid.append(exc)
