@@ -29,7 +29,7 @@ from mesa_llm.agents.policies import (
     default_policy_registry,
 )
 from mesa_llm.agents.roles import Role
-from mesa_llm.resources import scenarios_dir
+from mesa_llm.resources import UnreadableFileError, read_regular_file, scenarios_dir, system_file
 from mesa_llm.safe_yaml import UnsafeYAMLError, decode_yaml_bytes, load_yaml
 from mesa_llm.stress import FlashCrash, LiquidityShock, VolatilitySpike, stress_problems
 
@@ -613,11 +613,20 @@ def scenario_summary(path: Path) -> str:
 
 
 def resolve_scenario_path(name_or_path: str | Path) -> Path:
-    """A shipped scenario's file for a name, or the given path; ScenarioError if neither exists."""
+    """A shipped scenario's file for a name, or the given path; ScenarioError if neither exists.
+
+    A path must name a regular ``.yaml``/``.yml`` file outside /proc, /sys and /dev (a /proc file
+    reads as a regular file and may hold the environment's secrets); it is read with a bound."""
     candidate = Path(name_or_path)
-    if candidate.suffix in (".yaml", ".yml") or candidate.exists() or "/" in str(name_or_path):
+    text = str(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists() or "/" in text or "\\" in text:
+        if system_file(candidate):
+            raise ScenarioError(text, ["not a scenario file (a system file under /proc, /sys or /dev)"])
+        if candidate.suffix not in (".yaml", ".yml"):
+            raise ScenarioError(text, ["not a scenario file: a scenario is a .yaml or .yml file (or a shipped name)"])
         if not candidate.is_file():
-            raise ScenarioError(str(name_or_path), ["file not found (or not a regular file)"])
+            what = "a folder" if candidate.is_dir() else "a device, FIFO or socket" if candidate.exists() else None
+            raise ScenarioError(text, [f"not a regular file ({what})" if what else "file not found"])
         return candidate
     shipped = shipped_scenarios()
     if str(name_or_path) in shipped:
@@ -698,15 +707,9 @@ def _read_yaml_mapping(path: Path) -> dict[str, Any]:
     """The mapping a YAML file holds, read through the safe loader (size, depth, aliases, duplicates, NaN)."""
     source = str(path)
     try:
-        if not path.is_file():
-            raise ScenarioError(source, ["not a regular file"])
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ScenarioError(source, [f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB ({size:,} bytes)"])
-        with path.open("rb") as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise ScenarioError(source, [f"cannot read: {exc.strerror or exc}"]) from None
+        data = read_regular_file(path, MAX_FILE_BYTES)
+    except UnreadableFileError as exc:
+        raise ScenarioError(source, [str(exc)]) from None
     try:
         raw = load_yaml(decode_yaml_bytes(data))
     except UnsafeYAMLError as exc:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mesa_llm.resources import UnreadableFileError, read_regular_file, system_file
 from mesa_llm.safe_yaml import UnsafeYAMLError, decode_yaml_bytes, load_yaml
 
 #: names that become parts of file names (the experiment, its conditions)
@@ -174,15 +175,12 @@ def _is_union_tag(part: Any) -> bool:
 
 def read_spec_text(path: Path) -> str:
     """The UTF-8 text of a spec file (bounded size); SweepSpecError naming the file."""
+    if system_file(path):
+        raise SweepSpecError(f"{path}: not a sweep spec file (a system file under /proc, /sys or /dev)")
     try:
-        if not path.is_file():
-            raise SweepSpecError(f"{path}: file not found (or not a regular file)")
-        with path.open("rb") as handle:
-            data = handle.read(MAX_SPEC_BYTES + 1)
-    except OSError as exc:
-        raise SweepSpecError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if len(data) > MAX_SPEC_BYTES:
-        raise SweepSpecError(f"{path}: the file is larger than {MAX_SPEC_BYTES // 1024} KB")
+        data = read_regular_file(path, MAX_SPEC_BYTES)
+    except UnreadableFileError as exc:
+        raise SweepSpecError(f"{path}: {exc}") from None
     try:
         return decode_yaml_bytes(data)
     except UnsafeYAMLError as exc:
