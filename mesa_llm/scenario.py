@@ -37,8 +37,14 @@ from mesa_llm.stress import FlashCrash, LiquidityShock, VolatilitySpike, stress_
 #: no leading dot, no control characters
 SCENARIO_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 POPULATION_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$"
-#: most agents one scenario may hold in all
+#: most agents one scenario may ever hold in all, whatever MESA_LLM_MAX_AGENTS says
 MAX_AGENTS = 1_000_000
+#: most agents in all by default: measured on a 2-core / 23 GiB machine (double_auction, ZI-C,
+#: recording on), 50,000 agents take ~7 s a step and ~0.7 GiB (100,000: ~14 s, ~1.2 GiB;
+#: 200,000: ~30 s, ~2.3 GiB): more would validate and then not run in reasonable time
+DEFAULT_MAX_AGENTS = 50_000
+#: environment variable that moves the agent limit (up to MAX_AGENTS) on bigger machines
+MAX_AGENTS_ENV = "MESA_LLM_MAX_AGENTS"
 #: most persona files one include chain may pass through
 MAX_INCLUDE_DEPTH = 8
 #: largest scenario or persona file read
@@ -510,6 +516,14 @@ class ScenarioSpec(_Strict):
         return goods
 
     @model_validator(mode="after")
+    def _within_capacity(self) -> ScenarioSpec:
+        # here, not only in validate_scenario: every validated spec (the dashboard's counts too) holds
+        problems = capacity_problems(self.populations)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
     def _cross_references(self) -> ScenarioSpec:
         if sum(p.count for p in self.populations) == 0:
             raise ValueError("populations: the scenario has no agents (every count is 0)")
@@ -849,18 +863,60 @@ def validate_scenario(
 #: largest amount of money, in ticks, a price or an endowment may stand for (int64 with headroom,
 #: and exact as a float)
 MAX_TICKS = 10**15
-#: rough bytes per agent and per private unit (measured: ~5 KB and ~72 B after one step)
-_BYTES_PER_AGENT = 8 * 1024
+#: rough bytes per agent and per private unit (measured: ~11.5 KB per ZI-C agent with 4 units,
+#: recording on, at 100,000 and 200,000 agents; ~72 B per unit)
+_BYTES_PER_AGENT = 12 * 1024
 _BYTES_PER_UNIT = 96
 
 
-def _size_problems(spec: ScenarioSpec) -> list[str]:
-    """Bounds the schema alone cannot state: agents in all, money within int64 ticks, and an
-    estimate of memory (agents x private units) against what this machine has."""
+def max_agents() -> int:
+    """The most agents a scenario may hold in all: ``MESA_LLM_MAX_AGENTS`` if set (1 to
+    :data:`MAX_AGENTS`), else :data:`DEFAULT_MAX_AGENTS`; ValueError (one line) if it is malformed."""
+    import os
+
+    text = os.environ.get(MAX_AGENTS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_AGENTS
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_AGENTS:
+        raise ValueError(f"{MAX_AGENTS_ENV}={text[:40]!r}: expected a whole number from 1 to {MAX_AGENTS:,}")
+    return value
+
+
+def capacity_problems(populations: list[PopulationSpec]) -> list[str]:
+    """Why these populations cannot run on this machine: more agents in all than :func:`max_agents`,
+    or more memory (agents x private units) than the machine has to give; empty if they can."""
     problems = []
-    agents = sum(p.count for p in spec.populations)
-    if agents > MAX_AGENTS:
-        problems.append(f"populations: {agents:,} agents in all; at most {MAX_AGENTS:,}")
+    agents = sum(p.count for p in populations)
+    try:
+        limit = max_agents()
+    except ValueError as exc:
+        problems.append(str(exc))
+    else:
+        if agents > limit:
+            problems.append(
+                f"populations.*.count: {agents:,} agents in all; at most {limit:,} "
+                f"(measured on a 2-core machine: ~7 s a step at {DEFAULT_MAX_AGENTS:,}; {MAX_AGENTS_ENV} raises it)"
+            )
+    units = sum(p.count * sum(s.units for s in p.private.values()) for p in populations)
+    needed = agents * _BYTES_PER_AGENT + units * _BYTES_PER_UNIT
+    available = _usable_memory()
+    if available is not None and needed > available:
+        problems.append(
+            f"populations: {agents:,} agents with {units:,} private units need about "
+            f"{needed / 2**30:,.1f} GiB of memory; this machine has {available / 2**30:,.1f} GiB to give "
+            "(lower count or private.*.units)"
+        )
+    return problems
+
+
+def _size_problems(spec: ScenarioSpec) -> list[str]:
+    """Bounds the schema alone cannot state: money within int64 ticks (agents in all and memory
+    are :func:`capacity_problems`, checked by the spec itself)."""
+    problems = []
     tick = spec.tick_size
     for i, good in enumerate(spec.goods):
         for name in ("reference_price", "min_price", "max_price"):
@@ -871,15 +927,6 @@ def _size_problems(spec: ScenarioSpec) -> list[str]:
         cash = pop.endowment.cash + pop.credit_limit
         if cash / tick > MAX_TICKS:
             problems.append(f"populations.{i}.endowment.cash: {cash} is more than {MAX_TICKS:.0e} ticks of {tick}")
-    units = sum(p.count * sum(s.units for s in p.private.values()) for p in spec.populations)
-    needed = agents * _BYTES_PER_AGENT + units * _BYTES_PER_UNIT
-    available = _usable_memory()
-    if available is not None and needed > available:
-        problems.append(
-            f"populations: {agents:,} agents with {units:,} private units need about "
-            f"{needed / 2**30:,.1f} GiB of memory; this machine has {available / 2**30:,.1f} GiB to give "
-            "(lower count or private.*.units)"
-        )
     return problems
 
 
@@ -902,6 +949,9 @@ def _format_errors(exc: ValidationError, prefix: str = "") -> list[str]:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
+        if not loc and not prefix and re.match(r"^(populations\.\*\.count: |populations: [\d,]+ agents with |MESA_LLM_MAX_AGENTS=)", msg):
+            problems.append(msg)  # a spec-wide check that names its own field
+            continue
         problems.append(f"{path}: {msg}")
     # union errors repeat one problem per member: keep each once, in order
     return list(dict.fromkeys(problems))
