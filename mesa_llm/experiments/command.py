@@ -97,7 +97,7 @@ def _sweep(
         progress.update(task_id, completed=t.finished, stats=stats)
 
     def note(text: str) -> None:
-        progress.console.print(f"note: {text}", markup=False, highlight=False)
+        progress.console.print(f"note: {text}", markup=False, highlight=False, soft_wrap=True)
 
     try:
         with progress:

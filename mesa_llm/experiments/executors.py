@@ -144,8 +144,13 @@ class RayExecutor:
             except Exception as exc:  # unreachable address, port clash, ...
                 raise ExecutorError(f"cannot start Ray ({' '.join(str(exc).split())[:300]})") from None
             self._started = True
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        self.capacity = workers or max(1, cpus)
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        #: a one-line note for the user when ``workers`` was capped at the cluster's CPUs
+        self.note: str | None = None
+        if workers is not None and workers > cpus:
+            self.note = f"--workers {workers} is more than the {cpus} CPUs of the Ray cluster: using {cpus}"
+            workers = cpus
+        self.capacity = workers or cpus
         self.prefetch = 2 * self.capacity
         self._remote = ray.remote(num_cpus=1, max_retries=0)(execute_run)
         self._refs: dict[Any, str] = {}
