@@ -29,6 +29,7 @@ from mesa_llm.agents.policies import (
     default_policy_registry,
 )
 from mesa_llm.agents.roles import Role
+from mesa_llm.llm.cache import cache_setting_problem, confined_cache_folder
 from mesa_llm.resources import UnreadableFileError, read_regular_file, scenarios_dir, system_file
 from mesa_llm.safe_yaml import UnsafeYAMLError, decode_yaml_bytes, load_yaml
 from mesa_llm.stress import FlashCrash, LiquidityShock, VolatilitySpike, stress_problems
@@ -411,7 +412,9 @@ class LLMSettings(_Strict):
         default=None, ge=0, le=2, allow_inf_nan=False,
         description="sampling temperature of LLM populations that set none (None: the provider's default)",
     )
-    cache: str | None = Field(default=None, description="'memory' or a folder for a disk cache of answers")
+    cache: str | None = Field(
+        default=None, description="'memory', or a folder inside the scenario's folder for a disk cache of answers"
+    )
     templates: dict[str, str] = Field(default_factory=dict, description="prompt overrides")
     structured_output_models: list[str] = Field(
         default_factory=list,
@@ -425,6 +428,15 @@ class LLMSettings(_Strict):
         default=4_000, ge=100, le=100_000, description="longest tool-call arguments accepted"
     )
     max_answer_chars: int = Field(default=4_000, ge=100, le=100_000, description="longest answer text kept")
+
+    @field_validator("cache")
+    @classmethod
+    def _confined_cache(cls, value: str | None) -> str | None:
+        # confined like templates: where answers are written is not the scenario file's to choose
+        problem = cache_setting_problem(value) if value is not None else None
+        if problem is not None:
+            raise ValueError(f"{value[:80]!r} {problem}")  # type: ignore[index]
+        return value
 
 
 class RecordingSpec(_Strict):
@@ -714,6 +726,11 @@ def load_scenario(
             raise ScenarioError(source, [str(exc)]) from None
     spec = validate_scenario(raw, source=source, registry=registry)
     spec.source_dir = path.parent.resolve()
+    if spec.llm.cache not in (None, "memory"):
+        try:  # now that the folder is known: no symlink out of it
+            confined_cache_folder(spec.llm.cache, spec.source_dir)
+        except ValueError as exc:
+            raise ScenarioError(source, [str(exc)]) from None
     return spec
 
 
