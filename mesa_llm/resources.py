@@ -3,6 +3,7 @@ reads the files users name (scenarios, sweep specs) with a bound, refusing what 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from pathlib import Path
@@ -20,10 +21,8 @@ class UnreadableFileError(ValueError):
 def system_file(path: str | os.PathLike[str]) -> bool:
     """Whether ``path``, as written or once its links are followed, lies under /proc, /sys or /dev."""
     candidates = [Path(os.path.abspath(path))]
-    try:
+    with contextlib.suppress(OSError, RuntimeError):  # a link loop: the read refuses it
         candidates.append(Path(path).resolve())
-    except (OSError, RuntimeError):  # a link loop: the read refuses it
-        pass
     return any(c == root or c.is_relative_to(root) for c in candidates for root in SYSTEM_FOLDERS)
 
 

@@ -30,6 +30,8 @@ class Executor(Protocol):
 
     capacity: int
     prefetch: int
+    #: one line for the user about how the executor was set up (e.g. workers capped), or None
+    note: str | None
 
     def submit(self, tag: str, task: dict[str, Any]) -> None:
         """Start one task; its row comes back from :meth:`wait` under ``tag``."""
@@ -71,6 +73,7 @@ class ProcessExecutor:
     def __init__(self, workers: int | None = None) -> None:
         self.capacity = workers or default_workers()
         self.prefetch = 2 * self.capacity
+        self.note: str | None = None  # run_sweep caps workers at the cores before building it
         method = "forkserver" if sys.platform.startswith("linux") else "spawn"
         self._context = multiprocessing.get_context(method)
         if method == "forkserver":
@@ -145,8 +148,7 @@ class RayExecutor:
                 raise ExecutorError(f"cannot start Ray ({' '.join(str(exc).split())[:300]})") from None
             self._started = True
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        #: a one-line note for the user when ``workers`` was capped at the cluster's CPUs
-        self.note: str | None = None
+        self.note: str | None = None  # set when ``workers`` is capped at the cluster's CPUs
         if workers is not None and workers > cpus:
             self.note = f"--workers {workers} is more than the {cpus} CPUs of the Ray cluster: using {cpus}"
             workers = cpus

@@ -176,8 +176,8 @@ def run_sweep(
             on_update(tally)
         if todo:
             executor_obj = executor_obj or make_executor(executor, workers, ray_address)
-            if getattr(executor_obj, "note", None):
-                say(executor_obj.note)  # type: ignore[union-attr]
+            if executor_obj.note:
+                say(executor_obj.note)
             runtime = {"llm_model": llm_model, "llm_settings": llm_settings}
             _execute(spec, scenario, Path(out_dir), todo, executor_obj, store, tally, max_cost_usd, say,
                      on_update, order, factor_paths, runtime)  # fmt: skip
