@@ -18,6 +18,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -76,9 +77,6 @@ _CURVE_LABELS = {
 MAX_LABEL_CHARS = 40
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _Plot = TypeVar("_Plot", bound=Callable[..., Any])
-#: what every figure of this module is built (and the reports saved) with: no TeX, mathtext only
-#: where a text asks for it (and :func:`safe_label` escapes every ``$`` of a name)
-PLAIN_TEXT_RC = {"text.usetex": False, "text.parse_math": True}
 
 
 def safe_label(value: object, limit: int = MAX_LABEL_CHARS) -> str:
@@ -90,14 +88,21 @@ def safe_label(value: object, limit: int = MAX_LABEL_CHARS) -> str:
     return text.replace("$", "\\$")
 
 
+def plain_text_rc() -> AbstractContextManager[None]:
+    """The settings every figure of this module is built (and the reports saved) with: no TeX
+    whatever the user's rc, mathtext only where a text asks for it (:func:`safe_label` escapes
+    every ``$`` of a name)."""
+    import matplotlib
+
+    return matplotlib.rc_context({"text.usetex": False, "text.parse_math": True})
+
+
 def plain_text(plot: _Plot) -> _Plot:
-    """Build the figure of ``plot`` with :data:`PLAIN_TEXT_RC` (usetex off whatever the user's rc)."""
+    """Build the figure of ``plot`` within :func:`plain_text_rc`."""
 
     @functools.wraps(plot)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        import matplotlib
-
-        with matplotlib.rc_context(PLAIN_TEXT_RC):
+        with plain_text_rc():
             return plot(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]

@@ -309,12 +309,10 @@ footer { color: #7a8394; font-size: 12px; margin-top: 36px; }
 
 
 def _png(fig: Figure) -> str:
-    import matplotlib
-
-    from mesa_llm.analysis.plots import PLAIN_TEXT_RC
+    from mesa_llm.analysis.plots import plain_text_rc
 
     buffer = io.BytesIO()
-    with matplotlib.rc_context(PLAIN_TEXT_RC):  # tick labels are made while saving: no TeX for them either
+    with plain_text_rc():  # tick labels are made while saving: no TeX for them either
         fig.savefig(buffer, format="png", dpi=100)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
