@@ -126,10 +126,12 @@ class ResultsStore:
         if every_s and now - self._last_tables < every_s:
             return False
         self._last_tables = now
+        from mesa_llm.analysis.report import csv_safe
+
         frame = results_frame(self.rows(), order, factor_paths)
         tmp_csv = self.dir / f".{RESULTS_CSV}.tmp"
         tmp_parquet = self.dir / f".{RESULTS_PARQUET}.tmp"
-        frame.to_csv(tmp_csv, index=False)
+        csv_safe(frame).to_csv(tmp_csv, index=False)  # levels and errors are text from files: inert there
         frame.to_parquet(tmp_parquet, index=False)
         os.replace(tmp_csv, self.dir / RESULTS_CSV)
         os.replace(tmp_parquet, self.dir / RESULTS_PARQUET)
