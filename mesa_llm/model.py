@@ -147,7 +147,7 @@ class MarketModel(mesa.Model):
         ``parent`` names the recording this run replays or forks (kept in the header).
         """
         # a spec changed after validation (a script, a fork) still builds no more agents than the machine runs
-        if problems := capacity_problems(scenario.populations):
+        if problems := capacity_problems(scenario.populations, len(scenario.goods)):
             raise ScenarioError(scenario.name, problems)
         self.parent = parent
         self.seed_value = scenario.seed if seed is None else seed

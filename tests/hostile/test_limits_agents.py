@@ -122,3 +122,43 @@ def test_a_recording_claiming_a_million_agents_is_refused_fast(tmp_path):
     line = _one_line(proc.stdout + proc.stderr)
     assert "forged.jsonl" in line and "1,000,000 agents in all; at most 50,000" in line
     assert not Path(tmp_path / "r").exists()
+
+
+def _raw(goods: int, agents: int, populations: int = 2) -> dict:
+    per = agents // populations
+    return {
+        "name": "wide", "steps": 2,
+        "goods": [{"name": f"g{i}", "reference_price": 10.0} for i in range(goods)],
+        "populations": [{"name": f"p{i}", "role": "buyer" if i % 2 else "seller", "count": per, "policy": "zi_c"}
+                        for i in range(populations)],
+    }  # fmt: skip
+
+
+def test_goods_are_bounded(monkeypatch):
+    from mesa_llm.scenario import validate_scenario
+
+    monkeypatch.delenv("MESA_LLM_MAX_AGENTS", raising=False)
+    validate_scenario(_raw(1000, 2))
+    with pytest.raises(ScenarioError, match="goods: List should have at most 1000 items"):
+        validate_scenario(_raw(1001, 2), source="wide.yaml")
+
+
+def test_agents_times_goods_is_bounded(monkeypatch):
+    from mesa_llm.scenario import validate_scenario
+
+    monkeypatch.delenv("MESA_LLM_MAX_AGENTS", raising=False)
+    validate_scenario(_raw(100, 5000))  # 500,000 agent-goods: ~10 s a step
+    with pytest.raises(ScenarioError, match="5,002 agents x 100 goods = 500,200 agent-goods; at most 500,000"):
+        validate_scenario(_raw(100, 5002), source="wide.yaml")
+
+
+def test_many_populations_validate_in_linear_time(monkeypatch):
+    import time
+
+    from mesa_llm.scenario import validate_scenario
+
+    monkeypatch.delenv("MESA_LLM_MAX_AGENTS", raising=False)
+    raw = _raw(1, 30_000, populations=30_000)
+    started = time.perf_counter()
+    validate_scenario(raw)
+    assert time.perf_counter() - started < 15  # the duplicate-name check was quadratic: ~45 s here
