@@ -169,7 +169,11 @@ def _is_int(value: Any, low: int = 0, high: int = _INT64) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and abs(value) < 1e300
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if isinstance(value, int):  # math.isfinite would overflow on a 400-digit integer
+        return abs(value) < 10**300
+    return math.isfinite(value) and abs(value) < 1e300
 
 
 def _is_text(value: Any, limit: int = 10_000) -> bool:
@@ -182,9 +186,9 @@ _ROW_FIELDS: dict[str, tuple[bool, Callable[[Any], bool], str]] = {
     "condition": (True, lambda v: _is_text(v, 200), "not a condition name"),
     "factors": (True, lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v), "not a mapping of levels"),
     "replicate": (True, _is_int, "not a whole number >= 0"),
-    "seed": (True, lambda v: _is_int(v, 0, 2**64), "not a whole number >= 0"),
+    "seed": (True, _is_int, "not a whole number >= 0 (below 2**63)"),
     "key": (True, lambda v: _is_text(v, 200), "not a run key"),
-    "status": (True, lambda v: v in STATUSES, f"not one of {', '.join(sorted(STATUSES))}"),
+    "status": (True, lambda v: isinstance(v, str) and v in STATUSES, f"not one of {', '.join(sorted(STATUSES))}"),
     "metrics": (True, lambda v: isinstance(v, dict), "not a mapping of numbers"),
     "error": (False, lambda v: v is None or _is_text(v), "not text"),
     "prompt_tokens": (False, _is_int, "not a whole number >= 0 (below 2**63)"),
@@ -244,6 +248,7 @@ def results_frame(rows: dict[str, dict[str, Any]], order: list[str], factor_path
     """One row per run id of ``order`` that has a result (plan order), with the table's columns."""
     records = []
     metric_names: dict[str, None] = {}
+    fixed = set(LEAD_COLUMNS + MID_COLUMNS + TAIL_COLUMNS + factor_paths)
     for run_id in order:
         row = rows.get(run_id)
         if row is None:
@@ -253,10 +258,10 @@ def results_frame(rows: dict[str, dict[str, Any]], order: list[str], factor_path
         record = {k: row.get(k) for k in LEAD_COLUMNS}
         record.update({p: (row.get("factors") or {}).get(p) for p in factor_paths})
         record.update({k: row.get(k) for k in MID_COLUMNS})
-        record.update(metrics)
+        record.update({k: v for k, v in metrics.items() if k not in fixed})  # a metric never replaces a column
         record.update({k: row.get(k) for k in TAIL_COLUMNS})
         records.append(record)
-    metric_cols = [m for m in metric_names if m not in LEAD_COLUMNS + MID_COLUMNS + TAIL_COLUMNS + factor_paths]
+    metric_cols = [m for m in metric_names if m not in fixed]
     columns = LEAD_COLUMNS + factor_paths + MID_COLUMNS + metric_cols + TAIL_COLUMNS
     frame = pd.DataFrame.from_records(records, columns=columns)
     for column in metric_cols + ["cost_usd", "wall_s"]:

@@ -144,6 +144,8 @@ BAD_ROWS = [
     ({"cost_usd": "cheap"}, "cost_usd"),
     ({"metrics": {"efficiency": {"nested": 1}}}, "metrics.efficiency"),
     ({"seed": None}, "seed"),
+    ({"cost_usd": 10**400}, "cost_usd"),
+    ({"status": ["ok"]}, "status"),
 ]
 
 
@@ -211,3 +213,13 @@ def test_a_metric_only_one_condition_has_is_accepted(tmp_path):
     table = pd.read_parquet(tmp_path / "out" / "results.parquet")
     assert table.set_index("condition").loc["two", "status"] == "ok"
     assert result.tally.executed == 2
+
+
+def test_a_metric_named_like_a_column_never_replaces_it():
+    from mesa_llm.experiments.store import results_frame
+
+    row = {"run_id": "a", "condition": "default", "factors": {}, "replicate": 0, "seed": 1, "key": "k",
+           "status": "ok", "error": None, "metrics": {"status": 5, "seed": 9.5, "efficiency": 0.5}}  # fmt: skip
+    frame = results_frame({"a": row}, ["a"], [])
+    assert frame["status"].tolist() == ["ok"] and frame["seed"].tolist() == [1]
+    assert frame["efficiency"].tolist() == [0.5]
