@@ -200,16 +200,20 @@ def _unknown_metric(metrics: list[str], base: Any, scenario: str, plan: list[Pla
     """Why one of ``metrics`` is not reported by any run of the sweep, or None: checked against the
     summary of the scenario and of each condition's first cell, each built and not run (a metric
     one condition adds, such as a good's, is accepted)."""
-    names = [summary_metric_names(base)]
+    names: list[list[str]] = []
     seen: set[str] = set()
-    for run in plan:
-        if run.condition in seen:
+    for run in [None, *plan]:
+        if run is not None and run.condition in seen:
             continue
-        seen.add(run.condition)
         try:
-            names.append(summary_metric_names(resolve(scenario, run.overrides)))
-        except ValueError:  # a cell that does not resolve is an error row of its own
-            continue
+            spec = base if run is None else resolve(scenario, run.overrides)
+            names.append(summary_metric_names(spec))
+        except Exception:  # noqa: BLE001 - a cell that does not build is an error row of its own
+            pass
+        if run is not None:
+            seen.add(run.condition)
+    if not names:
+        return None  # nothing built: each run checks its metrics
     for metric in metrics:
         problems = [metric_problem(keys, metric) for keys in names]
         if all(p is not None for p in problems):
