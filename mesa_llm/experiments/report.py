@@ -72,6 +72,8 @@ def _metric_vs_factor(stats: dict[str, Any], metric: str, factor: str | None) ->
         lo = [p[1] - p[2] if p[2] is not None else 0.0 for p in points]
         hi = [p[3] - p[1] if p[3] is not None else 0.0 for p in points]
         ax.errorbar(xs, means, yerr=[lo, hi], marker="o", capsize=3, label=safe_label(condition))
+        if not numeric:  # text levels up to 40 characters side by side would overlap
+            ax.tick_params(axis="x", labelrotation=25, labelsize=8)
     ax.set_xlabel(safe_label(factor or "condition", 80))
     ax.set_ylabel(safe_label(metric, 80))
     ax.set_title(safe_label(f"{metric}: mean and 95% CI" + (f" vs {factor}" if factor else ""), 120))
