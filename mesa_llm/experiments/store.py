@@ -59,13 +59,24 @@ class ResultsStore:
         that the copy already there is the same spec: a folder holds one sweep)."""
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{self.dir}: cannot create the results folder ({exc.strerror or exc})") from None
+        # a folder someone handed over: what the sweep writes or reads must be its own plain files,
+        # not links out (appending rows to ~/.bashrc) or devices (reading /dev/zero without end)
+        for name, folder in ((".lock", False), (SPEC_COPY, False), (JOURNAL, False), ("runs", True)):
+            problem = _not_own(self.dir / name, folder)
+            if problem is not None:
+                raise StoreError(f"{self.dir / name}: {problem}: not a sweep folder's own file; use another --out")
+        try:
             (self.dir / "runs").mkdir(exist_ok=True)
         except OSError as exc:
             raise StoreError(f"{self.dir}: cannot create the results folder ({exc.strerror or exc})") from None
         self._lock = _lock(self.dir / ".lock")
         copy = self.dir / SPEC_COPY
         if copy.exists():
-            if copy.read_text(encoding="utf-8") != spec_text:
+            if copy.stat().st_size > 4 * len(spec_text.encode("utf-8")) + 1024 or copy.read_text(
+                encoding="utf-8", errors="replace"
+            ) != spec_text:
                 self.close()
                 raise StoreError(
                     f"{self.dir} holds results of a different spec ({copy} differs): use another --out, "
@@ -138,12 +149,27 @@ class ResultsStore:
         return True
 
 
+def _not_own(path: Path, folder: bool) -> str | None:
+    """Why ``path`` (absent is fine) is not a plain file (or folder) of the sweep folder itself."""
+    if path.is_symlink():
+        return "a symbolic link"
+    if not path.exists():
+        return None
+    if folder:
+        return None if path.is_dir() else "not a folder"
+    return None if path.is_file() else "not a regular file"
+
+
 def read_journal(path: Path, warn: Warn | None = None) -> Iterator[dict[str, Any]]:
     """The valid rows of a journal. A torn last line (a kill mid-write) is ignored; any other line
     that is not a valid row (not JSON, a field missing or of the wrong type) is skipped, with one
-    line to ``warn`` naming the file and line: its run is simply not done, and runs again."""
-    if not path.exists():
+    line to ``warn`` naming the file and line: its run is simply not done, and runs again.
+    StoreError if the journal is a link, a device or a FIFO (never read without end)."""
+    if not path.exists() and not path.is_symlink():
         return
+    problem = _not_own(path, folder=False)
+    if problem is not None:
+        raise StoreError(f"{path}: {problem}: not a sweep folder's own journal")
     lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
     last = len(lines) - 1  # after the final newline: "" for a clean journal, a torn row after a kill
     for number, line in enumerate(lines, start=1):

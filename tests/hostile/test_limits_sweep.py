@@ -6,6 +6,7 @@ the run summary does not have refused before the first run."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +17,7 @@ from mesa_llm.cli import app
 from mesa_llm.experiments import run_sweep
 from mesa_llm.experiments.executors import default_workers
 from mesa_llm.experiments.spec import SweepSpecError, load_sweep_spec
-from mesa_llm.experiments.store import ResultsStore, read_journal
+from mesa_llm.experiments.store import ResultsStore, StoreError, read_journal
 
 runner = CliRunner()
 SMALL = "scenario: double_auction\nsteps: 1\nseed: 3\n"
@@ -223,3 +224,27 @@ def test_a_metric_named_like_a_column_never_replaces_it():
     frame = results_frame({"a": row}, ["a"], [])
     assert frame["status"].tolist() == ["ok"] and frame["seed"].tolist() == [1]
     assert frame["efficiency"].tolist() == [0.5]
+
+
+@pytest.mark.parametrize("name", ["journal.jsonl", "spec.yaml", ".lock", "runs"])
+def test_a_folder_whose_files_are_links_or_devices_is_refused(tmp_path, name):
+    spec = _spec(tmp_path, "name: l\n" + SMALL)
+    out = tmp_path / "out"
+    out.mkdir()
+    outside = tmp_path / "bashrc"
+    outside.write_text("export PS1='$ '\n", encoding="utf-8")
+    (out / name).symlink_to(outside if name != "runs" else tmp_path)
+    result = runner.invoke(app, ["sweep", str(spec), "--out", str(out)], env={"COLUMNS": "1000"})
+    assert result.exit_code == 2
+    assert "a symbolic link" in _one_line(result.output)
+    assert outside.read_text(encoding="utf-8") == "export PS1='$ '\n"  # nothing appended out there
+
+
+def test_a_journal_that_is_a_device_is_refused_not_read_forever(tmp_path):
+    spec = _spec(tmp_path, "name: d\n" + SMALL)
+    out = tmp_path / "out"
+    run_sweep(spec, out, workers=1)
+    (out / "journal.jsonl").unlink()
+    os.mkfifo(out / "journal.jsonl")
+    with pytest.raises(StoreError, match="journal.jsonl: not a regular file"):
+        run_sweep(spec, out, workers=1)
