@@ -167,9 +167,9 @@ def read_journal(path: Path, warn: Warn | None = None) -> Iterator[dict[str, Any
     StoreError if the journal is a link, a device or a FIFO (never read without end)."""
     if not path.exists() and not path.is_symlink():
         return
-    problem = _not_own(path, folder=False)
-    if problem is not None:
-        raise StoreError(f"{path}: {problem}: not a sweep folder's own journal")
+    not_own = _not_own(path, folder=False)
+    if not_own is not None:
+        raise StoreError(f"{path}: {not_own}: not a sweep folder's own journal")
     lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
     last = len(lines) - 1  # after the final newline: "" for a clean journal, a torn row after a kill
     for number, line in enumerate(lines, start=1):
