@@ -47,9 +47,11 @@ from mesa_llm.run_summary import LLMActivity, PriceStats, RunSummary, versions
 from mesa_llm.scenario import (
     SCENARIO_NAME_PATTERN,
     Endow,
+    ScenarioError,
     ScenarioSpec,
     SetParams,
     ShiftPrivate,
+    capacity_problems,
 )
 from mesa_llm.social import AllianceRegistry, Mailbox, Reputation
 from mesa_llm.stress import STRESS_TYPES, StressSchedule
@@ -144,6 +146,9 @@ class MarketModel(mesa.Model):
         ``resolved_models`` fixes each LLM population's model (a replay uses the recorded ones);
         ``parent`` names the recording this run replays or forks (kept in the header).
         """
+        # a spec changed after validation (a script, a fork) still builds no more agents than the machine runs
+        if problems := capacity_problems(scenario.populations, len(scenario.goods)):
+            raise ScenarioError(scenario.name, problems)
         self.parent = parent
         self.seed_value = scenario.seed if seed is None else seed
         super().__init__(seed=self.seed_value)
