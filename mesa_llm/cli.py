@@ -18,6 +18,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from mesa_llm.terminal import cell, inert
+
 app = typer.Typer(
     name="mesa-llm",
     help="LLM-driven multi-agent negotiation and markets on Mesa.",
@@ -45,8 +47,9 @@ LocalModelOption = Annotated[
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    # escaped: messages quote untrusted text (a recording's values) that may look like markup
-    _err_console().print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
+    # escaped: messages quote untrusted text (a recording's values) that may look like markup or
+    # hold terminal escapes
+    _err_console().print(f"[bold red]error:[/] {escape(inert(message))}", markup=True, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -200,9 +203,9 @@ def _run_scenario(
     console = _err_console()
     _print_sanity(spec)
     for notice in model.notices:
-        console.print(f"note: {notice}", highlight=False, markup=False)
+        console.print(f"note: {inert(notice)}", highlight=False, markup=False)
     for warning in model.llm.warnings:
-        console.print(f"warning: {warning}", highlight=False, markup=False)
+        console.print(f"warning: {inert(warning)}", highlight=False, markup=False)
     progress = Progress(
         TextColumn(f"[bold]{spec.name}[/] seed {model.seed_value}"),
         BarColumn(),
@@ -237,7 +240,7 @@ def _run_scenario(
     if as_json:
         sys.stdout.write(json.dumps(data) + "\n")
         for warning in (data.get("llm") or {}).get("warnings") or []:  # stdout stays pure JSON
-            console.print(f"warning: {warning}", highlight=False, markup=False)
+            console.print(f"warning: {inert(warning)}", highlight=False, markup=False)
         return
     _print_summary(data)
 
@@ -317,9 +320,10 @@ def _print_summary(data: dict[str, Any]) -> None:
     llm = data.get("llm")
     if llm:
         console.print(
-            f"LLM agents: {llm['agents']} ({', '.join(llm['models'])})   calls: {llm['calls']}"
+            f"LLM agents: {llm['agents']} ({inert(', '.join(llm['models']))})   calls: {llm['calls']}"
             f" ({llm['failed_calls']} failed)   tokens: {llm['prompt_tokens']:,} in / "
-            f"{llm['completion_tokens']:,} out   cost: ${llm['cost_usd']:.4f}"
+            f"{llm['completion_tokens']:,} out   cost: ${llm['cost_usd']:.4f}",
+            markup=False,
         )
         populations = llm.get("populations") or {}
         if populations:
@@ -348,13 +352,13 @@ def _print_summary(data: dict[str, Any]) -> None:
                 "waits",
             )
             for label, p in populations.items():
-                table.add_row(label, *(str(p[k]) for k in keys))
+                table.add_row(cell(label), *(str(p[k]) for k in keys))
             console.print(table)
         for warning in llm.get("warnings") or []:
-            console.print(f"[bold yellow]warning:[/] {escape(warning)}")
+            console.print(f"[bold yellow]warning:[/] {escape(inert(warning))}")
     if data.get("stop_reason"):
-        console.print(f"stopped: {data['stop_reason']}")
-    console.print(f"recording: {data['recording'] or '(not recorded)'}")
+        console.print(f"stopped: {inert(data['stop_reason'])}", markup=False)
+    console.print(f"recording: {inert(data['recording'] or '(not recorded)')}", markup=False)
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
@@ -389,8 +393,9 @@ def validate(
         raise _fail(str(exc)) from None
     agents = sum(p.count for p in spec.populations)
     Console(highlight=False).print(
-        f"{file}: valid — scenario {spec.name!r}, {len(spec.goods)} good(s), {agents} agents, "
-        f"{spec.steps} steps, seed {spec.seed}"
+        f"{inert(file)}: valid — scenario {spec.name!r}, {len(spec.goods)} good(s), {agents} agents, "
+        f"{spec.steps} steps, seed {spec.seed}",
+        markup=False,
     )
     _print_sanity(spec)
 
@@ -400,7 +405,7 @@ def _print_sanity(spec: Any) -> None:
     from mesa_llm.scenario_sanity import sanity_warnings
 
     for warning in sanity_warnings(spec):
-        _err_console().print(f"warning: {warning}", highlight=False, markup=False, soft_wrap=True)
+        _err_console().print(f"warning: {inert(warning)}", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command("replay")
@@ -483,7 +488,7 @@ def replay_command(
             + (f" ({result.failed_live_calls} of them failed)" if result.failed_live_calls else "")
         )
         for note in result.notes:
-            console.print(f"note: {note}")
+            console.print(f"note: {inert(note)}", markup=False)
         if result.final_state_matches is not None:
             console.print(
                 "final balances: "
@@ -493,7 +498,7 @@ def replay_command(
                     else "DIFFERENT from the recording"
                 )
             )
-        console.print(f"recording: {data['recording']}")
+        console.print(f"recording: {inert(data['recording'])}", markup=False)
     if result.divergence is not None:
         raise _fail(f"diverged from the recording at {result.divergence}", 1)
     if verify and result.final_state_matches is False:
@@ -531,16 +536,16 @@ def analyze(
     try:
         rec = load_recording(recording)
         if rec.warning:
-            _err_console().print(f"note: {rec.warning}", markup=False, highlight=False)
+            _err_console().print(f"note: {inert(rec.warning)}", markup=False, highlight=False)
         metrics = summary_metrics(rec)
         if as_json:
             sys.stdout.write(json.dumps(metrics, default=str) + "\n")
         else:
-            table = Table(title=f"{recording.name}")
+            table = Table(title=cell(recording.name))
             table.add_column("metric")
             table.add_column("value", justify="right")
             for _, metric, value in metric_rows(metrics):
-                table.add_row(metric, value)
+                table.add_row(cell(metric), cell(value))
             Console(highlight=False).print(table)
             if metrics.get("stress"):
                 from mesa_llm.analysis.stress import stress_rows
@@ -549,16 +554,16 @@ def analyze(
                 stress.add_column("event")
                 stress.add_column("effect")
                 for label, effect in stress_rows(metrics):
-                    stress.add_row(label, effect)
+                    stress.add_row(cell(label), cell(effect))
                 Console(highlight=False).print(stress)
         for warning in (metrics.get("llm") or {}).get("warnings") or []:  # an inert LLM population
-            _err_console().print(f"warning: {warning}", markup=False, highlight=False)
+            _err_console().print(f"warning: {inert(warning)}", markup=False, highlight=False)
         if html is not None:
             written = render_html(rec, html)
-            _err_console().print(f"report: {written}", markup=False, highlight=False)
+            _err_console().print(f"report: {inert(written)}", markup=False, highlight=False)
         if csv is not None:
             files = write_csv(rec, csv)
-            _err_console().print(f"{len(files)} CSV files in {csv}", markup=False, highlight=False)
+            _err_console().print(f"{len(files)} CSV files in {inert(csv)}", markup=False, highlight=False)
     except RecordingError as exc:
         raise _fail(str(exc)) from None
 
@@ -580,10 +585,10 @@ def compare(
         raise _fail(str(exc)) from None
     table = Table(title="A/B")
     table.add_column("metric")
-    table.add_column(f"A: {a.name}", justify="right")
-    table.add_column(f"B: {b.name}", justify="right")
+    table.add_column(cell(f"A: {a.name}"), justify="right")
+    table.add_column(cell(f"B: {b.name}"), justify="right")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(cell(v) for v in row))
     Console(highlight=False).print(table)
 
 

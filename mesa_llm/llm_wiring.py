@@ -328,7 +328,14 @@ class LLMWiring:
             if settings.cache == "memory":
                 cache = MemoryCache()
             elif settings.cache:
-                cache = DiskCache(Path(settings.cache))
+                from mesa_llm.llm.cache import confined_cache_folder
+
+                # inside the scenario's folder (the working directory for a spec built in code)
+                folder = confined_cache_folder(settings.cache, self.scenario.source_dir or Path.cwd())
+                try:
+                    cache = DiskCache(folder)
+                except OSError as exc:
+                    raise ValueError(f"llm.cache: cannot create {folder} ({exc.strerror or exc})") from None
             chat = LiteLLMChatModel(
                 model_name,
                 api_base=self.api_base,

@@ -19,7 +19,7 @@ import gc
 import hashlib
 import json
 import re
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ from mesa_llm.market.ledger import HOUSE
 from mesa_llm.populations import PopulationBuilder
 from mesa_llm.recording import SimulationEvent, SimulationRecorder
 from mesa_llm.run_summary import LLMActivity, RunSummary
-from mesa_llm.scenario import SCENARIO_NAME_PATTERN, ScenarioSpec
+from mesa_llm.scenario import SCENARIO_NAME_PATTERN, ScenarioError, ScenarioSpec, capacity_problems
 from mesa_llm.tallies import MarketTallies
 from mesa_llm.timeline import Timeline
 from mesa_llm.world.build import build_exchange, build_social
@@ -82,6 +82,9 @@ class MarketModel(mesa.Model):
         ``resolved_models`` fixes each LLM population's model (a replay uses the recorded ones);
         ``parent`` names the recording this run replays or forks (kept in the header).
         """
+        # a spec changed after validation (a script, a fork) still builds no more agents than the machine runs
+        if problems := capacity_problems(scenario.populations, len(scenario.goods)):
+            raise ScenarioError(scenario.name, problems)
         self.parent = parent
         self.seed_value = scenario.seed if seed is None else seed
         super().__init__(seed=self.seed_value)
@@ -96,11 +99,11 @@ class MarketModel(mesa.Model):
         self.resolved_models = dict(resolved_models) if resolved_models is not None else resolve_llm_models(scenario, llm_model, chat_model)
         self.llm = LLMWiring(scenario, self.resolved_models, llm_model, chat_model, seed=self.seed_value)
         self.usage = self.llm.usage
-        self.stop_status: str | None = None
-        self.stop_reason: str | None = None
+        self.stop_status: str | None = None  # why the run stopped early (a status) ...
+        self.stop_reason: str | None = None  # ... and in words
         self._states_step: int | None = None  # the step whose agent_state events were recorded last
         self._async: AsyncBridge | None = None
-        self._finished = False
+        self._finished = False  # finish() ran
         #: per LLM population: calls, tool calls and applied actions (the summary's inert-agent check)
         self.llm_activity = LLMActivity()
         builder = PopulationBuilder(
@@ -186,8 +189,7 @@ class MarketModel(mesa.Model):
 
     def default_run_name(self) -> str:
         """``<scenario>_seed<seed>_<UTC time>``: the default recording file stem."""
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        return f"{self.scenario.name}_seed{self.seed_value}_{stamp}"
+        return f"{self.scenario.name}_seed{self.seed_value}_{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
 
     def efficiency(self) -> float | None:
         """Allocative efficiency so far in [0, 1]; None if undefined (``tallies.efficiency_report()``
@@ -380,7 +382,8 @@ class MarketModel(mesa.Model):
         """Every agent decides from its own observation (`mesa_llm.decisions`)."""
         rule_based, llm_jobs, crashes = decide_rule_based(observations, self.rng)
         jobs = [observations[i] for i in llm_jobs]
-        results = self._run_async(decide_llm(jobs, self.rng)) if jobs else []
+        self._async = self._async or AsyncBridge()  # one event loop for the whole run
+        results = self._async.run(decide_llm(jobs, self.rng)) if jobs else []
         return self._collect(observations, rule_based, llm_jobs, results, crashes)
 
     def _collect(self, observations: Any, decisions: Any, llm_jobs: Any, results: Any, crashes: Any) -> list[tuple[TraderAgent, Decision | None]]:
@@ -388,11 +391,6 @@ class MarketModel(mesa.Model):
         if fatal is not None and self.stop_reason is None:
             self.stop_reason, self.stop_status = fatal, "failed"
         return out
-
-    def _run_async(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        if self._async is None:
-            self._async = AsyncBridge()
-        return self._async.run(coro)
 
     def preview_observations(self) -> list[tuple[TraderAgent, Any]]:
         """Every agent's observation of step 1 with every session the scenario schedules open,

@@ -10,6 +10,7 @@ says where (line and column, or the field path).
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import yaml
@@ -23,6 +24,8 @@ MAX_DEPTH = 64
 MAX_EXPANDED_NODES = 200_000
 #: deepest nesting once aliases are expanded
 MAX_EXPANDED_DEPTH = 128
+#: what YAML 1.1 (PyYAML's reader) refuses: C0 controls but tab/LF/CR, DEL, C1 but NEL, surrogates, U+FFFE/F
+_NOT_YAML_TEXT = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 class UnsafeYAMLError(ValueError):
@@ -66,6 +69,7 @@ def load_yaml(text: str) -> Any:
     """Parse one YAML document safely; :class:`UnsafeYAMLError` (one line) if it is invalid or unsafe."""
     if len(text) > MAX_BYTES:
         raise UnsafeYAMLError(f"the text is larger than {MAX_BYTES // (1024 * 1024)} MB")
+    _check_characters(text)
     loader = _BoundedLoader(text)
     try:
         node = loader.get_single_node()
@@ -97,6 +101,20 @@ def decode_yaml_bytes(raw: bytes) -> str:
         raise UnsafeYAMLError(
             f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at offset {exc.start}"
         ) from None
+
+
+def _check_characters(text: str) -> None:
+    """Refuse NUL, ESC and the other characters YAML does not allow, naming the first one's line and
+    column (PyYAML's own error says only "position N", and escapes the check's try)."""
+    bad = _NOT_YAML_TEXT.search(text)
+    if bad is None:
+        return
+    offset = bad.start()
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    raise UnsafeYAMLError(
+        f"line {line}, column {column}: control character U+{ord(bad.group()):04X} is not allowed in YAML text"
+    )
 
 
 def _where(mark: Any) -> str:

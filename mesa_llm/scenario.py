@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -29,7 +30,8 @@ from mesa_llm.agents.policies import (
     default_policy_registry,
 )
 from mesa_llm.agents.roles import Role
-from mesa_llm.resources import scenarios_dir
+from mesa_llm.llm.cache import cache_setting_problem, confined_cache_folder
+from mesa_llm.resources import UnreadableFileError, read_regular_file, scenarios_dir, system_file
 from mesa_llm.safe_yaml import UnsafeYAMLError, decode_yaml_bytes, load_yaml
 from mesa_llm.stress import FlashCrash, LiquidityShock, VolatilitySpike, stress_problems
 
@@ -37,8 +39,20 @@ from mesa_llm.stress import FlashCrash, LiquidityShock, VolatilitySpike, stress_
 #: no leading dot, no control characters
 SCENARIO_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 POPULATION_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$"
-#: most agents one scenario may hold in all
+#: most agents one scenario may ever hold in all, whatever MESA_LLM_MAX_AGENTS says
 MAX_AGENTS = 1_000_000
+#: most agents in all by default: measured on a 2-core / 23 GiB machine (double_auction, ZI-C,
+#: recording on), 50,000 agents take ~7 s a step and ~0.7 GiB (100,000: ~14 s, ~1.2 GiB;
+#: 200,000: ~30 s, ~2.3 GiB): more would validate and then not run in reasonable time
+DEFAULT_MAX_AGENTS = 50_000
+#: environment variable that moves the agent limit (up to MAX_AGENTS) on bigger machines
+MAX_AGENTS_ENV = "MESA_LLM_MAX_AGENTS"
+#: most goods one scenario may trade (each is cleared every step: 10,000 goods took ~1 s a step
+#: with 2 agents)
+MAX_GOODS = 1_000
+#: agents x goods at most, as a multiple of the agent limit: every agent observes every good each
+#: step (measured: 20,000 agents x 50 goods ~11-16 s a step, 50,000 x 20 ~20 s, on 2 busy cores)
+AGENT_GOODS_FACTOR = 10
 #: most persona files one include chain may pass through
 MAX_INCLUDE_DEPTH = 8
 #: largest scenario or persona file read
@@ -405,7 +419,9 @@ class LLMSettings(_Strict):
         default=None, ge=0, le=2, allow_inf_nan=False,
         description="sampling temperature of LLM populations that set none (None: the provider's default)",
     )
-    cache: str | None = Field(default=None, description="'memory' or a folder for a disk cache of answers")
+    cache: str | None = Field(
+        default=None, description="'memory', or a folder inside the scenario's folder for a disk cache of answers"
+    )
     templates: dict[str, str] = Field(default_factory=dict, description="prompt overrides")
     structured_output_models: list[str] = Field(
         default_factory=list,
@@ -419,6 +435,15 @@ class LLMSettings(_Strict):
         default=4_000, ge=100, le=100_000, description="longest tool-call arguments accepted"
     )
     max_answer_chars: int = Field(default=4_000, ge=100, le=100_000, description="longest answer text kept")
+
+    @field_validator("cache")
+    @classmethod
+    def _confined_cache(cls, value: str | None) -> str | None:
+        # confined like templates: where answers are written is not the scenario file's to choose
+        problem = cache_setting_problem(value) if value is not None else None
+        if problem is not None:
+            raise ValueError(f"{value[:80]!r} {problem}")  # type: ignore[index]
+        return value
 
 
 class RecordingSpec(_Strict):
@@ -478,7 +503,7 @@ class ScenarioSpec(_Strict):
     seed: int = Field(default=0, ge=0, lt=2**63)
     steps: int = Field(ge=1, le=1_000_000)
     tick_size: float = Field(default=0.01, ge=1e-8, le=1e6)
-    goods: list[GoodSpec] = Field(min_length=1)
+    goods: list[GoodSpec] = Field(min_length=1, max_length=MAX_GOODS)
     market: MarketSpec = Field(default_factory=MarketSpec)
     populations: list[PopulationSpec] = Field(min_length=1)
     timeline: list[TimelineEvent] = Field(default_factory=list)
@@ -504,10 +529,18 @@ class ScenarioSpec(_Strict):
     @classmethod
     def _unique_goods(cls, goods: list[GoodSpec]) -> list[GoodSpec]:
         names = [g.name for g in goods]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        dupes = sorted(n for n, k in Counter(names).items() if k > 1)  # list.count per name: quadratic
         if dupes:
             raise ValueError(f"duplicate good names: {', '.join(dupes)}")
         return goods
+
+    @model_validator(mode="after")
+    def _within_capacity(self) -> ScenarioSpec:
+        # here, not only in validate_scenario: every validated spec (the dashboard's counts too) holds
+        problems = capacity_problems(self.populations, len(self.goods))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @model_validator(mode="after")
     def _cross_references(self) -> ScenarioSpec:
@@ -515,7 +548,7 @@ class ScenarioSpec(_Strict):
             raise ValueError("populations: the scenario has no agents (every count is 0)")
         goods = {g.name for g in self.goods}
         labels = [p.label for p in self.populations]
-        dupes = sorted({n for n in labels if labels.count(n) > 1})
+        dupes = sorted(n for n, k in Counter(labels).items() if k > 1)
         if dupes:
             raise ValueError(f"populations: duplicate names {', '.join(dupes)} (set 'name')")
         for i, pop in enumerate(self.populations):
@@ -613,11 +646,20 @@ def scenario_summary(path: Path) -> str:
 
 
 def resolve_scenario_path(name_or_path: str | Path) -> Path:
-    """A shipped scenario's file for a name, or the given path; ScenarioError if neither exists."""
+    """A shipped scenario's file for a name, or the given path; ScenarioError if neither exists.
+
+    A path must name a regular ``.yaml``/``.yml`` file outside /proc, /sys and /dev (a /proc file
+    reads as a regular file and may hold the environment's secrets); it is read with a bound."""
     candidate = Path(name_or_path)
-    if candidate.suffix in (".yaml", ".yml") or candidate.exists() or "/" in str(name_or_path):
+    text = str(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists() or "/" in text or "\\" in text:
+        if system_file(candidate):
+            raise ScenarioError(text, ["not a scenario file (a system file under /proc, /sys or /dev)"])
+        if candidate.suffix not in (".yaml", ".yml"):
+            raise ScenarioError(text, ["not a scenario file: a scenario is a .yaml or .yml file (or a shipped name)"])
         if not candidate.is_file():
-            raise ScenarioError(str(name_or_path), ["file not found (or not a regular file)"])
+            what = "a folder" if candidate.is_dir() else "a device, FIFO or socket" if candidate.exists() else None
+            raise ScenarioError(text, [f"not a regular file ({what})" if what else "file not found"])
         return candidate
     shipped = shipped_scenarios()
     if str(name_or_path) in shipped:
@@ -694,6 +736,11 @@ def load_scenario(
             raise ScenarioError(source, [str(exc)]) from None
     spec = validate_scenario(raw, source=source, registry=registry)
     spec.source_dir = path.parent.resolve()
+    if spec.llm.cache not in (None, "memory"):
+        try:  # now that the folder is known: no symlink out of it
+            confined_cache_folder(spec.llm.cache, spec.source_dir)
+        except ValueError as exc:
+            raise ScenarioError(source, [str(exc)]) from None
     return spec
 
 
@@ -701,15 +748,9 @@ def _read_yaml_mapping(path: Path) -> dict[str, Any]:
     """The mapping a YAML file holds, read through the safe loader (size, depth, aliases, duplicates, NaN)."""
     source = str(path)
     try:
-        if not path.is_file():
-            raise ScenarioError(source, ["not a regular file"])
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ScenarioError(source, [f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB ({size:,} bytes)"])
-        with path.open("rb") as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise ScenarioError(source, [f"cannot read: {exc.strerror or exc}"]) from None
+        data = read_regular_file(path, MAX_FILE_BYTES)
+    except UnreadableFileError as exc:
+        raise ScenarioError(source, [str(exc)]) from None
     try:
         raw = load_yaml(decode_yaml_bytes(data))
     except UnsafeYAMLError as exc:
@@ -849,18 +890,66 @@ def validate_scenario(
 #: largest amount of money, in ticks, a price or an endowment may stand for (int64 with headroom,
 #: and exact as a float)
 MAX_TICKS = 10**15
-#: rough bytes per agent and per private unit (measured: ~5 KB and ~72 B after one step)
-_BYTES_PER_AGENT = 8 * 1024
+#: rough bytes per agent and per private unit (measured: ~11.5 KB per ZI-C agent with 4 units,
+#: recording on, at 100,000 and 200,000 agents; ~72 B per unit)
+_BYTES_PER_AGENT = 12 * 1024
 _BYTES_PER_UNIT = 96
 
 
-def _size_problems(spec: ScenarioSpec) -> list[str]:
-    """Bounds the schema alone cannot state: agents in all, money within int64 ticks, and an
-    estimate of memory (agents x private units) against what this machine has."""
+def max_agents() -> int:
+    """The most agents a scenario may hold in all: ``MESA_LLM_MAX_AGENTS`` if set (1 to
+    :data:`MAX_AGENTS`), else :data:`DEFAULT_MAX_AGENTS`; ValueError (one line) if it is malformed."""
+    import os
+
+    text = os.environ.get(MAX_AGENTS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_AGENTS
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_AGENTS:
+        raise ValueError(f"{MAX_AGENTS_ENV}={text[:40]!r}: expected a whole number from 1 to {MAX_AGENTS:,}")
+    return value
+
+
+def capacity_problems(populations: list[PopulationSpec], goods: int = 1) -> list[str]:
+    """Why these populations, trading ``goods`` goods, cannot run on this machine: more agents in
+    all than :func:`max_agents`, more agents x goods than :data:`AGENT_GOODS_FACTOR` times that, or
+    more memory (agents x private units) than the machine has to give; empty if they can."""
     problems = []
-    agents = sum(p.count for p in spec.populations)
-    if agents > MAX_AGENTS:
-        problems.append(f"populations: {agents:,} agents in all; at most {MAX_AGENTS:,}")
+    agents = sum(p.count for p in populations)
+    try:
+        limit = max_agents()
+    except ValueError as exc:
+        problems.append(str(exc))
+    else:
+        if agents > limit:
+            problems.append(
+                f"populations.*.count: {agents:,} agents in all; at most {limit:,} "
+                f"(measured on a 2-core machine: ~7 s a step at {DEFAULT_MAX_AGENTS:,}; {MAX_AGENTS_ENV} raises it)"
+            )
+        elif agents * goods > AGENT_GOODS_FACTOR * limit:
+            problems.append(
+                f"populations.*.count: {agents:,} agents x {goods:,} goods = {agents * goods:,} agent-goods; at most "
+                f"{AGENT_GOODS_FACTOR * limit:,} (every agent observes every good each step; {MAX_AGENTS_ENV} raises it)"
+            )
+    units = sum(p.count * sum(s.units for s in p.private.values()) for p in populations)
+    needed = agents * _BYTES_PER_AGENT + units * _BYTES_PER_UNIT
+    available = _usable_memory()
+    if available is not None and needed > available:
+        problems.append(
+            f"populations: {agents:,} agents with {units:,} private units need about "
+            f"{needed / 2**30:,.1f} GiB of memory; this machine has {available / 2**30:,.1f} GiB to give "
+            "(lower count or private.*.units)"
+        )
+    return problems
+
+
+def _size_problems(spec: ScenarioSpec) -> list[str]:
+    """Bounds the schema alone cannot state: money within int64 ticks (agents in all and memory
+    are :func:`capacity_problems`, checked by the spec itself)."""
+    problems = []
     tick = spec.tick_size
     for i, good in enumerate(spec.goods):
         for name in ("reference_price", "min_price", "max_price"):
@@ -871,15 +960,6 @@ def _size_problems(spec: ScenarioSpec) -> list[str]:
         cash = pop.endowment.cash + pop.credit_limit
         if cash / tick > MAX_TICKS:
             problems.append(f"populations.{i}.endowment.cash: {cash} is more than {MAX_TICKS:.0e} ticks of {tick}")
-    units = sum(p.count * sum(s.units for s in p.private.values()) for p in spec.populations)
-    needed = agents * _BYTES_PER_AGENT + units * _BYTES_PER_UNIT
-    available = _usable_memory()
-    if available is not None and needed > available:
-        problems.append(
-            f"populations: {agents:,} agents with {units:,} private units need about "
-            f"{needed / 2**30:,.1f} GiB of memory; this machine has {available / 2**30:,.1f} GiB to give "
-            "(lower count or private.*.units)"
-        )
     return problems
 
 
@@ -902,6 +982,9 @@ def _format_errors(exc: ValidationError, prefix: str = "") -> list[str]:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
+        if not loc and not prefix and re.match(r"^(populations\.\*\.count: |populations: [\d,]+ agents with |MESA_LLM_MAX_AGENTS=)", msg):
+            problems.append(msg)  # a spec-wide check that names its own field
+            continue
         problems.append(f"{path}: {msg}")
     # union errors repeat one problem per member: keep each once, in order
     return list(dict.fromkeys(problems))

@@ -5,14 +5,21 @@ Each function returns a matplotlib `Figure` drawn on the Agg canvas and never sh
 built with the object-oriented API (no pyplot): nothing global changes (backend, open-figure
 registry), so the functions are safe in scripts, tests, servers and notebooks alike. matplotlib
 is imported inside the functions, so importing this module stays cheap.
+
+Names come from the recording (goods, agents, roles, the scenario, event descriptions): each goes
+through :func:`safe_label` (``$`` escaped, so mathtext never parses it; cut to 40 characters, so a
+huge name cannot stall the layout), and figures are built with ``text.usetex`` off.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 from collections import Counter
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -32,6 +39,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
+    "MAX_LABEL_CHARS",
     "ROLE_COLORS",
     "fundamental_paths",
     "plot_efficiency_over_time",
@@ -40,6 +48,7 @@ __all__ = [
     "plot_supply_demand",
     "plot_surplus_by_agent",
     "plot_volume",
+    "safe_label",
     "scheduled_events",
 ]
 
@@ -63,6 +72,41 @@ _CURVE_LABELS = {
     ),
     "limit orders": ("demand (buy limit prices)", "supply (sell limit prices)"),
 }
+
+
+#: longest name drawn in a plot; a longer one is cut and ends in an ellipsis
+MAX_LABEL_CHARS = 40
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_Plot = TypeVar("_Plot", bound=Callable[..., Any])
+
+
+def safe_label(value: object, limit: int = MAX_LABEL_CHARS) -> str:
+    """``value`` as plain text for a plot: control characters as spaces, cut to ``limit``
+    characters (ending in "…"), and every ``$`` escaped so that matplotlib never reads mathtext."""
+    text = _CONTROL.sub(" ", str(value))
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text.replace("$", "\\$")
+
+
+def plain_text_rc() -> AbstractContextManager[None]:
+    """The settings every figure of this module is built (and the reports saved) with: no TeX
+    whatever the user's rc, mathtext only where a text asks for it (:func:`safe_label` escapes
+    every ``$`` of a name)."""
+    import matplotlib
+
+    return matplotlib.rc_context({"text.usetex": False, "text.parse_math": True})
+
+
+def plain_text(plot: _Plot) -> _Plot:
+    """Build the figure of ``plot`` within :func:`plain_text_rc`."""
+
+    @functools.wraps(plot)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with plain_text_rc():
+            return plot(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -110,8 +154,7 @@ def scheduled_events(rec: Recording) -> list[tuple[int, str]]:
     if len(table) and "event" in table:
         for step, event in zip(table["step"], table["event"], strict=True):
             if isinstance(event, Mapping):
-                label = str(event.get("description") or event.get("type") or "event")
-                out.append((int(step), label if len(label) <= 40 else label[:37] + "..."))
+                out.append((int(step), safe_label(event.get("description") or event.get("type") or "event")))
     return out
 
 
@@ -188,6 +231,7 @@ def fundamental_paths(rec: Recording) -> dict[str, pd.Series]:
 # ----------------------------------------------------------------------------- volume, efficiency
 
 
+@plain_text
 def plot_volume(rec: Recording) -> Figure:
     """Units traded per step as bars (stacked by good), scheduled events marked."""
     trades = rec.trades
@@ -204,7 +248,7 @@ def plot_volume(rec: Recording) -> Figure:
     colors = iter(("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860") * 4)
     for good in table.columns[:_MAX_GOODS]:
         heights = table[good].to_numpy(dtype=float)
-        ax.bar(steps, heights, bottom=bottom, width=0.85, color=next(colors), label=str(good))
+        ax.bar(steps, heights, bottom=bottom, width=0.85, color=next(colors), label=safe_label(good))
         bottom += heights
     _mark_events(ax, scheduled_events(rec), labels=False)
     ax.set_xlabel("step")
@@ -212,10 +256,11 @@ def plot_volume(rec: Recording) -> Figure:
     ax.grid(True, axis="y", alpha=0.3)
     if len(table.columns) > 1:
         ax.legend(loc="best", fontsize=8)
-    ax.set_title(f"Volume - {rec.scenario or rec.run_id}", loc="left", fontsize=11)
+    ax.set_title(f"Volume - {safe_label(rec.scenario or rec.run_id)}", loc="left", fontsize=11)
     return fig
 
 
+@plain_text
 def plot_efficiency_over_time(rec: Recording) -> Figure:
     """Allocative efficiency of the trades so far (%, left axis) and Smith's alpha of the trades so
     far per good (right axis), step by step; scheduled events marked."""
@@ -238,20 +283,21 @@ def plot_efficiency_over_time(rec: Recording) -> Figure:
         right = ax.twinx()
         for column, color in zip(alphas, ("#1f77b4", "#ff7f0e", "#9467bd", "#8c564b"), strict=False):
             right.plot(steps, path[column].to_numpy(dtype=float), color=color, linestyle="--", linewidth=1.3,
-                       label=f"Smith's alpha ({column[6:]})")  # fmt: skip
+                       label=f"Smith's alpha ({safe_label(column[6:])})")  # fmt: skip
         right.set_ylabel("Smith's alpha")
         right.set_ylim(bottom=0)
         more_h, more_l = right.get_legend_handles_labels()
         handles, labels = handles + more_h, labels + more_l
     _mark_events(ax, scheduled_events(rec), labels=False)
     ax.legend(handles, labels, loc="lower right", fontsize=8)
-    ax.set_title(f"Efficiency and convergence - {rec.scenario or rec.run_id}", loc="left", fontsize=11)
+    ax.set_title(f"Efficiency and convergence - {safe_label(rec.scenario or rec.run_id)}", loc="left", fontsize=11)
     return fig
 
 
 # ----------------------------------------------------------------------------- price path
 
 
+@plain_text
 def plot_price_path(rec: Recording) -> Figure:
     """Clearing prices per good at the steps where units traded (no line across steps without a
     trade), with the competitive-equilibrium price range of the untraded units at each step
@@ -348,7 +394,7 @@ def plot_price_path(rec: Recording) -> Figure:
                 ax.scatter(
                     xs, ys, marker="X", s=60, color="#d62728", zorder=5, label="agreed price"
                 )
-        ax.set_title(good, loc="left", fontsize=11)
+        ax.set_title(safe_label(good), loc="left", fontsize=11)
         ax.set_ylabel("price")
         ax.grid(True, alpha=0.3)
         if ax.has_data():
@@ -356,7 +402,7 @@ def plot_price_path(rec: Recording) -> Figure:
         else:
             _note(ax, "no prices recorded for this good")
     axes[-1].set_xlabel("step")
-    fig.suptitle(f"Prices - {rec.scenario or rec.run_id}", fontsize=12)
+    fig.suptitle(f"Prices - {safe_label(rec.scenario or rec.run_id)}", fontsize=12)
     return fig
 
 
@@ -376,6 +422,7 @@ def _has_prices(good: str, *frames: pd.DataFrame) -> bool:
 # ----------------------------------------------------------------------------- supply and demand
 
 
+@plain_text
 def plot_supply_demand(rec: Recording, step: int | None = None, good: str | None = None) -> Figure:
     """Demand (unit values, high to low) and supply (unit costs, low to high) as step functions of
     the units still untraded at the start of `step` (default: the first step), with the
@@ -425,10 +472,10 @@ def plot_supply_demand(rec: Recording, step: int | None = None, good: str | None
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize=8, framealpha=0.85)
     if sd["source"] == "limit orders":
-        title = f"Supply and demand of {sd['good']}: the limit orders of step {sd['step']}"
+        title = f"Supply and demand of {safe_label(sd['good'])}: the limit orders of step {sd['step']}"
     else:
         what = "" if sd["source"] == "induced values" else f" ({sd['source']})"
-        title = f"Supply and demand of {sd['good']} at the start of step {sd['step']}{what}"
+        title = f"Supply and demand of {safe_label(sd['good'])} at the start of step {sd['step']}{what}"
     ax.set_title(title, fontsize=11)
     return fig
 
@@ -436,6 +483,7 @@ def plot_supply_demand(rec: Recording, step: int | None = None, good: str | None
 # ----------------------------------------------------------------------------- message network
 
 
+@plain_text
 def plot_message_network(rec: Recording) -> Figure:
     """Who messaged whom: agents on a circle (coloured by role), an arrow per sender -> recipient
     pair with its width growing with the number of direct messages, a ring around each agent that
@@ -538,7 +586,7 @@ def plot_message_network(rec: Recording) -> Figure:
     label_names = n <= 24
     for agent in ids:
         x, y = xy[agent]
-        text = str(names.get(agent, agent)) if label_names else str(agent)
+        text = safe_label(names.get(agent, agent)) if label_names else str(agent)
         if broadcasts.get(agent):
             text += f"\n({broadcasts[agent]} broadcast)"
         ax.text(1.2 * x, 1.2 * y, text, ha="center", va="center", fontsize=8 if label_names else 7)
@@ -547,7 +595,7 @@ def plot_message_network(rec: Recording) -> Figure:
     from matplotlib.lines import Line2D
 
     handles = [
-        Line2D([], [], marker="o", linestyle="", color=color, markersize=9, label=role)
+        Line2D([], [], marker="o", linestyle="", color=color, markersize=9, label=safe_label(role))
         for role, color in colors.items()
     ]
     handles.append(
@@ -572,6 +620,7 @@ def plot_message_network(rec: Recording) -> Figure:
 # ----------------------------------------------------------------------------- surplus
 
 
+@plain_text
 def plot_surplus_by_agent(rec: Recording) -> Figure:
     """Each agent's final surplus (its last ``agent_state``: gains on induced values plus net cash
     flow, currency units) as a bar, coloured by role. Without induced values (net cash flow alone
@@ -606,14 +655,14 @@ def plot_surplus_by_agent(rec: Recording) -> Figure:
     ax.bar(x, surplus, color=[colors[r] for r in role_list], edgecolor="white", linewidth=0.5)
     ax.axhline(0, color="#333333", linewidth=0.8)
     ax.set_xticks(x)
-    labels = [str(names.get(a, a)) for a in agent_ids]
+    labels = [safe_label(names.get(a, a)) for a in agent_ids]
     ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=8 if n <= 30 else 6)
     ax.set_ylabel("final surplus (currency units)")
     ax.grid(True, axis="y", alpha=0.3)
     from matplotlib.patches import Patch
 
-    ax.legend(handles=[Patch(color=c, label=r) for r, c in colors.items()], fontsize=8, loc="best")
-    ax.set_title(f"Final surplus by agent - {rec.scenario or rec.run_id}", fontsize=12)
+    ax.legend(handles=[Patch(color=c, label=safe_label(r)) for r, c in colors.items()], fontsize=8, loc="best")
+    ax.set_title(f"Final surplus by agent - {safe_label(rec.scenario or rec.run_id)}", fontsize=12)
     return fig
 
 
@@ -636,11 +685,11 @@ def _plot_pnl_by_agent(rec: Recording) -> Figure:
     ax.bar(x, list(by_name.values()), color=[colors[r] for r in role_list], edgecolor="white", linewidth=0.5)
     ax.axhline(0, color="#333333", linewidth=0.8)
     ax.set_xticks(x)
-    ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=8 if n <= 30 else 6)
+    ax.set_xticklabels([safe_label(name) for name in labels], rotation=60, ha="right", fontsize=8 if n <= 30 else 6)
     ax.set_ylabel("P&L at the last price (currency units)")
     ax.grid(True, axis="y", alpha=0.3)
     from matplotlib.patches import Patch
 
-    ax.legend(handles=[Patch(color=c, label=r) for r, c in colors.items()], fontsize=8, loc="best")
-    ax.set_title(f"Final P&L by agent - {rec.scenario or rec.run_id}", fontsize=12)
+    ax.legend(handles=[Patch(color=c, label=safe_label(r)) for r, c in colors.items()], fontsize=8, loc="best")
+    ax.set_title(f"Final P&L by agent - {safe_label(rec.scenario or rec.run_id)}", fontsize=12)
     return fig

@@ -35,7 +35,7 @@ from mesa_llm.analysis.metrics import (
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["compare", "metric_rows", "render_html", "summary_table", "write_csv"]
+__all__ = ["compare", "csv_safe", "metric_rows", "render_html", "summary_table", "write_csv"]
 
 RecordingLike = Recording | str | Path
 _MISSING = "n/a"
@@ -248,13 +248,36 @@ def _cell(value: Any) -> Any:
     return value
 
 
+#: first characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert_cell(value: Any) -> Any:
+    # text only: a number (even a negative one) is written as a number
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` for a CSV file: text cells that begin with = + - @, a tab or a carriage
+    return get a leading apostrophe, so a spreadsheet shows them instead of running them (names,
+    messages and levels come from files and LLMs). The Parquet and JSON outputs keep the exact text."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            out[column] = pd.Series([_inert_cell(v) for v in out[column]], index=out.index, dtype=out[column].dtype)
+    return out
+
+
 def _csv_ready(frame: pd.DataFrame) -> pd.DataFrame:
-    """Nested values (dicts, lists, contents) as JSON text, so the CSV can be parsed back."""
+    """Nested values (dicts, lists, contents) as JSON text, so the CSV can be parsed back; text
+    cells made inert for spreadsheets (:func:`csv_safe`)."""
     out = frame.copy()
     for column in out.columns:
         if out[column].dtype == object:
             out[column] = [_cell(v) for v in out[column]]
-    return out
+    return csv_safe(out)
 
 
 def write_csv(rec: RecordingLike, folder: str | Path) -> list[Path]:
@@ -309,8 +332,11 @@ footer { color: #7a8394; font-size: 12px; margin-top: 36px; }
 
 
 def _png(fig: Figure) -> str:
+    from mesa_llm.analysis.plots import plain_text_rc
+
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
+    with plain_text_rc():  # tick labels are made while saving: no TeX for them either
+        fig.savefig(buffer, format="png", dpi=100)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 

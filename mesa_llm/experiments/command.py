@@ -20,6 +20,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from mesa_llm.terminal import cell, inert
+
 
 class CommandError(Exception):
     """A sweep command that cannot go on: one line for the user."""
@@ -54,7 +56,7 @@ def sweep_command(
     except LocalModelError as exc:
         raise CommandError(str(exc)) from None
     try:
-        _err().print(f"note: serving {server.model_path.name} locally at {server.api_base} for every LLM population", markup=False)
+        _err().print(f"note: serving {inert(server.model_path.name)} locally at {server.api_base} for every LLM population", markup=False)
         settings = server.settings_for(LOCAL_MODEL_NAME, LLMSettings())
         # the weights' file names the model in each run's key; the server's address does not
         _sweep(spec, out, workers, executor, ray_address, max_cost_usd, as_json,
@@ -76,7 +78,7 @@ def _sweep(
 
     console = _err()
     progress = Progress(
-        TextColumn(f"[bold]{escape(spec.stem)}[/]"),
+        TextColumn(f"[bold]{escape(inert(spec.stem))}[/]"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[stats]}"),
@@ -97,7 +99,7 @@ def _sweep(
         progress.update(task_id, completed=t.finished, stats=stats)
 
     def note(text: str) -> None:
-        progress.console.print(f"note: {text}", markup=False, highlight=False)
+        progress.console.print(f"note: {inert(text)}", markup=False, highlight=False, soft_wrap=True)
 
     try:
         with progress:
@@ -123,10 +125,10 @@ def _sweep(
     print_statistics(stats, factor_paths)
     failures = frame[~frame["status"].isin(["ok", "not_run_budget"])]
     for (condition, error), group in list(failures.groupby(["condition", "error"], dropna=False))[:5]:
-        console.print(f"failed: {condition} ({len(group)} runs): {error}", markup=False, highlight=False)
+        console.print(f"failed: {inert(condition)} ({len(group)} runs): {inert(error)}", markup=False, highlight=False, soft_wrap=True)
     Console(highlight=False).print(
         f"{t.total} runs: {t.done} ran ok, {t.failed} failed, {t.skipped} done before, {t.not_run} not run (budget); "
-        f"cost ${t.cost_usd:.4f}; {result.wall_s:.1f} s\nresults: {out / 'results.parquet'} and {out / 'results.csv'}",
+        f"cost ${t.cost_usd:.4f}; {result.wall_s:.1f} s\nresults: {inert(out / 'results.parquet')} and {inert(out / 'results.csv')}",
         markup=False,
     )
 
@@ -137,27 +139,27 @@ def print_statistics(stats: dict[str, Any], factor_paths: list[str]) -> None:
     table = Table(title="cells: mean [95% CI] (n)")
     table.add_column("condition")
     for f in factor_paths:
-        table.add_column(f, justify="right")
+        table.add_column(cell(f), justify="right")
     for m in stats["metrics"]:
-        table.add_column(m, justify="right")
-    for cell in stats["cells"]:
+        table.add_column(cell(m), justify="right")
+    for row in stats["cells"]:
         values = []
         for m in stats["metrics"]:
-            d = cell["metrics"][m]
+            d = row["metrics"][m]
             if d["mean"] is None:
                 values.append("-")
             elif d["ci_low"] is None:
                 values.append(f"{d['mean']:.4g} ({d['n']})")
             else:
                 values.append(f"{d['mean']:.4g} [{d['ci_low']:.4g}, {d['ci_high']:.4g}] ({d['n']})")
-        table.add_row(escape(str(cell["condition"])), *[escape(str(cell["factors"][f])) for f in factor_paths], *values)
+        table.add_row(cell(row["condition"]), *[cell(row["factors"][f]) for f in factor_paths], *values)
     console.print(table)
     rows = [c for c in stats["comparisons"] if c["n_pairs"]]
     if not rows:
         return
     table = Table(title="paired comparisons (same seeds; p Holm-adjusted per metric)")
     for column in ("metric", "A − B", *factor_paths, "pairs", "mean diff [95% CI]", "d_z", "p t (Holm)", "p Wilcoxon (Holm)"):
-        table.add_column(column)
+        table.add_column(cell(column))
 
     def p(v: float | None) -> str:
         return "-" if v is None else f"{v:.3g}"
@@ -165,8 +167,8 @@ def print_statistics(stats: dict[str, Any], factor_paths: list[str]) -> None:
     for c in rows:
         ci = "" if c["diff_ci_low"] is None else f" [{c['diff_ci_low']:.4g}, {c['diff_ci_high']:.4g}]"
         table.add_row(
-            escape(c["metric"]), escape(f"{c['condition_a']} − {c['condition_b']}"),
-            *[escape(str(c["factors"][f])) for f in factor_paths], str(c["n_pairs"]),
+            cell(c["metric"]), cell(f"{c['condition_a']} − {c['condition_b']}"),
+            *[cell(c["factors"][f]) for f in factor_paths], str(c["n_pairs"]),
             f"{c['mean_diff']:.4g}{ci}", p(c["effect_size_dz"]), p(c["p_t_holm"]), p(c["p_wilcoxon_holm"]),
         )  # fmt: skip
     console.print(table)
@@ -188,7 +190,7 @@ def report_command(out_dir: Path, html: Path | None, as_json: bool) -> None:
             print_statistics(stats, factor_paths)
         if html is not None:
             written = render_sweep_report(out_dir, html)
-            _err().print(f"report: {written}", markup=False)
+            _err().print(f"report: {inert(written)}", markup=False)
     except (SweepSpecError, StoreError, ValueError) as exc:
         raise CommandError(str(exc)) from None
     except OSError as exc:

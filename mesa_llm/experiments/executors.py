@@ -30,6 +30,8 @@ class Executor(Protocol):
 
     capacity: int
     prefetch: int
+    #: one line for the user about how the executor was set up (e.g. workers capped), or None
+    note: str | None
 
     def submit(self, tag: str, task: dict[str, Any]) -> None:
         """Start one task; its row comes back from :meth:`wait` under ``tag``."""
@@ -71,6 +73,7 @@ class ProcessExecutor:
     def __init__(self, workers: int | None = None) -> None:
         self.capacity = workers or default_workers()
         self.prefetch = 2 * self.capacity
+        self.note: str | None = None  # run_sweep caps workers at the cores before building it
         method = "forkserver" if sys.platform.startswith("linux") else "spawn"
         self._context = multiprocessing.get_context(method)
         if method == "forkserver":
@@ -144,8 +147,12 @@ class RayExecutor:
             except Exception as exc:  # unreachable address, port clash, ...
                 raise ExecutorError(f"cannot start Ray ({' '.join(str(exc).split())[:300]})") from None
             self._started = True
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        self.capacity = workers or max(1, cpus)
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        self.note: str | None = None  # set when ``workers`` is capped at the cluster's CPUs
+        if workers is not None and workers > cpus:
+            self.note = f"--workers {workers} is more than the {cpus} CPUs of the Ray cluster: using {cpus}"
+            workers = cpus
+        self.capacity = workers or cpus
         self.prefetch = 2 * self.capacity
         self._remote = ray.remote(num_cpus=1, max_retries=0)(execute_run)
         self._refs: dict[Any, str] = {}

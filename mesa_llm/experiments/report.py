@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from mesa_llm.analysis.plots import plain_text, safe_label
 from mesa_llm.experiments.stats import load_results, sweep_statistics
 
 
@@ -30,6 +31,22 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
+def _distinct_labels(values: list[Any]) -> dict[str, str]:
+    """A plot label per distinct level (:func:`safe_label`), numbered where cutting made two alike."""
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for value in dict.fromkeys(str(v) for v in values):
+        label = safe_label(value)
+        n = 2
+        while label in taken:
+            label = safe_label(value, 36) + f" #{n}"
+            n += 1
+        taken.add(label)
+        out[value] = label
+    return out
+
+
+@plain_text
 def _metric_vs_factor(stats: dict[str, Any], metric: str, factor: str | None) -> Any:
     import matplotlib
 
@@ -45,22 +62,27 @@ def _metric_vs_factor(stats: dict[str, Any], metric: str, factor: str | None) ->
             continue
         x = cell["factors"].get(factor) if factor else cell["condition"]
         by_condition.setdefault(cell["condition"], []).append((x, d["mean"], d.get("ci_low"), d.get("ci_high")))
+    # levels come from the spec: plain text, cut, and distinct (a categorical axis merges equal labels)
+    labels = _distinct_labels([p[0] for points in by_condition.values() for p in points])
     for condition, points in by_condition.items():
         numeric = all(isinstance(p[0], int | float) for p in points)
         points.sort(key=lambda p: p[0] if numeric else str(p[0]))
-        xs = [p[0] if numeric else str(p[0]) for p in points]
+        xs = [p[0] if numeric else labels[str(p[0])] for p in points]
         means = [p[1] for p in points]
         lo = [p[1] - p[2] if p[2] is not None else 0.0 for p in points]
         hi = [p[3] - p[1] if p[3] is not None else 0.0 for p in points]
-        ax.errorbar(xs, means, yerr=[lo, hi], marker="o", capsize=3, label=condition)
-    ax.set_xlabel(factor or "condition")
-    ax.set_ylabel(metric)
-    ax.set_title(f"{metric}: mean and 95% CI" + (f" vs {factor}" if factor else ""))
+        ax.errorbar(xs, means, yerr=[lo, hi], marker="o", capsize=3, label=safe_label(condition))
+        if not numeric:  # text levels up to 40 characters side by side would overlap
+            ax.tick_params(axis="x", labelrotation=25, labelsize=8)
+    ax.set_xlabel(safe_label(factor or "condition", 80))
+    ax.set_ylabel(safe_label(metric, 80))
+    ax.set_title(safe_label(f"{metric}: mean and 95% CI" + (f" vs {factor}" if factor else ""), 120))
     if len(by_condition) > 1:
         ax.legend(fontsize=8)
     return fig
 
 
+@plain_text
 def _differences(stats: dict[str, Any], metric: str) -> Any:
     from matplotlib.figure import Figure
 
@@ -74,11 +96,12 @@ def _differences(stats: dict[str, Any], metric: str) -> Any:
         hi = c["diff_ci_high"] if c["diff_ci_high"] is not None else c["mean_diff"]
         ax.errorbar([c["mean_diff"]], [i], xerr=[[c["mean_diff"] - lo], [hi - c["mean_diff"]]], fmt="o", capsize=3)
     labels = [
-        f"{c['condition_a']} − {c['condition_b']}" + "".join(f" | {k}={v}" for k, v in c["factors"].items()) for c in rows
+        safe_label(f"{c['condition_a']} − {c['condition_b']}" + "".join(f" | {k}={v}" for k, v in c["factors"].items()), 80)
+        for c in rows
     ]
     ax.set_yticks(range(len(rows)), labels, fontsize=7)
     ax.axvline(0.0, color="#888", lw=1)
-    ax.set_xlabel(f"paired difference in {metric} (95% CI)")
+    ax.set_xlabel(f"paired difference in {safe_label(metric, 80)} (95% CI)")
     return fig
 
 

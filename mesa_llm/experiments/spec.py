@@ -8,12 +8,14 @@ size, depth and aliases; no duplicate keys) and every problem is one line naming
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mesa_llm.resources import UnreadableFileError, read_regular_file, system_file
 from mesa_llm.safe_yaml import UnsafeYAMLError, decode_yaml_bytes, load_yaml
 
 #: names that become parts of file names (the experiment, its conditions)
@@ -24,6 +26,12 @@ OVERRIDE_PATH = r"^[A-Za-z0-9_]{1,64}(\.[A-Za-z0-9_]{1,64}){0,15}$"
 MAX_SPEC_BYTES = 1024 * 1024
 #: most runs one sweep may plan (cells x replicates): a typo should not plan a billion runs
 MAX_RUNS = 100_000
+#: longest factor level or condition value, as JSON text (a level is a value such as 0.5 or "zi_c")
+MAX_LEVEL_CHARS = 1_000
+#: integer levels are stored in an int64 column of the results table
+MIN_INT_LEVEL, MAX_INT_LEVEL = -(2**63), 2**63 - 1
+#: integer ranges (design: lhs) are sampled as floats: they must stay exact
+MAX_INT_RANGE = 2**53
 
 
 class SweepSpecError(ValueError):
@@ -108,6 +116,22 @@ class SweepSpec(_Strict):
         return metrics
 
     @model_validator(mode="after")
+    def _storable(self) -> SweepSpec:
+        # a level reaches a --set override (JSON text) and a column of the results table: one that
+        # neither can hold must stop the spec here, not leave a folder every resume crashes on
+        for path, levels in self.factors.items():
+            if isinstance(levels, Range):
+                if levels.integer and max(abs(levels.low), abs(levels.high)) > MAX_INT_RANGE:
+                    raise ValueError(f"factors.{path}: an integer range must lie within ±2**53")
+                continue
+            for level in levels:
+                _check_level(level, f"factors.{path}", column=True)
+        for name, overrides in self.conditions.items():
+            for path, value in overrides.items():
+                _check_level(value, f"conditions.{name}.{path}", column=False)
+        return self
+
+    @model_validator(mode="after")
     def _design(self) -> SweepSpec:
         ranges = [p for p, v in self.factors.items() if isinstance(v, Range)]
         lists = [p for p, v in self.factors.items() if isinstance(v, list)]
@@ -144,6 +168,23 @@ class SweepSpec(_Strict):
         return self.n_cells * self.replicates
 
 
+def _check_level(value: Any, where: str, *, column: bool) -> None:
+    """ValueError (one line naming ``where``) unless ``value`` is a JSON value of bounded size and,
+    for a factor's level (``column``), an integer an int64 column holds."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise ValueError(
+            f"{where}: {shown} is not a JSON value (use a number, text, true/false, null, a list or a mapping)"
+        ) from None
+    if len(text) > MAX_LEVEL_CHARS:
+        raise ValueError(f"{where}: a level longer than {MAX_LEVEL_CHARS:,} characters ({len(text):,} as JSON)")
+    if column and isinstance(value, int) and not isinstance(value, bool) and not MIN_INT_LEVEL <= value <= MAX_INT_LEVEL:
+        raise ValueError(f"{where}: level {value} is outside the integers a results table stores (-2**63 to 2**63-1)")
+
+
 def _check_path(path: str, prefix: str = "") -> None:
     if not re.fullmatch(OVERRIDE_PATH, path):
         raise ValueError(f"{prefix}{path[:80]!r} is not a --set path (dot-separated field names or list indices)")
@@ -174,15 +215,12 @@ def _is_union_tag(part: Any) -> bool:
 
 def read_spec_text(path: Path) -> str:
     """The UTF-8 text of a spec file (bounded size); SweepSpecError naming the file."""
+    if system_file(path):
+        raise SweepSpecError(f"{path}: not a sweep spec file (a system file under /proc, /sys or /dev)")
     try:
-        if not path.is_file():
-            raise SweepSpecError(f"{path}: file not found (or not a regular file)")
-        with path.open("rb") as handle:
-            data = handle.read(MAX_SPEC_BYTES + 1)
-    except OSError as exc:
-        raise SweepSpecError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if len(data) > MAX_SPEC_BYTES:
-        raise SweepSpecError(f"{path}: the file is larger than {MAX_SPEC_BYTES // 1024} KB")
+        data = read_regular_file(path, MAX_SPEC_BYTES)
+    except UnreadableFileError as exc:
+        raise SweepSpecError(f"{path}: {exc}") from None
     try:
         return decode_yaml_bytes(data)
     except UnsafeYAMLError as exc:

@@ -15,10 +15,19 @@ from typing import Any
 
 from mesa_llm.experiments.budget import RunEstimate, describe_estimate, estimate_run
 from mesa_llm.experiments.design import PlannedRun, plan_runs
-from mesa_llm.experiments.executors import ExecutorError, make_executor
+from mesa_llm.experiments.executors import ExecutorError, default_workers, make_executor
 from mesa_llm.experiments.spec import SweepSpec, SweepSpecError, load_sweep_spec, read_spec_text
 from mesa_llm.experiments.store import ResultsStore
-from mesa_llm.experiments.worker import FAILED, NOT_RUN_BUDGET, OK, resolve, run_key, unresolved_key
+from mesa_llm.experiments.worker import (
+    FAILED,
+    NOT_RUN_BUDGET,
+    OK,
+    metric_problem,
+    resolve,
+    run_key,
+    summary_metric_names,
+    unresolved_key,
+)
 
 #: seconds between rewrites of the tables while rows arrive (the journal is written at once)
 TABLE_INTERVAL_S = 1.0
@@ -105,10 +114,19 @@ def run_sweep(
     text = read_spec_text(path)
     scenario = scenario_reference(spec, path)
     try:
-        resolve(scenario, [])  # a scenario that does not load at all is the spec's error, not rows
+        base = resolve(scenario, [])  # a scenario that does not load at all is the spec's error, not rows
     except ValueError as exc:
         raise SweepSpecError(f"{path}: scenario: {' '.join(str(exc).split())}") from None
     plan = plan_runs(spec)
+    if spec.metrics:  # before the first run, not as an error in every row after the last
+        problem = _unknown_metric(spec.metrics, base, scenario, plan)
+        if problem is not None:
+            raise SweepSpecError(f"{path}: metrics: {' '.join(problem.split())}")
+    if workers is not None and not ray_address:
+        cores = default_workers()
+        if workers > cores:  # more processes than cores only add memory and contention
+            say(f"--workers {workers} is more than the {cores} cores this machine gives the sweep: using {cores}")
+            workers = cores
     order = [r.run_id for r in plan]
     factor_paths = list(spec.factors)
 
@@ -129,7 +147,7 @@ def run_sweep(
             return _Resolved(unresolved_key(scenario, run.overrides, run.seed, spec.steps), error, None)
         return _Resolved(run_key(scen_json, run.seed, spec.steps, llm_model_id or llm_model), None, est)
 
-    store = ResultsStore(out_dir)
+    store = ResultsStore(out_dir, warn=say)
     store.open(text)
     tally = SweepTally(total=len(plan))
     # local workers start now (their fork server imports the model while the runs are planned)
@@ -158,6 +176,8 @@ def run_sweep(
             on_update(tally)
         if todo:
             executor_obj = executor_obj or make_executor(executor, workers, ray_address)
+            if executor_obj.note:
+                say(executor_obj.note)
             runtime = {"llm_model": llm_model, "llm_settings": llm_settings}
             _execute(spec, scenario, Path(out_dir), todo, executor_obj, store, tally, max_cost_usd, say,
                      on_update, order, factor_paths, runtime)  # fmt: skip
@@ -172,10 +192,33 @@ def run_sweep(
 
 
 def _journal_costs(store: ResultsStore) -> Any:
-    from mesa_llm.experiments.store import read_journal
-
-    for row in read_journal(store.journal):
+    for row in store.read():
         yield float(row.get("cost_usd") or 0.0)
+
+
+def _unknown_metric(metrics: list[str], base: Any, scenario: str, plan: list[PlannedRun]) -> str | None:
+    """Why one of ``metrics`` is not reported by any run of the sweep, or None: checked against the
+    summary of the scenario and of each condition's first cell, each built and not run (a metric
+    one condition adds, such as a good's, is accepted)."""
+    names: list[list[str]] = []
+    seen: set[str] = set()
+    for run in [None, *plan]:
+        if run is not None and run.condition in seen:
+            continue
+        try:
+            spec = base if run is None else resolve(scenario, run.overrides)
+            names.append(summary_metric_names(spec))
+        except Exception:  # noqa: BLE001 - a cell that does not build is an error row of its own
+            pass
+        if run is not None:
+            seen.add(run.condition)
+    if not names:
+        return None  # nothing built: each run checks its metrics
+    for metric in metrics:
+        problems = [metric_problem(keys, metric) for keys in names]
+        if all(p is not None for p in problems):
+            return problems[0]
+    return None
 
 
 def _row(run: PlannedRun, key: str, result: dict[str, Any]) -> dict[str, Any]:

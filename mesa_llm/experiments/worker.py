@@ -78,6 +78,19 @@ def flatten_summary(summary: dict[str, Any]) -> dict[str, float | int | None]:
     return dict(sorted(out.items()))
 
 
+def metric_problem(keys: list[str], name: str) -> str | None:
+    """Why metric ``name`` (a full path, or a unique last part) names none, or several, of a run
+    summary's ``keys`` (one line); None when it names exactly one."""
+    if name in keys:
+        return None
+    matches = [k for k in keys if k.endswith("." + name)]
+    if len(matches) == 1:
+        return None
+    if matches:
+        return f"{name!r} is ambiguous: " + ", ".join(matches)
+    return f"{name!r} is not in the run summary (it has {', '.join(keys[:12])})"
+
+
 def pick_metrics(flat: dict[str, Any], wanted: list[str] | None) -> dict[str, Any]:
     """The requested metrics (a full path, or a unique last part such as ``smith_alpha``), or all.
 
@@ -85,17 +98,42 @@ def pick_metrics(flat: dict[str, Any], wanted: list[str] | None) -> dict[str, An
     if wanted is None:
         return {k: _finite(v) for k, v in flat.items()}
     out: dict[str, Any] = {}
+    keys = list(flat)
     for name in wanted:
-        if name in flat:
-            out[name] = _finite(flat[name])
-            continue
-        matches = [k for k in flat if k.endswith("." + name)]
-        if len(matches) != 1:
-            known = ", ".join(list(flat)[:12])
-            why = "is ambiguous: " + ", ".join(matches) if matches else f"is not in the run summary (it has {known})"
-            raise ValueError(f"metric {name!r} {why}")
-        out[name] = _finite(flat[matches[0]])
+        problem = metric_problem(keys, name)
+        if problem is not None:
+            raise ValueError(f"metric {problem}")
+        out[name] = _finite(flat[name] if name in flat else flat[next(k for k in keys if k.endswith("." + name))])
     return out
+
+
+class _Unanswered:
+    """The chat model of a model built only to read its summary's keys: it is never asked."""
+
+    name = "summary-keys"
+
+    def declared_tool_mode(self, model: str) -> str:
+        """No probe."""
+        return "tools"
+
+    async def complete(self, request: Any) -> Any:
+        raise RuntimeError("a model built for its summary's keys calls no LLM")
+
+
+def summary_metric_names(spec: Any) -> list[str]:
+    """The metric names a run of ``spec`` reports (the scalars of its summary), read from a small
+    copy of it (at most two agents per population) that is built, never run, and records nothing."""
+    from mesa_llm.model import MarketModel
+
+    small = spec.model_copy(
+        update={"populations": [p.model_copy(update={"count": min(p.count, 2)}) for p in spec.populations]}
+    )
+    small.source_dir = spec.source_dir
+    model = MarketModel(small, record=False, chat_model=_Unanswered())
+    try:
+        return list(flatten_summary(model.summary().to_dict()))
+    finally:
+        model.finish()
 
 
 def _finite(value: Any) -> Any:

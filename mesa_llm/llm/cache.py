@@ -3,7 +3,9 @@
 litellm's own cache writes are fire-and-forget and broke on several versions; this one is small,
 synchronous and deterministic. A hit returns the stored response marked ``cached=True`` with
 ``latency_s=0.0``, ``cost_usd=0.0`` and ``attempts=0`` (usage kept, so one can see what it saved).
-No pickle: entries are plain JSON, safe to share and inspect.
+No pickle: entries are plain JSON, safe to share and inspect. The memory cache is bounded (least
+recently used entries go first); a scenario's disk cache is a folder inside the scenario's folder
+(:func:`confined_cache_folder`), as its templates are.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import os
 import re
 import tempfile
+from collections import OrderedDict
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -48,20 +51,47 @@ def as_cache_hit(response: ChatResponse) -> ChatResponse:
     return hit
 
 
-class MemoryCache:
-    """A dict of responses for one process (copies in and out, so callers cannot alter entries)."""
+#: default bounds of a memory cache: entries, and characters of their JSON form in all (~64 MB)
+MEMORY_CACHE_ENTRIES = 4_096
+MEMORY_CACHE_CHARS = 64 * 1024 * 1024
 
-    def __init__(self) -> None:
-        self._entries: dict[str, ChatResponse] = {}
+
+class MemoryCache:
+    """Responses of one process, least recently used first out once ``max_entries`` entries or
+    ``max_chars`` characters (their JSON form) are held; copies in and out, so callers cannot
+    alter entries. A long run with ever new prompts no longer grows it without end."""
+
+    def __init__(self, max_entries: int = MEMORY_CACHE_ENTRIES, max_chars: int = MEMORY_CACHE_CHARS) -> None:
+        if max_entries < 1 or max_chars < 1:
+            raise ValueError("a memory cache holds at least one entry and one character")
+        self.max_entries = max_entries
+        self.max_chars = max_chars
+        self._entries: OrderedDict[str, tuple[ChatResponse, int]] = OrderedDict()
+        self._chars = 0
 
     def get(self, key: str) -> ChatResponse | None:
-        """The stored answer as a cache hit, or None."""
+        """The stored answer as a cache hit (now the most recently used), or None."""
         stored = self._entries.get(key)
-        return as_cache_hit(stored) if stored is not None else None
+        if stored is None:
+            return None
+        self._entries.move_to_end(key)
+        return as_cache_hit(stored[0])
 
     def put(self, key: str, response: ChatResponse) -> None:
-        """Store a copy of ``response``."""
-        self._entries[key] = ChatResponse.from_dict(response.to_dict())
+        """Store a copy of ``response``, evicting the least recently used entries past the bounds
+        (an answer larger than the whole cache is not kept)."""
+        data = response.to_dict()
+        size = len(key) + len(json.dumps(data, default=str))
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._chars -= old[1]
+        if size > self.max_chars:
+            return
+        self._entries[key] = (ChatResponse.from_dict(data), size)
+        self._chars += size
+        while len(self._entries) > self.max_entries or self._chars > self.max_chars:
+            _, (_, dropped) = self._entries.popitem(last=False)
+            self._chars -= dropped
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -69,6 +99,40 @@ class MemoryCache:
     def clear(self) -> None:
         """Forget every entry."""
         self._entries.clear()
+        self._chars = 0
+
+
+def cache_setting_problem(value: str) -> str | None:
+    """Why ``llm.cache`` = ``value`` cannot name a disk cache folder, judged from the text alone
+    (None if it may): ``memory``, or a path relative to the scenario's folder that stays in it."""
+    if value == "memory":
+        return None
+    if not value.strip() or "\x00" in value or len(value) > 255:
+        return "must be 'memory' or a folder relative to the scenario's folder"
+    if os.path.isabs(value) or value.startswith("~") or Path(value).is_absolute():
+        return "must be a folder relative to the scenario's folder (or 'memory'), not an absolute path"
+    normal = os.path.normpath(value)
+    if normal == ".":
+        return "must be a subfolder of the scenario's folder, not the folder itself"
+    if normal == ".." or normal.startswith(".." + os.sep):
+        return "leaves the scenario's folder"
+    return None
+
+
+def confined_cache_folder(value: str, base: str | os.PathLike[str]) -> Path:
+    """The disk cache folder ``value`` names inside ``base`` (the scenario's folder), links
+    followed; ValueError naming the setting if it is absolute, leaves ``base`` (through ``..`` or a
+    symlink) or is something other than a folder."""
+    problem = cache_setting_problem(value)
+    if problem is not None:
+        raise ValueError(f"llm.cache: {value[:80]!r} {problem}")
+    root = Path(base).resolve()
+    target = (root / value).resolve()
+    if target == root or not target.is_relative_to(root):
+        raise ValueError(f"llm.cache: {value[:80]!r} leaves the scenario's folder")
+    if target.exists() and not target.is_dir():
+        raise ValueError(f"llm.cache: {value[:80]!r} is not a folder")
+    return target
 
 
 class DiskCache:
