@@ -27,7 +27,8 @@ from mesa_llm.llm import (
     UsageTracker,
 )
 from mesa_llm.llm.bounds import AnswerLimits
-from mesa_llm.llm.secrets import strip_url_credentials
+from mesa_llm.llm.consent import api_base_allowed, how_to_allow
+from mesa_llm.llm.secrets import public_url, strip_url_credentials
 from mesa_llm.llm.tool_mode import (
     ToolModeDecision,
     declared_tool_mode,
@@ -153,7 +154,12 @@ class StepBoundChatModel:
 class LLMWiring:
     """The LLM side of one run: chat models (one per model string, sharing a limiter), prompt
     libraries (per role and override set), usage and budget, the per-step guards, and the header
-    and summary parts."""
+    and summary parts.
+
+    ``trusted_api_base`` is the server the caller itself chose (``--api-base``, ``--local``): only
+    it, or one the user allows in ``MESA_LLM_ALLOWED_API_BASES``, receives the provider key; the
+    scenario's ``llm.api_base`` otherwise gets calls without it (:mod:`mesa_llm.llm.consent`).
+    """
 
     def __init__(
         self,
@@ -163,6 +169,7 @@ class LLMWiring:
         injected: ChatModel | None,
         *,
         seed: int,
+        trusted_api_base: str | None = None,
     ) -> None:
         self.scenario = scenario
         self.resolved_models = resolved_models
@@ -185,15 +192,25 @@ class LLMWiring:
         #: every agent's id, filled in by the model once all agents exist (contexts share this list)
         self.agent_ids: list[int] = []
         settings = scenario.llm
-        #: the server URL calls go to and records show: ``user:password@`` never leaves this object
+        #: the server URL calls go to: ``user:password@`` never leaves this object
         self.api_base = strip_url_credentials(settings.api_base)
+        #: the same URL as records and the terminal show it (query tokens masked too)
+        self.shown_api_base = public_url(self.api_base)
+        #: whether calls to ``api_base`` carry the provider key (the user chose or allowed the host)
+        self.api_base_trusted = self.api_base is None or api_base_allowed(self.api_base, trusted_api_base)
         #: said once at the start (printed by the CLI, kept in the recording header)
         self.notices: list[str] = []
         self.warnings: list[str] = []
         if self.api_base != settings.api_base:
+            key = "the provider's API key (e.g. OPENAI_API_KEY)" if self.api_base_trusted else "no API key"
             self.notices.append(
                 f"the login in api_base (before '@') is dropped: never sent, shown or recorded; calls go "
-                f"to {self.api_base} with the provider's API key (e.g. OPENAI_API_KEY)"
+                f"to {self.shown_api_base} with {key}"
+            )
+        if self.api_base is not None and not self.api_base_trusted and any(resolved_models.values()) and injected is None:
+            self.notices.append(
+                f"llm.api_base {self.shown_api_base} comes from the scenario, not from you: its calls go "
+                f"without your API key; {how_to_allow(self.api_base)} to send it"
             )
         self._check_prices()
         self.step_timeout = settings.step_timeout
@@ -317,6 +334,7 @@ class LLMWiring:
             chat = LiteLLMChatModel(
                 model_name,
                 api_base=self.api_base,
+                api_base_trusted=self.api_base_trusted,
                 timeout=settings.timeout,
                 max_attempts=settings.max_attempts,
                 limiter=self.limiter,
@@ -416,8 +434,8 @@ class LLMWiring:
         }
 
     def public_settings(self) -> dict[str, Any]:
-        """The scenario's LLM settings as recorded: without URL credentials."""
-        return {**self.scenario.llm.model_dump(mode="json"), "api_base": self.api_base}
+        """The scenario's LLM settings as recorded: without URL credentials (login, query tokens)."""
+        return {**self.scenario.llm.model_dump(mode="json"), "api_base": self.shown_api_base}
 
     def public_spec(self) -> dict[str, Any]:
         """The resolved scenario as recorded: without URL credentials."""

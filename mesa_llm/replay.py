@@ -227,8 +227,6 @@ def replay(
         raise ReplayError(str(exc)) from None
     if source_dir:
         spec.source_dir = Path(source_dir)
-    if api_base is not None:
-        spec.llm = spec.llm.model_copy(update={"api_base": api_base})
     recorded_models: dict[str, str | None] = dict((header.get("llm") or {}).get("models") or {})
     for pop in spec.populations:
         if pop.wants_llm:
@@ -289,6 +287,7 @@ def replay(
             chat_model=chat,
             resolved_models=recorded_models,
             parent=parent,
+            api_base=api_base,  # the user's choice (--api-base): it may receive the key
         )
     except ValueError as exc:  # e.g. a prompt override file that is gone since the recording
         raise ReplayError(f"{source}: cannot rebuild the run: {exc}") from None
