@@ -5,6 +5,7 @@ wall-clock bound per step, a stop when every call of several steps failed)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import threading
@@ -159,6 +160,8 @@ class LLMWiring:
     ``trusted_api_base`` is the server the caller itself chose (``--api-base``, ``--local``): only
     it, or one the user allows in ``MESA_LLM_ALLOWED_API_BASES``, receives the provider key; the
     scenario's ``llm.api_base`` otherwise gets calls without it (:mod:`mesa_llm.llm.consent`).
+    ``prompt_libraries`` (population -> library) replace the scenario's templates: a replay's,
+    built from the recording's own template texts, so no file a recording names is ever read.
     """
 
     def __init__(
@@ -170,8 +173,10 @@ class LLMWiring:
         *,
         seed: int,
         trusted_api_base: str | None = None,
+        prompt_libraries: dict[str, PromptLibrary] | None = None,
     ) -> None:
         self.scenario = scenario
+        self.prompt_libraries = dict(prompt_libraries or {})
         self.resolved_models = resolved_models
         self.model_override = model_override
         self.injected = injected
@@ -299,7 +304,13 @@ class LLMWiring:
 
     # -- chat models and prompts ----------------------------------------------------------------
 
-    def prompts_for(self, role: str, templates: dict[str, str]) -> PromptLibrary:
+    def prompts_for(self, role: str, templates: dict[str, str], population: str | None = None) -> PromptLibrary:
+        """The prompt library of an agent of ``role`` with a population's ``templates`` overrides
+        (the replay's library of ``population``, when it was given one)."""
+        given = self.prompt_libraries.get(population) if population is not None else None
+        if given is not None:
+            given.preload(role)
+            return given
         key = (role, json.dumps(templates, sort_keys=True))
         library = self._prompt_libraries.get(key)
         if library is None:
@@ -402,7 +413,7 @@ class LLMWiring:
         return LLMContext(
             chat_model=StepBoundChatModel(self.chat_model_for(model_name), self),
             model=model_name,
-            prompts=self.prompts_for(persona.role.value, templates),
+            prompts=self.prompts_for(persona.role.value, templates, persona.population),
             persona=persona,
             tool_names=self.run_tools(persona.role.action_names()),
             registry=self.action_registry,
@@ -417,18 +428,25 @@ class LLMWiring:
         )
 
     def header(self, llm_agents: list[Any]) -> dict[str, Any]:
-        """What replay and analysis need about the LLM side: settings, models, template hashes."""
+        """What replay and analysis need about the LLM side: settings, models, and every prompt
+        template a population uses: its SHA-256 per population (``prompts``) and its text, once per
+        hash (``prompt_texts``), so a replay renders what was rendered without reading any file."""
         prompts: dict[str, dict[str, str]] = {}
+        texts: dict[str, str] = {}
         for a in llm_agents:
             assert isinstance(a.policy, LLMPolicy) and a.policy.context is not None
             if a.population not in prompts:
-                prompts[a.population] = a.policy.context.prompts.template_hashes(a.role.value)
+                sources = a.policy.context.prompts.template_sources(a.role.value)
+                hashes = {name: hashlib.sha256(text.encode("utf-8")).hexdigest() for name, text in sources.items()}
+                prompts[a.population] = hashes
+                texts.update({hashes[name]: text for name, text in sources.items()})
         return {
             "settings": self.public_settings(),
             "warnings": list(self.warnings),
             "model_override": self.model_override,
             "models": {label: name for label, name in self.resolved_models.items() if name},
             "prompts": prompts,
+            "prompt_texts": dict(sorted(texts.items())),
             # how each model was asked for actions (a replay reuses this instead of probing)
             "tool_modes": {name: decision.to_record() for name, decision in sorted(self.tool_modes.items())},
         }

@@ -27,6 +27,7 @@ from mesa_llm.actions import (
 )
 from mesa_llm.agents.llm_policy import LLMPolicy
 from mesa_llm.agents.policies import PolicyRegistry, default_policy_registry
+from mesa_llm.agents.prompts import PromptLibrary
 from mesa_llm.agents.roles import Role
 from mesa_llm.agents.trader import TraderAgent
 from mesa_llm.economics import (
@@ -134,6 +135,7 @@ class MarketModel(mesa.Model):
         parent: dict[str, Any] | None = None,
         history_steps: int | None = DEFAULT_HISTORY_STEPS,
         api_base: str | None = None,
+        prompt_libraries: dict[str, PromptLibrary] | None = None,
     ) -> None:
         """Build the market and agents of ``scenario``.
 
@@ -147,7 +149,8 @@ class MarketModel(mesa.Model):
 
         ``api_base`` is the caller's own OpenAI-compatible server (the CLI's ``--api-base``): it
         replaces ``llm.api_base`` and, unlike an api_base the scenario names, receives the
-        provider's key (see :mod:`mesa_llm.llm.consent`).
+        provider's key (see :mod:`mesa_llm.llm.consent`). ``prompt_libraries`` (population ->
+        library) replace the scenario's prompt templates (a replay's, from the recording's texts).
         """
         self.parent = parent
         if api_base is not None:
@@ -195,6 +198,7 @@ class MarketModel(mesa.Model):
             chat_model,
             seed=self.seed_value,
             trusted_api_base=api_base,
+            prompt_libraries=prompt_libraries,
         )
         self.usage = self.llm.usage
         self.stop_status: str | None = None
