@@ -80,6 +80,12 @@ def _shipped_text(name: str) -> str | None:
         return None
 
 
+def _some(names: list[str], shown: int = 8) -> str:
+    """The first ``shown`` names, and how many more (a hostile header can list thousands)."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
 def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -360,7 +366,7 @@ def replay(
     if prompts.missing and verify:
         raise ReplayError(
             f"{source}: cannot verify: the recording holds neither the text of the prompt templates "
-            f"{', '.join(prompts.missing[:8])} nor a hash of a shipped one (nothing was built)"
+            f"{_some(prompts.missing)} nor a hash of a shipped one (nothing was built)"
         )
     recorded_models: dict[str, str | None] = dict((header.get("llm") or {}).get("models") or {})
     for pop in spec.populations:
@@ -428,9 +434,21 @@ def replay(
     if prompts.missing:
         notes.append(
             "prompt templates the recording does not hold (rendered from the shipped ones instead): "
-            + ", ".join(prompts.missing)
+            + _some(prompts.missing)
         )
+    # what the replay will render, against what was recorded (a header may list fewer templates)
+    recorded_hashes = _mapping(_mapping(header.get("llm")).get("prompts"))
+    changed = sorted(
+        f"{pop}/{name}"
+        for pop, hashes in model._llm_header()["prompts"].items()
+        for name, digest in hashes.items()
+        if _mapping(recorded_hashes.get(pop)).get(name) != digest and f"{pop}/{name}" not in prompts.missing
+    )
     divergence: Divergence | None = None
+    if changed:
+        notes.append(f"prompt templates changed since the recording: {_some(changed)}")
+        if verify:
+            divergence = Divergence(0, None, "simulation_start", None, f"prompt templates changed: {_some(changed)}")
     recorded_steps = _by_step(loaded.events)
     status = "completed"
 

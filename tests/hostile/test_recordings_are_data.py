@@ -309,3 +309,15 @@ def test_a_recording_whose_steps_jump_far_ahead_is_refused_fast(tmp_path):
     assert done.returncode == 2, done.stderr[-2000:]
     (line,) = _lines(done.stderr)
     assert "step 3 has no step_end" in line and "900,000" in line and took < 30
+
+
+def test_a_header_listing_fewer_templates_than_were_rendered_does_not_verify(tmp_path):
+    source = _record(tmp_path / "run", templates={"act": "CUSTOM ACT {{ observation_text }}"})
+
+    def drop_act(header: dict[str, Any]) -> None:
+        for hashes in header["llm"]["prompts"].values():
+            hashes.pop("act.j2", None)
+
+    hostile = _edited(source, drop_act)
+    out = runner.invoke(app, ["replay", str(hostile), "--verify", "--out", str(tmp_path / "o")], env={"COLUMNS": "400"})
+    assert out.exit_code == 1 and "act.j2" in out.output and "Traceback" not in out.output
