@@ -86,7 +86,11 @@ def run(
         ),
     ] = None,
     api_base: Annotated[
-        str | None, typer.Option("--api-base", help="URL of an OpenAI-compatible server.")
+        str | None,
+        typer.Option(
+            "--api-base",
+            help="URL of an OpenAI-compatible server; it gets your provider key (a scenario's does not).",
+        ),
     ] = None,
     concurrency: Annotated[
         int | None, typer.Option("--concurrency", min=1, help="LLM calls in flight per model.")
@@ -447,7 +451,11 @@ def replay_command(
         int | None, typer.Option("--steps", min=1, help="Fork: run this many steps in all.")
     ] = None,
     api_base: Annotated[
-        str | None, typer.Option("--api-base", help="Server for the live part of a fork.")
+        str | None,
+        typer.Option(
+            "--api-base",
+            help="Server for the live part of a fork (a recorded api_base is never used).",
+        ),
     ] = None,
     out: Annotated[
         Path, typer.Option("--out", help="The new recording goes to its replays/ subfolder.")
