@@ -89,7 +89,11 @@ def run(
         ),
     ] = None,
     api_base: Annotated[
-        str | None, typer.Option("--api-base", help="URL of an OpenAI-compatible server.")
+        str | None,
+        typer.Option(
+            "--api-base",
+            help="URL of an OpenAI-compatible server; it gets your provider key (a scenario's does not).",
+        ),
     ] = None,
     concurrency: Annotated[
         int | None, typer.Option("--concurrency", min=1, help="LLM calls in flight per model.")
@@ -131,7 +135,6 @@ def run(
     llm_updates = {
         key: value
         for key, value in (
-            ("api_base", api_base),
             ("concurrency", concurrency),
             ("max_cost_usd", max_cost_usd),
             ("max_tokens", max_tokens),
@@ -143,7 +146,7 @@ def run(
     if llm_updates:
         spec.llm = spec.llm.model_copy(update=llm_updates)
     if not (local or local_model is not None):
-        _run_scenario(spec, seed, steps, out, no_record, check_invariants, model_name, as_json)
+        _run_scenario(spec, seed, steps, out, no_record, check_invariants, model_name, as_json, api_base)
         return
     if api_base is not None:
         raise _fail(
@@ -163,7 +166,7 @@ def run(
         )
         served = model_name or LOCAL_MODEL_NAME
         spec.llm = spec.llm.model_copy(update=server.settings_for(served, spec.llm))
-        _run_scenario(spec, seed, steps, out, no_record, check_invariants, served, as_json)
+        _run_scenario(spec, seed, steps, out, no_record, check_invariants, served, as_json, server.api_base)
     finally:
         server.stop()
 
@@ -177,15 +180,20 @@ def _run_scenario(
     check_invariants: bool,
     model_name: str | None,
     as_json: bool,
+    api_base: str | None = None,
 ) -> None:
-    """Build the model of a loaded scenario, run it with progress on stderr and print the summary."""
+    """Build the model of a loaded scenario, run it with progress on stderr and print the summary.
+
+    ``api_base`` is the server the user named (``--api-base``) or the program started (``--local``):
+    it replaces the scenario's and is the only api_base that gets the provider key unasked."""
     from mesa_llm.llm.secrets import Redactor
     from mesa_llm.model import MarketModel, resolve_llm_models
 
+    base = api_base if api_base is not None else spec.llm.api_base
     # every message this command prints goes through it: no key or api_base password on the terminal
-    scrub = Redactor.for_provider(None, spec.llm.api_base)
+    scrub = Redactor.for_provider(None, base)
     models = sorted({m for m in resolve_llm_models(spec, model_name).values() if m})
-    problem = _check_llm_access(models, spec.llm.api_base)
+    problem = _check_llm_access(models, base, trusted=api_base is not None)
     if problem is not None:
         raise _fail(scrub(problem))
     try:
@@ -197,6 +205,7 @@ def _run_scenario(
             record=not no_record,
             check_invariants=True if check_invariants else None,
             llm_model=model_name,
+            api_base=api_base,
         )
     except ValueError as exc:  # e.g. a prompt override that is missing or does not compile
         raise _fail(scrub(f"{spec.name}: {exc}")) from None
@@ -261,14 +270,24 @@ def _load_checked(name_or_path: str, overrides: list[str]) -> Any:
     return spec
 
 
-def _check_llm_access(models: list[str], api_base: str | None) -> str | None:
-    """One line saying why the chosen models cannot be reached, or None."""
+def _check_llm_access(models: list[str], api_base: str | None, trusted: bool = False) -> str | None:
+    """One line saying why the chosen models cannot be reached, or None (``trusted``: the user
+    named ``api_base`` on the command line, so it may receive the provider key)."""
     if not models:
         return None
     import asyncio
 
     from mesa_llm.llm import check_server, missing_credentials
+    from mesa_llm.llm.consent import api_base_allowed
 
+    if api_base and not trusted and not api_base_allowed(api_base):
+        from mesa_llm.llm import LiteLLMChatModel
+
+        for name in models:  # a provider that would read its credentials from the environment
+            try:
+                LiteLLMChatModel(name, api_base=api_base, api_base_trusted=False)
+            except ValueError as exc:
+                return str(exc)
     for name in models:
         missing = missing_credentials(name, api_base)
         if missing:
@@ -437,7 +456,11 @@ def replay_command(
         int | None, typer.Option("--steps", min=1, help="Fork: run this many steps in all.")
     ] = None,
     api_base: Annotated[
-        str | None, typer.Option("--api-base", help="Server for the live part of a fork.")
+        str | None,
+        typer.Option(
+            "--api-base",
+            help="Server for the live part of a fork (a recorded api_base is never used).",
+        ),
     ] = None,
     out: Annotated[
         Path, typer.Option("--out", help="The new recording goes to its replays/ subfolder.")
@@ -711,6 +734,7 @@ def dashboard(
                 "--local serves its own model: drop --api-base (or drop --local to use that server)"
             )
         spec.llm = spec.llm.model_copy(update={"api_base": api_base})
+        _allow_in_this_process(api_base)
     server = None
     if local:
         from mesa_llm.llm.local_server import LOCAL_MODEL_NAME, LocalLLMServer, LocalModelError
@@ -721,12 +745,13 @@ def dashboard(
             raise _fail(str(exc)) from None
         model_name = model_name or LOCAL_MODEL_NAME
         spec.llm = spec.llm.model_copy(update=server.settings_for(model_name, spec.llm))
+        _allow_in_this_process(server.api_base)
     try:
         from mesa_llm.model import resolve_llm_models
 
         if not local:
             models = sorted({m for m in resolve_llm_models(spec, model_name).values() if m})
-            problem = _check_llm_access(models, spec.llm.api_base)
+            problem = _check_llm_access(models, spec.llm.api_base, trusted=api_base is not None)
             if problem is not None:
                 from mesa_llm.llm.secrets import Redactor
 
@@ -736,6 +761,18 @@ def dashboard(
     finally:
         if server is not None:
             server.stop()
+
+
+def _allow_in_this_process(api_base: str) -> None:
+    """Let the server the user named on this command line receive the provider key in this
+    process: the dashboard builds its models itself (from the spec, which carries no consent), so
+    the command adds the URL to its own ``MESA_LLM_ALLOWED_API_BASES``."""
+    import os
+
+    from mesa_llm.llm.consent import ALLOWED_API_BASES_ENV
+
+    current = os.environ.get(ALLOWED_API_BASES_ENV, "")
+    os.environ[ALLOWED_API_BASES_ENV] = f"{current},{api_base}" if current.strip() else api_base
 
 
 def main() -> None:  # pragma: no cover - console-script shim

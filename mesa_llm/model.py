@@ -27,6 +27,7 @@ from mesa_llm.actions import (
 )
 from mesa_llm.agents.llm_policy import LLMPolicy
 from mesa_llm.agents.policies import PolicyRegistry, default_policy_registry
+from mesa_llm.agents.prompts import PromptLibrary
 from mesa_llm.agents.roles import Role
 from mesa_llm.agents.trader import TraderAgent
 from mesa_llm.economics import (
@@ -135,6 +136,8 @@ class MarketModel(mesa.Model):
         resolved_models: dict[str, str | None] | None = None,
         parent: dict[str, Any] | None = None,
         history_steps: int | None = DEFAULT_HISTORY_STEPS,
+        api_base: str | None = None,
+        prompt_libraries: dict[str, PromptLibrary] | None = None,
     ) -> None:
         """Build the market and agents of ``scenario``.
 
@@ -145,11 +148,18 @@ class MarketModel(mesa.Model):
         ``chat_model`` answers every LLM agent's calls instead of litellm (tests, replays);
         ``resolved_models`` fixes each LLM population's model (a replay uses the recorded ones);
         ``parent`` names the recording this run replays or forks (kept in the header).
+
+        ``api_base`` is the caller's own OpenAI-compatible server (the CLI's ``--api-base``): it
+        replaces ``llm.api_base`` and, unlike an api_base the scenario names, receives the
+        provider's key (see :mod:`mesa_llm.llm.consent`). ``prompt_libraries`` (population ->
+        library) replace the scenario's prompt templates (a replay's, from the recording's texts).
         """
         # a spec changed after validation (a script, a fork) still builds no more agents than the machine runs
         if problems := capacity_problems(scenario.populations, len(scenario.goods)):
             raise ScenarioError(scenario.name, problems)
         self.parent = parent
+        if api_base is not None:
+            scenario = scenario.model_copy(update={"llm": scenario.llm.model_copy(update={"api_base": api_base})})
         self.seed_value = scenario.seed if seed is None else seed
         super().__init__(seed=self.seed_value)
         self.scenario = scenario
@@ -186,7 +196,15 @@ class MarketModel(mesa.Model):
         self.resolved_models = (
             dict(resolved_models) if resolved_models is not None else resolve_llm_models(scenario, llm_model, chat_model)
         )
-        self.llm = LLMWiring(scenario, self.resolved_models, llm_model, chat_model, seed=self.seed_value)
+        self.llm = LLMWiring(
+            scenario,
+            self.resolved_models,
+            llm_model,
+            chat_model,
+            seed=self.seed_value,
+            trusted_api_base=api_base,
+            prompt_libraries=prompt_libraries,
+        )
         self.usage = self.llm.usage
         self.stop_status: str | None = None
         self._states_step: int | None = None  # the step whose agent_state events were recorded last
