@@ -669,6 +669,7 @@ def dashboard(
         typer.Option(
             "--idle-timeout",
             min=1.0,
+            max=7 * 86400.0,
             help="Seconds a session is kept after its page went away without closing.",
         ),
     ] = 120.0,

@@ -6,8 +6,9 @@ is even same-origin with it. So every request must name the served address in ``
 that carries an ``Origin`` must come from the page itself, and the WebSocket (which drives the
 session: Step, Run, Reset) also needs this process's secret token, which the page's own responses
 set as a ``SameSite=Strict``, ``HttpOnly`` cookie (a foreign page can neither read nor send it).
-Served to the network (``--allow-remote``), a page is only given the cookie for a URL holding the
-token (the one the command prints). Every response forbids framing and carries a Content Security
+Served to the network (``--allow-remote``), a browser on another machine is only given the cookie
+for a URL holding the token (the one the command writes to a private file); one on this machine is
+treated as when serving on loopback. Every response forbids framing and carries a Content Security
 Policy: scripts only from the dashboard itself or inline ones with this response's nonce.
 
 Pure ASGI (no Solara import): testable with any ASGI app.
@@ -165,8 +166,8 @@ class PageGuard:
     """ASGI middleware: refuses requests not from the dashboard's own page (see the module
     docstring) and adds frame protection and a CSP to every response.
 
-    ``require_url_token``: a page is only served to a browser that already holds the cookie or
-    opens a URL with ``?token=`` (set when serving beyond this machine).
+    ``require_url_token``: a page is only served to a browser on another machine that already
+    holds the cookie or opens a URL with ``?token=`` (set when serving beyond this machine).
     """
 
     def __init__(
@@ -239,8 +240,8 @@ class PageGuard:
             return None
         if self._has_cookie(scope) or self._has_url_token(scope):
             return None
-        if self.require_url_token:
-            return "open the address mesa-llm dashboard printed (it holds the token)"
+        if self.require_url_token and not _from_this_machine(scope):
+            return "open the address mesa-llm dashboard wrote to its private file (it holds the token)"
         if scope.get("method") not in ("GET", "HEAD"):
             return "token required"
         return None
@@ -348,6 +349,13 @@ class _Responder:
         headers.append((b"content-length", str(len(body)).encode()))
         await self.send({**self.start, "headers": headers})
         await self.send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _from_this_machine(scope: Scope) -> bool:
+    # the peer of the TCP connection (uvicorn replaces it by X-Forwarded-For only when the peer is
+    # a trusted proxy, by default 127.0.0.1 itself): another machine cannot pose as loopback
+    client = scope.get("client")
+    return client is not None and is_loopback(str(client[0]))
 
 
 def _headers(scope: Scope) -> dict[str, str]:

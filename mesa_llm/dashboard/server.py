@@ -128,8 +128,9 @@ def serve(
     """Run the Solara server (blocking) for the configured target, for its own page only
     (`mesa_llm.dashboard.guard`); a session whose page has been gone ``idle_timeout`` seconds ends.
 
-    Served beyond this machine, the page's address with its token goes to a file readable only
-    by the user (never to the terminal or a log); the command names the file."""
+    Served beyond this machine, browsers on other machines need the page's address with its
+    token, which goes to a file readable only by the user (never to the terminal or a log); the
+    command names the file."""
     # Solara reports usage to a telemetry service and checks PyPI for a newer version at start by
     # default: a research tool serving local data does neither (read when solara is imported)
     os.environ.setdefault("SOLARA_TELEMETRY_MIXPANEL_ENABLE", "False")
@@ -150,18 +151,26 @@ def serve(
         url_file = _private_url_file(address.url(token))
         # (uvicorn ends the process by re-raising SIGINT/SIGTERM after its shutdown: no atexit)
         on_shutdown.append(lambda: shutil.rmtree(url_file.parent, ignore_errors=True))
-        print(f"dashboard at {url}: open the address in {url_file} (it holds the access token; readable only by you)", file=sys.stderr)
-        open_url = address.url(token)
+        print(
+            f"dashboard at {url}: from another machine, open the address in {url_file} "
+            "(it holds the access token; readable only by you)",
+            file=sys.stderr,
+        )
     else:
         print(f"dashboard at {url}", file=sys.stderr)
-        open_url = url
     install_guard(solara_app, address, token, require_url_token=address.remote, on_shutdown=on_shutdown)
     settings.kernel.cull_timeout = f"{idle_timeout:g}s"
     # Solara warns on every page load that its session cookie cannot be SameSite=None over http:
     # the dashboard wants it same-site anyway
     warnings.filterwarnings("ignore", message="Cookies with samesite=none require https")
     if open_browser:
-        threading.Thread(target=_open_when_up, args=(address, open_url), daemon=True).start()
+        # a browser here reaches a wildcard address over loopback (no token); one address only
+        # over that address, as from another machine
+        if address.any_ip_literal:
+            here = f"http://127.0.0.1:{address.port}/"
+        else:
+            here = address.url(token if address.remote else None)
+        threading.Thread(target=_open_when_up, args=(address, here), daemon=True).start()
     args = [
         "run", APP_MODULE, "--port", str(address.port), "--host", host, "--production", "--no-check-version",
         "--no-open", "--log-level", "warning",

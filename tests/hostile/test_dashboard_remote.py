@@ -1,5 +1,6 @@
 """Serving the dashboard beyond this machine takes an explicit ``--allow-remote``, says so in a
-warning, and then gives the page only to a browser holding the token (never printed)."""
+warning, and then gives the page to a browser on another machine only with the token (written to
+a private file, never printed)."""
 
 from __future__ import annotations
 
@@ -72,8 +73,8 @@ def test_an_address_in_use_is_one_line() -> None:
     assert result.output.startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
 
 
-def _get(port: int, path: str, host: str) -> tuple[int, str]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+def _get(port: int, path: str, host: str, via: str = "127.0.0.1") -> tuple[int, str]:
+    conn = http.client.HTTPConnection(via, port, timeout=30)
     try:
         conn.putrequest("GET", path, skip_host=True)
         conn.putheader("Host", host)
@@ -85,7 +86,58 @@ def _get(port: int, path: str, host: str) -> tuple[int, str]:
         conn.close()
 
 
-def test_served_remotely_the_page_needs_the_token_which_is_never_printed() -> None:
+def _outward_address() -> str | None:
+    """This machine's address on its way out (no packet is sent), or None without a network."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))
+            address = str(s.getsockname()[0])
+    except OSError:
+        return None
+    return None if address.startswith("127.") or address == "0.0.0.0" else address
+
+
+def _call(guard: Any, client: str, path: str, query: bytes = b"", cookie: str | None = None) -> tuple[int, list[tuple[bytes, bytes]]]:
+    """The status and headers `guard` answers an HTTP GET from ``client`` with."""
+    import asyncio
+
+    headers = [(b"host", b"192.0.2.10:8765")]
+    if cookie is not None:
+        headers.append((b"cookie", cookie.encode()))
+    scope = {"type": "http", "method": "GET", "path": path, "query_string": query, "headers": headers, "client": (client, 50000)}
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(guard(scope, receive, send))
+    start = sent[0]
+    return int(start["status"]), list(start["headers"])
+
+
+def test_served_remotely_another_machine_needs_the_token() -> None:
+    from mesa_llm.dashboard.guard import PageGuard, ServedAddress
+
+    async def page(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"page"})
+
+    guard = PageGuard(page, address=ServedAddress("0.0.0.0", 8765), token="t" * 43, require_url_token=True)
+    status, headers = _call(guard, "192.0.2.7", "/")
+    assert status == 403 and not any(k == b"set-cookie" for k, _ in headers)
+    assert _call(guard, "192.0.2.7", "/", b"token=" + b"t" * 42 + b"x")[0] == 403
+    status, headers = _call(guard, "192.0.2.7", "/", b"token=" + b"t" * 43)
+    assert status == 200 and (b"set-cookie", b"mesa_llm_dashboard_8765=" + b"t" * 43 + b"; Path=/; HttpOnly; SameSite=Strict") in headers
+    assert _call(guard, "192.0.2.7", "/static/x.js", cookie="mesa_llm_dashboard_8765=" + "t" * 43)[0] == 200
+    assert _call(guard, "127.0.0.1", "/")[0] == 200  # this machine: as when serving on loopback
+    loopback = PageGuard(page, address=ServedAddress("127.0.0.1", 8765), token="t" * 43)
+    assert loopback.require_url_token is False
+
+
+def test_served_remotely_the_token_goes_to_a_private_file_never_to_the_terminal() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
@@ -105,7 +157,7 @@ def test_served_remotely_the_page_needs_the_token_which_is_never_printed() -> No
                 break
             except OSError:
                 time.sleep(0.3)
-        assert status == 403  # no token: no page (and no cookie)
+        assert status == 200  # from this machine, as on loopback
         log.seek(0)
         output = log.read().decode(errors="replace")
         match = re.search(r"open the address in (\S+) ", output)
@@ -115,12 +167,14 @@ def test_served_remotely_the_page_needs_the_token_which_is_never_printed() -> No
         url = url_file.read_text().strip()
         token = url.split("?token=", 1)[1]
         assert len(token) >= 32 and token not in output  # the terminal never shows it
-        status, cookie = _get(port, "/?token=" + token[:-1] + "x", host)
-        assert status == 403 and cookie == ""
-        status, cookie = _get(port, "/?token=" + token, host)
-        assert status == 200 and f"mesa_llm_dashboard_{port}={token}" in cookie
         # a machine name that is not an address of this one is refused (DNS rebinding)
         assert _get(port, "/?token=" + token, f"attacker.example:{port}")[0] == 403
+        outward = _outward_address()
+        if outward is not None:  # reached over the network, as another machine would
+            there = f"{outward}:{port}"
+            assert _get(port, "/", there, via=outward) == (403, "")
+            status, cookie = _get(port, "/?token=" + token, there, via=outward)
+            assert status == 200 and f"mesa_llm_dashboard_{port}={token}" in cookie
     finally:
         proc.terminate()
         try:
