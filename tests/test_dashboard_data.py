@@ -254,7 +254,7 @@ def test_live_steps_inject_and_reset(tmp_path: Path) -> None:
     assert live.error is None and live.data.prices().empty
     live.reset({"counts": {"buyers": 2, "sellers": 3}, "k": 7, "fee_per_unit": 0.0})
     # the line `validate` prints: the scenario, then the field
-    assert live.error == "cannot reset: scenario 'double_auction': market.k: Input should be less than or equal to 1"
+    assert live.error == f"cannot reset: {live.base.source_dir / 'double_auction.yaml'}: market.k: Input should be less than or equal to 1"
     assert len(live.model.traders) == 5
 
 

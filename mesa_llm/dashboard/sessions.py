@@ -82,7 +82,7 @@ class LiveSession:
         self.base = spec
         self.llm_model = llm_model
         self.chat_model = chat_model
-        self.source = source or f"scenario {spec.name!r}"
+        self.source = source or default_source(spec)
         self.owns_output_dir = output_dir is None
         self.output_dir = output_dir or Path(tempfile.mkdtemp(prefix="mesa_llm_dashboard_"))
         self.lock = threading.RLock()
@@ -244,10 +244,8 @@ class LiveSession:
             return f"{data['type']} at step {self.steps + 1}"
 
     def close(self) -> None:
-        """Finish the current model's recording (``simulation_end``; the session stays usable:
-        a reset starts a new recording). See `end` for closing the session itself."""
-        with self.lock:
-            self._close_model()
+        """The same as `end`: a closed session is over."""
+        self.end()
 
     def end(self) -> None:
         """End the session for good (idempotent, returns at once): no further step or reset; the
@@ -292,6 +290,16 @@ class LiveSession:
                 self.data.add(json.loads(line))
 
 
+def default_source(spec: ScenarioSpec) -> str:
+    """How errors name a scenario whose file is not known: the file named after it in its folder
+    when there is one (a shipped scenario's, as ``validate`` names it), else its name."""
+    if spec.source_dir is not None:
+        candidate = Path(spec.source_dir) / f"{spec.name}.yaml"
+        if candidate.is_file():
+            return str(candidate)
+    return f"scenario {spec.name!r}"
+
+
 def default_params(spec: ScenarioSpec) -> dict[str, Any]:
     """The parameters the live page lets a user change before a reset."""
     return {
@@ -318,7 +326,7 @@ def apply_params(spec: ScenarioSpec, params: dict[str, Any], source: str | None 
         if key in params:
             data["market"][key] = params[key]
     data["recording"]["agent_states"] = "every_step"
-    return checked_scenario(data, source or f"scenario {spec.name!r}", spec.source_dir)
+    return checked_scenario(data, source or default_source(spec), spec.source_dir)
 
 
 def checked_scenario(raw: dict[str, Any], source: str, source_dir: Path | None) -> ScenarioSpec:

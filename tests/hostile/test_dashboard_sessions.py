@@ -87,6 +87,13 @@ def test_a_nan_from_the_page_is_refused_naming_the_field() -> None:
         apply_params(load_scenario(path), {"k": float("nan")}, source=str(path))
 
 
+def test_a_shipped_scenario_is_named_as_validate_names_it() -> None:
+    live = LiveSession(load_scenario("double_auction"))  # as a script would start it: no source
+    live.reset({"counts": {"buyers": 4_000_000}})
+    assert live.error == f"cannot reset: {_validate_line(Path('double_auction'), ['populations.0.count=4000000'])}"
+    live.end()
+
+
 def _last_event(path: Path) -> dict[str, Any]:
     lines = path.read_bytes().splitlines()
     return dict(json.loads(lines[-1]))
@@ -118,13 +125,14 @@ def test_a_session_that_ran_to_its_end_stays_completed(tmp_path: Path) -> None:
     assert end["event_type"] == "simulation_end" and end["content"]["status"] == "completed"
 
 
-def test_an_ended_session_deletes_its_temporary_folder() -> None:
+@pytest.mark.parametrize("how", ["end", "close"])
+def test_an_ended_session_deletes_its_temporary_folder(how: str) -> None:
     live = LiveSession(load_scenario("double_auction"))
     live.step()
     folder = live.output_dir
     assert folder.is_dir() and any(folder.iterdir())
-    live.end()
-    assert not folder.exists()
+    getattr(live, how)()
+    assert not folder.exists() and live.ended
 
 
 def test_ending_during_a_long_step_returns_at_once_and_ends_after_it(tmp_path: Path) -> None:
