@@ -682,9 +682,33 @@ def dashboard(
         int, typer.Option("--port", min=0, max=65535, help="Port of the page (0: any free port).")
     ] = 8765,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    allow_remote: Annotated[
+        bool,
+        typer.Option(
+            "--allow-remote",
+            help="Let --host be an address other machines reach (the page then needs its token).",
+        ),
+    ] = False,
     no_browser: Annotated[
         bool, typer.Option("--no-browser", help="Do not open a browser.")
     ] = False,
+    idle_timeout: Annotated[
+        float,
+        typer.Option(
+            "--idle-timeout",
+            min=1.0,
+            max=7 * 86400.0,
+            help="Seconds a session is kept after its page went away without closing.",
+        ),
+    ] = 120.0,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Live: keep each session's recording in this folder (default: a temporary "
+            "folder, deleted when the session ends).",
+        ),
+    ] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Live: PATH=VALUE override, repeatable.")
     ] = None,
@@ -704,30 +728,63 @@ def dashboard(
     """Watch a scenario run live, or play a recording back, in the browser (the dashboard extra)."""
     import importlib.util
 
-    from mesa_llm.dashboard.server import DashboardConfig, configure, is_recording, serve
+    from mesa_llm.dashboard.server import (
+        DashboardConfig,
+        check_target_file,
+        configure,
+        is_recording,
+        listen_address,
+        serve,
+    )
 
     if importlib.util.find_spec("solara") is None:
         raise _fail("the dashboard needs Solara: pip install 'mesa_llm[dashboard]'")
-    if is_recording(target):
-        from mesa_llm.recording import RecordingError, load_events
+    try:
+        address = listen_address(host, port, allow_remote)
+        check_target_file(target)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    if address.remote:
+        _err_console().print(
+            f"warning: serving on {host}:{address.port} beyond this machine: anyone who can reach it "
+            "and has the page's token can watch and drive this dashboard (and spend its LLM budget)",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
 
-        if set_ or model_name or api_base or local:
+    def serve_here() -> None:
+        serve(address.port, host, not no_browser, allow_remote=allow_remote, idle_timeout=idle_timeout)
+
+    if is_recording(target):
+        from mesa_llm.dashboard.sessions import shared_recording
+        from mesa_llm.recording import RecordingError
+
+        if set_ or model_name or api_base or local or out is not None:
             raise _fail(
-                "--set, --model, --api-base and --local are for a live scenario, not a recording"
+                "--set, --model, --api-base, --local and --out are for a live scenario, not a recording"
             )
         try:
-            load_events(target)  # a bad recording is one line here, not an error page
+            # loaded once here (a bad recording is one line, not an error page) and shared by
+            # every replay tab while the server runs
+            loaded = shared_recording(target)
         except RecordingError as exc:
             raise _fail(str(exc)) from None
         configure(DashboardConfig(recording=Path(target)))
-        serve(port, host, not no_browser)
+        serve_here()
+        del loaded
         return
-    from mesa_llm.scenario import ScenarioError
+    from mesa_llm.scenario import ScenarioError, resolve_scenario_path
 
     try:
         spec = _load_checked(target, list(set_ or []))
     except ScenarioError as exc:
         raise _fail(str(exc)) from None
+    if out is not None:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _fail(f"--out {out}: cannot be made a folder: {exc.strerror or exc}") from None
     if api_base is not None:
         if local:
             raise _fail(
@@ -756,8 +813,9 @@ def dashboard(
                 from mesa_llm.llm.secrets import Redactor
 
                 raise _fail(Redactor.for_provider(None, spec.llm.api_base)(problem))
-        configure(DashboardConfig(spec=spec, llm_model=model_name))
-        serve(port, host, not no_browser)
+        source = str(resolve_scenario_path(target))
+        configure(DashboardConfig(spec=spec, llm_model=model_name, source=source, out_dir=out))
+        serve_here()
     finally:
         if server is not None:
             server.stop()
