@@ -89,7 +89,11 @@ def run(
         ),
     ] = None,
     api_base: Annotated[
-        str | None, typer.Option("--api-base", help="URL of an OpenAI-compatible server.")
+        str | None,
+        typer.Option(
+            "--api-base",
+            help="URL of an OpenAI-compatible server; it gets your provider key (a scenario's does not).",
+        ),
     ] = None,
     concurrency: Annotated[
         int | None, typer.Option("--concurrency", min=1, help="LLM calls in flight per model.")
@@ -131,7 +135,6 @@ def run(
     llm_updates = {
         key: value
         for key, value in (
-            ("api_base", api_base),
             ("concurrency", concurrency),
             ("max_cost_usd", max_cost_usd),
             ("max_tokens", max_tokens),
@@ -143,7 +146,7 @@ def run(
     if llm_updates:
         spec.llm = spec.llm.model_copy(update=llm_updates)
     if not (local or local_model is not None):
-        _run_scenario(spec, seed, steps, out, no_record, check_invariants, model_name, as_json)
+        _run_scenario(spec, seed, steps, out, no_record, check_invariants, model_name, as_json, api_base)
         return
     if api_base is not None:
         raise _fail(
@@ -163,7 +166,7 @@ def run(
         )
         served = model_name or LOCAL_MODEL_NAME
         spec.llm = spec.llm.model_copy(update=server.settings_for(served, spec.llm))
-        _run_scenario(spec, seed, steps, out, no_record, check_invariants, served, as_json)
+        _run_scenario(spec, seed, steps, out, no_record, check_invariants, served, as_json, server.api_base)
     finally:
         server.stop()
 
@@ -177,15 +180,20 @@ def _run_scenario(
     check_invariants: bool,
     model_name: str | None,
     as_json: bool,
+    api_base: str | None = None,
 ) -> None:
-    """Build the model of a loaded scenario, run it with progress on stderr and print the summary."""
+    """Build the model of a loaded scenario, run it with progress on stderr and print the summary.
+
+    ``api_base`` is the server the user named (``--api-base``) or the program started (``--local``):
+    it replaces the scenario's and is the only api_base that gets the provider key unasked."""
     from mesa_llm.llm.secrets import Redactor
     from mesa_llm.model import MarketModel, resolve_llm_models
 
+    base = api_base if api_base is not None else spec.llm.api_base
     # every message this command prints goes through it: no key or api_base password on the terminal
-    scrub = Redactor.for_provider(None, spec.llm.api_base)
+    scrub = Redactor.for_provider(None, base)
     models = sorted({m for m in resolve_llm_models(spec, model_name).values() if m})
-    problem = _check_llm_access(models, spec.llm.api_base)
+    problem = _check_llm_access(models, base, trusted=api_base is not None)
     if problem is not None:
         raise _fail(scrub(problem))
     try:
@@ -197,6 +205,7 @@ def _run_scenario(
             record=not no_record,
             check_invariants=True if check_invariants else None,
             llm_model=model_name,
+            api_base=api_base,
         )
     except ValueError as exc:  # e.g. a prompt override that is missing or does not compile
         raise _fail(scrub(f"{spec.name}: {exc}")) from None
@@ -261,14 +270,24 @@ def _load_checked(name_or_path: str, overrides: list[str]) -> Any:
     return spec
 
 
-def _check_llm_access(models: list[str], api_base: str | None) -> str | None:
-    """One line saying why the chosen models cannot be reached, or None."""
+def _check_llm_access(models: list[str], api_base: str | None, trusted: bool = False) -> str | None:
+    """One line saying why the chosen models cannot be reached, or None (``trusted``: the user
+    named ``api_base`` on the command line, so it may receive the provider key)."""
     if not models:
         return None
     import asyncio
 
     from mesa_llm.llm import check_server, missing_credentials
+    from mesa_llm.llm.consent import api_base_allowed
 
+    if api_base and not trusted and not api_base_allowed(api_base):
+        from mesa_llm.llm import LiteLLMChatModel
+
+        for name in models:  # a provider that would read its credentials from the environment
+            try:
+                LiteLLMChatModel(name, api_base=api_base, api_base_trusted=False)
+            except ValueError as exc:
+                return str(exc)
     for name in models:
         missing = missing_credentials(name, api_base)
         if missing:
@@ -437,7 +456,11 @@ def replay_command(
         int | None, typer.Option("--steps", min=1, help="Fork: run this many steps in all.")
     ] = None,
     api_base: Annotated[
-        str | None, typer.Option("--api-base", help="Server for the live part of a fork.")
+        str | None,
+        typer.Option(
+            "--api-base",
+            help="Server for the live part of a fork (a recorded api_base is never used).",
+        ),
     ] = None,
     out: Annotated[
         Path, typer.Option("--out", help="The new recording goes to its replays/ subfolder.")
@@ -659,9 +682,33 @@ def dashboard(
         int, typer.Option("--port", min=0, max=65535, help="Port of the page (0: any free port).")
     ] = 8765,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    allow_remote: Annotated[
+        bool,
+        typer.Option(
+            "--allow-remote",
+            help="Let --host be an address other machines reach (the page then needs its token).",
+        ),
+    ] = False,
     no_browser: Annotated[
         bool, typer.Option("--no-browser", help="Do not open a browser.")
     ] = False,
+    idle_timeout: Annotated[
+        float,
+        typer.Option(
+            "--idle-timeout",
+            min=1.0,
+            max=7 * 86400.0,
+            help="Seconds a session is kept after its page went away without closing.",
+        ),
+    ] = 120.0,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Live: keep each session's recording in this folder (default: a temporary "
+            "folder, deleted when the session ends).",
+        ),
+    ] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Live: PATH=VALUE override, repeatable.")
     ] = None,
@@ -681,36 +728,70 @@ def dashboard(
     """Watch a scenario run live, or play a recording back, in the browser (the dashboard extra)."""
     import importlib.util
 
-    from mesa_llm.dashboard.server import DashboardConfig, configure, is_recording, serve
+    from mesa_llm.dashboard.server import (
+        DashboardConfig,
+        check_target_file,
+        configure,
+        is_recording,
+        listen_address,
+        serve,
+    )
 
     if importlib.util.find_spec("solara") is None:
         raise _fail("the dashboard needs Solara: pip install 'mesa_llm[dashboard]'")
-    if is_recording(target):
-        from mesa_llm.recording import RecordingError, load_events
+    try:
+        address = listen_address(host, port, allow_remote)
+        check_target_file(target)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    if address.remote:
+        _err_console().print(
+            f"warning: serving on {host}:{address.port} beyond this machine: anyone who can reach it "
+            "and has the page's token can watch and drive this dashboard (and spend its LLM budget)",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
 
-        if set_ or model_name or api_base or local:
+    def serve_here() -> None:
+        serve(address.port, host, not no_browser, allow_remote=allow_remote, idle_timeout=idle_timeout)
+
+    if is_recording(target):
+        from mesa_llm.dashboard.sessions import shared_recording
+        from mesa_llm.recording import RecordingError
+
+        if set_ or model_name or api_base or local or out is not None:
             raise _fail(
-                "--set, --model, --api-base and --local are for a live scenario, not a recording"
+                "--set, --model, --api-base, --local and --out are for a live scenario, not a recording"
             )
         try:
-            load_events(target)  # a bad recording is one line here, not an error page
+            # loaded once here (a bad recording is one line, not an error page) and shared by
+            # every replay tab while the server runs
+            loaded = shared_recording(target)
         except RecordingError as exc:
             raise _fail(str(exc)) from None
         configure(DashboardConfig(recording=Path(target)))
-        serve(port, host, not no_browser)
+        serve_here()
+        del loaded
         return
-    from mesa_llm.scenario import ScenarioError
+    from mesa_llm.scenario import ScenarioError, resolve_scenario_path
 
     try:
         spec = _load_checked(target, list(set_ or []))
     except ScenarioError as exc:
         raise _fail(str(exc)) from None
+    if out is not None:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _fail(f"--out {out}: cannot be made a folder: {exc.strerror or exc}") from None
     if api_base is not None:
         if local:
             raise _fail(
                 "--local serves its own model: drop --api-base (or drop --local to use that server)"
             )
         spec.llm = spec.llm.model_copy(update={"api_base": api_base})
+        _allow_in_this_process(api_base)
     server = None
     if local:
         from mesa_llm.llm.local_server import LOCAL_MODEL_NAME, LocalLLMServer, LocalModelError
@@ -721,21 +802,35 @@ def dashboard(
             raise _fail(str(exc)) from None
         model_name = model_name or LOCAL_MODEL_NAME
         spec.llm = spec.llm.model_copy(update=server.settings_for(model_name, spec.llm))
+        _allow_in_this_process(server.api_base)
     try:
         from mesa_llm.model import resolve_llm_models
 
         if not local:
             models = sorted({m for m in resolve_llm_models(spec, model_name).values() if m})
-            problem = _check_llm_access(models, spec.llm.api_base)
+            problem = _check_llm_access(models, spec.llm.api_base, trusted=api_base is not None)
             if problem is not None:
                 from mesa_llm.llm.secrets import Redactor
 
                 raise _fail(Redactor.for_provider(None, spec.llm.api_base)(problem))
-        configure(DashboardConfig(spec=spec, llm_model=model_name))
-        serve(port, host, not no_browser)
+        source = str(resolve_scenario_path(target))
+        configure(DashboardConfig(spec=spec, llm_model=model_name, source=source, out_dir=out))
+        serve_here()
     finally:
         if server is not None:
             server.stop()
+
+
+def _allow_in_this_process(api_base: str) -> None:
+    """Let the server the user named on this command line receive the provider key in this
+    process: the dashboard builds its models itself (from the spec, which carries no consent), so
+    the command adds the URL to its own ``MESA_LLM_ALLOWED_API_BASES``."""
+    import os
+
+    from mesa_llm.llm.consent import ALLOWED_API_BASES_ENV
+
+    current = os.environ.get(ALLOWED_API_BASES_ENV, "")
+    os.environ[ALLOWED_API_BASES_ENV] = f"{current},{api_base}" if current.strip() else api_base
 
 
 def main() -> None:  # pragma: no cover - console-script shim

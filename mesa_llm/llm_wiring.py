@@ -5,6 +5,7 @@ wall-clock bound per step, a stop when every call of several steps failed)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import threading
@@ -27,7 +28,8 @@ from mesa_llm.llm import (
     UsageTracker,
 )
 from mesa_llm.llm.bounds import AnswerLimits
-from mesa_llm.llm.secrets import strip_url_credentials
+from mesa_llm.llm.consent import api_base_allowed, how_to_allow
+from mesa_llm.llm.secrets import public_url, strip_url_credentials
 from mesa_llm.llm.tool_mode import (
     ToolModeDecision,
     declared_tool_mode,
@@ -168,7 +170,14 @@ class StepBoundChatModel:
 class LLMWiring:
     """The LLM side of one run: chat models (one per model string, sharing a limiter), prompt
     libraries (per role and override set), usage and budget, the per-step guards, and the header
-    and summary parts."""
+    and summary parts.
+
+    ``trusted_api_base`` is the server the caller itself chose (``--api-base``, ``--local``): only
+    it, or one the user allows in ``MESA_LLM_ALLOWED_API_BASES``, receives the provider key; the
+    scenario's ``llm.api_base`` otherwise gets calls without it (:mod:`mesa_llm.llm.consent`).
+    ``prompt_libraries`` (population -> library) replace the scenario's templates: a replay's,
+    built from the recording's own template texts, so no file a recording names is ever read.
+    """
 
     def __init__(
         self,
@@ -178,8 +187,11 @@ class LLMWiring:
         injected: ChatModel | None,
         *,
         seed: int,
+        trusted_api_base: str | None = None,
+        prompt_libraries: dict[str, PromptLibrary] | None = None,
     ) -> None:
         self.scenario = scenario
+        self.prompt_libraries = dict(prompt_libraries or {})
         self.resolved_models = resolved_models
         self.model_override = model_override
         self.injected = injected
@@ -200,15 +212,25 @@ class LLMWiring:
         #: every agent's id, filled in by the model once all agents exist (contexts share this list)
         self.agent_ids: list[int] = []
         settings = scenario.llm
-        #: the server URL calls go to and records show: ``user:password@`` never leaves this object
+        #: the server URL calls go to: ``user:password@`` never leaves this object
         self.api_base = strip_url_credentials(settings.api_base)
+        #: the same URL as records and the terminal show it (query tokens masked too)
+        self.shown_api_base = public_url(self.api_base)
+        #: whether calls to ``api_base`` carry the provider key (the user chose or allowed the host)
+        self.api_base_trusted = self.api_base is None or api_base_allowed(self.api_base, trusted_api_base)
         #: said once at the start (printed by the CLI, kept in the recording header)
         self.notices: list[str] = []
         self.warnings: list[str] = []
         if self.api_base != settings.api_base:
+            key = "the provider's API key (e.g. OPENAI_API_KEY)" if self.api_base_trusted else "no API key"
             self.notices.append(
                 f"the login in api_base (before '@') is dropped: never sent, shown or recorded; calls go "
-                f"to {self.api_base} with the provider's API key (e.g. OPENAI_API_KEY)"
+                f"to {self.shown_api_base} with {key}"
+            )
+        if self.api_base is not None and not self.api_base_trusted and any(resolved_models.values()) and injected is None:
+            self.notices.append(
+                f"llm.api_base {self.shown_api_base} comes from the scenario, not from you: its calls go "
+                f"without your API key; {how_to_allow(self.api_base)} to send it"
             )
         self._check_prices()
         self.step_timeout = settings.step_timeout
@@ -297,7 +319,13 @@ class LLMWiring:
 
     # -- chat models and prompts ----------------------------------------------------------------
 
-    def prompts_for(self, role: str, templates: dict[str, str]) -> PromptLibrary:
+    def prompts_for(self, role: str, templates: dict[str, str], population: str | None = None) -> PromptLibrary:
+        """The prompt library of an agent of ``role`` with a population's ``templates`` overrides
+        (the replay's library of ``population``, when it was given one)."""
+        given = self.prompt_libraries.get(population) if population is not None else None
+        if given is not None:
+            given.preload(role)
+            return given
         key = (role, json.dumps(templates, sort_keys=True))
         library = self._prompt_libraries.get(key)
         if library is None:
@@ -339,6 +367,7 @@ class LLMWiring:
             chat = LiteLLMChatModel(
                 model_name,
                 api_base=self.api_base,
+                api_base_trusted=self.api_base_trusted,
                 timeout=settings.timeout,
                 max_attempts=settings.max_attempts,
                 limiter=self.limiter,
@@ -406,7 +435,7 @@ class LLMWiring:
         return LLMContext(
             chat_model=StepBoundChatModel(self.chat_model_for(model_name), self),
             model=model_name,
-            prompts=self.prompts_for(persona.role.value, templates),
+            prompts=self.prompts_for(persona.role.value, templates, persona.population),
             persona=persona,
             tool_names=self.run_tools(persona.role.action_names()),
             registry=self.action_registry,
@@ -421,25 +450,32 @@ class LLMWiring:
         )
 
     def header(self, llm_agents: list[Any]) -> dict[str, Any]:
-        """What replay and analysis need about the LLM side: settings, models, template hashes."""
+        """What replay and analysis need about the LLM side: settings, models, and every prompt
+        template a population uses: its SHA-256 per population (``prompts``) and its text, once per
+        hash (``prompt_texts``), so a replay renders what was rendered without reading any file."""
         prompts: dict[str, dict[str, str]] = {}
+        texts: dict[str, str] = {}
         for a in llm_agents:
             assert isinstance(a.policy, LLMPolicy) and a.policy.context is not None
             if a.population not in prompts:
-                prompts[a.population] = a.policy.context.prompts.template_hashes(a.role.value)
+                sources = a.policy.context.prompts.template_sources(a.role.value)
+                hashes = {name: hashlib.sha256(text.encode("utf-8")).hexdigest() for name, text in sources.items()}
+                prompts[a.population] = hashes
+                texts.update({hashes[name]: text for name, text in sources.items()})
         return {
             "settings": self.public_settings(),
             "warnings": list(self.warnings),
             "model_override": self.model_override,
             "models": {label: name for label, name in self.resolved_models.items() if name},
             "prompts": prompts,
+            "prompt_texts": dict(sorted(texts.items())),
             # how each model was asked for actions (a replay reuses this instead of probing)
             "tool_modes": {name: decision.to_record() for name, decision in sorted(self.tool_modes.items())},
         }
 
     def public_settings(self) -> dict[str, Any]:
-        """The scenario's LLM settings as recorded: without URL credentials."""
-        return {**self.scenario.llm.model_dump(mode="json"), "api_base": self.api_base}
+        """The scenario's LLM settings as recorded: without URL credentials (login, query tokens)."""
+        return {**self.scenario.llm.model_dump(mode="json"), "api_base": self.shown_api_base}
 
     def public_spec(self) -> dict[str, Any]:
         """The resolved scenario as recorded: without URL credentials."""

@@ -29,6 +29,7 @@ import mesa
 from mesa_llm import payloads
 from mesa_llm.actions import Decision
 from mesa_llm.agents.policies import PolicyRegistry, default_policy_registry
+from mesa_llm.agents.prompts import PromptLibrary
 from mesa_llm.agents.roles import Role
 from mesa_llm.agents.trader import TraderAgent
 from mesa_llm.collector import DEFAULT_HISTORY_STEPS, BoundedDataCollector, market_collector
@@ -72,20 +73,25 @@ class MarketModel(mesa.Model):
         resolved_models: dict[str, str | None] | None = None,
         parent: dict[str, Any] | None = None,
         history_steps: int | None = DEFAULT_HISTORY_STEPS,
+        api_base: str | None = None,
+        prompt_libraries: dict[str, PromptLibrary] | None = None,
     ) -> None:
-        """Build the market and agents of ``scenario``.
+        """Build the market and agents of ``scenario`` (front-ends use `mesa_llm.Simulation`).
 
-        ``history_steps`` bounds the DataCollector's history to the last that many steps (None:
-        keep all; the recording holds every step anyway), so memory does not grow with the run.
-        ``llm_model`` overrides the model of every LLM population (the CLI's ``--model``);
-        ``chat_model`` answers every LLM agent's calls instead of litellm (tests, replays);
-        ``resolved_models`` fixes each LLM population's model (a replay uses the recorded ones);
-        ``parent`` names the recording this run replays or forks (kept in the header).
+        ``history_steps``: DataCollector steps kept (None: all; the recording has every step).
+        ``llm_model``: every LLM population's model (``--model``); ``chat_model`` answers every LLM
+        call instead of litellm (tests, replays); ``resolved_models`` fixes each LLM population's
+        model (replays); ``parent`` names the recording replayed or forked. ``api_base``: the caller's
+        own server (``--api-base``), which, unlike one a scenario names, gets the provider's key
+        (`mesa_llm.llm.consent`); ``prompt_libraries`` (population -> library) replace the
+        scenario's templates (a replay's, from the recorded texts).
         """
         # a spec changed after validation (a script, a fork) still builds no more agents than the machine runs
         if problems := capacity_problems(scenario.populations, len(scenario.goods)):
             raise ScenarioError(scenario.name, problems)
         self.parent = parent
+        if api_base is not None:  # the caller's own server
+            scenario = scenario.model_copy(update={"llm": scenario.llm.model_copy(update={"api_base": api_base})})
         self.seed_value = scenario.seed if seed is None else seed
         super().__init__(seed=self.seed_value)
         self.scenario = scenario
@@ -97,7 +103,8 @@ class MarketModel(mesa.Model):
         self.llm_model_override = llm_model
         self.notices: list[str] = []
         self.resolved_models = dict(resolved_models) if resolved_models is not None else resolve_llm_models(scenario, llm_model, chat_model)
-        self.llm = LLMWiring(scenario, self.resolved_models, llm_model, chat_model, seed=self.seed_value)
+        self.llm = LLMWiring(scenario, self.resolved_models, llm_model, chat_model, seed=self.seed_value,
+                             trusted_api_base=api_base, prompt_libraries=prompt_libraries)  # fmt: skip
         self.usage = self.llm.usage
         self.stop_status: str | None = None  # why the run stopped early (a status) ...
         self.stop_reason: str | None = None  # ... and in words
@@ -157,17 +164,14 @@ class MarketModel(mesa.Model):
             )  # fmt: skip
         social_active = self.desk is not None or scenario.social.alliances or any(a.role is Role.REGULATOR for a in self.traders)
         self.observer = Observer(
-            self.world,
-            horizon=self.max_steps,
+            self.world, horizon=self.max_steps, reputation_shown=scenario.social.reputation_shown if social_active else 0,
             record=self._record if self.recorder is not None and scenario.recording.observations else None,
-            reputation_shown=scenario.social.reputation_shown if social_active else 0,
-        )
+        )  # fmt: skip
         #: the step whose first half (`prepare_step`) has run, and its observations
         self._prepared: tuple[int, list[tuple[TraderAgent, Any]]] | None = None
         #: the step events are recorded under: the step being run, else the last one run
         self.current_step = 0
         self._record_start()
-
 
     def agent(self, agent_id: int) -> TraderAgent:
         """The agent with ``agent_id`` (KeyError if there is none)."""
@@ -404,9 +408,7 @@ class MarketModel(mesa.Model):
     def run(self, progress: Callable[[int], None] | None = None) -> RunSummary:
         """Run to the horizon (or until stopped), close the recording, and return the summary."""
         status = "completed"
-        # What model construction left alive (e.g. litellm's modules) needs no rescans. Only that:
-        # freezing after every step would also pin each step's cyclic garbage until the run ends,
-        # and nothing kept per step grows with the run any more (the recorder streams).
+        # what building left alive (litellm's modules, the agents) needs no rescans; frozen once only
         gc.freeze()
         try:
             while self.running and self.steps < self.max_steps:

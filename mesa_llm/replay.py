@@ -5,21 +5,32 @@ models of the LLM populations), answers every LLM call from the recorded respons
 no key) and compares what the world does, step by step, with what was recorded. A fork replays
 up to a step and then goes on live, with another model for every LLM agent or for some of them,
 or another policy for some agents, into a new recording whose header names its parent.
+
+Recordings are shared, so a recording is data: nothing in it picks a file to read or a host to
+call. Prompt templates come from the texts the header holds, each checked against its recorded
+SHA-256, or from the shipped template with that hash (never from the recorded ``source_dir`` or an
+override path); a recorded ``llm.api_base`` (or ``llm.cache`` folder) is shown, never used: a fork
+calls the server given with ``api_base`` (``--api-base``), else each model's provider. The counts a
+header claims are checked against what it lists before anything is built.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mesa_llm.agents.prompts import MAX_TEMPLATE_BYTES, PromptLibrary
 from mesa_llm.llm import ChatModel, ChatRequest, ChatResponse
 from mesa_llm.llm.recorded_chat import Divergence, ReplayChatModel
+from mesa_llm.llm.secrets import public_url
 from mesa_llm.model import MarketModel
 from mesa_llm.recording import LoadedRecording, RecordingError, load_events
-from mesa_llm.scenario import ScenarioError, validate_scenario
+from mesa_llm.resources import prompts_dir
+from mesa_llm.scenario import ScenarioError, ScenarioSpec, validate_scenario
 
 #: content fields that legitimately differ between a run and its replay
 _VOLATILE = {"latency_s", "attempt_latencies_s", "cached"}
@@ -35,6 +46,118 @@ REPLAYS_DIR = "replays"
 
 class ReplayError(ValueError):
     """A recording that cannot be replayed (no header, unknown scenario fields, ...)."""
+
+
+#: a template name as a recording may give it: relative, no ``..``, no odd characters
+_TEMPLATE_NAME = re.compile(r"^(?!.*(?:^|/)\.{1,2}(?:/|$))[A-Za-z0-9_.-]{1,100}(?:/[A-Za-z0-9_.-]{1,100}){0,7}$")
+
+
+def _limit(spec_field: str) -> int:
+    """The largest value ``ScenarioSpec`` accepts in an integer field (its ``le`` bound)."""
+    for bound in ScenarioSpec.model_fields[spec_field].metadata:
+        le = getattr(bound, "le", None)
+        if le is not None:
+            return int(le)
+    raise AssertionError(f"ScenarioSpec.{spec_field} has no upper bound")
+
+
+@dataclass
+class RecordedPrompts:
+    """The prompt templates of a recording, ready to render: one library per LLM population built
+    from the recording's own texts (or the shipped templates with the recorded hashes), and the
+    templates it cannot reproduce (``population/name``)."""
+
+    libraries: dict[str, PromptLibrary]
+    missing: list[str]
+
+
+def _shipped_text(name: str) -> str | None:
+    """The shipped template ``name`` (inside the packaged ``prompts/`` only), or None."""
+    root = prompts_dir().resolve()
+    path = (root / name).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        return None
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _some(names: list[str], shown: int = 8) -> str:
+    """The first ``shown`` names, and how many more (a hostile header can list thousands)."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _hashes_to(text: Any, digest: str) -> bool:
+    """Whether ``text`` is a template's source of SHA-256 ``digest`` (and no larger than a file may be)."""
+    return (
+        isinstance(text, str)
+        and len(text) <= MAX_TEMPLATE_BYTES
+        and hashlib.sha256(text.encode("utf-8")).hexdigest() == digest
+    )
+
+
+def recorded_prompts(header: Mapping[str, Any], spec: ScenarioSpec) -> RecordedPrompts:
+    """Each LLM population's templates as the recording says they were: the header's text of each
+    recorded template when its SHA-256 is the recorded one, else the shipped template of that name
+    when its hash is, else missing (it then renders from the shipped one, if any). No other file
+    is read: not the recorded ``source_dir``, not an override path."""
+    llm = _mapping(header.get("llm"))
+    hashes_by_pop = _mapping(llm.get("prompts"))
+    texts = _mapping(llm.get("prompt_texts"))
+    libraries: dict[str, PromptLibrary] = {}
+    missing: list[str] = []
+    for pop in spec.populations:
+        if not pop.wants_llm or pop.count == 0:
+            continue
+        hashes = hashes_by_pop.get(pop.label)
+        if not isinstance(hashes, dict):
+            hashes = {}
+            # no record of this population's templates: only overrides make that matter
+            missing.extend(f"{pop.label}/{name}" for name in {**spec.llm.templates, **pop.templates})
+        found: dict[str, str] = {}
+        for name, digest in hashes.items():
+            if not isinstance(name, str) or not _TEMPLATE_NAME.match(name) or not isinstance(digest, str):
+                missing.append(f"{pop.label}/{str(name)[:100]!r}")
+                continue
+            text = next((t for t in (texts.get(digest), _shipped_text(name)) if _hashes_to(t, digest)), None)
+            if text is None:
+                missing.append(f"{pop.label}/{name}")
+            else:
+                found[name] = text
+        libraries[pop.label] = PromptLibrary(texts=found)
+    return RecordedPrompts(libraries, missing)
+
+
+def _check_counts(source: Path, loaded: LoadedRecording, spec: ScenarioSpec, horizon: int) -> None:
+    """Refuse (ReplayError, one line) a recording whose claims it cannot back, before anything is
+    built: every agent the scenario has is listed in the header, the horizon is one a scenario may
+    have, and every step up to the last complete one is recorded (a small file must not make the
+    replay run a million steps it does not hold)."""
+    header = loaded.header or {}
+    claimed = sum(p.count for p in spec.populations)
+    agents = header.get("agents")
+    listed = len(agents) if isinstance(agents, list) else 0
+    if claimed != listed:
+        raise ReplayError(
+            f"{source}: the recorded scenario has {claimed:,} agents but the header lists {listed:,}: "
+            "not a recording of that scenario (nothing was built)"
+        )
+    most = _limit("steps")
+    if not 1 <= horizon <= most:
+        raise ReplayError(f"{source}: {horizon:,} steps: a run has 1 to {most:,} steps (nothing was built)")
+    ended = {e["step"] for e in loaded.events if e["event_type"] == "step_end"}
+    if sum(1 for step in ended if 1 <= step <= loaded.complete_steps) < loaded.complete_steps:
+        first = next(step for step in range(1, loaded.complete_steps + 1) if step not in ended)
+        raise ReplayError(
+            f"{source}: step {first} has no step_end, yet the recording goes on to step "
+            f"{loaded.complete_steps:,}: its steps have gaps (nothing was built)"
+        )
 
 
 @dataclass
@@ -223,22 +346,35 @@ def replay(
     header = loaded.header
     assert header is not None
     raw = dict(header["scenario"]["spec"])
-    source_dir = header["scenario"].get("source_dir")
     try:
         spec = validate_scenario(raw, source=f"{source} (recorded scenario)")
     except ScenarioError as exc:
         raise ReplayError(str(exc)) from None
-    if source_dir:
-        spec.source_dir = Path(source_dir)
-    if api_base is not None:
-        spec.llm = spec.llm.model_copy(update={"api_base": api_base})
+    fork = until_step is not None
+    last_recorded = loaded.complete_steps
+    horizon = steps if steps is not None else int(header.get("steps") or last_recorded)
+    _check_counts(source, loaded, spec, horizon)
+    notes: list[str] = []
+    # the recording's folder, server and cache are not this machine's to use (see the module doc)
+    spec.source_dir = None
+    recorded_base = public_url(spec.llm.api_base)
+    cache = spec.llm.cache if spec.llm.cache == "memory" else None
+    spec.llm = spec.llm.model_copy(update={"api_base": None, "cache": cache})
+    if fork and recorded_base and api_base is None:
+        notes.append(
+            f"the recording's run called {recorded_base}; this fork calls each model's own provider "
+            f"(repeat --api-base {recorded_base} to call that server: it then gets your API key)"
+        )
+    prompts = recorded_prompts(header, spec)
+    if prompts.missing and verify:
+        raise ReplayError(
+            f"{source}: cannot verify: the recording holds neither the text of the prompt templates "
+            f"{_some(prompts.missing)} nor a hash of a shipped one (nothing was built)"
+        )
     recorded_models: dict[str, str | None] = dict((header.get("llm") or {}).get("models") or {})
     for pop in spec.populations:
         if pop.wants_llm:
             recorded_models.setdefault(pop.label, None)
-    fork = until_step is not None
-    last_recorded = loaded.complete_steps
-    horizon = steps if steps is not None else int(header.get("steps") or last_recorded)
     # a replay stops where the recording stops (a run cut by a crash), but keeps its horizon
     target = horizon if fork else min(horizon, last_recorded)
     if until_step is not None and until_step > last_recorded:
@@ -292,31 +428,46 @@ def replay(
             chat_model=chat,
             resolved_models=recorded_models,
             parent=parent,
+            api_base=api_base,
+            prompt_libraries=prompts.libraries,
         )
-    except ValueError as exc:  # e.g. a prompt override file that is gone since the recording
+    except ValueError as exc:  # e.g. a recorded template that does not compile
         raise ReplayError(f"{source}: cannot rebuild the run: {exc}") from None
     holder["model"] = model
-    notes = []
-    recorded_prompts = (header.get("llm") or {}).get("prompts") or {}
-    current_prompts = model.llm_header()["prompts"]
+    if prompts.missing:
+        notes.append(
+            "prompt templates the recording does not hold (rendered from the shipped ones instead): "
+            + _some(prompts.missing)
+        )
+    # what the replay will render, against what was recorded (a header may list fewer templates)
+    recorded_hashes = _mapping(_mapping(header.get("llm")).get("prompts"))
     changed = sorted(
         f"{pop}/{name}"
-        for pop, hashes in recorded_prompts.items()
+        for pop, hashes in model.llm_header()["prompts"].items()
         for name, digest in hashes.items()
-        if current_prompts.get(pop, {}).get(name) != digest
+        if _mapping(recorded_hashes.get(pop)).get(name) != digest and f"{pop}/{name}" not in prompts.missing
     )
     divergence: Divergence | None = None
     if changed:
-        notes.append(f"prompt templates changed since the recording: {', '.join(changed)}")
+        notes.append(f"prompt templates changed since the recording: {_some(changed)}")
         if verify:
-            divergence = Divergence(
-                0, None, "simulation_start", None, f"prompt templates changed: {', '.join(changed)}"
-            )
+            divergence = Divergence(0, None, "simulation_start", None, f"prompt templates changed: {_some(changed)}")
     recorded_steps = _by_step(loaded.events)
     steering = _steering(loaded.events)
     status = "completed"
+
+    def at_fork() -> None:
+        _switch_models(model, then_model, agent_models or {})
+        for agent_id, (name, params) in (agent_policies or {}).items():
+            agent = model.world.agents.get(agent_id)
+            if agent is None:
+                raise ReplayError(f"no agent {agent_id} to give policy {name!r}")
+            agent.policy = model.policy_registry.create(name, params)
+
     try:
         _resubmit(model, steering, model.steps, scheduled=True)
+        if fork and until_step == 0:
+            at_fork()  # live from the first step
         while divergence is None and model.running and model.steps < target:
             if not fork or model.steps < (until_step or 0):
                 _resubmit(model, steering, model.steps + 1, scheduled=False)
@@ -325,13 +476,7 @@ def replay(
                 _resubmit(model, steering, model.steps, scheduled=True)
             step = model.steps
             if fork and step == until_step:
-                _switch_models(model, then_model, agent_models or {})
-            if fork and step == until_step and agent_policies:
-                for agent_id, (name, params) in agent_policies.items():
-                    agent = model.world.agents.get(agent_id)
-                    if agent is None:
-                        raise ReplayError(f"no agent {agent_id} to give policy {name!r}")
-                    agent.policy = model.policy_registry.create(name, params)
+                at_fork()
             if replayer.divergences and verify:
                 first = replayer.divergences[0]
                 divergence = Divergence(
@@ -432,8 +577,10 @@ __all__ = [
     "Divergence",
     "RecordingError",
     "ReplayError",
+    "RecordedPrompts",
     "ReplayResult",
     "load_for_replay",
+    "recorded_prompts",
     "replay",
 ]
 

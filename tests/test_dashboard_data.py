@@ -254,7 +254,9 @@ def test_live_steps_inject_and_reset(tmp_path: Path) -> None:
     assert live.steps == 0 and len(live.model.traders) == 5 and live.model.exchange.k == 0.25
     assert live.error is None and live.data.prices().empty
     live.reset({"counts": {"buyers": 2, "sellers": 3}, "k": 7, "fee_per_unit": 0.0})
-    assert live.error is not None and live.error.startswith("cannot reset: market.k") and len(live.model.traders) == 5
+    # the line `validate` prints: the scenario, then the field
+    assert live.error == f"cannot reset: {live.base.source_dir / 'double_auction.yaml'}: market.k: Input should be less than or equal to 1"
+    assert len(live.model.traders) == 5
 
 
 def test_an_llm_scenario_runs_live_with_its_calls_in_flight(tmp_path: Path) -> None:

@@ -196,7 +196,10 @@ def test_kill_9_mid_run_leaves_every_finished_step_loadable(tmp_path):
     assert result.divergence is None and result.steps == loaded.complete_steps
 
 
-def test_replay_whose_prompt_override_is_gone_fails_clearly(tmp_path):
+def test_replay_whose_prompt_override_is_gone_renders_the_recorded_text(tmp_path):
+    """The recording holds its templates' texts: a replay needs no file (it used to read the
+    override from the recorded folder, and failed once it was gone); a recording without the text
+    cannot be verified, and says which template, in one line."""
     act = tmp_path / "my_act.j2"
     act.write_text("{{ observation_text }}")
     raw = load_scenario("llm_double_auction", overrides=["steps=1"]).model_dump(mode="json", exclude={"source_dir"})
@@ -207,7 +210,15 @@ def test_replay_whose_prompt_override_is_gone_fails_clearly(tmp_path):
     model = MarketModel(spec, output_dir=tmp_path / "orig", chat_model=ScriptedChatModel(sensible, name="scripted/x"))
     model.run()
     act.unlink()
-    with pytest.raises(ReplayError, match="my_act.j2"):
-        replay(model.recording_path, output_dir=tmp_path / "replay")
-    out = runner.invoke(app, ["replay", str(model.recording_path)], env={"COLUMNS": "300"})
-    assert out.exit_code != 0 and "my_act.j2" in out.output and "Traceback" not in out.output
+    assert model.recording_path is not None
+    result = replay(model.recording_path, verify=True, output_dir=tmp_path / "replay")
+    assert result.divergence is None and result.final_state_matches is True and not result.notes
+    lines = model.recording_path.read_text().splitlines()
+    header = json.loads(lines[0])
+    header["content"]["llm"].pop("prompt_texts")
+    older = tmp_path / "older.jsonl"
+    older.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    with pytest.raises(ReplayError, match=r"/act\.j2"):
+        replay(older, verify=True, output_dir=tmp_path / "replay")
+    out = runner.invoke(app, ["replay", str(older), "--verify"], env={"COLUMNS": "300"})
+    assert out.exit_code != 0 and "act.j2" in out.output and "Traceback" not in out.output

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from mesa_llm.resources import prompts_dir
@@ -194,17 +195,24 @@ def _confined(name: str, file: str, roots: list[Path]) -> Path:
 
 
 class PromptLibrary:
-    """Renders the prompt templates: overrides first, then extra folders, then the shipped ones."""
+    """Renders the prompt templates: ``texts`` first (template name -> source, e.g. a replay's, from
+    its recording), then overrides, then extra folders, then the shipped ones."""
 
     def __init__(
         self,
         overrides: Mapping[str, Path] | None = None,
         search_paths: list[Path] | None = None,
+        texts: Mapping[str, str] | None = None,
     ) -> None:
         self.overrides = dict(overrides or {})
+        self.texts = dict(texts or {})
         self.search_paths = [*(search_paths or []), prompts_dir()]
         self._loader = jinja2.ChoiceLoader(
-            [_OverrideLoader(self.overrides), jinja2.FileSystemLoader([str(p) for p in self.search_paths])]
+            [
+                jinja2.DictLoader(self.texts),
+                _OverrideLoader(self.overrides),
+                jinja2.FileSystemLoader([str(p) for p in self.search_paths]),
+            ]
         )
         self.env = _PromptSandbox(
             loader=self._loader,
@@ -224,7 +232,7 @@ class PromptLibrary:
         """A library with more overrides on top of this one's (for one persona)."""
         if not overrides:
             return self
-        return PromptLibrary({**self.overrides, **overrides}, self.search_paths[:-1])
+        return PromptLibrary({**self.overrides, **overrides}, self.search_paths[:-1], self.texts)
 
     def render(self, name: str, **context: Any) -> str:
         """Render template ``name`` (a file name such as ``act.j2``) with ``context``."""
@@ -270,6 +278,36 @@ class PromptLibrary:
         except jinja2.TemplateNotFound:
             raise PromptError(f"prompt template not found: {name}") from None
         return hashlib.sha256(source.encode("utf-8")).hexdigest()
+
+    def template_sources(self, role: str) -> dict[str, str]:
+        """The source of every template an agent of ``role`` may render: the logical ones, the
+        overrides, and what they extend, include or import (all shipped templates too when a name
+        is computed at render time), by template name. The recording header keeps them."""
+        names = [pattern.format(role=role) for pattern in LOGICAL_TEMPLATES.values()]
+        names += [*self.texts, *self.overrides]
+        sources: dict[str, str] = {}
+        dynamic = False
+        while names:
+            name = names.pop()
+            if name in sources:
+                continue
+            try:
+                source, _, _ = self._loader.get_source(self.env, name)
+            except jinja2.TemplateNotFound:
+                continue  # never rendered, or reported when it is
+            sources[name] = source
+            try:
+                referenced = list(jinja2.meta.find_referenced_templates(self.env.parse(source)))
+            except jinja2.TemplateSyntaxError:
+                continue  # reported by preload/render
+            dynamic = dynamic or None in referenced
+            names.extend(r for r in referenced if r is not None)
+        if dynamic:
+            for path in sorted(prompts_dir().rglob("*.j2")):
+                name = path.relative_to(prompts_dir()).as_posix()
+                if name not in sources:
+                    sources[name] = self._loader.get_source(self.env, name)[0]
+        return dict(sorted(sources.items()))
 
     def template_hashes(self, role: str) -> dict[str, str]:
         """Hashes of every template an agent of ``role`` renders (the recording header keeps them)."""

@@ -194,7 +194,13 @@ def Panels(data: RunData, version: int, in_flight: dict[str, Any] | None = None)
 @solara.component
 def LivePage(config: DashboardConfig) -> None:
     """Step, Run/Pause, Reset, speed, parameters, stress injection, panels."""
-    session: LiveSession = solara.use_memo(lambda: LiveSession(config.spec, llm_model=config.llm_model), [])
+    session: LiveSession = solara.use_memo(
+        lambda: LiveSession(config.spec, llm_model=config.llm_model, output_dir=config.out_dir, source=config.source),
+        [],
+    )
+    # the session lives as long as the page: when the tab closes (or Solara gives up on a page
+    # that went away, see `serve`'s idle timeout) the page unmounts and the session ends
+    solara.use_effect(lambda: session.end, [])
     version, set_version = solara.use_state(0)
     running, set_running = solara.use_state(False)
     requested, set_requested = solara.use_state(0)  # Step clicks handled by the worker (LLM runs)
@@ -219,11 +225,11 @@ def LivePage(config: DashboardConfig) -> None:
         return bool(result and result[0])
 
     def worker(cancel: threading.Event) -> None:
-        while requested > handled.current and not cancel.is_set():
+        while requested > handled.current and not cancel.is_set() and not session.ended:
             handled.current += 1
             step_with_heartbeat()
             bump()
-        while running and not cancel.is_set():
+        while running and not cancel.is_set() and not session.ended:
             if not (step_with_heartbeat() if session.has_llm else session.step()):
                 set_running(False)
                 break
@@ -270,7 +276,8 @@ def LivePage(config: DashboardConfig) -> None:
         with solara.Details("parameters (applied at Reset)"):
             ParamsEditor(params, set_params)
         if session.model is not None and session.model.recording_path:
-            solara.Text(f"recording: {session.model.recording_path}", style={"color": "#57606a", "font-size": "12px"})
+            kept = "" if not session.owns_output_dir else " (a temporary folder: deleted when this tab closes; start with --out to keep it)"
+            solara.Text(f"recording: {session.model.recording_path}{kept}", classes=["recording-path"], style={"color": "#57606a", "font-size": "12px"})
         Panels(data, version, session.in_flight())
 
 

@@ -5,11 +5,15 @@ imports Solara.
 
 from __future__ import annotations
 
+import bisect
 import json
+import shutil
 import tempfile
 import threading
 import time
 import typing
+import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from mesa_llm.dashboard.data import RunData
 from mesa_llm.recording import load_events
-from mesa_llm.scenario import ScenarioSpec, TimelineEvent
+from mesa_llm.scenario import ScenarioError, ScenarioSpec, TimelineEvent, validate_scenario
 from mesa_llm.stress import stress_problems
 
 
@@ -52,10 +56,14 @@ _ONLY_FROM_SCENARIO = frozenset({"endow", "set_params"})
 class LiveSession:
     """A scenario run step by step for the live page: build, step, reset, inject a stress event.
 
-    The model records to a JSON-lines stream in a temporary folder (kept: it can be replayed);
-    after each step the new lines are read back and folded into `data`, exactly as the replay
-    viewer folds a recording. Agent states are recorded every step so the agents table is exact.
-    Calls are serialised by a lock: the page's Step button and its Run loop share one model.
+    The model records to a JSON-lines stream in ``output_dir``; after each step the new lines are
+    read back and folded into `data`, exactly as the replay viewer folds a recording. Agent states
+    are recorded every step so the agents table is exact. Calls are serialised by a lock: the
+    page's Step button and its Run loop share one model.
+
+    A session lives as long as its page: `end` (called when the tab closes, or when the server
+    gives up on a page that went away) stops the run, ends its recording with ``simulation_end``
+    and, when the session made its own temporary folder (no ``output_dir`` given), deletes it.
     """
 
     def __init__(
@@ -65,12 +73,17 @@ class LiveSession:
         llm_model: str | None = None,
         output_dir: Path | None = None,
         chat_model: Any = None,
+        source: str | None = None,
     ) -> None:
         """``llm_model``: the model of every LLM population (the CLI's ``--model``);
-        ``chat_model``: answers every LLM call instead of litellm (tests)."""
+        ``output_dir``: where recordings are kept (default: a temporary folder deleted by `end`);
+        ``chat_model``: answers every LLM call instead of litellm (tests); ``source``: the
+        scenario's file, named in error messages as ``validate`` names it."""
         self.base = spec
         self.llm_model = llm_model
         self.chat_model = chat_model
+        self.source = source or default_source(spec)
+        self.owns_output_dir = output_dir is None
         self.output_dir = output_dir or Path(tempfile.mkdtemp(prefix="mesa_llm_dashboard_"))
         self.lock = threading.RLock()
         self.params = default_params(spec)
@@ -81,7 +94,13 @@ class LiveSession:
         self.data = RunData()
         self._stream: Any = None
         self._partial = b""
-        self.reset()
+        self._ended = threading.Event()
+        self.reset()  # a scenario that does not pass the checks: no model, `error` says why
+
+    @property
+    def ended(self) -> bool:
+        """The session was ended (`end`): no step or reset any more."""
+        return self._ended.is_set()
 
     @property
     def has_llm(self) -> bool:
@@ -102,24 +121,38 @@ class LiveSession:
 
     @property
     def done(self) -> bool:
-        """No further step: the horizon is reached or the model stopped."""
+        """No further step: the session ended, the horizon is reached or the model stopped."""
+        return self.ended or self._run_over()
+
+    def _run_over(self) -> bool:
+        # the run itself is over (a session ended mid-run is not: its recording says "interrupted")
         return self.model is None or not self.model.running or self.steps >= self.max_steps
 
     def reset(self, params: dict[str, Any] | None = None) -> None:
         """A fresh model of the scenario with ``params`` (population counts, k, fee) applied;
-        a bad value leaves the current model and sets `error` (one line)."""
+        a value ``validate`` would refuse leaves the current model and sets `error` to the line
+        ``validate`` prints."""
         from mesa_llm.model import MarketModel
 
         with self.lock:
+            if self.ended:
+                self.error = "the session has ended: reload the page"
+                return
             try:
-                spec = apply_params(self.base, params if params is not None else self.params)
+                spec = apply_params(self.base, params if params is not None else self.params, source=self.source)
                 model = MarketModel(
                     spec, output_dir=self.output_dir, llm_model=self.llm_model, chat_model=self.chat_model
                 )
-            except (ValueError, ValidationError) as exc:
-                self.error = f"cannot reset: {_one_line(exc)}"
+            except ScenarioError as exc:
+                self.error = f"cannot reset: {exc}"
                 return
-            self.close()
+            except (ValueError, ValidationError) as exc:
+                self.error = f"cannot reset: {self.source}: {_one_line(exc)}"
+                return
+            except OSError as exc:  # the recording's folder cannot be written
+                self.error = f"cannot reset: cannot record in {self.output_dir}: {exc.strerror or exc}"
+                return
+            self._close_model()
             if params is not None:
                 self.params = dict(params)
             self.error = None
@@ -148,7 +181,7 @@ class LiveSession:
                 self.step_started = None
             if self.model.stop_reason:
                 self.error = f"stopped: {self.model.stop_reason}"
-            if self.done:
+            if self._run_over():
                 self.model.finish(self.model.stop_status or "completed")
             self._read_new()
             return True
@@ -209,9 +242,38 @@ class LiveSession:
             return f"{data['type']} at step {self.steps + 1}"
 
     def close(self) -> None:
-        """Finish the current model's recording."""
+        """The same as `end`: a closed session is over."""
+        self.end()
+
+    def end(self) -> None:
+        """End the session for good (idempotent, returns at once): no further step or reset; the
+        recording gets ``simulation_end`` ("interrupted" when the run was not over); a temporary
+        folder the session made is deleted. A step in flight (an LLM step can take long) finishes
+        first, in the background."""
+        if self._ended.is_set():
+            return
+        self._ended.set()
+        if self.lock.acquire(blocking=False):
+            try:
+                self._release()
+            finally:
+                self.lock.release()
+            return
+
+        def after_the_step() -> None:
+            with self.lock:
+                self._release()
+
+        threading.Thread(target=after_the_step, name="mesa-llm-dashboard-end", daemon=True).start()
+
+    def _release(self) -> None:
+        self._close_model()
+        if self.owns_output_dir:
+            shutil.rmtree(self.output_dir, ignore_errors=True)
+
+    def _close_model(self) -> None:
         if self.model is not None:
-            self.model.finish("interrupted" if not self.done else (self.model.stop_status or "completed"))
+            self.model.finish((self.model.stop_status or "completed") if self._run_over() else "interrupted")
         if self._stream is not None:
             self._stream.close()
             self._stream = None
@@ -226,6 +288,16 @@ class LiveSession:
                 self.data.add(json.loads(line))
 
 
+def default_source(spec: ScenarioSpec) -> str:
+    """How errors name a scenario whose file is not known: the file named after it in its folder
+    when there is one (a shipped scenario's, as ``validate`` names it), else its name."""
+    if spec.source_dir is not None:
+        candidate = Path(spec.source_dir) / f"{spec.name}.yaml"
+        if candidate.is_file():
+            return str(candidate)
+    return f"scenario {spec.name!r}"
+
+
 def default_params(spec: ScenarioSpec) -> dict[str, Any]:
     """The parameters the live page lets a user change before a reset."""
     return {
@@ -235,42 +307,116 @@ def default_params(spec: ScenarioSpec) -> dict[str, Any]:
     }
 
 
-def apply_params(spec: ScenarioSpec, params: dict[str, Any]) -> ScenarioSpec:
-    """A validated deep copy of ``spec`` with population counts, k and fee from ``params`` and
-    agent states recorded every step (ValidationError/ValueError naming the field)."""
+def apply_params(spec: ScenarioSpec, params: dict[str, Any], source: str | None = None) -> ScenarioSpec:
+    """A checked deep copy of ``spec`` with population counts, k and fee from ``params`` and agent
+    states recorded every step.
+
+    Checked exactly as ``mesa-llm validate`` checks a file (`checked_scenario`): a value it would
+    refuse raises its `ScenarioError`, whose one line names ``source`` (the scenario's file) and
+    the field."""
     data = spec.model_dump(mode="python")
     counts = params.get("counts") or {}
-    for population in data["populations"]:
-        label = population.get("name") or population.get("role")
-        for key in (population.get("name"), label):
-            if key in counts:
-                population["count"] = int(counts[key])
-    data["market"]["k"] = float(params.get("k", data["market"]["k"]))
-    data["market"]["fee_per_unit"] = float(params.get("fee_per_unit", data["market"]["fee_per_unit"]))
+    for population, raw in zip(spec.populations, data["populations"], strict=True):
+        for key in (population.name, population.label):
+            if key is not None and key in counts:
+                raw["count"] = counts[key]  # checked below, like a --set value
+    for key in ("k", "fee_per_unit"):
+        if key in params:
+            data["market"][key] = params[key]
     data["recording"]["agent_states"] = "every_step"
-    new = ScenarioSpec.model_validate(data)
-    new.source_dir = spec.source_dir
-    return new
+    return checked_scenario(data, source or default_source(spec), spec.source_dir)
+
+
+def checked_scenario(raw: dict[str, Any], source: str, source_dir: Path | None) -> ScenarioSpec:
+    """``raw`` validated as ``mesa-llm validate`` validates a file: the schema, policies and their
+    parameters, the size bounds and memory estimate (`validate_scenario`), then every prompt
+    template resolved, compiled and rendered once (`check_prompt_templates`); ScenarioError
+    naming ``source`` on any problem."""
+    from mesa_llm.model import MarketModel
+    from mesa_llm.prompt_check import check_prompt_templates
+
+    spec = validate_scenario(raw, source=source)
+    spec.source_dir = source_dir
+    problems = check_prompt_templates(
+        spec, lambda small, chat: MarketModel(small, record=False, chat_model=chat)
+    )
+    if problems:
+        raise ScenarioError(source, problems)
+    return spec
+
+
+@dataclass(frozen=True)
+class SharedRecording:
+    """A recording loaded once per process and shared, read-only, by every replay of it."""
+
+    path: Path
+    events: list[dict[str, Any]]
+    steps: list[int]
+    final_step: int
+    warning: str | None
+
+
+# Loaded recordings by (resolved path, mtime, size): a new version of the file is loaded anew;
+# a recording no session holds any more is freed.
+_shared: weakref.WeakValueDictionary[tuple[str, int, int], SharedRecording] = weakref.WeakValueDictionary()
+_shared_lock = threading.Lock()
+
+
+def shared_recording(path: str | Path) -> SharedRecording:
+    """The recording at ``path``, loaded once for all the replays of it in this process
+    (RecordingError as `load_events`)."""
+    resolved = Path(path).resolve()
+    try:
+        stat = resolved.stat()
+        key = (str(resolved), stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        key = (str(resolved), -1, -1)  # load_events says what is wrong
+    with _shared_lock:  # a second tab opened meanwhile waits for this load instead of its own
+        found = _shared.get(key)
+        if found is not None:
+            return found
+        loaded = load_events(path)
+        steps = [e.get("step", 0) for e in loaded.events]  # in order: the loader checks it
+        recording = SharedRecording(Path(path), loaded.events, steps, max(steps, default=0), loaded.warning)
+        _shared[key] = recording
+        return recording
 
 
 class ReplaySession:
-    """A recording played back: the panels' data at any step, from the recording alone."""
+    """A recording played back: the panels' data at any step, from the recording alone.
+
+    The events are the process's one loaded copy (`shared_recording`); a session keeps only its
+    position and the panels' data folded so far."""
 
     def __init__(self, path: str | Path) -> None:
-        loaded = load_events(path)
+        self.recording = shared_recording(path)
         self.path = Path(path)
-        self.warning = loaded.warning
-        self.events = loaded.events
-        self.steps = [e.get("step", 0) for e in self.events]
-        self.final_step = max(self.steps, default=0)
         self.data = RunData()
         self.position = 0  # events folded into data
         self.step = -1
 
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """The recording's events (shared: never modified)."""
+        return self.recording.events
+
+    @property
+    def steps(self) -> list[int]:
+        """The step of each event."""
+        return self.recording.steps
+
+    @property
+    def final_step(self) -> int:
+        """The last step of the recording."""
+        return self.recording.final_step
+
+    @property
+    def warning(self) -> str | None:
+        """What the loader said about a cut recording."""
+        return self.recording.warning
+
     def _end_of(self, step: int) -> int:
         # events are in step order: everything up to the last event of `step`
-        import bisect
-
         return bisect.bisect_right(self.steps, step)
 
     def at(self, step: int) -> RunData:

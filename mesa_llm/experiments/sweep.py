@@ -117,6 +117,7 @@ def run_sweep(
         base = resolve(scenario, [])  # a scenario that does not load at all is the spec's error, not rows
     except ValueError as exc:
         raise SweepSpecError(f"{path}: scenario: {' '.join(str(exc).split())}") from None
+    _check_levels_stay_apart(spec, path)
     plan = plan_runs(spec)
     if spec.metrics:  # before the first run, not as an error in every row after the last
         problem = _unknown_metric(spec.metrics, base, scenario, plan)
@@ -148,7 +149,7 @@ def run_sweep(
         return _Resolved(run_key(scen_json, run.seed, spec.steps, llm_model_id or llm_model), None, est)
 
     store = ResultsStore(out_dir, warn=say)
-    store.open(text)
+    store.open(_inert_spec_text(text))  # the folder's copy of the spec, without the secrets it may name
     tally = SweepTally(total=len(plan))
     # local workers start now (their fork server imports the model while the runs are planned)
     executor_obj = make_executor(executor, workers, ray_address) if executor == "process" else None
@@ -221,10 +222,67 @@ def _unknown_metric(metrics: list[str], base: Any, scenario: str, plan: list[Pla
     return None
 
 
+def inert(value: Any) -> Any:
+    """``value`` as results may show it: every string without secrets (a URL's login and query
+    tokens, key-shaped strings; see :func:`mesa_llm.llm.errors.redact`), in lists and dicts too."""
+    from mesa_llm.llm.errors import redact
+
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [inert(v) for v in value]
+    if isinstance(value, dict):
+        return {k: inert(v) for k, v in value.items()}
+    return value
+
+
+def _inert_spec_text(text: str) -> str:
+    """The spec's text with its secrets masked, still a spec: a mask that begins a plain YAML
+    scalar is quoted (``***`` would read as an alias), and should the masked text still not parse
+    to the masked spec, the masked spec is written as plain YAML instead."""
+    import re
+
+    import yaml
+
+    from mesa_llm.safe_yaml import UnsafeYAMLError, load_yaml
+
+    masked = re.sub(r"(^|[\s\[{,:-])(\*\*\*)(?=$|[\s,\]}#])", r"\1'***'", inert(text), flags=re.MULTILINE)
+    if masked == text:
+        return text
+    try:
+        wanted = inert(load_yaml(text))
+    except UnsafeYAMLError:
+        return masked  # the original does not parse either: the spec's own error is said elsewhere
+    try:
+        if load_yaml(masked) == wanted:
+            return masked
+    except UnsafeYAMLError:
+        pass
+    return yaml.safe_dump(wanted, sort_keys=False, allow_unicode=True)
+
+
+def _check_levels_stay_apart(spec: SweepSpec, path: Path) -> None:
+    """Refuse factor levels that differ only in secrets: the results show them redacted, so their
+    rows could not be told apart (and their statistics would be pooled)."""
+    for factor, levels in spec.factors.items():
+        if not isinstance(levels, list):
+            continue
+        shown: dict[str, Any] = {}
+        for level in levels:
+            key = repr(inert(level))
+            if key in shown and shown[key] != level:
+                raise SweepSpecError(
+                    f"{path}: factors.{factor}: two levels differ only in credentials (a URL's login or "
+                    "token), which results never show: make the levels differ in something else"
+                )
+            shown[key] = level
+
+
 def _row(run: PlannedRun, key: str, result: dict[str, Any]) -> dict[str, Any]:
+    error = result.get("error")
     row: dict[str, Any] = {
-        "run_id": run.run_id, "condition": run.condition, "factors": run.factors, "replicate": run.replicate,
-        "seed": run.seed, "key": key, "status": result.get("status"), "error": result.get("error"),
+        "run_id": run.run_id, "condition": run.condition, "factors": inert(run.factors), "replicate": run.replicate,
+        "seed": run.seed, "key": key, "status": result.get("status"), "error": inert(error) if error is not None else None,
         "metrics": result.get("metrics") or {}, "prompt_tokens": int(result.get("prompt_tokens") or 0),
         "completion_tokens": int(result.get("completion_tokens") or 0),
         "cost_usd": float(result.get("cost_usd") or 0.0), "wall_s": result.get("wall_s"),

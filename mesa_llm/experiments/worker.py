@@ -191,9 +191,11 @@ def execute_run(task: dict[str, Any]) -> dict[str, Any]:
         from mesa_llm.model import MarketModel
 
         out_dir = Path(task["out_dir"])
+        # the server the sweep command started (--local) is the program's choice: it may get the key;
+        # an api_base of the scenario, a factor or a condition gets none (mesa_llm.llm.consent)
         model = MarketModel(
             spec, seed=run["seed"], steps=task["steps"], output_dir=out_dir / "runs", run_name=run["run_id"],
-            llm_model=task.get("llm_model"),
+            llm_model=task.get("llm_model"), api_base=(task.get("llm_settings") or {}).get("api_base"),
         )
         timeout = float(task["timeout_s"])
         deadline = started + timeout

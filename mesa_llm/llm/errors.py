@@ -51,7 +51,12 @@ _SECRET_PATTERNS: Final = (
     re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-]{6,}"),  # OpenAI/Anthropic-style keys
     re.compile(r"\bAIza[0-9A-Za-z_\-]{20,}"),  # Google API keys
     re.compile(r"(?i)\bbearer\s+\S+"),
-    re.compile(r"(?i)\b((?:api[_-]?)?key|token)=([^&\s]+)"),
+    # a URL's query parameters named like credentials (?access_token=, &sig=, X-Amz-Signature=, ...)
+    re.compile(
+        r"(?i)([?&;](?:[\w.%-]*?(?:key|token|secret|sig|passw|pwd|auth|credential|session)[\w.%-]*|pass|code)=)"
+        r"([^&#\s'\"<>()\[\]{},]+)"
+    ),
+    re.compile(r"(?i)(\b(?:api[_-]?)?key=|\btoken=)([^&\s]+)"),
     re.compile(r"(?<=://)[^/\s@]+(?=@)"),  # user:password@ in a URL
 )
 #: Longest recorded or printed error message (a provider's error body can be anything).
@@ -70,10 +75,7 @@ def one_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
 def redact(text: str) -> str:
     """Blank out anything that looks like an API key or bearer token."""
     for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(
-            lambda m: f"{m.group(1)}=***" if m.re.groups == 2 else "***",
-            text,
-        )
+        text = pattern.sub(lambda m: f"{m.group(1)}***" if m.re.groups == 2 else "***", text)
     return text
 
 

@@ -24,6 +24,12 @@ wrapper, unless litellm callbacks or globals are configured. Same bodies, answer
 side by side); about 1 ms of client CPU per call instead of ~3.5 ms. ``direct=False`` or
 ``MESA_LLM_LITELLM_FULL_PATH=1`` turns it off.
 
+Consent: the provider key goes with a call only to the provider's own host, to an ``api_base`` the
+caller trusts (``api_base_trusted``, the default for code that names one) or to one the user
+allows in ``MESA_LLM_ALLOWED_API_BASES`` (:mod:`mesa_llm.llm.consent`). An ``api_base`` a scenario,
+sweep spec or recording named gets a placeholder key (OpenAI-compatible servers), or the model is
+refused (providers whose credentials litellm would read from the environment).
+
 Secrets: the API key is passed per call, never stored in litellm's globals, never part of
 ``repr()``, records or error messages: every answer's text and every error message leaves the
 backend with the configured key's exact value blanked out, whatever its shape
@@ -49,11 +55,12 @@ from contextlib import suppress
 from typing import Any, Final
 
 from mesa_llm.llm.cache import ResponseCache
+from mesa_llm.llm.consent import api_base_allowed, how_to_allow, is_openai_compatible
 from mesa_llm.llm.direct import DirectOpenAI, direct_path_applies
 from mesa_llm.llm.errors import LLMError, classify, redact
 from mesa_llm.llm.limits import ConcurrencyLimiter
 from mesa_llm.llm.retry import AttemptClock, call_with_retries
-from mesa_llm.llm.secrets import Redactor, strip_url_credentials
+from mesa_llm.llm.secrets import Redactor, public_url, strip_url_credentials
 from mesa_llm.llm.types import ChatRequest, ChatResponse, ToolCall, Usage
 from mesa_llm.llm.usage import checked_usage
 
@@ -150,6 +157,11 @@ class LiteLLMChatModel:
     ``name`` is the litellm model string; a request's own ``model`` (when set) takes precedence for
     the call. Without ``limiter`` a private ``ConcurrencyLimiter()`` (8 at once) is used: share one
     limiter between backends that hit the same provider.
+
+    ``api_base_trusted`` says whether the caller itself chose ``api_base`` (code, the command line):
+    False for one a scenario, sweep spec or recording named, which then gets no provider key unless
+    ``MESA_LLM_ALLOWED_API_BASES`` lists it (:mod:`mesa_llm.llm.consent`); a model whose provider
+    would read other credentials from the environment is then refused with a ValueError.
     """
 
     def __init__(
@@ -167,12 +179,20 @@ class LiteLLMChatModel:
         extra_params: dict[str, Any] | None = None,
         initial_wait: float = 0.5,
         direct: bool = True,
+        api_base_trusted: bool = True,
     ) -> None:
         if timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
         self.name = model
         self.model = model
         self.api_base = strip_url_credentials(api_base)
+        #: whether the provider key may go to ``api_base`` (see mesa_llm.llm.consent)
+        self.sends_key = self.api_base is None or api_base_trusted or api_base_allowed(self.api_base)
+        self._providers: dict[str, str | None] = {}
+        if not self.sends_key:
+            problem = self._withheld_key_problem(model)
+            if problem is not None:
+                raise ValueError(problem)
         self._api_key = api_key
         self._redact = Redactor.for_provider(api_key, api_base)
         self.timeout = timeout
@@ -212,7 +232,50 @@ class LiteLLMChatModel:
         return await once.complete(request)
 
     def __repr__(self) -> str:  # never shows the key
-        return f"LiteLLMChatModel(model={self.model!r}, api_base={self.api_base!r})"
+        return f"LiteLLMChatModel(model={self.model!r}, api_base={public_url(self.api_base)!r})"
+
+    # -- credentials -----------------------------------------------------------------------------
+
+    def _provider(self, model: str) -> str | None:
+        """litellm's provider of ``model`` (None when litellm cannot tell)."""
+        if model not in self._providers:
+            head, sep, _ = model.partition("/")
+            provider: str | None = head if sep and is_openai_compatible(model, None) else None
+            if provider is None:
+                try:
+                    provider = str(_litellm().get_llm_provider(model=model)[1])
+                except Exception:  # an unknown provider: litellm refuses the call itself
+                    provider = None
+            self._providers[model] = provider
+        return self._providers[model]
+
+    def _withheld_key_problem(self, model: str) -> str | None:
+        """Why ``model`` cannot be called at an api_base that gets no key (None: it can, keyless)."""
+        if is_openai_compatible(model, self._provider(model)):
+            return None
+        assert self.api_base is not None
+        return (
+            f"model {model!r} would send the credentials litellm reads from the environment to "
+            f"api_base {public_url(self.api_base)}, which a file named (scenario, sweep or recording), "
+            f"not you: {how_to_allow(self.api_base)} to allow it"
+        )
+
+    def _key_for(self, model: str) -> str | None:
+        """The ``api_key`` a call of ``model`` passes (None: litellm's own, from the environment)."""
+        if not self.sends_key:
+            problem = self._withheld_key_problem(model)
+            if problem is not None:
+                raise LLMError(problem, model=model, kind="permission")
+            return PLACEHOLDER_API_KEY  # never the environment's key: the host was not chosen by the user
+        api_key = self._api_key
+        if (
+            api_key is None
+            and self.api_base is not None
+            and _is_openai_compatible(model)
+            and not os.environ.get("OPENAI_API_KEY")
+        ):
+            api_key = PLACEHOLDER_API_KEY
+        return api_key
 
     # -- the call --------------------------------------------------------------------------------
 
@@ -234,14 +297,7 @@ class LiteLLMChatModel:
             "api_base": self.api_base,
         }
         kwargs.update({k: v for k, v in optional.items() if v is not None})
-        api_key = self._api_key
-        if (
-            api_key is None
-            and self.api_base is not None
-            and _is_openai_compatible(model)
-            and not os.environ.get("OPENAI_API_KEY")
-        ):
-            api_key = PLACEHOLDER_API_KEY
+        api_key = self._key_for(model)
         if api_key is not None:
             kwargs["api_key"] = api_key
         return kwargs
@@ -333,6 +389,11 @@ class LiteLLMChatModel:
                 return await attempt()
             except Exception as exc:  # noqa: BLE001 - every failure becomes a scrubbed LLMError
                 error = classify(exc, model)
+                if not self.sends_key and error.kind in ("authentication", "permission") and self.api_base:
+                    error.message += (
+                        f"; no API key was sent: api_base {public_url(self.api_base)} was named by a file "
+                        f"(scenario, sweep or recording); {how_to_allow(self.api_base)} to send yours"
+                    )
                 error.message = self._redact(error.message)
                 error.args = (error.message,)
                 raise error from None

@@ -427,7 +427,14 @@ HEADER: Check = obj(
         "goods": opt(DICT),
         "agents": opt(list_of(_AGENT)),
         "llm": opt(
-            obj({"models": opt(dict_of(opt(STR))), "prompts": opt(dict_of(dict_of(opt(STR))))})
+            obj(
+                {
+                    "models": opt(dict_of(opt(STR))),
+                    "prompts": opt(dict_of(dict_of(opt(STR)))),
+                    # template texts by SHA-256 (a replay renders these, after checking the hash)
+                    "prompt_texts": opt(dict_of(STR)),
+                }
+            )
         ),
         "negotiation": opt(obj({"spaces": opt(dict_of(_SPACE))})),
     }
