@@ -18,6 +18,7 @@ from typing import Any
 from mesa_llm.llm import ChatModel, ChatRequest, ChatResponse
 from mesa_llm.llm.recorded_chat import Divergence, ReplayChatModel
 from mesa_llm.model import MarketModel
+from mesa_llm.plugins import recorded_plugin_problems
 from mesa_llm.recording import LoadedRecording, RecordingError, load_events
 from mesa_llm.scenario import ScenarioError, validate_scenario
 
@@ -221,6 +222,10 @@ def replay(
     assert header is not None
     raw = dict(header["scenario"]["spec"])
     source_dir = header["scenario"].get("source_dir")
+    # the plugins the run used (its header names them): a missing policy or event type is one line
+    plugin_errors, plugin_notes = recorded_plugin_problems(header.get("plugins"))
+    if plugin_errors:
+        raise ReplayError(f"{source}: {'; '.join(plugin_errors)}")
     try:
         spec = validate_scenario(raw, source=f"{source} (recorded scenario)")
     except ScenarioError as exc:
@@ -293,7 +298,7 @@ def replay(
     except ValueError as exc:  # e.g. a prompt override file that is gone since the recording
         raise ReplayError(f"{source}: cannot rebuild the run: {exc}") from None
     holder["model"] = model
-    notes = []
+    notes = list(plugin_notes)
     recorded_prompts = (header.get("llm") or {}).get("prompts") or {}
     current_prompts = model._llm_header()["prompts"]
     changed = sorted(
