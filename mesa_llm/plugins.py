@@ -244,6 +244,7 @@ class Plugins:
         self.allow = None if allow is None else frozenset(normalize_distribution(a) for a in allow if a.strip())
         self.path = list(path) if path is not None else None
         self._entries: dict[str, list[PluginEntry]] = {}
+        self._all: Any = None  # importlib.metadata's selectable entry points
         self._hidden: dict[str, int] = {}
         self._lock = threading.RLock()
 
@@ -288,9 +289,11 @@ class Plugins:
         return self.enabled and (self.allow is None or normalize_distribution(distribution) in self.allow)
 
     def _entry_points(self, group: str) -> list[metadata.EntryPoint]:
-        if self.path is None:
-            return list(metadata.entry_points(group=group))
-        return [ep for dist in metadata.distributions(path=self.path) for ep in dist.entry_points if ep.group == group]
+        if self.path is not None:
+            return [ep for dist in metadata.distributions(path=self.path) for ep in dist.entry_points if ep.group == group]
+        if self._all is None:  # one scan of the installed distributions for every group
+            self._all = metadata.entry_points()
+        return list(self._all.select(group=group))
 
     def entries(self, group: str) -> list[PluginEntry]:
         """The entry points of allowed distributions in ``group`` (not imported), ordered by

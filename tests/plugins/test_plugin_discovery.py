@@ -103,22 +103,21 @@ SMALL: dict[str, Any] = {
 def test_nothing_is_discovered_or_imported_until_needed(plugin_root: Path) -> None:
     module = make_distribution(plugin_root, {"mesa_llm.policies": {"quiet_one": "{module}:Quiet"}}, POLICY.format(name="quiet_one"))
     code = (
-        "import sys, importlib.metadata as md\n"
-        "calls = []\n"
-        "real = md.entry_points\n"
-        "md.entry_points = lambda **kw: calls.append(kw.get('group')) or real(**kw)\n"
-        "import mesa_llm, mesa_llm.cli, mesa_llm.model, mesa_llm.scenario, mesa_llm.plugins, mesa_llm.analysis\n"
-        "ours = lambda: len([g for g in calls if str(g).startswith('mesa_llm')])\n"
-        f"print(ours(), {module!r} in sys.modules)\n"
+        "import sys\n"
+        "import mesa_llm, mesa_llm.cli, mesa_llm.model, mesa_llm.scenario, mesa_llm.analysis\n"
+        "import mesa_llm.plugins as plugins\n"
+        "listed = lambda: sorted(g for p in plugins._cached.values() for g in p._entries)\n"
+        f"print(listed(), {module!r} in sys.modules)\n"
         "from mesa_llm.agents.policies import default_policy_registry\n"
         "registry = default_policy_registry()\n"
-        f"print(ours(), {module!r} in sys.modules)\n"
+        f"print(listed(), {module!r} in sys.modules)\n"
         "print('quiet_one' in registry, " + repr(module) + " in sys.modules)\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(plugin_root)])}
     env.pop("MESA_LLM_PLUGINS", None)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout.split("\n")
-    assert out[:3] == ["0 False", "1 False", "True True"]  # listed on first need, imported on first use
+    # nothing listed at import; the policies listed on first need; the plugin imported on first use
+    assert out[:3] == ["[] False", "['policies'] False", "True True"]
 
 
 def test_the_allow_list_reads_distribution_names_as_pip_does() -> None:
