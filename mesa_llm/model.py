@@ -426,6 +426,7 @@ class MarketModel(mesa.Model):
                 "steps": self.max_steps,
                 "tick_size": self.money.tick_size,
                 "versions": versions(),
+                "plugins": self.scenario.plugins_used(),  # (group, name, distribution, version) of each
                 "goods": {
                     name: {
                         "reference_price": to_units(s.reference_price),
