@@ -29,6 +29,20 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _options(
+    ctx: typer.Context,
+    no_plugins: Annotated[
+        bool, typer.Option("--no-plugins", help="Load no plugin (entry points of the mesa_llm.* groups).")
+    ] = False,
+) -> None:
+    """Options of every command (before its name: mesa-llm --no-plugins run ...)."""
+    if no_plugins:  # for this command only (an in-process caller gets its plugins back after it)
+        from mesa_llm.plugins import Plugins, using_plugins
+
+        ctx.with_resource(using_plugins(Plugins(enabled=False)))
+
+
 def _err_console() -> Console:
     return Console(stderr=True, highlight=False)
 
@@ -386,16 +400,32 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 
 @app.command()
 def scenarios() -> None:
-    """List the shipped scenarios with a one-line description."""
-    from mesa_llm.scenario import scenario_summary, shipped_scenarios
+    """List the shipped scenarios (and the plugins' ones) with a one-line description."""
+    from mesa_llm.plugin_commands import scenario_rows
 
+    rows, notes = scenario_rows()
     console = Console(highlight=False)
     table = Table(show_header=True)
     table.add_column("scenario")
     table.add_column("description")
-    for name, path in shipped_scenarios().items():
-        table.add_row(name, scenario_summary(path))
+    with_plugins = any(plugin for _, _, plugin in rows)
+    if with_plugins:
+        table.add_column("plugin")
+    for name, description, plugin in rows:
+        table.add_row(name, description, *([plugin] if with_plugins else []))
     console.print(table)
+    for note in notes:
+        _err_console().print(f"note: {note}", markup=False, soft_wrap=True)
+
+
+@app.command()
+def plugins(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
+) -> None:
+    """List the plugins: group, name, distribution==version and status (loaded, failed, refused)."""
+    from mesa_llm.plugin_commands import plugins_command
+
+    plugins_command(as_json)
 
 
 @app.command()
@@ -581,6 +611,8 @@ def analyze(
                 Console(highlight=False).print(stress)
         for warning in (metrics.get("llm") or {}).get("warnings") or []:  # an inert LLM population
             _err_console().print(f"warning: {inert(warning)}", markup=False, highlight=False)
+        for problem in metrics.get("plugin_errors") or []:  # a plugin metric that failed: None
+            _err_console().print(f"warning: {inert(problem)}", markup=False, highlight=False)
         if html is not None:
             written = render_html(rec, html)
             _err_console().print(f"report: {inert(written)}", markup=False, highlight=False)

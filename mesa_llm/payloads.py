@@ -31,6 +31,7 @@ def simulation_start(model: Any) -> dict[str, Any]:
         "steps": model.max_steps,
         "tick_size": money.tick_size,
         "versions": versions(),
+        "plugins": scenario.plugins_used(),  # (group, name, distribution, version) of each
         "goods": goods_header(model.exchange, money),
         "competitive_equilibrium": model.tallies.equilibrium_report(),
         "agents": agents_header(model.traders, model.exchange.ledger, money),

@@ -28,6 +28,7 @@ from mesa_llm.llm import ChatModel, ChatRequest, ChatResponse
 from mesa_llm.llm.recorded_chat import Divergence, ReplayChatModel
 from mesa_llm.llm.secrets import public_url
 from mesa_llm.model import MarketModel
+from mesa_llm.plugins import recorded_plugin_problems
 from mesa_llm.recording import LoadedRecording, RecordingError, load_events
 from mesa_llm.resources import prompts_dir
 from mesa_llm.scenario import ScenarioError, ScenarioSpec, validate_scenario
@@ -346,6 +347,10 @@ def replay(
     header = loaded.header
     assert header is not None
     raw = dict(header["scenario"]["spec"])
+    # the plugins the run used (its header names them): a missing policy or event type is one line
+    plugin_errors, plugin_notes = recorded_plugin_problems(header.get("plugins"))
+    if plugin_errors:
+        raise ReplayError(f"{source}: {'; '.join(plugin_errors)}")
     try:
         spec = validate_scenario(raw, source=f"{source} (recorded scenario)")
     except ScenarioError as exc:
@@ -434,6 +439,7 @@ def replay(
     except ValueError as exc:  # e.g. a recorded template that does not compile
         raise ReplayError(f"{source}: cannot rebuild the run: {exc}") from None
     holder["model"] = model
+    notes.extend(plugin_notes)
     if prompts.missing:
         notes.append(
             "prompt templates the recording does not hold (rendered from the shipped ones instead): "

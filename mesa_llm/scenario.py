@@ -12,14 +12,20 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializeAsAny,
+    TypeAdapter,
     ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
     model_validator,
 )
@@ -31,9 +37,11 @@ from mesa_llm.agents.policies import (
 )
 from mesa_llm.agents.roles import Role
 from mesa_llm.llm.cache import cache_setting_problem, confined_cache_folder
+from mesa_llm.plugins import Plugins, current_plugins, plugins_used
 from mesa_llm.resources import UnreadableFileError, read_regular_file, scenarios_dir, system_file
 from mesa_llm.safe_yaml import UnsafeYAMLError, decode_yaml_bytes, load_yaml
 from mesa_llm.stress import FlashCrash, LiquidityShock, VolatilitySpike, stress_problems
+from mesa_llm.timeline_events import CustomEvent
 
 #: names that end up in file names (scenarios) or in prompts (populations): no path separators,
 #: no leading dot, no control characters
@@ -494,6 +502,37 @@ TimelineEvent = Annotated[
     Field(discriminator="type"),
 ]
 
+# ---- plugin event types (the mesa_llm.events entry points): a timeline entry of another type is
+# validated by its plugin's CustomEvent subclass, imported when a scenario first names it
+_BUILTIN_TIMELINE: TypeAdapter[Any] = TypeAdapter(TimelineEvent)
+#: the ``type`` tags of the built-in timeline events (a plugin event type may not reuse one)
+BUILTIN_EVENT_TYPES: frozenset[str] = frozenset(
+    tag for cls in get_args(get_args(TimelineEvent)[0]) for tag in get_args(cls.model_fields["type"].annotation)
+)
+
+
+def _timeline_entry(value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
+    tag = value.get("type") if isinstance(value, Mapping) else None
+    if not isinstance(tag, str) or tag in BUILTIN_EVENT_TYPES:
+        return _BUILTIN_TIMELINE.validate_python(value) if isinstance(value, Mapping) else handler(value)
+    context = info.context if isinstance(info.context, Mapping) else {}
+    plugins = context.get("plugins") or current_plugins()
+    entry = plugins.lookup("events", tag, BUILTIN_EVENT_TYPES)
+    if entry is None:
+        known = sorted(BUILTIN_EVENT_TYPES | set(plugins.names("events", BUILTIN_EVENT_TYPES)))
+        raise ValueError(f"unknown event type {tag[:80]!r}; known types: {', '.join(known)}")
+    if not entry.usable:
+        raise ValueError(f"event type {tag!r} of plugin {entry.origin} {entry.status}: {entry.reason}")
+    return entry.obj.model_validate(value)
+
+
+#: one timeline entry: a built-in event, or a plugin's (serialised with all its own fields)
+TimelineEntry = Annotated[
+    TimelineEvent | SerializeAsAny[CustomEvent],
+    Field(union_mode="left_to_right"),
+    WrapValidator(_timeline_entry),
+]
+
 
 class ScenarioSpec(_Strict):
     """A complete, validated scenario."""
@@ -506,7 +545,7 @@ class ScenarioSpec(_Strict):
     goods: list[GoodSpec] = Field(min_length=1, max_length=MAX_GOODS)
     market: MarketSpec = Field(default_factory=MarketSpec)
     populations: list[PopulationSpec] = Field(min_length=1)
-    timeline: list[TimelineEvent] = Field(default_factory=list)
+    timeline: list[TimelineEntry] = Field(default_factory=list)
     recording: RecordingSpec = Field(default_factory=RecordingSpec)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     negotiation: NegotiationSettings = Field(default_factory=NegotiationSettings)
@@ -621,6 +660,10 @@ class ScenarioSpec(_Strict):
                 return g
         raise KeyError(name)
 
+    def plugins_used(self) -> list[dict[str, str]]:
+        """The plugins a run of this scenario uses (see :func:`mesa_llm.plugins.plugins_used`)."""
+        return plugins_used(self)
+
 
 def _on_tick(value: float, tick: float) -> bool:
     ticks = value / tick
@@ -633,6 +676,17 @@ def _on_tick(value: float, tick: float) -> bool:
 def shipped_scenarios() -> dict[str, Path]:
     """Shipped scenario names and their files."""
     return {p.stem: p for p in sorted(scenarios_dir().glob("*.yaml"))}
+
+
+def plugin_scenarios(plugins: Plugins | None = None) -> dict[str, tuple[Path, str]]:
+    """Scenarios from plugins (the ``mesa_llm.scenarios`` entry points, imported now): name ->
+    (file, ``distribution version``). A name a shipped scenario has is refused."""
+    plugins = plugins if plugins is not None else current_plugins()
+    out: dict[str, tuple[Path, str]] = {}
+    if plugins.entries("scenarios"):
+        for entry in plugins.usable("scenarios", builtin=set(shipped_scenarios())):
+            out.update({name: (Path(path), entry.origin) for name, path in entry.obj.items()})
+    return dict(sorted(out.items()))
 
 
 def scenario_summary(path: Path) -> str:
@@ -664,9 +718,17 @@ def resolve_scenario_path(name_or_path: str | Path) -> Path:
     shipped = shipped_scenarios()
     if str(name_or_path) in shipped:
         return shipped[str(name_or_path)]
+    plugins = current_plugins()
+    from_plugins = plugin_scenarios(plugins)
+    if str(name_or_path) in from_plugins:
+        return from_plugins[str(name_or_path)][0]
     raise ScenarioError(
         str(name_or_path),
-        [f"no such scenario file or shipped scenario; shipped: {', '.join(shipped)}"],
+        [
+            f"no such scenario file or shipped scenario; shipped: {', '.join(shipped)}"
+            + (f"; from plugins: {', '.join(from_plugins)}" if from_plugins else "")
+            + (f" ({plugins.describe_settings()})" if not plugins.enabled or plugins.allow is not None else "")
+        ],
     )
 
 
@@ -850,10 +912,7 @@ def validate_scenario(
                     problems.extend(_format_errors(exc, prefix=f"populations.{i}.fallback.params"))
         name = pop.policy_name
         if name not in registry:
-            problems.append(
-                f"populations.{i}.policy: unknown policy {name!r}; known policies: "
-                f"{', '.join(registry.names())}"
-            )
+            problems.append(f"populations.{i}.policy: {registry.unknown(name)}")
             continue
         try:
             registry.validate_params(name, pop.params)

@@ -15,8 +15,13 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mesa_llm"
 
 #: the only modules that may build or import the model (the public API is the model module itself)
 MAY_IMPORT_MODEL = {"mesa_llm.cli", "mesa_llm.replay", "mesa_llm.model", "mesa_llm.simulation"}
-#: applications on top of the model (they run it): sweeps and the dashboard
-APPLICATIONS = ("mesa_llm.experiments", "mesa_llm.dashboard")
+#: applications on top of the model (they run it): sweeps, the dashboard, the conformance checks
+APPLICATIONS = ("mesa_llm.experiments", "mesa_llm.dashboard", "mesa_llm.testing")
+#: what plugin discovery may import of ours (DESIGN.md: nothing above agents/)
+PLUGINS_MAY_IMPORT = (
+    "mesa_llm.agents", "mesa_llm.actions", "mesa_llm.timeline_events", "mesa_llm.market",
+    "mesa_llm.negotiation", "mesa_llm.social", "mesa_llm.llm", "mesa_llm.resources",
+)  # fmt: skip
 #: what the game master must never reach up to
 ABOVE_THE_WORLD = ("mesa_llm.model", "mesa_llm.cli", "mesa_llm.replay", "mesa_llm.populations", "mesa_llm.llm_wiring")
 
@@ -105,3 +110,20 @@ def test_the_walk_sees_imports_inside_functions_and_type_checking_blocks(tmp_pat
     )
     assert _hits(_imports(source), "mesa_llm.model") == ["mesa_llm.model", "mesa_llm.model.MarketModel"]
     assert _hits(_imports(source), "mesa_llm.cli") == ["mesa_llm.cli"]
+
+
+def test_plugin_discovery_imports_nothing_above_the_agents() -> None:
+    modules = _modules()
+    ours = sorted(i for i in modules["mesa_llm.plugins"] if i == "mesa_llm" or i.startswith("mesa_llm."))
+    assert "mesa_llm.agents.policies.base" in ours  # the walk sees its (function-local) imports
+    assert [i for i in ours if not any(_hits({i}, allowed) for allowed in PLUGINS_MAY_IMPORT)] == []
+
+
+def test_nothing_of_the_package_imports_its_testing_helpers() -> None:
+    # mesa_llm.testing is for the test suites of projects on top (plugins): the product never needs it
+    offenders = {
+        m: _hits(i, "mesa_llm.testing")
+        for m, i in _modules().items()
+        if m != "mesa_llm.testing" and not m.startswith("mesa_llm.testing.")
+    }
+    assert {m: h for m, h in offenders.items() if h} == {}

@@ -42,6 +42,7 @@ from mesa_llm.analysis.negotiation_metrics import (
     rounds_to_agreement,
     surplus_split,
 )
+from mesa_llm.analysis.plugin_metrics import plugin_metrics
 from mesa_llm.analysis.stress import stress_metrics
 from mesa_llm.analysis.units import decimals, goods_of, json_ready, mean_of, to_units
 from mesa_llm.economics import efficiency
@@ -89,7 +90,8 @@ def summary_metrics(rec: Recording) -> dict[str, Any]:
     agreement_rate, mean_rounds_to_agreement, mean_buyer_share, mean_distance_to_pareto,
     mean_distance_to_nash, contracts, contracts_fulfilled, contracts_breached, contract_value,
     wealth_gini, pnl {see market_metrics.pnl}, fees {see market_metrics.fees}, llm {see llm_costs},
-    stress {see mesa_llm.analysis.stress.stress_metrics}.
+    stress {see mesa_llm.analysis.stress.stress_metrics}; with plugin metrics installed, plugins
+    {metric: {key: value} or None} and plugin_errors (one line per metric that failed).
     """
     tick = rec.tick_size
     replay = _replay(rec)
@@ -185,6 +187,12 @@ def summary_metrics(rec: Recording) -> dict[str, Any]:
         "llm": llm_costs(rec),
         "stress": stress_metrics(rec),
     }
+    # plugin metrics (mesa_llm.metrics entry points), only where plugins give some
+    extra = plugin_metrics(rec)
+    if extra.values:
+        metrics["plugins"] = extra.values
+    if extra.errors:
+        metrics["plugin_errors"] = extra.errors  # one line each; `analyze` prints them as warnings
     return dict(json_ready(metrics))
 
 

@@ -217,6 +217,10 @@ def metric_rows(metrics: Mapping[str, Any]) -> list[tuple[str, str, str]]:
                 continue  # with induced values, surplus is the measure; P&L at the last price is not
             if k in flat and _relevant(k, flat):
                 out.append((k, lab, _fmt(flat[k], kind)))
+    for k, value in flat.items():  # plugin metrics: plugins.<metric>.<key> (None: it failed)
+        if k.startswith("plugins."):
+            label = k.removeprefix("plugins.").replace(".", ": ", 1)
+            out.append((k, f"{label} (plugin)", _fmt(value, _num)))
     return out
 
 

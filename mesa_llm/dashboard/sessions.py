@@ -21,7 +21,13 @@ from pydantic import TypeAdapter, ValidationError
 
 from mesa_llm.dashboard.data import RunData
 from mesa_llm.recording import load_events
-from mesa_llm.scenario import ScenarioError, ScenarioSpec, TimelineEvent, validate_scenario
+from mesa_llm.scenario import (
+    ScenarioError,
+    ScenarioSpec,
+    TimelineEntry,
+    TimelineEvent,
+    validate_scenario,
+)
 from mesa_llm.stress import stress_problems
 
 
@@ -37,7 +43,8 @@ def timeline_event_types(timeline: Any = TimelineEvent) -> dict[str, type]:
     return out
 
 
-_EVENT: TypeAdapter[Any] = TypeAdapter(TimelineEvent)
+# the timeline's entry type: a scenario's own plugin events (mesa_llm.events) can be injected too
+_EVENT: TypeAdapter[Any] = TypeAdapter(TimelineEntry)
 
 # What an event of a known type does when injected into a scenario whose timeline has none of
 # its kind ("{good}" is the scenario's first good). Types without a preset here are offered when

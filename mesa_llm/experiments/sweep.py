@@ -179,7 +179,9 @@ def run_sweep(
             executor_obj = executor_obj or make_executor(executor, workers, ray_address)
             if executor_obj.note:
                 say(executor_obj.note)
-            runtime = {"llm_model": llm_model, "llm_settings": llm_settings}
+            from mesa_llm.plugins import current_plugins
+
+            runtime = {"llm_model": llm_model, "llm_settings": llm_settings, "plugins": current_plugins().settings()}
             _execute(spec, scenario, Path(out_dir), todo, executor_obj, store, tally, max_cost_usd, say,
                      on_update, order, factor_paths, runtime)  # fmt: skip
     finally:
@@ -316,8 +318,14 @@ def _execute(
         return {"run": run.to_dict(), "scenario": scenario, "steps": spec.steps, "out_dir": str(out_dir),
                 "metrics": spec.metrics, "timeout_s": spec.timeout_s, "max_cost_usd": cap, "key": res.key, **runtime}  # fmt: skip
 
+    warned: set[str] = set()
+
     def record(run: PlannedRun, res: _Resolved, result: dict[str, Any]) -> None:
         store.append(_row(run, res.key, result))
+        for warning in result.get("warnings") or []:  # a plugin metric that failed (its value: None)
+            if warning not in warned:
+                warned.add(warning)
+                say(f"{run.run_id}: {warning}")
         if result.get("status") == OK:
             tally.done += 1
         elif result.get("status") == NOT_RUN_BUDGET:

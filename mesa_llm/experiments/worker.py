@@ -165,8 +165,17 @@ def execute_run(task: dict[str, Any]) -> dict[str, Any]:
     """Run one planned run and return its result row (never raises for the run's own failure).
 
     ``task``: ``run`` (a PlannedRun dict), ``scenario``, ``steps``, ``out_dir`` (the sweep folder),
-    ``metrics``, ``timeout_s``, ``max_cost_usd`` (this run's share of the budget, or None), ``key``.
+    ``metrics``, ``timeout_s``, ``max_cost_usd`` (this run's share of the budget, or None), ``key``,
+    ``plugins`` (the sweep's plugin settings: ``--no-plugins`` and ``MESA_LLM_PLUGINS`` reach every worker).
     """
+    from mesa_llm.plugins import Plugins, current_plugins, using_plugins
+
+    settings = task.get("plugins")
+    with using_plugins(Plugins.from_settings(settings) if settings is not None else current_plugins()):
+        return _execute_run(task)
+
+
+def _execute_run(task: dict[str, Any]) -> dict[str, Any]:
     # imported before the clock starts: a fresh worker's first run must not pay for (or time out on) imports
     import mesa_llm.model  # noqa: F401
     import mesa_llm.prompt_check  # noqa: F401
@@ -188,6 +197,7 @@ def execute_run(task: dict[str, Any]) -> dict[str, Any]:
         if cap is not None:
             current = spec.llm.max_cost_usd
             spec.llm = spec.llm.model_copy(update={"max_cost_usd": cap if current is None else min(current, cap)})
+        from mesa_llm.analysis.plugin_metrics import plugin_columns
         from mesa_llm.model import MarketModel
 
         out_dir = Path(task["out_dir"])
@@ -212,7 +222,11 @@ def execute_run(task: dict[str, Any]) -> dict[str, Any]:
         result["prompt_tokens"] = int(llm.get("prompt_tokens") or 0)
         result["completion_tokens"] = int(llm.get("completion_tokens") or 0)
         result["cost_usd"] = float(llm.get("cost_usd") or 0.0)
-        result["metrics"] = pick_metrics(flatten_summary(summary), task.get("metrics"))
+        # plugin metrics (of the recording) are columns in every row; `metrics` may name them too
+        extra = plugin_columns(model.recording_path)
+        flat = {**flatten_summary(summary), **extra.flat()}
+        result["metrics"] = {**pick_metrics(flat, task.get("metrics")), **pick_metrics(extra.flat(), None)}
+        result["warnings"] = extra.errors
         if model.stop_status == "failed":
             result.update(status=FAILED, error=summary.get("stop_reason"))
         elif model.stop_status == "budget_exceeded":

@@ -79,15 +79,14 @@ def test_a_model_is_never_built_past_the_limit(monkeypatch):
 
 
 def test_the_dashboard_counts_go_through_the_limit(monkeypatch):
-    from pydantic import ValidationError
-
     from mesa_llm.dashboard.sessions import apply_params, default_params
+    from mesa_llm.scenario import ScenarioError
 
     monkeypatch.delenv("MESA_LLM_MAX_AGENTS", raising=False)
     spec = load_scenario("double_auction")
     params = default_params(spec)
     params["counts"]["buyers"] = 1_000_000
-    with pytest.raises(ValidationError, match="1,000,006 agents in all; at most 50,000"):
+    with pytest.raises(ScenarioError, match="1,000,006 agents in all; at most 50,000"):  # validate's line
         apply_params(spec, params)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import partial
+from typing import TYPE_CHECKING
+
 from mesa_llm.agents.policies.base import (
     DecisionPolicy,
     PolicyParams,
@@ -19,6 +22,9 @@ from mesa_llm.agents.policies.zero_intelligence import (
     ZeroIntelligenceConstrained,
     ZeroIntelligenceUnconstrained,
 )
+
+if TYPE_CHECKING:
+    from mesa_llm.plugins import Plugins
 
 BUILTIN_POLICIES: tuple[type[DecisionPolicy], ...] = (
     ZeroIntelligenceConstrained,
@@ -44,8 +50,8 @@ DEFAULT_POLICY_FOR_ROLE: dict[str, str] = {
 }
 
 
-def default_policy_registry() -> PolicyRegistry:
-    """A new registry holding the built-in rule-based policies and the LLM loop (``llm``)."""
+def builtin_policy_registry() -> PolicyRegistry:
+    """A new registry holding the built-in rule-based policies and the LLM loop (``llm``) only."""
     from mesa_llm.agents.llm_policy import LLMPolicy
     from mesa_llm.agents.policies.negotiator import NegotiatorPolicy
 
@@ -54,6 +60,22 @@ def default_policy_registry() -> PolicyRegistry:
         registry.register(cls)
     registry.register(NegotiatorPolicy)
     registry.register(LLMPolicy)
+    return registry
+
+
+def default_policy_registry(plugins: Plugins | None = None) -> PolicyRegistry:
+    """A new registry holding the built-in policies and the allowed plugin policies (the
+    ``mesa_llm.policies`` entry points of ``plugins``, default the process's): each plugin class is
+    imported when first asked for; one named like a built-in is refused (``mesa-llm plugins`` says so)."""
+    from mesa_llm.plugins import current_plugins
+
+    registry = builtin_policy_registry()
+    plugins = plugins if plugins is not None else current_plugins()
+    builtin = set(registry.names())
+    for entry in plugins.entries("policies"):
+        if entry.status == "refused" or plugins.refuse_builtin(entry, builtin):
+            continue
+        registry.register_lazy(entry.name, partial(plugins.require, "policies", entry.name))
     return registry
 
 
@@ -73,5 +95,6 @@ __all__ = [
     "UnknownPolicyError",
     "ZeroIntelligenceConstrained",
     "ZeroIntelligenceUnconstrained",
+    "builtin_policy_registry",
     "default_policy_registry",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -48,11 +48,15 @@ class DecisionPolicy(ABC):
 
 
 class UnknownPolicyError(KeyError):
-    """A scenario names a policy that is not registered."""
+    """A scenario names a policy that is not registered (or whose plugin failed to load)."""
 
-    def __init__(self, name: str, known: list[str]) -> None:
+    def __init__(self, name: str, known: list[str], failure: str | None = None) -> None:
         super().__init__(name)
-        self.message = f"unknown policy {name!r}; known policies: {', '.join(sorted(known))}"
+        self.message = (
+            f"policy {name!r} cannot be used: {failure}"
+            if failure is not None
+            else f"unknown policy {name!r}; known policies: {', '.join(sorted(known))}"
+        )
 
     def __str__(self) -> str:
         return self.message
@@ -63,30 +67,55 @@ class PolicyRegistry:
 
     def __init__(self) -> None:
         self._classes: dict[str, type[DecisionPolicy]] = {}
+        #: names whose class is imported on first use (plugins), and why those that failed did
+        self._lazy: dict[str, Callable[[], type[DecisionPolicy]]] = {}
+        self._failed: dict[str, str] = {}
 
     def register(self, cls: type[DecisionPolicy]) -> type[DecisionPolicy]:
         """Add a policy class under its ``name``; usable as a decorator on a registry instance."""
         if not cls.name:
             raise ValueError(f"{cls.__name__} has no name")
         self._classes[cls.name] = cls
+        self._lazy.pop(cls.name, None)
         return cls
 
+    def register_lazy(self, name: str, load: Callable[[], type[DecisionPolicy]]) -> None:
+        """Name a policy whose class ``load()`` imports on first use (a plugin's); ``load`` raises
+        ValueError with a one-line reason when it cannot. A registered name is kept."""
+        if name not in self._classes:
+            self._lazy[name] = load
+
+    def _resolve(self, name: str) -> None:
+        load = self._lazy.pop(name, None)
+        if load is not None:
+            try:
+                self._classes[name] = load()
+            except ValueError as exc:
+                self._failed[name] = str(exc)
+
     def __contains__(self, name: object) -> bool:
+        if isinstance(name, str):
+            self._resolve(name)
         return name in self._classes
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._classes)
+        return iter(self.names())
 
     def names(self) -> list[str]:
-        """Registered names, sorted."""
-        return sorted(self._classes)
+        """Registered names (also those not imported yet), sorted."""
+        return sorted({*self._classes, *self._lazy})
+
+    def unknown(self, name: str) -> str:
+        """Why ``name`` is not usable, in one line (unknown, or its plugin failed to load)."""
+        return UnknownPolicyError(name, self.names(), self._failed.get(name)).message
 
     def get(self, name: str) -> type[DecisionPolicy]:
         """The class registered as ``name``, or :class:`UnknownPolicyError`."""
+        self._resolve(name)
         try:
             return self._classes[name]
         except KeyError:
-            raise UnknownPolicyError(name, list(self._classes)) from None
+            raise UnknownPolicyError(name, self.names(), self._failed.get(name)) from None
 
     def validate_params(self, name: str, params: dict[str, Any]) -> PolicyParams:
         """Validate ``params`` for policy ``name`` (raises pydantic ValidationError)."""
