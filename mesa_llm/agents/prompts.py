@@ -7,7 +7,8 @@ packaged ``prompts/``. Rendering uses ``StrictUndefined``: a template that names
 context lacks fails loudly instead of rendering an empty string. Every template a library can
 resolve has a SHA-256 of its source, recorded in the recording header so a replay can tell when
 prompts changed. Text other agents wrote goes through the ``quoted`` filter: one line, escaped,
-capped, in quotes, so it reads as data and never as the world's own text.
+capped, in quotes, with every character that could break the line or hide text escaped, so it
+reads as data and never as the world's own text.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
+import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -49,13 +52,42 @@ class PromptError(ValueError):
 
 
 def quoted(text: Any, limit: int = MAX_QUOTED_CHARS) -> str:
-    """Someone else's text as one quoted, escaped line: newlines and control characters escaped,
-    at most ``limit`` characters (then ``…`` and the original length), so it cannot pass for the
+    """Someone else's text as one quoted, escaped line: at most ``limit`` characters (then ``…``
+    and the original length), in JSON string syntax, with every character that could break the
+    line or hide text escaped (controls, Unicode line and paragraph separators, format characters
+    such as bidi overrides and zero-width ones, variation selectors), so it cannot pass for the
     world's own lines of a prompt."""
     value = str(text)
     if len(value) > limit:
         value = value[:limit] + f"… ({len(value):,} chars)"
-    return json.dumps(value, ensure_ascii=False)
+    return visible(json.dumps(value, ensure_ascii=False))
+
+
+#: Unicode categories escaped by :func:`visible`: controls (NEL is one), format characters (bidi
+#: overrides and isolates, zero-width ones, tag characters), line and paragraph separators,
+#: surrogates and unassigned code points
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Cn"})
+_NOT_PRINTABLE_ASCII = re.compile("[^\x20-\x7e]")
+
+
+def visible(text: str) -> str:
+    """``text`` with every character that could break a line or hide text (see
+    :data:`_HIDDEN_CATEGORIES`, and variation selectors) written as a JSON ``\\uXXXX`` escape."""
+    return _NOT_PRINTABLE_ASCII.sub(_escape_hidden, text)
+
+
+def _escape_hidden(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    if char == "\n":
+        return "\\n"
+    hidden = unicodedata.category(char) in _HIDDEN_CATEGORIES or 0xFE00 <= code <= 0xFE0F or 0xE0100 <= code <= 0xE01EF
+    if not hidden:
+        return char
+    if code > 0xFFFF:  # as a JSON surrogate pair, so a quoted value stays a JSON string
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
 
 
 def num(value: Any) -> str:
