@@ -422,3 +422,39 @@ def test_a_prompt_failing_mid_run_costs_that_agent_its_step_only(tmp_path):
     sellers = {a.unique_id for a in model.populations["sellers"]}
     assert {e["step"] for e in events if e["event_type"] == "order" and e["agent_id"] in sellers} >= {2, 3}
     assert events[-1]["event_type"] == "simulation_end" and events[-1]["content"]["status"] == "completed"
+
+
+def test_validate_renders_shared_failing_templates_once(tmp_path, monkeypatch, budgets):
+    from mesa_llm.cli import _load_checked
+    from mesa_llm.scenario import ScenarioError
+
+    monkeypatch.setattr(budgets, "MAX_RENDER_SECONDS", 0.3)
+    renders: list[str] = []
+    render = PromptLibrary.render
+
+    def counted(self: PromptLibrary, name: str, **context: Any) -> str:
+        renders.append(name)
+        return render(self, name, **context)
+
+    monkeypatch.setattr(PromptLibrary, "render", counted)
+    slow = "{% set s = 'ab' * 50000 %}{% for i in range(50000) %}{% set n = s.count('ba b') %}{% endfor %}"
+    path = _scenario(tmp_path, {"act": slow}, populations=8)
+    with pytest.raises(ScenarioError, match=r"population 'llm_buyers_0': prompt template act\.j2, line 1: took longer than 0\.3 s$"):
+        _load_checked(str(path), [])
+    assert renders.count("act.j2") == 1  # not one slow render per population sharing it
+
+
+def test_validate_stops_after_five_template_problems(tmp_path):
+    from mesa_llm.cli import _load_checked
+    from mesa_llm.scenario import ScenarioError
+
+    path = _scenario(tmp_path, {}, populations=7)
+    raw = yaml.safe_load(path.read_text())
+    for i, population in enumerate(raw["populations"][:7]):  # seven different failing templates
+        (tmp_path / f"act_{i}.j2").write_text("{{ 'x'|center(10**9) }}" + "{#" + str(i) + "#}")
+        population["templates"] = {"act": f"act_{i}.j2"}
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ScenarioError) as caught:
+        _load_checked(str(path), [])
+    assert caught.value.problems[-1] == "(the check stopped after 5 problems)"
+    assert [p.split(":")[0] for p in caught.value.problems[:-1]] == [f"population 'llm_buyers_{i}'" for i in range(5)]
