@@ -24,7 +24,8 @@ The checks sit where a template's work happens: the sandbox's hooks for calls an
 filter and test (wrapped), ``str.format`` (a bounded formatter), the output of every ``{{ }}``
 (``finalize``), the root of every template (depth) and a pass over each compiled template's syntax
 tree that adds a check to what Jinja would run unchecked (loop iterations, ``~``, slices,
-comparisons, list and dict literals, literal text). A template over budget stops with
+comparisons, list and dict literals, literal text: counted once per template root, loop
+iteration and macro call, every branch). A template over budget stops with
 :class:`TemplateBudgetError`, one line saying which limit. Unseeded randomness (the ``random``
 filter, ``lipsum``) is refused: a prompt must be the same for the same seed.
 """
@@ -95,24 +96,38 @@ class _RenderBudget:
         self.failure: str | None = None
 
     def fail(self, reason: str) -> TemplateBudgetError:
-        # remembered: a render that caught the error somewhere (no template can, but Python
-        # code a template calls might) still fails at the next check
+        """The error to raise for ``reason``, remembered: a render that caught it somewhere (no
+        template can, but Python code a template calls might) still fails at its next step."""
         self.failure = reason
         return TemplateBudgetError(reason)
 
-    def tick(self, ops: int = 1) -> None:
-        """Count ``ops`` operations and check the operation and time budgets."""
-        self.ops += ops
-        if self.ops > MAX_TEMPLATE_OPS or self.failure is not None:
-            raise self.fail(self.failure or f"ran more than {MAX_TEMPLATE_OPS:,} operations (loop iterations, calls, filters)")
-        if time.monotonic() > self.deadline:
-            raise self.fail(f"took longer than {MAX_RENDER_SECONDS:g} s")
+    def step(self, chars: int = 0) -> None:
+        """Count one operation that built ``chars`` characters, and check the operation, size and
+        time budgets (one call: this runs for every operation of every render)."""
+        self.ops += 1
+        self.built += chars
+        if (
+            self.ops > MAX_TEMPLATE_OPS
+            or self.built > MAX_TEMPLATE_BUILT_CHARS
+            or self.failure is not None
+            or time.monotonic() > self.deadline
+        ):
+            raise self.fail(self._over())
 
     def charge(self, chars: int) -> None:
-        """Count ``chars`` characters built and check the render's total."""
+        """Count ``chars`` more characters built by the current operation."""
         self.built += chars
         if self.built > MAX_TEMPLATE_BUILT_CHARS:
-            raise self.fail(f"built more than {MAX_TEMPLATE_BUILT_CHARS:,} characters in all")
+            raise self.fail(self._over())
+
+    def _over(self) -> str:
+        if self.failure is not None:
+            return self.failure
+        if self.ops > MAX_TEMPLATE_OPS:
+            return f"ran more than {MAX_TEMPLATE_OPS:,} operations (loop iterations, calls, filters)"
+        if self.built > MAX_TEMPLATE_BUILT_CHARS:
+            return f"built more than {MAX_TEMPLATE_BUILT_CHARS:,} characters in all"
+        return f"took longer than {MAX_RENDER_SECONDS:g} s"
 
     def enter(self) -> None:
         """One level deeper (a call, a recursive loop, an include); :meth:`leave` undoes it."""
@@ -230,7 +245,7 @@ def built(value: Any, what: str = "a value") -> Any:
 
 def _ticking(items: Iterator[Any], budget: _RenderBudget) -> Iterator[Any]:
     for item in items:
-        budget.tick()
+        budget.step()
         yield item
 
 
@@ -243,7 +258,7 @@ def _materialize(items: Iterable[Any], what: str) -> list[Any]:
     out = []
     size = 0
     for item in items:
-        budget.tick()
+        budget.step()
         out.append(item)
         size += weight(item) + 2
         if size > MAX_TEMPLATE_STRING:
@@ -355,7 +370,7 @@ class _BoundedFormatter(SandboxedFormatter):
         return super().convert_field(value, conversion)
 
     def format_field(self, value: Any, format_spec: str) -> Any:
-        _budget().tick()
+        _budget().step()
         _check_spec(format_spec)
         _check_weight(value, "a formatted value")
         text = super().format_field(value, format_spec)
@@ -603,7 +618,7 @@ def checked_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     # result can be far longer than their input (a width, a count, a joiner): _FILTER_CHECKS.
     @functools.wraps(func)
     def filter_(*args: Any, **kwargs: Any) -> Any:
-        _budget().tick()
+        _budget().step()
         if check is not None and len(args) > skip:
             value, extra = check(args[skip], args[skip + 1 :], kwargs)
             args = (*args[:skip], value, *extra)
@@ -621,7 +636,7 @@ def checked_test(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def test(*args: Any, **kwargs: Any) -> Any:
-        _budget().tick()
+        _budget().step()
         return func(*args, **kwargs)
 
     test.budget_checked = True  # type: ignore[attr-defined]
@@ -661,49 +676,64 @@ class _CheckedTests(dict[str, Callable[..., Any]]):
 _EMIT, _CONCAT, _BUILT, _PASS = "~emit", "~concat", "~built", "~pass"
 
 
-def _emit(chars: Any) -> str:
-    """Count a piece of literal template text about to be output."""
-    budget = _budget()
-    budget.tick()
-    if isinstance(chars, int) and chars > 0:
-        budget.charge(chars)
+def _emit(chars: int) -> str:
+    """Count an iteration, a call or a template's root, and the literal text it may output
+    (``chars``: a constant the tree pass wrote; templates cannot call this filter)."""
+    _budget().step(chars)
     return ""
 
 
 @pass_eval_context
 def _concat(eval_ctx: Any, parts: list[Any]) -> str:
     """``a ~ b ~ c``, refused before it builds too long a string."""
-    budget = _budget()
-    budget.tick()
     size = sum(weight(part) for part in parts)
     if size > MAX_TEMPLATE_STRING:
         raise _too_long("~", size)
     result = markup_join(parts) if eval_ctx.autoescape else str_join(parts)
-    budget.charge(len(result))
+    _budget().step(len(result))
     return result
 
 
 def _pass(value: Any) -> Any:
     """An operation Jinja runs unchecked (a comparison, a loop's test), counted."""
-    _budget().tick()
+    _budget().step()
     return value
 
 
 @pass_eval_context
 def _finalize(eval_ctx: Any, value: Any) -> Any:
     """Every ``{{ }}`` output: counted, and refused before printing a value too long to print."""
-    budget = _budget()
-    budget.tick()
     if isinstance(value, str):
-        budget.charge(len(value))
+        _budget().step(len(value))
         return value
     if isinstance(value, jinja2.Undefined):
         return value  # printing it raises (StrictUndefined) or prints nothing
     text = str(value) if weight(value) <= MAX_TEMPLATE_STRING else None
     if text is None or len(text) > MAX_TEMPLATE_STRING:
         raise _too_long("an output", weight(value) if text is None else len(text))
-    budget.charge(len(text))
+    _budget().step(len(text))
     return text
+
+
+#: nodes whose body runs again and again within one render: their literal text is counted each
+#: time it runs (at the start of every iteration or call), not with the template's
+_REPEATED = (nodes.For, nodes.Macro, nodes.CallBlock)
+
+
+def _literal_chars(body: list[nodes.Node]) -> int:
+    """Characters of literal text ``body`` outputs at most (every branch), not counting the
+    bodies of loops, macros and call blocks in it (they count their own)."""
+    total = 0
+    stack: list[nodes.Node] = list(body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, nodes.TemplateData):
+            total += len(node.data)
+        elif isinstance(node, nodes.For):
+            stack.extend(node.else_)  # runs once, when the loop ran no iteration
+        elif not isinstance(node, _REPEATED):
+            stack.extend(node.iter_child_nodes())
+    return total
 
 
 class _Instrument(NodeTransformer):
@@ -717,23 +747,33 @@ class _Instrument(NodeTransformer):
         out.set_environment(self.environment)
         return out
 
+    def _count(self, body: list[nodes.Node], lineno: int) -> None:
+        """Count an operation and the literal text of ``body`` each time it starts."""
+        charge = nodes.ExprStmt(self._filter(nodes.Const(_literal_chars(body)), _EMIT, lineno), lineno=lineno)
+        charge.set_environment(self.environment)
+        body.insert(0, charge)
+
+    def visit_Template(self, node: nodes.Template) -> nodes.Node:
+        self.generic_visit(node)
+        self._count(node.body, 1)  # every time the template's root runs (also as an include)
+        return node
+
     def visit_For(self, node: nodes.For) -> nodes.Node:
         self.generic_visit(node)
-        tick = nodes.ExprStmt(self._filter(nodes.Const(0), _EMIT, node.lineno), lineno=node.lineno)
-        tick.set_environment(self.environment)
-        node.body.insert(0, tick)  # every iteration, also of a recursive loop
+        self._count(node.body, node.lineno)  # every iteration, also of a recursive loop
         if node.test is not None:  # every item the loop's filter looks at
             node.test = self._filter(node.test, _PASS, node.lineno)  # type: ignore[arg-type]
         return node
 
-    def visit_Output(self, node: nodes.Output) -> Any:
+    def visit_Macro(self, node: nodes.Macro) -> nodes.Node:
         self.generic_visit(node)
-        literal = sum(len(child.data) for child in node.nodes if isinstance(child, nodes.TemplateData))
-        if not literal:
-            return node
-        charge = nodes.ExprStmt(self._filter(nodes.Const(literal), _EMIT, node.lineno), lineno=node.lineno)
-        charge.set_environment(self.environment)
-        return [charge, node]
+        self._count(node.body, node.lineno)
+        return node
+
+    def visit_CallBlock(self, node: nodes.CallBlock) -> nodes.Node:
+        self.generic_visit(node)
+        self._count(node.body, node.lineno)  # the body is the caller(): once per call
+        return node
 
     def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
         self.generic_visit(node)
@@ -859,18 +899,24 @@ class PromptSandbox(ImmutableSandboxedEnvironment):
         """A call from a template: counted, one level deeper, refused before a builtin method
         builds too long a value, its result checked."""
         budget = _budget()
-        budget.tick()
-        if isinstance(obj, types.BuiltinMethodType) and getattr(obj, "__name__", "") in ("format", "format_map"):
-            wrapped = self.wrap_str_format(obj)
-            if wrapped is not None:
-                obj = wrapped
-        elif isinstance(obj, types.BuiltinFunctionType | types.BuiltinMethodType):
-            args = _check_method_call(obj, args, kwargs)
+        budget.step()
+        if isinstance(obj, types.BuiltinFunctionType):  # also every bound method of a builtin type
+            if obj.__name__ in ("format", "format_map"):
+                obj = self.wrap_str_format(obj) or obj
+            else:
+                args = _check_method_call(obj, args, kwargs)
+        if not self.is_safe_callable(obj):
+            raise SecurityError(f"{obj!r} is not safely callable")
         budget.enter()
         try:
-            result = super().call(context, obj, *args, **kwargs)
+            result = context.call(obj, *args, **kwargs)
         finally:
             budget.leave()
+        if type(result) is str:  # a macro's output, a str method's result: the common case
+            if len(result) > MAX_TEMPLATE_STRING:
+                raise _too_long(f"the result of {getattr(obj, '__name__', 'a call')}", len(result))
+            budget.charge(len(result))
+            return result
         if isinstance(getattr(obj, "__self__", None), _CONTAINERS) and obj.__name__ in _LOOKUPS:
             return result  # part of a container the template already holds, or a view of it
         return built(result, f"the result of {getattr(obj, '__name__', 'a call')}")
@@ -879,7 +925,7 @@ class PromptSandbox(ImmutableSandboxedEnvironment):
         """``+ - * / // % **`` from a template: refused before building too long a value or too
         large a number."""
         budget = _budget()
-        budget.tick()
+        budget.step()
         if operator == "**":
             if isinstance(right, int | float) and abs(right) > MAX_TEMPLATE_EXPONENT:
                 raise budget.fail("exponent too large in a prompt template")
@@ -907,7 +953,7 @@ class PromptSandbox(ImmutableSandboxedEnvironment):
 
     def call_unop(self, context: Any, operator: str, arg: Any) -> Any:
         """Unary ``+ -`` from a template, counted."""
-        _budget().tick()
+        _budget().step()
         return self.unop_table[operator](arg)
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
