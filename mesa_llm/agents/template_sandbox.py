@@ -284,14 +284,16 @@ def _spec_numbers(spec: str) -> list[int]:
 
 
 def _number(digits: str) -> int:
-    """``int(digits)``, or 10**10 for a longer run (past every limit; not worth computing)."""
-    return int(digits) if 0 < len(digits) <= 10 else (10**10 if digits else 0)
+    """``int(digits)`` (0 for none; a run too long for Python's int parsing counts as 10**4000)."""
+    if not digits:
+        return 0
+    return int(digits) if len(digits) <= 4000 else 10**4000
 
 
 def _check_spec(spec: str) -> None:
     for number in _spec_numbers(spec):
         if number > MAX_TEMPLATE_STRING:
-            raise _too_long(f"format width or precision {_count(number)}", number)
+            raise _too_long("a format width or precision", number)
 
 
 def printf_size(fmt: str, args: Any) -> int:
@@ -337,7 +339,7 @@ def printf_size(fmt: str, args: Any) -> int:
         conversion = fmt[at] if at < end else "%"
         size -= at + 1 - pos  # the spec is replaced by what it formats
         if max(width, precision) > MAX_TEMPLATE_STRING:
-            raise _too_long(f"format width or precision {_count(max(width, precision))}", max(width, precision))
+            raise _too_long("a format width or precision", max(width, precision))
         if conversion == "%":
             size += 1
         else:
@@ -397,14 +399,14 @@ def _check_method_call(method: Any, args: tuple[Any, ...], kwargs: dict[str, Any
         if name in ("center", "ljust", "rjust", "zfill") and args:
             width = args[0]
             if isinstance(width, int) and width > MAX_TEMPLATE_STRING:
-                raise _too_long(f"{name}({_count(width)})", width)
+                raise _too_long(name, width)
         elif name == "expandtabs":
             tabsize = args[0] if args else kwargs.get("tabsize", 8)
             if isinstance(tabsize, int):
                 tabs = owner.count("\t") if isinstance(owner, str) else owner.count(b"\t")
                 size = length + tabs * max(tabsize, 0)
                 if size > MAX_TEMPLATE_STRING:
-                    raise _too_long(f"expandtabs({_count(tabsize)})", size)
+                    raise _too_long("expandtabs", size)
         elif name == "replace" and len(args) >= 2:
             size = _replace_size(owner, args[0], args[1], args[2] if len(args) > 2 else kwargs.get("count", -1))
             if size > MAX_TEMPLATE_STRING:
@@ -422,7 +424,7 @@ def _check_method_call(method: Any, args: tuple[Any, ...], kwargs: dict[str, Any
     elif isinstance(owner, int) and name == "to_bytes":
         size = args[0] if args else kwargs.get("length", 1)
         if isinstance(size, int) and size > MAX_TEMPLATE_STRING:
-            raise _too_long(f"to_bytes({_count(size)})", size)
+            raise _too_long("to_bytes", size)
     return args
 
 
@@ -483,7 +485,7 @@ _Checked = tuple[Any, tuple[Any, ...]]
 def _check_center(value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Checked:
     width = _arg(args, kwargs, 0, "width", 80)
     if isinstance(width, int) and width > MAX_TEMPLATE_STRING:
-        raise _too_long(f"center({_count(width)})", width)
+        raise _too_long("center", width)
     return value, args
 
 
@@ -493,7 +495,7 @@ def _check_indent(value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
     lines = value.count("\n") + 1 if isinstance(value, str) else 1
     size = _text_len(value) + lines * max(pad, 0)
     if size > MAX_TEMPLATE_STRING:
-        raise _too_long(f"indent({_count(pad)})", size)
+        raise _too_long("indent", size)
     return value, args
 
 
@@ -547,7 +549,7 @@ def _check_count_arg(name: str, key: str) -> Callable[[Any, tuple[Any, ...], dic
     def check(value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Checked:
         count = _arg(args, kwargs, 0, key, 1)
         if isinstance(count, int) and count > MAX_TEMPLATE_STRING:
-            raise _too_long(f"{name}({_count(count)})", count)
+            raise _too_long(name, count)
         return value, args
 
     return check
