@@ -68,13 +68,13 @@ MAX_TEMPLATE_OPS = 1_000_000
 MAX_RENDER_SECONDS = 1.0
 #: deepest nesting of macro calls, recursive loops, includes, imports and extends
 MAX_TEMPLATE_DEPTH = 50
-#: largest number a template may compute (bits; 10**64 ** 64 is 13,600 bits)
+#: largest number a template may compute (bits: about 1,233 decimal digits)
 MAX_TEMPLATE_INT_BITS = 4096
 #: largest exponent of ``**``
 MAX_TEMPLATE_EXPONENT = 64
 #: widest ``tojson`` indent
 MAX_JSON_INDENT = 16
-#: characters a quadratic text filter (``striptags``) may move in one call
+#: characters a quadratic filter (``striptags``, ``sum`` of lists) may move in one call
 MAX_FILTER_WORK = 20_000_000
 
 
@@ -172,7 +172,9 @@ def _count(size: int) -> str:
 # ---------------------------------------------------------------------------- sizes
 
 #: containers :func:`weight` walks item by item (mappings walk keys and values)
-_SEQUENCES: tuple[type[Collection[Any]], ...] = (list, tuple, set, frozenset, type({}.keys()), type({}.values()), type({}.items()))
+_SEQUENCES: tuple[type[Collection[Any]], ...] = (
+    list, tuple, set, frozenset, type({}.keys()), type({}.values()), type({}.items())
+)
 
 
 def weight(value: Any, limit: int = MAX_TEMPLATE_STRING, indent: int = 0) -> int:
@@ -417,10 +419,13 @@ def _check_method_call(method: Any, args: tuple[Any, ...], kwargs: dict[str, Any
             if size > MAX_TEMPLATE_STRING:
                 raise _too_long("join", size)
             return (items, *args[1:])
-        elif name == "translate" and args and isinstance(args[0], Mapping):
-            longest = max((weight(v) for v in args[0].values()), default=1)
-            if length * max(longest, 1) > MAX_TEMPLATE_STRING:
-                raise _too_long("translate", length * longest)
+        elif name == "translate" and args and isinstance(owner, str):
+            # a table maps each character to a string (a dict, or a list indexed by code point)
+            table = args[0]
+            values = table.values() if isinstance(table, Mapping) else table if isinstance(table, list | tuple) else ()
+            size = length * max((weight(v) for v in values), default=1)
+            if size > MAX_TEMPLATE_STRING:
+                raise _too_long("translate", size)
     elif isinstance(owner, int) and name == "to_bytes":
         size = args[0] if args else kwargs.get("length", 1)
         if isinstance(size, int) and size > MAX_TEMPLATE_STRING:
@@ -902,7 +907,8 @@ class PromptSandbox(ImmutableSandboxedEnvironment):
         builds too long a value, its result checked."""
         budget = _budget()
         budget.step()
-        if isinstance(obj, types.BuiltinFunctionType):  # also every bound method of a builtin type
+        # a method of a builtin type, or of Markup (Python wrappers around str's)
+        if isinstance(obj, types.BuiltinFunctionType | types.MethodType):
             if obj.__name__ in ("format", "format_map"):
                 obj = self.wrap_str_format(obj) or obj
             else:

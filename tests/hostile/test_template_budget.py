@@ -91,6 +91,10 @@ HOSTILE: dict[str, tuple[str, str]] = {
         TOO_LONG,
     ),
     "translate": (BIG + "{{ s.translate({120: s}) }}", TOO_LONG),
+    "translate_list_table": ("{% set t = '\\x00' * 1000000 %}{{ t.translate(['y' * 100000]) }}", TOO_LONG),
+    # refused before building (not "the result of center"): Markup's methods are Python wrappers
+    "markup_center": ("{{ ('x'|safe).center(10**9) }}", TOO_LONG + r" \(center: 1,000,000,000 characters"),
+    "markup_zfill": ("{{ ('x'|safe).zfill(10**8) }}", TOO_LONG + r" \(zfill: 100,000,000 characters"),
     "tilde_doubling": ("{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}", TOO_LONG),
     "tilde_twice": (BIG + "{% set s = s ~ s %}{% set s = s ~ s %}{{ s|length }}", TOO_LONG),
     "plus_doubling": ("{% set ns = namespace(s='x') %}{% for i in range(100) %}{% set ns.s = ns.s + ns.s %}{% endfor %}", TOO_LONG),
