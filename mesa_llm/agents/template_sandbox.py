@@ -13,14 +13,16 @@ template including itself). Here every render has a budget, enforced while it ru
 - everything one render builds adds up to at most :data:`MAX_TEMPLATE_BUILT_CHARS` characters
   (its memory), and the prompt it produces to at most :data:`MAX_PROMPT_CHARS`;
 - it runs at most :data:`MAX_TEMPLATE_OPS` operations (loop iterations, calls, filters, tests,
-  operators, outputs) and for at most :data:`MAX_RENDER_SECONDS` of wall time;
+  operators, attribute and item look-ups, outputs) and for at most :data:`MAX_RENDER_SECONDS` of
+  wall time;
 - macro calls, recursive loops, includes, imports and extends nest at most
   :data:`MAX_TEMPLATE_DEPTH` deep;
 - numbers have at most :data:`MAX_TEMPLATE_INT_BITS` bits, ``tojson`` indents at most
   :data:`MAX_JSON_INDENT`, a quadratic filter (``striptags``, ``sum`` of lists) moves at most
   :data:`MAX_FILTER_WORK` characters.
 
-The checks sit where a template's work happens: the sandbox's hooks for calls and operators, every
+The checks sit where a template's work happens: the sandbox's hooks for calls, operators and
+look-ups (also those a filter makes for each item: ``groupby``, ``sort(attribute=...)``), every
 filter and test (wrapped), ``str.format`` (a bounded formatter), the output of every ``{{ }}``
 (``finalize``), the root of every template (depth) and a pass over each compiled template's syntax
 tree that adds a check to what Jinja would run unchecked (loop iterations, ``~``, slices,
@@ -62,7 +64,8 @@ MAX_PROMPT_CHARS = 200_000
 MAX_TEMPLATE_STRING = 1_000_000
 #: characters everything one render builds may add up to (bounds the memory a render takes)
 MAX_TEMPLATE_BUILT_CHARS = 10_000_000
-#: operations one render may run: loop iterations, calls, filters, tests, operators and outputs
+#: operations one render may run: loop iterations, calls, filters, tests, operators, attribute and
+#: item look-ups, outputs
 MAX_TEMPLATE_OPS = 1_000_000
 #: wall time one render may take (seconds; compiling an included template is not counted)
 MAX_RENDER_SECONDS = 1.0
@@ -958,6 +961,17 @@ class PromptSandbox(ImmutableSandboxedEnvironment):
             if size > MAX_TEMPLATE_STRING:
                 raise _too_long("%", size)
         return built(self.binop_table[operator](left, right), operator)
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """``obj.attribute`` from a template (or a filter's ``attribute=``), counted: a filter
+        over many items (``groupby``, ``sort(attribute=...)``) is many operations."""
+        _budget().step()
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        """``obj[argument]`` from a template (or a filter's ``attribute=``), counted."""
+        _budget().step()
+        return super().getitem(obj, argument)
 
     def call_unop(self, context: Any, operator: str, arg: Any) -> Any:
         """Unary ``+ -`` from a template, counted."""

@@ -243,6 +243,20 @@ def test_loop_iterations_count_against_the_operation_budget(tmp_path, monkeypatc
         _render(tmp_path, "{% for i in range(3000) if false %}{% endfor %}")
 
 
+def test_attribute_look_ups_inside_a_filter_count_as_operations(tmp_path, monkeypatch, budgets):
+    # sort/groupby/unique(attribute=...) look up an attribute of every item in one filter call,
+    # through the sandbox (a few microseconds each): over 100,000 items that took seconds unchecked
+    monkeypatch.setattr(budgets, "MAX_TEMPLATE_OPS", 5000)
+    assert _render(tmp_path, "{{ (range(1000)|list)|sort(attribute='real')|length }}") == "1000"
+    for source in (
+        "{{ (range(10000)|list)|sort(attribute='real')|length }}",
+        "{{ (range(10000)|list)|groupby('real')|length }}",
+        "{{ (range(10000)|list)|unique(attribute='imag')|list|length }}",
+    ):
+        with pytest.raises(PromptError, match="ran more than 5,000 operations"):
+            _render(tmp_path, source)
+
+
 def test_a_slow_render_stops_at_its_time_budget(tmp_path, monkeypatch, budgets):
     monkeypatch.setattr(budgets, "MAX_RENDER_SECONDS", 0.2)
     started = time.monotonic()
