@@ -4,8 +4,8 @@ Templates are untrusted input (they come with shared scenario files), so they re
 immutable sandbox (no attribute walks to Python internals, no mutation) with a budget for every
 render (value and prompt size, operations, time, nesting: see
 :mod:`mesa_llm.agents.template_sandbox`), and overrides resolve only to regular files inside the
-scenario's folder or the packaged ``prompts/``. Rendering uses ``StrictUndefined``: a template that names a variable the
-context lacks fails loudly instead of rendering an empty string. Every template a library can
+scenario's folder or the packaged ``prompts/``. Rendering uses ``StrictUndefined``: a template
+that names a variable the context lacks fails loudly instead of rendering an empty string. Every template a library can
 resolve has a SHA-256 of its source, recorded in the recording header so a replay can tell when
 prompts changed. Text other agents wrote goes through the ``quoted`` filter: one line, escaped,
 capped, in quotes, with every character that could break the line or hide text escaped, so it
