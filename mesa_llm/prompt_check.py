@@ -7,6 +7,11 @@ policies and would never render their templates). The check builds a small copy 
 (at most two agents per population) whose LLM agents are wired to a chat model that is never
 called, and renders every prompt of one agent per LLM population against its first observation,
 enriched with a sample message, trade and rejection so every branch of the templates is reached.
+The renders run within the same budget as in a run (size, operations, time, nesting: see
+:mod:`mesa_llm.agents.template_sandbox`), so a template that passes renders in the run too (for
+data like the sample's). A failing render can take up to its time budget, so populations sharing
+templates that already failed are not rendered again, and the check stops after
+:data:`MAX_TEMPLATE_PROBLEMS` problems.
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ class PreviewModel(Protocol):
         """Release what the model holds."""
         ...
 
+
+#: problems after which the check stops (each may have taken a render's whole time budget)
+MAX_TEMPLATE_PROBLEMS = 5
 
 #: builds a model of a scenario whose LLM agents are answered by the given chat model, not recording
 ModelFactory = Callable[[ScenarioSpec, ChatModel], PreviewModel]
@@ -80,16 +88,25 @@ def check_prompt_templates(spec: ScenarioSpec, build_model: ModelFactory) -> lis
         return [str(exc)]
     try:
         checked: set[str] = set()
+        failed: set[int] = set()  # prompt libraries (role and templates) that failed already
         for agent, observation in model.preview_observations():
             if agent.population in checked or not isinstance(agent.policy, LLMPolicy):
                 continue
             checked.add(agent.population)
+            library = id(agent.policy.context.prompts) if agent.policy.context is not None else None
+            if library in failed:
+                continue  # the same templates fail the same way: reported once
             _add_samples(observation, agent.unique_id)
             try:
                 agent.policy.render_prompts(observation)
             except PromptError as exc:
+                if library is not None:
+                    failed.add(library)
                 if not any(str(exc) in p for p in problems):  # the same template fails once
                     problems.append(f"population {agent.population!r}: {exc}")
+                if len(problems) >= MAX_TEMPLATE_PROBLEMS:
+                    problems.append(f"(the check stopped after {MAX_TEMPLATE_PROBLEMS} problems)")
+                    break
     finally:
         model.finish()
     return problems

@@ -1,28 +1,38 @@
 """Prompt templates: Jinja files from the top-level ``prompts/`` folder, overridable per scenario and persona.
 
 Templates are untrusted input (they come with shared scenario files), so they render in Jinja's
-immutable sandbox (no attribute walks to Python internals, no mutation, bounded ranges and string
-repetition) and overrides resolve only to regular files inside the scenario's folder or the
-packaged ``prompts/``. Rendering uses ``StrictUndefined``: a template that names a variable the
-context lacks fails loudly instead of rendering an empty string. Every template a library can
+immutable sandbox (no attribute walks to Python internals, no mutation) with a budget for every
+render (value and prompt size, operations, time, nesting: see
+:mod:`mesa_llm.agents.template_sandbox`), and overrides resolve only to regular files inside the
+scenario's folder or the packaged ``prompts/``. Rendering uses ``StrictUndefined``: a template
+that names a variable the context lacks fails loudly instead of rendering an empty string. Every template a library can
 resolve has a SHA-256 of its source, recorded in the recording header so a replay can tell when
 prompts changed. Text other agents wrote goes through the ``quoted`` filter: one line, escaped,
-capped, in quotes, so it reads as data and never as the world's own text.
+capped, in quotes, with every character that could break the line or hide text escaped, so it
+reads as data and never as the world's own text.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import operator
+import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import jinja2.meta
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import SecurityError
 
+from mesa_llm.agents.template_sandbox import (
+    MAX_PROMPT_CHARS,
+    PromptSandbox,
+    TemplateBudgetError,
+    end_render,
+    start_render,
+)
 from mesa_llm.resources import prompts_dir
 
 #: logical template names users override, and the files they stand for ({role} is filled in)
@@ -39,10 +49,10 @@ LOGICAL_TEMPLATES: dict[str, str] = {
 
 #: largest prompt template file read (bytes)
 MAX_TEMPLATE_BYTES = 256 * 1024
-#: longest string a template may build by repetition or concatenation
-MAX_TEMPLATE_STRING = 1_000_000
 #: longest text of another agent shown in a prompt (characters)
 MAX_QUOTED_CHARS = 500
+#: longest error message about a template (characters; it may quote the template's own values)
+MAX_ERROR_CHARS = 400
 
 
 class PromptError(ValueError):
@@ -50,13 +60,42 @@ class PromptError(ValueError):
 
 
 def quoted(text: Any, limit: int = MAX_QUOTED_CHARS) -> str:
-    """Someone else's text as one quoted, escaped line: newlines and control characters escaped,
-    at most ``limit`` characters (then ``…`` and the original length), so it cannot pass for the
+    """Someone else's text as one quoted, escaped line: at most ``limit`` characters (then ``…``
+    and the original length), in JSON string syntax, with every character that could break the
+    line or hide text escaped (controls, Unicode line and paragraph separators, format characters
+    such as bidi overrides and zero-width ones, variation selectors), so it cannot pass for the
     world's own lines of a prompt."""
     value = str(text)
     if len(value) > limit:
         value = value[:limit] + f"… ({len(value):,} chars)"
-    return json.dumps(value, ensure_ascii=False)
+    return visible(json.dumps(value, ensure_ascii=False))
+
+
+#: Unicode categories escaped by :func:`visible`: controls (NEL is one), format characters (bidi
+#: overrides and isolates, zero-width ones, tag characters), line and paragraph separators,
+#: surrogates and unassigned code points
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Cn"})
+_NOT_PRINTABLE_ASCII = re.compile("[^\x20-\x7e]")
+
+
+def visible(text: str) -> str:
+    """``text`` with every character that could break a line or hide text (see
+    :data:`_HIDDEN_CATEGORIES`, and variation selectors) written as a JSON ``\\uXXXX`` escape."""
+    return _NOT_PRINTABLE_ASCII.sub(_escape_hidden, text)
+
+
+def _escape_hidden(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    if char == "\n":
+        return "\\n"
+    hidden = unicodedata.category(char) in _HIDDEN_CATEGORIES or 0xFE00 <= code <= 0xFE0F or 0xE0100 <= code <= 0xE01EF
+    if not hidden:
+        return char
+    if code > 0xFFFF:  # as a JSON surrogate pair, so a quoted value stays a JSON string
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
 
 
 def num(value: Any) -> str:
@@ -86,29 +125,6 @@ def scores(table: Mapping[str, Any]) -> str:
         return ", ".join(f"{agent}: {value}" for agent, value in shown.items())
     others = [f"{agent}: {value}" for agent, value in shown.items() if value != common]
     return f"{common} for all" + (f" but {', '.join(others)}" if others else "")
-
-
-class _PromptSandbox(ImmutableSandboxedEnvironment):
-    """The immutable sandbox, plus a cap on strings and lists built by ``*`` and ``**`` (a
-    template must not be able to allocate gigabytes with ``'x' * 10**10``)."""
-
-    intercepted_binops = frozenset({"*", "**", "+"})
-
-    def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
-        if operator_name == "**":
-            if isinstance(right, int | float) and abs(right) > 64:
-                raise jinja2.sandbox.SecurityError("exponent too large in a prompt template")
-            return operator.pow(left, right)
-        if operator_name == "*":
-            for seq, times in ((left, right), (right, left)):
-                too_long = isinstance(seq, str | list | tuple) and isinstance(times, int) and len(seq) * times > MAX_TEMPLATE_STRING
-                if too_long:
-                    raise jinja2.sandbox.SecurityError("a prompt template built too long a value")
-            return operator.mul(left, right)
-        result = operator.add(left, right)
-        if isinstance(result, str | list | tuple) and len(result) > MAX_TEMPLATE_STRING:
-            raise jinja2.sandbox.SecurityError("a prompt template built too long a value")
-        return result
 
 
 class _OverrideLoader(jinja2.BaseLoader):
@@ -214,7 +230,7 @@ class PromptLibrary:
                 jinja2.FileSystemLoader([str(p) for p in self.search_paths]),
             ]
         )
-        self.env = _PromptSandbox(
+        self.env = PromptSandbox(
             loader=self._loader,
             undefined=jinja2.StrictUndefined,
             autoescape=False,
@@ -235,27 +251,30 @@ class PromptLibrary:
         return PromptLibrary({**self.overrides, **overrides}, self.search_paths[:-1], self.texts)
 
     def render(self, name: str, **context: Any) -> str:
-        """Render template ``name`` (a file name such as ``act.j2``) with ``context``."""
+        """Render template ``name`` (a file name such as ``act.j2``) with ``context``, within the
+        sandbox's budget; PromptError (one line naming the template and the reason) on failure."""
         template = self._templates.get(name)
         if template is None:
-            try:
-                template = self.env.get_template(name)
-            except jinja2.TemplateNotFound as exc:
-                raise PromptError(f"prompt template not found: {exc.name}") from None
-            except jinja2.TemplateSyntaxError as exc:
-                raise PromptError(f"prompt template {_short_name(exc.filename) or name}, line {exc.lineno}: {exc.message}") from None
+            template = self._compile(name)
             self._templates[name] = template
+        budget, token = start_render()
+        chunks: list[str] = []
+        size = 0
         try:
-            return template.render(**context).strip()
-        except jinja2.UndefinedError as exc:
-            raise PromptError(f"prompt template {name}: {exc.message}") from None
-        except jinja2.sandbox.SecurityError as exc:
-            raise PromptError(f"prompt template {name}: refused by the sandbox: {exc}") from None
-        except jinja2.TemplateError as exc:
-            raise PromptError(f"prompt template {name}: {type(exc).__name__}: {exc}") from None
-        except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
-            # a template's own expression failed (e.g. 1/0, a bad format string): say which
-            raise PromptError(f"prompt template {name}: {type(exc).__name__}: {exc}") from None
+            stream = template.generate(**context)  # a generator: closed below if cut short
+            try:
+                for chunk in stream:  # counted as it streams: an oversized prompt is never built
+                    size += len(chunk)
+                    if size > MAX_PROMPT_CHARS:
+                        raise budget.fail(f"rendered more than {MAX_PROMPT_CHARS:,} characters")
+                    chunks.append(chunk)
+            finally:
+                stream.close()  # type: ignore[attr-defined]
+        except Exception as exc:  # noqa: BLE001 - whatever a template's expressions raise, one line
+            raise PromptError(self._failure(name, exc)) from None
+        finally:
+            end_render(token)
+        return "".join(chunks).strip()
 
     def preload(self, role: str) -> None:
         """Compile every template an agent of ``role`` renders (before the first step, not in it)."""
@@ -263,13 +282,62 @@ class PromptLibrary:
             name = pattern.format(role=role)
             if name not in self._templates:
                 try:
-                    self._templates[name] = self.env.get_template(name)
-                except jinja2.TemplateNotFound:
+                    self._templates[name] = self._compile(name)
+                except _NotFound:
                     continue  # reported when (if ever) it is rendered
-                except jinja2.TemplateSyntaxError as exc:
-                    raise PromptError(
-                        f"prompt template {_short_name(exc.filename) or name}, line {exc.lineno}: {exc.message}"
-                    ) from None
+
+    def _compile(self, name: str) -> jinja2.Template:
+        try:
+            return self.env.get_template(name)
+        except jinja2.TemplateNotFound as exc:
+            raise _NotFound(f"prompt template not found: {exc.name}") from None
+        except Exception as exc:  # noqa: BLE001 - a syntax error, or nested too deeply for Python
+            raise PromptError(self._failure(name, exc)) from None
+
+    def _failure(self, name: str, exc: Exception) -> str:
+        """One line saying which template failed where, and why."""
+        if isinstance(exc, jinja2.TemplateSyntaxError):  # an included template that does not compile
+            return _one_line(f"prompt template {_short_name(exc.filename) or name}, line {exc.lineno}: {exc.message}")
+        if isinstance(exc, SyntaxError):  # Python's limits on the code a template compiles to
+            return _one_line(f"prompt template {_short_name(exc.filename) or name}: nested too deeply to compile ({exc.msg})")
+        if isinstance(exc, TemplateBudgetError):
+            reason = str(exc)
+        elif isinstance(exc, jinja2.UndefinedError):
+            reason = str(exc.message)
+        elif isinstance(exc, SecurityError):
+            reason = f"refused by the sandbox: {exc}"
+        elif isinstance(exc, RecursionError):
+            reason = "nested too deeply (Python's recursion limit)"
+        elif isinstance(exc, MemoryError):
+            reason = "ran out of memory"
+        else:  # a template's own expression failed (1/0, a bad format string, a missing include)
+            reason = f"{type(exc).__name__}: {exc}"
+        return _one_line(f"prompt template {self._where(name, exc)}: {reason}")
+
+    def _where(self, name: str, exc: BaseException) -> str:
+        """``name``, and the file and line of the innermost template in ``exc``'s traceback (Jinja
+        rewrites its frames to the templates' own lines)."""
+        files = {str(path): path.name for path in self.overrides.values()}
+        found: tuple[str, int] | None = None
+        tb = exc.__traceback__
+        while tb is not None:
+            filename = tb.tb_frame.f_code.co_filename
+            shown = files.get(filename) or self._packaged_name(filename)
+            if shown is not None:
+                found = (shown, tb.tb_lineno)
+            tb = tb.tb_next
+        if found is None:
+            override = self.overrides.get(name)
+            return f"{name} ({override.name})" if override is not None and override.name != name else name
+        shown, line = found
+        return f"{name}, line {line}" if shown == name else f"{name} ({shown}, line {line})"
+
+    def _packaged_name(self, filename: str) -> str | None:
+        for folder in self.search_paths:
+            path = Path(filename)
+            if path.is_relative_to(folder):
+                return path.relative_to(folder).as_posix()
+        return None
 
     def source_hash(self, name: str) -> str:
         """SHA-256 of the source this library would use for template ``name``."""
@@ -315,6 +383,17 @@ class PromptLibrary:
         return {name: self.source_hash(name) for name in names}
 
 
+class _NotFound(PromptError):
+    """A template no override, folder or packaged file provides."""
+
+
 def _short_name(filename: str | None) -> str | None:
     """A template's file name without the host's folders (errors and recordings need no more)."""
     return Path(filename).name if filename else None
+
+
+def _one_line(message: str) -> str:
+    """``message`` as one visible line of at most :data:`MAX_ERROR_CHARS` characters (it may
+    quote values a template built)."""
+    text = visible(message)
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
