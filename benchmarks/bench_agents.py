@@ -51,7 +51,7 @@ def run(agents: int = 1000, steps: int = 100, seed: int = 1) -> list[dict[str, A
                 "build_s": built - start,
                 "run_s": elapsed,
                 "agent_steps_per_s": agents * steps / elapsed,
-                "trades": model.run_trades,
+                "trades": model.tallies.trades,
                 "events": events,
                 "recording_mb": size / 1e6,
             }

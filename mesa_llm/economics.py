@@ -48,6 +48,19 @@ class CompetitiveEquilibrium:
         return (self.price_low + self.price_high) / 2
 
 
+def shifted(x: int, scale: float, add: int) -> int:
+    """A private value, cost or fundamental (ticks) after a ``shift_private`` shock: scaled, then
+    moved by ``add`` ticks, never below 0. The one rule the run, ``analyze`` and the dashboard use."""
+    return max(round(x * scale) + add, 0)
+
+
+def shifted_units(value: float, scale: float, add: float, tick: float) -> float:
+    """`shifted` for amounts recorded in currency units with tick size ``tick``: the value the model
+    held after the shock, in currency units."""
+    ticks = shifted(round(value / tick), scale, math.floor(add / tick + 0.5))
+    return round(ticks * tick, 12)
+
+
 def competitive_equilibrium(values: Iterable[int], costs: Iterable[int]) -> CompetitiveEquilibrium:
     """Equilibrium of unit values (demand) against unit costs (supply).
 

@@ -100,6 +100,21 @@ def mechanisms(scenario: ScenarioSpec, population: str | None, role: Role) -> di
     }
 
 
+def rules_view(scenario: ScenarioSpec, money: Any, exchange: Any, population: str | None, role: Role | None) -> dict[str, Any]:
+    """What an LLM agent's system prompt says of the market rules: tick size, admissible price
+    ranges (``exchange.admissible``) and the mechanisms an agent of ``population`` with ``role``
+    takes part in (see `mechanisms`)."""
+    to_units = money.to_units
+    return {
+        "tick_size": money.tick_size,
+        "goods": [
+            {"name": name, "min_price": to_units(low), "max_price": to_units(high)}
+            for name, (low, high) in ((g, exchange.admissible(g)) for g in exchange.goods)
+        ],
+        **mechanisms(scenario, population, role if role is not None else Role.TRADER),
+    }
+
+
 class AsyncBridge:
     """Runs the LLM agents' coroutines: one event loop for the whole run (litellm's sessions and
     the limiter's semaphores live on it), in a helper thread when the caller already runs a loop

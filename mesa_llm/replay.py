@@ -36,7 +36,10 @@ from mesa_llm.scenario import ScenarioError, ScenarioSpec, validate_scenario
 #: content fields that legitimately differ between a run and its replay
 _VOLATILE = {"latency_s", "attempt_latencies_s", "cached"}
 #: events not compared step by step (the header names the parent; usage totals differ)
-_SKIPPED = {"simulation_start", "simulation_end", "llm_usage", "run_stopped"}
+_SKIPPED = {"simulation_start", "simulation_end", "llm_usage", "run_stopped", "event_scheduled"}
+#: what a run took from outside, submitted again by a replay: events scheduled while it ran
+#: (replayed after the step they were recorded in) and external agents' actions (before their step)
+_STEERING = ("event_scheduled", "external_actions")
 #: subfolder of ``output_dir`` that replays and forks are written to: not next to the runs, so
 #: ``load_recordings(output_dir)`` does not count them as runs (see its ``include_forks``)
 REPLAYS_DIR = "replays"
@@ -446,7 +449,7 @@ def replay(
     recorded_hashes = _mapping(_mapping(header.get("llm")).get("prompts"))
     changed = sorted(
         f"{pop}/{name}"
-        for pop, hashes in model._llm_header()["prompts"].items()
+        for pop, hashes in model.llm_header()["prompts"].items()
         for name, digest in hashes.items()
         if _mapping(recorded_hashes.get(pop)).get(name) != digest and f"{pop}/{name}" not in prompts.missing
     )
@@ -456,21 +459,27 @@ def replay(
         if verify:
             divergence = Divergence(0, None, "simulation_start", None, f"prompt templates changed: {_some(changed)}")
     recorded_steps = _by_step(loaded.events)
+    steering = _steering(loaded.events)
     status = "completed"
 
     def at_fork() -> None:
         _switch_models(model, then_model, agent_models or {})
         for agent_id, (name, params) in (agent_policies or {}).items():
-            agent = model._by_id.get(agent_id)
+            agent = model.world.agents.get(agent_id)
             if agent is None:
                 raise ReplayError(f"no agent {agent_id} to give policy {name!r}")
             agent.policy = model.policy_registry.create(name, params)
 
     try:
+        _resubmit(model, steering, model.steps, scheduled=True)
         if fork and until_step == 0:
             at_fork()  # live from the first step
         while divergence is None and model.running and model.steps < target:
+            if not fork or model.steps < (until_step or 0):
+                _resubmit(model, steering, model.steps + 1, scheduled=False)
             model.step()
+            if not fork or model.steps < (until_step or 0):
+                _resubmit(model, steering, model.steps, scheduled=True)
             step = model.steps
             if fork and step == until_step:
                 at_fork()
@@ -519,6 +528,35 @@ def replay(
         notes=notes,
         failed_live_calls=chat.failed_live_calls,
     )
+
+
+def _steering(events: list[dict[str, Any]]) -> dict[tuple[str, int], list[dict[str, Any]]]:
+    """The recorded events a run took from outside, by (type, step)."""
+    out: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for event in events:
+        if event.get("event_type") in _STEERING:
+            out.setdefault((str(event["event_type"]), int(event.get("step") or 0)), []).append(event)
+    return out
+
+
+def _resubmit(model: MarketModel, steering: Mapping[tuple[str, int], list[dict[str, Any]]], step: int, *, scheduled: bool) -> None:
+    """Schedule again the events recorded as scheduled in ``step`` (``scheduled``), or submit the
+    external agents' recorded actions of ``step``, as the run took them."""
+    from pydantic import TypeAdapter
+
+    from mesa_llm.scenario import TimelineEvent
+
+    if scheduled:
+        adapter: TypeAdapter[Any] = TypeAdapter(TimelineEvent)
+        for event in steering.get(("event_scheduled", step), []):
+            model.schedule(adapter.validate_python((event.get("content") or {}).get("event")))
+        return
+    for event in steering.get(("external_actions", step), []):
+        agent = model.world.agents.get(event.get("agent_id"))  # type: ignore[arg-type]
+        submit = getattr(getattr(agent, "policy", None), "submit", None)
+        if submit is None:
+            raise ReplayError(f"the recording has actions for agent {event.get('agent_id')}, which is not external here")
+        submit(list((event.get("content") or {}).get("actions") or []))
 
 
 def _switch_models(

@@ -57,6 +57,8 @@ class RunSummary:
     negotiation: dict[str, Any] | None = None
     #: why `efficiency` is None (no induced values, no possible gains, surplus destroyed)
     efficiency_note: str | None = None
+    #: fees paid to the house by the call market's trades (currency units)
+    fees: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (the CLI's ``--json`` output)."""
@@ -73,6 +75,7 @@ class RunSummary:
             "stop_reason": self.stop_reason,
             "llm": self.llm,
             "negotiation": self.negotiation,
+            "fees": self.fees,
         }
 
 

@@ -756,10 +756,13 @@ def apply_override(raw: dict[str, Any], path: list[str], value: Any) -> None:
         if isinstance(node, list):
             try:
                 index = int(key)
-                node[index]  # noqa: B018 - bounds check
+                if not 0 <= index <= len(node) or (index == len(node) and not last):
+                    raise IndexError(index)
             except (ValueError, IndexError):
                 raise ValueError(f"--set {'.'.join(path)}: {where} is not a valid list index") from None
-            if last:
+            if index == len(node):
+                node.append(value)  # the index just past the end appends (e.g. one more population)
+            elif last:
                 node[index] = value
             else:
                 node = node[index]

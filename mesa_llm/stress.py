@@ -7,7 +7,9 @@ before it (see :mod:`mesa_llm.analysis.stress`). The mechanics:
 
 ``flash_crash`` (``magnitude`` m in (0, 1)): a sudden, temporary drop of value. The private
     ``fundamental`` value of every targeted agent falls to (1 - m) times its level at the start,
-    then recovers linearly over ``duration`` steps to exactly that level. Fundamental (and
+    then recovers linearly over ``duration`` steps to exactly that level. In a market where no
+    targeted agent holds a fundamental (an induced-value double auction), the buyers' redemption
+    values drop and recover the same way: demand collapses for a moment and comes back. Fundamental (and
     value-driven LLM) traders sell into the drop and buy the recovery, so the price falls by
     about m and comes back; nothing is permanent. (Like a burst of panic news that is retracted:
     the "temporary fundamental drop" reading of the flash-crash scenario of the Ray financial-ABM
@@ -137,6 +139,8 @@ class _Active:
     index: int
     #: (agent, good) -> fundamental (ticks) at the start
     fundamentals: dict[tuple[int, str], int] = field(default_factory=dict)
+    #: (agent, good) -> induced values (ticks) at the start (a flash crash where none holds a fundamental)
+    values: dict[tuple[int, str], list[int]] = field(default_factory=dict)
     #: agent id -> {param: (before, during)}
     params: dict[int, dict[str, tuple[Any, Any]]] = field(default_factory=dict)
     #: good -> sd of the news shock (volatility spike)
@@ -166,6 +170,8 @@ class StressSchedule:
         self.rng = rng
         self._by_id = {a.unique_id: a for members in populations.values() for a in members}
         self._active: list[_Active] = []
+        #: whether the last `apply` moved induced values (the efficiency benchmark must follow)
+        self.values_moved = False
 
     def add(self, index: int, event: StressEvent) -> None:
         """Schedule one more event (the dashboard injects one for the next step); ``index`` is its
@@ -184,7 +190,9 @@ class StressSchedule:
         """Advance every event to ``step`` (end, start, then move the running ones); the
         contents of the ``scheduled_event`` records of events that start or end now."""
         records: list[dict[str, Any]] = []
+        self.values_moved = False
         for active in [a for a in self._active if a.event.end_step <= step]:
+            self.values_moved = self.values_moved or bool(active.values)
             self._undo(active)
             self._active.remove(active)
             records.append(self._record(active, "end", 0))
@@ -196,6 +204,7 @@ class StressSchedule:
                 records.append(self._record(active, "start", affected))
         for active in self._active:
             self._move(active, step)
+            self.values_moved = self.values_moved or bool(active.values)
         return records
 
     # ------------------------------------------------------------------ the three kinds
@@ -213,6 +222,12 @@ class StressSchedule:
                     pv = agent.private.get(good)
                     if pv is not None and pv.fundamental is not None:
                         active.fundamentals[(agent.unique_id, good)] = pv.fundamental
+            if isinstance(event, FlashCrash) and not active.fundamentals:
+                for agent in targets:  # no fundamentals: a crash of demand (induced values)
+                    for good in goods:
+                        pv = agent.private.get(good)
+                        if pv is not None and pv.values:
+                            active.values[(agent.unique_id, good)] = list(pv.values)
             if isinstance(event, VolatilitySpike):
                 for agent in targets:
                     self._scale_params(active, agent, {"sigma": event.magnitude})
@@ -240,6 +255,8 @@ class StressSchedule:
             depth = event.magnitude * (1 - (step - event.at_step) / event.duration)
             for (agent_id, good), base in active.fundamentals.items():
                 self._by_id[agent_id].private[good].fundamental = max(round(base * (1 - depth)), 1)
+            for (agent_id, good), values in active.values.items():
+                self._by_id[agent_id].private[good].values = [max(round(v * (1 - depth)), 0) for v in values]
         elif isinstance(event, VolatilitySpike):
             # one common shock per good and step, drawn in a fixed order (reproducible)
             shocks = {good: float(self.rng.normal(0.0, sd)) for good, sd in active.news_sd.items()}
@@ -249,6 +266,8 @@ class StressSchedule:
     def _undo(self, active: _Active) -> None:
         for (agent_id, good), base in active.fundamentals.items():
             self._by_id[agent_id].private[good].fundamental = base
+        for (agent_id, good), values in active.values.items():
+            self._by_id[agent_id].private[good].values = list(values)
         for agent_id, changed in active.params.items():
             policy = self._by_id[agent_id].policy
             current = policy.params.model_dump()
@@ -300,6 +319,8 @@ class StressSchedule:
                 content["news_sd"] = {g: round(s, 6) for g, s in active.news_sd.items()}
             if active.withdrawn:
                 content["withdrawn"] = sorted(active.withdrawn)
+            if active.values:
+                content["acts_on"] = "values"
         return content
 
 
@@ -321,12 +342,17 @@ def stress_problems(
             pool = chosen or list(populations)
             if not any(
                 p.count > 0
-                and any(s.fundamental is not None for g, s in p.private.items() if event.good in (None, g))
+                and any(
+                    s.fundamental is not None or s.values is not None
+                    for g, s in p.private.items()
+                    if event.good in (None, g)
+                )
                 for p in pool
             ):
                 problems.append(
-                    f"timeline.{i}: flash_crash acts on fundamental values, and no targeted population "
-                    "has a private fundamental" + (f" for {event.good!r}" if event.good else "")
+                    f"timeline.{i}: flash_crash acts on fundamental values (or, without them, on buyers' "
+                    "induced values), and no targeted population has either"
+                    + (f" for {event.good!r}" if event.good else "")
                 )
         elif isinstance(event, LiquidityShock):
             pool = chosen or [p for p in populations if p.role.value == "market_maker"]

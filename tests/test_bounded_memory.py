@@ -70,7 +70,7 @@ def test_run_summary_comes_from_running_aggregates() -> None:
     model = MarketModel(spec, steps=40, record=False)
     summary = model.run()
     assert not hasattr(model, "trade_prices")  # no per-trade list any more
-    assert summary.trades == sum(s.count for s in model.price_stats.values()) > 0
+    assert summary.trades == sum(s.count for s in model.tallies.price_stats.values()) > 0
 
 
 @settings(max_examples=60, deadline=None)

@@ -89,9 +89,10 @@ def test_an_injected_stress_event_acts_at_the_next_step(tmp_path: Path) -> None:
     live.step()
     fundamental = live.data.prices().set_index("step")["fundamental"]
     assert fundamental[3] == pytest.approx(0.9 * fundamental[2], rel=1e-4)
-    # a double auction has no fundamental values and no market makers: neither shock is offered
+    # a double auction has no market makers (no liquidity shock); its flash crash hits demand
     menu = LiveSession(load_scenario("double_auction"), output_dir=tmp_path / "da").stress_presets()
-    assert not [k for k in menu if k.startswith(("flash_crash", "liquidity_shock"))]
+    assert not [k for k in menu if k.startswith("liquidity_shock")]
+    assert [k for k in menu if k.startswith("flash_crash")]
 
 
 def test_supply_and_demand_of_the_last_clearing() -> None:
@@ -238,7 +239,7 @@ def test_the_stress_menu_lists_every_timeline_type() -> None:
 def test_live_steps_inject_and_reset(tmp_path: Path) -> None:
     live = LiveSession(load_scenario("double_auction"), output_dir=tmp_path)
     assert live.step() and live.step() and live.steps == 2 and live.data.complete_step == 2
-    ce_before = live.model.equilibria["widget"].price_high
+    ce_before = live.model.tallies.equilibria["widget"].price_high
     label = next(k for k in live.stress_presets() if k.startswith("shift_private"))
     assert live.inject(label) == "shift_private at step 3"
     assert live.data.stress_events().to_dict("records") == [
@@ -247,7 +248,7 @@ def test_live_steps_inject_and_reset(tmp_path: Path) -> None:
     live.step()
     stress = live.data.stress_events()
     assert stress[["step", "pending"]].values.tolist() == [[3, False]]  # the recorded event replaced the mark
-    assert live.model.equilibria["widget"].price_high < ce_before  # the shock moved demand down
+    assert live.model.tallies.equilibria["widget"].price_high < ce_before  # the shock moved demand down
     assert len(live.data.agents_table()) == 12 and set(live.data.agents_table()["source"]) == {"state"}
     live.reset({"counts": {"buyers": 2, "sellers": 3}, "k": 0.25, "fee_per_unit": 0.0})
     assert live.steps == 0 and len(live.model.traders) == 5 and live.model.exchange.k == 0.25

@@ -139,10 +139,10 @@ def test_efficiency_stays_in_range_for_random_populations(tmp_path, seed, mm, mo
     extra = [dict(p, count=n) for p, n in ((_MM, mm), (_MOMENTUM, momentum), (_NOISE, noise)) if n]
     model = MarketModel(validate_scenario(_double_auction_with(extra, steps=12), source="test"), seed=seed, record=False)
     model.run()
-    report = model.efficiency_report()
+    report = model.tallies.efficiency_report()
     assert report.value is None or 0.0 <= report.value <= 1.0, (report, extra)
     assert report.value is not None or report.reason
-    assert model.realised_surplus() <= sum(eq.max_surplus for eq in model.initial_equilibria.values())
+    assert model.tallies.induced_surplus.realised <= sum(eq.max_surplus for eq in model.tallies.initial_equilibria.values())
 
 
 def test_pure_induced_value_market_is_unchanged():

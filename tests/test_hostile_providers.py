@@ -218,10 +218,10 @@ def test_a_server_that_never_answers_costs_each_step_only_its_time_bound(tmp_pat
 def test_a_run_cut_by_an_exception_records_the_balances_as_they_stand(tmp_path, monkeypatch):
     settle = MarketModel._settle_records
 
-    def crash_at_step_2(self: MarketModel, clearings: Any, step: int) -> None:
-        if step == 2:
+    def crash_at_step_2(self: MarketModel, clearings: Any) -> None:
+        if self.steps == 2:
             raise RuntimeError("settlement broke")
-        settle(self, clearings, step)
+        settle(self, clearings)
 
     monkeypatch.setattr(MarketModel, "_settle_records", crash_at_step_2)
     with FakeOpenAIServer() as server:

@@ -1,4 +1,5 @@
-"""The layers of DESIGN.md hold: the world's parts never import the model that runs them.
+"""The layers of DESIGN.md hold: the world's parts never import the model that runs them, front-ends
+go through `mesa_llm.Simulation`, and nothing outside the model touches its private attributes.
 
 Read from the source (every import statement, also those inside functions and under
 TYPE_CHECKING), so a new back-reference fails here rather than as an import cycle later.
@@ -7,12 +8,13 @@ TYPE_CHECKING), so a new back-reference fails here rather than as an import cycl
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "mesa_llm"
 
 #: the only modules that may build or import the model (the public API is the model module itself)
-MAY_IMPORT_MODEL = {"mesa_llm.cli", "mesa_llm.replay", "mesa_llm.model"}
+MAY_IMPORT_MODEL = {"mesa_llm.cli", "mesa_llm.replay", "mesa_llm.model", "mesa_llm.simulation"}
 #: applications on top of the model (they run it): sweeps, the dashboard, the conformance checks
 APPLICATIONS = ("mesa_llm.experiments", "mesa_llm.dashboard", "mesa_llm.testing")
 #: what plugin discovery may import of ours (DESIGN.md: nothing above agents/)
@@ -64,6 +66,40 @@ def test_the_world_never_reaches_above_itself() -> None:
     assert {"mesa_llm.world.exchange", "mesa_llm.world.desk", "mesa_llm.world.observer"} <= set(world)
     offenders = {m: [h for b in ABOVE_THE_WORLD for h in _hits(i, b)] for m, i in world.items()}
     assert {m: h for m, h in offenders.items() if h} == {}
+
+
+#: an expression that names a model: ``model``, ``self.model``, ``sim._model``, ``x.mesa_model``
+_MODEL_NAME = re.compile(r"^_?(mesa_)?model$")
+
+
+def _private_reaches(path: Path) -> list[str]:
+    """``<model>._attr`` accesses in a module (dunders aside), as ``line: text``."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.Attribute) or not node.attr.startswith("_") or node.attr.startswith("__"):
+            continue
+        value = node.value
+        name = value.attr if isinstance(value, ast.Attribute) else value.id if isinstance(value, ast.Name) else None
+        if name is not None and _MODEL_NAME.match(name):
+            out.append((node.lineno, f"{node.lineno}: {ast.unparse(node)}"))
+    return [text for _, text in sorted(out)]
+
+
+def test_nothing_outside_the_model_touches_its_private_attributes() -> None:
+    offenders = {}
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "model.py" and path.parent == PACKAGE:
+            continue
+        hits = _private_reaches(path)
+        if hits:
+            offenders[str(path.relative_to(PACKAGE))] = hits
+    assert offenders == {}
+
+
+def test_the_private_reach_check_sees_reaches(tmp_path: Path) -> None:
+    source = tmp_path / "x.py"
+    source.write_text("a = model._by_id\nb = self._model._llm_header()\nc = sim.mesa_model._x\nd = model.__class__\ne = other._y\n")
+    assert _private_reaches(source) == ["1: model._by_id", "2: self._model._llm_header", "3: sim.mesa_model._x"]
 
 
 def test_the_walk_sees_imports_inside_functions_and_type_checking_blocks(tmp_path: Path) -> None:

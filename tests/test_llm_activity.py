@@ -115,7 +115,7 @@ def test_analyze_credits_no_zi_surplus_to_failing_llm_agents(tmp_path):
         raise LLMError("server error", model=request.model, kind="server")
 
     model = _run(tmp_path, every_call_fails, steps=4)
-    assert model.run_trades > 0  # the ZI-C traders trade
+    assert model.tallies.trades > 0  # the ZI-C traders trade
     rec = load_recording(model.recording_path)
     costs = llm_costs(rec)
     assert costs["calls"] > 0 and costs["failed_calls"] == costs["calls"]

@@ -48,7 +48,7 @@ def test_tiny_auction_trades_and_conserves_every_step(small_auction, tmp_path):
         model.step()
         _conserved(model, cash0, goods0)
     model.finish()
-    assert model.run_volume > 0
+    assert model.tallies.volume > 0
     # buyers never pay more than their values, sellers never sell below cost (ZI-C + limit prices)
     for event in _events(model):
         if event["event_type"] == "trade":
@@ -69,7 +69,7 @@ def test_every_shipped_scenario_runs_and_conserves(tmp_path):
         goods0 = {g: ledger.total_goods(g) for g in model.exchange.goods}
         model.run()
         _conserved(model, cash0, goods0)
-        assert model.run_trades > 0 or not spec.market.call_market, name
+        assert model.tallies.trades > 0 or not spec.market.call_market, name
 
 
 def test_fees_go_to_the_house_and_cash_is_conserved(small_auction, tmp_path):
@@ -78,8 +78,8 @@ def test_fees_go_to_the_house_and_cash_is_conserved(small_auction, tmp_path):
     cash0 = model.exchange.ledger.total_cash()
     model.run()
     house = model.exchange.ledger.account("house")
-    assert model.run_volume > 0
-    assert house.cash == 2 * 50 * model.run_volume  # 0.50 per unit per side, in ticks
+    assert model.tallies.volume > 0
+    assert house.cash == 2 * 50 * model.tallies.volume  # 0.50 per unit per side, in ticks
     assert model.exchange.ledger.total_cash() == cash0
 
 
@@ -89,7 +89,7 @@ def test_data_collector_has_price_volume_efficiency_and_wealth(small_auction, tm
     frame = model.datacollector.get_model_vars_dataframe()
     assert {"price", "volume", "efficiency"} <= set(frame.columns)
     assert len(frame) == model.steps
-    assert frame["volume"].sum() == model.run_volume
+    assert frame["volume"].sum() == model.tallies.volume
     eff = frame["efficiency"].dropna()
     assert (eff.diff().dropna() >= -1e-12).all()  # ZI-C never destroys surplus
     agents = model.datacollector.get_agent_vars_dataframe()

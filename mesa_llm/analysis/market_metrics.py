@@ -158,16 +158,65 @@ def _fills(rec: Recording) -> list[tuple[int, int, str, str, int, int, int, floa
 
 
 def _shifts(rec: Recording) -> list[tuple[int, int, dict[str, Any]]]:
-    """Scheduled shift_private events: (position, step, event)."""
+    """What moved induced values: scheduled shift_private events, and each step of a flash crash
+    that acted on values (as `mesa_llm.stress` moves them): (position, step, event)."""
     table = rec.table("scheduled_event")
-    out = []
-    if len(table) and "event" in table:
-        for pos, step, event in zip(
-            rec.positions("scheduled_event").tolist(), table["step"], table["event"], strict=True
-        ):
-            if isinstance(event, Mapping) and event.get("type") == "shift_private":
-                out.append((pos, int(step), dict(event)))
+    out: list[tuple[int, int, dict[str, Any]]] = []
+    if not (len(table) and "event" in table):
+        return out
+    acts_on = table["acts_on"] if "acts_on" in table else [None] * len(table)
+    phases = table["phase"] if "phase" in table else [None] * len(table)
+    step_starts: dict[int, int] = {}
+    starts = rec.table("step_start")
+    if len(starts):
+        step_starts = dict(zip(starts["step"].astype(int).tolist(), rec.positions("step_start").tolist(), strict=True))
+    for pos, step, event, on, phase in zip(
+        rec.positions("scheduled_event").tolist(), table["step"], table["event"], acts_on, phases, strict=True
+    ):
+        if not isinstance(event, Mapping):
+            continue
+        if event.get("type") == "shift_private":
+            out.append((pos, int(step), dict(event)))
+        elif event.get("type") == "flash_crash" and on == "values" and phase == "start":
+            key = (pos, event.get("good"), tuple(event.get("populations") or ()))
+            at, duration = int(event.get("at_step") or step), int(event.get("duration") or 1)
+            magnitude = float(event.get("magnitude") or 0.0)
+            out.append((pos, int(step), {"type": "_crash", "key": key, "good": event.get("good"),
+                                          "populations": event.get("populations"), "depth": magnitude}))  # fmt: skip
+            for later in range(at + 1, at + duration + 1):
+                depth = magnitude * (1 - (later - at) / duration) if later < at + duration else None
+                where = step_starts.get(later)
+                if where is not None:  # a step the recording reached: its start moves the values
+                    out.append((where, later, {"type": "_crash", "key": key, "depth": depth}))
     return out
+
+
+def _apply_crash(
+    event: Mapping[str, Any],
+    schedules: dict[int, dict[str, _Schedule]],
+    populations: dict[int, str | None],
+    bases: dict[Any, dict[tuple[int, str], list[int]]],
+) -> bool:
+    """One step of a flash crash of induced values: values = base x (1 - depth) over the values at
+    its start (kept in ``bases`` while it runs); depth None ends it."""
+    key = event["key"]
+    if key not in bases:
+        good, targets = event.get("good"), event.get("populations")
+        bases[key] = {
+            (agent_id, g): list(s.values)
+            for agent_id, by_good in schedules.items()
+            if not targets or populations.get(agent_id) in targets
+            for g, s in by_good.items()
+            if s.values and good in (None, g)
+        }
+    base = bases[key]
+    depth = event.get("depth")
+    for (agent_id, good), values in base.items():
+        moved = list(values) if depth is None else [max(round(v * (1 - depth)), 0) for v in values]
+        schedules[agent_id][good].values = moved
+    if depth is None:
+        del bases[key]
+    return bool(base)
 
 
 def _apply_shift(
@@ -191,7 +240,7 @@ def _apply_shift(
         s = by_good.get(good)
         if s is None:
             continue
-        moved = [max(round(x * scale) + add, 0) for x in getattr(s, field_name)]
+        moved = [economics.shifted(x, scale, add) for x in getattr(s, field_name)]
         setattr(s, field_name, moved)
     return True
 
@@ -221,11 +270,17 @@ def _replay(rec: Recording, *, by_step: bool = False, until_step: int | None = N
     ]
     moments += [(pos, step, "shift", event) for pos, step, event in _shifts(rec)]
     moments.sort(key=lambda m: m[0])
+    crash_bases: dict[Any, dict[tuple[int, str], list[int]]] = {}
 
     def apply(moment: tuple[int, int, str, Any]) -> None:
         _, _, kind, payload = moment
         if kind == "shift":
-            if _apply_shift(payload, schedules, populations, tick):
+            moved = (
+                _apply_crash(payload, schedules, populations, crash_bases)
+                if payload.get("type") == "_crash"
+                else _apply_shift(payload, schedules, populations, tick)
+            )
+            if moved:
                 current = _equilibria(schedules, goods)
                 result.benchmark = result.realised + sum(eq.max_surplus for eq in current.values())
             return
@@ -441,19 +496,20 @@ def realised_surplus(rec: Recording) -> float | None:
     return to_units(replay.realised, rec.tick_size)
 
 
-def allocative_efficiency(rec: Recording, *, rebase_on_shocks: bool = False) -> float | None:
-    """Realised surplus of the induced-value economy / the maximum surplus of the initial CE, in
-    [0, 1]; None when undefined (`efficiency_report` gives the reason). Intermediaries' endowed
-    units and trading profits add nothing (definition and sources: `mesa_llm.economics`).
+def allocative_efficiency(rec: Recording, *, rebase_on_shocks: bool = True) -> float | None:
+    """Realised surplus of the induced-value economy / the most it could realise, in [0, 1]; None
+    when undefined (`efficiency_report` gives the reason). Intermediaries' endowed units and
+    trading profits add nothing (definition and sources: `mesa_llm.economics`).
 
-    With ``rebase_on_shocks`` the denominator is re-based at every value/cost shock to what was
-    realised so far plus the new CE's maximum, as the model's own ``efficiency()`` does; without
-    shocks both are the same number.
+    The denominator is the initial CE's maximum surplus, re-based at every value/cost shock (and
+    every step of a flash crash of demand) to what was realised so far plus the new CE's maximum —
+    the run's own efficiency, to the last digit. ``rebase_on_shocks=False`` keeps the initial
+    maximum; without shocks both are the same number.
     """
     return efficiency_report(rec, rebase_on_shocks=rebase_on_shocks).value
 
 
-def efficiency_report(rec: Recording, *, rebase_on_shocks: bool = False) -> Efficiency:
+def efficiency_report(rec: Recording, *, rebase_on_shocks: bool = True) -> Efficiency:
     """`allocative_efficiency` with the reason when it is None (`mesa_llm.economics.efficiency`)."""
     replay = _replay(rec)
     denominator = (

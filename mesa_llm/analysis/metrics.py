@@ -118,7 +118,8 @@ def summary_metrics(rec: Recording) -> dict[str, Any]:
             "ce_quantity": eq.quantity if eq is not None else None,
         }
     max_surplus = sum(eq.max_surplus for eq in replay.initial.values())
-    eff = efficiency(replay.realised, max_surplus, induced=replay.induced)
+    # re-based at value/cost shocks, as the run's own efficiency (one definition: mesa_llm.tallies)
+    eff = efficiency(replay.realised, replay.benchmark, induced=replay.induced)
     intermediated = replay.induced and (replay.surplus.imported or replay.surplus.exported) > 0
     sessions = negotiation_sessions(rec)
     closed = int(sessions["closed"].astype(bool).sum()) if len(sessions) else 0

@@ -32,6 +32,7 @@ from mesa_llm.analysis.market_metrics import (
     supply_and_demand,
 )
 from mesa_llm.analysis.units import finite
+from mesa_llm.economics import shifted_units
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -221,7 +222,7 @@ def fundamental_paths(rec: Recording) -> dict[str, pd.Series]:
                 add = finite(event.get("add")) or 0.0
                 for agent_id in current:
                     if not targets or population.get(agent_id) in targets:
-                        current[agent_id] = max(current[agent_id] * scale + add, 0.0)
+                        current[agent_id] = shifted_units(current[agent_id], scale, add, rec.tick_size)
             path.append(float(np.mean(list(current.values()))))
         out[good] = pd.Series(path, index=np.arange(1, final + 1))
     return out

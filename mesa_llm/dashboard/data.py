@@ -21,6 +21,7 @@ import pandas as pd
 
 # The only import of the negotiation outcome analysis in the dashboard (the module is being
 # renamed to negotiation/outcome_space.py: the merge fix is this line).
+from mesa_llm.economics import shifted_units
 from mesa_llm.negotiation.outcome_space import nash_point, pareto_frontier, utility_matrix
 
 MESSAGES_KEPT = 200
@@ -190,6 +191,7 @@ class RunData:
                 "field": event.get("field"),
                 "scale": _num(event.get("scale")) if _num(event.get("scale")) is not None else 1.0,
                 "add": _num(event.get("add")) or 0.0,
+                "populations": event.get("populations"),
             }
         )
         ce = c.get("competitive_equilibrium")
@@ -335,19 +337,25 @@ class RunData:
         return frame.reset_index(drop=True)
 
     def _fundamental(self, good: str, step: int) -> float:
-        values = []
+        values: dict[Any, float] = {}
+        population: dict[Any, Any] = {}
         for a in self.header.get("agents") or []:
             pv = ((a.get("private") or {}).get(good) or {}) if isinstance(a, Mapping) else {}
             f = _num(pv.get("fundamental")) if isinstance(pv, Mapping) else None
             if f is not None:
-                values.append(f)
+                values[a.get("agent_id")] = f
+                population[a.get("agent_id")] = a.get("population")
         if not values:
             return math.nan
-        base = float(np.mean(values))
-        for event in self.stress:  # fundamental shocks recorded so far, in order
+        tick = _num(self.header.get("tick_size")) or 0.01
+        for event in self.stress:  # fundamental shocks recorded so far, in order, per agent as the model does
             if event["step"] <= step and event.get("field") == "fundamental" and event.get("good") == good:
-                base = base * float(event.get("scale", 1.0)) + float(event.get("add", 0.0))
-        return base
+                targets = event.get("populations")
+                scale, add = float(event.get("scale", 1.0)), float(event.get("add", 0.0))
+                for agent_id, value in values.items():
+                    if not targets or population.get(agent_id) in targets:
+                        values[agent_id] = shifted_units(value, scale, add, tick)
+        return float(np.mean(list(values.values())))
 
     def stress_events(self) -> pd.DataFrame:
         """Scheduled (stress) events: step, type, description, good, pending."""

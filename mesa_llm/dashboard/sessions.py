@@ -28,7 +28,7 @@ from mesa_llm.scenario import (
     TimelineEvent,
     validate_scenario,
 )
-from mesa_llm.stress import STRESS_TYPES, stress_problems
+from mesa_llm.stress import stress_problems
 
 
 def timeline_event_types(timeline: Any = TimelineEvent) -> dict[str, type]:
@@ -244,9 +244,7 @@ class LiveSession:
             data = dict(self.stress_presets()[label])
             data["at_step"] = self.steps + 1
             event = _EVENT.validate_python(data)
-            self.model.scenario.timeline.append(event)  # the model's own copy (see apply_params)
-            if isinstance(event, STRESS_TYPES):  # stress events run from the model's schedule
-                self.model.stress.add(len(self.model.scenario.timeline) - 1, event)
+            self.model.timeline.schedule(event)  # the one schedule (stress events included)
             self.data.mark_pending(self.steps + 1, data["type"], str(data.get("description") or ""))
             return f"{data['type']} at step {self.steps + 1}"
 

@@ -167,6 +167,10 @@ class Exchange:
             raise RejectedAction(f"role {role.value!r} may not buy")
         if side is Side.SELL and not role.may_sell:
             raise RejectedAction(f"role {role.value!r} may not sell")
+        low, high = self.money.to_units(state.min_price), self.money.to_units(state.max_price)
+        if not low - self.money.tick_size < action.price < high + self.money.tick_size:
+            # checked before the conversion: an absurd price is out of range, not "too large to convert"
+            raise RejectedAction(f"price {action.price} outside the admissible range [{low}, {high}]")
         try:
             price = self.money.to_ticks(action.price)
         except (OffTickError, ValueError) as exc:

@@ -155,7 +155,6 @@ def test_scenarios_lists_the_plugin_scenario_with_its_plugin() -> None:
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="applied by the model refactor (it calls CustomEvent.apply)")
 def test_the_plugin_event_issues_cash_through_the_ledger(tmp_path: Path) -> None:
     with using_plugins(Plugins()):
         spec = load_scenario("sample_market")

@@ -11,6 +11,7 @@ from mesa_llm.agents.policies.base import (
     PolicyRegistry,
     UnknownPolicyError,
 )
+from mesa_llm.agents.policies.external import ExternalPolicy
 from mesa_llm.agents.policies.fundamental import FundamentalTrader
 from mesa_llm.agents.policies.idle import Idle
 from mesa_llm.agents.policies.market_maker import MarketMaker
@@ -34,6 +35,7 @@ BUILTIN_POLICIES: tuple[type[DecisionPolicy], ...] = (
     NoiseTrader,
     Idle,
     RuleBasedRegulator,
+    ExternalPolicy,
 )
 
 #: the rule-based policy each role falls back to when no policy or LLM is configured
@@ -81,6 +83,7 @@ __all__ = [
     "BUILTIN_POLICIES",
     "DEFAULT_POLICY_FOR_ROLE",
     "DecisionPolicy",
+    "ExternalPolicy",
     "FundamentalTrader",
     "Idle",
     "MarketMaker",
