@@ -86,16 +86,16 @@ class Checkpoint:
         """`CheckpointError` (one line) unless the policy can act for ``populations`` of ``spec``:
         the same kind of encoder for the scenario, its good traded there, its roles."""
         where = f"checkpoint {self.zip_path}"
-        good = self.encoder.good
-        goods = [g.name for g in spec.goods]
-        if good is not None and good not in goods:
-            raise CheckpointError(f"{where}: its observation space is for good {good!r}, which scenario {spec.name!r} does not trade (goods: {', '.join(goods)})")
         negotiating = bool(spec.negotiation.sessions)
         if (self.encoder.name == "negotiation") != negotiating:
             raise CheckpointError(
                 f"{where}: its observation space ({self.encoder.name} encoder) does not match scenario {spec.name!r}, a "
                 f"{'negotiation' if negotiating else 'market'} scenario"
             )
+        good = self.encoder.good
+        goods = [g.name for g in spec.goods]
+        if good is not None and good not in goods:
+            raise CheckpointError(f"{where}: its observation space is for good {good!r}, which scenario {spec.name!r} does not trade (goods: {', '.join(goods)})")
         for pop in spec.populations:
             if pop.label in populations and pop.role.value not in self.encoder.roles:
                 raise CheckpointError(

@@ -4,7 +4,7 @@ objects you pass, each with a name, pydantic parameters and its space).
 
 Market (call market): `MarketFeatures` — seed 001's 13 features plus a one-hot of the learner's
 role; `QuoteDecoder` — ``Discrete(3)`` hold / buy at the best ask / sell at the best bid;
-`BoxOrderDecoder` — a ``Box`` of side, price offset in ticks and quantity.
+`BoxOrderDecoder` — a ``Box`` of side, price offset in ticks and quantity (normalised to [-1, 1]).
 Negotiation: `NegotiationFeatures` — relative time and the utilities of the last offers;
 `UtilityLevelDecoder` — ``Discrete(levels + 2)``: offer the outcome nearest a utility level, or
 accept the standing offer, or end the negotiation.
@@ -329,36 +329,40 @@ class BoxOrderParams(CodecParams):
 
 
 class BoxOrderDecoder(ActionDecoder):
-    """``Box(3)``: side (> 1/3 buy, < -1/3 sell, else hold), price offset from the last price in
-    ticks, quantity (rounded; 0 holds). The price is clipped to the good's admissible range."""
+    """``Box([-1, 1]^3)`` (normalised, as SB3 recommends): side (> 1/3 buy, < -1/3 sell, else
+    hold), price offset from the last price (times ``max_offset_ticks`` ticks), quantity
+    (``(x + 1) / 2 * max_quantity``, rounded; 0 holds). The price is clipped to the good's range."""
 
     name: ClassVar[str] = "box"
     Params: ClassVar[type[CodecParams]] = BoxOrderParams
 
     @cached_property
     def space(self) -> Any:
-        p: BoxOrderParams = self.params  # type: ignore[assignment]
-        low = np.array([-1.0, -p.max_offset_ticks, 0.0], dtype=np.float32)
-        high = np.array([1.0, p.max_offset_ticks, p.max_quantity], dtype=np.float32)
-        return _spaces().Box(low, high, dtype=np.float32)
+        return _spaces().Box(-1.0, 1.0, shape=(3,), dtype=np.float32)
 
     @property
     def idle_action(self) -> Any:
         return np.zeros(3, dtype=np.float32)
 
+    def order(self, action: Any) -> tuple[str | None, int, int]:
+        """Side (None: hold), offset in ticks and quantity of a checked action."""
+        p: BoxOrderParams = self.params  # type: ignore[assignment]
+        side_x, offset_x, qty_x = (float(x) for x in np.asarray(action).reshape(3))
+        quantity = int(round((qty_x + 1.0) / 2.0 * p.max_quantity))
+        side = "buy" if side_x > 1 / 3 else "sell" if side_x < -1 / 3 else None
+        return (side if quantity > 0 else None), int(round(offset_x * p.max_offset_ticks)), quantity
+
     def decode(self, action: Any, observation: Observation) -> list[dict[str, Any]]:
-        side_x, offset, qty = (float(x) for x in np.asarray(action).reshape(3))
-        quantity = int(round(qty))
-        if abs(side_x) <= 1 / 3 or quantity <= 0:
+        side, offset, quantity = self.order(action)
+        if side is None:
             return []
-        side = "buy" if side_x > 0 else "sell"
         may_buy, may_sell = _may(observation.role)
         if (side == "buy" and not may_buy) or (side == "sell" and not may_sell):
             return []
         good = self.good or next(iter(observation.market.goods))
         snap = observation.market.goods[good]
         mark = snap.last_price if snap.last_price is not None else snap.reference_price
-        price = _price(observation, good, mark + round(offset) * observation.tick_size)
+        price = _price(observation, good, mark + offset * observation.tick_size)
         return [{"type": "place_order", "good": good, "side": side, "price": price, "quantity": quantity}]
 
 
