@@ -83,13 +83,9 @@ class ObservationEncoder(ABC):
 
     def encode(self, observation: Observation) -> np.ndarray:
         """The observation as a vector in `space`."""
-        out = np.zeros(self.space.shape, dtype=np.float32)
-        out[: self.size] = self.features(observation)
-        if observation.role in self.roles:
-            out[self.size + self.roles.index(observation.role)] = 1.0
-        np.clip(out, -FEATURE_BOUND, FEATURE_BOUND, out=out)
-        np.nan_to_num(out, copy=False, nan=0.0, posinf=FEATURE_BOUND, neginf=-FEATURE_BOUND)
-        return out
+        values = [min(max(v, -FEATURE_BOUND), FEATURE_BOUND) if v == v else 0.0 for v in self.features(observation)]
+        values.extend(1.0 if role == observation.role else 0.0 for role in self.roles)
+        return np.array(values, dtype=np.float32)
 
     @abstractmethod
     def features(self, observation: Observation) -> list[float]:
@@ -127,11 +123,11 @@ class MarketFeatures(ObservationEncoder):
             elif private.values or private.costs:
                 nxt = private.values[0] if private.values else private.costs[0] if private.costs else None
                 valuation = nxt / ref - 1.0 if nxt is not None else -1.0
-        history = [x for x in snap.price_history if x and x > 0]
-        logs = np.diff(np.log(np.asarray(history, dtype=float))) if len(history) > 1 else np.zeros(0)
-        window = logs[-p.volatility_window :]
-        volatility = float(window.std()) if window.size > 1 else 0.0
-        returns = list(logs[-5:][::-1]) + [0.0] * max(0, 5 - logs[-5:].size)
+        history = [x for x in snap.price_history[-(p.volatility_window + 1) :] if x and x > 0]
+        logs = [math.log(b / a) for a, b in zip(history, history[1:], strict=False)]
+        volatility = _std(logs[-p.volatility_window :])
+        recent = logs[-5:][::-1]
+        returns = recent + [0.0] * (5 - len(recent))
         spread = (snap.best_ask - snap.best_bid) / ref if snap.best_ask is not None and snap.best_bid is not None else 0.0
         depth = snap.excess_demand + snap.excess_supply
         imbalance = (snap.excess_demand - snap.excess_supply) / depth if depth else 0.0
@@ -184,6 +180,15 @@ class NegotiationFeatures(ObservationEncoder):
         ]  # fmt: skip
 
 
+def _std(values: Sequence[float]) -> float:
+    """Population standard deviation (numpy's default), 0 for fewer than two values."""
+    n = len(values)
+    if n < 2:
+        return 0.0
+    mean = sum(values) / n
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / n)
+
+
 def session_view(observation: Observation) -> dict[str, Any] | None:
     """The negotiation session a negotiation codec works on: the first open one, else the first."""
     views = observation.negotiations
@@ -226,10 +231,15 @@ class ActionDecoder(ABC):
         """The action that does nothing (what a learner with nothing to decide takes)."""
         return 0
 
+    @cached_property
+    def discrete(self) -> bool:
+        """Whether the action space is ``Discrete``."""
+        return hasattr(self.space, "n")
+
     def check(self, action: Any, agent: str) -> Any:
         """``action`` as an element of `space`, or `ActionError` (one line naming ``agent``)."""
         space = self.space
-        if isinstance(space, _spaces().Discrete):
+        if self.discrete:
             value = np.asarray(action)
             if value.size != 1 or value.dtype.kind not in "iub":
                 shown = repr(action)[:60]

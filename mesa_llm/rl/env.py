@@ -155,6 +155,7 @@ class MarketParallelEnv(_ParallelEnv):
         self._act_space = self.decoder.space
         self.simulation: Simulation | None = None
         self._observations: dict[int, Observation | None] = {}
+        self._masks: dict[int, np.ndarray | None] = {}  # each learner's admissible actions now
         self._vectors: dict[str, np.ndarray] = {}
         self._next_seed: int = self.spec.seed if seed is None else int(seed)
         self.episode = 0
@@ -240,7 +241,7 @@ class MarketParallelEnv(_ParallelEnv):
             obs = self._observations.get(agent_id)
             if obs is None:
                 continue
-            mask = self.decoder.mask(obs)
+            mask = self._masks.get(agent_id)
             if mask is not None and not mask[action]:
                 refused[name] = [{"type": "masked", "reason": f"action {action} is not admissible now"}]
                 continue
@@ -292,7 +293,7 @@ class MarketParallelEnv(_ParallelEnv):
 
     def _info(self, agent_id: int, obs: Observation | None, refused: list[dict[str, Any]], rejected: list[dict[str, Any]]) -> dict[str, Any]:
         info: dict[str, Any] = {"agent_id": agent_id, "step": self.simulation.steps if self.simulation is not None else 0}
-        mask = self.decoder.mask(obs)
+        mask = self._masks[agent_id] = self.decoder.mask(obs)
         if mask is not None:
             info["action_mask"] = mask
         if refused:
@@ -305,6 +306,7 @@ class MarketParallelEnv(_ParallelEnv):
         if self.simulation is not None:
             self.simulation.close()
         self._observations = {}
+        self._masks = {}
 
 
 def make_parallel_env(**kwargs: Any) -> MarketParallelEnv:
