@@ -29,6 +29,10 @@ FORMAT = "mesa_llm.rl.checkpoint/1"
 ALGOS = {"ppo": "PPO", "a2c": "A2C", "dqn": "DQN", "sac": "SAC"}
 #: largest sidecar read (bytes)
 MAX_SIDECAR_BYTES = 8 * 1024 * 1024
+#: largest checkpoint zip, its members uncompressed (bytes): a policy of small MLPs is far below
+MAX_ZIP_BYTES = 512 * 1024 * 1024
+#: largest ``data`` member (SB3's JSON of the model's attributes)
+MAX_DATA_BYTES = 16 * 1024 * 1024
 
 
 class CheckpointError(ValueError):
@@ -123,15 +127,19 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     zip_path = Path(path)
     if zip_path.suffix != ".zip":
         zip_path = zip_path.with_name(zip_path.name + ".zip")
+    from mesa_llm.resources import UnreadableFileError, read_regular_file, system_file
+
+    side = sidecar_path(zip_path)
+    if system_file(zip_path) or system_file(side):
+        raise CheckpointError(f"checkpoint {zip_path}: a system file under /proc, /sys or /dev is not a checkpoint")
     if not zip_path.is_file():
         raise CheckpointError(f"checkpoint {zip_path}: no such file")
-    side = sidecar_path(zip_path)
     if not side.is_file():
         raise CheckpointError(f"checkpoint {zip_path}: its sidecar {side.name} is missing (it says what the policy was trained on)")
-    if side.stat().st_size > MAX_SIDECAR_BYTES:
-        raise CheckpointError(f"checkpoint {zip_path}: its sidecar is larger than {MAX_SIDECAR_BYTES:,} bytes")
     try:
-        data = json.loads(side.read_text(encoding="utf-8"))
+        data = json.loads(read_regular_file(side, MAX_SIDECAR_BYTES).decode("utf-8"))
+    except UnreadableFileError as exc:
+        raise CheckpointError(f"checkpoint {zip_path}: sidecar {side.name}: {exc}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"checkpoint {zip_path}: sidecar {side.name} is not valid JSON ({exc})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -156,14 +164,28 @@ def _check_zip_spaces(checkpoint: Checkpoint) -> None:
     where = f"checkpoint {checkpoint.zip_path}"
     try:
         with zipfile.ZipFile(checkpoint.zip_path) as archive:
-            data = json.loads(archive.read("data"))
+            infos = archive.infolist()
+            total = sum(i.file_size for i in infos)
+            if total > MAX_ZIP_BYTES:
+                raise CheckpointError(f"{where}: {total:,} bytes uncompressed; at most {MAX_ZIP_BYTES:,}")
+            info = archive.getinfo("data")
+            if info.file_size > MAX_DATA_BYTES:
+                raise CheckpointError(f"{where}: its data entry is {info.file_size:,} bytes; at most {MAX_DATA_BYTES:,}")
+            data = json.loads(archive.read(info))
     except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{where}: not a Stable-Baselines3 zip ({type(exc).__name__})") from None
-    obs, act = data.get("observation_space") or {}, data.get("action_space") or {}
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{where}: not a Stable-Baselines3 zip (its data is not an object)")
+    obs, act = data.get("observation_space"), data.get("action_space")
+    if not isinstance(obs, dict) or not isinstance(act, dict):
+        raise CheckpointError(f"{where}: not a Stable-Baselines3 zip (no record of its spaces)")
     if list(obs.get("_shape") or []) != list(checkpoint.encoder.space.shape):
         raise CheckpointError(f"{where}: the policy's observation shape {obs.get('_shape')} does not match its sidecar's {list(checkpoint.encoder.space.shape)}")
     want = describe_space(checkpoint.decoder.space)
-    have = {"type": "Discrete", "n": int(act["n"])} if "n" in act else {"type": "Box", "shape": list(act.get("_shape") or [])}
+    try:
+        have = {"type": "Discrete", "n": int(act["n"])} if "n" in act else {"type": "Box", "shape": list(act.get("_shape") or [])}
+    except (TypeError, ValueError):
+        raise CheckpointError(f"{where}: its action space record is malformed") from None
     if _space_text(have) != _space_text(want):
         raise CheckpointError(f"{where}: the policy's action space {_space_text(have)} does not match its sidecar's {_space_text(want)}")
 

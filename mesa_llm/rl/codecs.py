@@ -102,8 +102,9 @@ class MarketFeaturesParams(CodecParams):
 class MarketFeatures(ObservationEncoder):
     """Seed 001's 13 market features (relative to the good's reference price) plus the role:
     price, the agent's valuation (fundamental, else its next unit's value or cost; -1 when its
-    schedule is used up), volatility, spread, order imbalance, the last 5 returns, inventory,
-    cash ratio and relative time."""
+    schedule is used up), volatility, spread, order imbalance, the last 5 returns (latest first;
+    log returns and their volatility times 10), inventory (tanh), cash ratio and relative time;
+    every feature clipped to +-10."""
 
     name: ClassVar[str] = "market"
     Params: ClassVar[type[CodecParams]] = MarketFeaturesParams
@@ -137,8 +138,8 @@ class MarketFeatures(ObservationEncoder):
         cash_ratio = cash / wealth if wealth > 0 else 0.0
         time = observation.step / observation.horizon if observation.horizon else 0.0
         return [
-            mark / ref - 1.0, valuation, volatility * 100.0, spread, imbalance,
-            *(r * 100.0 for r in returns), math.tanh(holdings / p.inventory_scale), cash_ratio, time,
+            mark / ref - 1.0, valuation, volatility * 10.0, spread, imbalance,
+            *(r * 10.0 for r in returns), math.tanh(holdings / p.inventory_scale), cash_ratio, time,
         ]  # fmt: skip
 
 
@@ -381,6 +382,7 @@ class UtilityLevelParams(CodecParams):
 
     levels: int = Field(default=10, ge=2, le=1000, description="utility levels an offer may aim at")
     grid_points: int = Field(default=201, ge=2, le=10_001, description="points per continuous issue the outcome is picked from")
+    end: bool = Field(default=True, description="offer the end-negotiation action (without it: Discrete(levels + 1))")
 
 
 class UtilityLevelDecoder(ActionDecoder):
@@ -398,11 +400,13 @@ class UtilityLevelDecoder(ActionDecoder):
 
     @cached_property
     def space(self) -> Any:
-        return _spaces().Discrete(int(self.params.levels) + 2)  # type: ignore[attr-defined]
+        p: UtilityLevelParams = self.params  # type: ignore[assignment]
+        return _spaces().Discrete(p.levels + (2 if p.end else 1))
 
     def mask(self, observation: Observation | None) -> np.ndarray | None:
-        levels: int = self.params.levels  # type: ignore[attr-defined]
-        out = np.zeros(levels + 2, dtype=np.int8)
+        p: UtilityLevelParams = self.params  # type: ignore[assignment]
+        levels = p.levels
+        out = np.zeros(int(self.space.n), dtype=np.int8)
         view = session_view(observation) if observation is not None else None
         if view is None or view.get("status") != "open":
             out[0] = 1  # nothing to do: any offer level decodes to waiting
@@ -413,7 +417,8 @@ class UtilityLevelDecoder(ActionDecoder):
         else:
             out[0] = 1
         out[levels] = 1 if view.get("standing") and "accept_offer" in allowed else 0
-        out[levels + 1] = 1 if "end_negotiation" in allowed else 0
+        if p.end:
+            out[levels + 1] = 1 if "end_negotiation" in allowed else 0
         return out
 
     def decode(self, action: Any, observation: Observation) -> list[dict[str, Any]]:
@@ -423,7 +428,7 @@ class UtilityLevelDecoder(ActionDecoder):
             return []
         allowed = view.get("allowed") or []
         session = view["session_id"]
-        if action == p.levels + 1:
+        if p.end and action == p.levels + 1:
             return [{"type": "end_negotiation", "session_id": session}] if "end_negotiation" in allowed else []
         if action == p.levels:
             standing = list(view.get("standing") or [])

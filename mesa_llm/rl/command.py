@@ -87,7 +87,7 @@ def evaluate_command(checkpoint: Path, *, episodes: int, seed: int | None, scena
     console = Console(highlight=False)
     console.print(
         f"{report['checkpoint']} on {report['scenario']} ({', '.join(report['populations'])}), {report['episodes']} paired "
-        f"episodes (seeds {report['seeds'][0]}..{report['seeds'][1]}), reward {report['reward'].get('name')}"
+        f"episodes (seeds {report['seeds'][0]}..{report['seeds'][1]}), reward {report['reward'].get('name')}, profit: {report['profit']}"
     )
     table = Table("policy", "reward (mean [95% CI])", "profit (mean [95% CI])")
     for arm, metrics in report["arms"].items():

@@ -15,7 +15,7 @@ actions give the same observations, rewards, infos and recordings.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -320,8 +320,6 @@ def negotiation_parallel_env(**kwargs: Any) -> MarketParallelEnv:
     kwargs.setdefault("populations", None if kwargs.get("scenario") != "bilateral_haggle" else ["buyers"])
     return MarketParallelEnv(**kwargs)
 
-
-EnvFactory = Callable[..., MarketParallelEnv]
 
 __all__ = [
     "MarketParallelEnv",

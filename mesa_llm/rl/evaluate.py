@@ -5,8 +5,10 @@ Three runs per seed: ``trained`` — the learners run the checkpoint as their po
 with ``params.checkpoint``, exactly as ``mesa-llm run`` runs it); ``baseline`` — the learners'
 populations back on their built-in policy (``fallback``, else the role's default); ``random`` —
 actions drawn uniformly from the action space with a generator seeded by the episode's seed.
-Profit is the change in mark-to-market wealth (`mesa_llm.rl.rewards.mark_to_market`) over the
-episode, averaged over the learners; reward is the checkpoint's reward summed over the episode.
+Profit, averaged over the learners: in a market the change in mark-to-market wealth over the episode
+(`mesa_llm.rl.rewards.mark_to_market`); in a negotiation the surplus of its agreements over its
+reservation price (`PriceSurplus`: a car bought for 8,000 with a reservation price of 9,000 is
+1,000). Reward is the checkpoint's reward summed over the episode.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from mesa_llm.agents.observation import Observation
 from mesa_llm.rl.checkpoint import Checkpoint, load_checkpoint
 from mesa_llm.rl.codecs import ActionDecoder, ObservationEncoder
 from mesa_llm.rl.env import baseline_spec
-from mesa_llm.rl.rewards import Reward, build_reward, mark_to_market
+from mesa_llm.rl.rewards import PriceSurplus, Reward, build_reward, mark_to_market
 from mesa_llm.scenario import ScenarioSpec, validate_scenario
 from mesa_llm.simulation import ExternalAgentError, Simulation, prepare_scenario
 
@@ -46,7 +48,8 @@ def mean_ci(values: Sequence[float]) -> dict[str, float | int | None]:
     return {"n": n, "mean": mean, "ci_low": mean - half, "ci_high": mean + half}
 
 
-def _switch(spec: ScenarioSpec, populations: Sequence[str], params: dict[str, Any]) -> ScenarioSpec:
+def switch_policy(spec: ScenarioSpec, populations: Sequence[str], params: dict[str, Any]) -> ScenarioSpec:
+    """``spec`` with ``populations`` on ``policy: rl`` with ``params`` (e.g. a checkpoint), checked."""
     raw = spec.model_dump(mode="json")
     for data in raw["populations"]:
         label = data.get("name") or data.get("role")
@@ -62,7 +65,7 @@ Actor = Callable[[np.ndarray, Observation], Any]
 
 def run_episode(
     spec: ScenarioSpec, seed: int, populations: Sequence[str], reward: Reward,
-    encoder: ObservationEncoder, decoder: ActionDecoder, actor: Actor | None = None,
+    encoder: ObservationEncoder, decoder: ActionDecoder, actor: Actor | None = None, negotiation: bool = False,
 ) -> dict[str, float]:  # fmt: skip
     """One run of ``spec`` with ``seed``: the mean over the learners' seats (the agents of
     ``populations``) of their summed reward and their profit. ``actor`` (vector, observation) ->
@@ -73,10 +76,14 @@ def run_episode(
         external = set(sim.external_agents)
         observe = {}
         start = {}
+        surplus = PriceSurplus() if negotiation else None
         for agent_id in seats:
             observe[agent_id] = _observe(sim, agent_id)
             start[agent_id] = sim.account(agent_id)
             reward.reset(agent_id, start[agent_id], observe[agent_id])
+            if surplus is not None:
+                surplus.reset(agent_id, start[agent_id], observe[agent_id])
+        gained = dict.fromkeys(seats, 0.0)
         totals = dict.fromkeys(seats, 0.0)
         while not sim.done:
             if actor is not None:
@@ -94,8 +101,14 @@ def run_episode(
             sim.step()
             for agent_id in seats:
                 observe[agent_id] = None if sim.done else _observe(sim, agent_id)
-                totals[agent_id] += reward(agent_id, sim.account(agent_id), observe[agent_id])
-        profits = [mark_to_market(sim.account(a)) - mark_to_market(start[a]) for a in seats]
+                account = sim.account(agent_id)
+                totals[agent_id] += reward(agent_id, account, observe[agent_id])
+                if surplus is not None:
+                    gained[agent_id] += surplus(agent_id, account, observe[agent_id])
+        if surplus is not None:
+            profits = list(gained.values())
+        else:
+            profits = [mark_to_market(sim.account(a)) - mark_to_market(start[a]) for a in seats]
         return {"reward": float(np.mean(list(totals.values()))), "profit": float(np.mean(profits))}
     finally:
         sim.close()
@@ -136,12 +149,13 @@ def evaluate(
     reward_desc = ck.sidecar.get("reward") or {"name": "pnl"}
     encoder, decoder = ck.encoder, ck.decoder
     specs = {
-        "trained": _switch(spec, populations, {"checkpoint": str(ck.zip_path)}),
+        "trained": switch_policy(spec, populations, {"checkpoint": str(ck.zip_path)}),
         "baseline": baseline_spec(spec, populations),
-        "random": _switch(spec, populations, {}),
+        "random": switch_policy(spec, populations, {}),
     }
     results: dict[str, list[dict[str, float]]] = {arm: [] for arm in arms}
     space = decoder.space
+    negotiation = encoder.name == "negotiation"
     for s in seeds:
         for arm in arms:
             actor: Actor | None = None
@@ -149,10 +163,11 @@ def evaluate(
                 rng = np.random.default_rng(s)
                 space.seed(int(rng.integers(2**31)))
                 actor = lambda _vec, _obs: space.sample()  # noqa: E731
-            results[arm].append(run_episode(specs[arm], s, populations, build_reward(reward_desc), encoder, decoder, actor))
+            results[arm].append(run_episode(specs[arm], s, populations, build_reward(reward_desc), encoder, decoder, actor, negotiation=negotiation))
     report: dict[str, Any] = {
         "checkpoint": str(ck.zip_path), "scenario": spec.name, "populations": populations, "episodes": episodes,
         "seeds": [seeds[0], seeds[-1]], "reward": reward_desc, "arms": {}, "paired": {},
+        "profit": "agreement surplus over the reservation price" if negotiation else "change in mark-to-market wealth",
     }  # fmt: skip
     for arm, rows in results.items():
         report["arms"][arm] = {metric: mean_ci([r[metric] for r in rows]) | {"values": [r[metric] for r in rows]} for metric in ("reward", "profit")}
@@ -165,4 +180,4 @@ def evaluate(
     return report
 
 
-__all__ = ["ARMS", "evaluate", "mean_ci", "run_episode"]
+__all__ = ["ARMS", "evaluate", "mean_ci", "run_episode", "switch_policy"]

@@ -9,6 +9,7 @@ holding each learner's previous value.
 | ``risk_adjusted`` | ``pnl`` minus ``risk_aversion`` x ``pnl``² (mean-variance) |
 | ``surplus`` | change in induced surplus: value of units bought - cost of units sold + net cash flow |
 | ``utility`` (default, negotiation) | on each agreement, its utility to the agent minus its reservation value |
+| ``price_surplus`` | on each agreement on a price, the surplus over the agent's reservation price (money) |
 
 Every reward is multiplied by ``scale``.
 """
@@ -151,16 +152,34 @@ class AgreementUtility(Reward):
             outcome = view.get("outcome") or {}
             if view.get("status") != "agreed" or view["session_id"] in paid:
                 continue
-            utility = session_utility(view)
             for agreement in outcome.get("agreements") or []:
-                if utility is not None and agent_id in (agreement.get("buyer_id"), agreement.get("seller_id")):
-                    total += float(utility(agreement["terms"])) - float(utility.reservation)
+                if agent_id in (agreement.get("buyer_id"), agreement.get("seller_id")):
+                    total += self.gain(view, agreement, agent_id)
             paid.add(view["session_id"])
         self._total[agent_id] = total
         return total
 
+    def gain(self, view: Mapping[str, Any], agreement: Mapping[str, Any], agent_id: int) -> float:
+        """What one agreement is worth to the agent."""
+        utility = session_utility(view)
+        return float(utility(agreement["terms"])) - float(utility.reservation) if utility is not None else 0.0
 
-REWARDS: dict[str, type[Reward]] = {c.name: c for c in (PnL, InventoryPenalty, RiskAdjusted, InducedSurplus, AgreementUtility)}
+
+class PriceSurplus(AgreementUtility):
+    """On each agreement on a price: the buyer's reservation price minus the price, or the price
+    minus the seller's reservation price (money; 0 where the session shows no reservation price)."""
+
+    name: ClassVar[str] = "price_surplus"
+
+    def gain(self, view: Mapping[str, Any], agreement: Mapping[str, Any], agent_id: int) -> float:
+        reservation = view.get("my_reservation_price")
+        price = (agreement.get("terms") or {}).get("price")
+        if reservation is None or not isinstance(price, int | float):
+            return 0.0
+        return float(reservation) - float(price) if agreement.get("buyer_id") == agent_id else float(price) - float(reservation)
+
+
+REWARDS: dict[str, type[Reward]] = {c.name: c for c in (PnL, InventoryPenalty, RiskAdjusted, InducedSurplus, AgreementUtility, PriceSurplus)}
 
 
 def build_reward(description: Mapping[str, Any] | str) -> Reward:
@@ -184,6 +203,7 @@ __all__ = [
     "InducedSurplus",
     "InventoryPenalty",
     "PnL",
+    "PriceSurplus",
     "Reward",
     "RiskAdjusted",
     "build_reward",

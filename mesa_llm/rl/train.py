@@ -113,6 +113,11 @@ def train(
     (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     venv = SharedPolicyVecEnv(parallel)
     venv.seed(seed)
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    # returns scaled to unit variance for the learner only (rewards run from utilities in [0, 1] to
+    # money in the hundreds); observations are not normalised, so the saved policy needs no statistics
+    learning_env = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=_HYPER[algo].get("gamma", 0.99))
     previous_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)  # a small MLP: one thread is faster than contending for shared cores
@@ -121,7 +126,7 @@ def train(
         hyper["n_steps"] = max(8, hyper["n_steps"] // max(1, venv.num_envs // 4))
         if algo == "ppo":
             hyper["batch_size"] = min(hyper["batch_size"], hyper["n_steps"] * venv.num_envs)
-    model = getattr(sb3, ALGOS[algo])("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **hyper)
+    model = getattr(sb3, ALGOS[algo])("MlpPolicy", learning_env, seed=seed, device="cpu", verbose=0, **hyper)
 
     def save(path: Path, steps: int) -> Path:
         model.save(path)

@@ -176,3 +176,20 @@ def test_a_checkpoint_s_pickled_entries_are_never_unpickled(trained: Path, tmp_p
     assert not proof.exists()
     action, _ = model.predict(np.zeros(14, dtype=np.float32), deterministic=True)
     assert 0 <= int(action) < 3
+
+
+def test_an_oversized_or_foreign_zip_is_refused_before_loading(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mesa_llm.rl.checkpoint as checkpoint
+
+    target = _copy(trained, tmp_path / "c")
+    size = sum(i.file_size for i in zipfile.ZipFile(target).infolist())
+    monkeypatch.setattr(checkpoint, "MAX_ZIP_BYTES", size - 1)
+    with pytest.raises(CheckpointError, match=rf"{size:,} bytes uncompressed; at most {size - 1:,}"):
+        load_checkpoint(target)
+    monkeypatch.setattr(checkpoint, "MAX_ZIP_BYTES", size)
+    load_checkpoint(target)  # at the cap: read
+    target.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(CheckpointError, match=r"not a Stable-Baselines3 zip \(BadZipFile\)"):
+        load_checkpoint(target)
+    with pytest.raises(CheckpointError, match=r"system file under /proc"):
+        load_checkpoint("/proc/self/environ.zip")
