@@ -131,7 +131,8 @@ class InducedSurplus(Reward):
 
 class AgreementUtility(Reward):
     """On each agreement the agent reaches: the agreed outcome's utility to it minus its
-    reservation value (read from the session as its next observation shows it)."""
+    reservation value (read from the session as its next observation shows it, so an agreement
+    reached at an episode's very last step, which no observation follows, is not paid)."""
 
     name: ClassVar[str] = "utility"
 
