@@ -133,7 +133,9 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if system_file(zip_path) or system_file(side):
         raise CheckpointError(f"checkpoint {zip_path}: a system file under /proc, /sys or /dev is not a checkpoint")
     if not zip_path.is_file():
-        raise CheckpointError(f"checkpoint {zip_path}: no such file")
+        # a relative path is read from the current directory (not the scenario's folder): say so
+        where = "" if zip_path.is_absolute() else f" (relative paths are read from the current directory, {Path.cwd()})"
+        raise CheckpointError(f"checkpoint {zip_path}: no such file{where}")
     if not side.is_file():
         raise CheckpointError(f"checkpoint {zip_path}: its sidecar {side.name} is missing (it says what the policy was trained on)")
     try:
