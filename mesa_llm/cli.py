@@ -321,26 +321,27 @@ def _print_summary(data: dict[str, Any]) -> None:
             _fmt(g["mean_price"]),
             _fmt(g["ce_price"]),
             str(g["ce_quantity"]) if g["ce_price"] is not None else "-",
-            _fmt(g["smith_alpha"], 2),
+            _fmt(g["smiths_alpha"], 2),
         )
     console.print(table)
-    efficiency = data["efficiency"]
+    efficiency = data["allocative_efficiency"]
+    fees = (data.get("fees") or {}).get("total") or 0.0
     console.print(
         f"trades: {data['trades']}   volume: {data['volume']}   allocative efficiency: "
         + (
             f"{efficiency:.1%}"
             if efficiency is not None
-            else f"n/a ({data.get('efficiency_note') or 'undefined'})"
+            else f"n/a ({data.get('allocative_efficiency_note') or 'undefined'})"
         )
+        + (f"   fees: {fees:,.2f}" if fees else "")
     )
-    negotiation = data.get("negotiation")
-    if negotiation and negotiation["sessions"]:
-        rate = negotiation["agreement_rate"]
+    if data.get("sessions"):
+        rate = data["agreement_rate"]
         console.print(
-            f"negotiations: {negotiation['sessions']} ({negotiation['agreed']} agreed"
+            f"negotiations: {data['sessions']} ({data['agreements']} agreed"
             + (f", agreement rate {rate:.0%}" if rate is not None else "")
-            + f")   contracts: {negotiation['fulfilled']} fulfilled, {negotiation['breached']} breached,"
-            f" value {negotiation['contract_value']:,.2f}"
+            + f")   contracts: {data['contracts_fulfilled']} fulfilled, {data['contracts_breached']} breached,"
+            f" value {data['contract_value']:,.2f}"
         )
     llm = data.get("llm")
     if llm:
