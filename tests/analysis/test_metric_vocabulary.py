@@ -3,7 +3,6 @@ each quantity by one name and give it the same value; old names are accepted wit
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -54,11 +53,10 @@ def test_the_run_summary_and_analyze_agree_name_for_name(tmp_path: Path, scenari
         assert _same(flatten_metrics(live)[name], run[name]), name
 
 
-def test_a_fee_is_counted_in_the_vocabulary(tmp_path: Path) -> None:
-    with Simulation.from_scenario("double_auction", seed=2, out=tmp_path, overrides=["market.fee_per_unit=0.5"]) as sim:
-        summary = sim.run().to_dict()
-    events = [json.loads(line) for line in Path(sim.recording_path).read_text().splitlines()]
-    paid = sum(e["content"]["buyer_fee"] + e["content"]["seller_fee"] for e in events if e["event_type"] == "trade")
+def test_a_fee_is_counted_in_the_vocabulary(run_scenario) -> None:
+    run = run_scenario("double_auction", seed=2, overrides=["market.fee_per_unit=0.5"])
+    summary = run.summary.to_dict()
+    paid = sum(e["content"]["buyer_fee"] + e["content"]["seller_fee"] for e in run.of_type("trade"))
     assert summary["fees"]["total"] == pytest.approx(paid) == pytest.approx(2 * 0.5 * summary["volume"])
     assert summary["fees"]["buyers"] == summary["fees"]["sellers"] == pytest.approx(0.5 * summary["volume"])
     assert flatten_summary(summary)["fees.total"] == pytest.approx(paid)

@@ -323,8 +323,8 @@ def test_nothing_in_the_package_imports_the_dashboard() -> None:
         assert "mesa_llm.dashboard" not in text, path
 
 
+@pytest.mark.requires("solara", extra="dashboard")
 def test_the_dashboard_command_rejects_bad_targets_in_one_line(tmp_path: Path) -> None:
-    pytest.importorskip("solara")
     from typer.testing import CliRunner
 
     from mesa_llm.cli import app
@@ -338,8 +338,8 @@ def test_the_dashboard_command_rejects_bad_targets_in_one_line(tmp_path: Path) -
         assert result.output.count("\n") == 1 and result.output.startswith("error:"), result.output
 
 
+@pytest.mark.requires("solara", extra="dashboard")
 def test_the_server_runs_solara_without_telemetry_or_version_check(monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("solara")
     import os
 
     import solara.__main__

@@ -175,9 +175,8 @@ def test_the_budget_stops_llm_runs_and_records_the_rest(tmp_path: Path) -> None:
     assert notes[0].startswith("estimate: ~$") and any(n.startswith("pilot run") for n in notes)
 
 
+@pytest.mark.requires("ray", extra="ray")
 def test_ray_local_cluster_gives_the_same_results(swept, tmp_path: Path) -> None:
-    if os.environ.get("MESA_LLM_REQUIRE_RAY") != "1":
-        pytest.importorskip("ray")
     spec = tmp_path / "spec.yaml"
     # no slow cell, and no tight timeout: the run key (and so the comparison) does not include it
     spec.write_text(SPEC.replace("  slow: {steps: 1000000}\n", "").replace("timeout_s: 2.0", "timeout_s: 600"), encoding="utf-8")

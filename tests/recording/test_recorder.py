@@ -143,7 +143,7 @@ def test_close_is_idempotent_and_recording_after_close_fails(tmp_path: Path) -> 
 
 
 def test_numpy_values_serialise(tmp_path: Path) -> None:
-    np = pytest.importorskip("numpy")
+    import numpy as np
     with SimulationRecorder(make_model(), tmp_path) as rec:
         rec.record_event(
             "trade",
