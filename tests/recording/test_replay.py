@@ -24,6 +24,8 @@ from tests.support.chat_scripts import sensible, trader
 
 runner = CliRunner()
 
+pytestmark = pytest.mark.usefixtures("no_network")  # replays and cassettes must not connect
+
 
 def _events(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
@@ -159,7 +161,6 @@ import sys
 from mesa_llm.model import MarketModel
 from mesa_llm.scenario import load_scenario
 
-pytestmark = pytest.mark.usefixtures("no_network")  # replays and cassettes must not connect
 spec = load_scenario("commodity_exchange", overrides=["steps=100000"])
 model = MarketModel(spec, output_dir=sys.argv[1], run_name="killed")
 print("started", flush=True)
