@@ -676,6 +676,55 @@ def sweep(
         raise _fail(str(exc)) from None
 
 
+@app.command()
+def train(
+    scenario: Annotated[str, typer.Argument(help="A shipped scenario name or a YAML path.")],
+    population: Annotated[
+        list[str] | None,
+        typer.Option("--population", help="A population whose agents learn (switched to policy: rl; repeatable). Default: the scenario's policy: rl populations."),
+    ] = None,
+    algo: Annotated[str, typer.Option("--algo", help="ppo, a2c, dqn (discrete actions) or sac (--decoder box).")] = "ppo",
+    timesteps: Annotated[int, typer.Option("--timesteps", min=1, help="Learner steps to train for (all learners count).")] = 20_000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the policy and of the first episode.")] = 0,
+    out: Annotated[Path, typer.Option("--out", help="Folder for policy.zip/.json, checkpoints and the training log.")] = Path("rl_runs"),
+    envs: Annotated[int, typer.Option("--envs", min=1, help="Environments stepped side by side.")] = 1,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a scenario field (PATH=VALUE, repeatable).")] = None,
+    encoder: Annotated[str | None, typer.Option("--encoder", help="market or negotiation (NAME or NAME:{json params}).")] = None,
+    decoder: Annotated[str | None, typer.Option("--decoder", help="quote, box or utility_level (NAME or NAME:{json params}).")] = None,
+    reward: Annotated[str | None, typer.Option("--reward", help="pnl, inventory, risk_adjusted, surplus or utility (NAME or NAME:{json params}).")] = None,
+    executor: Annotated[str, typer.Option("--executor", help="local (Stable-Baselines3) or ray (RLlib).")] = "local",
+    checkpoint_every: Annotated[int | None, typer.Option("--checkpoint-every", min=1, help="Timesteps between checkpoints (default: a quarter of --timesteps).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as one JSON object.")] = False,
+) -> None:
+    """Train learning agents (one shared policy) in a scenario; needs the rl extra."""
+    from mesa_llm.rl.command import CommandError, train_command
+
+    try:
+        train_command(scenario, populations=list(population or []), algo=algo, timesteps=timesteps, seed=seed, out=out,
+                      envs=envs, overrides=list(set_ or []), encoder=encoder, decoder=decoder, reward=reward,
+                      executor=executor, checkpoint_every=checkpoint_every, as_json=as_json)  # fmt: skip
+    except CommandError as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def evaluate(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by mesa-llm train (NAME.zip, NAME.json beside it).")],
+    episodes: Annotated[int, typer.Option("--episodes", min=1, help="Paired episodes (seeds).")] = 20,
+    seed: Annotated[int | None, typer.Option("--seed", help="First seed (default: the training seed + 100000).")] = None,
+    scenario: Annotated[str | None, typer.Option("--scenario", help="Evaluate in this scenario instead of the one trained on.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as one JSON object.")] = False,
+) -> None:
+    """Compare a checkpoint with the population's built-in policy and a random policy in the same
+    seats on the same seeds: reward and profit with 95% CIs."""
+    from mesa_llm.rl.command import CommandError, evaluate_command
+
+    try:
+        evaluate_command(checkpoint, episodes=episodes, seed=seed, scenario=scenario, as_json=as_json)
+    except CommandError as exc:
+        raise _fail(str(exc)) from None
+
+
 @app.command("sweep-report")
 def sweep_report(
     out_dir: Annotated[Path, typer.Argument(help="A sweep's --out folder.")],

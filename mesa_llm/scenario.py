@@ -918,6 +918,11 @@ def validate_scenario(
             registry.validate_params(name, pop.params)
         except ValidationError as exc:
             problems.extend(_format_errors(exc, prefix=f"populations.{i}.params"))
+            continue
+        # a policy's own checks against the scenario (e.g. an rl checkpoint's spaces)
+        check_population = getattr(registry.get(name), "check_population", None)
+        if callable(check_population):
+            problems.extend(check_population(spec, i, pop.params))
     by_label = {p.label: p for p in spec.populations}
     for i, event in enumerate(spec.timeline):
         if not isinstance(event, SetParams):

@@ -25,7 +25,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from pydantic import BaseModel
 
@@ -49,7 +49,7 @@ from mesa_llm.scenario import (
 )
 from mesa_llm.snapshot import SimulationState, metrics, snapshot
 
-__all__ = ["ExternalAgentError", "Simulation", "SimulationClosedError", "StepReport", "prepare_scenario"]
+__all__ = ["AccountState", "ExternalAgentError", "Simulation", "SimulationClosedError", "StepReport", "prepare_scenario"]
 
 #: what a scenario may be given as
 ScenarioLike = str | Path | ScenarioSpec | Mapping[str, Any]
@@ -61,6 +61,21 @@ class ExternalAgentError(ValueError):
 
 class SimulationClosedError(RuntimeError):
     """A closed (or finished) simulation was asked to step or act."""
+
+
+class AccountState(TypedDict):
+    """`Simulation.account`: one agent's balances in currency units (quantities are integers)."""
+
+    cash: float
+    holdings: dict[str, int]
+    #: per good: the last clearing price, else the reference price
+    marks: dict[str, float]
+    #: goods the agent holds induced redemption values or costs for
+    induced: list[str]
+    #: value of units bought minus cost of units sold (induced schedules)
+    realised_surplus: float
+    #: realised surplus plus net cash flow since the start
+    surplus: float
 
 
 @dataclass
@@ -271,6 +286,28 @@ class Simulation:
             {"agent_id": a.unique_id, "name": a.name, "population": a.population, "role": a.role.value, "policy": a.policy.name}
             for a in self._model.traders
         ]
+
+    def account(self, agent_id: int) -> AccountState:
+        """One agent's balances now, in currency units — cheap, for per-step rewards (learning
+        agents): cash, holdings, each good's mark (last price, else its reference price), the goods
+        it holds induced values or costs for, the surplus those realised (value of units bought
+        minus cost of units sold) and its induced surplus (that plus its net cash flow)."""
+        try:
+            agent = self._model.agent(agent_id)
+        except (KeyError, TypeError):
+            raise ExternalAgentError(f"no agent {agent_id!r}") from None
+        model = self._model
+        to_units = model.money.to_units
+        account = model.exchange.ledger.account(agent_id)
+        realised = to_units(agent.realised_surplus)
+        return {
+            "cash": to_units(account.cash),
+            "holdings": {g: int(q) for g, q in account.holdings.items()},
+            "marks": {g: to_units(model.exchange.reference_price(g)) for g in model.exchange.goods},
+            "induced": [g for g, pv in agent.private.items() if pv.values or pv.costs],
+            "realised_surplus": realised,
+            "surplus": to_units(model.agent_surplus(agent)),
+        }
 
     def summary(self) -> RunSummary:
         """The run summary so far (trades, prices against equilibrium, efficiency, fees, LLM use)."""

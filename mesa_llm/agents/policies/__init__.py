@@ -54,11 +54,13 @@ def builtin_policy_registry() -> PolicyRegistry:
     """A new registry holding the built-in rule-based policies and the LLM loop (``llm``) only."""
     from mesa_llm.agents.llm_policy import LLMPolicy
     from mesa_llm.agents.policies.negotiator import NegotiatorPolicy
+    from mesa_llm.agents.policies.rl import RLPolicy
 
     registry = PolicyRegistry()
     for cls in BUILTIN_POLICIES:
         registry.register(cls)
     registry.register(NegotiatorPolicy)
+    registry.register(RLPolicy)
     registry.register(LLMPolicy)
     return registry
 

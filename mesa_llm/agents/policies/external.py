@@ -44,8 +44,9 @@ class ExternalPolicy(DecisionPolicy):
     name: ClassVar[str] = "external"
     summary: ClassVar[str] = "actions come from outside the run (Simulation.act: a learner, a remote client)"
     Params: ClassVar[type[PolicyParams]] = ExternalParams
-    #: marks the policies whose decisions are submitted through ``Simulation.act``
-    is_external: ClassVar[bool] = True
+    #: marks the policies whose decisions are submitted through ``Simulation.act`` (an instance
+    #: may say otherwise: an ``rl`` agent with a checkpoint decides by itself)
+    is_external: bool = True
 
     def __init__(self, params: PolicyParams | None = None) -> None:
         super().__init__(params)
