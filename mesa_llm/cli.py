@@ -665,13 +665,21 @@ def sweep(
     ] = False,
     local: LocalOption = False,
     local_model: LocalModelOption = None,
+    replicates: Annotated[
+        int | None,
+        typer.Option("--replicates", min=1, help="Replicates instead of the spec's (kept in the folder's manifest)."),
+    ] = None,
+    steps: Annotated[
+        int | None, typer.Option("--steps", min=1, help="Steps of every run instead of the spec's (kept in the manifest).")
+    ] = None,
 ) -> None:
     """Run (or resume) a sweep: conditions x factors x replicates, with paired statistics."""
     from mesa_llm.experiments.command import CommandError, sweep_command
 
     try:
         sweep_command(spec, out, workers=workers, executor=executor, ray_address=ray_address,
-                      max_cost_usd=max_cost_usd, as_json=as_json, local=local, local_model=local_model)  # fmt: skip
+                      max_cost_usd=max_cost_usd, as_json=as_json, local=local, local_model=local_model,
+                      replicates=replicates, steps=steps)  # fmt: skip
     except CommandError as exc:
         raise _fail(str(exc)) from None
 

@@ -42,11 +42,15 @@ def sweep_command(
     as_json: bool,
     local: bool = False,
     local_model: Path | None = None,
+    replicates: int | None = None,
+    steps: int | None = None,
 ) -> None:
     """Run or resume a sweep, with a progress bar on stderr, then print its statistics; with
-    ``local``, serve a small real LLM (llama.cpp) for every LLM population, as ``run --local`` does."""
+    ``local``, serve a small real LLM (llama.cpp) for every LLM population, as ``run --local`` does;
+    ``replicates`` and ``steps`` replace the spec's (recorded in the folder's manifest)."""
+    counts = {"replicates": replicates, "steps": steps}
     if not (local or local_model is not None):
-        _sweep(spec, out, workers, executor, ray_address, max_cost_usd, as_json, None, None)
+        _sweep(spec, out, workers, executor, ray_address, max_cost_usd, as_json, None, None, counts=counts)
         return
     from mesa_llm.llm.local_server import LOCAL_MODEL_NAME, LocalLLMServer, LocalModelError
     from mesa_llm.scenario import LLMSettings
@@ -60,7 +64,7 @@ def sweep_command(
         settings = server.settings_for(LOCAL_MODEL_NAME, LLMSettings())
         # the weights' file names the model in each run's key; the server's address does not
         _sweep(spec, out, workers, executor, ray_address, max_cost_usd, as_json,
-               LOCAL_MODEL_NAME, settings, f"{LOCAL_MODEL_NAME}@{server.model_path.name}")  # fmt: skip
+               LOCAL_MODEL_NAME, settings, f"{LOCAL_MODEL_NAME}@{server.model_path.name}", counts=counts)  # fmt: skip
     finally:
         server.stop()
 
@@ -68,7 +72,7 @@ def sweep_command(
 def _sweep(
     spec: Path, out: Path, workers: int | None, executor: str, ray_address: str | None,
     max_cost_usd: float | None, as_json: bool, llm_model: str | None, llm_settings: dict[str, Any] | None,
-    llm_model_id: str | None = None,
+    llm_model_id: str | None = None, counts: dict[str, int | None] | None = None,
 ) -> None:  # fmt: skip
     from mesa_llm.experiments.executors import ExecutorError
     from mesa_llm.experiments.spec import SweepSpecError
@@ -105,7 +109,8 @@ def _sweep(
         with progress:
             result = run_sweep(spec, out, workers=workers, executor=executor, ray_address=ray_address,
                                max_cost_usd=max_cost_usd, notify=note, on_update=on_update,
-                               llm_model=llm_model, llm_settings=llm_settings, llm_model_id=llm_model_id)  # fmt: skip
+                               llm_model=llm_model, llm_settings=llm_settings, llm_model_id=llm_model_id,
+                               **(counts or {}))  # fmt: skip
         frame, factor_paths, conditions = load_results(out)
         stats = sweep_statistics(frame, factor_paths, conditions)
     except (SweepSpecError, StoreError, ExecutorError) as exc:
