@@ -4,10 +4,12 @@ tables and the JSON; cli.py only declares the options and turns a :class:`Comman
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -19,8 +21,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
-from mesa_llm.terminal import cell, inert
+from mesa_llm.terminal import inert
 
 
 class CommandError(Exception):
@@ -133,49 +136,148 @@ def _sweep(
         console.print(f"failed: {inert(condition)} ({len(group)} runs): {inert(error)}", markup=False, highlight=False, soft_wrap=True)
     Console(highlight=False).print(
         f"{t.total} runs: {t.done} ran ok, {t.failed} failed, {t.skipped} done before, {t.not_run} not run (budget); "
-        f"cost ${t.cost_usd:.4f}; {result.wall_s:.1f} s\nresults: {inert(out / 'results.parquet')} and {inert(out / 'results.csv')}",
+        f"cost ${t.cost_usd:.4f}; {result.wall_s:.1f} s",
         markup=False,
     )
+    for path in (out / "results.parquet", out / "results.csv"):  # a path on a line of its own, never folded
+        Console(highlight=False).print(f"results: {inert(path)}", markup=False, soft_wrap=True)
 
 
-def print_statistics(stats: dict[str, Any], factor_paths: list[str]) -> None:
-    """Per-cell means with CIs, and the paired comparisons, as rich tables on stdout."""
-    console = Console(highlight=False)
-    table = Table(title="cells: mean [95% CI] (n)")
-    table.add_column("condition")
-    for f in factor_paths:
-        table.add_column(cell(f), justify="right")
-    for m in stats["metrics"]:
-        table.add_column(cell(m), justify="right")
-    for row in stats["cells"]:
-        values = []
-        for m in stats["metrics"]:
-            d = row["metrics"][m]
-            if d["mean"] is None:
-                values.append("-")
-            elif d["ci_low"] is None:
-                values.append(f"{d['mean']:.4g} ({d['n']})")
-            else:
-                values.append(f"{d['mean']:.4g} [{d['ci_low']:.4g}, {d['ci_high']:.4g}] ({d['n']})")
-        table.add_row(cell(row["condition"]), *[cell(row["factors"][f]) for f in factor_paths], *values)
-    console.print(table)
-    rows = [c for c in stats["comparisons"] if c["n_pairs"]]
+def print_statistics(stats: dict[str, Any], factor_paths: list[str], console: Console | None = None) -> None:
+    """Per-cell means with CIs, and per metric its paired tests (condition comparisons, factor main
+    effects and interactions), as rich tables on stdout that fit the terminal: a metric with one
+    value in every run is one line, the cells' metrics are split over as many tables as the width
+    needs, and names are wrapped at their dots, never cut."""
+    console = console or Console(highlight=False)
+    constant = stats.get("constant_metrics") or {}
+    if constant:
+        same = ", ".join(f"{inert(m)} = {v:.6g}" for m, v in constant.items())
+        console.print(f"the same in every run: {same}", markup=False, highlight=False, soft_wrap=True)
+    metrics = [m for m in stats["metrics"] if m not in constant]
+    _print_cells(console, stats, factor_paths, metrics)
+    for metric in metrics:
+        _print_tests(console, stats, metric)
+
+
+def wrap_name(name: str, width: int = 16) -> str:
+    """``name`` on lines of at most ``width`` characters, broken after a dot or an underscore (a
+    part longer than that stays whole, for the table to fold): every character is kept."""
+    parts = re.findall(r"[^._]+[._]?|[._]", name) or [name]
+    lines: list[str] = []
+    line = ""
+    for part in parts:
+        if line and len(line) + len(part) > width:
+            lines.append(line)
+            line = ""
+        line += part
+    lines.append(line)
+    return "\n".join(lines)
+
+
+def _mean_text(d: dict[str, Any], same_n: bool) -> str:
+    if d["mean"] is None:
+        return "-"
+    n = "" if same_n else f" ({d['n']})"
+    if d["ci_low"] is None:
+        return f"{d['mean']:.4g}{n}"
+    half = max(d["ci_high"] - d["mean"], d["mean"] - d["ci_low"])  # a t interval: symmetric
+    return f"{d['mean']:.4g} ±{half:.2g}{n}"
+
+
+def _width(text: str) -> int:
+    return max((len(line) for line in text.split("\n")), default=0)
+
+
+def _print_cells(console: Console, stats: dict[str, Any], factor_paths: list[str], metrics: list[str]) -> None:
+    cells = stats["cells"]
+    if not cells or not metrics:
+        return
+    ns = {d["n"] for c in cells for m in metrics if (d := c["metrics"][m])["mean"] is not None}
+    same_n = len(ns) == 1
+    several = len({c["condition"] for c in cells}) > 1
+    keys: list[tuple[str, list[str]]] = []  # header, values (the columns that name a cell)
+    if several or not factor_paths:
+        keys.append(("condition", [inert(c["condition"]) for c in cells]))
+    keys += [(wrap_name(inert(f)), [inert(c["factors"][f]) for c in cells]) for f in factor_paths]
+    columns = [(wrap_name(inert(m)), [_mean_text(c["metrics"][m], same_n) for c in cells]) for m in metrics]
+
+    def need(col: tuple[str, list[str]]) -> int:  # characters of one column: content, padding, border
+        return max([_width(col[0]), *(_width(v) for v in col[1])]) + 3
+
+    base = 1 + sum(need(k) for k in keys)
+    chunks: list[list[tuple[str, list[str]]]] = [[]]
+    used = base
+    for col in columns:
+        if chunks[-1] and used + need(col) > console.width:
+            chunks.append([])
+            used = base
+        chunks[-1].append(col)
+        used += need(col)
+    n_text = f"; n = {ns.pop()} runs per cell" if same_n and ns else ""
+    for i, chunk in enumerate(chunks):
+        part = f" ({i + 1}/{len(chunks)})" if len(chunks) > 1 else ""
+        table = Table(title=f"cells: mean ±95% CI half-width{n_text}{part}")
+        for header, _ in keys:
+            table.add_column(Text(header), overflow="fold")
+        for header, _ in chunk:
+            table.add_column(Text(header), justify="right", overflow="fold")
+        for row in range(len(cells)):
+            table.add_row(*[Text(k[1][row]) for k in keys], *[Text(c[1][row]) for c in chunk])
+        console.print(table)
+
+
+def _short_test(name: str) -> str:
+    if name == "paired t":
+        return "t"
+    if name.startswith("paired t"):
+        return "t, all 0"  # every pair equal: p = 1
+    return "none"
+
+
+#: longest word of a label kept on one line; longer ones (a factor's path) break after a dot
+LONG_WORD = 24
+
+
+def _break_words(text: str) -> str:
+    return " ".join(wrap_name(w, LONG_WORD) if len(w) > LONG_WORD else w for w in text.split(" "))
+
+
+def _compared(c: dict[str, Any]) -> str:
+    if "condition_a" in c:
+        where = ", ".join(f"{k} {v}" for k, v in c["factors"].items())
+        return f"{c['condition_a']} − {c['condition_b']}" + (f" at {where}" if where else "")
+    if c["kind"] == "main":
+        return f"{c['factor']}: {c['level_a']} − {c['level_b']}"
+    return f"interaction: {c['factor']} {c['level_a']} − {c['level_b']} at {c['factor_2']} {c['level_2a']} vs {c['level_2b']}"
+
+
+def _print_tests(console: Console, stats: dict[str, Any], metric: str) -> None:
+    rows = [c for c in stats["comparisons"] + stats.get("effects", []) if c["metric"] == metric and c["n_pairs"]]
     if not rows:
         return
-    table = Table(title="paired comparisons (same seeds; p Holm-adjusted per metric)")
-    for column in ("metric", "A − B", *factor_paths, "pairs", "mean diff [95% CI]", "d_z", "p t (Holm)", "p Wilcoxon (Holm)"):
-        table.add_column(cell(column))
 
     def p(v: float | None) -> str:
         return "-" if v is None else f"{v:.3g}"
 
-    for c in rows:
-        ci = "" if c["diff_ci_low"] is None else f" [{c['diff_ci_low']:.4g}, {c['diff_ci_high']:.4g}]"
-        table.add_row(
-            cell(c["metric"]), cell(f"{c['condition_a']} − {c['condition_b']}"),
-            *[cell(c["factors"][f]) for f in factor_paths], str(c["n_pairs"]),
-            f"{c['mean_diff']:.4g}{ci}", p(c["effect_size_dz"]), p(c["p_t_holm"]), p(c["p_wilcoxon_holm"]),
-        )  # fmt: skip
+    table = Table(
+        title=Text(f"{inert(metric)}: paired tests within replicate seeds"),
+        caption="test t: paired t-test (t, all 0: every pair equal, p = 1); p Holm: adjusted within this metric",
+        box=box.SIMPLE_HEAD,
+    )
+    labels = [_break_words(inert(_compared(c))) for c in rows]
+    # as wide as the longest word of a label (a factor's path, broken at its dots), so words wrap whole
+    longest = max(len(word) for label in labels for word in label.split())
+    table.add_column("compared", overflow="fold", ratio=1, min_width=min(longest, LONG_WORD))
+    table.add_column("test", no_wrap=True)
+    table.add_column("n", justify="right", no_wrap=True)
+    table.add_column("A − B [95% CI]", justify="right")
+    table.add_column("p", justify="right", no_wrap=True)
+    table.add_column("p Holm", justify="right", no_wrap=True)
+    for c, label in zip(rows, labels, strict=True):
+        ci = "" if c["diff_ci_low"] is None else f"\n[{c['diff_ci_low']:.4g}, {c['diff_ci_high']:.4g}]"
+        estimate = "-" if c["mean_diff"] is None else f"{c['mean_diff']:.4g}{ci}"
+        table.add_row(Text(label), _short_test(c.get("test", "paired t")), str(c["n_pairs"]),
+                      estimate, p(c["p_t"]), p(c["p_t_holm"]))  # fmt: skip
     console.print(table)
 
 
@@ -195,7 +297,7 @@ def report_command(out_dir: Path, html: Path | None, as_json: bool) -> None:
             print_statistics(stats, factor_paths)
         if html is not None:
             written = render_sweep_report(out_dir, html)
-            _err().print(f"report: {inert(written)}", markup=False)
+            _err().print(f"report: {inert(written)}", markup=False, soft_wrap=True)
     except (SweepSpecError, StoreError, ValueError) as exc:
         raise CommandError(str(exc)) from None
     except OSError as exc:

@@ -76,10 +76,14 @@ def paired(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
     from scipy import stats
 
     sd = float(np.std(d, ddof=1))
-    if sd == 0.0:  # a constant difference: no test can say more than the difference itself
-        out.update(diff_ci_low=out["mean_diff"], diff_ci_high=out["mean_diff"])
-        if out["mean_diff"] == 0.0:
-            out.update(p_t=1.0, p_wilcoxon=1.0)
+    # a constant difference (up to the rounding of the values' sums): no test can say more than
+    # the difference itself, and a t-test on rounding noise would report p = 1e-47
+    scale = max(float(np.max(np.abs(a))), float(np.max(np.abs(b))), 1e-300)
+    if sd <= 1e-12 * scale:
+        if np.all(d == 0.0) or abs(float(np.mean(d))) <= 1e-12 * scale:
+            out.update(mean_diff=0.0, diff_ci_low=0.0, diff_ci_high=0.0, p_t=1.0, p_wilcoxon=1.0)
+        else:
+            out.update(diff_ci_low=out["mean_diff"], diff_ci_high=out["mean_diff"])
         return out
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # scipy's notes on ties and small samples

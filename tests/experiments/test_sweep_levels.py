@@ -233,3 +233,15 @@ def test_factor_sweep_report_draws_per_level_lines(factor_sweep: tuple[Path, dic
         assert y[0] == y[1]  # flat: the fee changes nothing at any horizon
     page = render_sweep_report(out, tmp_path / "r.html").read_text(encoding="utf-8")
     assert "main effect" in page and "market.fee_per_unit: 0.0 − 1.0" in page
+
+
+def test_a_constant_difference_up_to_rounding_is_not_a_p_of_1e_minus_47() -> None:
+    from mesa_llm.experiments.stats import paired
+
+    a = np.array([0.1 + 0.2, 0.7, 1.3 + 0.37 * 9, 2.9, 0.37 * 16 + 0.1])
+    shifted = paired(a + 1.0, a)  # differences 1.0 up to float rounding
+    assert shifted["mean_diff"] == pytest.approx(1.0) and shifted["p_t"] is None and shifted["t"] is None
+    same = paired(a * 3 / 3, a + 0.0)
+    assert same["p_t"] == 1.0 and same["mean_diff"] == 0.0
+    varied = paired(a + np.array([1.0, 1.1, 0.9, 1.05, 0.95]), a)
+    assert varied["p_t"] is not None and 0 < varied["p_t"] < 0.001 and varied["n_pairs"] == 5
