@@ -149,9 +149,12 @@ def print_statistics(stats: dict[str, Any], factor_paths: list[str], console: Co
     value in every run is one line, the cells' metrics are split over as many tables as the width
     needs, and names are wrapped at their dots, never cut."""
     console = console or Console(highlight=False)
-    constant = stats.get("constant_metrics") or {}
+    constant: dict[str, float | None] = dict(stats.get("constant_metrics") or {})
+    for m in stats["metrics"]:  # no value in any run tells no cells apart either
+        if all(row["metrics"][m]["mean"] is None for row in stats["cells"]):
+            constant[m] = None
     if constant:
-        same = ", ".join(f"{inert(m)} = {v:.6g}" for m, v in constant.items())
+        same = ", ".join(f"{inert(m)} = {'-' if v is None else f'{v:.6g}'}" for m, v in constant.items())
         console.print(f"the same in every run: {same}", markup=False, highlight=False, soft_wrap=True)
     metrics = [m for m in stats["metrics"] if m not in constant]
     _print_cells(console, stats, factor_paths, metrics)
