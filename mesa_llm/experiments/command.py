@@ -193,7 +193,7 @@ def _width(text: str) -> int:
 
 def _print_cells(console: Console, stats: dict[str, Any], factor_paths: list[str], metrics: list[str]) -> None:
     cells = stats["cells"]
-    if not cells or not metrics:
+    if not cells:
         return
     ns = {d["n"] for c in cells for m in metrics if (d := c["metrics"][m])["mean"] is not None}
     same_n = len(ns) == 1
@@ -203,6 +203,8 @@ def _print_cells(console: Console, stats: dict[str, Any], factor_paths: list[str
         keys.append(("condition", [inert(c["condition"]) for c in cells]))
     keys += [(wrap_name(inert(f)), [inert(c["factors"][f]) for c in cells]) for f in factor_paths]
     columns = [(wrap_name(inert(m)), [_mean_text(c["metrics"][m], same_n) for c in cells]) for m in metrics]
+    if not columns:  # every metric said in a line: the cells are still listed, with their runs
+        columns = [("runs ok", [str(max((d["n"] for d in c["metrics"].values()), default=0)) for c in cells])]
 
     def need(col: tuple[str, list[str]]) -> int:  # characters of one column: content, padding, border
         return max([_width(col[0]), *(_width(v) for v in col[1])]) + 3
@@ -219,7 +221,8 @@ def _print_cells(console: Console, stats: dict[str, Any], factor_paths: list[str
     n_text = f"; n = {ns.pop()} runs per cell" if same_n and ns else ""
     for i, chunk in enumerate(chunks):
         part = f" ({i + 1}/{len(chunks)})" if len(chunks) > 1 else ""
-        table = Table(title=f"cells: mean ±95% CI half-width{n_text}{part}")
+        title = f"cells: mean ±95% CI half-width{n_text}{part}" if metrics else "cells"
+        table = Table(title=title)
         for header, _ in keys:
             table.add_column(Text(header), overflow="fold")
         for header, _ in chunk:

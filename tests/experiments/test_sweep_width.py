@@ -101,3 +101,18 @@ def test_recording_and_results_paths_are_never_wrapped(tmp_path: Path) -> None:
     assert swept.exit_code == 0, swept.output
     assert f"results: {out / 'results.parquet'}" in swept.output.splitlines()
     assert f"results: {out / 'results.csv'}" in swept.output.splitlines()
+
+
+def test_cells_are_listed_when_every_metric_is_said_in_a_line() -> None:
+    rows: dict[str, dict[str, Any]] = {}
+    for i, level in enumerate(("calm", "panic")):
+        rows[f"d.p{i}.r0"] = {"run_id": f"d.p{i}.r0", "condition": "d", "factors": {"regime": level}, "replicate": 0,
+                              "seed": 1, "key": "k", "status": "ok", "error": None,
+                              "metrics": {"trades": 3.0, "smiths_alpha": None}, "prompt_tokens": 0,
+                              "completion_tokens": 0, "tokens": 0, "cost_usd": 0.0, "wall_s": 0.1, "recording": None}  # fmt: skip
+    stats = sweep_statistics(results_frame(rows, list(rows), ["regime"]), ["regime"])
+    out = io.StringIO()
+    print_statistics(stats, ["regime"], Console(width=80, file=out, highlight=False, color_system=None))
+    text = out.getvalue()
+    assert "the same in every run: trades = 3, smiths_alpha = -" in text
+    assert "calm" in text and "panic" in text and "runs ok" in text
