@@ -154,7 +154,7 @@ def print_statistics(stats: dict[str, Any], factor_paths: list[str], console: Co
         if all(row["metrics"][m]["mean"] is None for row in stats["cells"]):
             constant[m] = None
     if constant:
-        same = ", ".join(f"{inert(m)} = {'-' if v is None else f'{v:.6g}'}" for m, v in constant.items())
+        same = ", ".join(f"{inert(m)} = {'-' if v is None else num(v, 6)}" for m, v in constant.items())
         console.print(f"the same in every run: {same}", markup=False, highlight=False, soft_wrap=True)
     metrics = [m for m in stats["metrics"] if m not in constant]
     _print_cells(console, stats, factor_paths, metrics)
@@ -177,14 +177,22 @@ def wrap_name(name: str, width: int = 16) -> str:
     return "\n".join(lines)
 
 
+def num(value: float, digits: int = 4) -> str:
+    """A number for a table: ``digits`` significant digits, but amounts too large for them (up to
+    a trillion) whole, with thousands separators (35,919, not 3.592e+04)."""
+    if 10**digits <= abs(value) < 1e12:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}g}"
+
+
 def _mean_text(d: dict[str, Any], same_n: bool) -> str:
     if d["mean"] is None:
         return "-"
     n = "" if same_n else f" ({d['n']})"
     if d["ci_low"] is None:
-        return f"{d['mean']:.4g}{n}"
+        return f"{num(d['mean'])}{n}"
     half = max(d["ci_high"] - d["mean"], d["mean"] - d["ci_low"])  # a t interval: symmetric
-    return f"{d['mean']:.4g} ±{half:.2g}{n}"
+    return f"{num(d['mean'])} ±{num(half, 2)}{n}"
 
 
 def _width(text: str) -> int:
@@ -280,8 +288,8 @@ def _print_tests(console: Console, stats: dict[str, Any], metric: str) -> None:
     table.add_column("p", justify="right", no_wrap=True)
     table.add_column("p Holm", justify="right", no_wrap=True)
     for c, label in zip(rows, labels, strict=True):
-        ci = "" if c["diff_ci_low"] is None else f"\n[{c['diff_ci_low']:.4g}, {c['diff_ci_high']:.4g}]"
-        estimate = "-" if c["mean_diff"] is None else f"{c['mean_diff']:.4g}{ci}"
+        ci = "" if c["diff_ci_low"] is None else f"\n[{num(c['diff_ci_low'])}, {num(c['diff_ci_high'])}]"
+        estimate = "-" if c["mean_diff"] is None else f"{num(c['mean_diff'])}{ci}"
         table.add_row(Text(label), _short_test(c.get("test", "paired t")), str(c["n_pairs"]),
                       estimate, p(c["p_t"]), p(c["p_t_holm"]))  # fmt: skip
     console.print(table)

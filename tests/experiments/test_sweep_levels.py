@@ -245,3 +245,63 @@ def test_a_constant_difference_up_to_rounding_is_not_a_p_of_1e_minus_47() -> Non
     assert same["p_t"] == 1.0 and same["mean_diff"] == 0.0
     varied = paired(a + np.array([1.0, 1.1, 0.9, 1.05, 0.95]), a)
     assert varied["p_t"] is not None and 0 < varied["p_t"] < 0.001 and varied["n_pairs"] == 5
+
+
+def test_main_effects_average_over_conditions_too_and_need_every_conditions_run() -> None:
+    values: dict[tuple[Any, ...], float | None] = {}
+    for r in range(5):
+        for cond, shift in (("a", 0.0), ("b", 5.0)):
+            for k in (1, 2):
+                values[(cond, k, r)] = SEED_EFFECT[r] + shift + 0.5 * k + NOISE[0, k, r]
+    values[("b", 2, 4)] = None  # replicate 4 lacks one condition's run at k=2: its pair drops
+    stats = sweep_statistics(_frame(values, {"k": [1, 2]}, 5, conditions=("a", "b")), ["k"], ["a", "b"])
+    e = _effect(stats, "y", "main", "k", 1, 2)
+    assert e["n_pairs"] == 4
+    a = [np.mean([values[(c, 1, r)] for c in "ab"]) for r in range(4)]
+    b = [np.mean([values[(c, 2, r)] for c in "ab"]) for r in range(4)]  # type: ignore[misc]
+    assert e["mean_diff"] == pytest.approx(np.mean(np.subtract(a, b)))
+    assert e["mean_a"] == pytest.approx(np.mean(a))
+
+
+def test_level_tests_need_a_complete_grid_of_at_most_twelve_levels() -> None:
+    from mesa_llm.experiments.stats import MAX_LEVELS_COMPARED
+
+    values = _two_factor_values()
+    partial = _frame(values, FACTORS, 8)
+    partial = partial[~((partial["f"] == 1) & (partial["g"] == "z"))]  # a cell the design never had
+    assert sweep_statistics(partial, list(FACTORS))["effects"] == []
+    for n, tested in ((MAX_LEVELS_COMPARED, True), (MAX_LEVELS_COMPARED + 1, False)):
+        levels = list(range(n))
+        many = {("default", lvl, r): float(lvl + r) + 0.01 * ((lvl * r) % 3) for lvl in levels for r in range(3)}
+        effects = sweep_statistics(_frame(many, {"k": levels}, 3), ["k"])["effects"]
+        assert len(effects) == (n * (n - 1) // 2 if tested else 0)
+
+
+def test_the_test_is_named_and_two_pairs_are_enough_for_a_t_test() -> None:
+    values = {("default", k, r): float(k * 2 + r + 0.1 * r * k * k) for k in (0, 1) for r in range(2)}
+    stats = sweep_statistics(_frame(values, {"k": [0, 1]}, 2), ["k"])
+    (e,) = stats["effects"]
+    assert e["n_pairs"] == 2 and e["test"] == "paired t" and e["p_t"] is not None
+    one = sweep_statistics(_frame({k: v for k, v in values.items() if k[2] == 0}, {"k": [0, 1]}, 1), ["k"])
+    assert one["effects"][0]["test"].startswith("none") and one["effects"][0]["p_t"] is None
+
+
+def _sweep_folder(tmp_path: Path, frame: pd.DataFrame, factors: dict[str, list[Any]]) -> Path:
+    import yaml
+
+    folder = tmp_path / "sweep"
+    folder.mkdir()
+    (folder / "spec.yaml").write_text(yaml.safe_dump({"name": "s", "scenario": "double_auction", "factors": factors}))
+    frame.to_parquet(folder / "results.parquet")
+    return folder
+
+
+def test_the_report_says_constant_metrics_in_words_and_plots_factor_effects(tmp_path: Path) -> None:
+    values = _two_factor_values()
+    frame = _frame(values, FACTORS, 8, extra={"fixed": dict.fromkeys(values, 4.0)})
+    page = render_sweep_report(_sweep_folder(tmp_path, frame, FACTORS), tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "The same in every run" in page and "<li>fixed = 4</li>" in page
+    assert page.count('alt="y"') == 2  # y against f and against g; "fixed" is not plotted
+    assert 'alt="fixed"' not in page
+    assert page.count('alt="differences"') == 1  # y's main effects and interaction (no conditions here)
+    assert page.count("<td>main effect</td>") == 3 + 1 and page.count("<td>interaction</td>") == 2
