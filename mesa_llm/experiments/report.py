@@ -83,10 +83,14 @@ def _metric_vs_factor(stats: dict[str, Any], metric: str, factor: str | None) ->
     ax = fig.add_subplot()
     # lines that lie on top of each other stay visible: each next line is dashed a little differently
     styles = ["-", "--", "-.", ":"]
+    numeric_xs = [p[0] for points in lines.values() for p in points if isinstance(p[0], int | float)]
+    span = (max(numeric_xs) - min(numeric_xs)) if numeric_xs else 0.0
     for i, (key, points) in enumerate(lines.items()):
         numeric = all(isinstance(p[0], int | float) for p in points)
         points.sort(key=lambda p: p[0] if numeric else str(p[0]))
-        xs = [p[0] if numeric else labels[str(p[0])] for p in points]
+        # lines with equal values (no effect of the other factor) side by side, not hidden under each other
+        dodge = (i - (len(lines) - 1) / 2) * 0.01 * span if numeric and len(lines) > 1 else 0.0
+        xs = [p[0] + dodge if numeric else labels[str(p[0])] for p in points]
         means = [p[1] for p in points]
         lo = [p[1] - p[2] if p[2] is not None else 0.0 for p in points]
         hi = [p[3] - p[1] if p[3] is not None else 0.0 for p in points]

@@ -22,11 +22,11 @@ class TwoWorkers:
     """An executor with two workers whose runs spend half of what they are allowed, the first (the
     pilot) a tenth of it; it records at each start the most that spent + reserved came to."""
 
-    capacity = 2
-    prefetch = 4
     note = None
 
-    def __init__(self) -> None:
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.prefetch = 2 * capacity
         self.in_flight: dict[str, float] = {}
         self.spent = 0.0
         self.most_in_flight = 0
@@ -63,13 +63,14 @@ def _plan(n: int) -> list[tuple[PlannedRun, _Resolved]]:
     ]  # fmt: skip
 
 
-def test_runs_in_flight_hold_their_share_of_the_budget(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [2, 3])
+def test_runs_in_flight_hold_their_share_of_the_budget(tmp_path: Path, workers: int) -> None:
     spec = SweepSpec(name="b", scenario="llm_double_auction", replicates=12)
     todo = _plan(12)
     store = ResultsStore(tmp_path / "out")
     store.open("name: b\n")
     tally = SweepTally(total=len(todo))
-    executor = TwoWorkers()
+    executor = TwoWorkers(workers)
     notes: list[str] = []
     try:
         _execute(spec, "llm_double_auction", tmp_path / "out", todo, executor, store, tally, BUDGET, notes.append,
@@ -77,7 +78,7 @@ def test_runs_in_flight_hold_their_share_of_the_budget(tmp_path: Path) -> None:
     finally:
         store.close()
     assert executor.started[0][1] == pytest.approx(BUDGET)  # the pilot alone, with everything
-    assert executor.most_in_flight == 2  # two runs did overlap: the case under test
+    assert executor.most_in_flight == workers  # the runs did overlap: the case under test
     # what was spent plus what the runs in flight may still spend never passed the budget
     assert executor.worst <= BUDGET + 1e-9
     assert tally.cost_usd == pytest.approx(executor.spent) and executor.spent <= BUDGET + 1e-9
@@ -85,6 +86,6 @@ def test_runs_in_flight_hold_their_share_of_the_budget(tmp_path: Path) -> None:
     assert tally.done + tally.not_run == 12 and tally.done >= 4
     second, third = executor.started[1][1], executor.started[2][1]
     left = BUDGET - BUDGET / 10
-    assert second == pytest.approx(left / 2) and third == pytest.approx(left / 2)
+    assert second == pytest.approx(left / workers) and third == pytest.approx(left / workers)
     rows = list(store.read())
     assert [r["status"] for r in rows].count("not_run_budget") == tally.not_run

@@ -283,7 +283,9 @@ def test_the_test_is_named_and_two_pairs_are_enough_for_a_t_test() -> None:
     (e,) = stats["effects"]
     assert e["n_pairs"] == 2 and e["test"] == "paired t" and e["p_t"] is not None
     one = sweep_statistics(_frame({k: v for k, v in values.items() if k[2] == 0}, {"k": [0, 1]}, 1), ["k"])
-    assert one["effects"][0]["test"].startswith("none") and one["effects"][0]["p_t"] is None
+    (single,) = one["effects"]
+    assert single["test"].startswith("none") and single["n_pairs"] == 1 and single["mean_diff"] is not None
+    assert single["p_t"] is single["effect_size_dz"] is single["diff_ci_low"] is None  # one pair: no test, no spread
 
 
 def _sweep_folder(tmp_path: Path, frame: pd.DataFrame, factors: dict[str, list[Any]]) -> Path:

@@ -56,11 +56,23 @@ def test_sweep_tables_at_80_columns_keep_every_distinguishing_part() -> None:
     assert "…" not in text  # nothing cut
     assert "the same in every run: fees.total = 0" in text and text.count("fees.total") == 1  # no column
     lines = _lines(text)
-    for name in [*METRICS, FACTOR]:  # every piece of every wrapped header is in the output, whole
+    cells_part = _lines(text.split("paired tests within")[0])  # the cells tables, before the tests
+    for name in [*METRICS, FACTOR]:  # every piece of every wrapped header is in them, whole
         for piece in wrap_name(name).split("\n"):
-            assert any(piece in line for line in lines), (piece, text)
+            assert any(piece in line for line in cells_part), (piece, text)
+    for condition in ("boulware_buyers", "conceder_buyers"):
+        assert sum(condition in line for line in cells_part) == 2 * 2  # 2 levels x 2 tables, never folded
     for metric in METRICS:  # each metric's tests under its own full name
         assert f"{metric}: paired tests within replicate seeds" in text
+    for cell in stats["cells"]:  # every value whole (a table wider than planned would fold them)
+        for metric in METRICS:
+            d = cell["metrics"][metric]
+            half = max(d["ci_high"] - d["mean"], d["mean"] - d["ci_low"])
+            assert f"{d['mean']:.4g} ±{half:.2g}" in text
+    # the main effect's p and its Holm-adjusted p (within the metric's family of three tests)
+    e = next(e for e in stats["effects"] if e["metric"] == METRICS[0] and e["kind"] == "main")
+    assert e["p_t_holm"] != e["p_t"]
+    assert any(f"{e['p_t']:.3g}" in line and line.rstrip().endswith(f"{e['p_t_holm']:.3g}") for line in lines)
     assert text.count("boulware_buyers −") == 2 * len(METRICS)  # a comparison per factor level and metric
     assert "concession_rate: 0.1 −" in text and "concession_rate 0.1" in text
     assert " p Holm" in text and "within this metric" in text
@@ -70,6 +82,8 @@ def test_wrap_name_breaks_after_dots_and_keeps_every_character() -> None:
     assert wrap_name("negotiation.mean_rounds_to_agreement") == "negotiation.\nmean_rounds_to_\nagreement"
     assert wrap_name("trades") == "trades"
     assert wrap_name("a.b", 16) == "a.b"
+    assert wrap_name("abcdefgh.ijklmno") == "abcdefgh.ijklmno"  # exactly 16: one line
+    assert wrap_name("abcdefgh.ijklmnop") == "abcdefgh.\nijklmnop"
     for name in METRICS + [FACTOR, "x" * 40, "plugins.sample_trades_per_step.mean"]:
         assert wrap_name(name).replace("\n", "") == name
         assert all(len(line) <= 16 or "." not in line and "_" not in line for line in wrap_name(name).split("\n"))
@@ -108,11 +122,11 @@ def test_cells_are_listed_when_every_metric_is_said_in_a_line() -> None:
     for i, level in enumerate(("calm", "panic")):
         rows[f"d.p{i}.r0"] = {"run_id": f"d.p{i}.r0", "condition": "d", "factors": {"regime": level}, "replicate": 0,
                               "seed": 1, "key": "k", "status": "ok", "error": None,
-                              "metrics": {"trades": 3.0, "smiths_alpha": None}, "prompt_tokens": 0,
+                              "metrics": {"trades": 3.0, "smiths_alpha": None, "late": [None, 2.0][i]}, "prompt_tokens": 0,
                               "completion_tokens": 0, "tokens": 0, "cost_usd": 0.0, "wall_s": 0.1, "recording": None}  # fmt: skip
     stats = sweep_statistics(results_frame(rows, list(rows), ["regime"]), ["regime"])
     out = io.StringIO()
     print_statistics(stats, ["regime"], Console(width=80, file=out, highlight=False, color_system=None))
     text = out.getvalue()
-    assert "the same in every run: trades = 3, smiths_alpha = -" in text
+    assert "the same in every run: trades = 3, late = 2, smiths_alpha = -" in text  # late: one run reported it
     assert "calm" in text and "panic" in text and "runs ok" in text
