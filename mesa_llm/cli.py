@@ -384,7 +384,7 @@ def _print_summary(data: dict[str, Any]) -> None:
             console.print(f"[bold yellow]warning:[/] {escape(inert(warning))}")
     if data.get("stop_reason"):
         console.print(f"stopped: {inert(data['stop_reason'])}", markup=False)
-    console.print(f"recording: {inert(data['recording'] or '(not recorded)')}", markup=False)
+    console.print(f"recording: {inert(data['recording'] or '(not recorded)')}", markup=False, soft_wrap=True)
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
@@ -544,7 +544,7 @@ def replay_command(
                     else "DIFFERENT from the recording"
                 )
             )
-        console.print(f"recording: {inert(data['recording'])}", markup=False)
+        console.print(f"recording: {inert(data['recording'])}", markup=False, soft_wrap=True)
     if result.divergence is not None:
         raise _fail(f"diverged from the recording at {result.divergence}", 1)
     if verify and result.final_state_matches is False:
@@ -608,7 +608,7 @@ def analyze(
             _err_console().print(f"warning: {inert(problem)}", markup=False, highlight=False)
         if html is not None:
             written = render_html(rec, html)
-            _err_console().print(f"report: {inert(written)}", markup=False, highlight=False)
+            _err_console().print(f"report: {inert(written)}", markup=False, highlight=False, soft_wrap=True)
         if csv is not None:
             files = write_csv(rec, csv)
             _err_console().print(f"{len(files)} CSV files in {inert(csv)}", markup=False, highlight=False)
@@ -631,13 +631,17 @@ def compare(
         rows = compare_recordings(rec_a, rec_b)
     except RecordingError as exc:
         raise _fail(str(exc)) from None
+    console = Console(highlight=False)
+    # the files on lines of their own, whole (two runs' names often differ only at the end)
+    console.print(f"A: {inert(a)}", markup=False, soft_wrap=True)
+    console.print(f"B: {inert(b)}", markup=False, soft_wrap=True)
     table = Table(title="A/B")
-    table.add_column("metric")
-    table.add_column(cell(f"A: {a.name}"), justify="right")
-    table.add_column(cell(f"B: {b.name}"), justify="right")
+    table.add_column("metric", overflow="fold")
+    table.add_column("A", justify="right", overflow="fold")
+    table.add_column("B", justify="right", overflow="fold")
     for row in rows:
         table.add_row(*(cell(v) for v in row))
-    Console(highlight=False).print(table)
+    console.print(table)
 
 
 @app.command()
@@ -665,13 +669,21 @@ def sweep(
     ] = False,
     local: LocalOption = False,
     local_model: LocalModelOption = None,
+    replicates: Annotated[
+        int | None,
+        typer.Option("--replicates", min=1, help="Replicates instead of the spec's (kept in the folder's manifest)."),
+    ] = None,
+    steps: Annotated[
+        int | None, typer.Option("--steps", min=1, help="Steps of every run instead of the spec's (kept in the manifest).")
+    ] = None,
 ) -> None:
     """Run (or resume) a sweep: conditions x factors x replicates, with paired statistics."""
     from mesa_llm.experiments.command import CommandError, sweep_command
 
     try:
         sweep_command(spec, out, workers=workers, executor=executor, ray_address=ray_address,
-                      max_cost_usd=max_cost_usd, as_json=as_json, local=local, local_model=local_model)  # fmt: skip
+                      max_cost_usd=max_cost_usd, as_json=as_json, local=local, local_model=local_model,
+                      replicates=replicates, steps=steps)  # fmt: skip
     except CommandError as exc:
         raise _fail(str(exc)) from None
 

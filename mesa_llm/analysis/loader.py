@@ -1066,11 +1066,29 @@ def _stacked_property(name: str) -> cached_property[pd.DataFrame]:
     return cached_property(getter)
 
 
-class MultiRecording:
-    """Many runs: the tables of every run stacked with a ``run_id`` column first."""
+#: the columns that say which run a row of a stacked table comes from, first in every stacked table
+RUN_COLUMNS = ("run_id", "scenario", "seed", "condition", "cell")
 
-    def __init__(self, runs: Sequence[Recording]) -> None:
+
+class MultiRecording:
+    """Many runs: the tables of every run stacked, each row led by the run it comes from —
+    ``run_id``, ``scenario``, ``seed`` and, for the runs of a sweep, its ``condition`` and ``cell``
+    (the factor levels, ``path=level, ...``; None outside a sweep)."""
+
+    def __init__(self, runs: Sequence[Recording], cells: dict[str, tuple[str | None, str | None]] | None = None) -> None:
         self.runs: list[Recording] = list(runs)
+        #: run id -> (sweep condition, cell) of the runs a sweep's journal names
+        self.cells: dict[str, tuple[str | None, str | None]] = dict(cells or {})
+
+    def labels(self, rec: Recording) -> dict[str, Any]:
+        """The run columns of ``rec``'s rows (:data:`RUN_COLUMNS`)."""
+        seed = rec.header.get("seed")
+        condition, cell = self.cells.get(rec.run_id, (None, None))
+        return {
+            "run_id": rec.run_id, "scenario": rec.scenario,
+            "seed": seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+            "condition": condition, "cell": cell,
+        }  # fmt: skip
 
     def __repr__(self) -> str:
         return f"MultiRecording({[r.run_id for r in self.runs]!r})"
@@ -1088,12 +1106,14 @@ class MultiRecording:
         raise KeyError(f"no run {run_id!r}; the runs are {[r.run_id for r in self.runs]}")
 
     def _stack(self, get: Callable[[Recording], pd.DataFrame]) -> pd.DataFrame:
-        parts = [get(rec).assign(run_id=rec.run_id) for rec in self.runs]
+        # the run's columns replace a table's own column of the same name (a `seed` of an event)
+        parts = [get(rec).assign(**self.labels(rec)) for rec in self.runs]
         if not parts:
-            return pd.DataFrame({"run_id": pd.Series(dtype=object)})
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in RUN_COLUMNS})
         non_empty = [p for p in parts if not p.empty] or parts[:1]
         frame = pd.concat(non_empty, ignore_index=True)
-        return frame[["run_id", *[c for c in frame.columns if c != "run_id"]]]
+        frame["seed"] = frame["seed"].astype("Int64")
+        return frame[[*RUN_COLUMNS, *[c for c in frame.columns if c not in RUN_COLUMNS]]]
 
     def table(self, event_type: str) -> pd.DataFrame:
         """Every run's table of this event type stacked, with ``run_id`` first."""
@@ -1121,10 +1141,12 @@ class MultiRecording:
         row per run, nested metrics flattened to ``name.key`` columns."""
         from mesa_llm.analysis.metrics import flatten_metrics, summary_metrics
 
-        rows = [
-            {"run_id": rec.run_id, **flatten_metrics(summary_metrics(rec))} for rec in self.runs
-        ]
-        return pd.DataFrame(rows)
+        rows = [{**flatten_metrics(summary_metrics(rec)), **self.labels(rec)} for rec in self.runs]
+        frame = pd.DataFrame(rows)
+        if frame.empty:
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in RUN_COLUMNS})
+        frame["seed"] = frame["seed"].astype("Int64")
+        return frame[[*RUN_COLUMNS, *[c for c in frame.columns if c not in RUN_COLUMNS]]]
 
 
 #: where replays and forks of a folder's runs are written (``mesa_llm.replay.REPLAYS_DIR``)
@@ -1147,6 +1169,9 @@ def load_recordings(
     root = Path(folder)
     if not root.is_dir():
         raise RecordingError(f"{root}: no such folder")
+    if (root / SWEEP_JOURNAL).is_file() and (root / "runs").is_dir():
+        root = root / "runs"  # a sweep's folder: its runs are in runs/ (journal.jsonl is not a recording)
+    cells = _sweep_cells(root.parent / SWEEP_JOURNAL) if root.name == "runs" else {}
     paths = [p for p in sorted(root.glob(pattern)) if p.is_file()]
     if include_forks and (root / REPLAYS_DIR).is_dir():
         paths += [p for p in sorted((root / REPLAYS_DIR).glob(pattern)) if p.is_file()]
@@ -1159,4 +1184,34 @@ def load_recordings(
             runs.append(rec)
         elif include_forks and parent.get("kind") == "fork":
             forks.append(rec)
-    return MultiRecording(runs + forks)
+    return MultiRecording(runs + forks, cells)
+
+
+#: a sweep folder's journal of rows (``mesa_llm.experiments.store.JOURNAL``; its runs are in ``runs/``)
+SWEEP_JOURNAL = "journal.jsonl"
+
+
+def _sweep_cells(journal: Path) -> dict[str, tuple[str | None, str | None]]:
+    """Run id -> (condition, cell text) from a sweep's journal (its latest row per run); rows not of
+    that shape are skipped — the journal labels runs, it is not needed to read them."""
+    if not journal.is_file() or journal.is_symlink():
+        return {}
+    cells: dict[str, tuple[str | None, str | None]] = {}
+    try:
+        lines = journal.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return {}
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        if not isinstance(row, dict) or not isinstance(row.get("run_id"), str):
+            continue
+        condition = row.get("condition") if isinstance(row.get("condition"), str) else None
+        factors = row.get("factors")
+        if not isinstance(factors, dict):
+            factors = {}
+        cell = ", ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in factors.items())
+        cells[row["run_id"]] = (condition, cell or None)
+    return cells

@@ -9,7 +9,7 @@ surplus split, Pareto/Nash) and `llm_metrics` (calls, tokens, cost, tool-call va
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, overload
 
 import pandas as pd
 
@@ -19,7 +19,7 @@ from mesa_llm.analysis.llm_metrics import (
     llm_costs,
     llm_populations,
 )
-from mesa_llm.analysis.loader import Recording
+from mesa_llm.analysis.loader import MultiRecording, Recording
 from mesa_llm.analysis.market_metrics import (
     NON_TRADING_ROLES,
     _replay,
@@ -78,9 +78,15 @@ def _without(value: dict[str, Any] | None, key: str) -> dict[str, Any] | None:
     return None if value is None else {k: v for k, v in value.items() if k != key}
 
 
-def summary_metrics(rec: Recording) -> dict[str, Any]:
+@overload
+def summary_metrics(rec: Recording) -> dict[str, Any]: ...
+@overload
+def summary_metrics(rec: MultiRecording) -> pd.DataFrame: ...
+def summary_metrics(rec: Recording | MultiRecording) -> dict[str, Any] | pd.DataFrame:
     """Every metric of the run, JSON-ready (numbers, None, lists, dicts): used by
-    ``mesa-llm analyze --json``, the reports and `compare`.
+    ``mesa-llm analyze --json``, the reports and `compare`. Given several runs
+    (:func:`~mesa_llm.analysis.load_recordings`), a table of them instead: one row per run, led by
+    run_id, scenario, seed, condition and cell, nested metrics flattened (``MultiRecording.summary``).
 
     Keys: run_id, scenario, seed, status, truncated, final_step, events, agents, trades, volume,
     goods {good: trades, volume, mean_price, last_price, ce_price, ce_quantity}, realised_surplus,
@@ -93,6 +99,12 @@ def summary_metrics(rec: Recording) -> dict[str, Any]:
     stress {see mesa_llm.analysis.stress.stress_metrics}; with plugin metrics installed, plugins
     {metric: {key: value} or None} and plugin_errors (one line per metric that failed).
     """
+    if isinstance(rec, MultiRecording):
+        return rec.summary()
+    if not isinstance(rec, Recording):
+        raise TypeError(
+            f"summary_metrics takes a recording (load_recording) or several (load_recordings), not a {type(rec).__name__}"
+        )
     tick = rec.tick_size
     replay = _replay(rec)
     trades = rec.trades

@@ -1,6 +1,9 @@
-"""Statistics of a sweep's results table: per-cell means with 95% confidence intervals, and paired
-comparisons between conditions on shared seeds (paired t-test, Wilcoxon signed-rank, effect size)
-with Holm's correction across the comparisons of each metric. The tests are scipy's.
+"""Statistics of a sweep's results table: per-cell means with 95% confidence intervals, paired
+comparisons between conditions on shared seeds, and, for a grid design, paired tests between the
+levels of each factor (main effects) and of each pair of factors (interactions). Every test is
+paired within replicate seeds (paired t-test, Wilcoxon signed-rank, Cohen's d_z; scipy's) and every
+p-value is Holm-adjusted within its metric's family (the condition comparisons, main effects and
+interactions of that one metric: never across metrics).
 
 Only rows with status ``ok`` count; a metric a run did not report (NaN) drops that run, or that
 pair, from that metric alone.
@@ -73,10 +76,14 @@ def paired(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
     from scipy import stats
 
     sd = float(np.std(d, ddof=1))
-    if sd == 0.0:  # a constant difference: no test can say more than the difference itself
-        out.update(diff_ci_low=out["mean_diff"], diff_ci_high=out["mean_diff"])
-        if out["mean_diff"] == 0.0:
-            out.update(p_t=1.0, p_wilcoxon=1.0)
+    # a constant difference (up to the rounding of the values' sums): no test can say more than
+    # the difference itself, and a t-test on rounding noise would report p = 1e-47
+    scale = max(float(np.max(np.abs(a))), float(np.max(np.abs(b))), 1e-300)
+    if sd <= 1e-12 * scale:
+        if np.all(d == 0.0) or abs(float(np.mean(d))) <= 1e-12 * scale:
+            out.update(mean_diff=0.0, diff_ci_low=0.0, diff_ci_high=0.0, p_t=1.0, p_wilcoxon=1.0)
+        else:
+            out.update(diff_ci_low=out["mean_diff"], diff_ci_high=out["mean_diff"])
         return out
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # scipy's notes on ties and small samples
@@ -105,10 +112,120 @@ def holm(pvalues: list[float | None]) -> list[float | None]:
     return adjusted
 
 
+def constant_metrics(frame: pd.DataFrame, metrics: list[str]) -> dict[str, float]:
+    """The metrics with one value in every ok run that reported them (nothing to plot or test)."""
+    ok = frame[frame["status"] == OK]
+    out: dict[str, float] = {}
+    for metric in metrics:
+        values = pd.to_numeric(ok[metric], errors="coerce").to_numpy(dtype=float)
+        values = values[np.isfinite(values)]
+        if values.size and bool(np.all(values == values[0])):
+            out[metric] = float(values[0])
+    return out
+
+
+def factor_levels(frame: pd.DataFrame, factor_paths: list[str]) -> dict[str, list[Any]]:
+    """Each factor's levels in the table's (plan) order."""
+    return {f: list(dict.fromkeys(v for v in frame[f].tolist() if not _missing(v))) for f in factor_paths}
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def _replicate_means(
+    frame: pd.DataFrame, metric: str, fixed: dict[str, Any], rest: list[str], replicates: list[Any]
+) -> np.ndarray:
+    """Per replicate, the mean of ``metric`` over every combination of the ``rest`` columns at the
+    ``fixed`` levels; NaN for a replicate missing any of those runs or values (so its pair drops)."""
+    sel = frame
+    for column, level in fixed.items():
+        sel = sel[sel[column] == level]
+    expected = max(1, len(frame.drop_duplicates(rest))) if rest else 1
+    out = np.full(len(replicates), np.nan)
+    for i, rep in enumerate(replicates):
+        rows = sel[(sel["replicate"] == rep) & (sel["status"] == OK)]
+        values = pd.to_numeric(rows[metric], errors="coerce").to_numpy(dtype=float)
+        if values.size == expected and bool(np.all(np.isfinite(values))):
+            out[i] = float(np.mean(values))
+    return out
+
+
+def factor_effects(
+    frame: pd.DataFrame, factor_paths: list[str], metrics: list[str]
+) -> list[dict[str, Any]]:
+    """Paired tests between factor levels, within replicate seeds, for a full factorial (grid).
+
+    Main effects: for each factor and each pair of its levels, replicate r's pair is (the mean of
+    the metric over every other cell — conditions and other factors' levels — at level a, the
+    same at level b); a replicate missing any of those runs or values is dropped (``n_pairs`` says
+    how many remain). Interactions: for each pair of factors and each pair of adjacent levels of
+    each, the paired difference of the first factor's effect at the second's two levels (a
+    difference of differences; zero when the factors act independently)."""
+    effects: list[dict[str, Any]] = []
+    levels = factor_levels(frame, factor_paths)
+    varied = [f for f in factor_paths if len(levels[f]) > 1]
+    replicates = sorted(v for v in dict.fromkeys(frame["replicate"].tolist()) if not _missing(v))
+    for metric in metrics:
+        for factor in varied:
+            rest = ["condition", *[f for f in factor_paths if f != factor]]
+            for a, b in itertools.combinations(levels[factor], 2):
+                test = paired(
+                    _replicate_means(frame, metric, {factor: a}, rest, replicates),
+                    _replicate_means(frame, metric, {factor: b}, rest, replicates),
+                )
+                effects.append({
+                    "metric": metric, "kind": "main", "factor": factor, "level_a": _clean(a), "level_b": _clean(b),
+                    "label": f"{factor}: {_clean(a)} − {_clean(b)}", "test": _test_name(test), **test,
+                })  # fmt: skip
+        for f, g in itertools.combinations(varied, 2):
+            rest = ["condition", *[x for x in factor_paths if x not in (f, g)]]
+            m = {(x, y): _replicate_means(frame, metric, {f: x, g: y}, rest, replicates)
+                 for x in levels[f] for y in levels[g]}  # fmt: skip
+            for a1, a2 in itertools.pairwise(levels[f]):
+                for b1, b2 in itertools.pairwise(levels[g]):
+                    # the effect of f (a1 - a2) at g = b1, against the same at g = b2
+                    test = paired(m[a1, b1] - m[a2, b1], m[a1, b2] - m[a2, b2])
+                    effects.append({
+                        "metric": metric, "kind": "interaction", "factor": f, "level_a": _clean(a1),
+                        "level_b": _clean(a2), "factor_2": g, "level_2a": _clean(b1), "level_2b": _clean(b2),
+                        "label": f"{f}: {_clean(a1)} − {_clean(a2)} at {g} {_clean(b1)} vs {_clean(b2)}",
+                        "test": _test_name(test), **test,
+                    })  # fmt: skip
+    return effects
+
+
+#: most levels a factor may have for its levels to be compared pairwise
+MAX_LEVELS_COMPARED = 12
+
+
+def full_factorial(frame: pd.DataFrame, factor_paths: list[str]) -> bool:
+    """Whether the table's factor points are every combination of the factors' levels (a grid, not
+    a Latin hypercube: ``frame.attrs["design"]`` says so when :func:`load_results` read it), with
+    at most :data:`MAX_LEVELS_COMPARED` levels each."""
+    if not factor_paths or frame.empty or frame.attrs.get("design", "grid") != "grid":
+        return False
+    levels = factor_levels(frame, factor_paths)
+    if any(len(v) > MAX_LEVELS_COMPARED for v in levels.values()):
+        return False
+    points = len(frame[factor_paths].drop_duplicates())
+    return points == math.prod(len(v) for v in levels.values())
+
+
+def _test_name(test: dict[str, Any]) -> str:
+    """What the p-value of a paired result comes from."""
+    if test["n_pairs"] < 2:
+        return "none (fewer than 2 pairs)"
+    if test["t"] is None:
+        return "none (every pair differs by the same amount)" if test["mean_diff"] != 0.0 else "paired t (every pair equal: p = 1)"
+    return "paired t"
+
+
 def sweep_statistics(
     frame: pd.DataFrame, factor_paths: list[str], conditions: list[str] | None = None
 ) -> dict[str, Any]:
-    """Cells, per-condition summaries and paired comparisons of a results table, as plain data."""
+    """Cells, per-condition summaries, paired comparisons between conditions and, for a grid, the
+    factors' main effects and interactions (:func:`factor_effects`) of a results table, as plain data."""
     metrics = metric_columns(frame, factor_paths)
     ok = frame[frame["status"] == OK]
     conditions = conditions or list(dict.fromkeys(frame["condition"].dropna().tolist()))
@@ -118,6 +235,8 @@ def sweep_statistics(
         "cost_usd": float(pd.to_numeric(frame["cost_usd"], errors="coerce").fillna(0).sum()),
         "tokens": int(pd.to_numeric(frame["tokens"], errors="coerce").fillna(0).sum()),
         "metrics": metrics, "factors": factor_paths, "conditions": {}, "cells": [], "comparisons": [],
+        "effects": [], "constant_metrics": constant_metrics(frame, metrics),
+        "levels": {f: [_clean(v) for v in vs] for f, vs in factor_levels(frame, factor_paths).items()},
     }  # fmt: skip
     for condition in conditions:
         sub = ok[ok["condition"] == condition]
@@ -147,13 +266,19 @@ def sweep_statistics(
                     pd.to_numeric(a.loc[shared, metric], errors="coerce").to_numpy(dtype=float),
                     pd.to_numeric(b.loc[shared, metric], errors="coerce").to_numpy(dtype=float),
                 )
-                comparisons.append({"metric": metric, "condition_a": cond_a, "condition_b": cond_b, "factors": factors, **test})
-    for metric in metrics:  # Holm within each metric's family of comparisons
-        family = [c for c in comparisons if c["metric"] == metric]
+                comparisons.append({
+                    "metric": metric, "condition_a": cond_a, "condition_b": cond_b, "factors": factors,
+                    "test": _test_name(test), **test,
+                })  # fmt: skip
+    tested = [m for m in metrics if m not in result["constant_metrics"]]  # one value everywhere: nothing to test
+    effects = factor_effects(frame, factor_paths, tested) if full_factorial(frame, factor_paths) else []
+    for metric in metrics:  # Holm within each metric's family: its comparisons, main effects, interactions
+        family = [c for c in comparisons if c["metric"] == metric] + [e for e in effects if e["metric"] == metric]
         for name in ("p_t", "p_wilcoxon"):
             for c, adj in zip(family, holm([c[name] for c in family]), strict=True):
                 c[f"{name}_holm"] = adj
     result["comparisons"] = comparisons
+    result["effects"] = effects
     return result
 
 
@@ -177,4 +302,5 @@ def load_results(out_dir: Any) -> tuple[pd.DataFrame, list[str], list[str]]:
     if missing:
         raise StoreError(f"{table}: not a sweep table (missing columns {', '.join(missing[:5])})")
     conditions = list(spec.conditions) or list(dict.fromkeys(frame["condition"].dropna().tolist()))
+    frame.attrs["design"] = spec.design  # main effects and interactions are for a grid only
     return frame, list(spec.factors), conditions

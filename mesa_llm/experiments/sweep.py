@@ -18,7 +18,7 @@ from mesa_llm.experiments.budget import RunEstimate, describe_estimate, estimate
 from mesa_llm.experiments.design import PlannedRun, plan_runs
 from mesa_llm.experiments.executors import ExecutorError, default_workers, make_executor
 from mesa_llm.experiments.spec import SweepSpec, SweepSpecError, load_sweep_spec, read_spec_text
-from mesa_llm.experiments.store import ResultsStore
+from mesa_llm.experiments.store import ResultsStore, StoreError
 from mesa_llm.experiments.worker import (
     FAILED,
     NOT_RUN_BUDGET,
@@ -95,8 +95,14 @@ def run_sweep(
     llm_model: str | None = None,
     llm_settings: dict[str, Any] | None = None,
     llm_model_id: str | None = None,
+    replicates: int | None = None,
+    steps: int | None = None,
 ) -> SweepResult:
     """Run (or resume) the sweep of ``spec_path`` into ``out_dir``.
+
+    ``replicates`` and ``steps`` replace the spec's (``--replicates``, ``--steps``); they are
+    recorded in the folder's manifest, so a resume without them uses them again and one with other
+    values is refused (StoreError: the folder holds that sweep).
 
     SweepSpecError / StoreError / ExecutorError (one line) when the sweep cannot start; a run's own
     failure is a row. ``notify`` gets one-line notes (the estimate, the pilot run), ``on_update``
@@ -114,6 +120,7 @@ def run_sweep(
     path = Path(spec_path)
     spec = load_sweep_spec(path)
     text = read_spec_text(path)
+    spec, overrides = _apply_overrides(spec, path, Path(out_dir), replicates, steps, say)
     with contextlib.suppress(Exception):  # the old metric names it uses: one note each
         for note in SweepSpec.metric_notes(load_yaml(text).get("metrics")):
             say(note)
@@ -155,6 +162,11 @@ def run_sweep(
 
     store = ResultsStore(out_dir, warn=say)
     store.open(_inert_spec_text(text))  # the folder's copy of the spec, without the secrets it may name
+    try:
+        write_manifest(Path(out_dir), overrides)
+    except OSError as exc:
+        store.close()
+        raise StoreError(f"{Path(out_dir) / MANIFEST}: cannot write the manifest ({exc.strerror or exc})") from None
     tally = SweepTally(total=len(plan))
     # local workers start now (their fork server imports the model while the runs are planned)
     executor_obj = make_executor(executor, workers, ray_address) if executor == "process" else None
@@ -197,6 +209,86 @@ def run_sweep(
         finally:
             store.close()
     return SweepResult(spec, Path(out_dir), tally, factor_paths, estimate, time.perf_counter() - started)
+
+
+#: the folder's record of the command-line overrides of the spec (``--replicates``, ``--steps``)
+MANIFEST = "manifest.json"
+OVERRIDABLE = ("replicates", "steps")
+
+
+def read_manifest(out_dir: Path) -> dict[str, int | None] | None:
+    """The overrides a sweep folder was run with, or None if it records none (a new folder, or one
+    written before manifests); StoreError for a manifest that is not one."""
+    import json
+
+    path = out_dir / MANIFEST
+    if not path.exists() and not path.is_symlink():
+        return None
+    if path.is_symlink() or not path.is_file():
+        raise StoreError(f"{path}: not a sweep folder's own file; use another --out")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8")[:10_000])
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"{path}: not a sweep manifest ({type(exc).__name__})") from None
+    overrides = data.get("overrides") if isinstance(data, dict) else None
+    if not isinstance(overrides, dict) or any(
+        k not in OVERRIDABLE or not (v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 1))
+        for k, v in overrides.items()
+    ):
+        raise StoreError(f"{path}: not a sweep manifest (overrides: expected replicates and steps, whole numbers or null)")
+    return {k: overrides.get(k) for k in OVERRIDABLE}
+
+
+def write_manifest(out_dir: Path, overrides: dict[str, int | None]) -> None:
+    """Record the overrides the sweep in ``out_dir`` runs with (atomically)."""
+    import json
+    import os
+
+    path = out_dir / MANIFEST
+    tmp = out_dir / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps({"overrides": overrides}, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _apply_overrides(
+    spec: SweepSpec, path: Path, out_dir: Path, replicates: int | None, steps: int | None, say: Callable[[str], None]
+) -> tuple[SweepSpec, dict[str, int | None]]:
+    """The spec with the command line's (or, on a resume, the manifest's) replicates and steps, and
+    the overrides to record; SweepSpecError for a value the spec refuses, StoreError for a resume
+    with other values than the folder's."""
+    given = {"replicates": replicates, "steps": steps}
+    recorded = read_manifest(out_dir)
+    if recorded is None and (out_dir / "journal.jsonl").exists():
+        recorded = dict.fromkeys(OVERRIDABLE)  # rows of a sweep run before manifests: the spec's own values
+    if recorded is not None:
+        for name in OVERRIDABLE:
+            value = given[name]
+            if value is not None and value != recorded[name]:
+                was = f"--{name} {recorded[name]}" if recorded[name] is not None else f"the spec's {name}"
+                raise StoreError(
+                    f"{out_dir} holds a sweep run with {was} ({out_dir / MANIFEST}): resume it with the same "
+                    f"value, or use another --out for --{name} {value}"
+                )
+        resumed = {k: v for k, v in recorded.items() if v is not None and given[k] is None}
+        if resumed:
+            say("resuming with " + ", ".join(f"--{k} {v}" for k, v in resumed.items()) + f" (recorded in {out_dir / MANIFEST})")
+        given = recorded
+    changes = {k: v for k, v in given.items() if v is not None}
+    if not changes:
+        return spec, given
+    try:
+        spec = SweepSpec.model_validate({**spec.model_dump(), **changes})
+    except ValueError as exc:
+        from pydantic import ValidationError
+
+        if isinstance(exc, ValidationError):
+            err = exc.errors()[0]
+            where = ".".join(str(x) for x in err["loc"])
+            message = err["msg"].removeprefix("Value error, ")
+            flag = f"--{where}" if where in OVERRIDABLE else "--replicates/--steps"
+            raise SweepSpecError(f"{path}: {flag}: {' '.join(message.split())}") from None
+        raise SweepSpecError(f"{path}: {' '.join(str(exc).split())}") from None
+    return spec, given
 
 
 def _journal_costs(store: ResultsStore) -> Any:
