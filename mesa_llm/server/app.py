@@ -440,6 +440,7 @@ async def _serve_client(websocket: WebSocket, live: LiveSimulation, wanted: Even
                 break
             request_id: Any = None
             reply: dict[str, Any]
+            held = False
             if not bucket.take():
                 limited += 1
                 now = time.monotonic()
@@ -473,13 +474,22 @@ async def _serve_client(websocket: WebSocket, live: LiveSimulation, wanted: Even
                     request_id = None
                 if data.get("type") != "control":
                     raise ApiError(400, f"unknown message type {str(data.get('type'))[:40]!r}: only 'control' messages are read")
+                client.hold()  # a stop ends the stream: its ack goes out before simulation_end
+                held = True
                 result = await _control(live, data.get("command"), data.get("params"))
                 reply = {"type": "ack", "id": request_id, "command": data.get("command"), "result": result}
             except ApiError as exc:
                 reply = {"type": "error", "id": request_id, "error": exc.message}
             except ValidationError as exc:
                 reply = {"type": "error", "id": request_id, "error": "params." + _validation_line(exc)[1]}
-            if not client.reply(reply):
+            except Exception as exc:  # noqa: BLE001 - answered, logged in one line; the connection stays
+                line = one_line(f"internal error: {type(exc).__name__}: {exc}")
+                _log.error("websocket %s: %s", live.id, line)
+                reply = {"type": "error", "id": request_id, "error": line}
+            queued = client.reply(reply)
+            if held:
+                client.release()
+            if not queued:
                 await websocket.close(1008, "too many unread replies")
                 break
     except WebSocketDisconnect:

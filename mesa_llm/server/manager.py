@@ -206,7 +206,7 @@ class LiveSimulation:
         """One step (the caller holds the lock)."""
         if self.closed or self.sim.done:
             raise ApiError(409, f"simulation {self.id} is {self.status} at step {self.sim.steps}: no more steps")
-        self._events, self._overflow = [], 0
+        # (events recorded since the last update, such as event_scheduled, go with this step's)
         try:
             if self.has_llm:
                 report = await self.sim.astep()
@@ -222,6 +222,8 @@ class LiveSimulation:
             raise ApiError(500, self.error) from None
         if update is not None:
             self._publish(update)
+        else:  # no client (any more): nothing collected is kept for a later one
+            self._events, self._overflow = [], 0
         if self.sim.done:
             self._close_locked(None)
         return report
@@ -336,7 +338,7 @@ class LiveSimulation:
     def _agent(self, agent_id: int) -> None:
         ids = [a["agent_id"] for a in self.sim.agents()]
         if agent_id not in ids:
-            raise ApiError(404, f"simulation {self.id} has no agent {agent_id} (agents are 0..{len(ids) - 1})")
+            raise ApiError(404, f"simulation {self.id} has no agent {agent_id} (agents are {min(ids)}..{max(ids)})")
 
     async def observe(self, agent_id: int) -> dict[str, Any]:
         """The observation an agent decides the coming step on."""

@@ -4,8 +4,8 @@ slow one so the server never holds more than a bounded number of updates for it.
 An `Update` is built once per step (the state and the events since the previous update) and its
 JSON parts are serialised once; each client (`ClientStream`) holds at most ``capacity`` pending
 updates. When a new update finds a client's queue full, it replaces the newest pending one and
-counts what was dropped: the message that goes out says how many updates (``skipped_updates``)
-and events (``skipped_events``) happened since the client's previous message and are not in it.
+counts what was dropped: the message that goes out says how many steps (``skipped_updates``) and
+events (``skipped_events``) happened since the client's previous message and are not in it.
 The latest state always goes out.
 """
 
@@ -117,6 +117,8 @@ class ClientStream:
         self._replies: deque[str] = deque()
         self._ready = asyncio.Event()
         self.closed = False
+        self._holds = 0  # replies still to come before the end may be sent
+        self._done = False  # the end was sent: nothing more goes out
         #: totals over the connection (for tests and the benchmark)
         self.coalesced_updates = 0
         self.closing_message: str | None = None
@@ -128,10 +130,12 @@ class ClientStream:
         if len(self._updates) >= self.capacity:
             dropped = self._updates.pop()
             self.coalesced_updates += 1
+            # a step's update replaced by a later one of the same step (a status change) skips no step
+            same_step = dropped.update.tick == update.tick
             self._updates.append(
                 _Pending(
                     update,
-                    dropped.skipped_updates + 1,
+                    dropped.skipped_updates + (0 if same_step else 1),
                     dropped.skipped_events + dropped.update.event_count(self.wanted),
                 )
             )
@@ -141,13 +145,22 @@ class ClientStream:
 
     def reply(self, message: dict[str, Any]) -> bool:
         """Queue a reply (ack or error); False when too many are unsent (the client reads none)."""
-        if self.closed:
+        if self._done:
             return True
         if len(self._replies) >= self.max_replies:
             return False
         self._replies.append(dumps(message))
         self._ready.set()
         return True
+
+    def hold(self) -> None:
+        """A reply is on its way: the end waits for it (see `release`)."""
+        self._holds += 1
+
+    def release(self) -> None:
+        """The reply `hold` waited for is queued."""
+        self._holds = max(0, self._holds - 1)
+        self._ready.set()
 
     def close(self, final: dict[str, Any] | None = None) -> None:
         """No more updates: the writer sends what is queued, then ``final``, then stops."""
@@ -164,10 +177,11 @@ class ClientStream:
             if self._updates:
                 pending = self._updates.popleft()
                 return pending.update.message(self.wanted, pending.skipped_updates, pending.skipped_events)
-            if self.closed:
+            if self.closed and not self._holds:
                 if self.closing_message is not None:
                     text, self.closing_message = self.closing_message, None
                     return text
+                self._done = True
                 return None
             self._ready.clear()
             await self._ready.wait()
