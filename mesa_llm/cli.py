@@ -877,6 +877,9 @@ def serve_command(
     max_simulations: Annotated[
         int, typer.Option("--max-simulations", min=1, help="Open simulations at once.")
     ] = 8,
+    max_agents: Annotated[
+        int, typer.Option("--max-agents", min=1, help="Agents one simulation may hold.")
+    ] = 10_000,
     max_connections: Annotated[
         int, typer.Option("--max-connections", min=1, help="WebSocket connections at once.")
     ] = 64,
@@ -927,7 +930,8 @@ def serve_command(
     try:
         settings = ServerSettings(
             recordings=recordings, checkpoints=checkpoints, host=host, port=port, token=token,
-            max_simulations=max_simulations, max_connections=max_connections, max_body_bytes=max_body_bytes,
+            max_simulations=max_simulations, max_agents=max_agents, max_connections=max_connections,
+            max_body_bytes=max_body_bytes,
             max_message_bytes=max_message_bytes, messages_per_second=messages_per_second,
         )  # fmt: skip
         sock = bind(host, port)

@@ -234,6 +234,7 @@ def create_app(
             "connections": connections.open_sockets,
             "limits": {
                 "max_simulations": settings.max_simulations,
+                "max_agents": settings.max_agents,
                 "max_connections": settings.max_connections,
                 "max_body_bytes": settings.max_body_bytes,
                 "max_message_bytes": settings.max_message_bytes,

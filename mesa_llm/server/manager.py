@@ -25,7 +25,13 @@ from mesa_llm.scenario import ScenarioError, resolve_scenario_path
 from mesa_llm.server.errors import ApiError, one_line
 from mesa_llm.server.settings import MAX_RATE, MAX_STEPS_PER_REQUEST, ServerSettings
 from mesa_llm.server.stream import ClientStream, EventFilter, Update
-from mesa_llm.simulation import ExternalAgentError, Simulation, SimulationClosedError, StepReport
+from mesa_llm.simulation import (
+    ExternalAgentError,
+    Simulation,
+    SimulationClosedError,
+    StepReport,
+    prepare_scenario,
+)
 
 #: what a scenario name may look like: a shipped or plugin scenario's name, never a path
 SCENARIO_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,99}")
@@ -200,7 +206,11 @@ class LiveSimulation:
 
     def _step_sync(self) -> tuple[StepReport, Update | None]:
         report = self.sim.step()
-        return report, (self._update() if self.clients else None)
+        if not self.clients:
+            return report, None
+        update = self._update()
+        update.prepare(list({c.wanted for c in list(self.clients)}))  # JSON made here, not on the loop
+        return report, update
 
     async def _step_locked(self) -> StepReport:
         """One step (the caller holds the lock)."""
@@ -454,7 +464,13 @@ class SimulationManager:
             folder = Path(self.settings.recordings)
             try:
                 resolve_scenario_path(scenario)
-                # building checks the scenario and its templates (CPU): off the event loop
+                # checking the scenario and its templates, then building, is CPU: off the event loop
+                spec = await asyncio.to_thread(prepare_scenario, scenario, list(overrides))
+                agents = sum(p.count for p in spec.populations)
+                if agents > self.settings.max_agents:
+                    raise ApiError(
+                        422, f"{scenario}: {agents} agents; this server runs at most {self.settings.max_agents} per simulation"
+                    )
                 sim = await asyncio.to_thread(
                     self.build, scenario, overrides=list(overrides), seed=seed, model=model, steps=steps, out=folder
                 )

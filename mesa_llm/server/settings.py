@@ -21,6 +21,9 @@ MAX_SIMULATIONS = 8
 #: stopped or finished simulations kept for reading (state, metrics) until deleted; beyond it the
 #: oldest is forgotten (its recording stays on disk)
 MAX_FINISHED_KEPT = 32
+#: agents one simulation may hold (a scenario's own limit is far higher: one client must not take
+#: the server's memory)
+MAX_AGENTS = 10_000
 #: WebSocket connections at once (all simulations together)
 MAX_CONNECTIONS = 64
 #: HTTP connections and requests at once before the server answers 503 (uvicorn's limit)
@@ -77,6 +80,7 @@ class ServerSettings:
     token: str | None = None
     max_simulations: int = MAX_SIMULATIONS
     max_finished_kept: int = MAX_FINISHED_KEPT
+    max_agents: int = MAX_AGENTS
     max_connections: int = MAX_CONNECTIONS
     max_body_bytes: int = MAX_BODY_BYTES
     max_message_bytes: int = MAX_MESSAGE_BYTES
@@ -91,7 +95,7 @@ class ServerSettings:
                 f"--host {self.host}: not a loopback address, so anyone who can reach it could drive "
                 "this server; give --token-file PATH (a bearer token is read from it, or generated into it)"
             )
-        for name in ("max_simulations", "max_connections", "max_body_bytes", "max_message_bytes", "client_queue",
+        for name in ("max_simulations", "max_agents", "max_connections", "max_body_bytes", "max_message_bytes", "client_queue",
                      "max_events_per_update"):  # fmt: skip
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1")
@@ -143,6 +147,7 @@ __all__ = [
     "CLIENT_QUEUE",
     "DEFAULT_HOST",
     "DEFAULT_PORT",
+    "MAX_AGENTS",
     "MAX_BODY_BYTES",
     "MAX_CONNECTIONS",
     "MAX_EVENTS_PAGE",

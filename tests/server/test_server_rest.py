@@ -224,6 +224,24 @@ def test_the_open_simulation_limit(tmp_path: Path) -> None:
         assert client.post("/api/simulations", json={"scenario": "double_auction"}).status_code == 201
 
 
+def test_the_agent_limit_is_checked_before_a_simulation_is_built(tmp_path: Path) -> None:
+    built: list[str] = []
+
+    def build(*args: Any, **kwargs: Any) -> Any:
+        from mesa_llm import Simulation
+
+        built.append(args[0])
+        return Simulation.from_scenario(*args, **kwargs)
+
+    settings = ServerSettings(recordings=tmp_path, max_agents=20, extra_hosts=("testserver",))
+    with TestClient(create_app(settings, build=build)) as client:
+        refused = client.post("/api/simulations", json={"scenario": "double_auction", "overrides": ["populations.0.count=15"]})
+        assert refused.status_code == 422 and "21 agents" in refused.json()["error"] and "at most 20" in refused.json()["error"]
+        assert built == []
+        assert client.post("/api/simulations", json={"scenario": "double_auction", "overrides": ["populations.0.count=14"]}).status_code == 201
+        assert built == ["double_auction"]
+
+
 def test_shutdown_closes_every_open_simulation(tmp_path: Path) -> None:
     app = create_app(ServerSettings(recordings=tmp_path, extra_hosts=("testserver",)))
     with TestClient(app) as client:
