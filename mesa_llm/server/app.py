@@ -344,7 +344,7 @@ def create_app(
 
     @app.get("/api/simulations/{sim_id}/metrics", tags=["simulations"])
     async def metrics(sim_id: str) -> dict[str, Any]:
-        """The headline metrics so far: trades, volume, fees, efficiency (and negotiation, LLM use)."""
+        """The headline metrics so far: trades, volume, fees, allocative_efficiency (and negotiation, LLM use)."""
         return await manager.get(sim_id).metrics()
 
     @app.get("/api/simulations/{sim_id}/agents", response_model=list[AgentInfo], tags=["agents"])

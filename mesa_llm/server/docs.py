@@ -61,7 +61,7 @@ Server → client, at once on connecting and after every step:
           "environment": {"step", "max_steps", "status", "rate", "goods": {GOOD: {"best_bid", "best_ask",
                           "bid_depth", "ask_depth", "last_price", "last_volume", "reference_price"}},
                           "negotiations", "alliances", "reputation"},
-          "metrics": {"trades", "volume", "fees", "efficiency", ...},
+          "metrics": {"trades", "volume", "fees", "allocative_efficiency", ...},
           "events": [recorded events of the step: {"event_id", "timestamp", "step", "agent_id", "event_type",
                      "content", "metadata"}]}}
 ```
