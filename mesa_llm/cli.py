@@ -907,6 +907,101 @@ def dashboard(
             server.stop()
 
 
+@app.command("serve")
+def serve_command(
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on; beyond loopback a token is required.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port (0: a free one).")] = 8000,
+    recordings: Annotated[
+        Path,
+        typer.Option("--recordings", help="Folder simulations record to; the only one whose recordings are served."),
+    ] = Path("recordings"),
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--token-file",
+            help="Bearer token every API request must carry: read from this file, or generated into "
+            "it (readable only by you) when it does not exist.",
+        ),
+    ] = None,
+    checkpoints: Annotated[
+        Path | None, typer.Option("--checkpoints", help="Folder of RL checkpoints to list and act from.")
+    ] = None,
+    max_simulations: Annotated[
+        int, typer.Option("--max-simulations", min=1, help="Open simulations at once.")
+    ] = 8,
+    max_agents: Annotated[
+        int, typer.Option("--max-agents", min=1, help="Agents one simulation may hold.")
+    ] = 10_000,
+    max_connections: Annotated[
+        int, typer.Option("--max-connections", min=1, help="WebSocket connections at once.")
+    ] = 64,
+    max_body_bytes: Annotated[
+        int, typer.Option("--max-body-bytes", min=1024, help="Bytes of one request body.")
+    ] = 1024 * 1024,
+    max_message_bytes: Annotated[
+        int, typer.Option("--max-message-bytes", min=256, max=1024 * 1024, help="Bytes of one WebSocket message.")
+    ] = 64 * 1024,
+    messages_per_second: Annotated[
+        float,
+        typer.Option("--messages-per-second", min=0.1, help="WebSocket messages one client may send per second."),
+    ] = 20.0,
+) -> None:
+    """Serve the REST + WebSocket API (and a demo page) for other programs (the server extra)."""
+    import importlib.util
+
+    if any(importlib.util.find_spec(m) is None for m in ("fastapi", "uvicorn", "websockets")):
+        raise _fail("the server needs FastAPI, uvicorn and websockets: pip install 'mesa_llm[server]'")
+    from mesa_llm.server.run import bind, serve
+    from mesa_llm.server.settings import ServerSettings, is_loopback, read_token_file
+
+    if not is_loopback(host) and token_file is None:
+        raise _fail(
+            f"--host {host}: not a loopback address, so anyone who can reach it could drive this server; "
+            "give --token-file PATH (a bearer token is read from it, or generated into it)"
+        )
+    token = None
+    if token_file is not None:
+        try:
+            token, generated = read_token_file(token_file)
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+        if generated:
+            _err_console().print(
+                f"note: generated a bearer token into {token_file} (readable only by you); clients send it "
+                "as 'Authorization: Bearer TOKEN'",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
+    try:
+        recordings.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _fail(f"--recordings {recordings}: cannot be made a folder: {exc.strerror or exc}") from None
+    if checkpoints is not None and not checkpoints.is_dir():
+        raise _fail(f"--checkpoints {checkpoints}: not a folder")
+    try:
+        settings = ServerSettings(
+            recordings=recordings, checkpoints=checkpoints, host=host, port=port, token=token,
+            max_simulations=max_simulations, max_agents=max_agents, max_connections=max_connections,
+            max_body_bytes=max_body_bytes,
+            max_message_bytes=max_message_bytes, messages_per_second=messages_per_second,
+        )  # fmt: skip
+        sock = bind(host, port)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    if not is_loopback(host):
+        _err_console().print(
+            f"warning: serving on {host} beyond this machine: anyone who can reach it and holds the token "
+            "can run simulations here (and spend its LLM budget); the traffic is not encrypted",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    serve(settings, sock)
+
+
 def _allow_in_this_process(api_base: str) -> None:
     """Let the server the user named on this command line receive the provider key in this
     process: the dashboard builds its models itself (from the spec, which carries no consent), so
