@@ -8,7 +8,8 @@ messages delivered to it and the reasons its last actions were rejected.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -167,6 +168,26 @@ class Observation:
         ticks = max(round(price / self.tick_size), 1)
         return round(ticks * self.tick_size, 10)
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Observation:
+        """The observation of a `to_dict` form (a recorded or transmitted one); KeyError, TypeError
+        or ValueError, naming the part, when it is not one."""
+        if not isinstance(data, Mapping):
+            raise TypeError("an observation is a JSON object")
+        try:
+            market = data["market"]
+            private = data.get("private") or {}
+            if not isinstance(market, Mapping) or not isinstance(private, Mapping):
+                raise TypeError("market and private are objects")
+            return cls(
+                **_known(cls, data, skip={"account", "private", "market"}),
+                account=AccountView(**_known(AccountView, data["account"])),
+                private={str(g): PrivateView(**_known(PrivateView, v)) for g, v in private.items()},
+                market=MarketSnapshot(goods={str(g): GoodSnapshot(**_known(GoodSnapshot, v)) for g, v in market.items()}),
+            )
+        except KeyError as exc:
+            raise KeyError(f"observation: missing {exc}") from None
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form: exactly what the agent received, as recorded."""
         return {
@@ -191,3 +212,11 @@ class Observation:
             "surveillance": self.surveillance,
             "suspended_until": self.suspended_until,
         }
+
+
+def _known(cls: type, data: Any, skip: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
+    """The fields of dataclass ``cls`` that ``data`` gives (its own derived keys left out)."""
+    if not isinstance(data, Mapping):
+        raise TypeError(f"{cls.__name__}: expected an object, got {type(data).__name__}")
+    names = {f.name for f in fields(cls) if not f.name.startswith("_")} - skip
+    return {name: data[name] for name in names if name in data}

@@ -65,6 +65,20 @@ class Checkpoint:
     encoder: ObservationEncoder
     decoder: ActionDecoder
 
+    def act(self, observation: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The actions (tagged dicts) the trained policy takes for ``observation`` (an
+        `Observation.to_dict` form, e.g. what `Simulation.observe(...).to_dict()` or the server's
+        observation endpoint gives): deterministic, nothing when its mask forbids the action."""
+        from mesa_llm.agents.observation import Observation
+
+        obs = Observation.from_dict(observation)
+        action, _ = load_model(self).predict(self.encoder.encode(obs), deterministic=True)
+        action = self.decoder.check(action, obs.name)
+        mask = self.decoder.mask(obs)
+        if mask is not None and not mask[action]:
+            return []
+        return [dict(a) for a in self.decoder.decode(action, obs)]
+
     @property
     def algo(self) -> str:
         """The SB3 algorithm it was trained with (ppo, a2c, dqn, sac)."""
