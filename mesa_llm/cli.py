@@ -486,8 +486,13 @@ def replay_command(
         ),
     ] = None,
     out: Annotated[
-        Path, typer.Option("--out", help="The new recording goes to its replays/ subfolder.")
-    ] = Path("recordings"),
+        Path | None,
+        typer.Option(
+            "--out",
+            help="The new recording goes to its replays/ subfolder (default: recordings/; "
+            "--verify keeps none without --out).",
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the result as one JSON object.")
     ] = False,
@@ -544,7 +549,8 @@ def replay_command(
                     else "DIFFERENT from the recording"
                 )
             )
-        console.print(f"recording: {inert(data['recording'])}", markup=False)
+        if data["recording"] is not None:
+            console.print(f"recording: {inert(data['recording'])}", markup=False, soft_wrap=True)
     if result.divergence is not None:
         raise _fail(f"diverged from the recording at {result.divergence}", 1)
     if verify and result.final_state_matches is False:
