@@ -305,6 +305,12 @@ def _check_llm_access(models: list[str], api_base: str | None, trusted: bool = F
         reason = asyncio.run(check_server(api_base))
         if reason is not None:
             return reason
+    from mesa_llm.llm.litellm_backend import model_problem
+
+    for name in models:  # an unknown provider or model: one line now, not failing steps later
+        problem = model_problem(name, api_base)
+        if problem is not None:
+            return problem
     return None
 
 

@@ -454,6 +454,15 @@ def _replay(
     for pop in spec.populations:
         if pop.wants_llm:
             recorded_models.setdefault(pop.label, None)
+    if fork and (then_model is not None or agent_models):
+        _check_fork_reaches_agents(source, header, spec, recorded_models, then_model, agent_models or {})
+        if live_chat_model is None:  # litellm: an unknown provider or model is one line before step 1
+            from mesa_llm.llm.litellm_backend import model_problem
+
+            for new_model in sorted({m for m in [then_model, *(agent_models or {}).values()] if m}):
+                problem = model_problem(new_model, api_base)
+                if problem is not None:
+                    raise ReplayError(f"{source}: cannot fork: {problem} (nothing was built)")
     # a replay stops where the recording stops (a run cut by a crash), but keeps its horizon
     target = horizon if fork else min(horizon, last_recorded)
     if until_step is not None and until_step > last_recorded:
@@ -608,6 +617,38 @@ def _replay(
         failed_live_calls=chat.failed_live_calls,
         discarded=discarded,
     )
+
+
+def _check_fork_reaches_agents(
+    source: Path,
+    header: Mapping[str, Any],
+    spec: ScenarioSpec,
+    recorded_models: Mapping[str, str | None],
+    then_model: str | None,
+    agent_models: Mapping[int, str],
+) -> None:
+    """Refuse (one line, before anything is built) a fork whose new model would reach no agent:
+    no LLM population, or LLM populations that ran rule-based (no model was configured)."""
+    llm_pops = [p for p in spec.populations if p.wants_llm and p.count > 0]
+    live = {p.label for p in llm_pops if recorded_models.get(p.label)}
+    if then_model is not None and not live:
+        why = (
+            f"its LLM populations ({_some([p.label for p in llm_pops])}) ran rule-based: no model was configured"
+            if llm_pops
+            else "the scenario has no LLM population"
+        )
+        raise ReplayError(
+            f"{source}: --then-model {then_model} reaches no agent: {why}; give agents a model with "
+            "--agent-policy or run the scenario with --model first (nothing was built)"
+        )
+    agents = header.get("agents") if isinstance(header.get("agents"), list) else []
+    population = {a.get("agent_id"): a.get("population") for a in agents if isinstance(a, dict)}
+    for agent_id, new_model in agent_models.items():
+        if population.get(agent_id) not in live:
+            raise ReplayError(
+                f"{source}: --agent-model {agent_id}={new_model} reaches no agent: agent {agent_id} "
+                "did not run as an LLM agent (give it a policy with --agent-policy instead; nothing was built)"
+            )
 
 
 def _steering(events: list[dict[str, Any]]) -> dict[tuple[str, int], list[dict[str, Any]]]:
