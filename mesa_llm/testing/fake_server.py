@@ -1,4 +1,4 @@
-"""A fake OpenAI-compatible chat server for tests and benchmarks (stdlib only).
+"""A fake OpenAI-compatible chat server for tests, benchmarks and your own cassette tests (stdlib only).
 
 ``FakeOpenAIServer`` runs a ``ThreadingHTTPServer`` in a daemon thread on 127.0.0.1 and answers
 ``POST /v1/chat/completions`` with an OpenAI ``chat.completion`` object and ``GET /v1/models`` with a
@@ -412,7 +412,7 @@ class FakeOpenAIServer:
                 self._connections.discard(conn)
 
 
-if __name__ == "__main__":  # pragma: no cover - manual use: python tests/fake_openai_server.py
+if __name__ == "__main__":  # pragma: no cover - manual use: python -m mesa_llm.testing.fake_server
     import sys
 
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 18765
