@@ -641,7 +641,8 @@ def _check_fork_reaches_agents(
             f"{source}: --then-model {then_model} reaches no agent: {why}; give agents a model with "
             "--agent-policy or run the scenario with --model first (nothing was built)"
         )
-    agents = header.get("agents") if isinstance(header.get("agents"), list) else []
+    listed = header.get("agents")
+    agents: list[Any] = listed if isinstance(listed, list) else []
     population = {a.get("agent_id"): a.get("population") for a in agents if isinstance(a, dict)}
     for agent_id, new_model in agent_models.items():
         if population.get(agent_id) not in live:
