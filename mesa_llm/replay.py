@@ -638,8 +638,8 @@ def _check_fork_reaches_agents(
             else "the scenario has no LLM population"
         )
         raise ReplayError(
-            f"{source}: --then-model {then_model} reaches no agent: {why}; give agents a model with "
-            "--agent-policy or run the scenario with --model first (nothing was built)"
+            f"{source}: --then-model {then_model} reaches no agent: {why}; run the scenario with --model "
+            "(or llm.model) to record LLM agents, then fork that recording (nothing was built)"
         )
     listed = header.get("agents")
     agents: list[Any] = listed if isinstance(listed, list) else []
