@@ -305,6 +305,12 @@ def _check_llm_access(models: list[str], api_base: str | None, trusted: bool = F
         reason = asyncio.run(check_server(api_base))
         if reason is not None:
             return reason
+    from mesa_llm.llm.litellm_backend import model_problem
+
+    for name in models:  # an unknown provider or model: one line now, not failing steps later
+        problem = model_problem(name, api_base)
+        if problem is not None:
+            return problem
     return None
 
 
@@ -486,8 +492,13 @@ def replay_command(
         ),
     ] = None,
     out: Annotated[
-        Path, typer.Option("--out", help="The new recording goes to its replays/ subfolder.")
-    ] = Path("recordings"),
+        Path | None,
+        typer.Option(
+            "--out",
+            help="The new recording goes to its replays/ subfolder (default: recordings/; "
+            "--verify keeps none without --out).",
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the result as one JSON object.")
     ] = False,
@@ -544,7 +555,8 @@ def replay_command(
                     else "DIFFERENT from the recording"
                 )
             )
-        console.print(f"recording: {inert(data['recording'])}", markup=False, soft_wrap=True)
+        if data["recording"] is not None:
+            console.print(f"recording: {inert(data['recording'])}", markup=False, soft_wrap=True)
     if result.divergence is not None:
         raise _fail(f"diverged from the recording at {result.divergence}", 1)
     if verify and result.final_state_matches is False:

@@ -438,7 +438,7 @@ class MarketModel(mesa.Model):
         if self.recorder is None:
             return
         self.current_step = self.steps
-        if status in ("failed", "interrupted") and self._states_step != self.steps:
+        if status in ("failed", "interrupted", "replayed_to_cut") and self._states_step != self.steps:
             self._record_agent_states()  # a step cut by an exception: its balances as they stand
         if self.stop_reason:
             self._record("run_stopped", {"reason": self.stop_reason, "status": status})

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +45,13 @@ _STEERING = ("event_scheduled", "external_actions")
 #: subfolder of ``output_dir`` that replays and forks are written to: not next to the runs, so
 #: ``load_recordings(output_dir)`` does not count them as runs (see its ``include_forks``)
 REPLAYS_DIR = "replays"
+#: events that move no cash and no goods: a run cut during a step whose recorded part holds only
+#: these closed with the balances of its last complete step
+_BALANCE_NEUTRAL = {
+    "step_start", "observation", "plan", "llm_call", "action", "action_rejected", "message",
+    "order", "order_cancelled", "order_expired", "offer", "agent_state", "run_stopped",
+    "llm_usage", "simulation_end", "event_scheduled", "external_actions",
+}
 
 
 class ReplayError(ValueError):
@@ -177,11 +186,13 @@ class ReplayResult:
     fork_step: int | None = None
     notes: list[str] = field(default_factory=list)
     failed_live_calls: int = 0
+    #: the replay wrote to a temporary folder removed afterwards (``verify`` without an output folder)
+    discarded: bool = False
 
     @property
     def recording(self) -> Path | None:
-        """The new recording written by the replay or fork."""
-        return self.model.recording_path
+        """The new recording written by the replay or fork (None when nothing was kept)."""
+        return None if self.discarded else self.model.recording_path
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (the CLI's ``--json``)."""
@@ -300,13 +311,38 @@ def _short(content: Mapping[str, Any], keys: list[str]) -> str:
     return text if len(text) <= 200 else text[:199] + "…"
 
 
-def _final_states(events: list[dict[str, Any]]) -> dict[Any, tuple[Any, Any]]:
+def _final_states(events: list[dict[str, Any]], upto: int | None = None) -> dict[Any, tuple[Any, Any]]:
+    """Each agent's last recorded cash and holdings (at or before step ``upto`` when given)."""
     states: dict[Any, tuple[Any, Any]] = {}
     for event in events:
-        if event.get("event_type") == "agent_state":
+        if event.get("event_type") == "agent_state" and (upto is None or int(event.get("step") or 0) <= upto):
             content = event["content"]
             states[event.get("agent_id")] = (content.get("cash"), content.get("holdings"))
     return states
+
+
+def _states_at_cut(events: list[dict[str, Any]], cut: int) -> tuple[dict[Any, tuple[Any, Any]] | None, str | None]:
+    """The recorded balances at the end of step ``cut`` (the last complete step), to set against
+    the replay's there, or None and why they cannot be known. A run interrupted (Ctrl-C) or failed
+    during step ``cut + 1`` closed with its balances as they stood: those of step ``cut`` when the
+    recorded part of that step moved no money or goods, else a mid-step state no replay reaches."""
+    later = [e for e in events if int(e.get("step") or 0) > cut]
+    if any(e.get("event_type") == "agent_state" for e in later):
+        moved = sorted({str(e.get("event_type")) for e in later} - _BALANCE_NEUTRAL)
+        if moved:
+            return None, (
+                f"the run was cut during step {cut + 1} after it recorded {', '.join(moved[:4])} events: "
+                f"its closing balances are not those of a step, so the {cut} complete steps were "
+                "compared event by event and the balances not compared"
+            )
+        return _final_states(events), None
+    states = _final_states(events, cut)
+    if not states:
+        return None, (
+            f"the recording holds no balances (agent_state) up to step {cut} (a run killed before it "
+            "closed): the steps were compared event by event and the balances not compared"
+        )
+    return states, None
 
 
 def load_for_replay(path: str | Path) -> LoadedRecording:
@@ -328,7 +364,7 @@ def replay(
     agent_policies: Mapping[int, tuple[str, dict[str, Any]]] | None = None,
     live_chat_model: Callable[[int | None, str], ChatModel] | None = None,
     steps: int | None = None,
-    output_dir: str | Path = "recordings",
+    output_dir: str | Path | None = None,
     api_base: str | None = None,
     record: bool = True,
 ) -> ReplayResult:
@@ -341,9 +377,46 @@ def replay(
     With ``verify`` the replay stops at the first divergence from the recording.
 
     The new recording goes to ``output_dir/replays/`` (`REPLAYS_DIR`), its header's ``parent``
-    naming the source, so that the runs of ``output_dir`` stay the runs.
+    naming the source, so that the runs of ``output_dir`` stay the runs. Without ``output_dir``
+    a ``verify`` keeps nothing (it replays into a temporary folder, removed afterwards) and any
+    other replay or fork writes under ``recordings/``.
+
+    A recording cut short (Ctrl-C, a failure, ``kill -9``) replays to its last complete step;
+    the balances are compared there, the replay closing with them as a cut run does.
     """
     source = Path(path)
+    scratch: Path | None = None
+    if output_dir is None:
+        # a check keeps nothing: never a copy of the run under the current folder
+        scratch = Path(tempfile.mkdtemp(prefix="mesa_llm_verify_")) if verify and record else None
+        output_dir = scratch if scratch is not None else "recordings"
+    try:
+        return _replay(
+            source, verify=verify, until_step=until_step, then_model=then_model, agent_models=agent_models,
+            agent_policies=agent_policies, live_chat_model=live_chat_model, steps=steps,
+            output_dir=output_dir, api_base=api_base, record=record, discarded=scratch is not None,
+        )
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _replay(
+    source: Path,
+    *,
+    verify: bool,
+    until_step: int | None,
+    then_model: str | None,
+    agent_models: Mapping[int, str] | None,
+    agent_policies: Mapping[int, tuple[str, dict[str, Any]]] | None,
+    live_chat_model: Callable[[int | None, str], ChatModel] | None,
+    steps: int | None,
+    output_dir: str | Path,
+    api_base: str | None,
+    record: bool,
+    discarded: bool,
+) -> ReplayResult:
+    """`replay` into ``output_dir`` (``discarded``: a temporary folder the caller removes)."""
     loaded = load_for_replay(source)
     header = loaded.header
     assert header is not None
@@ -381,6 +454,15 @@ def replay(
     for pop in spec.populations:
         if pop.wants_llm:
             recorded_models.setdefault(pop.label, None)
+    if fork and (then_model is not None or agent_models):
+        _check_fork_reaches_agents(source, header, spec, recorded_models, then_model, agent_models or {})
+        if live_chat_model is None:  # litellm: an unknown provider or model is one line before step 1
+            from mesa_llm.llm.litellm_backend import model_problem
+
+            for new_model in sorted({m for m in [then_model, *(agent_models or {}).values()] if m}):
+                problem = model_problem(new_model, api_base)
+                if problem is not None:
+                    raise ReplayError(f"{source}: cannot fork: {problem} (nothing was built)")
     # a replay stops where the recording stops (a run cut by a crash), but keeps its horizon
     target = horizon if fork else min(horizon, last_recorded)
     if until_step is not None and until_step > last_recorded:
@@ -511,8 +593,13 @@ def replay(
         and model.recording_path is not None
     ):
         replayed_events = load_events(model.recording_path).events
-        final_matches = _final_states(replayed_events) == _final_states(loaded.events)
-        if not final_matches and verify:
+        # like with like: both sides' balances at the end of the last complete step
+        recorded_states, why_not = _states_at_cut(loaded.events, last_recorded)
+        if recorded_states is None:
+            notes.append(str(why_not))
+        else:
+            final_matches = _final_states(replayed_events) == recorded_states
+        if final_matches is False and verify:
             divergence = Divergence(
                 model.steps, None, "agent_state", None, "final balances differ from the recording"
             )
@@ -528,7 +615,41 @@ def replay(
         fork_step=until_step if fork else None,
         notes=notes,
         failed_live_calls=chat.failed_live_calls,
+        discarded=discarded,
     )
+
+
+def _check_fork_reaches_agents(
+    source: Path,
+    header: Mapping[str, Any],
+    spec: ScenarioSpec,
+    recorded_models: Mapping[str, str | None],
+    then_model: str | None,
+    agent_models: Mapping[int, str],
+) -> None:
+    """Refuse (one line, before anything is built) a fork whose new model would reach no agent:
+    no LLM population, or LLM populations that ran rule-based (no model was configured)."""
+    llm_pops = [p for p in spec.populations if p.wants_llm and p.count > 0]
+    live = {p.label for p in llm_pops if recorded_models.get(p.label)}
+    if then_model is not None and not live:
+        why = (
+            f"its LLM populations ({_some([p.label for p in llm_pops])}) ran rule-based: no model was configured"
+            if llm_pops
+            else "the scenario has no LLM population"
+        )
+        raise ReplayError(
+            f"{source}: --then-model {then_model} reaches no agent: {why}; run the scenario with --model "
+            "(or llm.model) to record LLM agents, then fork that recording (nothing was built)"
+        )
+    listed = header.get("agents")
+    agents: list[Any] = listed if isinstance(listed, list) else []
+    population = {a.get("agent_id"): a.get("population") for a in agents if isinstance(a, dict)}
+    for agent_id, new_model in agent_models.items():
+        if population.get(agent_id) not in live:
+            raise ReplayError(
+                f"{source}: --agent-model {agent_id}={new_model} reaches no agent: agent {agent_id} "
+                "did not run as an LLM agent (give it a policy with --agent-policy instead; nothing was built)"
+            )
 
 
 def _steering(events: list[dict[str, Any]]) -> dict[tuple[str, int], list[dict[str, Any]]]:

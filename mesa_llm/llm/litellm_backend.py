@@ -434,6 +434,45 @@ def missing_credentials(model: str, api_base: str | None, api_key: str | None = 
         return []
 
 
+def _whole(text: str) -> str:
+    """A provider's message on one line, untruncated, secrets redacted."""
+    return " ".join(redact(text).split())
+
+
+def model_problem(model: str, api_base: str | None = None, *, timeout: float = 30.0) -> str | None:
+    """One line saying why litellm cannot use ``model``, or None; asked before step 1.
+
+    A provider litellm does not know (``notaprovider/xyz``, ``gpt-4o-mni``) is found by litellm's
+    own lookup, with no call; a model in litellm's model map is taken as known; any other one
+    (``openai/gpt-4o-mni``) gets a one-token probe, and a refusal that no retry can mend (unknown
+    model, bad key, no access, bad request) is the line, with the provider's whole message. A
+    model behind ``api_base`` is left to the server's tool-mode probe (a local server serves any
+    name). Timeouts and an unreachable network say nothing here: the run reports them."""
+    if api_base and _is_openai_compatible(model):
+        return None
+    lib = _litellm()
+    try:
+        lib.get_llm_provider(model=model, api_base=api_base)
+    except Exception as exc:  # noqa: BLE001 - litellm's BadRequestError: no such provider
+        return f"model {model!r}: litellm knows no provider for it: {_whole(str(exc))}"
+    if api_base is None and (model in lib.model_cost or model.split("/", 1)[-1] in lib.model_cost):
+        return None
+    probe = ChatRequest(model=model, messages=[{"role": "user", "content": "ping"}], max_tokens=1, purpose="probe")
+    chat = LiteLLMChatModel(model, api_base=api_base, timeout=timeout, max_attempts=1)
+    try:
+        asyncio.run(chat.complete_once(probe))
+    except LLMError as err:
+        if err.fatal or err.kind == "bad_request":
+            cause: BaseException | None = err
+            while isinstance(cause, LLMError):  # the provider's own words, not our summary of them
+                cause = cause.__cause__ or cause.__context__
+            said = f": the provider says: {_whole(str(cause))}" if cause is not None else ""
+            return f"model {model!r} cannot be used: {_whole(err.message)}{said}"
+    except Exception:  # noqa: BLE001 - anything else is the run's to report
+        return None
+    return None
+
+
 async def check_server(api_base: str, timeout: float = 3.0) -> str | None:
     """None if something answers HTTP at ``api_base`` (any status), else a one-line reason."""
     shown = redact(strip_url_credentials(api_base) or "")

@@ -8,8 +8,17 @@ in the spirit of PettingZoo's ``api_test``, to call from a plugin's own test sui
   with one seed give identical recordings.
 
 Each raises ``AssertionError`` with a message naming what failed, where (step, agent) and why.
+
+And for tests of your own personas and prompts without a key or network:
+
+- :func:`use_cassette` — record the LLM calls of a block to a cassette file you choose, replay
+  them offline (vcrpy, imported only when used); credentials are filtered out of the file.
+- :class:`FakeOpenAIServer` — a local OpenAI-compatible server (stdlib only) answering every
+  chat request with a valid action, with fault injection; point ``--api-base`` at it.
 """
 
+from mesa_llm.testing.cassettes import RECORD_MODES, use_cassette
 from mesa_llm.testing.conformance import check_policy, check_scenario
+from mesa_llm.testing.fake_server import FakeOpenAIServer
 
-__all__ = ["check_policy", "check_scenario"]
+__all__ = ["RECORD_MODES", "FakeOpenAIServer", "check_policy", "check_scenario", "use_cassette"]

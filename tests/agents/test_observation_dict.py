@@ -8,7 +8,6 @@ from mesa_llm import Simulation
 from mesa_llm.agents.observation import Observation
 from mesa_llm.scenario import load_scenario
 
-
 EXTERNAL = {"name": "outsider", "role": "trader", "count": 1, "policy": "external", "endowment": {"cash": 500}}
 
 
