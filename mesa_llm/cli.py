@@ -264,8 +264,25 @@ def _run_scenario(
         sys.stdout.write(json.dumps(data) + "\n")
         for warning in (data.get("llm") or {}).get("warnings") or []:  # stdout stays pure JSON
             console.print(f"warning: {inert(warning)}", highlight=False, markup=False)
-        return
-    _print_summary(data)
+    else:
+        _print_summary(data)
+    failed = _too_many_failed_calls(data)
+    if failed is not None:
+        raise _fail(scrub(failed) + f" (recording: {data['recording']})", 1)
+
+
+#: the share of failed LLM calls from which a finished run exits non-zero
+FAILED_CALLS_LIMIT = 0.25
+
+
+def _too_many_failed_calls(data: dict[str, Any]) -> str | None:
+    """One line when a quarter or more of the run's LLM calls failed (its agents mostly did not
+    decide: the numbers describe the failures, not the agents), else None."""
+    llm = data.get("llm") or {}
+    calls, failed = int(llm.get("calls") or 0), int(llm.get("failed_calls") or 0)
+    if calls <= 0 or failed < FAILED_CALLS_LIMIT * calls:
+        return None
+    return f"{failed} of {calls} LLM calls failed ({failed / calls:.0%}, a quarter or more)"
 
 
 def _load_checked(name_or_path: str, overrides: list[str]) -> Any:
