@@ -237,6 +237,8 @@ def _run_scenario(
         transient=True,
         disable=as_json or not console.is_terminal,
     )
+    if not as_json and not console.is_terminal:  # no progress bar to watch: say each call as it ends
+        sim.subscribe("llm_call", lambda event: console.print(scrub(_call_line(event)), markup=False, highlight=False))
     try:
         with progress:
             task = progress.add_task("run", total=sim.max_steps)
@@ -269,6 +271,18 @@ def _run_scenario(
     failed = _too_many_failed_calls(data)
     if failed is not None:
         raise _fail(scrub(failed) + f" (recording: {data['recording']})", 1)
+
+
+def _call_line(event: Any) -> str:
+    """One line for a finished LLM call (shown when stderr is no terminal): step, agent, purpose,
+    seconds and prompt tokens, or the start of its error."""
+    content = event.content if isinstance(event.content, dict) else {}
+    head = f"step {event.step} agent {event.agent_id} {content.get('purpose', 'call')}"
+    error = content.get("error")
+    if error:
+        return inert(f"{head}: failed after {float(content.get('latency_s') or 0):.1f} s: {str(error)[:160]}")
+    tokens = (content.get("usage") or {}).get("prompt_tokens")
+    return inert(f"{head}: {float(content.get('latency_s') or 0):.1f} s, {tokens} prompt tokens")
 
 
 #: the share of failed LLM calls from which a finished run exits non-zero
