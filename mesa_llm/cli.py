@@ -237,6 +237,8 @@ def _run_scenario(
         transient=True,
         disable=as_json or not console.is_terminal,
     )
+    if not as_json and not console.is_terminal:  # no progress bar to watch: say each call as it ends
+        sim.subscribe("llm_call", lambda event: console.print(scrub(_call_line(event)), markup=False, highlight=False))
     try:
         with progress:
             task = progress.add_task("run", total=sim.max_steps)
@@ -264,8 +266,37 @@ def _run_scenario(
         sys.stdout.write(json.dumps(data) + "\n")
         for warning in (data.get("llm") or {}).get("warnings") or []:  # stdout stays pure JSON
             console.print(f"warning: {inert(warning)}", highlight=False, markup=False)
-        return
-    _print_summary(data)
+    else:
+        _print_summary(data)
+    failed = _too_many_failed_calls(data)
+    if failed is not None:
+        raise _fail(scrub(failed) + f" (recording: {data['recording']})", 1)
+
+
+def _call_line(event: Any) -> str:
+    """One line for a finished LLM call (shown when stderr is no terminal): step, agent, purpose,
+    seconds and prompt tokens, or the start of its error."""
+    content = event.content if isinstance(event.content, dict) else {}
+    head = f"step {event.step} agent {event.agent_id} {content.get('purpose', 'call')}"
+    error = content.get("error")
+    if error:
+        return inert(f"{head}: failed after {float(content.get('latency_s') or 0):.1f} s: {str(error)[:160]}")
+    tokens = (content.get("usage") or {}).get("prompt_tokens")
+    return inert(f"{head}: {float(content.get('latency_s') or 0):.1f} s, {tokens} prompt tokens")
+
+
+#: the share of failed LLM calls from which a finished run exits non-zero
+FAILED_CALLS_LIMIT = 0.25
+
+
+def _too_many_failed_calls(data: dict[str, Any]) -> str | None:
+    """One line when a quarter or more of the run's LLM calls failed (its agents mostly did not
+    decide: the numbers describe the failures, not the agents), else None."""
+    llm = data.get("llm") or {}
+    calls, failed = int(llm.get("calls") or 0), int(llm.get("failed_calls") or 0)
+    if calls <= 0 or failed < FAILED_CALLS_LIMIT * calls:
+        return None
+    return f"{failed} of {calls} LLM calls failed ({failed / calls:.0%}, a quarter or more)"
 
 
 def _load_checked(name_or_path: str, overrides: list[str]) -> Any:

@@ -236,6 +236,8 @@ class LLMWiring:
         self.step_timeout = settings.step_timeout
         self.max_failed_steps = settings.max_failed_steps
         self._deadline: float | None = None  # time.monotonic() at which the step's calls are cut
+        self._step_start = 0.0
+        self._scopes: set[asyncio.Timeout] = set()  # the step's calls in flight under its deadline
         self._step_calls = 0
         self._step_failures = 0
         self._failed_steps = 0  # consecutive steps whose every LLM call failed
@@ -267,9 +269,31 @@ class LLMWiring:
 
     def begin_step(self) -> None:
         """Start the step's clock and counts (call before the agents decide)."""
-        self._deadline = time.monotonic() + self.step_timeout if self.step_timeout else None
+        self._step_start = time.monotonic()
+        self._deadline = self._step_start + self.step_timeout if self.step_timeout else None
         self._step_calls = 0
         self._step_failures = 0
+
+    def _step_limit_s(self) -> float:
+        """The step's time limit so far: ``step_timeout`` for every round of ``concurrency`` calls
+        made this step (at least one), so that a step with more calls than fit in flight at once,
+        or a slow machine, gives a slower step rather than failed calls."""
+        assert self.step_timeout is not None
+        rounds = max(1.0, self._step_calls / max(1, self.scenario.llm.concurrency))
+        return self.step_timeout * rounds
+
+    def _extend_deadline(self) -> None:
+        """Move the step's deadline (and that of every call waiting on it) to the current limit."""
+        if self._deadline is None:
+            return
+        deadline = self._step_start + self._step_limit_s()
+        if deadline <= self._deadline:
+            return
+        self._deadline = deadline
+        if self._scopes:
+            loop_deadline = asyncio.get_running_loop().time() + (deadline - time.monotonic())
+            for scope in self._scopes:
+                scope.reschedule(loop_deadline)
 
     async def bounded_call(self, inner: ChatModel, request: ChatRequest) -> ChatResponse:
         """One call, cut when the step's time is up, and counted for the failed-steps guard."""
@@ -278,12 +302,17 @@ class LLMWiring:
         try:
             if self._deadline is None:
                 return await inner.complete(request)
+            self._extend_deadline()
             remaining = self._deadline - time.monotonic()
             if remaining <= 0:
                 raise self._step_timeout_error(request)
             try:
                 async with asyncio.timeout(remaining) as scope:
-                    return await inner.complete(request)
+                    self._scopes.add(scope)
+                    try:
+                        return await inner.complete(request)
+                    finally:
+                        self._scopes.discard(scope)
             except TimeoutError:
                 if scope.expired():
                     raise self._step_timeout_error(request) from None
@@ -296,8 +325,8 @@ class LLMWiring:
 
     def _step_timeout_error(self, request: ChatRequest) -> LLMError:
         return LLMError(
-            f"no answer within the step's time limit (llm.step_timeout = {self.step_timeout:g} s); "
-            "the call was cancelled",
+            f"no answer within the step's time limit ({self._step_limit_s():g} s: llm.step_timeout = "
+            f"{self.step_timeout:g} s per {self.scenario.llm.concurrency} calls of the step); the call was cancelled",
             model=request.model,
             kind="timeout",
         )

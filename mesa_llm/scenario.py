@@ -418,7 +418,7 @@ class LLMSettings(_Strict):
     max_cost_usd: float | None = Field(default=None, gt=0, description="stop the run past this cost")
     max_tokens: int | None = Field(default=None, gt=0, description="stop the run past this many tokens")
     step_timeout: float | None = Field(
-        default=120.0, gt=0, le=86_400, allow_inf_nan=False, description="seconds a step's LLM calls may take in all (None: no bound)"
+        default=120.0, gt=0, le=86_400, allow_inf_nan=False, description="seconds a step's LLM calls may take per round of `concurrency` calls (None: no bound)"
     )
     max_failed_steps: int = Field(
         default=3, ge=0, le=1_000_000, description="stop after this many steps whose every LLM call failed (0: never)"

@@ -24,8 +24,10 @@ run), no global headers, key, base, organisation or OpenAI config. Everything el
 
 from __future__ import annotations
 
+import json
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 #: The only parameters the backend sends; anything else (``extra_params``) takes the full path.
@@ -64,6 +66,10 @@ def direct_path_applies(litellm: Any, model: str, api_base: str | None, params: 
         return False
 
 
+#: parameters whose values litellm passes through unchanged for OpenAI-compatible models
+_PASSED_THROUGH = ("tools", "response_format")
+
+
 class DirectOpenAI:
     """``acompletion(**kwargs)`` with ``litellm.acompletion``'s arguments and results, for the calls
     :func:`direct_path_applies` accepts. One per backend; holds no connection of its own."""
@@ -97,6 +103,10 @@ class DirectOpenAI:
         self._config_by_model: dict[str, Any] = {}
         #: per SDK client (litellm caches them) and timeout: (client, (url, headers) or None)
         self._templates: dict[tuple[int, float], tuple[Any, Any]] = {}
+        #: per httpx client, URL and timeout: how to post through litellm's aiohttp session
+        self._routes: dict[tuple[int, str, float], _Route] = {}
+        #: litellm's parameter mapping per model and shape of parameters (see _optional_params)
+        self._optional_memo: dict[Any, tuple[dict[str, Any], tuple[str, ...]]] = {}
 
     def _config_for(self, model: str) -> Any:
         """The provider config litellm's OpenAI handler would use for ``model`` (one per model)."""
@@ -106,6 +116,37 @@ class DirectOpenAI:
             config = manager.get_provider_chat_config(model=model, provider=provider)
             config = self._config_by_model[model] = config if config is not None else self._litellm.OpenAIConfig()
         return config
+
+    def _optional_params(
+        self, model: str, messages: list[dict[str, Any]], max_retries: int, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """``litellm.get_optional_params`` for these parameters, mapped once per model and shape.
+
+        The mapping decides by the model, the names present and the scalar values; the tools and the
+        response format it passes through unchanged for OpenAI-compatible models (checked on the
+        first call of each shape: when litellm returns other objects, it is asked on every call)."""
+        litellm = self._litellm
+        response_format = params.get("response_format")
+        format_type = response_format.get("type") if isinstance(response_format, dict) else type(response_format)
+        scalars = tuple(sorted((k, v) for k, v in params.items() if k not in _PASSED_THROUGH))
+        try:
+            key: Any = (model, max_retries, scalars, format_type, "tools" in params, bool(litellm.drop_params))
+            hash(key)
+        except TypeError:  # an unhashable scalar: no memo
+            key = None
+        memo = self._optional_memo.get(key) if key is not None else None
+        if memo is not None:  # in litellm's order of keys: the body is the same bytes
+            fixed, passed = memo
+            return {k: params[k] if k in passed else v for k, v in fixed.items()}
+        optional = litellm.get_optional_params(
+            model=model, custom_llm_provider="openai", messages=messages, max_retries=max_retries, **params
+        )
+        passed = tuple(name for name in _PASSED_THROUGH if name in params)
+        if key is not None and all(optional.get(name) is params[name] for name in passed):
+            if len(self._optional_memo) > 256:
+                self._optional_memo.clear()
+            self._optional_memo[key] = (dict(optional), passed)
+        return dict(optional)
 
     async def acompletion(
         self,
@@ -143,9 +184,7 @@ class DirectOpenAI:
         params: dict[str, Any],
     ) -> Any:
         config = self._config_for(model)
-        optional = self._litellm.get_optional_params(
-            model=model, custom_llm_provider="openai", messages=messages, max_retries=max_retries, **params
-        )
+        optional = self._optional_params(model, messages, max_retries, params)
         optional.pop("stream", None)
         optional.pop("stream_options", None)
         max_retries = optional.pop("max_retries", max_retries)
@@ -265,14 +304,26 @@ class DirectOpenAI:
 
         url, headers = template
         http = client._client
-        request = http.build_request("POST", url, headers=headers, content=self._dumps(data), timeout=timeout)
+        content = self._dumps(data)
+        route = self._aiohttp_route(http, url, headers, timeout)
+        request: Any = None
         try:
-            response = await self._send_once(http, request)
+            if route is not None:
+                answered = await self._post_aiohttp(route, content)
+                if isinstance(answered, tuple):  # the everyday answer: no httpx request or response made
+                    return answered
+                request = http.build_request("POST", url, headers=headers, content=content, timeout=timeout)
+                response = await self._after_transport(http, request, answered)
+            else:
+                request = http.build_request("POST", url, headers=headers, content=content, timeout=timeout)
+                response = await self._send_once(http, request)
         except httpx.TimeoutException as err:
+            request = request or http.build_request("POST", url, headers=headers, content=content, timeout=timeout)
             raise openai.APITimeoutError(request=request) from err
         except openai.OpenAIError:
             raise
         except Exception as err:
+            request = request or http.build_request("POST", url, headers=headers, content=content, timeout=timeout)
             raise openai.APIConnectionError(request=request) from err
         try:
             response.raise_for_status()
@@ -293,6 +344,110 @@ class DirectOpenAI:
         parsed = client._process_response_data(data=payload, cast_to=self._ChatCompletion, response=response)
         return dict(response.headers), parsed
 
+
+    def _aiohttp_route(self, http: Any, url: Any, headers: Any, timeout: float) -> _Route | None:
+        """How to post straight through the aiohttp session of litellm's transport, built once per
+        client, URL and timeout; None where httpx itself must send (auth, hooks, cookies to send,
+        mounts or another transport)."""
+        if http.auth is not None or any(http.event_hooks.values()) or http.cookies:
+            return None
+        key = (id(http), str(url), timeout)
+        route = self._routes.get(key)
+        if route is not None and route.http is http and route.headers_source is headers:
+            return route
+        route = None
+        try:
+            from aiohttp import ClientTimeout
+            from litellm.llms.custom_httpx.aiohttp_transport import LiteLLMAiohttpTransport
+            from multidict import CIMultiDict
+            from yarl import URL
+
+            transport = http._transport_for_url(url)
+            if type(transport) is LiteLLMAiohttpTransport:
+                ssl_verify = transport._ssl_verify
+                route = _Route(
+                    http=http,
+                    transport=transport,
+                    url=URL(str(url), encoded=True),
+                    headers_source=headers,
+                    # what the httpx request would carry: its headers, and Timeout(timeout) as aiohttp's
+                    headers=CIMultiDict(headers.multi_items()),
+                    timeout=ClientTimeout(sock_connect=timeout, sock_read=timeout, connect=timeout),
+                    ssl={} if ssl_verify is None else {"ssl": ssl_verify},
+                    probe=http.build_request("POST", url, headers=headers, content=b"", timeout=timeout),
+                )
+        except Exception:  # a litellm or aiohttp whose internals differ: httpx sends, as before
+            route = None
+        if len(self._routes) > 64:
+            self._routes.clear()
+        if route is not None:
+            self._routes[key] = route
+        return route
+
+
+    async def _post_aiohttp(self, route: _Route, content: bytes) -> tuple[dict[str, str], Any] | Any:
+        """Post ``content`` through the aiohttp session of litellm's transport, as the transport itself
+        would (same session, proxy, timeouts and TLS option), and read the answer.
+
+        Returns ``(headers, answer)`` for the everyday answer (status 2xx, a plain JSON completion, no
+        cookie, no content encoding), with the headers as ``dict(httpx_response.headers)`` gives them;
+        for any other answer the ``httpx.Response`` the transport would have made, unread, so that
+        it is handled exactly as httpx's path handles it. Raises what the transport raises."""
+        import httpx
+        from litellm.llms.custom_httpx.aiohttp_transport import map_aiohttp_exceptions
+
+        transport = route.transport
+        with map_aiohttp_exceptions():
+            session = transport._get_valid_client_session()
+            proxy = await transport._get_proxy_settings(route.probe)
+            answer = await session.request(
+                "POST",
+                route.url,
+                headers=route.headers,
+                data=content,
+                allow_redirects=False,
+                auto_decompress=False,
+                timeout=route.timeout,
+                proxy=proxy,
+                server_hostname=None,
+                **route.ssl,
+            ).__aenter__()
+            try:
+                body = await answer.read()
+            finally:
+                answer.release()
+        headers: dict[str, str] = {}
+        for name, value in answer.headers.items():
+            lower = name.lower()
+            headers[lower] = f"{headers[lower]}, {value}" if lower in headers else value  # as httpx joins them
+        everyday = (
+            200 <= answer.status < 300
+            and headers.get("content-type", "*").split(";")[0].endswith("json")
+            and "set-cookie" not in headers
+            and "content-encoding" not in headers
+        )
+        if everyday:
+            try:
+                payload = json.loads(body)
+            except ValueError:
+                payload = None
+            if _plain_completion(payload):
+                return headers, _Dumped(payload)
+        return httpx.Response(
+            status_code=answer.status, headers=list(answer.headers.items()), stream=httpx.ByteStream(body)
+        )
+
+    @staticmethod
+    async def _after_transport(http: Any, request: Any, response: Any) -> Any:
+        """The rest of :meth:`_send_once` for an answer the transport already gave: decoding,
+        cookies, redirects."""
+        response.request = request
+        await response.aread()
+        if "set-cookie" in response.headers:
+            http.cookies.extract_cookies(response)
+        if response.has_redirect_location and http.follow_redirects:
+            return await http.send(http._build_redirect_request(request, response))
+        return response
 
     @staticmethod
     async def _send_once(http: Any, request: Any) -> Any:
@@ -316,6 +471,20 @@ class DirectOpenAI:
         if response.has_redirect_location and http.follow_redirects:
             return await http.send(http._build_redirect_request(request, response))
         return response
+
+@dataclass(slots=True, repr=False)  # no repr: the headers hold the provider key
+class _Route:
+    """What posting through litellm's aiohttp transport needs, prepared once (see ``_aiohttp_route``)."""
+
+    http: Any  # the httpx client whose transport this is
+    transport: Any  # litellm's LiteLLMAiohttpTransport
+    url: Any  # yarl.URL, already encoded
+    headers_source: Any  # the template headers this was built from
+    headers: Any  # the same, as a multidict for aiohttp
+    timeout: Any  # aiohttp.ClientTimeout equal to httpx.Timeout(timeout)
+    ssl: dict[str, Any]  # the transport's TLS option, when it sets one
+    probe: Any  # an httpx request to the same URL: proxy lookup and error objects
+
 
 class _Dumped:
     """A parsed answer that is already the plain dict ``model_dump()`` returns."""
