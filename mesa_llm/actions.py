@@ -1,7 +1,7 @@
 """Actions agents may take, as pydantic models, and the Decision that carries them.
 
 An action states intent only: the world validates it (schema here, world rules in
-:mod:`mesa_llm.world.exchange`) before anything changes. Prices are in currency units, as agents see
+``mesa_llm.world.exchange``) before anything changes. Prices are in currency units, as agents see
 them; the world converts them to integer ticks. Each action class produces its own tool JSON
 schema (OpenAI function-calling shape), so LLM agents are offered exactly these actions.
 """

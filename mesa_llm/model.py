@@ -1,6 +1,6 @@
 """The Mesa model: one run's world and agents, and the step pipeline.
 
-One step, one direction (DESIGN.md): scheduled events -> observe (every agent, from the state at
+One step, one direction (docs/architecture/step.md): scheduled events -> observe (every agent, from the state at
 step start) -> decide (every agent; no agent sees another's same-step actions) -> validate and
 resolve (actions applied in a seeded random order; rejections recorded and shown next step) ->
 clear and settle (call auction per good, ledger) -> invariants -> collect (DataCollector) ->

@@ -1,6 +1,6 @@
 """What the run records: the contents of the ``simulation_start`` header, ``clearing``, ``trade``
 and ``agent_state`` events, built from the world's parts (money in currency units, quantities as
-integers: the recording contract of DESIGN.md)."""
+integers: the recording contract, docs/architecture/recording-contract.md)."""
 
 from __future__ import annotations
 

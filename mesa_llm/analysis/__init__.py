@@ -1,9 +1,9 @@
 """Analysis of recordings: recordings -> pandas tables, market and negotiation metrics, plots, reports.
 
-This layer reads only the recording format (DESIGN.md): it imports the reader of
+This layer reads only the recording format (docs/architecture/layers.md): it imports the reader of
 `mesa_llm.recording` and the pure `mesa_llm.negotiation` and `mesa_llm.economics` functions, never
 the model, the agents or the LLM layer. Importing it is cheap: pandas and numpy are imported with
-the first name used from it, matplotlib only inside the plot functions.
+the first name used from it, matplotlib only inside the plot functions::
 
     from mesa_llm.analysis import load_recording, summary_metrics, render_html
     rec = load_recording("recordings/double_auction_seed42_....jsonl")

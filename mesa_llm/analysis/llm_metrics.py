@@ -99,7 +99,7 @@ def llm_costs(rec: Recording) -> dict[str, Any]:
     bought and price - cost sold; None without induced values); the LLM agents' tool calls
     (valid, invalid, repaired; ``invalid_tool_call_rate``) and ``invalid_action_rate`` over their
     actions only (None when they had none, e.g. every call failed); ``populations`` (see
-    :func:`llm_populations`) and a warning per LLM population that applied no action."""
+    ``llm_populations``) and a warning per LLM population that applied no action."""
     calls = rec.llm_calls
     n = len(calls)
     prompt = int(pd.to_numeric(calls["prompt_tokens"], errors="coerce").fillna(0).sum()) if n else 0

@@ -608,7 +608,7 @@ def price_volatility(rec: Recording) -> dict[str, float | None]:
 
 
 def gini(values: Iterable[float]) -> float:
-    """Gini coefficient: sum |x_i - x_j| / (2 n^2 mean); 0 for equal (or all-zero) values, NaN
+    """Gini coefficient: ``sum |x_i - x_j| / (2 n^2 mean)``; 0 for equal (or all-zero) values, NaN
     for no values or a non-positive total with unequal values."""
     x = np.sort(np.asarray(list(values), dtype=float))
     x = x[np.isfinite(x)]

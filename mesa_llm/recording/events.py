@@ -1,6 +1,6 @@
 """The recorded event: the `SimulationEvent` dataclass and the names of the event types.
 
-The event types are those of the recording contract in DESIGN.md. `EVENT_TYPES` lists them for
+The event types are those of the recording contract (docs/architecture/recording-contract.md). `EVENT_TYPES` lists them for
 documentation and validation by readers; it is not a restriction: the recorder accepts any string.
 """
 
@@ -92,7 +92,7 @@ class SimulationEvent:
         step: simulation step (``model.steps``) the event belongs to.
         agent_id: the agent concerned, or None for model-level events.
         event_type: one of `EVENT_TYPES` or any other string.
-        content: event-specific data (see the recording contract in DESIGN.md).
+        content: event-specific data (see the recording contract (docs/architecture/recording-contract.md)).
         metadata: additional context, e.g. ``{"source": "model"}``.
     """
 

@@ -1,6 +1,6 @@
 """Loading recordings: JSON-lines streams and single-file JSON exports, with clear errors.
 
-`load_events` returns the events as plain dicts (the recording contract of DESIGN.md), the header
+`load_events` returns the events as plain dicts (the recording contract, docs/architecture/recording-contract.md), the header
 (content of ``simulation_start``), and whether the run was cut. A stream cut by a crash is not an
 error: its incomplete last line and the events of its unfinished last step are dropped, so that
 every step returned is intact, and a warning says so. Corruption anywhere else is an error that

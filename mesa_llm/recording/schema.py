@@ -1,8 +1,8 @@
 """What a recording read back must look like: line limits, safe decoding and field types.
 
 A recording may come from another machine, so readers treat it as untrusted input and check it
-once, where it is decoded, against the fields the readers use (the recording contract of
-DESIGN.md). Every check returns a one-line problem (``trade.price: expected a number, got
+once, where it is decoded, against the fields the readers use (the recording contract,
+docs/architecture/recording-contract.md). Every check returns a one-line problem (``trade.price: expected a number, got
 'abc'``) or None; the readers add the file and the line. Fields not listed here are free.
 
 Limits: a line of at most `MAX_LINE_BYTES` bytes, JSON nested at most `MAX_DEPTH` deep (deeper

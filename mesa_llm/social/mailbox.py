@@ -1,6 +1,6 @@
 """Mailbox owns messages between agents: queued when sent, delivered at the next step, forwardable.
 
-Moves are simultaneous (see DESIGN.md), so a message sent during step ``t`` is only seen at
+Moves are simultaneous (see docs/architecture/step.md), so a message sent during step ``t`` is only seen at
 step ``t + 1``: :meth:`Mailbox.deliver` is called once at the start of each step. Each agent's
 received history is bounded so memory and prompt size do not grow with the number of steps;
 that history is also what an agent may forward (gossip).

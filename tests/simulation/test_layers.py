@@ -1,4 +1,4 @@
-"""The layers of DESIGN.md hold: the world's parts never import the model that runs them, front-ends
+"""The layers of docs/architecture/layers.md hold: the world's parts never import the model that runs them, front-ends
 go through `mesa_llm.Simulation`, and nothing outside the model touches its private attributes.
 
 Read from the source (every import statement, also those inside functions and under
@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "mesa_llm"
 MAY_IMPORT_MODEL = {"mesa_llm.model", "mesa_llm.simulation"}
 #: front-ends: they build and drive runs through Simulation
 FRONT_ENDS = ("mesa_llm.cli", "mesa_llm.replay", "mesa_llm.experiments", "mesa_llm.dashboard", "mesa_llm.testing", "mesa_llm.server", "mesa_llm.rl")
-#: what plugin discovery may import of ours (DESIGN.md: nothing above agents/)
+#: what plugin discovery may import of ours (docs/architecture/layers.md: nothing above agents/)
 PLUGINS_MAY_IMPORT = (
     "mesa_llm.agents", "mesa_llm.actions", "mesa_llm.timeline_events", "mesa_llm.market",
     "mesa_llm.negotiation", "mesa_llm.social", "mesa_llm.llm", "mesa_llm.resources",
