@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
+import pandas as pd
 import pytest
 from pydantic import BaseModel, Field
 
@@ -131,7 +132,9 @@ def test_the_agents_table_from_trades_then_from_states() -> None:
     assert set(table["source"]) == {"trades"} and table.at["Ann", "population"] == "buyers"
     events.append(_ev("agent_state", 1, {"cash": 19.0, "holdings": {"widget": 2}, "surplus": 7.5}, 1))
     table = RunData().add_many(events).agents_table().set_index("name")
-    assert (table.at["Ann", "cash"], table.at["Ann", "surplus"], table.at["Ann", "source"]) == (19.0, 7.5, "state")
+    # Ann has no private values: no surplus (the recorded 7.5 is not re-used), her P&L marked instead
+    assert (table.at["Ann", "cash"], table.at["Ann", "source"]) == (19.0, "state")
+    assert pd.isna(table.at["Ann", "surplus"]) and table.at["Ann", "P&L marked"] == -81.0
 
 
 def test_messages_stay_verbatim_text_with_names() -> None:

@@ -134,7 +134,8 @@ _ROWS: list[tuple[str, str, Callable[[Any], str]]] = [
     ("rejections", "actions rejected", _int),
     ("invalid_action_rate", "invalid action rate", _pct),
     ("wealth_gini", "wealth Gini", _num),
-    ("pnl.by_population.{population_all}.mean", "mean P&L ({population_all})", _money),
+    ("welfare.{side}.surplus", "surplus vs own values ({side})", _money),
+    ("pnl.by_population.{population_all}.mean", "mean P&L at last price ({population_all})", _money),
     ("fees.total", "exchange fees", _money),
     ("fees.buyers", "exchange fees paid by buyers", _money),
     ("fees.sellers", "exchange fees paid by sellers", _money),
@@ -208,6 +209,8 @@ def metric_rows(metrics: Mapping[str, Any]) -> list[tuple[str, str, str]]:
             expanded = [(key.format(good=g), label.format(good=g)) for g in goods]
         elif "{population_all}" in key:
             expanded = [(key.format(population_all=p), label.format(population_all=p)) for p in all_populations]
+        elif "{side}" in key:
+            expanded = [(key.format(side=s), label.format(side=s)) for s in (metrics.get("welfare") or {})]
         elif "{population}" in key:
             expanded = [(key.format(population=p), label.format(population=p)) for p in populations]
         else:
@@ -432,6 +435,63 @@ def _llm_section(llm: Mapping[str, Any]) -> str:
     return f'<table class="metrics"><tbody>{head}</tbody></table><h3>By population</h3>{by_population}{warnings}'
 
 
+def _welfare_section(rec: Recording) -> str:
+    """Per side and per agent: surplus against own values, what it is measured against, cash
+    change, and P&L with holdings marked at a stated price (`mesa_llm.analysis.welfare`, the
+    dashboard's figures too); empty without agent states."""
+    from mesa_llm.analysis.welfare import side_totals, welfare_table
+
+    table = welfare_table(rec)
+    if table.empty:
+        return ""
+    sides = pd.DataFrame(
+        [{"side": side, **totals} for side, totals in side_totals(table).items()],
+        columns=["side", "agents", "surplus", "agents_without_values", "marked_pnl"],
+    ).rename(columns={"surplus": "surplus (against own values)", "agents_without_values": "agents without values",
+                      "marked_pnl": "P&L, holdings marked"})  # fmt: skip
+    agents = table.rename(columns={
+        "name": "agent", "cash_change": "cash change", "surplus": "surplus (against own values)",
+        "surplus_basis": "measured against", "marked_pnl": "P&L, holdings marked", "marked_at": "marked at",
+    })  # fmt: skip
+    columns = ["agent", "population", "side", "cash change", "surplus (against own values)", "measured against",
+               "P&L, holdings marked", "marked at"]  # fmt: skip
+    note = (
+        '<p class="sub">Surplus: cash change plus the value, to the agent, of the units it bought minus that of '
+        "the units it sold (its own induced values or costs, reservation price, or an auction's reserve); none "
+        "for an agent without private values of what it traded. Marked P&amp;L: cash change plus holdings change "
+        "at the stated price (the last clearing price, else the good's reference price).</p>"
+    )
+    return (
+        f"{note}<h3>By side</h3>{_html_table(sides, list(sides.columns))}"
+        f"<h3>By agent</h3>{_html_table(agents, columns, limit=200)}"
+    )
+
+
+def _auction_section(rec: Recording) -> str:
+    """Each auction: winner, whether the highest value won, surplus of each side, efficiency,
+    revenue next to its theoretical expectation (with the assumption), and the bids table
+    (bidder, value, bid, shading = 1 - bid/value); empty without auctions."""
+    from mesa_llm.analysis.auctions import auction_results, auction_rows
+
+    parts = []
+    for result in auction_results(rec):
+        rows = "".join(
+            f'<tr><td>{html.escape(label)}</td><td>{html.escape(value)}</td></tr>'
+            for label, value in auction_rows(result)
+        )
+        bids = pd.DataFrame(result["bids"])
+        if len(bids):
+            bids = bids.assign(
+                shading=[None if v is None or pd.isna(v) else f"{100 * v:.1f}%" for v in bids["shading"]],
+                won=["yes" if w else "" for w in bids["won"]],
+            ).rename(columns={"name": "bidder", "bidder": "agent_id"})
+        parts.append(
+            f'<h3>{html.escape(str(result["session_id"]))}</h3><table class="metrics"><tbody>{rows}</tbody></table>'
+            f"<h4>Bids (shading = 1 - bid/value)</h4>{_html_table(bids, ['bidder', 'value', 'bid', 'shading', 'won'])}"
+        )
+    return "".join(parts)
+
+
 def render_html(rec: RecordingLike, path: str | Path) -> Path:
     """Write one self-contained HTML report (no external resource: styles inline, plots as
     base64 PNG): title, summary metrics, prices (only where trades happened, with the fundamental
@@ -471,9 +531,11 @@ def render_html(rec: RecordingLike, path: str | Path) -> Path:
          "limit orders of the first step with orders.", plot_supply_demand),
         (has_network, "Message network", "Who messaged whom (arrow width grows with the count); dashed arrows are "
          "negotiation offers, rings mark agents that broadcast.", plot_message_network),
-        (len(r.agent_states) > 0, "Surplus by agent" if has_induced else "P&L by agent",
-         "Final surplus of each agent: gains on induced values plus net cash flow." if has_induced else
-         "Each agent's P&L: change in cash plus change in holdings marked at the last price (fees included).",
+        (len(r.agent_states) > 0, "Welfare by agent",
+         "Each agent's surplus in money against its own private values (induced values and costs, "
+         "reservation prices, an auction's reserve): cash change plus the value to it of units bought minus "
+         "that of units sold; when no agent has private values, its P&L with holdings marked at the last "
+         "price. The table below gives both, per agent and per side.",
          plot_surplus_by_agent),
     ]  # fmt: skip
     figures = []
@@ -537,6 +599,12 @@ def render_html(rec: RecordingLike, path: str | Path) -> Path:
             _html_table(_named(r.rejections, names), ["step", "agent", "type", "reason", "arguments"]),
         ),
     ]
+    welfare = _welfare_section(r)
+    if welfare:
+        sections.insert(0, ("Welfare by agent and side", welfare))
+    auctions = _auction_section(r)
+    if auctions:
+        sections.insert(0, ("Auctions", auctions))
     llm = _llm_section(metrics.get("llm") or {})
     if llm:
         sections.insert(0, ("LLM calls", llm))
