@@ -596,7 +596,7 @@ def analyze(
             if metrics.get("stress"):
                 from mesa_llm.analysis.stress import stress_rows
 
-                stress = Table(title="stress events (before -> during)")
+                stress = Table(title="stress events (before -> during -> after)")
                 stress.add_column("event")
                 stress.add_column("effect")
                 for label, effect in stress_rows(metrics):

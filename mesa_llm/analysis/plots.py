@@ -146,14 +146,22 @@ def _price_of(terms: Any) -> float | None:
 
 
 def scheduled_events(rec: Recording) -> list[tuple[int, str]]:
-    """(step, label) of every ``scheduled_event`` (timeline shocks, rule changes, stress events):
-    the event's description, else its type."""
+    """(step, label) of every ``scheduled_event`` (timeline shocks, rule changes, stress events),
+    each event once: the event's description, else its type, with its span (steps a-b) when it
+    lasts several steps. The record of a stress event's end (``phase: end``) is not another event."""
     table = rec.table("scheduled_event")
     out = []
     if len(table) and "event" in table:
-        for step, event in zip(table["step"], table["event"], strict=True):
-            if isinstance(event, Mapping):
-                out.append((int(step), safe_label(event.get("description") or event.get("type") or "event")))
+        phases = table["phase"] if "phase" in table else [None] * len(table)
+        for step, event, phase in zip(table["step"], table["event"], phases, strict=True):
+            if not isinstance(event, Mapping) or phase == "end":
+                continue
+            label = str(event.get("description") or event.get("type") or "event")
+            duration = event.get("duration")
+            span = ""
+            if isinstance(duration, int) and not isinstance(duration, bool) and duration > 1:
+                span = f" (steps {int(step)}-{int(step) + duration - 1})"  # kept whole: a long label is cut before it
+            out.append((int(step), safe_label(label, MAX_LABEL_CHARS - len(span)) + span))
     return out
 
 

@@ -435,6 +435,36 @@ def _llm_section(llm: Mapping[str, Any]) -> str:
     return f'<table class="metrics"><tbody>{head}</tbody></table><h3>By population</h3>{by_population}{warnings}'
 
 
+def _stress_section(metrics: Mapping[str, Any]) -> str:
+    """Per stress event, once, with its span: drawdown, recovery, volatility amplification,
+    volume, depth and spread before, during and after (`summary_metrics(...)["stress"]`, the
+    numbers of ``analyze``'s terminal table and the CSV); empty without stress events."""
+    from mesa_llm.analysis.stress import STRESS_COLUMNS, stress_span
+
+    stress = metrics.get("stress") or {}
+    if not stress:
+        return ""
+    rows = []
+    for row in stress.values():
+        out: dict[str, Any] = {
+            "event": str(row["type"]), "span": stress_span(row), "good": row.get("good"),
+            "magnitude": row.get("magnitude"),
+        }  # fmt: skip
+        for key, label, digits in STRESS_COLUMNS:
+            value = row.get(key)
+            out[label] = "-" if value is None else (f"{value:,.{digits}f}" if digits else str(int(value)))
+        out["recovered"] = {True: "yes", False: "no"}.get(row.get("recovered"), "-")
+        rows.append(out)
+    frame = pd.DataFrame(rows)
+    note = (
+        '<p class="sub">Windows of the event\'s duration (at least 5 steps) before, during and after it; '
+        "drawdown from the last price before the event over the event and the after window; recovery: steps from "
+        "the start until the price is back within 2% of that price (- : not by the end of the run). Volume and "
+        "depth: units traded and ordered per step; spread: relative (ask - bid) / mid after each call.</p>"
+    )
+    return note + _html_table(frame, list(frame.columns))
+
+
 def _welfare_section(rec: Recording) -> str:
     """Per side and per agent: surplus against own values, what it is measured against, cash
     change, and P&L with holdings marked at a stated price (`mesa_llm.analysis.welfare`, the
@@ -599,6 +629,9 @@ def render_html(rec: RecordingLike, path: str | Path) -> Path:
             _html_table(_named(r.rejections, names), ["step", "agent", "type", "reason", "arguments"]),
         ),
     ]
+    stress = _stress_section(metrics)
+    if stress:
+        sections.insert(0, ("Stress events", stress))
     welfare = _welfare_section(r)
     if welfare:
         sections.insert(0, ("Welfare by agent and side", welfare))

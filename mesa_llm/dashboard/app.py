@@ -100,7 +100,7 @@ def MarketPanel(data: RunData, version: int) -> None:
         if len(stress):
             with solara.Div(classes=["stress-events"]):
                 solara.Text("stress events: ")
-                TextTable(stress[["step", "type", "description", "pending"]])
+                TextTable(stress[["span", "type", "description", "pending"]])
 
 
 @solara.component

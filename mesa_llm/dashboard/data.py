@@ -179,12 +179,23 @@ class RunData:
     def _on_scheduled(self, c: Mapping[str, Any], step: int, agent: Any) -> None:
         raw = c.get("event")
         event: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+        if c.get("phase") == "end":  # a stress event's undo: the span of the event already listed
+            for entry in self.stress:
+                if not entry["pending"] and entry.get("index") == c.get("index") and entry["end_step"] >= step:
+                    entry["end_step"] = step - 1
+            self._cache.clear()
+            return
+        duration = event.get("duration")
+        last = step + duration - 1 if isinstance(duration, int) and not isinstance(duration, bool) and duration > 1 else step
         self.stress = [
             e for e in self.stress if not (e["pending"] and e["step"] == step and e["type"] == event.get("type"))
         ]
         self.stress.append(
             {
                 "step": step,
+                "end_step": last,
+                "span": f"steps {step}-{last}" if last > step else f"step {step}",
+                "index": c.get("index"),
                 "type": str(event.get("type") or "event"),
                 "description": str(event.get("description") or ""),
                 "good": event.get("good"),
@@ -204,7 +215,8 @@ class RunData:
         the recorded ``scheduled_event`` replaces it when the step runs."""
         self._cache.clear()
         self.stress.append(
-            {"step": step, "type": event_type, "description": description, "good": None, "pending": True}
+            {"step": step, "end_step": step, "span": f"step {step}", "index": None, "type": event_type,
+             "description": description, "good": None, "pending": True}
         )
 
     def _on_negotiation(self, c: Mapping[str, Any], step: int, agent: Any) -> None:
@@ -359,8 +371,9 @@ class RunData:
         return float(np.mean(list(values.values())))
 
     def stress_events(self) -> pd.DataFrame:
-        """Scheduled (stress) events: step, type, description, good, pending."""
-        return pd.DataFrame(self.stress, columns=["step", "type", "description", "good", "pending"])
+        """Scheduled (stress) events, each once: step (its start), end_step (its last active step),
+        span ("steps 20-29"), type, description, good, pending."""
+        return pd.DataFrame(self.stress, columns=["step", "end_step", "span", "type", "description", "good", "pending"])
 
     def supply_demand(self, good: str) -> dict[str, Any] | None:
         """The last clearing of ``good``: its step, price, volume and the step curves of the
