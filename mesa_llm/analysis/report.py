@@ -333,6 +333,8 @@ figure { margin: 12px 0 20px; background: white; border: 1px solid #dde2ea; bord
          padding: 8px; text-align: center; }
 figure img { max-width: 100%; height: auto; }
 figcaption { color: #5b6475; font-size: 13px; margin-top: 4px; }
+pre.sample { background: white; border: 1px solid #dde2ea; padding: 8px; font-size: 12px; white-space: pre-wrap;
+             max-height: 320px; overflow-y: auto; }
 .none { color: #7a8394; font-style: italic; }
 footer { color: #7a8394; font-size: 12px; margin-top: 36px; }
 """
@@ -408,9 +410,44 @@ def _named(frame: pd.DataFrame, names: Mapping[Any, str]) -> pd.DataFrame:
     return out
 
 
-def _llm_section(llm: Mapping[str, Any]) -> str:
+def _pre(text: str) -> str:
+    return f'<pre class="sample">{html.escape(text)}</pre>'
+
+
+def _llm_samples(rec: Recording) -> str:
+    """What the LLM agents said (`mesa_llm.analysis.llm_content`): one prompt/answer pair per
+    population, sample plans and messages, failure reasons and invalid actions with counts; every
+    text cut to a length and escaped."""
+    from mesa_llm.analysis.llm_content import llm_content
+
+    content = llm_content(rec)
+    parts = ["<h3>One prompt and answer per population</h3>"]
+    if content["exchanges"]:
+        for x in content["exchanges"]:
+            parts.append(
+                f"<h4>{html.escape(x['population'])}: {html.escape(x['agent'])}, step {x['step']} "
+                f"({html.escape(x['purpose'])})</h4><p class=\"sub\">prompt (the last user message)</p>{_pre(x['prompt'])}"
+                f'<p class="sub">answer</p>{_pre(x["answer"])}'
+            )
+    else:
+        parts.append('<p class="none">no call was answered</p>')
+    parts.append("<h3>Why calls failed</h3>")
+    parts.append(_html_table(pd.DataFrame(content["failures"], columns=["kind", "reason", "calls"]), ["kind", "reason", "calls"]))
+    parts.append("<h3>Invalid actions of the LLM agents</h3>")
+    columns = ["action", "reason", "count", "example"]
+    parts.append(_html_table(pd.DataFrame(content["invalid_actions"], columns=columns), columns))
+    parts.append("<h3>Sample plans</h3>")
+    parts.append(_html_table(pd.DataFrame(content["plans"], columns=["step", "agent", "text"]), ["step", "agent", "text"]))
+    parts.append("<h3>Sample messages</h3>")
+    columns = ["step", "sender", "to", "text"]
+    parts.append(_html_table(pd.DataFrame(content["messages"], columns=columns), columns))
+    return "".join(parts)
+
+
+def _llm_section(llm: Mapping[str, Any], rec: Recording | None = None) -> str:
     """The LLM activity of the run: totals, then valid / invalid tool calls and actions by
-    population; empty when the run made no LLM call."""
+    population, then (given the recording) what the agents said: `_llm_samples`; empty when the
+    run made no LLM call."""
     if not llm.get("calls"):
         return ""
     totals = [
@@ -432,7 +469,8 @@ def _llm_section(llm: Mapping[str, Any]) -> str:
                "repaired_tool_calls", "actions_applied", "waits", "rejected_actions"]  # fmt: skip
     by_population = _html_table(pd.DataFrame(rows), columns) if rows else ""
     warnings = "".join(f'<p class="warn">{html.escape(w)}</p>' for w in llm.get("warnings") or [])
-    return f'<table class="metrics"><tbody>{head}</tbody></table><h3>By population</h3>{by_population}{warnings}'
+    samples = _llm_samples(rec) if rec is not None else ""
+    return f'<table class="metrics"><tbody>{head}</tbody></table><h3>By population</h3>{by_population}{warnings}{samples}'
 
 
 def _stress_section(metrics: Mapping[str, Any]) -> str:
@@ -638,7 +676,7 @@ def render_html(rec: RecordingLike, path: str | Path) -> Path:
     auctions = _auction_section(r)
     if auctions:
         sections.insert(0, ("Auctions", auctions))
-    llm = _llm_section(metrics.get("llm") or {})
+    llm = _llm_section(metrics.get("llm") or {}, r)
     if llm:
         sections.insert(0, ("LLM calls", llm))
     if sessions.empty:
