@@ -168,7 +168,8 @@ class MarketTallies:
                 "mean_price": round(self.trade_value[good] / units * money.tick_size, money.decimals + 2) if units else None,
                 "last_price": money.to_units(last) if last is not None else None,
                 "ce_price": round(eq.price * money.tick_size, money.decimals + 1) if eq.price is not None else None,
-                "ce_quantity": eq.quantity,
+                # no equilibrium price (no induced values, or no unit can trade): no CE quantity either
+                "ce_quantity": eq.quantity if eq.price is not None else None,
                 "smiths_alpha": self.price_stats[good].smith_alpha(eq.price),
                 "contract_volume": self.contract_units.get(good, 0),
             }

@@ -71,7 +71,7 @@ def test_old_names_map_to_the_vocabulary_with_a_note(old: str, new: str) -> None
 
 
 def test_a_sweep_spec_with_old_names_reads_as_the_new_ones() -> None:
-    raw = {"scenario": "double_auction", "seed": 1, "replicates": 1, "metrics": ["efficiency", "negotiation.agreed", "trades"]}
+    raw = {"name": "old_names", "scenario": "double_auction", "seed": 1, "replicates": 1, "metrics": ["efficiency", "negotiation.agreed", "trades"]}
     spec = SweepSpec.model_validate(raw)
     assert spec.metrics == ["allocative_efficiency", "agreements", "trades"]
     notes = SweepSpec.metric_notes(raw["metrics"])

@@ -219,7 +219,7 @@ def test_the_exact_frontier_is_what_brute_force_finds(market: tuple[list[LinearA
         if any(qa >= pa - eps and qb >= pb - eps and (qa > pa + eps or qb > pb + eps) for qa, qb in points):
             continue
         # undominated on the grid: the frontier reaches it (it is on some segment)
-        def distance(seg) -> float:  # type: ignore[no-untyped-def]
+        def distance(seg, pa: float = pa, pb: float = pb) -> float:  # type: ignore[no-untyped-def]
             (sa, sb), (ea, eb) = seg.start_utilities, seg.end_utilities
             da, db = ea - sa, eb - sb
             length = da * da + db * db

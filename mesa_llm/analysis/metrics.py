@@ -119,7 +119,7 @@ def summary_metrics(rec: Recording) -> dict[str, Any]:
             "ce_price": to_units(eq.price, tick, 1)
             if eq is not None and eq.price is not None
             else None,
-            "ce_quantity": eq.quantity if eq is not None else None,
+            "ce_quantity": eq.quantity if eq is not None and eq.price is not None else None,
         }
     alphas = smiths_alpha(rec)
     for good, entry in goods.items():
