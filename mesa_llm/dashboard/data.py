@@ -563,9 +563,10 @@ class RunData:
                     "side": w["side"] if w is not None else "",
                     "cash": round(cash, 6) if cash is not None else None,
                     "holdings": ", ".join(f"{g}: {q}" for g, q in sorted(shown.items()) if q) or "-",
-                    "surplus": None if w is None or pd.isna(w["surplus"]) else float(w["surplus"]),
+                    # money to the cent for the page (the report's table formats the same way)
+                    "surplus": None if w is None or pd.isna(w["surplus"]) else round(float(w["surplus"]), 2),
                     "measured against": w["surplus_basis"] if w is not None else "",
-                    "P&L marked": None if w is None else float(w["marked_pnl"]),
+                    "P&L marked": None if w is None else round(float(w["marked_pnl"]), 2),
                     "marked at": w["marked_at"] if w is not None else "",
                     "source": sources[aid],
                 }
