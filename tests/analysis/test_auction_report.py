@@ -207,3 +207,26 @@ def test_analyze_prints_the_auction(tmp_path: Path) -> None:
     assert "revenue in theory" in out.stdout and "580.00" in out.stdout
     assert "shading" in out.stdout and "highest value won" in out.stdout
     assert math.isfinite(float(out.stdout.split("allocative efficiency")[1].split("%")[0].split()[-1].strip("│ ")))
+
+
+def test_a_lower_value_winner_is_called_what_it_is(tmp_path: Path) -> None:
+    # LLM bidders (scripted): agent 2 bids 600, the others 100: agent 2 wins whatever its value
+    from mesa_llm.llm.testing import ScriptedChatModel, tool_calls_response
+
+    def responder(request):  # type: ignore[no-untyped-def]
+        price = 600.0 if request.agent_id == 2 else 100.0
+        return tool_calls_response([("bid", {"session_id": "A1", "price": price})])
+
+    chat = ScriptedChatModel(responder)
+    with Simulation.from_scenario("sealed_bid_auction", seed=1, out=tmp_path, chat_model=chat, model="scripted/test") as sim:
+        summary = sim.run().to_dict()
+        path = Path(sim.recording_path)
+    values = _values(path)
+    assert max(values, key=values.__getitem__) != 2  # seed 1: agent 2 does not hold the highest value
+    rec = load_recording(path)
+    [a] = auction_results(rec)
+    assert a["winner"] == "bidders_0" and a["price"] == 600.0
+    assert a["highest_value_won"] is False
+    assert a["winner_surplus"] == pytest.approx(values[2] - 600.0)  # negative: it overpaid
+    assert a["efficiency"] == pytest.approx(values[2] / max(values.values()))
+    assert summary["allocative_efficiency"] == pytest.approx(a["efficiency"], abs=1e-4)

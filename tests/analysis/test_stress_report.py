@@ -104,7 +104,8 @@ class _Recording:
 STEPS = range(1, 41)
 PRICE = {s: 100.0 + (s % 2) for s in STEPS}  # 100/101 alternating: some volatility before
 PRICE.update({12: 80.0})  # event A's dip
-PRICE.update({20: 95.0, 21: 90.0, 22: 85.0, 23: 92.0, 24: 97.0, 25: 99.0})  # event B
+# event B: still in the 2% band at its first step (recovery counts from after the trough, not from 20)
+PRICE.update({20: 99.0, 21: 90.0, 22: 85.0, 23: 92.0, 24: 97.0, 25: 99.0})
 PRICE.update({19: 100.0, 26: 100.0, 32: 60.0})  # 32: a fall beyond B's windows
 VOLUME = {s: 10 for s in STEPS}
 VOLUME.update({15: 50, 16: 50})  # inside B's naive before window, inside A's event
