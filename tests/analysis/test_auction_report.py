@@ -210,11 +210,12 @@ def test_analyze_prints_the_auction(tmp_path: Path) -> None:
 
 
 def test_a_lower_value_winner_is_called_what_it_is(tmp_path: Path) -> None:
-    # LLM bidders (scripted): agent 2 bids 600, the others 100: agent 2 wins whatever its value
+    # LLM bidders (scripted): agent 5 bids 600, the others 100: agent 5 wins whatever its value
+    # (seed 1: agent 5 holds the second-highest value, one that did not win on merit)
     from mesa_llm.llm.testing import ScriptedChatModel, tool_calls_response
 
     def responder(request):  # type: ignore[no-untyped-def]
-        price = 600.0 if request.agent_id == 2 else 100.0
+        price = 600.0 if request.agent_id == 5 else 100.0
         return tool_calls_response([("bid", {"session_id": "A1", "price": price})])
 
     chat = ScriptedChatModel(responder)
@@ -222,11 +223,13 @@ def test_a_lower_value_winner_is_called_what_it_is(tmp_path: Path) -> None:
         summary = sim.run().to_dict()
         path = Path(sim.recording_path)
     values = _values(path)
-    assert max(values, key=values.__getitem__) != 2  # seed 1: agent 2 does not hold the highest value
+    ranked = sorted(values, key=values.__getitem__, reverse=True)
+    assert ranked[1] == 5  # seed 1: agent 5 holds the second-highest value
     rec = load_recording(path)
     [a] = auction_results(rec)
-    assert a["winner"] == "bidders_0" and a["price"] == 600.0
+    assert a["winner"] == "bidders_3" and a["price"] == 600.0
     assert a["highest_value_won"] is False
-    assert a["winner_surplus"] == pytest.approx(values[2] - 600.0)  # negative: it overpaid
-    assert a["efficiency"] == pytest.approx(values[2] / max(values.values()))
+    assert a["winner_surplus"] == pytest.approx(values[5] - 600.0)
+    assert a["efficiency"] == pytest.approx(values[5] / max(values.values()))
+    assert a["efficiency"] < 1.0
     assert summary["allocative_efficiency"] == pytest.approx(a["efficiency"], abs=1e-4)
