@@ -154,7 +154,7 @@ def agent_welfare(
                 "agent_id": agent.get("agent_id"), "name": str(agent.get("name") or agent.get("agent_id")),
                 "population": str(agent.get("population") or ""), "side": _side(agent.get("role")),
                 "cash_change": round(cash_change, 6), "surplus": None if surplus is None else round(surplus, 6),
-                "surplus_basis": "; ".join(bases) if surplus is not None else "no private values",
+                "surplus_basis": "; ".join(bases) if surplus is not None else "no private values of what it traded",
                 "marked_pnl": round(marked, 6), "marked_at": ", ".join(used) or "-",
             }
         )  # fmt: skip
