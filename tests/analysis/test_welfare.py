@@ -154,22 +154,25 @@ def test_units_are_valued_in_order_and_beyond_the_schedule_count_nothing() -> No
         {"agent_id": 3, "name": "x", "role": "speculator", "population": "r", "endowment": {"cash": 50.0, "holdings": {}}},
         {"agent_id": 4, "name": "g", "role": "buyer", "population": "p", "endowment": {"cash": 100.0, "holdings": {}},
          "private": {"gadget": {"values": [50.0], "costs": []}}},
+        {"agent_id": 5, "name": "idle", "role": "regulator", "population": "z", "endowment": {"cash": 0.0, "holdings": {}}},
     ])  # fmt: skip
     states = {
         1: {"cash": 64.0, "holdings": {"widget": 3}, "units_bought": {"widget": 3}, "units_sold": {}},
         2: {"cash": 36.0, "holdings": {"widget": 0}, "units_bought": {}, "units_sold": {"widget": 3}},
         3: {"cash": 40.0, "holdings": {"widget": 1}, "units_bought": {"widget": 1}, "units_sold": {}},
         4: {"cash": 90.0, "holdings": {"widget": 1}, "units_bought": {"widget": 1}, "units_sold": {}},
+        5: {"cash": 0.0, "holdings": {}, "units_bought": {}, "units_sold": {}},
     }
     table = agent_welfare(header, states, {"widget": 12.0}).set_index("agent_id")
     assert table.at[1, "surplus"] == pytest.approx(-36 + 30 + 20)  # the third unit is worth nothing to it
     assert table.at[2, "surplus"] == pytest.approx(36 - 5 - 8)  # a third unit without a cost
     assert pd.isna(table.at[3, "surplus"]) and table.at[3, "surplus_basis"] == "no private values of what it traded"
+    assert pd.isna(table.at[5, "surplus"]) and table.at[5, "side"] == "others"  # no values, no trade: no surplus, not 0
     # values of another good say nothing of what the widget was worth to it
     assert pd.isna(table.at[4, "surplus"]) and table.at[4, "marked_pnl"] == pytest.approx(-10 + 12)
     assert table.at[3, "marked_pnl"] == pytest.approx(-10 + 12) and table.at[3, "marked_at"] == "widget at 12.00"
     assert table.at[3, "side"] == "others"
     totals = side_totals(table.reset_index())
-    assert totals["others"]["surplus"] is None and totals["others"]["agents_without_values"] == 1
+    assert totals["others"]["surplus"] is None and totals["others"]["agents_without_values"] == 2
     assert totals["buyers"]["surplus"] == pytest.approx(14) and totals["sellers"]["surplus"] == pytest.approx(23)
     assert totals["buyers"]["agents_without_values"] == 1
