@@ -53,6 +53,9 @@ def test_the_report_has_a_stress_section_with_the_csv_numbers(stressed: Path, tm
                              ("depth_before", 1), ("depth_after", 1), ("volatility_amplification", 2)):  # fmt: skip
             value = float(summary[f"stress.{key}.{name}"])
             assert f"{value:,.{digits}f}" in html_row, (key, name)
+        shown = {True: "<td>yes</td>", False: "<td>no</td>"}
+        if row["recovered"] is not None:
+            assert shown[row["recovered"]] in html_row and shown[not row["recovered"]] not in html_row
         recovery = summary[f"stress.{key}.recovery_time"]
         assert f">{recovery or '-'}<" in html_row.replace('class="num">', ">")
 
