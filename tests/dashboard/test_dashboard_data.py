@@ -248,7 +248,8 @@ def test_live_steps_inject_and_reset(tmp_path: Path) -> None:
     label = next(k for k in live.stress_presets() if k.startswith("shift_private"))
     assert live.inject(label) == "shift_private at step 3"
     assert live.data.stress_events().to_dict("records") == [
-        {"step": 3, "type": "shift_private", "description": "demand shock: values -30%", "good": None, "pending": True}
+        {"step": 3, "end_step": 3, "span": "step 3", "type": "shift_private", "description": "demand shock: values -30%",
+         "good": None, "pending": True}
     ]
     live.step()
     stress = live.data.stress_events()
