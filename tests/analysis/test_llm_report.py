@@ -116,6 +116,7 @@ def test_the_report_shows_the_content_escaped(run: Path, tmp_path: Path) -> None
     for heading in ("One prompt and answer per population", "Why calls failed", "Invalid actions of the LLM agents",
                     "Sample plans", "Sample messages"):  # fmt: skip
         assert f"<h3>{heading}</h3>" in section
+    assert "<h4>llm_buyers: " in section and "<h4>llm_sellers: " in section  # one pair per population
     assert "<script>x" not in section and "&lt;script&gt;x&lt;/script&gt;" in section
     assert "hello &lt;b&gt;there&lt;/b&gt;" in section
     assert "upstream model overloaded &lt;b&gt;try later&lt;/b&gt;" in section
