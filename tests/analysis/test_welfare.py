@@ -127,6 +127,10 @@ def test_induced_value_traders_match_the_runs_own_surplus(tmp_path: Path) -> Non
     final = {e["agent_id"]: e["content"] for e in _events(path) if e["event_type"] == "agent_state"}
     for aid, state in final.items():
         assert table.at[aid, "surplus"] == pytest.approx(state["surplus"], abs=1e-6), aid
+    # the dashboard marks at the same (last) clearing price as the report
+    dash = RunData().add_many(_events(path)).agents_table().set_index("agent_id")
+    for aid in table.index:
+        assert dash.at[aid, "marked at"] == table.at[aid, "marked_at"]
     metrics = summary_metrics(rec)
     total = sum(t["surplus"] for t in metrics["welfare"].values() if t["surplus"] is not None)
     assert total == pytest.approx(metrics["realised_surplus"], abs=0.011)
