@@ -639,12 +639,14 @@ def analyze(
             if metrics.get("stress"):
                 from mesa_llm.analysis.stress import stress_rows
 
-                stress = Table(title="stress events (before -> during)")
+                stress = Table(title="stress events (before -> during -> after)")
                 stress.add_column("event")
                 stress.add_column("effect")
                 for label, effect in stress_rows(metrics):
                     stress.add_row(cell(label), cell(effect))
                 Console(highlight=False).print(stress)
+            if metrics.get("auctions"):
+                _print_auctions(rec)
         for warning in (metrics.get("llm") or {}).get("warnings") or []:  # an inert LLM population
             _err_console().print(f"warning: {inert(warning)}", markup=False, highlight=False)
         for problem in metrics.get("plugin_errors") or []:  # a plugin metric that failed: None
@@ -657,6 +659,30 @@ def analyze(
             _err_console().print(f"{len(files)} CSV files in {inert(csv)}", markup=False, highlight=False)
     except RecordingError as exc:
         raise _fail(str(exc)) from None
+
+
+def _print_auctions(rec: Any) -> None:
+    """Each auction of ``rec``: outcome, surplus and revenue against theory, then its bids."""
+    from mesa_llm.analysis.auctions import auction_results, auction_rows
+
+    console = Console(highlight=False)
+    for result in auction_results(rec):
+        table = Table(title=cell(f"auction {result['session_id']}"))
+        table.add_column("")
+        table.add_column("value")
+        for label, value in auction_rows(result):
+            table.add_row(cell(label), cell(value))
+        console.print(table)
+        bids = Table(title=cell(f"bids of {result['session_id']} (shading = 1 - bid/value)"))
+        for column in ("bidder", "value", "bid", "shading", "won"):
+            bids.add_column(column, justify="left" if column == "bidder" else "right")
+        for b in result["bids"]:
+            bids.add_row(
+                cell(b["name"]), "-" if b["value"] is None else f"{b['value']:,.2f}",
+                "-" if b["bid"] is None else f"{b['bid']:,.2f}",
+                "-" if b["shading"] is None else f"{100 * b['shading']:.1f}%", "yes" if b["won"] else "",
+            )  # fmt: skip
+        console.print(bids)
 
 
 @app.command()

@@ -340,6 +340,9 @@ class MarketModel(mesa.Model):
         failing = self.llm.end_step(final=step >= self.max_steps)
         if failing is not None and self.stop_reason is None:
             self.stop_reason, self.stop_status = failing, "failed"
+        if self.stop_reason is None and self.desk is not None and not self.scenario.market.call_market \
+                and not self.timeline.pending_after(step) and self.desk.auctions_over(step):  # nothing left to run
+            self.stop_reason, self.stop_status = "every auction has closed and nothing else is active", "completed"
         # the last step's balances, also when the run stops early, so the recording reconciles
         if self.scenario.recording.agent_states == "every_step" or step >= self.max_steps or self.stop_reason is not None:
             self._record_agent_states()

@@ -116,6 +116,7 @@ class PopulationBuilder:
                 if ps.fundamental is not None:
                     pv.fundamental = self._ticks(self.draw(ps.fundamental, 1))[0]
                 private[good] = pv
+            self._auction_reserves(spec, private)
             persona = Persona(
                 name=f"{label}_{i}" if spec.count > 1 else label,
                 role=spec.role,
@@ -159,6 +160,19 @@ class PopulationBuilder:
             self.traders.append(agent)
             self.by_id[agent.unique_id] = agent
         self.populations[label] = members
+
+    def _auction_reserves(self, spec: PopulationSpec, private: dict[str, PrivateValues]) -> None:
+        """An auction seller without induced costs values what it auctions at the reserve price:
+        its cost of each unit it holds, so surplus, the competitive equilibrium and allocative
+        efficiency count the seller's side (price - reserve) as for any induced-cost seller."""
+        for session in self.scenario.negotiation.sessions:
+            if session.protocol not in ("first_price", "second_price", "english") or session.sellers != spec.label:
+                continue
+            good = session.good
+            units = int(spec.endowment.holdings.get(good, 0)) if good is not None else 0
+            pv = private.setdefault(good, PrivateValues()) if good is not None else None
+            if pv is not None and not pv.costs and units > 0:
+                pv.costs = [self.money.round_to_tick(session.reserve_price)] * units
 
     def build_desk(self, rules: MarketRules, reputation: Reputation) -> NegotiationDesk | None:
         """The negotiation desk, when the scenario has negotiations, auctions or utilities."""

@@ -109,6 +109,10 @@ class Timeline:
         """Agents a liquidity shock keeps out of the market this step."""
         return self.stress.withdrawn
 
+    def pending_after(self, step: int) -> bool:
+        """Whether an event is still to start after ``step``, or a stress event is still running."""
+        return any(e.at_step + (getattr(e, "duration", 1) or 1) - 1 > step for e in self.events)
+
     def schedule(self, event: Any) -> int:
         """Add one validated event (its ``at_step`` still to come); returns its index."""
         self.events.append(event)

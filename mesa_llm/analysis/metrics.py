@@ -13,6 +13,7 @@ from typing import Any, overload
 
 import pandas as pd
 
+from mesa_llm.analysis.auctions import auction_results
 from mesa_llm.analysis.llm_metrics import (
     invalid_action_rate,
     llm_agent_ids,
@@ -45,6 +46,7 @@ from mesa_llm.analysis.negotiation_metrics import (
 from mesa_llm.analysis.plugin_metrics import plugin_metrics
 from mesa_llm.analysis.stress import stress_metrics
 from mesa_llm.analysis.units import decimals, goods_of, json_ready, mean_of, to_units
+from mesa_llm.analysis.welfare import side_totals, welfare_table
 from mesa_llm.economics import efficiency
 
 __all__ = [
@@ -96,7 +98,9 @@ def summary_metrics(rec: Recording | MultiRecording) -> dict[str, Any] | pd.Data
     agreement_rate, mean_rounds_to_agreement, mean_buyer_share, mean_distance_to_pareto,
     mean_distance_to_nash, contracts, contracts_fulfilled, contracts_breached, contract_value,
     wealth_gini, pnl {see market_metrics.pnl}, fees {see market_metrics.fees}, llm {see llm_costs},
-    stress {see mesa_llm.analysis.stress.stress_metrics}; with plugin metrics installed, plugins
+    stress {see mesa_llm.analysis.stress.stress_metrics}; welfare {side: see
+    mesa_llm.analysis.welfare.side_totals}; with auctions, auctions {session_id: see
+    mesa_llm.analysis.auctions.auction_results, without the bids}; with plugin metrics installed, plugins
     {metric: {key: value} or None} and plugin_errors (one line per metric that failed).
     """
     if isinstance(rec, MultiRecording):
@@ -202,6 +206,12 @@ def summary_metrics(rec: Recording | MultiRecording) -> dict[str, Any] | pd.Data
         "llm": llm_costs(rec),
         "stress": stress_metrics(rec),
     }
+    welfare = welfare_table(rec)
+    if len(welfare):  # per side: surplus against own values, and P&L with holdings marked
+        metrics["welfare"] = side_totals(welfare)
+    auctions = auction_results(rec)
+    if auctions:  # per auction session: winner, surplus, revenue against theory (bids: auction_bids)
+        metrics["auctions"] = {a["session_id"]: {k: v for k, v in a.items() if k != "bids"} for a in auctions}
     # plugin metrics (mesa_llm.metrics entry points), only where plugins give some
     extra = plugin_metrics(rec)
     if extra.values:

@@ -28,7 +28,6 @@ from mesa_llm.analysis.loader import Recording
 from mesa_llm.analysis.market_metrics import (
     competitive_equilibrium_by_step,
     efficiency_over_time,
-    pnl,
     supply_and_demand,
 )
 from mesa_llm.analysis.units import finite
@@ -147,14 +146,22 @@ def _price_of(terms: Any) -> float | None:
 
 
 def scheduled_events(rec: Recording) -> list[tuple[int, str]]:
-    """(step, label) of every ``scheduled_event`` (timeline shocks, rule changes, stress events):
-    the event's description, else its type."""
+    """(step, label) of every ``scheduled_event`` (timeline shocks, rule changes, stress events),
+    each event once: the event's description, else its type, with its span (steps a-b) when it
+    lasts several steps. The record of a stress event's end (``phase: end``) is not another event."""
     table = rec.table("scheduled_event")
     out = []
     if len(table) and "event" in table:
-        for step, event in zip(table["step"], table["event"], strict=True):
-            if isinstance(event, Mapping):
-                out.append((int(step), safe_label(event.get("description") or event.get("type") or "event")))
+        phases = table["phase"] if "phase" in table else [None] * len(table)
+        for step, event, phase in zip(table["step"], table["event"], phases, strict=True):
+            if not isinstance(event, Mapping) or phase == "end":
+                continue
+            label = str(event.get("description") or event.get("type") or "event")
+            duration = event.get("duration")
+            span = ""
+            if isinstance(duration, int) and not isinstance(duration, bool) and duration > 1:
+                span = f" (steps {int(step)}-{int(step) + duration - 1})"  # kept whole: a long label is cut before it
+            out.append((int(step), safe_label(label, MAX_LABEL_CHARS - len(span)) + span))
     return out
 
 
@@ -364,7 +371,8 @@ def plot_price_path(rec: Recording) -> Figure:
                 side = role if role in ("buyer", "seller", "mediator") else "other party"
                 xs, ys = zip(*points, strict=True)
                 ax.plot(xs, ys, color=ROLE_COLORS.get(side, "#9467bd"), alpha=0.45, linewidth=1.0,
-                        marker=".", markersize=4, label=None if side in labelled else f"{side} offers")  # fmt: skip
+                        marker=".", markersize=4 if len(points) > 1 else 10,  # a lone (sealed) bid must show
+                        label=None if side in labelled else f"{side} offers")  # fmt: skip
                 labelled.add(side)
         c = (
             clearings[(clearings["good"] == good)].sort_values("step")
@@ -385,6 +393,7 @@ def plot_price_path(rec: Recording) -> Figure:
             ax.plot(fundamental.index.to_numpy(dtype=float), fundamental.to_numpy(dtype=float), drawstyle="steps-post",
                     color="#8c564b", linestyle=":", linewidth=1.6, label="fundamental (mean)", zorder=3)  # fmt: skip
         _mark_events(ax, events)
+        _auction_values(ax, rec, good)
         if len(agreements):
             a = agreements[agreements["good"] == good]
             agreed = [(s, _price_of(t)) for s, t in zip(a["step"], a["terms"], strict=True)]
@@ -402,8 +411,37 @@ def plot_price_path(rec: Recording) -> Figure:
         else:
             _note(ax, "no prices recorded for this good")
     axes[-1].set_xlabel("step")
+    _whole_steps(axes[-1])
     fig.suptitle(f"Prices - {safe_label(rec.scenario or rec.run_id)}", fontsize=12)
     return fig
+
+
+def _whole_steps(ax: Axes) -> None:
+    """Steps are whole numbers: integer ticks, and at least one step either side of data that
+    lies on a single step (a sealed-bid auction), not a 0.96-1.04 axis."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    low, high = ax.get_xlim()
+    if high - low < 2:
+        middle = round((low + high) / 2)
+        ax.set_xlim(middle - 1, middle + 1)
+
+
+def _auction_values(ax: Axes, rec: Recording, good: str) -> None:
+    """The bidders' private values of an auctioned good at the step its auction closed (short
+    bars), so the bids and the price are read against them."""
+    from mesa_llm.analysis.auctions import auction_results
+
+    shown = False
+    for result in auction_results(rec):
+        if result["good"] != good or result["closed_step"] is None:
+            continue
+        values = [b["value"] for b in result["bids"] if b["value"] is not None]
+        if values:
+            ax.scatter([result["closed_step"]] * len(values), values, marker="_", s=220, linewidths=2,
+                       color="#1f77b4", zorder=4, label=None if shown else "bidders' values")  # fmt: skip
+            shown = True
 
 
 def _has_prices(good: str, *frames: pd.DataFrame) -> bool:
@@ -622,74 +660,38 @@ def plot_message_network(rec: Recording) -> Figure:
 
 @plain_text
 def plot_surplus_by_agent(rec: Recording) -> Figure:
-    """Each agent's final surplus (its last ``agent_state``: gains on induced values plus net cash
-    flow, currency units) as a bar, coloured by role. Without induced values (net cash flow alone
-    would call a buyer of stock a loser) each agent's P&L marked at the last price is drawn."""
-    if not any((a.get("private") or {}).get(g, {}).get("values") or (a.get("private") or {}).get(g, {}).get("costs")
-               for a in rec.header.get("agents") or [] for g in (a.get("private") or {})):  # fmt: skip
-        return _plot_pnl_by_agent(rec)
-    states = rec.agent_states
-    agents = rec.agents
-    roles = dict(zip(agents["agent_id"], agents["role"], strict=True)) if len(agents) else {}
-    names = dict(zip(agents["agent_id"], agents["name"], strict=True)) if len(agents) else {}
-    final = (
-        states.sort_values("step", kind="stable").drop_duplicates("agent_id", keep="last")
-        if len(states)
-        else states
-    )
-    final = (
-        final[pd.to_numeric(final.get("surplus"), errors="coerce").notna()] if len(final) else final
-    )
-    n = len(final)
+    """Each agent's final welfare in money (`mesa_llm.analysis.welfare`: the same figures as the
+    report's table and the dashboard) as a bar coloured by side: its surplus against its own
+    private values (induced values and costs, reservation prices, an auction's reserve) where it
+    has them; otherwise, when no agent has any, its P&L with holdings marked at the last price."""
+    from mesa_llm.analysis.welfare import welfare_table
+
+    table = welfare_table(rec)
+    with_values = table[pd.to_numeric(table["surplus"], errors="coerce").notna()] if len(table) else table
+    use_surplus = len(with_values) > 0
+    shown = with_values if use_surplus else table
+    n = len(shown)
     fig = _figure(min(max(8.0, 0.32 * n + 3), 18.0), 4.8)
     ax = fig.add_subplot()
     if n == 0:
         _note(ax, "no agent states recorded")
         return fig
-    final = final.sort_values("agent_id")
-    agent_ids = final["agent_id"].tolist()
-    surplus = pd.to_numeric(final["surplus"], errors="coerce").to_numpy(dtype=float)
-    role_list = [str(roles.get(a, "?")) for a in agent_ids]
-    colors = _role_colors(role_list)
+    shown = shown.sort_values("agent_id")
+    heights = pd.to_numeric(shown["surplus" if use_surplus else "marked_pnl"], errors="coerce").to_numpy(dtype=float)
+    side_list = shown["side"].tolist()
+    colors = {"buyers": ROLE_COLORS.get("buyer", "#1f77b4"), "sellers": ROLE_COLORS.get("seller", "#ff7f0e"),
+              "others": "#9467bd"}  # fmt: skip
     x = np.arange(n)
-    ax.bar(x, surplus, color=[colors[r] for r in role_list], edgecolor="white", linewidth=0.5)
+    ax.bar(x, heights, color=[colors[s] for s in side_list], edgecolor="white", linewidth=0.5)
     ax.axhline(0, color="#333333", linewidth=0.8)
     ax.set_xticks(x)
-    labels = [safe_label(names.get(a, a)) for a in agent_ids]
-    ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=8 if n <= 30 else 6)
-    ax.set_ylabel("final surplus (currency units)")
+    ax.set_xticklabels([safe_label(name) for name in shown["name"]], rotation=60, ha="right", fontsize=8 if n <= 30 else 6)
+    ax.set_ylabel("surplus against own values (money)" if use_surplus else "P&L, holdings at the last price (money)")
     ax.grid(True, axis="y", alpha=0.3)
     from matplotlib.patches import Patch
 
-    ax.legend(handles=[Patch(color=c, label=safe_label(r)) for r, c in colors.items()], fontsize=8, loc="best")
-    ax.set_title(f"Final surplus by agent - {safe_label(rec.scenario or rec.run_id)}", fontsize=12)
+    ax.legend(handles=[Patch(color=colors[s], label=s) for s in dict.fromkeys(side_list)], fontsize=8, loc="best")
+    what = "surplus against own values" if use_surplus else "P&L marked at the last price"
+    ax.set_title(f"Final {what} by agent - {safe_label(rec.scenario or rec.run_id)}", fontsize=12)
     return fig
 
-
-def _plot_pnl_by_agent(rec: Recording) -> Figure:
-    """Each agent's P&L (`market_metrics.pnl`: cash and holdings change marked at the last price)."""
-    result = pnl(rec) or {"by_agent": {}}
-    agents = rec.agents
-    by_name = result["by_agent"]
-    roles = dict(zip(agents["name"], agents["role"], strict=True)) if len(agents) else {}
-    n = len(by_name)
-    fig = _figure(min(max(8.0, 0.32 * n + 3), 18.0), 4.8)
-    ax = fig.add_subplot()
-    if n == 0:
-        _note(ax, "no agent states recorded")
-        return fig
-    labels = list(by_name)
-    role_list = [str(roles.get(name, "?")) for name in labels]
-    colors = _role_colors(role_list)
-    x = np.arange(n)
-    ax.bar(x, list(by_name.values()), color=[colors[r] for r in role_list], edgecolor="white", linewidth=0.5)
-    ax.axhline(0, color="#333333", linewidth=0.8)
-    ax.set_xticks(x)
-    ax.set_xticklabels([safe_label(name) for name in labels], rotation=60, ha="right", fontsize=8 if n <= 30 else 6)
-    ax.set_ylabel("P&L at the last price (currency units)")
-    ax.grid(True, axis="y", alpha=0.3)
-    from matplotlib.patches import Patch
-
-    ax.legend(handles=[Patch(color=c, label=safe_label(r)) for r, c in colors.items()], fontsize=8, loc="best")
-    ax.set_title(f"Final P&L by agent - {safe_label(rec.scenario or rec.run_id)}", fontsize=12)
-    return fig

@@ -134,7 +134,8 @@ _ROWS: list[tuple[str, str, Callable[[Any], str]]] = [
     ("rejections", "actions rejected", _int),
     ("invalid_action_rate", "invalid action rate", _pct),
     ("wealth_gini", "wealth Gini", _num),
-    ("pnl.by_population.{population_all}.mean", "mean P&L ({population_all})", _money),
+    ("welfare.{side}.surplus", "surplus vs own values ({side})", _money),
+    ("pnl.by_population.{population_all}.mean", "mean P&L at last price ({population_all})", _money),
     ("fees.total", "exchange fees", _money),
     ("fees.buyers", "exchange fees paid by buyers", _money),
     ("fees.sellers", "exchange fees paid by sellers", _money),
@@ -208,6 +209,8 @@ def metric_rows(metrics: Mapping[str, Any]) -> list[tuple[str, str, str]]:
             expanded = [(key.format(good=g), label.format(good=g)) for g in goods]
         elif "{population_all}" in key:
             expanded = [(key.format(population_all=p), label.format(population_all=p)) for p in all_populations]
+        elif "{side}" in key:
+            expanded = [(key.format(side=s), label.format(side=s)) for s in (metrics.get("welfare") or {})]
         elif "{population}" in key:
             expanded = [(key.format(population=p), label.format(population=p)) for p in populations]
         else:
@@ -330,6 +333,8 @@ figure { margin: 12px 0 20px; background: white; border: 1px solid #dde2ea; bord
          padding: 8px; text-align: center; }
 figure img { max-width: 100%; height: auto; }
 figcaption { color: #5b6475; font-size: 13px; margin-top: 4px; }
+pre.sample { background: white; border: 1px solid #dde2ea; padding: 8px; font-size: 12px; white-space: pre-wrap;
+             max-height: 320px; overflow-y: auto; }
 .none { color: #7a8394; font-style: italic; }
 footer { color: #7a8394; font-size: 12px; margin-top: 36px; }
 """
@@ -405,9 +410,44 @@ def _named(frame: pd.DataFrame, names: Mapping[Any, str]) -> pd.DataFrame:
     return out
 
 
-def _llm_section(llm: Mapping[str, Any]) -> str:
+def _pre(text: str) -> str:
+    return f'<pre class="sample">{html.escape(text)}</pre>'
+
+
+def _llm_samples(rec: Recording) -> str:
+    """What the LLM agents said (`mesa_llm.analysis.llm_content`): one prompt/answer pair per
+    population, sample plans and messages, failure reasons and invalid actions with counts; every
+    text cut to a length and escaped."""
+    from mesa_llm.analysis.llm_content import llm_content
+
+    content = llm_content(rec)
+    parts = ["<h3>One prompt and answer per population</h3>"]
+    if content["exchanges"]:
+        for x in content["exchanges"]:
+            parts.append(
+                f"<h4>{html.escape(x['population'])}: {html.escape(x['agent'])}, step {x['step']} "
+                f"({html.escape(x['purpose'])})</h4><p class=\"sub\">prompt (the last user message)</p>{_pre(x['prompt'])}"
+                f'<p class="sub">answer</p>{_pre(x["answer"])}'
+            )
+    else:
+        parts.append('<p class="none">no call was answered</p>')
+    parts.append("<h3>Why calls failed</h3>")
+    parts.append(_html_table(pd.DataFrame(content["failures"], columns=["kind", "reason", "calls"]), ["kind", "reason", "calls"]))
+    parts.append("<h3>Invalid actions of the LLM agents</h3>")
+    columns = ["action", "reason", "count", "example"]
+    parts.append(_html_table(pd.DataFrame(content["invalid_actions"], columns=columns), columns))
+    parts.append("<h3>Sample plans</h3>")
+    parts.append(_html_table(pd.DataFrame(content["plans"], columns=["step", "agent", "text"]), ["step", "agent", "text"]))
+    parts.append("<h3>Sample messages</h3>")
+    columns = ["step", "sender", "to", "text"]
+    parts.append(_html_table(pd.DataFrame(content["messages"], columns=columns), columns))
+    return "".join(parts)
+
+
+def _llm_section(llm: Mapping[str, Any], rec: Recording | None = None) -> str:
     """The LLM activity of the run: totals, then valid / invalid tool calls and actions by
-    population; empty when the run made no LLM call."""
+    population, then (given the recording) what the agents said: `_llm_samples`; empty when the
+    run made no LLM call."""
     if not llm.get("calls"):
         return ""
     totals = [
@@ -429,7 +469,95 @@ def _llm_section(llm: Mapping[str, Any]) -> str:
                "repaired_tool_calls", "actions_applied", "waits", "rejected_actions"]  # fmt: skip
     by_population = _html_table(pd.DataFrame(rows), columns) if rows else ""
     warnings = "".join(f'<p class="warn">{html.escape(w)}</p>' for w in llm.get("warnings") or [])
-    return f'<table class="metrics"><tbody>{head}</tbody></table><h3>By population</h3>{by_population}{warnings}'
+    samples = _llm_samples(rec) if rec is not None else ""
+    return f'<table class="metrics"><tbody>{head}</tbody></table><h3>By population</h3>{by_population}{warnings}{samples}'
+
+
+def _stress_section(metrics: Mapping[str, Any]) -> str:
+    """Per stress event, once, with its span: drawdown, recovery, volatility amplification,
+    volume, depth and spread before, during and after (`summary_metrics(...)["stress"]`, the
+    numbers of ``analyze``'s terminal table and the CSV); empty without stress events."""
+    from mesa_llm.analysis.stress import STRESS_COLUMNS, stress_span
+
+    stress = metrics.get("stress") or {}
+    if not stress:
+        return ""
+    rows = []
+    for row in stress.values():
+        out: dict[str, Any] = {
+            "event": str(row["type"]), "span": stress_span(row), "good": row.get("good"),
+            "magnitude": row.get("magnitude"),
+        }  # fmt: skip
+        for key, label, digits in STRESS_COLUMNS:
+            value = row.get(key)
+            out[label] = "-" if value is None else (f"{value:,.{digits}f}" if digits else str(int(value)))
+        out["recovered"] = {True: "yes", False: "no"}.get(row.get("recovered"), "-")
+        rows.append(out)
+    frame = pd.DataFrame(rows)
+    note = (
+        '<p class="sub">Windows of the event\'s duration (at least 5 steps) before, during and after it; '
+        "drawdown from the last price before the event over the event and the after window; recovery: steps from "
+        "the start until the price is back within 2% of that price (- : not by the end of the run). Volume and "
+        "depth: units traded and ordered per step; spread: relative (ask - bid) / mid after each call.</p>"
+    )
+    return note + _html_table(frame, list(frame.columns))
+
+
+def _welfare_section(rec: Recording) -> str:
+    """Per side and per agent: surplus against own values, what it is measured against, cash
+    change, and P&L with holdings marked at a stated price (`mesa_llm.analysis.welfare`, the
+    dashboard's figures too); empty without agent states."""
+    from mesa_llm.analysis.welfare import side_totals, welfare_table
+
+    table = welfare_table(rec)
+    if table.empty:
+        return ""
+    sides = pd.DataFrame(
+        [{"side": side, **totals} for side, totals in side_totals(table).items()],
+        columns=["side", "agents", "surplus", "agents_without_values", "marked_pnl"],
+    ).rename(columns={"surplus": "surplus (against own values)", "agents_without_values": "agents without values",
+                      "marked_pnl": "P&L, holdings marked"})  # fmt: skip
+    agents = table.rename(columns={
+        "name": "agent", "cash_change": "cash change", "surplus": "surplus (against own values)",
+        "surplus_basis": "measured against", "marked_pnl": "P&L, holdings marked", "marked_at": "marked at",
+    })  # fmt: skip
+    columns = ["agent", "population", "side", "cash change", "surplus (against own values)", "measured against",
+               "P&L, holdings marked", "marked at"]  # fmt: skip
+    note = (
+        '<p class="sub">Surplus: cash change plus the value, to the agent, of the units it bought minus that of '
+        "the units it sold (its own induced values or costs, reservation price, or an auction's reserve); none "
+        "for an agent without private values of what it traded. Marked P&amp;L: cash change plus holdings change "
+        "at the stated price (the last clearing price, else the good's reference price).</p>"
+    )
+    return (
+        f"{note}<h3>By side</h3>{_html_table(sides, list(sides.columns))}"
+        f"<h3>By agent</h3>{_html_table(agents, columns, limit=200)}"
+    )
+
+
+def _auction_section(rec: Recording) -> str:
+    """Each auction: winner, whether the highest value won, surplus of each side, efficiency,
+    revenue next to its theoretical expectation (with the assumption), and the bids table
+    (bidder, value, bid, shading = 1 - bid/value); empty without auctions."""
+    from mesa_llm.analysis.auctions import auction_results, auction_rows
+
+    parts = []
+    for result in auction_results(rec):
+        rows = "".join(
+            f'<tr><td>{html.escape(label)}</td><td>{html.escape(value)}</td></tr>'
+            for label, value in auction_rows(result)
+        )
+        bids = pd.DataFrame(result["bids"])
+        if len(bids):
+            bids = bids.assign(
+                shading=[None if v is None or pd.isna(v) else f"{100 * v:.1f}%" for v in bids["shading"]],
+                won=["yes" if w else "" for w in bids["won"]],
+            ).rename(columns={"name": "bidder", "bidder": "agent_id"})
+        parts.append(
+            f'<h3>{html.escape(str(result["session_id"]))}</h3><table class="metrics"><tbody>{rows}</tbody></table>'
+            f"<h4>Bids (shading = 1 - bid/value)</h4>{_html_table(bids, ['bidder', 'value', 'bid', 'shading', 'won'])}"
+        )
+    return "".join(parts)
 
 
 def render_html(rec: RecordingLike, path: str | Path) -> Path:
@@ -471,9 +599,11 @@ def render_html(rec: RecordingLike, path: str | Path) -> Path:
          "limit orders of the first step with orders.", plot_supply_demand),
         (has_network, "Message network", "Who messaged whom (arrow width grows with the count); dashed arrows are "
          "negotiation offers, rings mark agents that broadcast.", plot_message_network),
-        (len(r.agent_states) > 0, "Surplus by agent" if has_induced else "P&L by agent",
-         "Final surplus of each agent: gains on induced values plus net cash flow." if has_induced else
-         "Each agent's P&L: change in cash plus change in holdings marked at the last price (fees included).",
+        (len(r.agent_states) > 0, "Welfare by agent",
+         "Each agent's surplus in money against its own private values (induced values and costs, "
+         "reservation prices, an auction's reserve): cash change plus the value to it of units bought minus "
+         "that of units sold; when no agent has private values, its P&L with holdings marked at the last "
+         "price. The table below gives both, per agent and per side.",
          plot_surplus_by_agent),
     ]  # fmt: skip
     figures = []
@@ -537,7 +667,16 @@ def render_html(rec: RecordingLike, path: str | Path) -> Path:
             _html_table(_named(r.rejections, names), ["step", "agent", "type", "reason", "arguments"]),
         ),
     ]
-    llm = _llm_section(metrics.get("llm") or {})
+    stress = _stress_section(metrics)
+    if stress:
+        sections.insert(0, ("Stress events", stress))
+    welfare = _welfare_section(r)
+    if welfare:
+        sections.insert(0, ("Welfare by agent and side", welfare))
+    auctions = _auction_section(r)
+    if auctions:
+        sections.insert(0, ("Auctions", auctions))
+    llm = _llm_section(metrics.get("llm") or {}, r)
     if llm:
         sections.insert(0, ("LLM calls", llm))
     if sessions.empty:

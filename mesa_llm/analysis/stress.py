@@ -32,7 +32,9 @@ import pandas as pd
 if TYPE_CHECKING:
     from mesa_llm.analysis.loader import Recording
 
-__all__ = ["STRESS_EVENT_TYPES", "stress_events", "stress_metrics", "stress_rows"]
+__all__ = [
+    "STRESS_COLUMNS", "STRESS_EVENT_TYPES", "stress_events", "stress_label", "stress_metrics", "stress_rows", "stress_span",
+]
 
 #: the timeline types these metrics apply to (see mesa_llm.stress for their mechanics)
 STRESS_EVENT_TYPES = ("flash_crash", "volatility_spike", "liquidity_shock")
@@ -197,24 +199,56 @@ def _drawdown(prices: pd.Series, at: int, stop: int, tolerance: float) -> dict[s
 
 
 def stress_rows(metrics: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(label, value) rows of ``summary_metrics(...)["stress"]`` for a terminal table."""
+    """(label, value) rows of ``summary_metrics(...)["stress"]`` for a terminal table: each event
+    once with its span; volatility, volume, depth and spread before -> during -> after."""
 
     def num(v: Any, digits: int = 4) -> str:
         return "-" if v is None else f"{v:.{digits}f}"
 
     rows = []
     for row in (metrics.get("stress") or {}).values():
-        label = f"{row['type']} step {row['at_step']}+{row['duration']} ({row['good']}, m={row['magnitude']})"
         rows.append(
             (
-                label,
-                f"vol {num(row['volatility_before'])} -> {num(row['volatility_during'])} "
-                f"(x{num(row['volatility_amplification'], 2)}); "
-                f"volume {num(row['volume_before'], 1)} -> {num(row['volume_during'], 1)}; "
-                f"depth {num(row['depth_before'], 1)} -> {num(row['depth_during'], 1)}; "
-                f"spread {num(row['spread_before'])} -> {num(row['spread_during'])}; "
+                stress_label(row),
+                f"vol {num(row['volatility_before'])} -> {num(row['volatility_during'])} -> "
+                f"{num(row['volatility_after'])} (x{num(row['volatility_amplification'], 2)}); "
+                f"volume {num(row['volume_before'], 1)} -> {num(row['volume_during'], 1)} -> {num(row['volume_after'], 1)}; "
+                f"depth {num(row['depth_before'], 1)} -> {num(row['depth_during'], 1)} -> {num(row['depth_after'], 1)}; "
+                f"spread {num(row['spread_before'])} -> {num(row['spread_during'])} -> {num(row['spread_after'])}; "
                 f"drawdown {num(row['max_drawdown'], 3)}; "
                 f"recovery {'-' if row['recovery_time'] is None else row['recovery_time']} steps",
             )
         )
     return rows
+
+
+def stress_span(row: Mapping[str, Any]) -> str:
+    """The steps a stress event lasts: "steps 20-29" (or "step 20")."""
+    at, duration = int(row["at_step"]), int(row["duration"] or 1)
+    return f"steps {at}-{at + duration - 1}" if duration > 1 else f"step {at}"
+
+
+def stress_label(row: Mapping[str, Any]) -> str:
+    """One stress event of `stress_metrics` in words: type, span, good and magnitude."""
+    return f"{row['type']} {stress_span(row)} ({row['good']}, m={row['magnitude']})"
+
+
+#: (key of a `stress_metrics` row, label, digits) of the report's stress table, in order
+STRESS_COLUMNS: list[tuple[str, str, int]] = [
+    ("max_drawdown", "max drawdown", 3),
+    ("trough_step", "trough step", 0),
+    ("recovery_time", "recovery (steps)", 0),
+    ("volatility_before", "volatility before", 4),
+    ("volatility_during", "volatility during", 4),
+    ("volatility_after", "volatility after", 4),
+    ("volatility_amplification", "volatility amplification", 2),
+    ("volume_before", "volume before", 1),
+    ("volume_during", "volume during", 1),
+    ("volume_after", "volume after", 1),
+    ("depth_before", "depth before", 1),
+    ("depth_during", "depth during", 1),
+    ("depth_after", "depth after", 1),
+    ("spread_before", "spread before", 4),
+    ("spread_during", "spread during", 4),
+    ("spread_after", "spread after", 4),
+]

@@ -100,7 +100,7 @@ def MarketPanel(data: RunData, version: int) -> None:
         if len(stress):
             with solara.Div(classes=["stress-events"]):
                 solara.Text("stress events: ")
-                TextTable(stress[["step", "type", "description", "pending"]])
+                TextTable(stress[["span", "type", "description", "pending"]])
 
 
 @solara.component
@@ -141,14 +141,23 @@ def SocialPanel(data: RunData, version: int) -> None:
 
 @solara.component
 def AgentsPanel(data: RunData, version: int) -> None:
-    """Agents by population: cash, holdings, surplus."""
+    """Agents by population: cash, holdings, surplus against their own values, P&L marked at a
+    stated price; totals per side (buyers, sellers, others)."""
     frame = data.agents_table()
     with solara.Card("Agents", classes=["panel-agents"]):
         if (frame["source"] == "trades").any():
             solara.Text("from the endowment and trades (no agent state recorded yet: fees and contracts not included)", style={"display": "block"})
+        solara.Text(
+            "surplus: cash change plus the value to the agent of units bought minus units sold, against its own "
+            "values (induced values/costs, reservation price, reserve); P&L marked: holdings at the stated price",
+            style={"display": "block", "font-size": "12px"},
+        )
+        line = data.side_line()
+        if line:
+            solara.Text(line, style={"display": "block"})
         for population, rows in frame.groupby("population", sort=False):
             solara.Text(f"{population} ({len(rows)})", style={"font-weight": "bold", "display": "block"})
-            TextTable(rows[["name", "cash", "holdings", "surplus"]])
+            TextTable(rows[["name", "side", "cash", "holdings", "surplus", "measured against", "P&L marked", "marked at"]])
 
 
 @solara.component

@@ -32,7 +32,7 @@ def _values(series: pd.Series) -> list[Any]:
 def price_figure(prices: pd.DataFrame, stress: pd.DataFrame, good: str) -> Figure:
     """Clearing price of ``good`` per step with the competitive-equilibrium band, the mean
     fundamental, volume bars (right axis) and a vertical line per stress event (dashed while
-    pending)."""
+    pending), labelled once with its span, which is shaded."""
     rows = prices[prices["good"] == good]
     steps = rows["step"].tolist()
     has_ce = bool(rows["ce_low"].notna().any())
@@ -60,7 +60,15 @@ def price_figure(prices: pd.DataFrame, stress: pd.DataFrame, good: str) -> Figur
     shapes, annotations = [], []
     labels: dict[Any, list[str]] = {}
     for event in stress.to_dict("records"):
-        labels.setdefault(event["step"], []).append(str(event["type"]) + (" (next step)" if event["pending"] else ""))
+        span = f" ({event['span']})" if str(event.get("span") or "").startswith("steps") else ""
+        labels.setdefault(event["step"], []).append(str(event["type"]) + span + (" (next step)" if event["pending"] else ""))
+    for event in stress.to_dict("records"):
+        end = event.get("end_step")
+        if isinstance(end, int | float) and end > event["step"]:  # the span the event lasts, shaded
+            shapes.append(
+                {"type": "rect", "x0": event["step"] - 0.5, "x1": end + 0.5, "yref": "paper", "y0": 0, "y1": 1,
+                 "fillcolor": "rgba(207,34,46,0.08)", "line": {"width": 0}}
+            )  # fmt: skip
     for event in stress.drop_duplicates("step").to_dict("records"):
         pending = bool(event["pending"])
         shapes.append(

@@ -21,6 +21,7 @@ import pandas as pd
 
 # The only import of the negotiation outcome analysis in the dashboard (the module is being
 # renamed to negotiation/outcome_space.py: the merge fix is this line).
+from mesa_llm.analysis.welfare import agent_welfare, side_totals
 from mesa_llm.economics import shifted_units
 from mesa_llm.negotiation.outcome_space import nash_point, pareto_frontier, utility_matrix
 
@@ -178,12 +179,23 @@ class RunData:
     def _on_scheduled(self, c: Mapping[str, Any], step: int, agent: Any) -> None:
         raw = c.get("event")
         event: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+        if c.get("phase") == "end":  # a stress event's undo: the span of the event already listed
+            for entry in self.stress:
+                if not entry["pending"] and entry.get("index") == c.get("index") and entry["end_step"] >= step:
+                    entry["end_step"] = step - 1
+            self._cache.clear()
+            return
+        duration = event.get("duration")
+        last = step + duration - 1 if isinstance(duration, int) and not isinstance(duration, bool) and duration > 1 else step
         self.stress = [
             e for e in self.stress if not (e["pending"] and e["step"] == step and e["type"] == event.get("type"))
         ]
         self.stress.append(
             {
                 "step": step,
+                "end_step": last,
+                "span": f"steps {step}-{last}" if last > step else f"step {step}",
+                "index": c.get("index"),
                 "type": str(event.get("type") or "event"),
                 "description": str(event.get("description") or ""),
                 "good": event.get("good"),
@@ -203,7 +215,8 @@ class RunData:
         the recorded ``scheduled_event`` replaces it when the step runs."""
         self._cache.clear()
         self.stress.append(
-            {"step": step, "type": event_type, "description": description, "good": None, "pending": True}
+            {"step": step, "end_step": step, "span": f"step {step}", "index": None, "type": event_type,
+             "description": description, "good": None, "pending": True}
         )
 
     def _on_negotiation(self, c: Mapping[str, Any], step: int, agent: Any) -> None:
@@ -358,8 +371,9 @@ class RunData:
         return float(np.mean(list(values.values())))
 
     def stress_events(self) -> pd.DataFrame:
-        """Scheduled (stress) events: step, type, description, good, pending."""
-        return pd.DataFrame(self.stress, columns=["step", "type", "description", "good", "pending"])
+        """Scheduled (stress) events, each once: step (its start), end_step (its last active step),
+        span ("steps 20-29"), type, description, good, pending."""
+        return pd.DataFrame(self.stress, columns=["step", "end_step", "span", "type", "description", "good", "pending"])
 
     def supply_demand(self, good: str) -> dict[str, Any] | None:
         """The last clearing of ``good``: its step, price, volume and the step curves of the
@@ -509,37 +523,82 @@ class RunData:
         return pd.DataFrame(rows, columns=["agent", "reputation"])
 
     def agents_table(self) -> pd.DataFrame:
-        """One row per agent: population, name, cash, holdings, surplus and source ("state" from
-        the last ``agent_state`` event; "trades" from the endowment plus trade fills, which leave
-        out fees and contracts, when the recording holds no state yet)."""
-        rows = []
+        """One row per agent: population, name, side, cash, holdings, surplus against its own
+        private values and what it is measured against, P&L with holdings marked at a stated price
+        (the last clearing price, else the reference price), and source ("state" from the last
+        ``agent_state`` event; "trades" from the endowment plus trade fills, which leave out fees
+        and contracts, when the recording holds no state yet). Surplus and marked P&L come from
+        `mesa_llm.analysis.welfare.agent_welfare`, the report's accounting."""
+        states: dict[Any, dict[str, Any]] = {}
+        sources: dict[Any, str] = {}
         for a in self.header.get("agents") or []:
             if not isinstance(a, Mapping):
                 continue
             aid = a.get("agent_id")
             state = self._states.get(aid)
             if state is not None:
-                cash, holdings, surplus, source = _num(state.get("cash")), state.get("holdings") or {}, _num(state.get("surplus")), "state"
-            else:
-                endowment = a.get("endowment") or {}
-                fills = self._fills.get(aid, {"cash": 0.0, "holdings": {}})
-                cash = (_num(endowment.get("cash")) or 0.0) + fills["cash"]
-                holdings = dict(endowment.get("holdings") or {})
-                for g, q in fills["holdings"].items():
-                    holdings[g] = holdings.get(g, 0) + q
-                surplus, source = None, "trades"
+                states[aid], sources[aid] = dict(state), "state"
+                continue
+            endowment = a.get("endowment") or {}
+            fills = self._fills.get(aid, {"cash": 0.0, "holdings": {}})
+            holdings = dict(endowment.get("holdings") or {})
+            for g, q in fills["holdings"].items():
+                holdings[g] = holdings.get(g, 0) + q
+            states[aid] = {
+                "cash": (_num(endowment.get("cash")) or 0.0) + fills["cash"], "holdings": holdings,
+                "units_bought": {g: q for g, q in fills["holdings"].items() if q > 0},
+                "units_sold": {g: -q for g, q in fills["holdings"].items() if q < 0},
+            }  # fmt: skip
+            sources[aid] = "trades"
+        welfare = agent_welfare(self.header, states, self._marks()).set_index("agent_id")
+        rows = []
+        for aid, state in states.items():
+            cash = _num(state.get("cash"))
+            held = state.get("holdings")
+            shown: Mapping[str, Any] = held if isinstance(held, Mapping) else {}
+            w = welfare.loc[aid] if aid in welfare.index else None
             rows.append(
                 {
-                    "population": self._population.get(aid, ""),
-                    "agent_id": aid,
-                    "name": self.name(aid),
+                    "population": self._population.get(aid, ""), "agent_id": aid, "name": self.name(aid),
+                    "side": w["side"] if w is not None else "",
                     "cash": round(cash, 6) if cash is not None else None,
-                    "holdings": ", ".join(f"{g}: {q}" for g, q in sorted(holdings.items()) if q) or "-",
-                    "surplus": surplus,
-                    "source": source,
+                    "holdings": ", ".join(f"{g}: {q}" for g, q in sorted(shown.items()) if q) or "-",
+                    # money to the cent for the page (the report's table formats the same way)
+                    "surplus": None if w is None or pd.isna(w["surplus"]) else round(float(w["surplus"]), 2),
+                    "measured against": w["surplus_basis"] if w is not None else "",
+                    "P&L marked": None if w is None else round(float(w["marked_pnl"]), 2),
+                    "marked at": w["marked_at"] if w is not None else "",
+                    "source": sources[aid],
                 }
-            )
-        return pd.DataFrame(rows, columns=["population", "agent_id", "name", "cash", "holdings", "surplus", "source"])
+            )  # fmt: skip
+        columns = ["population", "agent_id", "name", "side", "cash", "holdings", "surplus", "measured against",
+                   "P&L marked", "marked at", "source"]  # fmt: skip
+        return pd.DataFrame(rows, columns=columns)
+
+    def _marks(self) -> dict[str, float]:
+        """Each good's last clearing price so far, else its reference price (as the report marks)."""
+        marks: dict[str, float] = {}
+        for good, spec in (self.header.get("goods") or {}).items():
+            reference = _num(spec.get("reference_price")) if isinstance(spec, Mapping) else None
+            if reference is not None:
+                marks[str(good)] = reference
+        for row in self._prices:
+            if row["price"] is not None:
+                marks[row["good"]] = row["price"]
+        return marks
+
+    def side_totals(self) -> dict[str, dict[str, Any]]:
+        """Per side (buyers, sellers, others): agents, surplus against own values, marked P&L."""
+        table = self.agents_table().rename(columns={"P&L marked": "marked_pnl"})
+        return side_totals(table)
+
+    def side_line(self) -> str:
+        """The per-side totals as one line of text ("" without agents)."""
+        parts = []
+        for side, t in self.side_totals().items():
+            surplus = "n/a" if t["surplus"] is None else f"{t['surplus']:,.2f}"
+            parts.append(f"{side}: surplus {surplus} / P&L marked {t['marked_pnl']:,.2f}")
+        return "   ".join(parts)
 
     @property
     def llm_agent_ids(self) -> list[Any]:

@@ -71,6 +71,10 @@ def build_space(spec: OutcomeSpaceSpec) -> OutcomeSpace:
     return OutcomeSpace(issues)
 
 
+#: the scenario protocols that are auctions
+_AUCTION_SPECS = frozenset({"first_price", "second_price", "english"})
+
+
 class NegotiationDesk:
     """Runs the negotiation sessions and auctions of one market and settles their contracts."""
 
@@ -370,6 +374,20 @@ class NegotiationDesk:
             "status": contract.status,
             "breached_by": contract.breached_by,
         }
+
+    def auctions_over(self, step: int) -> bool:
+        """Whether the desk is only auctions and all of them are done: every scheduled session is
+        an auction that has opened (none is due later) and closed, no contract awaits settlement,
+        and no agent may open a session of its own. The model then stops the run (when nothing
+        else, such as a call market or a later timeline event, is active)."""
+        settings = self.settings
+        if not self.sessions or settings.open_sessions or settings.call_for_proposals:
+            return False
+        if any(s.protocol not in _AUCTION_SPECS or s.at_step > step for s in settings.sessions):
+            return False
+        if any(s.status == "open" for s in self.sessions.values()):
+            return False
+        return not any(c.status == "pending" for c in self.contracts.all())
 
     def stats(self) -> dict[str, Any]:
         """Sessions, agreements and contract outcomes so far (the run summary's negotiation part)."""

@@ -101,8 +101,9 @@ def test_render_html_writes_one_self_contained_page(
     # a panel only where the run has data for it: the auction sends no message, the haggle
     # trades no unit on the exchange (its contracts are not exchange trades)
     panels = {
-        "auction": ["Prices", "Volume", "Efficiency and Smith's alpha over time", "Supply and demand", "Surplus by agent"],
-        "haggle": ["Prices", "Supply and demand", "Message network", "P&L by agent"],  # no induced values
+        "auction": ["Prices", "Volume", "Efficiency and Smith's alpha over time", "Supply and demand", "Welfare by agent"],
+        # welfare against the negotiators' reservation prices (not P&L marked at a price)
+        "haggle": ["Prices", "Supply and demand", "Message network", "Welfare by agent"],
     }[which]
     assert page.count('<img src="data:image/png;base64,') == len(panels)
     for heading in panels:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
+import pandas as pd
 import pytest
 from pydantic import BaseModel, Field
 
@@ -68,16 +69,18 @@ def test_prices_follow_the_clearings_with_the_equilibrium_band(tmp_path: Path) -
 def test_a_stress_event_is_marked_and_moves_the_fundamental(tmp_path: Path) -> None:
     data = RunData().add_many(_run("financial_market_stress", tmp_path, steps=31))
     stress = data.stress_events()
-    # the flash crash starts at step 20 and is undone at step 30 (duration 10)
-    assert stress["step"].tolist() == [20, 30] and not stress["pending"].any()
+    # the flash crash starts at step 20 and is undone at step 30 (duration 10): one entry, its span
+    assert stress["step"].tolist() == [20] and not stress["pending"].any()
+    assert stress["span"].tolist() == ["steps 20-29"] and stress["end_step"].tolist() == [29]
     prices = data.prices().set_index("step")
     # fundamentals drop by the magnitude (10%) at once and climb back linearly
     assert prices.at[20, "fundamental"] == pytest.approx(0.9 * prices.at[19, "fundamental"], rel=1e-4)
     assert prices.at[25, "fundamental"] == pytest.approx(0.95 * prices.at[19, "fundamental"], rel=1e-4)
     assert prices.at[30, "fundamental"] == pytest.approx(prices.at[19, "fundamental"], rel=1e-4)
     figure = charts.price_figure(data.prices(), stress, "stock")
-    assert [s["x0"] for s in figure["layout"]["shapes"]] == [19.5, 29.5]  # at the start of steps 20, 30
-    assert [a["text"] for a in figure["layout"]["annotations"]] == ["flash_crash", "flash_crash"]
+    # the span shaded (steps 20-29) and one line at the start of step 20, labelled once
+    assert [(s["type"], s["x0"], s["x1"]) for s in figure["layout"]["shapes"]] == [("rect", 19.5, 29.5), ("line", 19.5, 19.5)]
+    assert [a["text"] for a in figure["layout"]["annotations"]] == ["flash_crash (steps 20-29)"]
 
 
 def test_an_injected_stress_event_acts_at_the_next_step(tmp_path: Path) -> None:
@@ -131,7 +134,9 @@ def test_the_agents_table_from_trades_then_from_states() -> None:
     assert set(table["source"]) == {"trades"} and table.at["Ann", "population"] == "buyers"
     events.append(_ev("agent_state", 1, {"cash": 19.0, "holdings": {"widget": 2}, "surplus": 7.5}, 1))
     table = RunData().add_many(events).agents_table().set_index("name")
-    assert (table.at["Ann", "cash"], table.at["Ann", "surplus"], table.at["Ann", "source"]) == (19.0, 7.5, "state")
+    # Ann has no private values: no surplus (the recorded 7.5 is not re-used), her P&L marked instead
+    assert (table.at["Ann", "cash"], table.at["Ann", "source"]) == (19.0, "state")
+    assert pd.isna(table.at["Ann", "surplus"]) and table.at["Ann", "P&L marked"] == -81.0
 
 
 def test_messages_stay_verbatim_text_with_names() -> None:
@@ -243,7 +248,8 @@ def test_live_steps_inject_and_reset(tmp_path: Path) -> None:
     label = next(k for k in live.stress_presets() if k.startswith("shift_private"))
     assert live.inject(label) == "shift_private at step 3"
     assert live.data.stress_events().to_dict("records") == [
-        {"step": 3, "type": "shift_private", "description": "demand shock: values -30%", "good": None, "pending": True}
+        {"step": 3, "end_step": 3, "span": "step 3", "type": "shift_private", "description": "demand shock: values -30%",
+         "good": None, "pending": True}
     ]
     live.step()
     stress = live.data.stress_events()
