@@ -59,10 +59,12 @@ class RunSummary:
     efficiency_note: str | None = None
     #: fees paid to the house by the call market's trades (currency units)
     fees: float = 0.0
+    #: each plugin mechanism's own numbers (`Mechanism.metrics`), None without plugin mechanisms
+    mechanisms: dict[str, dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (the CLI's ``--json`` output)."""
-        return {
+        out: dict[str, Any] = {
             "scenario": self.scenario,
             "seed": self.seed,
             "steps": self.steps,
@@ -77,6 +79,9 @@ class RunSummary:
             "negotiation": self.negotiation,
             "fees": self.fees,
         }
+        if self.mechanisms is not None:  # only runs with plugin mechanisms have the key
+            out["mechanisms"] = self.mechanisms
+        return out
 
 
 def versions() -> dict[str, str]:

@@ -156,6 +156,8 @@ class Observation:
     surveillance: dict[str, Any] | None = None
     #: the step until which the agent is suspended from trading, if it is
     suspended_until: int | None = None
+    #: the plugin mechanisms' parts (name -> what that mechanism shows this agent), if any
+    mechanisms: dict[str, Any] = field(default_factory=dict)
 
     @property
     def steps_left(self) -> int:
@@ -168,8 +170,9 @@ class Observation:
         return round(ticks * self.tick_size, 10)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-dict form: exactly what the agent received, as recorded."""
-        return {
+        """Plain-dict form: exactly what the agent received, as recorded (``mechanisms`` only when
+        a plugin mechanism gave a part)."""
+        out = {
             "step": self.step,
             "horizon": self.horizon,
             "agent_id": self.agent_id,
@@ -191,3 +194,6 @@ class Observation:
             "surveillance": self.surveillance,
             "suspended_until": self.suspended_until,
         }
+        if self.mechanisms:
+            out["mechanisms"] = self.mechanisms
+        return out
