@@ -143,6 +143,12 @@ class Mechanism:
         population 'x'``). Empty when it can run."""
         return []
 
+    @classmethod
+    def sized_populations(cls, params: MechanismParams) -> list[str]:
+        """The populations whose size the parameters depend on (e.g. one cost per firm): checks
+        that build a small copy of the scenario keep these at their full size."""
+        return []
+
     def start(self) -> None:
         """Once the agents exist, before step 1 (open accounts, record a header event)."""
 
