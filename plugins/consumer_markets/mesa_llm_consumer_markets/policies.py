@@ -171,7 +171,7 @@ class QLearningParams(PolicyParams):
     m: int = Field(default=15, ge=2, le=100, description="prices on the grid (when the market has none)")
     xi: float = Field(default=0.1, ge=0, le=10, description="grid extension beyond Nash and monopoly")
     alpha: float = Field(default=0.15, gt=0, le=1, description="learning rate")
-    beta: float = Field(default=4e-6, ge=0, le=1, description="exploration decay: epsilon_t = exp(-beta t)")
+    beta: float = Field(default=4e-6, ge=0, le=1000, description="exploration decay: epsilon_t = exp(-beta t)")
     delta: float = Field(default=0.95, ge=0, lt=1, description="discount factor")
 
 
