@@ -644,7 +644,10 @@ class PostedPriceMarket(Mechanism):
     def metrics(self) -> dict[str, Any]:
         """Mean price and profit per consumer so far, their profit gain; Bass: adoption."""
         theory = self.theory
-        out: dict[str, Any] = {"steps": self.steps}
+        # the same keys before the first step (None), so a sweep can name them up front
+        out: dict[str, Any] = {"steps": self.steps, "mean_price": None, "mean_profit_per_consumer": None}
+        if self.p.consumers == "logit":
+            out["profit_gain"] = None
         if self.steps:
             mean_profit = float(self.profit_sum.sum() / (self.steps * len(self.profit_sum)))
             out["mean_price"] = float(self.price_sum.mean() / self.steps)

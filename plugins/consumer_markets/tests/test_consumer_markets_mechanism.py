@@ -173,7 +173,6 @@ def test_sampled_demand_draws_from_the_runs_generator() -> None:
 
 
 def test_the_scenarios_and_policies_conform() -> None:
-    from mesa_llm.testing import check_policy, check_scenario
     from mesa_llm_consumer_markets.policies import (
         MonopolyPricer,
         NashPricer,
@@ -183,6 +182,7 @@ def test_the_scenarios_and_policies_conform() -> None:
     )
 
     from mesa_llm.scenario import load_scenario
+    from mesa_llm.testing import check_policy, check_scenario
 
     check_scenario("pricing_competition")
     check_scenario("product_launch")
@@ -252,6 +252,20 @@ def test_mesa_llm_plugins_lists_the_distributions_parts() -> None:
     assert {r["status"] for r in rows.values()} == {"loaded"}
     listed = _cli("scenarios").stdout
     assert "pricing_competition" in listed and "product_launch" in listed
+
+
+def test_mesa_llm_run_prints_the_mechanisms_numbers(tmp_path: Path) -> None:
+    """The terminal summary of a run shows the market's own metrics (the call-market table is empty)."""
+    result = _cli("run", "pricing_competition", "--steps", "3", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if line.startswith("posted_price: "))
+    assert "steps 3," in line and "nash_prices [1.473, 1.473]" in line and "monopoly_prices [1.925, 1.925]" in line
+    # a sweep can name the mechanism's metrics before any run has stepped
+    from mesa_llm.experiments.worker import summary_metric_names
+    from mesa_llm.scenario import load_scenario
+
+    names = summary_metric_names(load_scenario("pricing_competition"))
+    assert {"mechanisms.posted_price.mean_price", "mechanisms.posted_price.profit_gain"} <= set(names)
 
 
 def test_the_header_names_the_plugin_and_a_replay_verifies(tmp_path: Path) -> None:
