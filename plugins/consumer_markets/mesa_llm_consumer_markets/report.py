@@ -1,4 +1,4 @@
-"""The posted-price market's panels in the HTML report (``mesa-llm report``): prices against the
+"""The posted-price market's panels in the HTML report (``mesa-llm analyze --html``): prices against the
 Bertrand-Nash and monopoly prices (logit), the adoption curve against the Bass recursion (Bass).
 Read from the recording only."""
 
