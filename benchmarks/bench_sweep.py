@@ -69,7 +69,7 @@ def main() -> None:
     (w1, t1), (wn, tn) = best1, bestn
     n = len(t1)
     assert (t1["status"] == "ok").all() and (tn["status"] == "ok").all(), "a benchmark run failed"
-    same = t1.set_index("run_id")["efficiency"].equals(tn.set_index("run_id")["efficiency"])
+    same = t1.set_index("run_id")["allocative_efficiency"].equals(tn.set_index("run_id")["allocative_efficiency"])
     run_s = float(t1["wall_s"].sum())
     print(f"{n} runs of double_auction, {args.steps} steps each, recorded")
     print(f"1 worker: {w1:.2f} s   {args.workers} workers: {wn:.2f} s   speed-up: {w1 / wn:.2f}x (goal >= 1.7x on 2 cores)")

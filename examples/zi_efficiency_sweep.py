@@ -11,30 +11,26 @@ import argparse
 
 import pandas as pd
 
-from mesa_llm.model import MarketModel
-from mesa_llm.scenario import load_scenario
+from mesa_llm import Simulation
 
 
 def sweep(policy: str, seeds: int) -> pd.DataFrame:
-    """One row per seed: efficiency, trades, mean price, CE price and Smith's alpha."""
-    spec = load_scenario(
-        "double_auction",
-        overrides=[f"populations.0.policy={policy}", f"populations.1.policy={policy}"],
-    )
+    """One row per seed: allocative efficiency, trades, mean price, CE price and Smith's alpha."""
+    overrides = [f"populations.0.policy={policy}", f"populations.1.policy={policy}"]
     rows = []
     for seed in range(seeds):
-        model = MarketModel(spec, seed=seed, record=False)
-        summary = model.run()
+        with Simulation.from_scenario("double_auction", overrides=overrides, seed=seed, record=False) as sim:
+            summary = sim.run()
         widget = summary.goods["widget"]
         rows.append(
             {
                 "policy": policy,
                 "seed": seed,
-                "efficiency": summary.efficiency,
+                "allocative_efficiency": summary.allocative_efficiency,
                 "trades": summary.trades,
                 "mean_price": widget["mean_price"],
                 "ce_price": widget["ce_price"],
-                "smith_alpha": widget["smith_alpha"],
+                "smiths_alpha": widget["smiths_alpha"],
             }
         )
     return pd.DataFrame(rows)
@@ -45,12 +41,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=20)
     args = parser.parse_args()
     frame = pd.concat([sweep("zi_c", args.seeds), sweep("zi_u", args.seeds)])
-    table = frame.groupby("policy")["efficiency"].describe(percentiles=[0.05, 0.5])
-    table["smith_alpha"] = frame.groupby("policy")["smith_alpha"].mean()
+    table = frame.groupby("policy")["allocative_efficiency"].describe(percentiles=[0.05, 0.5])
+    table["smiths_alpha"] = frame.groupby("policy")["smiths_alpha"].mean()
     print(table.round(3).to_string())
-    model = MarketModel(load_scenario("double_auction"), record=False)
-    model.run()
-    path = model.datacollector.get_model_vars_dataframe()[["price", "volume", "efficiency"]]
+    with Simulation.from_scenario("double_auction", record=False) as sim:
+        sim.run()
+    path = sim.mesa_model.datacollector.get_model_vars_dataframe()[["price", "volume", "allocative_efficiency"]]
     print("\nZI-C, seed 42, per step:\n" + path.head(12).to_string())
 
 

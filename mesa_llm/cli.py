@@ -196,12 +196,14 @@ def _run_scenario(
     as_json: bool,
     api_base: str | None = None,
 ) -> None:
-    """Build the model of a loaded scenario, run it with progress on stderr and print the summary.
+    """Build the run of a loaded scenario, run it with progress on stderr and print the summary.
 
     ``api_base`` is the server the user named (``--api-base``) or the program started (``--local``):
     it replaces the scenario's and is the only api_base that gets the provider key unasked."""
     from mesa_llm.llm.secrets import Redactor
-    from mesa_llm.model import MarketModel, resolve_llm_models
+    from mesa_llm.llm_wiring import resolve_llm_models
+    from mesa_llm.scenario import ScenarioError
+    from mesa_llm.simulation import Simulation
 
     base = api_base if api_base is not None else spec.llm.api_base
     # every message this command prints goes through it: no key or api_base password on the terminal
@@ -211,26 +213,22 @@ def _run_scenario(
     if problem is not None:
         raise _fail(scrub(problem))
     try:
-        model = MarketModel(
-            spec,
-            seed=seed,
-            steps=steps,
-            output_dir=out,
-            record=not no_record,
-            check_invariants=True if check_invariants else None,
-            llm_model=model_name,
-            api_base=api_base,
-        )
+        sim = Simulation.from_scenario(
+            spec, seed=seed, steps=steps, out=out, record=not no_record,
+            check_invariants=True if check_invariants else None, model=model_name, api_base=api_base,
+        )  # fmt: skip
+    except ScenarioError as exc:
+        raise _fail(scrub(str(exc))) from None
     except ValueError as exc:  # e.g. a prompt override that is missing or does not compile
         raise _fail(scrub(f"{spec.name}: {exc}")) from None
     console = _err_console()
     _print_sanity(spec)
-    for notice in model.notices:
+    for notice in sim.notices:
         console.print(f"note: {inert(notice)}", highlight=False, markup=False)
-    for warning in model.llm.warnings:
+    for warning in sim.warnings:
         console.print(f"warning: {inert(warning)}", highlight=False, markup=False)
     progress = Progress(
-        TextColumn(f"[bold]{spec.name}[/] seed {model.seed_value}"),
+        TextColumn(f"[bold]{escape(spec.name)}[/] seed {sim.seed}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("steps"),
@@ -241,23 +239,25 @@ def _run_scenario(
     )
     try:
         with progress:
-            task = progress.add_task("run", total=model.max_steps)
-            summary = model.run(progress=lambda step: progress.update(task, completed=step))
+            task = progress.add_task("run", total=sim.max_steps)
+            sim.run(progress=lambda step: progress.update(task, completed=step))
     except KeyboardInterrupt:
-        raise _fail(f"interrupted; partial recording: {model.recording_path}", 130) from None
+        sim.close()
+        raise _fail(f"interrupted; partial recording: {sim.recording_path}", 130) from None
     except Exception as exc:  # an unexpected failure: say what, keep the recording that exists
+        sim.close()
         raise _fail(
-            scrub(f"run failed at step {model.steps}: {type(exc).__name__}: {exc}")
-            + (f" (recording so far: {model.recording_path})" if model.recording_path else ""),
+            scrub(f"run failed at step {sim.steps}: {type(exc).__name__}: {exc}")
+            + (f" (recording so far: {sim.recording_path})" if sim.recording_path else ""),
             1,
         ) from None
-    data = summary.to_dict()
-    if model.stop_status == "failed":
+    sim.close()
+    data = sim.summary().to_dict()
+    if sim.status == "failed":
         if as_json:
             sys.stdout.write(json.dumps(data) + "\n")
         raise _fail(
-            scrub(f"run stopped at step {model.steps}: {model.stop_reason}")
-            + f" (recording: {data['recording']})",
+            scrub(f"run stopped at step {sim.steps}: {sim.stop_reason}") + f" (recording: {data['recording']})",
             1,
         )
     if as_json:
@@ -271,17 +271,9 @@ def _run_scenario(
 def _load_checked(name_or_path: str, overrides: list[str]) -> Any:
     """Load and validate a scenario, then resolve, compile and render its prompt templates once
     (with or without a model configured); ScenarioError naming the file on any problem."""
-    from mesa_llm.model import MarketModel
-    from mesa_llm.prompt_check import check_prompt_templates
-    from mesa_llm.scenario import ScenarioError, load_scenario, resolve_scenario_path
+    from mesa_llm.simulation import prepare_scenario
 
-    spec = load_scenario(name_or_path, overrides=overrides)
-    problems = check_prompt_templates(
-        spec, lambda small, chat: MarketModel(small, record=False, chat_model=chat)
-    )
-    if problems:
-        raise ScenarioError(str(resolve_scenario_path(name_or_path)), problems)
-    return spec
+    return prepare_scenario(name_or_path, overrides)
 
 
 def _check_llm_access(models: list[str], api_base: str | None, trusted: bool = False) -> str | None:
@@ -329,26 +321,27 @@ def _print_summary(data: dict[str, Any]) -> None:
             _fmt(g["mean_price"]),
             _fmt(g["ce_price"]),
             str(g["ce_quantity"]) if g["ce_price"] is not None else "-",
-            _fmt(g["smith_alpha"], 2),
+            _fmt(g["smiths_alpha"], 2),
         )
     console.print(table)
-    efficiency = data["efficiency"]
+    efficiency = data["allocative_efficiency"]
+    fees = (data.get("fees") or {}).get("total") or 0.0
     console.print(
         f"trades: {data['trades']}   volume: {data['volume']}   allocative efficiency: "
         + (
             f"{efficiency:.1%}"
             if efficiency is not None
-            else f"n/a ({data.get('efficiency_note') or 'undefined'})"
+            else f"n/a ({data.get('allocative_efficiency_note') or 'undefined'})"
         )
+        + (f"   fees: {fees:,.2f}" if fees else "")
     )
-    negotiation = data.get("negotiation")
-    if negotiation and negotiation["sessions"]:
-        rate = negotiation["agreement_rate"]
+    if data.get("sessions"):
+        rate = data["agreement_rate"]
         console.print(
-            f"negotiations: {negotiation['sessions']} ({negotiation['agreed']} agreed"
+            f"negotiations: {data['sessions']} ({data['agreements']} agreed"
             + (f", agreement rate {rate:.0%}" if rate is not None else "")
-            + f")   contracts: {negotiation['fulfilled']} fulfilled, {negotiation['breached']} breached,"
-            f" value {negotiation['contract_value']:,.2f}"
+            + f")   contracts: {data['contracts_fulfilled']} fulfilled, {data['contracts_breached']} breached,"
+            f" value {data['contract_value']:,.2f}"
         )
     llm = data.get("llm")
     if llm:
@@ -848,7 +841,7 @@ def dashboard(
         spec.llm = spec.llm.model_copy(update=server.settings_for(model_name, spec.llm))
         _allow_in_this_process(server.api_base)
     try:
-        from mesa_llm.model import resolve_llm_models
+        from mesa_llm.llm_wiring import resolve_llm_models
 
         if not local:
             models = sorted({m for m in resolve_llm_models(spec, model_name).values() if m})

@@ -63,7 +63,7 @@ def _first_price(model: Any) -> float | None:
 
 
 def market_collector(history_steps: int | None) -> BoundedDataCollector:
-    """The collector of a market model: price, volume, trades, efficiency and last prices per
+    """The collector of a market model: price, volume, trades, allocative efficiency and last prices per
     step; each agent's wealth, cash and surplus (currency units). Reporters use the model's public
     accessors only."""
     return BoundedDataCollector(
@@ -72,7 +72,7 @@ def market_collector(history_steps: int | None) -> BoundedDataCollector:
             "price": _first_price,
             "volume": lambda m: m.tallies.step_volume,
             "trades": lambda m: m.tallies.step_trades,
-            "efficiency": lambda m: m.efficiency(),
+            "allocative_efficiency": lambda m: m.efficiency(),
             "prices": lambda m: m.exchange.snapshot_prices(),
         },
         agent_reporters={

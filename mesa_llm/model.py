@@ -237,12 +237,12 @@ class MarketModel(mesa.Model):
         report = tallies.efficiency_report()
         return RunSummary(
             scenario=self.scenario.name, seed=self.seed_value, steps=self.steps, trades=tallies.trades,
-            volume=tallies.volume, efficiency=report.value, efficiency_note=report.reason,
+            volume=tallies.volume, allocative_efficiency=report.value, allocative_efficiency_note=report.reason,
             goods=tallies.goods_summary({g: s.last_price for g, s in self.exchange.goods.items()}),
             recording=str(self.recording_path) if self.recording_path is not None else None,
             stop_reason=self.stop_reason, llm=self.llm.summary(self.llm_agents, self.llm_activity, self.steps),
             negotiation=self.desk.stats() if self.desk is not None else None,
-            fees=self.money.to_units(tallies.fees),
+            fees=tallies.fees(),
             mechanisms={m.name: m.metrics() for m in self.plugin_mechanisms} or None,
         )  # fmt: skip
 

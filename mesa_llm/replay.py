@@ -27,11 +27,11 @@ from mesa_llm.agents.prompts import MAX_TEMPLATE_BYTES, PromptLibrary
 from mesa_llm.llm import ChatModel, ChatRequest, ChatResponse
 from mesa_llm.llm.recorded_chat import Divergence, ReplayChatModel
 from mesa_llm.llm.secrets import public_url
-from mesa_llm.model import MarketModel
 from mesa_llm.plugins import recorded_plugin_problems
 from mesa_llm.recording import LoadedRecording, RecordingError, load_events
 from mesa_llm.resources import prompts_dir
 from mesa_llm.scenario import ScenarioError, ScenarioSpec, validate_scenario
+from mesa_llm.simulation import Simulation
 
 #: content fields that legitimately differ between a run and its replay
 _VOLATILE = {"latency_s", "attempt_latencies_s", "cached"}
@@ -170,7 +170,8 @@ class ReplayResult:
     """What a replay or fork did."""
 
     source: Path
-    model: MarketModel
+    #: the Mesa model of the replay (``simulation.mesa_model``)
+    model: Any
     steps: int
     replayed_calls: int
     live_calls: int
@@ -392,7 +393,7 @@ def replay(
         )
 
     replayer = ReplayChatModel(loaded.events, verify=verify, name="replay")
-    holder: dict[str, MarketModel] = {}
+    holder: dict[str, Any] = {}
     live_cache: dict[tuple[int | None, str], ChatModel] = {}
 
     def live(agent_id: int | None, recorded_model: str) -> ChatModel:
@@ -426,22 +427,22 @@ def replay(
         "agent_policies": {str(k): v[0] for k, v in (agent_policies or {}).items()},
     }
     try:
-        model = MarketModel(
+        sim = Simulation.from_scenario(
             spec,
             seed=int(header["seed"]),
             steps=horizon,
-            output_dir=Path(output_dir) / REPLAYS_DIR,
+            out=Path(output_dir) / REPLAYS_DIR,
             record=record,
             run_name=_safe_stem(f"{source.stem}_{'fork' if fork else 'replay'}"),
-            llm_model=None,
             chat_model=chat,
             resolved_models=recorded_models,
             parent=parent,
             api_base=api_base,
-            prompt_libraries=prompts.libraries,
+            prompt_libraries=prompts.libraries,  # the recording's own texts (checked against their hashes)
         )
     except ValueError as exc:  # e.g. a recorded template that does not compile
         raise ReplayError(f"{source}: cannot rebuild the run: {exc}") from None
+    model = sim.mesa_model
     holder["model"] = model
     notes.extend(plugin_notes)
     if prompts.missing:
@@ -475,15 +476,15 @@ def replay(
             agent.policy = model.policy_registry.create(name, params)
 
     try:
-        _resubmit(model, steering, model.steps, scheduled=True)
+        _resubmit(sim, steering, sim.steps, scheduled=True)
         if fork and until_step == 0:
             at_fork()  # live from the first step
-        while divergence is None and model.running and model.steps < target:
-            if not fork or model.steps < (until_step or 0):
-                _resubmit(model, steering, model.steps + 1, scheduled=False)
-            model.step()
-            if not fork or model.steps < (until_step or 0):
-                _resubmit(model, steering, model.steps, scheduled=True)
+        while divergence is None and not sim.done and sim.steps < target:
+            if not fork or sim.steps < (until_step or 0):
+                _resubmit(sim, steering, sim.steps + 1, scheduled=False)
+            sim.step()
+            if not fork or sim.steps < (until_step or 0):
+                _resubmit(sim, steering, sim.steps, scheduled=True)
             step = model.steps
             if fork and step == until_step:
                 at_fork()
@@ -505,7 +506,7 @@ def replay(
     finally:
         if status == "completed" and model.steps < horizon and model.stop_status is None:
             status = "replayed_to_cut"
-        model.finish(model.stop_status or status)
+        sim.close(model.stop_status or status)
     final_matches: bool | None = None
     if (
         not fork
@@ -543,28 +544,23 @@ def _steering(events: list[dict[str, Any]]) -> dict[tuple[str, int], list[dict[s
     return out
 
 
-def _resubmit(model: MarketModel, steering: Mapping[tuple[str, int], list[dict[str, Any]]], step: int, *, scheduled: bool) -> None:
+def _resubmit(sim: Simulation, steering: Mapping[tuple[str, int], list[dict[str, Any]]], step: int, *, scheduled: bool) -> None:
     """Schedule again the events recorded as scheduled in ``step`` (``scheduled``), or submit the
-    external agents' recorded actions of ``step``, as the run took them."""
-    from pydantic import TypeAdapter
-
-    from mesa_llm.scenario import TimelineEvent
-
-    if scheduled:
-        adapter: TypeAdapter[Any] = TypeAdapter(TimelineEvent)
-        for event in steering.get(("event_scheduled", step), []):
-            model.schedule(adapter.validate_python((event.get("content") or {}).get("event")))
-        return
-    for event in steering.get(("external_actions", step), []):
-        agent = model.world.agents.get(event.get("agent_id"))  # type: ignore[arg-type]
-        submit = getattr(getattr(agent, "policy", None), "submit", None)
-        if submit is None:
-            raise ReplayError(f"the recording has actions for agent {event.get('agent_id')}, which is not external here")
-        submit(list((event.get("content") or {}).get("actions") or []))
+    external agents' recorded actions of ``step``, as the run took them (through the same checks)."""
+    try:
+        if scheduled:
+            for event in steering.get(("event_scheduled", step), []):
+                data = dict(_mapping(_mapping(event.get("content")).get("event")))
+                sim.schedule(data, at_step=data.get("at_step"))
+            return
+        for event in steering.get(("external_actions", step), []):
+            sim.act(event["agent_id"], list(_mapping(event.get("content")).get("actions") or []))
+    except (ValueError, TypeError) as exc:
+        raise ReplayError(f"cannot replay what the run took from outside at step {step}: {exc}") from None
 
 
 def _switch_models(
-    model: MarketModel, then_model: str | None, agent_models: Mapping[int, str]
+    model: Any, then_model: str | None, agent_models: Mapping[int, str]
 ) -> None:
     """From the fork on, LLM agents ask (and record) their new model."""
     from mesa_llm.agents.llm_policy import LLMPolicy

@@ -40,44 +40,63 @@ class PriceStats:
         return smiths_alpha_from_moments(self.count, self.total, self.total_sq, ce_price)
 
 
+#: the negotiation part of a run summary when a scenario has no negotiations (the vocabulary's names)
+NO_NEGOTIATIONS: dict[str, Any] = {
+    "sessions": 0, "closed_sessions": 0, "agreements": 0, "agreement_rate": None,
+    "contracts": 0, "contracts_fulfilled": 0, "contracts_breached": 0, "contract_value": 0.0,
+}  # fmt: skip
+
+
 @dataclass(slots=True)
 class RunSummary:
-    """The headline numbers of a run (currency units)."""
+    """The headline numbers of a run (currency units), named as in `mesa_llm.metric_names`."""
 
     scenario: str
     seed: int
     steps: int
     trades: int
     volume: int
-    efficiency: float | None
+    allocative_efficiency: float | None
     goods: dict[str, dict[str, Any]]
     recording: str | None
     stop_reason: str | None = None
     llm: dict[str, Any] | None = None
+    #: sessions, closed_sessions, agreements, agreement_rate, contracts, contracts_fulfilled, ...
     negotiation: dict[str, Any] | None = None
-    #: why `efficiency` is None (no induced values, no possible gains, surplus destroyed)
-    efficiency_note: str | None = None
-    #: fees paid to the house by the call market's trades (currency units)
-    fees: float = 0.0
+    #: why `allocative_efficiency` is None (no induced values, no possible gains, surplus destroyed)
+    allocative_efficiency_note: str | None = None
+    #: fees paid to the house by the call market's trades: total, buyers, sellers
+    fees: dict[str, float] = field(default_factory=lambda: {"total": 0.0, "buyers": 0.0, "sellers": 0.0})
     #: each plugin mechanism's own numbers (`Mechanism.metrics`), None without plugin mechanisms
     mechanisms: dict[str, dict[str, Any]] | None = None
 
+    @property
+    def efficiency(self) -> float | None:
+        """Deprecated name of `allocative_efficiency`."""
+        return self.allocative_efficiency
+
+    @property
+    def efficiency_note(self) -> str | None:
+        """Deprecated name of `allocative_efficiency_note`."""
+        return self.allocative_efficiency_note
+
     def to_dict(self) -> dict[str, Any]:
-        """Plain-dict form (the CLI's ``--json`` output)."""
+        """Plain-dict form (the CLI's ``--json`` output): the vocabulary's names, negotiation
+        metrics at the top level as ``analyze --json`` has them."""
         out: dict[str, Any] = {
             "scenario": self.scenario,
             "seed": self.seed,
             "steps": self.steps,
             "trades": self.trades,
             "volume": self.volume,
-            "efficiency": self.efficiency,
-            "efficiency_note": self.efficiency_note,
+            "allocative_efficiency": self.allocative_efficiency,
+            "allocative_efficiency_note": self.allocative_efficiency_note,
+            "fees": dict(self.fees),
             "goods": self.goods,
+            **(self.negotiation if self.negotiation is not None else NO_NEGOTIATIONS),
             "recording": self.recording,
             "stop_reason": self.stop_reason,
             "llm": self.llm,
-            "negotiation": self.negotiation,
-            "fees": self.fees,
         }
         if self.mechanisms is not None:  # only runs with plugin mechanisms have the key
             out["mechanisms"] = self.mechanisms

@@ -31,6 +31,7 @@ from pydantic import BaseModel
 
 from mesa_llm.actions import ActionBase
 from mesa_llm.agents.observation import Observation
+from mesa_llm.agents.policies import PolicyRegistry
 from mesa_llm.agents.policies.external import ExternalPolicy
 from mesa_llm.event_bus import Callback, Subscription
 from mesa_llm.llm import ChatModel
@@ -43,6 +44,7 @@ from mesa_llm.scenario import (
     apply_override,
     load_scenario,
     parse_override,
+    resolve_scenario_path,
     validate_scenario,
 )
 from mesa_llm.snapshot import SimulationState, metrics, snapshot
@@ -79,22 +81,31 @@ _CHECKED: dict[str, None] = {}  # prompt checks passed (by scenario hash), most 
 _CHECKED_MAX = 64
 
 
-def prepare_scenario(scenario: ScenarioLike, overrides: Sequence[str] | None = None) -> ScenarioSpec:
+def prepare_scenario(
+    scenario: ScenarioLike,
+    overrides: Sequence[str] | None = None,
+    *,
+    check_prompts: bool = True,
+    source: str | None = None,
+    registry: PolicyRegistry | None = None,
+) -> ScenarioSpec:
     """A scenario (shipped name, YAML path, parsed spec or raw dict) with ``--set``-style
     ``overrides`` applied and every check ``mesa-llm validate`` makes: schema, references, sizes,
-    and the prompt templates compiled and rendered once. `ScenarioError` (one line per problem,
-    naming the file and field) otherwise. A new spec object: the argument is never changed."""
+    and the prompt templates compiled and rendered once (``check_prompts=False``: a replay, whose
+    templates come from the recording). `ScenarioError` (one line per problem, naming the file —
+    ``source`` for a spec or dict — and field) otherwise. A new spec object: the argument is never
+    changed."""
     overrides = list(overrides or [])
     if isinstance(scenario, str | Path):
-        spec = load_scenario(scenario, overrides=overrides)
-        source = str(scenario)
+        spec = load_scenario(scenario, overrides=overrides, registry=registry)
+        source = str(resolve_scenario_path(scenario))
     else:
         if isinstance(scenario, ScenarioSpec):
             raw = scenario.model_dump(mode="json")
-            source, source_dir = f"<scenario {scenario.name}>", scenario.source_dir
+            source, source_dir = source or f"<scenario {scenario.name}>", scenario.source_dir
         elif isinstance(scenario, Mapping):
             raw = json.loads(json.dumps(dict(scenario), default=str))  # a deep, plain copy
-            source, source_dir = "<scenario dict>", None
+            source, source_dir = source or "<scenario dict>", None
         else:
             raise TypeError(f"a scenario is a name, a path, a ScenarioSpec or a dict, not {type(scenario).__name__}")
         for text in overrides:
@@ -103,11 +114,16 @@ def prepare_scenario(scenario: ScenarioLike, overrides: Sequence[str] | None = N
                 apply_override(raw, path, value)
             except ValueError as exc:
                 raise ScenarioError(source, [str(exc)]) from None
-        spec = validate_scenario(raw, source=source)
+        spec = validate_scenario(raw, source=source, registry=registry)
         spec.source_dir = source_dir
-    key = json.dumps([spec.model_dump(mode="json"), str(spec.source_dir)], sort_keys=True, default=str)
-    if key not in _CHECKED:
-        problems = check_prompt_templates(spec, lambda small, chat: MarketModel(small, record=False, chat_model=chat))
+    # what the prompts render from: the scenario but its LLM settings (server, budgets, timeouts)
+    data = spec.model_dump(mode="json")
+    data["llm"] = {"templates": data["llm"].get("templates")}
+    key = json.dumps([data, str(spec.source_dir)], sort_keys=True, default=str)
+    if check_prompts and key not in _CHECKED:
+        problems = check_prompt_templates(
+            spec, lambda small, chat: MarketModel(small, record=False, chat_model=chat, policy_registry=registry)
+        )
         if problems:
             raise ScenarioError(source, problems)
         _CHECKED[key] = None
@@ -151,23 +167,28 @@ class Simulation:
         history_steps: int | None = DEFAULT_HISTORY_STEPS,
         resolved_models: dict[str, str | None] | None = None,
         parent: dict[str, Any] | None = None,
+        prompt_libraries: dict[str, Any] | None = None,
+        policy_registry: PolicyRegistry | None = None,
     ) -> Simulation:
         """Build a run of ``scenario`` (a shipped name, a YAML path, a parsed spec or a dict),
         checked as ``mesa-llm validate`` checks it (`prepare_scenario`).
 
         ``overrides``: ``PATH=VALUE`` strings as ``--set`` takes them; ``seed`` / ``steps``
         override the scenario's; ``model``: the litellm model of every LLM population (as
-        ``--model``); ``api_base``: an OpenAI-compatible server given by the caller; ``out``: the
-        folder of the recording (default ``recordings``); ``record=False`` writes none (events still
-        reach subscribers); ``chat_model`` answers every LLM call in-process (tests, replays).
+        ``--model``); ``api_base``: the caller's own OpenAI-compatible server (it gets the
+        provider's key, unlike one a scenario names: `mesa_llm.llm.consent`); ``out``: the folder of
+        the recording (default ``recordings``); ``record=False`` writes none (events still reach
+        subscribers); ``chat_model`` answers every LLM call in-process (tests, replays);
+        ``resolved_models``, ``parent`` and ``prompt_libraries`` (templates from a recording's
+        texts, then not checked again) are for replays; ``policy_registry`` names the policies a
+        scenario may use (default: the built-in ones and the allowed plugins').
         """
-        spec = prepare_scenario(scenario, overrides)
-        if api_base is not None:
-            spec.llm = spec.llm.model_copy(update={"api_base": api_base})
+        spec = prepare_scenario(scenario, overrides, check_prompts=prompt_libraries is None, registry=policy_registry)
         built = MarketModel(
             spec, seed=seed, steps=steps, output_dir=out if out is not None else "recordings", record=record,
             run_name=run_name, check_invariants=check_invariants, llm_model=model, chat_model=chat_model,
-            resolved_models=resolved_models, parent=parent, history_steps=history_steps,
+            resolved_models=resolved_models, parent=parent, history_steps=history_steps, api_base=api_base,
+            prompt_libraries=prompt_libraries, policy_registry=policy_registry,
         )  # fmt: skip
         return cls(built)
 

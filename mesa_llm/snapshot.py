@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, TypedDict
 
 from mesa_llm.market.orders import Side
+from mesa_llm.run_summary import NO_NEGOTIATIONS
 
 
 class AgentSnapshot(TypedDict):
@@ -131,12 +132,11 @@ def metrics(model: Any) -> dict[str, Any]:
     out: dict[str, Any] = {
         "trades": tallies.trades,
         "volume": tallies.volume,
-        "fees": model.money.to_units(tallies.fees),
-        "efficiency": report.value,
-        "efficiency_note": report.reason,
+        "allocative_efficiency": report.value,
+        "allocative_efficiency_note": report.reason,
+        "fees": tallies.fees(),
+        **(model.desk.stats() if model.desk is not None else NO_NEGOTIATIONS),
     }
-    if model.desk is not None:
-        out["negotiation"] = model.desk.stats()
     if model.llm_agents:
         run = model.usage.run
         out["llm"] = {"calls": run.calls, "failed_calls": run.failed_calls, "cost_usd": round(run.cost_usd, 6)}

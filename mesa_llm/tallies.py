@@ -55,8 +55,9 @@ class MarketTallies:
         #: the run's trades and units in the call market
         self.trades = 0
         self.volume = 0
-        #: fees paid to the house by trades (ticks)
-        self.fees = 0
+        #: fees paid to the house by trades, by buyers and by sellers (ticks)
+        self.buyer_fees = 0
+        self.seller_fees = 0
         self.trade_value: dict[str, int] = {g: 0 for g in goods}
         self.trade_units: dict[str, int] = {g: 0 for g in goods}
         #: running aggregates of each good's trade prices (Smith's alpha without the price list)
@@ -93,9 +94,8 @@ class MarketTallies:
             self.trade_value[good] += price * quantity
             self.trade_units[good] += quantity
             self.price_stats[good].add(price)
-            self.fees += self.money.to_ticks(content.get("buyer_fee") or 0) + self.money.to_ticks(
-                content.get("seller_fee") or 0
-            )
+            self.buyer_fees += self.money.to_ticks(content.get("buyer_fee") or 0)
+            self.seller_fees += self.money.to_ticks(content.get("seller_fee") or 0)
         elif event_type == "contract" and content.get("stage") == "settled" and content.get("status") == "fulfilled":
             good = content.get("good")
             if good is None:
@@ -144,6 +144,15 @@ class MarketTallies:
             }
         return out
 
+    def fees(self) -> dict[str, float]:
+        """Fees paid to the house so far: total, buyers, sellers (currency units)."""
+        to_units = self.money.to_units
+        return {
+            "total": to_units(self.buyer_fees + self.seller_fees),
+            "buyers": to_units(self.buyer_fees),
+            "sellers": to_units(self.seller_fees),
+        }
+
     def goods_summary(self, last_prices: Mapping[str, int | None]) -> dict[str, dict[str, Any]]:
         """Per good: trades, volume, mean and last price, the initial equilibrium, Smith's alpha and
         contract volume (currency units)."""
@@ -159,8 +168,9 @@ class MarketTallies:
                 "mean_price": round(self.trade_value[good] / units * money.tick_size, money.decimals + 2) if units else None,
                 "last_price": money.to_units(last) if last is not None else None,
                 "ce_price": round(eq.price * money.tick_size, money.decimals + 1) if eq.price is not None else None,
-                "ce_quantity": eq.quantity,
-                "smith_alpha": self.price_stats[good].smith_alpha(eq.price),
+                # no equilibrium price (no induced values, or no unit can trade): no CE quantity either
+                "ce_quantity": eq.quantity if eq.price is not None else None,
+                "smiths_alpha": self.price_stats[good].smith_alpha(eq.price),
                 "contract_volume": self.contract_units.get(good, 0),
             }
         return out

@@ -85,8 +85,8 @@ def test_agent_opened_negotiation_runs_to_a_settled_contract() -> None:
     assert ledger.account(SELLER).cash == 15_000 and ledger.account(SELLER).holdings["widget"] == 2
     assert d.reputation.score(BUYER) > 0.5 and d.reputation.score(SELLER) > 0.5
     assert d.stats() | {"agreement_rate": None} == {
-        "sessions": 1, "closed": 1, "agreed": 1, "agreement_rate": None, "contracts": 1,
-        "fulfilled": 1, "breached": 0, "contract_value": 150.0,
+        "sessions": 1, "closed_sessions": 1, "agreements": 1, "agreement_rate": None, "contracts": 1,
+        "contracts_fulfilled": 1, "contracts_breached": 0, "contract_value": 150.0,
     }
     ledger.check_invariants()
 

@@ -157,7 +157,7 @@ def test_pure_induced_value_market_is_unchanged():
 def test_no_induced_values_reports_why_and_the_measures_that_apply(tmp_path):
     model = MarketModel(load_scenario("financial_market_stress"), seed=3, steps=8, output_dir=tmp_path)
     summary = model.run()
-    assert summary.efficiency is None and "no induced values" in (summary.efficiency_note or "")
+    assert summary.allocative_efficiency is None and "no induced values" in (summary.allocative_efficiency_note or "")
     metrics = summary_metrics(load_recording(model.recording_path))
     assert metrics["allocative_efficiency"] is None
     assert "no induced values" in metrics["allocative_efficiency_note"]

@@ -33,7 +33,7 @@ conditions:
   ziu: {populations.0.policy: zi_u, steps: 4}
   broken: {market.no_such_field: 1}
   slow: {steps: 1000000}
-metrics: [efficiency, trades, smith_alpha]
+metrics: [allocative_efficiency, trades, smiths_alpha]
 """
 
 
@@ -72,11 +72,11 @@ def test_conditions_share_seeds_and_json_means_equal_the_csv(swept) -> None:
     assert (seeds.nunique(axis=1) == 1).all()  # replicate r of every cell: one seed
     ok = csv[csv["status"] == "ok"]
     for condition in ("zic", "ziu"):
-        for metric in ("efficiency", "trades"):
+        for metric in ("allocative_efficiency", "trades"):
             expected = ok.loc[ok["condition"] == condition, metric].mean()
             assert data["statistics"]["conditions"][condition][metric]["mean"] == pytest.approx(expected, rel=1e-12)
     comparison = next(c for c in data["statistics"]["comparisons"]
-                      if c["metric"] == "efficiency" and {c["condition_a"], c["condition_b"]} == {"zic", "ziu"})  # fmt: skip
+                      if c["metric"] == "allocative_efficiency" and {c["condition_a"], c["condition_b"]} == {"zic", "ziu"})  # fmt: skip
     assert comparison["n_pairs"] == 2 and comparison["p_t_holm"] is not None
 
 
@@ -186,5 +186,5 @@ def test_ray_local_cluster_gives_the_same_results(swept, tmp_path: Path) -> None
     process_table = pd.read_parquet(swept[1] / "results.parquet").set_index("run_id")
     shared = ray_table.index
     assert len(shared) == 12
-    cols = ["status", "seed", "efficiency", "trades", "smith_alpha", "key"]
+    cols = ["status", "seed", "allocative_efficiency", "trades", "smiths_alpha", "key"]
     pd.testing.assert_frame_equal(ray_table.loc[shared, cols], process_table.loc[shared, cols])

@@ -127,13 +127,13 @@ def test_redactor_blanks_exact_values_and_strip_drops_url_credentials():
 
 
 def test_an_unexpected_failure_carrying_the_key_is_printed_without_it(tmp_path, monkeypatch):
-    def explode(self: MarketModel, progress: Any = None) -> None:
+    def explode(self: MarketModel) -> None:  # the first step fails
         raise RuntimeError(f"provider said: bad key {PLAIN_KEY}")
 
-    monkeypatch.setattr(MarketModel, "run", explode)
+    monkeypatch.setattr(MarketModel, "step", explode)
     with FakeOpenAIServer() as server:
         result = _run(["--steps", "1", "--api-base", server.base_url, "--out", str(tmp_path)], key=PLAIN_KEY)
-    assert result.exit_code == 1 and "run failed at step 0: RuntimeError: provider said: bad key ***" in result.stderr
+    assert result.exit_code == 1 and "run failed at step 1: RuntimeError: provider said: bad key ***" in result.stderr
     assert PLAIN_KEY not in result.output
 
 

@@ -14,9 +14,11 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "mesa_llm"
 
 #: the only modules that may build or import the model (the public API is the model module itself)
-MAY_IMPORT_MODEL = {"mesa_llm.cli", "mesa_llm.replay", "mesa_llm.model", "mesa_llm.simulation"}
-#: applications on top of the model (they run it): sweeps, the dashboard, the conformance checks
-APPLICATIONS = ("mesa_llm.experiments", "mesa_llm.dashboard", "mesa_llm.testing")
+#: the only modules that import the model: the model itself and `mesa_llm.Simulation`, through which
+#: every front-end (CLI, replay, sweeps, dashboard, conformance checks, later the server and RL) runs
+MAY_IMPORT_MODEL = {"mesa_llm.model", "mesa_llm.simulation"}
+#: front-ends: they build and drive runs through Simulation
+FRONT_ENDS = ("mesa_llm.cli", "mesa_llm.replay", "mesa_llm.experiments", "mesa_llm.dashboard", "mesa_llm.testing", "mesa_llm.server", "mesa_llm.rl")
 #: what plugin discovery may import of ours (DESIGN.md: nothing above agents/)
 PLUGINS_MAY_IMPORT = (
     "mesa_llm.agents", "mesa_llm.actions", "mesa_llm.timeline_events", "mesa_llm.market",
@@ -51,15 +53,19 @@ def _hits(imports: set[str], banned: str) -> list[str]:
     return sorted(i for i in imports if i == banned or i.startswith(banned + "."))
 
 
-def test_only_the_cli_and_replay_import_the_model() -> None:
+def test_only_the_simulation_imports_the_model() -> None:
     modules = _modules()
     assert "mesa_llm.world.resolver" in modules  # the walk found the package
-    offenders = {
-        m: _hits(i, "mesa_llm.model")
-        for m, i in modules.items()
-        if m not in MAY_IMPORT_MODEL and not any(m == a or m.startswith(a + ".") for a in APPLICATIONS)
-    }
+    offenders = {m: _hits(i, "mesa_llm.model") for m, i in modules.items() if m not in MAY_IMPORT_MODEL}
     assert {m: h for m, h in offenders.items() if h} == {}
+
+
+def test_front_ends_run_through_the_simulation() -> None:
+    modules = _modules()
+    front = {m for m in modules if any(m == f or m.startswith(f + ".") for f in FRONT_ENDS)}
+    assert {"mesa_llm.cli", "mesa_llm.replay", "mesa_llm.experiments.worker", "mesa_llm.dashboard.sessions"} <= front
+    for name in ("mesa_llm.cli", "mesa_llm.replay", "mesa_llm.experiments.worker", "mesa_llm.dashboard.sessions"):
+        assert _hits(modules[name], "mesa_llm.simulation"), name
 
 
 def test_the_world_never_reaches_above_itself() -> None:

@@ -87,10 +87,10 @@ def test_data_collector_has_price_volume_efficiency_and_wealth(small_auction, tm
     model = MarketModel(validate_scenario(small_auction), record=False)
     model.run()
     frame = model.datacollector.get_model_vars_dataframe()
-    assert {"price", "volume", "efficiency"} <= set(frame.columns)
+    assert {"price", "volume", "allocative_efficiency"} <= set(frame.columns)
     assert len(frame) == model.steps
     assert frame["volume"].sum() == model.tallies.volume
-    eff = frame["efficiency"].dropna()
+    eff = frame["allocative_efficiency"].dropna()
     assert (eff.diff().dropna() >= -1e-12).all()  # ZI-C never destroys surplus
     agents = model.datacollector.get_agent_vars_dataframe()
     assert "wealth" in agents.columns and len(agents) == model.steps * len(model.traders)

@@ -153,3 +153,77 @@ def test_an_issue_both_parties_want_high_stays_high_on_the_frontier() -> None:
     assert [(s.start, s.end) for s in frontier] == [
         ({"price": 0.0, "warranty": 5.0}, {"price": 100.0, "warranty": 5.0})
     ]
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_COLOURS = ("red", "green", "blue")
+
+
+@st.composite
+def _mixed_market(draw: st.DrawFn) -> tuple[list[LinearAdditiveUtility], OutcomeSpace]:
+    """Two parties over a price (ticks of 0.5), a quantity and a colour, with random weights and tastes."""
+    space = OutcomeSpace(
+        [
+            ContinuousIssue("price", 0.0, 10.0, tick=0.5),
+            IntegerIssue("qty", 1, draw(st.integers(2, 4))),
+            CategoricalIssue("colour", _COLOURS),
+        ]
+    )
+    weight = st.integers(1, 5)
+    taste = st.sampled_from([0.0, 0.25, 0.5, 1.0])
+    utilities = []
+    for price_pref in ("decreasing", "increasing"):
+        utilities.append(
+            LinearAdditiveUtility(
+                space,
+                {"price": draw(weight), "qty": draw(weight), "colour": draw(weight)},
+                {
+                    "price": price_pref,
+                    "qty": draw(st.sampled_from(["increasing", "decreasing"])),
+                    "colour": {c: draw(taste) for c in _COLOURS},
+                },
+            )
+        )
+    return utilities, space
+
+
+@settings(max_examples=40, deadline=None)
+@given(_mixed_market())
+def test_the_exact_frontier_is_what_brute_force_finds(market: tuple[list[LinearAdditiveUtility], OutcomeSpace]) -> None:
+    """Against every outcome of the 0.5-tick grid: no point inside a frontier segment is dominated, and
+    every undominated grid outcome lies on the frontier (the segment ends may be limits of open pieces)."""
+    utilities, space = market
+    grid = [
+        {"price": price / 2, "qty": qty, "colour": colour}
+        for price in range(0, 21)
+        for qty in range(1, space.issue("qty").high + 1)  # type: ignore[union-attr]
+        for colour in _COLOURS
+    ]
+    points = [(utilities[0](o), utilities[1](o)) for o in grid]
+    frontier = exact_pareto_frontier(utilities, space)
+    assert frontier
+    eps = 1e-7
+
+    def along(seg, t: float) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+        a = seg.start_utilities[0] + t * (seg.end_utilities[0] - seg.start_utilities[0])
+        b = seg.start_utilities[1] + t * (seg.end_utilities[1] - seg.start_utilities[1])
+        return a, b
+
+    for seg in frontier:
+        for t in (0.25, 0.5, 0.75):
+            a, b = along(seg, t)
+            assert not any(pa >= a - eps and pb >= b - eps and (pa > a + eps or pb > b + eps) for pa, pb in points)
+    for pa, pb in points:
+        if any(qa >= pa - eps and qb >= pb - eps and (qa > pa + eps or qb > pb + eps) for qa, qb in points):
+            continue
+        # undominated on the grid: the frontier reaches it (it is on some segment)
+        def distance(seg, pa: float = pa, pb: float = pb) -> float:  # type: ignore[no-untyped-def]
+            (sa, sb), (ea, eb) = seg.start_utilities, seg.end_utilities
+            da, db = ea - sa, eb - sb
+            length = da * da + db * db
+            t = 0.0 if length == 0 else min(1.0, max(0.0, ((pa - sa) * da + (pb - sb) * db) / length))
+            return math.hypot(sa + t * da - pa, sb + t * db - pb)
+
+        assert min(distance(seg) for seg in frontier) < 1e-6, (pa, pb)

@@ -115,8 +115,11 @@ def summary_metrics(rec: Recording) -> dict[str, Any]:
             "ce_price": to_units(eq.price, tick, 1)
             if eq is not None and eq.price is not None
             else None,
-            "ce_quantity": eq.quantity if eq is not None else None,
+            "ce_quantity": eq.quantity if eq is not None and eq.price is not None else None,
         }
+    alphas = smiths_alpha(rec)
+    for good, entry in goods.items():
+        entry["smiths_alpha"] = alphas.get(good)
     max_surplus = sum(eq.max_surplus for eq in replay.initial.values())
     # re-based at value/cost shocks, as the run's own efficiency (one definition: mesa_llm.tallies)
     eff = efficiency(replay.realised, replay.benchmark, induced=replay.induced)
@@ -157,7 +160,7 @@ def summary_metrics(rec: Recording) -> dict[str, Any]:
         # only where intermediaries took part in the induced-value market
         "units_from_intermediaries": replay.surplus.imported if intermediated else None,
         "units_passed_through_intermediaries": replay.surplus.passed if intermediated else None,
-        "smiths_alpha": smiths_alpha(rec),
+        "smiths_alpha": alphas,
         "price_volatility": price_volatility(rec),
         "messages": len(messages),
         "broadcasts": int(messages["broadcast"].astype(bool).sum()) if len(messages) else 0,
@@ -166,7 +169,7 @@ def summary_metrics(rec: Recording) -> dict[str, Any]:
         "invalid_action_rate": invalid_action_rate(rec),
         "sessions": len(sessions),
         "closed_sessions": closed,
-        "agreements": rec.count("agreement"),
+        "agreements": agreed,  # sessions that ended in an agreement (as the run summary counts them)
         "agreement_rate": agreed / closed if closed else None,
         "mean_rounds_to_agreement": float(rounds.mean()) if len(rounds) else None,
         "mean_buyer_share": mean_of(split["buyer_share"]) if len(split) else None,

@@ -97,12 +97,17 @@ class LiveSession:
         self.error: str | None = None
         self.step_started: float | None = None
         self.calls_at_step_start = 0
-        self.model: Any = None
+        self.sim: Any = None  # the Simulation of the current run
         self.data = RunData()
         self._stream: Any = None
         self._partial = b""
         self._ended = threading.Event()
         self.reset()  # a scenario that does not pass the checks: no model, `error` says why
+
+    @property
+    def model(self) -> Any:
+        """The Mesa model of the current run (read only: the page shows its state), or None."""
+        return self.sim.mesa_model if self.sim is not None else None
 
     @property
     def ended(self) -> bool:
@@ -133,13 +138,13 @@ class LiveSession:
 
     def _run_over(self) -> bool:
         # the run itself is over (a session ended mid-run is not: its recording says "interrupted")
-        return self.model is None or not self.model.running or self.steps >= self.max_steps
+        return self.sim is None or self.sim.done or self.steps >= self.max_steps
 
     def reset(self, params: dict[str, Any] | None = None) -> None:
         """A fresh model of the scenario with ``params`` (population counts, k, fee) applied;
         a value ``validate`` would refuse leaves the current model and sets `error` to the line
         ``validate`` prints."""
-        from mesa_llm.model import MarketModel
+        from mesa_llm.simulation import Simulation
 
         with self.lock:
             if self.ended:
@@ -147,9 +152,7 @@ class LiveSession:
                 return
             try:
                 spec = apply_params(self.base, params if params is not None else self.params, source=self.source)
-                model = MarketModel(
-                    spec, output_dir=self.output_dir, llm_model=self.llm_model, chat_model=self.chat_model
-                )
+                sim = Simulation.from_scenario(spec, out=self.output_dir, model=self.llm_model, chat_model=self.chat_model)
             except ScenarioError as exc:
                 self.error = f"cannot reset: {exc}"
                 return
@@ -163,12 +166,12 @@ class LiveSession:
             if params is not None:
                 self.params = dict(params)
             self.error = None
-            self.model = model
+            self.sim = sim
             self.data = RunData()
-            self._stream = open(model.recording_path, "rb") if model.recording_path else None  # noqa: SIM115
+            self._stream = open(sim.recording_path, "rb") if sim.recording_path else None  # noqa: SIM115
             self._partial = b""
-            if model.recorder is not None:
-                model.recorder.flush()
+            if sim.mesa_model.recorder is not None:
+                sim.mesa_model.recorder.flush()
             self._read_new()
 
     def step(self) -> bool:
@@ -179,17 +182,18 @@ class LiveSession:
             self.calls_at_step_start = self.model.usage.run.calls
             self.step_started = time.perf_counter()
             try:
-                self.model.step()
+                self.sim.step()
             except Exception as exc:  # noqa: BLE001 - shown on the page; the recording so far stays
                 self.error = f"step {self.steps + 1} failed: {type(exc).__name__}: {_one_line(exc)}"
-                self.model.running = False
+                self.sim.close()  # "failed": the recording ends with the balances as they stand
+                self._read_new()
                 return False
             finally:
                 self.step_started = None
-            if self.model.stop_reason:
-                self.error = f"stopped: {self.model.stop_reason}"
+            if self.sim.stop_reason:
+                self.error = f"stopped: {self.sim.stop_reason}"
             if self._run_over():
-                self.model.finish(self.model.stop_status or "completed")
+                self.sim.close()
             self._read_new()
             return True
 
@@ -242,9 +246,7 @@ class LiveSession:
             if self.done:
                 raise ValueError("the run is over: reset first")
             data = dict(self.stress_presets()[label])
-            data["at_step"] = self.steps + 1
-            event = _EVENT.validate_python(data)
-            self.model.timeline.schedule(event)  # the one schedule (stress events included)
+            self.sim.schedule(data, at_step=self.steps + 1)  # validated and recorded: a replay repeats it
             self.data.mark_pending(self.steps + 1, data["type"], str(data.get("description") or ""))
             return f"{data['type']} at step {self.steps + 1}"
 
@@ -279,8 +281,8 @@ class LiveSession:
             shutil.rmtree(self.output_dir, ignore_errors=True)
 
     def _close_model(self) -> None:
-        if self.model is not None:
-            self.model.finish((self.model.stop_status or "completed") if self._run_over() else "interrupted")
+        if self.sim is not None:
+            self.sim.close(None if self._run_over() else "interrupted")
         if self._stream is not None:
             self._stream.close()
             self._stream = None
@@ -339,17 +341,11 @@ def checked_scenario(raw: dict[str, Any], source: str, source_dir: Path | None) 
     parameters, the size bounds and memory estimate (`validate_scenario`), then every prompt
     template resolved, compiled and rendered once (`check_prompt_templates`); ScenarioError
     naming ``source`` on any problem."""
-    from mesa_llm.model import MarketModel
-    from mesa_llm.prompt_check import check_prompt_templates
+    from mesa_llm.simulation import prepare_scenario
 
     spec = validate_scenario(raw, source=source)
     spec.source_dir = source_dir
-    problems = check_prompt_templates(
-        spec, lambda small, chat: MarketModel(small, record=False, chat_model=chat)
-    )
-    if problems:
-        raise ScenarioError(source, problems)
-    return spec
+    return prepare_scenario(spec, source=source)  # the prompt templates, as validate checks them
 
 
 @dataclass(frozen=True)

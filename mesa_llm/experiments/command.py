@@ -136,15 +136,24 @@ def _sweep(
 def print_statistics(stats: dict[str, Any], factor_paths: list[str]) -> None:
     """Per-cell means with CIs, and the paired comparisons, as rich tables on stdout."""
     console = Console(highlight=False)
+    # A metric with one value in every run of every cell (or none at all) tells no cells apart: say it
+    # once in a line instead of spending a column on it.
+    constant: dict[str, Any] = {}
+    for m in stats["metrics"]:
+        cells = [row["metrics"][m] for row in stats["cells"]]
+        means = {d["mean"] for d in cells}
+        if len(means) == 1 and all(d["ci_low"] is None or d["ci_low"] == d["ci_high"] for d in cells):
+            constant[m] = means.pop()
+    shown = [m for m in stats["metrics"] if m not in constant]
     table = Table(title="cells: mean [95% CI] (n)")
     table.add_column("condition")
     for f in factor_paths:
         table.add_column(cell(f), justify="right")
-    for m in stats["metrics"]:
+    for m in shown:
         table.add_column(cell(m), justify="right")
     for row in stats["cells"]:
         values = []
-        for m in stats["metrics"]:
+        for m in shown:
             d = row["metrics"][m]
             if d["mean"] is None:
                 values.append("-")
@@ -154,6 +163,9 @@ def print_statistics(stats: dict[str, Any], factor_paths: list[str]) -> None:
                 values.append(f"{d['mean']:.4g} [{d['ci_low']:.4g}, {d['ci_high']:.4g}] ({d['n']})")
         table.add_row(cell(row["condition"]), *[cell(row["factors"][f]) for f in factor_paths], *values)
     console.print(table)
+    if constant:
+        same = ", ".join(f"{m} = {'-' if v is None else f'{v:.4g}'}" for m, v in constant.items())
+        console.print(f"the same in every run: {inert(same)}", markup=False, soft_wrap=True)
     rows = [c for c in stats["comparisons"] if c["n_pairs"]]
     if not rows:
         return

@@ -56,7 +56,7 @@ def default_workers() -> int:
 
 def _warm_up() -> None:
     # import the model once per worker, before the first task, so no run pays for it
-    import mesa_llm.model  # noqa: F401
+    import mesa_llm.simulation  # noqa: F401
 
 
 def _crashed(exc: BaseException) -> dict[str, Any]:
@@ -78,7 +78,7 @@ class ProcessExecutor:
         self._context = multiprocessing.get_context(method)
         if method == "forkserver":
             # the fork server imports the model once; every worker forks from it already warm
-            self._context.set_forkserver_preload(["mesa_llm.experiments.worker", "mesa_llm.model"])
+            self._context.set_forkserver_preload(["mesa_llm.experiments.worker", "mesa_llm.simulation"])
             from multiprocessing import forkserver
 
             forkserver.ensure_running()  # starts now, preloading while the sweep plans its runs

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mesa_llm.metric_names import canonical
 from mesa_llm.resources import UnreadableFileError, read_regular_file, system_file
 from mesa_llm.safe_yaml import UnsafeYAMLError, decode_yaml_bytes, load_yaml
 
@@ -110,10 +111,20 @@ class SweepSpec(_Strict):
             raise ValueError("list at least one metric, or leave metrics out for every scalar of the summary")
         for metric in metrics:
             if not re.fullmatch(OVERRIDE_PATH, metric):
-                raise ValueError(f"metric {metric[:80]!r}: expected a summary key such as efficiency or goods.widget.smith_alpha")
+                raise ValueError(
+                    f"metric {metric[:80]!r}: expected a summary key such as allocative_efficiency or goods.widget.smiths_alpha"
+                )
+        metrics = [canonical(m)[0] for m in metrics]  # old names: the vocabulary's (see `metric_notes`)
         if len(set(metrics)) != len(metrics):
             raise ValueError("a metric is listed twice")
         return metrics
+
+    @staticmethod
+    def metric_notes(raw_metrics: Any) -> list[str]:
+        """One deprecation note per old metric name in a spec's raw ``metrics`` list."""
+        if not isinstance(raw_metrics, list):
+            return []
+        return [note for m in raw_metrics if isinstance(m, str) and (note := canonical(m)[1]) is not None]
 
     @model_validator(mode="after")
     def _storable(self) -> SweepSpec:

@@ -7,6 +7,7 @@ progress bar and prints the statistics.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from mesa_llm.experiments.worker import (
     summary_metric_names,
     unresolved_key,
 )
+from mesa_llm.safe_yaml import load_yaml
 
 #: seconds between rewrites of the tables while rows arrive (the journal is written at once)
 TABLE_INTERVAL_S = 1.0
@@ -112,6 +114,9 @@ def run_sweep(
     path = Path(spec_path)
     spec = load_sweep_spec(path)
     text = read_spec_text(path)
+    with contextlib.suppress(Exception):  # the old metric names it uses: one note each
+        for note in SweepSpec.metric_notes(load_yaml(text).get("metrics")):
+            say(note)
     scenario = scenario_reference(spec, path)
     try:
         base = resolve(scenario, [])  # a scenario that does not load at all is the spec's error, not rows

@@ -51,16 +51,10 @@ def unresolved_key(scenario: str, overrides: list[str], seed: int, steps: int | 
 
 
 def resolve(scenario: str, overrides: list[str]) -> Any:
-    """Load a scenario with a run's overrides and check its prompt templates (ScenarioError if not)."""
-    from mesa_llm.model import MarketModel
-    from mesa_llm.prompt_check import check_prompt_templates
-    from mesa_llm.scenario import ScenarioError, load_scenario, resolve_scenario_path
+    """Load a scenario with a run's overrides, checked as ``validate`` checks it (ScenarioError if not)."""
+    from mesa_llm.simulation import prepare_scenario
 
-    spec = load_scenario(scenario, overrides=overrides)
-    problems = check_prompt_templates(spec, lambda small, chat: MarketModel(small, record=False, chat_model=chat))
-    if problems:
-        raise ScenarioError(str(resolve_scenario_path(scenario)), problems)
-    return spec
+    return prepare_scenario(scenario, overrides)
 
 
 def flatten_summary(summary: dict[str, Any]) -> dict[str, float | int | None]:
@@ -123,17 +117,14 @@ class _Unanswered:
 def summary_metric_names(spec: Any) -> list[str]:
     """The metric names a run of ``spec`` reports (the scalars of its summary), read from a small
     copy of it (at most two agents per population) that is built, never run, and records nothing."""
-    from mesa_llm.model import MarketModel
+    from mesa_llm.simulation import Simulation
 
     small = spec.model_copy(
         update={"populations": [p.model_copy(update={"count": min(p.count, 2)}) for p in spec.populations]}
     )
     small.source_dir = spec.source_dir
-    model = MarketModel(small, record=False, chat_model=_Unanswered())
-    try:
-        return list(flatten_summary(model.summary().to_dict()))
-    finally:
-        model.finish()
+    with Simulation.from_scenario(small, record=False, chat_model=_Unanswered()) as sim:
+        return list(flatten_summary(sim.summary().to_dict()))
 
 
 def _finite(value: Any) -> Any:
@@ -177,8 +168,7 @@ def execute_run(task: dict[str, Any]) -> dict[str, Any]:
 
 def _execute_run(task: dict[str, Any]) -> dict[str, Any]:
     # imported before the clock starts: a fresh worker's first run must not pay for (or time out on) imports
-    import mesa_llm.model  # noqa: F401
-    import mesa_llm.prompt_check  # noqa: F401
+    import mesa_llm.simulation  # noqa: F401
 
     started = time.perf_counter()
     run = task["run"]
@@ -186,7 +176,7 @@ def _execute_run(task: dict[str, Any]) -> dict[str, Any]:
         "status": OK, "error": None, "metrics": {}, "prompt_tokens": 0, "completion_tokens": 0,
         "cost_usd": 0.0, "recording": None,
     }  # fmt: skip
-    model = None
+    sim = None
     api_base: str | None = None
     try:
         spec = resolve(task["scenario"], run["overrides"])
@@ -198,14 +188,14 @@ def _execute_run(task: dict[str, Any]) -> dict[str, Any]:
             current = spec.llm.max_cost_usd
             spec.llm = spec.llm.model_copy(update={"max_cost_usd": cap if current is None else min(current, cap)})
         from mesa_llm.analysis.plugin_metrics import plugin_columns
-        from mesa_llm.model import MarketModel
+        from mesa_llm.simulation import Simulation
 
         out_dir = Path(task["out_dir"])
         # the server the sweep command started (--local) is the program's choice: it may get the key;
         # an api_base of the scenario, a factor or a condition gets none (mesa_llm.llm.consent)
-        model = MarketModel(
-            spec, seed=run["seed"], steps=task["steps"], output_dir=out_dir / "runs", run_name=run["run_id"],
-            llm_model=task.get("llm_model"), api_base=(task.get("llm_settings") or {}).get("api_base"),
+        sim = Simulation.from_scenario(
+            spec, seed=run["seed"], steps=task["steps"], out=out_dir / "runs", run_name=run["run_id"],
+            model=task.get("llm_model"), api_base=(task.get("llm_settings") or {}).get("api_base"),
         )
         timeout = float(task["timeout_s"])
         deadline = started + timeout
@@ -215,42 +205,44 @@ def _execute_run(task: dict[str, Any]) -> dict[str, Any]:
                 raise RunTimeout(f"the run took longer than {timeout:g} s (at step {step})")
 
         with _deadline(timeout):
-            summary = model.run(progress=_check).to_dict()
-        if model.recording_path is not None:
-            result["recording"] = str(Path(model.recording_path).resolve().relative_to(out_dir.resolve()))
+            sim.run(progress=_check)
+        sim.close()  # the recording complete before its plugin metrics are read
+        summary = sim.summary().to_dict()
+        if sim.recording_path is not None:
+            result["recording"] = str(Path(sim.recording_path).resolve().relative_to(out_dir.resolve()))
         llm = summary.get("llm") or {}
         result["prompt_tokens"] = int(llm.get("prompt_tokens") or 0)
         result["completion_tokens"] = int(llm.get("completion_tokens") or 0)
         result["cost_usd"] = float(llm.get("cost_usd") or 0.0)
         # plugin metrics (of the recording) are columns in every row; `metrics` may name them too
-        extra = plugin_columns(model.recording_path)
+        extra = plugin_columns(sim.recording_path)
         flat = {**flatten_summary(summary), **extra.flat()}
         result["metrics"] = {**pick_metrics(flat, task.get("metrics")), **pick_metrics(extra.flat(), None)}
         result["warnings"] = extra.errors
-        if model.stop_status == "failed":
+        if sim.status == "failed":
             result.update(status=FAILED, error=summary.get("stop_reason"))
-        elif model.stop_status == "budget_exceeded":
+        elif sim.status == "budget_exceeded":
             result.update(status=BUDGET_EXCEEDED, error=summary.get("stop_reason"))
     except RunTimeout as exc:
         result.update(status=TIMEOUT, error=str(exc))
     except Exception as exc:  # the run's own failure: a row, never the end of the sweep
         result.update(status=FAILED, error=f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc))
     finally:
-        if model is not None:
+        if sim is not None:
             with contextlib.suppress(Exception):
-                model.finish(result["status"] if result["status"] != OK else "completed")
-            if result["recording"] is None and model.recording_path is not None:
+                sim.close(result["status"] if result["status"] != OK else None)
+            if result["recording"] is None and sim.recording_path is not None:
                 with contextlib.suppress(ValueError):
                     out = Path(task["out_dir"]).resolve()
-                    result["recording"] = str(Path(model.recording_path).resolve().relative_to(out))
+                    result["recording"] = str(Path(sim.recording_path).resolve().relative_to(out))
     if result["error"] is not None:
         from mesa_llm.llm.secrets import Redactor
 
         # no key or api_base password reaches the table (the environment's keys, the URL's userinfo)
         scrub = Redactor.for_provider(None, (task.get("llm_settings") or {}).get("api_base") or api_base)
         result["error"] = " ".join(scrub(str(result["error"])).split())[:MAX_ERROR_CHARS]
-    if result["status"] != OK and model is not None and not result["prompt_tokens"]:
-        usage = model.usage.run
+    if result["status"] != OK and sim is not None and not result["prompt_tokens"]:
+        usage = sim.mesa_model.usage.run
         result.update(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens, cost_usd=usage.cost_usd)
     if result["status"] != OK:
         # only complete runs carry metrics: a partial run's numbers would bias every mean taken

@@ -351,41 +351,67 @@ def exact_pareto_frontier(
 def _undominated(
     raw: list[tuple[np.ndarray, np.ndarray, dict[str, Any], dict[str, Any]]],
 ) -> list[tuple[np.ndarray, np.ndarray, dict[str, Any], dict[str, Any]]]:
-    """The parts of the segments no point of any segment Pareto-dominates."""
-    a_marks = sorted({float(p[0]) for p, q, *_ in raw} | {float(q[0]) for p, q, *_ in raw})
-    b_marks = sorted({float(p[1]) for p, q, *_ in raw} | {float(q[1]) for p, q, *_ in raw})
+    """The parts of the segments no point of any other segment Pareto-dominates.
 
-    def dominated(point: np.ndarray) -> bool:
-        for p, q, *_ in raw:
-            if _best_b(p, q, point[0]) > point[1] + 1e-10 or _best_a(p, q, point[1]) > point[0] + 1e-10:
-                return True
-        return False
-
+    What a segment j (weakly) dominates is convex — the points below both its best coordinates
+    and, for a segment that trades one utility for the other, below its line — so the part of
+    segment k it dominates is one interval of k's parameter, found by clipping k against three
+    half-planes. Strictly dominated are those points but the ones on j's own efficient points (on
+    its line, for a trading j: a segment on the same line as k dominates none of it). Every j is
+    clipped against k at once (numpy); k keeps the gaps of the union of the intervals. O(n^2) for
+    n segments: thousands (one per combination of discrete issues) take about a second."""
+    starts = np.array([p for p, *_ in raw], dtype=float)
+    ends = np.array([q for _, q, *_ in raw], dtype=float)
+    n = len(raw)
+    best = np.maximum(starts, ends)  # (n, 2): each segment's best of both coordinates
+    d = ends - starts
+    trades = d[:, 0] * d[:, 1] < 0  # one utility rises as the other falls: its line bounds the region
+    normal = np.where(trades[:, None], np.abs(d[:, ::-1]), 0.0)  # (|db|, |da|): up and to the right
+    norm = np.hypot(normal[:, 0], normal[:, 1])
+    level = (normal * starts).sum(axis=1)  # normal . x on segment j's line
+    tol = 1e-9
     kept = []
-    for p, q, x, y in raw:
-        da = float(q[0] - p[0])
-        if abs(da) <= _TOL:  # a single point
-            if not dominated(p):
+    for k, (p, q, x, y) in enumerate(raw):
+        point = abs(d[k, 0]) <= _TOL and abs(d[k, 1]) <= _TOL
+        lo = np.zeros(n)
+        hi = np.ones(n)
+        # a(t) = p0 + t da <= best_a; b(t) = p1 + t db <= best_b; n.x(t) <= level (each + tol)
+        for coef, rhs in (
+            (np.full(n, d[k, 0]), best[:, 0] + tol - starts[k, 0]),
+            (np.full(n, d[k, 1]), best[:, 1] + tol - starts[k, 1]),
+            (normal @ d[k], np.where(trades, level + tol * norm - normal @ starts[k], np.inf)),
+        ):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                bound = rhs / coef
+            hi = np.where(coef > 0, np.minimum(hi, bound), hi)
+            lo = np.where(coef < 0, np.maximum(lo, bound), lo)
+            lo = np.where((coef == 0) & (rhs < 0), 2.0, lo)
+        # j's own efficient points dominate nothing of k: k on j's line (a trading j), or, for
+        # a point k, the very corner of a j that does not trade
+        on_line = trades & (np.abs(normal @ starts[k] - level) <= tol * np.maximum(norm, 1.0))
+        if not point:
+            on_line &= np.abs(normal @ d[k]) <= tol * np.maximum(norm, 1.0)  # k runs along that line
+        same_corner = ~trades & (np.abs(best - starts[k]) <= tol).all(axis=1) if point else np.zeros(n, dtype=bool)
+        ignore = on_line | same_corner
+        ignore[k] = True  # nor does k itself
+        lo[ignore], hi[ignore] = 2.0, -1.0
+        covering = lo <= hi
+        if point:
+            if not (covering & (lo <= 0.0) & (hi >= 0.0)).any():
                 kept.append((p, q, x, y))
             continue
-        # Where dominance can change along p..q: other endpoints' first or second utility, and
-        # crossings with other segments.
-        cuts = {0.0, 1.0}
-        db = float(q[1] - p[1])
-        cuts |= {(a - p[0]) / da for a in a_marks}
-        cuts |= {(b - p[1]) / db for b in b_marks}
-        for r, t, *_ in raw:
-            ea, eb = float(t[0] - r[0]), float(t[1] - r[1])
-            det = da * -eb - db * -ea
-            if abs(det) > _TOL:
-                s = ((r[0] - p[0]) * -eb - (r[1] - p[1]) * -ea) / det
-                cuts.add(float(s))
-        grid = sorted(c for c in cuts if 0.0 <= c <= 1.0)
-        for s0, s1 in itertools.pairwise(grid):
-            if s1 - s0 <= 1e-12:
-                continue
-            mid = p + (q - p) * ((s0 + s1) / 2)
-            if not dominated(mid):
+        order = np.argsort(lo[covering], kind="stable")
+        free, reach = [], 0.0
+        for a, b in zip(lo[covering][order].tolist(), hi[covering][order].tolist(), strict=True):
+            if a > reach + 1e-12:
+                free.append((reach, min(a, 1.0)))
+            reach = max(reach, b)
+            if reach >= 1.0:
+                break
+        if reach < 1.0 - 1e-12:
+            free.append((reach, 1.0))
+        for s0, s1 in free:
+            if s1 - s0 > 1e-12:
                 kept.append((p + (q - p) * s0, p + (q - p) * s1, _interpolate(x, y, s0), _interpolate(x, y, s1)))
     return kept
 

@@ -20,8 +20,6 @@ from pydantic import BaseModel
 from mesa_llm.actions import ActionBase, ActionRegistry, ActionValidationError, Decision
 from mesa_llm.agents.observation import Observation
 from mesa_llm.agents.policies import DecisionPolicy, PolicyRegistry, default_policy_registry
-from mesa_llm.model import MarketModel
-from mesa_llm.prompt_check import check_prompt_templates
 from mesa_llm.scenario import (
     PopulationSpec,
     ScenarioError,
@@ -30,6 +28,7 @@ from mesa_llm.scenario import (
     shipped_scenarios,
     validate_scenario,
 )
+from mesa_llm.simulation import Simulation, prepare_scenario
 
 #: steps check_policy runs by default (each run twice)
 POLICY_STEPS = 5
@@ -186,14 +185,15 @@ def _policy_run(
     cls: type[DecisionPolicy], spec: ScenarioSpec, registry: PolicyRegistry, steps: int, seed: int | None
 ) -> tuple[list[Any], list[str]]:
     """Run ``spec`` with every decision of a ``cls`` agent checked: (decision log, problems)."""
-    model = MarketModel(
+    sim = Simulation.from_scenario(
         spec, seed=seed, steps=steps, record=False, policy_registry=registry, resolved_models=_no_llm(spec)
     )
+    model = sim.mesa_model
     log: list[Any] = []
     problems: list[str] = []
     checked = [a for a in model.traders if type(a.policy) is cls]
     if not checked:
-        model.finish()
+        sim.close()
         raise AssertionError(f"check_policy({cls.__name__}): no agent of scenario {spec.name!r} runs policy {cls.name!r}")
 
     def wrap(original: Callable[[Observation, np.random.Generator], Decision]) -> Callable[..., Decision]:
@@ -224,11 +224,11 @@ def _policy_run(
     for agent in checked:
         vars(agent.policy)["decide"] = wrap(agent.policy.decide)  # this run's instance only
     try:
-        model.run()
+        sim.run()
     except Exception as exc:  # the world failed on something the policy did
-        problems.append(f"the run failed at step {model.steps}: {type(exc).__name__}: {exc}")
+        problems.append(f"the run failed at step {sim.steps}: {type(exc).__name__}: {exc}")
     finally:
-        model.finish()
+        sim.close()
     return log, problems
 
 
@@ -286,13 +286,10 @@ def check_policy(
 
 
 def _recorded_run(spec: ScenarioSpec, steps: int, folder: Path) -> list[dict[str, Any]]:
-    model = MarketModel(spec, steps=steps, output_dir=folder, run_name="check", resolved_models=_no_llm(spec))
-    try:
-        model.run()
-    finally:
-        model.finish()
-    assert model.recording_path is not None
-    return [json.loads(line) for line in Path(model.recording_path).read_text(encoding="utf-8").splitlines() if line]
+    with Simulation.from_scenario(spec, steps=steps, out=folder, run_name="check", resolved_models=_no_llm(spec)) as sim:
+        sim.run()
+    assert sim.recording_path is not None
+    return [json.loads(line) for line in Path(sim.recording_path).read_text(encoding="utf-8").splitlines() if line]
 
 
 def _comparable(event: dict[str, Any]) -> dict[str, Any]:
@@ -306,12 +303,9 @@ def check_scenario(path_or_name: str | Path, *, steps: int = 3) -> None:
     their rule-based fallback). Raises AssertionError naming the first problem."""
     subject = f"check_scenario({str(path_or_name)!r})"
     try:
-        spec = load_scenario(path_or_name)
+        spec = prepare_scenario(path_or_name)  # as mesa-llm validate checks it, prompt templates too
     except ScenarioError as exc:
         raise AssertionError(f"{subject}: does not validate: {exc}") from None
-    problems = check_prompt_templates(spec, lambda small, chat: MarketModel(small, record=False, chat_model=chat))
-    if problems:
-        raise _fail(f"{subject}: prompt templates", problems)
     runs = min(steps, spec.steps)
     with tempfile.TemporaryDirectory(prefix="mesa_llm_check_") as tmp:
         first = _recorded_run(spec, runs, Path(tmp) / "a")

@@ -377,14 +377,14 @@ class NegotiationDesk:
         closed = [s for s in sessions if s.status != "open"]
         agreed = [s for s in sessions if s.status == "agreed"]
         contracts = self.contracts.all()
-        return {
+        return {  # the names of mesa_llm.metric_names
             "sessions": len(sessions),
-            "closed": len(closed),
-            "agreed": len(agreed),
+            "closed_sessions": len(closed),
+            "agreements": len(agreed),
             "agreement_rate": (len(agreed) / len(closed)) if closed else None,
             "contracts": len(contracts),
-            "fulfilled": sum(c.status == "fulfilled" for c in contracts),
-            "breached": sum(c.status == "breached" for c in contracts),
+            "contracts_fulfilled": sum(c.status == "fulfilled" for c in contracts),
+            "contracts_breached": sum(c.status == "breached" for c in contracts),
             "contract_value": self.money.to_units(sum(c.value() for c in contracts if c.status == "fulfilled")),
         }
 

@@ -159,10 +159,10 @@ def test_ordinary_variables_are_not_secrets(monkeypatch, name):
 def test_an_unexpected_failure_naming_a_credential_variable_is_printed_without_it(tmp_path, monkeypatch):
     secret = "bedrock-bearer-value-314159"
 
-    def explode(self: MarketModel, progress: Any = None) -> None:
+    def explode(self: MarketModel) -> None:  # the first step fails
         raise RuntimeError(f"provider said: bad token {secret}")
 
-    monkeypatch.setattr(MarketModel, "run", explode)
+    monkeypatch.setattr(MarketModel, "step", explode)
     result = runner.invoke(
         app, ["run", "double_auction", "--steps", "1", "--out", str(tmp_path)],
         env={"AWS_BEARER_TOKEN_BEDROCK": secret, "COLUMNS": "400"},

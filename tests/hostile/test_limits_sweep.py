@@ -194,7 +194,7 @@ def test_a_garbled_line_in_the_middle_is_skipped_not_fatal(tmp_path):
 
 
 def test_an_unknown_metric_is_refused_before_the_first_run(tmp_path):
-    spec = _spec(tmp_path, "name: m\n" + SMALL + "replicates: 2\nmetrics: [efficiency, no_such_metric]\n")
+    spec = _spec(tmp_path, "name: m\n" + SMALL + "replicates: 2\nmetrics: [allocative_efficiency, no_such_metric]\n")
     with pytest.raises(SweepSpecError, match="metrics: 'no_such_metric' is not in the run summary"):
         run_sweep(spec, tmp_path / "out", workers=1)
     assert not (tmp_path / "out").exists()
