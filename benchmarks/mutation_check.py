@@ -44,28 +44,28 @@ METRICS, OBS = "mesa_llm/analysis/market_metrics.py", "mesa_llm/world/observer.p
 ECON = "mesa_llm/economics.py"
 
 TESTS: dict[str, list[str]] = {
-    "exchange": ["tests/test_exchange.py", "tests/test_resolver.py", "tests/test_ledger.py"],
-    "resolver": ["tests/test_resolver.py"],
-    "regulation": ["tests/test_regulation.py", "tests/test_exchange.py", "tests/test_resolver.py", "tests/test_desk.py"],
-    "desk": ["tests/test_desk.py"],
-    "contracts": ["tests/test_contracts.py", "tests/test_desk.py"],
-    "ledger": ["tests/test_ledger.py", "tests/test_contracts.py", "tests/test_exchange.py", "tests/test_regulation.py"],
-    "llm loop": ["tests/test_llm_loop.py"],
-    "retry": ["tests/test_llm_retry.py"],
-    "flush and replay": ["tests/test_step_flush.py", "tests/test_replay_verify.py"],
+    "exchange": ["tests/world/test_exchange.py", "tests/world/test_resolver.py", "tests/market/test_ledger.py"],
+    "resolver": ["tests/world/test_resolver.py"],
+    "regulation": ["tests/world/test_regulation.py", "tests/world/test_exchange.py", "tests/world/test_resolver.py", "tests/world/test_desk.py"],
+    "desk": ["tests/world/test_desk.py"],
+    "contracts": ["tests/negotiation/test_contracts.py", "tests/world/test_desk.py"],
+    "ledger": ["tests/market/test_ledger.py", "tests/negotiation/test_contracts.py", "tests/world/test_exchange.py", "tests/world/test_regulation.py"],
+    "llm loop": ["tests/llm/test_llm_loop.py"],
+    "retry": ["tests/llm/test_llm_retry.py"],
+    "flush and replay": ["tests/recording/test_step_flush.py", "tests/recording/test_replay_verify.py"],
     # written as a control group (modules the new tests did not aim at); its three survivors
     # (a bid at the reserve, the cost and token budgets at their limits) got tests since
     "protocols, auctions, budgets": [
-        "tests/test_negotiation_protocols.py", "tests/test_negotiation_auctions.py", "tests/test_contracts.py",
-        "tests/test_llm_backend.py", "tests/test_llm_agents.py", "tests/test_llm_budget.py",
+        "tests/negotiation/test_negotiation_protocols.py", "tests/negotiation/test_negotiation_auctions.py", "tests/negotiation/test_contracts.py",
+        "tests/llm/test_llm_backend.py", "tests/llm/test_llm_agents.py", "tests/llm/test_llm_budget.py",
     ],
-    "protocols": ["tests/test_negotiation_protocols.py", "tests/test_desk.py"],
-    "auctions": ["tests/test_negotiation_auctions.py", "tests/test_desk.py"],
-    "limits and bounds": ["tests/test_llm_backend.py", "tests/test_hostile_llm.py", "tests/test_llm_budget.py"],
-    "recorder": ["tests/test_recorder.py", "tests/test_recorder_compat.py", "tests/test_step_flush.py"],
-    "replay": ["tests/test_replay.py", "tests/test_replay_verify.py", "tests/test_replay_fork.py", "tests/test_recorded_chat.py"],
-    "metrics": ["tests/test_analysis.py", "tests/test_efficiency.py", "tests/test_determinism_and_efficiency.py"],
-    "observer": ["tests/test_observer.py", "tests/test_model.py", "tests/test_resolver.py", "tests/test_negotiation_world.py", "tests/test_social.py"],
+    "protocols": ["tests/negotiation/test_negotiation_protocols.py", "tests/world/test_desk.py"],
+    "auctions": ["tests/negotiation/test_negotiation_auctions.py", "tests/world/test_desk.py"],
+    "limits and bounds": ["tests/llm/test_llm_backend.py", "tests/llm/test_hostile_llm.py", "tests/llm/test_llm_budget.py"],
+    "recorder": ["tests/recording/test_recorder.py", "tests/recording/test_recorder_compat.py", "tests/recording/test_step_flush.py"],
+    "replay": ["tests/recording/test_replay.py", "tests/recording/test_replay_verify.py", "tests/recording/test_replay_fork.py", "tests/llm/test_recorded_chat.py"],
+    "metrics": ["tests/analysis/test_analysis.py", "tests/analysis/test_efficiency.py", "tests/analysis/test_determinism_and_efficiency.py"],
+    "observer": ["tests/world/test_observer.py", "tests/simulation/test_model.py", "tests/world/test_resolver.py", "tests/negotiation/test_negotiation_world.py", "tests/social/test_social.py"],
 }
 
 MUTANTS: dict[str, list[Mutant]] = {

@@ -3,7 +3,7 @@
 
 Each file is a real small run (``llm_double_auction``, one step, one LLM buyer and one LLM seller
 answered by an in-process model) with one thing broken, as a hostile or unlucky user would hand it
-over; ``tests/test_hostile_recordings.py`` says what each must be refused for. The lines are written
+over; ``tests/recording/test_hostile_recordings.py`` says what each must be refused for. The lines are written
 in the recorder's own format, so the fast loader sees them as it sees real runs. Observations and
 LLM calls are left out of the files that are not about them, to keep the files small.
 """
@@ -29,7 +29,7 @@ def base_events() -> list[Event]:
     from mesa_llm.llm.testing import ScriptedChatModel
     from mesa_llm.model import MarketModel
     from mesa_llm.scenario import load_scenario
-    from tests.test_llm_agents import sensible
+    from tests.support.chat_scripts import sensible
 
     spec = load_scenario(
         "llm_double_auction",
