@@ -15,8 +15,20 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 
+class RejectedAction(Exception):
+    """An action the world refused; ``reason`` is shown to the agent next step and recorded."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class ActionBase(BaseModel):
-    """Common configuration of every action: unknown fields are errors, values are immutable."""
+    """Common configuration of every action: unknown fields are errors, values are immutable.
+
+    A mechanism's own actions (plugins) subclass it too: a ``tool_name``, a ``type`` field that is
+    ``Literal`` of it, pydantic fields for the arguments, and optionally :meth:`narrow_schema`.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -47,6 +59,12 @@ class ActionBase(BaseModel):
     def arguments(self) -> dict[str, Any]:
         """The action's arguments without its ``type`` tag (as recorded)."""
         return self.model_dump(exclude={"type"})
+
+    @classmethod
+    def narrow_schema(cls, parameters: dict[str, Any], observation: Any) -> None:
+        """Narrow this tool's JSON-schema ``parameters`` (in place) to what ``observation`` admits
+        now: JSON-mode schemas of a mechanism's own actions (bounds, enums; the built-in actions
+        are narrowed by `mesa_llm.agents.action_schemas`). The world validates again anyway."""
 
 
 class PlaceOrder(ActionBase):
@@ -333,6 +351,14 @@ class ActionRegistry:
     def names(self) -> list[str]:
         """Tool names, in registration order."""
         return list(self._classes)
+
+    def action_class(self, name: str) -> type[ActionBase] | None:
+        """The action class offered as tool ``name`` (None if there is none)."""
+        return self._classes.get(name)
+
+    def with_actions(self, classes: tuple[type[ActionBase], ...]) -> ActionRegistry:
+        """A new registry: these actions plus ``classes`` (a plugin mechanism's own actions)."""
+        return ActionRegistry((*self._classes.values(), *classes))
 
     def tool_schemas(self, names: list[str] | None = None) -> list[dict[str, Any]]:
         """Tool definitions of the given actions (all when ``names`` is None)."""

@@ -419,6 +419,9 @@ def _print_summary(data: dict[str, Any]) -> None:
             console.print(table)
         for warning in llm.get("warnings") or []:
             console.print(f"[bold yellow]warning:[/] {escape(inert(warning))}")
+    for name, numbers in (data.get("mechanisms") or {}).items():  # plugin mechanisms' own metrics
+        shown = ", ".join(f"{k} {_short(v)}" for k, v in numbers.items())
+        console.print(inert(f"{name}: {shown}"), markup=False, soft_wrap=True)
     if data.get("stop_reason"):
         console.print(f"stopped: {inert(data['stop_reason'])}", markup=False)
     console.print(f"recording: {inert(data['recording'] or '(not recorded)')}", markup=False, soft_wrap=True)
@@ -426,6 +429,15 @@ def _print_summary(data: dict[str, Any]) -> None:
 
 def _fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _short(value: Any) -> str:
+    """A plugin mechanism's metric for the terminal: numbers to 4 significant digits."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_short(v) for v in value) + "]"
+    return "-" if value is None else str(value)
 
 
 @app.command()

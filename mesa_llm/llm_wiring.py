@@ -10,7 +10,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from mesa_llm.llm.tool_mode import (
     probe_tool_mode,
     run_blocking,
 )
+from mesa_llm.mechanisms.base import insert_tools
 from mesa_llm.run_summary import LLMActivity
 from mesa_llm.scenario import ScenarioSpec
 
@@ -100,19 +101,32 @@ def mechanisms(scenario: ScenarioSpec, population: str | None, role: Role) -> di
     }
 
 
-def rules_view(scenario: ScenarioSpec, money: Any, exchange: Any, population: str | None, role: Role | None) -> dict[str, Any]:
+def rules_view(
+    scenario: ScenarioSpec,
+    money: Any,
+    exchange: Any,
+    population: str | None,
+    role: Role | None,
+    plugin_mechanisms: Sequence[Any] = (),
+) -> dict[str, Any]:
     """What an LLM agent's system prompt says of the market rules: tick size, admissible price
-    ranges (``exchange.admissible``) and the mechanisms an agent of ``population`` with ``role``
-    takes part in (see `mechanisms`)."""
+    ranges (``exchange.admissible``), the mechanisms an agent of ``population`` with ``role``
+    takes part in (see `mechanisms`) and, under ``mechanisms``, what each plugin mechanism it takes
+    part in says of its rules (`Mechanism.prompt_rules`)."""
     to_units = money.to_units
-    return {
+    role = role if role is not None else Role.TRADER
+    out = {
         "tick_size": money.tick_size,
         "goods": [
             {"name": name, "min_price": to_units(low), "max_price": to_units(high)}
             for name, (low, high) in ((g, exchange.admissible(g)) for g in exchange.goods)
         ],
-        **mechanisms(scenario, population, role if role is not None else Role.TRADER),
+        **mechanisms(scenario, population, role),
     }
+    parts = {m.name: part for m in plugin_mechanisms if (part := m.prompt_rules(population, role)) is not None}
+    if parts:
+        out["mechanisms"] = parts
+    return out
 
 
 class AsyncBridge:
@@ -189,6 +203,7 @@ class LLMWiring:
         seed: int,
         trusted_api_base: str | None = None,
         prompt_libraries: dict[str, PromptLibrary] | None = None,
+        actions: ActionRegistry | None = None,
     ) -> None:
         self.scenario = scenario
         self.prompt_libraries = dict(prompt_libraries or {})
@@ -198,7 +213,10 @@ class LLMWiring:
         self.seed = seed
         self.usage = UsageTracker(max_cost_usd=scenario.llm.max_cost_usd, max_tokens=scenario.llm.max_tokens)
         self.limiter = ConcurrencyLimiter(default_limit=scenario.llm.concurrency)
-        self.action_registry = ActionRegistry()
+        #: the run's actions: the built-in ones and its plugin mechanisms' own
+        self.action_registry = actions if actions is not None else ActionRegistry()
+        #: the tools the run's plugin mechanisms give an agent of (population, role), set by the model
+        self.mechanism_tools: Callable[[str | None, Role], list[str]] = lambda population, role: []
         settings = scenario.llm
         self.limits = AnswerLimits(
             max_tool_calls=settings.max_tool_calls,
@@ -466,7 +484,7 @@ class LLMWiring:
             model=model_name,
             prompts=self.prompts_for(persona.role.value, templates, persona.population),
             persona=persona,
-            tool_names=self.run_tools(persona.role.action_names()),
+            tool_names=insert_tools(self.run_tools(persona.role.action_names()), self.mechanism_tools(persona.population, persona.role)),
             registry=self.action_registry,
             market=market,
             usage=self.usage,

@@ -27,7 +27,7 @@ from typing import Any
 import mesa
 
 from mesa_llm import payloads
-from mesa_llm.actions import Decision
+from mesa_llm.actions import ActionRegistry, Decision
 from mesa_llm.agents.policies import PolicyRegistry, default_policy_registry
 from mesa_llm.agents.prompts import PromptLibrary
 from mesa_llm.agents.roles import Role
@@ -39,6 +39,9 @@ from mesa_llm.llm import ChatModel
 from mesa_llm.llm_wiring import AsyncBridge, LLMWiring, resolve_llm_models, rules_view
 from mesa_llm.market import Money
 from mesa_llm.market.ledger import HOUSE
+from mesa_llm.mechanisms.base import MechanismContext, mechanism_classes
+from mesa_llm.mechanisms.call_market import CallMarketMechanism
+from mesa_llm.mechanisms.negotiation import NegotiationMechanism
 from mesa_llm.populations import PopulationBuilder
 from mesa_llm.recording import SimulationEvent, SimulationRecorder
 from mesa_llm.run_summary import LLMActivity, RunSummary
@@ -103,8 +106,10 @@ class MarketModel(mesa.Model):
         self.llm_model_override = llm_model
         self.notices: list[str] = []
         self.resolved_models = dict(resolved_models) if resolved_models is not None else resolve_llm_models(scenario, llm_model, chat_model)
+        plugin_classes = mechanism_classes(scenario)
         self.llm = LLMWiring(scenario, self.resolved_models, llm_model, chat_model, seed=self.seed_value,
-                             trusted_api_base=api_base, prompt_libraries=prompt_libraries)  # fmt: skip
+                             trusted_api_base=api_base, prompt_libraries=prompt_libraries,
+                             actions=ActionRegistry().with_actions(tuple(a for c in plugin_classes for a in c.actions)))  # fmt: skip
         self.usage = self.llm.usage
         self.stop_status: str | None = None  # why the run stopped early (a status) ...
         self.stop_reason: str | None = None  # ... and in words
@@ -116,8 +121,15 @@ class MarketModel(mesa.Model):
         builder = PopulationBuilder(
             self, scenario=scenario, money=money, exchange=self.exchange, rng=self.rng,
             policy_registry=self.policy_registry, llm=self.llm, resolved_models=self.resolved_models,
-            rules_view=lambda population, role: rules_view(scenario, money, self.exchange, population, role),
+            rules_view=lambda population, role: rules_view(scenario, money, self.exchange, population, role, self.plugin_mechanisms),
         )  # fmt: skip
+        #: the scenario's plugin mechanisms (built before the agents, started once they exist)
+        self.plugin_mechanisms = [
+            cls(entry, MechanismContext(scenario, money, self.exchange.ledger, self.rng, self._record, builder.by_id,
+                                        builder.population_ids, self.max_steps, i))
+            for i, (cls, entry) in enumerate(zip(plugin_classes, scenario.mechanisms, strict=True))
+        ]  # fmt: skip
+        self.llm.mechanism_tools = lambda population, role: [t for m in self.plugin_mechanisms for t in m.tools(population, role)]
         for population in scenario.populations:
             builder.add_population(population)
         self.traders: list[TraderAgent] = builder.traders
@@ -134,6 +146,12 @@ class MarketModel(mesa.Model):
         for agent in self.traders:
             self.reputation.register(agent.unique_id)
         self.desk = builder.build_desk(self.rules, self.reputation)
+        self.call_market = CallMarketMechanism(self.exchange, enabled=scenario.market.call_market, money=money,
+                                               record=self._record, traders=self.traders)  # fmt: skip
+        self.negotiation = NegotiationMechanism(
+            self.desk, sessions=scenario.negotiation.sessions, populations=self.populations, record=self._record
+        ) if self.desk is not None else None  # fmt: skip
+        builtin = [self.call_market] + ([self.negotiation] if self.negotiation is not None else [])
         #: subscribers to the run's events as they happen (`mesa_llm.Simulation.subscribe`)
         self.events = EventBus()
         self._event_count = 0  # events published without a recorder (their ids)
@@ -145,11 +163,11 @@ class MarketModel(mesa.Model):
             record=self._record, on_private_change=self._private_changed,
         )  # fmt: skip
         self._last_messages: list[dict[str, Any]] = []
-        self._last_trades: list[dict[str, Any]] = []
         #: the game master's shared state, handed to its parts (they never reach back into the model)
         self.world = WorldState(
             scenario=scenario, money=money, rules=self.rules, exchange=self.exchange, mailbox=self.mailbox,
             alliances=self.alliances, reputation=self.reputation, desk=self.desk, agents=self._by_id,
+            mechanisms=(*builtin, *self.plugin_mechanisms),
         )  # fmt: skip
         self.resolver = ActionResolver(self.world, rng=self.rng, record=self._record)
         self.datacollector = market_collector(history_steps)
@@ -172,6 +190,8 @@ class MarketModel(mesa.Model):
         #: the step events are recorded under: the step being run, else the last one run
         self.current_step = 0
         self._record_start()
+        for mechanism in self.plugin_mechanisms:
+            mechanism.start()
 
     def agent(self, agent_id: int) -> TraderAgent:
         """The agent with ``agent_id`` (KeyError if there is none)."""
@@ -223,6 +243,7 @@ class MarketModel(mesa.Model):
             stop_reason=self.stop_reason, llm=self.llm.summary(self.llm_agents, self.llm_activity, self.steps),
             negotiation=self.desk.stats() if self.desk is not None else None,
             fees=tallies.fees(),
+            mechanisms={m.name: m.metrics() for m in self.plugin_mechanisms} or None,
         )  # fmt: skip
 
 
@@ -281,10 +302,10 @@ class MarketModel(mesa.Model):
         self.tallies.begin_step()
         self._record("step_start", {"step": step})
         self.timeline.apply(step)
-        self._open_sessions(step)
         self._deliver_messages()
-        self.exchange.begin_step()
-        observations = self.observer.observe(step, self._last_messages, self._last_trades)
+        for mechanism in self.world.mechanisms:  # the desk opens the sessions scheduled now
+            mechanism.begin_step(step)
+        observations = self.observer.observe(step, self._last_messages, self.call_market.last_trades)
         if self.timeline.withdrawn:  # a liquidity shock keeps these agents out of the market
             observations = [(a, o) for a, o in observations if a.unique_id not in self.timeline.withdrawn]
         self._prepared = (step, observations)
@@ -325,12 +346,8 @@ class MarketModel(mesa.Model):
         step = self.steps
         self._prepared = None
         self.resolver.resolve(decisions, step)
-        clearings = self.exchange.clear(step)
-        self._settle_records(clearings)
-        if self.desk is not None:
-            events, _fulfilled = self.desk.advance(step)  # fulfilled contracts are counted from their events
-            for event_type, content, agent_id in events:
-                self._record(event_type, content, agent_id)
+        for mechanism in self.world.mechanisms:  # clearing and settlement, each recorded
+            mechanism.clear(step)
         if self.check_invariants:
             self.exchange.ledger.check_invariants()
         self.datacollector.collect(self)
@@ -353,15 +370,6 @@ class MarketModel(mesa.Model):
         if self.recorder is not None:
             self.recorder.flush()
 
-    def _open_sessions(self, step: int) -> None:
-        if self.desk is None:
-            return
-        populations = {label: [a.unique_id for a in members] for label, members in self.populations.items()}
-        for spec in self.scenario.negotiation.sessions:
-            if spec.at_step == step:
-                for event_type, content, agent_id in self.desk.open_scheduled(spec, populations, step):
-                    self._record(event_type, content, agent_id)
-
     def _deliver_messages(self) -> None:
         delivered = self.mailbox.deliver()
         seen: dict[int, dict[str, Any]] = {}
@@ -374,16 +382,6 @@ class MarketModel(mesa.Model):
                 agent.inbox.append(view)
                 seen.setdefault(message.message_id, {**view, "recipient_ids": list(message.recipient_ids)})
         self._last_messages = [seen[k] for k in sorted(seen)]
-
-    def _settle_records(self, clearings: list[Any]) -> None:
-        money = self.money
-        self._last_trades = []
-        for c in clearings:
-            self._record("clearing", payloads.clearing_record(c, money, payloads.mean_fundamental(self.traders, c.good, money)))
-            for t in c.trades:
-                content = payloads.trade_record(t, money)
-                self._record("trade", content)  # the tallies count it (and the parties' fills)
-                self._last_trades.append({k: content[k] for k in ("good", "price", "quantity", "buyer_id", "seller_id")})
 
     def _decide(self, observations: list[tuple[TraderAgent, Any]]) -> list[tuple[TraderAgent, Decision | None]]:
         """Every agent decides from its own observation (`mesa_llm.decisions`)."""
@@ -402,8 +400,9 @@ class MarketModel(mesa.Model):
     def preview_observations(self) -> list[tuple[TraderAgent, Any]]:
         """Every agent's observation of step 1 with every session the scenario schedules open,
         whenever it opens, without running a step (the prompt-template check renders them)."""
-        for at_step in sorted({s.at_step for s in self.scenario.negotiation.sessions}):
-            self._open_sessions(at_step)
+        if self.negotiation is not None:
+            for at_step in sorted({s.at_step for s in self.scenario.negotiation.sessions}):
+                self.negotiation.open_scheduled(at_step)
         self.exchange.begin_step()
         return self.observer.observe(1)
 

@@ -14,14 +14,16 @@ from mesa_llm.plugins import GROUPS, Plugins, current_plugins
 
 
 def builtin_names() -> dict[str, set[str]]:
-    """The built-in names a plugin may not take, per group (policies, event types, scenarios)."""
+    """The built-in names a plugin may not take, per group (policies, event types, scenarios, mechanisms)."""
     from mesa_llm.agents.policies import builtin_policy_registry
+    from mesa_llm.mechanisms.base import BUILTIN_MECHANISMS
     from mesa_llm.scenario import BUILTIN_EVENT_TYPES, shipped_scenarios
 
     return {
         "policies": set(builtin_policy_registry().names()),
         "events": set(BUILTIN_EVENT_TYPES),
         "scenarios": set(shipped_scenarios()),
+        "mechanisms": set(BUILTIN_MECHANISMS),
     }
 
 

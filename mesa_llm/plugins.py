@@ -9,7 +9,9 @@ A plugin is an installed distribution that declares entry points in these groups
   is the entry point's name (usable as ``policy: NAME``);
 - ``mesa_llm.metrics``: a function of a recording returning named numbers;
 - ``mesa_llm.events``: a :class:`~mesa_llm.timeline_events.CustomEvent` subclass whose ``type`` is
-  ``Literal`` of the entry point's name (usable in a scenario's ``timeline``).
+  ``Literal`` of the entry point's name (usable in a scenario's ``timeline``);
+- ``mesa_llm.mechanisms``: a :class:`~mesa_llm.mechanisms.Mechanism` subclass whose ``name`` is the
+  entry point's name (usable as ``mechanisms: [{type: NAME, ...}]`` in a scenario).
 
 Nothing here runs when mesa_llm is imported (Gymnasium 1.0 dropped import-time plugin loading for
 that reason): entry points are listed on first need, and a plugin's module is imported only when
@@ -123,6 +125,31 @@ def _event_class(name: str, obj: Any) -> Any:
     return obj
 
 
+def _mechanism_class(name: str, obj: Any) -> Any:
+    from mesa_llm.actions import ACTION_CLASSES, ActionBase
+    from mesa_llm.mechanisms.base import Mechanism
+
+    if not (isinstance(obj, type) and issubclass(obj, Mechanism)):
+        raise PluginError(f"expected a Mechanism subclass, got {_what(obj)}")
+    if inspect.isabstract(obj):
+        raise PluginError(f"{obj.__name__} is abstract")
+    if obj.name != name:
+        raise PluginError(f"{obj.__name__}.name is {obj.name!r}, not the entry point's name {name!r}")
+    field_info = obj.Params.model_fields.get("type")
+    if field_info is None or typing.get_args(field_info.annotation) != (name,):
+        raise PluginError(f"{obj.__name__}.Params.type must be Literal[{name!r}] (the entry point's name)")
+    builtin_tools = {c.tool_name for c in ACTION_CLASSES}
+    for action in obj.actions:
+        if not (isinstance(action, type) and issubclass(action, ActionBase)) or not action.tool_name:
+            raise PluginError(f"{obj.__name__}.actions holds {_what(action)}, not an ActionBase subclass with a tool_name")
+        if action.tool_name in builtin_tools:
+            raise PluginError(f"action {action.tool_name!r} of {obj.__name__} clashes with a built-in action")
+        tag = action.model_fields.get("type")
+        if tag is None or typing.get_args(tag.annotation) != (action.tool_name,):
+            raise PluginError(f"{action.__name__}.type must be Literal[{action.tool_name!r}] (its tool_name)")
+    return obj
+
+
 def _anything(name: str, obj: Any) -> Any:
     return obj
 
@@ -154,6 +181,7 @@ GROUPS: dict[str, PluginGroup] = {
         PluginGroup("policies", "policy", _policy_class),
         PluginGroup("metrics", "metric", _metric_function),
         PluginGroup("events", "event type", _event_class),
+        PluginGroup("mechanisms", "mechanism", _mechanism_class),
     )
 }
 
@@ -474,7 +502,7 @@ def reset_plugins() -> None:
 def plugins_used(spec: Any, plugins: Plugins | None = None) -> list[dict[str, str]]:
     """The plugins a scenario's run uses (group, name, distribution, version), for the recording
     header: the plugin policies its populations name (also as fallbacks), the plugin event types
-    of its timeline, and the plugin whose folder it was loaded from."""
+    of its timeline, its plugin mechanisms, and the plugin whose folder it was loaded from."""
     from mesa_llm.timeline_events import CustomEvent
 
     plugins = plugins if plugins is not None else current_plugins()
@@ -490,6 +518,10 @@ def plugins_used(spec: Any, plugins: Plugins | None = None) -> list[dict[str, st
             used.append(entry)
     for name in sorted({e.type for e in spec.timeline if isinstance(e, CustomEvent)}):
         entry = plugins.find("events", name)
+        if entry is not None and entry.usable:
+            used.append(entry)
+    for name in sorted({m.type for m in getattr(spec, "mechanisms", [])}):
+        entry = plugins.find("mechanisms", name)
         if entry is not None and entry.usable:
             used.append(entry)
     source_dir = getattr(spec, "source_dir", None)

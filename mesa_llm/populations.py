@@ -12,7 +12,7 @@ import numpy as np
 
 from mesa_llm.agents.llm_policy import LLMPolicy
 from mesa_llm.agents.persona import Persona
-from mesa_llm.agents.policies import PolicyRegistry
+from mesa_llm.agents.policies import ExternalPolicy, PolicyRegistry
 from mesa_llm.agents.roles import Role
 from mesa_llm.agents.trader import PrivateValues, TraderAgent
 from mesa_llm.llm_wiring import LLMWiring
@@ -64,6 +64,8 @@ class PopulationBuilder:
         self.initial_cash: dict[int, int] = {}
         self.notices: list[str] = []
         self.by_id: dict[int, TraderAgent] = {}
+        #: agent ids per population label, filled as populations are added
+        self.population_ids: dict[str, list[int]] = {}
 
     def draw(self, source: Any, n: int) -> list[float]:
         """Draw ``n`` numbers from a scenario value source with the run's generator."""
@@ -145,6 +147,8 @@ class PopulationBuilder:
                 agent.unique_id, cash, holdings, credit_limit=credit, short_limit=spec.short_limit
             )
             self.initial_cash[agent.unique_id] = cash
+            if isinstance(policy, ExternalPolicy):
+                policy.bind_actions(self.llm.action_registry)  # plugin mechanisms' actions too
             if isinstance(policy, LLMPolicy):
                 assert model_name is not None
                 policy.bind(
@@ -160,6 +164,7 @@ class PopulationBuilder:
             self.traders.append(agent)
             self.by_id[agent.unique_id] = agent
         self.populations[label] = members
+        self.population_ids[label] = [a.unique_id for a in members]
 
     def _auction_reserves(self, spec: PopulationSpec, private: dict[str, PrivateValues]) -> None:
         """An auction seller without induced costs values what it auctions at the reserve price:

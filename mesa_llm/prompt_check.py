@@ -23,6 +23,7 @@ from mesa_llm.agents.llm_policy import LLMPolicy
 from mesa_llm.agents.prompts import PromptError
 from mesa_llm.agents.trader import TraderAgent
 from mesa_llm.llm import ChatModel, ChatRequest, ChatResponse, LLMError
+from mesa_llm.mechanisms.base import mechanism_classes
 from mesa_llm.scenario import ScenarioSpec
 
 
@@ -71,9 +72,16 @@ def check_prompt_templates(spec: ScenarioSpec, build_model: ModelFactory) -> lis
     if not needs_template_check(spec):
         return []
 
+    # a plugin mechanism's parameters may be per agent of some populations (e.g. one cost per firm):
+    # those keep their size
+    whole = {
+        label for cls, entry in zip(mechanism_classes(spec), spec.mechanisms, strict=True)
+        for label in cls.sized_populations(entry)
+    }  # fmt: skip
     small = spec.model_copy(
         update={
             "populations": [
+                p if p.label in whole else
                 p.model_copy(update={"count": min(max(p.count, 1), 2)}) if (p.wants_llm or p.templates) else
                 p.model_copy(update={"count": min(p.count, 2)})
                 for p in spec.populations

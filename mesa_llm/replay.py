@@ -122,8 +122,12 @@ def recorded_prompts(header: Mapping[str, Any], spec: ScenarioSpec) -> RecordedP
     texts = _mapping(llm.get("prompt_texts"))
     libraries: dict[str, PromptLibrary] = {}
     missing: list[str] = []
+    agents = header.get("agents")
+    # populations whose agents did run the LLM loop (without a model they ran their rule-based
+    # fallback, rendered no prompt, and a replay rebuilds them the same way)
+    ran_llm = {a.get("population") for a in agents if isinstance(a, dict) and a.get("policy") == "llm"} if isinstance(agents, list) else None
     for pop in spec.populations:
-        if not pop.wants_llm or pop.count == 0:
+        if not pop.wants_llm or pop.count == 0 or (ran_llm is not None and pop.label not in ran_llm):
             continue
         hashes = hashes_by_pop.get(pop.label)
         if not isinstance(hashes, dict):

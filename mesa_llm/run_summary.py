@@ -67,6 +67,8 @@ class RunSummary:
     allocative_efficiency_note: str | None = None
     #: fees paid to the house by the call market's trades: total, buyers, sellers
     fees: dict[str, float] = field(default_factory=lambda: {"total": 0.0, "buyers": 0.0, "sellers": 0.0})
+    #: each plugin mechanism's own numbers (`Mechanism.metrics`), None without plugin mechanisms
+    mechanisms: dict[str, dict[str, Any]] | None = None
 
     @property
     def efficiency(self) -> float | None:
@@ -81,7 +83,7 @@ class RunSummary:
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (the CLI's ``--json`` output): the vocabulary's names, negotiation
         metrics at the top level as ``analyze --json`` has them."""
-        return {
+        out: dict[str, Any] = {
             "scenario": self.scenario,
             "seed": self.seed,
             "steps": self.steps,
@@ -96,6 +98,9 @@ class RunSummary:
             "stop_reason": self.stop_reason,
             "llm": self.llm,
         }
+        if self.mechanisms is not None:  # only runs with plugin mechanisms have the key
+            out["mechanisms"] = self.mechanisms
+        return out
 
 
 def versions() -> dict[str, str]:

@@ -21,12 +21,14 @@ from pydantic import (
     ConfigDict,
     Field,
     SerializeAsAny,
+    SerializerFunctionWrapHandler,
     TypeAdapter,
     ValidationError,
     ValidationInfo,
     ValidatorFunctionWrapHandler,
     WrapValidator,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -37,6 +39,7 @@ from mesa_llm.agents.policies import (
 )
 from mesa_llm.agents.roles import Role
 from mesa_llm.llm.cache import cache_setting_problem, confined_cache_folder
+from mesa_llm.mechanisms.base import BUILTIN_MECHANISMS, MechanismParams
 from mesa_llm.plugins import Plugins, current_plugins, plugins_used
 from mesa_llm.resources import UnreadableFileError, read_regular_file, scenarios_dir, system_file
 from mesa_llm.safe_yaml import UnsafeYAMLError, decode_yaml_bytes, load_yaml
@@ -534,6 +537,33 @@ TimelineEntry = Annotated[
 ]
 
 
+def _mechanism_entry(value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
+    """One ``mechanisms`` entry, validated by the ``Params`` of the plugin mechanism its ``type``
+    names (the ``mesa_llm.mechanisms`` entry points, imported when a scenario first names one)."""
+    if isinstance(value, MechanismParams):
+        return value
+    if not isinstance(value, Mapping):
+        raise ValueError("a mechanism is a mapping with a 'type' (the mechanism's name) and its parameters")
+    tag = value.get("type")
+    if not isinstance(tag, str):
+        raise ValueError("give the mechanism's name as 'type' (see mesa-llm plugins)")
+    if tag in BUILTIN_MECHANISMS:
+        raise ValueError(f"{tag!r} is built in: configure it with the scenario's 'market' or 'negotiation' section")
+    context = info.context if isinstance(info.context, Mapping) else {}
+    plugins = context.get("plugins") or current_plugins()
+    entry = plugins.lookup("mechanisms", tag, BUILTIN_MECHANISMS)
+    if entry is None:
+        known = plugins.names("mechanisms", BUILTIN_MECHANISMS)
+        raise ValueError(f"unknown mechanism type {tag[:80]!r}; plugin mechanisms: {', '.join(known) or 'none installed'}")
+    if not entry.usable:
+        raise ValueError(f"mechanism type {tag!r} of plugin {entry.origin} {entry.status}: {entry.reason}")
+    return entry.obj.Params.model_validate(value)
+
+
+#: one ``mechanisms`` entry: a plugin mechanism's parameters (serialised with all its own fields)
+MechanismEntry = Annotated[SerializeAsAny[MechanismParams], WrapValidator(_mechanism_entry)]
+
+
 class ScenarioSpec(_Strict):
     """A complete, validated scenario."""
 
@@ -551,8 +581,20 @@ class ScenarioSpec(_Strict):
     negotiation: NegotiationSettings = Field(default_factory=NegotiationSettings)
     rules: RulesSpec = Field(default_factory=RulesSpec)
     social: SocialSettings = Field(default_factory=SocialSettings)
+    mechanisms: list[MechanismEntry] = Field(
+        default_factory=list,
+        description="plugin market mechanisms (mesa_llm.mechanisms entry points), each {type: NAME, ...params}",
+    )
     #: folder of the scenario file (prompt overrides and includes are relative to it)
     source_dir: Path | None = Field(default=None, exclude=True)
+
+    @model_serializer(mode="wrap")
+    def _without_empty_mechanisms(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # a scenario without plugin mechanisms dumps as it always did (recordings, run ids)
+        data = handler(self)
+        if not self.mechanisms and isinstance(data, dict):
+            data.pop("mechanisms", None)
+        return data
 
     @field_validator("name")
     @classmethod
@@ -945,6 +987,9 @@ def validate_scenario(
             except ValidationError as exc:
                 problems.extend(_format_errors(exc, prefix=f"timeline.{i}.params"))
     problems.extend(stress_problems(spec.timeline, spec.populations, [g.name for g in spec.goods]))
+    for i, mechanism in enumerate(spec.mechanisms):
+        mechanism_class = current_plugins().require("mechanisms", mechanism.type, BUILTIN_MECHANISMS)
+        problems.extend(f"mechanisms.{i}.{p}" for p in mechanism_class.scenario_problems(mechanism, spec))
     problems.extend(_size_problems(spec))
     if problems:
         raise ScenarioError(source, problems)

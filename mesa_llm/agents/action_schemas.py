@@ -23,7 +23,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from mesa_llm.actions import ActionRegistry
+from mesa_llm.actions import ACTION_CLASSES, ActionRegistry
 from mesa_llm.agents.observation import Observation
 
 #: longest string any schema allows (llama.cpp's grammar compiler crashed on maxLength 2000)
@@ -402,6 +402,8 @@ def _build(
         patch = _PATCHES.get(schema["function"]["name"])
         if patch is not None:
             patch(params, facts)
+        elif facts.obs is not None and (cls := registry.action_class(schema["function"]["name"])) is not None:
+            cls.narrow_schema(params, facts.obs)  # a plugin mechanism's action: its own bounds
         _drop_nulls(params)
         out.append(_tidy(schema, max_string))
     return out
@@ -446,10 +448,16 @@ def state_tool_schemas(
     return tools
 
 
+#: the talk tools among EXAMPLE_TOOLS: a plugin mechanism's own tools are listed and shown before them
+_TALK_EXAMPLES = ("send_message", "broadcast")
+
+
 def _listing_rank(name: str) -> int:
     if name in EXAMPLE_TOOLS:
-        return EXAMPLE_TOOLS.index(name)
-    return len(EXAMPLE_TOOLS) + (1 if name == "wait" else 0)
+        return EXAMPLE_TOOLS.index(name) + (1 if name in _TALK_EXAMPLES else 0)
+    if name not in _BUILTIN_TOOLS:  # a plugin mechanism's: after the market tools, before the talk ones
+        return EXAMPLE_TOOLS.index(_TALK_EXAMPLES[0])
+    return len(EXAMPLE_TOOLS) + 1 + (1 if name == "wait" else 0)
 
 
 def json_mode_format(tools: Sequence[Schema], max_actions: int | None = None) -> dict[str, Any]:
@@ -570,11 +578,20 @@ EXAMPLE_TOOLS = (
 )
 
 
+#: the built-in tools (an example never shows one of them outside EXAMPLE_TOOLS)
+_BUILTIN_TOOLS = frozenset(c.tool_name for c in ACTION_CLASSES)
+
+
 def example_call(tools: Sequence[Schema], price_hint: float | None = None) -> str:
-    """One example answer: the first offered tool of :data:`EXAMPLE_TOOLS`, its required arguments
-    filled in (enums' first values, ``price_hint`` for prices in range), else ``wait``."""
+    """One example answer: the first offered tool of :data:`EXAMPLE_TOOLS` that trades or
+    negotiates, else a plugin mechanism's own tool, else a message, its required arguments filled
+    in (enums' first values, ``price_hint`` for prices in range), else ``wait``."""
     by_name = {t["function"]["name"]: t for t in tools}
-    chosen = next((by_name[name] for name in EXAMPLE_TOOLS if name in by_name), None)
+    chosen = next((by_name[name] for name in EXAMPLE_TOOLS if name in by_name and name not in _TALK_EXAMPLES), None)
+    if chosen is None:  # a plugin mechanism's own tool (the first listed) before any talk
+        chosen = next((t for name, t in by_name.items() if name not in _BUILTIN_TOOLS), None)
+    if chosen is None:
+        chosen = next((by_name[name] for name in _TALK_EXAMPLES if name in by_name), None)
     if chosen is None:
         return json.dumps({"actions": [{"tool": "wait", "arguments": {}}]})
     params = chosen["function"]["parameters"]

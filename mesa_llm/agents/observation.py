@@ -157,6 +157,8 @@ class Observation:
     surveillance: dict[str, Any] | None = None
     #: the step until which the agent is suspended from trading, if it is
     suspended_until: int | None = None
+    #: the plugin mechanisms' parts (name -> what that mechanism shows this agent), if any
+    mechanisms: dict[str, Any] = field(default_factory=dict)
 
     @property
     def steps_left(self) -> int:
@@ -189,8 +191,9 @@ class Observation:
             raise KeyError(f"observation: missing {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-dict form: exactly what the agent received, as recorded."""
-        return {
+        """Plain-dict form: exactly what the agent received, as recorded (``mechanisms`` only when
+        a plugin mechanism gave a part)."""
+        out = {
             "step": self.step,
             "horizon": self.horizon,
             "agent_id": self.agent_id,
@@ -212,6 +215,9 @@ class Observation:
             "surveillance": self.surveillance,
             "suspended_until": self.suspended_until,
         }
+        if self.mechanisms:
+            out["mechanisms"] = self.mechanisms
+        return out
 
 
 def _known(cls: type, data: Any, skip: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]

@@ -560,11 +560,47 @@ def _auction_section(rec: Recording) -> str:
     return "".join(parts)
 
 
+#: most panels one plugin mechanism may add to a report
+_MAX_MECHANISM_PANELS = 8
+
+
+def _mechanism_panels(r: Recording) -> tuple[list[tuple[str, str, Figure]], list[str]]:
+    """The panels of the plugin mechanisms the run used (`Mechanism.report_figures`, read from the
+    recording), and one note per mechanism whose plugin is not available or whose panels failed."""
+    from matplotlib.figure import Figure as MplFigure
+
+    from mesa_llm.mechanisms.base import BUILTIN_MECHANISMS
+    from mesa_llm.plugins import current_plugins
+
+    scenario = r.header.get("scenario")
+    spec = scenario.get("spec") if isinstance(scenario, dict) else None
+    entries = spec.get("mechanisms") if isinstance(spec, dict) else None
+    names = [e.get("type") for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+    panels: list[tuple[str, str, Figure]] = []
+    notes: list[str] = []
+    for name in dict.fromkeys(n for n in names if isinstance(n, str)):
+        entry = current_plugins().lookup("mechanisms", name, BUILTIN_MECHANISMS)
+        shown = name[:64]
+        if entry is None or not entry.usable:
+            notes.append(f"mechanism {shown!r}: its plugin is not available here, so its panels are left out")
+            continue
+        try:
+            made = list(entry.obj.report_figures(r))[:_MAX_MECHANISM_PANELS]
+            for title, caption, fig in made:
+                if not (isinstance(title, str) and isinstance(caption, str) and isinstance(fig, MplFigure)):
+                    raise TypeError("a panel is (title, caption, matplotlib Figure)")
+                panels.append((title[:200], caption[:2000], fig))
+        except Exception as exc:  # noqa: BLE001 - foreign code: one line, never a failed report
+            notes.append(f"mechanism {shown!r} ({entry.origin}): its panels failed: {' '.join(f'{type(exc).__name__}: {exc}'.split())[:300]}")
+    return panels, notes
+
+
 def render_html(rec: RecordingLike, path: str | Path) -> Path:
     """Write one self-contained HTML report (no external resource: styles inline, plots as
     base64 PNG): title, summary metrics, prices (only where trades happened, with the fundamental
     and scheduled events), volume, efficiency and Smith's alpha over time, supply and demand,
-    message network, surplus by agent (each only when the run has data for it), the LLM calls
+    message network, surplus by agent (each only when the run has data for it), the panels of the
+    plugin mechanisms the run used (`Mechanism.report_figures`), the LLM calls
     (totals and valid / invalid by population), and the first rows of the trades, negotiation
     sessions, contracts and rejected actions with agent names. Returns the path written."""
     from mesa_llm.analysis.plots import (
@@ -606,16 +642,15 @@ def render_html(rec: RecordingLike, path: str | Path) -> Path:
          "price. The table below gives both, per agent and per side.",
          plot_surplus_by_agent),
     ]  # fmt: skip
-    figures = []
-    for show, title, caption, plot in plots:
-        if not show:
-            continue
-        fig = plot(r)
-        figures.append(
-            f"<h2>{html.escape(title)}</h2><figure>"
-            f'<img src="data:image/png;base64,{_png(fig)}" alt="{html.escape(title)}">'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
-        )
+    panels: list[tuple[str, str, Figure]] = [(title, caption, plot(r)) for show, title, caption, plot in plots if show]
+    mechanism_panels, mechanism_notes = _mechanism_panels(r)
+    figures = [
+        f"<h2>{html.escape(title)}</h2><figure>"
+        f'<img src="data:image/png;base64,{_png(fig)}" alt="{html.escape(title)}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        for title, caption, fig in [*panels, *mechanism_panels]
+    ]
+    figures += [f'<p class="warn">{html.escape(note)}</p>' for note in mechanism_notes]
     names = _agent_names(r)
     sessions = negotiation_sessions(r)
     sections = [

@@ -87,8 +87,9 @@ class _Rejected(Exception):
     """A decision that failed the check: raised in place of returning it to the world."""
 
 
-def _decision_problems(decision: Any, observation: Observation, where: str) -> list[str]:
-    """Why ``decision`` is not a schema-valid Decision of actions the observation offers."""
+def _decision_problems(decision: Any, observation: Observation, where: str, actions: ActionRegistry = _ACTIONS) -> list[str]:
+    """Why ``decision`` is not a schema-valid Decision of actions the observation offers (``actions``:
+    the run's, a plugin mechanism's own included)."""
     if not isinstance(decision, Decision):
         return [f"{where}: decide() returned {type(decision).__name__}, not a Decision"]
     problems = []
@@ -99,8 +100,8 @@ def _decision_problems(decision: Any, observation: Observation, where: str) -> l
             problems.append(f"{where}: {type(action).__name__} is not an action (mesa_llm.actions)")
             continue
         tool = action.tool_name
-        if tool not in _ACTIONS.names():
-            problems.append(f"{where}: {type(action).__name__} is not one of mesa_llm.actions' actions")
+        if tool not in actions.names() or actions.action_class(tool) is not type(action):
+            problems.append(f"{where}: {type(action).__name__} is not one of mesa_llm.actions' actions (or the run's mechanisms')")
             continue
         if tool not in observation.available_actions:
             problems.append(
@@ -110,7 +111,7 @@ def _decision_problems(decision: Any, observation: Observation, where: str) -> l
         # the arguments as an LLM would send them: JSON the tool's schema admits, parsed back
         arguments = action.arguments()
         try:
-            parsed = _ACTIONS.parse(tool, json.loads(json.dumps(arguments, allow_nan=False)))
+            parsed = actions.parse(tool, json.loads(json.dumps(arguments, allow_nan=False)))
         except (TypeError, ValueError) as exc:
             reason = exc.reason if isinstance(exc, ActionValidationError) else f"not JSON ({exc})"
             problems.append(f"{where}: {tool} arguments {arguments!r:.200} are invalid: {reason}")
@@ -210,7 +211,7 @@ def _policy_run(
                     f"{where}: decide() changed its observation ({_changed_path(before, after)}); "
                     "observations are read-only (copy what you keep)"
                 )
-            found = _decision_problems(decision, observation, where)
+            found = _decision_problems(decision, observation, where, model.llm.action_registry)
             log.append((observation.step, observation.agent_id, _decision_record(decision)))
             if found:
                 problems.extend(found)

@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from mesa_llm.actions import PlaceOrder
+from mesa_llm.actions import PlaceOrder, RejectedAction
 from mesa_llm.agents.roles import Role
 from mesa_llm.market import (
     Ledger,
@@ -29,14 +29,6 @@ from mesa_llm.market import (
     pair_fills,
 )
 from mesa_llm.world.regulation import MarketRules, RuleViolation
-
-
-class RejectedAction(Exception):
-    """An action the world refused; ``reason`` is shown to the agent next step and recorded."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(slots=True)

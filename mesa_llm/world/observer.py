@@ -1,9 +1,11 @@
 """Observation building: what every agent may see at the start of a step, and nothing more.
 
-Pure with respect to the world: it reads the exchange, ledger, desk, mailbox and rules and
-builds one Observation per agent (the public market snapshot is shared), including the tools the
-agent may use now (its role's, narrowed by the state: open orders, negotiations, alliances,
-suspension). Observations are recorded as they are built.
+Pure with respect to the world: it reads the exchange, ledger, mailbox and rules, and asks every
+market mechanism for its part (the desk: sessions and contracts; a plugin mechanism:
+``Observation.mechanisms[name]``); it builds one Observation per agent (the public market snapshot
+is shared), including the tools the agent may use now (its role's, narrowed by the state and by
+what each mechanism offers now: open orders, negotiations, alliances, suspension, plugin tools).
+Observations are recorded as they are built.
 """
 
 from __future__ import annotations
@@ -15,13 +17,13 @@ from mesa_llm.agents.observation import GoodSnapshot, MarketSnapshot
 from mesa_llm.agents.roles import Role
 from mesa_llm.agents.trader import TraderAgent
 from mesa_llm.market import Order
+from mesa_llm.mechanisms.base import insert_tools
+from mesa_llm.mechanisms.call_market import CALL_MARKET_TOOLS
+from mesa_llm.mechanisms.negotiation import NEGOTIATION_TOOLS
 from mesa_llm.world.state import Record, WorldState
 
-#: tools that only make sense inside (or to open) a negotiation or auction
-NEGOTIATION_TOOLS = frozenset(
-    {"make_offer", "accept_offer", "reject_offer", "end_negotiation", "call_for_proposals", "bid", "propose_settlement"}
-)
-
+#: the tools the built-in mechanisms offer (the call market's and the desk's)
+MECHANISM_TOOLS = frozenset(CALL_MARKET_TOOLS) | NEGOTIATION_TOOLS
 
 class Observer:
     """Builds the observations of one world's agents."""
@@ -88,6 +90,7 @@ class Observer:
         me = agent.unique_id
         suspended = self.world.rules.is_suspended(me, step) if self.world.rules.suspended_until else False
         social = self.world.scenario.social
+        plugins = self.world.plugin_mechanisms
         if self.world.desk is None and not social.alliances and not suspended:
             # the common case of a plain market: only two tools depend on the state
             out = list(self._plain_tools(agent.role))
@@ -95,16 +98,13 @@ class Observer:
                 out.remove("cancel_order")
             if "forward_message" in out and not self.world.mailbox.received(me):
                 out.remove("forward_message")
-            return out
-        desk_allowed = self.world.desk.available(me, agent.role) if self.world.desk is not None and not suspended else set()
+            return self._with_plugin_tools(out, agent, step) if plugins else out
+        # what the built-in mechanisms offer now (the call market, the desk)
+        offered = {t for m in self.world.mechanisms if m.builtin for t in m.available(agent, step)}
         out = []
         for name in agent.role._names():
-            if name == "place_order":
-                ok = self.world.scenario.market.call_market and not suspended
-            elif name == "cancel_order":
-                ok = bool(self.world.exchange.open_orders(me))
-            elif name in NEGOTIATION_TOOLS:
-                ok = name in desk_allowed
+            if name in MECHANISM_TOOLS:
+                ok = name in offered
             elif name == "forward_message":
                 ok = social.gossip and bool(self.world.mailbox.received(me))
             elif name == "propose_alliance":
@@ -117,7 +117,14 @@ class Observer:
                 ok = True
             if ok:
                 out.append(name)
-        return out
+        return self._with_plugin_tools(out, agent, step) if plugins else out
+
+    def _with_plugin_tools(self, out: list[str], agent: TraderAgent, step: int) -> list[str]:
+        """``out`` with the tools the plugin mechanisms offer ``agent`` now, before its social and
+        talk tools (suspended agents get none)."""
+        if self.world.rules.suspended_until and self.world.rules.is_suspended(agent.unique_id, step):
+            return out
+        return insert_tools(out, [t for m in self.world.plugin_mechanisms for t in m.available(agent, step)])
 
     def _plain_tools(self, role: Role) -> tuple[str, ...]:
         """A role's tools in a market without negotiations or alliances (cached per role)."""
@@ -166,9 +173,8 @@ class Observer:
             )
             me = agent.unique_id
             obs.available_actions = self.available_actions(agent, step)
-            if self.world.desk is not None:
-                obs.negotiations = self.world.desk.views(me, step)
-                obs.contracts = self.world.desk.contract_views(me)
+            for mechanism in self.world.mechanisms:
+                mechanism.fill_observation(obs, agent, step)
             if reputation_shown:
                 obs.reputation = reputation_table
             if self.world.scenario.social.alliances:

@@ -1,9 +1,10 @@
 """Action resolution: applies each agent's validated actions to the world, in a seeded order.
 
-Every action either changes the world through its owner (orders through the exchange,
-negotiation moves through the desk, messages through the mailbox, alliances, the regulator's
-powers through the rules, ledger and reputation) and is recorded, or is refused with a reason
-that is recorded and shown to the agent at its next step. Nothing here decides anything.
+Every action either changes the world through its owner (a market mechanism's actions through that
+mechanism: orders through the call market, negotiation moves through the desk, a plugin
+mechanism's through it; messages through the mailbox, alliances, the regulator's powers through
+the rules, ledger and reputation) and is recorded, or is refused with a reason that is recorded and
+shown to the agent at its next step. Nothing here decides anything.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import numpy as np
 from mesa_llm.actions import (
     ActionBase,
     Broadcast,
-    CancelOrder,
     Decision,
     FlagViolation,
     ForwardMessage,
@@ -23,15 +23,14 @@ from mesa_llm.actions import (
     JoinAlliance,
     LeaveAlliance,
     MessageAlliance,
-    PlaceOrder,
     ProposeAlliance,
+    RejectedAction,
     SendMessage,
     SuspendTrader,
     Wait,
 )
 from mesa_llm.agents.trader import TraderAgent
 from mesa_llm.social import AllianceError
-from mesa_llm.world.exchange import RejectedAction
 from mesa_llm.world.state import Record, WorldState
 
 #: why a message to nobody but its sender is refused
@@ -46,6 +45,8 @@ class ActionResolver:
         self.world = world
         self.rng = rng
         self.record = record
+        #: per agent: the plugin mechanisms' tools it may use (beyond its role's), built on first need
+        self._mechanism_tools: dict[int, frozenset[str]] = {}
 
     def _record(self, event_type: str, content: dict[str, Any], agent_id: int | None = None) -> None:
         self.record(event_type, content, agent_id)
@@ -70,36 +71,11 @@ class ActionResolver:
     def apply(self, agent: TraderAgent, action: ActionBase, step: int) -> None:
         kind = action.tool_name
         arguments = action.arguments()
-        if not agent.role.allows(kind):
+        if not agent.role.allows(kind) and kind not in self.mechanism_tools(agent):
             self.reject(agent, kind, arguments, f"role {agent.role.value!r} may not {kind}", step)
             return
         try:
-            if isinstance(action, PlaceOrder):
-                if not self.world.scenario.market.call_market:
-                    raise RejectedAction("this scenario has no call market: trade by negotiation")
-                order = self.world.exchange.place_order(agent.unique_id, agent.role, action, step)
-                self._record("action", {"type": kind, "arguments": arguments}, agent.unique_id)
-                self._record(
-                    "order",
-                    {
-                        "order_id": order.order_id,
-                        "side": action.side,
-                        "good": order.good,
-                        "price": action.price,
-                        "quantity": order.quantity,
-                        "lifetime": order.lifetime.value,
-                    },
-                    agent.unique_id,
-                )
-            elif isinstance(action, CancelOrder):
-                cancelled = self.world.exchange.cancel_order(agent.unique_id, action.order_id)
-                self._record("action", {"type": kind, "arguments": arguments}, agent.unique_id)
-                self._record(
-                    "order_cancelled",
-                    {"order_id": cancelled.order_id, "remaining": cancelled.remaining},
-                    agent.unique_id,
-                )
-            elif isinstance(action, SendMessage):
+            if isinstance(action, SendMessage):
                 if action.recipient_id == agent.unique_id:
                     raise RejectedAction(_TO_YOURSELF)
                 recipient = self.world.agents.get(action.recipient_id)
@@ -117,16 +93,26 @@ class ActionResolver:
                 self._alliance_action(agent, action, step)
             elif isinstance(action, FlagViolation | ImposeFine | SuspendTrader):
                 self._regulate(agent, action, step)
-            elif self.world.desk is not None and self.world.desk.handles(action):
-                for event_type, content, agent_id in self.world.desk.act(agent.unique_id, action, step):
-                    if event_type == "action":
-                        self._record("action", {"type": kind, "arguments": arguments}, agent.unique_id)
-                    else:
-                        self._record(event_type, content, agent_id)
             else:
-                raise RejectedAction(f"action {kind!r} is not available in this scenario")
+                mechanism = next((m for m in self.world.mechanisms if m.handles(action)), None)
+                if mechanism is None:
+                    raise RejectedAction(f"action {kind!r} is not available in this scenario")
+                events = mechanism.act(agent, action, step)
+                self._record("action", {"type": kind, "arguments": arguments}, agent.unique_id)
+                for event_type, content, agent_id in events:
+                    self._record(event_type, content, agent_id)
         except RejectedAction as exc:
             self.reject(agent, kind, arguments, exc.reason, step)
+
+    def mechanism_tools(self, agent: TraderAgent) -> frozenset[str]:
+        """The tools the scenario's plugin mechanisms let ``agent`` use (its role's aside)."""
+        tools = self._mechanism_tools.get(agent.unique_id)
+        if tools is None:
+            tools = frozenset(
+                t for m in self.world.mechanisms if not m.builtin for t in m.tools(agent.population, agent.role)
+            )
+            self._mechanism_tools[agent.unique_id] = tools
+        return tools
 
     def _forward(self, agent: TraderAgent, action: ForwardMessage, step: int) -> None:
         if not self.world.scenario.social.gossip:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # types only: the world's parts import each other, not this module's users
     from mesa_llm.agents.trader import TraderAgent
     from mesa_llm.market import Money
+    from mesa_llm.mechanisms.base import Mechanism
     from mesa_llm.scenario import ScenarioSpec
     from mesa_llm.social import AllianceRegistry, Mailbox, Reputation
     from mesa_llm.world.desk import NegotiationDesk
@@ -39,3 +40,11 @@ class WorldState:
     desk: NegotiationDesk | None
     #: every agent by id, in creation order
     agents: Mapping[int, TraderAgent]
+    #: the market mechanisms, in clearing order: the call market, the negotiation desk (when the
+    #: scenario has one), then the scenario's plugin mechanisms
+    mechanisms: tuple[Mechanism, ...] = ()
+
+    @property
+    def plugin_mechanisms(self) -> tuple[Mechanism, ...]:
+        """The scenario's plugin mechanisms (after the built-in ones)."""
+        return tuple(m for m in self.mechanisms if not m.builtin)

@@ -216,14 +216,17 @@ def test_a_server_that_never_answers_costs_each_step_only_its_time_bound(tmp_pat
 
 
 def test_a_run_cut_by_an_exception_records_the_balances_as_they_stand(tmp_path, monkeypatch):
-    settle = MarketModel._settle_records
+    # settlement is the call market mechanism's clear() (mesa_llm.mechanisms, issue 20)
+    from mesa_llm.mechanisms.call_market import CallMarketMechanism as CallMarket
 
-    def crash_at_step_2(self: MarketModel, clearings: Any) -> None:
-        if self.steps == 2:
+    settle = CallMarket.clear
+
+    def crash_at_step_2(self: CallMarket, step: int) -> None:
+        if step == 2:
             raise RuntimeError("settlement broke")
-        settle(self, clearings)
+        settle(self, step)
 
-    monkeypatch.setattr(MarketModel, "_settle_records", crash_at_step_2)
+    monkeypatch.setattr(CallMarket, "clear", crash_at_step_2)
     with FakeOpenAIServer() as server:
         result = _run(["--steps", "4", "--api-base", server.base_url, "--out", str(tmp_path)])
     assert result.exit_code == 1 and "run failed at step 2: RuntimeError: settlement broke" in result.stderr

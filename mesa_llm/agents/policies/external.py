@@ -20,6 +20,7 @@ from pydantic import Field
 from mesa_llm.actions import (
     ACTION_CLASSES,
     ActionBase,
+    ActionRegistry,
     ActionValidationError,
     Decision,
     parse_action,
@@ -51,8 +52,13 @@ class ExternalPolicy(DecisionPolicy):
     def __init__(self, params: PolicyParams | None = None) -> None:
         super().__init__(params)
         self._pending: list[Any] = []  # what was submitted for the coming step, as submitted
+        self._registry: ActionRegistry | None = None  # the run's actions, plugin mechanisms' too
         self._parsed: list[ActionBase] = []
         self._invalid: list[ActionValidationError] = []
+
+    def bind_actions(self, registry: ActionRegistry) -> None:
+        """Parse submissions with the run's actions (the built-in ones and its plugin mechanisms')."""
+        self._registry = registry
 
     @property
     def max_actions(self) -> int:
@@ -89,9 +95,13 @@ class ExternalPolicy(DecisionPolicy):
             data = json.loads(text)  # a plain-JSON copy: what is recorded and replayed
             self._pending.append(data)
             try:
-                if kind not in _ACTION_NAMES:
-                    raise ActionValidationError(kind, data, f"unknown action type {kind!r}; actions: {', '.join(_ACTION_NAMES)}")
-                self._parsed.append(parse_action(data))
+                names = self._registry.names() if self._registry is not None else _ACTION_NAMES
+                if kind not in names:
+                    raise ActionValidationError(kind, data, f"unknown action type {kind!r}; actions: {', '.join(names)}")
+                if self._registry is not None:
+                    self._parsed.append(self._registry.parse(kind, {k: v for k, v in data.items() if k != "type"}))
+                else:
+                    self._parsed.append(parse_action(data))
             except ActionValidationError as exc:
                 self._invalid.append(exc)
                 refused.append({"type": kind, "reason": exc.reason})
