@@ -63,7 +63,7 @@ _ERROR_TYPES = {
 }
 
 
-def _error_body(status: int) -> dict[str, Any]:
+def error_body(status: int) -> dict[str, Any]:
     messages = {
         401: "Incorrect API key provided.",
         403: "You are not allowed to use this model.",
@@ -235,18 +235,18 @@ class _Handler(BaseHTTPRequestHandler):
             ]
             self._send_json(200, {"object": "list", "data": data})
         else:
-            self._send_json(404, _error_body(404))
+            self._send_json(404, error_body(404))
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         if not self.path.rstrip("/").endswith("/chat/completions"):
-            self._send_json(404, _error_body(404))
+            self._send_json(404, error_body(404))
             return
         try:
             request = json.loads(raw or b"{}")
         except ValueError:
-            self._send_json(400, _error_body(400))
+            self._send_json(400, error_body(400))
             return
         fake = self.server.fake
         fault = fake._record(request, {k.lower(): v for k, v in self.headers.items()})
@@ -267,7 +267,7 @@ class _Handler(BaseHTTPRequestHandler):
             if scripted is not None:  # a subclass answers this one itself (hostile servers)
                 return scripted
         if fault is not None and fault.status is not None:
-            body = fault.body if fault.body is not None else _error_body(fault.status)
+            body = fault.body if fault.body is not None else error_body(fault.status)
             return fault.status, body.encode() if isinstance(body, str) else body, fault.headers
         try:
             return 200, build_completion(request, fake.responder(request)), {}

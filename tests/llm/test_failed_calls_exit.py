@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mesa_llm.cli import app
-from tests.fake_openai_server import FakeOpenAIServer, _error_body
+from mesa_llm.testing.fake_server import FakeOpenAIServer, error_body
 
 
 class EveryNthFails(FakeOpenAIServer):
@@ -29,7 +29,7 @@ class EveryNthFails(FakeOpenAIServer):
     def scripted_reply(self, request: dict[str, Any]) -> tuple[int, Any, dict[str, str]] | None:
         with self._count_lock:
             number = next(self._counter)
-        return (400, _error_body(400), {}) if number % self.n == 0 else None
+        return (400, error_body(400), {}) if number % self.n == 0 else None
 
 
 def _run(server: FakeOpenAIServer, out: Path) -> Any:
