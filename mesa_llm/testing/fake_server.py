@@ -64,6 +64,7 @@ _ERROR_TYPES = {
 
 
 def error_body(status: int) -> dict[str, Any]:
+    """The JSON body the OpenAI API sends with an error of HTTP ``status`` (401, 403, 404, 429, 500, ...)."""
     messages = {
         401: "Incorrect API key provided.",
         403: "You are not allowed to use this model.",
