@@ -406,7 +406,6 @@ class MarketModel(mesa.Model):
         self.exchange.begin_step()
         return self.observer.observe(1)
 
-
     def run(self, progress: Callable[[int], None] | None = None) -> RunSummary:
         """Run to the horizon (or until stopped), close the recording, and return the summary."""
         status = "completed"
