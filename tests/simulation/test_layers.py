@@ -138,3 +138,10 @@ def test_nothing_of_the_package_imports_its_testing_helpers() -> None:
         if m != "mesa_llm.testing" and not m.startswith("mesa_llm.testing.")
     }
     assert {m: h for m, h in offenders.items() if h} == {}
+
+
+def test_the_model_stays_the_step_pipeline() -> None:
+    """model.py builds the run and steps it; what it records, tallies and schedules lives elsewhere
+    (payloads, tallies, timeline, ...). A model growing past 450 lines is taking a job back."""
+    lines = (PACKAGE / "model.py").read_text().count("\n")
+    assert lines <= 450, f"mesa_llm/model.py has {lines} lines"
