@@ -710,6 +710,8 @@ class Recording:
         self.complete_steps = complete_steps
         self.metadata = metadata
         self._tables: dict[str, pd.DataFrame] = {}
+        self._indexes: dict[tuple[str, ...], Any] = {}  # of the point queries, built on first use
+        self._message_rows: dict[tuple[int, bool], np.ndarray] = {}
         idx, contents = store.contents_of("simulation_start")
         self.header: dict[str, Any] = dict(contents[0]) if contents else {}
 
@@ -859,6 +861,83 @@ class Recording:
     agent_states = _table_property(
         "agent_state", "Agent states: cash, holdings, surplus, wealth, units bought and sold."
     )
+
+    # -- point queries -------------------------------------------------------------------------
+    # Each builds a sorted index of its table once (cached), then answers by binary search and a
+    # positional slice: milliseconds on a recording of a million events, however many queries.
+
+    def _step_index(self, event_type: str) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of a table sorted by step (stable: recording order within a step), and their steps."""
+        key = ("step", event_type)
+        cached = self._indexes.get(key)
+        if cached is None:
+            steps = np.asarray(self.table(event_type)["step"], dtype=np.int64)
+            order = np.argsort(steps, kind="stable")
+            cached = (order, steps[order])
+            self._indexes[key] = cached
+        return cached
+
+    def rows_at(self, event_type: str, step: int) -> pd.DataFrame:
+        """The events of a type recorded at one step, as rows of ``table(event_type)``."""
+        order, steps = self._step_index(event_type)
+        lo, hi = np.searchsorted(steps, [step, step + 1], side="left")
+        return self.table(event_type).iloc[np.sort(order[lo:hi])]
+
+    def trades_at(self, step: int) -> pd.DataFrame:
+        """The trades of one step (rows of `trades`, in recording order)."""
+        return self.rows_at("trade", step)
+
+    def agent_state(self, agent_id: int, step: int) -> dict[str, Any] | None:
+        """The state of an agent after a step: its last ``agent_state`` event recorded at or
+        before `step` (the recorder writes states every few steps), as a dict of the row of
+        `agent_states`; None when none was recorded by then."""
+        cached = self._indexes.get(("agent_state",))
+        if cached is None:
+            frame = self.agent_states
+            agents = frame["agent_id"]
+            known = ~np.asarray(agents.isna(), dtype=bool)
+            rows = np.flatnonzero(known)
+            ids = np.asarray(agents[known], dtype=np.int64)
+            steps = np.asarray(frame["step"], dtype=np.int64)[known]
+            # last key is primary; ties (one agent, one step) keep recording order
+            order = np.lexsort((np.arange(len(rows)), steps, ids))
+            cached = (rows[order], ids[order], steps[order])
+            self._indexes[("agent_state",)] = cached
+        rows, ids, steps = cached
+        lo, hi = np.searchsorted(ids, [agent_id, agent_id + 1], side="left")
+        at = lo + int(np.searchsorted(steps[lo:hi], step, side="right")) - 1
+        if at < lo:
+            return None
+        return cast(dict[str, Any], self.agent_states.iloc[int(rows[at])].to_dict())
+
+    def messages_of(self, agent_id: int, *, broadcasts: bool = True) -> pd.DataFrame:
+        """The messages an agent sent or was sent (rows of `messages`, in recording order);
+        with `broadcasts`, also the broadcasts of the others, which every agent receives."""
+        cached = self._indexes.get(("message",))
+        if cached is None:
+            frame = self.messages
+            by_agent: dict[int, list[int]] = {}
+            senders = frame["sender_id"].astype(object).where(frame["sender_id"].notna(), None)
+            for row, (sender, recipients) in enumerate(
+                zip(senders.tolist(), frame["recipient_ids"].tolist(), strict=True)
+            ):
+                involved = {sender} if isinstance(sender, int) else set()
+                if isinstance(recipients, list):
+                    involved.update(r for r in recipients if isinstance(r, int))
+                for agent in involved:
+                    by_agent.setdefault(agent, []).append(row)
+            index = {a: np.asarray(r, dtype=np.intp) for a, r in by_agent.items()}
+            cast_rows = np.flatnonzero(np.asarray(frame["broadcast"], dtype=bool))
+            cached = (index, cast_rows)
+            self._indexes[("message",)] = cached
+        index, cast_rows = cached
+        key = (agent_id, broadcasts)
+        rows = self._message_rows.get(key)
+        if rows is None:
+            own = index.get(agent_id, np.empty(0, dtype=np.intp))
+            rows = np.union1d(own, cast_rows) if broadcasts else own
+            self._message_rows[key] = rows
+        return self.messages.iloc[rows]
 
     @cached_property
     def negotiation_events(self) -> pd.DataFrame:
