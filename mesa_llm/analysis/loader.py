@@ -19,9 +19,10 @@ Since contents are read back from the file when first needed, the file must stay
 its `Recording` is in use (a changed file raises `RecordingError`).
 
 A recording is untrusted input, checked once where it is decoded (`mesa_llm.recording.schema`):
-the envelopes, line sizes, nesting depth and event order when it is loaded; the contents of every
-type when it is loaded, except the large observations and LLM calls, checked when they are
-decoded. A problem is a `RecordingError` naming the file and the line; a recording without its
+the envelopes, line sizes, nesting depth, UTF-8 and event order when it is loaded; the contents of
+a type when a table (or an event's content) first needs them, all the events of the type at once
+(`Recording.check` checks every type but the large observations and LLM calls at once;
+`load_recordings` calls it). A problem is a `RecordingError` naming the file and the line; a recording without its
 ``simulation_start`` header, or empty, is one too.
 
 A stream that was cut (incomplete last line, no ``simulation_end``), that is not in the recorder's
@@ -551,6 +552,8 @@ def _store_from_stream(path: Path) -> _EventStore | None:
                 return None
             if not _within_limits(mm, buffer, line_start, line_end, content_start):
                 return None
+            if not _utf8(mm, buffer, line_start, line_end):
+                return None
         finally:
             del buffer  # the mmap cannot close while a numpy view of it is alive
     names = [t.decode("utf-8") for t in sorted(env.type_code, key=env.type_code.__getitem__)]
@@ -610,6 +613,23 @@ def _within_limits(
             a, b = int(starts[i]), int(line_end[first + i])
             if nesting_depth(mm[a:b]) > MAX_DEPTH:
                 return False
+    return True
+
+
+def _utf8(mm: mmap.mmap, buffer: np.ndarray, line_start: np.ndarray, line_end: np.ndarray) -> bool:
+    """Every line is UTF-8 text (else the reader names the line and the byte). Contents are
+    decoded per type when first needed; this keeps a stray byte in a type no analysis reads from
+    passing unnoticed. Only the lines with a non-ASCII byte are decoded."""
+    lines: set[int] = set()
+    for first in range(0, len(buffer), 1 << 24):
+        high = np.flatnonzero(buffer[first : first + (1 << 24)] >= 0x80)
+        if len(high):
+            lines.update(np.searchsorted(line_end, high + first, side="left").tolist())
+    for i in sorted(lines):
+        try:
+            mm[int(line_start[i]) : int(line_end[i])].decode("utf-8")
+        except UnicodeDecodeError:
+            return False
     return True
 
 
@@ -862,6 +882,18 @@ class Recording:
         "agent_state", "Agent states: cash, holdings, surplus, wealth, units bought and sold."
     )
 
+    def check(self) -> None:
+        """Decode and check now the contents of every type but the large ones (`LAZY_TYPES`),
+        which `load_recording` leaves to the first table that needs them.
+
+        Raises:
+            RecordingError: the first content that does not fit the schema (file and line).
+        """
+        with _gc_paused():
+            for name in self._store.type_names:
+                if name not in LAZY_TYPES:
+                    self._store.contents_of(name)
+
     # -- point queries -------------------------------------------------------------------------
     # Each builds a sorted index of its table once (cached), then answers by binary search and a
     # positional slice: milliseconds on a recording of a million events, however many queries.
@@ -1098,13 +1130,10 @@ def load_recording(path: str | Path) -> Recording:
                 store = None  # the reader says what is wrong
         if store is not None:
             store.checked = True
-            rec = Recording(p, store, complete_steps=_complete_steps(store))
-            # Check every content now but the large ones (checked when decoded): an analysis
-            # must not find a corrupt trade half-way through.
-            for name in store.type_names:
-                if name not in LAZY_TYPES:
-                    store.contents_of(name)
-            return rec
+            # Contents are checked per type when a table (or an event of the type) first needs
+            # them, all the events of the type at once: a table is never half built from a
+            # corrupt file, and a load that uses three tables does not decode the other twenty.
+            return Recording(p, store, complete_steps=_complete_steps(store))
         loaded: LoadedRecording = load_events(p)
         if loaded.header is None or loaded.events[0]["event_type"] != "simulation_start":
             raise RecordingError(
@@ -1233,6 +1262,7 @@ def load_recordings(
     forks: list[Recording] = []
     for path in paths:
         rec = load_recording(path)
+        rec.check()  # name the corrupt run now, not when some stacked table reaches it
         parent = rec.header.get("parent")
         if not isinstance(parent, dict):
             runs.append(rec)
