@@ -19,9 +19,10 @@ Since contents are read back from the file when first needed, the file must stay
 its `Recording` is in use (a changed file raises `RecordingError`).
 
 A recording is untrusted input, checked once where it is decoded (`mesa_llm.recording.schema`):
-the envelopes, line sizes, nesting depth and event order when it is loaded; the contents of every
-type when it is loaded, except the large observations and LLM calls, checked when they are
-decoded. A problem is a `RecordingError` naming the file and the line; a recording without its
+the envelopes, line sizes, nesting depth, UTF-8 and event order when it is loaded; the contents of
+a type when a table (or an event's content) first needs them, all the events of the type at once
+(`Recording.check` checks every type but the large observations and LLM calls at once;
+`load_recordings` calls it). A problem is a `RecordingError` naming the file and the line; a recording without its
 ``simulation_start`` header, or empty, is one too.
 
 A stream that was cut (incomplete last line, no ``simulation_end``), that is not in the recorder's
@@ -551,6 +552,8 @@ def _store_from_stream(path: Path) -> _EventStore | None:
                 return None
             if not _within_limits(mm, buffer, line_start, line_end, content_start):
                 return None
+            if not _utf8(mm, buffer, line_start, line_end):
+                return None
         finally:
             del buffer  # the mmap cannot close while a numpy view of it is alive
     names = [t.decode("utf-8") for t in sorted(env.type_code, key=env.type_code.__getitem__)]
@@ -610,6 +613,23 @@ def _within_limits(
             a, b = int(starts[i]), int(line_end[first + i])
             if nesting_depth(mm[a:b]) > MAX_DEPTH:
                 return False
+    return True
+
+
+def _utf8(mm: mmap.mmap, buffer: np.ndarray, line_start: np.ndarray, line_end: np.ndarray) -> bool:
+    """Every line is UTF-8 text (else the reader names the line and the byte). Contents are
+    decoded per type when first needed; this keeps a stray byte in a type no analysis reads from
+    passing unnoticed. Only the lines with a non-ASCII byte are decoded."""
+    lines: set[int] = set()
+    for first in range(0, len(buffer), 1 << 24):
+        high = np.flatnonzero(buffer[first : first + (1 << 24)] >= 0x80)
+        if len(high):
+            lines.update(np.searchsorted(line_end, high + first, side="left").tolist())
+    for i in sorted(lines):
+        try:
+            mm[int(line_start[i]) : int(line_end[i])].decode("utf-8")
+        except UnicodeDecodeError:
+            return False
     return True
 
 
@@ -710,6 +730,8 @@ class Recording:
         self.complete_steps = complete_steps
         self.metadata = metadata
         self._tables: dict[str, pd.DataFrame] = {}
+        self._indexes: dict[tuple[str, ...], Any] = {}  # of the point queries, built on first use
+        self._message_rows: dict[tuple[int, bool], np.ndarray] = {}
         idx, contents = store.contents_of("simulation_start")
         self.header: dict[str, Any] = dict(contents[0]) if contents else {}
 
@@ -859,6 +881,95 @@ class Recording:
     agent_states = _table_property(
         "agent_state", "Agent states: cash, holdings, surplus, wealth, units bought and sold."
     )
+
+    def check(self) -> None:
+        """Decode and check now the contents of every type but the large ones (`LAZY_TYPES`),
+        which `load_recording` leaves to the first table that needs them.
+
+        Raises:
+            RecordingError: the first content that does not fit the schema (file and line).
+        """
+        with _gc_paused():
+            for name in self._store.type_names:
+                if name not in LAZY_TYPES:
+                    self._store.contents_of(name)
+
+    # -- point queries -------------------------------------------------------------------------
+    # Each builds a sorted index of its table once (cached), then answers by binary search and a
+    # positional slice: milliseconds on a recording of a million events, however many queries.
+
+    def _step_index(self, event_type: str) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of a table sorted by step (stable: recording order within a step), and their steps."""
+        key = ("step", event_type)
+        cached = self._indexes.get(key)
+        if cached is None:
+            steps = np.asarray(self.table(event_type)["step"], dtype=np.int64)
+            order = np.argsort(steps, kind="stable")
+            cached = (order, steps[order])
+            self._indexes[key] = cached
+        return cached
+
+    def rows_at(self, event_type: str, step: int) -> pd.DataFrame:
+        """The events of a type recorded at one step, as rows of ``table(event_type)``."""
+        order, steps = self._step_index(event_type)
+        lo, hi = np.searchsorted(steps, [step, step + 1], side="left")
+        return self.table(event_type).iloc[np.sort(order[lo:hi])]
+
+    def trades_at(self, step: int) -> pd.DataFrame:
+        """The trades of one step (rows of `trades`, in recording order)."""
+        return self.rows_at("trade", step)
+
+    def agent_state(self, agent_id: int, step: int) -> dict[str, Any] | None:
+        """The state of an agent after a step: its last ``agent_state`` event recorded at or
+        before `step` (the recorder writes states every few steps), as a dict of the row of
+        `agent_states`; None when none was recorded by then."""
+        cached = self._indexes.get(("agent_state",))
+        if cached is None:
+            frame = self.agent_states
+            agents = frame["agent_id"]
+            known = ~np.asarray(agents.isna(), dtype=bool)
+            rows = np.flatnonzero(known)
+            ids = np.asarray(agents[known], dtype=np.int64)
+            steps = np.asarray(frame["step"], dtype=np.int64)[known]
+            # last key is primary; ties (one agent, one step) keep recording order
+            order = np.lexsort((np.arange(len(rows)), steps, ids))
+            cached = (rows[order], ids[order], steps[order])
+            self._indexes[("agent_state",)] = cached
+        rows, ids, steps = cached
+        lo, hi = np.searchsorted(ids, [agent_id, agent_id + 1], side="left")
+        at = lo + int(np.searchsorted(steps[lo:hi], step, side="right")) - 1
+        if at < lo:
+            return None
+        return cast(dict[str, Any], self.agent_states.iloc[int(rows[at])].to_dict())
+
+    def messages_of(self, agent_id: int, *, broadcasts: bool = True) -> pd.DataFrame:
+        """The messages an agent sent or was sent (rows of `messages`, in recording order);
+        with `broadcasts`, also the broadcasts of the others, which every agent receives."""
+        cached = self._indexes.get(("message",))
+        if cached is None:
+            frame = self.messages
+            by_agent: dict[int, list[int]] = {}
+            senders = frame["sender_id"].astype(object).where(frame["sender_id"].notna(), None)
+            for row, (sender, recipients) in enumerate(
+                zip(senders.tolist(), frame["recipient_ids"].tolist(), strict=True)
+            ):
+                involved = {sender} if isinstance(sender, int) else set()
+                if isinstance(recipients, list):
+                    involved.update(r for r in recipients if isinstance(r, int))
+                for agent in involved:
+                    by_agent.setdefault(agent, []).append(row)
+            index = {a: np.asarray(r, dtype=np.intp) for a, r in by_agent.items()}
+            cast_rows = np.flatnonzero(np.asarray(frame["broadcast"], dtype=bool))
+            cached = (index, cast_rows)
+            self._indexes[("message",)] = cached
+        index, cast_rows = cached
+        key = (agent_id, broadcasts)
+        rows = self._message_rows.get(key)
+        if rows is None:
+            own = index.get(agent_id, np.empty(0, dtype=np.intp))
+            rows = np.union1d(own, cast_rows) if broadcasts else own
+            self._message_rows[key] = rows
+        return self.messages.iloc[rows]
 
     @cached_property
     def negotiation_events(self) -> pd.DataFrame:
@@ -1019,13 +1130,10 @@ def load_recording(path: str | Path) -> Recording:
                 store = None  # the reader says what is wrong
         if store is not None:
             store.checked = True
-            rec = Recording(p, store, complete_steps=_complete_steps(store))
-            # Check every content now but the large ones (checked when decoded): an analysis
-            # must not find a corrupt trade half-way through.
-            for name in store.type_names:
-                if name not in LAZY_TYPES:
-                    store.contents_of(name)
-            return rec
+            # Contents are checked per type when a table (or an event of the type) first needs
+            # them, all the events of the type at once: a table is never half built from a
+            # corrupt file, and a load that uses three tables does not decode the other twenty.
+            return Recording(p, store, complete_steps=_complete_steps(store))
         loaded: LoadedRecording = load_events(p)
         if loaded.header is None or loaded.events[0]["event_type"] != "simulation_start":
             raise RecordingError(
@@ -1179,6 +1287,7 @@ def load_recordings(
     forks: list[Recording] = []
     for path in paths:
         rec = load_recording(path)
+        rec.check()  # name the corrupt run now, not when some stacked table reaches it
         parent = rec.header.get("parent")
         if not isinstance(parent, dict):
             runs.append(rec)

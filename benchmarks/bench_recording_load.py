@@ -1,0 +1,157 @@
+"""Benchmark: a large recording into tables, and point queries into it (issue 24, part 2).
+
+Run ``python benchmarks/bench_recording_load.py [N_EVENTS] [--recording PATH] [--baseline-loader
+FILE] [--no-pandas]``. It writes a synthetic market recording of about N events (default
+1,000,000) with the real `SimulationRecorder` (benchmarks/bench_analysis.py), unless --recording
+names one, then times in the same process, one after the other:
+
+* ``load_recording`` (the envelopes, every content but observations and LLM calls decoded and
+  checked) plus the events table, then the tables a report needs;
+* the same with another copy of the loader (--baseline-loader, e.g. the main checkout's
+  ``mesa_llm/analysis/loader.py``), for a before/after in one run;
+* ``pyarrow.json.read_json`` (typed, multithreaded, no checks), ``pandas.read_json(lines=True)``
+  and ``polars.read_ndjson`` when installed: what a generic reader costs on the same file;
+* the point queries ``rec.agent_state(agent, step)``, ``rec.trades_at(step)``,
+  ``rec.messages_of(agent)``: the first call (which builds its index) and the mean of 200 calls.
+
+It prints numbers only (no budget is asserted); read them with the machine's load (printed too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib.util
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+try:
+    import mesa_llm  # noqa: F401
+except ModuleNotFoundError:  # run from a source checkout that is not installed
+    sys.path.insert(0, str(HERE.parent))
+
+from bench_analysis import REPORT_TABLES, write_recording  # noqa: E402
+
+from mesa_llm.analysis import load_recording  # noqa: E402
+
+QUERIES = 200
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    gc.collect()
+    start = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - start, value
+
+
+def _load_all(load: Callable[[Path], Any], path: Path) -> tuple[float, float, int]:
+    """Seconds for load + events table, seconds for the report's tables too, and the event count."""
+    start = time.perf_counter()
+    rec = load(path)
+    n = len(rec.events)
+    loaded = time.perf_counter() - start
+    for name in REPORT_TABLES:
+        getattr(rec, name)
+    return loaded, time.perf_counter() - start, n
+
+
+def _module_from(file: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("baseline_loader", file)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _queries(path: Path) -> dict[str, tuple[float, float]]:
+    rec = load_recording(path)
+    agents = [int(a) for a in rec.agents["agent_id"].tolist()] or [1]
+    last = max(rec.final_step, 1)
+    cases: dict[str, Callable[[int], Any]] = {
+        "agent_state(agent, step)": lambda i: rec.agent_state(agents[i % len(agents)], 1 + (i * 7919) % last),
+        "trades_at(step)": lambda i: rec.trades_at(1 + (i * 7919) % last),
+        "messages_of(agent)": lambda i: rec.messages_of(agents[i % len(agents)]),
+    }  # fmt: skip
+    out = {}
+    for name, query in cases.items():
+        first, _ = _timed(lambda q=query: q(0))  # type: ignore[misc]
+        start = time.perf_counter()
+        for i in range(1, QUERIES + 1):
+            query(i)
+        out[name] = (first, (time.perf_counter() - start) / QUERIES)
+    return out
+
+
+def main(argv: list[str]) -> None:
+    """Print the timings (see the module's docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("events", nargs="?", default="1_000_000")
+    parser.add_argument("--recording", type=Path, default=None)
+    main_loader = Path("/work/main/mesa_llm/analysis/loader.py")
+    parser.add_argument(
+        "--baseline-loader", type=Path, default=main_loader if main_loader.is_file() else None
+    )
+    parser.add_argument("--no-pandas", action="store_true", help="skip pandas.read_json (slow)")
+    args = parser.parse_args(argv[1:])
+    print(
+        f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores"
+    )
+    with tempfile.TemporaryDirectory(prefix="bench_recording_") as tmp:
+        path = args.recording
+        if path is None:
+            n = int(args.events.replace("_", ""))
+            write_s, path = _timed(lambda: write_recording(Path(tmp), n))
+            print(f"wrote {path.stat().st_size / 1e6:.0f} MB in {write_s:.1f} s")
+        with open(path, "rb") as f:  # warm the page cache so that every reader starts equal
+            while f.read(1 << 24):
+                pass
+        rows: list[tuple[str, str, str]] = []
+        loaded, report, n = _load_all(load_recording, path)
+        print(f"recording: {n:,} events")
+        rows.append(("load_recording (this checkout)", f"{loaded:.2f} s", f"{report:.2f} s"))
+        if args.baseline_loader is not None:
+            base = _module_from(args.baseline_loader)
+            loaded, report, _ = _load_all(base.load_recording, path)
+            rows.append(
+                (f"load_recording ({args.baseline_loader})", f"{loaded:.2f} s", f"{report:.2f} s")
+            )
+        try:
+            import pyarrow.json as pa_json
+        except ImportError:
+            pa_json = None
+        if pa_json is not None:
+            seconds, _ = _timed(lambda: pa_json.read_json(path).to_pandas())
+            rows.append(("pyarrow.json.read_json + to_pandas (no checks)", f"{seconds:.2f} s", "-"))
+        try:
+            import polars
+        except ImportError:
+            polars = None
+        if polars is not None:
+            seconds, _ = _timed(lambda: polars.read_ndjson(path))
+            rows.append(("polars.read_ndjson (no checks)", f"{seconds:.2f} s", "-"))
+        if not args.no_pandas:
+            import pandas
+
+            seconds, _ = _timed(lambda: pandas.read_json(path, lines=True))
+            rows.append(("pandas.read_json(lines=True) (no checks)", f"{seconds:.2f} s", "-"))
+        width = max(len(r[0]) for r in rows)
+        print(f"{'reader':<{width}}  {'load+events':>11}  {'+report tables':>14}")
+        for name, a, b in rows:
+            print(f"{name:<{width}}  {a:>11}  {b:>14}")
+        print(f"point queries (first call builds the index; then the mean of {QUERIES}):")
+        for name, (first, mean) in _queries(path).items():
+            print(f"  {name:<26} first {first * 1e3:8.1f} ms   then {mean * 1e3:6.2f} ms")
+    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main(sys.argv)
