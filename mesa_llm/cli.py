@@ -1049,9 +1049,10 @@ def serve_command(
         except ValueError as exc:
             raise _fail(str(exc)) from None
         if generated:
+            # printed this once, when it is made (later starts read the file and print nothing of it)
             _err_console().print(
-                f"note: generated a bearer token into {token_file} (readable only by you); clients send it "
-                "as 'Authorization: Bearer TOKEN'",
+                f"note: generated the bearer token {token} into {token_file} (readable only by you; shown "
+                "only now); clients send it as 'Authorization: Bearer TOKEN'",
                 highlight=False,
                 markup=False,
                 soft_wrap=True,
