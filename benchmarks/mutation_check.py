@@ -42,6 +42,7 @@ PROT, AUC, USAGE = "mesa_llm/negotiation/protocols.py", "mesa_llm/negotiation/au
 LIMITS, BOUNDS, REC = "mesa_llm/llm/limits.py", "mesa_llm/llm/bounds.py", "mesa_llm/recording/recorder.py"
 METRICS, OBS = "mesa_llm/analysis/market_metrics.py", "mesa_llm/world/observer.py"
 ECON = "mesa_llm/economics.py"
+TPL = "mesa_llm/agents/template_sandbox.py"
 
 TESTS: dict[str, list[str]] = {
     "exchange": ["tests/world/test_exchange.py", "tests/world/test_resolver.py", "tests/market/test_ledger.py"],
@@ -65,6 +66,7 @@ TESTS: dict[str, list[str]] = {
     "recorder": ["tests/recording/test_recorder.py", "tests/recording/test_recorder_compat.py", "tests/recording/test_step_flush.py"],
     "replay": ["tests/recording/test_replay.py", "tests/recording/test_replay_verify.py", "tests/recording/test_replay_fork.py", "tests/llm/test_recorded_chat.py"],
     "metrics": ["tests/analysis/test_analysis.py", "tests/analysis/test_efficiency.py", "tests/analysis/test_determinism_and_efficiency.py"],
+    "template caps": ["tests/hostile/test_template_budget.py", "tests/agents/test_prompt_content.py"],
     "observer": ["tests/world/test_observer.py", "tests/simulation/test_model.py", "tests/world/test_resolver.py", "tests/negotiation/test_negotiation_world.py", "tests/social/test_social.py"],
 }
 
@@ -235,6 +237,21 @@ MUTANTS: dict[str, list[Mutant]] = {
         m(ECON, "mean_sq = (total_sq - 2 * ce * total + count * ce * ce) / count", "mean_sq = (total_sq - 2 * ce * total + count * ce * ce) / max(count - 1, 1)", "Smith's alpha with n - 1"),
         m(METRICS, "float(np.std(np.diff(np.log(p)), ddof=1))", "float(np.std(np.diff(np.log(p))))", "volatility with ddof=0"),
         m(ECON, "    if max_surplus <= 0:", "    if max_surplus < 0:", "efficiency of a market with no possible gains"),
+    ],
+    "template caps": [
+        m(TPL, "            self.ops > MAX_TEMPLATE_OPS\n", "            self.ops > MAX_TEMPLATE_OPS * 100\n", "operation count cap 100x too high"),
+        m(TPL, "            or self.built > MAX_TEMPLATE_BUILT_CHARS\n", "            or False\n", "total built size not checked per step"),
+        m(TPL, "            or time.monotonic() > self.deadline\n", "            or False\n", "no time budget"),
+        m(TPL, "        if self.built > MAX_TEMPLATE_BUILT_CHARS:\n", "        if False:\n", "charged size not checked", nth=1),
+        m(TPL, "        if self.depth > MAX_TEMPLATE_DEPTH:", "        if self.depth > MAX_TEMPLATE_DEPTH * 100:", "recursion depth cap too high"),
+        m(TPL, "    size = weight(value)\n    if size > MAX_TEMPLATE_STRING:", "    size = weight(value)\n    if size > MAX_TEMPLATE_STRING * 1000:", "value weight cap too high"),
+        m(TPL, "        if len(value) > MAX_TEMPLATE_STRING:", "        if len(value) > MAX_TEMPLATE_STRING * 1000:", "string length cap too high"),
+        m(TPL, "value.bit_length() > MAX_TEMPLATE_INT_BITS:", "value.bit_length() > MAX_TEMPLATE_INT_BITS * 1000:", "integer size cap too high"),
+        m(TPL, "    if items > MAX_RANGE:", "    if items > MAX_RANGE * 1000:", "range cap too high"),
+        m(TPL, "    if wide > MAX_JSON_INDENT:", "    if wide > MAX_JSON_INDENT * 1000:", "tojson indent cap too high"),
+        m(TPL, "    if size > MAX_FILTER_WORK:", "    if False:", "quadratic filter work not checked"),
+        m(TPL, "    if (tags + 1) * len(text) > MAX_FILTER_WORK:", "    if False:", "striptags work not checked"),
+        m(TPL, "abs(right) > MAX_TEMPLATE_EXPONENT:", "abs(right) > MAX_TEMPLATE_EXPONENT * 100:", "exponent cap too high"),
     ],
     "observer": [
         m(OBS, 'if "cancel_order" in out and not self.world.exchange.open_orders(me):', "if False:", "cancel offered without open orders"),
