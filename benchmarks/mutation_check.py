@@ -66,7 +66,7 @@ TESTS: dict[str, list[str]] = {
     "recorder": ["tests/recording/test_recorder.py", "tests/recording/test_recorder_compat.py", "tests/recording/test_step_flush.py"],
     "replay": ["tests/recording/test_replay.py", "tests/recording/test_replay_verify.py", "tests/recording/test_replay_fork.py", "tests/llm/test_recorded_chat.py"],
     "metrics": ["tests/analysis/test_analysis.py", "tests/analysis/test_efficiency.py", "tests/analysis/test_determinism_and_efficiency.py"],
-    "template caps": ["tests/hostile/test_template_budget.py", "tests/agents/test_prompt_content.py"],
+    "template caps": ["tests/hostile/test_template_budget.py", "tests/hostile/test_template_caps_boundaries.py", "tests/agents/test_prompt_content.py"],
     "observer": ["tests/world/test_observer.py", "tests/simulation/test_model.py", "tests/world/test_resolver.py", "tests/negotiation/test_negotiation_world.py", "tests/social/test_social.py"],
 }
 
