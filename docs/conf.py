@@ -64,7 +64,7 @@ autosummary_generate = False
 # -n: every reference must resolve, except names of other libraries and aliases the code uses
 # in annotations that are not documented objects of their own
 nitpick_ignore_regex = [
-    (r"py:.*", r"(pd|np|pandas|numpy|mesa|pydantic|typer|click|pathlib|datetime|collections|typing|asyncio|scipy|plotly|pyarrow)\..*"),
+    (r"py:.*", r"(pd|np|pandas|numpy|mesa|pydantic|typer|click|pathlib|datetime|collections|typing|asyncio|scipy|plotly|pyarrow|gymnasium|pettingzoo|stable_baselines3|torch|fastapi|starlette|vcr)\..*"),
     (r"py:.*", r"(Path|Any|Callable|Mapping|Sequence|Iterator|Iterable|BaseModel|Literal|Self|TypeAlias|Awaitable)"),
     (r"py:.*", r"(NDArray|DataFrame|Series|Figure|Axes|Generator|SeedSequence|ConfigDict|FieldInfo)"),
     (r"py:.*", r"mesa_llm\..*\._.*"),  # private helpers named in annotations

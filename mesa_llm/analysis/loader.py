@@ -1189,7 +1189,7 @@ class MultiRecording:
         self.cells: dict[str, tuple[str | None, str | None]] = dict(cells or {})
 
     def labels(self, rec: Recording) -> dict[str, Any]:
-        """The run columns of ``rec``'s rows (:data:`RUN_COLUMNS`)."""
+        """The run columns of ``rec``'s rows (``RUN_COLUMNS``)."""
         seed = rec.header.get("seed")
         condition, cell = self.cells.get(rec.run_id, (None, None))
         return {

@@ -10,6 +10,7 @@ emitting, fails this test until the page says so.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -140,6 +141,27 @@ def _external_run(out: Path, seen: Observed) -> None:
     _collect(sim.recording_path, seen)
 
 
+def _rl_run(out: Path, seen: Observed) -> None:
+    """A learner (``policy: rl``) driven by the PettingZoo environment: a recording per episode."""
+    if importlib.util.find_spec("pettingzoo") is None:  # the rl extra is optional
+        return
+    from mesa_llm.rl import MarketParallelEnv
+
+    folder = out / "rl"
+    env = MarketParallelEnv("double_auction", populations=["buyers"], seed=0, record=True, out=folder,
+                            overrides=["steps=4", "populations.0.count=2"])  # fmt: skip
+    _obs, infos = env.reset(seed=0)
+    while env.agents:
+        # each learner buys at the best ask when it may, else holds: orders and trades by learners
+        _obs, _rewards, _terms, _truncs, infos = env.step({a: 1 if infos[a]["action_mask"][1] else 0 for a in env.agents})
+    env.close()
+    recordings = sorted(folder.glob("*.jsonl"))
+    assert recordings, "the environment wrote no recording"
+    for path in recordings:
+        _collect(path, seen)
+    assert "external_actions" in seen
+
+
 @pytest.fixture(scope="module")
 def observed(tmp_path_factory: pytest.TempPathFactory) -> Observed:
     out = tmp_path_factory.mktemp("contract")
@@ -151,6 +173,7 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Observed:
         _collect(sim.recording_path, seen)
     _llm_run(out, seen)
     _external_run(out, seen)
+    _rl_run(out, seen)
     return seen
 
 

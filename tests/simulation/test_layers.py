@@ -13,9 +13,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "mesa_llm"
 
-#: the only modules that may build or import the model (the public API is the model module itself)
 #: the only modules that import the model: the model itself and `mesa_llm.Simulation`, through which
-#: every front-end (CLI, replay, sweeps, dashboard, conformance checks, later the server and RL) runs
+#: every front-end (CLI, replay, sweeps, dashboard, conformance checks, the server and RL) runs
 MAY_IMPORT_MODEL = {"mesa_llm.model", "mesa_llm.simulation"}
 #: front-ends: they build and drive runs through Simulation
 FRONT_ENDS = ("mesa_llm.cli", "mesa_llm.replay", "mesa_llm.experiments", "mesa_llm.dashboard", "mesa_llm.testing", "mesa_llm.server", "mesa_llm.rl")
@@ -63,9 +62,27 @@ def test_only_the_simulation_imports_the_model() -> None:
 def test_front_ends_run_through_the_simulation() -> None:
     modules = _modules()
     front = {m for m in modules if any(m == f or m.startswith(f + ".") for f in FRONT_ENDS)}
-    assert {"mesa_llm.cli", "mesa_llm.replay", "mesa_llm.experiments.worker", "mesa_llm.dashboard.sessions"} <= front
-    for name in ("mesa_llm.cli", "mesa_llm.replay", "mesa_llm.experiments.worker", "mesa_llm.dashboard.sessions"):
+    drivers = ("mesa_llm.cli", "mesa_llm.replay", "mesa_llm.experiments.worker", "mesa_llm.dashboard.sessions",
+               "mesa_llm.server.manager", "mesa_llm.rl.env", "mesa_llm.rl.evaluate")  # fmt: skip
+    assert set(drivers) <= front
+    for name in drivers:
         assert _hits(modules[name], "mesa_llm.simulation"), name
+
+
+#: what a `policy: rl` agent (mesa_llm.agents.policies.rl) loads of mesa_llm.rl: the one import from
+#: below the front-ends into one, so it must not pull the Simulation, the model or a front-end in
+RL_POLICY_LOADS = ("mesa_llm.rl.checkpoint", "mesa_llm.rl.codecs", "mesa_llm.rl._deps")
+ABOVE_THE_AGENTS = ("mesa_llm.simulation", "mesa_llm.model", "mesa_llm.cli", "mesa_llm.server", "mesa_llm.replay", "mesa_llm.experiments")
+
+
+def test_what_an_rl_policy_loads_stays_below_the_front_ends() -> None:
+    modules = _modules()
+    policy = sorted(i for i in modules["mesa_llm.agents.policies.rl"] if i.startswith("mesa_llm.rl"))
+    assert policy and all(any(_hits({i}, m) for m in RL_POLICY_LOADS) for i in policy), policy
+    for name in RL_POLICY_LOADS:
+        ours = {i for i in modules[name] if i.startswith("mesa_llm.rl")}
+        assert all(any(_hits({i}, m) for m in RL_POLICY_LOADS) for i in ours), (name, sorted(ours))
+        assert [h for b in ABOVE_THE_AGENTS for h in _hits(modules[name], b)] == [], name
 
 
 def test_the_world_never_reaches_above_itself() -> None:
