@@ -10,7 +10,7 @@ A plugin is an installed distribution that declares entry points in these groups
 - ``mesa_llm.metrics``: a function of a recording returning named numbers;
 - ``mesa_llm.events``: a :class:`~mesa_llm.timeline_events.CustomEvent` subclass whose ``type`` is
   ``Literal`` of the entry point's name (usable in a scenario's ``timeline``);
-- ``mesa_llm.mechanisms``: a :class:`~mesa_llm.mechanisms.Mechanism` subclass whose ``name`` is the
+- ``mesa_llm.mechanisms``: a :class:`~mesa_llm.mechanisms.base.Mechanism` subclass whose ``name`` is the
   entry point's name (usable as ``mechanisms: [{type: NAME, ...}]`` in a scenario).
 
 Nothing here runs when mesa_llm is imported (Gymnasium 1.0 dropped import-time plugin loading for
