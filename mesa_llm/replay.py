@@ -257,11 +257,18 @@ def _normalise(event: Mapping[str, Any]) -> tuple[Any, ...]:
 
 
 def _by_step(events: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    """The compared events of each step. Balances recorded after a step's ``step_end`` are the
+    closing balances of a run cut between steps (Ctrl-C): compared at the cut, not as the step's."""
     out: dict[int, list[dict[str, Any]]] = {}
+    ended: set[int] = set()
     for event in events:
-        if event.get("event_type") in _SKIPPED:
+        kind = event.get("event_type")
+        step = int(event.get("step", 0))
+        if kind in _SKIPPED or (kind == "agent_state" and step in ended):
             continue
-        out.setdefault(int(event.get("step", 0)), []).append(event)
+        if kind == "step_end":
+            ended.add(step)
+        out.setdefault(step, []).append(event)
     return out
 
 
