@@ -15,7 +15,6 @@ and the tests assert the dummy key ``DUMMY_API_KEY`` appears in no cassette file
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -25,8 +24,8 @@ from typing import Any
 
 import vcr
 from vcr.cassette import Cassette
-from vcr.request import Request
 
+from mesa_llm.testing.cassettes import make_vcr as make_package_vcr
 from tests.fake_openai_server import FakeOpenAIServer, Responder
 
 CASSETTE_DIR = Path(__file__).parent / "cassettes"
@@ -35,12 +34,9 @@ CASSETTE_PORT = 18765
 CASSETTE_API_BASE = f"http://{CASSETTE_HOST}:{CASSETTE_PORT}/v1"
 DUMMY_API_KEY = "sk-test-not-a-real-key"
 RECORD_ENV = "MESA_LLM_RECORD_CASSETTES"
-FILTERED_HEADERS = ("authorization", "api-key", "x-api-key", "x-goog-api-key")
-FILTERED_QUERY = ("key", "api_key")
 # Only these request headers are stored (the SDK's version headers would churn every re-record);
 # the retry count shows in the cassette that the SDK itself never retried.
 KEPT_REQUEST_HEADERS = ("content-type", "accept", "host", "x-stainless-retry-count")
-DROPPED_RESPONSE_HEADERS = ("date", "server", "set-cookie")
 
 
 def recording() -> bool:
@@ -48,54 +44,14 @@ def recording() -> bool:
     return os.environ.get(RECORD_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
-def _parsed_body(request: Request) -> Any:
-    body = request.body
-    if body is None or body == b"" or body == "":
-        return None
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", errors="replace")
-    try:
-        return json.loads(body)
-    except ValueError:
-        return body
-
-
-def json_body_matcher(r1: Request, r2: Request) -> None:
-    """vcrpy matcher: bodies equal as parsed JSON (key order and whitespace do not matter)."""
-    left, right = _parsed_body(r1), _parsed_body(r2)
-    if left != right:
-        raise AssertionError(f"bodies differ: {left!r} != {right!r}")
-
-
-def _scrub_request(request: Request) -> Request:
-    for name in list(request.headers):
-        if name.lower() not in KEPT_REQUEST_HEADERS:
-            del request.headers[name]
-    return request
-
-
-def _scrub_response(response: dict[str, Any]) -> dict[str, Any]:
-    headers = response.get("headers") or {}
-    for name in list(headers):
-        if name.lower() in DROPPED_RESPONSE_HEADERS:
-            del headers[name]
-    return response
-
-
 def make_vcr(record_mode: str | None = None) -> vcr.VCR:
-    """The project's VCR: method + path + JSON body matching, secrets filtered, offline by default."""
-    recorder = vcr.VCR(
+    """The project's VCR (the package's, see `mesa_llm.testing.cassettes.make_vcr`), over
+    tests/cassettes/, offline by default; the retry-count header is kept as well."""
+    return make_package_vcr(
+        record_mode or ("once" if recording() else "none"),
+        kept_request_headers=KEPT_REQUEST_HEADERS,
         cassette_library_dir=str(CASSETTE_DIR),
-        record_mode=record_mode or ("once" if recording() else "none"),
-        match_on=("method", "path", "json_body"),
-        filter_headers=list(FILTERED_HEADERS),
-        filter_query_parameters=list(FILTERED_QUERY),
-        decode_compressed_response=True,
-        before_record_request=_scrub_request,
-        before_record_response=_scrub_response,
     )
-    recorder.register_matcher("json_body", json_body_matcher)
-    return recorder
 
 
 @dataclass

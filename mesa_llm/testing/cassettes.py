@@ -41,11 +41,6 @@ def _json_body(r1: Any, r2: Any) -> None:
         raise AssertionError("request bodies differ")
 
 
-def _scrub_request(request: Any) -> Any:
-    for name in list(request.headers):
-        if name.lower() not in KEPT_REQUEST_HEADERS:
-            del request.headers[name]
-    return request
 
 
 def _scrub_response(response: dict[str, Any]) -> dict[str, Any]:
@@ -54,6 +49,35 @@ def _scrub_response(response: dict[str, Any]) -> dict[str, Any]:
         if name.lower() in DROPPED_RESPONSE_HEADERS:
             del headers[name]
     return response
+
+
+def make_vcr(mode: str, *, kept_request_headers: tuple[str, ...] = KEPT_REQUEST_HEADERS, **options: Any) -> Any:
+    """A vcrpy ``VCR`` configured as `use_cassette` uses it: matching on method, path and JSON
+    body, credentials filtered, only ``kept_request_headers`` stored; ``options`` go to ``VCR``
+    (e.g. ``cassette_library_dir``)."""
+    try:
+        import vcr  # the test extra; never imported with the package
+    except ImportError:
+        raise ImportError("use_cassette needs vcrpy: pip install 'mesa-llm[test]'") from None
+
+    def scrub_request(request: Any) -> Any:
+        for name in list(request.headers):
+            if name.lower() not in kept_request_headers:
+                del request.headers[name]
+        return request
+
+    recorder = vcr.VCR(
+        record_mode=mode,
+        match_on=("method", "path", "json_body"),
+        filter_headers=list(FILTERED_HEADERS),
+        filter_query_parameters=list(FILTERED_QUERY),
+        decode_compressed_response=True,
+        before_record_request=scrub_request,
+        before_record_response=_scrub_response,
+        **options,
+    )
+    recorder.register_matcher("json_body", _json_body)
+    return recorder
 
 
 @contextmanager
@@ -67,23 +91,10 @@ def use_cassette(path: str | Path, mode: str = "once") -> Iterator[Any]:
     file = Path(path)
     if mode == "none" and not file.is_file():
         raise FileNotFoundError(f"cassette {file} does not exist: record it first with mode='once'")
-    try:
-        import vcr  # the test extra; never imported with the package
-    except ImportError:
-        raise ImportError("use_cassette needs vcrpy: pip install 'mesa-llm[test]'") from None
-    recorder = vcr.VCR(
-        record_mode=mode,
-        match_on=("method", "path", "json_body"),
-        filter_headers=list(FILTERED_HEADERS),
-        filter_query_parameters=list(FILTERED_QUERY),
-        decode_compressed_response=True,
-        before_record_request=_scrub_request,
-        before_record_response=_scrub_response,
-    )
-    recorder.register_matcher("json_body", _json_body)
+    recorder = make_vcr(mode)
     file.parent.mkdir(parents=True, exist_ok=True)
     with recorder.use_cassette(str(file)) as cassette:
         yield cassette
 
 
-__all__ = ["RECORD_MODES", "use_cassette"]
+__all__ = ["RECORD_MODES", "make_vcr", "use_cassette"]
