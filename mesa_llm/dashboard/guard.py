@@ -28,6 +28,8 @@ from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs
 
+from mesa_llm.host_header import is_wildcard, split_host
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -63,39 +65,6 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _is_wildcard(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.strip().strip("[]")).is_unspecified
-    except ValueError:
-        return False
-
-
-def _host_port(value: str) -> tuple[str, int | None] | None:
-    """``name:port`` / ``[v6]:port`` / ``name`` split, lower-cased; None when malformed."""
-    value = value.strip().lower()
-    if not value or any(c in value for c in "/\\@ \t"):
-        return None
-    if value.startswith("["):
-        end = value.find("]")
-        if end < 0:
-            return None
-        name, rest = value[1:end], value[end + 1 :]
-        if rest and not rest.startswith(":"):
-            return None
-        port_text = rest[1:] if rest else ""
-    else:
-        name, sep, port_text = value.rpartition(":")
-        if not sep:
-            name, port_text = value, ""
-        elif ":" in name:  # a bare IPv6 address is not a valid Host
-            return None
-    if port_text:
-        if not port_text.isdigit() or len(port_text) > 5:
-            return None
-        return name, int(port_text)
-    return name, None
-
-
 @dataclass
 class ServedAddress:
     """Where the dashboard listens, and so which ``Host`` values name it.
@@ -113,7 +82,7 @@ class ServedAddress:
     def __post_init__(self) -> None:
         bound = self.host.strip().strip("[]").lower()
         names = {bound}
-        self.any_ip_literal = _is_wildcard(bound)
+        self.any_ip_literal = is_wildcard(bound)
         if is_loopback(bound) or self.any_ip_literal:
             names |= {"localhost", "127.0.0.1", "::1"}
         if self.any_ip_literal:
@@ -129,7 +98,7 @@ class ServedAddress:
         """Whether a request's ``Host`` header names this server."""
         if value is None:
             return False
-        parsed = _host_port(value)
+        parsed = split_host(value)
         if parsed is None:
             return False
         name, port = parsed
@@ -150,7 +119,7 @@ class ServedAddress:
     def url(self, token: str | None = None) -> str:
         """The page's address (with ``?token=`` when given), as the user would open it."""
         name = self.host.strip().strip("[]")
-        if _is_wildcard(name):
+        if is_wildcard(name):
             name = socket.gethostname() or "127.0.0.1"
         if ":" in name:
             name = f"[{name}]"

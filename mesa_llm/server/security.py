@@ -23,6 +23,7 @@ import socket
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from mesa_llm.host_header import is_wildcard, split_host
 from mesa_llm.server.settings import ServerSettings, is_loopback
 
 Scope = MutableMapping[str, Any]
@@ -41,39 +42,6 @@ TOKEN_SUBPROTOCOL_PREFIX = "bearer."
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-def _is_wildcard(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.strip().strip("[]")).is_unspecified
-    except ValueError:
-        return False
-
-
-def split_host(value: str) -> tuple[str, int | None] | None:
-    """``name:port`` / ``[v6]:port`` / ``name`` split, lower-cased; None when malformed."""
-    value = value.strip().lower()
-    if not value or any(c in value for c in "/\\@ \t,"):
-        return None
-    if value.startswith("["):
-        end = value.find("]")
-        if end < 0:
-            return None
-        name, rest = value[1:end], value[end + 1 :]
-        if rest and not rest.startswith(":"):
-            return None
-        port_text = rest[1:] if rest else ""
-    else:
-        name, sep, port_text = value.rpartition(":")
-        if not sep:
-            name, port_text = value, ""
-        elif ":" in name:  # a bare IPv6 address is not a valid Host
-            return None
-    if not port_text:
-        return name, None
-    if not port_text.isdigit() or len(port_text) > 5:
-        return None
-    return name, int(port_text)
-
-
 class HostNames:
     """Which ``Host`` values name a server bound to ``host:port``.
 
@@ -85,7 +53,7 @@ class HostNames:
     def __init__(self, host: str, port: int, extra: tuple[str, ...] = ()) -> None:
         bound = host.strip().strip("[]").lower()
         self.port = port
-        self.any_ip_literal = _is_wildcard(bound)
+        self.any_ip_literal = is_wildcard(bound)
         names = {bound}
         if is_loopback(bound) or self.any_ip_literal:
             names |= {"localhost", "127.0.0.1", "::1"}
