@@ -170,12 +170,12 @@ MUTANTS: dict[str, list[Mutant]] = {
         m(LOOP, "self._tool_names = [n for n in observation.available_actions if n in known] or list(ctx.tool_names)", "self._tool_names = list(known)", "every tool offered"),
     ],
     "retry": [
-        m(RETRY, "wait = min(float(retry_after), self.max_wait)", "wait = float(retry_after)", "Retry-After not capped"),
+        m(RETRY, "wait = min(float(retry_after), max_wait)", "wait = float(retry_after)", "Retry-After not capped"),
         m(RETRY, "if isinstance(retry_after, int | float) and retry_after > wait:", "if False:", "Retry-After ignored"),
-        m(RETRY, "stop=stop_after_attempt(max(1, max_attempts)),", "stop=stop_after_attempt(max(1, max_attempts) + 1),", "one attempt too many"),
-        m(RETRY, "retry=retry_if_exception(_is_retryable),", "retry=retry_if_exception(lambda e: True),", "everything retried"),
-        m(RETRY, "        err.attempts = attempts\n", "        pass\n", "attempts not reported"),
-        m(RETRY, "return isinstance(exc, LLMError) and exc.retryable", "return isinstance(exc, LLMError)", "non-retryable retried"),
+        m(RETRY, "limit = max(1, max_attempts)", "limit = max(1, max_attempts) + 1", "one attempt too many"),
+        m(RETRY, "if not error.retryable or attempt >= limit:", "if attempt >= limit:", "everything retried"),
+        m(RETRY, "            error.attempts = attempt\n", "            pass\n", "attempts not reported"),
+        m(RETRY, "wait = max(0.0, min(wait, max_wait))", "wait = max(0.0, wait)", "backoff not capped"),
     ],
     "flush and replay": [
         m(MODEL, "        if self.recorder is not None:\n            self.recorder.flush()\n        if step >= self.max_steps:", "        if step >= self.max_steps:", "no per-step flush"),

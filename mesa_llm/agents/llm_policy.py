@@ -526,10 +526,11 @@ class LLMPolicy(DecisionPolicy):
         known = set(ctx.registry.names())
         self._tool_names = [n for n in observation.available_actions if n in known] or list(ctx.tool_names)
         me = observation.agent_id
-        peers = [i for i in ctx.agent_ids if i != me]
+        # the peers list is O(agents): built only when schemas are built, not every step
         sides = self._sides()
         if self.tool_mode == "tools":
             if self._stable_tools is None:
+                peers = [i for i in ctx.agent_ids if i != me]
                 goods = {
                     g["name"]: (float(g["min_price"]), float(g["max_price"]))
                     for g in ctx.market.get("goods") or []
@@ -540,6 +541,7 @@ class LLMPolicy(DecisionPolicy):
                 )
             self._step_tools = self._stable_tools
         else:
+            peers = [i for i in ctx.agent_ids if i != me]
             self._step_tools = state_tool_schemas(ctx.registry, self._tool_names, observation, sides=sides, peers=peers)
 
     def _idle(self, observation: Observation) -> bool:

@@ -1,0 +1,95 @@
+"""The client's hot path at scale: no collector passes during a step's calls, no retry machinery
+for an answer on the first attempt, no per-step O(agents) work per agent."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from typing import Any
+
+import pytest
+
+from mesa_llm.llm import LLMError
+from mesa_llm.llm import retry as retry_module
+from mesa_llm.llm.retry import call_with_retries
+from mesa_llm.llm_wiring import AsyncBridge
+
+
+def test_a_steps_calls_run_with_the_collector_paused_and_it_resumes_after() -> None:
+    seen: list[bool] = []
+
+    async def calls() -> str:
+        seen.append(gc.isenabled())
+        await asyncio.sleep(0)
+        return "done"
+
+    async def failing() -> None:
+        seen.append(gc.isenabled())
+        raise RuntimeError("a call failed")
+
+    assert gc.isenabled()
+    bridge = AsyncBridge()
+    try:
+        assert bridge.run(calls()) == "done"
+        assert gc.isenabled()
+        with pytest.raises(RuntimeError):
+            bridge.run(failing())
+        assert gc.isenabled()  # resumed however the step's calls ended
+    finally:
+        bridge.close()
+    assert seen == [False, False]
+
+
+def test_the_collector_stays_off_when_the_caller_turned_it_off() -> None:
+    async def calls() -> bool:
+        return gc.isenabled()
+
+    gc.disable()
+    bridge = AsyncBridge()
+    try:
+        assert bridge.run(calls()) is False
+        assert not gc.isenabled()  # not turned on behind the caller's back
+    finally:
+        bridge.close()
+        gc.enable()
+
+
+def test_an_answer_on_the_first_attempt_builds_no_retry_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tenacity's per-call setup cost more than the request's headers: not used for the answer."""
+    import tenacity
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("retry machinery built for a call that needed no retry")
+
+    monkeypatch.setattr(tenacity.AsyncRetrying, "__init__", refuse)
+
+    async def answer() -> str:
+        return "ok"
+
+    assert asyncio.run(call_with_retries(answer, model="m")) == ("ok", 1)
+
+
+def test_a_classified_failure_keeps_its_cause_and_attempts(monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+
+    async def no_sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(asyncio, "sleep", no_sleep)
+    original = TimeoutError("read timed out")
+
+    async def times_out() -> str:
+        raise original
+
+    with pytest.raises(LLMError) as info:
+        asyncio.run(call_with_retries(times_out, model="m", max_attempts=3, initial_wait=0.25, max_wait=0.3))
+    assert info.value.attempts == 3 and info.value.retryable
+    assert info.value.__cause__ is original
+    assert len(waits) == 2 and 0.25 <= waits[0] <= 0.3 and waits[1] == pytest.approx(0.3)
+
+
+def test_backoff_doubles_from_initial_with_jitter_below_initial(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(retry_module.random, "uniform", lambda low, high: high)  # the most jitter
+    error = LLMError("x", model="m", kind="timeout", retryable=True)
+    assert [retry_module.backoff_wait(n, error, 0.5, 100.0) for n in (1, 2, 3)] == [1.0, 1.5, 2.5]
+    assert retry_module.backoff_wait(50, error, 0.5, 20.0) == 20.0
