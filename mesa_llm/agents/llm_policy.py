@@ -156,6 +156,7 @@ class LLMPolicy(DecisionPolicy):
         #: this step's tools as offered (schemas with this step's enums in JSON mode)
         self._step_tools: list[dict[str, Any]] = []
         self._mode_override: Literal["tools", "json"] | None = None  # render_prompts renders both
+        self._peer_cache: tuple[tuple[int, int, int], list[int]] | None = None
 
     def bind(self, context: LLMContext) -> None:
         """Attach the world's context (model, prompts, tools) before the first step."""
@@ -526,11 +527,10 @@ class LLMPolicy(DecisionPolicy):
         known = set(ctx.registry.names())
         self._tool_names = [n for n in observation.available_actions if n in known] or list(ctx.tool_names)
         me = observation.agent_id
-        # the peers list is O(agents): built only when schemas are built, not every step
         sides = self._sides()
         if self.tool_mode == "tools":
             if self._stable_tools is None:
-                peers = [i for i in ctx.agent_ids if i != me]
+                peers = self._peers(me)
                 goods = {
                     g["name"]: (float(g["min_price"]), float(g["max_price"]))
                     for g in ctx.market.get("goods") or []
@@ -541,8 +541,17 @@ class LLMPolicy(DecisionPolicy):
                 )
             self._step_tools = self._stable_tools
         else:
-            peers = [i for i in ctx.agent_ids if i != me]
+            peers = self._peers(me)
             self._step_tools = state_tool_schemas(ctx.registry, self._tool_names, observation, sides=sides, peers=peers)
+
+    def _peers(self, me: int) -> list[int]:
+        """Every other agent's id: O(agents) to build, so built once per agent while the market's
+        list stays the same (not once per agent and step: O(agents²) a step at 10,000 agents)."""
+        ids = self._ctx().agent_ids
+        key = (id(ids), len(ids), me)
+        if self._peer_cache is None or self._peer_cache[0] != key:
+            self._peer_cache = (key, [i for i in ids if i != me])
+        return self._peer_cache[1]
 
     def _idle(self, observation: Observation) -> bool:
         """Whether this step offers nothing but talk (no move in the market or a negotiation) and

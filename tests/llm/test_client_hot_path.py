@@ -93,3 +93,35 @@ def test_backoff_doubles_from_initial_with_jitter_below_initial(monkeypatch: pyt
     error = LLMError("x", model="m", kind="timeout", retryable=True)
     assert [retry_module.backoff_wait(n, error, 0.5, 100.0) for n in (1, 2, 3)] == [1.0, 1.5, 2.5]
     assert retry_module.backoff_wait(50, error, 0.5, 20.0) == 20.0
+
+
+class _CountingIds(list[int]):
+    """The market's agent ids, counting how often the whole list is walked."""
+
+    walks = 0
+
+    def __iter__(self) -> Any:
+        type(self).walks += 1
+        return super().__iter__()
+
+
+@pytest.mark.parametrize("tool_mode", ["tools", "json"])
+def test_each_agent_walks_the_market_s_agent_list_once_not_every_step(tool_mode: str) -> None:
+    """Building an agent's peers is O(agents): once per agent, else O(agents²) a step."""
+    from mesa_llm.agents.llm_policy import LLMPolicy
+    from mesa_llm.llm.testing import ScriptedChatModel, tool_call_response
+    from mesa_llm.model import MarketModel
+    from mesa_llm.scenario import load_scenario
+
+    overrides = ["steps=4", "populations.0.params.plan_every=0", "populations.1.params.plan_every=0",
+                 f"populations.0.params.tool_mode={tool_mode}", f"populations.1.params.tool_mode={tool_mode}"]
+    spec = load_scenario("llm_double_auction", overrides=overrides)
+    model = MarketModel(spec, record=False, chat_model=ScriptedChatModel(lambda r: tool_call_response("wait", {})))
+    policies = [a.policy for a in model.traders if isinstance(a.policy, LLMPolicy)]
+    assert len(policies) >= 2
+    _CountingIds.walks = 0
+    ids = _CountingIds(policies[0]._ctx().agent_ids)
+    for policy in policies:
+        policy._ctx().agent_ids = ids
+    model.run()
+    assert _CountingIds.walks == len(policies)
