@@ -21,14 +21,23 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
 _CHILD = r"""
 import json, math, os, sys, tempfile, time
-sys.path.insert(0, sys.argv[5])
-from bench_llm import _spec
-from mesa_llm.model import MarketModel
+from mesa_llm.model import MarketModel  # from PYTHONPATH: this checkout's or the baseline's
+from mesa_llm.scenario import load_scenario
+
+def _spec(agents, steps, concurrency, api_base):  # as benchmarks/bench_llm.py builds it (not imported:
+    half = agents // 2                             # it would put this checkout first on sys.path)
+    spec = load_scenario("llm_double_auction", overrides=[
+        f"steps={steps}", f"populations.0.count={half}", f"populations.1.count={agents - half}",
+        "populations.2.count=0", "populations.3.count=0", "populations.0.params.plan_every=1",
+        "populations.1.params.plan_every=1", f"llm.concurrency={concurrency}", "llm.max_cost_usd=null"])
+    spec.llm = spec.llm.model_copy(update={"api_base": api_base, "timeout": 30.0})
+    return spec
 
 agents, concurrency, latency_s, base = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 def server_stats():
@@ -60,7 +69,7 @@ floor = math.ceil(calls / concurrency) * latency_s
 print("RESULT " + json.dumps({"agents": agents, "concurrency": concurrency, "calls": calls, "first_step_s": first,
       "seconds": wall, "floor": floor, "ratio": wall / floor, "max_in_flight": most,
       "cpu_ms_per_call": 1000 * cpu / calls, "server_cpu_ms_per_call": 1000 * server_cpu / calls,
-      "gc_s": gc_s[0]}), flush=True)
+      "gc_s": gc_s[0], "mesa_llm": os.path.dirname(os.path.dirname(sys.modules["mesa_llm"].__file__))}), flush=True)
 """
 
 
@@ -74,9 +83,9 @@ def measure(agents: int, concurrency: int, latency_s: float = 0.2, code: Path = 
     assert server.stdin is not None and server.stdout is not None
     try:
         base = f"http://127.0.0.1:{int(server.stdout.readline())}/v1"
-        child = subprocess.Popen([sys.executable, "-c", _CHILD, str(agents), str(concurrency), str(latency_s), base,
-                                  str(ROOT / "benchmarks")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                 cwd=ROOT, env=env)
+        # cwd: ``python -c`` puts it first on sys.path, so it must be the checkout measured
+        child = subprocess.Popen([sys.executable, "-c", _CHILD, str(agents), str(concurrency), str(latency_s), base],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=code, env=env)
         assert child.stdin is not None and child.stdout is not None
         for line in child.stdout:  # relay the child's "stats" requests to the server
             if line.strip() == "stats":
@@ -85,9 +94,11 @@ def measure(agents: int, concurrency: int, latency_s: float = 0.2, code: Path = 
                 child.stdin.write(server.stdout.readline())
                 child.stdin.flush()
             elif line.startswith("RESULT "):
-                result: dict[str, float] = json.loads(line[len("RESULT "):])
+                result: dict[str, Any] = json.loads(line[len("RESULT "):])
         if child.wait() != 0:
             raise SystemExit(f"benchmark child failed for {agents} agents")
+        if Path(result["mesa_llm"]).resolve() != code.resolve():
+            raise SystemExit(f"the child imported mesa_llm from {result['mesa_llm']}, not {code}")
         return result
     finally:
         server.stdin.close()
