@@ -13,7 +13,9 @@ and what comes back, in litellm's order (``litellm.main.acompletion`` →
    connection pool) posts it: the SDK builds the request, raises status errors and parses the answer;
 4. ``transform_parsed_response_dict`` and ``convert_to_model_response_object`` give the
    ``ModelResponse``; failures become ``OpenAIError`` and then ``litellm.exception_type``, as litellm
-   raises them.
+   raises them. An everyday answer (one the conversion would give back unchanged in every field we
+   read) skips the conversion: :class:`LeanCompletion` carries the provider's JSON, and builds the
+   ``ModelResponse`` only when litellm's price lookup needs it.
 
 So answers, errors and recordings are the same as through ``litellm.acompletion`` (tests compare
 both paths on the same server). It is used only when nothing litellm-global would change the call
