@@ -139,6 +139,7 @@ def test_everyday_answers_build_no_model_response(
 ) -> None:
     """An unpriced model's everyday answer never becomes a litellm ``ModelResponse``: once known
     unpriced, nothing asks for one."""
+    _litellm()  # imported as the backend imports it (no price-map download)
     import litellm.utils
 
     built: list[int] = []
@@ -173,3 +174,33 @@ def test_a_priced_models_cost_still_comes_from_litellm(raw_server: _RawServer, m
         patch.setattr(_litellm(), "acompletion", _forbidden)
         lean_cost = asyncio.run(lean.complete(request)).cost_usd
     assert full_cost == lean_cost > 0
+
+
+def test_litellms_client_cache_is_asked_once_per_loop_not_per_call(
+    raw_server: _RawServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """litellm's client lookup hashes the settings and scans its cache on every call: asked once a
+    second at most, and again on a new event loop (its clients belong to their loop)."""
+    _litellm()  # imported as the backend imports it (no price-map download)
+    from litellm.llms.openai.openai import OpenAIChatCompletion
+
+    asked: list[int] = []
+    real = OpenAIChatCompletion._get_openai_client
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
+        asked.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(OpenAIChatCompletion, "_get_openai_client", counting)
+    raw_server.reply = (200, ANSWERS["everyday_text"], {})
+    backend = LiteLLMChatModel("openai/fake-model", api_base=raw_server.base_url, api_key=KEY, max_attempts=1)
+    request = ChatRequest(model="openai/fake-model", messages=[{"role": "user", "content": "Act."}])
+
+    async def five() -> None:
+        for _ in range(5):
+            await backend.complete(request)
+
+    asyncio.run(five())
+    assert len(asked) == 1
+    asyncio.run(five())  # a new loop: litellm's client for it
+    assert len(asked) == 2
