@@ -91,6 +91,11 @@ def resolve_model_path(path: str | Path | None = None) -> Path:
     return model
 
 
+def default_threads() -> int:
+    """The server's threads when not given: one per core but one, at least 1, at most 4."""
+    return max(1, min((os.cpu_count() or 1) - 1, 4))
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -104,7 +109,10 @@ class LocalLLMServer:
     ``n_ctx`` is the context of each of the ``parallel`` slots (agents' calls are decoded together
     in one batch, which is what makes a step of several LLM agents affordable on a few cores);
     ``n_predict`` caps generation on the server side (requests also send ``max_tokens``);
-    ``threads`` defaults to one per core, at most 4. Two slots by default: on 2 cores four slots
+    ``threads`` defaults to one per core but one (left to the simulation and whatever else runs),
+    at least 1, at most 4: llama.cpp's threads meet at a barrier for every token, so a thread the
+    OS preempts stalls the others (on 2 busy cores, load 12: 2 threads decoded 0.4-1.1 tokens/s,
+    1 thread 7.5-8.2). Two slots by default: on 2 cores four slots
     shared the cores four ways and doubled each call's latency (median 19 s vs 7.5 s per call in
     bilateral_haggle) for the same throughput.
     """
@@ -124,7 +132,7 @@ class LocalLLMServer:
         self.port = port or _free_port()
         self.n_ctx = n_ctx
         self.n_predict = n_predict
-        self.threads = threads or max(1, min(os.cpu_count() or 1, 4))
+        self.threads = threads or default_threads()
         self.parallel = parallel
         self.start_timeout = start_timeout
         self._process: subprocess.Popen[bytes] | None = None
