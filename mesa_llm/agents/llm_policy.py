@@ -1,7 +1,7 @@
 """The LLM agent loop: observe -> plan -> act (validated tool calls, one repair round) -> message.
 
 Each step an LLM agent renders its observation (Jinja), optionally asks its model for a short plan
-(every step, every k steps, or never), then asks for actions offering its role's tools. Every answer
+(every k steps when the scenario sets ``plan_every``; never by default), then asks for actions offering its role's tools. Every answer
 is first cut to the run's :class:`~mesa_llm.llm.bounds.AnswerLimits` (calls per answer, argument and
 text length); every tool call is then validated into a pydantic action; invalid calls are answered
 with their errors in one repair round, and what is still invalid is dropped and recorded. What an
@@ -49,7 +49,9 @@ from mesa_llm.llm.usage import usage_problem
 class LLMParams(PolicyParams):
     """Parameters of the LLM agent loop."""
 
-    plan_every: int = Field(default=1, ge=0, description="plan every k steps; 0 never plans")
+    # no plan call unless the scenario asks: a plan doubles a step's calls (and, on a local model,
+    # its time) and most scenarios act well from the observation alone
+    plan_every: int = Field(default=0, ge=0, description="plan every k steps; 0 (the default) never plans")
     memory_events: int = Field(default=8, ge=0, le=200, description="recent events remembered")
     max_actions: int = Field(default=5, ge=1, le=50, description="actions kept per step")
     tool_mode: Literal["auto", "tools", "json"] = Field(

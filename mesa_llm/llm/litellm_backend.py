@@ -60,6 +60,7 @@ from mesa_llm.llm.consent import api_base_allowed, how_to_allow, is_openai_compa
 from mesa_llm.llm.direct import DirectOpenAI, LeanCompletion, direct_path_applies
 from mesa_llm.llm.errors import LLMError, classify, redact
 from mesa_llm.llm.limits import ConcurrencyLimiter
+from mesa_llm.llm.local_server import request_fields_for
 from mesa_llm.llm.retry import AttemptClock, call_with_retries
 from mesa_llm.llm.secrets import Redactor, public_url, strip_url_credentials
 from mesa_llm.llm.types import ChatRequest, ChatResponse, ToolCall, Usage
@@ -208,6 +209,8 @@ class LiteLLMChatModel:
         #: take litellm's lean path for ``openai/`` models at an api_base (see mesa_llm.llm.direct)
         self.direct = direct
         self._direct: DirectOpenAI | None = None
+        #: extra body fields per request, for a local llama.cpp server this process started only
+        self.server_fields = request_fields_for(self.api_base)
 
     def warm_up(self) -> None:
         """Do the one-time work of a first call without calling anything: import litellm and the
@@ -301,6 +304,8 @@ class LiteLLMChatModel:
         api_key = self._key_for(model)
         if api_key is not None:
             kwargs["api_key"] = api_key
+        if self.server_fields is not None:
+            kwargs["extra_body"] = self.server_fields(request)
         return kwargs
 
     def _sender(self, litellm: Any, model: str, kwargs: dict[str, Any]) -> Any:

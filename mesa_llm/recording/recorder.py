@@ -8,7 +8,7 @@ Two outputs:
 
 * a JSON-lines stream (``stream=True``, the default): each event is written as one line the moment
   it is recorded, and ``flush()`` (called by the model at the end of every step) pushes it to the OS,
-  so a crash loses at most the step in progress. An existing file is never overwritten.
+  so a crash loses at most the step in progress; the ``simulation_start`` header is pushed at once. An existing file is never overwritten.
 * ``save()``: the single-file JSON export of the mesa-llm ``SimulationRecorder``
   (``{"metadata", "events", "agent_summaries"}``).
 
@@ -514,6 +514,9 @@ class SimulationRecorder:
         if event_type == SIMULATION_START:
             if self._header is None:
                 self._header = data
+            # on disk at step 0: a slow first step (a local model) must not leave the file empty
+            if self._file is not None:
+                self._file.flush()
         elif event_type == SIMULATION_END:
             self._end_status = str(data.get("status", "unknown"))
             self._blocked = True
