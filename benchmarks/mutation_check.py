@@ -52,7 +52,7 @@ TESTS: dict[str, list[str]] = {
     "contracts": ["tests/negotiation/test_contracts.py", "tests/world/test_desk.py"],
     "ledger": ["tests/market/test_ledger.py", "tests/negotiation/test_contracts.py", "tests/world/test_exchange.py", "tests/world/test_regulation.py"],
     "llm loop": ["tests/llm/test_llm_loop.py"],
-    "retry": ["tests/llm/test_llm_retry.py"],
+    "retry": ["tests/llm/test_llm_retry.py", "tests/llm/test_client_hot_path.py"],
     "flush and replay": ["tests/recording/test_step_flush.py", "tests/recording/test_replay_verify.py"],
     # written as a control group (modules the new tests did not aim at); its three survivors
     # (a bid at the reserve, the cost and token budgets at their limits) got tests since
@@ -173,8 +173,11 @@ MUTANTS: dict[str, list[Mutant]] = {
         m(RETRY, "wait = min(float(retry_after), max_wait)", "wait = float(retry_after)", "Retry-After not capped"),
         m(RETRY, "if isinstance(retry_after, int | float) and retry_after > wait:", "if False:", "Retry-After ignored"),
         m(RETRY, "limit = max(1, max_attempts)", "limit = max(1, max_attempts) + 1", "one attempt too many"),
-        m(RETRY, "if not error.retryable or attempt >= limit:", "if attempt >= limit:", "everything retried"),
-        m(RETRY, "            error.attempts = attempt\n", "            pass\n", "attempts not reported"),
+        m(RETRY, "return isinstance(exc, LLMError) and exc.retryable", "return isinstance(exc, LLMError)", "everything retried"),
+        m(RETRY, "retry=retry_if_exception(_is_retryable),", "", "later failures all retried"),
+        m(RETRY, "        err.attempts = attempts\n", "        pass\n", "attempts not reported"),
+        m(RETRY, "        first.attempts = 1\n", "        pass\n", "attempts of a first failure not reported"),
+        m(RETRY, "        raise pending.pop()", "        pending.pop()", "first failure not counted"),
         m(RETRY, "wait = max(0.0, min(wait, max_wait))", "wait = max(0.0, wait)", "backoff not capped"),
     ],
     "flush and replay": [

@@ -6,10 +6,10 @@ whose body says the request itself is invalid (see :func:`~mesa_llm.llm.errors.c
 same request gets the same answer. Backends pass ``num_retries=0`` to litellm and ``max_retries=0`` to
 the provider SDK so these are the only retries.
 
-The loop is tenacity's ``AsyncRetrying(stop_after_attempt, wait_exponential_jitter, reraise=True)``
-written out: the same attempts, waits and log line, without tenacity's per-call setup (a retry
-state, action chain and coroutine inspection cost more client CPU per call than the HTTP request's
-headers at 10,000 agents). An answer on the first attempt costs one ``await``.
+The first attempt is a plain ``await``: tenacity's per-call setup (a retry state, action chain and
+coroutine inspection) cost more client CPU per call than the HTTP request's headers at 10,000
+agents, and nearly every call is answered at once. A retryable failure hands the call to tenacity's
+``AsyncRetrying`` (the first attempt counted as made), which runs the rest.
 
 :class:`AttemptClock` times the calls: the wall time from the first send to the final answer or
 failure (backoff waits included — what the caller waited) and each attempt's own time.
@@ -17,13 +17,15 @@ failure (backoff waits included — what the caller waited) and each attempt's o
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_base
 
 from mesa_llm.llm.errors import LLMError, classify
 
@@ -84,6 +86,38 @@ class AttemptClock:
         return self._last - self._first
 
 
+def _as_llm_error(exc: Exception, model: str) -> LLMError:
+    """``exc`` as an `LLMError` (classified, the original kept as its cause)."""
+    if isinstance(exc, LLMError):
+        return exc
+    error = classify(exc, model)
+    error.__cause__, error.__suppress_context__ = exc, True
+    return error
+
+
+class _Backoff(wait_base):
+    """tenacity's wait: :func:`backoff_wait` for the attempt that just failed."""
+
+    def __init__(self, initial: float, max_wait: float) -> None:
+        self.initial, self.max_wait = initial, max_wait
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None and outcome.failed else None
+        return backoff_wait(retry_state.attempt_number, error or Exception(), self.initial, self.max_wait)
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, LLMError) and exc.retryable
+
+
+def _log_retry(retry_state: RetryCallState) -> None:
+    outcome = retry_state.outcome
+    exc = outcome.exception() if outcome is not None else None
+    wait = retry_state.next_action.sleep if retry_state.next_action is not None else 0.0
+    logger.info("%s; retry %d in %.2f s", exc, retry_state.attempt_number + 1, wait)
+
+
 async def call_with_retries(
     fn: Callable[[], Awaitable[T]],
     *,
@@ -99,20 +133,37 @@ async def call_with_retries(
     most ``max_wait``), or longer when the provider sent Retry-After. The final failure is raised as
     an ``LLMError`` whose ``attempts`` says how many calls were made. Cancellation propagates.
     """
+    try:
+        return await fn(), 1
+    except Exception as exc:
+        first = _as_llm_error(exc, model)
     limit = max(1, max_attempts)
-    attempt = 0
-    while True:
-        attempt += 1
+    if not first.retryable or limit == 1:
+        first.attempts = 1
+        raise first
+    attempts = 1
+    pending = [first]  # attempt 1, already made: tenacity sees its failure first
+
+    async def attempt() -> T:
+        nonlocal attempts
+        if pending:
+            raise pending.pop()
+        attempts += 1
         try:
-            return await fn(), attempt
-        except LLMError as exc:
-            error = exc
+            return await fn()
         except Exception as exc:
-            error = classify(exc, model)
-            error.__cause__, error.__suppress_context__ = exc, True
-        if not error.retryable or attempt >= limit:
-            error.attempts = attempt
-            raise error
-        wait = backoff_wait(attempt, error, initial_wait, max_wait)
-        logger.info("%s; retry %d in %.2f s", error, attempt + 1, wait)
-        await asyncio.sleep(wait)
+            raise _as_llm_error(exc, model)  # noqa: B904 - the cause is set on the error itself
+
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(limit),
+        wait=_Backoff(initial_wait, max_wait),
+        retry=retry_if_exception(_is_retryable),
+        before_sleep=_log_retry,
+        reraise=True,
+    )
+    try:
+        result: T = await retrying(attempt)
+    except LLMError as err:
+        err.attempts = attempts
+        raise
+    return result, attempts

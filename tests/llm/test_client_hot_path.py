@@ -88,6 +88,30 @@ def test_a_classified_failure_keeps_its_cause_and_attempts(monkeypatch: pytest.M
     assert len(waits) == 2 and 0.25 <= waits[0] <= 0.3 and waits[1] == pytest.approx(0.3)
 
 
+@pytest.mark.parametrize("retryable_first", [False, True])
+def test_a_non_retryable_failure_ends_the_call_where_it_happens(monkeypatch: pytest.MonkeyPatch, retryable_first: bool) -> None:
+    """A refused request (401) is not retried, as the first failure or after a retried timeout;
+    the error says how many calls were made."""
+    monkeypatch.setattr(asyncio, "sleep", lambda seconds: _no_wait())
+    failures = [LLMError("read timed out", model="m", kind="timeout", retryable=True)] if retryable_first else []
+    failures.append(LLMError("401 no such key", model="m", kind="authentication", retryable=False, attempts=9))
+    calls = 0
+
+    async def fails() -> str:
+        nonlocal calls
+        calls += 1
+        raise failures[min(calls, len(failures)) - 1]
+
+    with pytest.raises(LLMError) as info:
+        asyncio.run(call_with_retries(fails, model="m", max_attempts=4, initial_wait=0.01, max_wait=0.01))
+    assert calls == len(failures) and info.value.attempts == len(failures)
+    assert info.value.kind == "authentication"
+
+
+async def _no_wait() -> None:
+    return None
+
+
 def test_backoff_doubles_from_initial_with_jitter_below_initial(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(retry_module.random, "uniform", lambda low, high: high)  # the most jitter
     error = LLMError("x", model="m", kind="timeout", retryable=True)
