@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mesa_llm.agents.observation import GoodSnapshot, MarketSnapshot
+from mesa_llm.agents.observation import Encoder, GoodSnapshot, MarketSnapshot, ObservationEncoder
 from mesa_llm.agents.roles import Role
 from mesa_llm.agents.trader import TraderAgent
 from mesa_llm.market import Order
@@ -35,13 +35,18 @@ class Observer:
         horizon: int,
         record: Record | None = None,
         reputation_shown: int = 0,
+        encode: Encoder | None = None,
     ) -> None:
         """``horizon`` is the run's last step; ``record`` receives every observation built (None:
         observations are not recorded); ``reputation_shown`` is how many agents' reputations an
-        observation lists (0: none)."""
+        observation lists (0: none). With ``encode`` (the recorder's encoder), ``record`` is also
+        given each observation's JSON text, ``record(type, content, agent_id, text)``, made with
+        the market part encoded once per step and each agent's unchanged parts reused
+        (`ObservationEncoder`)."""
         self.world = world
         self.horizon = horizon
         self.record = record
+        self.encoder = ObservationEncoder(encode) if encode is not None else None
         self.reputation_shown = reputation_shown
         self._plain_tool_cache: dict[Role, tuple[str, ...]] = {}
 
@@ -160,6 +165,7 @@ class Observer:
             "trades": list(recent_trades[-100:]),
             "rules": self.world.rules.view(),
         }
+        encoder = self.encoder
         out = []
         for agent in self.world.agents.values():
             open_orders = [self._order_view(o) for o in self.world.exchange.open_orders(agent.unique_id)]
@@ -170,6 +176,7 @@ class Observer:
                 ledger=ledger,
                 money=self.world.money,
                 open_orders=open_orders,
+                keyed=encoder is not None,
             )
             me = agent.unique_id
             obs.available_actions = self.available_actions(agent, step)
@@ -184,7 +191,11 @@ class Observer:
             if self.world.rules.is_suspended(me, step):
                 obs.suspended_until = self.world.rules.suspended_until[me]
             if self.record is not None:
-                self.record("observation", obs.to_dict(), agent.unique_id)
+                content = obs.to_dict()
+                if encoder is None:
+                    self.record("observation", content, agent.unique_id)
+                else:
+                    self.record("observation", content, agent.unique_id, encoder.to_json(obs, content))  # type: ignore[call-arg]
             agent.start_step()
             out.append((agent, obs))
         return out
