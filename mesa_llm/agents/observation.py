@@ -259,6 +259,11 @@ class Observation:
 # "account" (_HEAD), the parts between them (_SPLICED), then the rest.
 _HEAD = ("step", "horizon", "agent_id", "name", "role", "tick_size")
 _SPLICED = frozenset((*_HEAD, "account", "private", "market", "open_orders", "recent_trades"))
+# The rest's parts that are usually empty ([] and {} compare equal to nothing else, exactly), and
+# the number of parts of an observation without a plugin mechanism's part.
+_EMPTY = (("messages", []), ("rejections", []), ("negotiations", []), ("contracts", []), ("reputation", {}),
+          ("alliances", {}))  # fmt: skip
+_PLAIN_LENGTH = 20
 
 
 class ObservationEncoder:
@@ -272,8 +277,10 @@ class ObservationEncoder:
     def __init__(self, encode: Encoder) -> None:
         """``encode``: the recorder's compact encoder."""
         self.encode = encode
-        # agent id -> [account key, its JSON, private key, JSON, trades key, JSON]
+        # agent id -> [account key, its JSON, private key, JSON, trades key, JSON, head key, text]
         self._parts: dict[Any, list[Any]] = {}
+        # the text after "recent_trades" of an observation whose rest is empty but for its tools
+        self._rest: dict[tuple[Any, ...], str] = {}
 
     def to_json(self, observation: Observation, content: dict[str, Any]) -> str:
         """``encode(content)``, where ``content`` is ``observation.to_dict()`` as it returned it."""
@@ -283,18 +290,44 @@ class ObservationEncoder:
             return observation.to_json(encode, content)
         parts = self._parts.get(observation.agent_id)
         if parts is None:
-            parts = self._parts[observation.agent_id] = [None, "", None, "", None, ""]
+            parts = self._parts[observation.agent_id] = [None, "", None, "", None, "", None, ""]
         for i, name in ((0, "account"), (2, "private"), (4, "recent_trades")):
             key = keys[i // 2]
             if parts[i] is None or parts[i] != key:
                 parts[i] = key
                 parts[i + 1] = encode(content[name])
         get = content.__getitem__
-        head = encode({name: get(name) for name in _HEAD})
-        open_orders = content["open_orders"]
-        rest = encode({name: get(name) for name in content if name not in _SPLICED})
+        step, horizon, agent_id, name, role, tick_size = map(get, _HEAD)
+        if (
+            type(step) is int and type(horizon) is int and type(agent_id) is int
+            and type(name) is str and type(role) is str and type(tick_size) is float
+        ):  # fmt: skip
+            # the same text as encoding them (ints and strings compare exactly; a tick is > 0)
+            key = (horizon, agent_id, name, role, tick_size)
+            if parts[6] != key:
+                parts[6] = key
+                parts[7] = encode({"horizon": horizon, "agent_id": agent_id, "name": name, "role": role,
+                                   "tick_size": tick_size})[1:-1]  # fmt: skip
+            head = f'{{"step":{step},{parts[7]}'
+        else:
+            head = encode({name: get(name) for name in _HEAD})[:-1]
+        actions = get("available_actions")
+        if (
+            len(content) == _PLAIN_LENGTH and type(actions) is list and get("surveillance") is None
+            and get("suspended_until") is None and all(get(name) == empty for name, empty in _EMPTY)
+        ):  # fmt: skip
+            # an agent with nothing but its tools in the rest (the common case): one text per tools
+            key = tuple(actions)
+            rest = self._rest.get(key)  # only keys of strings are kept: they compare exactly
+            if rest is None:
+                rest = encode({name: get(name) for name in content if name not in _SPLICED})
+                if all(type(a) is str for a in key):
+                    self._rest[key] = rest
+        else:
+            rest = encode({name: get(name) for name in content if name not in _SPLICED})
+        open_orders = get("open_orders")
         return (
-            f'{head[:-1]},"account":{parts[1]},"private":{parts[3]},'
+            f'{head},"account":{parts[1]},"private":{parts[3]},'
             f'"market":{observation.market.to_json(encode)},'
             f'"open_orders":{"[]" if type(open_orders) is list and not open_orders else encode(open_orders)},'
             f'"recent_trades":{parts[5]},{rest[1:]}'

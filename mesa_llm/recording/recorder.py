@@ -467,21 +467,14 @@ class SimulationRecorder:
             type_json = self._type_json.get(event_type)
             if type_json is None:
                 type_json = self._type_json[event_type] = encode(event_type)
+            # one f-string: the line (kilobytes for an observation) is built in one allocation
+            content_json = encoded if encoded is not None and data is content else encode(data)
             line = (
                 f'{{"event_id":{self._id_prefix_json}{index:06d}",'
-                f'"timestamp":"{self._second_text}'
-                + (f'.{micro:06d}+00:00",' if micro else '+00:00",')
-                + f'"step":{step if type(step) is int else encode(step)},'
-                + '"agent_id":'
-                + (
-                    "null"
-                    if agent_id is None
-                    else str(agent_id)
-                    if type(agent_id) is int
-                    else encode(agent_id)
-                )
-                + f',"event_type":{type_json},'
-                f'"content":{encode(data) if encoded is None or data is not content else encoded},'
+                f'"timestamp":"{self._second_text}{f".{micro:06d}+00:00" if micro else "+00:00"}",'
+                f'"step":{step if type(step) is int else encode(step)},'
+                f'"agent_id":{"null" if agent_id is None else agent_id if type(agent_id) is int else encode(agent_id)},'
+                f'"event_type":{type_json},"content":{content_json},'
                 f'"metadata":{encode(metadata) if metadata else "{}"}}}\n'
             )
             file = self._file if self._file is not None else self._open_stream()
