@@ -261,7 +261,7 @@ _HEAD = ("step", "horizon", "agent_id", "name", "role", "tick_size")
 _SPLICED = frozenset((*_HEAD, "account", "private", "market", "open_orders", "recent_trades"))
 # The rest's parts that are usually empty ([] and {} compare equal to nothing else, exactly), and
 # the number of parts of an observation without a plugin mechanism's part.
-_EMPTY = (("messages", []), ("rejections", []), ("negotiations", []), ("contracts", []), ("reputation", {}),
+_EMPTY: tuple[tuple[str, Any], ...] = (("messages", []), ("rejections", []), ("negotiations", []), ("contracts", []), ("reputation", {}),
           ("alliances", {}))  # fmt: skip
 _PLAIN_LENGTH = 20
 
