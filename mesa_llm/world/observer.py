@@ -49,6 +49,7 @@ class Observer:
         self.encoder = ObservationEncoder(encode) if encode is not None else None
         self.reputation_shown = reputation_shown
         self._plain_tool_cache: dict[Role, tuple[str, ...]] = {}
+        self._plugins = world.plugin_mechanisms  # a frozen world's: asked once, not per agent
 
     def _market_snapshot(self) -> MarketSnapshot:
         to_units = self.world.money.to_units
@@ -95,7 +96,7 @@ class Observer:
         me = agent.unique_id
         suspended = self.world.rules.is_suspended(me, step) if self.world.rules.suspended_until else False
         social = self.world.scenario.social
-        plugins = self.world.plugin_mechanisms
+        plugins = self._plugins
         if self.world.desk is None and not social.alliances and not suspended:
             # the common case of a plain market: only two tools depend on the state
             out = list(self._plain_tools(agent.role))
@@ -129,7 +130,7 @@ class Observer:
         talk tools (suspended agents get none)."""
         if self.world.rules.suspended_until and self.world.rules.is_suspended(agent.unique_id, step):
             return out
-        return insert_tools(out, [t for m in self.world.plugin_mechanisms for t in m.available(agent, step)])
+        return insert_tools(out, [t for m in self._plugins for t in m.available(agent, step)])
 
     def _plain_tools(self, role: Role) -> tuple[str, ...]:
         """A role's tools in a market without negotiations or alliances (cached per role)."""
