@@ -275,9 +275,10 @@ class ObservationEncoder:
     """
 
     def __init__(self, encode: Encoder) -> None:
-        """``encode``: the recorder's compact encoder."""
+        """``encode``: the recorder's compact encoder (no spaces: lists are joined with ",")."""
         self.encode = encode
-        # agent id -> [account key, its JSON, private key, JSON, trades key, JSON, head key, text]
+        # agent id -> [account key, its JSON, private key, JSON, trades key, JSON, head key, text,
+        # the text of each trade of the trades key]
         self._parts: dict[Any, list[Any]] = {}
         # the text after "recent_trades" of an observation whose rest is empty but for its tools
         self._rest: dict[tuple[Any, ...], str] = {}
@@ -290,12 +291,20 @@ class ObservationEncoder:
             return observation.to_json(encode, content)
         parts = self._parts.get(observation.agent_id)
         if parts is None:
-            parts = self._parts[observation.agent_id] = [None, "", None, "", None, "", None, ""]
-        for i, name in ((0, "account"), (2, "private"), (4, "recent_trades")):
+            parts = self._parts[observation.agent_id] = [None, "", None, "", None, "", None, "", []]
+        for i, name in ((0, "account"), (2, "private")):
             key = keys[i // 2]
             if parts[i] is None or parts[i] != key:
                 parts[i] = key
                 parts[i + 1] = encode(content[name])
+        trades = keys[2]
+        if parts[4] is None or parts[4] != trades:
+            # each trade record's text is made once, when it first shows, and reused while it
+            # stays in the window (records are never changed; the key holds them, so ids are theirs)
+            known = dict(zip(map(id, parts[4] or ()), parts[8], strict=True))
+            texts = [known.get(id(t)) or encode(t) for t in trades]
+            parts[4], parts[8] = trades, texts
+            parts[5] = f"[{','.join(texts)}]"
         get = content.__getitem__
         step, horizon, agent_id, name, role, tick_size = map(get, _HEAD)
         if (

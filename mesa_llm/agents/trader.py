@@ -213,7 +213,7 @@ class TraderAgent(mesa.Agent):
                 gained = -sum(pv.costs[start : start + quantity])
         if pv is not None and (pv.values or pv.costs):
             self.realised_surplus += gained
-        if self.keep_trades:
+        if self.keep_trades:  # a new record each time, never changed: recordings reuse its JSON
             self.recent_trades.append(
                 {"step": step, "good": good, "side": side, "price": price_units, "quantity": quantity}
             )

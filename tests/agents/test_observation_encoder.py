@@ -195,3 +195,26 @@ def test_the_same_agent_with_other_tools_messages_or_types_gets_its_own_text() -
             setattr(observation, name, value)
         content = observation.to_dict()
         assert encoder.to_json(observation, content) == encode(content), changes
+
+
+def test_a_trade_record_is_encoded_once_while_it_stays_in_the_window() -> None:
+    compact = _make_encoder()
+    encoded: list[Any] = []
+
+    def counting(value: Any) -> str:
+        encoded.append(value)
+        return compact(value)
+
+    encoder = ObservationEncoder(counting)
+    observation = _observation("x", {"widget": 1})
+    observation.messages = []
+    observation.open_orders = []
+    window: list[dict[str, Any]] = []
+    for step in range(1, 9):
+        window = [*window, {"step": step, "good": "widget", "side": "buy", "price": step / 4, "quantity": 1}][-3:]
+        observation.recent_trades = window
+        observation._keys = ((1,), (2,), tuple(window))
+        content = observation.to_dict()
+        assert encoder.to_json(observation, content) == compact(content)
+    trade_texts = [v for v in encoded if isinstance(v, dict) and "side" in v]
+    assert len(trade_texts) == 8  # each of the 8 records once, not once per window it is in
