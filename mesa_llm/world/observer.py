@@ -167,30 +167,29 @@ class Observer:
             "rules": self.world.rules.view(),
         }
         encoder = self.encoder
+        keyed = encoder is not None
+        # looked up once per step, not per agent
+        horizon, money, open_orders_of = self.horizon, self.world.money, self.world.exchange.open_orders
+        mechanisms, alliances = self.world.mechanisms, self.world.scenario.social.alliances
+        suspended_until = self.world.rules.suspended_until
         out = []
         for agent in self.world.agents.values():
-            open_orders = [self._order_view(o) for o in self.world.exchange.open_orders(agent.unique_id)]
-            obs = agent.observe(
-                step=step,
-                horizon=self.horizon,
-                market=market,
-                ledger=ledger,
-                money=self.world.money,
-                open_orders=open_orders,
-                keyed=encoder is not None,
-            )
             me = agent.unique_id
+            open_orders = [self._order_view(o) for o in open_orders_of(me)]
+            obs = agent.observe(
+                step=step, horizon=horizon, market=market, ledger=ledger, money=money, open_orders=open_orders, keyed=keyed
+            )  # fmt: skip
             obs.available_actions = self.available_actions(agent, step)
-            for mechanism in self.world.mechanisms:
+            for mechanism in mechanisms:
                 mechanism.fill_observation(obs, agent, step)
             if reputation_shown:
                 obs.reputation = reputation_table
-            if self.world.scenario.social.alliances:
+            if alliances:
                 obs.alliances = self.world.alliances.view(me)
             if agent.role is Role.REGULATOR:
                 obs.surveillance = surveillance
-            if self.world.rules.is_suspended(me, step):
-                obs.suspended_until = self.world.rules.suspended_until[me]
+            if suspended_until and self.world.rules.is_suspended(me, step):
+                obs.suspended_until = suspended_until[me]
             if self.record is not None:
                 content = obs.to_dict()
                 if encoder is None:
