@@ -37,6 +37,7 @@ import functools
 import gc
 import itertools
 import json
+import logging
 import math
 import mmap
 import os
@@ -50,6 +51,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
+from mesa_llm.analysis.columnar import CopyColumns, CopySource, read_copy
 from mesa_llm.recording import LoadedRecording, RecordingError, load_events
 from mesa_llm.recording.schema import (
     MAX_DEPTH,
@@ -71,6 +73,8 @@ __all__ = [
     "load_recording",
     "load_recordings",
 ]
+
+_log = logging.getLogger(__name__)
 
 #: Event types whose contents are large: reading one from the events table decodes it alone (other
 #: types decode all their events at once); their table decodes them all.
@@ -290,10 +294,8 @@ class _LineSource:
         return [e.get("content") if isinstance(e, dict) else None for e in self._decode(lines, idx)]
 
     def _decode(self, chunks: list[bytes], sel: np.ndarray) -> list[Any]:
-        data = b"[" + b",".join(chunks) + b"]"
-        loads = _json_loads()
         try:
-            return cast(list[Any], loads(data))
+            return _decode_all(chunks)
         except (ValueError, RecursionError):
             pass
         # One line at a time, with the limits (NaN, depth, UTF-8) and its line number when it fails.
@@ -319,6 +321,48 @@ class _LineSource:
         return event.get("content") if isinstance(event, dict) else None
 
 
+def _decode_all(chunks: list[bytes]) -> list[Any]:
+    """Decode JSON texts in one call (ValueError or RecursionError if one is not valid)."""
+    return cast(list[Any], _json_loads()(b"[" + b",".join(chunks) + b"]"))
+
+
+class _CopyContents:
+    """Contents of a recording read from its columnar copy (`mesa_llm.analysis.columnar`), with
+    the limits the stream's lines have (size, nesting, UTF-8, an object), checked when decoded."""
+
+    def __init__(self, source: CopySource) -> None:
+        self.source = source
+
+    def read_many(self, idx: np.ndarray) -> list[Any]:
+        """Decoded contents of the events at these positions."""
+        chunks, where = self.source.chunks(idx)
+        for i, chunk in enumerate(chunks):
+            problem = None
+            if len(chunk) > MAX_LINE_BYTES:
+                problem = f"longer than {MAX_LINE_BYTES:,} bytes"
+            elif not chunk.startswith(b"{"):
+                problem = "the content is not a JSON object"
+            elif chunk.count(b"{") + chunk.count(b"[") > MAX_DEPTH and nesting_depth(chunk) > MAX_DEPTH:
+                problem = f"nested deeper than {MAX_DEPTH} levels"
+            if problem:
+                raise RecordingError(f"{where[i]} is corrupt: {problem}")
+        try:
+            return _decode_all(chunks)
+        except (ValueError, RecursionError):
+            pass
+        out = []
+        for chunk, place in zip(chunks, where, strict=True):
+            try:
+                out.append(decode_json(chunk, limit=None))
+            except LineError as exc:
+                raise RecordingError(f"{place} is corrupt: {exc}") from None
+        return out
+
+    def read_one(self, index: int) -> Any:
+        """Decoded content of one event."""
+        return self.read_many(np.asarray([index]))[0]
+
+
 @dataclass
 class _EventStore:
     """Columns of the events' envelopes plus their contents, decoded per type on demand."""
@@ -331,7 +375,7 @@ class _EventStore:
     type_codes: np.ndarray
     type_names: list[str]
     contents: np.ndarray  # object: the decoded content, or None while not decoded
-    source: _LineSource | None  # where undecoded contents are read from (streams only)
+    source: _LineSource | _CopyContents | None  # where undecoded contents are read from (streams only)
     decoded: set[str] = field(default_factory=set)
     #: contents decoded from the file are checked against the schema (the reader checked the rest)
     checked: bool = False
@@ -497,8 +541,8 @@ class _Envelopes:
     def add(self, matches: list[tuple[bytes, ...]]) -> None:
         n = len(matches)
         ids, stamps, steps, agents, types = zip(*matches, strict=True)
-        for t in set(types).difference(self.type_code):
-            self.type_code[t] = len(self.type_code)
+        for t in dict.fromkeys(types):  # codes in order of first appearance (a set's order varies)
+            self.type_code.setdefault(t, len(self.type_code))
         for a in set(agents).difference(self.agent_value):
             self.agent_value[a] = -1 if a == b"null" else int(a)
         values = np.fromiter(map(self.agent_value.__getitem__, agents), dtype=np.int64, count=n)
@@ -520,6 +564,15 @@ class _Envelopes:
         self.lengths.append(length)
 
 
+def _map(file: Any) -> mmap.mmap:
+    """A read-only memory map of a whole file, its pages mapped at once where the system can
+    (Linux: MAP_POPULATE; faulting them in one by one took seconds for a 500 MB recording)."""
+    populate = getattr(mmap, "MAP_POPULATE", 0)
+    if populate and hasattr(mmap, "MAP_SHARED"):
+        return mmap.mmap(file.fileno(), 0, flags=mmap.MAP_SHARED | populate, prot=mmap.PROT_READ)
+    return mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+
+
 def _store_from_stream(path: Path) -> _EventStore | None:
     """Envelopes of a complete stream in the recorder's exact line format; None if it is not one
     (the caller then reads it with the reader)."""
@@ -527,7 +580,7 @@ def _store_from_stream(path: Path) -> _EventStore | None:
     if stat.st_size == 0:
         return None
     env = _Envelopes()
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+    with open(path, "rb") as f, _map(f) as mm:
         buffer = np.frombuffer(mm, dtype=np.uint8)
         try:
             if buffer[-1] != 10:
@@ -633,6 +686,27 @@ def _utf8(mm: mmap.mmap, buffer: np.ndarray, line_start: np.ndarray, line_end: n
     return True
 
 
+def _store_from_copy(path: Path, columns: CopyColumns) -> _EventStore | None:
+    """The events of a stream from its columnar copy; None if they are not in a run's order
+    (the stream is read then)."""
+    names = columns.type_names
+    if "simulation_end" not in names or not _in_order(
+        columns.step, columns.agent_id, columns.type_codes, names
+    ):
+        return None
+    return _EventStore(
+        path=path,
+        event_id=columns.event_id,
+        step=columns.step,
+        agent_id=pd.arrays.IntegerArray(columns.agent_id, columns.missing),
+        timestamp=pd.DatetimeIndex(columns.timestamp).tz_localize("UTC"),
+        type_codes=columns.type_codes,
+        type_names=names,
+        contents=np.full(len(columns.step), None, dtype=object),
+        source=_CopyContents(columns.source),
+    )
+
+
 def _in_order(steps: np.ndarray, agents: np.ndarray, codes: np.ndarray, names: list[str]) -> bool:
     """The header first and once, steps from 0 never going back, one step_start per step, agent
     ids within bounds (else the reader names the line at fault)."""
@@ -705,6 +779,8 @@ class Recording:
         warning: what was wrong with a cut stream and what was dropped; None when intact.
         complete_steps: the last step whose ``step_end`` was recorded.
         metadata: the ``metadata`` of a single-file JSON export; None for a stream.
+        columnar: the columnar copy (``REC.parquet/``) the events were read from, or None.
+        copy_note: why a copy next to the stream was not used (stale, edited, ...), or None.
 
     Every table has the columns ``step`` and ``agent_id`` (nullable Int64; null for model events)
     first, then the content's fields (one column per top-level key: nested dicts and lists stay
@@ -729,6 +805,10 @@ class Recording:
         self.warning = warning
         self.complete_steps = complete_steps
         self.metadata = metadata
+        #: the columnar copy the events were read from (`mesa_llm.analysis.columnar`), or None
+        self.columnar: Path | None = None
+        #: why a copy next to the stream was not used (also logged), or None
+        self.copy_note: str | None = None
         self._tables: dict[str, pd.DataFrame] = {}
         self._indexes: dict[tuple[str, ...], Any] = {}  # of the point queries, built on first use
         self._message_rows: dict[tuple[int, bool], np.ndarray] = {}
@@ -1123,17 +1203,31 @@ def load_recording(path: str | Path) -> Recording:
     p = Path(path)
     with _gc_paused():
         store: _EventStore | None = None
+        copy_note: str | None = None
+        copy: Path | None = None
         if p.is_file() and not _is_export(p):
-            try:
-                store = _store_from_stream(p)
-            except (OSError, ValueError, OverflowError):
-                store = None  # the reader says what is wrong
+            columns, copy_note = read_copy(p)
+            if columns is not None:
+                store = _store_from_copy(p, columns)
+                if store is None:
+                    copy_note = f"{columns.folder}: columnar copy not used (events out of order); reading {p.name}"
+                else:
+                    copy = columns.folder
+            if copy_note:
+                _log.warning("%s", copy_note)
+            if store is None:
+                try:
+                    store = _store_from_stream(p)
+                except (OSError, ValueError, OverflowError):
+                    store = None  # the reader says what is wrong
         if store is not None:
             store.checked = True
             # Contents are checked per type when a table (or an event of the type) first needs
             # them, all the events of the type at once: a table is never half built from a
             # corrupt file, and a load that uses three tables does not decode the other twenty.
-            return Recording(p, store, complete_steps=_complete_steps(store))
+            rec = Recording(p, store, complete_steps=_complete_steps(store))
+            rec.columnar, rec.copy_note = copy, copy_note
+            return rec
         loaded: LoadedRecording = load_events(p)
         if loaded.header is None or loaded.events[0]["event_type"] != "simulation_start":
             raise RecordingError(
