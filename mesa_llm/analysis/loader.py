@@ -1235,7 +1235,7 @@ def load_recording(path: str | Path) -> Recording:
                 f"{loaded.events[0]['event_type'] if loaded.events else 'missing'}): "
                 "not a run recording"
             )
-        return Recording(
+        rec = Recording(
             p,
             _store_from_events(p, loaded.events),
             truncated=loaded.truncated,
@@ -1243,6 +1243,8 @@ def load_recording(path: str | Path) -> Recording:
             complete_steps=loaded.complete_steps,
             metadata=loaded.metadata,
         )
+        rec.copy_note = copy_note
+        return rec
 
 
 def _complete_steps(store: _EventStore) -> int:
