@@ -97,11 +97,11 @@ def _queries(path: Path) -> tuple[bool, dict[str, tuple[float, float]]]:
     return rec.columnar is not None, out
 
 
-def _aside(folder: Path) -> Path | None:
+def _aside(folder: Path, tag: str) -> Path | None:
     """Move a columnar copy out of the way (so the stream is read); where it went."""
     if not folder.exists():
         return None
-    hidden = folder.with_name(folder.name + ".aside")
+    hidden = folder.with_name(f"{folder.name}.{tag}")
     shutil.rmtree(hidden, ignore_errors=True)
     folder.rename(hidden)
     return hidden
@@ -128,7 +128,7 @@ def main(argv: list[str]) -> None:
             write_s, path = _timed(lambda: write_recording(Path(tmp), n))
             print(f"wrote {path.stat().st_size / 1e6:.0f} MB in {write_s:.1f} s (its copy included)")
         folder = copy_path(path)
-        hidden = _aside(folder)  # a copy already there (a run's own) is put back at the end
+        hidden = _aside(folder, "kept")  # a copy already there (a run's own) is put back at the end
         with open(path, "rb") as f:  # warm the page cache so that every reader starts equal
             while f.read(1 << 24):
                 pass
@@ -171,7 +171,7 @@ def main(argv: list[str]) -> None:
             print(f"{name:<{width}}  {a:>11}  {b:>14}")
         print(f"point queries (first call builds the index; then the mean of {QUERIES}):")
         from_copy, queries = _queries(path)
-        hidden_now = _aside(folder)
+        hidden_now = _aside(folder, "bench")
         from_stream, stream_queries = _queries(path)
         assert from_copy and not from_stream
         for name in queries:
