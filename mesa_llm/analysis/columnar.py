@@ -228,6 +228,9 @@ class CopyColumns:
     type_codes: np.ndarray
     type_names: list[str]
     source: CopySource
+    #: the stream's size and modification time when the copy was found to be its own
+    stream_size: int = 0
+    stream_mtime_ns: int = 0
 
 
 class CopySource:
@@ -317,6 +320,7 @@ def _read(recording: Path, folder: Path) -> CopyColumns:
         hasher.join()
     if digest[0] != source["sha256"]:
         raise CopyMismatch("stale: the recording's SHA-256 differs from the one the copy was made of")
+    columns.stream_size, columns.stream_mtime_ns = stat.st_size, stat.st_mtime_ns
     return columns
 
 

@@ -330,11 +330,13 @@ class _CopyContents:
     """Contents of a recording read from its columnar copy (`mesa_llm.analysis.columnar`), with
     the limits the stream's lines have (size, nesting, UTF-8, an object), checked when decoded."""
 
-    def __init__(self, source: CopySource) -> None:
+    def __init__(self, source: CopySource, stream: _LineSource) -> None:
         self.source = source
+        self.stream = stream  # the stream's identity at load: it must stay as it was, as without a copy
 
     def read_many(self, idx: np.ndarray) -> list[Any]:
         """Decoded contents of the events at these positions."""
+        self.stream._check()
         chunks, where = self.source.chunks(idx)
         for i, chunk in enumerate(chunks):
             problem = None
@@ -686,6 +688,9 @@ def _utf8(mm: mmap.mmap, buffer: np.ndarray, line_start: np.ndarray, line_end: n
     return True
 
 
+_NO_LINES = np.empty(0, dtype=np.int64)
+
+
 def _store_from_copy(path: Path, columns: CopyColumns) -> _EventStore | None:
     """The events of a stream from its columnar copy; None if they are not in a run's order
     (the stream is read then)."""
@@ -703,7 +708,10 @@ def _store_from_copy(path: Path, columns: CopyColumns) -> _EventStore | None:
         type_codes=columns.type_codes,
         type_names=names,
         contents=np.full(len(columns.step), None, dtype=object),
-        source=_CopyContents(columns.source),
+        source=_CopyContents(columns.source, _LineSource(
+            path=path, size=columns.stream_size, mtime_ns=columns.stream_mtime_ns,
+            line_start=_NO_LINES, line_end=_NO_LINES, content_start=_NO_LINES, plain=_NO_LINES,
+        )),  # fmt: skip
     )
 
 
