@@ -244,9 +244,11 @@ class CopySource:
         self._codes = codes
         self._names = list(names)
         self._contents: dict[str, tuple[np.ndarray, bytes]] = {}
+        self._problems: dict[str, dict[int, str]] = {}
 
     def contents(self, event_type: str) -> tuple[np.ndarray, bytes]:
-        """Offsets (n + 1) and bytes of the content column of a type's file."""
+        """Offsets (n + 1) and bytes of the content column of a type's file, checked once
+        against the stream's limits (`problems`)."""
         cached = self._contents.get(event_type)
         if cached is None:
             table = pq.ParquetFile(pa.BufferReader(self._files[event_type])).read(
@@ -262,24 +264,70 @@ class CopySource:
             data = data_buffer.to_pybytes() if data_buffer is not None else b""
             cached = (offsets, data)
             self._contents[event_type] = cached
+            self._problems[event_type] = _limit_problems(offsets, data)
         return cached
 
     def where(self, event_type: str) -> Path:
         """The file of a type's events."""
         return self.folder / f"{event_type}.parquet"
 
-    def chunks(self, idx: np.ndarray) -> tuple[list[bytes], list[str]]:
-        """The content bytes of the events at these positions, and where each comes from (file
-        and row, for errors)."""
-        out: list[bytes] = []
-        where: list[str] = []
-        for index in idx.tolist():  # events of one type mostly: the cache makes this cheap
-            name = self._names[int(self._codes[index])]
+    def place(self, index: int) -> str:
+        """Where the event at this position is in the copy: file and row."""
+        name = self._names[int(self._codes[index])]
+        return f"{self.where(name)}: row {int(self._row_of[index]) + 1} (event {index + 1})"
+
+    def chunks(self, idx: np.ndarray) -> list[bytes]:
+        """The content bytes of the events at these positions.
+
+        Raises:
+            RecordingError: one of them breaks the stream's limits (size, nesting, an object).
+        """
+        codes = self._codes[idx]
+        kinds = np.unique(codes).tolist()
+        out: list[bytes] = [b""] * len(idx)
+        for code in kinds:
+            sel = np.flatnonzero(codes == code) if len(kinds) > 1 else None
+            positions = idx if sel is None else idx[sel]
+            name = self._names[code]
             offsets, data = self.contents(name)
-            row = int(self._row_of[index])
-            out.append(data[int(offsets[row]) : int(offsets[row + 1])])
-            where.append(f"{self.where(name)}: row {row + 1} (event {index + 1})")
-        return out, where
+            rows = self._row_of[positions]
+            bad = self._problems[name]
+            if bad:
+                for index, row in zip(positions.tolist(), rows.tolist(), strict=True):
+                    if row in bad:
+                        raise RecordingError(f"{self.place(index)} is corrupt: {bad[row]}")
+            starts, ends = offsets[rows].tolist(), offsets[rows + 1].tolist()
+            pieces = [data[a:b] for a, b in zip(starts, ends, strict=True)]
+            if sel is None:
+                return pieces
+            for i, piece in zip(sel.tolist(), pieces, strict=True):
+                out[i] = piece
+        return out
+
+
+def _limit_problems(offsets: np.ndarray, data: bytes) -> dict[int, str]:
+    """Row -> problem, for the contents that break a stream line's limits: longer than
+    MAX_LINE_BYTES, not an object, nested deeper than MAX_DEPTH (measured only for the rows with
+    more opening brackets than that)."""
+    from mesa_llm.recording.schema import MAX_DEPTH, MAX_LINE_BYTES, nesting_depth
+
+    problems: dict[int, str] = {}
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    lengths = np.diff(offsets)
+    for row in np.flatnonzero(lengths > MAX_LINE_BYTES).tolist():
+        problems[row] = f"longer than {MAX_LINE_BYTES:,} bytes"
+    starts = offsets[:-1]
+    first = np.zeros(len(starts), dtype=np.uint8)
+    filled = lengths > 0
+    first[filled] = buffer[starts[filled]]
+    for row in np.flatnonzero(first != ord("{")).tolist():
+        problems.setdefault(row, "the content is not a JSON object")
+    opens = np.flatnonzero((buffer == ord("{")) | (buffer == ord("[")))
+    counts = np.searchsorted(opens, offsets[1:]) - np.searchsorted(opens, starts)
+    for row in np.flatnonzero(counts > MAX_DEPTH).tolist():
+        if row not in problems and nesting_depth(data[int(starts[row]) : int(offsets[row + 1])]) > MAX_DEPTH:
+            problems[row] = f"nested deeper than {MAX_DEPTH} levels"
+    return problems
 
 
 def read_copy(recording: Path) -> tuple[CopyColumns | None, str | None]:

@@ -337,27 +337,17 @@ class _CopyContents:
     def read_many(self, idx: np.ndarray) -> list[Any]:
         """Decoded contents of the events at these positions."""
         self.stream._check()
-        chunks, where = self.source.chunks(idx)
-        for i, chunk in enumerate(chunks):
-            problem = None
-            if len(chunk) > MAX_LINE_BYTES:
-                problem = f"longer than {MAX_LINE_BYTES:,} bytes"
-            elif not chunk.startswith(b"{"):
-                problem = "the content is not a JSON object"
-            elif chunk.count(b"{") + chunk.count(b"[") > MAX_DEPTH and nesting_depth(chunk) > MAX_DEPTH:
-                problem = f"nested deeper than {MAX_DEPTH} levels"
-            if problem:
-                raise RecordingError(f"{where[i]} is corrupt: {problem}")
+        chunks = self.source.chunks(idx)
         try:
             return _decode_all(chunks)
         except (ValueError, RecursionError):
             pass
         out = []
-        for chunk, place in zip(chunks, where, strict=True):
+        for chunk, index in zip(chunks, idx.tolist(), strict=True):
             try:
                 out.append(decode_json(chunk, limit=None))
             except LineError as exc:
-                raise RecordingError(f"{place} is corrupt: {exc}") from None
+                raise RecordingError(f"{self.source.place(index)} is corrupt: {exc}") from None
         return out
 
     def read_one(self, index: int) -> Any:
