@@ -25,6 +25,10 @@ a type when a table (or an event's content) first needs them, all the events of 
 `load_recordings` calls it). A problem is a `RecordingError` naming the file and the line; a recording without its
 ``simulation_start`` header, or empty, is one too.
 
+A finished stream with its columnar copy beside it (``REC.parquet/``, `mesa_llm.analysis.columnar`)
+is read from the copy when the copy belongs to it (sizes and SHA-256 hashes match): the envelopes
+come from Parquet columns, the contents from the copy's bytes, with the same checks and tables.
+
 A stream that was cut (incomplete last line, no ``simulation_end``), that is not in the recorder's
 exact line format, or an export, is read by `mesa_llm.recording.load_events` instead, so a cut run
 loads with the same semantics (``truncated``, ``warning``, its unfinished step dropped).
