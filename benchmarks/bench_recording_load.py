@@ -1,18 +1,22 @@
-"""Benchmark: a large recording into tables, and point queries into it (issue 24, part 2).
+"""Benchmark: a large recording into tables, from its stream and from its columnar copy, and point
+queries into it (issue 24, part 2).
 
 Run ``python benchmarks/bench_recording_load.py [N_EVENTS] [--recording PATH] [--baseline-loader
 FILE] [--no-pandas]``. It writes a synthetic market recording of about N events (default
 1,000,000) with the real `SimulationRecorder` (benchmarks/bench_analysis.py), unless --recording
 names one, then times in the same process, one after the other:
 
-* ``load_recording`` (the envelopes, every content but observations and LLM calls decoded and
-  checked) plus the events table, then the tables a report needs;
+* ``load_recording`` from the JSON-lines stream (the envelopes, line sizes, nesting, UTF-8 and
+  order checked at load) plus the events table, then the tables a report needs;
 * the same with another copy of the loader (--baseline-loader, e.g. the main checkout's
   ``mesa_llm/analysis/loader.py``), for a before/after in one run;
-* ``pyarrow.json.read_json`` (typed, multithreaded, no checks), ``pandas.read_json(lines=True)``
-  and ``polars.read_ndjson`` when installed: what a generic reader costs on the same file;
+* writing the columnar copy (`mesa_llm.analysis.columnar.write_copy`: what closing a finished run
+  adds), then ``load_recording`` again, now from the copy (its hashes checked);
+* ``pandas.read_json(lines=True)``, and ``polars.read_ndjson`` when installed, else
+  ``pyarrow.json.read_json``: what a generic reader costs on the same file (no checks);
 * the point queries ``rec.agent_state(agent, step)``, ``rec.trades_at(step)``,
-  ``rec.messages_of(agent)``: the first call (which builds its index) and the mean of 200 calls.
+  ``rec.messages_of(agent)`` on the recording loaded from the stream and from the copy: the first
+  call (which builds its index) and the mean of 200 calls.
 
 It prints numbers only (no budget is asserted); read them with the machine's load (printed too).
 """
@@ -23,6 +27,7 @@ import argparse
 import gc
 import importlib.util
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -41,6 +46,7 @@ except ModuleNotFoundError:  # run from a source checkout that is not installed
 from bench_analysis import REPORT_TABLES, write_recording  # noqa: E402
 
 from mesa_llm.analysis import load_recording  # noqa: E402
+from mesa_llm.analysis.columnar import copy_path, write_copy  # noqa: E402
 
 QUERIES = 200
 
@@ -72,7 +78,7 @@ def _module_from(file: Path) -> ModuleType:
     return module
 
 
-def _queries(path: Path) -> dict[str, tuple[float, float]]:
+def _queries(path: Path) -> tuple[bool, dict[str, tuple[float, float]]]:
     rec = load_recording(path)
     agents = [int(a) for a in rec.agents["agent_id"].tolist()] or [1]
     last = max(rec.final_step, 1)
@@ -88,7 +94,17 @@ def _queries(path: Path) -> dict[str, tuple[float, float]]:
         for i in range(1, QUERIES + 1):
             query(i)
         out[name] = (first, (time.perf_counter() - start) / QUERIES)
-    return out
+    return rec.columnar is not None, out
+
+
+def _aside(folder: Path, tag: str) -> Path | None:
+    """Move a columnar copy out of the way (so the stream is read); where it went."""
+    if not folder.exists():
+        return None
+    hidden = folder.with_name(f"{folder.name}.{tag}")
+    shutil.rmtree(hidden, ignore_errors=True)
+    folder.rename(hidden)
+    return hidden
 
 
 def main(argv: list[str]) -> None:
@@ -110,27 +126,28 @@ def main(argv: list[str]) -> None:
         if path is None:
             n = int(args.events.replace("_", ""))
             write_s, path = _timed(lambda: write_recording(Path(tmp), n))
-            print(f"wrote {path.stat().st_size / 1e6:.0f} MB in {write_s:.1f} s")
+            print(f"wrote {path.stat().st_size / 1e6:.0f} MB in {write_s:.1f} s (its copy included)")
+        folder = copy_path(path)
+        hidden = _aside(folder, "kept")  # a copy already there (a run's own) is put back at the end
         with open(path, "rb") as f:  # warm the page cache so that every reader starts equal
             while f.read(1 << 24):
                 pass
         rows: list[tuple[str, str, str]] = []
         loaded, report, n = _load_all(load_recording, path)
         print(f"recording: {n:,} events")
-        rows.append(("load_recording (this checkout)", f"{loaded:.2f} s", f"{report:.2f} s"))
+        rows.append(("load_recording from the stream (this checkout)", f"{loaded:.2f} s", f"{report:.2f} s"))
         if args.baseline_loader is not None:
             base = _module_from(args.baseline_loader)
             loaded, report, _ = _load_all(base.load_recording, path)
             rows.append(
                 (f"load_recording ({args.baseline_loader})", f"{loaded:.2f} s", f"{report:.2f} s")
             )
-        try:
-            import pyarrow.json as pa_json
-        except ImportError:
-            pa_json = None
-        if pa_json is not None:
-            seconds, _ = _timed(lambda: pa_json.read_json(path).to_pandas())
-            rows.append(("pyarrow.json.read_json + to_pandas (no checks)", f"{seconds:.2f} s", "-"))
+        copy_s, written = _timed(lambda: write_copy(path, folder))
+        size = sum(p.stat().st_size for p in written.iterdir())
+        print(f"columnar copy: {size / 1e6:.0f} MB written in {copy_s:.2f} s (what closing the run adds)")
+        loaded, report, _ = _load_all(load_recording, path)
+        rows.append(("load_recording from the columnar copy", f"{loaded:.2f} s", f"{report:.2f} s"))
+        polars: Any
         try:
             import polars
         except ImportError:
@@ -138,6 +155,11 @@ def main(argv: list[str]) -> None:
         if polars is not None:
             seconds, _ = _timed(lambda: polars.read_ndjson(path))
             rows.append(("polars.read_ndjson (no checks)", f"{seconds:.2f} s", "-"))
+        else:
+            import pyarrow.json as pa_json
+
+            seconds, _ = _timed(lambda: pa_json.read_json(path).to_pandas())
+            rows.append(("pyarrow.json.read_json + to_pandas (no checks; polars not installed)", f"{seconds:.2f} s", "-"))
         if not args.no_pandas:
             import pandas
 
@@ -148,8 +170,17 @@ def main(argv: list[str]) -> None:
         for name, a, b in rows:
             print(f"{name:<{width}}  {a:>11}  {b:>14}")
         print(f"point queries (first call builds the index; then the mean of {QUERIES}):")
-        for name, (first, mean) in _queries(path).items():
-            print(f"  {name:<26} first {first * 1e3:8.1f} ms   then {mean * 1e3:6.2f} ms")
+        from_copy, queries = _queries(path)
+        hidden_now = _aside(folder, "bench")
+        from_stream, stream_queries = _queries(path)
+        assert from_copy and not from_stream
+        for name in queries:
+            for label, (first, mean) in (("copy", queries[name]), ("stream", stream_queries[name])):
+                print(f"  {name:<26} {label:<6} first {first * 1e3:8.1f} ms   then {mean * 1e3:6.2f} ms")
+        if hidden_now is not None:
+            shutil.rmtree(hidden_now, ignore_errors=True)
+        if hidden is not None:
+            hidden.rename(folder)
     print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 

@@ -673,6 +673,34 @@ def analyze(
         raise _fail(str(exc)) from None
 
 
+@app.command()
+def export(
+    recording: Annotated[Path, typer.Argument(help="A finished recording (.jsonl stream).")],
+    parquet: Annotated[
+        bool,
+        typer.Option("--parquet", help="Write its columnar copy: one Parquet file per event type."),
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder of the copy (default: REC.parquet next to REC, where load_recording finds it)."),
+    ] = None,
+) -> None:
+    """Export a recording: --parquet writes its columnar copy (also written when a run ends)."""
+    from mesa_llm.analysis.columnar import MANIFEST, write_copy
+    from mesa_llm.recording import RecordingError
+
+    if not parquet:
+        raise _fail("nothing to export: say --parquet")
+    try:
+        folder = write_copy(recording, out)
+    except RecordingError as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"{out or recording}: cannot write the copy: {exc.strerror or exc}") from None
+    files = sum(1 for p in folder.iterdir() if p.name != MANIFEST)
+    Console(highlight=False).print(f"columnar copy: {inert(folder)} ({files} Parquet files)", markup=False, soft_wrap=True)
+
+
 def _print_auctions(rec: Any) -> None:
     """Each auction of ``rec``: outcome, surplus and revenue against theory, then its bids."""
     from mesa_llm.analysis.auctions import auction_results, auction_rows

@@ -25,6 +25,10 @@ a type when a table (or an event's content) first needs them, all the events of 
 `load_recordings` calls it). A problem is a `RecordingError` naming the file and the line; a recording without its
 ``simulation_start`` header, or empty, is one too.
 
+A finished stream with its columnar copy beside it (``REC.parquet/``, `mesa_llm.analysis.columnar`)
+is read from the copy when the copy belongs to it (sizes and SHA-256 hashes match): the envelopes
+come from Parquet columns, the contents from the copy's bytes, with the same checks and tables.
+
 A stream that was cut (incomplete last line, no ``simulation_end``), that is not in the recorder's
 exact line format, or an export, is read by `mesa_llm.recording.load_events` instead, so a cut run
 loads with the same semantics (``truncated``, ``warning``, its unfinished step dropped).
@@ -37,6 +41,7 @@ import functools
 import gc
 import itertools
 import json
+import logging
 import math
 import mmap
 import os
@@ -50,6 +55,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
+from mesa_llm.analysis.columnar import CopyColumns, CopySource, read_copy
 from mesa_llm.recording import LoadedRecording, RecordingError, load_events
 from mesa_llm.recording.schema import (
     MAX_DEPTH,
@@ -71,6 +77,8 @@ __all__ = [
     "load_recording",
     "load_recordings",
 ]
+
+_log = logging.getLogger(__name__)
 
 #: Event types whose contents are large: reading one from the events table decodes it alone (other
 #: types decode all their events at once); their table decodes them all.
@@ -290,10 +298,8 @@ class _LineSource:
         return [e.get("content") if isinstance(e, dict) else None for e in self._decode(lines, idx)]
 
     def _decode(self, chunks: list[bytes], sel: np.ndarray) -> list[Any]:
-        data = b"[" + b",".join(chunks) + b"]"
-        loads = _json_loads()
         try:
-            return cast(list[Any], loads(data))
+            return _decode_all(chunks)
         except (ValueError, RecursionError):
             pass
         # One line at a time, with the limits (NaN, depth, UTF-8) and its line number when it fails.
@@ -319,6 +325,40 @@ class _LineSource:
         return event.get("content") if isinstance(event, dict) else None
 
 
+def _decode_all(chunks: list[bytes]) -> list[Any]:
+    """Decode JSON texts in one call (ValueError or RecursionError if one is not valid)."""
+    return cast(list[Any], _json_loads()(b"[" + b",".join(chunks) + b"]"))
+
+
+class _CopyContents:
+    """Contents of a recording read from its columnar copy (`mesa_llm.analysis.columnar`), with
+    the limits the stream's lines have (size, nesting, UTF-8, an object), checked when decoded."""
+
+    def __init__(self, source: CopySource, stream: _LineSource) -> None:
+        self.source = source
+        self.stream = stream  # the stream's identity at load: it must stay as it was, as without a copy
+
+    def read_many(self, idx: np.ndarray) -> list[Any]:
+        """Decoded contents of the events at these positions."""
+        self.stream._check()
+        chunks = self.source.chunks(idx)
+        try:
+            return _decode_all(chunks)
+        except (ValueError, RecursionError):
+            pass
+        out = []
+        for chunk, index in zip(chunks, idx.tolist(), strict=True):
+            try:
+                out.append(decode_json(chunk, limit=None))
+            except LineError as exc:
+                raise RecordingError(f"{self.source.place(index)} is corrupt: {exc}") from None
+        return out
+
+    def read_one(self, index: int) -> Any:
+        """Decoded content of one event."""
+        return self.read_many(np.asarray([index]))[0]
+
+
 @dataclass
 class _EventStore:
     """Columns of the events' envelopes plus their contents, decoded per type on demand."""
@@ -331,7 +371,7 @@ class _EventStore:
     type_codes: np.ndarray
     type_names: list[str]
     contents: np.ndarray  # object: the decoded content, or None while not decoded
-    source: _LineSource | None  # where undecoded contents are read from (streams only)
+    source: _LineSource | _CopyContents | None  # where undecoded contents are read from (streams only)
     decoded: set[str] = field(default_factory=set)
     #: contents decoded from the file are checked against the schema (the reader checked the rest)
     checked: bool = False
@@ -497,8 +537,8 @@ class _Envelopes:
     def add(self, matches: list[tuple[bytes, ...]]) -> None:
         n = len(matches)
         ids, stamps, steps, agents, types = zip(*matches, strict=True)
-        for t in set(types).difference(self.type_code):
-            self.type_code[t] = len(self.type_code)
+        for t in dict.fromkeys(types):  # codes in order of first appearance (a set's order varies)
+            self.type_code.setdefault(t, len(self.type_code))
         for a in set(agents).difference(self.agent_value):
             self.agent_value[a] = -1 if a == b"null" else int(a)
         values = np.fromiter(map(self.agent_value.__getitem__, agents), dtype=np.int64, count=n)
@@ -520,6 +560,15 @@ class _Envelopes:
         self.lengths.append(length)
 
 
+def _map(file: Any) -> mmap.mmap:
+    """A read-only memory map of a whole file, its pages mapped at once where the system can
+    (Linux: MAP_POPULATE; faulting them in one by one took seconds for a 500 MB recording)."""
+    populate = getattr(mmap, "MAP_POPULATE", 0)
+    if populate and hasattr(mmap, "MAP_SHARED"):
+        return mmap.mmap(file.fileno(), 0, flags=mmap.MAP_SHARED | populate, prot=mmap.PROT_READ)
+    return mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+
+
 def _store_from_stream(path: Path) -> _EventStore | None:
     """Envelopes of a complete stream in the recorder's exact line format; None if it is not one
     (the caller then reads it with the reader)."""
@@ -527,7 +576,7 @@ def _store_from_stream(path: Path) -> _EventStore | None:
     if stat.st_size == 0:
         return None
     env = _Envelopes()
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+    with open(path, "rb") as f, _map(f) as mm:
         buffer = np.frombuffer(mm, dtype=np.uint8)
         try:
             if buffer[-1] != 10:
@@ -633,6 +682,33 @@ def _utf8(mm: mmap.mmap, buffer: np.ndarray, line_start: np.ndarray, line_end: n
     return True
 
 
+_NO_LINES = np.empty(0, dtype=np.int64)
+
+
+def _store_from_copy(path: Path, columns: CopyColumns) -> _EventStore | None:
+    """The events of a stream from its columnar copy; None if they are not in a run's order
+    (the stream is read then)."""
+    names = columns.type_names
+    if "simulation_end" not in names or not _in_order(
+        columns.step, columns.agent_id, columns.type_codes, names
+    ):
+        return None
+    return _EventStore(
+        path=path,
+        event_id=columns.event_id,
+        step=columns.step,
+        agent_id=pd.arrays.IntegerArray(columns.agent_id, columns.missing),
+        timestamp=pd.DatetimeIndex(columns.timestamp).tz_localize("UTC"),
+        type_codes=columns.type_codes,
+        type_names=names,
+        contents=np.full(len(columns.step), None, dtype=object),
+        source=_CopyContents(columns.source, _LineSource(
+            path=path, size=columns.stream_size, mtime_ns=columns.stream_mtime_ns,
+            line_start=_NO_LINES, line_end=_NO_LINES, content_start=_NO_LINES, plain=_NO_LINES,
+        )),  # fmt: skip
+    )
+
+
 def _in_order(steps: np.ndarray, agents: np.ndarray, codes: np.ndarray, names: list[str]) -> bool:
     """The header first and once, steps from 0 never going back, one step_start per step, agent
     ids within bounds (else the reader names the line at fault)."""
@@ -705,6 +781,8 @@ class Recording:
         warning: what was wrong with a cut stream and what was dropped; None when intact.
         complete_steps: the last step whose ``step_end`` was recorded.
         metadata: the ``metadata`` of a single-file JSON export; None for a stream.
+        columnar: the columnar copy (``REC.parquet/``) the events were read from, or None.
+        copy_note: why a copy next to the stream was not used (stale, edited, ...), or None.
 
     Every table has the columns ``step`` and ``agent_id`` (nullable Int64; null for model events)
     first, then the content's fields (one column per top-level key: nested dicts and lists stay
@@ -729,6 +807,10 @@ class Recording:
         self.warning = warning
         self.complete_steps = complete_steps
         self.metadata = metadata
+        #: the columnar copy the events were read from (`mesa_llm.analysis.columnar`), or None
+        self.columnar: Path | None = None
+        #: why a copy next to the stream was not used (also logged), or None
+        self.copy_note: str | None = None
         self._tables: dict[str, pd.DataFrame] = {}
         self._indexes: dict[tuple[str, ...], Any] = {}  # of the point queries, built on first use
         self._message_rows: dict[tuple[int, bool], np.ndarray] = {}
@@ -1123,17 +1205,31 @@ def load_recording(path: str | Path) -> Recording:
     p = Path(path)
     with _gc_paused():
         store: _EventStore | None = None
+        copy_note: str | None = None
+        copy: Path | None = None
         if p.is_file() and not _is_export(p):
-            try:
-                store = _store_from_stream(p)
-            except (OSError, ValueError, OverflowError):
-                store = None  # the reader says what is wrong
+            columns, copy_note = read_copy(p)
+            if columns is not None:
+                store = _store_from_copy(p, columns)
+                if store is None:
+                    copy_note = f"{columns.folder}: columnar copy not used (events out of order); reading {p.name}"
+                else:
+                    copy = columns.folder
+            if copy_note:
+                _log.warning("%s", copy_note)
+            if store is None:
+                try:
+                    store = _store_from_stream(p)
+                except (OSError, ValueError, OverflowError):
+                    store = None  # the reader says what is wrong
         if store is not None:
             store.checked = True
             # Contents are checked per type when a table (or an event of the type) first needs
             # them, all the events of the type at once: a table is never half built from a
             # corrupt file, and a load that uses three tables does not decode the other twenty.
-            return Recording(p, store, complete_steps=_complete_steps(store))
+            rec = Recording(p, store, complete_steps=_complete_steps(store))
+            rec.columnar, rec.copy_note = copy, copy_note
+            return rec
         loaded: LoadedRecording = load_events(p)
         if loaded.header is None or loaded.events[0]["event_type"] != "simulation_start":
             raise RecordingError(
@@ -1141,7 +1237,7 @@ def load_recording(path: str | Path) -> Recording:
                 f"{loaded.events[0]['event_type'] if loaded.events else 'missing'}): "
                 "not a run recording"
             )
-        return Recording(
+        rec = Recording(
             p,
             _store_from_events(p, loaded.events),
             truncated=loaded.truncated,
@@ -1149,6 +1245,8 @@ def load_recording(path: str | Path) -> Recording:
             complete_steps=loaded.complete_steps,
             metadata=loaded.metadata,
         )
+        rec.copy_note = copy_note
+        return rec
 
 
 def _complete_steps(store: _EventStore) -> int:
