@@ -9,7 +9,8 @@ Per visit it prints, in the page's own clock from navigation start:
 - first contentful paint (the browser's ``first-contentful-paint`` entry);
 - controls: the step counter in the DOM;
 - live page: the controls and every chart drawn: each of the page's ``CHARTS`` Plotly charts
-  has a laid-out figure with at least one trace (``gd._fullData``) and its SVG in the DOM;
+  has a laid-out figure with its traces (``gd._fullData``; before the first step they hold no
+  points) and its SVG, title included, in the DOM;
 - bundle fetches: requests for plotly.js (the widget bundle) the page made.
 
 Then (this tree only) it clicks Step N times and prints the time until the step counter and the
@@ -54,7 +55,7 @@ window.__marks = {};
     if (m.controls === undefined && document.querySelector('.step-counter')) m.controls = now;
     const plots = [...document.querySelectorAll('.js-plotly-plot')];
     if (m.live === undefined && m.controls !== undefined && plots.length >= charts &&
-        plots.every(gd => gd._fullData && gd._fullData.length > 0 && gd.querySelector('.main-svg'))) m.live = now;
+        plots.every(gd => gd._fullData && gd._fullData.length > 0 && gd.querySelector('.main-svg .gtitle'))) m.live = now;
     if (m.live === undefined) requestAnimationFrame(poll);
   };
   requestAnimationFrame(poll);
