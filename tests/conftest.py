@@ -4,9 +4,7 @@ extras, and `no_network` for tests that must not connect anywhere."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
-import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +16,7 @@ import yaml
 
 from mesa_llm.resources import scenarios_dir
 from tests.llm_cassettes import CASSETTE_HOST, CASSETTE_PORT, recording
+from tests.support.extras import missing_reason, required
 
 SMALL_AUCTION: dict[str, Any] = {
     "name": "tiny_auction",
@@ -71,11 +70,10 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     for mark in item.iter_markers(name="requires"):
         extra = str(mark.kwargs.get("extra") or mark.args[0])
-        missing = [m for m in mark.args if importlib.util.find_spec(m) is None]
-        if not missing:
+        reason = missing_reason(extra, *mark.args)
+        if reason is None:
             continue
-        reason = f"needs {', '.join(missing)} (pip install -e '.[{extra}]')"
-        if os.environ.get(f"MESA_LLM_REQUIRE_{extra.upper()}") == "1":
+        if required(extra):
             pytest.fail(f"MESA_LLM_REQUIRE_{extra.upper()}=1 but it {reason}", pytrace=False)
         pytest.skip(reason)
 

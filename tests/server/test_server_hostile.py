@@ -11,15 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http.client
-import importlib.util
 import json
 import os
-import re
-import signal
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,19 +23,10 @@ from typing import Any
 
 import pytest
 
+from tests.support.extras import skip_module_unless
+from tests.support.processes import ServeProcess
 
-def _missing() -> str | None:
-    for module in ("fastapi", "uvicorn", "websockets", "httpx"):
-        if importlib.util.find_spec(module) is None:
-            return f"{module} is not installed (pip install -e '.[server]')"
-    return None
-
-
-_reason = _missing()
-if _reason is not None:
-    if os.environ.get("MESA_LLM_REQUIRE_SERVER") == "1":
-        raise RuntimeError(f"MESA_LLM_REQUIRE_SERVER=1 but {_reason}")
-    pytest.skip(_reason, allow_module_level=True)
+skip_module_unless("server", "fastapi", "uvicorn", "websockets", "httpx")
 
 from fastapi.testclient import TestClient  # noqa: E402
 from starlette.testclient import WebSocketDenialResponse  # noqa: E402
@@ -51,65 +38,10 @@ from mesa_llm.server import ServerSettings, create_app  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class Server:
-    """``python -m mesa_llm serve --port 0 ...`` until closed; its port read from its first line."""
-
-    def __init__(self, recordings: Path, *args: str) -> None:
-        self.recordings = recordings
-        self.log = tempfile.NamedTemporaryFile(prefix="mesa_llm_serve_", suffix=".log", delete=False)  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mesa_llm", "serve", "--port", "0", "--recordings", str(recordings), *args],
-            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            found = re.search(r"server at http://127\.0\.0\.1:(\d+)/", self.output())
-            if found:
-                self.port = int(found.group(1))
-                return
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited with {self.proc.returncode}: {self.output()}")
-            time.sleep(0.1)
-        self.close()
-        raise RuntimeError(f"the server did not start within 60 s: {self.output()}")
-
-    def output(self) -> str:
-        return Path(self.log.name).read_text(errors="replace")[-4000:]
-
-    def raw(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, str]:
-        """One request exactly as given (no normalising of the path)."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            response = conn.getresponse()
-            return response.status, response.read().decode(errors="replace")
-        finally:
-            conn.close()
-
-    def json(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        status, text = self.raw(method, path, data, {"Content-Type": "application/json"} if data else None)
-        return status, json.loads(text)
-
-    def ws(self, path: str) -> str:
-        return f"ws://127.0.0.1:{self.port}{path}"
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        os.unlink(self.log.name)
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     """A server with a simulation running in the background all along (checked at the end)."""
-    running = Server(tmp_path_factory.mktemp("recordings"))
+    running = ServeProcess(tmp_path_factory.mktemp("recordings"))
     try:
         status, sim = running.json("POST", "/api/simulations", {"scenario": "double_auction", "steps": 100_000})
         assert status == 201, sim
@@ -139,7 +71,7 @@ async def _reply(ws: ClientConnection) -> dict[str, Any]:
             return message
 
 
-def _alive(server: Server) -> None:
+def _alive(server: ServeProcess) -> None:
     status, health = server.json("GET", "/api/health")
     assert status == 200 and health["status"] == "ok"
 
@@ -147,7 +79,7 @@ def _alive(server: Server) -> None:
 # ----------------------------------------------------------------------------- messages
 
 
-def test_malformed_unknown_and_oversized_messages_are_answered_and_the_socket_stays(server: Server) -> None:
+def test_malformed_unknown_and_oversized_messages_are_answered_and_the_socket_stays(server: ServeProcess) -> None:
     sim = server.background  # type: ignore[attr-defined]
 
     async def drive() -> None:
@@ -188,7 +120,7 @@ def test_malformed_unknown_and_oversized_messages_are_answered_and_the_socket_st
     _alive(server)
 
 
-def test_a_flood_is_rate_limited_and_the_connection_goes_on(server: Server) -> None:
+def test_a_flood_is_rate_limited_and_the_connection_goes_on(server: ServeProcess) -> None:
     sim = server.background  # type: ignore[attr-defined]
 
     async def drive() -> None:
@@ -215,7 +147,7 @@ def test_a_flood_is_rate_limited_and_the_connection_goes_on(server: Server) -> N
     _alive(server)
 
 
-def test_200_connections_on_loopback(server: Server) -> None:
+def test_200_connections_on_loopback(server: ServeProcess) -> None:
     sim = server.background  # type: ignore[attr-defined]
 
     async def one() -> ClientConnection | int:
@@ -251,7 +183,7 @@ def test_200_connections_on_loopback(server: Server) -> None:
     _alive(server)
 
 
-def test_oversized_and_malformed_request_bodies(server: Server) -> None:
+def test_oversized_and_malformed_request_bodies(server: ServeProcess) -> None:
     big = json.dumps({"scenario": "double_auction", "overrides": ["x=" + "y" * (2 * 1024 * 1024)]}).encode()
     status, text = server.raw("POST", "/api/simulations", big, {"Content-Type": "application/json"})
     assert status == 413 and json.loads(text) == {"error": "request body larger than 1048576 bytes"}
@@ -280,7 +212,7 @@ def test_oversized_and_malformed_request_bodies(server: Server) -> None:
 # ----------------------------------------------------------------------------- names and paths
 
 
-def test_path_traversal_in_recording_names(server: Server, tmp_path: Path) -> None:
+def test_path_traversal_in_recording_names(server: ServeProcess, tmp_path: Path) -> None:
     secret = tmp_path / "secret.jsonl"
     secret.write_text('{"password": "hunter2"}\n')
     (server.recordings / "link.jsonl").symlink_to(secret)
@@ -304,7 +236,7 @@ def test_path_traversal_in_recording_names(server: Server, tmp_path: Path) -> No
 # ----------------------------------------------------------------------------- host, origin, token
 
 
-def test_foreign_host_and_origin_are_refused(server: Server) -> None:
+def test_foreign_host_and_origin_are_refused(server: ServeProcess) -> None:
     sim = server.background  # type: ignore[attr-defined]
     for headers in ({"Host": f"evil.example:{server.port}"}, {"Host": "127.0.0.1:1"}, {"Origin": "http://evil.example"}):
         status, text = server.raw("POST", f"/api/simulations/{sim['id']}/pause", b"", headers)
@@ -361,7 +293,7 @@ def test_with_a_token_every_api_call_carries_it(tmp_path: Path) -> None:
 
 def test_a_token_file_is_read_or_generated_privately(tmp_path: Path) -> None:
     token_file = tmp_path / "token"
-    own = Server(tmp_path / "rec", "--token-file", str(token_file))
+    own = ServeProcess(tmp_path / "rec", "--token-file", str(token_file))
     try:
         token = token_file.read_text().strip()
         assert len(token) >= 32 and stat.S_IMODE(token_file.stat().st_mode) == 0o600
@@ -373,7 +305,7 @@ def test_a_token_file_is_read_or_generated_privately(tmp_path: Path) -> None:
         assert status == 200 and json.loads(text) == []
     finally:
         own.close()
-    again = Server(tmp_path / "rec", "--token-file", str(token_file))
+    again = ServeProcess(tmp_path / "rec", "--token-file", str(token_file))
     try:  # read from the file: never printed again
         assert token not in again.output()
         status, _ = again.raw("GET", "/api/simulations", headers={"Authorization": f"Bearer {token}"})

@@ -9,13 +9,9 @@ $MESA_LLM_ARTIFACTS (default: <tmp>/mesa_llm_artifacts).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -24,70 +20,20 @@ from typing import Any
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
+from tests.support.extras import CHROMIUM, skip_module_unless
+from tests.support.processes import ServeProcess
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _missing() -> tuple[str, str] | None:
-    for module in ("fastapi", "uvicorn", "websockets"):
-        if importlib.util.find_spec(module) is None:
-            return "MESA_LLM_REQUIRE_SERVER", f"{module} is not installed (pip install -e '.[server]')"
-    if importlib.util.find_spec("playwright") is None:
-        return "MESA_LLM_REQUIRE_BROWSER", "playwright is not installed (pip install -e '.[browser]')"
-    if not os.access(CHROMIUM, os.X_OK):
-        return "MESA_LLM_REQUIRE_BROWSER", f"{CHROMIUM} is missing (apt-get install -y chromium)"
-    return None
-
-
-_reason = _missing()
-if _reason is not None:
-    if os.environ.get("MESA_LLM_REQUIRE_SERVER") == "1" or os.environ.get(_reason[0]) == "1":
-        raise RuntimeError(f"the server's page test is required but {_reason[1]}")
-    pytest.skip(_reason[1], allow_module_level=True)
+skip_module_unless("browser", "fastapi", "uvicorn", "websockets", "playwright", chromium=True, also_required_by=("server",))
 
 ARTIFACTS = Path(os.environ.get("MESA_LLM_ARTIFACTS") or Path(tempfile.gettempdir()) / "mesa_llm_artifacts")
 
 
-class Server:
-    """``python -m mesa_llm serve --port 0`` until closed; its port read from its first line."""
-
-    def __init__(self, recordings: Path) -> None:
-        self.recordings = recordings
-        self.log = tempfile.NamedTemporaryFile(prefix="mesa_llm_serve_", suffix=".log", delete=False)  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mesa_llm", "serve", "--port", "0", "--recordings", str(recordings)],
-            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            found = re.search(r"server at http://127\.0\.0\.1:(\d+)/", self.output())
-            if found:
-                self.port = int(found.group(1))
-                return
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited with {self.proc.returncode}: {self.output()}")
-            time.sleep(0.1)
-        self.close()
-        raise RuntimeError(f"the server did not start within 60 s: {self.output()}")
-
-    def output(self) -> str:
-        return Path(self.log.name).read_text(errors="replace")[-4000:]
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        os.unlink(self.log.name)
-
-
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    running = Server(tmp_path)
+def server(tmp_path: Path) -> Iterator[ServeProcess]:
+    running = ServeProcess(tmp_path)
     try:
         yield running
     finally:
@@ -105,7 +51,7 @@ def _points(page: Any) -> int:
     return int(page.get_attribute("#chart", "data-points") or 0)
 
 
-def test_the_page_starts_a_simulation_and_draws_its_price(server: Server) -> None:
+def test_the_page_starts_a_simulation_and_draws_its_price(server: ServeProcess) -> None:
     from playwright.sync_api import sync_playwright
 
     url = f"http://127.0.0.1:{server.port}/"

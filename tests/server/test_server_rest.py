@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import json
-import os
 import sys
 import time
 import types
@@ -20,19 +19,9 @@ from typing import Any
 
 import pytest
 
+from tests.support.extras import skip_module_unless
 
-def _missing() -> str | None:
-    for module in ("fastapi", "uvicorn", "websockets", "httpx"):
-        if importlib.util.find_spec(module) is None:
-            return f"{module} is not installed (pip install -e '.[server]')"
-    return None
-
-
-_reason = _missing()
-if _reason is not None:
-    if os.environ.get("MESA_LLM_REQUIRE_SERVER") == "1":
-        raise RuntimeError(f"MESA_LLM_REQUIRE_SERVER=1 but {_reason}")
-    pytest.skip(_reason, allow_module_level=True)
+skip_module_unless("server", "fastapi", "uvicorn", "websockets", "httpx")
 
 from fastapi.testclient import TestClient  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402

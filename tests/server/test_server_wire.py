@@ -9,35 +9,19 @@ Skipped without the server extra unless MESA_LLM_REQUIRE_SERVER=1 (set by .ci/ru
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
-import os
-import re
 import signal
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.extras import skip_module_unless
+from tests.support.processes import ServeProcess
 
-def _missing() -> str | None:
-    for module in ("fastapi", "uvicorn", "websockets", "httpx"):
-        if importlib.util.find_spec(module) is None:
-            return f"{module} is not installed (pip install -e '.[server]')"
-    return None
-
-
-_reason = _missing()
-if _reason is not None:
-    if os.environ.get("MESA_LLM_REQUIRE_SERVER") == "1":
-        raise RuntimeError(f"MESA_LLM_REQUIRE_SERVER=1 but {_reason}")
-    pytest.skip(_reason, allow_module_level=True)
+skip_module_unless("server", "fastapi", "uvicorn", "websockets", "httpx")
 
 from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
@@ -45,60 +29,9 @@ from websockets.exceptions import ConnectionClosed  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class Server:
-    """``python -m mesa_llm serve --port 0`` until closed; its port read from its first line."""
-
-    def __init__(self, recordings: Path, *args: str) -> None:
-        self.recordings = recordings
-        self.log = tempfile.NamedTemporaryFile(prefix="mesa_llm_serve_", suffix=".log", delete=False)  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mesa_llm", "serve", "--port", "0", "--recordings", str(recordings), *args],
-            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            found = re.search(r"server at http://127\.0\.0\.1:(\d+)/", self.output())
-            if found:
-                self.port = int(found.group(1))
-                return
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited with {self.proc.returncode}: {self.output()}")
-            time.sleep(0.1)
-        self.close()
-        raise RuntimeError(f"the server did not start within 60 s: {self.output()}")
-
-    def output(self) -> str:
-        return Path(self.log.name).read_text(errors="replace")[-4000:]
-
-    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, method=method)
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=30) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read())
-
-    def ws(self, path: str) -> str:
-        return f"ws://127.0.0.1:{self.port}{path}"
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        os.unlink(self.log.name)
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = Server(tmp_path_factory.mktemp("recordings"))
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    running = ServeProcess(tmp_path_factory.mktemp("recordings"))
     try:
         yield running
     finally:
@@ -125,8 +58,8 @@ async def _until(ws: ClientConnection, kind: str, timeout: float = 20) -> tuple[
         updates.append(message)
 
 
-def test_stream_pause_resume_flash_crash_and_stop(server: Server) -> None:
-    status, sim = server.request("POST", "/api/simulations", {"scenario": "financial_market_stress", "seed": 2, "steps": 5000})
+def test_stream_pause_resume_flash_crash_and_stop(server: ServeProcess) -> None:
+    status, sim = server.json("POST", "/api/simulations", {"scenario": "financial_market_stress", "seed": 2, "steps": 5000})
     assert status == 201, sim
 
     async def drive() -> None:
@@ -190,20 +123,20 @@ def test_stream_pause_resume_flash_crash_and_stop(server: Server) -> None:
     assert any(e["event_type"] == "event_scheduled" for e in events)
 
 
-def test_a_slow_client_gets_coalesced_updates_and_the_latest_state(server: Server) -> None:
+def test_a_slow_client_gets_coalesced_updates_and_the_latest_state(server: ServeProcess) -> None:
     body = {"scenario": "double_auction", "seed": 1, "steps": 200,
             "overrides": ["populations.0.count=50", "populations.1.count=50"]}  # fmt: skip
-    status, sim = server.request("POST", "/api/simulations", body)
+    status, sim = server.json("POST", "/api/simulations", body)
     assert status == 201, sim
 
     async def drive() -> list[dict[str, Any]]:
         # a client that reads nothing while 200 steps of 100 agents stream at it (~175 kB each)
         async with connect(server.ws(f"/api/simulations/{sim['id']}/stream"), max_queue=2, max_size=None) as ws:
             first = await _recv(ws)
-            status, _ = server.request("POST", f"/api/simulations/{sim['id']}/run", {"rate": 0})
+            status, _ = server.json("POST", f"/api/simulations/{sim['id']}/run", {"rate": 0})
             assert status == 200
             deadline = time.monotonic() + 120
-            while server.request("GET", f"/api/simulations/{sim['id']}")[1]["status"] != "completed":
+            while server.json("GET", f"/api/simulations/{sim['id']}")[1]["status"] != "completed":
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.2)
             messages = [first]
@@ -227,11 +160,11 @@ def test_a_slow_client_gets_coalesced_updates_and_the_latest_state(server: Serve
 
 
 def test_sigterm_ends_every_recording(tmp_path: Path) -> None:
-    own = Server(tmp_path)
+    own = ServeProcess(tmp_path)
     try:
-        _, running = own.request("POST", "/api/simulations", {"scenario": "double_auction", "steps": 100_000})
-        _, idle = own.request("POST", "/api/simulations", {"scenario": "double_auction", "seed": 5})
-        own.request("POST", f"/api/simulations/{running['id']}/run", {"rate": 0})
+        _, running = own.json("POST", "/api/simulations", {"scenario": "double_auction", "steps": 100_000})
+        _, idle = own.json("POST", "/api/simulations", {"scenario": "double_auction", "seed": 5})
+        own.json("POST", f"/api/simulations/{running['id']}/run", {"rate": 0})
         time.sleep(0.5)
         own.proc.send_signal(signal.SIGTERM)
         own.proc.wait(timeout=30)
