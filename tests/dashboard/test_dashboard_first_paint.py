@@ -7,12 +7,6 @@ Playwright through Debian's Chromium (a missing one fails under MESA_LLM_REQUIRE
 from __future__ import annotations
 
 import gzip
-import os
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -21,39 +15,20 @@ from typing import Any
 
 import pytest
 
+from tests.support.extras import CHROMIUM, missing_reason, required
+from tests.support.processes import DashboardProcess
+
 pytestmark = pytest.mark.requires("playwright", "solara", "plotly", extra="browser")
 
-CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parents[2]
 CHARTS = 2  # double_auction's live page: the price chart and the last clearing's supply/demand
 BIG_FRAME = 1_000_000  # bytes: a WebSocket frame this large carries the bundle (every other is < 20 KB)
 
 
-class Dashboard:
-    """`python -m mesa_llm dashboard double_auction` on a free port, until closed."""
+class Dashboard(DashboardProcess):
+    """`mesa-llm dashboard double_auction`, with a GET that returns refusals too."""
 
     def __init__(self) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mesa_llm", "dashboard", "double_auction", "--no-browser", "--port", str(self.port)],
-            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.log.seek(0)
-                raise RuntimeError(f"the dashboard exited: {self.log.read().decode(errors='replace')[-2000:]}")
-            try:
-                urllib.request.urlopen(self.url, timeout=2).close()
-                return
-            except OSError:
-                time.sleep(0.3)
-        self.close()
-        raise RuntimeError("the dashboard did not answer within 90 s")
+        super().__init__("double_auction")
 
     def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
         """Status, headers (lower-case names) and body of a GET, refusals included."""
@@ -63,15 +38,6 @@ class Dashboard:
                 return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
         except urllib.error.HTTPError as exc:
             return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
-
-    def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
 
 
 @pytest.fixture(scope="module")
@@ -90,10 +56,11 @@ def _bundle_path(dashboard: Dashboard) -> str:
 
 
 def _chromium() -> None:
-    if not os.access(CHROMIUM, os.X_OK):
-        if os.environ.get("MESA_LLM_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"MESA_LLM_REQUIRE_BROWSER=1 but {CHROMIUM} is missing", pytrace=False)
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)")
+    reason = missing_reason("browser", chromium=True)
+    if reason is not None:
+        if required("browser"):
+            pytest.fail(f"MESA_LLM_REQUIRE_BROWSER=1 but it {reason}", pytrace=False)
+        pytest.skip(reason)
 
 
 # drawn: Plotly laid the figure out with its traces (before the first step they hold no points)
