@@ -1,11 +1,14 @@
 """One step of N LLM agents (plan + act) against an OpenAI-compatible server answering in 200 ms.
 
-Run: ``python benchmarks/bench_llm_scale.py [--agents 1000 10000] [--concurrency 256] [--small 100]``.
+Run: ``python benchmarks/bench_llm_scale.py [--agents 1000 10000] [--concurrency 256] [--small 100]
+[--baseline /path/to/other/checkout]``. With ``--baseline`` every size is also measured with that
+checkout's ``mesa_llm`` (e.g. main's, as the base of a change), right after this one's, side by side.
 Each size runs in a fresh process (its own CPU time and memory) against
 ``benchmarks/async_openai_server.py`` in another process (its CPU is not the client's), through
 the real code path (litellm backend, recording on; no step time limit, so every call is made). Printed per size: the step's wall time, its
 floor ceil(calls / concurrency) x 0.2 s and the ratio, the client's CPU per call, and the server's
-CPU per call (a server that cannot keep up would show here, not in the client). Targets (issue 24):
+CPU per call (a server that cannot keep up would show here, not in the client), and the time the
+garbage collector took during the step. Targets (issue 24):
 per-call client CPU flat in N and <= 0.5 ms; 10,000 agents at concurrency 256 within 2x the floor;
 100 agents at concurrency 100 within 1.3x.
 """
@@ -18,14 +21,23 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
 _CHILD = r"""
 import json, math, os, sys, tempfile, time
-sys.path.insert(0, sys.argv[5])
-from bench_llm import _spec
-from mesa_llm.model import MarketModel
+from mesa_llm.model import MarketModel  # from PYTHONPATH: this checkout's or the baseline's
+from mesa_llm.scenario import load_scenario
+
+def _spec(agents, steps, concurrency, api_base):  # as benchmarks/bench_llm.py builds it (not imported:
+    half = agents // 2                             # it would put this checkout first on sys.path)
+    spec = load_scenario("llm_double_auction", overrides=[
+        f"steps={steps}", f"populations.0.count={half}", f"populations.1.count={agents - half}",
+        "populations.2.count=0", "populations.3.count=0", "populations.0.params.plan_every=1",
+        "populations.1.params.plan_every=1", f"llm.concurrency={concurrency}", "llm.max_cost_usd=null"])
+    spec.llm = spec.llm.model_copy(update={"api_base": api_base, "timeout": 30.0})
+    return spec
 
 agents, concurrency, latency_s, base = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 def server_stats():
@@ -36,6 +48,14 @@ with tempfile.TemporaryDirectory() as out:
     spec.llm = spec.llm.model_copy(update={"step_timeout": None})  # measure the whole step, however slow
     model = MarketModel(spec, output_dir=out, llm_model="openai/fake-model")
     marks, stats = [(time.perf_counter(), time.process_time())], []
+    import gc
+    gc_s, gc_started = [0.0], [0.0]
+    def gc_clock(phase, info):  # the collector's time during the measured (second) step
+        if phase == "start":
+            gc_started[0] = time.perf_counter()
+        elif len(marks) == 3:
+            gc_s[0] += time.perf_counter() - gc_started[0]
+    gc.callbacks.append(gc_clock)
     def tick(step):
         marks.append((time.perf_counter(), time.process_time()))
         stats.append(server_stats())
@@ -48,22 +68,24 @@ calls, most, server_cpu = stats[1]
 floor = math.ceil(calls / concurrency) * latency_s
 print("RESULT " + json.dumps({"agents": agents, "concurrency": concurrency, "calls": calls, "first_step_s": first,
       "seconds": wall, "floor": floor, "ratio": wall / floor, "max_in_flight": most,
-      "cpu_ms_per_call": 1000 * cpu / calls, "server_cpu_ms_per_call": 1000 * server_cpu / calls}), flush=True)
+      "cpu_ms_per_call": 1000 * cpu / calls, "server_cpu_ms_per_call": 1000 * server_cpu / calls,
+      "gc_s": gc_s[0], "mesa_llm": os.path.dirname(os.path.dirname(sys.modules["mesa_llm"].__file__))}), flush=True)
 """
 
 
-def measure(agents: int, concurrency: int, latency_s: float = 0.2) -> dict[str, float]:
-    """The second step of ``agents`` LLM agents (the first opens connections), in a fresh process."""
-    env = {**os.environ, "MESA_LLM_MAX_AGENTS": str(max(agents, 1)), "PYTHONPATH": str(ROOT),
+def measure(agents: int, concurrency: int, latency_s: float = 0.2, code: Path = ROOT) -> dict[str, float]:
+    """The second step of ``agents`` LLM agents (the first opens connections), in a fresh process
+    that imports ``mesa_llm`` from ``code`` (this checkout, or a baseline's)."""
+    env = {**os.environ, "MESA_LLM_MAX_AGENTS": str(max(agents, 1)), "PYTHONPATH": str(code),
            "OPENAI_API_KEY": os.environ.get("OPENAI_API_KEY", "sk-fake-benchmark-key")}
     server = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "async_openai_server.py"), str(latency_s)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
     assert server.stdin is not None and server.stdout is not None
     try:
         base = f"http://127.0.0.1:{int(server.stdout.readline())}/v1"
-        child = subprocess.Popen([sys.executable, "-c", _CHILD, str(agents), str(concurrency), str(latency_s), base,
-                                  str(ROOT / "benchmarks")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                 cwd=ROOT, env=env)
+        # cwd: ``python -c`` puts it first on sys.path, so it must be the checkout measured
+        child = subprocess.Popen([sys.executable, "-c", _CHILD, str(agents), str(concurrency), str(latency_s), base],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=code, env=env)
         assert child.stdin is not None and child.stdout is not None
         for line in child.stdout:  # relay the child's "stats" requests to the server
             if line.strip() == "stats":
@@ -72,9 +94,11 @@ def measure(agents: int, concurrency: int, latency_s: float = 0.2) -> dict[str, 
                 child.stdin.write(server.stdout.readline())
                 child.stdin.flush()
             elif line.startswith("RESULT "):
-                result: dict[str, float] = json.loads(line[len("RESULT "):])
+                result: dict[str, Any] = json.loads(line[len("RESULT "):])
         if child.wait() != 0:
             raise SystemExit(f"benchmark child failed for {agents} agents")
+        if Path(result["mesa_llm"]).resolve() != code.resolve():
+            raise SystemExit(f"the child imported mesa_llm from {result['mesa_llm']}, not {code}")
         return result
     finally:
         server.stdin.close()
@@ -86,16 +110,32 @@ def main() -> None:
     parser.add_argument("--agents", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--concurrency", type=int, default=256)
     parser.add_argument("--small", type=int, default=100, help="agents of the small run at concurrency = agents")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="another checkout (e.g. main's) measured the same way, each size right after this one")
     args = parser.parse_args()
-    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-    runs = [measure(n, args.concurrency) for n in args.agents]
-    if args.small:
-        runs.append(measure(args.small, args.small))
-    for r in runs:
-        print(f"{int(r['agents']):>6} agents, {int(r['calls']):>6} calls, concurrency {int(r['concurrency'])}: "
-              f"step {r['seconds']:.2f} s, floor {r['floor']:.2f} s, ratio {r['ratio']:.2f}; "
-              f"client CPU {r['cpu_ms_per_call']:.3f} ms/call, server CPU {r['server_cpu_ms_per_call']:.3f} ms/call; "
-              f"most in flight {int(r['max_in_flight'])}; first step {r['first_step_s']:.2f} s")
+    if args.baseline is not None and not (args.baseline / "mesa_llm" / "__init__.py").is_file():
+        raise SystemExit(f"--baseline {args.baseline}: no mesa_llm package there")
+    sizes = [(n, args.concurrency) for n in args.agents] + ([(args.small, args.small)] if args.small else [])
+    codes = [("this", ROOT)] + ([("baseline", args.baseline.resolve())] if args.baseline is not None else [])
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; this: {ROOT}"
+          + (f"; baseline: {args.baseline}" if args.baseline is not None else ""))
+    runs: list[tuple[str, dict[str, float]]] = []
+    for agents, concurrency in sizes:
+        for label, code in codes:
+            runs.append((label, measure(agents, concurrency, code=code)))
+            r = runs[-1][1]
+            print(f"{label:>8} {int(r['agents']):>6} agents, {int(r['calls']):>6} calls, concurrency "
+                  f"{int(r['concurrency'])}: step {r['seconds']:.2f} s, floor {r['floor']:.2f} s, ratio {r['ratio']:.2f}; "
+                  f"client CPU {r['cpu_ms_per_call']:.3f} ms/call, server CPU {r['server_cpu_ms_per_call']:.3f} ms/call; "
+                  f"GC {r.get('gc_s', float('nan')):.2f} s; most in flight {int(r['max_in_flight'])}; "
+                  f"first step {r['first_step_s']:.2f} s; load {os.getloadavg()[0]:.2f}", flush=True)
+    if args.baseline is not None:
+        print("this vs baseline (step wall time and client CPU per call; < 1 is faster):")
+        for (_, new), (_, old) in zip(runs[::2], runs[1::2], strict=True):
+            print(f"  {int(new['agents']):>6} agents c={int(new['concurrency'])}: step {new['seconds']:.2f} / "
+                  f"{old['seconds']:.2f} s = {new['seconds'] / old['seconds']:.2f}x (floor {new['floor']:.2f} s: "
+                  f"{new['ratio']:.2f} vs {old['ratio']:.2f}); CPU {new['cpu_ms_per_call']:.3f} / "
+                  f"{old['cpu_ms_per_call']:.3f} ms/call = {new['cpu_ms_per_call'] / old['cpu_ms_per_call']:.2f}x")
 
 
 if __name__ == "__main__":

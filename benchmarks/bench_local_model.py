@@ -8,6 +8,14 @@ purpose), and the machine's load. ``--baseline PATH`` runs the same command firs
 checkout of the package on ``PYTHONPATH`` (e.g. ``git worktree add /tmp/base main``), so before and
 after are measured in the same period on the same machine. Targets (issue 24): median call <= 4 s,
 3 steps <= 60 s.
+
+``--calls`` measures the prompts themselves, side by side: each checkout renders the request stream
+of the same 3 steps (a scripted answer stands in for the model, so both streams see the same
+market), and the stream is sent to a fresh llama.cpp server of the bundled model, two calls at a
+time in step order as a run sends them, with the fields that checkout sends to its local server.
+Printed per checkout: median seconds per call and, from the server's ``timings``, prompt tokens per
+call and how many of them were evaluated (not reused from the slot's cache: ``prompt_n`` vs
+``cache_n``). ``--calls`` with ``--no-slot`` adds this checkout without ``id_slot`` (cache_prompt only).
 """
 
 from __future__ import annotations
@@ -59,6 +67,101 @@ def measure(code_root: Path, steps: int) -> dict[str, Any]:
             "stderr_tail": proc.stderr.strip().splitlines()[-1:] if proc.returncode else []}  # fmt: skip
 
 
+# A child process with the checkout's package renders the requests (JSON mode, as --local runs)
+# and says which extra fields that checkout sends to its local server.
+_RENDER = r"""
+import json, re, sys
+from mesa_llm import Simulation
+from mesa_llm.llm import local_server
+from mesa_llm.llm.testing import ScriptedChatModel, text_response
+steps = int(sys.argv[1])
+value, cost = re.compile(r"values of your next units ([0-9.]+)"), re.compile(r"costs of your next units ([0-9.]+)")
+requests = []
+def answer(request):
+    requests.append(request)
+    if request.purpose == "plan":
+        return text_response("Bid a little under value; ask a little over cost.")
+    text = request.messages[-1]["content"]
+    action = {"tool": "wait", "arguments": {}}
+    if (m := value.search(text)):
+        action = {"tool": "place_order", "arguments": {"good": "widget", "side": "buy", "price": round(float(m.group(1)) - 5, 2), "quantity": 1}}
+    elif (m := cost.search(text)):
+        action = {"tool": "place_order", "arguments": {"good": "widget", "side": "sell", "price": round(float(m.group(1)) + 5, 2), "quantity": 1}}
+    return text_response(json.dumps({"actions": [action]}))
+overrides = [f"steps={steps}", 'llm.structured_output_models=["openai/local"]', "llm.temperature=0"]
+chat = ScriptedChatModel(answer, tool_mode="json")
+with Simulation.from_scenario("llm_double_auction", overrides=overrides, model="openai/local", record=False, chat_model=chat) as sim:
+    stepped = []
+    for step in range(1, steps + 1):
+        before = len(requests)
+        sim.step()
+        stepped += [(step, r) for r in requests[before:]]
+fields = getattr(local_server.LocalLLMServer, "request_fields", None)
+server = local_server.LocalLLMServer(port=1) if fields else None
+for step, r in stepped:
+    body = {"messages": r.messages, "response_format": r.response_format, "max_tokens": r.max_tokens,
+            "temperature": r.temperature}
+    extra = server.request_fields(r) if server else {}
+    print(json.dumps({"step": step, "purpose": r.purpose, "body": {k: v for k, v in body.items() if v is not None}, "fields": extra}))
+"""
+
+
+def render_requests(code_root: Path, steps: int) -> list[dict[str, Any]]:
+    """The request stream of ``steps`` steps of llm_double_auction as the checkout at ``code_root`` sends it."""
+    env = {**os.environ, "PYTHONPATH": str(code_root)}
+    out = subprocess.run([sys.executable, "-c", _RENDER, str(steps)], capture_output=True, text=True, env=env,
+                         cwd=code_root, check=True)  # fmt: skip
+    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+
+
+def send_requests(requests: list[dict[str, Any]], *, slots: bool = True) -> dict[str, Any]:
+    """Send the stream to a fresh local server, two at a time per step; the server's timings per call."""
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    sys.path.insert(0, str(ROOT))
+    from mesa_llm.llm.local_server import LocalLLMServer
+
+    def post(base: str, request: dict[str, Any]) -> dict[str, Any]:
+        fields = dict(request["fields"])
+        if not slots:
+            fields.pop("id_slot", None)
+        data = json.dumps({**request["body"], **fields, "model": "local"}).encode()
+        started = time.perf_counter()
+        http = urllib.request.Request(f"{base}/chat/completions", data=data, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(http, timeout=900) as response:
+            answer = json.loads(response.read())
+        timings = answer.get("timings") or {}
+        return {"purpose": request["purpose"], "seconds": time.perf_counter() - started,
+                "prompt_tokens": answer["usage"]["prompt_tokens"], "evaluated": timings.get("prompt_n"),
+                "reused": timings.get("cache_n"), "completion_tokens": answer["usage"]["completion_tokens"]}  # fmt: skip
+
+    load = os.getloadavg()[0]
+    results: list[dict[str, Any]] = []
+    with LocalLLMServer() as server:
+        started = time.perf_counter()
+        for step in sorted({r["step"] for r in requests}):
+            batch = [r for r in requests if r["step"] == step]
+            with ThreadPoolExecutor(max_workers=server.parallel) as pool:
+                results += list(pool.map(lambda r: post(server.api_base, r), batch))
+        wall = time.perf_counter() - started
+    return {"load": load, "wall_s": wall, "calls": results}
+
+
+def _show_calls(label: str, r: dict[str, Any]) -> None:
+    calls = r["calls"]
+    evaluated = [c["evaluated"] for c in calls if c["evaluated"] is not None]
+    print(f"{label}: {len(calls)} calls in {r['wall_s']:.0f} s (load {r['load']:.1f}); median call "
+          f"{statistics.median(c['seconds'] for c in calls):.1f} s; prompt tokens {statistics.fmean(c['prompt_tokens'] for c in calls):.0f}"
+          f" per call, evaluated {statistics.fmean(evaluated) if evaluated else float('nan'):.0f} (the rest reused from the slot)")  # fmt: skip
+    for purpose in sorted({c["purpose"] for c in calls}):
+        group = [c for c in calls if c["purpose"] == purpose]
+        ev = [c["evaluated"] for c in group if c["evaluated"] is not None]
+        print(f"    {purpose:>6}: {len(group)} calls, median {statistics.median(c['seconds'] for c in group):.1f} s, "
+              f"prompt tokens {statistics.fmean(c['prompt_tokens'] for c in group):.0f}, evaluated "
+              f"{statistics.fmean(ev) if ev else float('nan'):.0f}, completion {statistics.fmean(c['completion_tokens'] for c in group):.0f}")  # fmt: skip
+
+
 def _show(label: str, r: dict[str, Any]) -> None:
     a = r["all"]
     print(f"{label}: {r['wall_s']:.0f} s for the run (exit {r['exit']}, load {r['load']:.1f}); {a['calls']} calls, "
@@ -74,7 +177,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--baseline", type=Path, help="another checkout to measure first (before)")
+    parser.add_argument("--calls", action="store_true", help="measure the request streams, not a whole run")
+    parser.add_argument("--no-slot", action="store_true", help="with --calls: also this checkout without id_slot")
     args = parser.parse_args()
+    if args.calls:
+        if args.baseline is not None:
+            _show_calls("before", send_requests(render_requests(args.baseline.resolve(), args.steps)))
+        after = render_requests(ROOT, args.steps)
+        _show_calls("after" if args.baseline is not None else "this checkout", send_requests(after))
+        if args.no_slot:
+            _show_calls("after, no id_slot", send_requests(after, slots=False))
+        return
     if args.baseline is not None:
         _show("before", measure(args.baseline.resolve(), args.steps))
     _show("after" if args.baseline is not None else "this checkout", measure(ROOT, args.steps))

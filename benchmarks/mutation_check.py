@@ -52,7 +52,7 @@ TESTS: dict[str, list[str]] = {
     "contracts": ["tests/negotiation/test_contracts.py", "tests/world/test_desk.py"],
     "ledger": ["tests/market/test_ledger.py", "tests/negotiation/test_contracts.py", "tests/world/test_exchange.py", "tests/world/test_regulation.py"],
     "llm loop": ["tests/llm/test_llm_loop.py"],
-    "retry": ["tests/llm/test_llm_retry.py"],
+    "retry": ["tests/llm/test_llm_retry.py", "tests/llm/test_client_hot_path.py"],
     "flush and replay": ["tests/recording/test_step_flush.py", "tests/recording/test_replay_verify.py"],
     # written as a control group (modules the new tests did not aim at); its three survivors
     # (a bid at the reserve, the cost and token budgets at their limits) got tests since
@@ -170,12 +170,15 @@ MUTANTS: dict[str, list[Mutant]] = {
         m(LOOP, "self._tool_names = [n for n in observation.available_actions if n in known] or list(ctx.tool_names)", "self._tool_names = list(known)", "every tool offered"),
     ],
     "retry": [
-        m(RETRY, "wait = min(float(retry_after), self.max_wait)", "wait = float(retry_after)", "Retry-After not capped"),
+        m(RETRY, "wait = min(float(retry_after), max_wait)", "wait = float(retry_after)", "Retry-After not capped"),
         m(RETRY, "if isinstance(retry_after, int | float) and retry_after > wait:", "if False:", "Retry-After ignored"),
-        m(RETRY, "stop=stop_after_attempt(max(1, max_attempts)),", "stop=stop_after_attempt(max(1, max_attempts) + 1),", "one attempt too many"),
-        m(RETRY, "retry=retry_if_exception(_is_retryable),", "retry=retry_if_exception(lambda e: True),", "everything retried"),
+        m(RETRY, "limit = max(1, max_attempts)", "limit = max(1, max_attempts) + 1", "one attempt too many"),
+        m(RETRY, "return isinstance(exc, LLMError) and exc.retryable", "return isinstance(exc, LLMError)", "everything retried"),
+        m(RETRY, "retry=retry_if_exception(_is_retryable),", "", "later failures all retried"),
         m(RETRY, "        err.attempts = attempts\n", "        pass\n", "attempts not reported"),
-        m(RETRY, "return isinstance(exc, LLMError) and exc.retryable", "return isinstance(exc, LLMError)", "non-retryable retried"),
+        m(RETRY, "        first.attempts = 1\n", "        pass\n", "attempts of a first failure not reported"),
+        m(RETRY, "        raise pending.pop()", "        pending.pop()", "first failure not counted"),
+        m(RETRY, "wait = max(0.0, min(wait, max_wait))", "wait = max(0.0, wait)", "backoff not capped"),
     ],
     "flush and replay": [
         m(MODEL, "        if self.recorder is not None:\n            self.recorder.flush()\n        if step >= self.max_steps:", "        if step >= self.max_steps:", "no per-step flush"),

@@ -181,9 +181,10 @@ class MarketModel(mesa.Model):
                 run_name=run_name or self.default_run_name(),
             )  # fmt: skip
         social_active = self.desk is not None or scenario.social.alliances or any(a.role is Role.REGULATOR for a in self.traders)
+        recording = self.recorder is not None and scenario.recording.observations
         self.observer = Observer(
             self.world, horizon=self.max_steps, reputation_shown=scenario.social.reputation_shown if social_active else 0,
-            record=self._record if self.recorder is not None and scenario.recording.observations else None,
+            record=self._record if recording else None, encode=getattr(self.recorder, "encode", None) if recording else None,
         )  # fmt: skip
         #: the step whose first half (`prepare_step`) has run, and its observations
         self._prepared: tuple[int, list[tuple[TraderAgent, Any]]] | None = None
@@ -246,7 +247,6 @@ class MarketModel(mesa.Model):
             mechanisms={m.name: m.metrics() for m in self.plugin_mechanisms} or None,
         )  # fmt: skip
 
-
     def _simulation_id(self) -> str:
         spec_json = json.dumps(self.scenario.model_dump(mode="json"), sort_keys=True)
         digest = hashlib.sha256(f"{spec_json}|{self.seed_value}|{self.max_steps}".encode())
@@ -257,16 +257,17 @@ class MarketModel(mesa.Model):
             self.tallies.rebase(field)
         return self.tallies.equilibrium_report()
 
-
-    def _record(self, event_type: str, content: dict[str, Any], agent_id: int | None = None) -> None:
-        """Record one event of the run: tallies and activity counts, the recording, subscribers."""
+    def _record(self, event_type: str, content: dict[str, Any], agent_id: int | None = None, encoded: str | None = None) -> None:
+        """Record one event of the run: tallies and activity counts, the recording (``encoded``: the
+        content's JSON text if the caller made it with the recorder's encoder), subscribers."""
         if event_type == "trade" or event_type == "contract":
             self.tallies.on_event(event_type, content, self.current_step)
         if agent_id is not None and agent_id in self.llm_activity.population_of:
             self.llm_activity.note(event_type, content, agent_id)  # counted with or without a recorder
         event = None
         if self.recorder is not None:
-            event = self.recorder.record_event(event_type, content, agent_id=agent_id, step=self.current_step, as_given=True)
+            event = self.recorder.record_event(event_type, content, agent_id=agent_id, step=self.current_step, as_given=True,
+                                               encoded=encoded)  # fmt: skip
         if self.events.wants(event_type):
             if event is None:
                 self._event_count += 1
@@ -288,7 +289,6 @@ class MarketModel(mesa.Model):
         for agent in self.traders:
             content = payloads.agent_state_record(agent, ledger, money, self.agent_surplus(agent), self.wealth(agent))
             self._record("agent_state", content, agent.unique_id)
-
 
     def prepare_step(self) -> list[tuple[TraderAgent, Any]]:
         """The first half of the coming step (``steps + 1``): scheduled events, sessions, messages,

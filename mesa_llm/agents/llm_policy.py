@@ -1,7 +1,7 @@
 """The LLM agent loop: observe -> plan -> act (validated tool calls, one repair round) -> message.
 
 Each step an LLM agent renders its observation (Jinja), optionally asks its model for a short plan
-(every step, every k steps, or never), then asks for actions offering its role's tools. Every answer
+(every k steps when the scenario sets ``plan_every``; never by default), then asks for actions offering its role's tools. Every answer
 is first cut to the run's :class:`~mesa_llm.llm.bounds.AnswerLimits` (calls per answer, argument and
 text length); every tool call is then validated into a pydantic action; invalid calls are answered
 with their errors in one repair round, and what is still invalid is dropped and recorded. What an
@@ -49,7 +49,9 @@ from mesa_llm.llm.usage import usage_problem
 class LLMParams(PolicyParams):
     """Parameters of the LLM agent loop."""
 
-    plan_every: int = Field(default=1, ge=0, description="plan every k steps; 0 never plans")
+    # no plan call unless the scenario asks: a plan doubles a step's calls (and, on a local model,
+    # its time) and most scenarios act well from the observation alone
+    plan_every: int = Field(default=0, ge=0, description="plan every k steps; 0 (the default) never plans")
     memory_events: int = Field(default=8, ge=0, le=200, description="recent events remembered")
     max_actions: int = Field(default=5, ge=1, le=50, description="actions kept per step")
     tool_mode: Literal["auto", "tools", "json"] = Field(
@@ -156,6 +158,7 @@ class LLMPolicy(DecisionPolicy):
         #: this step's tools as offered (schemas with this step's enums in JSON mode)
         self._step_tools: list[dict[str, Any]] = []
         self._mode_override: Literal["tools", "json"] | None = None  # render_prompts renders both
+        self._peer_cache: tuple[tuple[int, int, int], list[int]] | None = None
 
     def bind(self, context: LLMContext) -> None:
         """Attach the world's context (model, prompts, tools) before the first step."""
@@ -526,10 +529,10 @@ class LLMPolicy(DecisionPolicy):
         known = set(ctx.registry.names())
         self._tool_names = [n for n in observation.available_actions if n in known] or list(ctx.tool_names)
         me = observation.agent_id
-        peers = [i for i in ctx.agent_ids if i != me]
         sides = self._sides()
         if self.tool_mode == "tools":
             if self._stable_tools is None:
+                peers = self._peers(me)
                 goods = {
                     g["name"]: (float(g["min_price"]), float(g["max_price"]))
                     for g in ctx.market.get("goods") or []
@@ -540,7 +543,17 @@ class LLMPolicy(DecisionPolicy):
                 )
             self._step_tools = self._stable_tools
         else:
+            peers = self._peers(me)
             self._step_tools = state_tool_schemas(ctx.registry, self._tool_names, observation, sides=sides, peers=peers)
+
+    def _peers(self, me: int) -> list[int]:
+        """Every other agent's id: O(agents) to build, so built once per agent while the market's
+        list stays the same (not once per agent and step: O(agents²) a step at 10,000 agents)."""
+        ids = self._ctx().agent_ids
+        key = (id(ids), len(ids), me)
+        if self._peer_cache is None or self._peer_cache[0] != key:
+            self._peer_cache = (key, [i for i in ids if i != me])
+        return self._peer_cache[1]
 
     def _idle(self, observation: Observation) -> bool:
         """Whether this step offers nothing but talk (no move in the market or a negotiation) and

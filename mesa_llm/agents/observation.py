@@ -8,9 +8,17 @@ messages delivered to it and the reasons its last actions were rejected.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
+
+#: a compact JSON encoder (no spaces, UTF-8 kept), as the recorder's: text for a JSON value
+Encoder = Callable[[Any], str]
+
+# What the market part is encoded as in `Observation.to_json` before the shared market JSON is
+# spliced in: a key "market" with value null cannot occur earlier in the text (the keys before it
+# hold numbers, strings and objects of numbers; a quote inside a JSON string is escaped).
+_MARKET_SLOT = '"market":null'
 
 
 @dataclass(slots=True)
@@ -62,12 +70,21 @@ class MarketSnapshot:
 
     goods: dict[str, GoodSnapshot]
     _as_dict: dict[str, Any] | None = None
+    _json: tuple[Encoder, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form, computed once per step."""
         if self._as_dict is None:
             self._as_dict = {name: g.to_dict() for name, g in self.goods.items()}
         return self._as_dict
+
+    def to_json(self, encode: Encoder) -> str:
+        """``encode(self.to_dict())``, encoded once per step and encoder: every agent's
+        observation splices the same text (it is the bulk of a recorded observation)."""
+        cached = self._json
+        if cached is None or cached[0] is not encode:
+            cached = self._json = (encode, encode(self.to_dict()))
+        return cached[1]
 
     def price(self, good: str) -> float:
         """Last clearing price of ``good``, or its reference price before the first trade."""
@@ -159,6 +176,10 @@ class Observation:
     suspended_until: int | None = None
     #: the plugin mechanisms' parts (name -> what that mechanism shows this agent), if any
     mechanisms: dict[str, Any] = field(default_factory=dict)
+    #: set by the agent that built it: exact keys of its ``account``, ``private`` and
+    #: ``recent_trades`` as built (ints, strings and identities of objects the key holds), so
+    #: that `ObservationEncoder` reuses their JSON while the keys stay equal
+    _keys: tuple[Any, Any, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def steps_left(self) -> int:
@@ -193,6 +214,20 @@ class Observation:
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form: exactly what the agent received, as recorded (``mechanisms`` only when
         a plugin mechanism gave a part)."""
+        return self._content(self.market.to_dict())
+
+    def to_json(self, encode: Encoder, content: dict[str, Any] | None = None) -> str:
+        """``encode(self.to_dict())`` (the same text), with the market part encoded once per step
+        for all agents (`MarketSnapshot.to_json`) and spliced in. ``content``: this observation's
+        `to_dict` if the caller has it already (it is not changed)."""
+        own = dict(content) if content is not None else self._content(None)
+        own["market"] = None
+        head, slot, tail = encode(own).partition(_MARKET_SLOT)
+        if not slot:  # unreachable: the slot is always there; encode it all rather than guess
+            return encode(self.to_dict())
+        return f'{head}"market":{self.market.to_json(encode)}{tail}'
+
+    def _content(self, market: dict[str, Any] | None) -> dict[str, Any]:
         out = {
             "step": self.step,
             "horizon": self.horizon,
@@ -202,7 +237,7 @@ class Observation:
             "tick_size": self.tick_size,
             "account": self.account.to_dict(),
             "private": {good: view.to_dict() for good, view in self.private.items()},
-            "market": self.market.to_dict(),
+            "market": market,
             "open_orders": self.open_orders,
             "recent_trades": self.recent_trades,
             "messages": self.messages,
@@ -218,6 +253,94 @@ class Observation:
         if self.mechanisms:
             out["mechanisms"] = self.mechanisms
         return out
+
+
+# `ObservationEncoder` splices the parts of `Observation.to_dict` in its order: the scalars before
+# "account" (_HEAD), the parts between them (_SPLICED), then the rest.
+_HEAD = ("step", "horizon", "agent_id", "name", "role", "tick_size")
+_SPLICED = frozenset((*_HEAD, "account", "private", "market", "open_orders", "recent_trades"))
+# The rest's parts that are usually empty ([] and {} compare equal to nothing else, exactly), and
+# the number of parts of an observation without a plugin mechanism's part.
+_EMPTY: tuple[tuple[str, Any], ...] = (("messages", []), ("rejections", []), ("negotiations", []), ("contracts", []), ("reputation", {}),
+          ("alliances", {}))  # fmt: skip
+_PLAIN_LENGTH = 20
+
+
+class ObservationEncoder:
+    """Encodes one run's observations as `Observation.to_json` does (the same text), faster.
+
+    The market part is shared by every agent of a step (`MarketSnapshot.to_json`); an agent's
+    account, private values and recent trades change only when it trades, so their JSON is kept
+    per agent and reused while the keys the agent put in the observation (``_keys``) stay equal.
+    """
+
+    def __init__(self, encode: Encoder) -> None:
+        """``encode``: the recorder's compact encoder (no spaces: lists are joined with ",")."""
+        self.encode = encode
+        # agent id -> [account key, its JSON, private key, JSON, trades key, JSON, head key, text,
+        # the text of each trade of the trades key]
+        self._parts: dict[Any, list[Any]] = {}
+        # the text after "recent_trades" of an observation whose rest is empty but for its tools
+        self._rest: dict[tuple[Any, ...], str] = {}
+
+    def to_json(self, observation: Observation, content: dict[str, Any]) -> str:
+        """``encode(content)``, where ``content`` is ``observation.to_dict()`` as it returned it."""
+        keys = observation._keys
+        encode = self.encode
+        if keys is None:
+            return observation.to_json(encode, content)
+        parts = self._parts.get(observation.agent_id)
+        if parts is None:
+            parts = self._parts[observation.agent_id] = [None, "", None, "", None, "", None, "", []]
+        for i, name in ((0, "account"), (2, "private")):
+            key = keys[i // 2]
+            if parts[i] is None or parts[i] != key:
+                parts[i] = key
+                parts[i + 1] = encode(content[name])
+        trades = keys[2]
+        if parts[4] is None or parts[4] != trades:
+            # each trade record's text is made once, when it first shows, and reused while it
+            # stays in the window (records are never changed; the key holds them, so ids are theirs)
+            known = dict(zip(map(id, parts[4] or ()), parts[8], strict=True))
+            texts = [known.get(id(t)) or encode(t) for t in trades]
+            parts[4], parts[8] = trades, texts
+            parts[5] = f"[{','.join(texts)}]"
+        get = content.__getitem__
+        step, horizon, agent_id, name, role, tick_size = map(get, _HEAD)
+        if (
+            type(step) is int and type(horizon) is int and type(agent_id) is int
+            and type(name) is str and type(role) is str and type(tick_size) is float
+        ):  # fmt: skip
+            # the same text as encoding them (ints and strings compare exactly; a tick is > 0)
+            key = (horizon, agent_id, name, role, tick_size)
+            if parts[6] != key:
+                parts[6] = key
+                parts[7] = encode({"horizon": horizon, "agent_id": agent_id, "name": name, "role": role,
+                                   "tick_size": tick_size})[1:-1]  # fmt: skip
+            head = f'{{"step":{step},{parts[7]}'
+        else:
+            head = encode({name: get(name) for name in _HEAD})[:-1]
+        actions = get("available_actions")
+        if (
+            len(content) == _PLAIN_LENGTH and type(actions) is list and get("surveillance") is None
+            and get("suspended_until") is None and all(get(name) == empty for name, empty in _EMPTY)
+        ):  # fmt: skip
+            # an agent with nothing but its tools in the rest (the common case): one text per tools
+            key = tuple(actions)
+            rest = self._rest.get(key)  # only keys of strings are kept: they compare exactly
+            if rest is None:
+                rest = encode({name: get(name) for name in content if name not in _SPLICED})
+                if all(type(a) is str for a in key):
+                    self._rest[key] = rest
+        else:
+            rest = encode({name: get(name) for name in content if name not in _SPLICED})
+        open_orders = get("open_orders")
+        return (
+            f'{head},"account":{parts[1]},"private":{parts[3]},'
+            f'"market":{observation.market.to_json(encode)},'
+            f'"open_orders":{"[]" if type(open_orders) is list and not open_orders else encode(open_orders)},'
+            f'"recent_trades":{parts[5]},{rest[1:]}'
+        )
 
 
 def _known(cls: type, data: Any, skip: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]

@@ -101,8 +101,12 @@ class TraderAgent(mesa.Agent):
         ledger: Ledger,
         money: Money,
         open_orders: list[dict[str, Any]],
+        keyed: bool = False,
     ) -> Observation:
-        """Build this agent's observation from the state at step start (changes nothing)."""
+        """Build this agent's observation from the state at step start (changes nothing).
+
+        ``keyed``: also give it the keys of its account, private and recent_trades parts
+        (``Observation._keys``), with which a recording reuses their JSON while they are unchanged."""
         account = ledger.account(self.unique_id)
         to_units = money.to_units
         holdings = dict(account.holdings)
@@ -119,6 +123,7 @@ class TraderAgent(mesa.Agent):
             available_goods=available_goods,
         )
         private = {}
+        private_key: list[Any] = [self.units_shown]
         shown = self.units_shown
         for good, pv in self.private.items():
             bought = self.units_bought.get(good, 0)
@@ -131,7 +136,10 @@ class TraderAgent(mesa.Agent):
                 values_left=max(len(values) - bought, 0),
                 costs_left=max(len(costs) - sold, 0),
             )
-        return Observation(
+            if keyed:
+                private_key += (good, pv.values, pv.costs, pv.fundamental, bought, sold)
+        recent_trades = list(self.recent_trades) if self.keep_trades else []
+        observation = Observation(
             step=step,
             horizon=horizon,
             agent_id=self.unique_id,
@@ -142,10 +150,29 @@ class TraderAgent(mesa.Agent):
             private=private,
             market=market,
             open_orders=open_orders,
-            recent_trades=list(self.recent_trades) if self.keep_trades else [],
+            recent_trades=recent_trades,
             messages=self.inbox[-self.messages_shown :] if self.messages_shown else [],
             rejections=self.rejections,
         )
+        if not keyed:
+            return observation
+        # What the account, private and recent_trades parts are a function of (the ledger's ints,
+        # the schedules in ticks, the trade records, which are never changed once made): equal
+        # keys, equal parts, so their recorded JSON is reused (`ObservationEncoder`).
+        observation._keys = (
+            (
+                account.cash,
+                account.reserved_cash,
+                account.credit_limit,
+                account.short_limit,
+                tuple(account.holdings.items()),
+                tuple(account.reserved_goods.items()),
+                money,
+            ),
+            tuple(private_key),
+            tuple(recent_trades),
+        )
+        return observation
 
     def decide(self, observation: Observation, rng: np.random.Generator) -> Decision:
         """Ask the policy for this step's decision."""
@@ -186,7 +213,7 @@ class TraderAgent(mesa.Agent):
                 gained = -sum(pv.costs[start : start + quantity])
         if pv is not None and (pv.values or pv.costs):
             self.realised_surplus += gained
-        if self.keep_trades:
+        if self.keep_trades:  # a new record each time, never changed: recordings reuse its JSON
             self.recent_trades.append(
                 {"step": step, "good": good, "side": side, "price": price_units, "quantity": quantity}
             )

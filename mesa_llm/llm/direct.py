@@ -13,7 +13,9 @@ and what comes back, in litellm's order (``litellm.main.acompletion`` →
    connection pool) posts it: the SDK builds the request, raises status errors and parses the answer;
 4. ``transform_parsed_response_dict`` and ``convert_to_model_response_object`` give the
    ``ModelResponse``; failures become ``OpenAIError`` and then ``litellm.exception_type``, as litellm
-   raises them.
+   raises them. An everyday answer (one the conversion would give back unchanged in every field we
+   read) skips the conversion: :class:`LeanCompletion` carries the provider's JSON, and builds the
+   ``ModelResponse`` only when litellm's price lookup needs it.
 
 So answers, errors and recordings are the same as through ``litellm.acompletion`` (tests compare
 both paths on the same server). It is used only when nothing litellm-global would change the call
@@ -24,6 +26,7 @@ run), no global headers, key, base, organisation or OpenAI config. Everything el
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -66,6 +69,10 @@ def direct_path_applies(litellm: Any, model: str, api_base: str | None, params: 
         return False
 
 
+#: seconds a client litellm handed out is reused without asking its cache again (its cache keeps
+#: clients for an hour; a client closed meanwhile fails its call, which the retry loop retries)
+CLIENT_RECHECK_S = 1.0
+
 #: parameters whose values litellm passes through unchanged for OpenAI-compatible models
 _PASSED_THROUGH = ("tools", "response_format")
 
@@ -105,6 +112,8 @@ class DirectOpenAI:
         self._templates: dict[tuple[int, float], tuple[Any, Any]] = {}
         #: per httpx client, URL and timeout: how to post through litellm's aiohttp session
         self._routes: dict[tuple[int, str, float], _Route] = {}
+        #: litellm's SDK client per key, base, timeout and retries, until when it is taken unasked
+        self._clients: dict[tuple[Any, ...], tuple[Any, float]] = {}
         #: litellm's parameter mapping per model and shape of parameters (see _optional_params)
         self._optional_memo: dict[Any, tuple[dict[str, Any], tuple[str, ...]]] = {}
 
@@ -194,17 +203,13 @@ class DirectOpenAI:
             model=model, messages=messages, optional_params=optional, litellm_params=litellm_params, headers={}
         )
         try:
-            client = self._handler._get_openai_client(
-                is_async=True, api_key=api_key, api_base=api_base, timeout=timeout, max_retries=max_retries
-            )
+            client = self._client(api_key, api_base, timeout, max_retries)
             headers, response = await self._post(client, data, timeout)
             dumped = config.transform_parsed_response_dict(response.model_dump())
-            return self._convert(
-                response_object=dumped,
-                model_response_object=self._ModelResponse(),
-                hidden_params={"headers": headers},
-                _response_headers=headers,
-            )
+            if isinstance(response, _Dumped) and _everyday_completion(dumped):
+                # litellm's ModelResponse would give the same fields back: made only if asked for
+                return LeanCompletion(dumped, lambda: self._model_response(dumped, headers))
+            return self._model_response(dumped, headers)
         except Exception as e:  # noqa: BLE001 - as OpenAIChatCompletion.acompletion wraps it
             exception_response = getattr(e, "response", None)
             error_headers = getattr(e, "headers", None)
@@ -216,6 +221,33 @@ class DirectOpenAI:
                 headers=error_headers,
                 body=getattr(e, "body", None),
             ) from e
+
+    def _client(self, api_key: str | None, api_base: str, timeout: float, max_retries: int) -> Any:
+        """The ``AsyncOpenAI`` client litellm caches for these settings, asked of litellm at most
+        once per :data:`CLIENT_RECHECK_S` (its cache lookup hashes the settings and scans for
+        expired entries on every call)."""
+        # litellm keeps one client per event loop (its aiohttp session belongs to the loop)
+        key = (asyncio.get_running_loop(), api_key, api_base, timeout, max_retries)
+        now = time.monotonic()
+        held = self._clients.get(key)
+        if held is not None and now < held[1]:
+            return held[0]
+        client = self._handler._get_openai_client(
+            is_async=True, api_key=api_key, api_base=api_base, timeout=timeout, max_retries=max_retries
+        )
+        if len(self._clients) > 64:
+            self._clients.clear()
+        self._clients[key] = (client, now + CLIENT_RECHECK_S)
+        return client
+
+    def _model_response(self, dumped: dict[str, Any], headers: dict[str, str]) -> Any:
+        """litellm's ``ModelResponse`` of an answer, as ``OpenAIChatCompletion.acompletion`` builds it."""
+        return self._convert(
+            response_object=dumped,
+            model_response_object=self._ModelResponse(),
+            hidden_params={"headers": headers},
+            _response_headers=headers,
+        )
 
     async def _post(self, client: Any, data: dict[str, Any], timeout: float) -> tuple[Any, Any]:
         """``client.chat.completions.with_raw_response.create(**data)`` as litellm calls it, then
@@ -526,4 +558,77 @@ def _plain_completion(payload: Any) -> bool:
             function = call.get("function") if isinstance(call, dict) else None
             if not isinstance(function, dict) or not isinstance(function.get("arguments"), str):
                 return False
+    return True
+
+
+class LeanCompletion:
+    """An everyday answer (:func:`_everyday_completion`) as the provider's JSON dict, with the
+    fields litellm's ``ModelResponse`` would give normalised in place (``finish_reason``).
+
+    Why: building the ``ModelResponse`` (pydantic models for the response, each choice, message,
+    tool call and usage) cost more client CPU per call than the rest of the answer's handling.
+    ``data`` reads like the ``ModelResponse`` for what the backend takes from it (choices, message,
+    tool calls, usage, model); :meth:`model_response` builds the real one on demand (litellm's
+    price lookup needs it)."""
+
+    __slots__ = ("_build", "data")
+
+    def __init__(self, data: dict[str, Any], build: Any) -> None:
+        self.data = data
+        self._build = build
+
+    def model_response(self) -> Any:
+        """litellm's ``ModelResponse`` of this answer (built on each call; rarely needed)."""
+        return self._build()
+
+
+#: finish reasons litellm passes through unchanged (``map_finish_reason``)
+_PLAIN_FINISH = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
+#: message fields whose presence leaves the fields we read as litellm's conversion gives them
+_PLAIN_MESSAGE_KEYS = frozenset({"role", "content", "tool_calls", "refusal", "annotations", "function_call"})
+_USAGE_KEYS = frozenset({"prompt_tokens", "completion_tokens", "total_tokens"})
+
+
+def _everyday_completion(payload: dict[str, Any]) -> bool:
+    """Whether litellm's conversion of ``payload`` (already :func:`_plain_completion`) would give
+    back what ``payload`` says for content, tool calls, usage, model and finish reason; if so the
+    finish reasons are set as litellm sets them (none -> "stop", "stop" with tool calls ->
+    "tool_calls"). Anything unusual (reasoning tags, an unmapped finish reason, usage details, a
+    tool call without id, an ``error`` field) is left to litellm's conversion."""
+    if payload.get("error") is not None or not isinstance(payload.get("model", ""), str):
+        return False
+    usage = payload.get("usage")
+    if not isinstance(usage, dict) or not usage.keys() <= _USAGE_KEYS:
+        return False
+    if not all(type(usage.get(k)) is int and usage[k] >= 0 for k in ("prompt_tokens", "completion_tokens")):
+        return False
+    finishes = []
+    for choice in payload["choices"]:
+        message = choice["message"]
+        if "role" not in message or not message.keys() <= _PLAIN_MESSAGE_KEYS or "finish_details" in choice:
+            return False
+        content = message.get("content")
+        if isinstance(content, str) and content.startswith("<"):  # litellm may split off <think> text
+            return False
+        calls = message.get("tool_calls")
+        for call in calls or ():
+            if not isinstance(call.get("id"), str) or not call["id"] or call.get("type", "function") != "function":
+                return False
+            name = call["function"].get("name")
+            if not isinstance(name, str) or not name or name == "multi_tool_use.parallel":
+                return False
+            try:  # litellm parses every call's arguments: it fails on what json refuses but by syntax
+                json.loads(call["function"]["arguments"])
+            except json.JSONDecodeError:
+                pass
+            except (ValueError, RecursionError):
+                return False
+        finish = choice.get("finish_reason")
+        if finish is None:
+            finish = "stop"
+        elif finish not in _PLAIN_FINISH:
+            return False
+        finishes.append("tool_calls" if finish == "stop" and calls else finish)
+    for choice, finish in zip(payload["choices"], finishes, strict=True):
+        choice["finish_reason"] = finish
     return True

@@ -10,7 +10,7 @@ unless told otherwise through the environment, downloads a price map, fetches a 
 
 Retries: litellm gets ``num_retries=0``, which it also passes down as the provider SDK's
 ``max_retries`` (the OpenAI SDK would otherwise retry twice, silently, and litellm's own retries
-multiply that). Tenacity (:mod:`mesa_llm.llm.retry`) is the only retry loop: transient failures
+multiply that). :mod:`mesa_llm.llm.retry` is the only retry loop: transient failures
 only, bounded, with backoff. Verified against the fake server: one HTTP request per attempt.
 
 Transport: for async calls we keep litellm's default aiohttp transport; vcrpy (>= 8.2.1) records
@@ -21,7 +21,8 @@ Lean path: ``openai/<model>`` with an ``api_base`` (local servers, proxies) goes
 lower layer (:mod:`mesa_llm.llm.direct`: its parameter mapping, request transform, cached SDK client
 and transport, response conversion and exception mapping) without ``litellm.acompletion``'s per-call
 wrapper, unless litellm callbacks or globals are configured. Same bodies, answers and errors (tested
-side by side); about 1 ms of client CPU per call instead of ~3.5 ms. ``direct=False`` or
+side by side); about 0.8 ms of client CPU per call (the whole LLM step included: prompts, recording)
+instead of ~3.5 ms, the same at 1,000 and 10,000 agents (``benchmarks/bench_llm_scale.py``). ``direct=False`` or
 ``MESA_LLM_LITELLM_FULL_PATH=1`` turns it off.
 
 Consent: the provider key goes with a call only to the provider's own host, to an ``api_base`` the
@@ -56,9 +57,10 @@ from typing import Any, Final
 
 from mesa_llm.llm.cache import ResponseCache
 from mesa_llm.llm.consent import api_base_allowed, how_to_allow, is_openai_compatible
-from mesa_llm.llm.direct import DirectOpenAI, direct_path_applies
+from mesa_llm.llm.direct import DirectOpenAI, LeanCompletion, direct_path_applies
 from mesa_llm.llm.errors import LLMError, classify, redact
 from mesa_llm.llm.limits import ConcurrencyLimiter
+from mesa_llm.llm.local_server import request_fields_for
 from mesa_llm.llm.retry import AttemptClock, call_with_retries
 from mesa_llm.llm.secrets import Redactor, public_url, strip_url_credentials
 from mesa_llm.llm.types import ChatRequest, ChatResponse, ToolCall, Usage
@@ -151,7 +153,7 @@ def _parse_tool_calls(raw_calls: Any) -> list[ToolCall]:
 
 
 class LiteLLMChatModel:
-    """Any litellm provider: lazy import, tenacity retries on transient errors only, per-model
+    """Any litellm provider: lazy import, bounded retries of transient errors only (:mod:`mesa_llm.llm.retry`), per-model
     concurrency, timeout, usage and cost, optional cache.
 
     ``name`` is the litellm model string; a request's own ``model`` (when set) takes precedence for
@@ -207,6 +209,8 @@ class LiteLLMChatModel:
         #: take litellm's lean path for ``openai/`` models at an api_base (see mesa_llm.llm.direct)
         self.direct = direct
         self._direct: DirectOpenAI | None = None
+        #: extra body fields per request, for a local llama.cpp server this process started only
+        self.server_fields = request_fields_for(self.api_base)
 
     def warm_up(self) -> None:
         """Do the one-time work of a first call without calling anything: import litellm and the
@@ -285,7 +289,7 @@ class LiteLLMChatModel:
             model=model,
             messages=request.messages,
             timeout=self.timeout,
-            num_retries=0,  # also becomes the SDK's max_retries: tenacity is the only retry loop
+            num_retries=0,  # also becomes the SDK's max_retries: ours is the only retry loop
         )
         optional = {
             "tools": request.tools,
@@ -300,6 +304,8 @@ class LiteLLMChatModel:
         api_key = self._key_for(model)
         if api_key is not None:
             kwargs["api_key"] = api_key
+        if self.server_fields is not None:
+            kwargs["extra_body"] = self.server_fields(request)
         return kwargs
 
     def _sender(self, litellm: Any, model: str, kwargs: dict[str, Any]) -> Any:
@@ -330,6 +336,8 @@ class LiteLLMChatModel:
         if model in self._unpriced:
             return 0.0
         try:
+            if isinstance(raw, LeanCompletion):
+                raw = raw.model_response()
             cost = _litellm().completion_cost(completion_response=raw, model=model)
         except Exception:  # litellm raises for models missing from its price map
             self._unpriced.add(model)
@@ -338,7 +346,8 @@ class LiteLLMChatModel:
 
     def _to_response(self, model: str, raw: Any) -> ChatResponse:
         """The answer as a ChatResponse (its latency is set by the caller, over all attempts)."""
-        choices = _attr(raw, "choices") or []
+        answer = raw.data if isinstance(raw, LeanCompletion) else raw  # read alike: dict or ModelResponse
+        choices = _attr(answer, "choices") or []
         if not choices:
             raise LLMError("the answer has no choices", model=model, kind="bad_response")
         choice = choices[0]
@@ -348,14 +357,14 @@ class LiteLLMChatModel:
         except LLMError as err:
             err.model = model
             raise
-        raw_usage = _attr(raw, "usage")
+        raw_usage = _attr(answer, "usage")
         # a provider's numbers are checked, never coerced: negative or absurd usage is not counted
         usage = checked_usage(_attr(raw_usage, "prompt_tokens"), _attr(raw_usage, "completion_tokens"))
         return ChatResponse(
             content=_attr(message, "content"),
             tool_calls=tool_calls,
             usage=usage,
-            model=str(_attr(raw, "model", model)),
+            model=str(_attr(answer, "model", model)),
             cost_usd=0.0 if usage.invalid else self._cost(model, raw, usage),
             finish_reason=_attr(choice, "finish_reason"),
         )

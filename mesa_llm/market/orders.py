@@ -73,8 +73,11 @@ class OrderBook:
                 f"got remaining={order.remaining} quantity={order.quantity}"
             )
         # Normalise plain values (1, "gtc") to the enums so index keys always match.
-        order.side = Side(order.side)
-        order.lifetime = Lifetime(order.lifetime)
+        # (an enum already is its own normal form: the enum call, costly per order, is skipped)
+        if type(order.side) is not Side:
+            order.side = Side(order.side)
+        if type(order.lifetime) is not Lifetime:
+            order.lifetime = Lifetime(order.lifetime)
         if order.order_id >= self._next_id:  # ids made elsewhere must not be reissued
             self._next_id = order.order_id + 1
         key = (order.good, order.side)

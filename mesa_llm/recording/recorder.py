@@ -8,7 +8,7 @@ Two outputs:
 
 * a JSON-lines stream (``stream=True``, the default): each event is written as one line the moment
   it is recorded, and ``flush()`` (called by the model at the end of every step) pushes it to the OS,
-  so a crash loses at most the step in progress. An existing file is never overwritten.
+  so a crash loses at most the step in progress; the ``simulation_start`` header is pushed at once. An existing file is never overwritten.
 * ``save()``: the single-file JSON export of the mesa-llm ``SimulationRecorder``
   (``{"metadata", "events", "agent_summaries"}``).
 
@@ -203,6 +203,8 @@ class SimulationRecorder:
         simulation_metadata: ``simulation_id``, ``start_time``, ``model_class`` and, after `save`,
             the end-of-run fields of the export.
         start_time: UTC time the recorder was created.
+        encode: the recorder's compact JSON encoder (value -> text), for callers that encode a
+            content once and pass it to `record_event` as ``encoded``.
     """
 
     def __init__(
@@ -325,7 +327,7 @@ class SimulationRecorder:
         self._blocked = False  # closed or ended: no more events
         # Stream-line helpers (see record_event): the escaped id prefix without its closing quote,
         # escaped event types, and the ISO text of the current wall-clock second.
-        self._encode = _make_encoder()
+        self._encode = self.encode = _make_encoder()
         self._id_prefix_json = self._encode(self._id_prefix)[:-1]
         self._type_json: dict[str, str] = {}
         self._second_start = self._second_end = self.start_time
@@ -399,6 +401,7 @@ class SimulationRecorder:
         *,
         step: int | None = None,
         as_given: bool = False,
+        encoded: str | None = None,
     ) -> SimulationEvent:
         """Record one event, write it to the stream at once, and return it.
 
@@ -409,6 +412,8 @@ class SimulationRecorder:
         whose ``message`` content already has the recording contract's ``recipient_ids``,
         ``text`` and ``channel``). `metadata` None becomes ``{}``; `step` None becomes
         ``model.steps``. ``events_since_save`` counts every event, as in the mesa-llm recorder.
+        `encoded` is the text of the (dict) content as `encode` gives it, already made by the
+        caller (an observation splices the market part all agents share): it is streamed as is.
 
         Secrets: for ``llm_call`` and ``simulation_start`` events, content and metadata are walked in
         full by `redact`; for other types (the hot path) only their top-level keys are checked, with
@@ -462,21 +467,14 @@ class SimulationRecorder:
             type_json = self._type_json.get(event_type)
             if type_json is None:
                 type_json = self._type_json[event_type] = encode(event_type)
+            # one f-string: the line (kilobytes for an observation) is built in one allocation
+            content_json = encoded if encoded is not None and data is content else encode(data)
             line = (
                 f'{{"event_id":{self._id_prefix_json}{index:06d}",'
-                f'"timestamp":"{self._second_text}'
-                + (f'.{micro:06d}+00:00",' if micro else '+00:00",')
-                + f'"step":{step if type(step) is int else encode(step)},'
-                + '"agent_id":'
-                + (
-                    "null"
-                    if agent_id is None
-                    else str(agent_id)
-                    if type(agent_id) is int
-                    else encode(agent_id)
-                )
-                + f',"event_type":{type_json},'
-                f'"content":{encode(data)},'
+                f'"timestamp":"{self._second_text}{f".{micro:06d}+00:00" if micro else "+00:00"}",'
+                f'"step":{step if type(step) is int else encode(step)},'
+                f'"agent_id":{"null" if agent_id is None else agent_id if type(agent_id) is int else encode(agent_id)},'
+                f'"event_type":{type_json},"content":{content_json},'
                 f'"metadata":{encode(metadata) if metadata else "{}"}}}\n'
             )
             file = self._file if self._file is not None else self._open_stream()
@@ -514,6 +512,9 @@ class SimulationRecorder:
         if event_type == SIMULATION_START:
             if self._header is None:
                 self._header = data
+            # on disk at step 0: a slow first step (a local model) must not leave the file empty
+            if self._file is not None:
+                self._file.flush()
         elif event_type == SIMULATION_END:
             self._end_status = str(data.get("status", "unknown"))
             self._blocked = True

@@ -30,6 +30,9 @@ from mesa_llm.market import (
 )
 from mesa_llm.world.regulation import MarketRules, RuleViolation
 
+#: an order's lifetime by its text: a dict lookup per order instead of the enum call
+_LIFETIMES: dict[str, Lifetime] = {lifetime.value: lifetime for lifetime in Lifetime}
+
 
 @dataclass(slots=True)
 class Trade:
@@ -211,7 +214,7 @@ class Exchange:
             price=price,
             quantity=quantity,
             remaining=quantity,
-            lifetime=Lifetime(action.lifetime),
+            lifetime=_LIFETIMES.get(action.lifetime) or Lifetime(action.lifetime),
             arrival=order_id,
             step=step,
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mesa_llm.agents.observation import GoodSnapshot, MarketSnapshot
+from mesa_llm.agents.observation import Encoder, GoodSnapshot, MarketSnapshot, ObservationEncoder
 from mesa_llm.agents.roles import Role
 from mesa_llm.agents.trader import TraderAgent
 from mesa_llm.market import Order
@@ -35,15 +35,21 @@ class Observer:
         horizon: int,
         record: Record | None = None,
         reputation_shown: int = 0,
+        encode: Encoder | None = None,
     ) -> None:
         """``horizon`` is the run's last step; ``record`` receives every observation built (None:
         observations are not recorded); ``reputation_shown`` is how many agents' reputations an
-        observation lists (0: none)."""
+        observation lists (0: none). With ``encode`` (the recorder's encoder), ``record`` is also
+        given each observation's JSON text, ``record(type, content, agent_id, text)``, made with
+        the market part encoded once per step and each agent's unchanged parts reused
+        (`ObservationEncoder`)."""
         self.world = world
         self.horizon = horizon
         self.record = record
+        self.encoder = ObservationEncoder(encode) if encode is not None else None
         self.reputation_shown = reputation_shown
         self._plain_tool_cache: dict[Role, tuple[str, ...]] = {}
+        self._plugins = world.plugin_mechanisms  # a frozen world's: asked once, not per agent
 
     def _market_snapshot(self) -> MarketSnapshot:
         to_units = self.world.money.to_units
@@ -90,7 +96,7 @@ class Observer:
         me = agent.unique_id
         suspended = self.world.rules.is_suspended(me, step) if self.world.rules.suspended_until else False
         social = self.world.scenario.social
-        plugins = self.world.plugin_mechanisms
+        plugins = self._plugins
         if self.world.desk is None and not social.alliances and not suspended:
             # the common case of a plain market: only two tools depend on the state
             out = list(self._plain_tools(agent.role))
@@ -124,7 +130,7 @@ class Observer:
         talk tools (suspended agents get none)."""
         if self.world.rules.suspended_until and self.world.rules.is_suspended(agent.unique_id, step):
             return out
-        return insert_tools(out, [t for m in self.world.plugin_mechanisms for t in m.available(agent, step)])
+        return insert_tools(out, [t for m in self._plugins for t in m.available(agent, step)])
 
     def _plain_tools(self, role: Role) -> tuple[str, ...]:
         """A role's tools in a market without negotiations or alliances (cached per role)."""
@@ -160,31 +166,36 @@ class Observer:
             "trades": list(recent_trades[-100:]),
             "rules": self.world.rules.view(),
         }
+        encoder = self.encoder
+        keyed = encoder is not None
+        # looked up once per step, not per agent
+        horizon, money, open_orders_of = self.horizon, self.world.money, self.world.exchange.open_orders
+        mechanisms, alliances = self.world.mechanisms, self.world.scenario.social.alliances
+        suspended_until = self.world.rules.suspended_until
         out = []
         for agent in self.world.agents.values():
-            open_orders = [self._order_view(o) for o in self.world.exchange.open_orders(agent.unique_id)]
-            obs = agent.observe(
-                step=step,
-                horizon=self.horizon,
-                market=market,
-                ledger=ledger,
-                money=self.world.money,
-                open_orders=open_orders,
-            )
             me = agent.unique_id
+            open_orders = [self._order_view(o) for o in open_orders_of(me)]
+            obs = agent.observe(
+                step=step, horizon=horizon, market=market, ledger=ledger, money=money, open_orders=open_orders, keyed=keyed
+            )  # fmt: skip
             obs.available_actions = self.available_actions(agent, step)
-            for mechanism in self.world.mechanisms:
+            for mechanism in mechanisms:
                 mechanism.fill_observation(obs, agent, step)
             if reputation_shown:
                 obs.reputation = reputation_table
-            if self.world.scenario.social.alliances:
+            if alliances:
                 obs.alliances = self.world.alliances.view(me)
             if agent.role is Role.REGULATOR:
                 obs.surveillance = surveillance
-            if self.world.rules.is_suspended(me, step):
-                obs.suspended_until = self.world.rules.suspended_until[me]
+            if suspended_until and self.world.rules.is_suspended(me, step):
+                obs.suspended_until = suspended_until[me]
             if self.record is not None:
-                self.record("observation", obs.to_dict(), agent.unique_id)
+                content = obs.to_dict()
+                if encoder is None:
+                    self.record("observation", content, agent.unique_id)
+                else:
+                    self.record("observation", content, agent.unique_id, encoder.to_json(obs, content))  # type: ignore[call-arg]
             agent.start_step()
             out.append((agent, obs))
         return out

@@ -23,6 +23,7 @@ from mesa_llm.actions import (
     JoinAlliance,
     LeaveAlliance,
     MessageAlliance,
+    PlaceOrder,
     ProposeAlliance,
     RejectedAction,
     SendMessage,
@@ -70,7 +71,11 @@ class ActionResolver:
 
     def apply(self, agent: TraderAgent, action: ActionBase, step: int) -> None:
         kind = action.tool_name
-        arguments = action.arguments()
+        if type(action) is PlaceOrder:  # every agent's order: the dict of `arguments()`, built directly
+            arguments = {"good": action.good, "side": action.side, "price": action.price,
+                         "quantity": action.quantity, "lifetime": action.lifetime}  # fmt: skip
+        else:
+            arguments = action.arguments()
         if not agent.role.allows(kind) and kind not in self.mechanism_tools(agent):
             self.reject(agent, kind, arguments, f"role {agent.role.value!r} may not {kind}", step)
             return

@@ -1,0 +1,151 @@
+"""The client's hot path at scale: no collector passes during a step's calls, no retry machinery
+for an answer on the first attempt, no per-step O(agents) work per agent."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from typing import Any
+
+import pytest
+
+from mesa_llm.llm import LLMError
+from mesa_llm.llm import retry as retry_module
+from mesa_llm.llm.retry import call_with_retries
+from mesa_llm.llm_wiring import AsyncBridge
+
+
+def test_a_steps_calls_run_with_the_collector_paused_and_it_resumes_after() -> None:
+    seen: list[bool] = []
+
+    async def calls() -> str:
+        seen.append(gc.isenabled())
+        await asyncio.sleep(0)
+        return "done"
+
+    async def failing() -> None:
+        seen.append(gc.isenabled())
+        raise RuntimeError("a call failed")
+
+    assert gc.isenabled()
+    bridge = AsyncBridge()
+    try:
+        assert bridge.run(calls()) == "done"
+        assert gc.isenabled()
+        with pytest.raises(RuntimeError):
+            bridge.run(failing())
+        assert gc.isenabled()  # resumed however the step's calls ended
+    finally:
+        bridge.close()
+    assert seen == [False, False]
+
+
+def test_the_collector_stays_off_when_the_caller_turned_it_off() -> None:
+    async def calls() -> bool:
+        return gc.isenabled()
+
+    gc.disable()
+    bridge = AsyncBridge()
+    try:
+        assert bridge.run(calls()) is False
+        assert not gc.isenabled()  # not turned on behind the caller's back
+    finally:
+        bridge.close()
+        gc.enable()
+
+
+def test_an_answer_on_the_first_attempt_builds_no_retry_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tenacity's per-call setup cost more than the request's headers: not used for the answer."""
+    import tenacity
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("retry machinery built for a call that needed no retry")
+
+    monkeypatch.setattr(tenacity.AsyncRetrying, "__init__", refuse)
+
+    async def answer() -> str:
+        return "ok"
+
+    assert asyncio.run(call_with_retries(answer, model="m")) == ("ok", 1)
+
+
+def test_a_classified_failure_keeps_its_cause_and_attempts(monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+
+    async def no_sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(asyncio, "sleep", no_sleep)
+    original = TimeoutError("read timed out")
+
+    async def times_out() -> str:
+        raise original
+
+    with pytest.raises(LLMError) as info:
+        asyncio.run(call_with_retries(times_out, model="m", max_attempts=3, initial_wait=0.25, max_wait=0.3))
+    assert info.value.attempts == 3 and info.value.retryable
+    assert info.value.__cause__ is original
+    assert len(waits) == 2 and 0.25 <= waits[0] <= 0.3 and waits[1] == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("retryable_first", [False, True])
+def test_a_non_retryable_failure_ends_the_call_where_it_happens(monkeypatch: pytest.MonkeyPatch, retryable_first: bool) -> None:
+    """A refused request (401) is not retried, as the first failure or after a retried timeout;
+    the error says how many calls were made."""
+    monkeypatch.setattr(asyncio, "sleep", lambda seconds: _no_wait())
+    failures = [LLMError("read timed out", model="m", kind="timeout", retryable=True)] if retryable_first else []
+    failures.append(LLMError("401 no such key", model="m", kind="authentication", retryable=False, attempts=9))
+    calls = 0
+
+    async def fails() -> str:
+        nonlocal calls
+        calls += 1
+        raise failures[min(calls, len(failures)) - 1]
+
+    with pytest.raises(LLMError) as info:
+        asyncio.run(call_with_retries(fails, model="m", max_attempts=4, initial_wait=0.01, max_wait=0.01))
+    assert calls == len(failures) and info.value.attempts == len(failures)
+    assert info.value.kind == "authentication"
+
+
+async def _no_wait() -> None:
+    return None
+
+
+def test_backoff_doubles_from_initial_with_jitter_below_initial(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(retry_module.random, "uniform", lambda low, high: high)  # the most jitter
+    error = LLMError("x", model="m", kind="timeout", retryable=True)
+    assert [retry_module.backoff_wait(n, error, 0.5, 100.0) for n in (1, 2, 3)] == [1.0, 1.5, 2.5]
+    assert retry_module.backoff_wait(50, error, 0.5, 20.0) == 20.0
+
+
+class _CountingIds(list[int]):
+    """The market's agent ids, counting how often the whole list is walked."""
+
+    walks = 0
+
+    def __iter__(self) -> Any:
+        type(self).walks += 1
+        return super().__iter__()
+
+
+@pytest.mark.parametrize("tool_mode", ["tools", "json"])
+def test_each_agent_walks_the_market_s_agent_list_once_not_every_step(tool_mode: str) -> None:
+    """Building an agent's peers is O(agents): once per agent, else O(agents²) a step."""
+    from mesa_llm.agents.llm_policy import LLMPolicy
+    from mesa_llm.llm.testing import ScriptedChatModel, tool_call_response
+    from mesa_llm.model import MarketModel
+    from mesa_llm.scenario import load_scenario
+
+    overrides = ["steps=4", "populations.0.params.plan_every=0", "populations.1.params.plan_every=0",
+                 f"populations.0.params.tool_mode={tool_mode}", f"populations.1.params.tool_mode={tool_mode}"]
+    spec = load_scenario("llm_double_auction", overrides=overrides)
+    model = MarketModel(spec, record=False, chat_model=ScriptedChatModel(lambda r: tool_call_response("wait", {})))
+    policies = [a.policy for a in model.traders if isinstance(a.policy, LLMPolicy)]
+    assert len(policies) >= 2
+    _CountingIds.walks = 0
+    ids = _CountingIds(policies[0]._ctx().agent_ids)
+    for policy in policies:
+        policy._ctx().agent_ids = ids
+    model.run()
+    assert _CountingIds.walks == len(policies)
