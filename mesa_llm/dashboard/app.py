@@ -9,7 +9,7 @@ changes; what they show comes from `mesa_llm.dashboard.data`.
 from __future__ import annotations
 
 import threading
-from typing import Any, cast
+from typing import Any
 
 import pandas as pd
 import solara
@@ -17,6 +17,7 @@ from solara.alias import rv
 
 from mesa_llm.dashboard import charts
 from mesa_llm.dashboard.data import RunData
+from mesa_llm.dashboard.plotly_bundle import figure_widget_class
 from mesa_llm.dashboard.server import DashboardConfig, current_config
 from mesa_llm.dashboard.sessions import LiveSession, ReplaySession
 
@@ -45,18 +46,21 @@ def TextTable(frame: pd.DataFrame, max_rows: int = TABLE_ROWS, classes: list[str
 def PlotlyChart(figure: dict[str, Any]) -> None:
     """A Plotly figure (a plain dict, see `charts`) that sends only what changed: when the traces
     are the same kinds as before, just the changed properties (the new points) go to the browser,
-    batched into one update; otherwise the figure is replaced."""
-    from plotly.graph_objs import FigureWidget
-
-    element = FigureWidget.element(_validate=False)
-    shown = solara.use_ref(cast(dict[str, Any] | None, None))
+    batched into one update; otherwise the figure is replaced. The widget is created holding the
+    first figure (drawn once, with no default template to validate first), and its JavaScript
+    comes once per page from this server (`mesa_llm.dashboard.plotly_bundle`), not per chart."""
+    first = solara.use_ref(figure).current  # the same object every render: never re-sent as a prop
+    element = figure_widget_class().element(_first_figure=first, _validate=False)
+    shown = solara.use_ref(first)
 
     def update() -> None:
-        widget = solara.get_widget(element)
         before = shown.current
+        if figure is before:
+            return  # the widget was created with it
+        widget = solara.get_widget(element)
         shown.current = figure
         kinds = [(t["type"], t.get("name")) for t in figure["data"]]
-        if before is not None and kinds == [(t["type"], t.get("name")) for t in before["data"]]:
+        if kinds == [(t["type"], t.get("name")) for t in before["data"]]:
             with widget.batch_update():
                 for trace, old, new in zip(widget.data, before["data"], figure["data"], strict=True):
                     changed = {k: v for k, v in new.items() if old.get(k) != v}

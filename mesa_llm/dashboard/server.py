@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mesa_llm.dashboard import plotly_bundle
 from mesa_llm.dashboard.guard import PageGuard, ServedAddress, is_loopback, new_token
 
 APP_MODULE = "mesa_llm.dashboard.app"
@@ -158,6 +159,7 @@ def serve(
         )
     else:
         print(f"dashboard at {url}", file=sys.stderr)
+    plotly_bundle.install_route(solara_app)  # first: the guard goes in front of it
     install_guard(solara_app, address, token, require_url_token=address.remote, on_shutdown=on_shutdown)
     settings.kernel.cull_timeout = f"{idle_timeout:g}s"
     # Solara warns on every page load that its session cookie cannot be SameSite=None over http:
@@ -175,7 +177,17 @@ def serve(
         "run", APP_MODULE, "--port", str(address.port), "--host", host, "--production", "--no-check-version",
         "--no-open", "--log-level", "warning",
     ]  # fmt: skip
+    # the first page would wait for these imports (mesa pulls in scipy) and for Plotly's widget:
+    # done while the server starts and the browser loads Solara's scripts
+    threading.Thread(target=warm_up, daemon=True, name="dashboard-warm-up").start()
     cli(args, standalone_mode=False)
+
+
+def warm_up() -> None:
+    """Import and load what the first page of the configured target needs."""
+    if _config is not None and _config.mode == "live":
+        import mesa_llm.simulation  # noqa: F401 - imported for its side effect: loaded once
+    plotly_bundle.warm_up()
 
 
 def install_guard(
