@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +92,12 @@ class StepReport:
 
 # --------------------------------------------------------------------------- scenario
 
+
+logger = logging.getLogger(__name__)
+
+#: a finished run whose stream has at least this many bytes gets its columnar copy as it closes
+#: (`Simulation.columnar_copy`); 16 MiB is about 30,000 events, which load from the stream in ~0.1 s
+COLUMNAR_COPY_MIN_BYTES = 16 * 2**20
 
 _CHECKED: dict[str, None] = {}  # prompt checks passed (by scenario hash), most recent last
 _CHECKED_MAX = 64
@@ -503,6 +510,26 @@ class Simulation:
         if status is None and self._status is None and self._model.running and self._model.steps < self._model.max_steps:
             final = self._model.stop_status or "stopped"
         self._model.finish(final)
+        self._write_columnar_copy()
+
+    #: the columnar copy (``REC.parquet/``, `mesa_llm.analysis.columnar`) of a finished run, written
+    #: as it closes: ``None`` (default) when its stream is at least `COLUMNAR_COPY_MIN_BYTES` (a
+    #: smaller stream loads as fast as a copy would), ``True`` always, ``False`` never
+    columnar_copy: bool | None = None
+
+    def _write_columnar_copy(self) -> None:
+        recorder, path = self._model.recorder, self.recording_path
+        if self.columnar_copy is False or recorder is None or path is None or not recorder.ended:
+            return
+        if self.columnar_copy is None and path.stat().st_size < COLUMNAR_COPY_MIN_BYTES:
+            return
+        from mesa_llm.analysis.columnar import write_copy  # pyarrow: only for a copy to write
+
+        try:
+            write_copy(path)
+        except Exception as exc:  # the stream is the recording whatever happens to its copy
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            logger.warning("no columnar copy of %s: %s", path, reason)
 
     def __enter__(self) -> Simulation:
         return self

@@ -2,8 +2,8 @@
 
 Where: ``REC.parquet/`` beside the stream ``REC`` (``runs/a.jsonl`` -> ``runs/a.jsonl.parquet/``),
 holding ``<event_type>.parquet`` for every event type of the run and ``manifest.json``. It is
-written when a run closes with its ``simulation_end`` (`mesa_llm.recording.SimulationRecorder.close`),
-or by ``mesa-llm export REC --parquet`` (`write_copy`); an interrupted run has none until exported.
+written when a run with a large stream closes with its ``simulation_end`` (`mesa_llm.Simulation.close`,
+``Simulation.columnar_copy``), or by ``mesa-llm export REC --parquet`` (`write_copy`); an interrupted run has none until exported.
 
 Each file has one row per event of its type: ``position`` (the event's line in the stream, from 0),
 ``event_id``, ``timestamp`` (UTC), ``step``, ``agent_id`` (null for model events) and ``content``

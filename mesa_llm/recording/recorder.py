@@ -558,37 +558,14 @@ class SimulationRecorder:
             if fsync:
                 os.fsync(self._file.fileno())
 
-    #: write the columnar copy (``REC.parquet/``, `mesa_llm.analysis.columnar`) when a stream that
-    #: recorded its ``simulation_end`` is closed; set False on a recorder (or here) to skip it
-    write_columnar_copy: bool = True
-
     def close(self) -> None:
-        """Flush and close the stream. Idempotent; no event may be recorded afterwards.
-
-        A finished run's stream (``simulation_end`` recorded) also gets its columnar copy then
-        (`write_columnar_copy`); a copy that cannot be written is a one-line warning in the log,
-        never a failed close: the stream is the recording.
-        """
+        """Flush and close the stream. Idempotent; no event may be recorded afterwards."""
         if self._file is not None:
             self._file.flush()
             self._file.close()
             self._file = None
-            if self.write_columnar_copy and self._end_status is not None and self._jsonl_path is not None:
-                self._write_copy(self._jsonl_path)
         self._closed = True
         self._blocked = True
-
-    @staticmethod
-    def _write_copy(path: Path) -> None:
-        # imported here: the copy is built by the loader's envelope parser (analysis reads the
-        # recording format; the recorder only triggers it once the stream is complete)
-        from mesa_llm.analysis.columnar import write_copy
-
-        try:
-            write_copy(path)
-        except Exception as exc:  # the stream is complete whatever happens to its copy
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            logger.warning("no columnar copy of %s: %s", path, reason)
 
     def __enter__(self) -> SimulationRecorder:
         """Return the recorder; leaving the ``with`` block closes it."""

@@ -1,5 +1,5 @@
 """The columnar copy of a recording (``REC.parquet/``, `mesa_llm.analysis.columnar`): written when a
-finished run closes, read by `load_recording` only when it belongs to its stream, giving the same
+finished run with a large stream closes (or on request), read by `load_recording` only when it belongs to its stream, giving the same
 tables; a stale, truncated or edited copy is ignored with a one-line note; a copy is data, its
 contents checked like the stream's."""
 
@@ -20,7 +20,7 @@ import pytest
 
 from mesa_llm.analysis import load_recording
 from mesa_llm.analysis.columnar import MANIFEST, copy_path, write_copy
-from mesa_llm.recording import RecordingError, SimulationRecorder
+from mesa_llm.recording import RecordingError
 from mesa_llm.scenario import shipped_scenarios
 
 
@@ -48,6 +48,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     out = tmp_path_factory.mktemp("finished")
     with Simulation.from_scenario("double_auction", seed=3, out=out, steps=6) as sim:
+        sim.columnar_copy = True  # small: only on request
         sim.run()
     assert sim.recording_path is not None
     return Path(sim.recording_path)
@@ -81,7 +82,8 @@ def test_the_copy_gives_the_tables_of_the_stream_for_every_shipped_scenario(
     result = run_scenario(name, seed=1)
     path = result.recording
     folder = copy_path(path)
-    assert folder.is_dir(), "a finished run has its copy as it closes"
+    assert not folder.exists(), "a small stream gets no copy unless asked"
+    assert write_copy(path) == folder
     files = sorted(p.name for p in folder.iterdir())
     assert MANIFEST in files and all(f.endswith(".parquet") for f in files if f != MANIFEST)
     from_copy = load_recording(path)
@@ -124,22 +126,44 @@ def test_an_interrupted_run_has_no_copy_until_exported(tmp_path: Path) -> None:
     assert not copy_path(path).exists()
 
 
-def test_a_recorder_closed_after_simulation_end_writes_the_copy(tmp_path: Path) -> None:
-    recorder = SimulationRecorder(None, output_dir=tmp_path, simulation_id="t", run_name="r")
-    recorder.record_model_event("simulation_start", {"scenario": {"name": "s"}, "seed": 1, "agents": []})
-    recorder.record_event("step_start", {"step": 1}, None)
-    recorder.record_simulation_end("completed")
-    recorder.close()
-    rec = load_recording(tmp_path / "r.jsonl")
-    assert rec.columnar == copy_path(tmp_path / "r.jsonl")
-    assert rec.event_types == {"simulation_start": 1, "step_start": 1, "simulation_end": 1}
+@pytest.mark.parametrize(
+    ("setting", "min_bytes", "written"),
+    [(None, 10**12, False), (None, 1, True), (True, 10**12, True), (False, 1, False)],
+)
+def test_a_finished_run_gets_its_copy_as_it_closes_when_large_or_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: bool | None, min_bytes: int, written: bool
+) -> None:
+    import mesa_llm.simulation as simulation
 
-    quiet = SimulationRecorder(None, output_dir=tmp_path, simulation_id="t", run_name="q")
-    quiet.write_columnar_copy = False
-    quiet.record_model_event("simulation_start", {"scenario": {"name": "s"}, "seed": 1, "agents": []})
-    quiet.record_simulation_end("completed")
-    quiet.close()
-    assert not copy_path(tmp_path / "q.jsonl").exists()
+    monkeypatch.setattr(simulation, "COLUMNAR_COPY_MIN_BYTES", min_bytes)
+    with simulation.Simulation.from_scenario("double_auction", seed=1, out=tmp_path, steps=2) as sim:
+        sim.columnar_copy = setting
+        sim.run()
+    path = Path(sim.recording_path or "")
+    assert copy_path(path).is_dir() is written
+    rec = load_recording(path)
+    assert (rec.columnar == copy_path(path)) is written and rec.count("step_end") == 2
+
+
+def test_a_copy_that_cannot_be_written_leaves_the_run_closed_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import mesa_llm.analysis.columnar as columnar
+    from mesa_llm import Simulation
+
+    def fails(path: Any, out: Any = None) -> Path:
+        raise OSError("disk full\nsecond line")
+
+    monkeypatch.setattr(columnar, "write_copy", fails)
+    with (
+        caplog.at_level(logging.WARNING, logger="mesa_llm.simulation"),
+        Simulation.from_scenario("double_auction", seed=1, out=tmp_path, steps=2) as sim,
+    ):
+        sim.columnar_copy = True
+        sim.run()
+    assert sim.status == "completed" and not copy_path(Path(sim.recording_path or "")).exists()
+    [line] = [r.getMessage() for r in caplog.records if "columnar copy" in r.getMessage()]
+    assert line.endswith("disk full") and "\n" not in line
 
 
 def _ignored(path: Path, caplog: pytest.LogCaptureFixture, words: str) -> Any:
