@@ -7,85 +7,27 @@ Screenshots of both modes go to $MESA_LLM_ARTIFACTS (default: <tmp>/mesa_llm_art
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
+from tests.support.extras import CHROMIUM, skip_module_unless
+from tests.support.processes import DashboardProcess
+
 ROOT = Path(__file__).resolve().parents[2]
 HOSTILE = '<script>window.__pwned = 1</script> **bold** <b class="injected">b</b>'
 
 
-def _missing() -> str | None:
-    for module in ("playwright", "solara", "plotly"):
-        if importlib.util.find_spec(module) is None:
-            return f"{module} is not installed (pip install -e '.[browser]')"
-    if not os.access(CHROMIUM, os.X_OK):
-        return f"{CHROMIUM} is missing (apt-get install -y chromium)"
-    return None
-
-
-_reason = _missing()
-if _reason is not None:
-    if os.environ.get("MESA_LLM_REQUIRE_BROWSER") == "1":
-        raise RuntimeError(f"MESA_LLM_REQUIRE_BROWSER=1 but {_reason}")
-    pytest.skip(_reason, allow_module_level=True)
+skip_module_unless("browser", "playwright", "solara", "plotly", chromium=True)
 
 ARTIFACTS = Path(os.environ.get("MESA_LLM_ARTIFACTS") or Path(tempfile.gettempdir()) / "mesa_llm_artifacts")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """`python -m mesa_llm dashboard TARGET` on a free port, until closed."""
-
-    def __init__(self, target: str) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mesa_llm", "dashboard", target, "--no-browser", "--port", str(self.port)],
-            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the dashboard exited with {self.proc.returncode}: {self.output()}")
-            try:
-                urllib.request.urlopen(self.url, timeout=2).close()
-                return
-            except OSError:
-                time.sleep(0.3)
-        self.close()
-        raise RuntimeError(f"the dashboard did not answer within 90 s: {self.output()}")
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")[-3000:]
-
-    def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +63,7 @@ def _wait_changed(page: Any, selector: str, before: str) -> None:
 
 
 def test_live_page_steps_and_marks_a_stress_event(browser: Any) -> None:
-    server = Server("double_auction")
+    server = DashboardProcess("double_auction")
     try:
         page, errors = _open(browser, server.url)
         counter = page.locator(".step-counter")
@@ -165,7 +107,7 @@ def _hostile_recording(tmp: Path) -> Path:
 
 
 def test_replay_slider_moves_through_steps_and_messages_stay_text(browser: Any, tmp_path: Path) -> None:
-    server = Server(str(_hostile_recording(tmp_path)))
+    server = DashboardProcess(str(_hostile_recording(tmp_path)))
     try:
         page, errors = _open(browser, server.url)
         counter = page.locator(".step-counter")

@@ -10,26 +10,18 @@ import importlib.util
 import os
 import re
 import socket
-import subprocess
-import sys
-import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.processes import DashboardProcess
+
 if importlib.util.find_spec("solara") is None:
     pytest.skip("solara is not installed (pip install -e '.[dashboard]')", allow_module_level=True)
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Response:
@@ -44,34 +36,13 @@ class Response:
         return "\n".join(v for k, v in self.all if k == name)
 
 
-class Dashboard:
-    """`python -m mesa_llm dashboard double_auction` on a free loopback port, until closed."""
+class Dashboard(DashboardProcess):
+    """`python -m mesa_llm dashboard double_auction` on a free loopback port, until closed; requests
+    and handshakes with exactly the headers a test gives."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
+        super().__init__("double_auction")
         self.host = f"127.0.0.1:{self.port}"
-        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mesa_llm", "dashboard", "double_auction", "--no-browser", "--port", str(self.port)],
-            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the dashboard exited with {self.proc.returncode}: {self.output()}")
-            try:
-                if self.request("GET", "/").status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.3)
-        self.close()
-        raise RuntimeError(f"the dashboard did not answer within 90 s: {self.output()}")
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")[-3000:]
 
     def request(self, method: str, path: str, headers: dict[str, str] | None = None) -> Response:
         """One HTTP request with exactly these headers (``Host`` defaults to the served one)."""
@@ -118,15 +89,6 @@ class Dashboard:
         match = re.match(rb"HTTP/1\.[01] (\d{3})", status)
         assert match is not None, status[:200]
         return int(match.group(1))
-
-    def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
 
 
 @pytest.fixture(scope="module")

@@ -6,78 +6,21 @@ MESA_LLM_REQUIRE_BROWSER=1."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
+from tests.support.extras import CHROMIUM, skip_module_unless
+from tests.support.processes import DashboardProcess
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _missing() -> str | None:
-    for module in ("playwright", "solara", "plotly"):
-        if importlib.util.find_spec(module) is None:
-            return f"{module} is not installed (pip install -e '.[browser]')"
-    if not os.access(CHROMIUM, os.X_OK):
-        return f"{CHROMIUM} is missing (apt-get install -y chromium)"
-    return None
-
-
-_reason = _missing()
-if _reason is not None:
-    if os.environ.get("MESA_LLM_REQUIRE_BROWSER") == "1":
-        raise RuntimeError(f"MESA_LLM_REQUIRE_BROWSER=1 but {_reason}")
-    pytest.skip(_reason, allow_module_level=True)
-
-
-class Server:
-    """`python -m mesa_llm dashboard double_auction` on a free port with ``extra`` options."""
-
-    def __init__(self, *extra: str) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mesa_llm", "dashboard", "double_auction", "--no-browser", "--port", str(self.port), *extra],
-            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )  # fmt: skip
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the dashboard exited with {self.proc.returncode}: {self.output()}")
-            try:
-                urllib.request.urlopen(self.url, timeout=2).close()
-                return
-            except OSError:
-                time.sleep(0.3)
-        self.close()
-        raise RuntimeError(f"the dashboard did not answer within 90 s: {self.output()}")
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")[-3000:]
-
-    def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
+skip_module_unless("browser", "playwright", "solara", "plotly", chromium=True)
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +67,7 @@ def _last_event(path: Path) -> dict[str, Any]:
 
 
 def test_closing_the_tab_ends_the_session_and_deletes_its_temporary_folder(browser: Any) -> None:
-    server = Server()
+    server = DashboardProcess("double_auction")
     try:
         page, recording, violations = _open_and_step(browser, server.url, 2)
         assert violations == []  # the page runs under its CSP
@@ -135,7 +78,7 @@ def test_closing_the_tab_ends_the_session_and_deletes_its_temporary_folder(brows
 
 
 def test_a_kept_recording_ends_when_its_tab_closes_or_goes_silent(browser: Any, tmp_path: Path) -> None:
-    server = Server("--out", str(tmp_path), "--idle-timeout", "3")
+    server = DashboardProcess("double_auction", "--out", str(tmp_path), "--idle-timeout", "3")
     try:
         page, recording, _ = _open_and_step(browser, server.url, 2)
         assert recording.parent == tmp_path
