@@ -21,6 +21,7 @@ from mesa_llm import Simulation
 from mesa_llm.llm import ChatRequest, LiteLLMChatModel
 from mesa_llm.llm.litellm_backend import _litellm
 from tests.fake_openai_server import FakeOpenAIServer
+from tests.support.recordings import normalised_events
 
 KEY = "sk-test-not-a-real-key"
 TOOLS = [
@@ -100,24 +101,6 @@ def test_litellm_maps_parameters_once_per_shape(server: FakeOpenAIServer, monkey
     assert list(sent[0]) == list(sent[3])
 
 
-def _untimed(value: Any) -> Any:
-    """``value`` without wall-clock durations (``latency_s``, ``attempt_latencies_s``, at any depth)."""
-    if isinstance(value, dict):
-        return {k: _untimed(v) for k, v in value.items() if "latenc" not in k}
-    if isinstance(value, list):
-        return [_untimed(v) for v in value]
-    return value
-
-
-def _normalised(path: Path) -> list[str]:
-    out = []
-    for line in path.read_text().splitlines():
-        event = json.loads(line)
-        event.pop("timestamp", None)
-        if event["event_type"] == "simulation_start":
-            event["content"].get("versions", {}).clear()
-        out.append(json.dumps(_untimed(event), sort_keys=True))
-    return out
 
 
 def _record(server: FakeOpenAIServer, out: Path) -> list[str]:
@@ -127,7 +110,7 @@ def _record(server: FakeOpenAIServer, out: Path) -> list[str]:
         sim.run()
         path = sim.recording_path
     assert path is not None
-    return _normalised(Path(path))
+    return normalised_events(Path(path))
 
 
 def test_a_run_records_the_same_through_the_lean_and_the_full_path(

@@ -14,27 +14,11 @@ import pytest
 from mesa_llm import Simulation
 from mesa_llm.llm.litellm_backend import _litellm
 from tests.fake_openai_server import FakeOpenAIServer
+from tests.support.recordings import normalised_events
 
 KEY = "sk-test-not-a-real-key"
 
 
-def _untimed(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _untimed(v) for k, v in value.items() if "latenc" not in k}
-    if isinstance(value, list):
-        return [_untimed(v) for v in value]
-    return value
-
-
-def _normalised(path: Path) -> list[str]:
-    out = []
-    for line in path.read_text().splitlines():
-        event = json.loads(line)
-        event.pop("timestamp", None)
-        if event["event_type"] == "simulation_start":
-            event["content"].get("versions", {}).clear()
-        out.append(json.dumps(_untimed(event), sort_keys=True))
-    return out
 
 
 class _VariedServer(FakeOpenAIServer):
@@ -63,7 +47,7 @@ def _record(server: FakeOpenAIServer, out: Path) -> list[str]:
         sim.run()
         path = sim.recording_path
     assert path is not None
-    return _normalised(Path(path))
+    return normalised_events(Path(path))
 
 
 def test_a_json_mode_run_with_unusual_answers_records_the_same_lean_and_full(
