@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import gzip
 import hmac
-import ipaddress
 import re
 import secrets
 import socket
@@ -28,16 +27,13 @@ from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs
 
-from mesa_llm.host_header import is_wildcard, split_host
+from mesa_llm.host_header import HostNames, is_loopback, is_wildcard
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-LOOPBACK_NAMES = ("localhost",)
-"""Host names that always mean this machine (besides loopback IP addresses)."""
 
 # Solara's page runs inline bootstrap scripts (allowed by a per-response nonce) and compiles Vue
 # templates in the browser (new Function: 'unsafe-eval'); anywidget (Plotly's FigureWidget)
@@ -54,16 +50,6 @@ _SCRIPT_TAG = re.compile(rb"<script(?=[\s>])", re.IGNORECASE)
 MAX_PAGE_BYTES = 8 * 1024 * 1024
 
 
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (a name or an IP address, IPv6 with or without brackets) is this machine only."""
-    name = host.strip().strip("[]").lower()
-    if name in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
 
 @dataclass
 class ServedAddress:
@@ -76,18 +62,10 @@ class ServedAddress:
 
     host: str
     port: int
-    names: frozenset[str] = field(init=False)
-    any_ip_literal: bool = field(init=False)
+    hosts: HostNames = field(init=False)
 
     def __post_init__(self) -> None:
-        bound = self.host.strip().strip("[]").lower()
-        names = {bound}
-        self.any_ip_literal = is_wildcard(bound)
-        if is_loopback(bound) or self.any_ip_literal:
-            names |= {"localhost", "127.0.0.1", "::1"}
-        if self.any_ip_literal:
-            names |= {socket.gethostname().lower(), socket.getfqdn().lower()}
-        self.names = frozenset(n for n in names if n)
+        self.hosts = HostNames(self.host, self.port)
 
     @property
     def remote(self) -> bool:
@@ -96,25 +74,7 @@ class ServedAddress:
 
     def allows_host(self, value: str | None) -> bool:
         """Whether a request's ``Host`` header names this server."""
-        if value is None:
-            return False
-        parsed = split_host(value)
-        if parsed is None:
-            return False
-        name, port = parsed
-        if port is None:
-            port = 80
-        if port != self.port:
-            return False
-        if name in self.names:
-            return True
-        if self.any_ip_literal:
-            try:
-                ipaddress.ip_address(name)
-            except ValueError:
-                return False
-            return True
-        return False
+        return self.hosts.allows(value)
 
     def url(self, token: str | None = None) -> str:
         """The page's address (with ``?token=`` when given), as the user would open it."""

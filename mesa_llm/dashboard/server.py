@@ -168,7 +168,7 @@ def serve(
     if open_browser:
         # a browser here reaches a wildcard address over loopback (no token); one address only
         # over that address, as from another machine
-        if address.any_ip_literal:
+        if address.hosts.any_ip_literal:
             here = f"http://127.0.0.1:{address.port}/"
         else:
             here = address.url(token if address.remote else None)
@@ -220,7 +220,7 @@ def _open_when_up(address: ServedAddress, url: str) -> None:
     import time
     import webbrowser
 
-    probe_host = "127.0.0.1" if address.any_ip_literal else address.host.strip("[]")
+    probe_host = "127.0.0.1" if address.hosts.any_ip_literal else address.host.strip("[]")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:

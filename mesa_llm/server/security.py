@@ -17,14 +17,12 @@ same as its handshake's HTTP answer). Pure ASGI: no FastAPI import.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
-import socket
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from mesa_llm.host_header import is_wildcard, split_host
-from mesa_llm.server.settings import ServerSettings, is_loopback
+from mesa_llm.host_header import HostNames, split_host
+from mesa_llm.server.settings import ServerSettings
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -40,49 +38,6 @@ SUBPROTOCOL = "mesa-llm"
 TOKEN_SUBPROTOCOL_PREFIX = "bearer."
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-
-class HostNames:
-    """Which ``Host`` values name a server bound to ``host:port``.
-
-    Loopback: the loopback names and addresses. One other address: that address. Every interface
-    (0.0.0.0 / ::): any IP literal (a rebinding attack needs a domain name), the loopback names
-    and this machine's own names. ``extra``: further names (any port): a proxy's, a test client's.
-    """
-
-    def __init__(self, host: str, port: int, extra: tuple[str, ...] = ()) -> None:
-        bound = host.strip().strip("[]").lower()
-        self.port = port
-        self.any_ip_literal = is_wildcard(bound)
-        names = {bound}
-        if is_loopback(bound) or self.any_ip_literal:
-            names |= {"localhost", "127.0.0.1", "::1"}
-        if self.any_ip_literal:
-            names |= {socket.gethostname().lower(), socket.getfqdn().lower()}
-        self.names = frozenset(n for n in names if n)
-        self.extra = frozenset(e.strip().lower() for e in extra if e.strip())
-
-    def allows(self, value: str | None) -> bool:
-        """Whether a request's ``Host`` header names this server."""
-        if value is None:
-            return False
-        parsed = split_host(value)
-        if parsed is None:
-            return False
-        name, port = parsed
-        if name in self.extra:
-            return True
-        if (80 if port is None else port) != self.port:
-            return False
-        if name in self.names:
-            return True
-        if self.any_ip_literal:
-            try:
-                ipaddress.ip_address(name)
-            except ValueError:
-                return False
-            return True
-        return False
 
 
 def headers_of(scope: Scope) -> dict[str, str]:

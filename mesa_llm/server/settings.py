@@ -6,12 +6,13 @@ field of `ServerSettings`). Pure Python: no FastAPI import.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import secrets
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from mesa_llm.host_header import is_loopback
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -51,16 +52,6 @@ MIN_TOKEN_CHARS = 16
 #: largest token file read
 MAX_TOKEN_FILE_BYTES = 4096
 
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (a name or an IP address, IPv6 with or without brackets) is this machine only."""
-    name = host.strip().strip("[]").lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)
