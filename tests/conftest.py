@@ -62,7 +62,7 @@ def shipped_raw() -> dict[str, dict[str, Any]]:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "requires(*modules, extra=None): needs optional modules; skips without them unless "
+        "requires(*modules, extra=None, install=None): needs optional modules; skips without them unless "
         "MESA_LLM_REQUIRE_<EXTRA>=1 (set by .ci/run), which makes a missing install a failure",
     )
 
@@ -70,7 +70,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     for mark in item.iter_markers(name="requires"):
         extra = str(mark.kwargs.get("extra") or mark.args[0])
-        reason = missing_reason(extra, *mark.args)
+        reason = missing_reason(extra, *mark.args, install=mark.kwargs.get("install"))
         if reason is None:
             continue
         if required(extra):

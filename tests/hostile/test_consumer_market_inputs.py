@@ -9,7 +9,6 @@ it, except in CI (``MESA_LLM_REQUIRE_CONSUMER_MARKETS=1``), where it fails.
 
 from __future__ import annotations
 
-import importlib.metadata as metadata
 import os
 import subprocess
 import sys
@@ -21,18 +20,11 @@ from mesa_llm import Simulation
 from mesa_llm.scenario import ScenarioError
 
 ROOT = Path(__file__).resolve().parents[2]
-DISTRIBUTION = "mesa-llm-consumer-markets"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _plugin_installed() -> None:
-    try:
-        metadata.distribution(DISTRIBUTION)
-    except metadata.PackageNotFoundError:
-        hint = "pip install -e plugins/consumer_markets"
-        if os.environ.get("MESA_LLM_REQUIRE_CONSUMER_MARKETS") == "1":
-            pytest.fail(f"MESA_LLM_REQUIRE_CONSUMER_MARKETS=1 but {DISTRIBUTION} is not installed: {hint}")
-        pytest.skip(f"{DISTRIBUTION} not installed ({hint})")
+pytestmark = pytest.mark.requires(
+    "mesa_llm_consumer_markets", extra="consumer_markets", install="pip install -e plugins/consumer_markets"
+)
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

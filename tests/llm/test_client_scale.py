@@ -17,11 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
-from mesa_llm import Simulation
 from mesa_llm.llm import ChatRequest, LiteLLMChatModel
 from mesa_llm.llm.litellm_backend import _litellm
 from tests.fake_openai_server import FakeOpenAIServer
-from tests.support.recordings import normalised_events
+from tests.support.recordings import record_llm_double_auction
 
 KEY = "sk-test-not-a-real-key"
 TOOLS = [
@@ -104,13 +103,7 @@ def test_litellm_maps_parameters_once_per_shape(server: FakeOpenAIServer, monkey
 
 
 def _record(server: FakeOpenAIServer, out: Path) -> list[str]:
-    overrides = ["populations.0.count=3", "populations.1.count=3", "llm.concurrency=4"]
-    with Simulation.from_scenario("llm_double_auction", overrides=overrides, seed=3, steps=3, out=out,
-                                  model="openai/fake-model", api_base=server.base_url) as sim:  # fmt: skip
-        sim.run()
-        path = sim.recording_path
-    assert path is not None
-    return normalised_events(Path(path))
+    return record_llm_double_auction(server.base_url, out, seed=3)
 
 
 def test_a_run_records_the_same_through_the_lean_and_the_full_path(

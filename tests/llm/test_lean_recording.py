@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 
-from mesa_llm import Simulation
 from mesa_llm.llm.litellm_backend import _litellm
 from tests.fake_openai_server import FakeOpenAIServer
-from tests.support.recordings import normalised_events
+from tests.support.recordings import record_llm_double_auction
 
 KEY = "sk-test-not-a-real-key"
 
@@ -40,14 +39,7 @@ class _VariedServer(FakeOpenAIServer):
 
 
 def _record(server: FakeOpenAIServer, out: Path) -> list[str]:
-    overrides = ["populations.0.count=3", "populations.1.count=3", "llm.concurrency=4",
-                 "populations.0.params.tool_mode=json", "populations.1.params.tool_mode=json"]
-    with Simulation.from_scenario("llm_double_auction", overrides=overrides, seed=5, steps=3, out=out,
-                                  model="openai/fake-model", api_base=server.base_url) as sim:  # fmt: skip
-        sim.run()
-        path = sim.recording_path
-    assert path is not None
-    return normalised_events(Path(path))
+    return record_llm_double_auction(server.base_url, out, seed=5, overrides=("populations.0.params.tool_mode=json", "populations.1.params.tool_mode=json"))
 
 
 def test_a_json_mode_run_with_unusual_answers_records_the_same_lean_and_full(

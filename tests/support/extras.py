@@ -15,11 +15,13 @@ import pytest
 CHROMIUM = "/usr/bin/chromium"
 
 
-def missing_reason(extra: str, *modules: str, chromium: bool = False) -> str | None:
-    """Why the extra is not usable here (modules not importable, Chromium absent), or None."""
+def missing_reason(extra: str, *modules: str, chromium: bool = False, install: str | None = None) -> str | None:
+    """Why the extra is not usable here (modules not importable, Chromium absent), or None;
+    ``install`` is the command that installs the modules (default: the extra of mesa_llm)."""
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
-        return f"needs {', '.join(missing)} (pip install -e '.[{extra}]')"
+        command = install or f"pip install -e '.[{extra}]'"
+        return f"needs {', '.join(missing)} ({command})"
     if chromium and not os.access(CHROMIUM, os.X_OK):
         return f"needs {CHROMIUM} (apt-get install -y chromium)"
     return None

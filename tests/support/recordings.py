@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mesa_llm import Simulation
+
 
 def untimed(value: Any) -> Any:
     """``value`` without wall-clock durations (``latency_s``, ``attempt_latencies_s``, at any depth)."""
@@ -27,3 +29,15 @@ def normalised_events(path: Path) -> list[str]:
             event["content"].get("versions", {}).clear()
         out.append(json.dumps(untimed(event), sort_keys=True))
     return out
+
+
+def record_llm_double_auction(api_base: str, out: Path, *, seed: int, overrides: tuple[str, ...] = ()) -> list[str]:
+    """Three steps of llm_double_auction (3 LLM buyers, 3 sellers, concurrency 4) against the
+    OpenAI-compatible server at ``api_base``: its recording's normalised events."""
+    base = ["populations.0.count=3", "populations.1.count=3", "llm.concurrency=4", *overrides]
+    with Simulation.from_scenario("llm_double_auction", overrides=base, seed=seed, steps=3, out=out,
+                                  model="openai/fake-model", api_base=api_base) as sim:  # fmt: skip
+        sim.run()
+        path = sim.recording_path
+    assert path is not None
+    return normalised_events(Path(path))

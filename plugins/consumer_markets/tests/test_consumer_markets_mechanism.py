@@ -7,7 +7,6 @@ Without the plugin installed these tests skip, except in CI (``MESA_LLM_REQUIRE_
 
 from __future__ import annotations
 
-import importlib.metadata as metadata
 import json
 import os
 import re
@@ -22,16 +21,6 @@ import pytest
 DISTRIBUTION = "mesa-llm-consumer-markets"
 ROOT = Path(__file__).resolve().parents[3]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _plugin_installed() -> None:
-    try:
-        metadata.distribution(DISTRIBUTION)
-    except metadata.PackageNotFoundError:
-        hint = "pip install -e plugins/consumer_markets"
-        if os.environ.get("MESA_LLM_REQUIRE_CONSUMER_MARKETS") == "1":
-            pytest.fail(f"MESA_LLM_REQUIRE_CONSUMER_MARKETS=1 but {DISTRIBUTION} is not installed: {hint}")
-        pytest.skip(f"{DISTRIBUTION} not installed ({hint})")
 
 
 def _events(path: Path | str | None, kind: str) -> list[dict[str, Any]]:

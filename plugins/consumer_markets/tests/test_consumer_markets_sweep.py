@@ -8,29 +8,16 @@ Without the plugin installed these tests skip, except in CI (``MESA_LLM_REQUIRE_
 from __future__ import annotations
 
 import csv
-import importlib.metadata as metadata
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
-DISTRIBUTION = "mesa-llm-consumer-markets"
 ROOT = Path(__file__).resolve().parents[3]
 SPEC = ROOT / "examples" / "sweeps" / "ab_pricing.yaml"
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _plugin_installed() -> None:
-    try:
-        metadata.distribution(DISTRIBUTION)
-    except metadata.PackageNotFoundError:
-        hint = "pip install -e plugins/consumer_markets"
-        if os.environ.get("MESA_LLM_REQUIRE_CONSUMER_MARKETS") == "1":
-            pytest.fail(f"MESA_LLM_REQUIRE_CONSUMER_MARKETS=1 but {DISTRIBUTION} is not installed: {hint}")
-        pytest.skip(f"{DISTRIBUTION} not installed ({hint})")
 
 
 def test_the_ab_example_pairs_twenty_seeds_of_penetration_and_premium() -> None:

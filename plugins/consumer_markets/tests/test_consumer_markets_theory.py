@@ -10,27 +10,11 @@ Bass curve by its own recursion. Without the plugin installed these tests skip, 
 
 from __future__ import annotations
 
-import importlib.metadata as metadata
 import math
-import os
 from typing import Any
 
 import numpy as np
 import pytest
-
-DISTRIBUTION = "mesa-llm-consumer-markets"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _plugin_installed() -> None:
-    try:
-        metadata.distribution(DISTRIBUTION)
-    except metadata.PackageNotFoundError:
-        hint = "pip install -e plugins/consumer_markets"
-        if os.environ.get("MESA_LLM_REQUIRE_CONSUMER_MARKETS") == "1":
-            pytest.fail(f"MESA_LLM_REQUIRE_CONSUMER_MARKETS=1 but {DISTRIBUTION} is not installed: {hint}")
-        pytest.skip(f"{DISTRIBUTION} not installed ({hint})")
-
 
 # ---------------------------------------------------------------------------- independent theory
 
