@@ -309,9 +309,9 @@ def create_app(
 
     @app.post("/api/simulations/{sim_id}/pause", response_model=SimulationInfo, tags=["control"])
     async def pause(sim_id: str) -> dict[str, Any]:
-        """Hold the run after the step in progress."""
+        """Hold the run after the step in progress (answers once that step has finished)."""
         live = manager.get(sim_id)
-        live.pause()
+        await live.pause()
         return live.info()
 
     @app.post("/api/simulations/{sim_id}/resume", response_model=SimulationInfo, tags=["control"])
@@ -509,7 +509,7 @@ async def _control(live: LiveSimulation, command: Any, params: Any) -> dict[str,
     if not isinstance(params, dict):
         raise ApiError(400, "params: a JSON object")
     if command == "pause":
-        live.pause()
+        await live.pause()
     elif command == "resume":
         live.resume()
     elif command == "stop":

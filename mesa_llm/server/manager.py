@@ -265,11 +265,15 @@ class LiveSimulation:
         if self.task is None or self.task.done():
             self.task = asyncio.create_task(self._run_loop(), name=f"mesa-llm run {self.id}")
 
-    def pause(self) -> None:
-        """Hold the run after the step in progress (a simulation not running stays as it is)."""
+    async def pause(self) -> None:
+        """Hold the run after the step in progress (a simulation not running stays as it is).
+
+        Returns once that step has finished, so the step an answer reports is the one held."""
         self._check_open()
         self.paused = True
         self._wake.clear()
+        async with self.lock:  # the run loop re-checks ``paused`` under this lock before stepping
+            pass
         self._republish_status()
 
     def resume(self) -> None:

@@ -111,6 +111,25 @@ def test_a_run_at_a_rate_pauses_resumes_and_completes_with_its_recording(client:
     assert events[-1]["event_type"] == "simulation_end" and events[-1]["content"]["status"] == "completed"
 
 
+def test_pause_answers_once_the_step_in_progress_has_finished(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mesa_llm.server.manager import LiveSimulation
+
+    step_sync = LiveSimulation._step_sync
+
+    def slow_step(self: LiveSimulation) -> Any:
+        time.sleep(0.15)  # a step long enough that a pause lands in the middle of one
+        return step_sync(self)
+
+    monkeypatch.setattr(LiveSimulation, "_step_sync", slow_step)
+    sid = _create(client, steps=1_000)["id"]
+    client.post(f"/api/simulations/{sid}/run", json={"rate": 0})
+    time.sleep(0.2)
+    paused = client.post(f"/api/simulations/{sid}/pause").json()
+    assert paused["status"] == "paused" and paused["step"] >= 1
+    time.sleep(0.4)  # more than two steps' time: nothing may still be finishing
+    assert client.get(f"/api/simulations/{sid}").json()["step"] == paused["step"]
+
+
 def test_stop_ends_the_recording_and_the_state_stays_readable(client: TestClient, tmp_path: Path) -> None:
     sim = _create(client, steps=10_000)
     client.post(f"/api/simulations/{sim['id']}/run", json={"rate": 0})
