@@ -54,6 +54,7 @@ from typing import Any, cast
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from mesa_llm.analysis.columnar import CopyColumns, CopySource, read_copy
 from mesa_llm.recording import LoadedRecording, RecordingError, load_events
@@ -364,7 +365,7 @@ class _EventStore:
     """Columns of the events' envelopes plus their contents, decoded per type on demand."""
 
     path: Path
-    event_id: np.ndarray
+    event_id: pd.api.extensions.ExtensionArray | np.ndarray  # text (`_texts`)
     step: np.ndarray
     agent_id: pd.api.extensions.ExtensionArray | np.ndarray
     timestamp: pd.DatetimeIndex
@@ -457,6 +458,16 @@ def _agent_array(values: Sequence[Any]) -> pd.api.extensions.ExtensionArray | np
         return np.asarray(values, dtype=object)
 
 
+def _texts(values: pa.Array) -> pd.api.extensions.ExtensionArray | np.ndarray:
+    """A column of text as pandas keeps text it infers (its ``str`` dtype, Arrow-backed: no Python
+    string per value, and each table's slice is taken without converting it again), or as Python
+    strings where that inference is switched off."""
+    dtype = pd.Series(["x"]).dtype
+    if dtype == np.dtype(object):
+        return cast(np.ndarray, values.to_numpy(zero_copy_only=False))
+    return pd.array(values, dtype=dtype)
+
+
 def _timestamps(texts: Sequence[bytes] | Sequence[str]) -> pd.DatetimeIndex:
     """ISO timestamps as UTC datetimes: the recorder's own format (``YYYY-MM-DDTHH:MM:SS.ffffff+00:00``,
     the fraction left out when it is zero) with numpy, any other ISO form with pandas, NaT for what
@@ -524,7 +535,7 @@ def _bytes_at(buffer: np.ndarray, offsets: np.ndarray, expected: bytes) -> np.nd
 class _Envelopes:
     """Envelope columns of a stream, built chunk by chunk."""
 
-    ids: list[np.ndarray] = field(default_factory=list)
+    ids: list[pa.Array] = field(default_factory=list)
     steps: list[np.ndarray] = field(default_factory=list)
     agents: list[np.ndarray] = field(default_factory=list)
     missing: list[np.ndarray] = field(default_factory=list)
@@ -549,7 +560,7 @@ class _Envelopes:
         length = np.fromiter(map(len, ids), dtype=np.int64, count=n)
         for column in (stamps, steps, agents, types):
             length += np.fromiter(map(len, column), dtype=np.int64, count=n)
-        self.ids.append(np.fromiter(map(bytes.decode, ids), dtype=object, count=n))
+        self.ids.append(pa.array(ids, type=pa.binary()))  # text once all are read (UTF-8 checked)
         self.steps.append(np.fromiter(map(int, steps), dtype=np.int64, count=n))
         self.agents.append(np.where(missing, 0, values))
         self.missing.append(missing)
@@ -615,7 +626,7 @@ def _store_from_stream(path: Path) -> _EventStore | None:
         return None
     return _EventStore(
         path=path,
-        event_id=np.concatenate(env.ids),
+        event_id=_texts(pa.chunked_array(env.ids, type=pa.binary()).cast(pa.string()).combine_chunks()),
         step=steps,
         agent_id=pd.arrays.IntegerArray(agents, np.concatenate(env.missing)),
         timestamp=pd.DatetimeIndex(np.concatenate(env.stamps)).tz_localize("UTC"),
@@ -695,7 +706,7 @@ def _store_from_copy(path: Path, columns: CopyColumns) -> _EventStore | None:
         return None
     return _EventStore(
         path=path,
-        event_id=columns.event_id,
+        event_id=_texts(columns.event_id),
         step=columns.step,
         agent_id=pd.arrays.IntegerArray(columns.agent_id, columns.missing),
         timestamp=pd.DatetimeIndex(columns.timestamp).tz_localize("UTC"),
