@@ -26,7 +26,8 @@ a type when a table (or an event's content) first needs them, all the events of 
 ``simulation_start`` header, or empty, is one too.
 
 A finished stream with its columnar copy beside it (``REC.parquet/``, `mesa_llm.analysis.columnar`)
-is read from the copy when the copy belongs to it (sizes and SHA-256 hashes match): the envelopes
+is read from the copy when the copy belongs to it (sizes and SHA-256 hashes match; the stream's
+hash is kept with its file identity, `mesa_llm.analysis.columnar.STAMP`): the envelopes
 come from Parquet columns, the contents from the copy's bytes, with the same checks and tables.
 
 A stream that was cut (incomplete last line, no ``simulation_end``), that is not in the recorder's
