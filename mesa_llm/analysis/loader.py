@@ -40,14 +40,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
-import itertools
 import json
 import logging
 import math
 import mmap
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -58,6 +57,7 @@ import pandas as pd
 import pyarrow as pa
 
 from mesa_llm.analysis.columnar import CopyColumns, CopySource, read_copy
+from mesa_llm.analysis.content_column import ContentArray, LazyContent
 from mesa_llm.recording import LoadedRecording, RecordingError, load_events
 from mesa_llm.recording.schema import (
     MAX_DEPTH,
@@ -213,40 +213,6 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-class LazyContent(Mapping[str, Any]):
-    """The content of one event, decoded from the recording on first access (a read-only mapping).
-
-    ``dict(content)`` or `to_dict` gives a plain dict. Contents are decoded for all events of a
-    type at once (one JSON call), except observations and LLM calls (`LAZY_TYPES`), which are large
-    and decoded one by one until their table is built. Pickling or deep-copying gives a dict.
-    """
-
-    __slots__ = ("_store", "_index")
-
-    def __init__(self, store: _EventStore, index: int) -> None:
-        self._store = store
-        self._index = index
-
-    def to_dict(self) -> dict[str, Any]:
-        """The decoded content (a dict shared with the recording's tables: do not modify it)."""
-        return self._store.content(self._index)
-
-    def __getitem__(self, key: str) -> Any:
-        return self.to_dict()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.to_dict())
-
-    def __len__(self) -> int:
-        return len(self.to_dict())
-
-    def __repr__(self) -> str:
-        return repr(self.to_dict())
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (dict, (self.to_dict(),))
 
 
 _PLAIN_END = b',"metadata":{}}'  # how a line ends when its metadata is empty (most events)
@@ -895,16 +861,12 @@ class Recording:
     def events(self) -> pd.DataFrame:
         """One row per event: event_id, step, agent_id (Int64, NA for model events), event_type
         (categorical), timestamp (UTC) and content: the event's content as a read-only mapping
-        (`LazyContent`), decoded from the file on first access; ``dict(content)`` gives a dict."""
+        (`LazyContent`), decoded from the file on first access; ``dict(content)`` gives a dict.
+        The content column's dtype is `ContentDtype` (`mesa_llm.analysis.content_column`): its
+        cells are made when read; ``to_numpy()`` gives them as objects."""
         store = self._store
-        with _gc_paused():
-            # np.fromiter stores the mappings as they are (an array built from a list would ask
-            # each one for its length, decoding it).
-            content = np.fromiter(
-                map(LazyContent, itertools.repeat(store), range(len(store))),
-                dtype=object,
-                count=len(store),
-            )
+        # a LazyContent per event is made when its cell is read, not here (`ContentArray`)
+        content = ContentArray(store, np.arange(len(store), dtype=np.int64))
         event_type = pd.Categorical.from_codes(store.type_codes, categories=store.type_names)
         return pd.DataFrame(
             {
