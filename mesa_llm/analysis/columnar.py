@@ -113,6 +113,8 @@ def _identity(stat: os.stat_result) -> list[int]:
 def _stamped(folder: Path, stat: os.stat_result, sha256: str) -> bool:
     """Whether the copy's stamp proves that the stream, as `stat` describes it now, hashed to
     `sha256` (the hash the manifest names): same identity, stamped well after the stream's ctime."""
+    if os.name != "posix":
+        return False  # Windows' st_ctime is the creation time, which a change does not move
     path = folder / STAMP
     try:
         if path.is_symlink() or not path.is_file() or path.stat().st_size > _MAX_STAMP_BYTES:
