@@ -347,6 +347,24 @@ class CopySource:
         name = self._names[int(self._codes[index])]
         return f"{self.where(name)}: row {int(self._row_of[index]) + 1} (event {index + 1})"
 
+    def array_text(self, idx: np.ndarray) -> bytes | None:
+        """The contents of the events at these positions as the text of one JSON array, when they
+        are all the events of one type in order and none breaks the limits (a table's first build);
+        None otherwise (`chunks` then). Commas are put in with numpy, not a bytes object per event."""
+        if not len(idx):
+            return None
+        codes = self._codes[idx]
+        if bool((codes != codes[0]).any()):
+            return None
+        name = self._names[int(codes[0])]
+        offsets, data = self.contents(name)
+        rows = self._row_of[idx]
+        if self._problems[name] or len(rows) != len(offsets) - 1 or bool((rows != np.arange(len(rows))).any()):
+            return None
+        first, last = int(offsets[0]), int(offsets[-1])
+        buffer = np.frombuffer(data, dtype=np.uint8)[first:last]
+        return b"[" + np.insert(buffer, offsets[1:-1] - first, ord(",")).tobytes() + b"]"
+
     def chunks(self, idx: np.ndarray) -> list[bytes]:
         """The content bytes of the events at these positions.
 

@@ -309,6 +309,12 @@ class _CopyContents:
     def read_many(self, idx: np.ndarray) -> list[Any]:
         """Decoded contents of the events at these positions."""
         self.stream._check()
+        text = self.source.array_text(idx)
+        if text is not None:
+            try:
+                return cast(list[Any], _json_loads()(text))
+            except (ValueError, RecursionError):
+                pass  # one by one below, naming the row at fault
         chunks = self.source.chunks(idx)
         try:
             return _decode_all(chunks)

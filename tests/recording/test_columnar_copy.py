@@ -342,3 +342,19 @@ def test_a_stamp_taken_while_the_stream_was_fresh_is_not_trusted(run: Path, monk
     for _ in range(2):
         assert load_recording(run).columnar == copy_path(run)
     assert hashed == [run, run]
+
+
+def test_a_table_of_the_copy_is_decoded_as_one_text_not_event_by_event(
+    run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mesa_llm.analysis.columnar import CopySource
+
+    rec = load_recording(run)
+    assert rec.columnar == copy_path(run)
+
+    def one_by_one(self: Any, idx: Any) -> list[bytes]:
+        raise AssertionError("a bytes object per event: the array text was not used")
+
+    monkeypatch.setattr(CopySource, "chunks", one_by_one)
+    pd.testing.assert_frame_equal(rec.trades, _stream_only(run).trades, check_exact=True)
+    pd.testing.assert_frame_equal(rec.agent_states, _stream_only(run).agent_states, check_exact=True)
