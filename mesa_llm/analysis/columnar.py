@@ -323,7 +323,7 @@ class CopySource:
         cached = self._contents.get(event_type)
         if cached is None:
             table = pq.ParquetFile(pa.BufferReader(self._files[event_type])).read(
-                columns=["content"], use_threads=True
+                columns=["content"], use_threads=False  # see _envelopes
             )
             column = table.column("content").combine_chunks()
             if column.null_count:
