@@ -113,23 +113,27 @@ sys.path.insert(0, sys.argv[2])
 from bench_analysis import REPORT_TABLES
 from mesa_llm.analysis import load_recording
 import mesa_llm.analysis.columnar  # imported before the clock starts, as a script would have
+import mesa_llm
 start = time.perf_counter()
 rec = load_recording(sys.argv[1])
 len(rec.events)
 loaded = time.perf_counter() - start
 for name in REPORT_TABLES:
     getattr(rec, name)
-print(loaded, time.perf_counter() - start, rec.columnar is not None)
+print(loaded, time.perf_counter() - start, rec.columnar is not None, mesa_llm.__file__)
 """
 
 
 def _fresh_load(checkout: Path, path: Path) -> tuple[float, float]:
     """load_recording (+ the report's tables) of `checkout` in a new process: seconds of each."""
     env = {**os.environ, "PYTHONPATH": str(checkout)}
+    # run in the checkout: ``python -c`` puts the working folder first on sys.path
     out = subprocess.run(
-        [sys.executable, "-c", _FRESH, str(path), str(HERE)], env=env, check=True, capture_output=True, text=True
+        [sys.executable, "-c", _FRESH, str(path), str(HERE)],
+        env=env, cwd=checkout, check=True, capture_output=True, text=True,
     ).stdout.split()
     assert out[2] == "True", f"{checkout}: the copy was not used"
+    assert Path(out[3]).resolve().is_relative_to(checkout.resolve()), f"{out[3]} is not of {checkout}"
     return float(out[0]), float(out[1])
 
 
