@@ -2,7 +2,7 @@
 queries into it (issue 24, part 2).
 
 Run ``python benchmarks/bench_recording_load.py [N_EVENTS] [--recording PATH] [--baseline-loader
-FILE] [--no-pandas]``. It writes a synthetic market recording of about N events (default
+FILE] [--baseline CHECKOUT] [--no-pandas]``. It writes a synthetic market recording of about N events (default
 1,000,000) with the real `SimulationRecorder` (benchmarks/bench_analysis.py), unless --recording
 names one, then times in the same process, one after the other:
 
@@ -11,7 +11,11 @@ names one, then times in the same process, one after the other:
 * the same with another copy of the loader (--baseline-loader, e.g. the main checkout's
   ``mesa_llm/analysis/loader.py``), for a before/after in one run;
 * writing the columnar copy (`mesa_llm.analysis.columnar.write_copy`: what closing a finished run
-  adds), then ``load_recording`` again, now from the copy (its hashes checked);
+  adds), then ``load_recording`` again, now from the copy: first with the stream hashed (its stamp
+  removed, as on the first load after a run closed), then stamped (the stream's hash not redone);
+* with ``--baseline CHECKOUT``: ``load_recording`` from the copy in fresh processes, this checkout
+  and CHECKOUT's in turn (three each: a user's script loads once per process, paying what a first
+  load pays), so a copy path can be compared with an older one's;
 * ``pandas.read_json(lines=True)``, and ``polars.read_ndjson`` when installed, else
   ``pyarrow.json.read_json``: what a generic reader costs on the same file (no checks);
 * the point queries ``rec.agent_state(agent, step)``, ``rec.trades_at(step)``,
@@ -28,6 +32,7 @@ import gc
 import importlib.util
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -46,9 +51,14 @@ except ModuleNotFoundError:  # run from a source checkout that is not installed
 from bench_analysis import REPORT_TABLES, write_recording  # noqa: E402
 
 from mesa_llm.analysis import load_recording  # noqa: E402
-from mesa_llm.analysis.columnar import copy_path, write_copy  # noqa: E402
+from mesa_llm.analysis.columnar import STAMP, copy_path, write_copy  # noqa: E402
 
 QUERIES = 200
+
+
+def _load() -> str:
+    """The machine's 1-minute load average, printed beside each figure (2 shared cores)."""
+    return f"{os.getloadavg()[0]:.1f}"
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -97,6 +107,36 @@ def _queries(path: Path) -> tuple[bool, dict[str, tuple[float, float]]]:
     return rec.columnar is not None, out
 
 
+_FRESH = """
+import sys, time
+sys.path.insert(0, sys.argv[2])
+from bench_analysis import REPORT_TABLES
+from mesa_llm.analysis import load_recording
+import mesa_llm.analysis.columnar  # imported before the clock starts, as a script would have
+import mesa_llm
+start = time.perf_counter()
+rec = load_recording(sys.argv[1])
+len(rec.events)
+loaded = time.perf_counter() - start
+for name in REPORT_TABLES:
+    getattr(rec, name)
+print(loaded, time.perf_counter() - start, rec.columnar is not None, mesa_llm.__file__)
+"""
+
+
+def _fresh_load(checkout: Path, path: Path) -> tuple[float, float]:
+    """load_recording (+ the report's tables) of `checkout` in a new process: seconds of each."""
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    # run in the checkout: ``python -c`` puts the working folder first on sys.path
+    out = subprocess.run(
+        [sys.executable, "-c", _FRESH, str(path), str(HERE)],
+        env=env, cwd=checkout, check=True, capture_output=True, text=True,
+    ).stdout.split()
+    assert out[2] == "True", f"{checkout}: the copy was not used"
+    assert Path(out[3]).resolve().is_relative_to(checkout.resolve()), f"{out[3]} is not of {checkout}"
+    return float(out[0]), float(out[1])
+
+
 def _aside(folder: Path, tag: str) -> Path | None:
     """Move a columnar copy out of the way (so the stream is read); where it went."""
     if not folder.exists():
@@ -116,6 +156,10 @@ def main(argv: list[str]) -> None:
     parser.add_argument(
         "--baseline-loader", type=Path, default=main_loader if main_loader.is_file() else None
     )
+    parser.add_argument(
+        "--baseline", type=Path, default=None,
+        help="a checkout whose load_recording from the copy is timed in fresh processes beside this one's",
+    )
     parser.add_argument("--no-pandas", action="store_true", help="skip pandas.read_json (slow)")
     args = parser.parse_args(argv[1:])
     print(
@@ -132,21 +176,28 @@ def main(argv: list[str]) -> None:
         with open(path, "rb") as f:  # warm the page cache so that every reader starts equal
             while f.read(1 << 24):
                 pass
-        rows: list[tuple[str, str, str]] = []
+        rows: list[tuple[str, str, str, str]] = []
         loaded, report, n = _load_all(load_recording, path)
         print(f"recording: {n:,} events")
-        rows.append(("load_recording from the stream (this checkout)", f"{loaded:.2f} s", f"{report:.2f} s"))
+        rows.append(("load_recording from the stream (this checkout)", f"{loaded:.2f} s", f"{report:.2f} s", _load()))
         if args.baseline_loader is not None:
             base = _module_from(args.baseline_loader)
             loaded, report, _ = _load_all(base.load_recording, path)
             rows.append(
-                (f"load_recording ({args.baseline_loader})", f"{loaded:.2f} s", f"{report:.2f} s")
+                (f"load_recording ({args.baseline_loader})", f"{loaded:.2f} s", f"{report:.2f} s", _load())
             )
         copy_s, written = _timed(lambda: write_copy(path, folder))
         size = sum(p.stat().st_size for p in written.iterdir())
         print(f"columnar copy: {size / 1e6:.0f} MB written in {copy_s:.2f} s (what closing the run adds)")
+        (written / STAMP).unlink(missing_ok=True)  # as on the first load after a run closed
         loaded, report, _ = _load_all(load_recording, path)
-        rows.append(("load_recording from the columnar copy", f"{loaded:.2f} s", f"{report:.2f} s"))
+        rows.append(("load_recording from the columnar copy, stream hashed", f"{loaded:.2f} s", f"{report:.2f} s", _load()))
+        loaded, report, _ = _load_all(load_recording, path)
+        rows.append(("load_recording from the columnar copy, stamped", f"{loaded:.2f} s", f"{report:.2f} s", _load()))
+        if args.baseline is not None:
+            for checkout, label in ((HERE.parent, "this checkout"), (args.baseline, str(args.baseline))) * 3:
+                loaded, report = _fresh_load(checkout, path)
+                rows.append((f"load_recording from the copy, fresh process ({label})", f"{loaded:.2f} s", f"{report:.2f} s", _load()))
         polars: Any
         try:
             import polars
@@ -154,21 +205,21 @@ def main(argv: list[str]) -> None:
             polars = None
         if polars is not None:
             seconds, _ = _timed(lambda: polars.read_ndjson(path))
-            rows.append(("polars.read_ndjson (no checks)", f"{seconds:.2f} s", "-"))
+            rows.append(("polars.read_ndjson (no checks)", f"{seconds:.2f} s", "-", _load()))
         else:
             import pyarrow.json as pa_json
 
             seconds, _ = _timed(lambda: pa_json.read_json(path).to_pandas())
-            rows.append(("pyarrow.json.read_json + to_pandas (no checks; polars not installed)", f"{seconds:.2f} s", "-"))
+            rows.append(("pyarrow.json.read_json + to_pandas (no checks; polars not installed)", f"{seconds:.2f} s", "-", _load()))
         if not args.no_pandas:
             import pandas
 
             seconds, _ = _timed(lambda: pandas.read_json(path, lines=True))
-            rows.append(("pandas.read_json(lines=True) (no checks)", f"{seconds:.2f} s", "-"))
+            rows.append(("pandas.read_json(lines=True) (no checks)", f"{seconds:.2f} s", "-", _load()))
         width = max(len(r[0]) for r in rows)
-        print(f"{'reader':<{width}}  {'load+events':>11}  {'+report tables':>14}")
-        for name, a, b in rows:
-            print(f"{name:<{width}}  {a:>11}  {b:>14}")
+        print(f"{'reader':<{width}}  {'load+events':>11}  {'+report tables':>14}  {'load avg':>8}")
+        for name, a, b, load in rows:
+            print(f"{name:<{width}}  {a:>11}  {b:>14}  {load:>8}")
         print(f"point queries (first call builds the index; then the mean of {QUERIES}):")
         from_copy, queries = _queries(path)
         hidden_now = _aside(folder, "bench")

@@ -686,7 +686,7 @@ def export(
     ] = None,
 ) -> None:
     """Export a recording: --parquet writes its columnar copy (also written when a run ends)."""
-    from mesa_llm.analysis.columnar import MANIFEST, write_copy
+    from mesa_llm.analysis.columnar import write_copy
     from mesa_llm.recording import RecordingError
 
     if not parquet:
@@ -697,7 +697,7 @@ def export(
         raise _fail(str(exc)) from None
     except OSError as exc:
         raise _fail(f"{out or recording}: cannot write the copy: {exc.strerror or exc}") from None
-    files = sum(1 for p in folder.iterdir() if p.name != MANIFEST)
+    files = sum(1 for p in folder.iterdir() if p.suffix == ".parquet")
     Console(highlight=False).print(f"columnar copy: {inert(folder)} ({files} Parquet files)", markup=False, soft_wrap=True)
 
 

@@ -12,7 +12,9 @@ the manifest name the stream's size and SHA-256, and the manifest each file's si
 
 `load_recording` reads the copy instead of the stream's envelopes when it belongs to that
 stream (`read_copy`): the stream's size and hash match, every file's size and hash match the
-manifest, and the files are what this module writes. Anything else (a stale, truncated or edited
+manifest, and the files are what this module writes. Hashing a 500 MB stream takes 0.5-1 s, so
+once it has matched, ``verified.json`` (`STAMP`) keeps the stream's file identity (device, inode,
+size, mtime and ctime) and later loads skip the hash while that identity is unchanged. Anything else (a stale, truncated or edited
 copy) is ignored with a one-line note and the stream is read. A copy is data like the stream:
 it is read with explicit columns and types (no pandas metadata, no extension types, nothing
 executed), bounded in size by its stream, and its contents are decoded and checked per event
@@ -29,6 +31,7 @@ import re
 import secrets
 import shutil
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,12 +43,19 @@ import pyarrow.parquet as pq
 
 from mesa_llm.recording import RecordingError
 
-__all__ = ["COPY_SUFFIX", "MANIFEST", "copy_path", "read_copy", "write_copy"]
+__all__ = ["COPY_SUFFIX", "MANIFEST", "STAMP", "copy_path", "read_copy", "write_copy"]
 
 #: appended to the stream's file name to name its copy's folder
 COPY_SUFFIX = ".parquet"
 #: the copy's table of contents
 MANIFEST = "manifest.json"
+#: the proof that the stream was hashed and has not changed since (`_stamped`)
+STAMP = "verified.json"
+_MAX_STAMP_BYTES = 4096
+# A change to the stream within this long after its ctime may keep that ctime on a filesystem
+# with coarse timestamps (1-2 s on some): a stamp taken that soon after is not trusted (as git
+# treats "racily clean" index entries), the next load hashes the stream and stamps it again.
+RACY_NS = 2_000_000_000
 FORMAT = 1
 _META_KEY = b"mesa_llm.copy"
 # event types that may name a file (a recording's types are untrusted text)
@@ -79,6 +89,64 @@ def _sha256_file(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+# ----------------------------------------------------------------------------- the stamp
+#
+# Why a stamp can stand in for hashing the stream again: the stream is untrusted, and what must be
+# ruled out is a copy that tells another story than its stream (a stream edited or replaced after
+# its copy was made, by hand, by a tool or on purpose), since replay and verification read the
+# stream. Size and mtime do not rule it out: an in-place edit keeps the size, and mtime is set at
+# will (``touch -d``, ``cp -p``, tar). The ctime is not: the kernel sets it to the current time on
+# every write, truncation, rename onto the path or change of mtime, and no call sets it to a chosen
+# value (short of root changing the clock). So the stream's (device, inode, size, mtime, ctime),
+# taken before it was hashed and unchanged after, identifies that content until something changes
+# it. A stamp shipped with a recording from elsewhere cannot match (another device, inode and
+# ctime), so such a stream is hashed; one taken while the stream was fresh is not trusted (RACY_NS).
+# Someone able to write the stamp on this machine can also write the stream and a matching copy:
+# that is outside what a check of a file can prevent. The copy's own files are still hashed.
+
+
+def _identity(stat: os.stat_result) -> list[int]:
+    """What the stamp keeps of the stream: device, inode, size, mtime and ctime (ns)."""
+    return [stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
+
+
+def _stamped(folder: Path, stat: os.stat_result, sha256: str) -> bool:
+    """Whether the copy's stamp proves that the stream, as `stat` describes it now, hashed to
+    `sha256` (the hash the manifest names): same identity, stamped well after the stream's ctime."""
+    if os.name != "posix":
+        return False  # Windows' st_ctime is the creation time, which a change does not move
+    path = folder / STAMP
+    try:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > _MAX_STAMP_BYTES:
+            return False
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return False
+    if not isinstance(data, dict) or data.get("sha256") != sha256:
+        return False
+    checked = data.get("checked_ns")
+    if not isinstance(checked, int) or isinstance(checked, bool):
+        return False
+    return data.get("stream") == _identity(stat) and stat.st_ctime_ns + RACY_NS <= checked
+
+
+def _stamp(folder: Path, stream: Path, before: os.stat_result, checked_ns: int, sha256: str) -> None:
+    """Record that `stream`, as `before` describes it (taken after `checked_ns`), hashed to
+    `sha256`, if it is still unchanged; best effort (a read-only folder keeps hashing)."""
+    try:
+        if _identity(stream.stat()) != _identity(before):
+            return  # changed while it was hashed: what was hashed is not known
+        body = {"sha256": sha256, "checked_ns": checked_ns, "stream": _identity(before)}
+        tmp = folder / f".{STAMP}.tmp-{secrets.token_hex(4)}"
+        try:
+            tmp.write_text(json.dumps(body) + "\n", encoding="utf-8")
+            os.replace(tmp, folder / STAMP)
+        finally:
+            tmp.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
 # ----------------------------------------------------------------------------- writing
 
 
@@ -98,6 +166,7 @@ def write_copy(recording: str | Path, out: str | Path | None = None) -> Path:
     target = Path(out) if out is not None else copy_path(path)
     if not path.is_file():
         raise RecordingError(f"{path}: no such recording")
+    checked_ns = time.time_ns()  # before the stream's identity is taken and it is hashed (_stamped)
     stat = path.stat()
     store = _store_from_stream(path)
     if store is None or store.source is None:
@@ -120,9 +189,10 @@ def write_copy(recording: str | Path, out: str | Path | None = None) -> Path:
             digest.update(mm)
             if os.fstat(f.fileno()).st_size != stat.st_size:
                 raise RecordingError(f"{path}: the file changed while it was copied")
+            stream_sha256 = digest.hexdigest()
             meta = {
                 "format": FORMAT,
-                "source": {"name": path.name, "size": stat.st_size, "sha256": digest.hexdigest()},
+                "source": {"name": path.name, "size": stat.st_size, "sha256": stream_sha256},
                 "events": len(store),
             }
             files: dict[str, dict[str, Any]] = {}
@@ -154,6 +224,7 @@ def write_copy(recording: str | Path, out: str | Path | None = None) -> Path:
                 }
         manifest = {**meta, "files": files}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+        _stamp(tmp, path, stat, checked_ns, stream_sha256)
         if target.exists():
             _remove_copy(target)
         os.replace(tmp, target)
@@ -192,7 +263,7 @@ def _check_target(target: Path) -> None:
 
 
 def _ours(path: Path) -> bool:
-    if path.name == MANIFEST:
+    if path.name in (MANIFEST, STAMP) or path.name.startswith(f".{STAMP}.tmp-"):
         return path.is_file() and not path.is_symlink()
     return (
         path.suffix == ".parquet" and bool(_SAFE_TYPE.match(path.stem))
@@ -220,7 +291,7 @@ class CopyColumns:
     """The envelope columns of a recording read from its copy, in the stream's order."""
 
     folder: Path
-    event_id: np.ndarray
+    event_id: pa.StringArray
     step: np.ndarray
     agent_id: np.ndarray
     missing: np.ndarray
@@ -252,7 +323,7 @@ class CopySource:
         cached = self._contents.get(event_type)
         if cached is None:
             table = pq.ParquetFile(pa.BufferReader(self._files[event_type])).read(
-                columns=["content"], use_threads=True
+                columns=["content"], use_threads=False  # see _envelopes
             )
             column = table.column("content").combine_chunks()
             if column.null_count:
@@ -275,6 +346,24 @@ class CopySource:
         """Where the event at this position is in the copy: file and row."""
         name = self._names[int(self._codes[index])]
         return f"{self.where(name)}: row {int(self._row_of[index]) + 1} (event {index + 1})"
+
+    def array_text(self, idx: np.ndarray) -> bytes | None:
+        """The contents of the events at these positions as the text of one JSON array, when they
+        are all the events of one type in order and none breaks the limits (a table's first build);
+        None otherwise (`chunks` then). Commas are put in with numpy, not a bytes object per event."""
+        if not len(idx):
+            return None
+        codes = self._codes[idx]
+        if bool((codes != codes[0]).any()):
+            return None
+        name = self._names[int(codes[0])]
+        offsets, data = self.contents(name)
+        rows = self._row_of[idx]
+        if self._problems[name] or len(rows) != len(offsets) - 1 or bool((rows != np.arange(len(rows))).any()):
+            return None
+        first, last = int(offsets[0]), int(offsets[-1])
+        buffer = np.frombuffer(data, dtype=np.uint8)[first:last]
+        return b"[" + np.insert(buffer, offsets[1:-1] - first, ord(",")).tobytes() + b"]"
 
     def chunks(self, idx: np.ndarray) -> list[bytes]:
         """The content bytes of the events at these positions.
@@ -347,10 +436,15 @@ def _read(recording: Path, folder: Path) -> CopyColumns:
     if folder.is_symlink():
         raise CopyMismatch("a symbolic link, not a folder")
     manifest = _manifest(folder / MANIFEST)
+    checked_ns = time.time_ns()  # before the stream's identity is taken and it is hashed (_stamped)
     stat = recording.stat()
     source = manifest["source"]
     if source["size"] != stat.st_size:
         raise CopyMismatch(f"stale: the recording is {stat.st_size:,} bytes, the copy is of {source['size']:,}")
+    if _stamped(folder, stat, source["sha256"]):
+        columns = _envelopes(folder, manifest, stat.st_size)
+        columns.stream_size, columns.stream_mtime_ns = stat.st_size, stat.st_mtime_ns
+        return columns
     # the stream's hash is computed while the copy is read (hashlib releases the GIL)
     digest: list[str] = []
 
@@ -368,6 +462,7 @@ def _read(recording: Path, folder: Path) -> CopyColumns:
         hasher.join()
     if digest[0] != source["sha256"]:
         raise CopyMismatch("stale: the recording's SHA-256 differs from the one the copy was made of")
+    _stamp(folder, recording, stat, checked_ns, digest[0])
     columns.stream_size, columns.stream_mtime_ns = stat.st_size, stat.st_mtime_ns
     return columns
 
@@ -448,47 +543,46 @@ def _envelopes(folder: Path, manifest: dict[str, Any], source_size: int) -> Copy
         if unpacked > 4 * source_size + (1 << 20):
             raise CopyMismatch(f"{file.name}: unpacks larger than its recording allows")
         buffers[name] = buffer
-        parts[name] = parquet.read(columns=list(ENVELOPE), use_threads=True)
-    event_id = np.empty(n, dtype=object)
-    step = np.zeros(n, dtype=np.int64)
-    agent = np.zeros(n, dtype=np.int64)
-    missing = np.zeros(n, dtype=bool)
-    stamp = np.zeros(n, dtype="datetime64[us]")
-    codes = np.zeros(n, dtype=np.int32)
-    row_of = np.zeros(n, dtype=np.int64)
-    seen = np.zeros(n, dtype=bool)
-    firsts: dict[str, int] = {}
+        # one thread: on two busy cores, a thread pool per small file took 2.5x as long
+        parts[name] = parquet.read(columns=list(ENVELOPE), use_threads=False)
     for name, table in parts.items():
         for column in ("position", "event_id", "timestamp", "step"):
             if table.column(column).null_count:
                 raise CopyMismatch(f"{name}.parquet: {column} has nulls")
-        pos = table.column("position").to_numpy()
-        if len(pos) and (int(pos.min()) < 0 or int(pos.max()) >= n):
-            raise CopyMismatch(f"{name}.parquet: position out of range")
-        seen[pos] = True  # n events in all (the manifest's rows add up): all seen = none twice
-        firsts[name] = int(pos.min()) if len(pos) else n
-        event_id[pos] = table.column("event_id").to_numpy(zero_copy_only=False)
-        step[pos] = table.column("step").to_numpy()
-        agents = table.column("agent_id")
-        null = agents.is_null().to_numpy(zero_copy_only=False)
-        agent[pos] = agents.fill_null(0).to_numpy()
-        missing[pos] = null
-        stamp[pos] = table.column("timestamp").cast(pa.timestamp("us")).to_numpy()
-        row_of[pos] = np.arange(len(pos))
-    if not bool(seen.all()):
+    # All the files' rows one after the other (the manifest's rows add up to n), then `order`:
+    # for each position of the stream, its row there; columns are gathered by it, not row by row.
+    whole = pa.concat_tables(parts.values())
+    pos = whole.column("position").to_numpy()
+    if len(pos) != n or (n and (int(pos.min()) < 0 or int(pos.max()) >= n)):
+        raise CopyMismatch("position out of range")
+    order = np.full(n, -1, dtype=np.int64)
+    order[pos] = np.arange(n)
+    if bool((order < 0).any()):  # n rows, n positions: one missing = another twice
         raise CopyMismatch("events missing")
-    names = sorted(firsts, key=firsts.__getitem__)  # in order of first appearance, as the stream
-    code_of = {name: code for code, name in enumerate(names)}
-    for name, table in parts.items():
-        codes[table.column("position").to_numpy()] = code_of[name]
+    rows = np.fromiter((t.num_rows for t in parts.values()), dtype=np.int64, count=len(parts))
+    first_row = np.cumsum(rows) - rows
+    file_of = np.repeat(np.arange(len(parts), dtype=np.int32), rows)[order]
+    row_of = (np.arange(n, dtype=np.int64) - np.repeat(first_row, rows))[order]
+    # type codes in order of first appearance, as the stream's
+    firsts = np.full(len(parts), n, dtype=np.int64)
+    filled = rows > 0
+    if bool(filled.any()):
+        firsts[filled] = np.minimum.reduceat(pos, first_row[filled])
+    ranked = np.argsort(firsts, kind="stable")
+    files_by_code = [list(parts)[i] for i in ranked.tolist()]
+    code_of_file = np.empty(len(parts), dtype=np.int32)
+    code_of_file[ranked] = np.arange(len(parts), dtype=np.int32)
+    codes = code_of_file[file_of]
+    agents = whole.column("agent_id")
+    stamps = whole.column("timestamp").cast(pa.timestamp("us")).cast(pa.int64())
     return CopyColumns(
         folder=folder,
-        event_id=event_id,
-        step=step,
-        agent_id=agent,
-        missing=missing,
-        timestamp=stamp,
+        event_id=whole.column("event_id").combine_chunks().take(pa.array(order)),  # 8x a chunked take
+        step=whole.column("step").to_numpy()[order],
+        agent_id=agents.fill_null(0).to_numpy()[order],
+        missing=agents.is_null().to_numpy(zero_copy_only=False)[order],
+        timestamp=stamps.to_numpy()[order].view("datetime64[us]"),
         type_codes=codes,
-        type_names=names,
-        source=CopySource(folder, buffers, row_of, codes, names),
+        type_names=files_by_code,
+        source=CopySource(folder, buffers, row_of, codes, files_by_code),
     )

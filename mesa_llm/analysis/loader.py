@@ -26,7 +26,8 @@ a type when a table (or an event's content) first needs them, all the events of 
 ``simulation_start`` header, or empty, is one too.
 
 A finished stream with its columnar copy beside it (``REC.parquet/``, `mesa_llm.analysis.columnar`)
-is read from the copy when the copy belongs to it (sizes and SHA-256 hashes match): the envelopes
+is read from the copy when the copy belongs to it (sizes and SHA-256 hashes match; the stream's
+hash is kept with its file identity, `mesa_llm.analysis.columnar.STAMP`): the envelopes
 come from Parquet columns, the contents from the copy's bytes, with the same checks and tables.
 
 A stream that was cut (incomplete last line, no ``simulation_end``), that is not in the recorder's
@@ -39,14 +40,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
-import itertools
 import json
 import logging
 import math
 import mmap
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -54,8 +54,10 @@ from typing import Any, cast
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from mesa_llm.analysis.columnar import CopyColumns, CopySource, read_copy
+from mesa_llm.analysis.content_column import ContentArray, LazyContent
 from mesa_llm.recording import LoadedRecording, RecordingError, load_events
 from mesa_llm.recording.schema import (
     MAX_DEPTH,
@@ -213,40 +215,6 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-class LazyContent(Mapping[str, Any]):
-    """The content of one event, decoded from the recording on first access (a read-only mapping).
-
-    ``dict(content)`` or `to_dict` gives a plain dict. Contents are decoded for all events of a
-    type at once (one JSON call), except observations and LLM calls (`LAZY_TYPES`), which are large
-    and decoded one by one until their table is built. Pickling or deep-copying gives a dict.
-    """
-
-    __slots__ = ("_store", "_index")
-
-    def __init__(self, store: _EventStore, index: int) -> None:
-        self._store = store
-        self._index = index
-
-    def to_dict(self) -> dict[str, Any]:
-        """The decoded content (a dict shared with the recording's tables: do not modify it)."""
-        return self._store.content(self._index)
-
-    def __getitem__(self, key: str) -> Any:
-        return self.to_dict()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.to_dict())
-
-    def __len__(self) -> int:
-        return len(self.to_dict())
-
-    def __repr__(self) -> str:
-        return repr(self.to_dict())
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (dict, (self.to_dict(),))
-
-
 _PLAIN_END = b',"metadata":{}}'  # how a line ends when its metadata is empty (most events)
 
 
@@ -341,6 +309,12 @@ class _CopyContents:
     def read_many(self, idx: np.ndarray) -> list[Any]:
         """Decoded contents of the events at these positions."""
         self.stream._check()
+        text = self.source.array_text(idx)
+        if text is not None:
+            try:
+                return cast(list[Any], _json_loads()(text))
+            except (ValueError, RecursionError):
+                pass  # one by one below, naming the row at fault
         chunks = self.source.chunks(idx)
         try:
             return _decode_all(chunks)
@@ -364,7 +338,7 @@ class _EventStore:
     """Columns of the events' envelopes plus their contents, decoded per type on demand."""
 
     path: Path
-    event_id: np.ndarray
+    event_id: pd.api.extensions.ExtensionArray | np.ndarray  # text (`_texts`)
     step: np.ndarray
     agent_id: pd.api.extensions.ExtensionArray | np.ndarray
     timestamp: pd.DatetimeIndex
@@ -457,6 +431,16 @@ def _agent_array(values: Sequence[Any]) -> pd.api.extensions.ExtensionArray | np
         return np.asarray(values, dtype=object)
 
 
+def _texts(values: pa.Array) -> pd.api.extensions.ExtensionArray | np.ndarray:
+    """A column of text as pandas keeps text it infers (its ``str`` dtype, Arrow-backed: no Python
+    string per value, and each table's slice is taken without converting it again), or as Python
+    strings where that inference is switched off."""
+    dtype = pd.Series(["x"]).dtype
+    if dtype == np.dtype(object):
+        return cast(np.ndarray, values.to_numpy(zero_copy_only=False))
+    return pd.array(values, dtype=dtype)
+
+
 def _timestamps(texts: Sequence[bytes] | Sequence[str]) -> pd.DatetimeIndex:
     """ISO timestamps as UTC datetimes: the recorder's own format (``YYYY-MM-DDTHH:MM:SS.ffffff+00:00``,
     the fraction left out when it is zero) with numpy, any other ISO form with pandas, NaT for what
@@ -524,7 +508,7 @@ def _bytes_at(buffer: np.ndarray, offsets: np.ndarray, expected: bytes) -> np.nd
 class _Envelopes:
     """Envelope columns of a stream, built chunk by chunk."""
 
-    ids: list[np.ndarray] = field(default_factory=list)
+    ids: list[pa.Array] = field(default_factory=list)
     steps: list[np.ndarray] = field(default_factory=list)
     agents: list[np.ndarray] = field(default_factory=list)
     missing: list[np.ndarray] = field(default_factory=list)
@@ -549,7 +533,7 @@ class _Envelopes:
         length = np.fromiter(map(len, ids), dtype=np.int64, count=n)
         for column in (stamps, steps, agents, types):
             length += np.fromiter(map(len, column), dtype=np.int64, count=n)
-        self.ids.append(np.fromiter(map(bytes.decode, ids), dtype=object, count=n))
+        self.ids.append(pa.array(ids, type=pa.binary()))  # text once all are read (UTF-8 checked)
         self.steps.append(np.fromiter(map(int, steps), dtype=np.int64, count=n))
         self.agents.append(np.where(missing, 0, values))
         self.missing.append(missing)
@@ -615,7 +599,7 @@ def _store_from_stream(path: Path) -> _EventStore | None:
         return None
     return _EventStore(
         path=path,
-        event_id=np.concatenate(env.ids),
+        event_id=_texts(pa.chunked_array(env.ids, type=pa.binary()).cast(pa.string()).combine_chunks()),
         step=steps,
         agent_id=pd.arrays.IntegerArray(agents, np.concatenate(env.missing)),
         timestamp=pd.DatetimeIndex(np.concatenate(env.stamps)).tz_localize("UTC"),
@@ -695,7 +679,7 @@ def _store_from_copy(path: Path, columns: CopyColumns) -> _EventStore | None:
         return None
     return _EventStore(
         path=path,
-        event_id=columns.event_id,
+        event_id=_texts(columns.event_id),
         step=columns.step,
         agent_id=pd.arrays.IntegerArray(columns.agent_id, columns.missing),
         timestamp=pd.DatetimeIndex(columns.timestamp).tz_localize("UTC"),
@@ -883,16 +867,12 @@ class Recording:
     def events(self) -> pd.DataFrame:
         """One row per event: event_id, step, agent_id (Int64, NA for model events), event_type
         (categorical), timestamp (UTC) and content: the event's content as a read-only mapping
-        (`LazyContent`), decoded from the file on first access; ``dict(content)`` gives a dict."""
+        (`LazyContent`), decoded from the file on first access; ``dict(content)`` gives a dict.
+        The content column's dtype is `ContentDtype` (`mesa_llm.analysis.content_column`): its
+        cells are made when read; ``to_numpy()`` gives them as objects."""
         store = self._store
-        with _gc_paused():
-            # np.fromiter stores the mappings as they are (an array built from a list would ask
-            # each one for its length, decoding it).
-            content = np.fromiter(
-                map(LazyContent, itertools.repeat(store), range(len(store))),
-                dtype=object,
-                count=len(store),
-            )
+        # a LazyContent per event is made when its cell is read, not here (`ContentArray`)
+        content = ContentArray(store, np.arange(len(store), dtype=np.int64))
         event_type = pd.Categorical.from_codes(store.type_codes, categories=store.type_names)
         return pd.DataFrame(
             {

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from mesa_llm.analysis.content_column import ContentDtype
 from mesa_llm.analysis.loader import LazyContent, Recording, load_recording
 from mesa_llm.analysis.metrics import (
     competitive_equilibrium_by_step,
@@ -282,7 +283,7 @@ def _csv_ready(frame: pd.DataFrame) -> pd.DataFrame:
     cells made inert for spreadsheets (:func:`csv_safe`)."""
     out = frame.copy()
     for column in out.columns:
-        if out[column].dtype == object:
+        if out[column].dtype == object or isinstance(out[column].dtype, ContentDtype):
             out[column] = [_cell(v) for v in out[column]]
     return csv_safe(out)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mesa_llm.analysis import load_recording
-from mesa_llm.analysis.columnar import MANIFEST, copy_path, write_copy
+from mesa_llm.analysis.columnar import MANIFEST, STAMP, copy_path, write_copy
 from mesa_llm.recording import RecordingError
 from mesa_llm.scenario import shipped_scenarios
 
@@ -85,7 +86,7 @@ def test_the_copy_gives_the_tables_of_the_stream_for_every_shipped_scenario(
     assert not folder.exists(), "a small stream gets no copy unless asked"
     assert write_copy(path) == folder
     files = sorted(p.name for p in folder.iterdir())
-    assert MANIFEST in files and all(f.endswith(".parquet") for f in files if f != MANIFEST)
+    assert MANIFEST in files and all(f.endswith(".parquet") for f in files if f not in (MANIFEST, STAMP))
     from_copy = load_recording(path)
     assert from_copy.columnar == folder and from_copy.copy_note is None
     _assert_same_tables(from_copy, _stream_only(path))
@@ -289,3 +290,71 @@ def test_event_types_are_in_order_of_first_appearance_from_the_stream_too(finish
     first_seen = list(dict.fromkeys(json.loads(line)["event_type"] for line in finished.read_text().splitlines()))
     assert list(from_stream.event_types) == first_seen == list(load_recording(finished).event_types)
     assert list(from_stream.events["event_type"].cat.categories) == first_seen
+
+
+def _streams_hashed(run: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The times the copy's reader and writer hash the stream `run` (a list that grows)."""
+    import mesa_llm.analysis.columnar as columnar
+
+    hashed: list[Path] = []
+    real = columnar._sha256_file
+
+    def counted(path: Path) -> str:
+        if Path(path) == run:
+            hashed.append(Path(path))
+        return real(path)
+
+    monkeypatch.setattr(columnar, "_sha256_file", counted)
+    return hashed
+
+
+def test_a_stream_once_hashed_is_not_hashed_again_until_it_changes(
+    run: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import mesa_llm.analysis.columnar as columnar
+
+    monkeypatch.setattr(columnar, "RACY_NS", 0)  # the stream was just written: trust a stamp at once
+    hashed = _streams_hashed(run, monkeypatch)
+    # the stamp that came with the copy is of another file (the run it was copied from): not trusted
+    assert load_recording(run).columnar == copy_path(run) and hashed == [run]
+    assert (copy_path(run) / columnar.STAMP).is_file()
+    again = load_recording(run)
+    assert again.columnar == copy_path(run) and hashed == [run]  # the stamp stood for the hash
+    _assert_same_tables(again, _stream_only(run))
+    # edited in place, same size, its mtime put back: only the ctime (and the hash) tell
+    stat = run.stat()
+    data = bytearray(run.read_bytes())
+    at = data.index(b'"price":') + len(b'"price":')
+    data[at] = ord("7") if data[at] != ord("7") else ord("8")
+    run.write_bytes(bytes(data))
+    os.utime(run, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert run.stat().st_size == stat.st_size and run.stat().st_mtime_ns == stat.st_mtime_ns
+    _ignored(run, caplog, "SHA-256")
+    assert hashed == [run, run]
+    write_copy(run)  # the writer stamps the stream it hashed (as it reads it): no load hashes it
+    assert load_recording(run).columnar == copy_path(run) and hashed == [run, run]
+
+
+def test_a_stamp_taken_while_the_stream_was_fresh_is_not_trusted(run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the copy's stream was written just now: a change in the same tick of a coarse clock could
+    # keep its ctime, so every load hashes it until the stamp is taken well after that ctime
+    hashed = _streams_hashed(run, monkeypatch)
+    for _ in range(2):
+        assert load_recording(run).columnar == copy_path(run)
+    assert hashed == [run, run]
+
+
+def test_a_table_of_the_copy_is_decoded_as_one_text_not_event_by_event(
+    run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mesa_llm.analysis.columnar import CopySource
+
+    rec = load_recording(run)
+    assert rec.columnar == copy_path(run)
+
+    def one_by_one(self: Any, idx: Any) -> list[bytes]:
+        raise AssertionError("a bytes object per event: the array text was not used")
+
+    monkeypatch.setattr(CopySource, "chunks", one_by_one)
+    pd.testing.assert_frame_equal(rec.trades, _stream_only(run).trades, check_exact=True)
+    pd.testing.assert_frame_equal(rec.agent_states, _stream_only(run).agent_states, check_exact=True)
