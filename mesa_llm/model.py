@@ -15,6 +15,7 @@ agent sees exactly the observation the others decide on. Front-ends build and dr
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import json
@@ -35,6 +36,7 @@ from mesa_llm.agents.trader import TraderAgent
 from mesa_llm.collector import DEFAULT_HISTORY_STEPS, BoundedDataCollector, market_collector
 from mesa_llm.decisions import collect, decide_llm, decide_rule_based
 from mesa_llm.event_bus import EventBus
+from mesa_llm.gc_pause import collector_paused
 from mesa_llm.llm import ChatModel
 from mesa_llm.llm_wiring import AsyncBridge, LLMWiring, resolve_llm_models, rules_view
 from mesa_llm.market import Money
@@ -138,6 +140,7 @@ class MarketModel(mesa.Model):
         self.notices.extend(builder.notices)
         for agent in (a for a in self.traders if a.policy.is_llm):
             self.llm_activity.add_agent(agent.unique_id, agent.population)
+        self._has_llm_agents = any(a.policy.is_llm for a in self.traders)
         self.llm.agent_ids.extend(a.unique_id for a in self.traders)  # recipients in the LLM tool schemas
         self.notices.extend(self.llm.notices)  # after the populations: tool-mode probes add theirs
         self._by_id = payloads.by_id(self.traders)
@@ -322,9 +325,13 @@ class MarketModel(mesa.Model):
         self._record("event_scheduled", {"index": index, "event": event.model_dump(mode="json")})
 
     def step(self) -> None:
-        """One step of the pipeline (Mesa increments ``self.steps`` before this runs)."""
-        observations = self._begin_decide()
-        self._finish_step(self._decide(observations))
+        """One step of the pipeline (Mesa increments ``self.steps`` before this runs). A step that
+        asks LLMs runs with the cyclic collector paused, from observing to recording
+        (:mod:`mesa_llm.gc_pause`): what the step leaves alive is collected after it, not walked
+        by passes while its calls' requests, answers and events are still alive."""
+        with collector_paused() if self._has_llm_agents else contextlib.nullcontext():
+            observations = self._begin_decide()
+            self._finish_step(self._decide(observations))
 
     async def astep(self) -> None:
         """`step` for an event loop: LLM calls run on the caller's loop, which stays responsive."""
