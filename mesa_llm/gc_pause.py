@@ -16,10 +16,10 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def collector_paused() -> Iterator[None]:
-    """Run the ``with`` block with the cyclic collector off, and turn it back on afterwards, however
-    the block ends; a collector the caller had turned off stays off."""
-    paused = gc.isenabled()
+def collector_paused(pause: bool = True) -> Iterator[None]:
+    """Run the ``with`` block with the cyclic collector off (when ``pause``), and turn it back on
+    afterwards, however the block ends; a collector the caller had turned off stays off."""
+    paused = pause and gc.isenabled()
     if paused:
         gc.disable()
     try:

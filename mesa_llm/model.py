@@ -15,7 +15,6 @@ agent sees exactly the observation the others decide on. Front-ends build and dr
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import hashlib
 import json
@@ -140,7 +139,6 @@ class MarketModel(mesa.Model):
         self.notices.extend(builder.notices)
         for agent in (a for a in self.traders if a.policy.is_llm):
             self.llm_activity.add_agent(agent.unique_id, agent.population)
-        self._has_llm_agents = any(a.policy.is_llm for a in self.traders)
         self.llm.agent_ids.extend(a.unique_id for a in self.traders)  # recipients in the LLM tool schemas
         self.notices.extend(self.llm.notices)  # after the populations: tool-mode probes add theirs
         self._by_id = payloads.by_id(self.traders)
@@ -325,13 +323,9 @@ class MarketModel(mesa.Model):
         self._record("event_scheduled", {"index": index, "event": event.model_dump(mode="json")})
 
     def step(self) -> None:
-        """One step of the pipeline (Mesa increments ``self.steps`` before this runs). A step that
-        asks LLMs runs with the cyclic collector paused, from observing to recording
-        (:mod:`mesa_llm.gc_pause`): what the step leaves alive is collected after it, not walked
-        by passes while its calls' requests, answers and events are still alive."""
-        with collector_paused() if self._has_llm_agents else contextlib.nullcontext():
-            observations = self._begin_decide()
-            self._finish_step(self._decide(observations))
+        """One step of the pipeline (Mesa increments ``self.steps`` before this runs); with LLM agents, the collector is paused throughout (`mesa_llm.gc_pause`)."""
+        with collector_paused(bool(self.llm_activity.population_of)):
+            self._finish_step(self._decide(self._begin_decide()))
 
     async def astep(self) -> None:
         """`step` for an event loop: LLM calls run on the caller's loop, which stays responsive."""
@@ -393,9 +387,8 @@ class MarketModel(mesa.Model):
     def _decide(self, observations: list[tuple[TraderAgent, Any]]) -> list[tuple[TraderAgent, Decision | None]]:
         """Every agent decides from its own observation (`mesa_llm.decisions`)."""
         rule_based, llm_jobs, crashes = decide_rule_based(observations, self.rng)
-        jobs = [observations[i] for i in llm_jobs]
         self._async = self._async or AsyncBridge()  # one event loop for the whole run
-        results = self._async.run(decide_llm(jobs, self.rng)) if jobs else []
+        results = self._async.run(decide_llm([observations[i] for i in llm_jobs], self.rng)) if llm_jobs else []
         return self._collect(observations, rule_based, llm_jobs, results, crashes)
 
     def _collect(self, observations: Any, decisions: Any, llm_jobs: Any, results: Any, crashes: Any) -> list[tuple[TraderAgent, Decision | None]]:
