@@ -35,6 +35,7 @@ from mesa_llm.agents.trader import TraderAgent
 from mesa_llm.collector import DEFAULT_HISTORY_STEPS, BoundedDataCollector, market_collector
 from mesa_llm.decisions import collect, decide_llm, decide_rule_based
 from mesa_llm.event_bus import EventBus
+from mesa_llm.gc_pause import collector_paused
 from mesa_llm.llm import ChatModel
 from mesa_llm.llm_wiring import AsyncBridge, LLMWiring, resolve_llm_models, rules_view
 from mesa_llm.market import Money
@@ -322,9 +323,9 @@ class MarketModel(mesa.Model):
         self._record("event_scheduled", {"index": index, "event": event.model_dump(mode="json")})
 
     def step(self) -> None:
-        """One step of the pipeline (Mesa increments ``self.steps`` before this runs)."""
-        observations = self._begin_decide()
-        self._finish_step(self._decide(observations))
+        """One step of the pipeline (Mesa increments ``self.steps`` before this runs); with LLM agents, the collector is paused throughout (`mesa_llm.gc_pause`)."""
+        with collector_paused(bool(self.llm_activity.population_of)):
+            self._finish_step(self._decide(self._begin_decide()))
 
     async def astep(self) -> None:
         """`step` for an event loop: LLM calls run on the caller's loop, which stays responsive."""
@@ -386,9 +387,8 @@ class MarketModel(mesa.Model):
     def _decide(self, observations: list[tuple[TraderAgent, Any]]) -> list[tuple[TraderAgent, Decision | None]]:
         """Every agent decides from its own observation (`mesa_llm.decisions`)."""
         rule_based, llm_jobs, crashes = decide_rule_based(observations, self.rng)
-        jobs = [observations[i] for i in llm_jobs]
         self._async = self._async or AsyncBridge()  # one event loop for the whole run
-        results = self._async.run(decide_llm(jobs, self.rng)) if jobs else []
+        results = self._async.run(decide_llm([observations[i] for i in llm_jobs], self.rng)) if llm_jobs else []
         return self._collect(observations, rule_based, llm_jobs, results, crashes)
 
     def _collect(self, observations: Any, decisions: Any, llm_jobs: Any, results: Any, crashes: Any) -> list[tuple[TraderAgent, Decision | None]]:

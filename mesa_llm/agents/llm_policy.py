@@ -43,6 +43,7 @@ from mesa_llm.agents.prompts import PromptLibrary
 from mesa_llm.llm import ChatModel, ChatRequest, ChatResponse, LLMError, UsageTracker, classify
 from mesa_llm.llm.bounds import MAX_NAME_CHARS, AnswerLimits, bound_response, bounded, preview
 from mesa_llm.llm.errors import one_line
+from mesa_llm.llm.types import canonical_json
 from mesa_llm.llm.usage import usage_problem
 
 
@@ -154,6 +155,8 @@ class LLMPolicy(DecisionPolicy):
         self._system: str | None = None
         #: the run's tool list (native tool calls): built once, the same every step (prompt caching)
         self._stable_tools: list[dict[str, Any]] | None = None
+        #: its canonical JSON, for the requests' cache keys (made once, like the list)
+        self._stable_tools_json: str | None = None
         self._tool_names: list[str] = []
         #: this step's tools as offered (schemas with this step's enums in JSON mode)
         self._step_tools: list[dict[str, Any]] = []
@@ -541,6 +544,7 @@ class LLMPolicy(DecisionPolicy):
                 self._stable_tools = stable_tool_schemas(
                     ctx.registry, [n for n in ctx.tool_names if n in known], goods=goods, sides=sides, peers=peers
                 )
+                self._stable_tools_json = canonical_json(self._stable_tools)
             self._step_tools = self._stable_tools
         else:
             peers = self._peers(me)
@@ -626,6 +630,7 @@ class LLMPolicy(DecisionPolicy):
             seed=ctx.seed,
             purpose=purpose,
             agent_id=observation.agent_id,
+            tools_json=self._stable_tools_json if tools is not None and tools is self._stable_tools else None,
         )
 
 

@@ -24,6 +24,7 @@ _KEY_FIELDS = (
     "max_tokens",
     "seed",
 )
+assert sorted(_KEY_FIELDS)[-1] == "tools"  # ChatRequest.cache_key appends the tools' JSON last
 
 
 def canonical_json(value: Any) -> str:
@@ -99,11 +100,19 @@ class ChatRequest:
     seed: int | None = None
     purpose: str = "act"
     agent_id: int | None = None
+    #: ``canonical_json(tools)``, given by a caller that keeps one tool list unchanged for many calls
+    #: (an LLM policy's run-long list), so that `cache_key` does not encode it again on every call
+    tools_json: str | None = field(default=None, repr=False, compare=False)
 
     def cache_key(self) -> str:
         """SHA-256 hex of the canonical JSON of everything that determines the answer."""
-        payload = {name: getattr(self, name) for name in _KEY_FIELDS}
-        return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
+        if self.tools_json is None or self.tools is None:
+            payload = {name: getattr(self, name) for name in _KEY_FIELDS}
+            text = canonical_json(payload)
+        else:  # the same text: "tools" is the last key in sorted order
+            payload = {name: getattr(self, name) for name in _KEY_FIELDS if name != "tools"}
+            text = f'{canonical_json(payload)[:-1]},"tools":{self.tools_json}}}'
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def params(self) -> dict[str, Any]:
         """The sampling parameters (``temperature``, ``max_tokens``, ``seed``)."""

@@ -165,3 +165,36 @@ def test_redact() -> None:
     text = redact("Bearer abc.def key=AIzaSyA1234567890123456789012 sk-proj-abcdefgh api_key=zz")
     assert "abc.def" not in text and "AIza" not in text and "sk-proj" not in text
     assert "zz" not in text and "api_key=***" in text
+
+
+@pytest.mark.parametrize(
+    "tools",
+    [
+        [{"type": "function", "function": {"name": "wait", "parameters": {"type": "object", "properties": {}}}}],
+        [{"type": "function", "function": {"name": "bid", "description": "prix ≤ 5 \"net\"", "parameters": {"b": 1, "a": [2.5, None]}}}],
+    ],
+)
+def test_a_tool_lists_json_given_once_keeps_the_cache_key(tools: list[dict[str, Any]]) -> None:
+    from mesa_llm.llm.types import canonical_json
+
+    plain = request(tools=tools, tool_choice="auto")
+    given = request(tools=tools, tool_choice="auto", tools_json=canonical_json(tools))
+    assert given.cache_key() == plain.cache_key()
+    assert given == plain  # metadata: not part of what the request is
+
+
+def test_an_llm_policy_gives_its_act_requests_its_tool_lists_json() -> None:
+    from mesa_llm.agents.llm_policy import LLMPolicy
+    from mesa_llm.llm.testing import ScriptedChatModel, tool_call_response
+    from mesa_llm.llm.types import canonical_json
+    from mesa_llm.model import MarketModel
+    from mesa_llm.scenario import load_scenario
+
+    spec = load_scenario("llm_double_auction", overrides=["steps=1", "populations.0.params.plan_every=1"])
+    chat = ScriptedChatModel(lambda r: tool_call_response("wait", {}))
+    model = MarketModel(spec, record=False, chat_model=chat)
+    model.step()
+    acts = [r for r in chat.requests if r.purpose == "act" and r.tools]
+    assert acts and all(r.tools_json == canonical_json(r.tools) for r in acts)
+    assert all(r.tools_json is None for r in chat.requests if r.purpose == "plan")
+    assert any(isinstance(a.policy, LLMPolicy) for a in model.traders)

@@ -474,6 +474,35 @@ def test_secrets_are_redacted_in_llm_calls_and_config(tmp_path: Path) -> None:
     assert "sk-" not in text and '"g"' not in text
 
 
+def test_an_llm_call_naming_no_secret_key_is_streamed_without_a_walk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mesa_llm.recording.recorder as recorder_module
+
+    def walk(obj: Any) -> Any:
+        raise AssertionError("walked an llm_call that names no secret key")
+
+    content = {"request": {"messages": [{"role": "user", "content": 'say "key": 1 and "API_KEY":'}], "tools": [{"monkey": 1}]}}
+    with SimulationRecorder(make_model(), tmp_path) as rec:
+        monkeypatch.setattr(recorder_module, "redact", walk)
+        rec.record_event(LLM_CALL, content, agent_id=1)
+        monkeypatch.undo()
+    assert rec.jsonl_path is not None
+    assert read_lines(rec.jsonl_path)[-1]["content"] == content
+
+
+@pytest.mark.parametrize("key", ["key", "KEY", "\u212aey", "Authorization", "x-goog-api-key"])  # \u212a: Kelvin sign
+def test_a_secret_key_anywhere_in_an_llm_call_is_blanked_in_the_stream(tmp_path: Path, key: str) -> None:
+    content = {"request": {"messages": [{"role": "user", "content": "hi", "extra": ({key: "sk-9"},)}]}}
+    with SimulationRecorder(make_model(), tmp_path) as rec:
+        rec.record_event(LLM_CALL, content, agent_id=1)
+        rec.record_event(LLM_CALL, {"request": {}}, agent_id=1, metadata={"deep": [{key: "sk-8"}]})
+    assert rec.jsonl_path is not None
+    lines = read_lines(rec.jsonl_path)[-2:]
+    assert [line["content"] for line in lines] == [json.loads(json.dumps(redact(content))), {"request": {}}]
+    assert lines[0]["content"]["request"]["messages"][0]["extra"] == [{key: REDACTED}]
+    assert lines[1]["metadata"] == {"deep": [{key: REDACTED}]}
+    assert "sk-" not in rec.jsonl_path.read_text()
+
+
 def test_redact_returns_the_same_object_without_secrets() -> None:
     obj = {"a": [1, {"b": 2}], "c": ("d",)}
     assert redact(obj) is obj
