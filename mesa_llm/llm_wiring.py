@@ -5,7 +5,6 @@ wall-clock bound per step, a stop when every call of several steps failed)."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import hashlib
 import json
 import os
@@ -20,6 +19,7 @@ from mesa_llm.agents.llm_policy import LLMContext, LLMPolicy
 from mesa_llm.agents.persona import Persona
 from mesa_llm.agents.prompts import PromptLibrary, resolve_overrides
 from mesa_llm.agents.roles import Role
+from mesa_llm.gc_pause import paused_gc
 from mesa_llm.llm import (
     ChatModel,
     ChatRequest,
@@ -158,17 +158,11 @@ class AsyncBridge:
         collector's full passes come again and again and each walks the whole world (measured at
         5,000 agents: 11 full passes, 16 s of a 58 s step). What little cyclic garbage the calls
         leave is collected once the step's calls are done, as usual."""
-        paused = gc.isenabled()
-        if paused:
-            gc.disable()
-        try:
+        with paused_gc():
             if self._runner is not None:
                 return self._runner.run(coro)
             assert self._loop is not None
             return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
-        finally:
-            if paused:
-                gc.enable()
 
     def close(self) -> None:
         if self._runner is not None:

@@ -35,6 +35,7 @@ from mesa_llm.agents.trader import TraderAgent
 from mesa_llm.collector import DEFAULT_HISTORY_STEPS, BoundedDataCollector, market_collector
 from mesa_llm.decisions import collect, decide_llm, decide_rule_based
 from mesa_llm.event_bus import EventBus
+from mesa_llm.gc_pause import paused_gc
 from mesa_llm.llm import ChatModel
 from mesa_llm.llm_wiring import AsyncBridge, LLMWiring, resolve_llm_models, rules_view
 from mesa_llm.market import Money
@@ -257,18 +258,32 @@ class MarketModel(mesa.Model):
             self.tallies.rebase(field)
         return self.tallies.equilibrium_report()
 
-    def _record(self, event_type: str, content: dict[str, Any], agent_id: int | None = None, encoded: str | None = None) -> None:
+    def _record(self, event_type: str, content: dict[str, Any] | Callable[[], dict[str, Any]], agent_id: int | None = None,
+                encoded: str | None = None) -> None:  # fmt: skip
         """Record one event of the run: tallies and activity counts, the recording (``encoded``: the
-        content's JSON text if the caller made it with the recorder's encoder), subscribers."""
+        content's JSON text if the caller made it with the recorder's encoder), subscribers.
+        ``content`` may be a function making the dict (with ``encoded`` only): called only if the
+        dict is needed (an LLM agent's activity, a subscriber, a recorder that keeps events)."""
         if event_type == "trade" or event_type == "contract":
-            self.tallies.on_event(event_type, content, self.current_step)
+            self.tallies.on_event(event_type, content, self.current_step)  # type: ignore[arg-type]
         if agent_id is not None and agent_id in self.llm_activity.population_of:
+            if callable(content):
+                content = content()
             self.llm_activity.note(event_type, content, agent_id)  # counted with or without a recorder
         event = None
-        if self.recorder is not None:
-            event = self.recorder.record_event(event_type, content, agent_id=agent_id, step=self.current_step, as_given=True,
-                                               encoded=encoded)  # fmt: skip
-        if self.events.wants(event_type):
+        wanted = self.events.wants(event_type)
+        recorder = self.recorder
+        if recorder is not None and (  # streamed without an event object when nothing needs one
+            wanted or not recorder.stream_event(event_type, encoded, agent_id, step=self.current_step,
+                                                content=None if callable(content) else content)
+        ):  # fmt: skip
+            if callable(content):
+                content = content()
+            event = recorder.record_event(event_type, content, agent_id=agent_id, step=self.current_step, as_given=True,
+                                          encoded=encoded)  # fmt: skip
+        if wanted:
+            if callable(content):
+                content = content()
             if event is None:
                 self._event_count += 1
                 event = SimulationEvent(
@@ -322,9 +337,11 @@ class MarketModel(mesa.Model):
         self._record("event_scheduled", {"index": index, "event": event.model_dump(mode="json")})
 
     def step(self) -> None:
-        """One step of the pipeline (Mesa increments ``self.steps`` before this runs)."""
-        observations = self._begin_decide()
-        self._finish_step(self._decide(observations))
+        """One step of the pipeline (Mesa increments ``self.steps`` before this runs), with the
+        cyclic garbage collector paused until it ends (`mesa_llm.gc_pause`)."""
+        with paused_gc():
+            observations = self._begin_decide()
+            self._finish_step(self._decide(observations))
 
     async def astep(self) -> None:
         """`step` for an event loop: LLM calls run on the caller's loop, which stays responsive."""
