@@ -340,8 +340,13 @@ class MarketModel(mesa.Model):
         """One step of the pipeline (Mesa increments ``self.steps`` before this runs), with the
         cyclic garbage collector paused until it ends (`mesa_llm.gc_pause`)."""
         with paused_gc():
-            observations = self._begin_decide()
-            self._finish_step(self._decide(observations))
+            # in a call of its own: the step's observations and decisions are freed before the
+            # collector is back on, or its first pass would walk them all
+            self._run_step()
+
+    def _run_step(self) -> None:
+        observations = self._begin_decide()
+        self._finish_step(self._decide(observations))
 
     async def astep(self) -> None:
         """`step` for an event loop: LLM calls run on the caller's loop, which stays responsive."""

@@ -380,3 +380,27 @@ def test_observation_dicts_are_built_only_for_who_needs_them(small_auction, tmp_
     assert built == len(model.traders) == len(seen)
     recorded = [e["content"] for e in _events(model) if e["event_type"] == "observation" and e["step"] == 2]
     assert recorded == json.loads(json.dumps(seen))
+
+
+def test_the_collector_comes_back_after_the_steps_observations_are_freed(small_auction, tmp_path, monkeypatch):
+    """Its first pass after a step must not walk the step's observations and decisions."""
+    import gc
+
+    def observations() -> int:
+        return sum(isinstance(o, Observation) for o in gc.get_objects())
+
+    model = MarketModel(validate_scenario(small_auction), output_dir=tmp_path)
+    before = observations()  # other tests' leftovers, if any
+    alive: list[int] = []
+    enable = gc.enable
+
+    def watched() -> None:
+        alive.append(observations())
+        enable()
+
+    monkeypatch.setattr(gc, "enable", watched)
+    model.step()
+    model.step()
+    monkeypatch.undo()
+    model.finish()
+    assert len(alive) == 2 and all(n <= before for n in alive), (before, alive)
