@@ -52,7 +52,7 @@ from mesa_llm.timeline import Timeline
 from mesa_llm.world.build import build_exchange, build_social
 from mesa_llm.world.observer import Observer
 from mesa_llm.world.resolver import ActionResolver
-from mesa_llm.world.state import WorldState
+from mesa_llm.world.state import Content, WorldState
 
 __all__ = ["DEFAULT_HISTORY_STEPS", "BoundedDataCollector", "MarketModel", "resolve_llm_models"]
 
@@ -258,38 +258,23 @@ class MarketModel(mesa.Model):
             self.tallies.rebase(field)
         return self.tallies.equilibrium_report()
 
-    def _record(self, event_type: str, content: dict[str, Any] | Callable[[], dict[str, Any]], agent_id: int | None = None,
-                encoded: str | None = None) -> None:  # fmt: skip
-        """Record one event of the run: tallies and activity counts, the recording (``encoded``: the
-        content's JSON text if the caller made it with the recorder's encoder), subscribers.
-        ``content`` may be a function making the dict (with ``encoded`` only): called only if the
-        dict is needed (an LLM agent's activity, a subscriber, a recorder that keeps events)."""
+    def _record(self, event_type: str, content: Content, agent_id: int | None = None, encoded: str | None = None) -> None:
+        """Record one event: tallies and activity counts, the recording (`SimulationRecorder.record_lean`:
+        ``encoded`` is the content's JSON text, ``content`` then maybe a function making it), subscribers."""
+        wanted = self.events.wants(event_type)
+        if callable(content) and (wanted or agent_id in self.llm_activity.population_of):
+            content = content()
         if event_type == "trade" or event_type == "contract":
             self.tallies.on_event(event_type, content, self.current_step)  # type: ignore[arg-type]
         if agent_id is not None and agent_id in self.llm_activity.population_of:
-            if callable(content):
-                content = content()
-            self.llm_activity.note(event_type, content, agent_id)  # counted with or without a recorder
-        event = None
-        wanted = self.events.wants(event_type)
-        recorder = self.recorder
-        if recorder is not None and (  # streamed without an event object when nothing needs one
-            wanted or not recorder.stream_event(event_type, encoded, agent_id, step=self.current_step,
-                                                content=None if callable(content) else content)
-        ):  # fmt: skip
-            if callable(content):
-                content = content()
-            event = recorder.record_event(event_type, content, agent_id=agent_id, step=self.current_step, as_given=True,
-                                          encoded=encoded)  # fmt: skip
+            self.llm_activity.note(event_type, content, agent_id)  # type: ignore[arg-type]  # counted with or without a recorder
+        event = None if self.recorder is None else self.recorder.record_lean(
+            event_type, content, agent_id, step=self.current_step, encoded=encoded, need_event=wanted)  # fmt: skip
         if wanted:
-            if callable(content):
-                content = content()
             if event is None:
                 self._event_count += 1
-                event = SimulationEvent(
-                    f"{self._run_id}_{self._event_count:06d}", datetime.now(UTC), self.current_step,
-                    agent_id, event_type, content, {},
-                )  # fmt: skip
+                event = SimulationEvent(f"{self._run_id}_{self._event_count:06d}", datetime.now(UTC), self.current_step,
+                                        agent_id, event_type, content, {})  # type: ignore[arg-type]  # fmt: skip
             self.events.publish(event)
 
     def _record_start(self) -> None:
@@ -337,16 +322,9 @@ class MarketModel(mesa.Model):
         self._record("event_scheduled", {"index": index, "event": event.model_dump(mode="json")})
 
     def step(self) -> None:
-        """One step of the pipeline (Mesa increments ``self.steps`` before this runs), with the
-        cyclic garbage collector paused until it ends (`mesa_llm.gc_pause`)."""
+        """One step (Mesa counts ``self.steps`` first), the collector paused until its temporaries are freed."""
         with paused_gc():
-            # in a call of its own: the step's observations and decisions are freed before the
-            # collector is back on, or its first pass would walk them all
-            self._run_step()
-
-    def _run_step(self) -> None:
-        observations = self._begin_decide()
-        self._finish_step(self._decide(observations))
+            self._finish_step(self._decide(self._begin_decide()))
 
     async def astep(self) -> None:
         """`step` for an event loop: LLM calls run on the caller's loop, which stays responsive."""

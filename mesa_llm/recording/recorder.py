@@ -545,6 +545,21 @@ class SimulationRecorder:
         self.events_since_save += 1
         return True
 
+    def record_lean(
+        self, event_type: str, content: dict[str, Any] | Callable[[], dict[str, Any]], agent_id: int | None = None, *,
+        step: int, encoded: str | None = None, need_event: bool = False,
+    ) -> SimulationEvent | None:  # fmt: skip
+        """`record_event` with ``as_given``, streamed by `stream_event` when it can (then None is
+        returned: no event object is built) unless ``need_event``. ``content`` may be a function
+        making the dict when ``encoded`` is given: it is called only if the dict is needed."""
+        if not need_event and self.stream_event(
+            event_type, encoded, agent_id, step=step, content=None if callable(content) else content
+        ):
+            return None
+        if callable(content):
+            content = content()
+        return self.record_event(event_type, content, agent_id=agent_id, step=step, as_given=True, encoded=encoded)
+
     def _stream_line(
         self, event_type: str, content_json: str, metadata_json: str, agent_id: Any, step: Any, timestamp: datetime, index: int
     ) -> None:
