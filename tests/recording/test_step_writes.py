@@ -81,3 +81,23 @@ def test_the_lean_path_leaves_secrets_messages_and_kept_events_to_record_event(t
     assert not kept.stream_event("order", '{"a":1}', 1, step=1)
     windowed = SimulationRecorder(None, tmp_path / "w", simulation_id="s", max_events_in_memory=3)
     assert not windowed.stream_event("order", '{"a":1}', 1, step=1)
+
+
+def test_record_lean_makes_the_content_only_when_an_event_is_needed(tmp_path: Path) -> None:
+    made: list[int] = []
+
+    def content() -> dict[str, int]:
+        made.append(1)
+        return {"a": 1}
+
+    recorder = SimulationRecorder(None, tmp_path, simulation_id="s", run_name="r")
+    assert recorder.record_lean("observation", content, 1, step=1, encoded='{"a":1}') is None
+    assert made == []  # streamed from its text
+    event = recorder.record_lean("observation", content, 1, step=1, encoded='{"a":1}', need_event=True)
+    assert made == [1] and event is not None and event.content == {"a": 1}
+    kept = SimulationRecorder(None, tmp_path / "k", simulation_id="s", keep_in_memory=True)
+    assert kept.record_lean("observation", content, 1, step=1, encoded='{"a":1}') is not None
+    assert made == [1, 1] and kept.events[0].content == {"a": 1}
+    recorder.close()
+    assert recorder.jsonl_path is not None
+    assert [json.loads(line)["content"] for line in _lines(recorder.jsonl_path)] == [{"a": 1}, {"a": 1}]
