@@ -52,7 +52,7 @@ from mesa_llm.timeline import Timeline
 from mesa_llm.world.build import build_exchange, build_social
 from mesa_llm.world.observer import Observer
 from mesa_llm.world.resolver import ActionResolver
-from mesa_llm.world.state import WorldState
+from mesa_llm.world.state import Content, WorldState
 
 __all__ = ["DEFAULT_HISTORY_STEPS", "BoundedDataCollector", "MarketModel", "resolve_llm_models"]
 
@@ -258,24 +258,23 @@ class MarketModel(mesa.Model):
             self.tallies.rebase(field)
         return self.tallies.equilibrium_report()
 
-    def _record(self, event_type: str, content: dict[str, Any], agent_id: int | None = None, encoded: str | None = None) -> None:
-        """Record one event of the run: tallies and activity counts, the recording (``encoded``: the
-        content's JSON text if the caller made it with the recorder's encoder), subscribers."""
+    def _record(self, event_type: str, content: Content, agent_id: int | None = None, encoded: str | None = None) -> None:
+        """Record one event: tallies and activity counts, the recording (`SimulationRecorder.record_lean`:
+        ``encoded`` is the content's JSON text, ``content`` then maybe a function making it), subscribers."""
+        wanted = self.events.wants(event_type)
+        if callable(content) and (wanted or agent_id in self.llm_activity.population_of):
+            content = content()
         if event_type == "trade" or event_type == "contract":
-            self.tallies.on_event(event_type, content, self.current_step)
+            self.tallies.on_event(event_type, content, self.current_step)  # type: ignore[arg-type]
         if agent_id is not None and agent_id in self.llm_activity.population_of:
-            self.llm_activity.note(event_type, content, agent_id)  # counted with or without a recorder
-        event = None
-        if self.recorder is not None:
-            event = self.recorder.record_event(event_type, content, agent_id=agent_id, step=self.current_step, as_given=True,
-                                               encoded=encoded)  # fmt: skip
-        if self.events.wants(event_type):
+            self.llm_activity.note(event_type, content, agent_id)  # type: ignore[arg-type]  # counted with or without a recorder
+        event = None if self.recorder is None else self.recorder.record_lean(
+            event_type, content, agent_id, step=self.current_step, encoded=encoded, need_event=wanted)  # fmt: skip
+        if wanted:
             if event is None:
                 self._event_count += 1
-                event = SimulationEvent(
-                    f"{self._run_id}_{self._event_count:06d}", datetime.now(UTC), self.current_step,
-                    agent_id, event_type, content, {},
-                )  # fmt: skip
+                event = SimulationEvent(f"{self._run_id}_{self._event_count:06d}", datetime.now(UTC), self.current_step,
+                                        agent_id, event_type, content, {})  # type: ignore[arg-type]  # fmt: skip
             self.events.publish(event)
 
     def _record_start(self) -> None:
@@ -323,8 +322,9 @@ class MarketModel(mesa.Model):
         self._record("event_scheduled", {"index": index, "event": event.model_dump(mode="json")})
 
     def step(self) -> None:
-        """One step of the pipeline (Mesa increments ``self.steps`` before this runs); with LLM agents, the collector is paused throughout (`mesa_llm.gc_pause`)."""
-        with collector_paused(bool(self.llm_activity.population_of)):
+        """One step of the pipeline (Mesa increments ``self.steps`` before this runs), the cyclic
+        collector paused until the step's temporaries are freed (`mesa_llm.gc_pause`)."""
+        with collector_paused():
             self._finish_step(self._decide(self._begin_decide()))
 
     async def astep(self) -> None:

@@ -256,14 +256,10 @@ class Observation:
 
 
 # `ObservationEncoder` splices the parts of `Observation.to_dict` in its order: the scalars before
-# "account" (_HEAD), the parts between them (_SPLICED), then the rest.
-_HEAD = ("step", "horizon", "agent_id", "name", "role", "tick_size")
-_SPLICED = frozenset((*_HEAD, "account", "private", "market", "open_orders", "recent_trades"))
-# The rest's parts that are usually empty ([] and {} compare equal to nothing else, exactly), and
-# the number of parts of an observation without a plugin mechanism's part.
+# "account", the parts up to "recent_trades", then the rest (`_rest`). The rest's parts that are
+# usually empty ([] and {} compare equal to nothing else, exactly):
 _EMPTY: tuple[tuple[str, Any], ...] = (("messages", []), ("rejections", []), ("negotiations", []), ("contracts", []), ("reputation", {}),
           ("alliances", {}))  # fmt: skip
-_PLAIN_LENGTH = 20
 
 
 class ObservationEncoder:
@@ -283,20 +279,24 @@ class ObservationEncoder:
         # the text after "recent_trades" of an observation whose rest is empty but for its tools
         self._rest: dict[tuple[Any, ...], str] = {}
 
-    def to_json(self, observation: Observation, content: dict[str, Any]) -> str:
-        """``encode(content)``, where ``content`` is ``observation.to_dict()`` as it returned it."""
+    def to_json(self, observation: Observation) -> str:
+        """``encode(observation.to_dict())``, made from the observation itself: its dict form is
+        not built (a recording that streams only needs the text)."""
         keys = observation._keys
         encode = self.encode
         if keys is None:
-            return observation.to_json(encode, content)
+            return observation.to_json(encode)
         parts = self._parts.get(observation.agent_id)
         if parts is None:
             parts = self._parts[observation.agent_id] = [None, "", None, "", None, "", None, "", []]
-        for i, name in ((0, "account"), (2, "private")):
-            key = keys[i // 2]
-            if parts[i] is None or parts[i] != key:
-                parts[i] = key
-                parts[i + 1] = encode(content[name])
+        key = keys[0]
+        if parts[0] is None or parts[0] != key:
+            parts[0] = key
+            parts[1] = encode(observation.account.to_dict())
+        key = keys[1]
+        if parts[2] is None or parts[2] != key:
+            parts[2] = key
+            parts[3] = encode({good: view.to_dict() for good, view in observation.private.items()})
         trades = keys[2]
         if parts[4] is None or parts[4] != trades:
             # each trade record's text is made once, when it first shows, and reused while it
@@ -305,8 +305,8 @@ class ObservationEncoder:
             texts = [known.get(id(t)) or encode(t) for t in trades]
             parts[4], parts[8] = trades, texts
             parts[5] = f"[{','.join(texts)}]"
-        get = content.__getitem__
-        step, horizon, agent_id, name, role, tick_size = map(get, _HEAD)
+        step, horizon, agent_id, name = observation.step, observation.horizon, observation.agent_id, observation.name
+        role, tick_size = observation.role, observation.tick_size
         if (
             type(step) is int and type(horizon) is int and type(agent_id) is int
             and type(name) is str and type(role) is str and type(tick_size) is float
@@ -319,28 +319,47 @@ class ObservationEncoder:
                                    "tick_size": tick_size})[1:-1]  # fmt: skip
             head = f'{{"step":{step},{parts[7]}'
         else:
-            head = encode({name: get(name) for name in _HEAD})[:-1]
-        actions = get("available_actions")
+            head = encode({"step": step, "horizon": horizon, "agent_id": agent_id, "name": name, "role": role,
+                           "tick_size": tick_size})[:-1]  # fmt: skip
+        actions = observation.available_actions
         if (
-            len(content) == _PLAIN_LENGTH and type(actions) is list and get("surveillance") is None
-            and get("suspended_until") is None and all(get(name) == empty for name, empty in _EMPTY)
+            not observation.mechanisms and type(actions) is list and observation.surveillance is None
+            and observation.suspended_until is None and all(getattr(observation, n) == empty for n, empty in _EMPTY)
         ):  # fmt: skip
             # an agent with nothing but its tools in the rest (the common case): one text per tools
             key = tuple(actions)
             rest = self._rest.get(key)  # only keys of strings are kept: they compare exactly
             if rest is None:
-                rest = encode({name: get(name) for name in content if name not in _SPLICED})
+                rest = encode(_rest(observation))
                 if all(type(a) is str for a in key):
                     self._rest[key] = rest
         else:
-            rest = encode({name: get(name) for name in content if name not in _SPLICED})
-        open_orders = get("open_orders")
+            rest = encode(_rest(observation))
+        open_orders = observation.open_orders
         return (
             f'{head},"account":{parts[1]},"private":{parts[3]},'
             f'"market":{observation.market.to_json(encode)},'
             f'"open_orders":{"[]" if type(open_orders) is list and not open_orders else encode(open_orders)},'
             f'"recent_trades":{parts[5]},{rest[1:]}'
         )
+
+
+def _rest(observation: Observation) -> dict[str, Any]:
+    """The parts of ``observation.to_dict()`` after ``recent_trades``, in its order."""
+    out = {
+        "messages": observation.messages,
+        "rejections": observation.rejections,
+        "available_actions": observation.available_actions,
+        "negotiations": observation.negotiations,
+        "contracts": observation.contracts,
+        "reputation": observation.reputation,
+        "alliances": observation.alliances,
+        "surveillance": observation.surveillance,
+        "suspended_until": observation.suspended_until,
+    }
+    if observation.mechanisms:
+        out["mechanisms"] = observation.mechanisms
+    return out
 
 
 def _known(cls: type, data: Any, skip: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]

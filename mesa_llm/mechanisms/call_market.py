@@ -71,7 +71,7 @@ class CallMarketMechanism(Mechanism):
                 "good": order.good,
                 "price": action.price,
                 "quantity": order.quantity,
-                "lifetime": order.lifetime.value,
+                "lifetime": order.lifetime._value_,  # `.value` is a property, 8x slower per order
             }
             return [("order", content, me)]
         assert isinstance(action, CancelOrder)

@@ -70,6 +70,14 @@ SECRET_KEYS: frozenset[str] = frozenset(
 # configuration data (LLM requests with headers, the resolved scenario with model settings).
 _DEEP_REDACT_TYPES = frozenset({LLM_CALL, SIMULATION_START})
 
+# Types `stream_event` leaves to `record_event`: side effects (header, end), their own content
+# form (message), secrets walked in full.
+_SPECIAL_TYPES = _DEEP_REDACT_TYPES | {SIMULATION_END, MESSAGE}
+
+# Recorded lines held before they are written as one text (characters): a step's lines usually,
+# bounded so that a step of large events (LLM calls) holds at most about this much.
+_PENDING_CHARS = 1 << 20
+
 # Steps whose byte range in the stream is remembered for get_events_by_step (see _step_ranges).
 _STEP_INDEX_SIZE = 64
 
@@ -326,7 +334,11 @@ class SimulationRecorder:
         self._end_status: str | None = None  # set once simulation_end is recorded
         self._file: IO[bytes] | None = None
         self._jsonl_path: Path | None = None
-        self._offset = 0  # bytes written to the stream
+        self._offset = 0  # bytes of the stream (written or pending)
+        # Lines recorded since the last write, written as one text by `flush` (every step) or
+        # when they pass _PENDING_CHARS: one write per step instead of one call per event.
+        self._pending: list[str] = []
+        self._pending_chars = 0
         # Byte ranges of the most recent steps in the stream (step -> [start, end)), so that
         # get_events_by_step() reads back one step, not the whole file (replay --verify asks for
         # every step as it goes). Bounded to _STEP_INDEX_SIZE steps; only steps whose events form
@@ -479,36 +491,9 @@ class SimulationRecorder:
             f"{self._id_prefix}{index:06d}", timestamp, step, agent_id, event_type, data, metadata
         )
         if self.stream:
-            # The line is assembled by hand around the encoded content: encoding the whole event
-            # dict would cost twice as much. Same bytes as encoding event.to_dict().
-            encode = self._encode
-            if not (self._second_start <= timestamp < self._second_end):
-                self._set_second(timestamp)
-            micro = timestamp.microsecond
-            type_json = self._type_json.get(event_type)
-            if type_json is None:
-                type_json = self._type_json[event_type] = encode(event_type)
-            # one f-string: the line (kilobytes for an observation) is built in one allocation
             if content_json is None:
-                content_json = encoded if encoded is not None and data is content else encode(data)
-            line = (
-                f'{{"event_id":{self._id_prefix_json}{index:06d}",'
-                f'"timestamp":"{self._second_text}{f".{micro:06d}+00:00" if micro else "+00:00"}",'
-                f'"step":{step if type(step) is int else encode(step)},'
-                f'"agent_id":{"null" if agent_id is None else agent_id if type(agent_id) is int else encode(agent_id)},'
-                f'"event_type":{type_json},"content":{content_json},'
-                f'"metadata":{encode(metadata) if metadata else "{}"}}}\n'
-            )
-            file = self._file if self._file is not None else self._open_stream()
-            raw = line.encode("utf-8")
-            start = self._offset
-            file.write(raw)
-            self._offset = end = start + len(raw)
-            if step == self._run_step and step.__class__ is int:
-                if self._run_range is not None:
-                    self._run_range[1] = end
-            else:
-                self._index_step(step, start, end)
+                content_json = encoded if encoded is not None and data is content else self._encode(data)
+            self._stream_line(event_type, content_json, self._encode(metadata) if metadata else "{}", agent_id, step, timestamp, index)
         self._count = index + 1
         if self._recent is not None:
             self._recent.append(event)
@@ -535,8 +520,7 @@ class SimulationRecorder:
             if self._header is None:
                 self._header = data
             # on disk at step 0: a slow first step (a local model) must not leave the file empty
-            if self._file is not None:
-                self._file.flush()
+            self.flush()
         elif event_type == SIMULATION_END:
             self._end_status = str(data.get("status", "unknown"))
             self._blocked = True
@@ -546,6 +530,94 @@ class SimulationRecorder:
             self.save(f"autosave_{self.simulation_id}_{self._count}.json")
             self.events_since_save = 0
         return event
+
+    def stream_event(
+        self, event_type: str, encoded: str | None, agent_id: int | None = None, *, step: int,
+        content: dict[str, Any] | None = None,
+    ) -> bool:  # fmt: skip
+        """Stream an event as `record_event` with ``as_given`` would (the same line), without
+        building its event object, and return True; ``encoded`` is its content's JSON text made
+        with `encode`, or None to have ``content`` encoded here.
+
+        The hot path of a streaming recorder: returns False, recording nothing, when the event
+        needs `record_event` (a recorder that keeps events or the last ones, an auto-save, a
+        closed recording, a ``save`` marker to drop, the types with side effects or walked for
+        secrets, a ``content`` with a secret key at its top level; then call it). Given only
+        ``encoded``, the caller vouches that the content has no `SECRET_KEYS` at its top level
+        (its keys are fixed, as an observation's).
+        """
+        if (
+            not self.stream or self.keep_in_memory or self._recent is not None or self._blocked
+            or self.auto_save_interval or self._checkpoint is not None or event_type in _SPECIAL_TYPES
+        ):  # fmt: skip
+            return False
+        if content is not None:
+            if not isinstance(content, dict) or not SECRET_KEYS.isdisjoint(content):
+                return False
+            if encoded is None:
+                encoded = self._encode(content)
+        elif encoded is None:
+            return False
+        index = self._count
+        self._stream_line(event_type, encoded, "{}", agent_id, step, datetime.now(UTC), index)
+        self._count = index + 1
+        if agent_id is not None:
+            self._agent_counts[agent_id] = self._agent_counts.get(agent_id, 0) + 1
+        self._type_counts[event_type] = self._type_counts.get(event_type, 0) + 1
+        self.events_since_save += 1
+        return True
+
+    def record_lean(
+        self, event_type: str, content: dict[str, Any] | Callable[[], dict[str, Any]], agent_id: int | None = None, *,
+        step: int, encoded: str | None = None, need_event: bool = False,
+    ) -> SimulationEvent | None:  # fmt: skip
+        """`record_event` with ``as_given``, streamed by `stream_event` when it can (then None is
+        returned: no event object is built) unless ``need_event``. ``content`` may be a function
+        making the dict when ``encoded`` is given: it is called only if the dict is needed."""
+        if not need_event and self.stream_event(
+            event_type, encoded, agent_id, step=step, content=None if callable(content) else content
+        ):
+            return None
+        if callable(content):
+            content = content()
+        return self.record_event(event_type, content, agent_id=agent_id, step=step, as_given=True, encoded=encoded)
+
+    def _stream_line(
+        self, event_type: str, content_json: str, metadata_json: str, agent_id: Any, step: Any, timestamp: datetime, index: int
+    ) -> None:
+        """Add one event's line to the stream (written by `flush`) and index its step's bytes."""
+        # The line is assembled by hand around the encoded content: encoding the whole event
+        # dict would cost twice as much. Same bytes as encoding event.to_dict().
+        encode = self._encode
+        if not (self._second_start <= timestamp < self._second_end):
+            self._set_second(timestamp)
+        micro = timestamp.microsecond
+        type_json = self._type_json.get(event_type)
+        if type_json is None:
+            type_json = self._type_json[event_type] = encode(event_type)
+        # one f-string: the line (kilobytes for an observation) is built in one allocation
+        line = (
+            f'{{"event_id":{self._id_prefix_json}{index:06d}",'
+            f'"timestamp":"{self._second_text}{f".{micro:06d}+00:00" if micro else "+00:00"}",'
+            f'"step":{step if type(step) is int else encode(step)},'
+            f'"agent_id":{"null" if agent_id is None else agent_id if type(agent_id) is int else encode(agent_id)},'
+            f'"event_type":{type_json},"content":{content_json},'
+            f'"metadata":{metadata_json}}}\n'
+        )
+        if self._file is None:
+            self._open_stream()
+        self._pending.append(line)
+        size = len(line)  # its bytes: isascii() is a flag lookup, encoding is a copy
+        start = self._offset
+        self._offset = end = start + (size if line.isascii() else len(line.encode("utf-8")))
+        self._pending_chars += size
+        if self._pending_chars > _PENDING_CHARS:
+            self._write_pending()
+        if step == self._run_step and step.__class__ is int:
+            if self._run_range is not None:
+                self._run_range[1] = end
+        else:
+            self._index_step(step, start, end)
 
     def record_model_event(self, event_type: str, content: dict[str, Any]) -> SimulationEvent:
         """Record a model-level event (no agent; metadata ``{"source": "model"}``)."""
@@ -576,6 +648,7 @@ class SimulationRecorder:
     def flush(self, fsync: bool = False) -> None:
         """Push buffered stream lines to the OS (and to disk with ``fsync=True``)."""
         if self._file is not None:
+            self._write_pending()
             self._file.flush()
             if fsync:
                 os.fsync(self._file.fileno())
@@ -583,6 +656,7 @@ class SimulationRecorder:
     def close(self) -> None:
         """Flush and close the stream. Idempotent; no event may be recorded afterwards."""
         if self._file is not None:
+            self._write_pending()
             self._file.flush()
             self._file.close()
             self._file = None
@@ -783,6 +857,13 @@ class SimulationRecorder:
         return filepath
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _write_pending(self) -> None:
+        """Hand the lines recorded since the last write to the file's buffer, as one text."""
+        if self._pending and self._file is not None:
+            self._file.write("".join(self._pending).encode("utf-8"))
+            self._pending.clear()
+            self._pending_chars = 0
 
     def _set_second(self, timestamp: datetime) -> None:
         """Cache the ISO text of `timestamp`'s second, which all stream lines of that second share."""

@@ -118,6 +118,8 @@ class Exchange:
             for name, ref, lo, hi in goods
         }
         self._orders_this_step: dict[int, int] = {}
+        # per good: its (min, max) price in ticks and in currency units, converted once per range
+        self._units: dict[str, tuple[int, int, float, float]] = {}
 
     # ------------------------------------------------------------------ accounts
 
@@ -162,7 +164,7 @@ class Exchange:
             raise RejectedAction(f"role {role.value!r} may not buy")
         if side is Side.SELL and not role.may_sell:
             raise RejectedAction(f"role {role.value!r} may not sell")
-        low, high = self.money.to_units(state.min_price), self.money.to_units(state.max_price)
+        low, high = self._range_units(state)
         if not low - self.money.tick_size < action.price < high + self.money.tick_size:
             # checked before the conversion: an absurd price is out of range, not "too large to convert"
             raise RejectedAction(f"price {action.price} outside the admissible range [{low}, {high}]")
@@ -175,10 +177,13 @@ class Exchange:
                 f"price {action.price} outside the admissible range "
                 f"[{self.money.to_units(state.min_price)}, {self.money.to_units(state.max_price)}]"
             )
+        rules = self.rules
         try:
-            self.rules.check_suspension(agent_id, step)
-            self.rules.check_price(action.good, price)
-            if self.rules.position_limits:
+            if rules.suspended_until:  # the checks of rules in force (none: nothing to check)
+                rules.check_suspension(agent_id, step)
+            if rules.price_caps or rules.price_floors:
+                rules.check_price(action.good, price)
+            if rules.position_limits:
                 account = self.ledger.account(agent_id)
                 mine = [o for o in self.book.open_orders(agent_id) if o.good == action.good]
                 self.rules.check_position(
@@ -221,6 +226,15 @@ class Exchange:
         self.book.add(order)
         self._orders_this_step[agent_id] = placed + 1
         return order
+
+    def _range_units(self, state: GoodState) -> tuple[float, float]:
+        """The good's (min, max) price in currency units."""
+        cached = self._units.get(state.name)
+        if cached is None or cached[0] != state.min_price or cached[1] != state.max_price:
+            to_units = self.money.to_units
+            cached = self._units[state.name] = (state.min_price, state.max_price, to_units(state.min_price),
+                                                to_units(state.max_price))  # fmt: skip
+        return cached[2], cached[3]
 
     def cancel_order(self, agent_id: int, order_id: int) -> Order:
         """Cancel one of the agent's own open orders and release its reservation."""

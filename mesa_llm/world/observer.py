@@ -20,7 +20,7 @@ from mesa_llm.market import Order
 from mesa_llm.mechanisms.base import insert_tools
 from mesa_llm.mechanisms.call_market import CALL_MARKET_TOOLS
 from mesa_llm.mechanisms.negotiation import NEGOTIATION_TOOLS
-from mesa_llm.world.state import Record, WorldState
+from mesa_llm.world.state import RecordEncoded, WorldState
 
 #: the tools the built-in mechanisms offer (the call market's and the desk's)
 MECHANISM_TOOLS = frozenset(CALL_MARKET_TOOLS) | NEGOTIATION_TOOLS
@@ -33,16 +33,16 @@ class Observer:
         world: WorldState,
         *,
         horizon: int,
-        record: Record | None = None,
+        record: RecordEncoded | None = None,
         reputation_shown: int = 0,
         encode: Encoder | None = None,
     ) -> None:
         """``horizon`` is the run's last step; ``record`` receives every observation built (None:
         observations are not recorded); ``reputation_shown`` is how many agents' reputations an
-        observation lists (0: none). With ``encode`` (the recorder's encoder), ``record`` is also
-        given each observation's JSON text, ``record(type, content, agent_id, text)``, made with
-        the market part encoded once per step and each agent's unchanged parts reused
-        (`ObservationEncoder`)."""
+        observation lists (0: none). With ``encode`` (the recorder's encoder), ``record`` is given
+        each observation's JSON text and, instead of its dict, its ``to_dict`` (built only if
+        needed): ``record(type, to_dict, agent_id, text)``, the text made with the market part
+        encoded once per step and each agent's unchanged parts reused (`ObservationEncoder`)."""
         self.world = world
         self.horizon = horizon
         self.record = record
@@ -191,11 +191,10 @@ class Observer:
             if suspended_until and self.world.rules.is_suspended(me, step):
                 obs.suspended_until = suspended_until[me]
             if self.record is not None:
-                content = obs.to_dict()
                 if encoder is None:
-                    self.record("observation", content, agent.unique_id)
+                    self.record("observation", obs.to_dict(), me)
                 else:
-                    self.record("observation", content, agent.unique_id, encoder.to_json(obs, content))  # type: ignore[call-arg]
+                    self.record("observation", obs.to_dict, me, encoder.to_json(obs))
             agent.start_step()
             out.append((agent, obs))
         return out

@@ -31,8 +31,9 @@ from mesa_llm.actions import (
     Wait,
 )
 from mesa_llm.agents.trader import TraderAgent
+from mesa_llm.mechanisms.base import Mechanism
 from mesa_llm.social import AllianceError
-from mesa_llm.world.state import Record, WorldState
+from mesa_llm.world.state import RecordEncoded, WorldState
 
 #: why a message to nobody but its sender is refused
 _TO_YOURSELF = "you cannot send a message to yourself: name another agent"
@@ -41,16 +42,15 @@ _TO_YOURSELF = "you cannot send a message to yourself: name another agent"
 class ActionResolver:
     """Applies decisions to one world and records what became of every action."""
 
-    def __init__(self, world: WorldState, *, rng: np.random.Generator, record: Record) -> None:
+    def __init__(self, world: WorldState, *, rng: np.random.Generator, record: RecordEncoded) -> None:
         """``rng`` (the run's seeded generator) orders the agents; ``record`` receives every event."""
         self.world = world
         self.rng = rng
-        self.record = record
+        self.record = self._record = record
         #: per agent: the plugin mechanisms' tools it may use (beyond its role's), built on first need
         self._mechanism_tools: dict[int, frozenset[str]] = {}
-
-    def _record(self, event_type: str, content: dict[str, Any], agent_id: int | None = None) -> None:
-        self.record(event_type, content, agent_id)
+        #: per action class: the mechanism that handles it, when that follows from the class alone
+        self._handlers: dict[type[ActionBase], Mechanism | None] = {}
 
     def resolve(self, decisions: list[tuple[TraderAgent, Decision | None]], step: int) -> None:
         """Apply every agent's actions, agents in a seeded random order, each agent's in its order."""
@@ -80,26 +80,9 @@ class ActionResolver:
             self.reject(agent, kind, arguments, f"role {agent.role.value!r} may not {kind}", step)
             return
         try:
-            if isinstance(action, SendMessage):
-                if action.recipient_id == agent.unique_id:
-                    raise RejectedAction(_TO_YOURSELF)
-                recipient = self.world.agents.get(action.recipient_id)
-                if recipient is None:
-                    raise RejectedAction(f"no other agent with id {action.recipient_id}")
-                self.send(agent, [recipient], action.text, "direct", step, (kind, arguments))
-            elif isinstance(action, Broadcast):
-                others = [a for a in self.world.agents.values() if a is not agent]
-                self.send(agent, others, action.text, "broadcast", step, (kind, arguments))
-            elif isinstance(action, Wait):
-                self._record("action", {"type": kind, "arguments": arguments}, agent.unique_id)
-            elif isinstance(action, ForwardMessage):
-                self._forward(agent, action, step)
-            elif isinstance(action, ProposeAlliance | JoinAlliance | LeaveAlliance | MessageAlliance):
-                self._alliance_action(agent, action, step)
-            elif isinstance(action, FlagViolation | ImposeFine | SuspendTrader):
-                self._regulate(agent, action, step)
-            else:
-                mechanism = next((m for m in self.world.mechanisms if m.handles(action)), None)
+            # an order goes to its mechanism at once: it is none of the world's own actions
+            if type(action) is PlaceOrder or not self._apply_own(agent, action, step, kind, arguments):
+                mechanism = self.handler(action)
                 if mechanism is None:
                     raise RejectedAction(f"action {kind!r} is not available in this scenario")
                 events = mechanism.act(agent, action, step)
@@ -108,6 +91,48 @@ class ActionResolver:
                     self._record(event_type, content, agent_id)
         except RejectedAction as exc:
             self.reject(agent, kind, arguments, exc.reason, step)
+
+    def _apply_own(self, agent: TraderAgent, action: ActionBase, step: int, kind: str, arguments: Any) -> bool:
+        """Apply one of the world's own actions (messages, waiting, alliances, the regulator's);
+        False if ``action`` is none of them (a mechanism's)."""
+        if isinstance(action, SendMessage):
+            if action.recipient_id == agent.unique_id:
+                raise RejectedAction(_TO_YOURSELF)
+            recipient = self.world.agents.get(action.recipient_id)
+            if recipient is None:
+                raise RejectedAction(f"no other agent with id {action.recipient_id}")
+            self.send(agent, [recipient], action.text, "direct", step, (kind, arguments))
+        elif isinstance(action, Broadcast):
+            others = [a for a in self.world.agents.values() if a is not agent]
+            self.send(agent, others, action.text, "broadcast", step, (kind, arguments))
+        elif isinstance(action, Wait):
+            self._record("action", {"type": kind, "arguments": arguments}, agent.unique_id)
+        elif isinstance(action, ForwardMessage):
+            self._forward(agent, action, step)
+        elif isinstance(action, ProposeAlliance | JoinAlliance | LeaveAlliance | MessageAlliance):
+            self._alliance_action(agent, action, step)
+        elif isinstance(action, FlagViolation | ImposeFine | SuspendTrader):
+            self._regulate(agent, action, step)
+        else:
+            return False
+        return True
+
+    def handler(self, action: ActionBase) -> Mechanism | None:
+        """The first mechanism that handles ``action`` (None: none does), found once per action
+        class while the mechanisms asked decide by class (`Mechanism.handles`, not overridden)."""
+        kind = type(action)
+        if kind in self._handlers:
+            return self._handlers[kind]
+        by_class = True
+        found = None
+        for mechanism in self.world.mechanisms:
+            by_class = by_class and getattr(mechanism.handles, "__func__", None) is Mechanism.handles
+            if mechanism.handles(action):
+                found = mechanism
+                break
+        if by_class:
+            self._handlers[kind] = found
+        return found
 
     def mechanism_tools(self, agent: TraderAgent) -> frozenset[str]:
         """The tools the scenario's plugin mechanisms let ``agent`` use (its role's aside)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # types only: the world's parts import each other, not this module's users
     from mesa_llm.agents.trader import TraderAgent
@@ -23,6 +23,21 @@ if TYPE_CHECKING:  # types only: the world's parts import each other, not this m
 
 Record = Callable[[str, dict[str, Any], int | None], None]
 """Records one event: ``(event_type, content, agent_id)``; agent_id None for the world's own."""
+
+
+Content = dict[str, Any] | Callable[[], dict[str, Any]]
+"""An event's content, or (given with its JSON text) a function making it when it is needed."""
+
+
+class RecordEncoded(Protocol):
+    """Records one event given its content's JSON text (``encoded``, as the recorder's encoder
+    makes it) and the content itself or a function making it: the dict is built only if something
+    needs more than the text (a subscriber, a recorder that keeps events)."""
+
+    def __call__(
+        self, event_type: str, content: Content, agent_id: int | None,
+        encoded: str | None = None, /,
+    ) -> None: ...  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

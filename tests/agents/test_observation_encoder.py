@@ -43,10 +43,11 @@ def test_every_recorded_observation_is_the_encoding_of_what_the_agent_saw(
     reused = 0
     splice = encoder.to_json
 
-    def checked(observation: Observation, content: dict[str, Any]) -> str:
+    def checked(observation: Observation) -> str:
         nonlocal reused
         before = {k: list(v) for k, v in encoder._parts.items()}
-        text = splice(observation, content)
+        text = splice(observation)
+        content = observation.to_dict()
         # the reference: the observation's dict as the recorder would encode it in full
         assert text == encoder.encode(observation.to_dict())
         old = before.get(observation.agent_id)
@@ -74,9 +75,9 @@ def test_cash_or_reservations_changed_alone_reach_the_next_recorded_observation(
     splice = encoder.to_json
     checked = 0
 
-    def check(observation: Observation, content: dict[str, Any]) -> str:
+    def check(observation: Observation) -> str:
         nonlocal checked
-        text = splice(observation, content)
+        text = splice(observation)
         assert text == encoder.encode(observation.to_dict())
         checked += 1
         return text
@@ -153,7 +154,7 @@ def test_the_market_part_is_spliced_in_at_its_own_key_whatever_the_names(name: s
     encoder = ObservationEncoder(encode)
     observation._keys = ((1,), (2,), ())
     for _ in range(2):
-        assert encoder.to_json(observation, observation.to_dict()) == encode(observation.to_dict())
+        assert encoder.to_json(observation) == encode(observation.to_dict())
 
 
 def test_another_encoder_does_not_get_the_market_text_cached_for_the_first() -> None:
@@ -194,7 +195,7 @@ def test_the_same_agent_with_other_tools_messages_or_types_gets_its_own_text() -
                             "messages": [], **changes}.items():  # fmt: skip
             setattr(observation, name, value)
         content = observation.to_dict()
-        assert encoder.to_json(observation, content) == encode(content), changes
+        assert encoder.to_json(observation) == encode(content), changes
 
 
 def test_a_trade_record_is_encoded_once_while_it_stays_in_the_window() -> None:
@@ -215,6 +216,6 @@ def test_a_trade_record_is_encoded_once_while_it_stays_in_the_window() -> None:
         observation.recent_trades = window
         observation._keys = ((1,), (2,), tuple(window))
         content = observation.to_dict()
-        assert encoder.to_json(observation, content) == compact(content)
+        assert encoder.to_json(observation) == compact(content)
     trade_texts = [v for v in encoded if isinstance(v, dict) and "side" in v]
     assert len(trade_texts) == 8  # each of the 8 records once, not once per window it is in

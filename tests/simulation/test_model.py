@@ -330,3 +330,77 @@ def test_market_maker_skews_quotes_against_inventory():
     bid, ask = flat[0], flat[1]
     assert bid.side == "buy" and ask.side == "sell" and bid.price < 100.0 < ask.price
     assert long[0].price < bid.price and long[1].price < ask.price  # leans towards selling
+
+
+def test_a_step_runs_with_the_cyclic_collector_paused_and_resumes_it(small_auction, tmp_path, monkeypatch):
+    import gc
+
+    model = MarketModel(validate_scenario(small_auction), output_dir=tmp_path)
+    seen: list[bool] = []
+    decide = model._decide
+
+    def watched(observations):
+        seen.append(gc.isenabled())
+        return decide(observations)
+
+    monkeypatch.setattr(model, "_decide", watched)
+    assert gc.isenabled()
+    model.step()
+    assert seen == [False] and gc.isenabled()
+
+    def failing(observations):
+        raise RuntimeError("a step failed")
+
+    monkeypatch.setattr(model, "_decide", failing)
+    with pytest.raises(RuntimeError):
+        model.step()
+    assert gc.isenabled()  # resumed however the step ended
+    model.finish()
+
+
+def test_observation_dicts_are_built_only_for_who_needs_them(small_auction, tmp_path, monkeypatch):
+    """A streaming recording writes an observation from its text; a subscriber gets its dict,
+    equal to what was recorded."""
+    built = 0
+    to_dict = Observation.to_dict
+
+    def counting(self):
+        nonlocal built
+        built += 1
+        return to_dict(self)
+
+    monkeypatch.setattr(Observation, "to_dict", counting)
+    model = MarketModel(validate_scenario(small_auction), output_dir=tmp_path / "a")
+    model.step()
+    assert built == 0
+    seen: list[dict[str, Any]] = []
+    model.events.subscribe("observation", lambda event: seen.append(event.content))
+    model.step()
+    model.finish()
+    assert built == len(model.traders) == len(seen)
+    recorded = [e["content"] for e in _events(model) if e["event_type"] == "observation" and e["step"] == 2]
+    assert recorded == json.loads(json.dumps(seen))
+
+
+def test_the_collector_comes_back_after_the_steps_observations_are_freed(small_auction, tmp_path, monkeypatch):
+    """Its first pass after a step must not walk the step's observations and decisions."""
+    import gc
+
+    def observations() -> int:
+        return sum(isinstance(o, Observation) for o in gc.get_objects())
+
+    model = MarketModel(validate_scenario(small_auction), output_dir=tmp_path)
+    before = observations()  # other tests' leftovers, if any
+    alive: list[int] = []
+    enable = gc.enable
+
+    def watched() -> None:
+        alive.append(observations())
+        enable()
+
+    monkeypatch.setattr(gc, "enable", watched)
+    model.step()
+    model.step()
+    monkeypatch.undo()
+    model.finish()
+    assert len(alive) == 2 and all(n <= before for n in alive), (before, alive)

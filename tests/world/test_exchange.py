@@ -293,3 +293,11 @@ def test_no_trade_keeps_the_reference_price() -> None:
     ex.clear(step=1)
     assert ex.reference_price("widget") == 10_000 and ex.goods["widget"].last_trade_step is None
     assert ex.snapshot_prices() == {"widget": None}
+
+
+def test_a_changed_price_range_is_the_one_checked_next() -> None:
+    ex = exchange()
+    ex.place_order(T, Role.TRADER, buy(1.0), step=1)  # the range in units is converted once ...
+    ex.goods["widget"].min_price, ex.goods["widget"].max_price = 500, 40_000  # ... and again when it changes
+    assert "outside the admissible range [5.0, 400.0]" in rejected(ex, T, Role.TRADER, buy(4.99))
+    ex.place_order(T, Role.TRADER, buy(300.0), step=1)

@@ -234,3 +234,24 @@ def test_suspension_cancels_orders_and_lasts_through_its_last_step() -> None:
     assert _rejections(recorded, target.unique_id) == ["you are suspended from trading until step 5"]
     model.resolver.apply(target, _bid(), step=6)
     assert len(model.exchange.open_orders(target.unique_id)) == 1
+
+
+def test_a_mechanism_that_decides_by_state_which_actions_it_handles_is_asked_every_time() -> None:
+    model, recorded = _world()
+    market = model.call_market
+    calls: list[bool] = []
+    open_now = [True]
+
+    def handles(action: Any) -> bool:
+        calls.append(open_now[0])
+        return open_now[0] and isinstance(action, PlaceOrder)
+
+    market.handles = handles  # type: ignore[method-assign]
+    buyer = model.traders[0]
+    model.resolver.apply(buyer, _bid(), 1)
+    open_now[0] = False
+    model.resolver.apply(buyer, _bid(), 1)
+    assert calls == [True, False]
+    assert [t for t, _, _ in recorded] == ["action", "order", "action_rejected"]
+    assert "not available in this scenario" in _rejections(recorded, buyer.unique_id)[0]
+
