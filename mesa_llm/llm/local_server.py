@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib.util
 import json
 import os
@@ -44,6 +45,7 @@ MAX_PINNED_PROMPTS = 64
 class _Request(Protocol):
     messages: list[dict[str, Any]]
     response_format: dict[str, Any] | None
+    purpose: str
 
 
 #: llguidance's option for a JSON schema (the grammar engine of the bundled llama.cpp): JSON with no
@@ -52,6 +54,16 @@ class _Request(Protocol):
 #: llama.cpp's own ``response_format`` conversion ignores it (and numbers' bounds), so the schema
 #: goes as an llguidance ``grammar`` instead, built by the same converter the server would use.
 COMPACT_JSON: dict[str, Any] = {"whitespace_flexible": False}
+
+
+#: one sentence of a plan: a letter, then at most 99 characters or numbers (145.86 is one; a bare
+#: "." ends the sentence), then its end. Numbers are whole units so the sentence count stays honest:
+#: with "." allowed before any digit the model filled its plans with ".1.1.1.1" to the token cap.
+_SENTENCE = r"[A-Za-z]([^.!?\n0-9]|[0-9]{1,6}(\.[0-9]{1,2})?){0,99}[.!?]"
+#: a plan call's answer on the local server: what the plan prompt asks ("at most three short
+#: sentences"), as an llguidance grammar. Unbounded, the 135M model repeated one sentence to the
+#: 160-token cap on every plan (4-6 s each at ~35 tokens/s); held to this, its plans took 26-36 tokens.
+PLAN_GRAMMAR = "%llguidance {}\nstart: /" + _SENTENCE + "( " + _SENTENCE + "){0,2}/"
 
 
 #: the servers this process started, by api_base: only requests to them get llama.cpp's own fields
@@ -64,6 +76,17 @@ def request_fields_for(api_base: str | None) -> Callable[[_Request], dict[str, A
     remote provider, nor to a server a scenario or recording merely names."""
     server = _RUNNING.get(api_base) if api_base else None
     return server.request_fields if server is not None else None
+
+
+@functools.cache
+def _has_llguidance() -> bool:
+    """Whether the installed llama.cpp takes llguidance grammars (its schema converter emits them)."""
+    try:
+        from xllamacpp import json_schema_to_grammar
+
+        return str(json_schema_to_grammar(json.dumps({"type": "string"}))).startswith("%llguidance")
+    except Exception:  # noqa: BLE001 - no xllamacpp, or a build without llguidance
+        return False
 
 
 def _compact_grammar(response_format: Any) -> str | None:
@@ -197,11 +220,14 @@ class LocalLLMServer:
         (one population: the system prompt is the stable part, the observation comes after it) to
         the same slot (``id_slot``), so that slot still holds the prefix. Slots are handed out in
         order of first use, round robin over ``parallel``. A JSON-schema answer is asked for
-        compact (`COMPACT_JSON`): the same JSON values in fewer tokens."""
+        compact (`COMPACT_JSON`): the same JSON values in fewer tokens; a plan, in at most three
+        short sentences (`PLAN_GRAMMAR`), as its prompt asks."""
         fields: dict[str, Any] = {"cache_prompt": True}
         grammar = _compact_grammar(getattr(request, "response_format", None))
         if grammar is not None:  # the grammar replaces the schema: the server takes one of them
             fields.update(grammar=grammar, response_format={"type": "text"})
+        elif getattr(request, "purpose", None) == "plan" and _has_llguidance():
+            fields["grammar"] = PLAN_GRAMMAR
         first = request.messages[0] if request.messages else None
         system = first.get("content") if isinstance(first, dict) and first.get("role") == "system" else None
         if isinstance(system, str):
