@@ -164,7 +164,11 @@ class LocalLLMServer:
     OS preempts stalls the others (on 2 busy cores, load 12: 2 threads decoded 0.4-1.1 tokens/s,
     1 thread 7.5-8.2). Two slots by default: on 2 cores four slots
     shared the cores four ways and doubled each call's latency (median 19 s vs 7.5 s per call in
-    bilateral_haggle) for the same throughput.
+    bilateral_haggle) for the same throughput. The slots keep two populations' prompt prefixes,
+    but ``concurrency`` (default 1) calls are sent at a time: two calls in flight share the threads
+    (a prompt's evaluation is compute-bound, so batching two gains nothing) and each took twice as
+    long (llm_double_auction, 3 steps at load ~3.9: median call 11.6 s at two in flight, 5.2 s at
+    one; the 24 calls in 164 s and 136 s).
     """
 
     def __init__(
@@ -176,6 +180,7 @@ class LocalLLMServer:
         n_predict: int = 384,
         threads: int | None = None,
         parallel: int = 2,
+        concurrency: int = 1,
         start_timeout: float = 120.0,
     ) -> None:
         self.model_path = resolve_model_path(model_path)
@@ -184,6 +189,8 @@ class LocalLLMServer:
         self.n_predict = n_predict
         self.threads = threads or default_threads()
         self.parallel = parallel
+        #: calls sent at a time (at most ``parallel``: a queued request would spend its timeout waiting)
+        self.concurrency = max(1, min(concurrency, parallel))
         self.start_timeout = start_timeout
         self._process: subprocess.Popen[bytes] | None = None
         #: system text -> slot, in order of first use (one population's prompts share a prefix)
@@ -198,15 +205,16 @@ class LocalLLMServer:
         """Updates to a scenario's ``llm`` settings (``current``) that point ``model_name`` at this
         server: its URL, JSON-schema output (llama.cpp enforces it with a grammar; small models
         cannot do native tool calls), zero prices (a local model costs nothing, so budgets and
-        reports are exact), greedy sampling unless the scenario sets a temperature, no more calls in flight than the server has slots (a queued request
-        would spend its timeout waiting behind the others and be sent again), and longer call and
-        step bounds (local compute, not a provider, is the bottleneck)."""
+        reports are exact), greedy sampling unless the scenario sets a temperature, ``concurrency``
+        calls in flight (never more than the server has slots: a queued request would spend its
+        timeout waiting behind the others and be sent again), and longer call and step bounds
+        (local compute, not a provider, is the bottleneck)."""
         return {
             "api_base": self.api_base,
             "structured_output_models": [*current.structured_output_models, model_name],
             "input_cost_per_token": 0.0,
             "output_cost_per_token": 0.0,
-            "concurrency": self.parallel,
+            "concurrency": self.concurrency,
             # greedy unless the scenario says otherwise: at the server's default (0.8) the 135M
             # model drifted off the example (walked away from 2 of 4 negotiations in round 1)
             "temperature": 0.0 if current.temperature is None else current.temperature,
