@@ -74,6 +74,13 @@ def measure(code_root: Path, steps: int) -> dict[str, Any]:
         recordings = sorted(Path(out).glob("*.jsonl"))
         events = [json.loads(line) for line in recordings[0].read_text().splitlines()] if recordings else []
     calls = [e["content"] for e in events if e["event_type"] == "llm_call"]
+    llm_agents = {a["agent_id"] for a in events[0]["content"].get("agents", []) if a.get("model")} if events else set()
+    # what the model's answers did (results may change with the model's speed-ups; these say how)
+    outcome = {
+        "trades": sum(1 for e in events if e["event_type"] == "trade"),
+        "actions": sum(1 for e in events if e["event_type"] == "action" and e["agent_id"] in llm_agents),
+        "rejected": sum(1 for e in events if e["event_type"] == "action_rejected" and e["agent_id"] in llm_agents),
+    }
     by_purpose: dict[str, list[dict[str, Any]]] = {}
     for call in calls:
         by_purpose.setdefault(call.get("purpose", "?"), []).append(call)
@@ -87,7 +94,7 @@ def measure(code_root: Path, steps: int) -> dict[str, Any]:
             "prompt_tokens": statistics.fmean(c["usage"]["prompt_tokens"] for c in ok) if ok else float("nan"),
         }
 
-    return {"code": str(code_root), "exit": proc.returncode, "wall_s": wall, "load": load, "cpu_s": cpu,
+    return {"code": str(code_root), "exit": proc.returncode, "wall_s": wall, "load": load, "cpu_s": cpu, "outcome": outcome,
             "all": stats(calls), "purposes": {p: stats(g) for p, g in sorted(by_purpose.items())},
             "stderr_tail": proc.stderr.strip().splitlines()[-1:] if proc.returncode else []}  # fmt: skip
 
@@ -225,6 +232,8 @@ def _show(label: str, r: dict[str, Any]) -> None:
     print(f"{label}: {r['wall_s']:.0f} s for the run, {r['cpu_s']:.0f} CPU s (its time on a quiet machine, roughly) "
           f"(exit {r['exit']}, load {r['load']:.1f}); {a['calls']} calls, "
           f"{a['failed']} failed; median call {a['median_s']:.1f} s; prompt tokens {a['prompt_tokens']:.0f} per call")
+    o = r["outcome"]
+    print(f"    LLM agents' actions applied {o['actions']}, rejected {o['rejected']}; trades in the market {o['trades']}")
     for purpose, p in r["purposes"].items():
         print(f"    {purpose:>6}: {p['calls']} calls, {p['failed']} failed, median {p['median_s']:.1f} s, "
               f"prompt tokens {p['prompt_tokens']:.0f}")
