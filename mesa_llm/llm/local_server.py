@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib.util
 import json
 import os
@@ -44,6 +45,7 @@ MAX_PINNED_PROMPTS = 64
 class _Request(Protocol):
     messages: list[dict[str, Any]]
     response_format: dict[str, Any] | None
+    purpose: str
 
 
 #: llguidance's option for a JSON schema (the grammar engine of the bundled llama.cpp): JSON with no
@@ -52,6 +54,16 @@ class _Request(Protocol):
 #: llama.cpp's own ``response_format`` conversion ignores it (and numbers' bounds), so the schema
 #: goes as an llguidance ``grammar`` instead, built by the same converter the server would use.
 COMPACT_JSON: dict[str, Any] = {"whitespace_flexible": False}
+
+
+#: one sentence of a plan: a letter, then at most 99 characters or numbers (145.86 is one; a bare
+#: "." ends the sentence), then its end. Numbers are whole units so the sentence count stays honest:
+#: with "." allowed before any digit the model filled its plans with ".1.1.1.1" to the token cap.
+_SENTENCE = r"[A-Za-z]([^.!?\n0-9]|[0-9]{1,6}(\.[0-9]{1,2})?){0,99}[.!?]"
+#: a plan call's answer on the local server: what the plan prompt asks ("at most three short
+#: sentences"), as an llguidance grammar. Unbounded, the 135M model repeated one sentence to the
+#: 160-token cap on every plan (4-6 s each at ~35 tokens/s); held to this, its plans took 26-36 tokens.
+PLAN_GRAMMAR = "%llguidance {}\nstart: /" + _SENTENCE + "( " + _SENTENCE + "){0,2}/"
 
 
 #: the servers this process started, by api_base: only requests to them get llama.cpp's own fields
@@ -64,6 +76,17 @@ def request_fields_for(api_base: str | None) -> Callable[[_Request], dict[str, A
     remote provider, nor to a server a scenario or recording merely names."""
     server = _RUNNING.get(api_base) if api_base else None
     return server.request_fields if server is not None else None
+
+
+@functools.cache
+def _has_llguidance() -> bool:
+    """Whether the installed llama.cpp takes llguidance grammars (its schema converter emits them)."""
+    try:
+        from xllamacpp import json_schema_to_grammar
+
+        return str(json_schema_to_grammar(json.dumps({"type": "string"}))).startswith("%llguidance")
+    except Exception:  # noqa: BLE001 - no xllamacpp, or a build without llguidance
+        return False
 
 
 def _compact_grammar(response_format: Any) -> str | None:
@@ -141,7 +164,11 @@ class LocalLLMServer:
     OS preempts stalls the others (on 2 busy cores, load 12: 2 threads decoded 0.4-1.1 tokens/s,
     1 thread 7.5-8.2). Two slots by default: on 2 cores four slots
     shared the cores four ways and doubled each call's latency (median 19 s vs 7.5 s per call in
-    bilateral_haggle) for the same throughput.
+    bilateral_haggle) for the same throughput. The slots keep two populations' prompt prefixes,
+    but ``concurrency`` (default 1) calls are sent at a time: two calls in flight share the threads
+    (a prompt's evaluation is compute-bound, so batching two gains nothing) and each took twice as
+    long (llm_double_auction, 3 steps at load ~3.9: median call 11.6 s at two in flight, 5.2 s at
+    one; the 24 calls in 164 s and 136 s).
     """
 
     def __init__(
@@ -153,6 +180,7 @@ class LocalLLMServer:
         n_predict: int = 384,
         threads: int | None = None,
         parallel: int = 2,
+        concurrency: int = 1,
         start_timeout: float = 120.0,
     ) -> None:
         self.model_path = resolve_model_path(model_path)
@@ -161,6 +189,8 @@ class LocalLLMServer:
         self.n_predict = n_predict
         self.threads = threads or default_threads()
         self.parallel = parallel
+        #: calls sent at a time (at most ``parallel``: a queued request would spend its timeout waiting)
+        self.concurrency = max(1, min(concurrency, parallel))
         self.start_timeout = start_timeout
         self._process: subprocess.Popen[bytes] | None = None
         #: system text -> slot, in order of first use (one population's prompts share a prefix)
@@ -175,15 +205,16 @@ class LocalLLMServer:
         """Updates to a scenario's ``llm`` settings (``current``) that point ``model_name`` at this
         server: its URL, JSON-schema output (llama.cpp enforces it with a grammar; small models
         cannot do native tool calls), zero prices (a local model costs nothing, so budgets and
-        reports are exact), greedy sampling unless the scenario sets a temperature, no more calls in flight than the server has slots (a queued request
-        would spend its timeout waiting behind the others and be sent again), and longer call and
-        step bounds (local compute, not a provider, is the bottleneck)."""
+        reports are exact), greedy sampling unless the scenario sets a temperature, ``concurrency``
+        calls in flight (never more than the server has slots: a queued request would spend its
+        timeout waiting behind the others and be sent again), and longer call and step bounds
+        (local compute, not a provider, is the bottleneck)."""
         return {
             "api_base": self.api_base,
             "structured_output_models": [*current.structured_output_models, model_name],
             "input_cost_per_token": 0.0,
             "output_cost_per_token": 0.0,
-            "concurrency": self.parallel,
+            "concurrency": self.concurrency,
             # greedy unless the scenario says otherwise: at the server's default (0.8) the 135M
             # model drifted off the example (walked away from 2 of 4 negotiations in round 1)
             "temperature": 0.0 if current.temperature is None else current.temperature,
@@ -197,11 +228,14 @@ class LocalLLMServer:
         (one population: the system prompt is the stable part, the observation comes after it) to
         the same slot (``id_slot``), so that slot still holds the prefix. Slots are handed out in
         order of first use, round robin over ``parallel``. A JSON-schema answer is asked for
-        compact (`COMPACT_JSON`): the same JSON values in fewer tokens."""
+        compact (`COMPACT_JSON`): the same JSON values in fewer tokens; a plan, in at most three
+        short sentences (`PLAN_GRAMMAR`), as its prompt asks."""
         fields: dict[str, Any] = {"cache_prompt": True}
         grammar = _compact_grammar(getattr(request, "response_format", None))
         if grammar is not None:  # the grammar replaces the schema: the server takes one of them
             fields.update(grammar=grammar, response_format={"type": "text"})
+        elif getattr(request, "purpose", None) == "plan" and _has_llguidance():
+            fields["grammar"] = PLAN_GRAMMAR
         first = request.messages[0] if request.messages else None
         system = first.get("content") if isinstance(first, dict) and first.get("role") == "system" else None
         if isinstance(system, str):

@@ -420,6 +420,6 @@ def test_scenario_temperature_is_the_default_a_population_can_override(tmp_path)
         assert chat.requests and {r.temperature for r in chat.requests} == {sent}
 
     server = LocalLLMServer.__new__(LocalLLMServer)  # settings only: no process started
-    server.port, server.parallel = 1, 2
+    server.port, server.parallel, server.concurrency = 1, 2, 1
     assert server.settings_for("openai/local", LLMSettings())["temperature"] == 0.0
     assert server.settings_for("openai/local", LLMSettings(temperature=0.7))["temperature"] == 0.7
