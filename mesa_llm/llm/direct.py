@@ -63,10 +63,31 @@ def direct_path_applies(litellm: Any, model: str, api_base: str | None, params: 
         return False
     if getattr(litellm, "network_mock", False) or getattr(litellm, "model_alias_map", None):
         return False
+    return _no_openai_config(litellm)
+
+
+#: litellm's OpenAIConfig class, its attributes (name and value, in order) and whether its
+#: ``get_config()`` was empty then
+_config_seen: list[Any] = [None, (), False]
+
+
+def _no_openai_config(litellm: Any) -> bool:
+    """Whether ``litellm.OpenAIConfig.get_config()`` is empty (no global OpenAI parameters set).
+
+    ``get_config`` filters the class's attributes (~6 us a call); its answer depends only on
+    those names and values, so it is asked again only when they differ from the last time (a
+    config set between two calls, ``OpenAIConfig(temperature=...)``, is seen on the next call)."""
     try:
-        return not litellm.OpenAIConfig.get_config()
-    except Exception:  # a litellm without this hook: stay on its full path
+        config = litellm.OpenAIConfig
+        attributes = tuple(vars(config).items())
+        seen_class, seen_attributes, empty = _config_seen
+        if seen_class is config and seen_attributes == attributes:
+            return bool(empty)
+        empty = not config.get_config()
+    except Exception:  # a litellm without this hook, or values that do not compare: its full path
         return False
+    _config_seen[:] = [config, attributes, empty]
+    return empty
 
 
 #: seconds a client litellm handed out is reused without asking its cache again (its cache keeps
