@@ -40,7 +40,7 @@ import itertools
 import re
 import time
 import types
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, MutableMapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -874,6 +874,13 @@ class PromptSandbox(ImmutableSandboxedEnvironment):
         self.tests = tests  # type: ignore[assignment]
 
     # -- compiling
+
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        """A template's globals: the sandbox's (fixed once it is built) with ``d`` over them, as one
+        plain dict. Jinja's ChainMap is flattened into a new dict on every render (``new_context``),
+        which cost about half of rendering a short template (~6 of ~12 us: 4 renders per LLM agent
+        and step); a template's own globals still never reach the environment's."""
+        return {**self.globals, **(d or {})}
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         # Environment._parse is where compile() and parse() get the syntax tree from

@@ -381,6 +381,8 @@ class LiteLLMChatModel:
         litellm = _litellm()
         kwargs = self._call_kwargs(model, request)
         send = self._sender(litellm, model, kwargs)
+        if request.tools_json is not None and request.tools is not None and self._direct is not None:
+            self._direct.keep_tools(request.tools)  # its caller keeps it unchanged (ChatRequest.tools_json)
         clock = AttemptClock()
 
         async def attempt() -> ChatResponse:

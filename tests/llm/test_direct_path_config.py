@@ -1,0 +1,39 @@
+"""A global OpenAI config set in litellm between two calls sends the next call down litellm's full
+path (the lean path's answer about ``OpenAIConfig.get_config()`` is reused only while the class's
+attributes are unchanged)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mesa_llm.llm.direct import direct_path_applies
+from mesa_llm.llm.litellm_backend import _litellm
+
+PARAMS = {"tools", "tool_choice", "temperature"}
+
+
+def _applies() -> bool:
+    return direct_path_applies(_litellm(), "openai/fake-model", "http://127.0.0.1:9/v1", PARAMS)
+
+
+def test_a_config_set_between_calls_takes_effect_on_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
+    litellm = _litellm()
+    assert litellm.OpenAIConfig.get_config() == {}
+    assert _applies() and _applies()  # asked twice: the second answer is the remembered one
+    monkeypatch.setattr(litellm.OpenAIConfig, "temperature", 0.3)
+    assert not _applies()  # fails when the answer is remembered across a change
+    monkeypatch.setattr(litellm.OpenAIConfig, "temperature", None)
+    assert _applies()
+    monkeypatch.setattr(litellm.OpenAIConfig, "extra_setting", 7, raising=False)  # a new attribute
+    assert not _applies()
+    monkeypatch.delattr(litellm.OpenAIConfig, "extra_setting")
+    assert _applies()
+
+
+def test_a_private_attribute_does_not_count_but_its_rename_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    litellm = _litellm()
+    monkeypatch.setattr(litellm.OpenAIConfig, "_private_setting", 5, raising=False)
+    assert _applies()  # get_config skips names starting with "_"
+    monkeypatch.delattr(litellm.OpenAIConfig, "_private_setting")
+    monkeypatch.setattr(litellm.OpenAIConfig, "public_setting", 5, raising=False)
+    assert not _applies()
