@@ -45,7 +45,7 @@ START_BATCH = 16
 async def decide_llm(jobs: Observations, rng: np.random.Generator) -> list[Decision | BaseException]:
     """The LLM agents' decisions, all calls in flight at once (bounded by the per-model limiter).
 
-    The agents start :data:`START_BATCH` per turn of the event loop, not all in one turn: aiohttp
+    The agents start ``START_BATCH`` per turn of the event loop, not all in one turn: aiohttp
     (on Python 3.11) writes a request's body from a task of its own, which runs only in the loop's
     next turn, so agents started together sent nothing until every one of them had built its prompt
     (100 agents: the first request left ~80 ms late; 10,000 agents: none for seconds), and the
