@@ -152,9 +152,9 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("events", nargs="?", default="1_000_000")
     parser.add_argument("--recording", type=Path, default=None)
-    main_loader = Path("/work/main/mesa_llm/analysis/loader.py")
     parser.add_argument(
-        "--baseline-loader", type=Path, default=main_loader if main_loader.is_file() else None
+        "--baseline-loader", type=Path, default=None,
+        help="another checkout's mesa_llm/analysis/loader.py, timed on the stream in this process",
     )
     parser.add_argument(
         "--baseline", type=Path, default=None,
