@@ -228,7 +228,7 @@ class Observation:
         return f'{head}"market":{self.market.to_json(encode)}{tail}'
 
     def _content(self, market: dict[str, Any] | None) -> dict[str, Any]:
-        out = {
+        return {
             "step": self.step,
             "horizon": self.horizon,
             "agent_id": self.agent_id,
@@ -240,19 +240,8 @@ class Observation:
             "market": market,
             "open_orders": self.open_orders,
             "recent_trades": self.recent_trades,
-            "messages": self.messages,
-            "rejections": self.rejections,
-            "available_actions": self.available_actions,
-            "negotiations": self.negotiations,
-            "contracts": self.contracts,
-            "reputation": self.reputation,
-            "alliances": self.alliances,
-            "surveillance": self.surveillance,
-            "suspended_until": self.suspended_until,
+            **_rest(self),
         }
-        if self.mechanisms:
-            out["mechanisms"] = self.mechanisms
-        return out
 
 
 # `ObservationEncoder` splices the parts of `Observation.to_dict` in its order: the scalars before
