@@ -179,8 +179,9 @@ class Ledger:
 
     def reserve_cash(self, account_id: AccountId, amount: int) -> None:
         """Earmark cash (e.g. limit price * quantity of a buy order)."""
-        amount = _amount(amount, "cash reservation")
-        a = self.account(account_id)
+        if type(amount) is not int or amount < 0:  # a plain non-negative int passes as it is
+            amount = _amount(amount, "cash reservation")
+        a = self._accounts.get(account_id) or self.account(account_id)
         available = a.available_cash()
         if amount > available:
             raise InsufficientFunds(
@@ -190,8 +191,9 @@ class Ledger:
 
     def release_cash(self, account_id: AccountId, amount: int) -> None:
         """Give back earmarked cash."""
-        amount = _amount(amount, "cash release")
-        a = self.account(account_id)
+        if type(amount) is not int or amount < 0:
+            amount = _amount(amount, "cash release")
+        a = self._accounts.get(account_id) or self.account(account_id)
         if amount > a.reserved_cash:
             raise LedgerError(
                 f"account {account_id!r} cannot release {amount} cash: only {a.reserved_cash} reserved"
@@ -200,9 +202,11 @@ class Ledger:
 
     def reserve_goods(self, account_id: AccountId, good: str, quantity: int) -> None:
         """Earmark goods (e.g. the quantity of a sell order)."""
-        quantity = _amount(quantity, f"{good} reservation")
-        a = self.account(account_id)
-        self._check_good(good)
+        if type(quantity) is not int or quantity < 0:
+            quantity = _amount(quantity, f"{good} reservation")
+        a = self._accounts.get(account_id) or self.account(account_id)
+        if good not in self._issued_goods:
+            self._check_good(good)
         available = a.holdings[good] - a.reserved_goods[good] + a.short_limit
         if quantity > available:
             raise InsufficientGoods(
@@ -212,9 +216,11 @@ class Ledger:
 
     def release_goods(self, account_id: AccountId, good: str, quantity: int) -> None:
         """Give back earmarked goods."""
-        quantity = _amount(quantity, f"{good} release")
-        a = self.account(account_id)
-        self._check_good(good)
+        if type(quantity) is not int or quantity < 0:
+            quantity = _amount(quantity, f"{good} release")
+        a = self._accounts.get(account_id) or self.account(account_id)
+        if good not in self._issued_goods:
+            self._check_good(good)
         reserved = a.reserved_goods[good]
         if quantity > reserved:
             raise LedgerError(

@@ -56,6 +56,8 @@ class OrderBook:
         self._by_id: dict[int, Order] = {}
         self._by_agent: dict[Hashable, dict[int, Order]] = {}
         self._by_lifetime: dict[Lifetime, dict[int, Order]] = {lt: {} for lt in Lifetime}
+        #: the latest arrival of an order added so far (a later one needs no re-sort of its side)
+        self._latest_arrival = 0
 
     def next_order_id(self) -> int:
         """Return a fresh order id (1, 2, 3, ...); it doubles as the arrival number."""
@@ -78,17 +80,24 @@ class OrderBook:
             order.side = Side(order.side)
         if type(order.lifetime) is not Lifetime:
             order.lifetime = Lifetime(order.lifetime)
-        if order.order_id >= self._next_id:  # ids made elsewhere must not be reissued
-            self._next_id = order.order_id + 1
+        oid = order.order_id
+        if oid >= self._next_id:  # ids made elsewhere must not be reissued
+            self._next_id = oid + 1
         key = (order.good, order.side)
         side = self._sides.get(key)
         if side is None:
             side = self._sides[key] = {}
-        side[order.order_id] = order
-        self._by_id[order.order_id] = order
-        self._by_agent.setdefault(order.agent_id, {})[order.order_id] = order
-        self._by_lifetime[order.lifetime][order.order_id] = order
-        self._keep_arrival_order(key, side, order)
+        side[oid] = order
+        self._by_id[oid] = order
+        own = self._by_agent.get(order.agent_id)
+        if own is None:
+            own = self._by_agent[order.agent_id] = {}
+        own[oid] = order
+        self._by_lifetime[order.lifetime][oid] = order
+        if order.arrival < self._latest_arrival:
+            self._keep_arrival_order(key, side, order)
+        else:  # it arrived after every order added so far: appended, its side stays in order
+            self._latest_arrival = order.arrival
 
     def get(self, order_id: int) -> Order | None:
         """Return the resting order with this id, or None."""
@@ -149,7 +158,12 @@ class OrderBook:
 
     def expire(self, lifetime: Lifetime = Lifetime.STEP) -> list[Order]:
         """Remove and return every order with this lifetime, in arrival order."""
-        expired = sorted(self._by_lifetime[Lifetime(lifetime)].values(), key=_arrival)
+        kind = Lifetime(lifetime)
+        expired = sorted(self._by_lifetime[kind].values(), key=_arrival)
+        if len(expired) == len(self._by_id):  # the whole book expires (a book of step orders): empty it
+            self._by_id, self._sides, self._by_agent = {}, {}, {}
+            self._by_lifetime[kind] = {}
+            return expired
         for order in expired:
             self._remove(order)
         return expired

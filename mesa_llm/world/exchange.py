@@ -32,6 +32,10 @@ from mesa_llm.world.regulation import MarketRules, RuleViolation
 
 #: an order's lifetime by its text: a dict lookup per order instead of the enum call
 _LIFETIMES: dict[str, Lifetime] = {lifetime.value: lifetime for lifetime in Lifetime}
+#: whether each role may buy and may sell (two properties, each a set lookup, per order otherwise)
+_ROLE_SIDES: dict[Role, tuple[bool, bool]] = {role: (role.may_buy, role.may_sell) for role in Role}
+# the enum members as plain names (an attribute of the enum class is looked up per use)
+_BUY, _SELL = Side.BUY, Side.SELL
 
 
 @dataclass(slots=True)
@@ -156,16 +160,22 @@ class Exchange:
 
     def place_order(self, agent_id: int, role: Role, action: PlaceOrder, step: int) -> Order:
         """Validate an order against the world's rules, reserve what it needs, and book it."""
-        state = self.goods.get(action.good)
+        good = action.good
+        state = self.goods.get(good)
         if state is None:
-            raise RejectedAction(f"unknown good {action.good!r}; traded goods: {', '.join(self.goods)}")
-        side = Side.BUY if action.side == "buy" else Side.SELL
-        if side is Side.BUY and not role.may_buy:
+            raise RejectedAction(f"unknown good {good!r}; traded goods: {', '.join(self.goods)}")
+        buy = action.side == "buy"
+        may_buy, may_sell = _ROLE_SIDES[role]
+        if buy and not may_buy:
             raise RejectedAction(f"role {role.value!r} may not buy")
-        if side is Side.SELL and not role.may_sell:
+        if not buy and not may_sell:
             raise RejectedAction(f"role {role.value!r} may not sell")
-        low, high = self._range_units(state)
-        if not low - self.money.tick_size < action.price < high + self.money.tick_size:
+        units = self._units.get(good)
+        if units is None or units[0] != state.min_price or units[1] != state.max_price:
+            units = self._range_units(state)
+        low, high = units[2], units[3]
+        tick = self.money.tick_size
+        if not low - tick < action.price < high + tick:
             # checked before the conversion: an absurd price is out of range, not "too large to convert"
             raise RejectedAction(f"price {action.price} outside the admissible range [{low}, {high}]")
         try:
@@ -177,16 +187,45 @@ class Exchange:
                 f"price {action.price} outside the admissible range "
                 f"[{self.money.to_units(state.min_price)}, {self.money.to_units(state.max_price)}]"
             )
+        side = _BUY if buy else _SELL
+        rules = self.rules
+        if rules.suspended_until or rules.price_caps or rules.price_floors or rules.position_limits:
+            self._check_rules(agent_id, action, side, price, step)  # only rules in force are checked
+        placed = self._orders_this_step.get(agent_id, 0)
+        if placed >= self.max_orders_per_step:
+            raise RejectedAction(f"at most {self.max_orders_per_step} orders per step")
+        quantity = action.quantity
+        fee = self.fee_per_unit
+        try:
+            if buy:
+                self.ledger.reserve_cash(agent_id, (price + fee) * quantity)
+            else:
+                if fee > price:
+                    raise RejectedAction(f"price {action.price} does not cover the fee per unit")
+                self.ledger.reserve_goods(agent_id, good, quantity)
+        except LedgerError as exc:
+            raise RejectedAction(_insufficient(exc, side, action, self.money, price, fee)) from None
+        book = self.book
+        order_id = book.next_order_id()
+        # positional: Order's fields in their order (order_id doubles as the arrival number)
+        order = Order(order_id, agent_id, good, side, price, quantity, quantity,
+                      _LIFETIMES.get(action.lifetime) or Lifetime(action.lifetime), order_id, step)  # fmt: skip
+        book.add(order)
+        self._orders_this_step[agent_id] = placed + 1
+        return order
+
+    def _check_rules(self, agent_id: int, action: PlaceOrder, side: Side, price: int, step: int) -> None:
+        """The checks of the market rules in force (suspension, price floor and cap, position limit)."""
         rules = self.rules
         try:
-            if rules.suspended_until:  # the checks of rules in force (none: nothing to check)
+            if rules.suspended_until:
                 rules.check_suspension(agent_id, step)
             if rules.price_caps or rules.price_floors:
                 rules.check_price(action.good, price)
             if rules.position_limits:
                 account = self.ledger.account(agent_id)
                 mine = [o for o in self.book.open_orders(agent_id) if o.good == action.good]
-                self.rules.check_position(
+                rules.check_position(
                     action.good,
                     side,
                     action.quantity,
@@ -196,45 +235,15 @@ class Exchange:
                 )
         except RuleViolation as exc:
             raise RejectedAction(exc.reason) from None
-        placed = self._orders_this_step.get(agent_id, 0)
-        if placed >= self.max_orders_per_step:
-            raise RejectedAction(f"at most {self.max_orders_per_step} orders per step")
-        quantity = action.quantity
-        fee = self.fee_per_unit
-        try:
-            if side is Side.BUY:
-                self.ledger.reserve_cash(agent_id, (price + fee) * quantity)
-            else:
-                if fee > price:
-                    raise RejectedAction(f"price {action.price} does not cover the fee per unit")
-                self.ledger.reserve_goods(agent_id, action.good, quantity)
-        except LedgerError as exc:
-            raise RejectedAction(_insufficient(exc, side, action, self.money, price, fee)) from None
-        order_id = self.book.next_order_id()
-        order = Order(
-            order_id=order_id,
-            agent_id=agent_id,
-            good=action.good,
-            side=side,
-            price=price,
-            quantity=quantity,
-            remaining=quantity,
-            lifetime=_LIFETIMES.get(action.lifetime) or Lifetime(action.lifetime),
-            arrival=order_id,
-            step=step,
-        )
-        self.book.add(order)
-        self._orders_this_step[agent_id] = placed + 1
-        return order
 
-    def _range_units(self, state: GoodState) -> tuple[float, float]:
-        """The good's (min, max) price in currency units."""
+    def _range_units(self, state: GoodState) -> tuple[int, int, float, float]:
+        """The good's (min, max) price in ticks and in currency units (converted once per range)."""
         cached = self._units.get(state.name)
         if cached is None or cached[0] != state.min_price or cached[1] != state.max_price:
             to_units = self.money.to_units
             cached = self._units[state.name] = (state.min_price, state.max_price, to_units(state.min_price),
                                                 to_units(state.max_price))  # fmt: skip
-        return cached[2], cached[3]
+        return cached
 
     def cancel_order(self, agent_id: int, order_id: int) -> Order:
         """Cancel one of the agent's own open orders and release its reservation."""
@@ -248,7 +257,7 @@ class Exchange:
     def _release(self, order: Order) -> None:
         if order.remaining <= 0:
             return
-        if order.side is Side.BUY:
+        if order.side is _BUY:
             self.ledger.release_cash(order.agent_id, (order.price + self.fee_per_unit) * order.remaining)
         else:
             self.ledger.release_goods(order.agent_id, order.good, order.remaining)

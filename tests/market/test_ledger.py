@@ -425,3 +425,33 @@ class ExchangeMachine(RuleBasedStateMachine):
 
 ExchangeMachine.TestCase.settings = settings(max_examples=200, stateful_step_count=50, deadline=None)
 TestExchangeMachine = ExchangeMachine.TestCase
+
+
+@pytest.mark.parametrize("method", ["reserve_cash", "release_cash", "reserve_goods", "release_goods"])
+def test_reservations_check_their_amount_account_and_good_on_the_fast_path(ledger: Ledger, method: str) -> None:
+    """A plain non-negative int skips the amount check: every other amount, an unknown account
+    and an unknown good are still refused, and a refused call changes nothing."""
+    goods = method.endswith("goods")
+
+    def call(account: object, amount: object, good: str = "apple") -> None:
+        args = (account, good, amount) if goods else (account, amount)
+        getattr(ledger, method)(*args)
+
+    ledger.reserve_cash(1, 10)
+    ledger.reserve_goods(1, "apple", 2)
+    before = snapshot(ledger)
+    for amount, error in ((-1, ValueError), (True, TypeError), (1.0, TypeError), ("1", TypeError)):
+        with pytest.raises(error):
+            call(1, amount)
+    with pytest.raises(UnknownAccount, match="99"):
+        call(99, 1)
+    with pytest.raises(UnknownAccount):
+        call(None, 1)
+    if goods:
+        with pytest.raises(LedgerError, match="banana"):
+            call(1, 1, "banana")
+    assert snapshot(ledger) == before
+    call(1, np.int64(1))  # numpy ints are converted
+    account = ledger.account(1)
+    assert type(account.reserved_cash) is int and type(account.reserved_goods["apple"]) is int
+    ledger.check_invariants()

@@ -111,3 +111,36 @@ def test_late_arrival_is_sorted_into_place() -> None:
     orders, _, _ = book.side_arrays("apple", Side.BUY)
     assert orders == [early, late]
     assert book.open_orders(1) == [late]
+
+
+def test_an_arrival_between_others_is_sorted_in_after_the_latest_moved_on() -> None:
+    """The side is re-sorted only for an order earlier than the latest arrival added so far: one
+    between two others (another good's order came later) still lands in its place."""
+    book = OrderBook()
+    first = Order(1, 1, "apple", Side.BUY, 10, 1, 1, Lifetime.STEP, 10, 0)
+    last = Order(2, 2, "apple", Side.BUY, 10, 1, 1, Lifetime.STEP, 30, 0)
+    pear = Order(3, 3, "pear", Side.BUY, 10, 1, 1, Lifetime.STEP, 40, 0)
+    between = Order(4, 4, "apple", Side.BUY, 10, 1, 1, Lifetime.STEP, 20, 0)
+    for order in (first, last, pear, between):
+        book.add(order)
+    assert book.orders("apple", Side.BUY) == [first, between, last]
+    after = Order(5, 5, "apple", Side.BUY, 10, 1, 1, Lifetime.STEP, 50, 0)
+    book.add(after)
+    assert book.orders("apple", Side.BUY) == [first, between, last, after]
+
+
+def test_a_book_of_step_orders_expires_whole_and_takes_new_orders() -> None:
+    """When every resting order expires the indexes are emptied at once: nothing of them is left
+    anywhere, and the book works as before afterwards."""
+    book = OrderBook()
+    orders = [make(book, i % 3, Side.BUY if i % 2 else Side.SELL, 10 + i, 1, good="apple" if i < 4 else "pear") for i in range(7)]
+    assert book.expire() == orders
+    assert len(book) == 0 and book.goods() == [] and book.open_orders(1) == []
+    assert book.orders("apple", Side.BUY) == [] and all(book.get(o.order_id) is None for o in orders)
+    assert book.expire() == [] and book.expire(Lifetime.GTC) == []
+    again = make(book, 1, Side.BUY, 12, 2)
+    gtc = make(book, 1, Side.BUY, 11, 1, lifetime=Lifetime.GTC)
+    assert book.open_orders(1) == [again, gtc] and book.orders("apple", Side.BUY) == [again, gtc]
+    assert book.cancel(again.order_id) is again
+    assert book.expire() == [] and book.open_orders(1) == [gtc]
+    assert again.order_id > orders[-1].order_id  # ids are never reissued
