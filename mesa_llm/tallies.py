@@ -94,8 +94,11 @@ class MarketTallies:
             self.trade_value[good] += price * quantity
             self.trade_units[good] += quantity
             self.price_stats[good].add(price)
-            self.buyer_fees += self.money.to_ticks(content.get("buyer_fee") or 0)
-            self.seller_fees += self.money.to_ticks(content.get("seller_fee") or 0)
+            # no fee (0, 0.0 or none) is no ticks: only a fee is converted
+            if fee := content.get("buyer_fee"):
+                self.buyer_fees += self.money.to_ticks(fee)
+            if fee := content.get("seller_fee"):
+                self.seller_fees += self.money.to_ticks(fee)
         elif event_type == "contract" and content.get("stage") == "settled" and content.get("status") == "fulfilled":
             good = content.get("good")
             if good is None:

@@ -112,10 +112,16 @@ class TraderAgent(mesa.Agent):
         holdings = dict(account.holdings)
         reserved = account.reserved_goods
         short_limit = account.short_limit
+        if any(reserved.values()):
+            shown_reserved = {g: q for g, q in reserved.items() if q}
+            available = {g: q - reserved.get(g, 0) + short_limit for g, q in holdings.items()}
+        else:  # nothing reserved (the usual state at a step's start): the same dicts, fewer steps
+            shown_reserved = {}
+            available = {g: q + short_limit for g, q in holdings.items()} if short_limit else dict(holdings)
         # positional: the views' fields in their order (keywords cost a third more per view)
         view = AccountView(
-            to_units(account.cash), holdings, to_units(account.reserved_cash), {g: q for g, q in reserved.items() if q},
-            to_units(account.available_cash()), {g: q - reserved.get(g, 0) + short_limit for g, q in holdings.items()},
+            to_units(account.cash), holdings, to_units(account.reserved_cash), shown_reserved,
+            to_units(account.available_cash()), available,
         )  # fmt: skip
         private = {}
         shown = self.units_shown

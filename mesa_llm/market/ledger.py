@@ -249,16 +249,23 @@ class Ledger:
         and the fees, and only then applies them (fees go to HOUSE). If a check fails,
         nothing changes and InsufficientFunds / InsufficientGoods is raised.
         """
-        quantity = _amount(quantity, "trade quantity")
-        price = _amount(price, "trade price")
-        buyer_reserved_cash = _amount(buyer_reserved_cash, "buyer reserved cash")
-        seller_reserved_goods = _amount(seller_reserved_goods, "seller reserved goods")
-        buyer_fee = _amount(buyer_fee, "buyer fee")
-        seller_fee = _amount(seller_fee, "seller fee")
+        if not (
+            type(quantity) is int and type(price) is int and type(buyer_reserved_cash) is int
+            and type(seller_reserved_goods) is int and type(buyer_fee) is int and type(seller_fee) is int
+            and quantity >= 0 and price >= 0 and buyer_reserved_cash >= 0 and seller_reserved_goods >= 0
+            and buyer_fee >= 0 and seller_fee >= 0
+        ):  # fmt: skip  # plain non-negative ints (the clearing's) pass as they are
+            quantity = _amount(quantity, "trade quantity")
+            price = _amount(price, "trade price")
+            buyer_reserved_cash = _amount(buyer_reserved_cash, "buyer reserved cash")
+            seller_reserved_goods = _amount(seller_reserved_goods, "seller reserved goods")
+            buyer_fee = _amount(buyer_fee, "buyer fee")
+            seller_fee = _amount(seller_fee, "seller fee")
         buyer = self.account(buyer_id)
         seller = self.account(seller_id)
         house = self._accounts[HOUSE]
-        self._check_good(good)
+        if good not in self._issued_goods:
+            self._check_good(good)
         if buyer_reserved_cash > buyer.reserved_cash:
             raise LedgerError(
                 f"account {buyer_id!r} cannot release {buyer_reserved_cash} cash: "

@@ -94,7 +94,8 @@ class CallMarketMechanism(Mechanism):
             for t in c.trades:
                 content = payloads.trade_record(t, money)
                 self.record("trade", content, None)  # the tallies count it (and the parties' fills)
-                self.last_trades.append({k: content[k] for k in ("good", "price", "quantity", "buyer_id", "seller_id")})
+                self.last_trades.append({"good": content["good"], "price": content["price"], "quantity": content["quantity"],
+                                         "buyer_id": content["buyer_id"], "seller_id": content["seller_id"]})  # fmt: skip
 
 
 __all__ = ["CALL_MARKET_TOOLS", "CallMarketMechanism"]

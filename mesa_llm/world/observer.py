@@ -49,6 +49,8 @@ class Observer:
         self.encoder = ObservationEncoder(encode) if encode is not None else None
         self.reputation_shown = reputation_shown
         self._plain_tool_cache: dict[Role, tuple[str, ...]] = {}
+        #: a plain market's tools by (role, has open orders, has messages to forward)
+        self._narrowed: dict[tuple[Role, bool, bool], tuple[str, ...]] = {}
         self._plugins = world.plugin_mechanisms  # a frozen world's: asked once, not per agent
 
     def _market_snapshot(self) -> MarketSnapshot:
@@ -91,19 +93,28 @@ class Observer:
             "step": order.step,
         }
 
-    def available_actions(self, agent: TraderAgent, step: int) -> list[str]:
-        """The tools this agent may use now: its role's, narrowed by the state of the world."""
+    def available_actions(self, agent: TraderAgent, step: int, open_orders: Sequence[Order] | None = None) -> list[str]:
+        """The tools this agent may use now: its role's, narrowed by the state of the world
+        (``open_orders``: the agent's open orders, if the caller has looked them up already)."""
         me = agent.unique_id
         suspended = self.world.rules.is_suspended(me, step) if self.world.rules.suspended_until else False
         social = self.world.scenario.social
         plugins = self._plugins
         if self.world.desk is None and not social.alliances and not suspended:
-            # the common case of a plain market: only two tools depend on the state
-            out = list(self._plain_tools(agent.role))
-            if "cancel_order" in out and not self.world.exchange.open_orders(me):
-                out.remove("cancel_order")
-            if "forward_message" in out and not self.world.mailbox.received(me):
-                out.remove("forward_message")
+            # the common case of a plain market: only two tools depend on the state (whether the
+            # agent has open orders, and messages to forward); one list per role and state
+            role = agent.role
+            plain = self._plain_tools(role)
+            orders = "cancel_order" not in plain or bool(
+                open_orders if open_orders is not None else self.world.exchange.open_orders(me)
+            )
+            received = "forward_message" not in plain or bool(self.world.mailbox.received(me))
+            key = (role, orders, received)
+            narrowed = self._narrowed.get(key)
+            if narrowed is None:
+                gone = {n for n, ok in (("cancel_order", orders), ("forward_message", received)) if not ok}
+                narrowed = self._narrowed[key] = tuple(n for n in plain if n not in gone)
+            out = list(narrowed)
             return self._with_plugin_tools(out, agent, step) if plugins else out
         # what the built-in mechanisms offer now (the call market, the desk)
         offered = {t for m in self.world.mechanisms if m.builtin for t in m.available(agent, step)}
@@ -175,11 +186,12 @@ class Observer:
         out = []
         for agent in self.world.agents.values():
             me = agent.unique_id
-            open_orders = [self._order_view(o) for o in open_orders_of(me)]
+            orders = open_orders_of(me)
+            open_orders = [self._order_view(o) for o in orders] if orders else []
             obs = agent.observe(
                 step=step, horizon=horizon, market=market, ledger=ledger, money=money, open_orders=open_orders, keyed=keyed
             )  # fmt: skip
-            obs.available_actions = self.available_actions(agent, step)
+            obs.available_actions = self.available_actions(agent, step, orders)
             for mechanism in mechanisms:
                 mechanism.fill_observation(obs, agent, step)
             if reputation_shown:

@@ -86,3 +86,26 @@ def test_the_schema_checks_fee_and_house_fields():
     assert content_problem("trade", {**trade, "buyer_fee": 0.01, "seller_fee": 0.01}) is None
     assert "buyer_fee" in (content_problem("trade", {**trade, "buyer_fee": "0.01"}) or "")
     assert "house" in (content_problem("simulation_end", {"status": "completed", "house": {"cash": "x"}}) or "")
+
+
+def test_the_tallies_count_each_fee_and_no_fee_as_none(tmp_path):
+    """The summary's fees equal the recorded trades' fees (commodity_exchange charges them), and
+    a trade without fees (0, 0.0, null or missing) adds nothing."""
+    from mesa_llm.tallies import MarketTallies
+
+    model = MarketModel(load_scenario("commodity_exchange"), seed=5, steps=6, output_dir=tmp_path)
+    model.run()
+    trades = [json.loads(line)["content"] for line in model.recording_path.read_text().splitlines()
+              if '"event_type":"trade"' in line]  # fmt: skip
+    assert trades
+    money = model.money
+    assert model.tallies.fees()["buyers"] == money.to_units(sum(money.to_ticks(t["buyer_fee"]) for t in trades))
+    assert model.tallies.fees()["sellers"] == money.to_units(sum(money.to_ticks(t["seller_fee"]) for t in trades))
+    assert model.tallies.buyer_fees > 0
+    agents = {a.unique_id: a for a in model.traders}
+    tallies = MarketTallies(["widget"], Money(0.01), agents)
+    base = {"good": "widget", "price": 1.0, "quantity": 0, "buyer_id": model.traders[0].unique_id,
+            "seller_id": model.traders[1].unique_id}  # fmt: skip
+    for fees in ({}, {"buyer_fee": 0, "seller_fee": 0.0}, {"buyer_fee": None, "seller_fee": None}, {"buyer_fee": 0.03}):
+        tallies.on_event("trade", {**base, **fees}, 1)
+    assert (tallies.buyer_fees, tallies.seller_fees) == (3, 0)

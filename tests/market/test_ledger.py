@@ -455,3 +455,24 @@ def test_reservations_check_their_amount_account_and_good_on_the_fast_path(ledge
     account = ledger.account(1)
     assert type(account.reserved_cash) is int and type(account.reserved_goods["apple"]) is int
     ledger.check_invariants()
+
+
+def test_settle_trade_checks_its_amounts_on_the_fast_path(ledger: Ledger) -> None:
+    """Plain non-negative ints settle as they are; numpy ints are converted; a negative, a float or
+    a bool in any of the six amounts is refused before anything moves."""
+    ledger.reserve_cash(1, 20)
+    ledger.reserve_goods(2, "apple", 4)
+    amounts = {"buyer_reserved_cash": 10, "seller_reserved_goods": 2, "buyer_fee": 1, "seller_fee": 1}
+    before = snapshot(ledger)
+    for name in ("quantity", "price", *amounts):
+        for bad, error in ((-1, ValueError), (1.0, TypeError), (True, TypeError)):
+            args = {"quantity": 2, "price": 5, **amounts, name: bad}
+            quantity, price = args.pop("quantity"), args.pop("price")
+            with pytest.raises(error):
+                ledger.settle_trade(1, 2, "apple", quantity, price, **args)
+    assert snapshot(ledger) == before
+    ledger.settle_trade(1, 2, "apple", np.int64(2), np.int64(5), **amounts)  # type: ignore[arg-type]
+    assert type(ledger.account(1).cash) is int and ledger.account(1).cash == 1_000 - 10 - 1
+    ledger.settle_trade(1, 2, "apple", 1, 5, buyer_reserved_cash=5, seller_reserved_goods=1)
+    assert ledger.account(2).holdings["apple"] == 7 and ledger.account(HOUSE).cash == 2
+    ledger.check_invariants()
