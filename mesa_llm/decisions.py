@@ -13,7 +13,6 @@ import numpy as np
 
 from mesa_llm.actions import Decision
 from mesa_llm.agents.llm_policy import LLMPolicy
-from mesa_llm.agents.policies.base import BatchDrawPolicy
 from mesa_llm.agents.trader import TraderAgent
 
 Observations = list[tuple[TraderAgent, Any]]
@@ -23,77 +22,19 @@ Record = Callable[[str, dict[str, Any], int | None], None]
 
 def decide_rule_based(observations: Observations, rng: np.random.Generator) -> tuple[list[Decision | None], list[int], dict[int, str]]:
     """Every rule-based agent's decision (in agent order), the indexes of the LLM agents still to
-    ask, and the agents whose policy raised (index -> one line).
-
-    Consecutive agents whose policies draw only ``rng.random()`` numbers (`BatchDrawPolicy`) draw
-    them in one ``rng.random(n)`` call: numpy fills it with the numbers n scalar calls return, in
-    their order (one double per output of the bit generator), so every agent gets the numbers it
-    would have drawn alone and the generator ends in the same state."""
+    ask, and the agents whose policy raised (index -> one line)."""
     decisions: list[Decision | None] = [None] * len(observations)
     crashes: dict[int, str] = {}
     llm_jobs: list[int] = []
-    # agents planned but not drawn for yet: (index, policy, observation, plan, draws, error)
-    pending: list[tuple[int, BatchDrawPolicy, Any, Any, int, Exception | None]] = []
     for index, (agent, obs) in enumerate(observations):
-        policy = agent.policy
-        if policy.is_llm:  # they draw later (`decide_llm`): the run of batched draws goes on
+        if agent.policy.is_llm:
             llm_jobs.append(index)
             continue
-        if _batched(agent, policy):
-            try:
-                plan, count, error = policy.plan(obs)  # type: ignore[attr-defined]
-            except Exception as exc:  # noqa: BLE001 - raised before any draw
-                crashes[index] = f"{type(exc).__name__}: {exc}"
-                continue
-            pending.append((index, policy, obs, plan, count, error))  # type: ignore[arg-type]
-            continue
-        if pending:  # an agent drawing its own way: the earlier ones draw first
-            _draw_pending(pending, rng, decisions, crashes)
         try:
             decisions[index] = agent.decide(obs, rng)
         except Exception as exc:  # noqa: BLE001 - one agent's failure must not stop the others
             crashes[index] = f"{type(exc).__name__}: {exc}"
-    if pending:
-        _draw_pending(pending, rng, decisions, crashes)
     return decisions, llm_jobs, crashes
-
-
-def _batched(agent: TraderAgent, policy: Any) -> bool:
-    """Whether ``agent`` decides through its policy's `BatchDrawPolicy` plan and draws (neither
-    the agent's ``decide`` nor the policy's is overridden); known once per pair of classes."""
-    key = (type(agent), type(policy))
-    batched = _BATCHED.get(key)
-    if batched is None:
-        batched = _BATCHED[key] = (
-            issubclass(key[1], BatchDrawPolicy) and key[1].decide is BatchDrawPolicy.decide
-            and key[0].decide is TraderAgent.decide
-        )  # fmt: skip
-    return batched
-
-
-_BATCHED: dict[tuple[type, type], bool] = {}
-
-
-def _draw_pending(
-    pending: list[tuple[int, BatchDrawPolicy, Any, Any, int, Exception | None]],
-    rng: np.random.Generator,
-    decisions: list[Decision | None],
-    crashes: dict[int, str],
-) -> None:
-    """Draw the pending agents' numbers in one call, then decide each with its own (and clear ``pending``)."""
-    total = sum(p[4] for p in pending)
-    draws: list[float] = rng.random(total).tolist() if total else []
-    at = 0
-    for index, policy, obs, plan, count, error in pending:
-        mine = draws[at : at + count]
-        at += count
-        try:
-            if error is not None:
-                raise error
-            decisions[index] = policy.decide_drawn(obs, plan, mine)
-        except Exception as exc:  # noqa: BLE001 - one agent's failure must not stop the others
-            crashes[index] = f"{type(exc).__name__}: {exc}"
-    pending.clear()
 
 
 #: LLM agents started per turn of the event loop (see `decide_llm`): few enough that a request

@@ -21,6 +21,11 @@ Encoder = Callable[[Any], str]
 _MARKET_SLOT = '"market":null'
 
 
+#: `Observation.snap`'s prices by (ticks, tick size): ``round(ticks * tick, 10)`` made once each
+_SNAPPED: dict[tuple[int, float], float] = {}
+_SNAPPED_KEPT = 1 << 16
+
+
 @dataclass(slots=True)
 class GoodSnapshot:
     """Public market data about one good at step start."""
@@ -188,8 +193,14 @@ class Observation:
 
     def snap(self, price: float) -> float:
         """Round a price to the nearest tick, at least one tick (for strategies drawing prices)."""
-        ticks = max(round(price / self.tick_size), 1)
-        return round(ticks * self.tick_size, 10)
+        tick = self.tick_size
+        key = (max(round(price / tick), 1), tick)
+        snapped = _SNAPPED.get(key)
+        if snapped is None:  # a decimal rounding per new price, a dict lookup after
+            if len(_SNAPPED) >= _SNAPPED_KEPT:
+                _SNAPPED.clear()
+            snapped = _SNAPPED[key] = round(key[0] * tick, 10)
+        return snapped
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Observation:

@@ -47,34 +47,6 @@ class DecisionPolicy(ABC):
         return {"policy": self.name, "params": self.params.model_dump()}
 
 
-class BatchDrawPolicy(DecisionPolicy):
-    """A rule-based policy whose only random draws are ``rng.random()`` calls, as many as `plan`
-    says from the observation alone, so that a step's agents with such policies can draw all their
-    numbers in one ``rng.random(n)`` call (`mesa_llm.decisions.decide_rule_based`): the same
-    numbers in the same order as one scalar call each, for a fraction of the cost per agent.
-
-    `decide` (the one-agent path) is `plan`, the draws, then `decide_drawn`: a subclass writes
-    those two, and the two paths cannot disagree. A subclass that overrides `decide` itself is
-    asked one agent at a time.
-    """
-
-    @abstractmethod
-    def plan(self, observation: Observation) -> tuple[Any, int, Exception | None]:
-        """What to decide with (passed on to `decide_drawn`), how many draws it takes, and the error
-        to raise after those draws (None: none), as deciding one draw at a time would fail there."""
-
-    @abstractmethod
-    def decide_drawn(self, observation: Observation, plan: Any, draws: list[float]) -> Decision:
-        """The decision, given the `plan` and its ``rng.random()`` draws in order."""
-
-    def decide(self, observation: Observation, rng: np.random.Generator) -> Decision:
-        plan, count, error = self.plan(observation)
-        draws = [rng.random() for _ in range(count)]
-        if error is not None:
-            raise error
-        return self.decide_drawn(observation, plan, draws)
-
-
 class UnknownPolicyError(KeyError):
     """A scenario names a policy that is not registered (or whose plugin failed to load)."""
 
@@ -156,7 +128,6 @@ class PolicyRegistry:
 
 
 __all__ = [
-    "BatchDrawPolicy",
     "DecisionPolicy",
     "PolicyParams",
     "PolicyRegistry",

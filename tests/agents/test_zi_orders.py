@@ -1,6 +1,6 @@
-"""ZI traders of a step draw their prices in one ``rng.random(n)`` call (`decide_rule_based`): each
-agent's decision, its crash and the generator's state after the step must be those of the ZI
-decision drawing one number at a time, as it was written before the batch (kept below)."""
+"""ZI traders reuse equal orders (frozen actions) and snapped prices: each agent's decision, its crash
+and the generator's state after a step of ZI and other traders must be those of the ZI decision as
+it was written before (kept below), and a snapped price that of the rounding it stands for."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ TICK = 0.01
 
 
 def reference_zi(observation: Observation, rng: np.random.Generator, quantity: int, constrained: bool) -> Decision:
-    """The ZI decision as it was before the batch: one ``rng.uniform`` per priced order."""
+    """The ZI decision as it was before: a new order each time, ``rng.uniform`` per priced order."""
     actions = []
     may_buy = observation.role in ("buyer", "trader")
     may_sell = observation.role in ("seller", "trader")
@@ -108,12 +108,12 @@ def expected(pairs: list[tuple[TraderAgent, Observation]], rng: np.random.Genera
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_a_step_of_zi_and_other_traders_decides_and_draws_as_one_at_a_time(seed: int) -> None:
+def test_a_step_of_zi_and_other_traders_decides_and_draws_as_before(seed: int) -> None:
     shapes = np.random.default_rng(seed)
     policies: list[Any] = []
     for _ in range(60):
         kind = int(shapes.integers(0, 6))
-        if kind == 5:  # draws its own way (normal, integers): the batch must stop before it
+        if kind == 5:  # draws its own way (normal, integers) between the ZI traders' draws
             policies.append(NoiseTrader(NoiseParams()))
         else:
             cls = ZeroIntelligenceConstrained if kind < 3 else ZeroIntelligenceUnconstrained
@@ -143,27 +143,6 @@ def test_a_zi_trader_alone_decides_as_before() -> None:
         assert ours.bit_generator.state == theirs.bit_generator.state
 
 
-class _Rounder(ZeroIntelligenceConstrained):
-    """A ZI-C whose own ``decide`` draws one more number: it must be asked itself."""
-
-    name = "zi_rounder"
-
-    def decide(self, observation: Observation, rng: np.random.Generator) -> Decision:
-        rng.random()
-        return super().decide(observation, rng)
-
-
-def test_a_policy_that_overrides_decide_is_asked_itself() -> None:
-    agents = make_agents([ZeroIntelligenceConstrained(ZIParams()), _Rounder(ZIParams()), ZeroIntelligenceConstrained(ZIParams())])
-    shapes = np.random.default_rng(1)
-    pairs = [(a, random_observation(shapes, a.role.value, ["widget"])) for a in agents]
-    ours, theirs = np.random.default_rng(9), np.random.default_rng(9)
-    decide_rule_based(pairs, ours)
-    for agent, obs in pairs:
-        agent.decide(obs, theirs)
-    assert ours.bit_generator.state == theirs.bit_generator.state
-
-
 def test_same_orders_are_the_same_frozen_action() -> None:
     """An order equal to one made before is that one (actions are frozen): equal in every field."""
     shapes = np.random.default_rng(2)
@@ -179,3 +158,15 @@ def test_same_orders_are_the_same_frozen_action() -> None:
             assert action == fresh and action.model_fields_set == fresh.model_fields_set
             seen.setdefault((action.side, action.quantity), action)
     assert seen
+
+
+def test_a_snapped_price_is_the_rounding_it_stands_for() -> None:
+    """`Observation.snap` keeps each (ticks, tick size)'s price: the same number as rounding it
+    anew, for prices met again and for the same tick count under another tick size."""
+    draws = np.random.default_rng(4)
+    for tick in (0.01, 0.05, 0.5, 1.0, 0.001, 0.01):
+        obs = Observation(1, 2, 0, "a", "trader", tick, None, {}, MarketSnapshot(goods={}))  # type: ignore[arg-type]
+        for price in [*(float(p) for p in draws.uniform(-1, 300, 400)), 0.0, tick / 3, 12.345, 12.345]:
+            expected = round(max(round(price / tick), 1) * tick, 10)
+            got = obs.snap(price)
+            assert got == expected and type(got) is float, (tick, price)
