@@ -3,7 +3,9 @@
 Built by the world from the state at step start (pure: building it changes nothing). Money is in
 currency units. The market snapshot is shared by all agents of a step (it is public), the rest is
 the agent's own: its account, private values, open orders, its trades of the last step, the
-messages delivered to it and the reasons its last actions were rejected.
+messages delivered to it and the reasons its last actions were rejected. An agent's account and
+private parts are the same objects as in its last observation while they are unchanged: read an
+observation, never change it.
 """
 
 from __future__ import annotations

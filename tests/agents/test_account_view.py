@@ -6,7 +6,7 @@ from __future__ import annotations
 import mesa
 import pytest
 
-from mesa_llm.agents.observation import MarketSnapshot
+from mesa_llm.agents.observation import MarketSnapshot, Observation
 from mesa_llm.agents.persona import Persona
 from mesa_llm.agents.policies import Idle
 from mesa_llm.agents.roles import Role
@@ -39,3 +39,46 @@ def test_the_account_view_as_the_ledger_says(short_limit: int, reserve: dict[str
     view.holdings["apple"] = 99
     view.available_goods["apple"] = 99
     assert ledger.account(agent.unique_id).holdings["apple"] == 4
+
+
+def test_unchanged_parts_are_reused_and_every_change_is_seen() -> None:
+    """An agent's account and private parts are the last observation's while what they are made of
+    is unchanged, and made anew on any change: a stale part would show an old balance or schedule."""
+    from mesa_llm.agents.trader import PrivateValues
+
+    money = Money(0.01)
+    ledger = Ledger(["apple"])
+    model = mesa.Model(seed=1)
+    schedule = PrivateValues(values=[500, 400, 300], costs=[100, 200], fundamental=250)
+    agent = TraderAgent(model, persona=Persona(name="a", role=Role.TRADER, policy="idle"), policy=Idle(),
+                        private={"apple": schedule}, units_shown=2)  # fmt: skip
+    ledger.open_account(agent.unique_id, cash=10_000, holdings={"apple": 3})
+    ledger.open_account(99, cash=10_000, holdings={"apple": 3})
+
+    def observe() -> Observation:
+        return agent.observe(step=1, horizon=9, market=MarketSnapshot(goods={}), ledger=ledger, money=money,
+                             open_orders=[], keyed=True)  # fmt: skip
+
+    first = observe()
+    again = observe()
+    assert again.account is first.account and again.private is first.private
+    assert again._keys == first._keys
+    ledger.reserve_cash(agent.unique_id, 1_000)
+    third = observe()
+    assert third.account.reserved_cash == 10.0 and third.account.available_cash == 90.0 and third.private is first.private
+    ledger.release_cash(agent.unique_id, 1_000)
+    ledger.settle_trade(agent.unique_id, 99, "apple", 1, 300)
+    fourth = observe()
+    assert (fourth.account.cash, fourth.account.holdings, fourth.account.available_goods) == (97.0, {"apple": 4}, {"apple": 4})
+    agent.units_bought["apple"] = 1
+    assert observe().private["apple"].values == [4.0, 3.0] and observe().private["apple"].values_left == 2
+    schedule.fundamental = 260
+    assert observe().private["apple"].fundamental == 2.6
+    schedule.values = [900, 800, 700]  # a new schedule (never changed in place)
+    assert observe().private["apple"].values == [8.0, 7.0]
+    agent.units_shown = 1
+    assert observe().private["apple"].values == [8.0] and observe().private["apple"].costs == [1.0]
+    ledger.reserve_goods(agent.unique_id, "apple", 2)
+    last = observe()
+    assert last.account.reserved_goods == {"apple": 2} and last.account.available_goods == {"apple": 2}
+    assert first.account.cash == 100.0 and first.private["apple"].values == [5.0, 4.0]  # earlier ones untouched
