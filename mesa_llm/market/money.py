@@ -21,6 +21,8 @@ _MAX_FLOAT_TICKS = float(2**44)
 # to accept an amount that is visibly off the tick grid.
 _REL_TOL = 1e-9
 _MAX_ABS_TOL = 1e-2
+# Float amounts whose ticks a Money keeps (then it starts again): bounded memory in a long run.
+_FLOATS_KEPT = 1 << 16
 
 
 class OffTickError(ValueError):
@@ -30,7 +32,7 @@ class OffTickError(ValueError):
 class Money:
     """Converts between currency units (what agents and recordings see) and integer ticks (what the ledger holds)."""
 
-    __slots__ = ("tick_size", "decimals", "_tick_dec", "_tick_frac", "_scale")
+    __slots__ = ("tick_size", "decimals", "_tick_dec", "_tick_frac", "_scale", "_float_ticks")
 
     def __init__(self, tick_size: float | str) -> None:
         if isinstance(tick_size, bool) or not isinstance(tick_size, (str, numbers.Real)):
@@ -50,6 +52,8 @@ class Money:
         # Ticks per currency unit when that is an integer (0.01 -> 100): exact int paths.
         inverse = 1 / self._tick_frac
         self._scale: int | None = int(inverse) if inverse.denominator == 1 else None
+        # float amounts already converted (on the tick): a run meets the same prices again and again
+        self._float_ticks: dict[float, int] = {}
 
     def __repr__(self) -> str:
         return f"Money(tick_size={self._tick_dec})"
@@ -62,7 +66,13 @@ class Money:
         """
         kind = type(amount)
         if kind is float:
-            return self._float_to_ticks(amount)  # type: ignore[arg-type]
+            ticks = self._float_ticks.get(amount)  # type: ignore[arg-type]
+            if ticks is None:
+                ticks = self._float_to_ticks(amount)  # type: ignore[arg-type]  # raises: nothing kept
+                if len(self._float_ticks) >= _FLOATS_KEPT:
+                    self._float_ticks.clear()
+                self._float_ticks[amount] = ticks  # type: ignore[index]
+            return ticks
         if kind is int:
             return self._int_to_ticks(amount)  # type: ignore[arg-type]
         if kind is str:

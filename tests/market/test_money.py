@@ -127,3 +127,26 @@ def test_amounts_between_ticks_are_rejected(ticks: int, frac: float) -> None:
     money = Money(0.01)
     with pytest.raises(OffTickError):
         money.to_ticks((ticks + frac) * 0.01)
+
+
+def test_float_conversions_kept_are_those_made_anew() -> None:
+    """A Money keeps the ticks of float amounts it converted: asked again, the same ticks; an
+    amount off the tick, or not finite, is refused every time (nothing kept for it); a kept
+    amount of one tick size is never another's."""
+    draws = np.random.default_rng(8)
+    amounts = [round(float(x), 2) for x in draws.uniform(-500, 500, 300)] + [float(x) for x in draws.uniform(0, 5, 100)]
+    amounts += [0.0, -0.0, 1e-9, math.inf, math.nan, 12.345, 12.35]
+    for tick in (0.01, 0.05, 0.01):
+        kept = Money(tick)
+        for _ in range(2):
+            for amount in amounts:
+                try:
+                    expected: object = Money(tick).to_ticks(amount)
+                except ValueError as exc:
+                    expected = type(exc)
+                try:
+                    got: object = kept.to_ticks(amount)
+                except ValueError as exc:
+                    got = type(exc)
+                assert got == expected and type(got) is type(expected), (tick, amount)
+    assert Money(0.05).to_ticks(0.1) == 2 and Money(0.01).to_ticks(0.1) == 10
