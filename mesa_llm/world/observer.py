@@ -18,7 +18,7 @@ from mesa_llm.agents.roles import Role
 from mesa_llm.agents.trader import TraderAgent
 from mesa_llm.market import Order
 from mesa_llm.mechanisms.base import insert_tools
-from mesa_llm.mechanisms.call_market import CALL_MARKET_TOOLS
+from mesa_llm.mechanisms.call_market import CALL_MARKET_TOOLS, CallMarketMechanism
 from mesa_llm.mechanisms.negotiation import NEGOTIATION_TOOLS
 from mesa_llm.world.state import RecordEncoded, WorldState
 
@@ -182,7 +182,10 @@ class Observer:
         # looked up once per step, not per agent
         horizon, money, open_orders_of = self.horizon, self.world.money, self.world.exchange.open_orders
         mechanisms, alliances = self.world.mechanisms, self.world.scenario.social.alliances
+        # the call market's part is a no-op (its snapshot and open orders are fields of their own)
+        mechanisms = tuple(m for m in mechanisms if type(m).fill_observation is not CallMarketMechanism.fill_observation)
         suspended_until = self.world.rules.suspended_until
+        record, regulator = self.record, Role.REGULATOR
         out = []
         for agent in self.world.agents.values():
             me = agent.unique_id
@@ -198,15 +201,15 @@ class Observer:
                 obs.reputation = reputation_table
             if alliances:
                 obs.alliances = self.world.alliances.view(me)
-            if agent.role is Role.REGULATOR:
+            if agent.role is regulator:
                 obs.surveillance = surveillance
             if suspended_until and self.world.rules.is_suspended(me, step):
                 obs.suspended_until = suspended_until[me]
-            if self.record is not None:
+            if record is not None:
                 if encoder is None:
-                    self.record("observation", obs.to_dict(), me)
+                    record("observation", obs.to_dict(), me)
                 else:
-                    self.record("observation", obs.to_dict, me, encoder.to_json(obs))
+                    record("observation", obs.to_dict, me, encoder.to_json(obs))
             agent.start_step()
             out.append((agent, obs))
         return out

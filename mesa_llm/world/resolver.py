@@ -30,6 +30,7 @@ from mesa_llm.actions import (
     SuspendTrader,
     Wait,
 )
+from mesa_llm.agents.roles import Role
 from mesa_llm.agents.trader import TraderAgent
 from mesa_llm.mechanisms.base import Mechanism
 from mesa_llm.social import AllianceError
@@ -49,6 +50,8 @@ class ActionResolver:
         self.record = self._record = record
         #: per agent: the plugin mechanisms' tools it may use (beyond its role's), built on first need
         self._mechanism_tools: dict[int, frozenset[str]] = {}
+        #: per (role, tool): whether the role may ever use the tool (`Role.allows`, fixed per role)
+        self._allowed: dict[tuple[Role, str], bool] = {}
         #: per action class: the mechanism that handles it, when that follows from the class alone
         self._handlers: dict[type[ActionBase], Mechanism | None] = {}
 
@@ -76,7 +79,11 @@ class ActionResolver:
                          "quantity": action.quantity, "lifetime": action.lifetime}  # fmt: skip
         else:
             arguments = action.arguments()
-        if not agent.role.allows(kind) and kind not in self.mechanism_tools(agent):
+        role = agent.role
+        allowed = self._allowed.get((role, kind))
+        if allowed is None:
+            allowed = self._allowed[role, kind] = role.allows(kind)
+        if not allowed and kind not in self.mechanism_tools(agent):
             self.reject(agent, kind, arguments, f"role {agent.role.value!r} may not {kind}", step)
             return
         try:

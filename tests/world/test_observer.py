@@ -57,3 +57,21 @@ def test_the_tools_follow_open_orders_and_messages_back_and_forth() -> None:
     # the open orders the observer passes in are used as given
     assert "cancel_order" in model.observer.available_actions(buyer, 1, [order])
     assert "cancel_order" not in model.observer.available_actions(buyer, 1, [])
+
+
+def test_a_call_market_that_fills_observations_is_asked() -> None:
+    """The call market's own no-op part is skipped per agent; a subclass that fills one is asked."""
+    from mesa_llm.mechanisms.call_market import CallMarketMechanism
+
+    model = MarketModel(load_scenario("double_auction"), record=False)
+    asked: list[int] = []
+
+    class Filling(CallMarketMechanism):
+        def fill_observation(self, observation, agent, step) -> None:  # type: ignore[no-untyped-def]
+            asked.append(agent.unique_id)
+            observation.mechanisms["filled"] = step
+
+    model.call_market.__class__ = Filling
+    observations = model.observer.observe(1)
+    assert asked == [a.unique_id for a in model.traders]
+    assert all(obs.mechanisms == {"filled": 1} for _, obs in observations)

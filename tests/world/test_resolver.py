@@ -255,3 +255,21 @@ def test_a_mechanism_that_decides_by_state_which_actions_it_handles_is_asked_eve
     assert [t for t, _, _ in recorded] == ["action", "order", "action_rejected"]
     assert "not available in this scenario" in _rejections(recorded, buyer.unique_id)[0]
 
+
+
+@pytest.mark.parametrize("regulator_first", [True, False])
+def test_what_a_role_may_do_is_known_per_role(regulator_first: bool) -> None:
+    """Whether a role may use a tool is kept per (role, tool): a buyer's order is applied and a
+    regulator's refused, whichever comes first."""
+    from mesa_llm.actions import PlaceOrder as Order
+    from mesa_llm.agents.roles import Role
+    from mesa_llm.scenario import load_scenario
+
+    model = MarketModel(load_scenario("double_auction"), record=False)
+    buyer, other = [a for a in model.traders if a.role is Role.BUYER][:2]
+    other.role = Role.REGULATOR
+    order = Order(good="widget", side="buy", price=10.0, quantity=1)
+    for agent in (other, buyer) if regulator_first else (buyer, other):
+        model.resolver.apply(agent, order, 1)
+    assert [r["reason"] for r in other.rejections] == ["role 'regulator' may not place_order"]
+    assert buyer.rejections == [] and len(model.exchange.open_orders(buyer.unique_id)) == 1
