@@ -3,9 +3,7 @@
 Built by the world from the state at step start (pure: building it changes nothing). Money is in
 currency units. The market snapshot is shared by all agents of a step (it is public), the rest is
 the agent's own: its account, private values, open orders, its trades of the last step, the
-messages delivered to it and the reasons its last actions were rejected. An agent's account and
-private parts are the same objects as in its last observation while they are unchanged: read an
-observation, never change it.
+messages delivered to it and the reasons its last actions were rejected.
 """
 
 from __future__ import annotations
@@ -23,8 +21,9 @@ Encoder = Callable[[Any], str]
 _MARKET_SLOT = '"market":null'
 
 
-#: `Observation.snap`'s prices by (ticks, tick size): ``round(ticks * tick, 10)`` made once each
-_SNAPPED: dict[tuple[int, float], float] = {}
+#: `Observation.snap`'s prices by tick size and ticks: ``round(ticks * tick, 10)`` made once each
+#: (dicts of ints and floats only: the garbage collector does not walk them)
+_SNAPPED: dict[float, dict[int, float]] = {}
 _SNAPPED_KEPT = 1 << 16
 
 
@@ -196,12 +195,13 @@ class Observation:
     def snap(self, price: float) -> float:
         """Round a price to the nearest tick, at least one tick (for strategies drawing prices)."""
         tick = self.tick_size
-        key = (max(round(price / tick), 1), tick)
-        snapped = _SNAPPED.get(key)
+        ticks = max(round(price / tick), 1)
+        kept = _SNAPPED.get(tick)
+        if kept is None or len(kept) >= _SNAPPED_KEPT:
+            kept = _SNAPPED[tick] = {}
+        snapped = kept.get(ticks)
         if snapped is None:  # a decimal rounding per new price, a dict lookup after
-            if len(_SNAPPED) >= _SNAPPED_KEPT:
-                _SNAPPED.clear()
-            snapped = _SNAPPED[key] = round(key[0] * tick, 10)
+            snapped = kept[ticks] = round(ticks * tick, 10)
         return snapped
 
     @classmethod

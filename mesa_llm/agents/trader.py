@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     import numpy as np
 
     from mesa_llm.market import Ledger, Money
-    from mesa_llm.market.ledger import Account
 
 
 @dataclass(slots=True)
@@ -56,25 +55,6 @@ class PrivateValues:
             )
             self._cache = cache
         return cache[2], cache[3]
-
-
-def _account_view(account: Account, money: Money) -> AccountView:
-    """The account part of an observation, in currency units."""
-    to_units = money.to_units
-    holdings = dict(account.holdings)
-    reserved = account.reserved_goods
-    short_limit = account.short_limit
-    if any(reserved.values()):
-        shown_reserved = {g: q for g, q in reserved.items() if q}
-        available = {g: q - reserved.get(g, 0) + short_limit for g, q in holdings.items()}
-    else:  # nothing reserved (the usual state at a step's start): the same dicts, fewer steps
-        shown_reserved = {}
-        available = {g: q + short_limit for g, q in holdings.items()} if short_limit else dict(holdings)
-    # positional: the view's fields in their order (keywords cost a third more per view)
-    return AccountView(
-        to_units(account.cash), holdings, to_units(account.reserved_cash), shown_reserved,
-        to_units(account.available_cash()), available,
-    )  # fmt: skip
 
 
 class TraderAgent(mesa.Agent):
@@ -109,8 +89,6 @@ class TraderAgent(mesa.Agent):
         self.realised_surplus = 0  # ticks: value of units bought - cost of units sold
         #: private utility functions per outcome space (negotiations), set by the model
         self.utilities: dict[str, Any] = {}
-        #: the last observation's (account key, account view, private key, private views, money)
-        self._views: tuple[Any, AccountView, tuple[Any, ...], dict[str, PrivateView], Money] | None = None
 
     # ------------------------------------------------------------------ observe
 
@@ -130,45 +108,25 @@ class TraderAgent(mesa.Agent):
         ``keyed``: also give it the keys of its account, private and recent_trades parts
         (``Observation._keys``), with which a recording reuses their JSON while they are unchanged."""
         account = ledger.account(self.unique_id)
-        # What the account and private parts are a function of (the ledger's ints, the schedules in
-        # ticks, the units traded): equal keys, equal parts, so the last observation's are reused.
-        account_key = (account.cash, account.reserved_cash, account.credit_limit, account.short_limit,
-                       tuple(account.holdings.items()), tuple(account.reserved_goods.items()), money)  # fmt: skip
-        shown = self.units_shown
-        units_bought, units_sold = self.units_bought, self.units_sold
-        private_key: list[Any] = [shown]
-        for good, pv in self.private.items():
-            private_key += (good, pv.values, pv.costs, pv.fundamental, units_bought.get(good, 0), units_sold.get(good, 0))
-        private_key_t = tuple(private_key)
-        last = self._views
-        if last is not None and last[0] == account_key:
-            view = last[1]
-        else:
-            view = _account_view(account, money)
-        if last is not None and last[4] is money and last[2] == private_key_t:
-            private = last[3]
-        else:
-            private = self._private_views(money)
-        self._views = (account_key, view, private_key_t, private, money)
-        recent_trades = list(self.recent_trades) if self.keep_trades else []
-        observation = Observation(
-            step, horizon, self.unique_id, self.name, self.role._value_, money.tick_size, view, private, market,
-            open_orders, recent_trades, self.inbox[-self.messages_shown :] if self.messages_shown else [], self.rejections,
-        )  # fmt: skip
-        if not keyed:
-            return observation
-        # The keys of the account, private and recent_trades parts (trade records are never
-        # changed once made): equal keys, equal parts, so their recorded JSON is reused
-        # (`ObservationEncoder`).
-        observation._keys = (account_key, private_key_t, tuple(recent_trades))
-        return observation
-
-    def _private_views(self, money: Money) -> dict[str, PrivateView]:
-        """The private part of an observation: per good, the next units' values and costs."""
         to_units = money.to_units
-        shown = self.units_shown
-        units_bought, units_sold = self.units_bought, self.units_sold
+        holdings = dict(account.holdings)
+        reserved = account.reserved_goods
+        short_limit = account.short_limit
+        if any(reserved.values()):
+            shown_reserved = {g: q for g, q in reserved.items() if q}
+            available = {g: q - reserved.get(g, 0) + short_limit for g, q in holdings.items()}
+        else:  # nothing reserved (the usual state at a step's start): the same dicts, fewer steps
+            shown_reserved = {}
+            available = {g: q + short_limit for g, q in holdings.items()} if short_limit else dict(holdings)
+        # positional: the views' fields in their order (keywords cost a third more per view)
+        view = AccountView(
+            to_units(account.cash), holdings, to_units(account.reserved_cash), shown_reserved,
+            to_units(account.available_cash()), available,
+        )  # fmt: skip
         private = {}
+        shown = self.units_shown
+        private_key: list[Any] = [shown]
+        units_bought, units_sold = self.units_bought, self.units_sold
         for good, pv in self.private.items():
             bought = units_bought.get(good, 0)
             sold = units_sold.get(good, 0)
@@ -179,7 +137,32 @@ class TraderAgent(mesa.Agent):
                 to_units(fundamental) if fundamental is not None else None,
                 max(len(values) - bought, 0), max(len(costs) - sold, 0),
             )  # fmt: skip
-        return private
+            if keyed:
+                private_key += (good, pv.values, pv.costs, fundamental, bought, sold)
+        recent_trades = list(self.recent_trades) if self.keep_trades else []
+        observation = Observation(
+            step, horizon, self.unique_id, self.name, self.role._value_, money.tick_size, view, private, market,
+            open_orders, recent_trades, self.inbox[-self.messages_shown :] if self.messages_shown else [], self.rejections,
+        )  # fmt: skip
+        if not keyed:
+            return observation
+        # What the account, private and recent_trades parts are a function of (the ledger's ints,
+        # the schedules in ticks, the trade records, which are never changed once made): equal
+        # keys, equal parts, so their recorded JSON is reused (`ObservationEncoder`).
+        observation._keys = (
+            (
+                account.cash,
+                account.reserved_cash,
+                account.credit_limit,
+                account.short_limit,
+                tuple(account.holdings.items()),
+                tuple(account.reserved_goods.items()),
+                money,
+            ),
+            tuple(private_key),
+            tuple(recent_trades),
+        )
+        return observation
 
     def decide(self, observation: Observation, rng: np.random.Generator) -> Decision:
         """Ask the policy for this step's decision."""
