@@ -1,6 +1,7 @@
-"""ZI traders reuse equal orders (frozen actions) and snapped prices: each agent's decision, its crash
-and the generator's state after a step of ZI and other traders must be those of the ZI decision as
-it was written before (kept below), and a snapped price that of the rounding it stands for."""
+"""ZI traders' prices are snapped through `Observation.snap`, which keeps the prices it made: each
+agent's decision, its crash and the generator's state after a step of ZI and other traders must be
+those of the ZI decision as it was written before (kept below), and a snapped price that of the
+rounding it stands for."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ TICK = 0.01
 
 
 def reference_zi(observation: Observation, rng: np.random.Generator, quantity: int, constrained: bool) -> Decision:
-    """The ZI decision as it was before: a new order each time, ``rng.uniform`` per priced order."""
+    """The ZI decision as it was before: ``rng.uniform`` and a fresh rounding per priced order."""
     actions = []
     may_buy = observation.role in ("buyer", "trader")
     may_sell = observation.role in ("seller", "trader")
@@ -141,23 +142,6 @@ def test_a_zi_trader_alone_decides_as_before() -> None:
             obs = random_observation(shapes, "trader", ["widget", "gadget"])
             assert policy.decide(obs, ours).actions == reference_zi(obs, theirs, 2, constrained).actions
         assert ours.bit_generator.state == theirs.bit_generator.state
-
-
-def test_same_orders_are_the_same_frozen_action() -> None:
-    """An order equal to one made before is that one (actions are frozen): equal in every field."""
-    shapes = np.random.default_rng(2)
-    policy = ZeroIntelligenceConstrained(ZIParams())
-    seen: dict[tuple[Any, ...], PlaceOrder] = {}
-    rng = np.random.default_rng(0)
-    for _ in range(2000):
-        obs = random_observation(shapes, "trader", ["widget"])
-        obs.market.goods["widget"].min_price = obs.market.goods["widget"].max_price = 1.0  # one price only
-        for action in policy.decide(obs, rng).actions:
-            assert isinstance(action, PlaceOrder)
-            fresh = PlaceOrder(good=action.good, side=action.side, price=action.price, quantity=action.quantity)
-            assert action == fresh and action.model_fields_set == fresh.model_fields_set
-            seen.setdefault((action.side, action.quantity), action)
-    assert seen
 
 
 def test_a_snapped_price_is_the_rounding_it_stands_for() -> None:

@@ -33,23 +33,6 @@ class ZIParams(PolicyParams):
     quantity: int = Field(default=1, gt=0, description="units per order")
 
 
-#: the orders made so far, by (good, side, price, quantity): a frozen action equal to a new one
-#: is used again (validating a new one costs more than the rest of a ZI decision)
-_ORDERS: dict[tuple[str, str, float, int], PlaceOrder] = {}
-_ORDERS_KEPT = 1 << 16
-
-
-def _order(good: str, side: str, price: float, quantity: int) -> PlaceOrder:
-    """``PlaceOrder(good=good, side=side, price=price, quantity=quantity)``, made once per key."""
-    key = (good, side, price, quantity)
-    order = _ORDERS.get(key)
-    if order is None:
-        if len(_ORDERS) >= _ORDERS_KEPT:
-            _ORDERS.clear()
-        order = _ORDERS[key] = PlaceOrder(good=good, side=side, price=price, quantity=quantity)  # type: ignore[arg-type]
-    return order
-
-
 class _ZeroIntelligence(DecisionPolicy):
     Params: ClassVar[type[PolicyParams]] = ZIParams
     constrained: ClassVar[bool] = True
@@ -71,7 +54,7 @@ class _ZeroIntelligence(DecisionPolicy):
                     price = snap(_uniform(rng, lo, top))
                     price = min(price, top) if constrained else price
                     if price * q <= account.available_cash:
-                        actions.append(_order(good, "buy", price, q))
+                        actions.append(PlaceOrder(good=good, side="buy", price=price, quantity=q))
             if role_may_sell and private.costs:
                 q = min(quantity, private.costs_left, len(private.costs), account.available_goods.get(good, 0))
                 if q > 0:
@@ -79,7 +62,7 @@ class _ZeroIntelligence(DecisionPolicy):
                     if bottom <= hi:
                         price = snap(_uniform(rng, bottom, hi))
                         price = max(price, bottom) if constrained else price
-                        actions.append(_order(good, "sell", price, q))
+                        actions.append(PlaceOrder(good=good, side="sell", price=price, quantity=q))
         return Decision(actions=actions)
 
 
