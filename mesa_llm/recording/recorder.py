@@ -610,10 +610,11 @@ class SimulationRecorder:
         type_json = self._type_json.get(event_type)
         if type_json is None:
             type_json = self._type_json[event_type] = encode(event_type)
-        # one f-string: the line (kilobytes for an observation) is built in one allocation
+        # one f-string: the line (kilobytes for an observation) is built in one allocation;
+        # str(n).zfill(6) is f"{n:06d}" (sign first, then zeros, for any int) at a third of its cost
         line = (
-            f'{{"event_id":{self._id_prefix_json}{index:06d}",'
-            f'"timestamp":"{self._second_text}{f".{micro:06d}+00:00" if micro else "+00:00"}",'
+            f'{{"event_id":{self._id_prefix_json}{str(index).zfill(6)}",'
+            f'"timestamp":"{self._second_text}{"." + str(micro).zfill(6) + "+00:00" if micro else "+00:00"}",'
             f'"step":{step if type(step) is int else encode(step)},'
             f'"agent_id":{"null" if agent_id is None else agent_id if type(agent_id) is int else encode(agent_id)},'
             f'"event_type":{type_json},"content":{content_json},'

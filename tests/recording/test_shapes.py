@@ -168,6 +168,8 @@ def test_each_line_carries_the_time_its_event_was_recorded(tmp_path: Path, monke
     assert stamps == expected
     assert stamps[0] == "2025-12-07T00:00:00.999999+00:00" and stamps[1] == "2025-12-07T00:00:01+00:00"
     assert [e.timestamp.isoformat() for e in events] == [expected[1], expected[3]]  # the event objects agree
+    ids = [json.loads(line)["event_id"] for line in recorder.jsonl_path.read_text().splitlines()]
+    assert ids == [f"s_{i:06d}" for i in range(len(clock))] and [e.event_id for e in events] == [ids[1], ids[3]]
 
 
 def test_the_clock_is_the_one_datetime_now_reads(tmp_path: Path) -> None:
