@@ -236,7 +236,7 @@ class LLMPolicy(DecisionPolicy):
             "system": self._system_message()["content"],
             "observation": observation_text,
             "memory": memory_text,
-            "plan": self._render("plan.j2", observation_text=observation_text, memory_text=memory_text),
+            "plan": self._render("plan.j2", **self._act_context(observation, observation_text, memory_text, None)),
         }
         own = self.tool_mode
         try:  # both modes: the templates' branches for either must render (the probe may pick either)
@@ -261,7 +261,8 @@ class LLMPolicy(DecisionPolicy):
     async def _plan(
         self, observation: Observation, observation_text: str, memory_text: str, events: list[tuple[str, dict[str, Any]]]
     ) -> str | None:
-        user = self._render("plan.j2", observation_text=observation_text, memory_text=memory_text)
+        # the act prompt's context: plan.j2 begins as act.j2 does, so the act call reuses its prefix
+        user = self._render("plan.j2", **self._act_context(observation, observation_text, memory_text, None))
         request = self._request([self._system_message(), {"role": "user", "content": user}], "plan", observation)
         response = await self._complete(request, events, [])
         text = (response.content or "").strip()

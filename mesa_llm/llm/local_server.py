@@ -38,6 +38,12 @@ MODEL_ENV = "MESA_LLM_LOCAL_MODEL"
 LOCAL_MODEL_NAME = "openai/local"
 
 
+#: host memory (MiB) for the evaluated prompts the server keeps (llama.cpp's ``--cache-ram``): an
+#: agent's act prompt of ~760 tokens holds ~18 MB of the bundled model's KV cache, so this keeps the
+#: last prompts of ~50 agents; the oldest go first
+CACHE_RAM_MIB = 1024
+
+
 #: distinct system texts given a slot of their own; past this, requests go to any free slot
 MAX_PINNED_PROMPTS = 64
 
@@ -162,13 +168,16 @@ class LocalLLMServer:
     ``threads`` defaults to one per core but one (left to the simulation and whatever else runs),
     at least 1, at most 4: llama.cpp's threads meet at a barrier for every token, so a thread the
     OS preempts stalls the others (on 2 busy cores, load 12: 2 threads decoded 0.4-1.1 tokens/s,
-    1 thread 7.5-8.2). Two slots by default: on 2 cores four slots
-    shared the cores four ways and doubled each call's latency (median 19 s vs 7.5 s per call in
-    bilateral_haggle) for the same throughput. The slots keep two populations' prompt prefixes,
-    but ``concurrency`` (default 1) calls are sent at a time: two calls in flight share the threads
-    (a prompt's evaluation is compute-bound, so batching two gains nothing) and each took twice as
-    long (llm_double_auction, 3 steps at load ~3.9: median call 11.6 s at two in flight, 5.2 s at
-    one; the 24 calls in 164 s and 136 s).
+    1 thread 7.5-8.2). ``concurrency`` (default 1) calls are sent at a time: two calls in flight
+    share the threads (a prompt's evaluation is compute-bound, so batching two gains nothing) and
+    each took twice as long (llm_double_auction, 3 steps at load ~3.9: median call 11.6 s at two in
+    flight, 5.2 s at one; the 24 calls in 164 s and 136 s). So one slot by default: with one call
+    at a time a second slot holds nothing the prompt cache does not. The prompt cache
+    (``cache_ram_mib`` of host memory, llama.cpp's ``--cache-ram``) keeps the evaluated prompts a
+    slot leaves behind and, when a request comes, restores the one sharing the longest prefix with
+    it: an agent's previous call (its tools, which come before the observation), not the last
+    agent's. llm_double_auction, 3 steps: 6,907 prompt tokens evaluated with one slot, 7,254 with
+    two (a slot pinned to each population restored sellers' prompts less often).
     """
 
     def __init__(
@@ -179,8 +188,9 @@ class LocalLLMServer:
         n_ctx: int = 4096,
         n_predict: int = 384,
         threads: int | None = None,
-        parallel: int = 2,
+        parallel: int = 1,
         concurrency: int = 1,
+        cache_ram_mib: int = CACHE_RAM_MIB,
         start_timeout: float = 120.0,
     ) -> None:
         self.model_path = resolve_model_path(model_path)
@@ -189,6 +199,8 @@ class LocalLLMServer:
         self.n_predict = n_predict
         self.threads = threads or default_threads()
         self.parallel = parallel
+        #: host memory for evaluated prompts (llama.cpp's ``--cache-ram``; 0 turns the cache off)
+        self.cache_ram_mib = cache_ram_mib
         #: calls sent at a time (at most ``parallel``: a queued request would spend its timeout waiting)
         self.concurrency = max(1, min(concurrency, parallel))
         self.start_timeout = start_timeout
@@ -254,6 +266,7 @@ class LocalLLMServer:
             sys.executable, "-m", "mesa_llm.llm.local_server",
             "--model", str(self.model_path), "--port", str(self.port), "--ctx", str(self.n_ctx * self.parallel),
             "--predict", str(self.n_predict), "--threads", str(self.threads), "--parallel", str(self.parallel),
+            "--cache-ram", str(self.cache_ram_mib),
         ]  # fmt: skip
         self._process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -314,6 +327,7 @@ def _serve(argv: list[str] | None = None) -> None:
     parser.add_argument("--predict", type=int, default=512)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--parallel", type=int, default=1)
+    parser.add_argument("--cache-ram", type=int, default=CACHE_RAM_MIB)
     args = parser.parse_args(argv)
     import xllamacpp
 
@@ -325,6 +339,7 @@ def _serve(argv: list[str] | None = None) -> None:
     params.n_parallel = args.parallel
     params.cpuparams.n_threads = args.threads
     params.cpuparams_batch.n_threads = args.threads
+    params.cache_ram_mib = args.cache_ram  # stated, not left to the build's default (8 GiB today)
     server = xllamacpp.Server(params)  # listens on 127.0.0.1 from here on
     sys.stdin.read()  # blocks until the parent closes the pipe or dies
     del server

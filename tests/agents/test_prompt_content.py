@@ -3,6 +3,7 @@ names the role's tools, the reservation price in money, true market lines, one p
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -213,6 +214,68 @@ def test_plan_is_shown_once_and_messages_once():
     # each delivered message once (the observation), not a second time in the memory
     senders = re.findall(r'wrote: "Selling cheap widgets today"', step2)
     assert len(senders) == 5  # the other five LLM traders' broadcasts
+
+
+# -- stable first: an agent's calls share a long prefix a model server's prompt cache reuses ----------
+
+
+def _json_market_requests(steps: int) -> tuple[MarketModel, list[ChatRequest]]:
+    """A JSON-mode run (as the local model is prompted) whose agents trade, so their accounts (and
+    the bounds of their order tool) change from step to step."""
+    value, cost = re.compile(r"values of your next units ([0-9.]+)"), re.compile(r"costs of your next units ([0-9.]+)")
+
+    def responder(request: ChatRequest) -> ChatResponse:
+        if request.purpose == "plan":
+            return text_response("Bid under value, ask over cost.")
+        text = _user(request)
+        action: dict[str, Any] = {"tool": "wait", "arguments": {}}
+        if m := value.search(text):
+            action = {"tool": "place_order", "arguments": {"good": "widget", "side": "buy", "price": round(float(m.group(1)) - 5, 2), "quantity": 1}}
+        elif m := cost.search(text):
+            action = {"tool": "place_order", "arguments": {"good": "widget", "side": "sell", "price": round(float(m.group(1)) + 5, 2), "quantity": 1}}
+        return text_response(json.dumps({"actions": [action]}))
+
+    spec = load_scenario("llm_double_auction", overrides=[f"steps={steps}", "llm.max_cost_usd=null"])
+    chat = ScriptedChatModel(responder, tool_mode="json")
+    model = MarketModel(spec, record=False, chat_model=chat)
+    model.run()
+    return model, chat.requests
+
+
+def _common_prefix(a: str, b: str) -> str:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[:n]
+
+
+def test_an_agents_act_prompts_share_their_tools_and_the_observation_comes_after():
+    model, requests = _json_market_requests(3)
+    changed_bounds = 0
+    for agent in model.llm_agents:
+        acts = [_user(r) for r in requests if r.agent_id == agent.unique_id and r.purpose == "act"]
+        assert len(acts) == 3
+        for before, after in zip(acts, acts[1:], strict=False):
+            shared = _common_prefix(before, after)
+            # the tools whose arguments have no numeric range are the same every step: all shared
+            for tool in ("- send_message(", "- broadcast(", "- wait()"):
+                assert tool in shared, (tool, shared)
+            assert "Step " not in shared and "You are agent" not in shared  # the observation comes after
+            order_line = [next(line for line in t.splitlines() if line.startswith("- place_order(")) for t in (before, after)]
+            changed_bounds += order_line[0] != order_line[1]
+        for text in acts:  # the tool whose bounds follow the account comes last of the tools
+            assert text.index("- wait()") < text.index("- place_order(") < text.index("You are agent")
+    assert changed_bounds  # some orders' bounds did change (trades moved cash or goods)
+
+
+def test_the_act_prompt_after_a_plan_continues_the_plan_prompt():
+    model, requests = _json_market_requests(1)
+    for agent in model.llm_agents:
+        mine = [_user(r) for r in requests if r.agent_id == agent.unique_id]
+        plan, act = mine  # the plan call, then the act call of step 1
+        stem, instruction = plan.split("\n\nThink about this step before acting.")
+        assert act.startswith(stem + "\n\nYour plan: ")  # tools, memory and observation evaluated once
+        assert "Tools available now:" in stem and "- place_order(" in stem
 
 
 # -- filters ---------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""The local model gets one call at a time: its slots keep two populations' prompt prefixes, but two
-calls in flight share its threads (evaluating a prompt is compute-bound) and each took twice as long
-for no more throughput. Never more calls in flight than slots (a queued request spends its timeout)."""
+"""The local model gets one call at a time: two calls in flight share its threads (evaluating a prompt
+is compute-bound) and each took twice as long for no more throughput; so one slot, the prompt cache
+keeping the prompts it leaves behind. Never more calls in flight than slots (a queued request spends
+its timeout)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ def _local(tmp_path: Path, **kwargs: int) -> LocalLLMServer:
     return LocalLLMServer(gguf, port=1, **kwargs)
 
 
-def test_one_call_in_flight_with_two_slots_by_default(tmp_path: Path) -> None:
+def test_one_call_in_flight_with_one_slot_and_a_prompt_cache_by_default(tmp_path: Path) -> None:
     local = _local(tmp_path)
-    assert local.parallel == 2
+    assert local.parallel == 1 and local.cache_ram_mib > 0
     assert local.settings_for("openai/local", LLMSettings())["concurrency"] == 1
 
 
