@@ -27,6 +27,7 @@ from mesa_llm.llm import (
     ConcurrencyLimiter,
     LLMError,
     UsageTracker,
+    eager,
 )
 from mesa_llm.llm.bounds import AnswerLimits
 from mesa_llm.llm.consent import api_base_allowed, how_to_allow
@@ -133,7 +134,8 @@ def rules_view(
 class AsyncBridge:
     """Runs the LLM agents' coroutines: one event loop for the whole run (litellm's sessions and
     the limiter's semaphores live on it), in a helper thread when the caller already runs a loop
-    (e.g. a Jupyter notebook)."""
+    (e.g. a Jupyter notebook). Its loop writes request bodies in the sender's turn
+    (:mod:`mesa_llm.llm.eager`)."""
 
     def __init__(self) -> None:
         try:
@@ -146,6 +148,7 @@ class AsyncBridge:
         self._thread: threading.Thread | None = None
         if inside_loop:
             self._loop = asyncio.new_event_loop()
+            eager.install(self._loop)
             self._thread = threading.Thread(target=self._loop.run_forever, name="mesa-llm-async", daemon=True)
             self._thread.start()
         else:
@@ -156,6 +159,7 @@ class AsyncBridge:
         paused (:mod:`mesa_llm.gc_pause`; a model pauses it for its whole step)."""
         with collector_paused():
             if self._runner is not None:
+                eager.install(self._runner.get_loop())
                 return self._runner.run(coro)
             assert self._loop is not None
             return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
