@@ -237,6 +237,8 @@ class LLMWiring:
         self.tool_modes: dict[str, ToolModeDecision] = {}
         #: every agent's id, filled in by the model once all agents exist (contexts share this list)
         self.agent_ids: list[int] = []
+        #: the recorder's `SimulationRecorder.keep_encoded` (set by the model), or None
+        self.keep_encoded: Callable[[Any], None] | None = None
         settings = scenario.llm
         #: the server URL calls go to: ``user:password@`` never leaves this object
         self.api_base = strip_url_credentials(settings.api_base)
@@ -502,7 +504,14 @@ class LLMWiring:
             limits=self.limits,
             tool_mode=mode,
             agent_ids=self.agent_ids,
+            keep_encoded=self._keep_encoded,
         )
+
+    def _keep_encoded(self, value: Any) -> None:
+        """Pass a policy's run-long value on to the recorder (`keep_encoded`, set by the model
+        once its recorder exists; contexts are made before it)."""
+        if self.keep_encoded is not None:
+            self.keep_encoded(value)
 
     def header(self, llm_agents: list[Any]) -> dict[str, Any]:
         """What replay and analysis need about the LLM side: settings, models, and every prompt

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -98,6 +98,9 @@ class LLMContext:
     tool_mode: Literal["tools", "json"] = "tools"
     #: every agent's id in the market (filled in once all agents exist; the agent's own is skipped)
     agent_ids: Sequence[int] = ()
+    #: told of a value the policy keeps unchanged for the run (its tool list), so that the recording
+    #: encodes it once rather than in every ``llm_call`` (`SimulationRecorder.keep_encoded`)
+    keep_encoded: Callable[[Any], None] | None = None
 
 
 @dataclass(slots=True)
@@ -545,6 +548,8 @@ class LLMPolicy(DecisionPolicy):
                     ctx.registry, [n for n in ctx.tool_names if n in known], goods=goods, sides=sides, peers=peers
                 )
                 self._stable_tools_json = canonical_json(self._stable_tools)
+                if ctx.keep_encoded is not None:
+                    ctx.keep_encoded(self._stable_tools)
             self._step_tools = self._stable_tools
         else:
             peers = self._peers(me)
