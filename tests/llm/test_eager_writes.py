@@ -145,6 +145,49 @@ def test_the_bridge_loop_writes_an_aiohttp_body_without_a_task(monkeypatch: pyte
     assert started == [True]  # aiohttp's writer was recognised, and finished in the sender's turn
 
 
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="aiohttp starts its writer eagerly itself")
+def test_a_body_the_socket_cannot_take_at_once_is_finished_by_a_task(monkeypatch: pytest.MonkeyPatch) -> None:
+    outcomes: list[bool] = []
+    real = eager.start_eagerly
+
+    def spy(loop: asyncio.AbstractEventLoop, coro: Any, context: Any = None) -> asyncio.Future[Any]:
+        fut = real(loop, coro, context)
+        outcomes.append(fut.done())
+        return fut
+
+    monkeypatch.setattr(eager, "start_eagerly", spy)
+    body = bytes(range(256)) * 40_000  # ~10 MB: the writer waits for the socket to drain
+    received: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+        await asyncio.sleep(0.05)  # the client's buffer fills meanwhile
+        received.append(await reader.readexactly(length))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+        await writer.drain()
+        writer.close()
+
+    async def post() -> int:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            async with aiohttp.ClientSession() as session, session.post(f"http://127.0.0.1:{port}/", data=body) as answer:
+                await answer.read()
+                return answer.status
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    bridge = AsyncBridge()
+    try:
+        assert bridge.run(post()) == 200
+    finally:
+        bridge.close()
+    assert outcomes == [False]  # started at once, then went on as a task
+    assert received == [body]  # every byte, in order
+
+
 def test_install_keeps_a_task_factory_the_loop_already_has() -> None:
     loop = asyncio.new_event_loop()
     try:
