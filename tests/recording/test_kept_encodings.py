@@ -98,3 +98,18 @@ def test_an_llm_policy_hands_its_tool_list_to_the_recorder(tmp_path: Path) -> No
     policies = [a.policy for a in model.llm_agents]
     assert policies and all(any(p._stable_tools is v for v in kept) for p in policies)  # type: ignore[attr-defined]
     assert all(text is not None for _, text in model.recorder._kept.values())  # used in the recording
+
+
+@pytest.mark.parametrize("where", ["message", "response", "before_request"])
+def test_a_secret_around_a_kept_list_is_still_blanked(tmp_path: Path, where: str) -> None:
+    content = _call(TOOLS)
+    if where == "message":
+        content["request"]["messages"][0]["API_KEY"] = "sk-secret"
+    elif where == "response":
+        content["response"]["Authorization"] = "sk-secret"
+    else:
+        content = {"x-api-key": "sk-secret", **content}
+    line = _lines(tmp_path, "kept", [content], keep=TOOLS)[0]
+    assert "sk-secret" not in line and REDACTED in line
+    clean = _lines(tmp_path, "clean", [_call(TOOLS)], keep=TOOLS)[0]
+    assert REDACTED not in clean  # nothing blanked where nothing is secret
