@@ -239,6 +239,8 @@ class LLMWiring:
         self.agent_ids: list[int] = []
         #: the recorder's `SimulationRecorder.keep_encoded` (set by the model), or None
         self.keep_encoded: Callable[[Any], None] | None = None
+        #: the policies' tool lists by JSON text (`LLMContext.shared_tools`)
+        self.shared_tools: dict[str, tuple[list[dict[str, Any]], str]] = {}
         settings = scenario.llm
         #: the server URL calls go to: ``user:password@`` never leaves this object
         self.api_base = strip_url_credentials(settings.api_base)
@@ -505,6 +507,7 @@ class LLMWiring:
             tool_mode=mode,
             agent_ids=self.agent_ids,
             keep_encoded=self._keep_encoded,
+            shared_tools=self.shared_tools,
         )
 
     def _keep_encoded(self, value: Any) -> None:
