@@ -27,6 +27,7 @@ from mesa_llm.llm import (
     ConcurrencyLimiter,
     LLMError,
     UsageTracker,
+    eager,
 )
 from mesa_llm.llm.bounds import AnswerLimits
 from mesa_llm.llm.consent import api_base_allowed, how_to_allow
@@ -133,7 +134,8 @@ def rules_view(
 class AsyncBridge:
     """Runs the LLM agents' coroutines: one event loop for the whole run (litellm's sessions and
     the limiter's semaphores live on it), in a helper thread when the caller already runs a loop
-    (e.g. a Jupyter notebook)."""
+    (e.g. a Jupyter notebook). Its loop writes request bodies in the sender's turn
+    (:mod:`mesa_llm.llm.eager`)."""
 
     def __init__(self) -> None:
         try:
@@ -146,6 +148,7 @@ class AsyncBridge:
         self._thread: threading.Thread | None = None
         if inside_loop:
             self._loop = asyncio.new_event_loop()
+            eager.install(self._loop)
             self._thread = threading.Thread(target=self._loop.run_forever, name="mesa-llm-async", daemon=True)
             self._thread.start()
         else:
@@ -156,6 +159,7 @@ class AsyncBridge:
         paused (:mod:`mesa_llm.gc_pause`; a model pauses it for its whole step)."""
         with collector_paused():
             if self._runner is not None:
+                eager.install(self._runner.get_loop())
                 return self._runner.run(coro)
             assert self._loop is not None
             return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
@@ -233,6 +237,10 @@ class LLMWiring:
         self.tool_modes: dict[str, ToolModeDecision] = {}
         #: every agent's id, filled in by the model once all agents exist (contexts share this list)
         self.agent_ids: list[int] = []
+        #: the recorder's `SimulationRecorder.keep_encoded` (set by the model), or None
+        self.keep_encoded: Callable[[Any], None] | None = None
+        #: the policies' tool lists by JSON text (`LLMContext.shared_tools`)
+        self.shared_tools: dict[str, tuple[list[dict[str, Any]], str]] = {}
         settings = scenario.llm
         #: the server URL calls go to: ``user:password@`` never leaves this object
         self.api_base = strip_url_credentials(settings.api_base)
@@ -498,7 +506,15 @@ class LLMWiring:
             limits=self.limits,
             tool_mode=mode,
             agent_ids=self.agent_ids,
+            keep_encoded=self._keep_encoded,
+            shared_tools=self.shared_tools,
         )
+
+    def _keep_encoded(self, value: Any) -> None:
+        """Pass a policy's run-long value on to the recorder (`keep_encoded`, set by the model
+        once its recorder exists; contexts are made before it)."""
+        if self.keep_encoded is not None:
+            self.keep_encoded(value)
 
     def header(self, llm_agents: list[Any]) -> dict[str, Any]:
         """What replay and analysis need about the LLM side: settings, models, and every prompt

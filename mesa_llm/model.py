@@ -177,10 +177,9 @@ class MarketModel(mesa.Model):
             # the run name is the recording's file stem: it must not steer the file out of output_dir
             raise ValueError(f"run_name {run_name[:80]!r}: use letters, digits, '_', '.' or '-' only")
         if self.recorder is None and record:
-            self.recorder = SimulationRecorder(
-                self, output_dir=output_dir, simulation_id=self._run_id,
-                run_name=run_name or self.default_run_name(),
-            )  # fmt: skip
+            self.recorder = SimulationRecorder(self, output_dir=output_dir, simulation_id=self._run_id,
+                                               run_name=run_name or self.default_run_name())  # fmt: skip
+        self.llm.keep_encoded = getattr(self.recorder, "keep_encoded", None)  # tool lists encoded once in llm_calls
         social_active = self.desk is not None or scenario.social.alliances or any(a.role is Role.REGULATOR for a in self.traders)
         recording = self.recorder is not None and scenario.recording.observations
         self.observer = Observer(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -98,6 +98,12 @@ class LLMContext:
     tool_mode: Literal["tools", "json"] = "tools"
     #: every agent's id in the market (filled in once all agents exist; the agent's own is skipped)
     agent_ids: Sequence[int] = ()
+    #: told of a value the policy keeps unchanged for the run (its tool list), so that the recording
+    #: encodes it once rather than in every ``llm_call`` (`SimulationRecorder.keep_encoded`)
+    keep_encoded: Callable[[Any], None] | None = None
+    #: the run's tool lists by their JSON text, shared by the policies whose lists are the same
+    #: (each with its ``canonical_json``), so that what is cached per list serves every agent
+    shared_tools: dict[str, tuple[list[dict[str, Any]], str]] | None = None
 
 
 @dataclass(slots=True)
@@ -542,10 +548,12 @@ class LLMPolicy(DecisionPolicy):
                     for g in ctx.market.get("goods") or []
                     if isinstance(g, dict) and "name" in g
                 }
-                self._stable_tools = stable_tool_schemas(
+                tools = stable_tool_schemas(
                     ctx.registry, [n for n in ctx.tool_names if n in known], goods=goods, sides=sides, peers=peers
                 )
-                self._stable_tools_json = canonical_json(self._stable_tools)
+                self._stable_tools, self._stable_tools_json = _shared(ctx.shared_tools, tools)
+                if ctx.keep_encoded is not None:
+                    ctx.keep_encoded(self._stable_tools)
             self._step_tools = self._stable_tools
         else:
             peers = self._peers(me)
@@ -633,6 +641,26 @@ class LLMPolicy(DecisionPolicy):
             agent_id=observation.agent_id,
             tools_json=self._stable_tools_json if tools is not None and tools is self._stable_tools else None,
         )
+
+
+def _shared(
+    shared: dict[str, tuple[list[dict[str, Any]], str]] | None, tools: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], str]:
+    """``tools`` and its canonical JSON, or the run's list with the same JSON text (same keys in
+    the same order, same values: the same bytes in every request and recording) when another
+    policy made it first. Past :data:`~mesa_llm.agents.action_schemas.MAX_ENUM_IDS` agents, the
+    agents of a population offer one list (their peers are a range of ids): the request body's and
+    the recording's encodings of it, kept per list, are then made once, not once per agent."""
+    if shared is None:
+        return tools, canonical_json(tools)
+    try:
+        key = json.dumps(tools, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError):  # not plain JSON: kept to itself
+        return tools, canonical_json(tools)
+    found = shared.get(key)
+    if found is None:
+        found = shared[key] = (tools, canonical_json(tools))
+    return found
 
 
 _FENCED = re.compile(r"```[A-Za-z]*\s*(.*?)\s*```", re.DOTALL)

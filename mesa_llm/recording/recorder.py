@@ -217,6 +217,27 @@ def _make_encoder() -> Callable[[Any], str]:
     return encode
 
 
+def _encode_with(encode: Callable[[Any], str], data: dict[str, Any], key: str, text: str) -> tuple[str, int] | None:
+    """``encode(data)`` with ``text`` as the JSON of ``data[key]`` (made by ``encode`` before), the
+    members before and after it encoded around it, and where ``text`` starts in it; None when a
+    key is not a string (the encoder would convert or refuse it: the caller encodes the whole)."""
+    keys = list(data)
+    if not all(type(k) is str for k in keys):
+        return None
+    at = keys.index(key)
+    before = encode({k: data[k] for k in keys[:at]}) if at else "{}"
+    after = encode({k: data[k] for k in keys[at + 1 :]}) if at + 1 < len(keys) else "{}"
+    # the separators the recorder's encoder writes: "," between members, ":" after a key
+    head = f"{before[:-1]}," if at else "{"
+    head = f"{head}{encode(key)}:"
+    tail = "," + after[1:] if after != "{}" else "}"
+    return f"{head}{text}{tail}", len(head)
+
+
+#: `_encode_llm_call` reads the text around a kept value alone: no secret key may hold its edges
+assert not any(c in key for key in SECRET_KEYS for c in '[]{}"\n')
+
+
 class SimulationRecorder:
     """Records every simulation event, streams it as JSON lines and exports the mesa-llm JSON format.
 
@@ -358,6 +379,9 @@ class SimulationRecorder:
         # Stream-line helpers (see record_event): the escaped id prefix without its closing quote,
         # escaped event types, and the ISO text of the current wall-clock second.
         self._encode = self.encode = _make_encoder()
+        #: values their owners keep unchanged (`keep_encoded`), by id: (value, its JSON once made
+        #: and whether that names a secret key, or None before)
+        self._kept: dict[int, tuple[Any, tuple[str, bool] | None]] = {}
         self._id_prefix_json = self._encode(self._id_prefix)[:-1]
         self._type_json: dict[str, str] = {}
         self._second = -1  # the wall-clock second (since the epoch) whose ISO text is _second_text
@@ -471,8 +495,14 @@ class SimulationRecorder:
         if event_type in _DEEP_REDACT_TYPES and self.stream and encoded is None:
             # The walk costs twice what encoding does (an llm_call's request: ~140 us against
             # ~60 us): encode first, and walk only when the text names a secret key as a key.
-            content_json = self._encode(data)
-            if _names_secret_key(content_json) or (metadata and _names_secret_key(self._encode(metadata))):
+            names: bool | None = None  # whether the text names a secret key, when already known
+            if event_type == LLM_CALL and self._kept:
+                content_json, names = self._encode_llm_call(data)
+            else:
+                content_json = self._encode(data)
+            if names is None:
+                names = _names_secret_key(content_json)
+            if names or (metadata and _names_secret_key(self._encode(metadata))):
                 content_json = None
                 data = redact(data)
                 metadata = redact(metadata)
@@ -537,6 +567,44 @@ class SimulationRecorder:
             self.save(f"autosave_{self.simulation_id}_{self._count}.json")
             self.events_since_save = 0
         return event
+
+    def keep_encoded(self, value: Any) -> None:
+        """Note that ``value`` (a list or dict) stays unchanged from now on: an LLM policy's
+        run-long tool list, which every ``llm_call`` of its agent records as ``request.tools``.
+        Its JSON is then made once and put in place in each such event's text (the same bytes:
+        ~2.4 KB of a ~4.7 KB act call, most of its encoding time)."""
+        if self._kept.get(id(value), (None,))[0] is not value:
+            if len(self._kept) > 1024:  # populations' lists; a long-lived recorder drops old ones
+                self._kept.clear()
+            self._kept[id(value)] = (value, None)
+
+    def _encode_llm_call(self, data: dict[str, Any]) -> tuple[str, bool | None]:
+        """``encode(data)`` of an ``llm_call`` content, with the JSON of a kept `request.tools`
+        (`keep_encoded`) made once and spliced in; and whether the text names a secret key as a
+        key (`_names_secret_key`), read from the text around the kept part and the kept part's own
+        answer, made once (None when nothing was kept: the caller reads the whole text)."""
+        request = data.get("request")
+        tools = request.get("tools") if type(request) is dict else None
+        kept = self._kept.get(id(tools)) if tools is not None else None
+        if kept is None or kept[0] is not tools:
+            return self._encode(data), None
+        made = kept[1]
+        if made is None:
+            text = self._encode(tools)
+            made = (text, _names_secret_key(text))
+            self._kept[id(tools)] = (tools, made)
+        text, names = made
+        assert isinstance(request, dict)
+        inner = _encode_with(self._encode, request, "tools", text)
+        outer = _encode_with(self._encode, data, "request", inner[0]) if inner is not None else None
+        if inner is None or outer is None:
+            return self._encode(data), None
+        # the kept text starts with "[" or "{" and ends with "]" or "}", which no secret key's
+        # '"key":' holds: no match runs across its edges, so the text around it is read alone
+        start = outer[1] + inner[1]
+        whole = outer[0]
+        around = whole[:start] + "\n" + whole[start + len(text) :]
+        return whole, names or _names_secret_key(around)
 
     def stream_event(
         self, event_type: str, encoded: str | None, agent_id: int | None = None, *, step: int,
