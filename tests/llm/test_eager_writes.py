@@ -100,22 +100,15 @@ def test_only_aiohttps_body_writer_is_started_eagerly() -> None:
     asyncio.run(main())
 
 
-@pytest.mark.skipif(sys.version_info >= (3, 12), reason="aiohttp starts its writer eagerly itself")
-def test_the_bridge_loop_writes_an_aiohttp_body_without_a_task(monkeypatch: pytest.MonkeyPatch) -> None:
-    started: list[Any] = []
-    real = eager.start_eagerly
-
-    def spy(loop: asyncio.AbstractEventLoop, coro: Any, context: Any = None) -> asyncio.Future[Any]:
-        fut = real(loop, coro, context)
-        started.append(fut.done())
-        return fut
-
-    monkeypatch.setattr(eager, "start_eagerly", spy)
+def _post_through_the_bridge(body: bytes, server_delay: float = 0.0) -> list[bytes]:
+    """POST ``body`` with aiohttp from the step loop (`AsyncBridge`) to a one-shot local server
+    that waits ``server_delay`` s before reading it; the bodies the server received."""
     received: list[bytes] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
         length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+        await asyncio.sleep(server_delay)
         received.append(await reader.readexactly(length))
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\n{}")
         await writer.drain()
@@ -126,10 +119,7 @@ def test_the_bridge_loop_writes_an_aiohttp_body_without_a_task(monkeypatch: pyte
         server = await asyncio.start_server(handle, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         try:
-            async with (
-                aiohttp.ClientSession() as session,
-                session.post(f"http://127.0.0.1:{port}/v1", data=b'{"x": 1}') as answer,
-            ):
+            async with aiohttp.ClientSession() as session, session.post(f"http://127.0.0.1:{port}/v1", data=body) as answer:
                 await answer.read()
                 return answer.status
         finally:
@@ -141,12 +131,12 @@ def test_the_bridge_loop_writes_an_aiohttp_body_without_a_task(monkeypatch: pyte
         assert bridge.run(post()) == 200
     finally:
         bridge.close()
-    assert received == [b'{"x": 1}']
-    assert started == [True]  # aiohttp's writer was recognised, and finished in the sender's turn
+    return received
 
 
-@pytest.mark.skipif(sys.version_info >= (3, 12), reason="aiohttp starts its writer eagerly itself")
-def test_a_body_the_socket_cannot_take_at_once_is_finished_by_a_task(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def eager_starts(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each coroutine `eager.start_eagerly` started had finished when it returned, in order."""
     outcomes: list[bool] = []
     real = eager.start_eagerly
 
@@ -156,34 +146,22 @@ def test_a_body_the_socket_cannot_take_at_once_is_finished_by_a_task(monkeypatch
         return fut
 
     monkeypatch.setattr(eager, "start_eagerly", spy)
+    return outcomes
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="aiohttp starts its writer eagerly itself")
+def test_the_bridge_loop_writes_an_aiohttp_body_without_a_task(eager_starts: list[bool]) -> None:
+    started = eager_starts
+    received = _post_through_the_bridge(b'{"x": 1}')
+    assert received == [b'{"x": 1}']
+    assert started == [True]  # aiohttp's writer was recognised, and finished in the sender's turn
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="aiohttp starts its writer eagerly itself")
+def test_a_body_the_socket_cannot_take_at_once_is_finished_by_a_task(eager_starts: list[bool]) -> None:
+    outcomes = eager_starts
     body = bytes(range(256)) * 40_000  # ~10 MB: the writer waits for the socket to drain
-    received: list[bytes] = []
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
-        await asyncio.sleep(0.05)  # the client's buffer fills meanwhile
-        received.append(await reader.readexactly(length))
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
-        await writer.drain()
-        writer.close()
-
-    async def post() -> int:
-        server = await asyncio.start_server(handle, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        try:
-            async with aiohttp.ClientSession() as session, session.post(f"http://127.0.0.1:{port}/", data=body) as answer:
-                await answer.read()
-                return answer.status
-        finally:
-            server.close()
-            await server.wait_closed()
-
-    bridge = AsyncBridge()
-    try:
-        assert bridge.run(post()) == 200
-    finally:
-        bridge.close()
+    received = _post_through_the_bridge(body, server_delay=0.05)  # the client's buffer fills meanwhile
     assert outcomes == [False]  # started at once, then went on as a task
     assert received == [body]  # every byte, in order
 
