@@ -52,7 +52,7 @@ async def decide_llm(jobs: Observations, rng: np.random.Generator) -> list[Decis
     answers then came back together, so the next round's prompts were built in one burst again.
     Started a few per turn, their requests leave as soon as their prompts are built, and the answers
     come back as spread as the requests went. (The run's own loop now writes each body in its
-    sender's turn, :mod:`mesa_llm.llm.eager`; the batches still spread the prompts' building, and
+    sender's turn, ``mesa_llm.llm.eager``; the batches still spread the prompts' building, and
     keep a caller's loop, which writes a turn later, from sending in one burst.)"""
     tasks: list[asyncio.Task[Decision]] = []
     try:
