@@ -37,8 +37,15 @@ def _env() -> dict[str, str]:
 def _interrupted_run(tmp_path: Path, sig: int) -> Path:
     """A real ``mesa-llm run`` in a subprocess, sent ``sig`` once its recording holds 20 steps."""
     out = tmp_path / "runs"
+    # `python -m mesa_llm`, with Python's own Ctrl-C handler installed first: a child started with
+    # SIGINT ignored (inherited from whatever in this test process set that) would keep it
+    # ignored, as a shell's job never does
+    start = (
+        "import signal, runpy; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "runpy.run_module('mesa_llm', run_name='__main__', alter_sys=True)"
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mesa_llm", "run", "double_auction", "--steps", "100000", "--out", str(out)],
+        [sys.executable, "-c", start, "run", "double_auction", "--steps", "100000", "--out", str(out)],
         cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 240
