@@ -9,6 +9,7 @@ is sent anywhere or interpreted.
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -18,7 +19,7 @@ import pandas as pd
 from mesa_llm.analysis.llm_metrics import llm_agent_ids
 from mesa_llm.analysis.loader import Recording
 
-__all__ = ["SAMPLES", "TEXT_LIMIT", "llm_content", "truncate"]
+__all__ = ["SAMPLES", "TEXT_LIMIT", "excerpt", "llm_content", "truncate"]
 
 #: plans and messages sampled
 SAMPLES = 5
@@ -60,6 +61,25 @@ def _prompt(request: Any) -> str:
     return ""
 
 
+def _shared_prefix(prompts: list[str]) -> int:
+    """Characters at the start of every one of ``prompts``, cut back to a line start: the text a
+    population's prompts of one purpose share (instructions, tool list), 0 with fewer than two."""
+    if len(set(prompts)) < 2:
+        return 0
+    n = len(os.path.commonprefix(prompts))
+    return prompts[0].rfind("\n", 0, n) + 1
+
+
+def excerpt(prompt: str, shared: int, limit: int = TEXT_LIMIT) -> str:
+    """A prompt cut to ``limit`` characters. When it is longer than that and starts with ``shared``
+    characters every prompt of its kind has (at least a quarter of ``limit``: less is not worth a
+    note), those are left out and counted, so what is shown is what this agent was told that others
+    were not (its observation), not only the common instructions and tool list."""
+    if len(prompt) <= limit or shared < limit // 4:
+        return truncate(prompt, limit)
+    return f"[the first {shared:,} characters, the same in every such prompt, left out]\n" + truncate(prompt[shared:], limit)
+
+
 def _answer(response: Any) -> str:
     """A recorded answer: its text, then each tool call as name(arguments)."""
     if not isinstance(response, Mapping):
@@ -84,7 +104,9 @@ def llm_content(rec: Recording, *, samples: int = SAMPLES, limit: int = TEXT_LIM
     - ``plans``: step, agent, text (the first ``samples`` plans);
     - ``messages``: step, sender, to, text (the first ``samples`` messages);
     - ``exchanges``: population, agent, step, purpose, prompt, answer: one call per population
-      that had LLM calls (its first answered ``act`` call, else its first answered call);
+      that had LLM calls (its first answered ``act`` call, else its first answered call); a long
+      prompt leaves out the lines every answered prompt of its population and purpose starts with
+      (`excerpt`);
     - ``failures``: kind, reason, calls (failed calls grouped by kind and first line, most first);
     - ``invalid_actions``: action, reason, count, example (the LLM agents' rejected actions
       grouped by action and reason, most first).
@@ -106,6 +128,7 @@ def llm_content(rec: Recording, *, samples: int = SAMPLES, limit: int = TEXT_LIM
     calls = rec.table("llm_call")
     if len(calls):
         chosen: dict[str, dict[str, Any]] = {}
+        prompts: dict[tuple[str, str], list[str]] = {}  # (population, purpose) -> its prompts
         failures: Counter[tuple[str, str]] = Counter()
         for row in calls.to_dict("records"):
             error = row.get("error")
@@ -114,6 +137,8 @@ def llm_content(rec: Recording, *, samples: int = SAMPLES, limit: int = TEXT_LIM
                 failures[(kind, truncate(_first_line(error), REASON_LIMIT))] += 1
                 continue
             population = populations.get(row.get("agent_id"), "")
+            prompt = _prompt(row.get("request"))
+            prompts.setdefault((population, str(row.get("purpose") or "")), []).append(prompt)
             answer = _answer(row.get("response"))
             if not answer:
                 continue
@@ -122,8 +147,10 @@ def llm_content(rec: Recording, *, samples: int = SAMPLES, limit: int = TEXT_LIM
                 chosen[population] = {
                     "population": population, "agent": names.get(row.get("agent_id"), str(row.get("agent_id"))),
                     "step": int(row["step"]), "purpose": str(row.get("purpose") or ""),
-                    "prompt": truncate(_prompt(row.get("request")), limit), "answer": truncate(answer, limit),
+                    "prompt": prompt, "answer": truncate(answer, limit),
                 }  # fmt: skip
+        for population, x in chosen.items():
+            x["prompt"] = excerpt(x["prompt"], _shared_prefix(prompts[(population, x["purpose"])]), limit)
         out["exchanges"] = list(chosen.values())
         out["failures"] = [
             {"kind": kind, "reason": reason, "calls": n} for (kind, reason), n in failures.most_common()

@@ -13,7 +13,7 @@ import pytest
 
 from mesa_llm import Simulation
 from mesa_llm.analysis import load_recording
-from mesa_llm.analysis.llm_content import TEXT_LIMIT, llm_content
+from mesa_llm.analysis.llm_content import TEXT_LIMIT, excerpt, llm_content
 from mesa_llm.analysis.report import render_html
 from mesa_llm.llm.errors import LLMError
 from mesa_llm.llm.testing import ScriptedChatModel, text_response, tool_calls_response
@@ -125,3 +125,37 @@ def test_the_report_shows_the_content_escaped(run: Path, tmp_path: Path) -> None
     assert "upstream model overloaded &lt;b&gt;try later&lt;/b&gt;" in section
     assert "price: Input should be greater than 0" in section
     assert LONG not in page  # cut, not pasted whole
+
+
+def test_long_prompt_excerpt_leaves_out_the_populations_shared_start(tmp_path: Path) -> None:
+    # JSON tool mode writes the tool list into every act prompt (~1,500 characters before the
+    # observation): the excerpt must show the agent's own observation, not only the tool list
+    chat = ScriptedChatModel(lambda r: text_response('{"tool_calls": [{"name": "wait", "arguments": {}}]}'), tool_mode="json")
+    with Simulation.from_scenario("llm_double_auction", steps=2, out=tmp_path, chat_model=chat, model="scripted/test") as sim:
+        sim.run()
+        path = Path(sim.recording_path)
+    exchanges = {x["population"]: x for x in llm_content(load_recording(path))["exchanges"]}
+    assert set(exchanges) == {"llm_buyers", "llm_sellers"}
+    names = {a["agent_id"]: a for a in json.loads(path.read_text().splitlines()[0])["content"]["agents"]}
+    for population, x in exchanges.items():
+        prompts = [
+            c["content"]["request"]["messages"][-1]["content"] for c in _events(path, "llm_call")
+            if c["content"].get("purpose") == "act" and names[c["agent_id"]]["population"] == population
+        ]  # fmt: skip
+        full = next(p for p in prompts if x["agent"] in p)
+        assert len(full) > TEXT_LIMIT and len(set(prompts)) > 1
+        head, _, shown = x["prompt"].partition("\n")
+        shared = int(head.removeprefix("[the first ").split(" ")[0].replace(",", ""))
+        # what was left out starts every act prompt of the population and ends at a line's end
+        assert all(p[:shared] == full[:shared] for p in prompts) and full[shared - 1] == "\n"
+        assert "When you act" in full[:shared]
+        assert shown.startswith(full[shared : shared + 40])
+        assert "You are agent " in shown and x["agent"] in shown
+
+
+def test_excerpt_of_a_short_or_unshared_prompt_is_the_prompt() -> None:
+    assert excerpt("short prompt\nYou are agent 3", shared=6) == "short prompt\nYou are agent 3"
+    long = "x" * (TEXT_LIMIT + 10)
+    for shared in (0, TEXT_LIMIT // 4 - 1):  # nothing shared, or too little to be worth a note
+        assert excerpt(long, shared=shared) == "x" * TEXT_LIMIT + " ... (10 more characters)"
+    assert excerpt(long, shared=TEXT_LIMIT // 4).startswith(f"[the first {TEXT_LIMIT // 4} characters")
