@@ -37,9 +37,10 @@ def _env() -> dict[str, str]:
 def _interrupted_run(tmp_path: Path, sig: int) -> Path:
     """A real ``mesa-llm run`` in a subprocess, sent ``sig`` once its recording holds 20 steps."""
     out = tmp_path / "runs"
-    # `python -m mesa_llm`, with Python's own Ctrl-C handler installed first: a child started with
-    # SIGINT ignored (inherited from whatever in this test process set that) would keep it
-    # ignored, as a shell's job never does
+    # `python -m mesa_llm`, with Python's own Ctrl-C handler installed first: when pytest itself
+    # runs as a background job of a non-interactive shell (`.ci/run ... &`, as a CI harness may
+    # start it), POSIX shells start it with SIGINT ignored, every child inherits that and Python
+    # keeps an inherited SIG_IGN; a user's foreground run has the default handler
     start = (
         "import signal, runpy; signal.signal(signal.SIGINT, signal.default_int_handler); "
         "runpy.run_module('mesa_llm', run_name='__main__', alter_sys=True)"
