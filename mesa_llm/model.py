@@ -292,9 +292,9 @@ class MarketModel(mesa.Model):
             return
         self._states_step = self.steps
         ledger, money = self.exchange.ledger, self.money
-        for agent in self.traders:
-            content = payloads.agent_state_record(agent, ledger, money, self.agent_surplus(agent), self.wealth(agent))
-            self._record("agent_state", content, agent.unique_id)
+        self._record_many([("agent_state", payloads.agent_state_record(agent, ledger, money, self.agent_surplus(agent),
+                                                                       self.wealth(agent)), agent.unique_id, None)
+                           for agent in self.traders])  # fmt: skip
 
     def prepare_step(self) -> list[tuple[TraderAgent, Any]]:
         """The first half of the coming step (``steps + 1``): scheduled events, sessions, messages,

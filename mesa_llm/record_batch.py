@@ -37,13 +37,18 @@ def record_many(
     ``encoded`` is given; it is called only when the dict is needed (an LLM agent's event)."""
     run: list[LeanItem] = []
     llm = activity.population_of
+    wanted: dict[str, bool] = {}  # wants(type), asked once per type until a subscriber runs
     for item in items:
         event_type, content, agent_id, encoded = item
-        if wants(event_type):  # published as it is recorded, after everything before it
+        want = wanted.get(event_type)
+        if want is None:
+            want = wanted[event_type] = wants(event_type)
+        if want:  # published as it is recorded, after everything before it
             if run and recorder is not None:
                 recorder.record_many(run, step=step)
             run = []
             record_one(*item)
+            wanted.clear()  # the subscriber may have subscribed or left
             continue
         if agent_id is not None and agent_id in llm:
             if callable(content):

@@ -87,3 +87,12 @@ def test_observations_recorded_as_a_batch_or_one_by_one_give_the_same_recording(
         model.run()
     assert _lines(batched) == _lines(single)
     assert sum('"event_type":"observation"' in line for line in _lines(batched)) == 8 * len(batched.traders)
+
+
+def test_a_subscription_made_during_a_batch_hears_the_rest_of_it(tmp_path: Path) -> None:
+    model = _model(tmp_path, "m")
+    heard: list[str] = []
+    model.events.subscribe("note", lambda event: model.events.subscribe("order", lambda e: heard.append(e.event_type)))
+    items: list[Any] = [("order", {"order_id": 1}, 1, None), ("note", {"n": 1}, None, None), ("order", {"order_id": 2}, 1, None)]
+    model._record_many(items)
+    assert heard == ["order"]
