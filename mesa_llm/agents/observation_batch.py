@@ -131,8 +131,8 @@ class ObservationBatch:
         observation = Observation(
             self._step, self._horizon, me, agent.name, agent.role._value_, money.tick_size, view, private,
             self._market, open_orders, recent_trades, agent.inbox[-shown:] if shown else [], agent.rejections,
+            list(tools),
         )  # fmt: skip
-        observation.available_actions = list(tools)
         if surveillance is not None:
             observation.surveillance = surveillance
         encode = self.encode

@@ -242,22 +242,33 @@ class Observer:
         open_orders_of, narrowed, regulator = world.exchange.open_orders, self._plain_narrowed, Role.REGULATOR
         generic = TraderAgent.observe
         record, record_many = self.record, self.record_many
+        # an empty book (day orders expire at each clearing): nobody has open orders to look up
+        any_orders = len(world.exchange.book) > 0
+        # `_plain_narrowed` inlined: which of a role's two state-dependent tools it has, then the
+        # tools kept per (role, has open orders, has messages to forward)
+        needs: dict[Role, tuple[bool, bool]] = {}
+        kept, received = self._narrowed, world.mailbox.received
         items: list[RecordItem] = []
         out = []
         try:
             for agent in world.agents.values():
-                me = agent.unique_id
-                orders = open_orders_of(me)
+                me, role = agent.unique_id, agent.role
+                orders = open_orders_of(me) if any_orders else ()
                 open_orders = [order_view(o) for o in orders] if orders else []
+                need = needs.get(role)
+                if need is None:
+                    plain = self._plain_tools(role)
+                    need = needs[role] = ("cancel_order" in plain, "forward_message" in plain)
+                tools = kept.get((role, not need[0] or bool(orders), not need[1] or bool(received(me))))
+                if tools is None:
+                    tools = narrowed(agent, orders)
                 if type(agent).observe is generic:
-                    obs, text = batch.observe(
-                        agent, open_orders, narrowed(agent, orders), surveillance if agent.role is regulator else None
-                    )  # fmt: skip
+                    obs, text = batch.observe(agent, open_orders, tools, surveillance if role is regulator else None)
                 else:  # an agent class of its own: its own observe, encoded as a whole
                     obs = agent.observe(step=step, horizon=self.horizon, market=market, ledger=world.exchange.ledger,
                                         money=world.money, open_orders=open_orders)  # fmt: skip
-                    obs.available_actions = list(narrowed(agent, orders))
-                    if agent.role is regulator:
+                    obs.available_actions = list(tools)
+                    if role is regulator:
                         obs.surveillance = surveillance
                     text = self.encoder.encode(obs.to_dict()) if self.encoder is not None else None
                 if record is not None or record_many is not None:

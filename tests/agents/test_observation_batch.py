@@ -32,6 +32,7 @@ def _compared(model: MarketModel) -> list[int]:
             agent, step=model.current_step, horizon=model.max_steps, market=obs.market,
             ledger=model.exchange.ledger, money=model.money, open_orders=open_orders,
         )  # fmt: skip
+        assert list(tools) == model.observer.available_actions(agent, model.current_step)  # its own state's tools
         reference.available_actions = list(tools)
         reference.surveillance = surveillance
         assert obs.to_dict() == reference.to_dict()
