@@ -271,12 +271,13 @@ class Observer:
                     if role is regulator:
                         obs.surveillance = surveillance
                     text = self.encoder.encode(obs.to_dict()) if self.encoder is not None else None
-                if record is not None or record_many is not None:
-                    item = ("observation", obs.to_dict if text is not None else obs.to_dict(), me, text)
-                    if record_many is not None:
-                        items.append(item)
+                if record_many is not None:
+                    items.append(("observation", obs.to_dict if text is not None else obs.to_dict(), me, text))
+                elif record is not None:  # as the per-agent loop records (a 3-argument recorder without text)
+                    if text is None:
+                        record("observation", obs.to_dict(), me)
                     else:
-                        record(*item)  # type: ignore[misc]
+                        record("observation", obs.to_dict, me, text)
                 agent.start_step()
                 out.append((agent, obs))
         finally:  # what was observed is recorded, also when an agent's observation failed
