@@ -19,7 +19,7 @@ import gc
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,13 +44,15 @@ from mesa_llm.mechanisms.base import MechanismContext, mechanism_classes
 from mesa_llm.mechanisms.call_market import CallMarketMechanism
 from mesa_llm.mechanisms.negotiation import NegotiationMechanism
 from mesa_llm.populations import PopulationBuilder
+from mesa_llm.record_batch import record_many
 from mesa_llm.recording import SimulationEvent, SimulationRecorder
+from mesa_llm.recording.recorder import LeanItem
 from mesa_llm.run_summary import LLMActivity, RunSummary
 from mesa_llm.scenario import SCENARIO_NAME_PATTERN, ScenarioError, ScenarioSpec, capacity_problems
 from mesa_llm.tallies import MarketTallies
 from mesa_llm.timeline import Timeline
 from mesa_llm.world.build import build_exchange, build_social
-from mesa_llm.world.observer import Observer
+from mesa_llm.world.observer import Observer, deliver_messages
 from mesa_llm.world.resolver import ActionResolver
 from mesa_llm.world.state import Content, WorldState
 
@@ -185,6 +187,7 @@ class MarketModel(mesa.Model):
         self.observer = Observer(
             self.world, horizon=self.max_steps, reputation_shown=scenario.social.reputation_shown if social_active else 0,
             record=self._record if recording else None, encode=getattr(self.recorder, "encode", None) if recording else None,
+            record_many=self._record_many if recording else None,
         )  # fmt: skip
         #: the step whose first half (`prepare_step`) has run, and its observations
         self._prepared: tuple[int, list[tuple[TraderAgent, Any]]] | None = None
@@ -276,6 +279,10 @@ class MarketModel(mesa.Model):
                                         agent_id, event_type, content, {})  # type: ignore[arg-type]  # fmt: skip
             self.events.publish(event)
 
+    def _record_many(self, items: Iterable[LeanItem]) -> None:
+        """`_record` for each ``(event_type, content, agent_id, encoded)`` in order, in effect (`record_batch`)."""
+        record_many(items, self.current_step, self.recorder, self.tallies, self.llm_activity, self.events.wants, self._record)
+
     def _record_start(self) -> None:
         if self.recorder is not None:
             self.recorder.record_model_event("simulation_start", payloads.simulation_start(self))
@@ -285,9 +292,9 @@ class MarketModel(mesa.Model):
             return
         self._states_step = self.steps
         ledger, money = self.exchange.ledger, self.money
-        for agent in self.traders:
-            content = payloads.agent_state_record(agent, ledger, money, self.agent_surplus(agent), self.wealth(agent))
-            self._record("agent_state", content, agent.unique_id)
+        self._record_many([("agent_state", payloads.agent_state_record(agent, ledger, money, self.agent_surplus(agent),
+                                                                       self.wealth(agent)), agent.unique_id, None)
+                           for agent in self.traders])  # fmt: skip
 
     def prepare_step(self) -> list[tuple[TraderAgent, Any]]:
         """The first half of the coming step (``steps + 1``): scheduled events, sessions, messages,
@@ -301,7 +308,7 @@ class MarketModel(mesa.Model):
         self.tallies.begin_step()
         self._record("step_start", {"step": step})
         self.timeline.apply(step)
-        self._deliver_messages()
+        self._last_messages = deliver_messages(self.mailbox, self._by_id)
         for mechanism in self.world.mechanisms:  # the desk opens the sessions scheduled now
             mechanism.begin_step(step)
         observations = self.observer.observe(step, self._last_messages, self.call_market.last_trades)
@@ -369,19 +376,6 @@ class MarketModel(mesa.Model):
             self.running = False
         if self.recorder is not None:
             self.recorder.flush()
-
-    def _deliver_messages(self) -> None:
-        delivered = self.mailbox.deliver()
-        seen: dict[int, dict[str, Any]] = {}
-        for recipient_id, messages in delivered.items():
-            agent = self._by_id.get(recipient_id)
-            if agent is None:
-                continue
-            for message in messages:
-                view = message.view()
-                agent.inbox.append(view)
-                seen.setdefault(message.message_id, {**view, "recipient_ids": list(message.recipient_ids)})
-        self._last_messages = [seen[k] for k in sorted(seen)]
 
     def _decide(self, observations: list[tuple[TraderAgent, Any]]) -> list[tuple[TraderAgent, Decision | None]]:
         """Every agent decides from its own observation (`mesa_llm.decisions`)."""

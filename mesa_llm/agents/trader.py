@@ -16,11 +16,11 @@ import mesa
 
 from mesa_llm.actions import Decision
 from mesa_llm.agents.observation import (
-    AccountView,
     MarketSnapshot,
     Observation,
     PrivateView,
 )
+from mesa_llm.agents.observation_batch import account_view
 from mesa_llm.agents.persona import Persona
 from mesa_llm.agents.policies.base import DecisionPolicy
 
@@ -108,37 +108,8 @@ class TraderAgent(mesa.Agent):
         ``keyed``: also give it the keys of its account, private and recent_trades parts
         (``Observation._keys``), with which a recording reuses their JSON while they are unchanged."""
         account = ledger.account(self.unique_id)
-        to_units = money.to_units
-        holdings = dict(account.holdings)
-        reserved = account.reserved_goods
-        short_limit = account.short_limit
-        if any(reserved.values()):
-            shown_reserved = {g: q for g, q in reserved.items() if q}
-            available = {g: q - reserved.get(g, 0) + short_limit for g, q in holdings.items()}
-        else:  # nothing reserved (the usual state at a step's start): the same dicts, fewer steps
-            shown_reserved = {}
-            available = {g: q + short_limit for g, q in holdings.items()} if short_limit else dict(holdings)
-        # positional: the views' fields in their order (keywords cost a third more per view)
-        view = AccountView(
-            to_units(account.cash), holdings, to_units(account.reserved_cash), shown_reserved,
-            to_units(account.available_cash()), available,
-        )  # fmt: skip
-        private = {}
-        shown = self.units_shown
-        private_key: list[Any] = [shown]
-        units_bought, units_sold = self.units_bought, self.units_sold
-        for good, pv in self.private.items():
-            bought = units_bought.get(good, 0)
-            sold = units_sold.get(good, 0)
-            values, costs = pv.in_units(money)
-            fundamental = pv.fundamental
-            private[good] = PrivateView(
-                values[bought : bought + shown], costs[sold : sold + shown],
-                to_units(fundamental) if fundamental is not None else None,
-                max(len(values) - bought, 0), max(len(costs) - sold, 0),
-            )  # fmt: skip
-            if keyed:
-                private_key += (good, pv.values, pv.costs, fundamental, bought, sold)
+        view = account_view(account, money.to_units)
+        private, private_key = self.private_views(money)
         recent_trades = list(self.recent_trades) if self.keep_trades else []
         observation = Observation(
             step, horizon, self.unique_id, self.name, self.role._value_, money.tick_size, view, private, market,
@@ -159,10 +130,32 @@ class TraderAgent(mesa.Agent):
                 tuple(account.reserved_goods.items()),
                 money,
             ),
-            tuple(private_key),
+            private_key,
             tuple(recent_trades),
         )
         return observation
+
+    def private_views(self, money: Money) -> tuple[dict[str, PrivateView], tuple[Any, ...]]:
+        """The agent's private parts as its observation shows them (currency units; the next
+        ``units_shown`` untraded units), and what they are a function of (the schedules in ticks,
+        the fundamental and the unit counts: equal keys, equal views)."""
+        to_units = money.to_units
+        private = {}
+        shown = self.units_shown
+        key: list[Any] = [shown]
+        units_bought, units_sold = self.units_bought, self.units_sold
+        for good, pv in self.private.items():
+            bought = units_bought.get(good, 0)
+            sold = units_sold.get(good, 0)
+            values, costs = pv.in_units(money)
+            fundamental = pv.fundamental
+            private[good] = PrivateView(
+                values[bought : bought + shown], costs[sold : sold + shown],
+                to_units(fundamental) if fundamental is not None else None,
+                max(len(values) - bought, 0), max(len(costs) - sold, 0),
+            )  # fmt: skip
+            key += (good, pv.values, pv.costs, fundamental, bought, sold)
+        return private, tuple(key)
 
     def decide(self, observation: Observation, rng: np.random.Generator) -> Decision:
         """Ask the policy for this step's decision."""

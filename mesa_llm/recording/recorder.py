@@ -34,7 +34,7 @@ import os
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -81,6 +81,11 @@ _SPECIAL_TYPES = _DEEP_REDACT_TYPES | {SIMULATION_END, MESSAGE}
 # afresh at each write, and at 1 MB that costs page faults (60 MB written with a 1 MB bound: 0.092
 # CPU-s; 256 KB: 0.032 CPU-s; 64 KB: 0.041, more calls).
 _PENDING_CHARS = 1 << 18
+
+#: an event for `SimulationRecorder.record_many`: ``(event_type, content, agent_id, encoded)``, as
+#: `SimulationRecorder.record_lean` takes them (``content`` a dict, or a function making it when
+#: ``encoded``, its JSON text, is given)
+LeanItem = tuple[str, Any, Any, "str | None"]
 
 # Steps whose byte range in the stream is remembered for get_events_by_step (see _step_ranges).
 _STEP_INDEX_SIZE = 64
@@ -639,10 +644,7 @@ class SimulationRecorder:
     def _lean(self, event_type: str, content: Any, encoded: str | None, agent_id: Any, step: Any) -> bool:
         """`stream_event`'s work (``content`` may be a function, as `record_lean`'s: then only
         ``encoded`` is streamed)."""
-        if (
-            not self.stream or self.keep_in_memory or self._recent is not None or self._blocked
-            or self.auto_save_interval or self._checkpoint is not None or event_type in _SPECIAL_TYPES
-        ):  # fmt: skip
+        if event_type in _SPECIAL_TYPES or not self._lean_ready():
             return False
         if content is not None and not callable(content):
             shape = SHAPES.get(event_type) if encoded is None else None
@@ -663,6 +665,101 @@ class SimulationRecorder:
         self._type_counts[event_type] = self._type_counts.get(event_type, 0) + 1
         self.events_since_save += 1
         return True
+
+    def record_many(self, items: Iterable[LeanItem], *, step: int) -> None:
+        """`record_lean` (``need_event`` False) for each ``(event_type, content, agent_id, encoded)``
+        in order, all at ``step``: the same lines, ids, counts and step index, with the lines of
+        the items the lean path takes built in one loop and added to the stream together.
+
+        Their timestamp is taken once per batch (one clock reading for all of them, not one
+        each). An item the lean path refuses (a type with side effects or walked for secrets, a
+        top-level secret key; every item when the recorder keeps events, auto-saves, has a
+        ``save`` marker or is closed) goes through `record_lean` in its place, in order, and then
+        raises as it would."""
+        lines: list[str] = []
+        index = start = self._count
+        stamp = ""  # the batch's timestamp and step, made at its first lean line
+        shapes, encode, special = SHAPES, self._encode, _SPECIAL_TYPES
+        agent_counts, type_counts = self._agent_counts, self._type_counts
+        lean = self._lean_ready()
+        for event_type, content, agent_id, encoded in items:
+            if lean and event_type not in special:
+                # what `_lean` streams, or None where it refuses
+                text = encoded
+                if content is not None and not callable(content):
+                    shape = shapes.get(event_type) if encoded is None else None
+                    text = shape(content) if shape is not None else None  # a fixed shape: no secret key
+                    if text is None and isinstance(content, dict) and SECRET_KEYS.isdisjoint(content):
+                        text = encoded if encoded is not None else encode(content)
+                if text is not None:
+                    if not stamp:  # datetime.now's clock, floored to the microsecond
+                        stamp = self._stamp_prefix(time.time_ns() // 1000, step)
+                    type_json = self._type_json.get(event_type)
+                    if type_json is None:
+                        type_json = self._type_json[event_type] = encode(event_type)
+                    lines.append(
+                        f'{{"event_id":{self._id_prefix_json}{str(index).zfill(6)}",{stamp}'
+                        f'{"null" if agent_id is None else agent_id if type(agent_id) is int else encode(agent_id)},'
+                        f'"event_type":{type_json},"content":{text},"metadata":{{}}}}\n'
+                    )  # fmt: skip
+                    index += 1
+                    if agent_id is not None:
+                        agent_counts[agent_id] = agent_counts.get(agent_id, 0) + 1
+                    type_counts[event_type] = type_counts.get(event_type, 0) + 1
+                    continue
+            # not lean: the lines so far go first, then this item the usual way, in its place
+            self._add_lines(lines, index - start, step)
+            lines = []
+            self.record_lean(event_type, content, agent_id, step=step, encoded=encoded)
+            index = start = self._count
+            lean = self._lean_ready()
+        self._add_lines(lines, index - start, step)
+
+    def _lean_ready(self) -> bool:
+        """Whether `_lean` may stream events now (their types and contents aside)."""
+        return not (
+            not self.stream or self.keep_in_memory or self._recent is not None or self._blocked
+            or self.auto_save_interval or self._checkpoint is not None
+        )  # fmt: skip
+
+    def _stamp_prefix(self, micros: int, step: Any) -> str:
+        """The text of a stream line from its timestamp to its ``agent_id`` value (exclusive)."""
+        second, micro = divmod(micros, 1_000_000)
+        if second != self._second:
+            self._set_second(second)
+        return (
+            f'"timestamp":"{self._second_text}{"." + str(micro).zfill(6) + "+00:00" if micro else "+00:00"}",'
+            f'"step":{step if type(step) is int else self._encode(step)},"agent_id":'
+        )
+
+    def _add_lines(self, lines: list[str], count: int, step: Any) -> None:
+        """Add ``count`` lines of events of ``step`` made by `record_many` (their ids taken in
+        order from ``_count``) to the stream, as `_stream_line` adds one."""
+        if not lines:
+            return
+        if self._file is None:
+            self._open_stream()
+        size = 0
+        pending, chars, ascii_only = self._pending, self._pending_chars, True
+        for line in lines:  # written in chunks of about _PENDING_CHARS, as `_stream_line` does
+            pending.append(line)
+            n = len(line)
+            size += n
+            chars += n
+            ascii_only = ascii_only and line.isascii()
+            if chars > _PENDING_CHARS:
+                self._write_pending()
+                chars = 0
+        self._pending_chars = chars
+        start = self._offset
+        self._offset = end = start + (size if ascii_only else sum(len(line.encode("utf-8")) for line in lines))
+        self._count += count
+        self.events_since_save += count
+        if step == self._run_step and step.__class__ is int:
+            if self._run_range is not None:
+                self._run_range[1] = end
+        else:
+            self._index_step(step, start, end)
 
     def _stream_line(
         self, event_type: str, content_json: str, metadata_json: str, agent_id: Any, step: Any, micros: int, index: int

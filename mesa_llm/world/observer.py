@@ -10,17 +10,19 @@ Observations are recorded as they are built.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mesa_llm.agents.observation import Encoder, GoodSnapshot, MarketSnapshot, ObservationEncoder
+from mesa_llm.agents.observation_batch import ObservationBatch
 from mesa_llm.agents.roles import Role
 from mesa_llm.agents.trader import TraderAgent
 from mesa_llm.market import Order
 from mesa_llm.mechanisms.base import insert_tools
 from mesa_llm.mechanisms.call_market import CALL_MARKET_TOOLS, CallMarketMechanism
 from mesa_llm.mechanisms.negotiation import NEGOTIATION_TOOLS
-from mesa_llm.world.state import RecordEncoded, WorldState
+from mesa_llm.social.mailbox import Mailbox
+from mesa_llm.world.state import RecordEncoded, RecordItem, RecordMany, WorldState
 
 #: the tools the built-in mechanisms offer (the call market's and the desk's)
 MECHANISM_TOOLS = frozenset(CALL_MARKET_TOOLS) | NEGOTIATION_TOOLS
@@ -36,17 +38,23 @@ class Observer:
         record: RecordEncoded | None = None,
         reputation_shown: int = 0,
         encode: Encoder | None = None,
+        record_many: RecordMany | None = None,
     ) -> None:
         """``horizon`` is the run's last step; ``record`` receives every observation built (None:
         observations are not recorded); ``reputation_shown`` is how many agents' reputations an
         observation lists (0: none). With ``encode`` (the recorder's encoder), ``record`` is given
         each observation's JSON text and, instead of its dict, its ``to_dict`` (built only if
         needed): ``record(type, to_dict, agent_id, text)``, the text made with the market part
-        encoded once per step and each agent's unchanged parts reused (`ObservationEncoder`)."""
+        encoded once per step and each agent's unchanged parts reused (`ObservationEncoder`).
+        ``record_many`` (with ``encode``): records a list of such ``(type, to_dict, agent_id,
+        text)`` at once, in order; a plain market's step gives it all its observations."""
         self.world = world
         self.horizon = horizon
         self.record = record
+        self.record_many = record_many
         self.encoder = ObservationEncoder(encode) if encode is not None else None
+        #: a plain market's observations, built and encoded per step (`observe`)
+        self.batch = ObservationBatch(encode if record is not None or record_many is not None else None)
         self.reputation_shown = reputation_shown
         self._plain_tool_cache: dict[Role, tuple[str, ...]] = {}
         #: a plain market's tools by (role, has open orders, has messages to forward)
@@ -103,18 +111,7 @@ class Observer:
         if self.world.desk is None and not social.alliances and not suspended:
             # the common case of a plain market: only two tools depend on the state (whether the
             # agent has open orders, and messages to forward); one list per role and state
-            role = agent.role
-            plain = self._plain_tools(role)
-            orders = "cancel_order" not in plain or bool(
-                open_orders if open_orders is not None else self.world.exchange.open_orders(me)
-            )
-            received = "forward_message" not in plain or bool(self.world.mailbox.received(me))
-            key = (role, orders, received)
-            narrowed = self._narrowed.get(key)
-            if narrowed is None:
-                gone = {n for n, ok in (("cancel_order", orders), ("forward_message", received)) if not ok}
-                narrowed = self._narrowed[key] = tuple(n for n in plain if n not in gone)
-            out = list(narrowed)
+            out = list(self._plain_narrowed(agent, open_orders))
             return self._with_plugin_tools(out, agent, step) if plugins else out
         # what the built-in mechanisms offer now (the call market, the desk)
         offered = {t for m in self.world.mechanisms if m.builtin for t in m.available(agent, step)}
@@ -135,6 +132,23 @@ class Observer:
             if ok:
                 out.append(name)
         return self._with_plugin_tools(out, agent, step) if plugins else out
+
+    def _plain_narrowed(self, agent: TraderAgent, open_orders: Sequence[Order] | None) -> tuple[str, ...]:
+        """A plain market's tools for ``agent`` (no negotiations, alliances, suspension or plugin
+        tools): only two depend on the state, whether it has open orders and messages to forward;
+        one tuple per role and state, the same object each time."""
+        role, me = agent.role, agent.unique_id
+        plain = self._plain_tools(role)
+        orders = "cancel_order" not in plain or bool(
+            open_orders if open_orders is not None else self.world.exchange.open_orders(me)
+        )
+        received = "forward_message" not in plain or bool(self.world.mailbox.received(me))
+        key = (role, orders, received)
+        narrowed = self._narrowed.get(key)
+        if narrowed is None:
+            gone = {n for n, ok in (("cancel_order", orders), ("forward_message", received)) if not ok}
+            narrowed = self._narrowed[key] = tuple(n for n in plain if n not in gone)
+        return narrowed
 
     def _with_plugin_tools(self, out: list[str], agent: TraderAgent, step: int) -> list[str]:
         """``out`` with the tools the plugin mechanisms offer ``agent`` now, before its social and
@@ -186,6 +200,11 @@ class Observer:
         mechanisms = tuple(m for m in mechanisms if type(m).fill_observation is not CallMarketMechanism.fill_observation)
         suspended_until = self.world.rules.suspended_until
         record, regulator = self.record, Role.REGULATOR
+        if (
+            self.world.desk is None and not alliances and not reputation_shown and not self._plugins
+            and not mechanisms and not suspended_until
+        ):  # fmt: skip
+            return self._observe_plain(step, market, surveillance)
         out = []
         for agent in self.world.agents.values():
             me = agent.unique_id
@@ -213,3 +232,71 @@ class Observer:
             agent.start_step()
             out.append((agent, obs))
         return out
+
+    def _observe_plain(self, step: int, market: MarketSnapshot, surveillance: dict[str, Any]) -> list[tuple[TraderAgent, Any]]:
+        """`observe` in a plain market (no negotiations, alliances, reputation, suspensions or
+        plugin mechanisms): every agent's observation built in one pass (`ObservationBatch`), and
+        recorded with its text in one batch (``record_many``), or one by one (``record``)."""
+        world, batch, order_view = self.world, self.batch, self._order_view
+        batch.begin(step, self.horizon, market, world.exchange.ledger, world.money)
+        open_orders_of, narrowed, regulator = world.exchange.open_orders, self._plain_narrowed, Role.REGULATOR
+        generic = TraderAgent.observe
+        record, record_many = self.record, self.record_many
+        # an empty book (day orders expire at each clearing): nobody has open orders to look up
+        any_orders = len(world.exchange.book) > 0
+        # `_plain_narrowed` inlined: which of a role's two state-dependent tools it has, then the
+        # tools kept per (role, has open orders, has messages to forward)
+        needs: dict[Role, tuple[bool, bool]] = {}
+        kept, received = self._narrowed, world.mailbox.received
+        items: list[RecordItem] = []
+        out = []
+        try:
+            for agent in world.agents.values():
+                me, role = agent.unique_id, agent.role
+                orders = open_orders_of(me) if any_orders else ()
+                open_orders = [order_view(o) for o in orders] if orders else []
+                need = needs.get(role)
+                if need is None:
+                    plain = self._plain_tools(role)
+                    need = needs[role] = ("cancel_order" in plain, "forward_message" in plain)
+                tools = kept.get((role, not need[0] or bool(orders), not need[1] or bool(received(me))))
+                if tools is None:
+                    tools = narrowed(agent, orders)
+                if type(agent).observe is generic:
+                    obs, text = batch.observe(agent, open_orders, tools, surveillance if role is regulator else None)
+                else:  # an agent class of its own: its own observe, encoded as a whole
+                    obs = agent.observe(step=step, horizon=self.horizon, market=market, ledger=world.exchange.ledger,
+                                        money=world.money, open_orders=open_orders)  # fmt: skip
+                    obs.available_actions = list(tools)
+                    if role is regulator:
+                        obs.surveillance = surveillance
+                    text = self.encoder.encode(obs.to_dict()) if self.encoder is not None else None
+                if record_many is not None:
+                    items.append(("observation", obs.to_dict if text is not None else obs.to_dict(), me, text))
+                elif record is not None:  # as the per-agent loop records (a 3-argument recorder without text)
+                    if text is None:
+                        record("observation", obs.to_dict(), me)
+                    else:
+                        record("observation", obs.to_dict, me, text)
+                agent.start_step()
+                out.append((agent, obs))
+        finally:  # what was observed is recorded, also when an agent's observation failed
+            if items and record_many is not None:
+                record_many(items)
+        return out
+
+
+def deliver_messages(mailbox: Mailbox, agents: Mapping[int, TraderAgent]) -> list[dict[str, Any]]:
+    """Deliver the messages sent last step to their recipients' inboxes (each sees them in its next
+    observation) and return every delivered message once, with all its recipients, in id order
+    (what a regulator surveils)."""
+    seen: dict[int, dict[str, Any]] = {}
+    for recipient_id, messages in mailbox.deliver().items():
+        agent = agents.get(recipient_id)
+        if agent is None:
+            continue
+        for message in messages:
+            view = message.view()
+            agent.inbox.append(view)
+            seen.setdefault(message.message_id, {**view, "recipient_ids": list(message.recipient_ids)})
+    return [seen[k] for k in sorted(seen)]

@@ -40,6 +40,13 @@ class RecordEncoded(Protocol):
     ) -> None: ...  # fmt: skip
 
 
+RecordItem = tuple[str, Content, int | None, str | None]
+"""One event of a batch: ``(event_type, content, agent_id, encoded)``, as `RecordEncoded` takes them."""
+
+RecordMany = Callable[[list[RecordItem]], None]
+"""Records a batch of events, in order, as recording each in turn would."""
+
+
 @dataclass(frozen=True, slots=True)
 class WorldState:
     """The parts of one run's world; each is changed only through its own methods."""

@@ -22,6 +22,33 @@ from mesa_llm.recording.recorder import _make_encoder
 from mesa_llm.scenario import load_scenario
 
 
+def _checked_texts(model: MarketModel) -> list[int]:
+    """Check every observation the model records: its text is the encoding of its dict (both the
+    plain market's batch and the per-agent encoder); returns a counter of those checked."""
+    observer, encode = model.observer, model.recorder.encode  # type: ignore[union-attr]
+    checked = [0]
+
+    def check(item: tuple[str, Any, int | None, str | None]) -> None:
+        _, content, _, text = item
+        assert text == encode(content() if callable(content) else content)
+        checked[0] += 1
+
+    record, record_many = observer.record, observer.record_many
+    assert record is not None and record_many is not None
+
+    def one(*item: Any) -> None:
+        check(item)
+        record(*item)
+
+    def many(items: list[Any]) -> None:
+        for item in items:
+            check(item)
+        record_many(items)
+
+    observer.record, observer.record_many = one, many
+    return checked
+
+
 @pytest.mark.parametrize(
     ("scenario", "steps"),
     [
@@ -37,29 +64,19 @@ def test_every_recorded_observation_is_the_encoding_of_what_the_agent_saw(
     scenario: str, steps: int, tmp_path: Path
 ) -> None:
     model = MarketModel(load_scenario(scenario), seed=3, steps=steps, output_dir=tmp_path, run_name="r")
-    encoder = model.observer.encoder
-    assert encoder is not None
+    checked = _checked_texts(model)
     seen: list[dict[str, Any]] = []
-    reused = 0
-    splice = encoder.to_json
+    prepare = model.observer.observe
 
-    def checked(observation: Observation) -> str:
-        nonlocal reused
-        before = {k: list(v) for k, v in encoder._parts.items()}
-        text = splice(observation)
-        content = observation.to_dict()
-        # the reference: the observation's dict as the recorder would encode it in full
-        assert text == encoder.encode(observation.to_dict())
-        old = before.get(observation.agent_id)
-        reused += old is not None and encoder._parts[observation.agent_id][1] is old[1]
-        seen.append(content)
-        return text
+    def observe(*args: Any, **kwargs: Any) -> Any:
+        out = prepare(*args, **kwargs)
+        seen.extend(obs.to_dict() for _, obs in out)
+        return out
 
-    encoder.to_json = checked  # type: ignore[method-assign]
+    model.observer.observe = observe  # type: ignore[method-assign]
     model.run()
     assert model.tallies.trades > 0 or model.desk is not None  # a negotiation scenario: contracts
-    assert len(seen) >= steps * len(model.traders) // 2
-    assert reused > 0  # the cached account JSON was used, not only ever rebuilt
+    assert checked[0] == len(seen) >= steps * len(model.traders) // 2
     recorded = [
         json.loads(line)["content"]
         for line in Path(model.recording_path).read_text().splitlines()  # type: ignore[arg-type]
@@ -70,19 +87,7 @@ def test_every_recorded_observation_is_the_encoding_of_what_the_agent_saw(
 
 def test_cash_or_reservations_changed_alone_reach_the_next_recorded_observation(tmp_path: Path) -> None:
     model = MarketModel(load_scenario("double_auction"), seed=1, steps=6, output_dir=tmp_path, run_name="r")
-    encoder = model.observer.encoder
-    assert encoder is not None
-    splice = encoder.to_json
-    checked = 0
-
-    def check(observation: Observation) -> str:
-        nonlocal checked
-        text = splice(observation)
-        assert text == encoder.encode(observation.to_dict())
-        checked += 1
-        return text
-
-    encoder.to_json = check  # type: ignore[method-assign]
+    checked = _checked_texts(model)
     seller = next(a for a in model.traders if a.role.value == "seller")
     ledger = model.exchange.ledger
     changes = [
@@ -101,8 +106,9 @@ def test_cash_or_reservations_changed_alone_reach_the_next_recorded_observation(
         for line in Path(model.recording_path).read_text().splitlines()  # type: ignore[arg-type]
         if '"event_type":"observation"' in line and f'"agent_id":{seller.unique_id},' in line
     ]
-    assert len(cash) == 5 and checked == 5 * len(model.traders)
+    assert len(cash) == 5 and checked[0] == 5 * len(model.traders)
     assert cash[-1]["reserved_cash"] == 0.02 and cash[-1]["reserved_goods"] == {"widget": 1}
+    assert len({json.dumps(c) for c in cash}) == 5  # each change reached the next observation
 
 
 def test_a_trade_changes_the_recorded_account_and_private_values(tmp_path: Path) -> None:

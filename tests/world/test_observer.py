@@ -75,3 +75,15 @@ def test_a_call_market_that_fills_observations_is_asked() -> None:
     observations = model.observer.observe(1)
     assert asked == [a.unique_id for a in model.traders]
     assert all(obs.mechanisms == {"filled": 1} for _, obs in observations)
+
+
+def test_a_recorder_given_no_encoder_gets_each_observation_as_its_dict() -> None:
+    """An observer built with a three-argument recorder and no encoder (no text to give) records
+    each observation's dict, in agent order, as the per-agent loop does."""
+    from mesa_llm.world.observer import Observer
+
+    model = MarketModel(load_scenario("double_auction"), record=False)
+    got: list[tuple[str, dict, int | None]] = []
+    observer = Observer(model.world, horizon=3, record=lambda t, c, a: got.append((t, c, a)))
+    out = observer.observe(1)
+    assert got == [("observation", obs.to_dict(), agent.unique_id) for agent, obs in out]
