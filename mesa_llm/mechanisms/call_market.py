@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import partial
 from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -157,9 +158,12 @@ class CallMarketMechanism(Mechanism):
                     continue
                 assert not isinstance(order, str)
                 price, good, side, lifetime = action.price, order.good, action.side, order.lifetime._value_
-                content = {"order_id": order.order_id, "side": side, "good": good, "price": price,
-                           "quantity": order.quantity, "lifetime": lifetime}  # fmt: skip
-                add((content, order_json(order.order_id, side, good, price, order.quantity, lifetime) if encoded else None))
+                text = order_json(order.order_id, side, good, price, order.quantity, lifetime) if encoded else None
+                if text is None:
+                    add(({"order_id": order.order_id, "side": side, "good": good, "price": price,
+                          "quantity": order.quantity, "lifetime": lifetime}, None))  # fmt: skip
+                else:  # the content made only if something needs more than the text (`RecordEncoded`)
+                    add((partial(_order_content, order.order_id, side, good, price, order.quantity, lifetime), text))
 
     def begin_step(self, step: int) -> None:
         self.exchange.begin_step()
@@ -194,6 +198,11 @@ class CallMarketMechanism(Mechanism):
                 record(event_type, content, agent_id)
             else:
                 record(event_type, content, agent_id, text)  # type: ignore[call-arg]
+
+
+def _order_content(order_id: int, side: str, good: str, price: float, quantity: int, lifetime: str) -> dict[str, Any]:
+    """An ``order`` event's content (as `CallMarketMechanism.act` records it)."""
+    return {"order_id": order_id, "side": side, "good": good, "price": price, "quantity": quantity, "lifetime": lifetime}
 
 
 def trade_json(content: dict[str, Any]) -> str | None:

@@ -9,6 +9,7 @@ shown to the agent at its next step. Nothing here decides anything.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,12 @@ from mesa_llm.mechanisms.call_market import action_json
 from mesa_llm.social import AllianceError
 from mesa_llm.world.state import RecordEncoded, WorldState
 
+
+def _action_content(arguments: dict[str, Any]) -> dict[str, Any]:
+    """An order's ``action`` content (as `ActionResolver.apply` records it)."""
+    return {"type": "place_order", "arguments": arguments}
+
+
 #: why a message to nobody but its sender is refused
 _TO_YOURSELF = "you cannot send a message to yourself: name another agent"
 
@@ -58,6 +65,8 @@ class ActionResolver:
         self._allowed: dict[tuple[Role, str], bool] = {}
         #: per action class: the mechanism that handles it, when that follows from the class alone
         self._handlers: dict[type[ActionBase], Mechanism | None] = {}
+        #: per role: whether its orders go to a mechanism that places batches (`_batches_orders`)
+        self._plain_roles: dict[Role, bool] = {}
 
     def resolve(self, decisions: list[tuple[TraderAgent, Decision | None]], step: int) -> None:
         """Apply every agent's actions, agents in a seeded random order, each agent's in its order.
@@ -90,16 +99,26 @@ class ActionResolver:
         """Whether ``actions`` are orders only, each of which `apply` would hand to a mechanism
         that places a batch (the call market's `place_orders`): the role may place orders and
         the handler follows from the class."""
-        for action in actions:
-            if type(action) is not PlaceOrder:
+        if len(actions) == 1:
+            if type(actions[0]) is not PlaceOrder:
                 return False
-        if not actions:
-            return True  # nothing to apply
-        role = agent.role
+        else:
+            for action in actions:
+                if type(action) is not PlaceOrder:
+                    return False
+            if not actions:
+                return True  # nothing to apply
+        plain = self._plain_roles.get(agent.role)
+        if plain is None:
+            plain = self._plain_roles[agent.role] = self._batches_orders(agent.role, actions[0])
+        return plain
+
+    def _batches_orders(self, role: Role, order: ActionBase) -> bool:
+        """Whether ``role`` may place orders and their handler (the same for every order) places batches."""
         allowed = self._allowed.get((role, "place_order"))
         if allowed is None:
             allowed = self._allowed[role, "place_order"] = role.allows("place_order")
-        if not allowed or PlaceOrder not in self._handlers and self.handler(actions[0]) is None:
+        if not allowed or PlaceOrder not in self._handlers and self.handler(order) is None:
             return False
         return hasattr(self._handlers.get(PlaceOrder), "place_orders")
 
@@ -128,7 +147,9 @@ class ActionResolver:
                 agent.rejections.append({**entry, "step": step})
                 continue
             text = action_json(good, side, price, quantity, lifetime) if encoded else None
-            add(("action", {"type": "place_order", "arguments": arguments}, me, text))
+            # with its text, the content is made only if something needs more (`RecordEncoded`)
+            content = {"type": "place_order", "arguments": arguments} if text is None else partial(_action_content, arguments)
+            add(("action", content, me, text))
             add(("order", result[0], me, result[1]))
         record = self._record
         for event_type, content, agent_id, text in events:

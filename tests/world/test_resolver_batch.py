@@ -44,6 +44,9 @@ def _world(batch: bool) -> tuple[MarketModel, list[Event], list[str | None]]:
     texts: list[str | None] = []
 
     def record(event_type: str, content: Any, agent_id: int | None, encoded: str | None = None) -> None:
+        if callable(content):  # given with its text: made only when needed (`RecordEncoded`)
+            assert encoded is not None
+            content = content()
         events.append((event_type, content, agent_id))
         texts.append(encoded)
 
