@@ -112,3 +112,22 @@ def test_a_trusted_order_is_the_validated_one() -> None:
         assert made.model_fields_set == validated.model_fields_set
         assert made.model_dump() == validated.model_dump() and made.arguments() == validated.arguments()
         assert made.model_fields_set is not trusted_order(good, side, price, quantity).model_fields_set  # type: ignore[arg-type]
+
+
+def test_a_batch_that_cannot_decide_everyone_draws_nothing_and_leaves_them_to_one_by_one() -> None:
+    """An observation `decide` fails on after its draws (cash that is no number): the batch finds
+    out before drawing, so the agents are decided one by one, that one's failure its own."""
+    pairs = _population(ZeroIntelligenceConstrained, 30, np.random.default_rng(4), ["widget"])
+    buyer = next(i for i, (a, o) in enumerate(pairs) if a.role is Role.BUYER and o.private["widget"].values)
+    pairs[buyer][1].account.available_cash = None  # type: ignore[assignment]
+    ours, theirs = np.random.default_rng(2), np.random.default_rng(2)
+    decisions, _, crashes = decide_rule_based(pairs, ours)
+    want: list[Any] = []
+    for agent, obs in pairs:
+        try:
+            want.append(agent.policy.decide(obs, theirs).actions)
+        except TypeError:
+            want.append(None)
+    assert list(crashes) == [buyer] and "TypeError" in crashes[buyer]
+    assert [d.actions if d is not None else None for d in decisions] == want
+    assert ours.bit_generator.state == theirs.bit_generator.state

@@ -115,10 +115,13 @@ class _ZeroIntelligence(DecisionPolicy):
         who, goods, buys, lows, highs, sizes, ticks = zip(*draws, strict=True)
         if not _valid_orders(goods, lows, highs, sizes, ticks):
             return None
+        # read before drawing: nothing after the draw may fail (the agents could not be decided again)
+        cash = [o.account.available_cash for o in observations] if any(buys) else []
+        if not all(c.__class__ is float or c.__class__ is int for c in cash):
+            return None
         low, high, tick_array = np.array(lows), np.array(highs), np.array(ticks)
         raw = low + (high - low) * rng.random(len(draws))  # `_uniform`'s arithmetic, element-wise
         counts = np.maximum(np.rint(raw / tick_array), 1.0).astype(np.int64).tolist()  # round(): half-even too
-        cash = [o.account.available_cash for o in observations] if any(buys) else []
         snapped = _SNAPPED.get(ticks[0]) if len(set(ticks)) == 1 else None
         if snapped is None or len(snapped) >= _SNAPPED_KEPT:
             snapped = {}
