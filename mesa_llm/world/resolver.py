@@ -149,7 +149,7 @@ class ActionResolver:
                 continue
             text = action_json(good, side, price, quantity, lifetime) if encoded else None
             # with its text, the content is made only if something needs more (`RecordEncoded`)
-            content = {"type": "place_order", "arguments": arguments} if text is None else partial(_action_content, arguments)
+            content = _action_content(arguments) if text is None else partial(_action_content, arguments)
             add(("action", content, me, text))
             add(("order", result[0], me, result[1]))
         record = self._record
