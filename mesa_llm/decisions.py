@@ -13,6 +13,7 @@ import numpy as np
 
 from mesa_llm.actions import Decision
 from mesa_llm.agents.llm_policy import LLMPolicy
+from mesa_llm.agents.policies.base import DecisionPolicy
 from mesa_llm.agents.trader import TraderAgent
 
 Observations = list[tuple[TraderAgent, Any]]
@@ -22,19 +23,80 @@ Record = Callable[[str, dict[str, Any], int | None], None]
 
 def decide_rule_based(observations: Observations, rng: np.random.Generator) -> tuple[list[Decision | None], list[int], dict[int, str]]:
     """Every rule-based agent's decision (in agent order), the indexes of the LLM agents still to
-    ask, and the agents whose policy raised (index -> one line)."""
+    ask, and the agents whose policy raised (index -> one line).
+
+    Consecutive rule-based agents (LLM agents in between draw nothing here) whose policies are of
+    one class that decides a batch (`DecisionPolicy.decide_batch`) are decided together, with the
+    same draws in the same order as one by one; a batch the class declines is decided one by one."""
     decisions: list[Decision | None] = [None] * len(observations)
     crashes: dict[int, str] = {}
     llm_jobs: list[int] = []
+    run: list[int] = []  # the consecutive rule-based agents of `run_class` not decided yet
+    run_class: type[DecisionPolicy] | None = None
     for index, (agent, obs) in enumerate(observations):
-        if agent.policy.is_llm:
+        policy = agent.policy
+        if policy.is_llm:
             llm_jobs.append(index)
             continue
-        try:
-            decisions[index] = agent.decide(obs, rng)
-        except Exception as exc:  # noqa: BLE001 - one agent's failure must not stop the others
-            crashes[index] = f"{type(exc).__name__}: {exc}"
+        cls = _batch_class(agent, policy)
+        if cls is not run_class and run:
+            _decide_run(run_class, run, observations, rng, decisions, crashes)
+            run = []
+        run_class = cls
+        if cls is None:
+            _decide_one(index, agent, obs, rng, decisions, crashes)
+        else:
+            run.append(index)
+    if run:
+        _decide_run(run_class, run, observations, rng, decisions, crashes)
     return decisions, llm_jobs, crashes
+
+
+#: per policy class: the class if it decides batches (overrides `DecisionPolicy.decide_batch`), else None
+_BATCHES: dict[type, type[DecisionPolicy] | None] = {}
+_UNKNOWN = object()
+
+
+def _batch_class(agent: TraderAgent, policy: DecisionPolicy) -> type[DecisionPolicy] | None:
+    """The policy's class when its batch would decide as ``agent.decide`` does: the class decides
+    batches and neither the agent's nor the policy's ``decide`` is replaced (a subclass, a patch)."""
+    cls = type(policy)
+    batch: Any = _BATCHES.get(cls, _UNKNOWN)
+    if batch is _UNKNOWN:
+        overrides = getattr(cls.decide_batch, "__func__", None) is not DecisionPolicy.decide_batch.__func__  # type: ignore[attr-defined]
+        batch = _BATCHES[cls] = cls if overrides else None
+    if batch is None or type(agent).decide is not TraderAgent.decide or "decide" in agent.__dict__ \
+            or "decide" in getattr(policy, "__dict__", ()):  # fmt: skip
+        return None
+    return batch
+
+
+def _decide_one(index: int, agent: TraderAgent, obs: Any, rng: np.random.Generator, decisions: list[Decision | None],
+                crashes: dict[int, str]) -> None:  # fmt: skip
+    try:
+        decisions[index] = agent.decide(obs, rng)
+    except Exception as exc:  # noqa: BLE001 - one agent's failure must not stop the others
+        crashes[index] = f"{type(exc).__name__}: {exc}"
+
+
+def _decide_run(cls: type[DecisionPolicy] | None, run: list[int], observations: Observations, rng: np.random.Generator,
+                decisions: list[Decision | None], crashes: dict[int, str]) -> None:  # fmt: skip
+    """Decide ``run`` (indexes of agents whose policies are of ``cls``) as a batch, or one by one
+    when it is a single agent or the class declines (or raises: a batch draws nothing before it
+    knows it can decide every agent)."""
+    batch: list[Decision] | None = None
+    if cls is not None and len(run) > 1:
+        try:
+            batch = cls.decide_batch([observations[i][0].policy for i in run], [observations[i][1] for i in run], rng)
+        except Exception:  # noqa: BLE001 - decided one by one: the agent that fails loses only its own step
+            batch = None
+    if batch is None:
+        for index in run:
+            agent, obs = observations[index]
+            _decide_one(index, agent, obs, rng, decisions, crashes)
+        return
+    for index, decision in zip(run, batch, strict=True):
+        decisions[index] = decision
 
 
 #: LLM agents started per turn of the event loop (see `decide_llm`): few enough that a request

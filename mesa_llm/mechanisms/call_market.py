@@ -7,7 +7,10 @@ and every step's clearings and trades are recorded (``clearing``, ``trade``) as 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from functools import partial
+from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mesa_llm import payloads
@@ -17,11 +20,63 @@ from mesa_llm.mechanisms.base import Mechanism, Record, Recorded
 if TYPE_CHECKING:
     from mesa_llm.agents.roles import Role
     from mesa_llm.agents.trader import TraderAgent
-    from mesa_llm.market import Money
+    from mesa_llm.market import Money, Order
     from mesa_llm.world.exchange import Exchange
 
 #: the tools of the call market
 CALL_MARKET_TOOLS = ("place_order", "cancel_order")
+_INF = math.inf
+_FINITE = math.isfinite
+#: an order's side and lifetime as JSON text
+_LITERAL = {name: f'"{name}"' for name in ("buy", "sell", "step", "gtc")}
+#: JSON text of the positive floats (prices) and the strings (goods) met before, bounded
+_FLOATS: dict[float, str] = {}
+_STRINGS: dict[str, str] = {}
+_JSON_KEPT = 1 << 16
+
+
+def float_json(value: float) -> str:
+    """A finite float's JSON text as the recorder's encoder writes it (``float.__repr__``),
+    remembered for positive ones: a repr costs ~0.4 us, and a run meets the same prices again
+    and again (0.0 is not kept: -0.0 equals it and prints otherwise)."""
+    text = _FLOATS.get(value)
+    if text is None:
+        text = repr(value)
+        if value > 0.0:
+            if len(_FLOATS) >= _JSON_KEPT:
+                _FLOATS.clear()
+            _FLOATS[value] = text
+    return text
+
+
+def string_json(value: str) -> str:
+    """A string's JSON text as the recorder's encoder writes it (`encode_basestring`), remembered."""
+    text = _STRINGS.get(value)
+    if text is None:
+        if len(_STRINGS) >= _JSON_KEPT:
+            _STRINGS.clear()
+        text = _STRINGS[value] = encode_basestring(value)
+    return text
+
+
+def action_json(good: str, side: str, price: float, quantity: int, lifetime: str) -> str | None:
+    """The recorder's compact encoding of an ``action`` placing this order (`Resolver.apply`'s
+    content), or None when it is not a validated order's (then the recorder encodes it)."""
+    if price.__class__ is not float or quantity.__class__ is not int or good.__class__ is not str \
+            or side not in _LITERAL or lifetime not in _LITERAL or not 0.0 < price < _INF:  # fmt: skip
+        return None
+    return (f'{{"type":"place_order","arguments":{{"good":{string_json(good)},"side":{_LITERAL[side]},'
+            f'"price":{float_json(price)},"quantity":{quantity},"lifetime":{_LITERAL[lifetime]}}}}}')  # fmt: skip
+
+
+def order_json(order_id: int, side: str, good: str, price: float, quantity: int, lifetime: str) -> str | None:
+    """The recorder's compact encoding of an ``order`` event's content (`CallMarketMechanism.act`'s),
+    or None when it is not a booked order's (then the recorder encodes it)."""
+    if price.__class__ is not float or quantity.__class__ is not int or order_id.__class__ is not int \
+            or good.__class__ is not str or side not in _LITERAL or lifetime not in _LITERAL or not 0.0 < price < _INF:  # fmt: skip
+        return None
+    return (f'{{"order_id":{order_id},"side":{_LITERAL[side]},"good":{string_json(good)},'
+            f'"price":{float_json(price)},"quantity":{quantity},"lifetime":{_LITERAL[lifetime]}}}')  # fmt: skip
 
 
 class CallMarketMechanism(Mechanism):
@@ -33,11 +88,15 @@ class CallMarketMechanism(Mechanism):
     actions: ClassVar[tuple[type[ActionBase], ...]] = (PlaceOrder, CancelOrder)
 
     def __init__(
-        self, exchange: Exchange, *, enabled: bool, money: Money, record: Record, traders: Sequence[TraderAgent]
-    ) -> None:
+        self, exchange: Exchange, *, enabled: bool, money: Money, record: Record, traders: Sequence[TraderAgent],
+        encoded: bool = False,
+    ) -> None:  # fmt: skip
         """``enabled`` is the scenario's ``market.call_market`` (orders refused when False);
-        ``traders`` (creation order) give each clearing's mean fundamental value."""
+        ``traders`` (creation order) give each clearing's mean fundamental value. ``record`` gets
+        the JSON text of the orders' and trades' contents too (``record(type, content, agent_id,
+        text)``) when ``encoded`` (a recorder will write them; without one the text is not made)."""
         super().__init__()
+        self.encoded = encoded
         self.exchange = exchange
         self.enabled = enabled
         self.money = money
@@ -65,18 +124,39 @@ class CallMarketMechanism(Mechanism):
             if not self.enabled:
                 raise RejectedAction("this scenario has no call market: trade by negotiation")
             order = self.exchange.place_order(me, agent.role, action, step)
-            content = {
-                "order_id": order.order_id,
-                "side": action.side,
-                "good": order.good,
-                "price": action.price,
-                "quantity": order.quantity,
-                "lifetime": order.lifetime._value_,  # `.value` is a property, 8x slower per order
-            }
+            # `._value_`: `.value` is a property, 8x slower per order
+            content = _order_content(order.order_id, action.side, order.good, action.price, order.quantity, order.lifetime._value_)
             return [("order", content, me)]
         assert isinstance(action, CancelOrder)
         cancelled = self.exchange.cancel_order(me, action.order_id)
         return [("order_cancelled", {"order_id": cancelled.order_id, "remaining": cancelled.remaining}, me)]
+
+    def place_orders(
+        self, orders: Sequence[tuple[TraderAgent, PlaceOrder]], step: int, out: list[Any], encoded: bool = False
+    ) -> None:
+        """`act` for each ``(agent, place_order)`` in turn (the resolver's batch), appending to
+        ``out`` per order its ``order`` event's ``(content, JSON text of the content)`` (the text
+        None when not ``encoded``, or left to the recorder's encoder) or why it was refused (a
+        str). If something else raises, ``out`` holds the orders placed before."""
+        if not self.enabled:
+            out += ["this scenario has no call market: trade by negotiation"] * len(orders)
+            return
+        placed: list[Order | str] = []
+        try:
+            self.exchange.place_orders([(agent.unique_id, agent.role, action) for agent, action in orders], step, placed)
+        finally:
+            add = out.append
+            for (_, action), order in zip(orders, placed, strict=False):
+                if order.__class__ is str:
+                    add(order)
+                    continue
+                assert not isinstance(order, str)
+                price, good, side, lifetime = action.price, order.good, action.side, order.lifetime._value_
+                text = order_json(order.order_id, side, good, price, order.quantity, lifetime) if encoded else None
+                if text is None:
+                    add((_order_content(order.order_id, side, good, price, order.quantity, lifetime), None))
+                else:  # the content made only if something needs more than the text (`RecordEncoded`)
+                    add((partial(_order_content, order.order_id, side, good, price, order.quantity, lifetime), text))
 
     def begin_step(self, step: int) -> None:
         self.exchange.begin_step()
@@ -85,17 +165,46 @@ class CallMarketMechanism(Mechanism):
         """Nothing: the market snapshot and open orders are every observation's own fields."""
 
     def clear(self, step: int) -> None:
-        """Clear every good, settle the fills in the ledger and record each clearing and trade."""
+        """Clear every good, settle the fills in the ledger and record each clearing and trade
+        (in that order: a clearing, then its trades), each trade with its content's JSON text."""
         money = self.money
-        self.last_trades = []
+        encoded = self.encoded
+        self.last_trades = last_trades = []
+        events: list[tuple[str, dict[str, Any], None, str | None]] = []
+        add = events.append
         for c in self.exchange.clear(step):
             fundamental = payloads.mean_fundamental(self.traders, c.good, money)
-            self.record("clearing", payloads.clearing_record(c, money, fundamental), None)
+            add(("clearing", payloads.clearing_record(c, money, fundamental), None, None))
             for t in c.trades:
-                content = payloads.trade_record(t, money)
-                self.record("trade", content, None)  # the tallies count it (and the parties' fills)
-                self.last_trades.append({"good": content["good"], "price": content["price"], "quantity": content["quantity"],
-                                         "buyer_id": content["buyer_id"], "seller_id": content["seller_id"]})  # fmt: skip
+                content = payloads.trade_record(t, money)  # the tallies count it (and the parties' fills)
+                add(("trade", content, None, trade_json(content) if encoded else None))
+                last_trades.append({"good": content["good"], "price": content["price"], "quantity": content["quantity"],
+                                    "buyer_id": content["buyer_id"], "seller_id": content["seller_id"]})  # fmt: skip
+        record = self.record
+        for event_type, content, agent_id, text in events:
+            if text is None:
+                record(event_type, content, agent_id)
+            else:
+                record(event_type, content, agent_id, text)  # type: ignore[call-arg]
 
 
-__all__ = ["CALL_MARKET_TOOLS", "CallMarketMechanism"]
+def _order_content(order_id: int, side: str, good: str, price: float, quantity: int, lifetime: str) -> dict[str, Any]:
+    """An ``order`` event's content (as `CallMarketMechanism.act` records it)."""
+    return {"order_id": order_id, "side": side, "good": good, "price": price, "quantity": quantity, "lifetime": lifetime}
+
+
+def trade_json(content: dict[str, Any]) -> str | None:
+    """The recorder's compact encoding of a ``trade`` event's content (`payloads.trade_record`'s
+    keys in its order), or None when a value is not of the type a settled trade's is."""
+    good, price, quantity, buyer, seller, buy_order, sell_order, buyer_fee, seller_fee = content.values()
+    if good.__class__ is not str or price.__class__ is not float or buyer_fee.__class__ is not float \
+            or seller_fee.__class__ is not float or quantity.__class__ is not int or buyer.__class__ is not int \
+            or seller.__class__ is not int or buy_order.__class__ is not int or sell_order.__class__ is not int \
+            or not (_FINITE(price) and _FINITE(buyer_fee) and _FINITE(seller_fee)):  # fmt: skip
+        return None
+    return (f'{{"good":{string_json(good)},"price":{float_json(price)},"quantity":{quantity},"buyer_id":{buyer},'
+            f'"seller_id":{seller},"buy_order_id":{buy_order},"sell_order_id":{sell_order},'
+            f'"buyer_fee":{float_json(buyer_fee)},"seller_fee":{float_json(seller_fee)}}}')  # fmt: skip
+
+
+__all__ = ["CALL_MARKET_TOOLS", "CallMarketMechanism", "action_json", "float_json", "order_json", "string_json", "trade_json"]

@@ -11,6 +11,7 @@ LLMs, Mesa or recording: the model calls it and records what it returns.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -213,6 +214,71 @@ class Exchange:
         book.add(order)
         self._orders_this_step[agent_id] = placed + 1
         return order
+
+    def place_orders(self, orders: Sequence[tuple[int, Role, PlaceOrder]], step: int, out: list[Order | str]) -> None:
+        """`place_order` for each ``(agent_id, role, action)`` in turn, appending to ``out`` the
+        order booked or why it was refused (the `RejectedAction` reason): the same checks,
+        reservations and order ids as placing them one by one (a step's orders at once). If
+        something else raises, ``out`` holds the orders placed before.
+
+        The usual order (a known good, a side the role may take, a price on the tick inside the
+        range, no rule in force, funds or goods to reserve) is booked here with what every order
+        shares looked up once; any other goes through `place_order`, which refuses it as usual."""
+        add = out.append
+        place = self.place_order
+        goods, units_cache, tick, to_ticks = self.goods, self._units, self.money.tick_size, self.money.to_ticks
+        rules = self.rules
+        plain = not (rules.suspended_until or rules.price_caps or rules.price_floors or rules.position_limits)
+        placed_of, most, fee = self._orders_this_step, self.max_orders_per_step, self.fee_per_unit
+        reserve_cash, reserve_goods = self.ledger.reserve_cash, self.ledger.reserve_goods
+        book = self.book
+        book_add, next_id = book.add, book.next_order_id
+        lifetimes = _LIFETIMES
+        for agent_id, role, action in orders:
+            good, side, price = action.good, action.side, action.price
+            state = goods.get(good)
+            units = units_cache.get(good)
+            placed = placed_of.get(agent_id, 0)
+            buy = side == "buy"
+            if (
+                not plain or state is None or units is None or placed >= most
+                or units[0] != state.min_price or units[1] != state.max_price
+                or not units[2] - tick < price < units[3] + tick or not _ROLE_SIDES[role][0 if buy else 1]
+            ):  # fmt: skip
+                try:
+                    add(place(agent_id, role, action, step))
+                except RejectedAction as exc:
+                    add(exc.reason)
+                continue
+            try:
+                ticks = to_ticks(price)
+            except (OffTickError, ValueError) as exc:
+                add(str(exc))
+                continue
+            if not state.min_price <= ticks <= state.max_price:
+                try:  # refused with its message
+                    add(place(agent_id, role, action, step))
+                except RejectedAction as exc:
+                    add(exc.reason)
+                continue
+            quantity = action.quantity
+            try:
+                if buy:
+                    reserve_cash(agent_id, (ticks + fee) * quantity)
+                else:
+                    if fee > ticks:
+                        add(f"price {price} does not cover the fee per unit")
+                        continue
+                    reserve_goods(agent_id, good, quantity)
+            except LedgerError as exc:
+                add(_insufficient(exc, _BUY if buy else _SELL, action, self.money, ticks, fee))
+                continue
+            order_id = next_id()
+            order = Order(order_id, agent_id, good, _BUY if buy else _SELL, ticks, quantity, quantity,
+                          lifetimes.get(action.lifetime) or Lifetime(action.lifetime), order_id, step)  # fmt: skip
+            book_add(order)
+            placed_of[agent_id] = placed + 1
+            add(order)
 
     def _check_rules(self, agent_id: int, action: PlaceOrder, side: Side, price: int, step: int) -> None:
         """The checks of the market rules in force (suspension, price floor and cap, position limit)."""

@@ -3,14 +3,33 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
-from typing import Any, ClassVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from mesa_llm.actions import Decision
+from mesa_llm.actions import Decision, PlaceOrder
 from mesa_llm.agents.observation import Observation
+
+_new = object.__new__
+_set = object.__setattr__
+#: the fields a `PlaceOrder(good=, side=, price=, quantity=)` call sets (its ``model_fields_set``)
+_ORDER_FIELDS_SET = frozenset(("good", "side", "price", "quantity"))
+
+
+def trusted_order(good: str, side: Literal["buy", "sell"], price: float, quantity: int) -> PlaceOrder:
+    """``PlaceOrder(good=good, side=side, price=price, quantity=quantity)`` without validation:
+    an equal object (same fields, same fields set) at a third of the cost, for a batch kernel
+    whose orders pass validation by construction (a float ``price`` > 0 and finite, an int
+    ``quantity`` in 1..10**9, a good of 1-64 characters). Anything else must be validated."""
+    order = _new(PlaceOrder)
+    _set(order, "__dict__", {"type": "place_order", "good": good, "side": side, "price": price, "quantity": quantity,
+                             "lifetime": "step"})  # fmt: skip
+    _set(order, "__pydantic_fields_set__", set(_ORDER_FIELDS_SET))
+    _set(order, "__pydantic_extra__", None)
+    _set(order, "__pydantic_private__", None)
+    return order
 
 
 class PolicyParams(BaseModel):
@@ -41,6 +60,19 @@ class DecisionPolicy(ABC):
     @abstractmethod
     def decide(self, observation: Observation, rng: np.random.Generator) -> Decision:
         """Return this step's decision for the agent that received ``observation``."""
+
+    @classmethod
+    def decide_batch(
+        cls, policies: Sequence[DecisionPolicy], observations: Sequence[Any], rng: np.random.Generator
+    ) -> list[Decision] | None:
+        """The decisions ``policies[i].decide(observations[i], rng)`` would return, for consecutive
+        agents whose policies are all of this class, with the same draws from ``rng`` in the same
+        order; or None, having drawn nothing: decide them one by one (the default).
+
+        A population decided as a batch amortises the per-agent work (one draw call, array
+        arithmetic). `mesa_llm.decisions.decide_rule_based` calls it only for instances whose
+        ``decide`` is their class's."""
+        return None
 
     def describe(self) -> dict[str, Any]:
         """Name and parameters, as recorded in the recording header."""
@@ -133,4 +165,5 @@ __all__ = [
     "PolicyRegistry",
     "UnknownPolicyError",
     "ValidationError",
+    "trusted_order",
 ]

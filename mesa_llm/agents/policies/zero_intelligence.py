@@ -7,17 +7,22 @@ draws from the whole admissible price range. (Gode & Sunder 1993, JPE 101(1).)
 
 from __future__ import annotations
 
-from typing import ClassVar
+import math
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import Field
 
 from mesa_llm.actions import ActionBase, Decision, PlaceOrder
 from mesa_llm.agents.observation import Observation
-from mesa_llm.agents.policies.base import DecisionPolicy, PolicyParams
+from mesa_llm.agents.policies.base import DecisionPolicy, PolicyParams, trusted_order
 from mesa_llm.agents.roles import Role
 
 _SIDES: dict[str, tuple[bool, bool]] = {role.value: (role.may_buy, role.may_sell) for role in Role}
+#: per tick size: snapped prices by tick count (`Observation.snap`'s rule), bounded as its cache is
+_SNAPPED: dict[float, dict[int, float]] = {}
+_SNAPPED_KEPT = 1 << 16
 
 
 def _uniform(rng: np.random.Generator, low: float, high: float) -> float:
@@ -64,6 +69,101 @@ class _ZeroIntelligence(DecisionPolicy):
                         price = max(price, bottom) if constrained else price
                         actions.append(PlaceOrder(good=good, side="sell", price=price, quantity=q))
         return Decision(actions=actions)
+
+    @classmethod
+    def decide_batch(
+        cls, policies: Sequence[DecisionPolicy], observations: Sequence[Any], rng: np.random.Generator
+    ) -> list[Decision] | None:
+        """`decide` for consecutive agents at once: the same decisions from the same draws.
+
+        Every condition deciding whether an agent draws (its role, schedule, free goods, the
+        range) is known before any draw, so the draws (one per agent, good and side that bids or
+        asks, in `decide`'s order: agent, good, buy then sell) are taken in one call, and the
+        prices are computed as arrays with the same double arithmetic; numpy's ``random(n)``
+        gives the doubles of ``n`` scalar ``random()`` calls. None (nothing drawn) when an
+        observation is one `decide` might refuse (an order that would fail validation): the
+        agents then decide one by one."""
+        if cls.decide is not _ZeroIntelligence.decide:  # a subclass decides otherwise
+            return None
+        constrained = cls.constrained
+        # per draw, in draw order: (agent index, good, buy?, low and high of the draw, quantity, tick size)
+        draws: list[tuple[int, str, bool, float, float, int, float]] = []
+        add = draws.append
+        for i, (policy, observation) in enumerate(zip(policies, observations, strict=True)):
+            quantity = policy.params.quantity  # type: ignore[attr-defined]
+            role_may_buy, role_may_sell = _SIDES[observation.role]
+            market_goods = observation.market.goods
+            for good, private in observation.private.items():
+                market = market_goods[good]
+                lo, hi = market.min_price, market.max_price
+                if role_may_buy and private.values:
+                    values = private.values
+                    q = min(quantity, private.values_left, len(values))
+                    top = min(values[q - 1], hi) if constrained else hi
+                    if top >= lo:
+                        add((i, good, True, lo, top, q, observation.tick_size))
+                if role_may_sell and private.costs:
+                    costs = private.costs
+                    q = min(quantity, private.costs_left, len(costs), observation.account.available_goods.get(good, 0))
+                    if q > 0:
+                        bottom = max(costs[q - 1], lo) if constrained else lo
+                        if bottom <= hi:
+                            add((i, good, False, bottom, hi, q, observation.tick_size))
+        actions: list[list[ActionBase]] = [[] for _ in observations]
+        if not draws:
+            return [Decision(actions=a) for a in actions]
+        who, goods, buys, lows, highs, sizes, ticks = zip(*draws, strict=True)
+        if not _valid_orders(goods, lows, highs, sizes, ticks):
+            return None
+        # read before drawing: nothing after the draw may fail (the agents could not be decided again)
+        cash = [o.account.available_cash for o in observations] if any(buys) else []
+        if not all(c.__class__ is float or c.__class__ is int for c in cash):
+            return None
+        low, high, tick_array = np.array(lows), np.array(highs), np.array(ticks)
+        raw = low + (high - low) * rng.random(len(draws))  # `_uniform`'s arithmetic, element-wise
+        counts = np.maximum(np.rint(raw / tick_array), 1.0).astype(np.int64).tolist()  # round(): half-even too
+        snapped = _SNAPPED.get(ticks[0]) if len(set(ticks)) == 1 else None
+        if snapped is None or len(snapped) >= _SNAPPED_KEPT:
+            snapped = {}
+        for (i, good, buy, bottom, top, q, tick), n in zip(draws, counts, strict=True):
+            price = snapped.get(n)
+            if price is None:
+                price = _snapped(tick, n)
+            if buy:
+                if constrained and price > top:
+                    price = top
+                if price * q <= cash[i]:
+                    actions[i].append(trusted_order(good, "buy", price, q))
+            else:
+                if constrained and price < bottom:
+                    price = bottom
+                actions[i].append(trusted_order(good, "sell", price, q))
+        return [Decision(actions=a) for a in actions]
+
+
+def _snapped(tick: float, ticks: int) -> float:
+    """`Observation.snap` of a price ``ticks`` ticks away from zero (at least one tick)."""
+    kept = _SNAPPED.get(tick)
+    if kept is None or len(kept) >= _SNAPPED_KEPT:
+        kept = _SNAPPED[tick] = {}
+    snapped = kept.get(ticks)
+    if snapped is None:
+        snapped = kept[ticks] = round(ticks * tick, 10)
+    return snapped
+
+
+def _valid_orders(goods: Sequence[str], lows: Sequence[float], highs: Sequence[float], sizes: Sequence[int], ticks: Sequence[float]) -> bool:
+    """Whether every order drawn from these ranges passes `PlaceOrder`'s validation whatever the
+    draw (so `trusted_order` may skip it): a good of 1-64 characters, an int quantity in
+    1..10**9, finite bounds, a tick that snaps every price to a positive one, prices of fewer
+    than 2**52 ticks."""
+    return (
+        all(0 < len(g) <= 64 for g in set(goods))
+        and all(type(q) is int and 0 < q <= 10**9 for q in sizes)
+        and all(math.isfinite(x) for x in lows) and all(math.isfinite(x) for x in highs)
+        and all(t >= 1e-9 and math.isfinite(t) for t in set(ticks))
+        and all(abs(x) / t < 2**52 for x, t in zip(highs, ticks, strict=True))  # a tick count an int64 holds exactly
+    )  # fmt: skip
 
 
 class ZeroIntelligenceConstrained(_ZeroIntelligence):
