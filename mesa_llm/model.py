@@ -150,7 +150,8 @@ class MarketModel(mesa.Model):
             self.reputation.register(agent.unique_id)
         self.desk = builder.build_desk(self.rules, self.reputation)
         self.call_market = CallMarketMechanism(self.exchange, enabled=scenario.market.call_market, money=money,
-                                               record=self._record, traders=self.traders, encoded=record or recorder is not None)  # fmt: skip
+                                               record=self._record, traders=self.traders, encoded=record or recorder is not None,
+                                               record_many=self._record_many)  # fmt: skip
         self.negotiation = NegotiationMechanism(
             self.desk, sessions=scenario.negotiation.sessions, populations=self.populations, record=self._record
         ) if self.desk is not None else None  # fmt: skip
@@ -172,7 +173,8 @@ class MarketModel(mesa.Model):
             alliances=self.alliances, reputation=self.reputation, desk=self.desk, agents=self._by_id,
             mechanisms=(*builtin, *self.plugin_mechanisms),
         )  # fmt: skip
-        self.resolver = ActionResolver(self.world, rng=self.rng, record=self._record, encoded=record or recorder is not None)
+        self.resolver = ActionResolver(self.world, rng=self.rng, record=self._record, encoded=record or recorder is not None,
+                                       record_many=self._record_many)  # fmt: skip
         self.datacollector = market_collector(history_steps)
         self.recorder = recorder
         if run_name is not None and not re.fullmatch(SCENARIO_NAME_PATTERN, run_name):

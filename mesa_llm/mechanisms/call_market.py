@@ -8,7 +8,7 @@ and every step's clearings and trades are recorded (``clearing``, ``trade``) as 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -89,14 +89,16 @@ class CallMarketMechanism(Mechanism):
 
     def __init__(
         self, exchange: Exchange, *, enabled: bool, money: Money, record: Record, traders: Sequence[TraderAgent],
-        encoded: bool = False,
+        encoded: bool = False, record_many: Callable[[list[tuple[str, Any, Any, str | None]]], None] | None = None,
     ) -> None:  # fmt: skip
         """``enabled`` is the scenario's ``market.call_market`` (orders refused when False);
         ``traders`` (creation order) give each clearing's mean fundamental value. ``record`` gets
         the JSON text of the orders' and trades' contents too (``record(type, content, agent_id,
-        text)``) when ``encoded`` (a recorder will write them; without one the text is not made)."""
+        text)``) when ``encoded`` (a recorder will write them; without one the text is not made);
+        ``record_many`` (the model's `_record_many`), when given, gets a clearing's events in one call."""
         super().__init__()
         self.encoded = encoded
+        self.record_many = record_many
         self.exchange = exchange
         self.enabled = enabled
         self.money = money
@@ -180,6 +182,9 @@ class CallMarketMechanism(Mechanism):
                 add(("trade", content, None, trade_json(content) if encoded else None))
                 last_trades.append({"good": content["good"], "price": content["price"], "quantity": content["quantity"],
                                     "buyer_id": content["buyer_id"], "seller_id": content["seller_id"]})  # fmt: skip
+        if self.record_many is not None:
+            self.record_many(events)
+            return
         record = self.record
         for event_type, content, agent_id, text in events:
             if text is None:

@@ -36,7 +36,7 @@ from mesa_llm.agents.trader import TraderAgent
 from mesa_llm.mechanisms.base import Mechanism
 from mesa_llm.mechanisms.call_market import action_json
 from mesa_llm.social import AllianceError
-from mesa_llm.world.state import RecordEncoded, WorldState
+from mesa_llm.world.state import RecordEncoded, RecordMany, WorldState
 
 
 def _action_content(arguments: dict[str, Any]) -> dict[str, Any]:
@@ -51,14 +51,20 @@ _TO_YOURSELF = "you cannot send a message to yourself: name another agent"
 class ActionResolver:
     """Applies decisions to one world and records what became of every action."""
 
-    def __init__(self, world: WorldState, *, rng: np.random.Generator, record: RecordEncoded, encoded: bool = False) -> None:
+    def __init__(
+        self, world: WorldState, *, rng: np.random.Generator, record: RecordEncoded, encoded: bool = False,
+        record_many: RecordMany | None = None,
+    ) -> None:  # fmt: skip
         """``rng`` (the run's seeded generator) orders the agents; ``record`` receives every event.
         ``encoded``: a recorder will write the events, so orders are resolved in batches and their
-        contents given with their JSON text (without one, one by one and no text is made)."""
+        contents given with their JSON text (without one, one by one and no text is made).
+        ``record_many`` (the model's `_record_many`): a batch's events in one call, in effect
+        ``record`` for each in order."""
         self.world = world
         self.rng = rng
         self.record = self._record = record
         self.encoded = encoded
+        self._record_many = record_many
         #: per agent: the plugin mechanisms' tools it may use (beyond its role's), built on first need
         self._mechanism_tools: dict[int, frozenset[str]] = {}
         #: per (role, tool): whether the role may ever use the tool (`Role.allows`, fixed per role)
@@ -152,6 +158,9 @@ class ActionResolver:
             content = _action_content(arguments) if text is None else partial(_action_content, arguments)
             add(("action", content, me, text))
             add(("order", result[0], me, result[1]))
+        if self._record_many is not None:
+            self._record_many(events)
+            return
         record = self._record
         for event_type, content, agent_id, text in events:
             if text is None:
