@@ -11,9 +11,11 @@ import asyncio
 import hashlib
 import json
 from dataclasses import dataclass, field
-from json.encoder import c_make_encoder as _c_make_encoder
 from json.encoder import encode_basestring as _encode_basestring
 from typing import Any, Protocol, runtime_checkable
+
+#: the C encoder json.dumps uses (not in the typing stubs; None where the accelerator is missing)
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
 
 #: The request fields that determine the answer (and so the cache key); everything else is metadata.
 _KEY_FIELDS = (
