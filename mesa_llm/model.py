@@ -336,13 +336,13 @@ class MarketModel(mesa.Model):
             self._finish_step(self._decide(self._begin_decide()))
 
     async def astep(self) -> None:
-        """`step` for an event loop: LLM calls run on the caller's loop, which stays responsive."""
+        """`step` for an event loop (LLM calls on the caller's loop), the collector paused as in `step`."""
         self.steps += 1  # what Mesa's step wrapper does for `step`
-        observations = self._begin_decide()
-        rule_based, llm_jobs, crashes = decide_rule_based(observations, self.rng)
-        jobs = [observations[i] for i in llm_jobs]
-        results = await decide_llm(jobs, self.rng) if jobs else []
-        self._finish_step(self._collect(observations, rule_based, llm_jobs, results, crashes))
+        with collector_paused():
+            observations = self._begin_decide()
+            rule_based, llm_jobs, crashes = decide_rule_based(observations, self.rng)
+            results = await decide_llm([observations[i] for i in llm_jobs], self.rng) if llm_jobs else []
+            self._finish_step(self._collect(observations, rule_based, llm_jobs, results, crashes))
 
     def _begin_decide(self) -> list[tuple[TraderAgent, Any]]:
         prepared = self._prepared

@@ -400,10 +400,14 @@ class Simulation:
         return self.summary()
 
     async def arun(self, steps: int | None = None) -> RunSummary:
-        """`run` for an event loop."""
+        """`run` for an event loop (what building left alive frozen for the collector, as in `run`)."""
         target = self.max_steps if steps is None else min(self.steps + max(int(steps), 0), self.max_steps)
-        while not self.done and self.steps < target:
-            await self.astep()
+        gc.freeze()
+        try:
+            while not self.done and self.steps < target:
+                await self.astep()
+        finally:
+            gc.unfreeze()
         return self.summary()
 
     def _report(self) -> StepReport:

@@ -89,6 +89,23 @@ class ConcurrencyLimiter:
             state = self._loops[loop] = _LoopState()
         return state
 
+    def semaphore(self, model: str) -> asyncio.Semaphore | None:
+        """The running loop's semaphore of ``model``'s slots, the one :meth:`slot` holds, when
+        holding it is all a slot does (no request rate set, ``slot`` not overridden): ``async with``
+        it directly spares a call the context-manager generator (a hot path at thousands of calls
+        a step). None otherwise: use :meth:`slot`."""
+        if self.requests_per_second is not None or type(self).slot is not ConcurrencyLimiter.slot:
+            return None
+        if type(self)._slot is not ConcurrencyLimiter._slot:
+            return None
+        return self._semaphore(self._state(), model)
+
+    def _semaphore(self, state: _LoopState, model: str) -> asyncio.Semaphore:
+        semaphore = state.semaphores.get(model)
+        if semaphore is None:
+            semaphore = state.semaphores[model] = asyncio.Semaphore(self.limit_for(model))
+        return semaphore
+
     def slot(self, model: str) -> AbstractAsyncContextManager[None]:
         """``async with limiter.slot(model):`` — hold one of ``model``'s slots for the call."""
         return self._slot(model)
@@ -96,10 +113,7 @@ class ConcurrencyLimiter:
     @asynccontextmanager
     async def _slot(self, model: str) -> AsyncIterator[None]:
         state = self._state()
-        semaphore = state.semaphores.get(model)
-        if semaphore is None:
-            semaphore = state.semaphores[model] = asyncio.Semaphore(self.limit_for(model))
-        async with semaphore:
+        async with self._semaphore(state, model):
             if self.requests_per_second is not None:
                 bucket = state.buckets.get(model)
                 if bucket is None:

@@ -45,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import functools
 import importlib
 import json
 import logging
@@ -369,6 +370,34 @@ class LiteLLMChatModel:
             finish_reason=_attr(choice, "finish_reason"),
         )
 
+    async def _attempt(self, model: str, send: Any, kwargs: dict[str, Any], clock: AttemptClock) -> ChatResponse:
+        """One attempt: a slot of the limiter, the request timed and bounded, the answer parsed;
+        every failure classified and scrubbed here, before the retry loop logs it or anyone
+        records it. One coroutine frame between the retry loop and the sender (each await of the
+        HTTP exchange resumes every frame of the chain)."""
+        try:
+            semaphore = self.limiter.semaphore(model)
+            async with semaphore if semaphore is not None else self.limiter.slot(model):
+                # asyncio.timeout, not wait_for: wait_for (3.11) runs the call as a new task, one loop
+                # turn later, so a burst of agents sent nothing until every agent had built its prompt
+                started = clock.begin()
+                try:
+                    async with asyncio.timeout(self.timeout + TIMEOUT_MARGIN_S):
+                        raw = await send(**kwargs)
+                finally:
+                    clock.end(started)
+            return self._scrubbed(self._to_response(model, raw))
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a scrubbed LLMError
+            error = classify(exc, model)
+            if not self.sends_key and error.kind in ("authentication", "permission") and self.api_base:
+                error.message += (
+                    f"; no API key was sent: api_base {public_url(self.api_base)} was named by a file "
+                    f"(scenario, sweep or recording); {how_to_allow(self.api_base)} to send yours"
+                )
+            error.message = self._redact(error.message)
+            error.args = (error.message,)
+            raise error from None
+
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """Answer ``request`` through litellm; raise :class:`LLMError` when it fails for good."""
         model = request.model or self.model
@@ -384,34 +413,11 @@ class LiteLLMChatModel:
         if request.tools_json is not None and request.tools is not None and self._direct is not None:
             self._direct.keep_tools(request.tools)  # its caller keeps it unchanged (ChatRequest.tools_json)
         clock = AttemptClock()
-
-        async def attempt() -> ChatResponse:
-            async with self.limiter.slot(model):
-                # asyncio.timeout, not wait_for: wait_for (3.11) runs the call as a new task, one loop
-                # turn later, so a burst of agents sent nothing until every agent had built its prompt
-                with clock.attempt():
-                    async with asyncio.timeout(self.timeout + TIMEOUT_MARGIN_S):
-                        raw = await send(**kwargs)
-            return self._scrubbed(self._to_response(model, raw))
-
-        async def scrubbed_attempt() -> ChatResponse:
-            # classified and scrubbed here, before the retry loop logs it or anyone records it
-            try:
-                return await attempt()
-            except Exception as exc:  # noqa: BLE001 - every failure becomes a scrubbed LLMError
-                error = classify(exc, model)
-                if not self.sends_key and error.kind in ("authentication", "permission") and self.api_base:
-                    error.message += (
-                        f"; no API key was sent: api_base {public_url(self.api_base)} was named by a file "
-                        f"(scenario, sweep or recording); {how_to_allow(self.api_base)} to send yours"
-                    )
-                error.message = self._redact(error.message)
-                error.args = (error.message,)
-                raise error from None
-
+        # a bound method, not closures: the hot path makes no per-call functions
+        attempt = functools.partial(self._attempt, model, send, kwargs, clock)
         try:
             response, attempts = await call_with_retries(
-                scrubbed_attempt,
+                attempt,
                 model=model,
                 max_attempts=self.max_attempts,
                 initial_wait=self.initial_wait,

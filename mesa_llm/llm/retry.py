@@ -69,14 +69,24 @@ class AttemptClock:
     @contextmanager
     def attempt(self) -> Iterator[None]:
         """Time one attempt (however it ends: answer, error, timeout or cancellation)."""
-        started = time.perf_counter()
-        if self._first is None:
-            self._first = started
+        started = self.begin()
         try:
             yield
         finally:
-            self._last = time.perf_counter()
-            self.attempt_latencies_s.append(self._last - started)
+            self.end(started)
+
+    def begin(self) -> float:
+        """Note an attempt's start; returns it for :meth:`end` (:meth:`attempt` without its
+        generator, for a caller on the hot path that ends it in a ``finally``)."""
+        started = time.perf_counter()
+        if self._first is None:
+            self._first = started
+        return started
+
+    def end(self, started: float) -> None:
+        """Note the end of the attempt that :meth:`begin` started at ``started``."""
+        self._last = time.perf_counter()
+        self.attempt_latencies_s.append(self._last - started)
 
     @property
     def latency_s(self) -> float:

@@ -11,7 +11,11 @@ import asyncio
 import hashlib
 import json
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring as _encode_basestring
 from typing import Any, Protocol, runtime_checkable
+
+#: the C encoder json.dumps uses (not in the typing stubs; None where the accelerator is missing)
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
 
 #: The request fields that determine the answer (and so the cache key); everything else is metadata.
 _KEY_FIELDS = (
@@ -28,8 +32,60 @@ assert sorted(_KEY_FIELDS)[-1] == "tools"  # ChatRequest.cache_key appends the t
 
 
 def canonical_json(value: Any) -> str:
-    """JSON with sorted keys and no spaces: equal values give equal strings."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    """JSON with sorted keys and no spaces: equal values give equal strings.
+
+    ``json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)``,
+    the same text and errors, made by the C encoder json.dumps makes itself, without the
+    ``JSONEncoder`` object and Python-level set-up ``dumps`` builds around it on every call (a
+    request key encodes several values per call)."""
+    if _c_make_encoder is None or type(value) is str:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    # the arguments JSONEncoder.iterencode passes: a fresh circular-reference memo, ``default``,
+    # the non-ASCII string encoder, no indent, the separators, sort_keys, skipkeys, allow_nan
+    return "".join(_c_make_encoder({}, str, _encode_basestring, None, ":", ",", True, False, True)(value, 0))
+
+
+#: the key fields after "messages" in sorted order, but "tools" (``ChatRequest.cache_key``)
+_REST_FIELDS = tuple(name for name in sorted(_KEY_FIELDS) if name > "messages" and name != "tools")
+assert sorted(_KEY_FIELDS)[:2] == ["max_tokens", "messages"]  # the opening _prefix_digest hashes
+
+#: SHA-256 states of a request key's opening, ``{"max_tokens":N,"messages":[<first message>,``,
+#: per (max_tokens, first message's role and text); the text is kept to check it is the same string
+_PREFIXES: dict[tuple[Any, ...], tuple[str, Any]] = {}
+#: UTF-8 of a tool list's JSON (``ChatRequest.tools_json``: one string for a population's calls)
+_UTF8: dict[int, tuple[str, bytes]] = {}
+
+
+def _prefix_digest(max_tokens: Any, messages: Any) -> Any:
+    """A copy of the hash state after the key's opening up to the second message, when the first
+    message is a plain ``{"role", "content"}`` pair of strings (a system prompt: the same text for
+    a population's calls, hashed once instead of once per call); None for any other shape."""
+    if type(messages) is not list or len(messages) < 2:
+        return None
+    first = messages[0]
+    if type(first) is not dict or len(first) != 2 or type(max_tokens) not in (int, type(None)):
+        return None
+    role, content = first.get("role"), first.get("content")
+    if type(role) is not str or type(content) is not str:
+        return None
+    key = (max_tokens, role, id(content))
+    held = _PREFIXES.get(key)
+    if held is None or held[0] is not content:
+        opening = f'{{"max_tokens":{canonical_json(max_tokens)},"messages":[{canonical_json(first)},'
+        if len(_PREFIXES) >= 256:
+            _PREFIXES.clear()
+        held = _PREFIXES[key] = (content, hashlib.sha256(opening.encode("utf-8")))
+    return held[1].copy()
+
+
+def _utf8(text: str) -> bytes:
+    """``text.encode("utf-8")``, kept for the last few strings asked (a population's tool JSON)."""
+    held = _UTF8.get(id(text))
+    if held is None or held[0] is not text:
+        if len(_UTF8) >= 64:
+            _UTF8.clear()
+        held = _UTF8[id(text)] = (text, text.encode("utf-8"))
+    return held[1]
 
 
 @dataclass(slots=True)
@@ -106,6 +162,16 @@ class ChatRequest:
 
     def cache_key(self) -> str:
         """SHA-256 hex of the canonical JSON of everything that determines the answer."""
+        digest = _prefix_digest(self.max_tokens, self.messages)
+        if digest is not None:  # the same bytes, its opening (the system prompt) hashed once
+            payload = {name: getattr(self, name) for name in _REST_FIELDS}
+            rest = canonical_json(self.messages[1:])[1:] + "," + canonical_json(payload)[1:-1]
+            digest.update(rest.encode("utf-8"))
+            if self.tools_json is None or self.tools is None:
+                digest.update(b',"tools":' + canonical_json(self.tools).encode("utf-8") + b"}")
+            else:
+                digest.update(b',"tools":' + _utf8(self.tools_json) + b"}")
+            return digest.hexdigest()
         if self.tools_json is None or self.tools is None:
             payload = {name: getattr(self, name) for name in _KEY_FIELDS}
             text = canonical_json(payload)

@@ -149,3 +149,81 @@ def test_each_agent_walks_the_market_s_agent_list_once_not_every_step(tool_mode:
         policy._ctx().agent_ids = ids
     model.run()
     assert _CountingIds.walks == len(policies)
+
+
+# --- the attempt's layers: a plain semaphore for the limiter's slot, no per-call closures -------
+
+
+def test_the_plain_semaphore_is_the_one_a_slot_holds() -> None:
+    from mesa_llm.llm.limits import ConcurrencyLimiter
+
+    limiter = ConcurrencyLimiter(default_limit=2)
+
+    async def run() -> None:
+        semaphore = limiter.semaphore("m")
+        assert semaphore is not None and semaphore is limiter.semaphore("m")
+        async with limiter.slot("m"), semaphore:
+            assert semaphore.locked()  # two holders, one through each door: the limit is shared
+        assert not semaphore.locked()
+
+    asyncio.run(run())
+
+
+def test_no_plain_semaphore_where_a_slot_does_more() -> None:
+    from collections.abc import AsyncIterator
+    from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+    from mesa_llm.llm.limits import ConcurrencyLimiter
+
+    class Counting(ConcurrencyLimiter):
+        def slot(self, model: str) -> AbstractAsyncContextManager[None]:
+            return self._counted()
+
+        @asynccontextmanager
+        async def _counted(self) -> AsyncIterator[None]:
+            yield
+
+    async def run() -> None:
+        assert ConcurrencyLimiter(4, requests_per_second=10).semaphore("m") is None  # the token bucket
+        assert Counting(4).semaphore("m") is None  # an overridden slot is used as it is
+
+    asyncio.run(run())
+
+
+def _fake_backend(limiter: Any, seen: list[Any]) -> Any:
+    from mesa_llm.llm.litellm_backend import LiteLLMChatModel
+
+    answer = {"id": "x", "model": "m", "choices": [{"message": {"role": "assistant", "content": "hi"}}],
+              "usage": {"prompt_tokens": 3, "completion_tokens": 1}}
+    chat = LiteLLMChatModel("openai/m", api_base="http://127.0.0.1:9/v1", limiter=limiter,
+                            input_cost_per_token=0.0, output_cost_per_token=0.0)
+
+    async def send(**kwargs: Any) -> Any:
+        seen.append(limiter.semaphore("openai/m"))
+        await asyncio.sleep(0.01)
+        return answer
+
+    chat._sender = lambda litellm, model, kwargs: send  # type: ignore[method-assign]
+    return chat
+
+
+def test_an_attempt_holds_the_limiters_slot_while_it_sends() -> None:
+    from mesa_llm.llm import ChatRequest
+    from mesa_llm.llm.limits import ConcurrencyLimiter
+
+    limiter = ConcurrencyLimiter(default_limit=2)
+    seen: list[Any] = []
+    chat = _fake_backend(limiter, seen)
+    in_flight: list[int] = []
+
+    async def run() -> None:
+        request = ChatRequest(model="openai/m", messages=[{"role": "user", "content": "x"}])
+        calls = [asyncio.ensure_future(chat.complete(request)) for _ in range(5)]
+        await asyncio.sleep(0.005)
+        in_flight.append(2 - seen[0]._value)  # slots taken while the first two send
+        responses = await asyncio.gather(*calls)
+        assert [r.content for r in responses] == ["hi"] * 5
+        assert all(len(r.attempt_latencies_s) == 1 and r.latency_s > 0 for r in responses)
+
+    asyncio.run(run())
+    assert len(seen) == 5 and in_flight == [2]

@@ -198,3 +198,83 @@ def test_an_llm_policy_gives_its_act_requests_its_tool_lists_json() -> None:
     assert acts and all(r.tools_json == canonical_json(r.tools) for r in acts)
     assert all(r.tools_json is None for r in chat.requests if r.purpose == "plan")
     assert any(isinstance(a.policy, LLMPolicy) for a in model.traders)
+
+
+# --- the request key's encoding: the same text and hash as the plain json.dumps / sha256 ---------
+
+
+def _reference_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _reference_key(request: ChatRequest) -> str:
+    fields = ("model", "messages", "tools", "tool_choice", "response_format", "temperature", "max_tokens", "seed")
+    return hashlib.sha256(_reference_json({f: getattr(request, f) for f in fields}).encode("utf-8")).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["é\"\n", 1, -0.0, 1.5, float("nan"), float("inf"), 10**30, None, True, [], {}, (1, "a"),
+     {"b": 1, "a": [1, 2.25, {"z": "ü", "y": None}]}, {"when": __import__("datetime").date(2024, 1, 2)}],
+)
+def test_canonical_json_is_json_dumps_text(value: Any) -> None:
+    from mesa_llm.llm.types import canonical_json
+
+    assert canonical_json(value) == _reference_json(value)
+
+
+def test_canonical_json_raises_what_json_dumps_raises() -> None:
+    from mesa_llm.llm.types import canonical_json
+
+    loop: list[Any] = []
+    loop.append(loop)
+    with pytest.raises(ValueError, match="Circular reference"):
+        canonical_json(loop)
+    with pytest.raises(TypeError):
+        canonical_json({"a": 1, 2: 3})  # keys that do not sort
+    assert canonical_json({"a": 1}) == '{"a":1}'  # and nothing is left over from a failed call
+
+
+def test_request_keys_are_the_plain_hash_whatever_the_shape() -> None:
+    from mesa_llm.llm.types import canonical_json
+
+    tools = [{"type": "function", "function": {"name": "wait", "parameters": {"type": "object", "x": 1.5}}}]
+    system = "You are a trader. é " * 20
+    user = {"role": "user", "content": "step 3"}
+    shapes = [
+        ChatRequest(model="m", messages=[{"role": "system", "content": system}, user]),
+        ChatRequest(model="m", messages=[{"role": "system", "content": system}, user], max_tokens=300,
+                    tools=tools, tools_json=canonical_json(tools), tool_choice="auto", temperature=0.7, seed=3),
+        ChatRequest(model="m", messages=[{"role": "system", "content": system}, user], max_tokens=160, tools=tools),
+        ChatRequest(model="m", messages=[{"role": "system", "content": system}, user,
+                                         {"role": "assistant", "content": None, "tool_calls": []}],
+                    response_format={"type": "json_object"}, max_tokens=300),
+        ChatRequest(model="m", messages=[{"role": "system", "content": system, "name": "x"}, user]),
+        ChatRequest(model="m", messages=[{"role": "system", "content": system}, user], max_tokens=True),  # type: ignore[arg-type]
+        ChatRequest(model="m", messages=[{"role": "system", "content": None}, user]),
+        ChatRequest(model="m", messages=[user]),
+        ChatRequest(model="m", messages=[]),
+    ]
+    shapes.append(ChatRequest(model="m", messages=[{"role": "developer", "content": system}, user]))
+    for request in shapes * 2:  # the second time from the kept opening
+        assert request.cache_key() == _reference_key(request)
+
+
+def test_a_request_key_follows_its_system_text_and_max_tokens() -> None:
+    """The opening hashed once is kept per system text and max_tokens: never another's."""
+    user = {"role": "user", "content": "u"}
+    first = ChatRequest(model="m", messages=[{"role": "system", "content": "s" * 50}, user], max_tokens=100)
+    assert first.cache_key() == _reference_key(first)
+    for system, max_tokens in (("s" * 50, 101), ("t" * 50, 100), ("".join(["s"] * 50), 100), ("s" * 51, None)):
+        other = ChatRequest(model="m", messages=[{"role": "system", "content": system}, user], max_tokens=max_tokens)
+        assert other.cache_key() == _reference_key(other)
+    assert first.cache_key() == _reference_key(first)
+
+
+def test_a_request_key_is_not_taken_from_a_freed_system_text() -> None:
+    """A new system text may sit where a freed one was (the same ``id``): its key is its own."""
+    for i in range(30):
+        system = f"system text {i % 10} " * 30  # built, keyed and freed in turn
+        request = ChatRequest(model="m", messages=[{"role": "system", "content": system}, {"role": "user", "content": "u"}])
+        assert request.cache_key() == _reference_key(request)
+        del system, request

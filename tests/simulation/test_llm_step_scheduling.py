@@ -102,3 +102,36 @@ def test_the_first_request_is_written_before_later_agents_start() -> None:
     # written before the second batch of agents made their calls (all agents started at once:
     # every call came first, then every write)
     assert first_written < log.index(("call", calls[START_BATCH]))
+
+
+def test_an_async_step_of_llm_agents_runs_with_the_collector_paused_to_its_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    chat = _Watching()
+    model = _model(chat)
+    during_resolution: list[bool] = []
+    resolve = model.resolver.resolve
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        during_resolution.append(gc.isenabled())
+        return resolve(*args, **kwargs)
+
+    monkeypatch.setattr(model.resolver, "resolve", watched)
+    asyncio.run(model.astep())
+    assert chat.collector_on and not any(chat.collector_on)
+    assert during_resolution == [False]
+    assert gc.isenabled()
+
+
+def test_arun_freezes_what_building_left_alive_and_unfreezes_after() -> None:
+    from mesa_llm.simulation import Simulation
+
+    frozen: list[int] = []
+
+    async def main() -> None:
+        with Simulation.from_scenario("double_auction", seed=2, record=False) as sim:
+            sim.subscribe("step_end", lambda e: frozen.append(gc.get_freeze_count()))
+            await sim.arun(2)
+
+    before = gc.get_freeze_count()
+    asyncio.run(main())
+    assert len(frozen) == 2 and all(count > before for count in frozen)
+    assert gc.get_freeze_count() == before
