@@ -41,6 +41,9 @@ LOGICAL_TEMPLATES: dict[str, str] = {
     "system_base": "system/base.j2",
     "observation": "observation.j2",
     "memory": "memory.j2",
+    # the shared beginning of plan.j2 and act.j2 (how to answer, the tools): its own name, so a
+    # user overrides it once for both and its hash is recorded with the others
+    "tools": "tools.j2",
     "plan": "plan.j2",
     "act": "act.j2",
     "repair": "repair.j2",
