@@ -50,6 +50,10 @@ LOGICAL_TEMPLATES: dict[str, str] = {
 }
 
 
+#: logical templates the agent loop never renders by name, only through another's include
+#: (``tools``: act.j2 and plan.j2 include it): the recording keeps them when they are included
+INCLUDED_ONLY = frozenset({"tools"})
+
 #: largest prompt template file read (bytes)
 MAX_TEMPLATE_BYTES = 256 * 1024
 #: longest text of another agent shown in a prompt (characters)
@@ -353,8 +357,10 @@ class PromptLibrary:
     def template_sources(self, role: str) -> dict[str, str]:
         """The source of every template an agent of ``role`` may render: the logical ones, the
         overrides, and what they extend, include or import (all shipped templates too when a name
-        is computed at render time), by template name. The recording header keeps them."""
-        names = [pattern.format(role=role) for pattern in LOGICAL_TEMPLATES.values()]
+        is computed at render time), by template name. The recording header keeps them. A template
+        only ever included (:data:`INCLUDED_ONLY`) is kept when something includes it, or when it is
+        overridden: a replay of a recording made before it existed finds nothing changed."""
+        names = [pattern.format(role=role) for key, pattern in LOGICAL_TEMPLATES.items() if key not in INCLUDED_ONLY]
         names += [*self.texts, *self.overrides]
         sources: dict[str, str] = {}
         dynamic = False

@@ -29,3 +29,13 @@ def test_tools_is_overridden_by_its_logical_name_and_hashed(tmp_path: Path) -> N
                "tool_names": ["wait"], "tool_signatures": ["wait() - Do nothing."], "example": "{}", "persona": {}}
     for name in ("act.j2", "plan.j2"):  # both calls take the override
         assert library.render(name, **context).startswith("MY TOOLS 2")
+
+
+def test_a_library_whose_act_includes_no_tools_records_no_tools_template() -> None:
+    # a replay renders a recording's own texts: one made before tools.j2 existed must not seem
+    # to have changed because the shipped tools.j2 (which its act.j2 never included) is listed
+    old = PromptLibrary(texts={"act.j2": "ACT {{ observation_text }}", "plan.j2": "PLAN"})
+    assert "tools.j2" not in old.template_sources("buyer")
+    assert "tools.j2" in PromptLibrary().template_sources("buyer")  # the shipped act.j2 includes it
+    overridden = PromptLibrary(texts={"act.j2": "ACT", "plan.j2": "PLAN", "tools.j2": "MINE"})
+    assert overridden.template_sources("buyer")["tools.j2"] == "MINE"
