@@ -35,7 +35,7 @@ from mesa_llm.agents.action_schemas import (
     state_tool_schemas,
     tool_signatures,
 )
-from mesa_llm.agents.memory import AgentMemory
+from mesa_llm.agents.memory import AgentMemory, trade_note
 from mesa_llm.agents.observation import Observation
 from mesa_llm.agents.persona import Persona
 from mesa_llm.agents.policies.base import DecisionPolicy, PolicyParams
@@ -215,10 +215,12 @@ class LLMPolicy(DecisionPolicy):
             self.memory.update(observation)
             return Decision(events=events)
         try:
-            observation_text = self._render("observation.j2", obs=observation.to_dict(), market=self._ctx().market)
+            observation_text = self._render(
+                "observation.j2", obs=observation.to_dict(), market=self._ctx().market, tool_mode=self.tool_mode
+            )
             # memory is what came before this observation: rendered before the observation's
             # messages, trades and rejections are folded in, so the prompt shows them once
-            memory_text = self._render("memory.j2", memory=self.memory.to_context())
+            memory_text = self._render("memory.j2", memory=self._memory_context(self.memory, observation))
             self.memory.update(observation)
             plan: str | None = None
             if p.plan_every and (observation.step - 1) % p.plan_every == 0:
@@ -235,8 +237,10 @@ class LLMPolicy(DecisionPolicy):
         self._offer_tools(observation)
         memory = AgentMemory(max_events=p.memory_events)
         memory.update(observation)
-        observation_text = self._render("observation.j2", obs=observation.to_dict(), market=self._ctx().market)
-        memory_text = self._render("memory.j2", memory=memory.to_context())
+        observation_text = self._render(
+            "observation.j2", obs=observation.to_dict(), market=self._ctx().market, tool_mode=self.tool_mode
+        )
+        memory_text = self._render("memory.j2", memory=self._memory_context(memory, observation))
         sample_error = {"tool": "place_order", "arguments": '{"good": "?"}', "reason": "sample reason"}
         out = {
             "system": self._system_message()["content"],
@@ -578,11 +582,19 @@ class LLMPolicy(DecisionPolicy):
         return [side for side, ok in (("buy", role.may_buy), ("sell", role.may_sell)) if ok]
 
     def _example(self, observation: Observation) -> str:
-        """One example answer for the JSON-mode prompts ("" in tool mode)."""
+        """One example answer for the JSON-mode prompts ("" in tool mode). Its price is the first
+        good's reference price, not the last trade's: the example is part of the prompt's stable
+        beginning (tools.j2), the same every step, so a prompt cache keeps it."""
         if self.tool_mode != "json":
             return ""
         hint = next(iter(observation.market.goods.values()), None)
-        return example_call(self._step_tools, observation.market.price(hint.good) if hint is not None else None)
+        return example_call(self._step_tools, hint.reference_price if hint is not None else None)
+
+    @staticmethod
+    def _memory_context(memory: AgentMemory, observation: Observation) -> dict[str, Any]:
+        """The memory's template context without the trades the observation lists under "Your
+        recent trades" (the same fact twice cost the local model ~15 evaluated tokens a trade)."""
+        return memory.to_context(shown={trade_note(t) for t in observation.recent_trades})
 
     def _act_context(
         self, observation: Observation, observation_text: str, memory_text: str, plan: str | None
@@ -590,6 +602,8 @@ class LLMPolicy(DecisionPolicy):
         p: LLMParams = self.params  # type: ignore[assignment]
         json_mode = self.tool_mode == "json"
         return {
+            "agent_id": observation.agent_id,
+            "agent_name": observation.name,
             "observation_text": observation_text,
             "memory_text": memory_text,
             "plan": plan,

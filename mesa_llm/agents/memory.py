@@ -58,8 +58,7 @@ class AgentMemory:
             tally = book.setdefault(trade["good"], _Tally())
             tally.units += trade["quantity"]
             tally.value += trade["price"] * trade["quantity"]
-            verb = "bought" if trade["side"] == "buy" else "sold"
-            self._note(f"step {last}: {verb} {trade['quantity']} {trade['good']} at {trade['price']}")
+            self._note(trade_note(trade))
         for rejection in observation.rejections:
             self.rejections += 1
             self._note(f"step {last}: {rejection['type']} rejected: {rejection['reason']}")
@@ -90,6 +89,15 @@ class AgentMemory:
             parts.append(f"{self.rejections} actions rejected")
         return "; ".join(parts)
 
-    def to_context(self) -> dict[str, Any]:
-        """The template context ``memory`` (see prompts/memory.j2)."""
-        return {"summary": self.summary(), "recent": list(self.recent), "plan": self.plan}
+    def to_context(self, shown: frozenset[str] | set[str] = frozenset()) -> dict[str, Any]:
+        """The template context ``memory`` (see prompts/memory.j2), without the recent events in
+        ``shown`` (what the prompt lists elsewhere, e.g. the observation's own recent trades as
+        :func:`trade_note` words them: each fact once)."""
+        recent = [e for e in self.recent if e not in shown] if shown else list(self.recent)
+        return {"summary": self.summary(), "recent": recent, "plan": self.plan}
+
+
+def trade_note(trade: dict[str, Any]) -> str:
+    """A trade of the agent's as a memory event: ``step 3: bought 1 widget at 105.92``."""
+    verb = "bought" if trade["side"] == "buy" else "sold"
+    return f"step {trade['step']}: {verb} {trade['quantity']} {trade['good']} at {trade['price']}"

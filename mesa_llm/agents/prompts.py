@@ -41,11 +41,18 @@ LOGICAL_TEMPLATES: dict[str, str] = {
     "system_base": "system/base.j2",
     "observation": "observation.j2",
     "memory": "memory.j2",
+    # the shared beginning of plan.j2 and act.j2 (how to answer, the tools): its own name, so a
+    # user overrides it once for both and its hash is recorded with the others
+    "tools": "tools.j2",
     "plan": "plan.j2",
     "act": "act.j2",
     "repair": "repair.j2",
 }
 
+
+#: logical templates the agent loop never renders by name, only through another's include
+#: (``tools``: act.j2 and plan.j2 include it): the recording keeps them when they are included
+INCLUDED_ONLY = frozenset({"tools"})
 
 #: largest prompt template file read (bytes)
 MAX_TEMPLATE_BYTES = 256 * 1024
@@ -350,8 +357,10 @@ class PromptLibrary:
     def template_sources(self, role: str) -> dict[str, str]:
         """The source of every template an agent of ``role`` may render: the logical ones, the
         overrides, and what they extend, include or import (all shipped templates too when a name
-        is computed at render time), by template name. The recording header keeps them."""
-        names = [pattern.format(role=role) for pattern in LOGICAL_TEMPLATES.values()]
+        is computed at render time), by template name. The recording header keeps them. A template
+        only ever included (:data:`INCLUDED_ONLY`) is kept when something includes it, or when it is
+        overridden: a replay of a recording made before it existed finds nothing changed."""
+        names = [pattern.format(role=role) for key, pattern in LOGICAL_TEMPLATES.items() if key not in INCLUDED_ONLY]
         names += [*self.texts, *self.overrides]
         sources: dict[str, str] = {}
         dynamic = False

@@ -66,10 +66,12 @@ COMPACT_JSON: dict[str, Any] = {"whitespace_flexible": False}
 #: "." ends the sentence), then its end. Numbers are whole units so the sentence count stays honest:
 #: with "." allowed before any digit the model filled its plans with ".1.1.1.1" to the token cap.
 _SENTENCE = r"[A-Za-z]([^.!?\n0-9]|[0-9]{1,6}(\.[0-9]{1,2})?){0,99}[.!?]"
-#: a plan call's answer on the local server: what the plan prompt asks ("at most three short
+#: a plan call's answer on the local server: what the plan prompt asks ("at most two short
 #: sentences"), as an llguidance grammar. Unbounded, the 135M model repeated one sentence to the
-#: 160-token cap on every plan (4-6 s each at ~35 tokens/s); held to this, its plans took 26-36 tokens.
-PLAN_GRAMMAR = "%llguidance {}\nstart: /" + _SENTENCE + "( " + _SENTENCE + "){0,2}/"
+#: 160-token cap on every plan (4-6 s each at ~35 tokens/s). With three sentences its plans took
+#: 32-65 tokens (46 on average), every one of them generated and then evaluated again in each act
+#: prompt until the next plan.
+PLAN_GRAMMAR = "%llguidance {}\nstart: /" + _SENTENCE + "( " + _SENTENCE + ")?/"
 
 
 #: the servers this process started, by api_base: only requests to them get llama.cpp's own fields
@@ -177,7 +179,11 @@ class LocalLLMServer:
     slot leaves behind and, when a request comes, restores the one sharing the longest prefix with
     it: an agent's previous call (its tools, which come before the observation), not the last
     agent's. llm_double_auction, 3 steps: 6,907 prompt tokens evaluated with one slot, 7,254 with
-    two (a slot pinned to each population restored sellers' prompts less often).
+    two (a slot pinned to each population restored sellers' prompts less often). llama.cpp looks in
+    that cache only when a new prompt keeps less than half of the slot's: the prompts open with who
+    the agent is (prompts/tools.j2), so a population shares only its system prompt and each agent
+    gets its own earlier prompt back (5,933 evaluated; the same stream shared ~440 tokens between
+    agents with the tools first and kept the slot's instead: 6,425).
     """
 
     def __init__(
@@ -240,7 +246,7 @@ class LocalLLMServer:
         (one population: the system prompt is the stable part, the observation comes after it) to
         the same slot (``id_slot``), so that slot still holds the prefix. Slots are handed out in
         order of first use, round robin over ``parallel``. A JSON-schema answer is asked for
-        compact (`COMPACT_JSON`): the same JSON values in fewer tokens; a plan, in at most three
+        compact (`COMPACT_JSON`): the same JSON values in fewer tokens; a plan, in at most two
         short sentences (`PLAN_GRAMMAR`), as its prompt asks."""
         fields: dict[str, Any] = {"cache_prompt": True}
         grammar = _compact_grammar(getattr(request, "response_format", None))

@@ -260,11 +260,11 @@ def test_an_agents_act_prompts_share_their_tools_and_the_observation_comes_after
             # the tools whose arguments have no numeric range are the same every step: all shared
             for tool in ("- send_message(", "- broadcast(", "- wait()"):
                 assert tool in shared, (tool, shared)
-            assert "Step " not in shared and "You are agent" not in shared  # the observation comes after
+            assert "Step " not in shared and shared.startswith("You are agent")  # the observation comes after
             order_line = [next(line for line in t.splitlines() if line.startswith("- place_order(")) for t in (before, after)]
             changed_bounds += order_line[0] != order_line[1]
         for text in acts:  # the tool whose bounds follow the account comes last of the tools
-            assert text.index("- wait()") < text.index("- place_order(") < text.index("You are agent")
+            assert text.index("- wait()") < text.index("- send_message(") < text.index("- place_order(") < text.index("Step ")
     assert changed_bounds  # some orders' bounds did change (trades moved cash or goods)
 
 
@@ -275,7 +275,56 @@ def test_the_act_prompt_after_a_plan_continues_the_plan_prompt():
         plan, act = mine  # the plan call, then the act call of step 1
         stem, instruction = plan.split("\n\nThink about this step before acting.")
         assert act.startswith(stem + "\n\nYour plan: ")  # tools, memory and observation evaluated once
-        assert "Tools available now:" in stem and "- place_order(" in stem
+        assert "You are agent" in stem and "- place_order(" in stem
+
+
+def test_json_mode_lists_the_tools_once_and_tool_mode_says_which_are_available_now():
+    _, requests = _json_market_requests(1)
+    for request in requests:  # JSON mode: the tools at the beginning are this step's, not said again
+        assert "Tools available now:" not in _user(request) and "- place_order(" in _user(request)
+    _, chat = _run("llm_double_auction", overrides=["steps=1"])
+    for request in chat.requests:  # native tools: the run's stable list, narrowed by the observation
+        assert _user(request).count("Tools available now: ") == 1
+
+
+def test_the_example_is_the_same_every_step_and_part_of_the_shared_beginning():
+    model, requests = _json_market_requests(3)
+    for agent in model.llm_agents:
+        acts = [_user(r) for r in requests if r.agent_id == agent.unique_id and r.purpose == "act"]
+        examples = {re.search(r"e\.g\. (\{.*\})\n", text).group(1) for text in acts}  # type: ignore[union-attr]
+        assert len(examples) == 1  # not the last trade's price, which moves every step
+        (example,) = examples
+        assert json.loads(example)["actions"][0]["arguments"]["price"] == 100.0  # the reference price
+        for before, after in zip(acts, acts[1:], strict=False):
+            assert "e.g. " + example in _common_prefix(before, after)
+
+
+def test_agents_of_a_population_share_their_system_prompt_and_not_their_tools():
+    """The user message opens with who the agent is. With one slot, llama.cpp looks for an agent's
+    own earlier prompt in its prompt cache only when the new prompt keeps less than half of the
+    slot's (the last agent's): a population's agents share the system prompt, not the tools."""
+    model, requests = _json_market_requests(1)
+    for population in ("llm_buyers", "llm_sellers"):
+        ids = [a.unique_id for a in model.populations[population]]
+        first = [_user(next(r for r in requests if r.agent_id == i)) for i in ids]
+        for agent_id, text in zip(ids, first, strict=True):
+            assert text.startswith(f"You are agent {agent_id} (")
+        assert _common_prefix(first[0], first[1]) == "You are agent "
+
+
+def test_the_memory_does_not_repeat_the_trades_the_observation_lists():
+    _, requests = _json_market_requests(3)
+    step3 = [_user(r) for r in requests if r.purpose == "act" and "Step 3 of" in _user(r)]
+    traded = [text for text in step3 if "Your recent trades:\n- step 1:" in text]
+    assert traded  # agents that traded in step 1: the trade is in the observation at step 3 ...
+    for text in traded:
+        trades = text.split("Your recent trades:\n", 1)[1]
+        for line in trades.splitlines():
+            if not line.startswith("- step "):
+                break
+            words = line[2:].replace(".0 ", " ")
+            assert text.count(words) == 1, (words, text)  # ... and not a second time in the memory
+        assert "So far: " in text  # the running summary stays
 
 
 # -- filters ---------------------------------------------------------------------------------------

@@ -52,10 +52,10 @@ def test_one_prompt_and_answer_per_population_cut_to_length(run: Path) -> None:
     assert set(exchanges) == {"llm_buyers", "llm_sellers"}
     for x in exchanges.values():
         assert x["purpose"] == "act"
-        # the act prompt opens with how to answer (tools.j2, one line in tool mode), then the
-        # agent's own observation, which the excerpt must still show
-        assert x["prompt"].startswith("When you act, call the tools")
-        assert "You are agent " in x["prompt"] and x["agent"] in x["prompt"]
+        # the act prompt opens with who the agent is and how to answer (tools.j2, one line each
+        # in tool mode), then the agent's own observation, which the excerpt must still show
+        assert x["prompt"].startswith("You are agent ") and x["agent"] in x["prompt"].splitlines()[0]
+        assert "\nWhen you act, call the tools" in x["prompt"] and "Step " in x["prompt"]
         assert len(x["answer"]) <= TEXT_LIMIT + 40 and len(x["prompt"]) <= TEXT_LIMIT + 40
     answers = {x["answer"] for x in exchanges.values()}
     assert any(a.startswith("place_order(") or a.startswith("send_message(") for a in answers)

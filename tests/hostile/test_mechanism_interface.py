@@ -192,7 +192,8 @@ def test_a_plugin_mechanisms_actions_reach_the_llm_tool_schemas(toy: Plugins, tm
     give = next(v for v in variants if v["properties"]["tool"]["const"] == "give")
     assert give["properties"]["arguments"]["properties"]["amount"] == {"type": "number", "minimum": 0, "maximum": 10.0}
     prompt = json_chat.requests[0].messages[-1]["content"]
-    assert '"tool": "give"' in prompt.split("Example:")[1]  # the example shows the mechanism's tool, not a message
+    example = prompt.split(" e.g. ", 1)[1].splitlines()[0]
+    assert '"tool": "give"' in example  # the example shows the mechanism's tool, not a message
 
 
 def test_bad_entries_are_one_line_naming_the_field(toy: Plugins) -> None:

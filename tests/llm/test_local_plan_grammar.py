@@ -1,4 +1,4 @@
-"""A plan call to the local model is held to what its prompt asks, at most three short sentences
+"""A plan call to the local model is held to what its prompt asks, at most two short sentences
 (`PLAN_GRAMMAR`, an llguidance grammar): unbounded, the 135M model repeated one sentence to the
 160-token cap on every plan. Acts and repairs keep their JSON grammar; other servers get no grammar."""
 
@@ -45,18 +45,19 @@ def test_a_plan_request_carries_the_plan_grammar(tmp_path: Path) -> None:
     "plan",
     [
         "Bid 145.86 for the first unit.",
-        "I am agent 1 (llm_buyers_0). I will bid 103.5 now! Why wait?",
-        "Sell at 120. Lower the ask to 110 if nothing trades. Keep the last unit.",
+        "I am agent 1 (llm_buyers_0). I will bid 103.5 now!",
+        "Sell at 120. Lower the ask to 110 if nothing trades.",
     ],
 )
-def test_up_to_three_sentences_with_prices_are_a_plan(plan: str) -> None:
+def test_up_to_two_sentences_with_prices_are_a_plan(plan: str) -> None:
     assert PLAN.fullmatch(plan)
 
 
 @pytest.mark.parametrize(
     "plan",
     [
-        "One. Two. Three. Four.",  # a fourth sentence
+        "One. Two. Three.",  # a third sentence
+        "I will bid 103.5 now! Why wait? Prices fall.",
         "I will sell you 145.86 widgets tomorrow.137.4.1.1.1.1.1.1",  # what the model wrote with "." before any digit
         "I will not make any decisions." + " I will wait" * 10 + ".",  # a sentence past 100 characters
         "Bid 100",  # unfinished
