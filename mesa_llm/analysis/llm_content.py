@@ -9,7 +9,6 @@ is sent anywhere or interpreted.
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -19,7 +18,7 @@ import pandas as pd
 from mesa_llm.analysis.llm_metrics import llm_agent_ids
 from mesa_llm.analysis.loader import Recording
 
-__all__ = ["SAMPLES", "TEXT_LIMIT", "excerpt", "llm_content", "truncate"]
+__all__ = ["SAMPLES", "TEXT_LIMIT", "excerpt", "llm_content", "shared_lines", "truncate"]
 
 #: plans and messages sampled
 SAMPLES = 5
@@ -61,23 +60,44 @@ def _prompt(request: Any) -> str:
     return ""
 
 
-def _shared_prefix(prompts: list[str]) -> int:
-    """Characters at the start of every one of ``prompts``, cut back to a line start: the text a
-    population's prompts of one purpose share (instructions, tool list), 0 with fewer than two."""
+def shared_lines(prompts: list[str]) -> frozenset[str]:
+    """The lines every one of ``prompts`` has (a population's instructions and tool list, for its
+    prompts of one purpose); none with fewer than two different prompts."""
     if len(set(prompts)) < 2:
-        return 0
-    n = len(os.path.commonprefix(prompts))
-    return prompts[0].rfind("\n", 0, n) + 1
+        return frozenset()
+    common = set(prompts[0].split("\n"))
+    for prompt in prompts[1:]:
+        common.intersection_update(prompt.split("\n"))
+    return frozenset(line for line in common if line.strip())
 
 
-def excerpt(prompt: str, shared: int, limit: int = TEXT_LIMIT) -> str:
-    """A prompt cut to ``limit`` characters. When it is longer than that and starts with ``shared``
-    characters every prompt of its kind has (at least a quarter of ``limit``: less is not worth a
-    note), those are left out and counted, so what is shown is what this agent was told that others
-    were not (its observation), not only the common instructions and tool list."""
-    if len(prompt) <= limit or shared < limit // 4:
+def excerpt(prompt: str, shared: frozenset[str], limit: int = TEXT_LIMIT) -> str:
+    """A prompt cut to ``limit`` characters. When it is longer than that, each run of consecutive
+    lines that every prompt of its kind has (``shared``) and that holds at least a quarter of
+    ``limit`` characters is left out and counted, so what is shown is what this agent was told
+    that the others were not (who it is, its observation), not only the common instructions."""
+    if len(prompt) <= limit or not shared:
         return truncate(prompt, limit)
-    return f"[the first {shared:,} characters, the same in every such prompt, left out]\n" + truncate(prompt[shared:], limit)
+    out: list[str] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        size = sum(len(line) + 1 for line in run)
+        if size >= limit // 4:
+            lines = f"{len(run)} line" + ("s" if len(run) > 1 else "")
+            out.append(f"[{lines} ({size:,} characters) every such prompt has, left out]")
+        else:
+            out.extend(run)
+        run.clear()
+
+    for line in prompt.split("\n"):
+        if line in shared:
+            run.append(line)
+            continue
+        flush()
+        out.append(line)
+    flush()
+    return truncate("\n".join(out), limit)
 
 
 def _answer(response: Any) -> str:
@@ -105,7 +125,7 @@ def llm_content(rec: Recording, *, samples: int = SAMPLES, limit: int = TEXT_LIM
     - ``messages``: step, sender, to, text (the first ``samples`` messages);
     - ``exchanges``: population, agent, step, purpose, prompt, answer: one call per population
       that had LLM calls (its first answered ``act`` call, else its first answered call); a long
-      prompt leaves out the lines every answered prompt of its population and purpose starts with
+      prompt leaves out the runs of lines every answered prompt of its population and purpose has
       (`excerpt`);
     - ``failures``: kind, reason, calls (failed calls grouped by kind and first line, most first);
     - ``invalid_actions``: action, reason, count, example (the LLM agents' rejected actions
@@ -150,7 +170,7 @@ def llm_content(rec: Recording, *, samples: int = SAMPLES, limit: int = TEXT_LIM
                     "prompt": prompt, "answer": truncate(answer, limit),
                 }  # fmt: skip
         for population, x in chosen.items():
-            x["prompt"] = excerpt(x["prompt"], _shared_prefix(prompts[(population, x["purpose"])]), limit)
+            x["prompt"] = excerpt(x["prompt"], shared_lines(prompts[(population, x["purpose"])]), limit)
         out["exchanges"] = list(chosen.values())
         out["failures"] = [
             {"kind": kind, "reason": reason, "calls": n} for (kind, reason), n in failures.most_common()

@@ -5,6 +5,7 @@ agents' invalid actions with their reasons and counts."""
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 
 from mesa_llm import Simulation
 from mesa_llm.analysis import load_recording
-from mesa_llm.analysis.llm_content import TEXT_LIMIT, excerpt, llm_content
+from mesa_llm.analysis.llm_content import TEXT_LIMIT, excerpt, llm_content, shared_lines
 from mesa_llm.analysis.report import render_html
 from mesa_llm.llm.errors import LLMError
 from mesa_llm.llm.testing import ScriptedChatModel, text_response, tool_calls_response
@@ -127,9 +128,9 @@ def test_the_report_shows_the_content_escaped(run: Path, tmp_path: Path) -> None
     assert LONG not in page  # cut, not pasted whole
 
 
-def test_long_prompt_excerpt_leaves_out_the_populations_shared_start(tmp_path: Path) -> None:
-    # JSON tool mode writes the tool list into every act prompt (~1,500 characters before the
-    # observation): the excerpt must show the agent's own observation, not only the tool list
+def test_long_prompt_excerpt_leaves_out_the_lines_its_population_shares(tmp_path: Path) -> None:
+    # JSON tool mode writes the tool list into every act prompt: the excerpt must show who the agent
+    # is and its own observation, not only the instructions and tools every agent got
     chat = ScriptedChatModel(lambda r: text_response('{"tool_calls": [{"name": "wait", "arguments": {}}]}'), tool_mode="json")
     with Simulation.from_scenario("llm_double_auction", steps=2, out=tmp_path, chat_model=chat, model="scripted/test") as sim:
         sim.run()
@@ -142,20 +143,30 @@ def test_long_prompt_excerpt_leaves_out_the_populations_shared_start(tmp_path: P
             c["content"]["request"]["messages"][-1]["content"] for c in _events(path, "llm_call")
             if c["content"].get("purpose") == "act" and names[c["agent_id"]]["population"] == population
         ]  # fmt: skip
-        full = next(p for p in prompts if x["agent"] in p)
+        full = next(p for p in prompts if f"({x['agent']})" in p)
         assert len(full) > TEXT_LIMIT and len(set(prompts)) > 1
-        head, _, shown = x["prompt"].partition("\n")
-        shared = int(head.removeprefix("[the first ").split(" ")[0].replace(",", ""))
-        # what was left out starts every act prompt of the population and ends at a line's end
-        assert all(p[:shared] == full[:shared] for p in prompts) and full[shared - 1] == "\n"
-        assert "When you act" in full[:shared]
-        assert shown.startswith(full[shared : shared + 40])
-        assert "You are agent " in shown and x["agent"] in shown
+        shown = x["prompt"].split("\n")
+        marks = [i for i, line in enumerate(shown) if line.endswith("every such prompt has, left out]")]
+        assert marks, x["prompt"]
+        lines = full.split("\n")
+        for i in marks:  # the lines left out follow the line shown before them, and every prompt has them
+            n, size = (int(v.replace(",", "")) for v in re.findall(r"[\d,]+", shown[i])[:2])
+            at = lines.index(shown[i - 1]) + 1
+            assert sum(len(line) + 1 for line in lines[at : at + n]) == size
+            assert all(line in p.split("\n") for line in lines[at : at + n] for p in prompts)
+        assert "When you act" not in x["prompt"]  # the shared instructions are left out ...
+        assert x["prompt"].startswith("You are agent ") and x["agent"] in shown[0]  # ... not who it is
+        assert "Step 1 of 2" in x["prompt"] and "Your account:" in x["prompt"]  # and its observation shows
 
 
 def test_excerpt_of_a_short_or_unshared_prompt_is_the_prompt() -> None:
-    assert excerpt("short prompt\nYou are agent 3", shared=6) == "short prompt\nYou are agent 3"
-    long = "x" * (TEXT_LIMIT + 10)
-    for shared in (0, TEXT_LIMIT // 4 - 1):  # nothing shared, or too little to be worth a note
-        assert excerpt(long, shared=shared) == "x" * TEXT_LIMIT + " ... (10 more characters)"
-    assert excerpt(long, shared=TEXT_LIMIT // 4).startswith(f"[the first {TEXT_LIMIT // 4} characters")
+    assert excerpt("short prompt\nYou are agent 3", frozenset({"short prompt"})) == "short prompt\nYou are agent 3"
+    long = "\n".join(["x" * 100] * 7)  # 706 characters
+    assert excerpt(long, frozenset()) == long[:TEXT_LIMIT] + " ... (106 more characters)"
+    assert shared_lines([long, long]) == frozenset()  # one prompt: nothing to compare
+    # a run shorter than a quarter of the limit stays; a longer one is counted and left out
+    one = "a" * (TEXT_LIMIT // 4 - 2)
+    assert excerpt(long + "\n" + one, frozenset({one})).endswith(" more characters)")
+    two = "b" * (TEXT_LIMIT // 4 - 1)
+    assert excerpt(two + "\n" + long, frozenset({two})).startswith(f"[1 line ({TEXT_LIMIT // 4:,} characters)")
+    assert shared_lines(["a\nb\nc", "c\nb\nd", "b\nc"]) == frozenset({"b", "c"})
