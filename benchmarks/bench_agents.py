@@ -16,18 +16,16 @@ aside): a speed-up must not change a result.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from busy_market import busy_market, in_checkout
+
 from mesa_llm.model import MarketModel
-from mesa_llm.scenario import load_scenario
 
 
 def run(
@@ -36,20 +34,7 @@ def run(
     """Time the model with recording on and off (``modes``); return one row per mode.
 
     ``keep``: a file the recording (with recording on) is copied to, timestamps removed."""
-    half = agents // 2
-    spec = load_scenario(
-        "double_auction",
-        overrides=[
-            f"populations.0.count={half}",
-            f"populations.1.count={agents - half}",
-            "populations.0.private.widget.units=100",
-            "populations.1.private.widget.units=100",
-            "populations.0.endowment.cash=100000",
-            "populations.1.endowment.holdings.widget=100",
-            f"steps={steps}",
-            "market.check_invariants=false",
-        ],
-    )
+    spec = busy_market(agents, steps)
     rows = []
     for record in modes:
         with tempfile.TemporaryDirectory() as out:
@@ -95,20 +80,8 @@ def _strip_timestamps(src: Path, dst: Path) -> None:
 
 def _measure(code: str | None, agents: int, steps: int, record: bool, keep: str | None) -> dict[str, Any]:
     """One mode's row, measured in a fresh process running ``code`` (a checkout; None: this one)."""
-    root = str(Path(code).resolve()) if code is not None else str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": root}
-    script = (
-        "import json, sys; sys.path.insert(0, sys.argv[1]); import bench_agents as b; "
-        "print(json.dumps(b.run(int(sys.argv[2]), int(sys.argv[3]), modes=(sys.argv[4] == 'on',), "
-        "keep=sys.argv[5] or None)[0]))"
-    )
-    here = str(Path(__file__).resolve().parent)
-    done = subprocess.run(
-        [sys.executable, "-c", script, here, str(agents), str(steps), "on" if record else "off", keep or ""],
-        env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
+    row: dict[str, Any] = in_checkout(code, "bench_agents", "run", agents, steps, modes=[record], keep=keep)[0]
+    return row
 
 def _line(label: str, row: dict[str, Any]) -> str:
     return (

@@ -14,36 +14,21 @@ and through ``_record_many`` as one batch (the same lines), per event.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from busy_market import busy_market, in_checkout
+
 from mesa_llm.model import MarketModel
-from mesa_llm.scenario import load_scenario
-
-
-def _spec(agents: int, steps: int) -> Any:
-    half = agents // 2
-    return load_scenario(
-        "double_auction",
-        overrides=[
-            f"populations.0.count={half}", f"populations.1.count={agents - half}",
-            "populations.0.private.widget.units=100", "populations.1.private.widget.units=100",
-            "populations.0.endowment.cash=100000", "populations.1.endowment.holdings.widget=100",
-            f"steps={steps}", "market.check_invariants=false",
-        ],
-    )  # fmt: skip
 
 
 def run(agents: int, steps: int, record: bool) -> dict[str, float]:
     """CPU seconds of one run: in the observer, and in all; per agent-step in microseconds too."""
     with tempfile.TemporaryDirectory() as out:
-        model = MarketModel(_spec(agents, steps), seed=1, output_dir=out, record=record)
+        model = MarketModel(busy_market(agents, steps), seed=1, output_dir=out, record=record)
         observe = model.observer.observe
         spent = [0.0]
 
@@ -65,7 +50,7 @@ def run(agents: int, steps: int, record: bool) -> dict[str, float]:
 def batch_entry(events: int = 2000, repeat: int = 7) -> dict[str, float]:
     """Microseconds per event through `_record` one by one and through `_record_many` (best of ``repeat``)."""
     with tempfile.TemporaryDirectory() as out:
-        model = MarketModel(_spec(1000, 10), seed=1, output_dir=out, record=True)
+        model = MarketModel(busy_market(1000, 10), seed=1, output_dir=out, record=True)
         items: list[Any] = []
         for i in range(events // 2):
             arguments = {"good": "widget", "side": "buy", "price": 101.25, "quantity": 1, "lifetime": "day"}
@@ -88,20 +73,6 @@ def batch_entry(events: int = 2000, repeat: int = 7) -> dict[str, float]:
     return best
 
 
-def _measure(code: str | None, agents: int, steps: int, record: bool) -> dict[str, float]:
-    root = str(Path(code).resolve()) if code is not None else str(Path(__file__).resolve().parents[1])
-    script = (
-        "import json, sys; sys.path.insert(0, sys.argv[1]); import bench_prepare as b; "
-        "print(json.dumps(b.run(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == 'on')))"
-    )
-    here = str(Path(__file__).resolve().parent)
-    done = subprocess.run(
-        [sys.executable, "-c", script, here, str(agents), str(steps), "on" if record else "off"],
-        env={**os.environ, "PYTHONPATH": root}, cwd=tempfile.gettempdir(), capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--agents", type=int, default=1000)
@@ -117,7 +88,7 @@ def main() -> None:
     for _ in range(max(args.repeat, 1)):
         for record in (True, False):
             for label, code in codes:
-                row = _measure(code, args.agents, args.steps, record)
+                row = in_checkout(code, "bench_prepare", "run", args.agents, args.steps, record)
                 old = best.get((label, record))
                 if old is None or row["total_s"] < old["total_s"]:
                     best[label, record] = row

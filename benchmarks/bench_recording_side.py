@@ -30,10 +30,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from busy_market import busy_market
+
 from mesa_llm.agents import observation as this_observation
 from mesa_llm.model import MarketModel
 from mesa_llm.recording import recorder as this_recorder
-from mesa_llm.scenario import load_scenario
 
 _TIMESTAMP = re.compile(rb'"timestamp":"[^"]*"')
 
@@ -43,16 +44,7 @@ Call = tuple[str, Any, Any, bool, int]
 def capture(agents: int, steps: int, seed: int = 1) -> list[Call]:
     """Run the busy market and return what it recorded, in order: (type, content, agent id, whether
     the content is an observation's ``to_dict``, step); the header and end are left out."""
-    half = agents // 2
-    spec = load_scenario(
-        "double_auction",
-        overrides=[
-            f"populations.0.count={half}", f"populations.1.count={agents - half}",
-            "populations.0.private.widget.units=100", "populations.1.private.widget.units=100",
-            "populations.0.endowment.cash=100000", "populations.1.endowment.holdings.widget=100",
-            f"steps={steps}", "market.check_invariants=false",
-        ],
-    )  # fmt: skip
+    spec = busy_market(agents, steps)
     calls: list[Call] = []
     with tempfile.TemporaryDirectory() as out:
         model = MarketModel(spec, seed=seed, output_dir=out, record=True)

@@ -12,14 +12,13 @@ shared). ``--baseline`` measures another checkout in the same run, in a subproce
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from busy_market import busy_market, in_checkout
 
 PHASES = ("observe", "decide", "resolve", "clear", "collect", "total")
 
@@ -28,7 +27,6 @@ def measure(agents: int, steps: int, record: bool) -> dict[str, float]:
     """One run's CPU seconds per phase (and in all), this process's code."""
     import mesa_llm.model as model_module
     from mesa_llm.mechanisms.call_market import CallMarketMechanism
-    from mesa_llm.scenario import load_scenario
     from mesa_llm.world.resolver import ActionResolver
 
     spent: dict[str, float] = dict.fromkeys(PHASES, 0.0)
@@ -50,36 +48,13 @@ def measure(agents: int, steps: int, record: bool) -> dict[str, float]:
     timed(ActionResolver, "resolve", "resolve")
     timed(CallMarketMechanism, "clear", "clear")
     timed(model_module.BoundedDataCollector, "collect", "collect")
-    half = agents // 2
-    spec = load_scenario(
-        "double_auction",
-        overrides=[
-            f"populations.0.count={half}", f"populations.1.count={agents - half}",
-            "populations.0.private.widget.units=100", "populations.1.private.widget.units=100",
-            "populations.0.endowment.cash=100000", "populations.1.endowment.holdings.widget=100",
-            f"steps={steps}", "market.check_invariants=false",
-        ],
-    )  # fmt: skip
+    spec = busy_market(agents, steps)
     with tempfile.TemporaryDirectory() as out:
         model = model_module.MarketModel(spec, seed=1, output_dir=out, record=record)
         start = time.process_time()
         model.run()
         spent["total"] = time.process_time() - start
     return spent
-
-
-def _subprocess(code: str | None, agents: int, steps: int, record: bool) -> dict[str, float]:
-    root = str(Path(code).resolve()) if code is not None else str(Path(__file__).resolve().parents[1])
-    script = (
-        "import json, sys; sys.path.insert(0, sys.argv[1]); import bench_step_phases as b; "
-        "print(json.dumps(b.measure(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == 'on')))"
-    )
-    here = str(Path(__file__).resolve().parent)
-    done = subprocess.run(
-        [sys.executable, "-c", script, here, str(agents), str(steps), "on" if record else "off"],
-        env={**os.environ, "PYTHONPATH": root}, cwd=tempfile.gettempdir(), capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -98,7 +73,7 @@ def main() -> None:
     best: dict[str, dict[str, float]] = {label: {} for label in codes}
     for _ in range(max(args.runs, 1)):
         for label, code in codes.items():
-            row = _subprocess(code, args.agents, args.steps, args.record == "on")
+            row = in_checkout(code, "bench_step_phases", "measure", args.agents, args.steps, args.record == "on")
             for phase, seconds in row.items():
                 best[label][phase] = min(best[label].get(phase, seconds), seconds)
     n = args.agents * args.steps

@@ -51,6 +51,21 @@ Recorded = tuple[str, dict[str, Any], int | None]
 Record = Callable[[str, dict[str, Any], int | None], None]
 """Records one event (it reaches the recording, the tallies and every subscriber)."""
 
+
+def emit(events: Sequence[tuple[str, Any, int | None, str | None]], record: Any, record_many: Any = None) -> None:
+    """Record a batch of ``(event_type, content, agent_id, text)`` in order: all at once through
+    ``record_many`` (the model's `_record_many`) when given, else one by one through ``record``,
+    its JSON ``text`` passed only when there is one (recorders of three arguments keep working)."""
+    if record_many is not None:
+        record_many(events)
+        return
+    for event_type, content, agent_id, text in events:
+        if text is None:
+            record(event_type, content, agent_id)
+        else:
+            record(event_type, content, agent_id, text)
+
+
 #: names the built-in mechanisms take (a plugin mechanism may not)
 BUILTIN_MECHANISMS = frozenset({"call_market", "negotiation"})
 
@@ -227,6 +242,7 @@ __all__ = [
     "MechanismParams",
     "Record",
     "Recorded",
+    "emit",
     "RejectedAction",
     "insert_tools",
     "mechanism_classes",

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from mesa_llm import payloads
 from mesa_llm.actions import ActionBase, CancelOrder, PlaceOrder, RejectedAction
-from mesa_llm.mechanisms.base import Mechanism, Record, Recorded
+from mesa_llm.mechanisms.base import Mechanism, Record, Recorded, emit
 
 if TYPE_CHECKING:
     from mesa_llm.agents.roles import Role
@@ -182,15 +182,7 @@ class CallMarketMechanism(Mechanism):
                 add(("trade", content, None, trade_json(content) if encoded else None))
                 last_trades.append({"good": content["good"], "price": content["price"], "quantity": content["quantity"],
                                     "buyer_id": content["buyer_id"], "seller_id": content["seller_id"]})  # fmt: skip
-        if self.record_many is not None:
-            self.record_many(events)
-            return
-        record = self.record
-        for event_type, content, agent_id, text in events:
-            if text is None:
-                record(event_type, content, agent_id)
-            else:
-                record(event_type, content, agent_id, text)  # type: ignore[call-arg]
+        emit(events, self.record, self.record_many)
 
 
 def _order_content(order_id: int, side: str, good: str, price: float, quantity: int, lifetime: str) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from mesa_llm.actions import (
 )
 from mesa_llm.agents.roles import Role
 from mesa_llm.agents.trader import TraderAgent
-from mesa_llm.mechanisms.base import Mechanism
+from mesa_llm.mechanisms.base import Mechanism, emit
 from mesa_llm.mechanisms.call_market import action_json
 from mesa_llm.social import AllianceError
 from mesa_llm.world.state import RecordEncoded, RecordMany, WorldState
@@ -158,15 +158,7 @@ class ActionResolver:
             content = _action_content(arguments) if text is None else partial(_action_content, arguments)
             add(("action", content, me, text))
             add(("order", result[0], me, result[1]))
-        if self._record_many is not None:
-            self._record_many(events)
-            return
-        record = self._record
-        for event_type, content, agent_id, text in events:
-            if text is None:
-                record(event_type, content, agent_id)
-            else:
-                record(event_type, content, agent_id, text)
+        emit(events, self._record, self._record_many)
 
     def reject(self, agent: TraderAgent, kind: str, arguments: Any, reason: str, step: int) -> None:
         entry = {"type": kind, "arguments": arguments, "reason": reason}
