@@ -310,7 +310,9 @@ def test_llm_pricers_post_within_the_schema_and_see_their_history_and_the_rules_
     text = (system + user).lower()
     for word in ("collu", "cartel", "cooperat", "coordinat", "agree"):
         assert word not in text
-    assert '"tool": "post_price"' in user.split("Example:")[1]  # the example shows a price, not a message
+    # the answer format's example (after "e.g.", in the tools block) shows a price, not a message
+    example = user.split("e.g. ", 1)[1].split("\n", 1)[0]
+    assert '"tool": "post_price"' in example and "send_message" not in example
 
 
 def test_llm_pricers_are_offered_the_grid_as_an_enum(tmp_path: Path) -> None:
