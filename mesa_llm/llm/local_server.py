@@ -154,6 +154,21 @@ def default_threads() -> int:
     return max(1, min((os.cpu_count() or 1) - 1, 4))
 
 
+def default_batch_threads(threads: int) -> int:
+    """The server's threads for evaluating prompts when not given: every core (at most 4) when the
+    machine has one to spare as the server starts (1-minute load average at most the cores but
+    one), else ``threads``. A prompt is evaluated a batch of tokens at a time, large matrix
+    products that split well across cores (`llm_double_auction --local --steps 3` at load ~1 on
+    2 cores: 74 s with 2, 114 s with 1; the same prompts, orders and trades); on busy cores the threads'
+    barrier stalls it (at load 5-7 a prompt took ~1.5x longer with 2), so a busy machine keeps one."""
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average on this platform
+        return threads
+    return max(threads, min(cores, 4)) if load <= cores - 1 else threads
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -170,7 +185,8 @@ class LocalLLMServer:
     ``threads`` defaults to one per core but one (left to the simulation and whatever else runs),
     at least 1, at most 4: llama.cpp's threads meet at a barrier for every token, so a thread the
     OS preempts stalls the others (on 2 busy cores, load 12: 2 threads decoded 0.4-1.1 tokens/s,
-    1 thread 7.5-8.2). ``concurrency`` (default 1) calls are sent at a time: two calls in flight
+    1 thread 7.5-8.2). ``batch_threads`` evaluate prompts: every core when the machine has one to
+    spare as the server starts (`default_batch_threads`). ``concurrency`` (default 1) calls are sent at a time: two calls in flight
     share the threads (a prompt's evaluation is compute-bound, so batching two gains nothing) and
     each took twice as long (llm_double_auction, 3 steps at load ~3.9: median call 11.6 s at two in
     flight, 5.2 s at one; the 24 calls in 164 s and 136 s). So one slot by default: with one call
@@ -194,6 +210,7 @@ class LocalLLMServer:
         n_ctx: int = 4096,
         n_predict: int = 384,
         threads: int | None = None,
+        batch_threads: int | None = None,
         parallel: int = 1,
         concurrency: int = 1,
         cache_ram_mib: int = CACHE_RAM_MIB,
@@ -204,6 +221,8 @@ class LocalLLMServer:
         self.n_ctx = n_ctx
         self.n_predict = n_predict
         self.threads = threads or default_threads()
+        #: threads evaluating a prompt (`default_batch_threads`); ``threads`` decode its answer
+        self.batch_threads = batch_threads or default_batch_threads(self.threads)
         self.parallel = parallel
         #: host memory for evaluated prompts (llama.cpp's ``--cache-ram``; 0 turns the cache off)
         self.cache_ram_mib = cache_ram_mib
@@ -272,6 +291,7 @@ class LocalLLMServer:
             sys.executable, "-m", "mesa_llm.llm.local_server",
             "--model", str(self.model_path), "--port", str(self.port), "--ctx", str(self.n_ctx * self.parallel),
             "--predict", str(self.n_predict), "--threads", str(self.threads), "--parallel", str(self.parallel),
+            "--threads-batch", str(self.batch_threads),
             "--cache-ram", str(self.cache_ram_mib),
         ]  # fmt: skip
         self._process = subprocess.Popen(
@@ -332,6 +352,7 @@ def _serve(argv: list[str] | None = None) -> None:
     parser.add_argument("--ctx", type=int, default=8192)
     parser.add_argument("--predict", type=int, default=512)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads-batch", type=int, default=None)
     parser.add_argument("--parallel", type=int, default=1)
     parser.add_argument("--cache-ram", type=int, default=CACHE_RAM_MIB)
     args = parser.parse_args(argv)
@@ -344,7 +365,7 @@ def _serve(argv: list[str] | None = None) -> None:
     params.port = args.port
     params.n_parallel = args.parallel
     params.cpuparams.n_threads = args.threads
-    params.cpuparams_batch.n_threads = args.threads
+    params.cpuparams_batch.n_threads = args.threads_batch or args.threads
     params.cache_ram_mib = args.cache_ram  # stated, not left to the build's default (8 GiB today)
     server = xllamacpp.Server(params)  # listens on 127.0.0.1 from here on
     sys.stdin.read()  # blocks until the parent closes the pipe or dies

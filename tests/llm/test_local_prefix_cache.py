@@ -105,3 +105,49 @@ def test_the_server_leaves_a_core_free(tmp_path, monkeypatch, cores, threads):
     monkeypatch.setattr(local_server.os, "cpu_count", lambda: cores)
     assert LocalLLMServer(gguf, port=1).threads == threads
     assert LocalLLMServer(gguf, port=1, threads=3).threads == 3
+
+
+@pytest.mark.parametrize(
+    ("cores", "load", "batch"),
+    [(2, 0.2, 2), (2, 1.0, 2), (2, 1.01, 1), (2, 6.0, 1), (4, 3.0, 4), (4, 3.5, 3), (16, 0.0, 4), (1, 0.0, 1)],
+)
+def test_prompts_are_evaluated_on_every_core_the_machine_has_to_spare(tmp_path, monkeypatch, cores, load, batch):
+    # a prompt's evaluation splits across cores (3-step run at load ~1 on 2 cores: 74 s vs 114 s),
+    # but on busy cores the threads' barrier stalls it: a busy machine keeps the decoding threads
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF")
+    monkeypatch.setattr(local_server.os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(local_server.os, "getloadavg", lambda: (load, load, load))
+    server = LocalLLMServer(gguf, port=1)
+    assert server.batch_threads == batch
+    assert LocalLLMServer(gguf, port=1, batch_threads=3).batch_threads == 3
+
+
+def test_no_load_average_keeps_the_decoding_threads(tmp_path, monkeypatch):
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF")
+    monkeypatch.setattr(local_server.os, "cpu_count", lambda: 4)
+
+    def unavailable() -> tuple[float, float, float]:
+        raise OSError("no load average")
+
+    monkeypatch.setattr(local_server.os, "getloadavg", unavailable)
+    assert LocalLLMServer(gguf, port=1).batch_threads == 3
+
+
+def test_the_server_is_started_with_its_prompt_threads(tmp_path, monkeypatch):
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF")
+    started: list[list[str]] = []
+
+    class Refused:
+        def __init__(self, command, **kwargs):
+            started.append(command)
+            raise OSError("not started in this test")
+
+    monkeypatch.setattr(local_server.subprocess, "Popen", Refused)
+    monkeypatch.setattr(local_server.importlib.util, "find_spec", lambda name: object())
+    with pytest.raises(OSError):
+        LocalLLMServer(gguf, port=1, threads=1, batch_threads=2).start()
+    command = started[0]
+    assert command[command.index("--threads") + 1] == "1" and command[command.index("--threads-batch") + 1] == "2"
