@@ -156,8 +156,8 @@ def default_threads() -> int:
 
 def default_batch_threads(threads: int) -> int:
     """The server's threads for evaluating prompts when not given: every core (at most 4) when the
-    machine has one to spare as the server starts (1-minute load average at most the cores but
-    one), else ``threads``. A prompt is evaluated a batch of tokens at a time, large matrix
+    machine has one to spare as the server starts (1-minute load average below the cores but half
+    a core: the run's own interpreter counts), else ``threads``. A prompt is evaluated a batch of tokens at a time, large matrix
     products that split well across cores (`llm_double_auction --local --steps 3` at load ~1 on
     2 cores: 74 s with 2, 114 s with 1; the same prompts, orders and trades); on busy cores the threads'
     barrier stalls it (at load 5-7 a prompt took ~1.5x longer with 2), so a busy machine keeps one."""
@@ -166,7 +166,7 @@ def default_batch_threads(threads: int) -> int:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):  # no load average on this platform
         return threads
-    return max(threads, min(cores, 4)) if load <= cores - 1 else threads
+    return max(threads, min(cores, 4)) if load < cores - 0.5 else threads
 
 
 def _free_port() -> int:
