@@ -18,7 +18,11 @@ Printed per checkout: median seconds per call and, from the server's ``timings``
 call and how many of them were evaluated (not reused from the slot's cache: ``prompt_n`` vs
 ``cache_n``), completion tokens, the server's own prompt and generation speeds (tokens/s), and its
 CPU seconds (in all, and per call when calls go one at a time). ``--calls`` with ``--no-slot`` adds
-this checkout without ``id_slot`` (cache_prompt only).
+this checkout without ``id_slot`` (cache_prompt only). With ``--baseline``, when both checkouts send
+one call at a time, each stream goes to its own server (that checkout's ``LocalLLMServer``: its
+threads, cache and drafting) and the calls are interleaved, before's call i then after's call i,
+so a load that changes during the run weighs on both alike; printed too: the decoding and prompt
+times, tokens drafted from the prompt and accepted, and in how many calls the answers are the same.
 
 On a loaded machine wall times say little; CPU seconds say what the run would take on a quiet one:
 the model runs on one thread and the client waits for it, so a quiet run's wall time is about its
@@ -148,46 +152,101 @@ def render_requests(code_root: Path, steps: int) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
 
 
-def send_requests(requests: list[dict[str, Any]], *, slots: bool = True) -> dict[str, Any]:
-    """Send the stream to a fresh local server, step by step, as many calls at a time as the
-    checkout that rendered it sends (``in_flight``); the server's timings per call."""
+def _checkout_server(code_root: Path) -> Any:
+    """``LocalLLMServer`` of the checkout at ``code_root`` (its threads, cache and drafting), loaded
+    from its file; the server child it starts runs that checkout's code too (``PYTHONPATH``)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"_local_server_{abs(hash(code_root))}", code_root / "mesa_llm/llm/local_server.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.LocalLLMServer
+
+
+def _start_server(code_root: Path, **kwargs: Any) -> Any:
+    """A started local server of the checkout at ``code_root`` (its child runs that checkout's code)."""
+    server_class = _checkout_server(code_root)
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(code_root)
+    try:
+        return server_class(**kwargs).start()
+    finally:
+        if saved is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = saved
+
+
+def _post(server: Any, request: dict[str, Any], *, slots: bool = True) -> dict[str, Any]:
+    """One rendered request to ``server``: its seconds, the server's timings and CPU seconds."""
     import urllib.request
+
+    pid = server._process.pid
+    cpu_before = _process_cpu_s(pid)
+    fields = dict(request["fields"])
+    if not slots:
+        fields.pop("id_slot", None)
+    data = json.dumps({**request["body"], **fields, "model": "local"}).encode()
+    started = time.perf_counter()
+    http = urllib.request.Request(f"{server.api_base}/chat/completions", data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(http, timeout=900) as response:
+        answer = json.loads(response.read())
+    timings = answer.get("timings") or {}
+    return {"purpose": request["purpose"], "seconds": time.perf_counter() - started,
+            "prompt_tokens": answer["usage"]["prompt_tokens"], "evaluated": timings.get("prompt_n"),
+            "reused": timings.get("cache_n"), "completion_tokens": answer["usage"]["completion_tokens"],
+            "prompt_ms": timings.get("prompt_ms"), "predicted_ms": timings.get("predicted_ms"),
+            "draft_n": timings.get("draft_n", 0), "draft_accepted": timings.get("draft_n_accepted", 0),
+            "answer": answer["choices"][0]["message"].get("content"), "cpu_s": _process_cpu_s(pid) - cpu_before}  # fmt: skip
+
+
+def send_requests(requests: list[dict[str, Any]], *, slots: bool = True, code_root: Path = ROOT) -> dict[str, Any]:
+    """Send the stream to a fresh local server of the checkout at ``code_root``, step by step, as
+    many calls at a time as the checkout that rendered it sends (``in_flight``); the server's
+    timings per call."""
     from concurrent.futures import ThreadPoolExecutor
-
-    sys.path.insert(0, str(ROOT))
-    from mesa_llm.llm.local_server import LocalLLMServer
-
-    def post(base: str, request: dict[str, Any]) -> dict[str, Any]:
-        cpu_before = _process_cpu_s(pid)
-        fields = dict(request["fields"])
-        if not slots:
-            fields.pop("id_slot", None)
-        data = json.dumps({**request["body"], **fields, "model": "local"}).encode()
-        started = time.perf_counter()
-        http = urllib.request.Request(f"{base}/chat/completions", data=data, headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(http, timeout=900) as response:
-            answer = json.loads(response.read())
-        timings = answer.get("timings") or {}
-        return {"purpose": request["purpose"], "seconds": time.perf_counter() - started,
-                "prompt_tokens": answer["usage"]["prompt_tokens"], "evaluated": timings.get("prompt_n"),
-                "reused": timings.get("cache_n"), "completion_tokens": answer["usage"]["completion_tokens"],
-                "prompt_ms": timings.get("prompt_ms"), "predicted_ms": timings.get("predicted_ms"),
-                "cpu_s": _process_cpu_s(pid) - cpu_before}  # fmt: skip
 
     load = os.getloadavg()[0]
     results: list[dict[str, Any]] = []
-    with LocalLLMServer() as server:
-        assert server._process is not None
+    server = _start_server(code_root)
+    try:  # started above (`with server` would start a second one)
         pid = server._process.pid
         cpu_start = _process_cpu_s(pid)
         started = time.perf_counter()
         for step in sorted({r["step"] for r in requests}):
             batch = [r for r in requests if r["step"] == step]
             with ThreadPoolExecutor(max_workers=batch[0].get("in_flight", 2)) as pool:
-                results += list(pool.map(lambda r: post(server.api_base, r), batch))
+                results += list(pool.map(lambda r: _post(server, r, slots=slots), batch))
         wall = time.perf_counter() - started
         cpu = _process_cpu_s(pid) - cpu_start
+    finally:
+        server.stop()
     return {"load": load, "wall_s": wall, "cpu_s": cpu, "calls": results, "in_flight": requests[0].get("in_flight", 2) if requests else 0}
+
+
+def send_interleaved(streams: list[tuple[Path, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    """Each (checkout, stream) to its own fresh server, all started at once, call i of every stream
+    sent one after the other before call i + 1 (one call at a time in all): on a machine whose load
+    changes during the minutes this takes, every checkout's calls meet the same load."""
+    load = os.getloadavg()[0]
+    servers = []
+    try:
+        for code_root, _ in streams:
+            servers.append(_start_server(code_root))
+        cpu_start = [_process_cpu_s(s._process.pid) for s in servers]
+        results: list[list[dict[str, Any]]] = [[] for _ in streams]
+        walls = [0.0 for _ in streams]
+        for i in range(max(len(stream) for _, stream in streams)):
+            for k, (_, stream) in enumerate(streams):
+                if i < len(stream):
+                    results[k].append(_post(servers[k], stream[i]))
+                    walls[k] += results[k][-1]["seconds"]
+        cpu = [_process_cpu_s(s._process.pid) - c for s, c in zip(servers, cpu_start, strict=True)]
+    finally:
+        for server in servers:
+            server.stop()
+    return [{"load": load, "wall_s": walls[k], "cpu_s": cpu[k], "calls": results[k], "in_flight": 1} for k in range(len(streams))]
 
 
 def _show_calls(label: str, r: dict[str, Any]) -> None:
@@ -205,6 +264,10 @@ def _show_calls(label: str, r: dict[str, Any]) -> None:
         print(f"    server speeds: prompt {quiet['prompt_tps']:.0f} tokens/s, generation {quiet['gen_tps']:.0f} tokens/s (best of "
               f"the run's calls); {quiet['evaluated']} prompt tokens evaluated, {quiet['generated']} generated: "
               f"~{quiet['seconds']:.0f} s of model time at those speeds, one call at a time")  # fmt: skip
+    drafted, accepted = sum(c.get("draft_n", 0) for c in calls), sum(c.get("draft_accepted", 0) for c in calls)
+    print(f"    decoding: {sum(c['completion_tokens'] for c in calls)} tokens in {sum(c['predicted_ms'] or 0 for c in calls) / 1000:.1f} s"
+          f" ({drafted} drafted from the prompt, {accepted} of them accepted); prompts: {sum(c['evaluated'] or 0 for c in calls)}"
+          f" tokens evaluated in {sum(c['prompt_ms'] or 0 for c in calls) / 1000:.1f} s")  # fmt: skip
     for purpose in sorted({c["purpose"] for c in calls}):
         group = [c for c in calls if c["purpose"] == purpose]
         ev = [c["evaluated"] for c in group if c["evaluated"] is not None]
@@ -249,10 +312,21 @@ def main() -> None:
     parser.add_argument("--no-slot", action="store_true", help="with --calls: also this checkout without id_slot")
     args = parser.parse_args()
     if args.calls:
-        if args.baseline is not None:
-            _show_calls("before", send_requests(render_requests(args.baseline.resolve(), args.steps)))
         after = render_requests(ROOT, args.steps)
-        _show_calls("after" if args.baseline is not None else "this checkout", send_requests(after))
+        if args.baseline is not None:
+            base = args.baseline.resolve()
+            before = render_requests(base, args.steps)
+            if {r.get("in_flight") for r in before + after} == {1}:  # one call at a time in both: side by side
+                measured = send_interleaved([(base, before), (ROOT, after)])
+                _show_calls("before (calls interleaved with after's)", measured[0])
+                _show_calls("after", measured[1])
+                same = sum(x["answer"] == y["answer"] for x, y in zip(measured[0]["calls"], measured[1]["calls"], strict=False))
+                print(f"    the same answer as before in {same} of {len(after)} calls")
+            else:
+                _show_calls("before", send_requests(before, code_root=base))
+                _show_calls("after", send_requests(after))
+        else:
+            _show_calls("this checkout", send_requests(after))
         if args.no_slot:
             _show_calls("after, no id_slot", send_requests(after, slots=False))
         return

@@ -582,10 +582,16 @@ EXAMPLE_TOOLS = (
 _BUILTIN_TOOLS = frozenset(c.tool_name for c in ACTION_CLASSES)
 
 
+#: the example's JSON without spaces: the form a local model's grammar makes it answer in
+#: (local_server.COMPACT_JSON), so its answer repeats the example token for token and the
+#: server's prompt-lookup drafting (local_server.DRAFT_NGRAM) finds it in the prompt
+_COMPACT = (",", ":")
+
+
 def example_call(tools: Sequence[Schema], price_hint: float | None = None) -> str:
     """One example answer: the first offered tool of :data:`EXAMPLE_TOOLS` that trades or
     negotiates, else a plugin mechanism's own tool, else a message, its required arguments filled
-    in (enums' first values, ``price_hint`` for prices in range), else ``wait``."""
+    in (enums' first values, ``price_hint`` for prices in range), else ``wait``; compact JSON."""
     by_name = {t["function"]["name"]: t for t in tools}
     chosen = next((by_name[name] for name in EXAMPLE_TOOLS if name in by_name and name not in _TALK_EXAMPLES), None)
     if chosen is None:  # a plugin mechanism's own tool (the first listed) before any talk
@@ -593,11 +599,11 @@ def example_call(tools: Sequence[Schema], price_hint: float | None = None) -> st
     if chosen is None:
         chosen = next((by_name[name] for name in _TALK_EXAMPLES if name in by_name), None)
     if chosen is None:
-        return json.dumps({"actions": [{"tool": "wait", "arguments": {}}]})
+        return json.dumps({"actions": [{"tool": "wait", "arguments": {}}]}, separators=_COMPACT)
     params = chosen["function"]["parameters"]
     required = set(params.get("required", []))
     arguments = {k: _example_value(v, price_hint) for k, v in params.get("properties", {}).items() if k in required}
-    return json.dumps({"actions": [{"tool": chosen["function"]["name"], "arguments": arguments}]})
+    return json.dumps({"actions": [{"tool": chosen["function"]["name"], "arguments": arguments}]}, separators=_COMPACT)
 
 
 __all__ = [

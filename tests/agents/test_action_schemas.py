@@ -120,7 +120,7 @@ def test_json_mode_schemas_name_sessions_offers_and_issue_ranges(tmp_path):
     assert (price["minimum"], price["maximum"]) == (3000.0, 13000.0)
     prompt = request.messages[-1]["content"]
     assert "- make_offer(session_id: " + json.dumps(sessions[0]) in prompt and "price: number 3000..13000" in prompt
-    assert 'e.g. {"actions": [{"tool": "make_offer", "arguments": {"session_id": ' in prompt
+    assert 'e.g. {"actions":[{"tool":"make_offer","arguments":{"session_id":' in prompt
     buyer_tools = _json_tools(chat.requests[1])
     observed = next(e["content"] for e in _events(model) if e["event_type"] == "observation" and e["agent_id"] == buyer_id and e["step"] == 2)
     standing = [o["offer_id"] for o in observed["negotiations"][0]["standing"]]

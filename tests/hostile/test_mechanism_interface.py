@@ -193,7 +193,7 @@ def test_a_plugin_mechanisms_actions_reach_the_llm_tool_schemas(toy: Plugins, tm
     assert give["properties"]["arguments"]["properties"]["amount"] == {"type": "number", "minimum": 0, "maximum": 10.0}
     prompt = json_chat.requests[0].messages[-1]["content"]
     example = prompt.split(" e.g. ", 1)[1].splitlines()[0]
-    assert '"tool": "give"' in example  # the example shows the mechanism's tool, not a message
+    assert json.loads(example)["actions"][0]["tool"] == "give"  # the mechanism's tool, not a message
 
 
 def test_bad_entries_are_one_line_naming_the_field(toy: Plugins) -> None:

@@ -312,7 +312,7 @@ def test_llm_pricers_post_within_the_schema_and_see_their_history_and_the_rules_
         assert word not in text
     # the answer format's example (after "e.g.", in the tools block) shows a price, not a message
     example = user.split("e.g. ", 1)[1].split("\n", 1)[0]
-    assert '"tool": "post_price"' in example and "send_message" not in example
+    assert json.loads(example)["actions"][0]["tool"] == "post_price" and "send_message" not in example
 
 
 def test_llm_pricers_are_offered_the_grid_as_an_enum(tmp_path: Path) -> None:
