@@ -28,6 +28,7 @@ from mesa_llm.llm import (
     LLMError,
     UsageTracker,
     eager,
+    http1,
 )
 from mesa_llm.llm.bounds import AnswerLimits
 from mesa_llm.llm.consent import api_base_allowed, how_to_allow
@@ -149,6 +150,7 @@ class AsyncBridge:
         if inside_loop:
             self._loop = asyncio.new_event_loop()
             eager.install(self._loop)
+            http1.install(self._loop)
             self._thread = threading.Thread(target=self._loop.run_forever, name="mesa-llm-async", daemon=True)
             self._thread.start()
         else:
@@ -160,14 +162,18 @@ class AsyncBridge:
         with collector_paused():
             if self._runner is not None:
                 eager.install(self._runner.get_loop())
+                http1.install(self._runner.get_loop())
                 return self._runner.run(coro)
             assert self._loop is not None
             return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def close(self) -> None:
+        """Close the loop and the connections of our HTTP client on it."""
         if self._runner is not None:
+            http1.close(self._runner.get_loop())  # the runner's loop runs once more as it closes
             self._runner.close()
         if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(http1.close, self._loop)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)
             self._loop.close()
