@@ -5,6 +5,7 @@ wall-clock bound per step, a stop when every call of several steps failed)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -132,6 +133,12 @@ def rules_view(
     return out
 
 
+async def _close_connections() -> None:
+    """Close our HTTP client's connections on the running loop (one turn: they close in it)."""
+    http1.close(asyncio.get_running_loop())
+    await asyncio.sleep(0)
+
+
 class AsyncBridge:
     """Runs the LLM agents' coroutines: one event loop for the whole run (litellm's sessions and
     the limiter's semaphores live on it), in a helper thread when the caller already runs a loop
@@ -173,7 +180,9 @@ class AsyncBridge:
             http1.close(self._runner.get_loop())  # the runner's loop runs once more as it closes
             self._runner.close()
         if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(http1.close, self._loop)
+            if self._thread.is_alive():
+                with contextlib.suppress(Exception):  # a loop that no longer runs has nothing to close
+                    asyncio.run_coroutine_threadsafe(_close_connections(), self._loop).result(timeout=5)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)
             self._loop.close()

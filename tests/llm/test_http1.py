@@ -85,6 +85,14 @@ def silence(seconds: float) -> Action:
     return act
 
 
+@contextlib.contextmanager
+def _setting(event: threading.Event) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        event.set()
+
+
 class ScriptedServer:
     """An HTTP/1.1 server on 127.0.0.1 that answers each request with the next scripted action
     (the last one repeats), one thread per connection; it keeps the raw requests it read."""
@@ -93,6 +101,7 @@ class ScriptedServer:
         self.actions = list(actions)
         self.requests: list[bytes] = []
         self.connections = 0
+        self.ended = threading.Event()  # set when a connection ends (the client closed it, or we did)
         self._lock = threading.Lock()
         self._sock = socket.create_server(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
@@ -112,7 +121,7 @@ class ScriptedServer:
     def _serve(self, conn: socket.socket) -> None:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         buffer = b""
-        with conn:
+        with conn, _setting(self.ended):
             while True:
                 while b"\r\n\r\n" not in buffer:
                     data = conn.recv(65536)
@@ -351,3 +360,23 @@ def test_a_patched_aiohttp_or_a_proxy_keeps_aiohttp(lean_posts: list[int], monke
         assert not lean_posts
         assert run_calls(s.base_url, lean=True)[0]["content"] == "ok"
         assert lean_posts
+
+
+def test_a_bridge_in_a_helper_thread_closes_its_connections(lean_posts: list[int]) -> None:
+    """Inside a running loop (a notebook) the bridge runs its own loop in a thread: closing it
+    closes the connections of that loop too, before the loop stops."""
+    async def inside() -> None:
+        bridge = AsyncBridge()
+        model = LiteLLMChatModel(REQUEST.model, api_base=s.base_url, api_key=KEY)
+        assert bridge.run(model.complete(REQUEST)).content == "ok"
+        loop = bridge._loop
+        assert loop is not None
+        (pool,) = http1._pools[loop].values()
+        (conn,) = pool.idle
+        bridge.close()
+        assert pool.closed and conn.transport is not None and conn.transport.is_closing()
+        assert s.ended.wait(5)  # the socket was closed before the loop stopped, not left to the collector
+
+    with server(answer()) as s:
+        asyncio.run(inside())
+    assert lean_posts
