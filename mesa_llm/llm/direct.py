@@ -43,32 +43,57 @@ def direct_path_applies(litellm: Any, model: str, api_base: str | None, params: 
     """Whether a call to ``model`` at ``api_base`` with these parameter names can take the lean path."""
     if not model.startswith("openai/") or not api_base or not params <= SUPPORTED_PARAMS:
         return False
-    if os.environ.get("MESA_LLM_LITELLM_FULL_PATH") or os.environ.get("OPENAI_ORGANIZATION"):
+    if any(_environ_get(name) for name in _FULL_PATH_ENV):
         return False
-    if os.environ.get("EXPERIMENTAL_OPENAI_BASE_LLM_HTTP_HANDLER"):
-        return False  # litellm would not use the SDK: stay on its path
-    hooks = (
-        "callbacks",
-        "success_callback",
-        "failure_callback",
-        "_async_success_callback",
-        "_async_failure_callback",
-        "input_callback",
-        "service_callback",
-    )
-    if any(getattr(litellm, name, None) for name in hooks):
-        return False
-    globals_ = ("headers", "api_key", "openai_key", "api_base", "organization", "aclient_session")
-    if any(getattr(litellm, name, None) for name in globals_):
-        return False
-    if getattr(litellm, "network_mock", False) or getattr(litellm, "model_alias_map", None):
+    if any(getattr(litellm, name, None) for name in _LITELLM_GLOBALS):
         return False
     return _no_openai_config(litellm)
 
 
-#: litellm's OpenAIConfig class, its attributes (name and value, in order) and whether its
+#: environment variables that send a call down litellm's full path: ours, an organisation, and
+#: litellm's own HTTP handler (it would not use the SDK)
+_FULL_PATH_ENV = ("MESA_LLM_LITELLM_FULL_PATH", "OPENAI_ORGANIZATION", "EXPERIMENTAL_OPENAI_BASE_LLM_HTTP_HANDLER")
+#: litellm globals that, when set, send a call down its full path: callbacks (a user who registers
+#: them expects them to run), global headers, key, base, organisation, session, mocks and aliases
+_LITELLM_GLOBALS = (
+    "callbacks",
+    "success_callback",
+    "failure_callback",
+    "_async_success_callback",
+    "_async_failure_callback",
+    "input_callback",
+    "service_callback",
+    "headers",
+    "api_key",
+    "openai_key",
+    "api_base",
+    "organization",
+    "aclient_session",
+    "network_mock",
+    "model_alias_map",
+)
+
+
+def _environ_get(name: str) -> str | bytes | None:
+    """``os.environ.get(name)`` (truthy alike) without its key and value codecs (~2 us a lookup, on
+    every call): the mapping's own store, read as ``os.environ`` reads it."""
+    data = getattr(os.environ, "_data", None)
+    if type(data) is not dict:  # an unusual os.environ: ask it
+        return os.environ.get(name)
+    return data.get(_encoded_names.get(name) or _encode_name(name))
+
+
+_encoded_names: dict[str, Any] = {}
+
+
+def _encode_name(name: str) -> Any:
+    encoded = _encoded_names[name] = os.environ.encodekey(name)  # type: ignore[attr-defined]
+    return encoded
+
+
+#: litellm's OpenAIConfig class, a copy of its attributes (name to value) and whether its
 #: ``get_config()`` was empty then
-_config_seen: list[Any] = [None, (), False]
+_config_seen: list[Any] = [None, {}, False]
 
 
 def _no_openai_config(litellm: Any) -> bool:
@@ -79,14 +104,16 @@ def _no_openai_config(litellm: Any) -> bool:
     config set between two calls, ``OpenAIConfig(temperature=...)``, is seen on the next call)."""
     try:
         config = litellm.OpenAIConfig
-        attributes = tuple(vars(config).items())
+        attributes = vars(config)
         seen_class, seen_attributes, empty = _config_seen
-        if seen_class is config and seen_attributes == attributes:
+        # compared as mappings (names and values): no copy made on every call
+        if seen_class is config and attributes == seen_attributes:
             return bool(empty)
         empty = not config.get_config()
+        kept = dict(attributes)
     except Exception:  # a litellm without this hook, or values that do not compare: its full path
         return False
-    _config_seen[:] = [config, attributes, empty]
+    _config_seen[:] = [config, kept, empty]
     return empty
 
 
