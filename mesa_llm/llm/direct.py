@@ -87,7 +87,7 @@ _encoded_names: dict[str, Any] = {}
 
 
 def _encode_name(name: str) -> Any:
-    encoded = _encoded_names[name] = os.environ.encodekey(name)  # type: ignore[attr-defined]
+    encoded = _encoded_names[name] = os.environ.encodekey(name)
     return encoded
 
 
