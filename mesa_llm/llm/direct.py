@@ -495,6 +495,7 @@ class DirectOpenAI:
                     probe=http.build_request("POST", url, headers=headers, content=b"", timeout=timeout),
                     seconds=timeout,
                     lean_head=self._lean_head(transport, url, headers),
+                    lean_limit=_connector_limit(transport),
                 )
         except Exception:  # a litellm or aiohttp whose internals differ: httpx sends, as before
             route = None
@@ -519,6 +520,7 @@ class DirectOpenAI:
         session = transport._get_valid_client_session()
         if session.trust_env or session.headers or session.skip_auto_headers:
             return None
+
         names = {name.lower() for name in headers}
         if not {"host", "accept", "accept-encoding", "user-agent", "content-type"} <= names:
             return None  # aiohttp would add a header of its own: let it send
@@ -546,7 +548,7 @@ class DirectOpenAI:
         from mesa_llm.llm import http1
 
         url = route.probe.url
-        route.pool = http1.pool_for(loop, url.host, url.port or 80)
+        route.pool = http1.pool_for(loop, url.host, url.port or 80, route.lean_limit)
         return route.pool
 
     async def _post_lean(self, route: _Route, pool: Any, content: bytes) -> tuple[dict[str, str], Any] | Any:
@@ -664,6 +666,7 @@ class _Route:
     probe: Any  # an httpx request to the same URL: proxy lookup and error objects
     seconds: float  # the timeout (connect, and between two reads)
     lean_head: bytes | None  # what mesa_llm.llm.http1 sends before the length; None: aiohttp sends
+    lean_limit: int  # exchanges at once through http1 (the aiohttp connector's limit)
     pool: Any = None  # the http1 pool last used (of the running loop)
 
 
@@ -677,6 +680,16 @@ class _Dumped:
 
     def model_dump(self) -> dict[str, Any]:
         return self.data
+
+
+def _connector_limit(transport: Any) -> int:
+    """The connection limit of the aiohttp session of litellm's ``transport`` (its default when
+    it sets none: our pools never open connections without bound)."""
+    from mesa_llm.llm import http1
+
+    connector = transport._get_valid_client_session().connector
+    limit = getattr(connector, "limit", 0)
+    return limit if isinstance(limit, int) and limit > 0 else http1.DEFAULT_LIMIT
 
 
 def _aiohttp_request() -> tuple[Any, Any]:

@@ -26,12 +26,15 @@ recorder such as vcrpy, a session that trusts the environment) stays on aiohttp:
 from __future__ import annotations
 
 import asyncio
+import collections
 import weakref
 
 #: seconds an idle connection is kept (litellm's ``AIOHTTP_KEEPALIVE_TIMEOUT`` default)
 KEEPALIVE_S = 120.0
 #: idle connections kept per pool at most (a step's calls are bounded by the concurrency)
 MAX_IDLE = 1024
+#: exchanges at once per pool unless told (litellm's ``AIOHTTP_CONNECTOR_LIMIT`` default)
+DEFAULT_LIMIT = 1000
 #: the longest answer head accepted (status line and headers)
 MAX_HEAD = 256 * 1024
 
@@ -60,26 +63,61 @@ def close(loop: asyncio.AbstractEventLoop) -> None:
         pool.close()
 
 
-def pool_for(loop: asyncio.AbstractEventLoop, host: str, port: int) -> Pool | None:
-    """The pool of ``loop`` for ``host:port``; None when ``loop`` did not :func:`install` this client."""
+def pool_for(loop: asyncio.AbstractEventLoop, host: str, port: int, limit: int = DEFAULT_LIMIT) -> Pool | None:
+    """The pool of ``loop`` for ``host:port`` (at most ``limit`` exchanges at once, when made);
+    None when ``loop`` did not :func:`install` this client."""
     pools = _pools.get(loop)
     if pools is None:
         return None
     pool = pools.get((host, port))
     if pool is None:
-        pool = pools[(host, port)] = Pool(loop, host, port)
+        pool = pools[(host, port)] = Pool(loop, host, port, limit)
     return pool
 
 
 class Pool:
-    """Keep-alive connections to one ``host:port`` on one loop."""
+    """Keep-alive connections to one ``host:port`` on one loop, at most ``limit`` of them busy at
+    once (as aiohttp's connector limit: a call beyond it waits for a turn, within its connect
+    timeout). A connection is opened only when none is idle, so at most ``limit`` are ever open:
+    a run with a concurrency above it does not run out of file descriptors."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, host: str, port: int) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, host: str, port: int, limit: int = DEFAULT_LIMIT) -> None:
         self.loop = loop
         self.host = host
         self.port = port
+        self.limit = max(1, limit)
+        self.busy = 0
+        self.waiting: collections.deque[asyncio.Future[None]] = collections.deque()
         self.idle: list[_Connection] = []
         self.closed = False
+
+    async def _turn(self, timeout: float) -> None:
+        """Wait until an exchange ends and hands its turn over (``busy`` stays counted for us)."""
+        turn = self.loop.create_future()
+        self.waiting.append(turn)
+        try:
+            async with asyncio.timeout(timeout):
+                await turn
+        except BaseException as exc:
+            if turn.done() and not turn.cancelled():  # handed a turn as we gave up: pass it on
+                self._release()
+            else:
+                turn.cancel()
+            if isinstance(exc, TimeoutError):
+                import httpx
+
+                raise httpx.ConnectTimeout(f"Connection timeout to host {self.host}:{self.port}") from exc
+            raise
+
+    def _release(self) -> None:
+        """An exchange ended: its turn goes to the first caller still waiting, else it is freed."""
+        waiting = self.waiting
+        while waiting:
+            turn = waiting.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self.busy -= 1
 
     def close(self) -> None:
         self.closed = True
@@ -112,6 +150,16 @@ class Pool:
     async def post(self, head: bytes, body: bytes, connect_timeout: float, read_timeout: float) -> Answer:
         """Send ``head`` (request line and headers up to, not including, ``Content-Length``) and
         ``body``; return the answer's status, headers (as sent, in order) and body (undecoded)."""
+        if self.busy >= self.limit:
+            await self._turn(connect_timeout)
+        else:
+            self.busy += 1
+        try:
+            return await self._exchange(head, body, connect_timeout, read_timeout)
+        finally:
+            self._release()
+
+    async def _exchange(self, head: bytes, body: bytes, connect_timeout: float, read_timeout: float) -> Answer:
         conn = self._take()
         if conn is None:
             conn = await self._connect(connect_timeout)

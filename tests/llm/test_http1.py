@@ -405,3 +405,31 @@ def test_a_run_records_the_same_through_http1_and_aiohttp(lean_posts: list[int],
         assert not lean_posts
     assert '"attempts": 2' in "".join(lean)
     assert lean == full
+
+
+def test_at_most_limit_exchanges_and_connections_at_once() -> None:
+    """Limit 2, five calls at once to a server answering in 0.3 s: two connections, every call
+    answered in turn; a call that cannot get a turn within its connect timeout fails as a
+    connect timeout, and its turn is not lost."""
+    import httpx
+
+    head = b"POST /v1/chat/completions HTTP/1.1\r\nhost: h\r\nContent-Length: "
+
+    async def main(port: int) -> tuple[list[int], Any, int]:
+        loop = asyncio.get_running_loop()
+        pool = http1.Pool(loop, "127.0.0.1", port, limit=2)
+        answers = await asyncio.gather(*(pool.post(head, b"{}", 5.0, 5.0) for _ in range(5)))
+        slow = [asyncio.ensure_future(pool.post(head, b"{}", 5.0, 5.0)) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        late = await asyncio.gather(pool.post(head, b"{}", 0.1, 5.0), return_exceptions=True)
+        await asyncio.gather(*slow)
+        busy = pool.busy
+        pool.close()
+        return [status for status, _, _ in answers], late[0], busy
+
+    with server(answer(pieces=2, pause=0.3)) as s:
+        statuses, late, busy = asyncio.run(main(s.port))
+    assert statuses == [200] * 5
+    assert isinstance(late, httpx.ConnectTimeout)
+    assert busy == 0  # every turn given back
+    assert s.connections == 2
