@@ -433,3 +433,17 @@ def test_at_most_limit_exchanges_and_connections_at_once() -> None:
     assert isinstance(late, httpx.ConnectTimeout)
     assert busy == 0  # every turn given back
     assert s.connections == 2
+
+
+@pytest.mark.parametrize("raw", [
+    _head(length=len(_completion_bytes()), headers={"Connection": "close"}) + _completion_bytes(),
+    b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%b"
+    % (len(_completion_bytes()), _completion_bytes()),
+])
+def test_an_answer_that_ends_the_connection_is_not_reused(raw: bytes, lean_posts: list[int]) -> None:
+    """"Connection: close" (or HTTP/1.0 without keep-alive): the next call opens a new connection,
+    even though this server would go on answering on the old one."""
+    with server(send(raw, then="keep")) as s:
+        outcomes = run_calls(s.base_url, lean=True, calls=2)
+    assert [o["content"] for o in outcomes] == ["ok", "ok"]
+    assert s.connections == 2 and len(lean_posts) == 2
