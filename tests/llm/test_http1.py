@@ -384,16 +384,15 @@ def test_a_bridge_in_a_helper_thread_closes_its_connections(lean_posts: list[int
 
 def test_a_run_records_the_same_through_http1_and_aiohttp(lean_posts: list[int], tmp_path: Any,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """Three steps of LLM traders (a 500 and a 429 among the answers: retried, recorded): the same
-    recording with our client and with aiohttp (the bridge's loop not installing it)."""
+    """Three steps of LLM traders: the same recording with our client and with aiohttp (the
+    bridge's loop not installing it). Failures are compared call by call above: here which agent's
+    call would meet a queued fault depends on arrival order, so none is queued."""
     from tests.fake_openai_server import FakeOpenAIServer
     from tests.support.recordings import record_llm_double_auction
 
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
 
     def record(out: str) -> list[str]:
-        fake.enqueue_fault(500)
-        fake.enqueue_fault(429, headers={"Retry-After": "0"})
         return record_llm_double_auction(fake.base_url, tmp_path / out, seed=3)
 
     with FakeOpenAIServer() as fake:  # one server: its address is in the recording
@@ -403,7 +402,7 @@ def test_a_run_records_the_same_through_http1_and_aiohttp(lean_posts: list[int],
         monkeypatch.setattr(http1, "install", lambda loop: None)
         full = record("full")
         assert not lean_posts
-    assert '"attempts": 2' in "".join(lean)
+    assert '"event_type": "llm_call"' in "".join(lean)
     assert lean == full
 
 
