@@ -1,14 +1,15 @@
 """One step of N LLM agents (plan + act) against an OpenAI-compatible server answering in 200 ms.
 
 Run: ``python benchmarks/bench_llm_scale.py [--agents 1000 10000] [--concurrency 256] [--small 100]
-[--baseline /path/to/other/checkout]``. With ``--baseline`` every size is also measured with that
+[--baseline /path/to/other/checkout] [--transport 2000]``. With ``--baseline`` every size is also measured with that
 checkout's ``mesa_llm`` (e.g. main's, as the base of a change), right after this one's, side by side.
 Each size runs in a fresh process (its own CPU time and memory) against
 ``benchmarks/async_openai_server.py`` in another process (its CPU is not the client's), through
 the real code path (litellm backend, recording on; no step time limit, so every call is made). Printed per size: the step's wall time, its
 floor ceil(calls / concurrency) x 0.2 s and the ratio, the client's CPU per call, and the server's
 CPU per call (a server that cannot keep up would show here, not in the client), and the time the
-garbage collector took during the step. Targets (issue 24):
+garbage collector took during the step. With ``--transport CALLS``: the HTTP layer alone, aiohttp against this checkout's own client
+(:mod:`mesa_llm.llm.http1`), alternating in one process. Targets (issue 24):
 per-call client CPU flat in N and <= 0.5 ms; 10,000 agents at concurrency 256 within 2x the floor;
 100 agents at concurrency 100 within 1.3x.
 """
@@ -73,6 +74,51 @@ print("RESULT " + json.dumps({"agents": agents, "concurrency": concurrency, "cal
 """
 
 
+_TRANSPORT = r"""
+import asyncio, json, sys, time
+from mesa_llm.llm import http1
+from mesa_llm.llm.limits import ConcurrencyLimiter
+from mesa_llm.llm.litellm_backend import LiteLLMChatModel
+from mesa_llm.llm.types import ChatRequest
+calls, base = int(sys.argv[1]), sys.argv[2]
+chat = LiteLLMChatModel("openai/fake-model", api_base=base, timeout=30.0, limiter=ConcurrencyLimiter(64),
+                        input_cost_per_token=0.0, output_cost_per_token=0.0)
+request = ChatRequest(model="openai/fake-model", messages=[{"role": "system", "content": "You trade. " * 100},
+                      {"role": "user", "content": "Cash 500, value 150. Act."}], temperature=0.7, max_tokens=300, seed=1)
+async def main():
+    loop, out = asyncio.get_running_loop(), {"aiohttp": [], "http1": []}
+    for _ in range(5):  # alternating rounds: both see the same load
+        for mode in ("aiohttp", "http1"):
+            (http1.install if mode == "http1" else http1.close)(loop)
+            await asyncio.gather(*(chat.complete(request) for _ in range(64)))  # connections open
+            started = time.process_time()
+            await asyncio.gather(*(chat.complete(request) for _ in range(calls)))
+            out[mode].append(1e6 * (time.process_time() - started) / calls)
+    http1.close(loop)
+    return out
+print("RESULT " + json.dumps(asyncio.run(main())), flush=True)
+"""
+
+
+def measure_transport(calls: int) -> dict[str, list[float]]:
+    """Client CPU per ``LiteLLMChatModel.complete`` (us) against a server answering at once, through
+    aiohttp and through mesa_llm.llm.http1 in alternating rounds of the same process (this checkout)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENAI_API_KEY": os.environ.get("OPENAI_API_KEY", "sk-fake-benchmark-key")}
+    server = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "async_openai_server.py"), "0"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    assert server.stdin is not None and server.stdout is not None
+    try:
+        base = f"http://127.0.0.1:{int(server.stdout.readline())}/v1"
+        done = subprocess.run([sys.executable, "-c", _TRANSPORT, str(calls), base], capture_output=True, text=True,
+                              cwd=ROOT, env=env, check=True)
+        line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
+        result: dict[str, list[float]] = json.loads(line[len("RESULT "):])
+        return result
+    finally:
+        server.stdin.close()
+        server.wait(timeout=30)
+
+
 def measure(agents: int, concurrency: int, latency_s: float = 0.2, code: Path = ROOT) -> dict[str, float]:
     """The second step of ``agents`` LLM agents (the first opens connections), in a fresh process
     that imports ``mesa_llm`` from ``code`` (this checkout, or a baseline's)."""
@@ -112,6 +158,8 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=100, help="agents of the small run at concurrency = agents")
     parser.add_argument("--baseline", type=Path, default=None,
                         help="another checkout (e.g. main's) measured the same way, each size right after this one")
+    parser.add_argument("--transport", type=int, default=0, metavar="CALLS",
+                        help="also: the HTTP layer alone, CALLS calls per round through aiohttp and http1 alternately")
     args = parser.parse_args()
     if args.baseline is not None and not (args.baseline / "mesa_llm" / "__init__.py").is_file():
         raise SystemExit(f"--baseline {args.baseline}: no mesa_llm package there")
@@ -129,6 +177,13 @@ def main() -> None:
                   f"client CPU {r['cpu_ms_per_call']:.3f} ms/call, server CPU {r['server_cpu_ms_per_call']:.3f} ms/call; "
                   f"GC {r.get('gc_s', float('nan')):.2f} s; most in flight {int(r['max_in_flight'])}; "
                   f"first step {r['first_step_s']:.2f} s; load {os.getloadavg()[0]:.2f}", flush=True)
+    if args.transport:
+        t = measure_transport(args.transport)
+        best = {mode: min(v) for mode, v in t.items()}
+        print(f"HTTP layer (LiteLLMChatModel.complete, server answering at once, least of 5 alternating rounds of "
+              f"{args.transport}): aiohttp {best['aiohttp']:.0f} us, http1 {best['http1']:.0f} us per call "
+              f"(saves {best['aiohttp'] - best['http1']:.0f} us); medians {sorted(t['aiohttp'])[2]:.0f} / "
+              f"{sorted(t['http1'])[2]:.0f} us; load {os.getloadavg()[0]:.2f}", flush=True)
     if args.baseline is not None:
         print("this vs baseline (step wall time and client CPU per call; < 1 is faster):")
         for (_, new), (_, old) in zip(runs[::2], runs[1::2], strict=True):

@@ -5,6 +5,7 @@ wall-clock bound per step, a stop when every call of several steps failed)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -28,6 +29,7 @@ from mesa_llm.llm import (
     LLMError,
     UsageTracker,
     eager,
+    http1,
 )
 from mesa_llm.llm.bounds import AnswerLimits
 from mesa_llm.llm.consent import api_base_allowed, how_to_allow
@@ -131,6 +133,12 @@ def rules_view(
     return out
 
 
+async def _close_connections() -> None:
+    """Close our HTTP client's connections on the running loop (one turn: they close in it)."""
+    http1.close(asyncio.get_running_loop())
+    await asyncio.sleep(0)
+
+
 class AsyncBridge:
     """Runs the LLM agents' coroutines: one event loop for the whole run (litellm's sessions and
     the limiter's semaphores live on it), in a helper thread when the caller already runs a loop
@@ -149,6 +157,7 @@ class AsyncBridge:
         if inside_loop:
             self._loop = asyncio.new_event_loop()
             eager.install(self._loop)
+            http1.install(self._loop)
             self._thread = threading.Thread(target=self._loop.run_forever, name="mesa-llm-async", daemon=True)
             self._thread.start()
         else:
@@ -160,14 +169,20 @@ class AsyncBridge:
         with collector_paused():
             if self._runner is not None:
                 eager.install(self._runner.get_loop())
+                http1.install(self._runner.get_loop())
                 return self._runner.run(coro)
             assert self._loop is not None
             return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def close(self) -> None:
+        """Close the loop and the connections of our HTTP client on it."""
         if self._runner is not None:
+            http1.close(self._runner.get_loop())  # the runner's loop runs once more as it closes
             self._runner.close()
         if self._loop is not None and self._thread is not None:
+            if self._thread.is_alive():
+                with contextlib.suppress(Exception):  # a loop that no longer runs has nothing to close
+                    asyncio.run_coroutine_threadsafe(_close_connections(), self._loop).result(timeout=5)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)
             self._loop.close()

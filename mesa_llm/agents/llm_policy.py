@@ -513,7 +513,7 @@ class LLMPolicy(DecisionPolicy):
             "request": request.to_record(),
             "response": response.to_record() if response is not None else None,
             "parsed_tool_calls": [c.record() for c in calls],
-            "usage": self._usage_record(response),
+            "usage": self._usage_record(response, invalid_usage),
             "cost_usd": response.cost_usd if response and invalid_usage is None else 0.0,
             # over all attempts, failed calls too (per attempt beside it)
             "latency_s": response.latency_s if response else error.latency_s if error else None,
@@ -525,11 +525,11 @@ class LLMPolicy(DecisionPolicy):
         }
 
     @staticmethod
-    def _usage_record(response: ChatResponse | None) -> dict[str, Any]:
-        """The call's usage; unbelievable numbers are recorded as 0 with the reason (``invalid``)."""
+    def _usage_record(response: ChatResponse | None, problem: str | None) -> dict[str, Any]:
+        """The call's usage; unbelievable numbers are recorded as 0 with the reason (``problem``:
+        ``usage_problem(response)``, found once by the caller)."""
         if response is None:
             return {"prompt_tokens": 0, "completion_tokens": 0}
-        problem = usage_problem(response)
         if problem is None:
             return response.usage.to_record()
         return {"prompt_tokens": 0, "completion_tokens": 0, "invalid": problem}

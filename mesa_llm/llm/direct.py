@@ -43,32 +43,57 @@ def direct_path_applies(litellm: Any, model: str, api_base: str | None, params: 
     """Whether a call to ``model`` at ``api_base`` with these parameter names can take the lean path."""
     if not model.startswith("openai/") or not api_base or not params <= SUPPORTED_PARAMS:
         return False
-    if os.environ.get("MESA_LLM_LITELLM_FULL_PATH") or os.environ.get("OPENAI_ORGANIZATION"):
+    if any(_environ_get(name) for name in _FULL_PATH_ENV):
         return False
-    if os.environ.get("EXPERIMENTAL_OPENAI_BASE_LLM_HTTP_HANDLER"):
-        return False  # litellm would not use the SDK: stay on its path
-    hooks = (
-        "callbacks",
-        "success_callback",
-        "failure_callback",
-        "_async_success_callback",
-        "_async_failure_callback",
-        "input_callback",
-        "service_callback",
-    )
-    if any(getattr(litellm, name, None) for name in hooks):
-        return False
-    globals_ = ("headers", "api_key", "openai_key", "api_base", "organization", "aclient_session")
-    if any(getattr(litellm, name, None) for name in globals_):
-        return False
-    if getattr(litellm, "network_mock", False) or getattr(litellm, "model_alias_map", None):
+    if any(getattr(litellm, name, None) for name in _LITELLM_GLOBALS):
         return False
     return _no_openai_config(litellm)
 
 
-#: litellm's OpenAIConfig class, its attributes (name and value, in order) and whether its
+#: environment variables that send a call down litellm's full path: ours, an organisation, and
+#: litellm's own HTTP handler (it would not use the SDK)
+_FULL_PATH_ENV = ("MESA_LLM_LITELLM_FULL_PATH", "OPENAI_ORGANIZATION", "EXPERIMENTAL_OPENAI_BASE_LLM_HTTP_HANDLER")
+#: litellm globals that, when set, send a call down its full path: callbacks (a user who registers
+#: them expects them to run), global headers, key, base, organisation, session, mocks and aliases
+_LITELLM_GLOBALS = (
+    "callbacks",
+    "success_callback",
+    "failure_callback",
+    "_async_success_callback",
+    "_async_failure_callback",
+    "input_callback",
+    "service_callback",
+    "headers",
+    "api_key",
+    "openai_key",
+    "api_base",
+    "organization",
+    "aclient_session",
+    "network_mock",
+    "model_alias_map",
+)
+
+
+def _environ_get(name: str) -> str | bytes | None:
+    """``os.environ.get(name)`` (truthy alike) without its key and value codecs (~2 us a lookup, on
+    every call): the mapping's own store, read as ``os.environ`` reads it."""
+    data = getattr(os.environ, "_data", None)
+    if type(data) is not dict:  # an unusual os.environ: ask it
+        return os.environ.get(name)
+    return data.get(_encoded_names.get(name) or _encode_name(name))
+
+
+_encoded_names: dict[str, Any] = {}
+
+
+def _encode_name(name: str) -> Any:
+    encoded = _encoded_names[name] = os.environ.encodekey(name)
+    return encoded
+
+
+#: litellm's OpenAIConfig class, a copy of its attributes (name to value) and whether its
 #: ``get_config()`` was empty then
-_config_seen: list[Any] = [None, (), False]
+_config_seen: list[Any] = [None, {}, False]
 
 
 def _no_openai_config(litellm: Any) -> bool:
@@ -79,14 +104,16 @@ def _no_openai_config(litellm: Any) -> bool:
     config set between two calls, ``OpenAIConfig(temperature=...)``, is seen on the next call)."""
     try:
         config = litellm.OpenAIConfig
-        attributes = tuple(vars(config).items())
+        attributes = vars(config)
         seen_class, seen_attributes, empty = _config_seen
-        if seen_class is config and seen_attributes == attributes:
+        # compared as mappings (names and values): no copy made on every call
+        if seen_class is config and attributes == seen_attributes:
             return bool(empty)
         empty = not config.get_config()
+        kept = dict(attributes)
     except Exception:  # a litellm without this hook, or values that do not compare: its full path
         return False
-    _config_seen[:] = [config, attributes, empty]
+    _config_seen[:] = [config, kept, empty]
     return empty
 
 
@@ -128,6 +155,9 @@ class DirectOpenAI:
         self._ChatCompletion = ChatCompletion
         self._configs = (ProviderConfigManager, LlmProviders.OPENAI)
         self._dumps = openapi_dumps
+        #: aiohttp's own ``ClientSession._request`` and aiohttp (a recorder that patches it sees
+        #: requests only through aiohttp: see _lean_pool)
+        self._aiohttp_request: tuple[Any, Any] = _aiohttp_request()
         self._config_by_model: dict[str, Any] = {}
         #: per SDK client (litellm caches them) and timeout: (client, (url, headers) or None)
         self._templates: dict[tuple[int, float], tuple[Any, Any]] = {}
@@ -393,7 +423,11 @@ class DirectOpenAI:
         request: Any = None
         try:
             if route is not None:
-                answered = await self._post_aiohttp(route, content)
+                pool = self._lean_pool(route)
+                if pool is not None:  # our own HTTP/1.1 client (see mesa_llm.llm.http1)
+                    answered = await self._post_lean(route, pool, content)
+                else:
+                    answered = await self._post_aiohttp(route, content)
                 if isinstance(answered, tuple):  # the everyday answer: no httpx request or response made
                     return answered
                 request = http.build_request("POST", url, headers=headers, content=content, timeout=timeout)
@@ -459,6 +493,9 @@ class DirectOpenAI:
                     timeout=ClientTimeout(sock_connect=timeout, sock_read=timeout, connect=timeout),
                     ssl={} if ssl_verify is None else {"ssl": ssl_verify},
                     probe=http.build_request("POST", url, headers=headers, content=b"", timeout=timeout),
+                    seconds=timeout,
+                    lean_head=self._lean_head(transport, url, headers),
+                    lean_limit=_connector_limit(transport),
                 )
         except Exception:  # a litellm or aiohttp whose internals differ: httpx sends, as before
             route = None
@@ -469,6 +506,57 @@ class DirectOpenAI:
         return route
 
 
+    def _lean_head(self, transport: Any, url: Any, headers: Any) -> bytes | None:
+        """The request line and headers aiohttp would send to ``url`` (up to ``Content-Length``), for
+        :mod:`mesa_llm.llm.http1`; None where aiohttp must send: https, a proxy from the environment,
+        a session that trusts the environment or has headers of its own, litellm's ``force_ipv4``."""
+        import urllib.request
+
+        if url.scheme != "http" or not url.host or getattr(self._litellm, "force_ipv4", False):
+            return None
+        proxies = urllib.request.getproxies()
+        if proxies.get("http") or proxies.get("all"):
+            return None  # litellm's transport would go through the proxy: aiohttp does that
+        session = transport._get_valid_client_session()
+        if session.trust_env or session.headers or session.skip_auto_headers:
+            return None
+
+        names = {name.lower() for name in headers}
+        if not {"host", "accept", "accept-encoding", "user-agent", "content-type"} <= names:
+            return None  # aiohttp would add a header of its own: let it send
+        if "content-length" in names or "transfer-encoding" in names or "expect" in names:
+            return None
+        lines = [b"POST " + url.raw_path + b" HTTP/1.1"]  # raw_path: the path and query, encoded
+        for name, value in headers.multi_items():
+            # as aiohttp writes them: utf-8, no line breaks (httpx refuses those already)
+            lines.append(f"{name}: {value}".encode())
+        return b"\r\n".join(lines) + b"\r\nContent-Length: "
+
+    def _lean_pool(self, route: _Route) -> Any:
+        """The pool of :mod:`mesa_llm.llm.http1` this call posts through, or None (aiohttp posts):
+        the route allows it, the running loop installed it, and aiohttp is not patched (a cassette
+        recorder such as vcrpy replaces ``ClientSession._request`` and must see every request)."""
+        if route.lean_head is None:
+            return None
+        request = self._aiohttp_request[0]
+        if request is None or self._aiohttp_request[1].ClientSession._request is not request:
+            return None
+        loop = asyncio.get_running_loop()
+        pool = route.pool
+        if pool is not None and pool.loop is loop and not pool.closed:
+            return pool
+        from mesa_llm.llm import http1
+
+        url = route.probe.url
+        route.pool = http1.pool_for(loop, url.host, url.port or 80, route.lean_limit)
+        return route.pool
+
+    async def _post_lean(self, route: _Route, pool: Any, content: bytes) -> tuple[dict[str, str], Any] | Any:
+        """What :meth:`_post_aiohttp` does, through :mod:`mesa_llm.llm.http1`."""
+        assert route.lean_head is not None
+        status, items, body = await pool.post(route.lean_head, content, route.seconds, route.seconds)
+        return _answer(status, items, body)
+
     async def _post_aiohttp(self, route: _Route, content: bytes) -> tuple[dict[str, str], Any] | Any:
         """Post ``content`` through the aiohttp session of litellm's transport, as the transport itself
         would (same session, proxy, timeouts and TLS option), and read the answer.
@@ -476,8 +564,8 @@ class DirectOpenAI:
         Returns ``(headers, answer)`` for the everyday answer (status 2xx, a plain JSON completion, no
         cookie, no content encoding), with the headers as ``dict(httpx_response.headers)`` gives them;
         for any other answer the ``httpx.Response`` the transport would have made, unread, so that
-        it is handled exactly as httpx's path handles it. Raises what the transport raises."""
-        import httpx
+        it is handled exactly as httpx's path handles it (:func:`_answer`). Raises what the transport
+        raises."""
         from litellm.llms.custom_httpx.aiohttp_transport import map_aiohttp_exceptions
 
         transport = route.transport
@@ -500,26 +588,7 @@ class DirectOpenAI:
                 body = await answer.read()
             finally:
                 answer.release()
-        headers: dict[str, str] = {}
-        for name, value in answer.headers.items():
-            lower = name.lower()
-            headers[lower] = f"{headers[lower]}, {value}" if lower in headers else value  # as httpx joins them
-        everyday = (
-            200 <= answer.status < 300
-            and headers.get("content-type", "*").split(";")[0].endswith("json")
-            and "set-cookie" not in headers
-            and "content-encoding" not in headers
-        )
-        if everyday:
-            try:
-                payload = json.loads(body)
-            except ValueError:
-                payload = None
-            if _plain_completion(payload):
-                return headers, _Dumped(payload)
-        return httpx.Response(
-            status_code=answer.status, headers=list(answer.headers.items()), stream=httpx.ByteStream(body)
-        )
+        return _answer(answer.status, list(answer.headers.items()), body)
 
     @staticmethod
     async def _after_transport(http: Any, request: Any, response: Any) -> Any:
@@ -556,6 +625,33 @@ class DirectOpenAI:
             return await http.send(http._build_redirect_request(request, response))
         return response
 
+def _answer(status: int, items: list[tuple[str, str]], body: bytes) -> tuple[dict[str, str], Any] | Any:
+    """An answer as the direct path takes it: ``(headers, answer)`` for the everyday answer (status
+    2xx, a plain JSON completion, no cookie, no content encoding), with the headers as
+    ``dict(httpx_response.headers)`` gives them; for any other answer the ``httpx.Response`` the
+    transport would have made, unread, handled exactly as httpx's path handles it."""
+    import httpx
+
+    headers: dict[str, str] = {}
+    for name, value in items:
+        lower = name.lower()
+        headers[lower] = f"{headers[lower]}, {value}" if lower in headers else value  # as httpx joins them
+    everyday = (
+        200 <= status < 300
+        and headers.get("content-type", "*").split(";")[0].endswith("json")
+        and "set-cookie" not in headers
+        and "content-encoding" not in headers
+    )
+    if everyday:
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            payload = None
+        if _plain_completion(payload):
+            return headers, _Dumped(payload)
+    return httpx.Response(status_code=status, headers=items, stream=httpx.ByteStream(body))
+
+
 @dataclass(slots=True, repr=False)  # no repr: the headers hold the provider key
 class _Route:
     """What posting through litellm's aiohttp transport needs, prepared once (see ``_aiohttp_route``)."""
@@ -568,6 +664,10 @@ class _Route:
     timeout: Any  # aiohttp.ClientTimeout equal to httpx.Timeout(timeout)
     ssl: dict[str, Any]  # the transport's TLS option, when it sets one
     probe: Any  # an httpx request to the same URL: proxy lookup and error objects
+    seconds: float  # the timeout (connect, and between two reads)
+    lean_head: bytes | None  # what mesa_llm.llm.http1 sends before the length; None: aiohttp sends
+    lean_limit: int  # exchanges at once through http1 (the aiohttp connector's limit)
+    pool: Any = None  # the http1 pool last used (of the running loop)
 
 
 class _Dumped:
@@ -580,6 +680,28 @@ class _Dumped:
 
     def model_dump(self) -> dict[str, Any]:
         return self.data
+
+
+def _connector_limit(transport: Any) -> int:
+    """The connection limit of the aiohttp session of litellm's ``transport`` (its default when
+    it sets none: our pools never open connections without bound)."""
+    from mesa_llm.llm import http1
+
+    connector = transport._get_valid_client_session().connector
+    limit = getattr(connector, "limit", 0)
+    return limit if isinstance(limit, int) and limit > 0 else http1.DEFAULT_LIMIT
+
+
+def _aiohttp_request() -> tuple[Any, Any]:
+    """aiohttp's ``ClientSession._request`` as it is now if it is aiohttp's own (None if a wrapper
+    replaced it, e.g. a cassette recorder active while the backend was built), and aiohttp."""
+    try:
+        import aiohttp
+    except ImportError:  # no aiohttp: no route through it either
+        return None, None
+    request = aiohttp.ClientSession._request
+    own = getattr(request, "__module__", "") == "aiohttp.client" and not hasattr(request, "__wrapped__")
+    return (request if own else None), aiohttp
 
 
 def _plain_completion(payload: Any) -> bool:

@@ -20,8 +20,10 @@ cassettes match on method, path and JSON body, so they replay under either trans
 Lean path: ``openai/<model>`` with an ``api_base`` (local servers, proxies) goes through litellm's own
 lower layer (:mod:`mesa_llm.llm.direct`: its parameter mapping, request transform, cached SDK client
 and transport, response conversion and exception mapping) without ``litellm.acompletion``'s per-call
-wrapper, unless litellm callbacks or globals are configured. Same bodies, answers and errors (tested
-side by side); about 0.8 ms of client CPU per call (the whole LLM step included: prompts, recording)
+wrapper, unless litellm callbacks or globals are configured. On a run's own event loop a plain
+``http://`` api_base is posted by our own HTTP/1.1 client (:mod:`mesa_llm.llm.http1`: the same
+request bytes, keep-alive, timeouts and errors as aiohttp, ~0.3 ms less client CPU per call); https,
+proxies and cassette recorders keep aiohttp. Same bodies, answers and errors (tested side by side); about 0.8 ms of client CPU per call (the whole LLM step included: prompts, recording)
 instead of ~3.5 ms, the same at 1,000 and 10,000 agents (``benchmarks/bench_llm_scale.py``). ``direct=False`` or
 ``MESA_LLM_LITELLM_FULL_PATH=1`` turns it off.
 

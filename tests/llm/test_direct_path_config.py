@@ -37,3 +37,29 @@ def test_a_private_attribute_does_not_count_but_its_rename_does(monkeypatch: pyt
     monkeypatch.delattr(litellm.OpenAIConfig, "_private_setting")
     monkeypatch.setattr(litellm.OpenAIConfig, "public_setting", 5, raising=False)
     assert not _applies()
+
+
+@pytest.mark.parametrize(
+    "name", ["MESA_LLM_LITELLM_FULL_PATH", "OPENAI_ORGANIZATION", "EXPERIMENTAL_OPENAI_BASE_LLM_HTTP_HANDLER"]
+)
+def test_an_environment_setting_made_between_calls_is_seen_on_the_next(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(name, raising=False)
+    assert _applies() and _applies()
+    monkeypatch.setenv(name, "1")
+    assert not _applies()
+    monkeypatch.setenv(name, "")  # empty: as unset, as os.environ.get's answer was read
+    assert _applies()
+    monkeypatch.delenv(name)
+    assert _applies()
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["callbacks", "success_callback", "failure_callback", "_async_success_callback", "_async_failure_callback",
+     "input_callback", "service_callback", "headers", "api_key", "openai_key", "api_base", "organization",
+     "aclient_session", "network_mock", "model_alias_map"],
+)
+def test_each_litellm_global_sends_calls_down_the_full_path(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _applies()
+    monkeypatch.setattr(_litellm(), name, ["x"] if name.endswith("callback") or name == "callbacks" else "x", raising=False)
+    assert not _applies()
