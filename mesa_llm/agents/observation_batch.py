@@ -8,10 +8,18 @@ show is unchanged (the agent's head, account and private parts, from the ledger'
 schedules; its recent trades; the tail of its tools and empty parts, once per tool list). The text
 is exactly ``encode(observation.to_dict())``: every part is made by the encoder or by the
 hand-built writers that give its text (`account_json`, `private_json`).
+
+The observations are `LazyObservation`s: their ``account`` and ``private`` parts (~12 us per
+agent to build, the bulk of an observation's objects) are built from what they show, kept at
+observe time, only when someone reads them (an LLM agent's prompt, a policy's ``decide``, a
+subscriber's dict). A batched ZI population reads the few numbers it needs from the same kept
+state instead (`LazyObservation.unread`, `zi_inputs`), so in a rule-based market most of them
+are never built.
 """
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 from mesa_llm.agents.observation import (
@@ -19,6 +27,7 @@ from mesa_llm.agents.observation import (
     Encoder,
     MarketSnapshot,
     Observation,
+    PrivateView,
     _rest,
     account_json,
     private_json,
@@ -28,15 +37,25 @@ if TYPE_CHECKING:
     from mesa_llm.agents.trader import TraderAgent
     from mesa_llm.market import Ledger, Money
 
-__all__ = ["ObservationBatch", "account_view"]
+__all__ = ["LazyObservation", "ObservationBatch", "account_view"]
+
+#: an account as an observation shows it: (cash, reserved cash, credit limit, short limit,
+#: holdings, reserved goods), ints and dicts never changed once kept (a change makes new ones)
+AccountState = tuple[int, int, int, int, dict[str, int], dict[str, int]]
 
 
 def account_view(account: Any, to_units: Any) -> AccountView:
     """The `AccountView` of a ledger account (its balances in currency units; goods reserved by
     open orders listed only when nonzero; available goods with the short limit added)."""
-    holdings = dict(account.holdings)
-    reserved = account.reserved_goods
-    short_limit = account.short_limit
+    return _account_view(account.cash, account.holdings, account.reserved_cash, account.reserved_goods,
+                         account.available_cash(), account.short_limit, to_units)  # fmt: skip
+
+
+def _account_view(
+    cash: int, holdings_of: dict[str, int], reserved_cash: int, reserved: dict[str, int], available_cash: int,
+    short_limit: int, to_units: Any,
+) -> AccountView:  # fmt: skip
+    holdings = dict(holdings_of)
     if any(reserved.values()):
         shown_reserved = {g: q for g, q in reserved.items() if q}
         available = {g: q - reserved.get(g, 0) + short_limit for g, q in holdings.items()}
@@ -45,17 +64,161 @@ def account_view(account: Any, to_units: Any) -> AccountView:
         available = {g: q + short_limit for g, q in holdings.items()} if short_limit else dict(holdings)
     # positional: the view's fields in their order (keywords cost a third more per view)
     return AccountView(
-        to_units(account.cash), holdings, to_units(account.reserved_cash), shown_reserved,
-        to_units(account.available_cash()), available,
+        to_units(cash), holdings, to_units(reserved_cash), shown_reserved, to_units(available_cash), available,
     )  # fmt: skip
+
+
+def _state_view(state: AccountState, to_units: Any) -> AccountView:
+    """`account_view` of an account in ``state`` (`Account.available_cash`'s formula)."""
+    cash, reserved_cash, credit_limit, short_limit, holdings, reserved = state
+    return _account_view(cash, holdings, reserved_cash, reserved, cash - (reserved_cash - 0) + credit_limit,
+                         short_limit, to_units)  # fmt: skip
+
+
+def private_key(agent: TraderAgent) -> tuple[Any, ...]:
+    """What ``agent.private_views(money)`` is a function of, as that method keys it (the units
+    shown, then per good its name, schedules in ticks, fundamental and units bought and sold)."""
+    key: list[Any] = [agent.units_shown]
+    bought, sold = agent.units_bought, agent.units_sold
+    for good, pv in agent.private.items():
+        key += (good, pv.values, pv.costs, pv.fundamental, bought.get(good, 0), sold.get(good, 0))
+    return tuple(key)
+
+
+def _units(agent: TraderAgent, good: str, values: list[int], costs: list[int], money: Money) -> tuple[list[float], list[float]]:
+    """The schedules ``values`` and ``costs`` of ``good`` in currency units (the agent's cached
+    copy when they are still its schedules)."""
+    pv = agent.private.get(good)
+    if pv is not None and pv.values is values and pv.costs is costs:
+        return pv.in_units(money)
+    to_units = money.to_units
+    return [to_units(v) for v in values], [to_units(c) for c in costs]
+
+
+def _private_views(agent: TraderAgent, key: tuple[Any, ...], money: Money) -> dict[str, PrivateView]:
+    """``agent.private_views(money)[0]`` as it was when ``key`` (`private_key`) was taken."""
+    to_units = money.to_units
+    shown = key[0]
+    private = {}
+    for i in range(1, len(key), 6):
+        good, values, costs, fundamental, bought, sold = key[i : i + 6]
+        value_units, cost_units = _units(agent, good, values, costs, money)
+        private[good] = PrivateView(
+            value_units[bought : bought + shown], cost_units[sold : sold + shown],
+            to_units(fundamental) if fundamental is not None else None,
+            max(len(value_units) - bought, 0), max(len(cost_units) - sold, 0),
+        )  # fmt: skip
+    return private
+
+
+_ACCOUNT_SLOT: Any = Observation.__dict__["account"]
+_PRIVATE_SLOT: Any = Observation.__dict__["private"]
+_init = Observation.__init__
+_new = object.__new__
+#: what an unbuilt part of a `LazyObservation` holds
+_UNBUILT: Any = object()
+
+
+class LazyObservation(Observation):
+    """An `Observation` whose ``account`` and ``private`` parts are built when first read, from
+    the agent's account and private state kept when it was observed (so they show the state at
+    observe time, as an eagerly built observation does). Equal to the `Observation` with the
+    same content; anything reading it (attributes, ``to_dict``, ``dataclasses``) sees one."""
+
+    __slots__ = ("_source",)
+
+    #: (money, account state, private key, the agent, its `_Seen`)
+    _source: tuple[Money, AccountState, tuple[Any, ...], TraderAgent, _Seen]
+
+    @property
+    def account(self) -> AccountView:
+        view = _ACCOUNT_SLOT.__get__(self)
+        if view is _UNBUILT:
+            money, state, _, _, _ = self._source
+            view = _state_view(state, money.to_units)
+            _ACCOUNT_SLOT.__set__(self, view)
+        return view
+
+    @account.setter
+    def account(self, view: AccountView) -> None:
+        _ACCOUNT_SLOT.__set__(self, view)
+
+    @property
+    def private(self) -> dict[str, PrivateView]:
+        private = _PRIVATE_SLOT.__get__(self)
+        if private is _UNBUILT:
+            money, _, key, agent, _ = self._source
+            private = _private_views(agent, key, money)
+            _PRIVATE_SLOT.__set__(self, private)
+        return private
+
+    @private.setter
+    def private(self, private: dict[str, PrivateView]) -> None:
+        _PRIVATE_SLOT.__set__(self, private)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Observation):
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in _COMPARED)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # a copy is a plain observation with every part built (not the agent and money behind it)
+        return _plain, (tuple(getattr(self, name) for name in _FIELDS),)
+
+    def unread(self) -> bool:
+        """Whether neither the account nor the private part was built (nor set) yet: then
+        `zi_inputs` gives what they would show."""
+        return _ACCOUNT_SLOT.__get__(self) is _UNBUILT and _PRIVATE_SLOT.__get__(self) is _UNBUILT
+
+    def zi_inputs(self) -> tuple[float, list[tuple[str, list[float], list[float], range, range, int, int, int]]]:
+        """What a zero-intelligence trader reads from ``account`` and ``private``, without building
+        them: the available cash (currency units) and per good, in ``private``'s order, ``(good,
+        values, costs, values shown, costs shown, values left, costs left, available goods)``: the
+        whole schedules in currency units, the indexes in them of the values and costs ``private``
+        shows (a range: its length is the list's, its items index the schedule), ``values_left``,
+        ``costs_left`` and ``available_goods.get(good, 0)``. Kept per agent while its account
+        state and private key are the same objects (they are never changed)."""
+        money, state, key, agent, seen = self._source
+        kept = seen.zi
+        if kept is not None and kept[0] is state and kept[1] is key:
+            return kept[2]
+        cash, reserved_cash, credit_limit, short_limit, holdings, reserved = state
+        shown = key[0]
+        out = []
+        for i in range(1, len(key), 6):
+            good, values, costs, _, bought, sold = key[i : i + 6]
+            value_units, cost_units = _units(agent, good, values, costs, money)
+            available = holdings[good] - reserved.get(good, 0) + short_limit if good in holdings else 0
+            out.append((
+                good, value_units, cost_units, range(len(value_units))[bought : bought + shown],
+                range(len(cost_units))[sold : sold + shown], max(len(value_units) - bought, 0),
+                max(len(cost_units) - sold, 0), available,
+            ))  # fmt: skip
+        inputs = (money.to_units(cash - (reserved_cash - 0) + credit_limit), out)
+        seen.zi = (state, key, inputs)
+        return inputs
+
+
+def _plain(values: tuple[Any, ...]) -> Observation:
+    """The `Observation` with these field values (a `LazyObservation`'s copy)."""
+    return Observation(*values)
+
+
+#: every field of an observation, in order, and those its equality compares (the dataclass's own
+#: ``__eq__``: not ``_keys``)
+_FIELDS = tuple(f.name for f in fields(Observation))
+#: the fields an observation's equality compares (the dataclass's own ``__eq__``: not ``_keys``)
+_COMPARED = tuple(f.name for f in fields(Observation) if f.compare)
 
 
 class _Seen:
     """What an agent's last recorded observation was made of, and the text made of it."""
 
     __slots__ = (
-        "cash", "reserved_cash", "credit_limit", "short_limit", "holdings", "reserved_goods", "account_json",
-        "private_key", "private_json", "head_key", "head", "mid", "trades", "trade_texts", "tools", "tail",
+        "cash", "reserved_cash", "credit_limit", "short_limit", "holdings", "reserved_goods", "state", "account_json",
+        "private_key", "private_json", "head_key", "head", "mid", "trades", "trade_texts", "tools", "tail", "zi",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -65,9 +228,11 @@ class _Seen:
         self.short_limit: Any = None
         self.holdings: dict[str, int] = {}
         self.reserved_goods: dict[str, int] = {}
-        self.account_json = ""
+        #: the six above as one tuple, what the agent's observations show (`LazyObservation`)
+        self.state: AccountState | None = None
+        self.account_json: str | None = None  # None: not made for ``state`` yet
         self.private_key: Any = None
-        self.private_json = ""
+        self.private_json: str | None = None  # None: not made for ``private_key`` yet
         self.head_key: Any = None
         self.head = ""
         #: the text from the head to the market part's key, made of the three before
@@ -77,6 +242,8 @@ class _Seen:
         self.tools: Any = None
         #: the text from "recent_trades" to the end, for ``trades`` and ``tools`` (None: remake it)
         self.tail: str | None = None
+        #: (state, private key, `LazyObservation.zi_inputs` of them), None before the first
+        self.zi: tuple[Any, Any, Any] | None = None
 
 
 class ObservationBatch:
@@ -123,39 +290,48 @@ class ObservationBatch:
         assert money is not None and self._market is not None, "begin() first"
         me = agent.unique_id
         account = self._accounts(me)
-        to_units = money.to_units
-        view = account_view(account, to_units)
-        private, private_key = agent.private_views(money)
+        seen = self._seen.get(me)
+        if seen is None:
+            seen = self._seen[me] = _Seen()
+        mid = seen.mid
+        state = seen.state
+        if (
+            state is None or seen.cash != account.cash or seen.reserved_cash != account.reserved_cash
+            or seen.credit_limit != account.credit_limit or seen.short_limit != account.short_limit
+            or seen.holdings != account.holdings or seen.reserved_goods != account.reserved_goods
+        ):  # fmt: skip
+            # new dicts (the kept ones may be shown by earlier observations not built yet)
+            seen.cash, seen.reserved_cash = account.cash, account.reserved_cash
+            seen.credit_limit, seen.short_limit = account.credit_limit, account.short_limit
+            seen.holdings, seen.reserved_goods = dict(account.holdings), dict(account.reserved_goods)
+            state = seen.state = (
+                seen.cash, seen.reserved_cash, seen.credit_limit, seen.short_limit, seen.holdings, seen.reserved_goods,
+            )  # fmt: skip
+            seen.account_json = mid = None
+        key = private_key(agent)
+        if seen.private_key != key:
+            seen.private_key, seen.private_json = key, None
+            mid = None
+        else:
+            key = seen.private_key  # the kept tuple: the same content
         recent_trades = list(agent.recent_trades) if agent.keep_trades else []
         shown = agent.messages_shown
-        observation = Observation(
-            self._step, self._horizon, me, agent.name, agent.role._value_, money.tick_size, view, private,
-            self._market, open_orders, recent_trades, agent.inbox[-shown:] if shown else [], agent.rejections,
+        observation = _new(LazyObservation)
+        _init(
+            observation, self._step, self._horizon, me, agent.name, agent.role._value_, money.tick_size, _UNBUILT,
+            _UNBUILT, self._market, open_orders, recent_trades, agent.inbox[-shown:] if shown else [], agent.rejections,
             list(tools),
         )  # fmt: skip
+        observation._source = (money, state, key, agent, seen)  # the two parts built when read
         if surveillance is not None:
             observation.surveillance = surveillance
         encode = self.encode
         if encode is None:
             return observation, None
-        seen = self._seen.get(me)
-        if seen is None:
-            seen = self._seen[me] = _Seen()
-        mid = seen.mid
-        if (
-            seen.cash != account.cash or seen.reserved_cash != account.reserved_cash
-            or seen.credit_limit != account.credit_limit or seen.short_limit != account.short_limit
-            or seen.holdings != account.holdings or seen.reserved_goods != account.reserved_goods
-        ):  # fmt: skip
-            seen.cash, seen.reserved_cash = account.cash, account.reserved_cash
-            seen.credit_limit, seen.short_limit = account.credit_limit, account.short_limit
-            seen.holdings, seen.reserved_goods = dict(account.holdings), dict(account.reserved_goods)
-            seen.account_json = account_json(view, encode)
-            mid = None
-        if seen.private_key != private_key:
-            seen.private_key = private_key
-            seen.private_json = private_json(private, encode)
-            mid = None
+        if seen.account_json is None:
+            seen.account_json = account_json(_state_view(state, money.to_units), encode)
+        if seen.private_json is None:
+            seen.private_json = private_json(_private_views(agent, key, money), encode)
         head_key = (self._horizon, observation.name, observation.role, observation.tick_size)
         if seen.head_key != head_key or type(observation.tick_size) is not float:
             seen.head_key = head_key
