@@ -29,6 +29,7 @@ from mesa_llm.agents.observation import (
     Observation,
     PrivateView,
     _rest,
+    _str,
     account_json,
     private_json,
 )
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
     from mesa_llm.market import Ledger, Money
 
 __all__ = ["LazyObservation", "ObservationBatch", "account_view"]
+
+#: schedules whose values' texts are kept (`ObservationBatch._window`), at most
+_TEXTS_KEPT = 1 << 16
 
 #: an account as an observation shows it: (cash, reserved cash, credit limit, short limit,
 #: holdings, reserved goods), ints and dicts never changed once kept (a change makes new ones)
@@ -268,17 +272,67 @@ class ObservationBatch:
         self._market: MarketSnapshot | None = None
         self._accounts: Any = None
         self._money: Money | None = None
+        #: per schedule in currency units (by identity, the list kept): its values' texts, made when shown
+        self._texts: dict[int, tuple[list[float], list[str | None]]] = {}
 
     def begin(self, step: int, horizon: int, market: MarketSnapshot, ledger: Ledger, money: Money) -> None:
         """Start a step: the shared market snapshot and what every agent's observation reads."""
         encode = self.encode
         if money is not self._money:
             self._seen.clear()  # the texts are in another currency unit
+            self._texts.clear()
         self._step, self._horizon, self._market = step, horizon, market
         self._accounts, self._money = ledger.account, money
         if encode is not None:
             self._step_text = f'{{"step":{step if type(step) is int else encode(step)},'
             self._market_text = market.to_json(encode)
+
+    def _private_text(self, agent: TraderAgent, key: tuple[Any, ...], money: Money) -> str | None:
+        """``private_json`` of the private part ``key`` shows (`_private_views`), from the texts of
+        the schedules' values kept per schedule (a value's text made once, when it is first shown:
+        the shown window moves along the schedule as units trade); None when a value is not a
+        finite float or the part is one `private_json` leaves to the encoder (then it is asked)."""
+        shown = key[0]
+        out = []
+        for i in range(1, len(key), 6):
+            good, values, costs, fundamental, bought, sold = key[i : i + 6]
+            if good.__class__ is not str or bought.__class__ is not int or sold.__class__ is not int \
+                    or not (fundamental is None or fundamental.__class__ is int):  # fmt: skip
+                return None
+            value_units, cost_units = _units(agent, good, values, costs, money)
+            value_text = self._window(value_units, bought, shown)
+            cost_text = self._window(cost_units, sold, shown)
+            if value_text is None or cost_text is None:
+                return None
+            if fundamental is None:
+                fundamental_text = "null"
+            else:
+                units = money.to_units(fundamental)
+                if units.__class__ is not float or units - units != 0.0:
+                    return None
+                fundamental_text = repr(units)
+            out.append(
+                f'{_str(good)}:{{"values":{value_text},"values_left":{max(len(value_units) - bought, 0)!r},'
+                f'"costs":{cost_text},"costs_left":{max(len(cost_units) - sold, 0)!r},"fundamental":{fundamental_text}}}'
+            )
+        return "{" + ",".join(out) + "}"
+
+    def _window(self, units: list[float], start: int, shown: int) -> str | None:
+        """The encoder's text of ``units[start : start + shown]`` (finite floats), or None."""
+        kept = self._texts.get(id(units))
+        if kept is None or kept[0] is not units:
+            if len(self._texts) >= _TEXTS_KEPT:
+                self._texts.clear()
+            kept = self._texts[id(units)] = (units, [None] * len(units))
+        texts = kept[1]
+        window = range(len(units))[start : start + shown]
+        for i in window:
+            if texts[i] is None:
+                value = units[i]
+                if value.__class__ is not float or value - value != 0.0:  # an int, a NaN, an infinity
+                    return None
+                texts[i] = float.__repr__(value)
+        return f"[{','.join(texts[window.start : window.stop : window.step])}]"  # type: ignore[arg-type]
 
     def observe(
         self, agent: TraderAgent, open_orders: list[dict[str, Any]], tools: tuple[str, ...],
@@ -331,7 +385,9 @@ class ObservationBatch:
         if seen.account_json is None:
             seen.account_json = account_json(_state_view(state, money.to_units), encode)
         if seen.private_json is None:
-            seen.private_json = private_json(_private_views(agent, key, money), encode)
+            seen.private_json = self._private_text(agent, key, money) or private_json(
+                _private_views(agent, key, money), encode
+            )
         head_key = (self._horizon, observation.name, observation.role, observation.tick_size)
         if seen.head_key != head_key or type(observation.tick_size) is not float:
             seen.head_key = head_key
