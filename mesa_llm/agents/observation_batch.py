@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = ["LazyObservation", "ObservationBatch", "account_view"]
 
-#: schedules whose values' texts are kept (`ObservationBatch._window`), at most
+#: schedules whose units and texts are kept (`_Schedules`), at most
 _TEXTS_KEPT = 1 << 16
 
 #: an account as an observation shows it: (cash, reserved cash, credit limit, short limit,
@@ -89,28 +89,69 @@ def private_key(agent: TraderAgent) -> tuple[Any, ...]:
     return tuple(key)
 
 
-def _units(agent: TraderAgent, good: str, values: list[int], costs: list[int], money: Money) -> tuple[list[float], list[float]]:
-    """The schedules ``values`` and ``costs`` of ``good`` in currency units (the agent's cached
-    copy when they are still its schedules)."""
-    pv = agent.private.get(good)
-    if pv is not None and pv.values is values and pv.costs is costs:
-        return pv.in_units(money)
-    to_units = money.to_units
-    return [to_units(v) for v in values], [to_units(c) for c in costs]
+class _Schedules:
+    """One run's schedules (values or costs in ticks, by identity: a schedule is replaced, never
+    changed) with, per unit, its value in currency units and that value's JSON text, each made the
+    first time the unit is shown: a window of the next units is shown, and it moves along the
+    schedule as units trade, so a run converts the units it shows, not whole schedules."""
+
+    def __init__(self) -> None:
+        #: id of the ticks list -> [the list (kept: the id stays its own), units, texts]
+        self._kept: dict[int, list[Any]] = {}
+
+    def clear(self) -> None:
+        """Forget every schedule (the currency unit changed)."""
+        self._kept.clear()
+
+    def _entry(self, ticks: list[int]) -> list[Any]:
+        entry = self._kept.get(id(ticks))
+        if entry is None or entry[0] is not ticks:
+            if len(self._kept) >= _TEXTS_KEPT:
+                self._kept.clear()
+            entry = self._kept[id(ticks)] = [ticks, [None] * len(ticks), [None] * len(ticks)]
+        return entry
+
+    def units(self, ticks: list[int], start: int, shown: int, to_units: Any) -> list[float]:
+        """``[to_units(t) for t in ticks][start : start + shown]`` (a new list)."""
+        units = self._entry(ticks)[1]
+        window = units[start : start + shown]
+        if None in window:
+            for i in range(len(ticks))[start : start + shown]:
+                if units[i] is None:
+                    units[i] = to_units(ticks[i])
+            window = units[start : start + shown]
+        return window
+
+    def text(self, ticks: list[int], start: int, shown: int, to_units: Any) -> str | None:
+        """The encoder's text of `units` ``(ticks, start, shown)``, or None when one is not a finite float."""
+        entry = self._entry(ticks)
+        texts = entry[2]
+        window = texts[start : start + shown]
+        if None in window:
+            units = entry[1]
+            for i in range(len(ticks))[start : start + shown]:
+                if texts[i] is None:
+                    value = units[i]
+                    if value is None:
+                        value = units[i] = to_units(ticks[i])
+                    if value.__class__ is not float or value - value != 0.0:  # an int, a NaN, an infinity
+                        return None
+                    texts[i] = float.__repr__(value)
+            window = texts[start : start + shown]
+        return f"[{','.join(window)}]"
 
 
-def _private_views(agent: TraderAgent, key: tuple[Any, ...], money: Money) -> dict[str, PrivateView]:
+def _private_views(agent: TraderAgent, key: tuple[Any, ...], money: Money, schedules: _Schedules) -> dict[str, PrivateView]:
     """``agent.private_views(money)[0]`` as it was when ``key`` (`private_key`) was taken."""
     to_units = money.to_units
     shown = key[0]
     private = {}
     for i in range(1, len(key), 6):
         good, values, costs, fundamental, bought, sold = key[i : i + 6]
-        value_units, cost_units = _units(agent, good, values, costs, money)
         private[good] = PrivateView(
-            value_units[bought : bought + shown], cost_units[sold : sold + shown],
+            schedules.units(values, bought, shown, to_units), schedules.units(costs, sold, shown, to_units),
             to_units(fundamental) if fundamental is not None else None,
-            max(len(value_units) - bought, 0), max(len(cost_units) - sold, 0),
+            max(len(values) - bought, 0), max(len(costs) - sold, 0),
         )  # fmt: skip
     return private
 
@@ -132,13 +173,13 @@ class LazyObservation(Observation):
     __slots__ = ("_source",)
 
     #: (money, account state, private key, the agent, its `_Seen`)
-    _source: tuple[Money, AccountState, tuple[Any, ...], TraderAgent, _Seen]
+    _source: tuple[Money, AccountState, tuple[Any, ...], TraderAgent, _Seen, _Schedules]
 
     @property
     def account(self) -> AccountView:
         view = _ACCOUNT_SLOT.__get__(self)
         if view is _UNBUILT:
-            money, state, _, _, _ = self._source
+            money, state, _, _, _, _ = self._source
             view = _state_view(state, money.to_units)
             _ACCOUNT_SLOT.__set__(self, view)
         return view
@@ -151,8 +192,8 @@ class LazyObservation(Observation):
     def private(self) -> dict[str, PrivateView]:
         private = _PRIVATE_SLOT.__get__(self)
         if private is _UNBUILT:
-            money, _, key, agent, _ = self._source
-            private = _private_views(agent, key, money)
+            money, _, key, agent, _, schedules = self._source
+            private = _private_views(agent, key, money, schedules)
             _PRIVATE_SLOT.__set__(self, private)
         return private
 
@@ -176,31 +217,28 @@ class LazyObservation(Observation):
         `zi_inputs` gives what they would show."""
         return _ACCOUNT_SLOT.__get__(self) is _UNBUILT and _PRIVATE_SLOT.__get__(self) is _UNBUILT
 
-    def zi_inputs(self) -> tuple[float, list[tuple[str, list[float], list[float], range, range, int, int, int]]]:
+    def zi_inputs(self) -> tuple[float, list[tuple[str, list[float], list[float], int, int, int]]]:
         """What a zero-intelligence trader reads from ``account`` and ``private``, without building
         them: the available cash (currency units) and per good, in ``private``'s order, ``(good,
-        values, costs, values shown, costs shown, values left, costs left, available goods)``: the
-        whole schedules in currency units, the indexes in them of the values and costs ``private``
-        shows (a range: its length is the list's, its items index the schedule), ``values_left``,
-        ``costs_left`` and ``available_goods.get(good, 0)``. Kept per agent while its account
-        state and private key are the same objects (they are never changed)."""
-        money, state, key, agent, seen = self._source
+        values, costs, values_left, costs_left, available_goods.get(good, 0))`` as they show them.
+        Kept per agent while its account state and private key are the same objects (they are
+        never changed); the lists are not to be changed."""
+        money, state, key, agent, seen, schedules = self._source
         kept = seen.zi
         if kept is not None and kept[0] is state and kept[1] is key:
             return kept[2]
         cash, reserved_cash, credit_limit, short_limit, holdings, reserved = state
+        to_units = money.to_units
         shown = key[0]
         out = []
         for i in range(1, len(key), 6):
             good, values, costs, _, bought, sold = key[i : i + 6]
-            value_units, cost_units = _units(agent, good, values, costs, money)
             available = holdings[good] - reserved.get(good, 0) + short_limit if good in holdings else 0
             out.append((
-                good, value_units, cost_units, range(len(value_units))[bought : bought + shown],
-                range(len(cost_units))[sold : sold + shown], max(len(value_units) - bought, 0),
-                max(len(cost_units) - sold, 0), available,
+                good, schedules.units(values, bought, shown, to_units), schedules.units(costs, sold, shown, to_units),
+                max(len(values) - bought, 0), max(len(costs) - sold, 0), available,
             ))  # fmt: skip
-        inputs = (money.to_units(cash - (reserved_cash - 0) + credit_limit), out)
+        inputs = (to_units(cash - (reserved_cash - 0) + credit_limit), out)
         seen.zi = (state, key, inputs)
         return inputs
 
@@ -272,15 +310,15 @@ class ObservationBatch:
         self._market: MarketSnapshot | None = None
         self._accounts: Any = None
         self._money: Money | None = None
-        #: per schedule in currency units (by identity, the list kept): its values' texts, made when shown
-        self._texts: dict[int, tuple[list[float], list[str | None]]] = {}
+        #: the schedules' units and their texts, made when shown
+        self._schedules = _Schedules()
 
     def begin(self, step: int, horizon: int, market: MarketSnapshot, ledger: Ledger, money: Money) -> None:
         """Start a step: the shared market snapshot and what every agent's observation reads."""
         encode = self.encode
         if money is not self._money:
             self._seen.clear()  # the texts are in another currency unit
-            self._texts.clear()
+            self._schedules.clear()
         self._step, self._horizon, self._market = step, horizon, market
         self._accounts, self._money = ledger.account, money
         if encode is not None:
@@ -289,50 +327,31 @@ class ObservationBatch:
 
     def _private_text(self, agent: TraderAgent, key: tuple[Any, ...], money: Money) -> str | None:
         """``private_json`` of the private part ``key`` shows (`_private_views`), from the texts of
-        the schedules' values kept per schedule (a value's text made once, when it is first shown:
-        the shown window moves along the schedule as units trade); None when a value is not a
+        the schedules' values kept per schedule (`_Schedules.text`); None when a value is not a
         finite float or the part is one `private_json` leaves to the encoder (then it is asked)."""
-        shown = key[0]
+        shown, schedules, to_units = key[0], self._schedules, money.to_units
         out = []
         for i in range(1, len(key), 6):
             good, values, costs, fundamental, bought, sold = key[i : i + 6]
             if good.__class__ is not str or bought.__class__ is not int or sold.__class__ is not int \
                     or not (fundamental is None or fundamental.__class__ is int):  # fmt: skip
                 return None
-            value_units, cost_units = _units(agent, good, values, costs, money)
-            value_text = self._window(value_units, bought, shown)
-            cost_text = self._window(cost_units, sold, shown)
+            value_text = schedules.text(values, bought, shown, to_units)
+            cost_text = schedules.text(costs, sold, shown, to_units)
             if value_text is None or cost_text is None:
                 return None
             if fundamental is None:
                 fundamental_text = "null"
             else:
-                units = money.to_units(fundamental)
+                units = to_units(fundamental)
                 if units.__class__ is not float or units - units != 0.0:
                     return None
                 fundamental_text = repr(units)
             out.append(
-                f'{_str(good)}:{{"values":{value_text},"values_left":{max(len(value_units) - bought, 0)!r},'
-                f'"costs":{cost_text},"costs_left":{max(len(cost_units) - sold, 0)!r},"fundamental":{fundamental_text}}}'
+                f'{_str(good)}:{{"values":{value_text},"values_left":{max(len(values) - bought, 0)!r},'
+                f'"costs":{cost_text},"costs_left":{max(len(costs) - sold, 0)!r},"fundamental":{fundamental_text}}}'
             )
         return "{" + ",".join(out) + "}"
-
-    def _window(self, units: list[float], start: int, shown: int) -> str | None:
-        """The encoder's text of ``units[start : start + shown]`` (finite floats), or None."""
-        kept = self._texts.get(id(units))
-        if kept is None or kept[0] is not units:
-            if len(self._texts) >= _TEXTS_KEPT:
-                self._texts.clear()
-            kept = self._texts[id(units)] = (units, [None] * len(units))
-        texts = kept[1]
-        window = range(len(units))[start : start + shown]
-        for i in window:
-            if texts[i] is None:
-                value = units[i]
-                if value.__class__ is not float or value - value != 0.0:  # an int, a NaN, an infinity
-                    return None
-                texts[i] = float.__repr__(value)
-        return f"[{','.join(texts[window.start : window.stop : window.step])}]"  # type: ignore[arg-type]
 
     def observe(
         self, agent: TraderAgent, open_orders: list[dict[str, Any]], tools: tuple[str, ...],
@@ -376,7 +395,7 @@ class ObservationBatch:
             _UNBUILT, self._market, open_orders, recent_trades, agent.inbox[-shown:] if shown else [], agent.rejections,
             list(tools),
         )  # fmt: skip
-        observation._source = (money, state, key, agent, seen)  # the two parts built when read
+        observation._source = (money, state, key, agent, seen, self._schedules)  # the two parts built when read
         if surveillance is not None:
             observation.surveillance = surveillance
         encode = self.encode
@@ -386,7 +405,7 @@ class ObservationBatch:
             seen.account_json = account_json(_state_view(state, money.to_units), encode)
         if seen.private_json is None:
             seen.private_json = self._private_text(agent, key, money) or private_json(
-                _private_views(agent, key, money), encode
+                _private_views(agent, key, money, self._schedules), encode
             )
         head_key = (self._horizon, observation.name, observation.role, observation.tick_size)
         if seen.head_key != head_key or type(observation.tick_size) is not float:

@@ -99,18 +99,18 @@ class _ZeroIntelligence(DecisionPolicy):
                 # its account and private parts not built: the same numbers from what they would show
                 available_cash, inputs = observation.zi_inputs()
                 cash.append(available_cash)
-                for good, values, costs, values_shown, costs_shown, values_left, costs_left, available_goods in inputs:
+                for good, values, costs, values_left, costs_left, available_goods in inputs:
                     market = market_goods[good]
                     lo, hi = market.min_price, market.max_price
-                    if role_may_buy and values_shown:
-                        q = min(quantity, values_left, len(values_shown))
-                        top = min(values[values_shown[q - 1]], hi) if constrained else hi
+                    if role_may_buy and values:
+                        q = min(quantity, values_left, len(values))
+                        top = min(values[q - 1], hi) if constrained else hi
                         if top >= lo:
                             add((i, good, True, lo, top, q, observation.tick_size))
-                    if role_may_sell and costs_shown:
-                        q = min(quantity, costs_left, len(costs_shown), available_goods)
+                    if role_may_sell and costs:
+                        q = min(quantity, costs_left, len(costs), available_goods)
                         if q > 0:
-                            bottom = max(costs[costs_shown[q - 1]], lo) if constrained else lo
+                            bottom = max(costs[q - 1], lo) if constrained else lo
                             if bottom <= hi:
                                 add((i, good, False, bottom, hi, q, observation.tick_size))
                 continue
