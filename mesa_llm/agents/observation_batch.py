@@ -13,7 +13,7 @@ The observations are `LazyObservation`s: their ``account`` and ``private`` parts
 agent to build, the bulk of an observation's objects) are built from what they show, kept at
 observe time, only when someone reads them (an LLM agent's prompt, a policy's ``decide``, a
 subscriber's dict). A batched ZI population reads the few numbers it needs from the same kept
-state instead (`LazyObservation.unread`, `zi_inputs`), so in a rule-based market most of them
+state instead (`LazyObservation.zi_inputs`), so in a rule-based market most of them
 are never built.
 """
 
@@ -217,12 +217,15 @@ class LazyObservation(Observation):
         `zi_inputs` gives what they would show."""
         return _ACCOUNT_SLOT.__get__(self) is _UNBUILT and _PRIVATE_SLOT.__get__(self) is _UNBUILT
 
-    def zi_inputs(self) -> tuple[float, list[tuple[str, list[float], list[float], int, int, int]]]:
+    def zi_inputs(self) -> tuple[float, list[tuple[str, list[float], list[float], int, int, int]]] | None:
         """What a zero-intelligence trader reads from ``account`` and ``private``, without building
         them: the available cash (currency units) and per good, in ``private``'s order, ``(good,
         values, costs, values_left, costs_left, available_goods.get(good, 0))`` as they show them.
         Kept per agent while its account state and private key are the same objects (they are
-        never changed); the lists are not to be changed."""
+        never changed); the lists are not to be changed. None when a part was read or set
+        (`unread`): then it is the one to decide from."""
+        if _ACCOUNT_SLOT.__get__(self) is not _UNBUILT or _PRIVATE_SLOT.__get__(self) is not _UNBUILT:
+            return None
         money, state, key, agent, seen, schedules = self._source
         kept = seen.zi
         if kept is not None and kept[0] is state and kept[1] is key:

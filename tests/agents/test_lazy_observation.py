@@ -110,7 +110,7 @@ def test_the_zi_fast_path_records_what_deciding_from_the_built_parts_records(
         return [line for line in lines if line.get("event_type") != "simulation_start"]
 
     fast = run("fast")
-    monkeypatch.setattr(LazyObservation, "unread", lambda self: False)  # every ZI agent reads the built parts
+    monkeypatch.setattr(LazyObservation, "zi_inputs", lambda self: None)  # every ZI agent reads the built parts
     slow = run("slow")
     assert fast == slow
     assert sum(line.get("event_type") == "trade" for line in fast) > 0
@@ -123,7 +123,7 @@ def test_a_part_set_before_deciding_is_the_one_decided_from() -> None:
     assert buyers and all(o.unread() for _, o in buyers)
     for _, obs in buyers:  # no cash left: a ZI-C buyer offers nothing
         obs.account = AccountView(0.0, {}, 0.0, {}, 0.0, {})
-        assert not obs.unread()
+        assert not obs.unread() and obs.zi_inputs() is None
     decisions, _, _ = decide_rule_based(buyers, copy.deepcopy(model.rng))
     assert all(d is not None and not d.actions for d in decisions)
     _, obs = buyers[0]

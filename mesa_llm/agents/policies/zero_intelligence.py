@@ -95,9 +95,10 @@ class _ZeroIntelligence(DecisionPolicy):
             quantity = policy.params.quantity  # type: ignore[attr-defined]
             role_may_buy, role_may_sell = _SIDES[observation.role]
             market_goods = observation.market.goods
-            if observation.__class__ is LazyObservation and observation.unread():
+            zi = observation.zi_inputs() if observation.__class__ is LazyObservation else None
+            if zi is not None:
                 # its account and private parts not built: the same numbers from what they would show
-                available_cash, inputs = observation.zi_inputs()
+                available_cash, inputs = zi
                 cash.append(available_cash)
                 for good, values, costs, values_left, costs_left, available_goods in inputs:
                     market = market_goods[good]
