@@ -8,10 +8,18 @@ show is unchanged (the agent's head, account and private parts, from the ledger'
 schedules; its recent trades; the tail of its tools and empty parts, once per tool list). The text
 is exactly ``encode(observation.to_dict())``: every part is made by the encoder or by the
 hand-built writers that give its text (`account_json`, `private_json`).
+
+The observations are `LazyObservation`s: their ``account`` and ``private`` parts (~12 us per
+agent to build, the bulk of an observation's objects) are built from what they show, kept at
+observe time, only when someone reads them (an LLM agent's prompt, a policy's ``decide``, a
+subscriber's dict). A batched ZI population reads the few numbers it needs from the same kept
+state instead (`LazyObservation.zi_inputs`), so in a rule-based market most of them
+are never built.
 """
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 from mesa_llm.agents.observation import (
@@ -19,7 +27,9 @@ from mesa_llm.agents.observation import (
     Encoder,
     MarketSnapshot,
     Observation,
+    PrivateView,
     _rest,
+    _str,
     account_json,
     private_json,
 )
@@ -28,15 +38,28 @@ if TYPE_CHECKING:
     from mesa_llm.agents.trader import TraderAgent
     from mesa_llm.market import Ledger, Money
 
-__all__ = ["ObservationBatch", "account_view"]
+__all__ = ["LazyObservation", "ObservationBatch", "account_view"]
+
+#: schedules whose units and texts are kept (`_Schedules`), at most
+_TEXTS_KEPT = 1 << 16
+
+#: an account as an observation shows it: (cash, reserved cash, credit limit, short limit,
+#: holdings, reserved goods), ints and dicts never changed once kept (a change makes new ones)
+AccountState = tuple[int, int, int, int, dict[str, int], dict[str, int]]
 
 
 def account_view(account: Any, to_units: Any) -> AccountView:
     """The `AccountView` of a ledger account (its balances in currency units; goods reserved by
     open orders listed only when nonzero; available goods with the short limit added)."""
-    holdings = dict(account.holdings)
-    reserved = account.reserved_goods
-    short_limit = account.short_limit
+    return _account_view(account.cash, account.holdings, account.reserved_cash, account.reserved_goods,
+                         account.available_cash(), account.short_limit, to_units)  # fmt: skip
+
+
+def _account_view(
+    cash: int, holdings_of: dict[str, int], reserved_cash: int, reserved: dict[str, int], available_cash: int,
+    short_limit: int, to_units: Any,
+) -> AccountView:  # fmt: skip
+    holdings = dict(holdings_of)
     if any(reserved.values()):
         shown_reserved = {g: q for g, q in reserved.items() if q}
         available = {g: q - reserved.get(g, 0) + short_limit for g, q in holdings.items()}
@@ -45,17 +68,202 @@ def account_view(account: Any, to_units: Any) -> AccountView:
         available = {g: q + short_limit for g, q in holdings.items()} if short_limit else dict(holdings)
     # positional: the view's fields in their order (keywords cost a third more per view)
     return AccountView(
-        to_units(account.cash), holdings, to_units(account.reserved_cash), shown_reserved,
-        to_units(account.available_cash()), available,
+        to_units(cash), holdings, to_units(reserved_cash), shown_reserved, to_units(available_cash), available,
     )  # fmt: skip
+
+
+def _state_view(state: AccountState, to_units: Any) -> AccountView:
+    """`account_view` of an account in ``state`` (`Account.available_cash`'s formula)."""
+    cash, reserved_cash, credit_limit, short_limit, holdings, reserved = state
+    return _account_view(cash, holdings, reserved_cash, reserved, cash - (reserved_cash - 0) + credit_limit,
+                         short_limit, to_units)  # fmt: skip
+
+
+def private_key(agent: TraderAgent) -> tuple[Any, ...]:
+    """What ``agent.private_views(money)`` is a function of, as that method keys it (the units
+    shown, then per good its name, schedules in ticks, fundamental and units bought and sold)."""
+    key: list[Any] = [agent.units_shown]
+    bought, sold = agent.units_bought, agent.units_sold
+    for good, pv in agent.private.items():
+        key += (good, pv.values, pv.costs, pv.fundamental, bought.get(good, 0), sold.get(good, 0))
+    return tuple(key)
+
+
+class _Schedules:
+    """One run's schedules (values or costs in ticks, by identity: a schedule is replaced, never
+    changed) with, per unit, its value in currency units and that value's JSON text, each made the
+    first time the unit is shown: a window of the next units is shown, and it moves along the
+    schedule as units trade, so a run converts the units it shows, not whole schedules."""
+
+    def __init__(self) -> None:
+        #: id of the ticks list -> [the list (kept: the id stays its own), units, texts]
+        self._kept: dict[int, list[Any]] = {}
+
+    def clear(self) -> None:
+        """Forget every schedule (the currency unit changed)."""
+        self._kept.clear()
+
+    def _entry(self, ticks: list[int]) -> list[Any]:
+        entry = self._kept.get(id(ticks))
+        if entry is None or entry[0] is not ticks:
+            if len(self._kept) >= _TEXTS_KEPT:
+                self._kept.clear()
+            entry = self._kept[id(ticks)] = [ticks, [None] * len(ticks), [None] * len(ticks)]
+        return entry
+
+    def units(self, ticks: list[int], start: int, shown: int, to_units: Any) -> list[float]:
+        """``[to_units(t) for t in ticks][start : start + shown]`` (a new list)."""
+        units = self._entry(ticks)[1]
+        window = units[start : start + shown]
+        if None in window:
+            for i in range(len(ticks))[start : start + shown]:
+                if units[i] is None:
+                    units[i] = to_units(ticks[i])
+            window = units[start : start + shown]
+        return window
+
+    def text(self, ticks: list[int], start: int, shown: int, to_units: Any) -> str | None:
+        """The encoder's text of `units` ``(ticks, start, shown)``, or None when one is not a finite float."""
+        entry = self._entry(ticks)
+        texts = entry[2]
+        window = texts[start : start + shown]
+        if None in window:
+            units = entry[1]
+            for i in range(len(ticks))[start : start + shown]:
+                if texts[i] is None:
+                    value = units[i]
+                    if value is None:
+                        value = units[i] = to_units(ticks[i])
+                    if value.__class__ is not float or value - value != 0.0:  # an int, a NaN, an infinity
+                        return None
+                    texts[i] = float.__repr__(value)
+            window = texts[start : start + shown]
+        return f"[{','.join(window)}]"
+
+
+def _private_views(agent: TraderAgent, key: tuple[Any, ...], money: Money, schedules: _Schedules) -> dict[str, PrivateView]:
+    """``agent.private_views(money)[0]`` as it was when ``key`` (`private_key`) was taken."""
+    to_units = money.to_units
+    shown = key[0]
+    private = {}
+    for i in range(1, len(key), 6):
+        good, values, costs, fundamental, bought, sold = key[i : i + 6]
+        private[good] = PrivateView(
+            schedules.units(values, bought, shown, to_units), schedules.units(costs, sold, shown, to_units),
+            to_units(fundamental) if fundamental is not None else None,
+            max(len(values) - bought, 0), max(len(costs) - sold, 0),
+        )  # fmt: skip
+    return private
+
+
+_ACCOUNT_SLOT: Any = Observation.__dict__["account"]
+_PRIVATE_SLOT: Any = Observation.__dict__["private"]
+_init = Observation.__init__
+_new = object.__new__
+#: what an unbuilt part of a `LazyObservation` holds
+_UNBUILT: Any = object()
+
+
+class LazyObservation(Observation):
+    """An `Observation` whose ``account`` and ``private`` parts are built when first read, from
+    the agent's account and private state kept when it was observed (so they show the state at
+    observe time, as an eagerly built observation does). Equal to the `Observation` with the
+    same content; anything reading it (attributes, ``to_dict``, ``dataclasses``) sees one."""
+
+    __slots__ = ("_source",)
+
+    #: (money, account state, private key, the agent, its `_Seen`)
+    _source: tuple[Money, AccountState, tuple[Any, ...], TraderAgent, _Seen, _Schedules]
+
+    @property
+    def account(self) -> AccountView:
+        view = _ACCOUNT_SLOT.__get__(self)
+        if view is _UNBUILT:
+            money, state, _, _, _, _ = self._source
+            view = _state_view(state, money.to_units)
+            _ACCOUNT_SLOT.__set__(self, view)
+        return view
+
+    @account.setter
+    def account(self, view: AccountView) -> None:
+        _ACCOUNT_SLOT.__set__(self, view)
+
+    @property
+    def private(self) -> dict[str, PrivateView]:
+        private = _PRIVATE_SLOT.__get__(self)
+        if private is _UNBUILT:
+            money, _, key, agent, _, schedules = self._source
+            private = _private_views(agent, key, money, schedules)
+            _PRIVATE_SLOT.__set__(self, private)
+        return private
+
+    @private.setter
+    def private(self, private: dict[str, PrivateView]) -> None:
+        _PRIVATE_SLOT.__set__(self, private)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Observation):
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in _COMPARED)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # a copy is a plain observation with every part built (not the agent and money behind it)
+        return _plain, (tuple(getattr(self, name) for name in _FIELDS),)
+
+    def unread(self) -> bool:
+        """Whether neither the account nor the private part was built (nor set) yet: then
+        `zi_inputs` gives what they would show."""
+        return _ACCOUNT_SLOT.__get__(self) is _UNBUILT and _PRIVATE_SLOT.__get__(self) is _UNBUILT
+
+    def zi_inputs(self) -> tuple[float, list[tuple[str, list[float], list[float], int, int, int]]] | None:
+        """What a zero-intelligence trader reads from ``account`` and ``private``, without building
+        them: the available cash (currency units) and per good, in ``private``'s order, ``(good,
+        values, costs, values_left, costs_left, available_goods.get(good, 0))`` as they show them.
+        Kept per agent while its account state and private key are the same objects (they are
+        never changed); the lists are not to be changed. None when a part was read or set
+        (`unread`): then it is the one to decide from."""
+        if _ACCOUNT_SLOT.__get__(self) is not _UNBUILT or _PRIVATE_SLOT.__get__(self) is not _UNBUILT:
+            return None
+        money, state, key, agent, seen, schedules = self._source
+        kept = seen.zi
+        if kept is not None and kept[0] is state and kept[1] is key:
+            return kept[2]
+        cash, reserved_cash, credit_limit, short_limit, holdings, reserved = state
+        to_units = money.to_units
+        shown = key[0]
+        out = []
+        for i in range(1, len(key), 6):
+            good, values, costs, _, bought, sold = key[i : i + 6]
+            available = holdings[good] - reserved.get(good, 0) + short_limit if good in holdings else 0
+            out.append((
+                good, schedules.units(values, bought, shown, to_units), schedules.units(costs, sold, shown, to_units),
+                max(len(values) - bought, 0), max(len(costs) - sold, 0), available,
+            ))  # fmt: skip
+        inputs = (to_units(cash - (reserved_cash - 0) + credit_limit), out)
+        seen.zi = (state, key, inputs)
+        return inputs
+
+
+def _plain(values: tuple[Any, ...]) -> Observation:
+    """The `Observation` with these field values (a `LazyObservation`'s copy)."""
+    return Observation(*values)
+
+
+#: every field of an observation, in order, and those its equality compares (the dataclass's own
+#: ``__eq__``: not ``_keys``)
+_FIELDS = tuple(f.name for f in fields(Observation))
+#: the fields an observation's equality compares (the dataclass's own ``__eq__``: not ``_keys``)
+_COMPARED = tuple(f.name for f in fields(Observation) if f.compare)
 
 
 class _Seen:
     """What an agent's last recorded observation was made of, and the text made of it."""
 
     __slots__ = (
-        "cash", "reserved_cash", "credit_limit", "short_limit", "holdings", "reserved_goods", "account_json",
-        "private_key", "private_json", "head_key", "head", "mid", "trades", "trade_texts", "tools", "tail",
+        "cash", "reserved_cash", "credit_limit", "short_limit", "holdings", "reserved_goods", "state", "account_json",
+        "private_key", "private_json", "head_key", "head", "mid", "trades", "trade_texts", "tools", "tail", "zi",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -65,9 +273,11 @@ class _Seen:
         self.short_limit: Any = None
         self.holdings: dict[str, int] = {}
         self.reserved_goods: dict[str, int] = {}
-        self.account_json = ""
+        #: the six above as one tuple, what the agent's observations show (`LazyObservation`)
+        self.state: AccountState | None = None
+        self.account_json: str | None = None  # None: not made for ``state`` yet
         self.private_key: Any = None
-        self.private_json = ""
+        self.private_json: str | None = None  # None: not made for ``private_key`` yet
         self.head_key: Any = None
         self.head = ""
         #: the text from the head to the market part's key, made of the three before
@@ -77,6 +287,8 @@ class _Seen:
         self.tools: Any = None
         #: the text from "recent_trades" to the end, for ``trades`` and ``tools`` (None: remake it)
         self.tail: str | None = None
+        #: (state, private key, `LazyObservation.zi_inputs` of them), None before the first
+        self.zi: tuple[Any, Any, Any] | None = None
 
 
 class ObservationBatch:
@@ -101,17 +313,48 @@ class ObservationBatch:
         self._market: MarketSnapshot | None = None
         self._accounts: Any = None
         self._money: Money | None = None
+        #: the schedules' units and their texts, made when shown
+        self._schedules = _Schedules()
 
     def begin(self, step: int, horizon: int, market: MarketSnapshot, ledger: Ledger, money: Money) -> None:
         """Start a step: the shared market snapshot and what every agent's observation reads."""
         encode = self.encode
         if money is not self._money:
             self._seen.clear()  # the texts are in another currency unit
+            self._schedules.clear()
         self._step, self._horizon, self._market = step, horizon, market
         self._accounts, self._money = ledger.account, money
         if encode is not None:
             self._step_text = f'{{"step":{step if type(step) is int else encode(step)},'
             self._market_text = market.to_json(encode)
+
+    def _private_text(self, agent: TraderAgent, key: tuple[Any, ...], money: Money) -> str | None:
+        """``private_json`` of the private part ``key`` shows (`_private_views`), from the texts of
+        the schedules' values kept per schedule (`_Schedules.text`); None when a value is not a
+        finite float or the part is one `private_json` leaves to the encoder (then it is asked)."""
+        shown, schedules, to_units = key[0], self._schedules, money.to_units
+        out = []
+        for i in range(1, len(key), 6):
+            good, values, costs, fundamental, bought, sold = key[i : i + 6]
+            if good.__class__ is not str or bought.__class__ is not int or sold.__class__ is not int \
+                    or not (fundamental is None or fundamental.__class__ is int):  # fmt: skip
+                return None
+            value_text = schedules.text(values, bought, shown, to_units)
+            cost_text = schedules.text(costs, sold, shown, to_units)
+            if value_text is None or cost_text is None:
+                return None
+            if fundamental is None:
+                fundamental_text = "null"
+            else:
+                units = to_units(fundamental)
+                if units.__class__ is not float or units - units != 0.0:
+                    return None
+                fundamental_text = repr(units)
+            out.append(
+                f'{_str(good)}:{{"values":{value_text},"values_left":{max(len(values) - bought, 0)!r},'
+                f'"costs":{cost_text},"costs_left":{max(len(costs) - sold, 0)!r},"fundamental":{fundamental_text}}}'
+            )
+        return "{" + ",".join(out) + "}"
 
     def observe(
         self, agent: TraderAgent, open_orders: list[dict[str, Any]], tools: tuple[str, ...],
@@ -123,39 +366,50 @@ class ObservationBatch:
         assert money is not None and self._market is not None, "begin() first"
         me = agent.unique_id
         account = self._accounts(me)
-        to_units = money.to_units
-        view = account_view(account, to_units)
-        private, private_key = agent.private_views(money)
+        seen = self._seen.get(me)
+        if seen is None:
+            seen = self._seen[me] = _Seen()
+        mid = seen.mid
+        state = seen.state
+        if (
+            state is None or seen.cash != account.cash or seen.reserved_cash != account.reserved_cash
+            or seen.credit_limit != account.credit_limit or seen.short_limit != account.short_limit
+            or seen.holdings != account.holdings or seen.reserved_goods != account.reserved_goods
+        ):  # fmt: skip
+            # new dicts (the kept ones may be shown by earlier observations not built yet)
+            seen.cash, seen.reserved_cash = account.cash, account.reserved_cash
+            seen.credit_limit, seen.short_limit = account.credit_limit, account.short_limit
+            seen.holdings, seen.reserved_goods = dict(account.holdings), dict(account.reserved_goods)
+            state = seen.state = (
+                seen.cash, seen.reserved_cash, seen.credit_limit, seen.short_limit, seen.holdings, seen.reserved_goods,
+            )  # fmt: skip
+            seen.account_json = mid = None
+        key = private_key(agent)
+        if seen.private_key != key:
+            seen.private_key, seen.private_json = key, None
+            mid = None
+        else:
+            key = seen.private_key  # the kept tuple: the same content
         recent_trades = list(agent.recent_trades) if agent.keep_trades else []
         shown = agent.messages_shown
-        observation = Observation(
-            self._step, self._horizon, me, agent.name, agent.role._value_, money.tick_size, view, private,
-            self._market, open_orders, recent_trades, agent.inbox[-shown:] if shown else [], agent.rejections,
+        observation = _new(LazyObservation)
+        _init(
+            observation, self._step, self._horizon, me, agent.name, agent.role._value_, money.tick_size, _UNBUILT,
+            _UNBUILT, self._market, open_orders, recent_trades, agent.inbox[-shown:] if shown else [], agent.rejections,
             list(tools),
         )  # fmt: skip
+        observation._source = (money, state, key, agent, seen, self._schedules)  # the two parts built when read
         if surveillance is not None:
             observation.surveillance = surveillance
         encode = self.encode
         if encode is None:
             return observation, None
-        seen = self._seen.get(me)
-        if seen is None:
-            seen = self._seen[me] = _Seen()
-        mid = seen.mid
-        if (
-            seen.cash != account.cash or seen.reserved_cash != account.reserved_cash
-            or seen.credit_limit != account.credit_limit or seen.short_limit != account.short_limit
-            or seen.holdings != account.holdings or seen.reserved_goods != account.reserved_goods
-        ):  # fmt: skip
-            seen.cash, seen.reserved_cash = account.cash, account.reserved_cash
-            seen.credit_limit, seen.short_limit = account.credit_limit, account.short_limit
-            seen.holdings, seen.reserved_goods = dict(account.holdings), dict(account.reserved_goods)
-            seen.account_json = account_json(view, encode)
-            mid = None
-        if seen.private_key != private_key:
-            seen.private_key = private_key
-            seen.private_json = private_json(private, encode)
-            mid = None
+        if seen.account_json is None:
+            seen.account_json = account_json(_state_view(state, money.to_units), encode)
+        if seen.private_json is None:
+            seen.private_json = self._private_text(agent, key, money) or private_json(
+                _private_views(agent, key, money, self._schedules), encode
+            )
         head_key = (self._horizon, observation.name, observation.role, observation.tick_size)
         if seen.head_key != head_key or type(observation.tick_size) is not float:
             seen.head_key = head_key

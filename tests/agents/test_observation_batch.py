@@ -153,3 +153,30 @@ def test_a_regulator_role_in_a_plain_market_gets_its_surveillance() -> None:
     regulators = [obs for agent, obs in observations if agent.role is Role.REGULATOR]
     assert regulators and all(obs.surveillance is not None for obs in regulators)
     assert all(obs.surveillance is None for agent, obs in observations if agent.role is not Role.REGULATOR)
+
+
+def test_a_unicode_name_and_a_replaced_schedule_are_recorded_as_they_are_seen(tmp_path: Path) -> None:
+    """The private part's text is made from kept texts of each schedule's values: units bought
+    along the schedule, a schedule replaced mid-run (a new list: its texts are not the old one's),
+    a new fundamental and a name outside ASCII (scenarios allow ASCII goods only) must all read as
+    encoding the observation does."""
+    spec = load_scenario("double_auction", overrides=["market.private_units_shown=3", "populations.0.private.widget.units=8"])
+    model = MarketModel(spec, seed=3, steps=12, output_dir=tmp_path, run_name="r")
+    counts = _compared(model)
+    buyer = model.traders[0]
+    while model.running:
+        if model.steps == 5:
+            pv = buyer.private["widget"]
+            pv.values = [v + 7 for v in pv.values]  # a new list, as the docstring asks
+            pv.fundamental = 12345
+            buyer.name = "käufer ✓ \"q\""
+        model.step()
+    model.finish()
+    assert counts[0] == counts[1] == 12 * len(model.traders)
+    assert buyer.units_bought.get("widget", 0) > 0
+    recorded = [
+        json.loads(line)["content"]
+        for line in Path(model.recording_path).read_text(encoding="utf-8").splitlines()  # type: ignore[arg-type]
+        if '"event_type":"observation"' in line and f'"agent_id":{buyer.unique_id},' in line
+    ]
+    assert recorded[-1]["name"] == "käufer ✓ \"q\"" and recorded[-1]["private"]["widget"]["fundamental"] == 123.45

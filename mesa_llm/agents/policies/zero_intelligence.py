@@ -16,6 +16,7 @@ from pydantic import Field
 
 from mesa_llm.actions import ActionBase, Decision, PlaceOrder
 from mesa_llm.agents.observation import Observation
+from mesa_llm.agents.observation_batch import LazyObservation
 from mesa_llm.agents.policies.base import DecisionPolicy, PolicyParams, trusted_order
 from mesa_llm.agents.roles import Role
 
@@ -89,10 +90,32 @@ class _ZeroIntelligence(DecisionPolicy):
         # per draw, in draw order: (agent index, good, buy?, low and high of the draw, quantity, tick size)
         draws: list[tuple[int, str, bool, float, float, int, float]] = []
         add = draws.append
+        cash: list[Any] = []  # each agent's available cash, read before drawing
         for i, (policy, observation) in enumerate(zip(policies, observations, strict=True)):
             quantity = policy.params.quantity  # type: ignore[attr-defined]
             role_may_buy, role_may_sell = _SIDES[observation.role]
             market_goods = observation.market.goods
+            zi = observation.zi_inputs() if observation.__class__ is LazyObservation else None
+            if zi is not None:
+                # its account and private parts not built: the same numbers from what they would show
+                available_cash, inputs = zi
+                cash.append(available_cash)
+                for good, values, costs, values_left, costs_left, available_goods in inputs:
+                    market = market_goods[good]
+                    lo, hi = market.min_price, market.max_price
+                    if role_may_buy and values:
+                        q = min(quantity, values_left, len(values))
+                        top = min(values[q - 1], hi) if constrained else hi
+                        if top >= lo:
+                            add((i, good, True, lo, top, q, observation.tick_size))
+                    if role_may_sell and costs:
+                        q = min(quantity, costs_left, len(costs), available_goods)
+                        if q > 0:
+                            bottom = max(costs[q - 1], lo) if constrained else lo
+                            if bottom <= hi:
+                                add((i, good, False, bottom, hi, q, observation.tick_size))
+                continue
+            cash.append(observation.account.available_cash)
             for good, private in observation.private.items():
                 market = market_goods[good]
                 lo, hi = market.min_price, market.max_price
@@ -116,8 +139,7 @@ class _ZeroIntelligence(DecisionPolicy):
         if not _valid_orders(goods, lows, highs, sizes, ticks):
             return None
         # read before drawing: nothing after the draw may fail (the agents could not be decided again)
-        cash = [o.account.available_cash for o in observations] if any(buys) else []
-        if not all(c.__class__ is float or c.__class__ is int for c in cash):
+        if any(buys) and not all(c.__class__ is float or c.__class__ is int for c in cash):
             return None
         low, high, tick_array = np.array(lows), np.array(highs), np.array(ticks)
         raw = low + (high - low) * rng.random(len(draws))  # `_uniform`'s arithmetic, element-wise
