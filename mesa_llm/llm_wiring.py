@@ -154,6 +154,7 @@ class AsyncBridge:
         self._runner: asyncio.Runner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._ran = False
         if inside_loop:
             self._loop = asyncio.new_event_loop()
             eager.install(self._loop)
@@ -170,6 +171,7 @@ class AsyncBridge:
             if self._runner is not None:
                 eager.install(self._runner.get_loop())
                 http1.install(self._runner.get_loop())
+                self._ran = True
                 return self._runner.run(coro)
             assert self._loop is not None
             return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
@@ -177,7 +179,10 @@ class AsyncBridge:
     def close(self) -> None:
         """Close the loop and the connections of our HTTP client on it."""
         if self._runner is not None:
-            http1.close(self._runner.get_loop())  # the runner's loop runs once more as it closes
+            # only a runner that ran has a loop (and connections): asking an unused one for its loop
+            # would make one, and closing that runs it, which fails inside another loop (the server)
+            if self._ran:
+                http1.close(self._runner.get_loop())  # the runner's loop runs once more as it closes
             self._runner.close()
         if self._loop is not None and self._thread is not None:
             if self._thread.is_alive():

@@ -333,6 +333,19 @@ def test_only_installed_loops_use_it_and_closing_closes_the_connections(lean_pos
         assert pool.closed and not pool.idle and conn.transport is not None and conn.transport.is_closing()
 
 
+def test_a_bridge_that_never_ran_closes_inside_a_running_loop() -> None:
+    """The server makes a simulation (and its bridge) outside its loop and closes it from a request
+    handler, inside the loop: a bridge that made no call has no loop to close and must not make one
+    (closing a runner's loop runs it, which fails inside another loop)."""
+    bridge = AsyncBridge()
+
+    async def handler() -> None:
+        bridge.close()
+
+    asyncio.run(handler())
+    assert bridge._runner is not None and not bridge._ran
+
+
 def test_a_patched_aiohttp_or_a_proxy_keeps_aiohttp(lean_posts: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
     """A cassette recorder (vcrpy) patches ClientSession._request: it must see every request;
     a proxy from the environment is aiohttp's to use."""
