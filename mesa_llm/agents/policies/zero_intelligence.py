@@ -96,38 +96,25 @@ class _ZeroIntelligence(DecisionPolicy):
             role_may_buy, role_may_sell = _SIDES[observation.role]
             market_goods = observation.market.goods
             zi = observation.zi_inputs() if observation.__class__ is LazyObservation else None
-            if zi is not None:
-                # its account and private parts not built: the same numbers from what they would show
-                available_cash, inputs = zi
-                cash.append(available_cash)
-                for good, values, costs, values_left, costs_left, available_goods in inputs:
-                    market = market_goods[good]
-                    lo, hi = market.min_price, market.max_price
-                    if role_may_buy and values:
-                        q = min(quantity, values_left, len(values))
-                        top = min(values[q - 1], hi) if constrained else hi
-                        if top >= lo:
-                            add((i, good, True, lo, top, q, observation.tick_size))
-                    if role_may_sell and costs:
-                        q = min(quantity, costs_left, len(costs), available_goods)
-                        if q > 0:
-                            bottom = max(costs[q - 1], lo) if constrained else lo
-                            if bottom <= hi:
-                                add((i, good, False, bottom, hi, q, observation.tick_size))
-                continue
-            cash.append(observation.account.available_cash)
-            for good, private in observation.private.items():
+            if zi is None:  # the numbers from the built account and private parts
+                account = observation.account
+                available = account.available_goods
+                zi = account.available_cash, [
+                    (good, p.values, p.costs, p.values_left, p.costs_left, available.get(good, 0))
+                    for good, p in observation.private.items()
+                ]
+            available_cash, inputs = zi
+            cash.append(available_cash)
+            for good, values, costs, values_left, costs_left, available_goods in inputs:
                 market = market_goods[good]
                 lo, hi = market.min_price, market.max_price
-                if role_may_buy and private.values:
-                    values = private.values
-                    q = min(quantity, private.values_left, len(values))
+                if role_may_buy and values:
+                    q = min(quantity, values_left, len(values))
                     top = min(values[q - 1], hi) if constrained else hi
                     if top >= lo:
                         add((i, good, True, lo, top, q, observation.tick_size))
-                if role_may_sell and private.costs:
-                    costs = private.costs
-                    q = min(quantity, private.costs_left, len(costs), observation.account.available_goods.get(good, 0))
+                if role_may_sell and costs:
+                    q = min(quantity, costs_left, len(costs), available_goods)
                     if q > 0:
                         bottom = max(costs[q - 1], lo) if constrained else lo
                         if bottom <= hi:
