@@ -55,6 +55,12 @@ class Money:
         # float amounts already converted (on the tick): a run meets the same prices again and again
         self._float_ticks: dict[float, int] = {}
 
+    @property
+    def float_ticks(self) -> dict[float, int]:
+        """The float amounts converted so far and their ticks (read it, never change it): a
+        batch looks a price up here before calling `to_ticks`, which fills it."""
+        return self._float_ticks
+
     def __repr__(self) -> str:
         return f"Money(tick_size={self._tick_dec})"
 

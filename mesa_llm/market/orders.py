@@ -83,6 +83,18 @@ class OrderBook:
         oid = order.order_id
         if oid >= self._next_id:  # ids made elsewhere must not be reissued
             self._next_id = oid + 1
+        self._insert(order)
+
+    def add_new(self, order: Order) -> None:
+        """`add` for an order just made with an id from `next_order_id` (never in the book, never
+        reissued) and its side and lifetime enum members: the same book, without those checks."""
+        if order.quantity <= 0 or not 0 < order.remaining <= order.quantity:
+            self.add(order)  # refused as `add` refuses it
+            return
+        self._insert(order)
+
+    def _insert(self, order: Order) -> None:
+        oid = order.order_id
         key = (order.good, order.side)
         side = self._sides.get(key)
         if side is None:

@@ -79,6 +79,24 @@ def order_json(order_id: int, side: str, good: str, price: float, quantity: int,
             f'"price":{float_json(price)},"quantity":{quantity},"lifetime":{_LITERAL[lifetime]}}}')  # fmt: skip
 
 
+#: per (good, side, lifetime) of an order: the JSON text around its price in its ``action`` content
+#: (up to the price), in its ``order`` content (from after the id up to the price), and after
+#: its quantity (both end so; the action's then closes its arguments)
+_PARTS: dict[tuple[str, str, str], tuple[str, str, str]] = {}
+
+
+def _parts(good: str, side: str, lifetime: str) -> tuple[str, str, str]:
+    """The texts `action_json` and `order_json` put around an order's price, quantity and id."""
+    if len(_PARTS) >= _JSON_KEPT:
+        _PARTS.clear()
+    good_json, side_json = string_json(good), _LITERAL[side]
+    part = _PARTS[good, side, lifetime] = (
+        f'{{"type":"place_order","arguments":{{"good":{good_json},"side":{side_json},"price":',
+        f',"side":{side_json},"good":{good_json},"price":', f',"lifetime":{_LITERAL[lifetime]}}}',
+    )  # fmt: skip
+    return part
+
+
 class CallMarketMechanism(Mechanism):
     """Limit orders cleared by a uniform-price call auction per good at the end of every step."""
 
@@ -137,9 +155,11 @@ class CallMarketMechanism(Mechanism):
         self, orders: Sequence[tuple[TraderAgent, PlaceOrder]], step: int, out: list[Any], encoded: bool = False
     ) -> None:
         """`act` for each ``(agent, place_order)`` in turn (the resolver's batch), appending to
-        ``out`` per order its ``order`` event's ``(content, JSON text of the content)`` (the text
-        None when not ``encoded``, or left to the recorder's encoder) or why it was refused (a
-        str). If something else raises, ``out`` holds the orders placed before."""
+        ``out`` per order why it was refused (a str) or ``(content, text, action_text)``: its
+        ``order`` event's content and the JSON text of the content, and the JSON text of the
+        ``action`` placing it (`action_json`); the texts are None when not ``encoded`` or left to
+        the recorder's encoder, and the content, with a text, a function making it (`RecordEncoded`).
+        If something else raises, ``out`` holds the orders placed before."""
         if not self.enabled:
             out += ["this scenario has no call market: trade by negotiation"] * len(orders)
             return
@@ -148,17 +168,29 @@ class CallMarketMechanism(Mechanism):
             self.exchange.place_orders([(agent.unique_id, agent.role, action) for agent, action in orders], step, placed)
         finally:
             add = out.append
+            parts = _PARTS
+            floats = _FLOATS
             for (_, action), order in zip(orders, placed, strict=False):
                 if order.__class__ is str:
                     add(order)
                     continue
                 assert not isinstance(order, str)
                 price, good, side, lifetime = action.price, order.good, action.side, order.lifetime._value_
-                text = order_json(order.order_id, side, good, price, order.quantity, lifetime) if encoded else None
-                if text is None:
-                    add((_order_content(order.order_id, side, good, price, order.quantity, lifetime), None))
-                else:  # the content made only if something needs more than the text (`RecordEncoded`)
-                    add((partial(_order_content, order.order_id, side, good, price, order.quantity, lifetime), text))
+                order_id, quantity = order.order_id, order.quantity
+                # a booked order's usual values: both texts from the parts its good, side and lifetime share
+                part = parts.get((good, side, lifetime)) if encoded and price.__class__ is float \
+                    and quantity.__class__ is int and 0.0 < price < _INF else None  # fmt: skip
+                if part is None and encoded and order_json(order_id, side, good, price, quantity, lifetime) is not None:
+                    part = _parts(good, side, lifetime)
+                if part is None:
+                    text = order_json(order_id, side, good, price, quantity, lifetime) if encoded else None
+                    content: Any = _order_content(order_id, side, good, price, quantity, lifetime)
+                    add((content, None, None) if text is None else (content, text, None))
+                    continue
+                price_text = floats.get(price) or float_json(price)
+                add((partial(_order_content, order_id, side, good, price, quantity, lifetime),
+                     f'{{"order_id":{order_id}{part[1]}{price_text},"quantity":{quantity}{part[2]}',
+                     f'{part[0]}{price_text},"quantity":{quantity}{part[2]}}}'))  # fmt: skip
 
     def begin_step(self, step: int) -> None:
         self.exchange.begin_step()

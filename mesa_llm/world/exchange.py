@@ -227,12 +227,14 @@ class Exchange:
         add = out.append
         place = self.place_order
         goods, units_cache, tick, to_ticks = self.goods, self._units, self.money.tick_size, self.money.to_ticks
+        # the prices met before, converted: a price seen again needs no call (`Money.to_ticks` fills it)
+        known_ticks = self.money.float_ticks
         rules = self.rules
         plain = not (rules.suspended_until or rules.price_caps or rules.price_floors or rules.position_limits)
         placed_of, most, fee = self._orders_this_step, self.max_orders_per_step, self.fee_per_unit
         reserve_cash, reserve_goods = self.ledger.reserve_cash, self.ledger.reserve_goods
         book = self.book
-        book_add, next_id = book.add, book.next_order_id
+        book_add, next_id = book.add_new, book.next_order_id
         lifetimes = _LIFETIMES
         for agent_id, role, action in orders:
             good, side, price = action.good, action.side, action.price
@@ -250,11 +252,13 @@ class Exchange:
                 except RejectedAction as exc:
                     add(exc.reason)
                 continue
-            try:
-                ticks = to_ticks(price)
-            except (OffTickError, ValueError) as exc:
-                add(str(exc))
-                continue
+            ticks = known_ticks.get(price) if price.__class__ is float else None
+            if ticks is None:
+                try:
+                    ticks = to_ticks(price)
+                except (OffTickError, ValueError) as exc:
+                    add(str(exc))
+                    continue
             if not state.min_price <= ticks <= state.max_price:
                 try:  # refused with its message
                     add(place(agent_id, role, action, step))

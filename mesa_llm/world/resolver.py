@@ -39,9 +39,10 @@ from mesa_llm.social import AllianceError
 from mesa_llm.world.state import RecordEncoded, RecordMany, WorldState
 
 
-def _action_content(arguments: dict[str, Any]) -> dict[str, Any]:
+def _action_content(good: str, side: str, price: float, quantity: int, lifetime: str) -> dict[str, Any]:
     """An order's ``action`` content (as `ActionResolver.apply` records it)."""
-    return {"type": "place_order", "arguments": arguments}
+    return {"type": "place_order",
+            "arguments": {"good": good, "side": side, "price": price, "quantity": quantity, "lifetime": lifetime}}  # fmt: skip
 
 
 #: why a message to nobody but its sender is refused
@@ -83,15 +84,21 @@ class ActionResolver:
         order = self.rng.permutation(len(decisions))
         run: list[tuple[TraderAgent, PlaceOrder]] = []  # plain orders not applied yet, in order
         batch = self.encoded  # without a recorder's texts a batch saves nothing (measured: a little slower)
+        plain_roles = self._plain_roles
         for index in order.tolist():
             agent, decision = decisions[index]
             if decision is None:
                 continue
             actions = decision.actions
-            if batch and not decision.invalid and self._plain_orders(agent, actions):
-                for action in actions:
-                    run.append((agent, action))
-                continue
+            if batch and not decision.invalid:
+                # the usual agent (one order, a role known to batch) decided here, any other by `_plain_orders`
+                if len(actions) == 1 and type(actions[0]) is PlaceOrder and plain_roles.get(agent.role):
+                    run.append((agent, actions[0]))
+                    continue
+                if self._plain_orders(agent, actions):
+                    for action in actions:
+                        run.append((agent, action))
+                    continue
             if run:
                 self._apply_orders(run, step)
                 run = []
@@ -141,23 +148,25 @@ class ActionResolver:
             self._record_orders(run, placed, step)
 
     def _record_orders(self, run: list[tuple[TraderAgent, PlaceOrder]], placed: list[Any], step: int) -> None:
-        encoded = self.encoded
         events: list[tuple[str, Any, int | None, str | None]] = []
         add = events.append
         for (agent, action), result in zip(run, placed, strict=False):
             me = agent.unique_id
-            good, side, price, quantity, lifetime = action.good, action.side, action.price, action.quantity, action.lifetime
-            arguments = {"good": good, "side": side, "price": price, "quantity": quantity, "lifetime": lifetime}
             if result.__class__ is str:
+                arguments = {"good": action.good, "side": action.side, "price": action.price,
+                             "quantity": action.quantity, "lifetime": action.lifetime}  # fmt: skip
                 entry = {"type": "place_order", "arguments": arguments, "reason": result}
                 add(("action_rejected", entry, me, None))
                 agent.rejections.append({**entry, "step": step})
                 continue
-            text = action_json(good, side, price, quantity, lifetime) if encoded else None
+            content, text, action_text = result
+            good, side, price, quantity, lifetime = action.good, action.side, action.price, action.quantity, action.lifetime
+            if action_text is None and self.encoded:  # the mechanism made no text: the usual one or the encoder's
+                action_text = action_json(good, side, price, quantity, lifetime)
             # with its text, the content is made only if something needs more (`RecordEncoded`)
-            content = _action_content(arguments) if text is None else partial(_action_content, arguments)
-            add(("action", content, me, text))
-            add(("order", result[0], me, result[1]))
+            add(("action", _action_content(good, side, price, quantity, lifetime) if action_text is None
+                 else partial(_action_content, good, side, price, quantity, lifetime), me, action_text))  # fmt: skip
+            add(("order", content, me, text))
         emit(events, self._record, self._record_many)
 
     def reject(self, agent: TraderAgent, kind: str, arguments: Any, reason: str, step: int) -> None:
