@@ -152,29 +152,33 @@ class CallMarketMechanism(Mechanism):
         return [("order_cancelled", {"order_id": cancelled.order_id, "remaining": cancelled.remaining}, me)]
 
     def place_orders(
-        self, orders: Sequence[tuple[TraderAgent, PlaceOrder]], step: int, out: list[Any], encoded: bool = False
-    ) -> None:
+        self, orders: Sequence[tuple[TraderAgent, PlaceOrder]], step: int, events: list[Any], encoded: bool,
+        refused: Callable[[TraderAgent, PlaceOrder, str], Any],
+    ) -> None:  # fmt: skip
         """`act` for each ``(agent, place_order)`` in turn (the resolver's batch), appending to
-        ``out`` per order why it was refused (a str) or ``(content, text, action_text)``: its
-        ``order`` event's content and the JSON text of the content, and the JSON text of the
-        ``action`` placing it (`action_json`); the texts are None when not ``encoded`` or left to
-        the recorder's encoder, and the content, with a text, a function making it (`RecordEncoded`).
-        If something else raises, ``out`` holds the orders placed before."""
+        ``events`` what the resolver records for each, as `ActionResolver.apply` records it: the
+        ``action`` and ``order`` events ``(type, content, agent_id, JSON text)`` of a booked order,
+        or ``refused(agent, action, reason)`` (the resolver's ``action_rejected`` event). The texts
+        are None when not ``encoded`` or left to the recorder's encoder; with a text, the content is
+        a function making it (`RecordEncoded`). If something else raises, ``events`` holds the
+        events of the orders placed before."""
         if not self.enabled:
-            out += ["this scenario has no call market: trade by negotiation"] * len(orders)
+            events += [refused(agent, action, "this scenario has no call market: trade by negotiation")
+                       for agent, action in orders]  # fmt: skip
             return
         placed: list[Order | str] = []
         try:
-            self.exchange.place_orders([(agent.unique_id, agent.role, action) for agent, action in orders], step, placed)
+            self.exchange.place_orders(orders, step, placed)
         finally:
-            add = out.append
+            add = events.append
             parts = _PARTS
             floats = _FLOATS
-            for (_, action), order in zip(orders, placed, strict=False):
+            for (agent, action), order in zip(orders, placed, strict=False):
                 if order.__class__ is str:
-                    add(order)
+                    add(refused(agent, action, order))
                     continue
                 assert not isinstance(order, str)
+                me = agent.unique_id
                 price, good, side, lifetime = action.price, order.good, action.side, order.lifetime._value_
                 order_id, quantity = order.order_id, order.quantity
                 # a booked order's usual values: both texts from the parts its good, side and lifetime share
@@ -182,15 +186,23 @@ class CallMarketMechanism(Mechanism):
                     and quantity.__class__ is int and 0.0 < price < _INF else None  # fmt: skip
                 if part is None and encoded and order_json(order_id, side, good, price, quantity, lifetime) is not None:
                     part = _parts(good, side, lifetime)
-                if part is None:
-                    text = order_json(order_id, side, good, price, quantity, lifetime) if encoded else None
-                    content: Any = _order_content(order_id, side, good, price, quantity, lifetime)
-                    add((content, None, None) if text is None else (content, text, None))
+                if part is not None and action.lifetime == lifetime and action.good == good:
+                    price_text = floats.get(price) or float_json(price)
+                    add(("action", partial(_action_content, good, side, price, quantity, lifetime), me,
+                         f'{part[0]}{price_text},"quantity":{quantity}{part[2]}}}'))  # fmt: skip
+                    add(("order", partial(_order_content, order_id, side, good, price, quantity, lifetime), me,
+                         f'{{"order_id":{order_id}{part[1]}{price_text},"quantity":{quantity}{part[2]}'))  # fmt: skip
                     continue
-                price_text = floats.get(price) or float_json(price)
-                add((partial(_order_content, order_id, side, good, price, quantity, lifetime),
-                     f'{{"order_id":{order_id}{part[1]}{price_text},"quantity":{quantity}{part[2]}',
-                     f'{part[0]}{price_text},"quantity":{quantity}{part[2]}}}'))  # fmt: skip
+                # anything else: each text on its own (the recorder's encoder where there is none)
+                a_good, a_side, a_price, a_quantity, a_lifetime = action.good, side, price, action.quantity, action.lifetime
+                text = action_json(a_good, a_side, a_price, a_quantity, a_lifetime) if encoded else None
+                content: Any = (_action_content(a_good, a_side, a_price, a_quantity, a_lifetime) if text is None
+                                else partial(_action_content, a_good, a_side, a_price, a_quantity, a_lifetime))  # fmt: skip
+                add(("action", content, me, text))
+                text = order_json(order_id, side, good, price, quantity, lifetime) if encoded else None
+                content = (_order_content(order_id, side, good, price, quantity, lifetime) if text is None
+                           else partial(_order_content, order_id, side, good, price, quantity, lifetime))  # fmt: skip
+                add(("order", content, me, text))
 
     def begin_step(self, step: int) -> None:
         self.exchange.begin_step()
@@ -206,15 +218,58 @@ class CallMarketMechanism(Mechanism):
         self.last_trades = last_trades = []
         events: list[tuple[str, dict[str, Any], None, str | None]] = []
         add = events.append
+        to_units = money.to_units
         for c in self.exchange.clear(step):
             fundamental = payloads.mean_fundamental(self.traders, c.good, money)
             add(("clearing", payloads.clearing_record(c, money, fundamental), None, None))
+            if not c.trades:
+                continue
+            # a clearing's trades share their good and (mostly) price and fee: converted and encoded once
+            units: dict[int, float] = {}
+            good = c.good
+            head = string_json(good) if encoded and good.__class__ is str else None
             for t in c.trades:
-                content = payloads.trade_record(t, money)  # the tallies count it (and the parties' fills)
-                add(("trade", content, None, trade_json(content) if encoded else None))
-                last_trades.append({"good": content["good"], "price": content["price"], "quantity": content["quantity"],
-                                    "buyer_id": content["buyer_id"], "seller_id": content["seller_id"]})  # fmt: skip
+                price, buyer_fee, seller_fee = units.get(t.price), units.get(t.buyer_fee), units.get(t.seller_fee)
+                if price is None:
+                    price = units[t.price] = to_units(t.price)
+                if buyer_fee is None:
+                    buyer_fee = units[t.buyer_fee] = to_units(t.buyer_fee)
+                if seller_fee is None:
+                    seller_fee = units[t.seller_fee] = to_units(t.seller_fee)
+                quantity, buyer, seller = t.quantity, t.buyer_id, t.seller_id
+                # `payloads.trade_record`'s content; the tallies count it (and the parties' fills)
+                content = {"good": t.good, "price": price, "quantity": quantity, "buyer_id": buyer, "seller_id": seller,
+                           "buy_order_id": t.buy_order_id, "sell_order_id": t.sell_order_id,
+                           "buyer_fee": buyer_fee, "seller_fee": seller_fee}  # fmt: skip
+                if head is not None and t.good is good:
+                    text = _trade_text(head, content)
+                else:
+                    text = trade_json(content) if encoded else None
+                add(("trade", content, None, text))
+                last_trades.append({"good": t.good, "price": price, "quantity": quantity,
+                                    "buyer_id": buyer, "seller_id": seller})  # fmt: skip
         emit(events, self.record, self.record_many)
+
+
+def _trade_text(good_json: str, content: dict[str, Any]) -> str | None:
+    """`trade_json` of a trade ``content`` whose good's JSON text is ``good_json``."""
+    _, price, quantity, buyer, seller, buy_order, sell_order, buyer_fee, seller_fee = content.values()
+    if price.__class__ is not float or buyer_fee.__class__ is not float or seller_fee.__class__ is not float \
+            or quantity.__class__ is not int or buyer.__class__ is not int or seller.__class__ is not int \
+            or buy_order.__class__ is not int or sell_order.__class__ is not int \
+            or not (_FINITE(price) and _FINITE(buyer_fee) and _FINITE(seller_fee)):  # fmt: skip
+        return None
+    floats = _FLOATS
+    return (f'{{"good":{good_json},"price":{floats.get(price) or float_json(price)},"quantity":{quantity},'
+            f'"buyer_id":{buyer},"seller_id":{seller},"buy_order_id":{buy_order},"sell_order_id":{sell_order},'
+            f'"buyer_fee":{floats.get(buyer_fee) or float_json(buyer_fee)},'
+            f'"seller_fee":{floats.get(seller_fee) or float_json(seller_fee)}}}')  # fmt: skip
+
+
+def _action_content(good: str, side: str, price: float, quantity: int, lifetime: str) -> dict[str, Any]:
+    """An order's ``action`` content (as `ActionResolver.apply` records it)."""
+    return {"type": "place_order",
+            "arguments": {"good": good, "side": side, "price": price, "quantity": quantity, "lifetime": lifetime}}  # fmt: skip
 
 
 def _order_content(order_id: int, side: str, good: str, price: float, quantity: int, lifetime: str) -> dict[str, Any]:
@@ -225,15 +280,8 @@ def _order_content(order_id: int, side: str, good: str, price: float, quantity: 
 def trade_json(content: dict[str, Any]) -> str | None:
     """The recorder's compact encoding of a ``trade`` event's content (`payloads.trade_record`'s
     keys in its order), or None when a value is not of the type a settled trade's is."""
-    good, price, quantity, buyer, seller, buy_order, sell_order, buyer_fee, seller_fee = content.values()
-    if good.__class__ is not str or price.__class__ is not float or buyer_fee.__class__ is not float \
-            or seller_fee.__class__ is not float or quantity.__class__ is not int or buyer.__class__ is not int \
-            or seller.__class__ is not int or buy_order.__class__ is not int or sell_order.__class__ is not int \
-            or not (_FINITE(price) and _FINITE(buyer_fee) and _FINITE(seller_fee)):  # fmt: skip
-        return None
-    return (f'{{"good":{string_json(good)},"price":{float_json(price)},"quantity":{quantity},"buyer_id":{buyer},'
-            f'"seller_id":{seller},"buy_order_id":{buy_order},"sell_order_id":{sell_order},'
-            f'"buyer_fee":{float_json(buyer_fee)},"seller_fee":{float_json(seller_fee)}}}')  # fmt: skip
+    good = content["good"]
+    return _trade_text(string_json(good), content) if good.__class__ is str else None
 
 
 __all__ = ["CALL_MARKET_TOOLS", "CallMarketMechanism", "action_json", "float_json", "order_json", "string_json", "trade_json"]

@@ -215,8 +215,9 @@ class Exchange:
         self._orders_this_step[agent_id] = placed + 1
         return order
 
-    def place_orders(self, orders: Sequence[tuple[int, Role, PlaceOrder]], step: int, out: list[Order | str]) -> None:
-        """`place_order` for each ``(agent_id, role, action)`` in turn, appending to ``out`` the
+    def place_orders(self, orders: Sequence[tuple[Any, PlaceOrder]], step: int, out: list[Order | str]) -> None:
+        """`place_order` for each ``(agent, action)`` in turn (``agent``: its ``unique_id`` and
+        ``role``, a trader's), appending to ``out`` the
         order booked or why it was refused (the `RejectedAction` reason): the same checks,
         reservations and order ids as placing them one by one (a step's orders at once). If
         something else raises, ``out`` holds the orders placed before.
@@ -236,7 +237,8 @@ class Exchange:
         book = self.book
         book_add, next_id = book.add_new, book.next_order_id
         lifetimes = _LIFETIMES
-        for agent_id, role, action in orders:
+        for agent, action in orders:
+            agent_id, role = agent.unique_id, agent.role
             good, side, price = action.good, action.side, action.price
             state = goods.get(good)
             units = units_cache.get(good)
@@ -338,8 +340,15 @@ class Exchange:
         """Run the call auction of every good, settle all fills, expire step orders (``step``
         is remembered as the step of the last clearing and of the last trade, for observations)."""
         results = [self._clear_good(state, step) for state in self.goods.values()]
-        for order in self.book.expire(Lifetime.STEP):
-            self._release(order)
+        ledger, fee = self.ledger, self.fee_per_unit
+        release_cash, release_goods = ledger.release_cash, ledger.release_goods
+        for order in self.book.expire(Lifetime.STEP):  # `_release` of each, what it needs looked up once
+            remaining = order.remaining
+            if remaining > 0:
+                if order.side is _BUY:
+                    release_cash(order.agent_id, (order.price + fee) * remaining)
+                else:
+                    release_goods(order.agent_id, order.good, remaining)
         return results
 
     def _clear_good(self, state: GoodState, step: int | None = None) -> Clearing:
@@ -373,23 +382,14 @@ class Exchange:
         price = int(result.price)
         fee = self.fee_per_unit
         buy_index, sell_index, quantities = pair_fills(result.buy_fills, result.sell_fills)
-        ledger = self.ledger
+        settle, good, trades = self.ledger.settle_trade, state.name, clearing.trades
+        add = trades.append
         for b, s, q in zip(buy_index.tolist(), sell_index.tolist(), quantities.tolist(), strict=True):
             buy, sell = buys[b], sells[s]
-            ledger.settle_trade(
-                buy.agent_id,
-                sell.agent_id,
-                state.name,
-                q,
-                price,
-                buyer_reserved_cash=(buy.price + fee) * q,
-                seller_reserved_goods=q,
-                buyer_fee=fee * q,
-                seller_fee=fee * q,
-            )
-            clearing.trades.append(
-                Trade(state.name, price, q, buy.agent_id, sell.agent_id, buy.order_id, sell.order_id, fee * q, fee * q)
-            )
+            buyer, seller, fees = buy.agent_id, sell.agent_id, fee * q
+            settle(buyer, seller, good, q, price, buyer_reserved_cash=(buy.price + fee) * q, seller_reserved_goods=q,
+                   buyer_fee=fees, seller_fee=fees)  # fmt: skip
+            add(Trade(good, price, q, buyer, seller, buy.order_id, sell.order_id, fees, fees))
         self.book.apply_fills(buys, result.buy_fills)
         self.book.apply_fills(sells, result.sell_fills)
         state.last_price = price

@@ -34,16 +34,8 @@ from mesa_llm.actions import (
 from mesa_llm.agents.roles import Role
 from mesa_llm.agents.trader import TraderAgent
 from mesa_llm.mechanisms.base import Mechanism, emit
-from mesa_llm.mechanisms.call_market import action_json
 from mesa_llm.social import AllianceError
 from mesa_llm.world.state import RecordEncoded, RecordMany, WorldState
-
-
-def _action_content(good: str, side: str, price: float, quantity: int, lifetime: str) -> dict[str, Any]:
-    """An order's ``action`` content (as `ActionResolver.apply` records it)."""
-    return {"type": "place_order",
-            "arguments": {"good": good, "side": side, "price": price, "quantity": quantity, "lifetime": lifetime}}  # fmt: skip
-
 
 #: why a message to nobody but its sender is refused
 _TO_YOURSELF = "you cannot send a message to yourself: name another agent"
@@ -137,37 +129,25 @@ class ActionResolver:
         return hasattr(self._handlers.get(PlaceOrder), "place_orders")
 
     def _apply_orders(self, run: list[tuple[TraderAgent, PlaceOrder]], step: int) -> None:
-        """`apply` for each ``(agent, order)`` of ``run`` in turn, the orders placed in one pass
-        and then the events recorded in the order `apply` records them (``action`` and ``order``,
-        or ``action_rejected``), each with its content's JSON text."""
+        """`apply` for each ``(agent, order)`` of ``run`` in turn: the mechanism places the orders
+        in one pass and gives their events in the order `apply` records them (``action`` and
+        ``order``, or ``action_rejected``), each with its content's JSON text; they are recorded
+        together, also when something raised (what was placed before, as `apply` had recorded it)."""
         mechanism: Any = self._handlers[PlaceOrder]
-        placed: list[Any] = []
-        try:
-            mechanism.place_orders(run, step, placed, self.encoded)
-        finally:  # what was placed is recorded, also when something raised (as `apply` had recorded it)
-            self._record_orders(run, placed, step)
-
-    def _record_orders(self, run: list[tuple[TraderAgent, PlaceOrder]], placed: list[Any], step: int) -> None:
         events: list[tuple[str, Any, int | None, str | None]] = []
-        add = events.append
-        for (agent, action), result in zip(run, placed, strict=False):
-            me = agent.unique_id
-            if result.__class__ is str:
-                arguments = {"good": action.good, "side": action.side, "price": action.price,
-                             "quantity": action.quantity, "lifetime": action.lifetime}  # fmt: skip
-                entry = {"type": "place_order", "arguments": arguments, "reason": result}
-                add(("action_rejected", entry, me, None))
-                agent.rejections.append({**entry, "step": step})
-                continue
-            content, text, action_text = result
-            good, side, price, quantity, lifetime = action.good, action.side, action.price, action.quantity, action.lifetime
-            if action_text is None and self.encoded:  # the mechanism made no text: the usual one or the encoder's
-                action_text = action_json(good, side, price, quantity, lifetime)
-            # with its text, the content is made only if something needs more (`RecordEncoded`)
-            add(("action", _action_content(good, side, price, quantity, lifetime) if action_text is None
-                 else partial(_action_content, good, side, price, quantity, lifetime), me, action_text))  # fmt: skip
-            add(("order", content, me, text))
-        emit(events, self._record, self._record_many)
+        try:
+            mechanism.place_orders(run, step, events, self.encoded, partial(self._refused, step))
+        finally:
+            emit(events, self._record, self._record_many)
+
+    @staticmethod
+    def _refused(step: int, agent: TraderAgent, action: PlaceOrder, reason: str) -> tuple[str, Any, int, None]:
+        """The ``action_rejected`` event of a refused order in a batch (the agent shown it next step)."""
+        arguments = {"good": action.good, "side": action.side, "price": action.price,
+                     "quantity": action.quantity, "lifetime": action.lifetime}  # fmt: skip
+        entry = {"type": "place_order", "arguments": arguments, "reason": reason}
+        agent.rejections.append({**entry, "step": step})
+        return ("action_rejected", entry, agent.unique_id, None)
 
     def reject(self, agent: TraderAgent, kind: str, arguments: Any, reason: str, step: int) -> None:
         entry = {"type": kind, "arguments": arguments, "reason": reason}
