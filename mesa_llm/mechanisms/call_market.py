@@ -224,10 +224,17 @@ class CallMarketMechanism(Mechanism):
             add(("clearing", payloads.clearing_record(c, money, fundamental), None, None))
             if not c.trades:
                 continue
+            if not encoded:  # the general path (`payloads.trade_record`): the reference of the one below
+                for t in c.trades:
+                    content = payloads.trade_record(t, money)  # the tallies count it (and the parties' fills)
+                    add(("trade", content, None, None))
+                    last_trades.append({"good": content["good"], "price": content["price"], "quantity": content["quantity"],
+                                        "buyer_id": content["buyer_id"], "seller_id": content["seller_id"]})  # fmt: skip
+                continue
             # a clearing's trades share their good and (mostly) price and fee: converted and encoded once
             units: dict[int, float] = {}
             good = c.good
-            head = string_json(good) if encoded and good.__class__ is str else None
+            head = string_json(good) if good.__class__ is str else None
             for t in c.trades:
                 price, buyer_fee, seller_fee = units.get(t.price), units.get(t.buyer_fee), units.get(t.seller_fee)
                 if price is None:
@@ -237,14 +244,11 @@ class CallMarketMechanism(Mechanism):
                 if seller_fee is None:
                     seller_fee = units[t.seller_fee] = to_units(t.seller_fee)
                 quantity, buyer, seller = t.quantity, t.buyer_id, t.seller_id
-                # `payloads.trade_record`'s content; the tallies count it (and the parties' fills)
+                # `payloads.trade_record`'s content, made here with the units converted once
                 content = {"good": t.good, "price": price, "quantity": quantity, "buyer_id": buyer, "seller_id": seller,
                            "buy_order_id": t.buy_order_id, "sell_order_id": t.sell_order_id,
                            "buyer_fee": buyer_fee, "seller_fee": seller_fee}  # fmt: skip
-                if head is not None and t.good is good:
-                    text = _trade_text(head, content)
-                else:
-                    text = trade_json(content) if encoded else None
+                text = _trade_text(head, content) if head is not None and t.good is good else trade_json(content)
                 add(("trade", content, None, text))
                 last_trades.append({"good": t.good, "price": price, "quantity": quantity,
                                     "buyer_id": buyer, "seller_id": seller})  # fmt: skip

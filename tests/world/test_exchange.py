@@ -130,6 +130,21 @@ def test_cancel_all_releases_every_reservation() -> None:
     assert account.reserved_cash == 0 and account.reserved_goods["widget"] == 0
 
 
+def test_expired_step_orders_release_their_rest_fee_included_and_gtc_orders_keep_theirs() -> None:
+    ex = exchange(fee=0.5)
+    ex.place_order(B, Role.BUYER, buy(120.0, 3), step=1)  # 1 of 3 filled, the rest expires
+    ex.place_order(S, Role.SELLER, sell(80.0, 1), step=1)
+    ex.place_order(T, Role.TRADER, sell(150.0, 2), step=1)  # unfilled: expires
+    ex.place_order(T, Role.TRADER, buy(90.0, 1, "gtc"), step=1)  # unfilled: rests
+    ex.clear(step=1)
+    assert ex.ledger.account(B).reserved_cash == 0
+    assert ex.ledger.account(S).reserved_goods["widget"] == 0
+    trader = ex.ledger.account(T)
+    assert (trader.reserved_cash, trader.reserved_goods["widget"]) == ((9_000 + 50) * 1, 0)
+    assert [o.side.name for o in ex.open_orders(T)] == ["BUY"] and not ex.open_orders(B)
+    ex.ledger.check_invariants()
+
+
 # ----------------------------------------------------------------------------- fees and cash
 
 
