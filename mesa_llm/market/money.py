@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
+from typing import Any
+
+import numpy as np
 
 __all__ = ["Money", "OffTickError"]
 
@@ -55,12 +59,6 @@ class Money:
         # float amounts already converted (on the tick): a run meets the same prices again and again
         self._float_ticks: dict[float, int] = {}
 
-    @property
-    def float_ticks(self) -> dict[float, int]:
-        """The float amounts converted so far and their ticks (read it, never change it): a
-        batch looks a price up here before calling `to_ticks`, which fills it."""
-        return self._float_ticks
-
     def __repr__(self) -> str:
         return f"Money(tick_size={self._tick_dec})"
 
@@ -90,6 +88,25 @@ class Money:
         if isinstance(amount, numbers.Real):
             return self._float_to_ticks(float(amount))
         raise TypeError(f"amount must be a number or a decimal string, got {amount!r}")
+
+    def floats_to_ticks(self, amounts: Sequence[Any]) -> list[int | None]:
+        """`to_ticks` of each of ``amounts`` that is a float it converts (finite, within the exact
+        range, on the tick), computed as arrays with the same double arithmetic; None where it is
+        anything else (not a float, off the tick, too large, nan): `to_ticks` decides those."""
+        n = len(amounts)
+        q = np.fromiter((a if a.__class__ is float else math.nan for a in amounts), dtype=np.float64, count=n)
+        q /= self.tick_size
+        aq = np.abs(q)
+        r = np.rint(q)  # round(): half to even too
+        tol = np.minimum(np.where(aq > 1.0, _REL_TOL * aq, _REL_TOL), _MAX_ABS_TOL)
+        with np.errstate(invalid="ignore"):
+            usable = (aq <= _MAX_FLOAT_TICKS) & (np.abs(q - r) <= tol)  # nan compares False: not usable
+        ticks = r.astype(np.int64, copy=False) if usable.all() else np.where(usable, r, 0).astype(np.int64)
+        out: list[int | None] = ticks.tolist()
+        if not usable.all():
+            for i in np.flatnonzero(~usable).tolist():
+                out[i] = None
+        return out
 
     def to_units(self, ticks: int) -> float:
         """Convert integer ticks to a currency amount that prints as an exact multiple of the tick."""

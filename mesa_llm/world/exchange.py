@@ -228,8 +228,8 @@ class Exchange:
         add = out.append
         place = self.place_order
         goods, units_cache, tick, to_ticks = self.goods, self._units, self.money.tick_size, self.money.to_ticks
-        # the prices met before, converted: a price seen again needs no call (`Money.to_ticks` fills it)
-        known_ticks = self.money.float_ticks
+        # every price converted at once (None: `to_ticks` decides it, or refuses it with its reason)
+        prices = self.money.floats_to_ticks([action.price for _, action in orders]) if len(orders) > 16 else None
         rules = self.rules
         plain = not (rules.suspended_until or rules.price_caps or rules.price_floors or rules.position_limits)
         placed_of, most, fee = self._orders_this_step, self.max_orders_per_step, self.fee_per_unit
@@ -237,7 +237,7 @@ class Exchange:
         book = self.book
         book_add, next_id = book.add_new, book.next_order_id
         lifetimes = _LIFETIMES
-        for agent, action in orders:
+        for index, (agent, action) in enumerate(orders):
             agent_id, role = agent.unique_id, agent.role
             good, side, price = action.good, action.side, action.price
             state = goods.get(good)
@@ -254,7 +254,7 @@ class Exchange:
                 except RejectedAction as exc:
                     add(exc.reason)
                 continue
-            ticks = known_ticks.get(price) if price.__class__ is float else None
+            ticks = prices[index] if prices is not None else None
             if ticks is None:
                 try:
                     ticks = to_ticks(price)

@@ -150,3 +150,26 @@ def test_float_conversions_kept_are_those_made_anew() -> None:
                     got = type(exc)
                 assert got == expected and type(got) is type(expected), (tick, amount)
     assert Money(0.05).to_ticks(0.1) == 2 and Money(0.01).to_ticks(0.1) == 10
+
+
+def test_floats_to_ticks_converts_as_to_ticks_does_and_leaves_the_rest_to_it() -> None:
+    """Every float `to_ticks` converts gets its ticks; every other amount (off the tick, too large,
+    nan, inf, not a float) None, for `to_ticks` to decide (and refuse with its reason)."""
+    import numpy as np
+
+    draws = np.random.default_rng(5)
+    for tick in (0.01, 0.05, 0.25, 1.0, 0.001, 3.0, 0.1):
+        money = Money(tick)
+        base = draws.integers(-10**6, 10**6, 400) * tick
+        amounts: list[object] = [float(v) for v in base]
+        amounts += [float(v) + tick * f for v in base[:80] for f in (1e-12, 1e-4, 0.3, 0.5)]  # near and off the tick
+        amounts += [0.1 + 0.2, 2.0**44 * tick, 2.0**45 * tick, (2.0**40 + 0.3) * tick, (2.0**30 + 0.3) * tick,
+                    -0.0, 0.0, float("nan"), float("inf"), -float("inf"), 5, "1.00", True, np.float64(1.0), 1e-320,
+                    tick / 2, tick * 1.5, tick * 2.5]  # fmt: skip
+        for amount, ticks in zip(amounts, money.floats_to_ticks(amounts), strict=True):
+            try:
+                want = money.to_ticks(amount) if amount.__class__ is float else None  # type: ignore[arg-type]
+            except ValueError:
+                want = None
+            assert ticks == want, (tick, amount)
+            assert ticks is None or ticks.__class__ is int
