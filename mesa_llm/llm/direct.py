@@ -585,7 +585,7 @@ class DirectOpenAI:
                 **route.ssl,
             ).__aenter__()
             try:
-                body = await answer.read()
+                body = await _read_capped(answer, f"{route.url.host}:{route.url.port}")
             finally:
                 answer.release()
         return _answer(answer.status, list(answer.headers.items()), body)
@@ -624,6 +624,24 @@ class DirectOpenAI:
         if response.has_redirect_location and http.follow_redirects:
             return await http.send(http._build_redirect_request(request, response))
         return response
+
+async def _read_capped(answer: Any, server: str) -> bytes:
+    """An aiohttp answer's body (``answer.read()``), refused past :data:`mesa_llm.llm.http1.MAX_BODY`
+    bytes: before reading when its ``Content-Length`` says so, else once that much has come."""
+    from mesa_llm.llm import http1
+
+    length = answer.content_length
+    if length is not None:
+        if length > http1.MAX_BODY:
+            raise http1.answer_too_large(server, length)
+        return bytes(await answer.read())  # aiohttp reads no more than the length
+    body = bytearray()
+    async for chunk in answer.content.iter_any():  # chunked, or until the server closes
+        body += chunk
+        if len(body) > http1.MAX_BODY:
+            raise http1.answer_too_large(server)
+    return bytes(body)
+
 
 def _answer(status: int, items: list[tuple[str, str]], body: bytes) -> tuple[dict[str, str], Any] | Any:
     """An answer as the direct path takes it: ``(headers, answer)`` for the everyday answer (status
