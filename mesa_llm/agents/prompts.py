@@ -356,18 +356,20 @@ class PromptLibrary:
 
     def _render_packaged(self, name: str, template: jinja2.Template, context: dict[str, Any]) -> str:
         """:meth:`render` of a shipped template outside the sandbox: the same text, the same
-        PromptError for a failure (a variable the context lacks), the same cap on its length."""
-        chunks: list[str] = []
-        size = 0
+        PromptError for a failure (a variable the context lacks, at the template's line), the same
+        cap on its length. Its root render function is run as ``Template.generate`` runs it (without
+        the generator around it) and joined at once: the package's templates over the world's
+        bounded data cannot build a huge prompt, so the length is checked once, on the result."""
         try:
-            for chunk in template.generate(**context):
-                size += len(chunk)
-                if size > MAX_PROMPT_CHARS:
-                    raise TemplateBudgetError(f"rendered more than {MAX_PROMPT_CHARS:,} characters")
-                chunks.append(chunk)
+            try:
+                text = "".join(template.root_render_func(template.new_context(context)))
+            except Exception:  # noqa: BLE001 - with the template's own lines, as generate() raises it
+                template.environment.handle_exception()
+            if len(text) > MAX_PROMPT_CHARS:
+                raise TemplateBudgetError(f"rendered more than {MAX_PROMPT_CHARS:,} characters")
         except Exception as exc:  # noqa: BLE001 - whatever a template's expressions raise, one line
             raise PromptError(self._failure(name, exc)) from None
-        return "".join(chunks).strip()
+        return text.strip()
 
     def _packaged(self, name: str) -> jinja2.Template | None:
         """The shipped template ``name`` compiled outside the sandbox, when this library would render

@@ -179,3 +179,18 @@ def test_the_fast_path_is_where_the_time_went_not_the_text(monkeypatch: pytest.M
     policy.render_prompts(observation)
     assert not hooked
     _ = tool_call_response  # the scripted helpers this module shares with the LLM tests
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_a_prompt_past_the_length_cap_fails_on_either_path(fast: bool) -> None:
+    """The prompt-length cap holds outside the sandbox too (one character past it fails, at it not)."""
+    from mesa_llm.agents.template_sandbox import MAX_PROMPT_CHARS
+
+    library = PromptLibrary()
+    library.packaged_fast_path = fast
+    assert (library._packaged("memory.j2") is not None) is True
+    frame = len("Recent events:\n- \n")  # the rendered text around the one event (its newline is stripped after)
+    fits = library.render("memory.j2", memory={"summary": "", "recent": ["x" * (MAX_PROMPT_CHARS - frame)]})
+    assert len(fits) == MAX_PROMPT_CHARS - 1
+    with pytest.raises(PromptError, match=f"rendered more than {MAX_PROMPT_CHARS:,} characters"):
+        library.render("memory.j2", memory={"summary": "", "recent": ["x" * (MAX_PROMPT_CHARS + 1 - frame)]})
