@@ -8,7 +8,9 @@ Each size runs in a fresh process (its own CPU time and memory) against
 the real code path (litellm backend, recording on; no step time limit, so every call is made). Printed per size: the step's wall time, its
 floor ceil(calls / concurrency) x 0.2 s and the ratio, the client's CPU per call, and the server's
 CPU per call (a server that cannot keep up would show here, not in the client), and the time the
-garbage collector took during the step. With ``--transport CALLS``: the HTTP layer alone, aiohttp against this checkout's own client
+garbage collector took during the step, and the client's CPU per call divided by the server's (the server
+runs the same code for every checkout, so this ratio measures the client with the machine's speed of the moment
+divided out: steadier than either figure alone). With ``--transport CALLS``: the HTTP layer alone, aiohttp against this checkout's own client
 (:mod:`mesa_llm.llm.http1`), alternating in one process. Targets (issue 24):
 per-call client CPU flat in N and <= 0.5 ms; 10,000 agents at concurrency 256 within 2x the floor;
 100 agents at concurrency 100 within 1.3x.
@@ -151,6 +153,14 @@ def measure(agents: int, concurrency: int, latency_s: float = 0.2, code: Path = 
         server.wait(timeout=30)
 
 
+def _client_per_server(r: dict[str, Any]) -> float:
+    """The client's CPU per call over the server's in the same run: the server runs the same code for
+    either checkout, so its CPU per call measures the machine's speed at that moment (which swings
+    1.5x within minutes on a shared VM), and the ratio is steadier than the client's figure alone."""
+    server = r["server_cpu_ms_per_call"]
+    return r["cpu_ms_per_call"] / server if server > 0 else float("nan")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--agents", type=int, nargs="+", default=[1000, 10000])
@@ -174,7 +184,8 @@ def main() -> None:
             r = runs[-1][1]
             print(f"{label:>8} {int(r['agents']):>6} agents, {int(r['calls']):>6} calls, concurrency "
                   f"{int(r['concurrency'])}: step {r['seconds']:.2f} s, floor {r['floor']:.2f} s, ratio {r['ratio']:.2f}; "
-                  f"client CPU {r['cpu_ms_per_call']:.3f} ms/call, server CPU {r['server_cpu_ms_per_call']:.3f} ms/call; "
+                  f"client CPU {r['cpu_ms_per_call']:.3f} ms/call, server CPU {r['server_cpu_ms_per_call']:.3f} ms/call "
+                  f"(client/server {_client_per_server(r):.2f}); "
                   f"GC {r.get('gc_s', float('nan')):.2f} s; most in flight {int(r['max_in_flight'])}; "
                   f"first step {r['first_step_s']:.2f} s; load {os.getloadavg()[0]:.2f}", flush=True)
     if args.transport:
@@ -190,7 +201,9 @@ def main() -> None:
             print(f"  {int(new['agents']):>6} agents c={int(new['concurrency'])}: step {new['seconds']:.2f} / "
                   f"{old['seconds']:.2f} s = {new['seconds'] / old['seconds']:.2f}x (floor {new['floor']:.2f} s: "
                   f"{new['ratio']:.2f} vs {old['ratio']:.2f}); CPU {new['cpu_ms_per_call']:.3f} / "
-                  f"{old['cpu_ms_per_call']:.3f} ms/call = {new['cpu_ms_per_call'] / old['cpu_ms_per_call']:.2f}x")
+                  f"{old['cpu_ms_per_call']:.3f} ms/call = {new['cpu_ms_per_call'] / old['cpu_ms_per_call']:.2f}x; "
+                  f"client/server CPU {_client_per_server(new):.2f} / {_client_per_server(old):.2f} = "
+                  f"{_client_per_server(new) / _client_per_server(old):.2f}x")
 
 
 if __name__ == "__main__":

@@ -261,6 +261,8 @@ class LLMWiring:
         self.keep_encoded: Callable[[Any], None] | None = None
         #: the policies' tool lists by JSON text (`LLMContext.shared_tools`)
         self.shared_tools: dict[str, tuple[list[dict[str, Any]], str]] = {}
+        #: the policies' system prompts by text (`LLMContext.shared_texts`)
+        self.shared_texts: dict[str, str] = {}
         settings = scenario.llm
         #: the server URL calls go to: ``user:password@`` never leaves this object
         self.api_base = strip_url_credentials(settings.api_base)
@@ -528,6 +530,7 @@ class LLMWiring:
             agent_ids=self.agent_ids,
             keep_encoded=self._keep_encoded,
             shared_tools=self.shared_tools,
+            shared_texts=self.shared_texts,
         )
 
     def _keep_encoded(self, value: Any) -> None:

@@ -104,6 +104,10 @@ class LLMContext:
     #: the run's tool lists by their JSON text, shared by the policies whose lists are the same
     #: (each with its ``canonical_json``), so that what is cached per list serves every agent
     shared_tools: dict[str, tuple[list[dict[str, Any]], str]] | None = None
+    #: the run's system prompts by their text, so that the agents of a population whose system
+    #: prompts are equal hold one string: what is kept per system prompt (a request key's hashed
+    #: opening, `mesa_llm.llm.types.ChatRequest.cache_key`) is then made once, not once per agent
+    shared_texts: dict[str, str] | None = None
 
 
 @dataclass(slots=True)
@@ -629,7 +633,10 @@ class LLMPolicy(DecisionPolicy):
     def _system_message(self) -> dict[str, Any]:
         if self._system is None:
             ctx = self._ctx()
-            self._system = self._render(f"system/{ctx.persona.role.value}.j2", market=ctx.market)
+            text = self._render(f"system/{ctx.persona.role.value}.j2", market=ctx.market)
+            if ctx.shared_texts is not None:
+                text = ctx.shared_texts.setdefault(text, text)
+            self._system = text
         return {"role": "system", "content": self._system}
 
     def _request(self, messages: list[dict[str, Any]], purpose: str, observation: Observation) -> ChatRequest:

@@ -4,7 +4,10 @@ Templates are untrusted input (they come with shared scenario files), so they re
 immutable sandbox (no attribute walks to Python internals, no mutation) with a budget for every
 render (value and prompt size, operations, time, nesting: see
 :mod:`mesa_llm.agents.template_sandbox`), and overrides resolve only to regular files inside the
-scenario's folder or the packaged ``prompts/``. Rendering uses ``StrictUndefined``: a template
+scenario's folder or the packaged ``prompts/``. The shipped templates themselves are the package's
+code: one whose source, and that of everything it includes, is the shipped file's renders outside
+the sandbox (the same text, at less than half the cost; :meth:`PromptLibrary.render`), anything of a
+scenario's own in it and it renders in the sandbox. Rendering uses ``StrictUndefined``: a template
 that names a variable the context lacks fails loudly instead of rendering an empty string. Every template a library can
 resolve has a SHA-256 of its source, recorded in the recording header so a replay can tell when
 prompts changed. Text other agents wrote goes through the ``quoted`` filter: one line, escaped,
@@ -18,7 +21,7 @@ import hashlib
 import json
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +135,61 @@ def scores(table: Mapping[str, Any]) -> str:
         return ", ".join(f"{agent}: {value}" for agent, value in shown.items())
     others = [f"{agent}: {value}" for agent, value in shown.items() if value != common]
     return f"{common} for all" + (f" but {', '.join(others)}" if others else "")
+
+
+#: every attribute a plain dict has (``d.items`` is the method, not the key "items")
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+class _PackagedEnvironment(jinja2.Environment):
+    """Renders the shipped templates, unchanged, without the sandbox (see :meth:`PromptLibrary.render`).
+
+    The sandbox and its budget are there because a template may come with a shared scenario file
+    and is hostile until it has rendered; the package's own templates are the package's code. Their
+    output is the same (the sandbox's hooks only count, check and refuse: they change no value),
+    so only the cost differs: the hooks were ~half of a prompt's render time, and an LLM agent
+    renders four templates a step. The options and filters are the library's own."""
+
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        """A template's globals as one plain dict (as the sandbox's: Jinja's ChainMap is flattened
+        into a new dict on every render)."""
+        return {**self.globals, **(d or {})}
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """``obj.attribute``: a plain dict's key without first raising and catching the
+        AttributeError Jinja's own look-up starts with (as the sandbox's ``getattr`` does)."""
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+
+#: whether new libraries render the shipped templates outside the sandbox (tests turn it off to
+#: compare with the reference: everything in the sandbox)
+PACKAGED_FAST_PATH = True
+
+#: the environment of the shipped templates (:func:`_packaged_env`), made when first needed
+_PACKAGED: list[_PackagedEnvironment] = []
+
+
+def _packaged_env() -> _PackagedEnvironment:
+    """One environment per process for the shipped templates, with the options and filters every
+    :class:`PromptLibrary` gives its sandbox."""
+    if not _PACKAGED:
+        env = _PackagedEnvironment(
+            loader=jinja2.FileSystemLoader(str(prompts_dir())),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+            auto_reload=False,
+        )
+        env.filters.update(quoted=quoted, num=num, scores=scores)
+        _PACKAGED.append(env)
+    return _PACKAGED[0]
 
 
 class _OverrideLoader(jinja2.BaseLoader):
@@ -250,6 +308,13 @@ class PromptLibrary:
         self.env.filters["num"] = num
         self.env.filters["scores"] = scores
         self._templates: dict[str, jinja2.Template] = {}
+        #: per template name: the shipped template to render it with outside the sandbox, when this
+        #: library's source of it and of all it includes is the shipped one (:meth:`_packaged`);
+        #: None for a template of the library's own (an override, a folder, a text)
+        self._packaged_templates: dict[str, jinja2.Template | None] = {}
+        #: rendering shipped templates outside the sandbox (False: everything renders in it, the
+        #: reference the fast path is compared with)
+        self.packaged_fast_path = PACKAGED_FAST_PATH
 
     def with_overrides(self, overrides: Mapping[str, Path]) -> PromptLibrary:
         """A library with more overrides on top of this one's (for one persona)."""
@@ -260,6 +325,12 @@ class PromptLibrary:
     def render(self, name: str, **context: Any) -> str:
         """Render template ``name`` (a file name such as ``act.j2``) with ``context``, within the
         sandbox's budget; PromptError (one line naming the template and the reason) on failure."""
+        if name in self._packaged_templates:
+            packaged = self._packaged_templates[name]
+        else:
+            packaged = self._packaged_templates[name] = self._packaged(name)
+        if packaged is not None and self.packaged_fast_path:
+            return self._render_packaged(name, packaged, context)
         template = self._templates.get(name)
         if template is None:
             template = self._compile(name)
@@ -282,6 +353,49 @@ class PromptLibrary:
         finally:
             end_render(token)
         return "".join(chunks).strip()
+
+    def _render_packaged(self, name: str, template: jinja2.Template, context: dict[str, Any]) -> str:
+        """:meth:`render` of a shipped template outside the sandbox: the same text, the same
+        PromptError for a failure (a variable the context lacks, at the template's line), the same
+        cap on its length. Its root render function is run as ``Template.generate`` runs it (without
+        the generator around it) and joined at once: the package's templates over the world's
+        bounded data cannot build a huge prompt, so the length is checked once, on the result."""
+        try:
+            try:
+                text = "".join(template.root_render_func(template.new_context(context)))
+            except Exception:  # noqa: BLE001 - with the template's own lines, as generate() raises it
+                template.environment.handle_exception()
+            if len(text) > MAX_PROMPT_CHARS:
+                raise TemplateBudgetError(f"rendered more than {MAX_PROMPT_CHARS:,} characters")
+        except Exception as exc:  # noqa: BLE001 - whatever a template's expressions raise, one line
+            raise PromptError(self._failure(name, exc)) from None
+        return text.strip()
+
+    def _packaged(self, name: str) -> jinja2.Template | None:
+        """The shipped template ``name`` compiled outside the sandbox, when this library would render
+        exactly it: its source here is the shipped file's, and so is that of every template it
+        includes, imports or extends (followed through them); None otherwise (an override, a folder
+        or a text of the library's own anywhere in it, a name computed at render time, a template
+        that is not shipped or does not compile: the sandbox renders those, and reports them)."""
+        packaged = _packaged_env()
+        names, seen = [name], set()
+        try:
+            while names:
+                current = names.pop()
+                if current in seen:
+                    continue
+                seen.add(current)
+                source, _, _ = self._loader.get_source(self.env, current)
+                shipped, _, _ = packaged.loader.get_source(packaged, current)  # type: ignore[union-attr]
+                if source != shipped:
+                    return None
+                referenced = list(jinja2.meta.find_referenced_templates(packaged.parse(source)))
+                if None in referenced:
+                    return None
+                names.extend(r for r in referenced if r is not None)
+            return packaged.get_template(name)
+        except Exception:  # noqa: BLE001 - not found, not UTF-8, a syntax error: the sandbox's to report
+            return None
 
     def preload(self, role: str) -> None:
         """Compile every template an agent of ``role`` renders (before the first step, not in it)."""

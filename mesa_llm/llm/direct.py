@@ -27,6 +27,7 @@ run), no global headers, key, base, organisation or OpenAI config. Everything el
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import os
 import time
@@ -205,7 +206,8 @@ class DirectOpenAI:
         if config is None:
             manager, provider = self._configs
             config = manager.get_provider_chat_config(model=model, provider=provider)
-            config = self._config_by_model[model] = config if config is not None else self._litellm.OpenAIConfig()
+            config = config if config is not None else self._litellm.OpenAIConfig()
+            config = self._config_by_model[model] = _with_known_hosts(config)
         return config
 
     def _optional_params(
@@ -585,7 +587,7 @@ class DirectOpenAI:
                 **route.ssl,
             ).__aenter__()
             try:
-                body = await answer.read()
+                body = await _read_capped(answer, f"{route.url.host}:{route.url.port}")
             finally:
                 answer.release()
         return _answer(answer.status, list(answer.headers.items()), body)
@@ -624,6 +626,52 @@ class DirectOpenAI:
         if response.has_redirect_location and http.follow_redirects:
             return await http.send(http._build_redirect_request(request, response))
         return response
+
+async def _read_capped(answer: Any, server: str) -> bytes:
+    """An aiohttp answer's body (``answer.read()``), refused past :data:`mesa_llm.llm.http1.MAX_BODY`
+    bytes: before reading when its ``Content-Length`` says so, else once that much has come."""
+    from mesa_llm.llm import http1
+
+    length = answer.content_length
+    if length is not None:
+        if length > http1.MAX_BODY:
+            raise http1.answer_too_large(server, length)
+        return bytes(await answer.read())  # aiohttp reads no more than the length
+    body = bytearray()
+    async for chunk in answer.content.iter_any():  # chunked, or until the server closes
+        body += chunk
+        if len(body) > http1.MAX_BODY:
+            raise http1.answer_too_large(server)
+    return bytes(body)
+
+
+def _with_known_hosts(config: Any) -> Any:
+    """A copy of litellm's provider ``config`` that tells whether an api_base is OpenAI's own host
+    once per api_base: its request transform asks two or three times per call
+    (``_targets_openai_hosted_endpoint``: whether to strip ``cache_control`` and flatten tool
+    parameters), parsing the URL each time. For a non-empty api_base the answer depends on nothing
+    else (litellm's globals and the environment are read only without one), so it is kept per
+    api_base; anything else is asked of litellm every time. ``config`` itself (litellm's, maybe
+    shared) is left as it is; a litellm without the method gets ``config`` back."""
+    original = getattr(config, "_targets_openai_hosted_endpoint", None)
+    if original is None:
+        return config
+    config = copy.copy(config)
+    known: dict[str, bool] = {}
+
+    def targets_openai_hosted_endpoint(custom_llm_provider: str | None, api_base: str | None) -> bool:
+        if custom_llm_provider != "openai" or type(api_base) is not str or not api_base:
+            return bool(original(custom_llm_provider, api_base))
+        found = known.get(api_base)
+        if found is None:
+            if len(known) >= 64:
+                known.clear()
+            found = known[api_base] = bool(original(custom_llm_provider, api_base))
+        return found
+
+    config._targets_openai_hosted_endpoint = targets_openai_hosted_endpoint
+    return config
+
 
 def _answer(status: int, items: list[tuple[str, str]], body: bytes) -> tuple[dict[str, str], Any] | Any:
     """An answer as the direct path takes it: ``(headers, answer)`` for the everyday answer (status

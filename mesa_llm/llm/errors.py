@@ -168,6 +168,8 @@ _BAD_RESPONSE_NAMES: Final = frozenset(
     {"APIResponseValidationError", "JSONSchemaValidationError", "JSONDecodeError"}
 )
 _CASSETTE_MISS_NAME: Final = "CannotOverwriteExistingCassetteException"
+#: an answer longer than the client reads (`mesa_llm.llm.http1.AnswerTooLarge`)
+_ANSWER_TOO_LARGE: Final = "AnswerTooLarge"
 # SDKs report a key that was never configured as a generic (status 500) client error.
 _NO_KEY_PATTERN: Final = re.compile(
     r"missing credentials|api_key client option must be set|no api key|api key (?:is )?not (?:set|found)",
@@ -380,8 +382,11 @@ def classify(exc: BaseException, model: str) -> LLMError:
     status = _status_code(exc)
     template = None
     malformed = _malformed_detail(chain) if status in (None, 200, 500) else None
+    too_large = next((link for link in chain if _ANSWER_TOO_LARGE in _mro_names(link)), None)
     if _is_cassette_miss(chain):
         kind, retryable = "cache_miss", False
+    elif too_large is not None:  # the same server would send it again: not transient
+        kind, retryable, status = "bad_response", False, None
     elif malformed is not None:
         kind, retryable = "malformed_response", False
     elif status in (None, 500) and any(_NO_KEY_PATTERN.search(str(link)) for link in chain):
@@ -394,7 +399,10 @@ def classify(exc: BaseException, model: str) -> LLMError:
         status = None  # litellm labels client-side failures 500; don't claim an HTTP answer
     # litellm gives client-side timeouts status 408 too: only say "HTTP" for real answers
     http = f" (HTTP {status})" if status is not None and kind != "timeout" else ""
-    detail = _connection_detail(chain) if kind == "connection" else malformed or _detail(exc)
+    if too_large is not None:
+        detail = _detail(too_large)
+    else:
+        detail = _connection_detail(chain) if kind == "connection" else malformed or _detail(exc)
     message = _PLAIN[template or kind].format(http=http, detail=detail)
     return LLMError(
         message,

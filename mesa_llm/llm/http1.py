@@ -37,6 +37,10 @@ MAX_IDLE = 1024
 DEFAULT_LIMIT = 1000
 #: the longest answer head accepted (status line and headers)
 MAX_HEAD = 256 * 1024
+#: the longest answer body accepted (bytes, as sent: before any decoding), here and on the aiohttp
+#: path (:mod:`mesa_llm.llm.direct`): a chat completion is kilobytes; a server streaming without end
+#: would otherwise fill the memory
+MAX_BODY = 64 * 1024 * 1024
 
 #: the pools of each loop that installed them, by (host, port)
 _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, int], Pool]] = (
@@ -48,6 +52,20 @@ Answer = tuple[int, list[tuple[str, str]], bytes]
 
 class _Malformed(ValueError):
     """An answer that is not HTTP/1.x as we read it (becomes ``httpx.RemoteProtocolError``)."""
+
+
+class AnswerTooLarge(Exception):
+    """An answer whose body is longer than :data:`MAX_BODY` (said by its ``Content-Length``, or
+    found while reading it): not read further, its connection closed. Not transient: the same server
+    would send the same answer again (:func:`mesa_llm.llm.errors.classify` makes it a
+    ``bad_response`` attempted once)."""
+
+
+def answer_too_large(server: str, size: int | None = None) -> AnswerTooLarge:
+    """The error for an answer from ``server`` (``host:port``) past :data:`MAX_BODY`; ``size``: the
+    length it announced, when it did."""
+    said = f" (Content-Length {size:,})" if size is not None else ""
+    return AnswerTooLarge(f"the answer from {server} is longer than {MAX_BODY:,} bytes{said}: not read")
 
 
 def install(loop: asyncio.AbstractEventLoop) -> None:
@@ -141,6 +159,7 @@ class Pool:
         try:
             async with asyncio.timeout(timeout):
                 _, conn = await self.loop.create_connection(_Connection, self.host, self.port)
+            conn.server = f"{self.host}:{self.port}"
         except TimeoutError as err:
             raise httpx.ConnectTimeout(f"Connection timeout to host {self.host}:{self.port}") from err
         except OSError as err:
@@ -187,6 +206,8 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
+        #: ``host:port``, as errors name it
+        self.server = "the server"
         self.waiter: asyncio.Future[Answer] | None = None
         self.buffer = bytearray()
         self.lost = False
@@ -292,6 +313,8 @@ class _Connection(asyncio.Protocol):
         buffer += data
         try:
             self._parse()
+        except AnswerTooLarge as exc:
+            self._fail(exc)
         except (ValueError, UnicodeError) as exc:  # _Malformed, or a number that is none
             import httpx
 
@@ -315,6 +338,8 @@ class _Connection(asyncio.Protocol):
         else:  # "close": the body is everything until the server closes
             self.body += buffer
             buffer.clear()
+            if len(self.body) > MAX_BODY:
+                raise answer_too_large(self.server)
 
     def _head(self) -> bool:
         """Parse the status line and headers once they are all here; False while they are not."""
@@ -367,6 +392,8 @@ class _Connection(asyncio.Protocol):
             elif chunked:
                 self.mode, self.remaining = "chunked", -1
             elif length is not None:
+                if length > MAX_BODY:
+                    raise answer_too_large(self.server, length)
                 self.mode, self.remaining, self.expected = "length", length, length
             else:
                 self.mode, self.keep_alive = "close", False
@@ -391,10 +418,14 @@ class _Connection(asyncio.Protocol):
                     else:
                         tail = buffer.find(b"\r\n\r\n", end)
                         if tail < 0:
+                            if len(buffer) > MAX_HEAD:
+                                raise _Malformed("the answer's trailers are too long")
                             return
                         del buffer[: tail + 4]
                     self._finish(bytes(self.body))
                     return
+                if len(self.body) + size > MAX_BODY:
+                    raise answer_too_large(self.server)
                 del buffer[: end + 2]
                 self.remaining = size
             if len(buffer) < self.remaining + 2:
@@ -414,4 +445,4 @@ class _Connection(asyncio.Protocol):
             waiter.set_result((self.status, self.headers, body))
 
 
-__all__ = ["KEEPALIVE_S", "MAX_IDLE", "Pool", "close", "install", "pool_for"]
+__all__ = ["KEEPALIVE_S", "MAX_BODY", "MAX_IDLE", "AnswerTooLarge", "Pool", "answer_too_large", "close", "install", "pool_for"]

@@ -227,3 +227,42 @@ def test_an_attempt_holds_the_limiters_slot_while_it_sends() -> None:
 
     asyncio.run(run())
     assert len(seen) == 5 and in_flight == [2]
+
+
+# --- a population's system prompt: one string, its request-key opening hashed once ----------------
+
+
+def test_a_populations_agents_share_one_system_prompt_string_and_its_key_opening(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Equal system prompts are one object across a population's agents, so the request key's
+    opening (keyed by that object) is hashed once per population and purpose, not once per agent
+    (with a distinct string per agent the 256-entry table was refilled every call at 1,000 agents)."""
+    from mesa_llm.agents.llm_policy import LLMPolicy
+    from mesa_llm.llm import types as types_module
+    from mesa_llm.llm.testing import ScriptedChatModel, tool_call_response
+    from mesa_llm.model import MarketModel
+    from mesa_llm.scenario import load_scenario
+
+    made: list[str] = []
+    original = types_module.canonical_json
+
+    def counting(value: Any) -> str:
+        if isinstance(value, dict) and value.get("role") == "system":
+            made.append(value["content"])
+        return original(value)
+
+    monkeypatch.setattr(types_module, "canonical_json", counting)
+    monkeypatch.setattr(types_module, "_PREFIXES", {})
+    spec = load_scenario("llm_double_auction", overrides=["steps=2", "populations.0.count=6", "populations.1.count=6",
+                                                          "populations.0.params.plan_every=1",
+                                                          "populations.1.params.plan_every=1"])
+    model = MarketModel(spec, record=False, chat_model=ScriptedChatModel(lambda r: tool_call_response("wait", {})))
+    model.run()
+    policies = [a.policy for a in model.traders if isinstance(a.policy, LLMPolicy)]
+    by_text: dict[str, set[int]] = {}
+    for policy in policies:
+        text = policy._system_message()["content"]
+        by_text.setdefault(text, set()).add(id(text))
+    assert len(policies) >= 12 and len(by_text) < len(policies)
+    assert all(len(ids) == 1 for ids in by_text.values()), "equal system prompts are separate strings"
+    # one opening per (system prompt, max_tokens of plan and act): not one per agent and call
+    assert len(made) <= 2 * len(by_text), f"{len(made)} key openings for {len(by_text)} system prompts"

@@ -122,3 +122,39 @@ def test_a_run_records_the_same_through_the_lean_and_the_full_path(
     calls = [json.loads(e) for e in lean if '"event_type": "llm_call"' in e]
     assert calls and all(c["content"]["error"] is None for c in calls)
     assert lean == full
+
+
+def test_the_openai_host_check_is_made_once_per_api_base(server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """litellm's request transform asks whether the api_base is OpenAI's own host two or three times
+    per call (parsing the URL each time): asked of litellm once per api_base, each its own answer,
+    and litellm's own (maybe shared) config is left unpatched."""
+    from mesa_llm.llm.direct import DirectOpenAI
+
+    model = LiteLLMChatModel("openai/fake-model", api_base=server.base_url, api_key=KEY, max_attempts=1)
+    direct = DirectOpenAI(_litellm())
+    config = direct._config_for("fake-model")
+    original_class = type(config)
+    asked: list[Any] = []
+    inner = original_class._targets_openai_hosted_endpoint
+
+    def counting(self: Any, provider: Any, api_base: Any) -> bool:
+        asked.append(api_base)
+        return bool(inner(self, provider, api_base))
+
+    monkeypatch.setattr(original_class, "_targets_openai_hosted_endpoint", counting)
+    fresh = DirectOpenAI(_litellm())._config_for("fake-model")
+    hosted, local = "https://api.openai.com/v1", "http://127.0.0.1:9/v1"
+    answers = [fresh._targets_openai_hosted_endpoint("openai", base) for base in (hosted, local, hosted, local, local)]
+    assert answers == [True, False, True, False, False]
+    assert asked == [hosted, local]
+    # without an api_base (litellm then reads its globals and the environment) or another provider: asked each time
+    fresh._targets_openai_hosted_endpoint("openai", None)
+    fresh._targets_openai_hosted_endpoint("openai", None)
+    fresh._targets_openai_hosted_endpoint("azure", local)
+    assert asked == [hosted, local, None, None, local]
+    assert "_targets_openai_hosted_endpoint" not in vars(direct._configs[0].get_provider_chat_config(
+        model="fake-model", provider=direct._configs[1]) or object())
+    # and the calls go through it, answering as before
+    server.reset()
+    answer = asyncio.run(model.complete(_request("act", tools=TOOLS, tool_choice="auto")))
+    assert answer.tool_calls[0].name == "wait"

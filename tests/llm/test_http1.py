@@ -459,3 +459,66 @@ def test_an_answer_that_ends_the_connection_is_not_reused(raw: bytes, lean_posts
         outcomes = run_calls(s.base_url, lean=True, calls=2)
     assert [o["content"] for o in outcomes] == ["ok", "ok"]
     assert s.connections == 2 and len(lean_posts) == 2
+
+
+# --- the answer's size: at most http1.MAX_BODY bytes on both paths (a small cap here) ----------
+
+CAP = 4096
+
+
+def _padded(size: int) -> bytes:
+    """A completion padded with spaces (still valid JSON) to exactly ``size`` bytes."""
+    body = _completion_bytes()
+    return body + b" " * (size - len(body))
+
+
+def endless(mode: str) -> Action:
+    """A body that never ends (chunked, or read to close) until the client hangs up (20 s at most)."""
+    def act(conn: socket.socket) -> str:
+        if mode == "chunked":
+            conn.sendall(_head(headers={"Transfer-Encoding": "chunked"}))
+            piece = b"400\r\n" + b"x" * 1024 + b"\r\n"
+        else:
+            conn.sendall(_head(headers={"Connection": "close"}))
+            piece = b"x" * 1024
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            conn.sendall(piece)  # OSError once the client closed: the server thread ends
+        return "close"
+
+    return act
+
+
+TOO_LARGE: dict[str, Callable[[], tuple[Action, ...]]] = {
+    "huge_content_length": lambda: (send(_head(length=10**12) + b'{"id": "x"', then="keep"),),
+    "content_length_one_past_the_cap": lambda: (answer(_padded(CAP + 1)),),
+    "endless_chunked": lambda: (endless("chunked"),),
+    "endless_read_to_close": lambda: (endless("close"),),
+    "chunked_one_past_the_cap": lambda: (chunked(_padded(CAP + 1), sizes=1000),),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TOO_LARGE))
+def test_an_answer_past_the_cap_is_refused_once_naming_the_server(name: str, lean_posts: list[int],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past ``MAX_BODY`` (announced or read so far) both paths stop reading: a bad_response that is
+    not retried (3 attempts allowed, 1 request made), saying which server sent it."""
+    monkeypatch.setattr(http1, "MAX_BODY", CAP)
+    full, lean, old, new = both(TOO_LARGE[name], lean_posts, max_attempts=3)
+    for outcome, s in ((full, old), (lean, new)):
+        kind, retryable, text = outcome[0][1], outcome[0][2], outcome[0][5]
+        assert (kind, retryable) == ("bad_response", False), outcome
+        assert f"127.0.0.1:{s.port}" in text and f"longer than {CAP:,} bytes" in text
+        assert len(s.requests) == 1
+    port = re.compile(r"127\.0\.0\.1:\d+")
+    assert [port.sub("S", str(o)) for o in full] == [port.sub("S", str(o)) for o in lean]
+
+
+@pytest.mark.parametrize("make", [lambda: answer(_padded(CAP)), lambda: chunked(_padded(CAP), sizes=1000),
+                                  lambda: send(_head() + _padded(CAP), then="close")],
+                         ids=["content_length", "chunked", "read_to_close"])
+def test_an_answer_of_exactly_the_cap_is_read(make: Callable[[], Action], lean_posts: list[int],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http1, "MAX_BODY", CAP)
+    full, lean, _, _ = both(lambda: (make(),), lean_posts)
+    assert full == lean and lean[0]["content"] == "ok"
