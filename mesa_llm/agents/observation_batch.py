@@ -28,6 +28,7 @@ from mesa_llm.agents.observation import (
     MarketSnapshot,
     Observation,
     PrivateView,
+    _int_map_json,
     _rest,
     _str,
     account_json,
@@ -77,6 +78,31 @@ def _state_view(state: AccountState, to_units: Any) -> AccountView:
     cash, reserved_cash, credit_limit, short_limit, holdings, reserved = state
     return _account_view(cash, holdings, reserved_cash, reserved, cash - (reserved_cash - 0) + credit_limit,
                          short_limit, to_units)  # fmt: skip
+
+
+def _state_json(state: AccountState, to_units: Any) -> str | None:
+    """``account_json`` of `_state_view` ``(state)`` made from the ledger's numbers without the view,
+    when nothing is reserved (a step's start in a market of day orders) and the amounts are finite
+    floats and the goods' maps strings to ints; else None (then ask `account_json`)."""
+    cash, reserved_cash, credit_limit, short_limit, holdings, reserved = state
+    if reserved and any(reserved.values()):
+        return None
+    cash_units, reserved_units = to_units(cash), to_units(reserved_cash)
+    available_units = to_units(cash - (reserved_cash - 0) + credit_limit)
+    holdings_text = _int_map_json(holdings)
+    if (
+        holdings_text is None or cash_units.__class__ is not float or reserved_units.__class__ is not float
+        or available_units.__class__ is not float
+        or cash_units - cash_units + reserved_units - reserved_units + available_units - available_units != 0.0
+    ):  # fmt: skip
+        return None
+    available_text = _int_map_json({g: q + short_limit for g, q in holdings.items()}) if short_limit else holdings_text
+    if available_text is None:
+        return None
+    return (
+        f'{{"cash":{cash_units!r},"holdings":{holdings_text},"reserved_cash":{reserved_units!r},"reserved_goods":{{}},'
+        f'"available_cash":{available_units!r},"available_goods":{available_text}}}'
+    )
 
 
 def private_key(agent: TraderAgent) -> tuple[Any, ...]:
@@ -501,7 +527,7 @@ class ObservationBatch:
         if encode is None:
             return observation, None
         if seen.account_json is None:
-            seen.account_json = account_json(_state_view(state, money.to_units), encode)
+            seen.account_json = _state_json(state, money.to_units) or account_json(_state_view(state, money.to_units), encode)
         if seen.private_json is None:
             seen.private_json = self._private_text(agent, key, money) or private_json(
                 _private_views(agent, key, money, self._schedules), encode
