@@ -293,12 +293,20 @@ class LazyObservation(Observation):
     def zi_view(self) -> tuple[str, dict[str, Any], Any, float, list[tuple[str, list[float], list[float], int, int, int]]] | None:
         """``(role, market.goods, tick_size, *zi_inputs())``, read without setting the fields when
         none was read or set yet (a batched ZI trader reads only these); None as `zi_inputs`."""
-        inputs = self.zi_inputs()
-        if inputs is None:
+        lazy = self._lazy
+        if lazy & _UNREAD != _UNREAD:
             return None
-        if self._lazy & _FIELDS_UNSET:  # nothing read or set: as observed
-            shared, _, _, _, _, _, _, _, _, _, _, head = self._source
-            return head[2], shared.market.goods, head[3], inputs[0], inputs[1]
+        source = self._source
+        kept = source[4].zi  # `zi_inputs`'s kept numbers, read here (one call less per agent)
+        if kept is not None and kept[0] is source[2] and kept[1] is source[3]:
+            inputs = kept[2]
+        else:
+            inputs = self.zi_inputs()
+            if inputs is None:
+                return None
+        if lazy & _FIELDS_UNSET:  # nothing read or set: as observed
+            head = source[11]
+            return head[2], source[0].market.goods, head[3], inputs[0], inputs[1]
         return self.role, self.market.goods, self.tick_size, inputs[0], inputs[1]
 
     def zi_inputs(self) -> tuple[float, list[tuple[str, list[float], list[float], int, int, int]]] | None:

@@ -110,7 +110,7 @@ def test_the_zi_fast_path_records_what_deciding_from_the_built_parts_records(
         return [line for line in lines if line.get("event_type") != "simulation_start"]
 
     fast = run("fast")
-    monkeypatch.setattr(LazyObservation, "zi_inputs", lambda self: None)  # every ZI agent reads the built parts
+    monkeypatch.setattr(LazyObservation, "zi_view", lambda self: None)  # every ZI agent reads the built parts
     slow = run("slow")
     assert fast == slow
     assert sum(line.get("event_type") == "trade" for line in fast) > 0
