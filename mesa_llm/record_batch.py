@@ -10,14 +10,37 @@ subscriber sees each event when the events before it, and none after it, are rec
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from mesa_llm.recording import SimulationRecorder
 from mesa_llm.recording.recorder import LeanItem
 from mesa_llm.run_summary import LLMActivity
 from mesa_llm.tallies import MarketTallies
 
-__all__ = ["record_many"]
+__all__ = ["TextBatch", "record_many"]
+
+
+class TextBatch:
+    """Events of one type, one per agent, with their contents' JSON texts (a population's
+    observations): an iterable of the ``(event_type, content, agent_id, text)`` items `record_many`
+    takes, whose lines `record_many` makes in one pass (`SimulationRecorder.record_texts`) when
+    it may: no subscriber wants the type and no LLM agent is among them (their events are
+    counted from their dicts). ``sources[i].to_dict()`` makes the dict of event ``i`` (called
+    only if needed); no content has a `SECRET_KEYS` key at its top level."""
+
+    __slots__ = ("agent_ids", "event_type", "sources", "texts")
+
+    def __init__(self, event_type: str, agent_ids: Sequence[int], texts: Sequence[str], sources: Sequence[Any]) -> None:
+        self.event_type, self.agent_ids, self.texts, self.sources = event_type, agent_ids, texts, sources
+
+    def __iter__(self) -> Iterator[LeanItem]:
+        event_type = self.event_type
+        for source, agent_id, text in zip(self.sources, self.agent_ids, self.texts, strict=True):
+            yield event_type, source.to_dict, agent_id, text
+
+    def __len__(self) -> int:
+        return len(self.texts)
 
 
 def record_many(
@@ -35,8 +58,14 @@ def record_many(
     subscribers (``wants(event_type)``: such an item is given to ``record_one`` in its place, after
     the items before it are recorded). ``content`` may be a function making the dict when
     ``encoded`` is given; it is called only when the dict is needed (an LLM agent's event)."""
-    run: list[LeanItem] = []
     llm = activity.population_of
+    if (
+        isinstance(items, TextBatch) and recorder is not None and not wants(items.event_type)
+        and items.event_type not in ("trade", "contract") and (not llm or llm.keys().isdisjoint(items.agent_ids))
+        and recorder.record_texts(items.event_type, items.agent_ids, items.texts, step=step)
+    ):  # fmt: skip
+        return  # nothing for the tallies or the LLM activity, nobody to hand them to: streamed at once
+    run: list[LeanItem] = []
     wanted: dict[str, bool] = {}  # wants(type), asked once per type until a subscriber runs
     for item in items:
         event_type, content, agent_id, encoded = item

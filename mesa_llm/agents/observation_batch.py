@@ -28,6 +28,7 @@ from mesa_llm.agents.observation import (
     MarketSnapshot,
     Observation,
     PrivateView,
+    _int_map_json,
     _rest,
     _str,
     account_json,
@@ -77,6 +78,31 @@ def _state_view(state: AccountState, to_units: Any) -> AccountView:
     cash, reserved_cash, credit_limit, short_limit, holdings, reserved = state
     return _account_view(cash, holdings, reserved_cash, reserved, cash - (reserved_cash - 0) + credit_limit,
                          short_limit, to_units)  # fmt: skip
+
+
+def _state_json(state: AccountState, to_units: Any) -> str | None:
+    """``account_json`` of `_state_view` ``(state)`` made from the ledger's numbers without the view,
+    when nothing is reserved (a step's start in a market of day orders) and the amounts are finite
+    floats and the goods' maps strings to ints; else None (then ask `account_json`)."""
+    cash, reserved_cash, credit_limit, short_limit, holdings, reserved = state
+    if reserved and any(reserved.values()):
+        return None
+    cash_units, reserved_units = to_units(cash), to_units(reserved_cash)
+    available_units = to_units(cash - (reserved_cash - 0) + credit_limit)
+    holdings_text = _int_map_json(holdings)
+    if (
+        holdings_text is None or cash_units.__class__ is not float or reserved_units.__class__ is not float
+        or available_units.__class__ is not float
+        or cash_units - cash_units + reserved_units - reserved_units + available_units - available_units != 0.0
+    ):  # fmt: skip
+        return None
+    available_text = _int_map_json({g: q + short_limit for g, q in holdings.items()}) if short_limit else holdings_text
+    if available_text is None:
+        return None
+    return (
+        f'{{"cash":{cash_units!r},"holdings":{holdings_text},"reserved_cash":{reserved_units!r},"reserved_goods":{{}},'
+        f'"available_cash":{available_units!r},"available_goods":{available_text}}}'
+    )
 
 
 def private_key(agent: TraderAgent) -> tuple[Any, ...]:
@@ -164,42 +190,89 @@ _new = object.__new__
 _UNBUILT: Any = object()
 
 
+#: `LazyObservation._lazy`'s bits: its fields are not set yet; its account, its private part not built yet
+_FIELDS_UNSET, _ACCOUNT_UNBUILT, _PRIVATE_UNBUILT = 1, 2, 4
+_UNREAD = _ACCOUNT_UNBUILT | _PRIVATE_UNBUILT
+_NOTHING_READ = _FIELDS_UNSET | _UNREAD
+
+#: what a `LazyObservation` is made of: (the step's `_Shared`, the agent, its account state, its
+#: private key, its `_Seen`, its recent trades, open orders (None: none), messages (None: none),
+#: rejections, tools, surveillance, (horizon, name, role, tick size))
+Source = tuple[
+    "_Shared", "TraderAgent", AccountState, tuple[Any, ...], "_Seen", tuple[Any, ...], "list[dict[str, Any]] | None",
+    "list[dict[str, Any]] | None", "list[dict[str, Any]]", tuple[str, ...], "dict[str, Any] | None", tuple[Any, ...],
+]  # fmt: skip
+
+
+class _Shared:
+    """What every observation of a step shares: the step, the horizon, the market snapshot, the
+    money and the run's schedules."""
+
+    __slots__ = ("step", "horizon", "market", "money", "schedules")
+
+    def __init__(self, step: Any, horizon: int, market: MarketSnapshot, money: Money, schedules: _Schedules) -> None:
+        self.step, self.horizon, self.market, self.money, self.schedules = step, horizon, market, money, schedules
+
+
 class LazyObservation(Observation):
-    """An `Observation` whose ``account`` and ``private`` parts are built when first read, from
-    the agent's account and private state kept when it was observed (so they show the state at
-    observe time, as an eagerly built observation does). Equal to the `Observation` with the
-    same content; anything reading it (attributes, ``to_dict``, ``dataclasses``) sees one."""
+    """An `Observation` whose fields are set when one is first read or set, and whose ``account``
+    and ``private`` parts are built when first read, all from what was kept when the agent was
+    observed (so they show the state at observe time, as an eagerly built observation does).
+    Equal to the `Observation` with the same content; anything reading it (attributes,
+    ``to_dict``, ``dataclasses``) sees one. Observing makes only the object and its source (a
+    tuple): an observation nobody reads (a batched ZI trader's: `zi_view`) costs no more."""
 
-    __slots__ = ("_source",)
+    __slots__ = ("_source", "_lazy")
 
-    #: (money, account state, private key, the agent, its `_Seen`)
-    _source: tuple[Money, AccountState, tuple[Any, ...], TraderAgent, _Seen, _Schedules]
+    _source: Source
+    #: what is not set or built yet (`_FIELDS_UNSET`, `_ACCOUNT_UNBUILT`, `_PRIVATE_UNBUILT`)
+    _lazy: int
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """A lazy observation with every field given (``dataclasses.replace`` makes one so)."""
+        self._lazy = 0
+        _init(self, *args, **kwargs)
+
+    def _fill(self) -> None:
+        """Set every field from the source but the parts not built yet, as `Observation`'s
+        ``__init__`` would (through the slots: the properties would come back here)."""
+        shared, agent, _, _, _, trades, open_orders, messages, rejections, tools, surveillance, head = self._source
+        _, name, role, tick_size = head
+        lazy = self._lazy
+        values: tuple[Any, ...] = (
+            shared.step, shared.horizon, agent.unique_id, name, role, tick_size, shared.market,
+            [] if open_orders is None else open_orders, list(trades), [] if messages is None else messages, rejections,
+            list(tools), [], [], {}, {}, surveillance, None, {}, None,
+        )  # fmt: skip
+        for put, value in zip(_PUTS, values, strict=True):  # the account and private parts: not here
+            put(self, value)
+        self._lazy = lazy & ~_FIELDS_UNSET
 
     @property
     def account(self) -> AccountView:
-        view = _ACCOUNT_SLOT.__get__(self)
-        if view is _UNBUILT:
-            money, state, _, _, _, _ = self._source
-            view = _state_view(state, money.to_units)
-            _ACCOUNT_SLOT.__set__(self, view)
-        return view
+        if self._lazy & _ACCOUNT_UNBUILT:
+            shared, _, state, _, _, _, _, _, _, _, _, _ = self._source
+            _PUT_ACCOUNT(self, _state_view(state, shared.money.to_units))
+            self._lazy &= ~_ACCOUNT_UNBUILT
+        return _ACCOUNT_SLOT.__get__(self)
 
     @account.setter
     def account(self, view: AccountView) -> None:
-        _ACCOUNT_SLOT.__set__(self, view)
+        _PUT_ACCOUNT(self, view)
+        self._lazy &= ~_ACCOUNT_UNBUILT
 
     @property
     def private(self) -> dict[str, PrivateView]:
-        private = _PRIVATE_SLOT.__get__(self)
-        if private is _UNBUILT:
-            money, _, key, agent, _, schedules = self._source
-            private = _private_views(agent, key, money, schedules)
-            _PRIVATE_SLOT.__set__(self, private)
-        return private
+        if self._lazy & _PRIVATE_UNBUILT:
+            shared, agent, _, key, _, _, _, _, _, _, _, _ = self._source
+            _PUT_PRIVATE(self, _private_views(agent, key, shared.money, shared.schedules))
+            self._lazy &= ~_PRIVATE_UNBUILT
+        return _PRIVATE_SLOT.__get__(self)
 
     @private.setter
     def private(self, private: dict[str, PrivateView]) -> None:
-        _PRIVATE_SLOT.__set__(self, private)
+        _PUT_PRIVATE(self, private)
+        self._lazy &= ~_PRIVATE_UNBUILT
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Observation):
@@ -215,7 +288,26 @@ class LazyObservation(Observation):
     def unread(self) -> bool:
         """Whether neither the account nor the private part was built (nor set) yet: then
         `zi_inputs` gives what they would show."""
-        return _ACCOUNT_SLOT.__get__(self) is _UNBUILT and _PRIVATE_SLOT.__get__(self) is _UNBUILT
+        return self._lazy & _UNREAD == _UNREAD
+
+    def zi_view(self) -> tuple[str, dict[str, Any], Any, float, list[tuple[str, list[float], list[float], int, int, int]]] | None:
+        """``(role, market.goods, tick_size, *zi_inputs())``, read without setting the fields when
+        none was read or set yet (a batched ZI trader reads only these); None as `zi_inputs`."""
+        lazy = self._lazy
+        if lazy & _UNREAD != _UNREAD:
+            return None
+        source = self._source
+        kept = source[4].zi  # `zi_inputs`'s kept numbers, read here (one call less per agent)
+        if kept is not None and kept[0] is source[2] and kept[1] is source[3]:
+            inputs = kept[2]
+        else:
+            inputs = self.zi_inputs()
+            if inputs is None:
+                return None
+        if lazy & _FIELDS_UNSET:  # nothing read or set: as observed
+            head = source[11]
+            return head[2], source[0].market.goods, head[3], inputs[0], inputs[1]
+        return self.role, self.market.goods, self.tick_size, inputs[0], inputs[1]
 
     def zi_inputs(self) -> tuple[float, list[tuple[str, list[float], list[float], int, int, int]]] | None:
         """What a zero-intelligence trader reads from ``account`` and ``private``, without building
@@ -224,13 +316,14 @@ class LazyObservation(Observation):
         Kept per agent while its account state and private key are the same objects (they are
         never changed); the lists are not to be changed. None when a part was read or set
         (`unread`): then it is the one to decide from."""
-        if _ACCOUNT_SLOT.__get__(self) is not _UNBUILT or _PRIVATE_SLOT.__get__(self) is not _UNBUILT:
+        if self._lazy & _UNREAD != _UNREAD:
             return None
-        money, state, key, agent, seen, schedules = self._source
+        shared, _, state, key, seen, _, _, _, _, _, _, _ = self._source
         kept = seen.zi
         if kept is not None and kept[0] is state and kept[1] is key:
             return kept[2]
         cash, reserved_cash, credit_limit, short_limit, holdings, reserved = state
+        money, schedules = shared.money, shared.schedules
         to_units = money.to_units
         shown = key[0]
         out = []
@@ -244,6 +337,40 @@ class LazyObservation(Observation):
         inputs = (to_units(cash - (reserved_cash - 0) + credit_limit), out)
         seen.zi = (state, key, inputs)
         return inputs
+
+
+def _lazy_field(name: str) -> property:
+    """A property for the field ``name`` of a `LazyObservation`: the fields are set from the
+    source when one is first read or set (a set field then keeps what was set)."""
+    slot = Observation.__dict__[name]
+    get, put = slot.__get__, slot.__set__
+
+    def read(self: LazyObservation) -> Any:
+        if self._lazy & _FIELDS_UNSET:
+            self._fill()
+        return get(self)
+
+    def write(self: LazyObservation, value: Any) -> None:
+        if self._lazy & _FIELDS_UNSET:
+            self._fill()
+        put(self, value)
+
+    return property(read, write, doc=f"the observation's ``{name}`` (set from its source when first read)")
+
+
+for _name in (f.name for f in fields(Observation)):
+    if _name not in ("account", "private"):
+        setattr(LazyObservation, _name, _lazy_field(_name))
+del _name
+
+
+#: each field's slot setter, in `Observation`'s order (`LazyObservation._fill`)
+#: (built, or set, when first read: not these)
+_PUTS = tuple(Observation.__dict__[f.name].__set__ for f in fields(Observation) if f.name not in ("account", "private"))
+_PUT_ACCOUNT, _PUT_PRIVATE = _ACCOUNT_SLOT.__set__, _PRIVATE_SLOT.__set__
+assert tuple(f.name for f in fields(Observation))[-6:] == (
+    "reputation", "alliances", "surveillance", "suspended_until", "mechanisms", "_keys"
+), "LazyObservation._fill sets the fields in this order"
 
 
 def _plain(values: tuple[Any, ...]) -> Observation:
@@ -313,6 +440,7 @@ class ObservationBatch:
         self._market: MarketSnapshot | None = None
         self._accounts: Any = None
         self._money: Money | None = None
+        self._shared: _Shared | None = None
         #: the schedules' units and their texts, made when shown
         self._schedules = _Schedules()
 
@@ -323,6 +451,7 @@ class ObservationBatch:
             self._seen.clear()  # the texts are in another currency unit
             self._schedules.clear()
         self._step, self._horizon, self._market = step, horizon, market
+        self._shared = _Shared(step, horizon, market, money, self._schedules)
         self._accounts, self._money = ledger.account, money
         if encode is not None:
             self._step_text = f'{{"step":{step if type(step) is int else encode(step)},'
@@ -362,8 +491,8 @@ class ObservationBatch:
     ) -> tuple[Observation, str | None]:  # fmt: skip
         """``agent``'s observation (what `TraderAgent.observe` gives, with ``tools`` as its
         ``available_actions`` and ``surveillance`` set) and its JSON text (None when not recording)."""
-        money = self._money
-        assert money is not None and self._market is not None, "begin() first"
+        money, shared = self._money, self._shared
+        assert money is not None and shared is not None, "begin() first"
         me = agent.unique_id
         account = self._accounts(me)
         seen = self._seen.get(me)
@@ -390,35 +519,34 @@ class ObservationBatch:
             mid = None
         else:
             key = seen.private_key  # the kept tuple: the same content
-        recent_trades = list(agent.recent_trades) if agent.keep_trades else []
-        shown = agent.messages_shown
+        trades = tuple(agent.recent_trades) if agent.keep_trades else ()
+        shown, inbox = agent.messages_shown, agent.inbox
+        messages = inbox[-shown:] if shown and inbox else None
+        rejections = agent.rejections
+        head_key = (self._horizon, agent.name, agent.role._value_, money.tick_size)
         observation = _new(LazyObservation)
-        _init(
-            observation, self._step, self._horizon, me, agent.name, agent.role._value_, money.tick_size, _UNBUILT,
-            _UNBUILT, self._market, open_orders, recent_trades, agent.inbox[-shown:] if shown else [], agent.rejections,
-            list(tools),
+        # the fields are set when first read (a batched ZI trader reads none of them)
+        observation._lazy = _NOTHING_READ
+        observation._source = (
+            shared, agent, state, key, seen, trades, open_orders or None, messages, rejections, tools, surveillance,
+            head_key,
         )  # fmt: skip
-        observation._source = (money, state, key, agent, seen, self._schedules)  # the two parts built when read
-        if surveillance is not None:
-            observation.surveillance = surveillance
         encode = self.encode
         if encode is None:
             return observation, None
         if seen.account_json is None:
-            seen.account_json = account_json(_state_view(state, money.to_units), encode)
+            seen.account_json = _state_json(state, money.to_units) or account_json(_state_view(state, money.to_units), encode)
         if seen.private_json is None:
             seen.private_json = self._private_text(agent, key, money) or private_json(
                 _private_views(agent, key, money, self._schedules), encode
             )
-        head_key = (self._horizon, observation.name, observation.role, observation.tick_size)
-        if seen.head_key != head_key or type(observation.tick_size) is not float:
+        if seen.head_key != head_key or type(head_key[3]) is not float:
             seen.head_key = head_key
-            seen.head = encode({"horizon": self._horizon, "agent_id": me, "name": observation.name,
-                                "role": observation.role, "tick_size": observation.tick_size})[1:-1]  # fmt: skip
+            seen.head = encode({"horizon": self._horizon, "agent_id": me, "name": head_key[1], "role": head_key[2],
+                                "tick_size": head_key[3]})[1:-1]  # fmt: skip
             mid = None
         if mid is None:
             mid = seen.mid = f'{seen.head},"account":{seen.account_json},"private":{seen.private_json},"market":'
-        trades = tuple(recent_trades)
         if seen.trades != trades:
             # a trade record's text is made once, when it first shows, and reused while it stays in
             # the window (records are never changed; the kept tuple holds them, so ids are theirs)
@@ -428,7 +556,7 @@ class ObservationBatch:
         if seen.tools is not tools:
             seen.tools, seen.tail = tools, None
         tail = seen.tail
-        special = observation.messages or observation.rejections or surveillance is not None
+        special = messages or rejections or surveillance is not None
         if tail is None or special:
             if special:  # shown this step only: not kept
                 rest = encode(_rest(observation))

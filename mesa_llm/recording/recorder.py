@@ -34,7 +34,7 @@ import os
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -714,6 +714,42 @@ class SimulationRecorder:
             index = start = self._count
             lean = self._lean_ready()
         self._add_lines(lines, index - start, step)
+
+    def record_texts(self, event_type: str, agent_ids: Sequence[int], texts: Sequence[str], *, step: int) -> bool:
+        """`record_many` of ``(event_type, content, agent_id, text)`` for each agent id and content
+        text, in order (every agent id an int): the same lines, ids, counts and step index, made
+        and added to the stream as one text. Returns False, recording nothing, when `record_many`
+        would not stream them all (the type, or a recorder not ready for the lean path): then
+        record them the usual way. The caller vouches that no content has a `SECRET_KEYS` key at
+        its top level (an observation's keys are fixed)."""
+        if event_type in _SPECIAL_TYPES or not self._lean_ready() or step.__class__ is not int:
+            return False
+        count = len(texts)
+        if count != len(agent_ids) or any(a.__class__ is not int for a in agent_ids):
+            return False
+        if not count:
+            return True
+        start = self._count
+        type_json = self._type_json.get(event_type)
+        if type_json is None:
+            type_json = self._type_json[event_type] = self._encode(event_type)
+        # the text around each line's index, agent id and content is the same for every line
+        head = f'{{"event_id":{self._id_prefix_json}'
+        stamp = f'",{self._stamp_prefix(time.time_ns() // 1000, step)}'
+        middle = f',"event_type":{type_json},"content":'
+        lines = [
+            f'{head}{str(index).zfill(6)}{stamp}{agent_id}{middle}{content},"metadata":{{}}}}\n'
+            for index, agent_id, content in zip(range(start, start + count), agent_ids, texts, strict=True)
+        ]
+        # joined in chunks of about what the stream writes at once (not one text of megabytes)
+        size = max(_PENDING_CHARS // (len(lines[0]) + 1), 1)
+        chunks = lines if size == 1 else ["".join(lines[i : i + size]) for i in range(0, count, size)]
+        agent_counts = self._agent_counts
+        for agent_id in agent_ids:
+            agent_counts[agent_id] = agent_counts.get(agent_id, 0) + 1
+        self._type_counts[event_type] = self._type_counts.get(event_type, 0) + count
+        self._add_lines(chunks, count, step)
+        return True
 
     def _lean_ready(self) -> bool:
         """Whether `_lean` may stream events now (their types and contents aside)."""

@@ -21,8 +21,9 @@ from mesa_llm.market import Order
 from mesa_llm.mechanisms.base import insert_tools
 from mesa_llm.mechanisms.call_market import CALL_MARKET_TOOLS, CallMarketMechanism
 from mesa_llm.mechanisms.negotiation import NEGOTIATION_TOOLS
+from mesa_llm.record_batch import TextBatch
 from mesa_llm.social.mailbox import Mailbox
-from mesa_llm.world.state import RecordEncoded, RecordItem, RecordMany, WorldState
+from mesa_llm.world.state import RecordEncoded, RecordMany, WorldState
 
 #: the tools the built-in mechanisms offer (the call market's and the desk's)
 MECHANISM_TOOLS = frozenset(CALL_MARKET_TOOLS) | NEGOTIATION_TOOLS
@@ -248,8 +249,11 @@ class Observer:
         # tools kept per (role, has open orders, has messages to forward)
         needs: dict[Role, tuple[bool, bool]] = {}
         kept, received = self._narrowed, world.mailbox.received
-        items: list[RecordItem] = []
-        out = []
+        # the recorded texts, by agent (one `TextBatch`: streamed as one text when it may)
+        ids: list[int] = []
+        texts: list[str] = []
+        observed: list[Any] = []
+        out: list[tuple[TraderAgent, Any]] = []
         try:
             for agent in world.agents.values():
                 me, role = agent.unique_id, agent.role
@@ -271,8 +275,14 @@ class Observer:
                     if role is regulator:
                         obs.surveillance = surveillance
                     text = self.encoder.encode(obs.to_dict()) if self.encoder is not None else None
-                if record_many is not None:
-                    items.append(("observation", obs.to_dict if text is not None else obs.to_dict(), me, text))
+                if record_many is not None and text is not None:
+                    ids.append(me)
+                    texts.append(text)
+                    observed.append(obs)
+                elif record_many is not None:
+                    _record_texts(record_many, ids, texts, observed)
+                    ids, texts, observed = [], [], []
+                    record_many([("observation", obs.to_dict(), me, None)])
                 elif record is not None:  # as the per-agent loop records (a 3-argument recorder without text)
                     if text is None:
                         record("observation", obs.to_dict(), me)
@@ -281,9 +291,15 @@ class Observer:
                 agent.start_step()
                 out.append((agent, obs))
         finally:  # what was observed is recorded, also when an agent's observation failed
-            if items and record_many is not None:
-                record_many(items)
+            if ids and record_many is not None:
+                _record_texts(record_many, ids, texts, observed)
         return out
+
+
+def _record_texts(record_many: RecordMany, ids: list[int], texts: list[str], observations: list[Any]) -> None:
+    """Record the observations of the agents ``ids``, with their ``texts``, as one `TextBatch`."""
+    if ids:
+        record_many(TextBatch("observation", ids, texts, observations))
 
 
 def deliver_messages(mailbox: Mailbox, agents: Mapping[int, TraderAgent]) -> list[dict[str, Any]]:

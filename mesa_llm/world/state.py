@@ -7,7 +7,7 @@ never import or reach back into the model that runs the step pipeline (data flow
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -43,7 +43,7 @@ class RecordEncoded(Protocol):
 RecordItem = tuple[str, Content, int | None, str | None]
 """One event of a batch: ``(event_type, content, agent_id, encoded)``, as `RecordEncoded` takes them."""
 
-RecordMany = Callable[[list[RecordItem]], None]
+RecordMany = Callable[[Iterable[RecordItem]], None]
 """Records a batch of events, in order, as recording each in turn would."""
 
 

@@ -110,7 +110,7 @@ def test_the_zi_fast_path_records_what_deciding_from_the_built_parts_records(
         return [line for line in lines if line.get("event_type") != "simulation_start"]
 
     fast = run("fast")
-    monkeypatch.setattr(LazyObservation, "zi_inputs", lambda self: None)  # every ZI agent reads the built parts
+    monkeypatch.setattr(LazyObservation, "zi_view", lambda self: None)  # every ZI agent reads the built parts
     slow = run("slow")
     assert fast == slow
     assert sum(line.get("event_type") == "trade" for line in fast) > 0
@@ -147,3 +147,53 @@ def test_a_lazy_observation_is_an_observation_in_every_use() -> None:
     with pytest.raises(TypeError):
         hash(lazy)
     assert np.isclose(lazy.account.cash, obs.account.cash)
+
+
+def _fields(obs: Observation) -> dict[str, Any]:
+    return {f.name: getattr(obs, f.name) for f in dataclasses.fields(Observation)}
+
+
+def test_observing_sets_no_field_and_deciding_reads_none() -> None:
+    """A batched ZI trader's observation is never filled: its role, market and tick come from
+    what observing kept (`zi_view`), and every field shows observe-time state when read late."""
+    spec = load_scenario("double_auction", overrides=["social.gossip=true"])
+    model, twin = (MarketModel(spec, seed=2, steps=6, record=False) for _ in range(2))
+    for _ in range(2):
+        model.step()
+        twin.step()
+    for m in (model, twin):  # a message delivered to one agent, a rejection to another
+        m.traders[0].inbox.append({"sender_id": 1, "text": "ünï"})
+        m.traders[1].rejections.append({"reason": "r"})
+    observations = model.prepare_step()
+    at_once = [_fields(o) for _, o in twin.prepare_step()]  # the same state, read at once
+    assert all(o._lazy == 7 for _, o in observations)  # nothing set or built by observing
+    decide_rule_based(observations, copy.deepcopy(model.rng))
+    assert all(o._lazy == 7 for _, o in observations)  # nor by deciding
+    for agent, _ in observations:  # what the agents see next changes: not what was observed
+        agent.inbox.append({"sender_id": 0, "text": "late"})
+        agent.rejections.append({"reason": "late"})
+    model.step()
+    assert [_fields(o) for _, o in observations] == at_once
+    assert any(o["recent_trades"] for o in at_once) and at_once[0]["messages"] and at_once[1]["rejections"]
+
+
+def test_a_part_or_field_read_or_set_first_stays_when_the_rest_are_set() -> None:
+    model, twin = (MarketModel(load_scenario("double_auction"), seed=2, steps=3, record=False) for _ in range(2))
+    observations = model.prepare_step()
+    assert all(o._lazy == 7 for _, o in observations)
+    eager = _eager(twin, twin.prepare_step())  # the same state (the twin's are read: set now)
+    (_, built), (_, given), (_, renamed) = observations[:3]
+    account = built.account  # built before any field: filling the fields keeps it
+    assert built.step == 1 and built.account is account and built == eager[0][1]
+    view = AccountView(0.0, {}, 0.0, {}, 0.0, {})
+    given.account = view
+    assert given.role == eager[1][1].role and given.account is view and given.zi_inputs() is None
+    renamed.name = "someone else"  # set before any field was read: kept, the rest as observed
+    assert renamed.name == "someone else" and renamed.horizon == eager[2][1].horizon and renamed.unread()
+    renamed.role = "seller"  # a field set after filling: what a batch decides from
+    view_ = renamed.zi_view()
+    assert view_ is not None and view_[0] == "seller" and view_[1] == eager[2][1].market.goods
+    assert renamed == dataclasses.replace(eager[2][1], name="someone else", role="seller")
+    copied = dataclasses.replace(renamed)  # made by __init__: every field given
+    assert type(copied) is LazyObservation and not copied.unread() and copied.zi_view() is None
+    assert copied == renamed

@@ -93,17 +93,17 @@ class _ZeroIntelligence(DecisionPolicy):
         cash: list[Any] = []  # each agent's available cash, read before drawing
         for i, (policy, observation) in enumerate(zip(policies, observations, strict=True)):
             quantity = policy.params.quantity  # type: ignore[attr-defined]
-            role_may_buy, role_may_sell = _SIDES[observation.role]
-            market_goods = observation.market.goods
-            zi = observation.zi_inputs() if observation.__class__ is LazyObservation else None
+            # a lazy observation's numbers from what it keeps, its fields unset (`LazyObservation.zi_view`)
+            zi = observation.zi_view() if observation.__class__ is LazyObservation else None
             if zi is None:  # the numbers from the built account and private parts
                 account = observation.account
                 available = account.available_goods
-                zi = account.available_cash, [
+                zi = observation.role, observation.market.goods, observation.tick_size, account.available_cash, [
                     (good, p.values, p.costs, p.values_left, p.costs_left, available.get(good, 0))
                     for good, p in observation.private.items()
                 ]
-            available_cash, inputs = zi
+            role, market_goods, tick_size, available_cash, inputs = zi
+            role_may_buy, role_may_sell = _SIDES[role]
             cash.append(available_cash)
             for good, values, costs, values_left, costs_left, available_goods in inputs:
                 market = market_goods[good]
@@ -112,13 +112,13 @@ class _ZeroIntelligence(DecisionPolicy):
                     q = min(quantity, values_left, len(values))
                     top = min(values[q - 1], hi) if constrained else hi
                     if top >= lo:
-                        add((i, good, True, lo, top, q, observation.tick_size))
+                        add((i, good, True, lo, top, q, tick_size))
                 if role_may_sell and costs:
                     q = min(quantity, costs_left, len(costs), available_goods)
                     if q > 0:
                         bottom = max(costs[q - 1], lo) if constrained else lo
                         if bottom <= hi:
-                            add((i, good, False, bottom, hi, q, observation.tick_size))
+                            add((i, good, False, bottom, hi, q, tick_size))
         actions: list[list[ActionBase]] = [[] for _ in observations]
         if not draws:
             return [Decision(actions=a) for a in actions]

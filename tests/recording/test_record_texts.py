@@ -1,0 +1,75 @@
+"""`SimulationRecorder.record_texts`: one event type's texts, one per agent, recorded as
+`record_many` records the same items: the same lines (timestamps aside), ids, counts, step index
+and agent index, in one text per chunk; and nothing recorded (False) where `record_many` would not
+stream them all."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mesa_llm.recording import SimulationRecorder
+from mesa_llm.recording.recorder import _PENDING_CHARS
+
+_TIMESTAMP = re.compile(r'"timestamp":"[^"]*"')
+
+
+def _lines(recorder: SimulationRecorder) -> list[str]:
+    recorder.flush()
+    assert recorder.jsonl_path is not None
+    text = recorder.jsonl_path.read_text(encoding="utf-8")
+    return [_TIMESTAMP.sub('"timestamp":""', line) for line in text.splitlines()]
+
+
+def _pair(tmp_path: Path, **options: Any) -> tuple[SimulationRecorder, SimulationRecorder]:
+    return tuple(  # type: ignore[return-value]
+        SimulationRecorder(None, tmp_path / name, simulation_id="s", run_name="r", **options) for name in ("many", "texts")
+    )
+
+
+def _texts(encode: Any, step: int, count: int, pad: int = 0) -> list[str]:
+    return [encode({"step": step, "name": f"Zoë {i}", "x": "é" * pad, "v": i / 3}) for i in range(count)]
+
+
+def test_texts_record_what_a_batch_of_the_same_items_records(tmp_path: Path) -> None:
+    many, texts = _pair(tmp_path)
+    ids = [5, 3, 12, 3]  # not in order, one agent twice
+    for step, pad in ((1, 0), (2, 0), (3, 3000)):  # step 3: past the pending bound, non-ASCII
+        batch = _texts(many.encode, step, len(ids) * (40 if pad else 1), pad)
+        agents = ids * (40 if pad else 1)
+        many.record_many([("order", {"order_id": step}, 7, None)], step=step)
+        texts.record_many([("order", {"order_id": step}, 7, None)], step=step)
+        many.record_many([("observation", dict, a, t) for a, t in zip(agents, batch, strict=True)], step=step)
+        assert texts.record_texts("observation", agents, batch, step=step)
+    assert texts.record_texts("observation", [], [], step=3)
+    assert _lines(texts) == _lines(many) and len(_lines(texts)) == (1 + 4) * 2 + 1 + 160
+    assert len("".join(_lines(texts))) > _PENDING_CHARS  # more than one chunk
+    timeless = lambda r: {k: v for k, v in r.get_stats().items() if "duration" not in k}  # noqa: E731
+    assert timeless(texts) == timeless(many)
+    assert texts.events_since_save == many.events_since_save
+    for step in (1, 2, 3):  # the step index covers the texts' bytes (multi-byte characters too)
+        assert [e.to_dict() | {"timestamp": ""} for e in texts.get_events_by_step(step)] == [
+            e.to_dict() | {"timestamp": ""} for e in many.get_events_by_step(step)
+        ]
+    assert [e.event_id for e in texts.get_agent_events(3)] == [e.event_id for e in many.get_agent_events(3)]
+
+
+@pytest.mark.parametrize(
+    ("event_type", "agent_ids", "options"),
+    [
+        ("message", [1, 2], {}),  # a type with side effects: the usual way
+        ("observation", [1, 2], {"keep_in_memory": True}),  # a recorder keeping events
+        ("observation", [1, True], {}),  # a bool is no int id (the encoder writes true)
+        ("observation", [1, "2"], {}),
+        ("observation", [1], {}),  # fewer ids than texts
+    ],
+)
+def test_texts_are_refused_where_a_batch_would_not_stream_them(
+    tmp_path: Path, event_type: str, agent_ids: list[Any], options: dict[str, Any]
+) -> None:
+    recorder = SimulationRecorder(None, tmp_path, simulation_id="s", run_name="r", **options)
+    assert not recorder.record_texts(event_type, agent_ids, ['{"a":1}', '{"a":2}'], step=1)
+    assert recorder.total_events_recorded == 0
