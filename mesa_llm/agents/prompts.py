@@ -31,8 +31,10 @@ from jinja2.sandbox import SecurityError
 
 from mesa_llm.agents.template_sandbox import (
     MAX_PROMPT_CHARS,
+    NO_KEY,
     PromptSandbox,
     TemplateBudgetError,
+    dict_key,
     end_render,
     start_render,
 )
@@ -137,10 +139,6 @@ def scores(table: Mapping[str, Any]) -> str:
     return f"{common} for all" + (f" but {', '.join(others)}" if others else "")
 
 
-#: every attribute a plain dict has (``d.items`` is the method, not the key "items")
-_DICT_ATTRIBUTES = frozenset(dir(dict))
-
-
 class _PackagedEnvironment(jinja2.Environment):
     """Renders the shipped templates, unchanged, without the sandbox (see :meth:`PromptLibrary.render`).
 
@@ -158,13 +156,21 @@ class _PackagedEnvironment(jinja2.Environment):
     def getattr(self, obj: Any, attribute: str) -> Any:
         """``obj.attribute``: a plain dict's key without first raising and catching the
         AttributeError Jinja's own look-up starts with (as the sandbox's ``getattr`` does)."""
-        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
-            try:
-                return obj[attribute]
-            except KeyError:
-                pass
-        return super().getattr(obj, attribute)
+        value = dict_key(obj, attribute)
+        return super().getattr(obj, attribute) if value is NO_KEY else value
 
+
+#: the Jinja options of every prompt environment, the sandbox's and the shipped templates'
+_ENV_OPTIONS: dict[str, Any] = {
+    "undefined": jinja2.StrictUndefined,
+    "autoescape": False,
+    "trim_blocks": True,
+    "lstrip_blocks": True,
+    "keep_trailing_newline": False,
+    "auto_reload": False,
+}
+#: the library's filters, in every prompt environment
+_FILTERS: dict[str, Callable[..., Any]] = {"quoted": quoted, "num": num, "scores": scores}
 
 #: whether new libraries render the shipped templates outside the sandbox (tests turn it off to
 #: compare with the reference: everything in the sandbox)
@@ -178,16 +184,8 @@ def _packaged_env() -> _PackagedEnvironment:
     """One environment per process for the shipped templates, with the options and filters every
     :class:`PromptLibrary` gives its sandbox."""
     if not _PACKAGED:
-        env = _PackagedEnvironment(
-            loader=jinja2.FileSystemLoader(str(prompts_dir())),
-            undefined=jinja2.StrictUndefined,
-            autoescape=False,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=False,
-            auto_reload=False,
-        )
-        env.filters.update(quoted=quoted, num=num, scores=scores)
+        env = _PackagedEnvironment(loader=jinja2.FileSystemLoader(str(prompts_dir())), **_ENV_OPTIONS)
+        env.filters.update(_FILTERS)
         _PACKAGED.append(env)
     return _PACKAGED[0]
 
@@ -295,18 +293,8 @@ class PromptLibrary:
                 jinja2.FileSystemLoader([str(p) for p in self.search_paths]),
             ]
         )
-        self.env = PromptSandbox(
-            loader=self._loader,
-            undefined=jinja2.StrictUndefined,
-            autoescape=False,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=False,
-            auto_reload=False,
-        )
-        self.env.filters["quoted"] = quoted
-        self.env.filters["num"] = num
-        self.env.filters["scores"] = scores
+        self.env = PromptSandbox(loader=self._loader, **_ENV_OPTIONS)
+        self.env.filters.update(_FILTERS)
         self._templates: dict[str, jinja2.Template] = {}
         #: per template name: the shipped template to render it with outside the sandbox, when this
         #: library's source of it and of all it includes is the shipped one (:meth:`_packaged`);

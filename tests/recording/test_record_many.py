@@ -6,7 +6,6 @@ event."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +13,13 @@ import pytest
 
 from mesa_llm.recording import SimulationRecorder
 from mesa_llm.recording.recorder import REDACTED
-
-_TIMESTAMP = re.compile(r'"timestamp":"[^"]*"')
+from tests.support.recordings import untimed_lines
 
 
 def _lines(recorder: SimulationRecorder) -> list[str]:
     recorder.flush()
     assert recorder.jsonl_path is not None
-    text = recorder.jsonl_path.read_text(encoding="utf-8")
-    return [_TIMESTAMP.sub('"timestamp":""', line) for line in text.splitlines()]
+    return untimed_lines(recorder.jsonl_path)
 
 
 def _items(encode: Any) -> list[tuple[str, Any, Any, str | None]]:

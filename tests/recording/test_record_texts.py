@@ -5,7 +5,6 @@ stream them all."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +12,13 @@ import pytest
 
 from mesa_llm.recording import SimulationRecorder
 from mesa_llm.recording.recorder import _PENDING_CHARS
-
-_TIMESTAMP = re.compile(r'"timestamp":"[^"]*"')
+from tests.support.recordings import untimed_lines
 
 
 def _lines(recorder: SimulationRecorder) -> list[str]:
     recorder.flush()
     assert recorder.jsonl_path is not None
-    text = recorder.jsonl_path.read_text(encoding="utf-8")
-    return [_TIMESTAMP.sub('"timestamp":""', line) for line in text.splitlines()]
+    return untimed_lines(recorder.jsonl_path)
 
 
 def _pair(tmp_path: Path, **options: Any) -> tuple[SimulationRecorder, SimulationRecorder]:

@@ -4,17 +4,11 @@ any text, memory stays bounded, and the lean `stream_event` path writes what `re
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 from mesa_llm.recording import SimulationRecorder
 from mesa_llm.recording.recorder import REDACTED
-
-_TIMESTAMP = re.compile(r'"timestamp":"[^"]*"')
-
-
-def _lines(path: Path) -> list[str]:
-    return [_TIMESTAMP.sub('"timestamp":""', line) for line in path.read_text(encoding="utf-8").splitlines()]
+from tests.support.recordings import untimed_lines
 
 
 def test_lines_wait_for_the_flush_and_then_all_reach_the_file(tmp_path: Path) -> None:
@@ -24,7 +18,7 @@ def test_lines_wait_for_the_flush_and_then_all_reach_the_file(tmp_path: Path) ->
     assert recorder.jsonl_path is not None
     assert recorder.jsonl_path.stat().st_size == 0  # held until the step's flush
     recorder.flush()
-    assert [json.loads(line)["content"]["order_id"] for line in _lines(recorder.jsonl_path)] == [0, 1, 2]
+    assert [json.loads(line)["content"]["order_id"] for line in untimed_lines(recorder.jsonl_path)] == [0, 1, 2]
 
 
 def test_a_step_of_large_events_is_written_as_it_goes_not_held_whole(tmp_path: Path) -> None:
@@ -35,7 +29,7 @@ def test_a_step_of_large_events_is_written_as_it_goes_not_held_whole(tmp_path: P
     assert recorder.jsonl_path is not None
     assert recorder.jsonl_path.stat().st_size > 1_000_000
     recorder.close()
-    assert len(_lines(recorder.jsonl_path)) == 300
+    assert len(untimed_lines(recorder.jsonl_path)) == 300
 
 
 def test_steps_read_back_exactly_after_lines_with_multibyte_text(tmp_path: Path) -> None:
@@ -62,7 +56,7 @@ def test_the_lean_path_streams_the_line_record_event_streams(tmp_path: Path) -> 
     full.close()
     lean.close()
     assert full.jsonl_path is not None and lean.jsonl_path is not None
-    assert _lines(lean.jsonl_path) == _lines(full.jsonl_path)
+    assert untimed_lines(lean.jsonl_path) == untimed_lines(full.jsonl_path)
     assert lean.get_stats()["total_events"] == full.get_stats()["total_events"] == 4
     assert lean.get_stats()["events_per_agent"] == full.get_stats()["events_per_agent"]
 
@@ -100,4 +94,4 @@ def test_record_lean_makes_the_content_only_when_an_event_is_needed(tmp_path: Pa
     assert made == [1, 1] and kept.events[0].content == {"a": 1}
     recorder.close()
     assert recorder.jsonl_path is not None
-    assert [json.loads(line)["content"] for line in _lines(recorder.jsonl_path)] == [{"a": 1}, {"a": 1}]
+    assert [json.loads(line)["content"] for line in untimed_lines(recorder.jsonl_path)] == [{"a": 1}, {"a": 1}]

@@ -4,6 +4,7 @@ durations, library versions)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,15 @@ def untimed(value: Any) -> Any:
     if isinstance(value, list):
         return [untimed(v) for v in value]
     return value
+
+
+#: an event line's timestamp, as the recorder writes it
+TIMESTAMP = re.compile(r'"timestamp":"[^"]*"')
+
+
+def untimed_lines(path: Path) -> list[str]:
+    """The recording's lines as written, each with its timestamp emptied (for byte-for-byte comparisons)."""
+    return [TIMESTAMP.sub('"timestamp":""', line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def normalised_events(path: Path) -> list[str]:
