@@ -261,6 +261,8 @@ class LLMWiring:
         self.keep_encoded: Callable[[Any], None] | None = None
         #: the policies' tool lists by JSON text (`LLMContext.shared_tools`)
         self.shared_tools: dict[str, tuple[list[dict[str, Any]], str]] = {}
+        #: the policies' tool lists by what they are built from (`LLMContext.built_tools`)
+        self.built_tools: dict[tuple[Any, ...], tuple[list[dict[str, Any]], str]] = {}
         #: the policies' system prompts by text (`LLMContext.shared_texts`)
         self.shared_texts: dict[str, str] = {}
         settings = scenario.llm
@@ -530,6 +532,7 @@ class LLMWiring:
             agent_ids=self.agent_ids,
             keep_encoded=self._keep_encoded,
             shared_tools=self.shared_tools,
+            built_tools=self.built_tools,
             shared_texts=self.shared_texts,
         )
 

@@ -409,6 +409,28 @@ def _build(
     return out
 
 
+def stable_tools_key(
+    registry: ActionRegistry,
+    names: Sequence[str],
+    *,
+    goods: Mapping[str, tuple[float, float]],
+    sides: Sequence[str],
+    peers: Sequence[int],
+) -> tuple[Any, ...]:
+    """What `stable_tool_schemas` with these arguments is a function of: equal keys, equal lists.
+
+    The peers enter the schemas only as `id_schema` of their ids (an enum up to
+    :data:`MAX_ENUM_IDS` ids, else their range) and as an id list's ``maxItems`` (at most 100);
+    so past that many agents every agent of a population but the two at the ends of the ids has
+    the same key, and the lists are built once per population, not once per agent (an O(agents)
+    build per agent made the first step of 10,000 LLM agents O(agents^2))."""
+    unique = set(peers)
+    shown: tuple[Any, ...] = (
+        tuple(sorted(unique)) if len(unique) <= MAX_ENUM_IDS else ("range", min(len(unique), 100), min(unique), max(unique))
+    )
+    return (id(registry), tuple(names), tuple(goods.items()), tuple(sides), shown)
+
+
 def stable_tool_schemas(
     registry: ActionRegistry,
     names: Sequence[str],

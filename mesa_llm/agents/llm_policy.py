@@ -32,6 +32,7 @@ from mesa_llm.agents.action_schemas import (
     example_call,
     json_mode_format,
     stable_tool_schemas,
+    stable_tools_key,
     state_tool_schemas,
     tool_signatures,
 )
@@ -104,6 +105,8 @@ class LLMContext:
     #: the run's tool lists by their JSON text, shared by the policies whose lists are the same
     #: (each with its ``canonical_json``), so that what is cached per list serves every agent
     shared_tools: dict[str, tuple[list[dict[str, Any]], str]] | None = None
+    #: the run's tool lists by what they are built from (`stable_tools_key`): built once per key
+    built_tools: dict[tuple[Any, ...], tuple[list[dict[str, Any]], str]] | None = None
     #: the run's system prompts by their text, so that the agents of a population whose system
     #: prompts are equal hold one string: what is kept per system prompt (a request key's hashed
     #: opening, `mesa_llm.llm.types.ChatRequest.cache_key`) is then made once, not once per agent
@@ -556,10 +559,15 @@ class LLMPolicy(DecisionPolicy):
                     for g in ctx.market.get("goods") or []
                     if isinstance(g, dict) and "name" in g
                 }
-                tools = stable_tool_schemas(
-                    ctx.registry, [n for n in ctx.tool_names if n in known], goods=goods, sides=sides, peers=peers
-                )
-                self._stable_tools, self._stable_tools_json = _shared(ctx.shared_tools, tools)
+                names = [n for n in ctx.tool_names if n in known]
+                key = stable_tools_key(ctx.registry, names, goods=goods, sides=sides, peers=peers)
+                built = ctx.built_tools.get(key) if ctx.built_tools is not None else None
+                if built is None:
+                    tools = stable_tool_schemas(ctx.registry, names, goods=goods, sides=sides, peers=peers)
+                    built = _shared(ctx.shared_tools, tools)
+                    if ctx.built_tools is not None:
+                        ctx.built_tools[key] = built
+                self._stable_tools, self._stable_tools_json = built
                 if ctx.keep_encoded is not None:
                     ctx.keep_encoded(self._stable_tools)
             self._step_tools = self._stable_tools

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from mesa_llm.agents import llm_policy
+from mesa_llm.actions import ActionRegistry
+from mesa_llm.agents import action_schemas, llm_policy
 from mesa_llm.llm.testing import ScriptedChatModel, tool_call_response
 from mesa_llm.model import MarketModel
 from mesa_llm.scenario import load_scenario
@@ -48,3 +50,45 @@ def test_agents_offered_the_same_tools_share_one_list(tmp_path: Path, monkeypatc
     assert len(lists) == len(distinct)  # one list per distinct content
     if per_side == 40:  # past MAX_ENUM_IDS agents: a handful of lists for 80 agents
         assert len(lists) <= 6
+
+
+@pytest.mark.parametrize("per_side", [3, 40])
+def test_tool_lists_are_built_once_per_key_and_each_is_the_agents_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, per_side: int) -> None:
+    builds: list[int] = []
+    real_build = action_schemas._build
+    monkeypatch.setattr(action_schemas, "_build", lambda *a, **k: builds.append(1) or real_build(*a, **k))
+    model = _run(tmp_path, per_side)
+    offered = _offered(model)
+    built = len(builds)
+    for agent in model.llm_agents:  # what stable_tool_schemas gives this agent, built for it alone
+        policy, ctx = agent.policy, agent.policy._ctx()  # type: ignore[attr-defined]
+        goods = {g["name"]: (float(g["min_price"]), float(g["max_price"])) for g in ctx.market["goods"]}
+        names = [n for n in ctx.tool_names if n in set(ctx.registry.names())]
+        own = action_schemas.stable_tool_schemas(ctx.registry, names, goods=goods, sides=policy._sides(), peers=policy._peers(agent.unique_id))
+        assert offered[agent.unique_id] == json.dumps(own), agent.unique_id
+    # one build per distinct list: past MAX_ENUM_IDS agents the two at the ends of the ids differ
+    # (their peers' range) from the rest of their population, not every agent from every other
+    assert built == len(set(offered.values()))
+    assert built <= (6 if per_side == 40 else 2 * per_side)
+
+
+_EDGE = [*range(1, 64), 70]  # 64 ids: still an enum, whose members matter beyond its ends
+
+
+@pytest.mark.parametrize(
+    ("left", "right"),
+    [(range(1, 70), range(1, 70)), (range(1, 70), range(2, 70)), (range(1, 70), range(1, 71)),
+     (range(1, 80), [*range(1, 40), *range(41, 80)]), (range(1, 150), range(1, 160)), (range(1, 60), range(1, 61)),
+     ([3, 1, 2], [1, 2, 3]), ([1, 2, 3], [1, 2, 4]), (_EDGE, [x for x in _EDGE if x != 30] + [69]),
+     ({"goods": {"widget": (1.0, 200.0)}}, {"goods": {"widget": (1.0, 300.0)}}), ({"sides": ["buy"]}, {"sides": ["sell"]}),
+     ({"names": ["wait"]}, {"names": ["send_message", "wait"]})],
+)  # fmt: skip
+def test_equal_keys_mean_equal_tool_lists(left: Any, right: Any) -> None:
+    registry = ActionRegistry()
+    base: dict[str, Any] = {"goods": {"widget": (1.0, 200.0)}, "sides": ["buy"], "peers": list(range(1, 10)),
+                            "names": ["place_order", "send_message", "broadcast", "forward_message", "propose_alliance",
+                                      "make_offer", "call_for_proposals", "wait"]}  # fmt: skip
+    options = [{**base, **(side if isinstance(side, dict) else {"peers": list(side)})} for side in (left, right)]
+    keys = [action_schemas.stable_tools_key(registry, o.pop("names"), **o) for o in [dict(o) for o in options]]
+    lists = [json.dumps(action_schemas.stable_tool_schemas(registry, o.pop("names"), **o)) for o in [dict(o) for o in options]]
+    assert (keys[0] == keys[1]) == (lists[0] == lists[1])
