@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mesa_llm.actions import ActionRegistry
-from mesa_llm.agents.llm_policy import LLMContext, LLMPolicy
+from mesa_llm.agents.llm_policy import LLMContext, LLMPolicy, RunToolLists
 from mesa_llm.agents.persona import Persona
 from mesa_llm.agents.prompts import PromptLibrary, resolve_overrides
 from mesa_llm.agents.roles import Role
@@ -262,7 +262,7 @@ class LLMWiring:
         #: the policies' tool lists by JSON text (`LLMContext.shared_tools`)
         self.shared_tools: dict[str, tuple[list[dict[str, Any]], str]] = {}
         #: the policies' tool lists by what they are built from (`LLMContext.built_tools`)
-        self.built_tools: dict[tuple[Any, ...], tuple[list[dict[str, Any]], str]] = {}
+        self.built_tools = RunToolLists()
         #: the policies' system prompts by text (`LLMContext.shared_texts`)
         self.shared_texts: dict[str, str] = {}
         settings = scenario.llm

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -409,25 +410,34 @@ def _build(
     return out
 
 
+def peers_shown(ids: Sequence[int], me: int | None = None) -> tuple[Any, ...]:
+    """How the agents ``ids`` other than ``me`` show in a tool schema: `id_schema` of their ids (an
+    enum up to :data:`MAX_ENUM_IDS` ids, else their range) and an id list's ``maxItems`` (at most
+    100); so their ids up to that many, else ``("range", count up to 100, lowest, highest)``.
+    ``ids`` sorted and unique; past MAX_ENUM_IDS ids it takes O(log ids), not O(ids)."""
+    at = bisect_left(ids, me) if me is not None else len(ids)
+    has_me = at < len(ids) and ids[at] == me
+    count = len(ids) - has_me
+    if count <= MAX_ENUM_IDS:
+        return tuple(i for i in ids if i != me)
+    low = ids[1] if has_me and at == 0 else ids[0]
+    high = ids[-2] if has_me and at == len(ids) - 1 else ids[-1]
+    return ("range", min(count, 100), low, high)
+
+
 def stable_tools_key(
     registry: ActionRegistry,
     names: Sequence[str],
     *,
     goods: Mapping[str, tuple[float, float]],
     sides: Sequence[str],
-    peers: Sequence[int],
+    shown: tuple[Any, ...],
 ) -> tuple[Any, ...]:
-    """What `stable_tool_schemas` with these arguments is a function of: equal keys, equal lists.
-
-    The peers enter the schemas only as `id_schema` of their ids (an enum up to
-    :data:`MAX_ENUM_IDS` ids, else their range) and as an id list's ``maxItems`` (at most 100);
-    so past that many agents every agent of a population but the two at the ends of the ids has
-    the same key, and the lists are built once per population, not once per agent (an O(agents)
-    build per agent made the first step of 10,000 LLM agents O(agents^2))."""
-    unique = set(peers)
-    shown: tuple[Any, ...] = (
-        tuple(sorted(unique)) if len(unique) <= MAX_ENUM_IDS else ("range", min(len(unique), 100), min(unique), max(unique))
-    )
+    """What `stable_tool_schemas` is a function of, for peers that show as ``shown``
+    (`peers_shown`): equal keys, equal lists. Past MAX_ENUM_IDS agents every agent of a population
+    but the two at the ends of the ids has the same key, so the lists are built once per
+    population, not once per agent (an O(agents) build per agent made the first step of 10,000 LLM
+    agents O(agents^2))."""
     return (id(registry), tuple(names), tuple(goods.items()), tuple(sides), shown)
 
 

@@ -31,6 +31,7 @@ from mesa_llm.actions import ActionBase, ActionRegistry, ActionValidationError, 
 from mesa_llm.agents.action_schemas import (
     example_call,
     json_mode_format,
+    peers_shown,
     stable_tool_schemas,
     stable_tools_key,
     state_tool_schemas,
@@ -76,6 +77,26 @@ class LLMParams(PolicyParams):
     )
 
 
+class RunToolLists:
+    """The run's stable tool lists by `stable_tools_key` (each built once), and the market's ids
+    sorted for `peers_shown` (sorted again only when the id list changes)."""
+
+    __slots__ = ("_ids", "_size", "_sorted", "lists")
+
+    def __init__(self) -> None:
+        self.lists: dict[tuple[Any, ...], tuple[list[dict[str, Any]], str]] = {}
+        self._ids: Sequence[int] | None = None
+        self._size = -1
+        self._sorted: list[int] = []
+
+    def sorted_ids(self, ids: Sequence[int]) -> list[int]:
+        """``ids`` sorted and unique, kept while ``ids`` is the same list of the same length (the
+        market's list only grows, once all agents exist)."""
+        if ids is not self._ids or len(ids) != self._size:
+            self._ids, self._size, self._sorted = ids, len(ids), sorted(set(ids))
+        return self._sorted
+
+
 @dataclass(slots=True)
 class LLMContext:
     """What the world gives an LLM policy: its model, prompts, identity, tools and accounting."""
@@ -106,7 +127,7 @@ class LLMContext:
     #: (each with its ``canonical_json``), so that what is cached per list serves every agent
     shared_tools: dict[str, tuple[list[dict[str, Any]], str]] | None = None
     #: the run's tool lists by what they are built from (`stable_tools_key`): built once per key
-    built_tools: dict[tuple[Any, ...], tuple[list[dict[str, Any]], str]] | None = None
+    built_tools: RunToolLists | None = None
     #: the run's system prompts by their text, so that the agents of a population whose system
     #: prompts are equal hold one string: what is kept per system prompt (a request key's hashed
     #: opening, `mesa_llm.llm.types.ChatRequest.cache_key`) is then made once, not once per agent
@@ -553,20 +574,24 @@ class LLMPolicy(DecisionPolicy):
         sides = self._sides()
         if self.tool_mode == "tools":
             if self._stable_tools is None:
-                peers = self._peers(me)
                 goods = {
                     g["name"]: (float(g["min_price"]), float(g["max_price"]))
                     for g in ctx.market.get("goods") or []
                     if isinstance(g, dict) and "name" in g
                 }
                 names = [n for n in ctx.tool_names if n in known]
-                key = stable_tools_key(ctx.registry, names, goods=goods, sides=sides, peers=peers)
-                built = ctx.built_tools.get(key) if ctx.built_tools is not None else None
+                run = ctx.built_tools
+                key = built = None
+                if run is not None:  # the peers as the schemas show them, without listing them
+                    shown = peers_shown(run.sorted_ids(ctx.agent_ids), me)
+                    key = stable_tools_key(ctx.registry, names, goods=goods, sides=sides, shown=shown)
+                    built = run.lists.get(key)
                 if built is None:
+                    peers = self._peers(me)
                     tools = stable_tool_schemas(ctx.registry, names, goods=goods, sides=sides, peers=peers)
                     built = _shared(ctx.shared_tools, tools)
-                    if ctx.built_tools is not None:
-                        ctx.built_tools[key] = built
+                    if run is not None and key is not None:
+                        run.lists[key] = built
                 self._stable_tools, self._stable_tools_json = built
                 if ctx.keep_encoded is not None:
                     ctx.keep_encoded(self._stable_tools)

@@ -89,6 +89,19 @@ def test_equal_keys_mean_equal_tool_lists(left: Any, right: Any) -> None:
                             "names": ["place_order", "send_message", "broadcast", "forward_message", "propose_alliance",
                                       "make_offer", "call_for_proposals", "wait"]}  # fmt: skip
     options = [{**base, **(side if isinstance(side, dict) else {"peers": list(side)})} for side in (left, right)]
-    keys = [action_schemas.stable_tools_key(registry, o.pop("names"), **o) for o in [dict(o) for o in options]]
+    keys = [
+        action_schemas.stable_tools_key(registry, o.pop("names"), shown=action_schemas.peers_shown(sorted(set(o.pop("peers")))), **o)
+        for o in [dict(o) for o in options]
+    ]
     lists = [json.dumps(action_schemas.stable_tool_schemas(registry, o.pop("names"), **o)) for o in [dict(o) for o in options]]
     assert (keys[0] == keys[1]) == (lists[0] == lists[1])
+
+
+@pytest.mark.parametrize("size", [3, 64, 65, 66, 101, 102, 150])
+def test_peers_shown_without_me_is_the_others_ids_shown(size: int) -> None:
+    ids = list(range(10, 10 + 2 * size, 2))  # sorted, unique, with gaps
+    for me in (ids[0], ids[1], ids[size // 2], ids[-2], ids[-1], 11, 5, 10 + 2 * size, None):
+        others = [i for i in ids if i != me]
+        assert action_schemas.peers_shown(ids, me) == action_schemas.peers_shown(others), (size, me)
+        shown = action_schemas.peers_shown(others)
+        assert shown == (tuple(others) if len(others) <= action_schemas.MAX_ENUM_IDS else ("range", min(len(others), 100), others[0], others[-1]))

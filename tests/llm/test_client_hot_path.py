@@ -131,7 +131,8 @@ class _CountingIds(list[int]):
 
 @pytest.mark.parametrize("tool_mode", ["tools", "json"])
 def test_each_agent_walks_the_market_s_agent_list_once_not_every_step(tool_mode: str) -> None:
-    """Building an agent's peers is O(agents): once per agent, else O(agents²) a step."""
+    """Building an agent's peers is O(agents): at most once per agent (and once for the run's
+    sorted ids, `RunToolLists`), else O(agents²) a step."""
     from mesa_llm.agents.llm_policy import LLMPolicy
     from mesa_llm.llm.testing import ScriptedChatModel, tool_call_response
     from mesa_llm.model import MarketModel
@@ -148,7 +149,7 @@ def test_each_agent_walks_the_market_s_agent_list_once_not_every_step(tool_mode:
     for policy in policies:
         policy._ctx().agent_ids = ids
     model.run()
-    assert _CountingIds.walks == len(policies)
+    assert _CountingIds.walks <= len(policies) + 1
 
 
 # --- the attempt's layers: a plain semaphore for the limiter's slot, no per-call closures -------
