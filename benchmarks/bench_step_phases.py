@@ -6,7 +6,8 @@ Run: ``python benchmarks/bench_step_phases.py [--agents 1000] [--steps 15] [--ru
 calls (`Observer.observe`, `decide_rule_based`, `ActionResolver.resolve`, the call market's
 ``clear``, the DataCollector); the least of ``--runs`` runs is kept per phase (the machine is
 shared). ``--baseline`` measures another checkout in the same run, in a subprocess whose
-``PYTHONPATH`` is that checkout, runs interleaved, and prints both side by side.
+``PYTHONPATH`` is that checkout, runs interleaved (each code first in every other round), and
+prints both side by side.
 """
 
 from __future__ import annotations
@@ -71,8 +72,10 @@ def main() -> None:
             parser.error(f"--baseline {args.baseline}: not a checkout of mesa_llm")
         codes = {"baseline": args.baseline, "this code": None}
     best: dict[str, dict[str, float]] = {label: {} for label in codes}
-    for _ in range(max(args.runs, 1)):
-        for label, code in codes.items():
+    for run in range(max(args.runs, 1)):
+        # each code first in every other round, so that an order effect (a run measured after the
+        # other's, with its file still being written back) falls on both alike
+        for label, code in list(codes.items())[:: -1 if run % 2 else 1]:
             row = in_checkout(code, "bench_step_phases", "measure", args.agents, args.steps, args.record == "on")
             for phase, seconds in row.items():
                 best[label][phase] = min(best[label].get(phase, seconds), seconds)
