@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from mesa_llm import payloads
 from mesa_llm.actions import ActionBase, CancelOrder, PlaceOrder, RejectedAction
+from mesa_llm.market.orders import Side
 from mesa_llm.mechanisms.base import Mechanism, Record, Recorded, emit
 
 if TYPE_CHECKING:
+    from mesa_llm.agents.policies.base import OrderColumns
     from mesa_llm.agents.roles import Role
     from mesa_llm.agents.trader import TraderAgent
     from mesa_llm.market import Money, Order
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 #: the tools of the call market
 CALL_MARKET_TOOLS = ("place_order", "cancel_order")
 _INF = math.inf
+_BUY_SIDE = Side.BUY
 _FINITE = math.isfinite
 #: an order's side and lifetime as JSON text
 _LITERAL = {name: f'"{name}"' for name in ("buy", "sell", "step", "gtc")}
@@ -203,6 +206,50 @@ class CallMarketMechanism(Mechanism):
                 content = (_order_content(order_id, side, good, price, quantity, lifetime) if text is None
                            else partial(_order_content, order_id, side, good, price, quantity, lifetime))  # fmt: skip
                 add(("order", content, me, text))
+
+    def place_columns(
+        self, columns: OrderColumns, positions: Sequence[int], step: int, events: list[Any],
+        refused: Callable[[TraderAgent, PlaceOrder, str], Any],
+    ) -> None:  # fmt: skip
+        """`place_orders` (encoded) of the orders of ``columns`` at ``positions``, in that order
+        (`Exchange.place_columns`): the same events, the orders' values read from the columns;
+        a refused order's `PlaceOrder` (``columns.order``) goes to ``refused``."""
+        agents = columns.agents
+        if not self.enabled:
+            events += [refused(agents[k], columns.order(k), "this scenario has no call market: trade by negotiation")
+                       for k in positions]  # fmt: skip
+            return
+        placed: list[Order | str] = []
+        try:
+            self.exchange.place_columns(columns, positions, step, placed)
+        finally:
+            add = events.append
+            parts, floats, col_prices = _PARTS, _FLOATS, columns.prices
+            for k, order in zip(positions, placed, strict=False):
+                if order.__class__ is str:
+                    add(refused(agents[k], columns.order(k), order))
+                    continue
+                assert not isinstance(order, str)
+                me, price, good = order.agent_id, col_prices[k], order.good
+                side = "buy" if order.side is _BUY_SIDE else "sell"
+                order_id, quantity = order.order_id, order.quantity
+                # a booked order's usual values: both texts from the parts its good, side and lifetime share
+                part = parts.get((good, side, "step")) if price.__class__ is float \
+                    and quantity.__class__ is int and 0.0 < price < _INF else None  # fmt: skip
+                if part is None and order_json(order_id, side, good, price, quantity, "step") is not None:
+                    part = _parts(good, side, "step")
+                if part is not None:
+                    price_text = floats.get(price) or float_json(price)
+                    add(("action", partial(_action_content, good, side, price, quantity, "step"), me,
+                         f'{part[0]}{price_text},"quantity":{quantity}{part[2]}}}'))  # fmt: skip
+                    add(("order", partial(_order_content, order_id, side, good, price, quantity, "step"), me,
+                         f'{{"order_id":{order_id}{part[1]}{price_text},"quantity":{quantity}{part[2]}'))  # fmt: skip
+                    continue
+                # anything else: each text on its own (the recorder's encoder where there is none)
+                text = action_json(good, side, price, quantity, "step")
+                add(("action", _action_content(good, side, price, quantity, "step") if text is None
+                     else partial(_action_content, good, side, price, quantity, "step"), me, text))  # fmt: skip
+                add(("order", _order_content(order_id, side, good, price, quantity, "step"), me, None))
 
     def begin_step(self, step: int) -> None:
         self.exchange.begin_step()

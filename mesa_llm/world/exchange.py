@@ -286,6 +286,79 @@ class Exchange:
             placed_of[agent_id] = placed + 1
             add(order)
 
+    def place_columns(self, columns: Any, positions: Sequence[int], step: int, out: list[Order | str]) -> None:
+        """`place_orders` of the orders of ``columns`` (an `OrderColumns`: per order its agent,
+        good, side, price and quantity, lifetime a step) at ``positions``, in that order: the
+        same checks, reservations, order ids, refusals and ``out``, read from the columns
+        instead of a `PlaceOrder` per order. Any order off the usual path goes through
+        `place_order` with the `PlaceOrder` it stands for (``columns.order``)."""
+        add = out.append
+        place = self.place_order
+        goods, tick, to_ticks = self.goods, self.money.tick_size, self.money.to_ticks
+        rules = self.rules
+        plain = not (rules.suspended_until or rules.price_caps or rules.price_floors or rules.position_limits)
+        agents, col_goods, col_buys, col_prices, col_quantities = (columns.agents, columns.goods, columns.buys,
+                                                                   columns.prices, columns.quantities)  # fmt: skip
+        # every price converted at once (None: `to_ticks` decides it, or refuses it with its reason)
+        prices = self.money.floats_to_ticks(col_prices) if len(positions) > 16 else None
+        # per good: (state, low and high in ticks, low - tick and high + tick in units), looked up once
+        ranges: dict[str, tuple[GoodState, int, int, float, float] | None] = {}
+        for good in set(col_goods):
+            state = goods.get(good)
+            if state is None or not plain:
+                ranges[good] = None
+                continue
+            units = self._range_units(state)
+            ranges[good] = (state, units[0], units[1], units[2] - tick, units[3] + tick)
+        placed_of, most, fee = self._orders_this_step, self.max_orders_per_step, self.fee_per_unit
+        reserve_cash, reserve_goods = self.ledger.reserve_cash, self.ledger.reserve_goods
+        book = self.book
+        book_add, next_id = book.add_new, book.next_order_id
+        lifetime, role_sides = Lifetime.STEP, _ROLE_SIDES
+        for k in positions:
+            agent = agents[k]
+            agent_id, good, buy, price = agent.unique_id, col_goods[k], col_buys[k], col_prices[k]
+            known = ranges[good]
+            placed = placed_of.get(agent_id, 0)
+            if known is None or placed >= most or not known[3] < price < known[4] \
+                    or not role_sides[agent.role][0 if buy else 1]:  # fmt: skip
+                try:  # refused with its message, or placed the usual way
+                    add(place(agent_id, agent.role, columns.order(k), step))
+                except RejectedAction as exc:
+                    add(exc.reason)
+                continue
+            ticks = prices[k] if prices is not None else None
+            if ticks is None:
+                try:
+                    ticks = to_ticks(price)
+                except (OffTickError, ValueError) as exc:
+                    add(str(exc))
+                    continue
+            if not known[1] <= ticks <= known[2]:
+                try:  # refused with its message
+                    add(place(agent_id, agent.role, columns.order(k), step))
+                except RejectedAction as exc:
+                    add(exc.reason)
+                continue
+            quantity = col_quantities[k]
+            try:
+                if buy:
+                    reserve_cash(agent_id, (ticks + fee) * quantity)
+                else:
+                    if fee > ticks:
+                        add(f"price {price} does not cover the fee per unit")
+                        continue
+                    reserve_goods(agent_id, good, quantity)
+            except LedgerError as exc:
+                add(_insufficient(exc, _BUY if buy else _SELL, columns.order(k), self.money, ticks, fee))
+                continue
+            order_id = next_id()
+            order = Order(order_id, agent_id, good, _BUY if buy else _SELL, ticks, quantity, quantity, lifetime,
+                          order_id, step)  # fmt: skip
+            book_add(order)
+            placed_of[agent_id] = placed + 1
+            add(order)
+
     def _check_rules(self, agent_id: int, action: PlaceOrder, side: Side, price: int, step: int) -> None:
         """The checks of the market rules in force (suspension, price floor and cap, position limit)."""
         rules = self.rules
