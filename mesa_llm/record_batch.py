@@ -22,22 +22,37 @@ __all__ = ["TextBatch", "record_many"]
 
 
 class TextBatch:
-    """Events of one type, one per agent, with their contents' JSON texts (a population's
-    observations): an iterable of the ``(event_type, content, agent_id, text)`` items `record_many`
-    takes, whose lines `record_many` makes in one pass (`SimulationRecorder.record_texts`) when
-    it may: no subscriber wants the type and no LLM agent is among them (their events are
-    counted from their dicts). ``sources[i].to_dict()`` makes the dict of event ``i`` (called
-    only if needed); no content has a `SECRET_KEYS` key at its top level."""
+    """Events, one per agent, with their contents' JSON texts (a population's observations; a
+    batch's action and order lines): an iterable of the ``(event_type, content, agent_id, text)``
+    items `record_many` takes, whose lines `record_many` makes in one pass
+    (`SimulationRecorder.record_texts`) when it may: no subscriber wants a type, none is a trade
+    or contract, and no LLM agent is among them (their events are counted from their dicts).
+    ``event_type`` is every event's type, or a sequence of one type per event. ``sources[i].to_dict()``
+    makes the dict of event ``i``, or ``sources[i]()`` when ``makers`` (called only if needed); no
+    content has a `SECRET_KEYS` key at its top level."""
 
-    __slots__ = ("agent_ids", "event_type", "sources", "texts")
+    __slots__ = ("agent_ids", "event_type", "makers", "sources", "texts")
 
-    def __init__(self, event_type: str, agent_ids: Sequence[int], texts: Sequence[str], sources: Sequence[Any]) -> None:
+    def __init__(
+        self, event_type: str | Sequence[str], agent_ids: Sequence[int], texts: Sequence[str], sources: Sequence[Any],
+        *, makers: bool = False,
+    ) -> None:  # fmt: skip
         self.event_type, self.agent_ids, self.texts, self.sources = event_type, agent_ids, texts, sources
+        self.makers = makers
+
+    def types(self) -> set[str]:
+        """The batch's event types."""
+        event_type = self.event_type
+        return {event_type} if isinstance(event_type, str) else set(event_type)
 
     def __iter__(self) -> Iterator[LeanItem]:
-        event_type = self.event_type
-        for source, agent_id, text in zip(self.sources, self.agent_ids, self.texts, strict=True):
-            yield event_type, source.to_dict, agent_id, text
+        event_type, makers = self.event_type, self.makers
+        if isinstance(event_type, str):
+            for source, agent_id, text in zip(self.sources, self.agent_ids, self.texts, strict=True):
+                yield event_type, source if makers else source.to_dict, agent_id, text
+            return
+        for name, source, agent_id, text in zip(event_type, self.sources, self.agent_ids, self.texts, strict=True):
+            yield name, source if makers else source.to_dict, agent_id, text
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -60,8 +75,9 @@ def record_many(
     ``encoded`` is given; it is called only when the dict is needed (an LLM agent's event)."""
     llm = activity.population_of
     if (
-        isinstance(items, TextBatch) and recorder is not None and not wants(items.event_type)
-        and items.event_type not in ("trade", "contract") and (not llm or llm.keys().isdisjoint(items.agent_ids))
+        isinstance(items, TextBatch) and recorder is not None
+        and not any(wants(event_type) or event_type in ("trade", "contract") for event_type in items.types())
+        and (not llm or llm.keys().isdisjoint(items.agent_ids))
         and recorder.record_texts(items.event_type, items.agent_ids, items.texts, step=step)
     ):  # fmt: skip
         return  # nothing for the tallies or the LLM activity, nobody to hand them to: streamed at once

@@ -715,39 +715,64 @@ class SimulationRecorder:
             lean = self._lean_ready()
         self._add_lines(lines, index - start, step)
 
-    def record_texts(self, event_type: str, agent_ids: Sequence[int], texts: Sequence[str], *, step: int) -> bool:
+    def record_texts(
+        self, event_type: str | Sequence[str], agent_ids: Sequence[int], texts: Sequence[str], *, step: int
+    ) -> bool:
         """`record_many` of ``(event_type, content, agent_id, text)`` for each agent id and content
         text, in order (every agent id an int): the same lines, ids, counts and step index, made
-        and added to the stream as one text. Returns False, recording nothing, when `record_many`
-        would not stream them all (the type, or a recorder not ready for the lean path): then
-        record them the usual way. The caller vouches that no content has a `SECRET_KEYS` key at
-        its top level (an observation's keys are fixed)."""
-        if event_type in _SPECIAL_TYPES or not self._lean_ready() or step.__class__ is not int:
+        and added to the stream as one text. ``event_type`` is the type of every line, or a
+        sequence of one type per line (a batch's action and order lines, alternating). Returns
+        False, recording nothing, when `record_many` would not stream them all (a type, or a
+        recorder not ready for the lean path): then record them the usual way. The caller vouches
+        that no content has a `SECRET_KEYS` key at its top level (an observation's keys are fixed)."""
+        if not self._lean_ready() or step.__class__ is not int:
             return False
         count = len(texts)
         if count != len(agent_ids) or any(a.__class__ is not int for a in agent_ids):
             return False
+        # one type for all (``single``), or one per line (``per_line``)
+        single, per_line = (event_type, None) if isinstance(event_type, str) else ("", event_type)
+        if per_line is not None:
+            if len(per_line) != count or any(t.__class__ is not str or t in _SPECIAL_TYPES for t in set(per_line)):
+                return False
+        elif single in _SPECIAL_TYPES:
+            return False
         if not count:
             return True
         start = self._count
-        type_json = self._type_json.get(event_type)
-        if type_json is None:
-            type_json = self._type_json[event_type] = self._encode(event_type)
+        type_jsons = self._type_json
+        for name in set(per_line) if per_line is not None else (single,):
+            if name not in type_jsons:
+                type_jsons[name] = self._encode(name)
         # the text around each line's index, agent id and content is the same for every line
         head = f'{{"event_id":{self._id_prefix_json}'
         stamp = f'",{self._stamp_prefix(time.time_ns() // 1000, step)}'
-        middle = f',"event_type":{type_json},"content":'
-        lines = [
-            f'{head}{str(index).zfill(6)}{stamp}{agent_id}{middle}{content},"metadata":{{}}}}\n'
-            for index, agent_id, content in zip(range(start, start + count), agent_ids, texts, strict=True)
-        ]
+        if per_line is not None:
+            middles = {name: f',"event_type":{type_jsons[name]},"content":' for name in set(per_line)}
+            lines = [
+                f'{head}{str(index).zfill(6)}{stamp}{agent_id}{middles[name]}{content},"metadata":{{}}}}\n'
+                for index, name, agent_id, content in zip(
+                    range(start, start + count), per_line, agent_ids, texts, strict=True
+                )
+            ]
+        else:
+            middle = f',"event_type":{type_jsons[single]},"content":'
+            lines = [
+                f'{head}{str(index).zfill(6)}{stamp}{agent_id}{middle}{content},"metadata":{{}}}}\n'
+                for index, agent_id, content in zip(range(start, start + count), agent_ids, texts, strict=True)
+            ]
         # joined in chunks of about what the stream writes at once (not one text of megabytes)
         size = max(_PENDING_CHARS // (len(lines[0]) + 1), 1)
         chunks = lines if size == 1 else ["".join(lines[i : i + size]) for i in range(0, count, size)]
         agent_counts = self._agent_counts
         for agent_id in agent_ids:
             agent_counts[agent_id] = agent_counts.get(agent_id, 0) + 1
-        self._type_counts[event_type] = self._type_counts.get(event_type, 0) + count
+        type_counts = self._type_counts
+        if per_line is not None:
+            for name in per_line:
+                type_counts[name] = type_counts.get(name, 0) + 1
+        else:
+            type_counts[single] = type_counts.get(single, 0) + count
         self._add_lines(chunks, count, step)
         return True
 

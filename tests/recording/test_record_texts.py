@@ -70,3 +70,43 @@ def test_texts_are_refused_where_a_batch_would_not_stream_them(
     recorder = SimulationRecorder(None, tmp_path, simulation_id="s", run_name="r", **options)
     assert not recorder.record_texts(event_type, agent_ids, ['{"a":1}', '{"a":2}'], step=1)
     assert recorder.total_events_recorded == 0
+
+
+def test_typed_texts_record_what_a_batch_of_the_same_items_records(tmp_path: Path) -> None:
+    """One type per line (a batch's action and order lines, alternating per agent)."""
+    many, texts = _pair(tmp_path)
+    for step, (count, pad) in enumerate(((3, 0), (1, 0), (120, 2500)), start=1):  # the last: several chunks
+        ids = [(7 * i) % 11 for i in range(count) for _ in (0, 1)]  # each agent's action, then its order
+        types = ["action", "order"] * count
+        batch = _texts(many.encode, step, 2 * count, pad)
+        many.record_many([("observation", {"a": step}, 4, None)], step=step)
+        texts.record_many([("observation", {"a": step}, 4, None)], step=step)
+        many.record_many([(t, dict, a, x) for t, a, x in zip(types, ids, batch, strict=True)], step=step)
+        assert texts.record_texts(types, ids, batch, step=step)
+    assert texts.record_texts([], [], [], step=3)
+    lines = _lines(texts)
+    assert lines == _lines(many) and len(lines) == 3 + 2 * (3 + 1 + 120)
+    assert sum('"event_type":"order"' in line for line in lines) == 124
+    assert len("".join(lines)) > _PENDING_CHARS
+    timeless = lambda r: {k: v for k, v in r.get_stats().items() if "duration" not in k}  # noqa: E731
+    assert timeless(texts) == timeless(many)
+    assert texts._type_counts == many._type_counts
+    for step in (1, 2, 3):
+        assert [e.to_dict() | {"timestamp": ""} for e in texts.get_events_by_step(step)] == [
+            e.to_dict() | {"timestamp": ""} for e in many.get_events_by_step(step)
+        ]
+
+
+@pytest.mark.parametrize(
+    "types",
+    [
+        ["action", "message"],  # one type with side effects: the usual way for all
+        ["action"],  # fewer types than texts
+        ["action", "order", "order"],  # more
+        ["action", 5],  # not a type name
+    ],
+)
+def test_typed_texts_are_refused_where_a_batch_would_not_stream_them(tmp_path: Path, types: list[Any]) -> None:
+    recorder = SimulationRecorder(None, tmp_path, simulation_id="s", run_name="r")
+    assert not recorder.record_texts(types, [1, 2], ['{"a":1}', '{"a":2}'], step=1)
+    assert recorder.total_events_recorded == 0

@@ -102,3 +102,33 @@ def test_a_text_batch_is_its_items() -> None:
     items = list(batch)
     assert len(batch) == 2 and [(t, a, x) for t, _, a, x in items] == [("observation", 7, '{"n":1}'), ("observation", 8, '{"n":2}')]
     assert [content() for _, content, _, _ in items] == [{"n": 1}, {"n": 2}]
+
+
+def test_a_typed_text_batch_is_its_items_and_goes_one_by_one_where_a_type_is_wanted(tmp_path: Path) -> None:
+    from functools import partial
+
+    from mesa_llm.record_batch import record_many
+    from mesa_llm.run_summary import LLMActivity
+
+    makers = [partial(dict, n=1), partial(dict, n=2), partial(dict, n=3)]
+    batch = TextBatch(["action", "order", "action"], [7, 7, 8], ['{"n":1}', '{"n":2}', '{"n":3}'], makers, makers=True)
+    items = list(batch)
+    assert batch.types() == {"action", "order"}
+    assert [(t, a, x) for t, _, a, x in items] == [("action", 7, '{"n":1}'), ("order", 7, '{"n":2}'), ("action", 8, '{"n":3}')]
+    assert [content() for _, content, _, _ in items] == [{"n": 1}, {"n": 2}, {"n": 3}]
+    for wanted, one_by_one in (((), []), (("order",), [("order", {"n": 2}, 7)])):
+        recorder = SimulationRecorder(None, tmp_path / str(len(wanted)), simulation_id="s", run_name="r")
+        given: list[tuple[Any, ...]] = []
+
+        def one(event_type: str, content: Any, agent_id: int, encoded: str | None, _r: Any = recorder, _g: Any = given) -> None:
+            _g.append((event_type, content() if callable(content) else content, agent_id))
+            _r.record_lean(event_type, content, agent_id, step=1, encoded=encoded)
+
+        no_tallies: Any = None  # only trades and contracts are tallied
+        record_many(batch, 1, recorder, no_tallies, LLMActivity(), lambda t, w=wanted: t in w, one)  # type: ignore[misc]
+        assert given == one_by_one  # a wanted type's line goes to the subscriber path, in its place
+        recorder.flush()
+        assert recorder.jsonl_path is not None
+        assert [line.split('"event_type":')[1][:8] for line in Path(recorder.jsonl_path).read_text().splitlines()] == [
+            '"action"', '"order",', '"action"'
+        ]
