@@ -8,7 +8,7 @@ and every step's clearings and trades are recorded (``clearing``, ``trade``) as 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -17,6 +17,7 @@ from mesa_llm import payloads
 from mesa_llm.actions import ActionBase, CancelOrder, PlaceOrder, RejectedAction
 from mesa_llm.market.orders import Side
 from mesa_llm.mechanisms.base import Mechanism, Record, Recorded, emit
+from mesa_llm.record_batch import TextBatch
 
 if TYPE_CHECKING:
     from mesa_llm.agents.policies.base import OrderColumns
@@ -210,46 +211,61 @@ class CallMarketMechanism(Mechanism):
     def place_columns(
         self, columns: OrderColumns, positions: Sequence[int], step: int, events: list[Any],
         refused: Callable[[TraderAgent, PlaceOrder, str], Any],
-    ) -> None:  # fmt: skip
+    ) -> TextBatch | None:  # fmt: skip
         """`place_orders` (encoded) of the orders of ``columns`` at ``positions``, in that order
-        (`Exchange.place_columns`): the same events, the orders' values read from the columns;
-        a refused order's `PlaceOrder` (``columns.order``) goes to ``refused``."""
+        (`Exchange.place_columns`): the same events, the orders' values read from the columns; a
+        refused order's `PlaceOrder` (``columns.order``) goes to ``refused``. When every order is
+        booked with its texts made from shared parts, the events are returned as one `TextBatch`
+        (``action`` and ``order`` lines alternating, their contents made only if needed) and
+        ``events`` stays empty; else (a refusal, a value off the usual path, something raising)
+        they are appended to ``events`` one by one and None is returned."""
         agents = columns.agents
         if not self.enabled:
             events += [refused(agents[k], columns.order(k), "this scenario has no call market: trade by negotiation")
                        for k in positions]  # fmt: skip
-            return
+            return None
         placed: list[Order | str] = []
+        done = False
         try:
             self.exchange.place_columns(columns, positions, step, placed)
+            done = True
         finally:
-            add = events.append
-            parts, floats, col_prices = _PARTS, _FLOATS, columns.prices
-            for k, order in zip(positions, placed, strict=False):
-                if order.__class__ is str:
-                    add(refused(agents[k], columns.order(k), order))
-                    continue
-                assert not isinstance(order, str)
-                me, price, good = order.agent_id, col_prices[k], order.good
-                side = "buy" if order.side is _BUY_SIDE else "sell"
-                order_id, quantity = order.order_id, order.quantity
-                # a booked order's usual values: both texts from the parts its good, side and lifetime share
-                part = parts.get((good, side, "step")) if price.__class__ is float \
-                    and quantity.__class__ is int and 0.0 < price < _INF else None  # fmt: skip
-                if part is None and order_json(order_id, side, good, price, quantity, "step") is not None:
-                    part = _parts(good, side, "step")
-                if part is not None:
-                    price_text = floats.get(price) or float_json(price)
-                    add(("action", partial(_action_content, good, side, price, quantity, "step"), me,
-                         f'{part[0]}{price_text},"quantity":{quantity}{part[2]}}}'))  # fmt: skip
-                    add(("order", partial(_order_content, order_id, side, good, price, quantity, "step"), me,
-                         f'{{"order_id":{order_id}{part[1]}{price_text},"quantity":{quantity}{part[2]}'))  # fmt: skip
-                    continue
-                # anything else: each text on its own (the recorder's encoder where there is none)
-                text = action_json(good, side, price, quantity, "step")
-                add(("action", _action_content(good, side, price, quantity, "step") if text is None
-                     else partial(_action_content, good, side, price, quantity, "step"), me, text))  # fmt: skip
-                add(("order", _order_content(order_id, side, good, price, quantity, "step"), me, None))
+            batch = _text_batch(columns, positions, placed) if done else None
+            if batch is None:
+                self._column_events(columns, positions, placed, events, refused)
+        return batch
+
+    @staticmethod
+    def _column_events(columns: OrderColumns, positions: Sequence[int], placed: list[Order | str], events: list[Any],
+                       refused: Callable[[TraderAgent, PlaceOrder, str], Any]) -> None:  # fmt: skip
+        """The events of `place_columns`, one by one (``placed``: what became of each order)."""
+        add = events.append
+        agents, parts, floats, col_prices = columns.agents, _PARTS, _FLOATS, columns.prices
+        for k, order in zip(positions, placed, strict=False):
+            if order.__class__ is str:
+                add(refused(agents[k], columns.order(k), order))
+                continue
+            assert not isinstance(order, str)
+            me, price, good = order.agent_id, col_prices[k], order.good
+            side = "buy" if order.side is _BUY_SIDE else "sell"
+            order_id, quantity = order.order_id, order.quantity
+            # a booked order's usual values: both texts from the parts its good, side and lifetime share
+            part = parts.get((good, side, "step")) if price.__class__ is float \
+                and quantity.__class__ is int and 0.0 < price < _INF else None  # fmt: skip
+            if part is None and order_json(order_id, side, good, price, quantity, "step") is not None:
+                part = _parts(good, side, "step")
+            if part is not None:
+                price_text = floats.get(price) or float_json(price)
+                add(("action", partial(_action_content, good, side, price, quantity, "step"), me,
+                     f'{part[0]}{price_text},"quantity":{quantity}{part[2]}}}'))  # fmt: skip
+                add(("order", partial(_order_content, order_id, side, good, price, quantity, "step"), me,
+                     f'{{"order_id":{order_id}{part[1]}{price_text},"quantity":{quantity}{part[2]}'))  # fmt: skip
+                continue
+            # anything else: each text on its own (the recorder's encoder where there is none)
+            text = action_json(good, side, price, quantity, "step")
+            add(("action", _action_content(good, side, price, quantity, "step") if text is None
+                 else partial(_action_content, good, side, price, quantity, "step"), me, text))  # fmt: skip
+            add(("order", _order_content(order_id, side, good, price, quantity, "step"), me, None))
 
     def begin_step(self, step: int) -> None:
         self.exchange.begin_step()
@@ -326,6 +342,69 @@ def _action_content(good: str, side: str, price: float, quantity: int, lifetime:
 def _order_content(order_id: int, side: str, good: str, price: float, quantity: int, lifetime: str) -> dict[str, Any]:
     """An ``order`` event's content (as `CallMarketMechanism.act` records it)."""
     return {"order_id": order_id, "side": side, "good": good, "price": price, "quantity": quantity, "lifetime": lifetime}
+
+
+def _text_batch(columns: OrderColumns, positions: Sequence[int], placed: list[Order | str]) -> TextBatch | None:
+    """The ``action`` and ``order`` events of ``placed`` (each order at ``positions`` booked) as
+    one `TextBatch`, their texts from the parts shared per good and side (`_column_events`' first
+    branch); None when an order was refused or a value is off that path."""
+    if len(placed) != len(positions):
+        return None
+    parts, floats, col_prices = _PARTS, _FLOATS, columns.prices
+    ids: list[int] = []
+    texts: list[str] = []
+    add_id, add_text = ids.append, texts.append
+    for k, order in zip(positions, placed, strict=True):
+        if order.__class__ is str:
+            return None
+        assert not isinstance(order, str)
+        price, quantity = col_prices[k], order.quantity
+        part = parts.get((order.good, "buy" if order.side is _BUY_SIDE else "sell", "step"))
+        if part is None or price.__class__ is not float or quantity.__class__ is not int or not 0.0 < price < _INF:
+            return None  # (a part is made by `_column_events` when the values allow one)
+        me = order.agent_id
+        price_text = floats.get(price) or float_json(price)
+        add_id(me)
+        add_id(me)
+        add_text(f'{part[0]}{price_text},"quantity":{quantity}{part[2]}}}')
+        add_text(f'{{"order_id":{order.order_id}{part[1]}{price_text},"quantity":{quantity}{part[2]}')
+    return TextBatch(_ACTION_ORDER * len(placed), ids, texts, _ColumnContents(columns, positions, placed), makers=True)
+
+
+#: a booked order's two event types, in their order
+_ACTION_ORDER = ["action", "order"]
+
+
+class _ColumnContents(Sequence[Callable[[], dict[str, Any]]]):
+    """The content makers of a `_text_batch`'s lines (each order's ``action``, then its
+    ``order``), made only when something iterates them (a subscriber, an LLM agent, a recorder
+    that keeps events)."""
+
+    __slots__ = ("columns", "placed", "positions")
+
+    def __init__(self, columns: OrderColumns, positions: Sequence[int], placed: list[Any]) -> None:
+        self.columns, self.positions, self.placed = columns, positions, placed
+
+    def __len__(self) -> int:
+        return 2 * len(self.placed)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return list(self)[index]
+        line = range(len(self))[index]  # (IndexError as a list's)
+        makers = list(self._makers(self.positions[line // 2], self.placed[line // 2]))
+        return makers[line % 2]
+
+    def __iter__(self) -> Iterator[Callable[[], dict[str, Any]]]:
+        for k, order in zip(self.positions, self.placed, strict=True):
+            yield from self._makers(k, order)
+
+    def _makers(self, k: int, order: Any) -> tuple[Callable[[], dict[str, Any]], Callable[[], dict[str, Any]]]:
+        """Order ``k``'s (booked as ``order``) ``action`` and ``order`` content makers."""
+        good, price, quantity = order.good, self.columns.prices[k], order.quantity
+        side = "buy" if order.side is _BUY_SIDE else "sell"
+        return (partial(_action_content, good, side, price, quantity, "step"),
+                partial(_order_content, order.order_id, side, good, price, quantity, "step"))  # fmt: skip
 
 
 def trade_json(content: dict[str, Any]) -> str | None:

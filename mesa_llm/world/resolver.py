@@ -144,10 +144,11 @@ class ActionResolver:
         if not hasattr(mechanism, "place_columns"):
             return False
         events: list[tuple[str, Any, int | None, str | None]] = []
+        batch = None  # the events as one `TextBatch` (then ``events`` stays empty)
         try:
-            mechanism.place_columns(columns, positions, step, events, partial(self._refused, step))
+            batch = mechanism.place_columns(columns, positions, step, events, partial(self._refused, step))
         finally:
-            emit(events, self._record, self._record_many)
+            emit(events if batch is None else batch, self._record, self._record_many)
         return True
 
     def _plain_orders(self, agent: TraderAgent, actions: list[ActionBase]) -> bool:

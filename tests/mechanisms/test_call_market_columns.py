@@ -8,6 +8,7 @@ agents make the step fall back to the per-order path."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 
 from mesa_llm.mechanisms.call_market import CallMarketMechanism
 from mesa_llm.model import MarketModel
+from mesa_llm.recording.recorder import SimulationRecorder
 from mesa_llm.scenario import load_scenario
 from mesa_llm.world.resolver import ActionResolver
 
@@ -65,3 +67,32 @@ def test_the_columns_record_what_the_per_order_path_records(
         assert any("insufficient funds" in line for line in fast)
     if "market.call_market=false" in overrides:
         assert "order" not in kinds and any("no call market" in line for line in fast)
+
+
+def test_the_columns_lines_go_as_one_typed_batch_and_a_subscriber_gets_their_contents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a subscriber a step's action and order lines go to the recorder in one call, typed
+    per line; a subscriber to orders gets each order's and action's content (made from the columns
+    only then) in its place, equal to what the recording holds."""
+    typed: list[int] = []
+    record_texts = SimulationRecorder.record_texts
+    monkeypatch.setattr(SimulationRecorder, "record_texts", lambda self, types, *args, **kwargs: (
+        typed.append(len(types)) if isinstance(types, list) else None) or record_texts(self, types, *args, **kwargs))  # fmt: skip
+    spec = load_scenario("double_auction", overrides=["populations.0.count=10", "populations.1.count=10"])
+    quiet = MarketModel(spec, seed=4, steps=4, output_dir=tmp_path / "quiet", run_name="r")
+    quiet.run()
+    assert len(typed) == 4 and min(typed) >= 2 * 15  # one batch a step, two lines an order
+    typed.clear()
+    heard: list[tuple[str, dict[str, object], int | None]] = []
+    model = MarketModel(spec, seed=4, steps=4, output_dir=tmp_path / "heard", run_name="r")
+    model.events.subscribe("order", lambda event: heard.append((event.event_type, dict(event.content), event.agent_id)))
+    model.events.subscribe("action", lambda event: heard.append((event.event_type, dict(event.content), event.agent_id)))
+    model.run()
+    assert not typed  # a subscriber wants them: one by one
+    lines = [_STAMP.sub("", line) for line in Path(model.recording_path).read_text().splitlines()]  # type: ignore[arg-type]
+    want = [_STAMP.sub("", line) for line in Path(quiet.recording_path).read_text().splitlines()]  # type: ignore[arg-type]
+    assert lines[1:] == want[1:]
+    recorded = [json.loads(line) for line in lines[1:]]
+    assert heard == [(e["event_type"], e["content"], e["agent_id"]) for e in recorded if e["event_type"] in ("order", "action")]
+    assert len(heard) > 100
