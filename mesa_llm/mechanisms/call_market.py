@@ -224,7 +224,7 @@ class CallMarketMechanism(Mechanism):
             events += [refused(agents[k], columns.order(k), "this scenario has no call market: trade by negotiation")
                        for k in positions]  # fmt: skip
             return None
-        placed: list[Order | str] = []
+        placed: list[int | str] = []
         done = False
         try:
             self.exchange.place_columns(columns, positions, step, placed)
@@ -236,19 +236,19 @@ class CallMarketMechanism(Mechanism):
         return batch
 
     @staticmethod
-    def _column_events(columns: OrderColumns, positions: Sequence[int], placed: list[Order | str], events: list[Any],
+    def _column_events(columns: OrderColumns, positions: Sequence[int], placed: list[int | str], events: list[Any],
                        refused: Callable[[TraderAgent, PlaceOrder, str], Any]) -> None:  # fmt: skip
-        """The events of `place_columns`, one by one (``placed``: what became of each order)."""
+        """The events of `place_columns`, one by one (``placed``: each order's id, or why it was refused)."""
         add = events.append
-        agents, parts, floats, col_prices = columns.agents, _PARTS, _FLOATS, columns.prices
-        for k, order in zip(positions, placed, strict=False):
-            if order.__class__ is str:
-                add(refused(agents[k], columns.order(k), order))
+        agents, parts, floats = columns.agents, _PARTS, _FLOATS
+        goods, buys, prices, quantities = columns.goods, columns.buys, columns.prices, columns.quantities
+        for k, order_id in zip(positions, placed, strict=False):
+            if order_id.__class__ is str:
+                add(refused(agents[k], columns.order(k), order_id))
                 continue
-            assert not isinstance(order, str)
-            me, price, good = order.agent_id, col_prices[k], order.good
-            side = "buy" if order.side is _BUY_SIDE else "sell"
-            order_id, quantity = order.order_id, order.quantity
+            assert isinstance(order_id, int)
+            me, price, good, quantity = agents[k].unique_id, prices[k], goods[k], quantities[k]
+            side = "buy" if buys[k] else "sell"
             # a booked order's usual values: both texts from the parts its good, side and lifetime share
             part = parts.get((good, side, "step")) if price.__class__ is float \
                 and quantity.__class__ is int and 0.0 < price < _INF else None  # fmt: skip
@@ -344,31 +344,31 @@ def _order_content(order_id: int, side: str, good: str, price: float, quantity: 
     return {"order_id": order_id, "side": side, "good": good, "price": price, "quantity": quantity, "lifetime": lifetime}
 
 
-def _text_batch(columns: OrderColumns, positions: Sequence[int], placed: list[Order | str]) -> TextBatch | None:
-    """The ``action`` and ``order`` events of ``placed`` (each order at ``positions`` booked) as
-    one `TextBatch`, their texts from the parts shared per good and side (`_column_events`' first
-    branch); None when an order was refused or a value is off that path."""
+def _text_batch(columns: OrderColumns, positions: Sequence[int], placed: list[int | str]) -> TextBatch | None:
+    """The ``action`` and ``order`` events of ``placed`` (each order at ``positions`` booked with
+    that id) as one `TextBatch`, their texts from the parts shared per good and side
+    (`_column_events`' first branch); None when an order was refused or a value is off that path."""
     if len(placed) != len(positions):
         return None
-    parts, floats, col_prices = _PARTS, _FLOATS, columns.prices
+    parts, floats = _PARTS, _FLOATS
+    agents, goods, buys, prices, quantities = columns.agents, columns.goods, columns.buys, columns.prices, columns.quantities
     ids: list[int] = []
     texts: list[str] = []
     add_id, add_text = ids.append, texts.append
-    for k, order in zip(positions, placed, strict=True):
-        if order.__class__ is str:
+    for k, order_id in zip(positions, placed, strict=True):
+        if order_id.__class__ is not int:
             return None
-        assert not isinstance(order, str)
-        price, quantity = col_prices[k], order.quantity
-        part = parts.get((order.good, "buy" if order.side is _BUY_SIDE else "sell", "step"))
+        price, quantity = prices[k], quantities[k]
+        part = parts.get((goods[k], "buy" if buys[k] else "sell", "step"))
         if part is None or price.__class__ is not float or quantity.__class__ is not int or not 0.0 < price < _INF:
             return None  # (a part is made by `_column_events` when the values allow one)
-        me = order.agent_id
+        me = agents[k].unique_id
         price_text = floats.get(price) or float_json(price)
         add_id(me)
         add_id(me)
         add_text(f'{part[0]}{price_text},"quantity":{quantity}{part[2]}}}')
-        add_text(f'{{"order_id":{order.order_id}{part[1]}{price_text},"quantity":{quantity}{part[2]}')
-    return TextBatch(_ACTION_ORDER * len(placed), ids, texts, _ColumnContents(columns, positions, placed), makers=True)
+        add_text(f'{{"order_id":{order_id}{part[1]}{price_text},"quantity":{quantity}{part[2]}')
+    return TextBatch(_ACTION_ORDER * len(placed), ids, texts, _ColumnContents(columns, positions, placed), makers=True)  # type: ignore[arg-type]
 
 
 #: a booked order's two event types, in their order
@@ -382,7 +382,7 @@ class _ColumnContents(Sequence[Callable[[], dict[str, Any]]]):
 
     __slots__ = ("columns", "placed", "positions")
 
-    def __init__(self, columns: OrderColumns, positions: Sequence[int], placed: list[Any]) -> None:
+    def __init__(self, columns: OrderColumns, positions: Sequence[int], placed: list[int]) -> None:
         self.columns, self.positions, self.placed = columns, positions, placed
 
     def __len__(self) -> int:
@@ -392,19 +392,19 @@ class _ColumnContents(Sequence[Callable[[], dict[str, Any]]]):
         if isinstance(index, slice):
             return list(self)[index]
         line = range(len(self))[index]  # (IndexError as a list's)
-        makers = list(self._makers(self.positions[line // 2], self.placed[line // 2]))
-        return makers[line % 2]
+        return self._makers(self.positions[line // 2], self.placed[line // 2])[line % 2]
 
     def __iter__(self) -> Iterator[Callable[[], dict[str, Any]]]:
-        for k, order in zip(self.positions, self.placed, strict=True):
-            yield from self._makers(k, order)
+        for k, order_id in zip(self.positions, self.placed, strict=True):
+            yield from self._makers(k, order_id)
 
-    def _makers(self, k: int, order: Any) -> tuple[Callable[[], dict[str, Any]], Callable[[], dict[str, Any]]]:
-        """Order ``k``'s (booked as ``order``) ``action`` and ``order`` content makers."""
-        good, price, quantity = order.good, self.columns.prices[k], order.quantity
-        side = "buy" if order.side is _BUY_SIDE else "sell"
+    def _makers(self, k: int, order_id: int) -> tuple[Callable[[], dict[str, Any]], Callable[[], dict[str, Any]]]:
+        """Order ``k``'s (booked with ``order_id``) ``action`` and ``order`` content makers."""
+        columns = self.columns
+        good, price, quantity = columns.goods[k], columns.prices[k], columns.quantities[k]
+        side = "buy" if columns.buys[k] else "sell"
         return (partial(_action_content, good, side, price, quantity, "step"),
-                partial(_order_content, order.order_id, side, good, price, quantity, "step"))  # fmt: skip
+                partial(_order_content, order_id, side, good, price, quantity, "step"))  # fmt: skip
 
 
 def trade_json(content: dict[str, Any]) -> str | None:
