@@ -210,7 +210,7 @@ class CallMarketMechanism(Mechanism):
 
     def place_columns(
         self, columns: OrderColumns, positions: Sequence[int], step: int, events: list[Any],
-        refused: Callable[[TraderAgent, PlaceOrder, str], Any],
+        refused: Callable[[TraderAgent, PlaceOrder, str], Any], encoded: bool = True,
     ) -> TextBatch | None:  # fmt: skip
         """`place_orders` (encoded) of the orders of ``columns`` at ``positions``, in that order
         (`Exchange.place_columns`): the same events, the orders' values read from the columns; a
@@ -218,7 +218,8 @@ class CallMarketMechanism(Mechanism):
         booked with its texts made from shared parts, the events are returned as one `TextBatch`
         (``action`` and ``order`` lines alternating, their contents made only if needed) and
         ``events`` stays empty; else (a refusal, a value off the usual path, something raising)
-        they are appended to ``events`` one by one and None is returned."""
+        they are appended to ``events`` one by one and None is returned. Not ``encoded`` (no
+        recorder): one by one, each content a dict and no text made."""
         agents = columns.agents
         if not self.enabled:
             events += [refused(agents[k], columns.order(k), "this scenario has no call market: trade by negotiation")
@@ -230,15 +231,16 @@ class CallMarketMechanism(Mechanism):
             self.exchange.place_columns(columns, positions, step, placed)
             done = True
         finally:
-            batch = _text_batch(columns, positions, placed) if done else None
+            batch = _text_batch(columns, positions, placed) if done and encoded else None
             if batch is None:
-                self._column_events(columns, positions, placed, events, refused)
+                self._column_events(columns, positions, placed, events, refused, encoded)
         return batch
 
     @staticmethod
     def _column_events(columns: OrderColumns, positions: Sequence[int], placed: list[int | str], events: list[Any],
-                       refused: Callable[[TraderAgent, PlaceOrder, str], Any]) -> None:  # fmt: skip
-        """The events of `place_columns`, one by one (``placed``: each order's id, or why it was refused)."""
+                       refused: Callable[[TraderAgent, PlaceOrder, str], Any], encoded: bool) -> None:  # fmt: skip
+        """The events of `place_columns`, one by one (``placed``: each order's id, or why it was
+        refused), with their texts when ``encoded``."""
         add = events.append
         agents, parts, floats = columns.agents, _PARTS, _FLOATS
         goods, buys, prices, quantities = columns.goods, columns.buys, columns.prices, columns.quantities
@@ -249,6 +251,10 @@ class CallMarketMechanism(Mechanism):
             assert isinstance(order_id, int)
             me, price, good, quantity = agents[k].unique_id, prices[k], goods[k], quantities[k]
             side = "buy" if buys[k] else "sell"
+            if not encoded:
+                add(("action", _action_content(good, side, price, quantity, "step"), me, None))
+                add(("order", _order_content(order_id, side, good, price, quantity, "step"), me, None))
+                continue
             # a booked order's usual values: both texts from the parts its good, side and lifetime share
             part = parts.get((good, side, "step")) if price.__class__ is float \
                 and quantity.__class__ is int and 0.0 < price < _INF else None  # fmt: skip

@@ -75,7 +75,7 @@ class ActionResolver:
         orders the call market takes are resolved as a batch (`_apply_orders`): the same checks,
         order ids and events, in the same order, as applying them one by one."""
         order = self.rng.permutation(len(decisions)).tolist()
-        if self.encoded and self._resolve_columns(decisions, order, step):
+        if self._resolve_columns(decisions, order, step):
             return
         run: list[tuple[TraderAgent, PlaceOrder]] = []  # plain orders not applied yet, in order
         batch = self.encoded  # without a recorder's texts a batch saves nothing (measured: a little slower)
@@ -146,7 +146,7 @@ class ActionResolver:
         events: list[tuple[str, Any, int | None, str | None]] = []
         batch = None  # the events as one `TextBatch` (then ``events`` stays empty)
         try:
-            batch = mechanism.place_columns(columns, positions, step, events, partial(self._refused, step))
+            batch = mechanism.place_columns(columns, positions, step, events, partial(self._refused, step), self.encoded)
         finally:
             emit(events if batch is None else batch, self._record, self._record_many)
         return True

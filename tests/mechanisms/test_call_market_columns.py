@@ -96,3 +96,28 @@ def test_the_columns_lines_go_as_one_typed_batch_and_a_subscriber_gets_their_con
     recorded = [json.loads(line) for line in lines[1:]]
     assert heard == [(e["event_type"], e["content"], e["agent_id"]) for e in recorded if e["event_type"] in ("order", "action")]
     assert len(heard) > 100
+
+
+def _unrecorded(scenario: str, overrides: list[str], seed: int) -> tuple[object, ...]:
+    model = MarketModel(load_scenario(scenario, overrides=overrides), seed=seed, steps=12, record=False)
+    model.run()
+    accounts = [(a.account_id, a.cash, dict(a.holdings), a.reserved_cash, dict(a.reserved_goods))
+                for a in model.exchange.ledger.accounts()]  # fmt: skip
+    agents = [(a.unique_id, dict(a.units_bought), dict(a.units_sold), a.realised_surplus, list(a.rejections))
+              for a in model.traders]  # fmt: skip
+    tallies = model.tallies
+    return accounts, agents, tallies.trades, tallies.volume, tallies.buyer_fees, dict(tallies.trade_value), model.rng.random()
+
+
+@pytest.mark.parametrize(("scenario", "overrides", "columns"), MARKETS[:2])
+def test_without_a_recorder_the_columns_do_what_the_per_order_path_does(
+    scenario: str, overrides: list[str], columns: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    placed: list[int] = []
+    place_columns = CallMarketMechanism.place_columns
+    monkeypatch.setattr(CallMarketMechanism, "place_columns",
+                        lambda self, cols, positions, *args: placed.append(len(positions)) or place_columns(self, cols, positions, *args))  # fmt: skip
+    fast = _unrecorded(scenario, overrides, 3)
+    assert max(placed) > 3
+    monkeypatch.setattr(ActionResolver, "_resolve_columns", lambda self, decisions, order, step: False)
+    assert fast == _unrecorded(scenario, overrides, 3)

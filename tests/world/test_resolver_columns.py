@@ -26,7 +26,7 @@ Event = tuple[str, Any, int | None]
 ENCODE = _make_encoder()
 
 
-def _world(columns: bool) -> tuple[MarketModel, list[Event], list[str | None]]:
+def _world(columns: bool, encoded: bool = True) -> tuple[MarketModel, list[Event], list[str | None]]:
     raw = {
         "name": "resolver_columns", "seed": 3, "steps": 10, "tick_size": 0.01,
         "goods": [{"name": "widget", "reference_price": 100.0, "min_price": 1.0, "max_price": 200.0},
@@ -51,7 +51,7 @@ def _world(columns: bool) -> tuple[MarketModel, list[Event], list[str | None]]:
         events.append((event_type, content, agent_id))
         texts.append(encoded)
 
-    model.resolver = ActionResolver(model.world, rng=model.rng, record=record, encoded=True)
+    model.resolver = ActionResolver(model.world, rng=model.rng, record=record, encoded=encoded)
     if not columns:  # every order as a `PlaceOrder`, applied one by one
         model.resolver._resolve_columns = lambda decisions, order, step: False  # type: ignore[method-assign]
         model.resolver._plain_orders = lambda agent, actions: False  # type: ignore[method-assign]
@@ -102,8 +102,8 @@ def _state(model: MarketModel) -> tuple[Any, ...]:
     return orders, accounts, rejections, book.next_order_id()
 
 
-def _resolve(columns: bool, seed: int, suspend: bool, decide: Any = _columns) -> tuple[Any, ...]:
-    model, events, texts = _world(columns)
+def _resolve(columns: bool, seed: int, suspend: bool, decide: Any = _columns, encoded: bool = True) -> tuple[Any, ...]:
+    model, events, texts = _world(columns, encoded)
     model.exchange.begin_step()
     for step in (1, 2):  # a second step: the orders of the first expired, one trader suspended
         if suspend and step == 2:
@@ -115,7 +115,8 @@ def _resolve(columns: bool, seed: int, suspend: bool, decide: Any = _columns) ->
     return events, texts, _state(model)
 
 
-def test_columns_resolve_as_their_orders_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("encoded", [True, False])  # False: no recorder, no texts
+def test_columns_resolve_as_their_orders_one_by_one(encoded: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     placed: list[int] = []
     place_columns = Exchange.place_columns
     monkeypatch.setattr(Exchange, "place_columns",
@@ -123,15 +124,15 @@ def test_columns_resolve_as_their_orders_one_by_one(monkeypatch: pytest.MonkeyPa
     reasons = ""
     for seed in range(6):  # every other seed with a suspension in force in its second step
         placed.clear()
-        events, texts, state = _resolve(True, seed, suspend=seed % 2 == 0)
+        events, texts, state = _resolve(True, seed, suspend=seed % 2 == 0, encoded=encoded)
         assert len(placed) == 2 and min(placed) > 20  # both steps went as columns
-        want_events, _, want_state = _resolve(False, seed, suspend=seed % 2 == 0)
+        want_events, _, want_state = _resolve(False, seed, suspend=seed % 2 == 0, encoded=encoded)
         assert events == want_events
         assert state == want_state
         reasons += " ".join(c["reason"] for t, c, _ in events if t == "action_rejected")
-        encoded = [(e, t) for e, t in zip(events, texts, strict=True) if t is not None]
-        assert len(encoded) > 20 and {e[0] for e, _ in encoded} == {"action", "order"}
-        for (_, content, _), text in encoded:
+        given = [(e, t) for e, t in zip(events, texts, strict=True) if t is not None]
+        assert (len(given) > 20 and {e[0] for e, _ in given} == {"action", "order"}) if encoded else not given
+        for (_, content, _), text in given:
             assert text == ENCODE(content)
     for why in ("not a multiple of the tick", "outside the admissible range", "unknown good", "may not",
                 "insufficient funds", "insufficient goods", "orders per step", "does not cover the fee", "suspended"):  # fmt: skip

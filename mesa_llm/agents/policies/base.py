@@ -70,20 +70,19 @@ class ColumnDecision(Decision):
     events = ()  # type: ignore[assignment]
     failure = None
     fatal = False
-    _actions: list[Any]
+    _actions: list[Any] | None
 
     def __init__(self, columns: OrderColumns, first: int, count: int) -> None:  # noqa: D107 - the class says it
-        self.columns, self.first, self.count = columns, first, count
+        self.columns, self.first, self.count, self._actions = columns, first, count, None
 
     @property
     def actions(self) -> list[Any]:  # type: ignore[override]
         """The orders as `PlaceOrder` objects, made once."""
-        try:
-            return self._actions
-        except AttributeError:
+        actions = self._actions
+        if actions is None:
             order = self.columns.order
             actions = self._actions = [order(k) for k in range(self.first, self.first + self.count)]
-            return actions
+        return actions
 
 
 class PolicyParams(BaseModel):
