@@ -95,16 +95,22 @@ class OrderBook:
         ``Order(order_id, agent_id, good, BUY if buy else SELL, price, quantity, quantity, STEP,
         order_id, step)``, made an object only when something reads the book. ``order_id`` is
         the one `next_order_id` just returned, ``quantity`` > 0."""
-        columns = self._columns
-        if columns is None or columns.step != step:
-            self._materialize()
-            columns = self._columns = StepOrders(step)
+        columns = self.step_columns(step)
         columns.ids.append(order_id)
         columns.agents.append(agent_id)
         columns.goods.append(good)
         columns.buys.append(buy)
         columns.prices.append(price)
         columns.quantities.append(quantity)
+
+    def step_columns(self, step: int) -> StepOrders:
+        """The step's orders booked as columns, to append orders to as `add_step_order` does
+        (one list append per field and order; nothing else may change them)."""
+        columns = self._columns
+        if columns is None or columns.step != step:
+            self._materialize()
+            columns = self._columns = StepOrders(step)
+        return columns
 
     def take_step_columns(self) -> StepOrders | None:
         """The step orders booked as columns, removed from the book (for a clearing that settles

@@ -318,8 +318,9 @@ class Exchange:
         placed_of, most, fee = self._orders_this_step, self.max_orders_per_step, self.fee_per_unit
         reserve_cash, reserve_goods = self.ledger.reserve_cash, self.ledger.reserve_goods
         book = self.book
-        book_add, next_id = book.add_step_order, book.next_order_id
+        next_id = book.next_order_id
         role_sides = _ROLE_SIDES
+        booked = None  # the book's step columns (`add_step_order`), looked up again after a `place_order`
         for k in positions:
             agent = agents[k]
             agent_id, good, buy, price = agent.unique_id, col_goods[k], col_buys[k], col_prices[k]
@@ -327,6 +328,7 @@ class Exchange:
             placed = placed_of.get(agent_id, 0)
             if known is None or placed >= most or not known[3] < price < known[4] \
                     or not role_sides[agent.role][0 if buy else 1]:  # fmt: skip
+                booked = None
                 try:  # refused with its message, or placed the usual way
                     add(place(agent_id, agent.role, columns.order(k), step).order_id)
                 except RejectedAction as exc:
@@ -340,6 +342,7 @@ class Exchange:
                     add(str(exc))
                     continue
             if not known[1] <= ticks <= known[2]:
+                booked = None
                 try:  # refused with its message
                     add(place(agent_id, agent.role, columns.order(k), step).order_id)
                 except RejectedAction as exc:
@@ -358,7 +361,16 @@ class Exchange:
                 add(_insufficient(exc, _BUY if buy else _SELL, columns.order(k), self.money, ticks, fee))
                 continue
             order_id = next_id()
-            book_add(order_id, agent_id, good, buy, ticks, quantity, step)
+            if booked is None:
+                columns_now = book.step_columns(step)
+                booked = (columns_now.ids.append, columns_now.agents.append, columns_now.goods.append,
+                          columns_now.buys.append, columns_now.prices.append, columns_now.quantities.append)  # fmt: skip
+            booked[0](order_id)
+            booked[1](agent_id)
+            booked[2](good)
+            booked[3](buy)
+            booked[4](ticks)
+            booked[5](quantity)
             placed_of[agent_id] = placed + 1
             add(order_id)
 
