@@ -95,8 +95,8 @@ class _ZeroIntelligence(DecisionPolicy):
         gives the doubles of ``n`` scalar ``random()`` calls. None (nothing drawn) when an
         observation is one `decide` might refuse (an order that would fail validation): the
         agents then decide one by one."""
-        if cls.decide is not _ZeroIntelligence.decide:  # a subclass decides otherwise
-            return None
+        if cls.decide is not _ZeroIntelligence.decide or cls.decide_batch.__func__ is not _ZeroIntelligence.decide_batch.__func__:  # type: ignore[attr-defined]
+            return None  # a subclass decides otherwise (its own `decide`, or its own batch)
         constrained = cls.constrained
         # per draw, in draw order: (agent index, good, buy?, low and high of the draw, quantity, tick size)
         draws: list[tuple[int, str, bool, float, float, int, float]] = []
