@@ -13,7 +13,7 @@ import numpy as np
 
 from mesa_llm.actions import Decision
 from mesa_llm.agents.llm_policy import LLMPolicy
-from mesa_llm.agents.policies.base import DecisionPolicy
+from mesa_llm.agents.policies.base import DecisionPolicy, OrderColumns
 from mesa_llm.agents.trader import TraderAgent
 
 Observations = list[tuple[TraderAgent, Any]]
@@ -29,6 +29,7 @@ def decide_rule_based(observations: Observations, rng: np.random.Generator) -> t
     one class that decides a batch (`DecisionPolicy.decide_batch`) are decided together, with the
     same draws in the same order as one by one; a batch the class declines is decided one by one."""
     decisions: list[Decision | None] = [None] * len(observations)
+    columns = OrderColumns()  # the batches' orders, shared by this step's `ColumnDecision`s
     crashes: dict[int, str] = {}
     llm_jobs: list[int] = []
     run: list[int] = []  # the consecutive rule-based agents of `run_class` not decided yet
@@ -40,7 +41,7 @@ def decide_rule_based(observations: Observations, rng: np.random.Generator) -> t
             continue
         cls = _batch_class(agent, policy)
         if cls is not run_class and run:
-            _decide_run(run_class, run, observations, rng, decisions, crashes)
+            _decide_run(run_class, run, observations, rng, decisions, crashes, columns)
             run = []
         run_class = cls
         if cls is None:
@@ -48,7 +49,7 @@ def decide_rule_based(observations: Observations, rng: np.random.Generator) -> t
         else:
             run.append(index)
     if run:
-        _decide_run(run_class, run, observations, rng, decisions, crashes)
+        _decide_run(run_class, run, observations, rng, decisions, crashes, columns)
     return decisions, llm_jobs, crashes
 
 
@@ -80,16 +81,19 @@ def _decide_one(index: int, agent: TraderAgent, obs: Any, rng: np.random.Generat
 
 
 def _decide_run(cls: type[DecisionPolicy] | None, run: list[int], observations: Observations, rng: np.random.Generator,
-                decisions: list[Decision | None], crashes: dict[int, str]) -> None:  # fmt: skip
-    """Decide ``run`` (indexes of agents whose policies are of ``cls``) as a batch, or one by one
-    when it is a single agent or the class declines (or raises: a batch draws nothing before it
-    knows it can decide every agent)."""
+                decisions: list[Decision | None], crashes: dict[int, str], columns: OrderColumns) -> None:  # fmt: skip
+    """Decide ``run`` (indexes of agents whose policies are of ``cls``) as a batch (its orders in
+    ``columns`` when the class decides columns), or one by one when it is a single agent or the
+    class declines (or raises: a batch draws nothing before it knows it can decide every agent)."""
     batch: list[Decision] | None = None
     if cls is not None and len(run) > 1:
+        policies, seen = [observations[i][0].policy for i in run], [observations[i][1] for i in run]
         try:
-            batch = cls.decide_batch([observations[i][0].policy for i in run], [observations[i][1] for i in run], rng)
+            batch = cls.decide_columns(policies, seen, rng, [observations[i][0] for i in run], columns)
+            if batch is None:
+                batch = cls.decide_batch(policies, seen, rng)
         except Exception:  # noqa: BLE001 - decided one by one: the agent that fails loses only its own step
-            batch = None
+            batch = None  # (orders it appended before raising are no decision's: never read)
     if batch is None:
         for index in run:
             agent, obs = observations[index]

@@ -17,7 +17,7 @@ from mesa_llm.market.ledger import (
     UnknownAccount,
 )
 from mesa_llm.market.money import Money, OffTickError
-from mesa_llm.market.orders import Lifetime, Order, OrderBook, Side
+from mesa_llm.market.orders import Lifetime, Order, OrderBook, Side, StepOrders
 
 __all__ = [
     "HOUSE",
@@ -35,6 +35,7 @@ __all__ = [
     "Order",
     "OrderBook",
     "Side",
+    "StepOrders",
     "UnknownAccount",
     "clear_call_auction",
     "pair_fills",

@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Hashable
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
+from typing import Any
 
 import numpy as np
 
-__all__ = ["Lifetime", "Order", "OrderBook", "Side"]
+__all__ = ["Lifetime", "Order", "OrderBook", "Side", "StepOrders"]
 
 
 class Side(IntEnum):
@@ -45,6 +46,27 @@ class Order:
     step: int  # step placed
 
 
+class StepOrders:
+    """Orders of step lifetime booked as columns (per order: id, agent, good, side, price in
+    ticks, quantity; in arrival order, ids increasing, none filled yet): a batch's orders that
+    live only until the step's clearing. `OrderBook` turns them into `Order` objects as soon as
+    anything reads or changes the book; the exchange clears them from the columns otherwise."""
+
+    __slots__ = ("agents", "buys", "goods", "ids", "prices", "quantities", "step")
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+        self.ids: list[int] = []
+        self.agents: list[Any] = []  # account ids
+        self.goods: list[str] = []
+        self.buys: list[bool] = []
+        self.prices: list[int] = []
+        self.quantities: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
 class OrderBook:
     """Resting orders of all goods, kept in arrival order per good and side."""
 
@@ -58,6 +80,8 @@ class OrderBook:
         self._by_lifetime: dict[Lifetime, dict[int, Order]] = {lt: {} for lt in Lifetime}
         #: the latest arrival of an order added so far (a later one needs no re-sort of its side)
         self._latest_arrival = 0
+        #: step orders booked as columns, not made `Order` objects yet (`add_step_order`)
+        self._columns: StepOrders | None = None
 
     def next_order_id(self) -> int:
         """Return a fresh order id (1, 2, 3, ...); it doubles as the arrival number."""
@@ -65,8 +89,57 @@ class OrderBook:
         self._next_id += 1
         return order_id
 
+    def add_step_order(self, order_id: int, agent_id: Hashable, good: str, buy: bool, price: int, quantity: int,
+                       step: int) -> None:  # fmt: skip
+        """Book a step order as columns (`StepOrders`): the order `add_new` would rest,
+        ``Order(order_id, agent_id, good, BUY if buy else SELL, price, quantity, quantity, STEP,
+        order_id, step)``, made an object only when something reads the book. ``order_id`` is
+        the one `next_order_id` just returned, ``quantity`` > 0."""
+        columns = self.step_columns(step)
+        columns.ids.append(order_id)
+        columns.agents.append(agent_id)
+        columns.goods.append(good)
+        columns.buys.append(buy)
+        columns.prices.append(price)
+        columns.quantities.append(quantity)
+
+    def step_columns(self, step: int) -> StepOrders:
+        """The step's orders booked as columns, to append orders to as `add_step_order` does
+        (one list append per field and order; nothing else may change them)."""
+        columns = self._columns
+        if columns is None or columns.step != step:
+            self._materialize()
+            columns = self._columns = StepOrders(step)
+        return columns
+
+    def take_step_columns(self) -> StepOrders | None:
+        """The step orders booked as columns, removed from the book (for a clearing that settles
+        them and expires the rest itself), when they are all the book holds; else None (they
+        stay, as objects once anything reads them)."""
+        columns = self._columns
+        if columns is None or self._by_id:
+            return None
+        self._columns = None
+        if columns.ids:
+            self._latest_arrival = max(self._latest_arrival, columns.ids[-1])
+        return columns
+
+    def _materialize(self) -> None:
+        """Make the step orders booked as columns `Order` objects in the book (in arrival order)."""
+        columns = self._columns
+        if columns is None:
+            return
+        self._columns = None
+        step, lifetime = columns.step, Lifetime.STEP
+        for oid, agent, good, buy, price, quantity in zip(columns.ids, columns.agents, columns.goods, columns.buys,
+                                                          columns.prices, columns.quantities, strict=True):  # fmt: skip
+            self._insert(Order(oid, agent, good, Side.BUY if buy else Side.SELL, price, quantity, quantity,
+                               lifetime, oid, step))  # fmt: skip
+
     def add(self, order: Order) -> None:
         """Rest an order in the book; ValueError on a duplicate id or inconsistent quantities."""
+        if self._columns is not None:
+            self._materialize()
         if order.order_id in self._by_id:
             raise ValueError(f"order {order.order_id} is already in the book")
         if order.quantity <= 0 or not 0 < order.remaining <= order.quantity:
@@ -88,6 +161,8 @@ class OrderBook:
     def add_new(self, order: Order) -> None:
         """`add` for an order just made with an id from `next_order_id` (never in the book, never
         reissued) and its side and lifetime enum members: the same book, without those checks."""
+        if self._columns is not None:
+            self._materialize()
         if order.quantity <= 0 or not 0 < order.remaining <= order.quantity:
             self.add(order)  # refused as `add` refuses it
             return
@@ -113,10 +188,14 @@ class OrderBook:
 
     def get(self, order_id: int) -> Order | None:
         """Return the resting order with this id, or None."""
+        if self._columns is not None:
+            self._materialize()
         return self._by_id.get(order_id)
 
     def cancel(self, order_id: int) -> Order:
         """Remove and return a resting order; KeyError if it is not in the book."""
+        if self._columns is not None:
+            self._materialize()
         order = self._by_id.get(order_id)
         if order is None:
             raise KeyError(f"order {order_id} is not in the book")
@@ -125,6 +204,8 @@ class OrderBook:
 
     def open_orders(self, agent_id: int) -> list[Order]:
         """Return an agent's resting orders in arrival order."""
+        if self._columns is not None:
+            self._materialize()
         own = self._by_agent.get(agent_id)
         if not own:
             return []
@@ -132,11 +213,15 @@ class OrderBook:
 
     def orders(self, good: str, side: Side) -> list[Order]:
         """Return the resting orders of one good and side in arrival order."""
+        if self._columns is not None:
+            self._materialize()
         side_orders = self._sides.get((good, side))
         return list(side_orders.values()) if side_orders else []
 
     def goods(self) -> list[str]:
         """Return the goods that have at least one resting order."""
+        if self._columns is not None:
+            self._materialize()
         return sorted({good for (good, _), orders in self._sides.items() if orders})
 
     def side_arrays(self, good: str, side: Side) -> tuple[list[Order], np.ndarray, np.ndarray]:
@@ -149,6 +234,8 @@ class OrderBook:
 
     def apply_fills(self, orders: list[Order], fills: np.ndarray) -> list[Order]:
         """Decrement ``remaining`` by ``fills``; remove and return the orders now fully filled."""
+        if self._columns is not None:
+            self._materialize()
         if len(fills) != len(orders):
             raise ValueError(f"{len(fills)} fills for {len(orders)} orders")
         done: list[Order] = []
@@ -170,6 +257,8 @@ class OrderBook:
 
     def expire(self, lifetime: Lifetime = Lifetime.STEP) -> list[Order]:
         """Remove and return every order with this lifetime, in arrival order."""
+        if self._columns is not None:
+            self._materialize()
         kind = Lifetime(lifetime)
         expired = sorted(self._by_lifetime[kind].values(), key=_arrival)
         if len(expired) == len(self._by_id):  # the whole book expires (a book of step orders): empty it
@@ -181,9 +270,13 @@ class OrderBook:
         return expired
 
     def __len__(self) -> int:
+        if self._columns is not None:
+            self._materialize()
         return len(self._by_id)
 
     def __contains__(self, order_id: object) -> bool:
+        if self._columns is not None:
+            self._materialize()
         return order_id in self._by_id
 
     # -- internals ----------------------------------------------------------------

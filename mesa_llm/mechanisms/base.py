@@ -30,7 +30,7 @@ Every random draw comes from ``context.rng``, the run's seeded generator.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -52,7 +52,7 @@ Record = Callable[[str, dict[str, Any], int | None], None]
 """Records one event (it reaches the recording, the tallies and every subscriber)."""
 
 
-def emit(events: Sequence[tuple[str, Any, int | None, str | None]], record: Any, record_many: Any = None) -> None:
+def emit(events: Iterable[tuple[str, Any, int | None, str | None]], record: Any, record_many: Any = None) -> None:
     """Record a batch of ``(event_type, content, agent_id, text)`` in order: all at once through
     ``record_many`` (the model's `_record_many`) when given, else one by one through ``record``,
     its JSON ``text`` passed only when there is one (recorders of three arguments keep working)."""

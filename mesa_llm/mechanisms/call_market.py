@@ -8,16 +8,19 @@ and every step's clearings and trades are recorded (``clearing``, ``trade``) as 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mesa_llm import payloads
 from mesa_llm.actions import ActionBase, CancelOrder, PlaceOrder, RejectedAction
+from mesa_llm.market.orders import Side
 from mesa_llm.mechanisms.base import Mechanism, Record, Recorded, emit
+from mesa_llm.record_batch import TextBatch
 
 if TYPE_CHECKING:
+    from mesa_llm.agents.policies.base import OrderColumns
     from mesa_llm.agents.roles import Role
     from mesa_llm.agents.trader import TraderAgent
     from mesa_llm.market import Money, Order
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
 #: the tools of the call market
 CALL_MARKET_TOOLS = ("place_order", "cancel_order")
 _INF = math.inf
+_BUY_SIDE = Side.BUY
 _FINITE = math.isfinite
 #: an order's side and lifetime as JSON text
 _LITERAL = {name: f'"{name}"' for name in ("buy", "sell", "step", "gtc")}
@@ -204,6 +208,71 @@ class CallMarketMechanism(Mechanism):
                            else partial(_order_content, order_id, side, good, price, quantity, lifetime))  # fmt: skip
                 add(("order", content, me, text))
 
+    def place_columns(
+        self, columns: OrderColumns, positions: Sequence[int], step: int, events: list[Any],
+        refused: Callable[[TraderAgent, PlaceOrder, str], Any], encoded: bool = True,
+    ) -> TextBatch | None:  # fmt: skip
+        """`place_orders` (encoded) of the orders of ``columns`` at ``positions``, in that order
+        (`Exchange.place_columns`): the same events, the orders' values read from the columns; a
+        refused order's `PlaceOrder` (``columns.order``) goes to ``refused``. When every order is
+        booked with its texts made from shared parts, the events are returned as one `TextBatch`
+        (``action`` and ``order`` lines alternating, their contents made only if needed) and
+        ``events`` stays empty; else (a refusal, a value off the usual path, something raising)
+        they are appended to ``events`` one by one and None is returned. Not ``encoded`` (no
+        recorder): one by one, each content a dict and no text made."""
+        agents = columns.agents
+        if not self.enabled:
+            events += [refused(agents[k], columns.order(k), "this scenario has no call market: trade by negotiation")
+                       for k in positions]  # fmt: skip
+            return None
+        placed: list[int | str] = []
+        done = False
+        try:
+            self.exchange.place_columns(columns, positions, step, placed)
+            done = True
+        finally:
+            batch = _text_batch(columns, positions, placed) if done and encoded else None
+            if batch is None:
+                self._column_events(columns, positions, placed, events, refused, encoded)
+        return batch
+
+    @staticmethod
+    def _column_events(columns: OrderColumns, positions: Sequence[int], placed: list[int | str], events: list[Any],
+                       refused: Callable[[TraderAgent, PlaceOrder, str], Any], encoded: bool) -> None:  # fmt: skip
+        """The events of `place_columns`, one by one (``placed``: each order's id, or why it was
+        refused), with their texts when ``encoded``."""
+        add = events.append
+        agents, parts, floats = columns.agents, _PARTS, _FLOATS
+        goods, buys, prices, quantities = columns.goods, columns.buys, columns.prices, columns.quantities
+        for k, order_id in zip(positions, placed, strict=False):
+            if order_id.__class__ is str:
+                add(refused(agents[k], columns.order(k), order_id))
+                continue
+            assert isinstance(order_id, int)
+            me, price, good, quantity = agents[k].unique_id, prices[k], goods[k], quantities[k]
+            side = "buy" if buys[k] else "sell"
+            if not encoded:
+                add(("action", _action_content(good, side, price, quantity, "step"), me, None))
+                add(("order", _order_content(order_id, side, good, price, quantity, "step"), me, None))
+                continue
+            # a booked order's usual values: both texts from the parts its good, side and lifetime share
+            part = parts.get((good, side, "step")) if price.__class__ is float \
+                and quantity.__class__ is int and 0.0 < price < _INF else None  # fmt: skip
+            if part is None and order_json(order_id, side, good, price, quantity, "step") is not None:
+                part = _parts(good, side, "step")
+            if part is not None:
+                price_text = floats.get(price) or float_json(price)
+                add(("action", partial(_action_content, good, side, price, quantity, "step"), me,
+                     f'{part[0]}{price_text},"quantity":{quantity}{part[2]}}}'))  # fmt: skip
+                add(("order", partial(_order_content, order_id, side, good, price, quantity, "step"), me,
+                     f'{{"order_id":{order_id}{part[1]}{price_text},"quantity":{quantity}{part[2]}'))  # fmt: skip
+                continue
+            # anything else: each text on its own (the recorder's encoder where there is none)
+            text = action_json(good, side, price, quantity, "step")
+            add(("action", _action_content(good, side, price, quantity, "step") if text is None
+                 else partial(_action_content, good, side, price, quantity, "step"), me, text))  # fmt: skip
+            add(("order", _order_content(order_id, side, good, price, quantity, "step"), me, None))
+
     def begin_step(self, step: int) -> None:
         self.exchange.begin_step()
 
@@ -279,6 +348,69 @@ def _action_content(good: str, side: str, price: float, quantity: int, lifetime:
 def _order_content(order_id: int, side: str, good: str, price: float, quantity: int, lifetime: str) -> dict[str, Any]:
     """An ``order`` event's content (as `CallMarketMechanism.act` records it)."""
     return {"order_id": order_id, "side": side, "good": good, "price": price, "quantity": quantity, "lifetime": lifetime}
+
+
+def _text_batch(columns: OrderColumns, positions: Sequence[int], placed: list[int | str]) -> TextBatch | None:
+    """The ``action`` and ``order`` events of ``placed`` (each order at ``positions`` booked with
+    that id) as one `TextBatch`, their texts from the parts shared per good and side
+    (`_column_events`' first branch); None when an order was refused or a value is off that path."""
+    if len(placed) != len(positions):
+        return None
+    parts, floats = _PARTS, _FLOATS
+    agents, goods, buys, prices, quantities = columns.agents, columns.goods, columns.buys, columns.prices, columns.quantities
+    ids: list[int] = []
+    texts: list[str] = []
+    add_id, add_text = ids.append, texts.append
+    for k, order_id in zip(positions, placed, strict=True):
+        if order_id.__class__ is not int:
+            return None
+        price, quantity = prices[k], quantities[k]
+        part = parts.get((goods[k], "buy" if buys[k] else "sell", "step"))
+        if part is None or price.__class__ is not float or quantity.__class__ is not int or not 0.0 < price < _INF:
+            return None  # (a part is made by `_column_events` when the values allow one)
+        me = agents[k].unique_id
+        price_text = floats.get(price) or float_json(price)
+        add_id(me)
+        add_id(me)
+        add_text(f'{part[0]}{price_text},"quantity":{quantity}{part[2]}}}')
+        add_text(f'{{"order_id":{order_id}{part[1]}{price_text},"quantity":{quantity}{part[2]}')
+    return TextBatch(_ACTION_ORDER * len(placed), ids, texts, _ColumnContents(columns, positions, placed), makers=True)  # type: ignore[arg-type]
+
+
+#: a booked order's two event types, in their order
+_ACTION_ORDER = ["action", "order"]
+
+
+class _ColumnContents(Sequence[Callable[[], dict[str, Any]]]):
+    """The content makers of a `_text_batch`'s lines (each order's ``action``, then its
+    ``order``), made only when something iterates them (a subscriber, an LLM agent, a recorder
+    that keeps events)."""
+
+    __slots__ = ("columns", "placed", "positions")
+
+    def __init__(self, columns: OrderColumns, positions: Sequence[int], placed: list[int]) -> None:
+        self.columns, self.positions, self.placed = columns, positions, placed
+
+    def __len__(self) -> int:
+        return 2 * len(self.placed)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return list(self)[index]
+        line = range(len(self))[index]  # (IndexError as a list's)
+        return self._makers(self.positions[line // 2], self.placed[line // 2])[line % 2]
+
+    def __iter__(self) -> Iterator[Callable[[], dict[str, Any]]]:
+        for k, order_id in zip(self.positions, self.placed, strict=True):
+            yield from self._makers(k, order_id)
+
+    def _makers(self, k: int, order_id: int) -> tuple[Callable[[], dict[str, Any]], Callable[[], dict[str, Any]]]:
+        """Order ``k``'s (booked with ``order_id``) ``action`` and ``order`` content makers."""
+        columns = self.columns
+        good, price, quantity = columns.goods[k], columns.prices[k], columns.quantities[k]
+        side = "buy" if columns.buys[k] else "sell"
+        return (partial(_action_content, good, side, price, quantity, "step"),
+                partial(_order_content, order_id, side, good, price, quantity, "step"))  # fmt: skip
 
 
 def trade_json(content: dict[str, Any]) -> str | None:

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from mesa_llm.actions import PlaceOrder, RejectedAction
 from mesa_llm.agents.roles import Role
 from mesa_llm.market import (
@@ -26,6 +28,7 @@ from mesa_llm.market import (
     Order,
     OrderBook,
     Side,
+    StepOrders,
     clear_call_auction,
     pair_fills,
 )
@@ -286,6 +289,91 @@ class Exchange:
             placed_of[agent_id] = placed + 1
             add(order)
 
+    def place_columns(self, columns: Any, positions: Sequence[int], step: int, out: list[int | str]) -> None:
+        """`place_orders` of the orders of ``columns`` (an `OrderColumns`: per order its agent,
+        good, side, price and quantity, lifetime a step) at ``positions``, in that order: the
+        same checks, reservations, order ids and refusals, read from the columns instead of a
+        `PlaceOrder` per order; ``out`` gets each booked order's id (its values are the
+        columns') or why it was refused. The usual order is booked as columns too
+        (`OrderBook.add_step_order`); any order off the usual path goes through `place_order`
+        with the `PlaceOrder` it stands for (``columns.order``)."""
+        add = out.append
+        place = self.place_order
+        goods, tick, to_ticks = self.goods, self.money.tick_size, self.money.to_ticks
+        rules = self.rules
+        plain = not (rules.suspended_until or rules.price_caps or rules.price_floors or rules.position_limits)
+        agents, col_goods, col_buys, col_prices, col_quantities = (columns.agents, columns.goods, columns.buys,
+                                                                   columns.prices, columns.quantities)  # fmt: skip
+        # every price converted at once (None: `to_ticks` decides it, or refuses it with its reason)
+        prices = self.money.floats_to_ticks(col_prices) if len(positions) > 16 else None
+        # per good: (state, low and high in ticks, low - tick and high + tick in units), looked up once
+        ranges: dict[str, tuple[GoodState, int, int, float, float] | None] = {}
+        for good in set(col_goods):
+            state = goods.get(good)
+            if state is None or not plain:
+                ranges[good] = None
+                continue
+            units = self._range_units(state)
+            ranges[good] = (state, units[0], units[1], units[2] - tick, units[3] + tick)
+        placed_of, most, fee = self._orders_this_step, self.max_orders_per_step, self.fee_per_unit
+        reserve_cash, reserve_goods = self.ledger.reserve_cash, self.ledger.reserve_goods
+        book = self.book
+        next_id = book.next_order_id
+        role_sides = _ROLE_SIDES
+        booked = None  # the book's step columns (`add_step_order`), looked up again after a `place_order`
+        for k in positions:
+            agent = agents[k]
+            agent_id, good, buy, price = agent.unique_id, col_goods[k], col_buys[k], col_prices[k]
+            known = ranges[good]
+            placed = placed_of.get(agent_id, 0)
+            if known is None or placed >= most or not known[3] < price < known[4] \
+                    or not role_sides[agent.role][0 if buy else 1]:  # fmt: skip
+                booked = None
+                try:  # refused with its message, or placed the usual way
+                    add(place(agent_id, agent.role, columns.order(k), step).order_id)
+                except RejectedAction as exc:
+                    add(exc.reason)
+                continue
+            ticks = prices[k] if prices is not None else None
+            if ticks is None:
+                try:
+                    ticks = to_ticks(price)
+                except (OffTickError, ValueError) as exc:
+                    add(str(exc))
+                    continue
+            if not known[1] <= ticks <= known[2]:
+                booked = None
+                try:  # refused with its message
+                    add(place(agent_id, agent.role, columns.order(k), step).order_id)
+                except RejectedAction as exc:
+                    add(exc.reason)
+                continue
+            quantity = col_quantities[k]
+            try:
+                if buy:
+                    reserve_cash(agent_id, (ticks + fee) * quantity)
+                else:
+                    if fee > ticks:
+                        add(f"price {price} does not cover the fee per unit")
+                        continue
+                    reserve_goods(agent_id, good, quantity)
+            except LedgerError as exc:
+                add(_insufficient(exc, _BUY if buy else _SELL, columns.order(k), self.money, ticks, fee))
+                continue
+            order_id = next_id()
+            if booked is None:
+                columns_now = book.step_columns(step)
+                booked = (columns_now.ids.append, columns_now.agents.append, columns_now.goods.append,
+                          columns_now.buys.append, columns_now.prices.append, columns_now.quantities.append)  # fmt: skip
+            booked[0](order_id)
+            booked[1](agent_id)
+            booked[2](good)
+            booked[3](buy)
+            booked[4](ticks)
+            booked[5](quantity)
+            placed_of[agent_id] = placed + 1
+            add(order_id)
+
     def _check_rules(self, agent_id: int, action: PlaceOrder, side: Side, price: int, step: int) -> None:
         """The checks of the market rules in force (suspension, price floor and cap, position limit)."""
         rules = self.rules
@@ -339,6 +427,9 @@ class Exchange:
     def clear(self, step: int | None = None) -> list[Clearing]:
         """Run the call auction of every good, settle all fills, expire step orders (``step``
         is remembered as the step of the last clearing and of the last trade, for observations)."""
+        columns = self.book.take_step_columns()
+        if columns is not None:  # the book holds only a batch's step orders: cleared from their columns
+            return self._clear_columns(columns, step)
         results = [self._clear_good(state, step) for state in self.goods.values()]
         ledger, fee = self.ledger, self.fee_per_unit
         release_cash, release_goods = ledger.release_cash, ledger.release_goods
@@ -350,6 +441,81 @@ class Exchange:
                 else:
                     release_goods(order.agent_id, order.good, remaining)
         return results
+
+    def _clear_columns(self, columns: StepOrders, step: int | None) -> list[Clearing]:
+        """`clear` of a book holding only ``columns`` (step orders, taken out of the book): each
+        good's call auction over its orders (the same arrays in the same arrival order as
+        `OrderBook.side_arrays` gives), the fills settled, the rest released, as `_clear_good`
+        and the expiry do for `Order` objects."""
+        n = len(columns)
+        prices = np.fromiter(columns.prices, dtype=np.int64, count=n)
+        quantities = np.fromiter(columns.quantities, dtype=np.int64, count=n)
+        buys = np.fromiter(columns.buys, dtype=bool, count=n)
+        names = list(self.goods)
+        codes = {name: i for i, name in enumerate(names)}
+        good_of = np.fromiter((codes.get(g, -1) for g in columns.goods), dtype=np.int64, count=n)
+        fills = np.zeros(n, dtype=np.int64)
+        results = [self._clear_good_columns(state, step, columns, prices, quantities,
+                                            np.flatnonzero(buys & (good_of == code)),
+                                            np.flatnonzero(~buys & (good_of == code)), fills)
+                   for code, state in enumerate(self.goods.values())]  # fmt: skip
+        ledger, fee = self.ledger, self.fee_per_unit
+        release_cash, release_goods = ledger.release_cash, ledger.release_goods
+        left = (quantities - fills).tolist()
+        agents, goods = columns.agents, columns.goods
+        for k in np.flatnonzero(quantities > fills).tolist():  # what expires: its reservation released
+            if columns.buys[k]:
+                release_cash(agents[k], (columns.prices[k] + fee) * left[k])
+            else:
+                release_goods(agents[k], goods[k], left[k])
+        return results
+
+    def _clear_good_columns(
+        self, state: GoodState, step: int | None, columns: StepOrders, prices: np.ndarray, quantities: np.ndarray,
+        buy_index: np.ndarray, sell_index: np.ndarray, fills: np.ndarray,
+    ) -> Clearing:  # fmt: skip
+        """`_clear_good` of one good's orders in ``columns`` (``buy_index``, ``sell_index``: their
+        places, in arrival order), adding each order's fill to ``fills``."""
+        buy_prices, buy_qty = prices[buy_index], quantities[buy_index]
+        sell_prices, sell_qty = prices[sell_index], quantities[sell_index]
+        state.last_clearing_step = step
+        state.best_bid = int(buy_prices.max()) if len(buy_prices) else None
+        state.best_ask = int(sell_prices.min()) if len(sell_prices) else None
+        result = clear_call_auction(buy_prices, buy_qty, sell_prices, sell_qty, k=self.k)
+        clearing = Clearing(
+            good=state.name, price=result.price, volume=result.volume, price_low=result.price_low,
+            price_high=result.price_high, excess_demand=result.excess_demand, excess_supply=result.excess_supply,
+            buy_orders=len(buy_index), sell_orders=len(sell_index),
+        )  # fmt: skip
+        bids_left = buy_prices[buy_qty > result.buy_fills]
+        asks_left = sell_prices[sell_qty > result.sell_fills]
+        clearing.bid_after = int(bids_left.max()) if len(bids_left) else None
+        clearing.ask_after = int(asks_left.min()) if len(asks_left) else None
+        state.last_volume = result.volume
+        state.excess_demand = result.excess_demand
+        state.excess_supply = result.excess_supply
+        if result.price is None or result.volume == 0:
+            return clearing
+        price = int(result.price)
+        fee = self.fee_per_unit
+        fills[buy_index] += result.buy_fills
+        fills[sell_index] += result.sell_fills
+        buy_at, sell_at, quantity_of = pair_fills(result.buy_fills, result.sell_fills)
+        settle, good, add = self.ledger.settle_trade, state.name, clearing.trades.append
+        agents, ids, limits = columns.agents, columns.ids, columns.prices
+        buy_places, sell_places = buy_index.tolist(), sell_index.tolist()
+        for b, s, q in zip(buy_at.tolist(), sell_at.tolist(), quantity_of.tolist(), strict=True):
+            buy, sell = buy_places[b], sell_places[s]
+            buyer, seller, fees = agents[buy], agents[sell], fee * q
+            settle(buyer, seller, good, q, price, buyer_reserved_cash=(limits[buy] + fee) * q, seller_reserved_goods=q,
+                   buyer_fee=fees, seller_fee=fees)  # fmt: skip
+            add(Trade(good, price, q, buyer, seller, ids[buy], ids[sell], fees, fees))
+        state.last_price = price
+        state.last_trade_step = step
+        state.price_low = result.price_low
+        state.price_high = result.price_high
+        state.history.append(price)
+        return clearing
 
     def _clear_good(self, state: GoodState, step: int | None = None) -> Clearing:
         buys, buy_prices, buy_qty = self.book.side_arrays(state.name, Side.BUY)

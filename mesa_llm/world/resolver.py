@@ -31,6 +31,7 @@ from mesa_llm.actions import (
     SuspendTrader,
     Wait,
 )
+from mesa_llm.agents.policies.base import ColumnDecision, OrderColumns
 from mesa_llm.agents.roles import Role
 from mesa_llm.agents.trader import TraderAgent
 from mesa_llm.mechanisms.base import Mechanism, emit
@@ -73,11 +74,13 @@ class ActionResolver:
         With a recorder (``encoded``), consecutive agents (in that order) whose actions are all
         orders the call market takes are resolved as a batch (`_apply_orders`): the same checks,
         order ids and events, in the same order, as applying them one by one."""
-        order = self.rng.permutation(len(decisions))
+        order = self.rng.permutation(len(decisions)).tolist()
+        if self._resolve_columns(decisions, order, step):
+            return
         run: list[tuple[TraderAgent, PlaceOrder]] = []  # plain orders not applied yet, in order
         batch = self.encoded  # without a recorder's texts a batch saves nothing (measured: a little slower)
         plain_roles = self._plain_roles
-        for index in order.tolist():
+        for index in order:
             agent, decision = decisions[index]
             if decision is None:
                 continue
@@ -100,6 +103,53 @@ class ActionResolver:
                 self.apply(agent, action, step)
         if run:
             self._apply_orders(run, step)
+
+    def _resolve_columns(self, decisions: list[tuple[TraderAgent, Decision | None]], order: list[int], step: int) -> bool:
+        """`resolve`'s loop for a step whose every decision is None or a `ColumnDecision` of one
+        `OrderColumns` whose agents' roles batch their orders: the call market places the orders
+        in the agents' seeded ``order`` from the columns (`CallMarketMechanism.place_columns`),
+        with the same checks, order ids and events as the loop. False, having applied nothing,
+        for any other step (the loop resolves it)."""
+        columns: OrderColumns | None = None
+        positions: list[int] = []  # the orders' places in the columns, in the order they are placed
+        add, extend = positions.append, positions.extend
+        for index in order:
+            decision = decisions[index][1]
+            if decision is None:
+                continue
+            if decision.__class__ is not ColumnDecision:
+                return False
+            assert isinstance(decision, ColumnDecision)
+            if decision.columns is not columns:
+                if columns is not None:
+                    return False
+                columns = decision.columns
+            count = decision.count
+            if count == 1:
+                add(decision.first)
+            elif count:
+                extend(range(decision.first, decision.first + count))
+        if columns is None:
+            return False
+        if not positions:
+            return True  # orders only, and none: nothing to apply or record
+        plain_roles = self._plain_roles
+        for role in {agent.role for agent in columns.agents}:
+            plain = plain_roles.get(role)
+            if plain is None:
+                plain = plain_roles[role] = self._batches_orders(role, columns.order(positions[0]))
+            if not plain:
+                return False
+        mechanism: Any = self._handlers[PlaceOrder]
+        if not hasattr(mechanism, "place_columns"):
+            return False
+        events: list[tuple[str, Any, int | None, str | None]] = []
+        batch = None  # the events as one `TextBatch` (then ``events`` stays empty)
+        try:
+            batch = mechanism.place_columns(columns, positions, step, events, partial(self._refused, step), self.encoded)
+        finally:
+            emit(events if batch is None else batch, self._record, self._record_many)
+        return True
 
     def _plain_orders(self, agent: TraderAgent, actions: list[ActionBase]) -> bool:
         """Whether ``actions`` are orders only, each of which `apply` would hand to a mechanism

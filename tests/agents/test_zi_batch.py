@@ -131,3 +131,19 @@ def test_a_batch_that_cannot_decide_everyone_draws_nothing_and_leaves_them_to_on
     assert list(crashes) == [buyer] and "TypeError" in crashes[buyer]
     assert [d.actions if d is not None else None for d in decisions] == want
     assert ours.bit_generator.state == theirs.bit_generator.state
+
+
+def test_a_subclass_with_its_own_batch_is_decided_by_it() -> None:
+    """The columns are ZI's own batch: a subclass that batches otherwise gets its `decide_batch`."""
+    made: list[int] = []
+
+    class OwnBatch(ZeroIntelligenceConstrained):
+        @classmethod
+        def decide_batch(cls, policies: Any, observations: Any, rng: np.random.Generator) -> list[Decision] | None:
+            made.append(len(policies))
+            return [Decision(actions=[]) for _ in policies]
+
+    pairs = _population(OwnBatch, 5, np.random.default_rng(1), ["widget"])
+    decisions, _, crashes = decide_rule_based(pairs, np.random.default_rng(2))
+    assert made == [5] and crashes == {}
+    assert [d.actions for d in decisions if d is not None] == [[]] * 5

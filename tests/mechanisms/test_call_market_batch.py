@@ -47,6 +47,8 @@ def test_the_batch_paths_record_what_the_general_paths_record(
     place_orders = CallMarketMechanism.place_orders
     monkeypatch.setattr(CallMarketMechanism, "place_orders",
                         lambda self, orders, *args: batched.append(len(orders)) or place_orders(self, orders, *args))  # fmt: skip
+    # the orders as `PlaceOrder` objects (a ZI population's go as columns otherwise: tests/mechanisms/test_call_market_columns.py)
+    monkeypatch.setattr(ActionResolver, "_resolve_columns", lambda self, decisions, order, step: False)
     fast = _recording(scenario, overrides, seed, tmp_path / "fast")
     assert max(batched) > 3  # the orders were placed in batches
     # every order through `apply`, every content encoded by the recorder (no text made)

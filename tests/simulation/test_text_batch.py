@@ -35,13 +35,16 @@ def _run(spec: Any, seed: int, folder: Path, steps: int = 6) -> tuple[MarketMode
 
 
 def _counting(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """Spy on `record_texts`: what each call returned."""
+    """Spy on `record_texts` of observations: what each call returned (the call market's column
+    batches of action and order lines go through it too)."""
     taken: list[bool] = []
     original = SimulationRecorder.record_texts
 
     def spy(self: SimulationRecorder, *args: Any, **kwargs: Any) -> bool:
-        taken.append(original(self, *args, **kwargs))
-        return taken[-1]
+        done = original(self, *args, **kwargs)
+        if args[0] == "observation":
+            taken.append(done)
+        return done
 
     monkeypatch.setattr(SimulationRecorder, "record_texts", spy)
     return taken

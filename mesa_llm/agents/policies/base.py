@@ -32,6 +32,59 @@ def trusted_order(good: str, side: Literal["buy", "sell"], price: float, quantit
     return order
 
 
+class OrderColumns:
+    """Orders of step lifetime decided by batched populations, one column per field (per order:
+    its agent, good, side, price, quantity; the order of appending is the agents' and their
+    orders' order): what the resolver hands to the call market as they are, without a
+    `PlaceOrder` per order (`ColumnDecision`). Every order passes `PlaceOrder`'s validation by
+    construction (as `trusted_order`'s must); `order` makes the equal `PlaceOrder`."""
+
+    __slots__ = ("agents", "buys", "goods", "prices", "quantities")
+
+    def __init__(self) -> None:
+        self.agents: list[Any] = []  # each order's agent (a `TraderAgent` in a run)
+        self.goods: list[str] = []
+        self.buys: list[bool] = []
+        self.prices: list[float] = []
+        self.quantities: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.goods)
+
+    def order(self, index: int) -> PlaceOrder:
+        """Order ``index`` as the `PlaceOrder` it stands for (the per-order path's object)."""
+        return trusted_order(self.goods[index], "buy" if self.buys[index] else "sell", self.prices[index],
+                             self.quantities[index])  # fmt: skip
+
+
+class ColumnDecision(Decision):
+    """An agent's `Decision` whose orders are ``count`` consecutive orders of ``columns`` from
+    ``first`` (nothing else: no plan, no invalid calls, no events, no failure). ``actions`` makes
+    their `PlaceOrder` objects on first read (the per-agent path, which is the reference); the
+    resolver reads the columns directly when every decision of the step is one of these."""
+
+    __slots__ = ("_actions", "columns", "count", "first")
+    # a decision of orders only: the other fields are the defaults, shared (never changed)
+    plan = None
+    invalid = ()  # type: ignore[assignment]
+    events = ()  # type: ignore[assignment]
+    failure = None
+    fatal = False
+    _actions: list[Any] | None
+
+    def __init__(self, columns: OrderColumns, first: int, count: int) -> None:  # noqa: D107 - the class says it
+        self.columns, self.first, self.count, self._actions = columns, first, count, None
+
+    @property
+    def actions(self) -> list[Any]:  # type: ignore[override]
+        """The orders as `PlaceOrder` objects, made once."""
+        actions = self._actions
+        if actions is None:
+            order = self.columns.order
+            actions = self._actions = [order(k) for k in range(self.first, self.first + self.count)]
+        return actions
+
+
 class PolicyParams(BaseModel):
     """Base of every policy's parameters: unknown parameters are errors."""
 
@@ -72,6 +125,16 @@ class DecisionPolicy(ABC):
         A population decided as a batch amortises the per-agent work (one draw call, array
         arithmetic). `mesa_llm.decisions.decide_rule_based` calls it only for instances whose
         ``decide`` is their class's."""
+        return None
+
+    @classmethod
+    def decide_columns(
+        cls, policies: Sequence[DecisionPolicy], observations: Sequence[Any], rng: np.random.Generator,
+        owners: Sequence[Any], columns: OrderColumns,
+    ) -> list[Decision] | None:  # fmt: skip
+        """`decide_batch` with the orders appended to ``columns`` (``owners[i]``, agent ``i``'s
+        agent, as each order's agent) and each agent's decision a `ColumnDecision` of them; or
+        None, having drawn and appended nothing. The default: None (no columns)."""
         return None
 
     def describe(self) -> dict[str, Any]:
@@ -160,7 +223,9 @@ class PolicyRegistry:
 
 
 __all__ = [
+    "ColumnDecision",
     "DecisionPolicy",
+    "OrderColumns",
     "PolicyParams",
     "PolicyRegistry",
     "UnknownPolicyError",

@@ -17,7 +17,7 @@ from pydantic import Field
 from mesa_llm.actions import ActionBase, Decision, PlaceOrder
 from mesa_llm.agents.observation import Observation
 from mesa_llm.agents.observation_batch import LazyObservation
-from mesa_llm.agents.policies.base import DecisionPolicy, PolicyParams, trusted_order
+from mesa_llm.agents.policies.base import ColumnDecision, DecisionPolicy, OrderColumns, PolicyParams
 from mesa_llm.agents.roles import Role
 
 _SIDES: dict[str, tuple[bool, bool]] = {role.value: (role.may_buy, role.may_sell) for role in Role}
@@ -75,7 +75,18 @@ class _ZeroIntelligence(DecisionPolicy):
     def decide_batch(
         cls, policies: Sequence[DecisionPolicy], observations: Sequence[Any], rng: np.random.Generator
     ) -> list[Decision] | None:
-        """`decide` for consecutive agents at once: the same decisions from the same draws.
+        """`decide` for consecutive agents at once: the same decisions from the same draws
+        (`decide_columns`' orders, each made a `PlaceOrder`)."""
+        decided = cls.decide_columns(policies, observations, rng, range(len(policies)), OrderColumns())
+        return None if decided is None else [Decision(actions=d.actions) for d in decided]
+
+    @classmethod
+    def decide_columns(
+        cls, policies: Sequence[DecisionPolicy], observations: Sequence[Any], rng: np.random.Generator,
+        owners: Sequence[Any], columns: OrderColumns,
+    ) -> list[Decision] | None:  # fmt: skip
+        """`decide` for consecutive agents at once, the orders appended to ``columns``: the same
+        decisions from the same draws.
 
         Every condition deciding whether an agent draws (its role, schedule, free goods, the
         range) is known before any draw, so the draws (one per agent, good and side that bids or
@@ -84,8 +95,8 @@ class _ZeroIntelligence(DecisionPolicy):
         gives the doubles of ``n`` scalar ``random()`` calls. None (nothing drawn) when an
         observation is one `decide` might refuse (an order that would fail validation): the
         agents then decide one by one."""
-        if cls.decide is not _ZeroIntelligence.decide:  # a subclass decides otherwise
-            return None
+        if cls.decide is not _ZeroIntelligence.decide or cls.decide_batch.__func__ is not _ZeroIntelligence.decide_batch.__func__:  # type: ignore[attr-defined]
+            return None  # a subclass decides otherwise (its own `decide`, or its own batch)
         constrained = cls.constrained
         # per draw, in draw order: (agent index, good, buy?, low and high of the draw, quantity, tick size)
         draws: list[tuple[int, str, bool, float, float, int, float]] = []
@@ -119,9 +130,9 @@ class _ZeroIntelligence(DecisionPolicy):
                         bottom = max(costs[q - 1], lo) if constrained else lo
                         if bottom <= hi:
                             add((i, good, False, bottom, hi, q, tick_size))
-        actions: list[list[ActionBase]] = [[] for _ in observations]
+        first = len(columns)
         if not draws:
-            return [Decision(actions=a) for a in actions]
+            return [ColumnDecision(columns, first, 0) for _ in observations]
         who, goods, buys, lows, highs, sizes, ticks = zip(*draws, strict=True)
         if not _valid_orders(goods, lows, highs, sizes, ticks):
             return None
@@ -134,6 +145,9 @@ class _ZeroIntelligence(DecisionPolicy):
         snapped = _SNAPPED.get(ticks[0]) if len(set(ticks)) == 1 else None
         if snapped is None or len(snapped) >= _SNAPPED_KEPT:
             snapped = {}
+        orders = [0] * len(observations)  # each agent's orders
+        add_agent, add_good, add_buy = columns.agents.append, columns.goods.append, columns.buys.append
+        add_price, add_quantity = columns.prices.append, columns.quantities.append
         for (i, good, buy, bottom, top, q, tick), n in zip(draws, counts, strict=True):
             price = snapped.get(n)
             if price is None:
@@ -141,13 +155,21 @@ class _ZeroIntelligence(DecisionPolicy):
             if buy:
                 if constrained and price > top:
                     price = top
-                if price * q <= cash[i]:
-                    actions[i].append(trusted_order(good, "buy", price, q))
-            else:
-                if constrained and price < bottom:
-                    price = bottom
-                actions[i].append(trusted_order(good, "sell", price, q))
-        return [Decision(actions=a) for a in actions]
+                if price * q > cash[i]:
+                    continue
+            elif constrained and price < bottom:
+                price = bottom
+            add_agent(owners[i])
+            add_good(good)
+            add_buy(buy)
+            add_price(price)
+            add_quantity(q)
+            orders[i] += 1
+        decided: list[Decision] = []
+        for count in orders:
+            decided.append(ColumnDecision(columns, first, count))
+            first += count
+        return decided
 
 
 def _snapped(tick: float, ticks: int) -> float:

@@ -1,0 +1,123 @@
+"""Batched ZI populations' orders go from decide to the call market as columns (`OrderColumns`,
+one `ColumnDecision` per agent, `ActionResolver._resolve_columns`, `CallMarketMechanism.place_columns`,
+`Exchange.place_columns`), without a `PlaceOrder` per order. Against the per-order path (every
+decision's `PlaceOrder` objects applied one by one, every content encoded by the recorder), whole
+recordings must be the same byte for byte (timestamps aside): refusals (cash short with a fee),
+expiries, several goods and quantities, a market without a call market, and scenarios whose other
+agents make the step fall back to the per-order path."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from mesa_llm.mechanisms.call_market import CallMarketMechanism
+from mesa_llm.model import MarketModel
+from mesa_llm.recording.recorder import SimulationRecorder
+from mesa_llm.scenario import load_scenario
+from mesa_llm.world.resolver import ActionResolver
+
+#: (scenario, overrides, whether every step's decisions are columns)
+MARKETS = [
+    # a fee the ZI bid does not count: bids beyond the cash are refused (insufficient funds)
+    ("double_auction", ["market.fee_per_unit=5", "populations.0.endowment.cash=80", "populations.0.count=20",
+                        "populations.1.count=20", "populations.0.private.widget.units=10",
+                        "populations.1.private.widget.units=10", "populations.1.endowment.holdings.widget=10"], True),
+    ("double_auction", ["populations.0.policy=zi_u", "populations.1.policy=zi_u", "tick_size=0.05",
+                        "populations.0.params.quantity=2", "populations.1.params.quantity=3"], True),
+    ("double_auction", ["market.call_market=false"], True),  # every order refused: no call market
+    ("energy_trading", ["market.fee_per_unit=0.01"], False),  # fallback policies and a regulator between them
+    ("balanced", [], False),  # other policies between the ZI traders: the per-order path
+]  # fmt: skip
+_STAMP = re.compile(r'"timestamp":"[^"]*",')
+
+
+def _recording(scenario: str, overrides: list[str], seed: int, out: Path, *, texts: bool = True) -> list[str]:
+    model = MarketModel(load_scenario(scenario, overrides=overrides), seed=seed, steps=12, output_dir=out, run_name="r")
+    model.call_market.encoded = texts  # False: every clearing's content encoded by the recorder
+    model.run()
+    lines = Path(model.recording_path).read_text().splitlines()  # type: ignore[arg-type]
+    return [_STAMP.sub("", line) for line in lines if '"simulation_start"' not in line]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize(("scenario", "overrides", "columns"), MARKETS)
+def test_the_columns_record_what_the_per_order_path_records(
+    scenario: str, overrides: list[str], columns: bool, seed: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    placed: list[int] = []
+    place_columns = CallMarketMechanism.place_columns
+    monkeypatch.setattr(CallMarketMechanism, "place_columns",
+                        lambda self, cols, positions, *args: placed.append(len(positions)) or place_columns(self, cols, positions, *args))  # fmt: skip
+    fast = _recording(scenario, overrides, seed, tmp_path / "fast")
+    assert (max(placed, default=0) > 3) is columns  # the steps went as columns (or, mixed, did not)
+    # every decision's orders as `PlaceOrder` objects through `apply`, every content encoded by the recorder
+    monkeypatch.setattr(ActionResolver, "_resolve_columns", lambda self, decisions, order, step: False)
+    monkeypatch.setattr(ActionResolver, "_plain_orders", lambda self, agent, actions: False)
+    general = _recording(scenario, overrides, seed, tmp_path / "general", texts=False)
+    assert len(fast) == len(general)
+    for got, want in zip(fast, general, strict=True):
+        assert got == want
+    kinds = {re.search(r'"event_type":"(\w+)"', line).group(1) for line in fast}  # type: ignore[union-attr]
+    assert {"action", "action_rejected"} & kinds
+    if "market.fee_per_unit=5" in overrides:
+        assert any("insufficient funds" in line for line in fast)
+    if "market.call_market=false" in overrides:
+        assert "order" not in kinds and any("no call market" in line for line in fast)
+
+
+def test_the_columns_lines_go_as_one_typed_batch_and_a_subscriber_gets_their_contents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a subscriber a step's action and order lines go to the recorder in one call, typed
+    per line; a subscriber to orders gets each order's and action's content (made from the columns
+    only then) in its place, equal to what the recording holds."""
+    typed: list[int] = []
+    record_texts = SimulationRecorder.record_texts
+    monkeypatch.setattr(SimulationRecorder, "record_texts", lambda self, types, *args, **kwargs: (
+        typed.append(len(types)) if isinstance(types, list) else None) or record_texts(self, types, *args, **kwargs))  # fmt: skip
+    spec = load_scenario("double_auction", overrides=["populations.0.count=10", "populations.1.count=10"])
+    quiet = MarketModel(spec, seed=4, steps=4, output_dir=tmp_path / "quiet", run_name="r")
+    quiet.run()
+    assert len(typed) == 4 and min(typed) >= 2 * 15  # one batch a step, two lines an order
+    typed.clear()
+    heard: list[tuple[str, dict[str, object], int | None]] = []
+    model = MarketModel(spec, seed=4, steps=4, output_dir=tmp_path / "heard", run_name="r")
+    model.events.subscribe("order", lambda event: heard.append((event.event_type, dict(event.content), event.agent_id)))
+    model.events.subscribe("action", lambda event: heard.append((event.event_type, dict(event.content), event.agent_id)))
+    model.run()
+    assert not typed  # a subscriber wants them: one by one
+    lines = [_STAMP.sub("", line) for line in Path(model.recording_path).read_text().splitlines()]  # type: ignore[arg-type]
+    want = [_STAMP.sub("", line) for line in Path(quiet.recording_path).read_text().splitlines()]  # type: ignore[arg-type]
+    assert lines[1:] == want[1:]
+    recorded = [json.loads(line) for line in lines[1:]]
+    assert heard == [(e["event_type"], e["content"], e["agent_id"]) for e in recorded if e["event_type"] in ("order", "action")]
+    assert len(heard) > 100
+
+
+def _unrecorded(scenario: str, overrides: list[str], seed: int) -> tuple[object, ...]:
+    model = MarketModel(load_scenario(scenario, overrides=overrides), seed=seed, steps=12, record=False)
+    model.run()
+    accounts = [(a.account_id, a.cash, dict(a.holdings), a.reserved_cash, dict(a.reserved_goods))
+                for a in model.exchange.ledger.accounts()]  # fmt: skip
+    agents = [(a.unique_id, dict(a.units_bought), dict(a.units_sold), a.realised_surplus, list(a.rejections))
+              for a in model.traders]  # fmt: skip
+    tallies = model.tallies
+    return accounts, agents, tallies.trades, tallies.volume, tallies.buyer_fees, dict(tallies.trade_value), model.rng.random()
+
+
+@pytest.mark.parametrize(("scenario", "overrides", "columns"), MARKETS[:2])
+def test_without_a_recorder_the_columns_do_what_the_per_order_path_does(
+    scenario: str, overrides: list[str], columns: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    placed: list[int] = []
+    place_columns = CallMarketMechanism.place_columns
+    monkeypatch.setattr(CallMarketMechanism, "place_columns",
+                        lambda self, cols, positions, *args: placed.append(len(positions)) or place_columns(self, cols, positions, *args))  # fmt: skip
+    fast = _unrecorded(scenario, overrides, 3)
+    assert max(placed) > 3
+    monkeypatch.setattr(ActionResolver, "_resolve_columns", lambda self, decisions, order, step: False)
+    assert fast == _unrecorded(scenario, overrides, 3)

@@ -1,0 +1,96 @@
+"""The exchange books a batch's step orders as columns (`Exchange.place_columns` ->
+`OrderBook.add_step_order`) and clears them from the columns when they are the whole book
+(`Exchange._clear_columns`). Against the same orders placed one by one as `Order` objects, the
+clearings, trades, goods' states, ledger and book must be the same after the clearing: partial
+fills, fees, two goods, unfilled orders released; with an order resting in the book (a gtc one),
+the columns are made objects and cleared the usual way."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import pytest
+
+from mesa_llm.actions import PlaceOrder
+from mesa_llm.agents.policies.base import OrderColumns
+from mesa_llm.agents.roles import Role
+from mesa_llm.market import Money
+from mesa_llm.world.exchange import Exchange
+
+MONEY = Money(0.01)
+GOODS = [("widget", 10_000, 100, 20_000), ("gadget", 1_000, 50, 5_000)]
+
+
+class _Agent:
+    def __init__(self, unique_id: int, role: Role) -> None:
+        self.unique_id, self.role = unique_id, role
+
+
+AGENTS = [_Agent(i, (Role.BUYER, Role.SELLER, Role.TRADER)[i % 3]) for i in range(1, 31)]
+
+
+def _exchange(fee: int) -> Exchange:
+    ex = Exchange(GOODS, MONEY, fee_per_unit=fee, max_orders_per_step=3)
+    for agent in AGENTS:
+        ex.open_account(agent.unique_id, 60_000, {"widget": 4, "gadget": 3})
+    return ex
+
+
+def _columns(rng: np.random.Generator) -> tuple[OrderColumns, list[int]]:
+    columns = OrderColumns()
+    for agent in AGENTS:
+        for _ in range(int(rng.integers(0, 3))):
+            good = "widget" if rng.random() < 0.6 else "gadget"
+            low, high = (90, 110) if good == "widget" else (9, 11)
+            buy = agent.role is Role.BUYER or (agent.role is Role.TRADER and rng.random() < 0.5)
+            columns.agents.append(agent)
+            columns.goods.append(good)
+            columns.buys.append(buy)
+            columns.prices.append(round(float(rng.integers(low * 10, high * 10)) * 0.1, 2))
+            columns.quantities.append(int(rng.integers(1, 4)))
+    return columns, list(range(len(columns)))
+
+
+def _state(ex: Exchange, clearings: list[Any]) -> Any:
+    accounts = [(a.account_id, a.cash, dict(a.holdings), a.reserved_cash, dict(a.reserved_goods)) for a in ex.ledger.accounts()]
+    goods = [(s.name, s.last_price, s.last_volume, s.price_low, s.price_high, s.excess_demand, s.excess_supply,
+              list(s.history), s.last_trade_step, s.last_clearing_step, s.best_bid, s.best_ask) for s in ex.goods.values()]  # fmt: skip
+    book = sorted((o.order_id, o.agent_id, o.good, o.side, o.price, o.remaining, o.lifetime) for o in ex.book._by_id.values())
+    return [asdict(c) for c in clearings], accounts, goods, book, ex.book.next_order_id()
+
+
+@pytest.mark.parametrize("gtc", [False, True])
+@pytest.mark.parametrize("fee", [0, 3])
+def test_columns_clear_as_their_orders_as_objects(fee: int, gtc: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    cleared: list[int] = []
+    clear_columns = Exchange._clear_columns
+    monkeypatch.setattr(Exchange, "_clear_columns", lambda self, columns, step: cleared.append(len(columns)) or clear_columns(self, columns, step))
+    trades = 0
+    for seed in range(8):
+        results = []
+        for as_columns in (True, False):
+            ex = _exchange(fee)
+            if gtc:  # an order resting from an earlier step
+                ex.place_order(AGENTS[2].unique_id, Role.TRADER, PlaceOrder(good="gadget", side="buy", price=9.5, quantity=1, lifetime="gtc"), step=0)
+            rng = np.random.default_rng(seed)
+            clearings = []
+            for step in (1, 2):
+                ex.begin_step()
+                columns, positions = _columns(rng)
+                out: list[Any] = []
+                if as_columns:
+                    ex.place_columns(columns, positions, step, out)
+                else:
+                    ex.place_orders([(columns.agents[k], columns.order(k)) for k in positions], step, out)
+                    out = [o if isinstance(o, str) else o.order_id for o in out]
+                clearings += ex.clear(step)
+                results.append(out)
+            results.append(_state(ex, clearings))
+        (got_out1, got_out2, got), (want_out1, want_out2, want) = results[:3], results[3:]
+        assert (got_out1, got_out2) == (want_out1, want_out2)
+        assert got == want
+        trades += sum(len(c["trades"]) for c in got[0])
+    assert trades > 50
+    assert (len(cleared) > 0) is not gtc  # the columns were cleared as columns only when they were the whole book
