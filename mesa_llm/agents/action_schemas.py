@@ -42,24 +42,45 @@ _Patch = Callable[[dict[str, Any], "_Facts"], None]
 
 
 class _Facts:
-    """What the schemas of one agent may name: stable facts, plus this step's when known."""
+    """What the schemas of one agent may name: stable facts, plus this step's when known.
 
-    __slots__ = ("goods", "sides", "peers", "price_range", "obs")
+    The other agents are kept as the schemas show them (`peers_shown`: their ids up to
+    :data:`MAX_ENUM_IDS`, else their range and count), never as their whole list: given ``shown``
+    by a caller that found it in O(log agents), an agent's schemas cost the same at 100 agents
+    as at 10,000 (sorting every agent's peers every step made JSON mode O(agents^2) a step)."""
+
+    __slots__ = ("goods", "sides", "shown", "price_range", "obs")
 
     def __init__(
         self,
         goods: Mapping[str, tuple[float, float]],
         sides: Sequence[str],
-        peers: Sequence[int],
+        peers: Sequence[int] | None,
         obs: Observation | None = None,
+        *,
+        shown: tuple[Any, ...] | None = None,
     ) -> None:
         self.goods = dict(goods)
         self.sides = list(sides)
-        self.peers = sorted(set(peers))
+        self.shown = shown if shown is not None else peers_shown(sorted(set(peers or ())))
         lows = [lo for lo, _ in self.goods.values()]
         highs = [hi for _, hi in self.goods.values()]
         self.price_range: tuple[float, float] | None = (min(lows), max(highs)) if lows else None
         self.obs = obs
+
+    def peer_schema(self, description: str | None = None) -> Schema:
+        """`id_schema` of the other agents' ids, from how they show."""
+        shown = self.shown
+        if not _is_range(shown):
+            return id_schema(shown, description)
+        out: Schema = {"type": "integer", "minimum": shown[2], "maximum": shown[3]}
+        if description:
+            out["description"] = description
+        return out
+
+    def peer_count(self) -> int:
+        """How many other agents there are, up to 100 (an id list's ``maxItems``)."""
+        return int(self.shown[1]) if _is_range(self.shown) else min(len(self.shown), 100)
 
     def sessions(self, action: str) -> list[dict[str, Any]]:
         """This step's open sessions in which ``action`` is allowed (empty without a state)."""
@@ -140,20 +161,28 @@ def _terms_schema(spaces: list[dict[str, Any]]) -> Schema | None:
 
 
 def _set_ids(params: dict[str, Any], name: str, ids: Sequence[int], *, optional: bool = False) -> None:
+    _set_id(params, name, lambda description: id_schema(ids, description), optional=optional)
+
+
+def _set_id(
+    params: dict[str, Any], name: str, make: Callable[[str | None], Schema], *, optional: bool = False
+) -> None:
+    """``params[name]`` as the id schema ``make(description)`` gives (nullable when ``optional``)."""
     props = params["properties"]
     if name not in props:
         return
-    schema = id_schema(ids, props[name].get("description"))
+    schema = make(props[name].get("description"))
     props[name] = {"anyOf": [schema, {"type": "null"}], "default": None} if optional else schema
 
 
-def _set_id_list(params: dict[str, Any], name: str, ids: Sequence[int]) -> None:
+def _set_peer_list(params: dict[str, Any], name: str, f: _Facts) -> None:
+    """``params[name]`` as a list of other agents' ids (at most as many as there are, up to 100)."""
     props = params["properties"]
-    if name not in props or not ids:
+    if name not in props or not f.shown:
         return
     old = props[name]
     inner = old["anyOf"][0] if "anyOf" in old else old
-    array: Schema = {"type": "array", "items": id_schema(ids), "minItems": 1, "maxItems": min(len(set(ids)), 100)}
+    array: Schema = {"type": "array", "items": f.peer_schema(), "minItems": 1, "maxItems": f.peer_count()}
     if "description" in old:
         array["description"] = old["description"]
     if inner.get("minItems") is None:
@@ -213,8 +242,8 @@ def _cancel_order(params: dict[str, Any], f: _Facts) -> None:
 
 
 def _talk(params: dict[str, Any], f: _Facts) -> None:
-    if f.peers:
-        _set_ids(params, "recipient_id", f.peers)
+    if f.shown:
+        _set_id(params, "recipient_id", f.peer_schema)
 
 
 def _forward(params: dict[str, Any], f: _Facts) -> None:
@@ -222,7 +251,7 @@ def _forward(params: dict[str, Any], f: _Facts) -> None:
         ids = [m["message_id"] for m in f.obs.messages if isinstance(m.get("message_id"), int)]
         if ids:
             params["properties"]["message_id"] = id_schema(ids)
-    _set_id_list(params, "recipient_ids", f.peers)
+    _set_peer_list(params, "recipient_ids", f)
 
 
 def _session_schema(sessions: list[dict[str, Any]]) -> Schema:
@@ -237,8 +266,8 @@ def _make_offer(params: dict[str, Any], f: _Facts) -> None:
     props = params["properties"]
     if f.goods:
         props["good"] = {"anyOf": [_str_enum(f.goods), {"type": "null"}], "default": None, "description": "good of a new negotiation"}
-    if f.peers:
-        _set_ids(params, "counterparty_id", f.peers, optional=True)
+    if f.shown:
+        _set_id(params, "counterparty_id", f.peer_schema, optional=True)
     sessions = f.sessions("make_offer")
     if not sessions or f.obs is None:
         return
@@ -292,7 +321,7 @@ def _end(params: dict[str, Any], f: _Facts) -> None:
 def _cfp(params: dict[str, Any], f: _Facts) -> None:
     if f.goods:
         params["properties"]["good"] = _str_enum(f.goods)
-    _set_id_list(params, "seller_ids", f.peers)
+    _set_peer_list(params, "seller_ids", f)
 
 
 def _settle(params: dict[str, Any], f: _Facts) -> None:
@@ -317,12 +346,12 @@ def _bid(params: dict[str, Any], f: _Facts) -> None:
 
 
 def _regulate(params: dict[str, Any], f: _Facts) -> None:
-    if f.peers:
-        _set_ids(params, "agent_id", f.peers)
+    if f.shown:
+        _set_id(params, "agent_id", f.peer_schema)
 
 
 def _propose_alliance(params: dict[str, Any], f: _Facts) -> None:
-    _set_id_list(params, "invitee_ids", f.peers)
+    _set_peer_list(params, "invitee_ids", f)
 
 
 def _alliance_name(source: str) -> _Patch:
@@ -410,6 +439,11 @@ def _build(
     return out
 
 
+def _is_range(shown: tuple[Any, ...]) -> bool:
+    """Whether ``shown`` (`peers_shown`) stands for its agents by their range, not their ids."""
+    return bool(shown) and shown[0] == "range"
+
+
 def peers_shown(ids: Sequence[int], me: int | None = None) -> tuple[Any, ...]:
     """How the agents ``ids`` other than ``me`` show in a tool schema: `id_schema` of their ids (an
     enum up to :data:`MAX_ENUM_IDS` ids, else their range) and an id list's ``maxItems`` (at most
@@ -463,15 +497,20 @@ def state_tool_schemas(
     observation: Observation,
     *,
     sides: Sequence[str],
-    peers: Sequence[int],
+    peers: Sequence[int] | None = None,
+    shown: tuple[Any, ...] | None = None,
 ) -> list[Schema]:
     """The tools usable now with everything this step's ``observation`` pins down (JSON mode),
     the ones that trade or negotiate first and ``wait`` last (small models favour the first
-    listed; the tools that end or cancel something come after the rest)."""
+    listed; the tools that end or cancel something come after the rest).
+
+    The other agents are ``peers`` (their ids), or ``shown``: `peers_shown` of them, found by the
+    caller without listing them (the same schemas, in O(log agents) rather than O(agents))."""
+    if shown is None and peers is None:
+        raise TypeError("state_tool_schemas needs the peers or how they show (shown=peers_shown(...))")
     goods = {name: (g.min_price, g.max_price) for name, g in observation.market.goods.items()}
-    tools = _build(
-        registry, sorted(names, key=_listing_rank), _Facts(goods, sides, peers, observation), MAX_STATE_STRING
-    )
+    facts = _Facts(goods, sides, peers, observation, shown=shown)
+    tools = _build(registry, sorted(names, key=_listing_rank), facts, MAX_STATE_STRING)
     for tool in tools:
         if tool["function"]["name"] == "wait":
             # no free-text reason: a small model filled it with the same ramble as its messages,

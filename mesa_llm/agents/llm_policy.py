@@ -596,6 +596,9 @@ class LLMPolicy(DecisionPolicy):
                 if ctx.keep_encoded is not None:
                     ctx.keep_encoded(self._stable_tools)
             self._step_tools = self._stable_tools
+        elif ctx.built_tools is not None:  # the peers as the schemas show them, without listing them
+            shown = peers_shown(ctx.built_tools.sorted_ids(ctx.agent_ids), me)
+            self._step_tools = state_tool_schemas(ctx.registry, self._tool_names, observation, sides=sides, shown=shown)
         else:
             peers = self._peers(me)
             self._step_tools = state_tool_schemas(ctx.registry, self._tool_names, observation, sides=sides, peers=peers)

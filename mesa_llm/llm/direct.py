@@ -34,6 +34,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from mesa_llm.encoded_json import PLACEHOLDER, fill, messages_json
+
 #: The only parameters the backend sends; anything else (``extra_params``) takes the full path.
 SUPPORTED_PARAMS = frozenset(
     {"tools", "tool_choice", "response_format", "temperature", "max_tokens", "seed"}
@@ -181,24 +183,32 @@ class DirectOpenAI:
             self._kept_tools[id(tools)] = (tools, None)
 
     def _body(self, data: dict[str, Any]) -> bytes:
-        """``openapi_dumps(data)`` (the SDK's encoding of a request body), the same bytes, with the
-        JSON of a kept tool list (`keep_tools`) made once and put in its place."""
+        """``openapi_dumps(data)`` (the SDK's encoding of a request body), the same bytes, encoded once with
+        the parts already made put in place: the messages' JSON (`mesa_llm.encoded_json.messages_json`: each
+        message's strings encoded once for this body, the request key and the record) and a kept tool list's
+        (`keep_tools`: made once per list)."""
+        if not all(type(k) is str for k in data):
+            return self._dumps(data)
+        made: dict[str, bytes] = {}
+        messages = messages_json(data.get("messages"))
+        if messages is not None:
+            try:
+                made["messages"] = messages.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate: the SDK's own encoding raises as it does
+                return self._dumps(data)
         tools = data.get("tools")
         kept = self._kept_tools.get(id(tools)) if tools is not None else None
-        if kept is None or kept[0] is not tools or not all(type(k) is str for k in data):
+        if kept is not None and kept[0] is tools:
+            text = kept[1]
+            if text is None:
+                text = self._dumps(tools)
+                self._kept_tools[id(tools)] = (tools, text)
+            made["tools"] = text
+        if not made:
             return self._dumps(data)
-        text = kept[1]
-        if text is None:
-            text = self._dumps(tools)
-            self._kept_tools[id(tools)] = (tools, text)
-        keys = list(data)
-        at = keys.index("tools")
-        before = self._dumps({k: data[k] for k in keys[:at]}) if at else b"{}"
-        after = self._dumps({k: data[k] for k in keys[at + 1 :]}) if at + 1 < len(keys) else b"{}"
-        # the separators openapi_dumps writes: "," between members, ":" after a key, no spaces
-        return b"".join(
-            (before[:-1], b"," if at else b"", b'"tools":', text, b"," + after[1:] if after != b"{}" else b"}")
-        )
+        body = fill(self._dumps({k: (PLACEHOLDER if k in made else v) for k, v in data.items()}),
+                    [made[k] for k in data if k in made])  # fmt: skip
+        return body if body is not None else self._dumps(data)
 
     def _config_for(self, model: str) -> Any:
         """The provider config litellm's OpenAI handler would use for ``model`` (one per model)."""

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _encode_basestring
 from typing import Any, Protocol, runtime_checkable
 
+from mesa_llm.encoded_json import canonical_messages, message_parts
+
 #: the C encoder json.dumps uses (not in the typing stubs; None where the accelerator is missing)
 _c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
 
@@ -165,7 +167,9 @@ class ChatRequest:
         digest = _prefix_digest(self.max_tokens, self.messages)
         if digest is not None:  # the same bytes, its opening (the system prompt) hashed once
             payload = {name: getattr(self, name) for name in _REST_FIELDS}
-            rest = canonical_json(self.messages[1:])[1:] + "," + canonical_json(payload)[1:-1]
+            parts = message_parts(self.messages)  # each message's strings encoded once (body, key, record)
+            later = canonical_messages(parts[1:]) if parts is not None else canonical_json(self.messages[1:])
+            rest = later[1:] + "," + canonical_json(payload)[1:-1]
             digest.update(rest.encode("utf-8"))
             if self.tools_json is None or self.tools is None:
                 digest.update(b',"tools":' + canonical_json(self.tools).encode("utf-8") + b"}")

@@ -41,6 +41,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from mesa_llm.encoded_json import PLACEHOLDER, fill, messages_json
 from mesa_llm.recording.events import (
     LLM_CALL,
     MESSAGE,
@@ -220,23 +221,6 @@ def _make_encoder() -> Callable[[Any], str]:
             raise
 
     return encode
-
-
-def _encode_with(encode: Callable[[Any], str], data: dict[str, Any], key: str, text: str) -> tuple[str, int] | None:
-    """``encode(data)`` with ``text`` as the JSON of ``data[key]`` (made by ``encode`` before), the
-    members before and after it encoded around it, and where ``text`` starts in it; None when a
-    key is not a string (the encoder would convert or refuse it: the caller encodes the whole)."""
-    keys = list(data)
-    if not all(type(k) is str for k in keys):
-        return None
-    at = keys.index(key)
-    before = encode({k: data[k] for k in keys[:at]}) if at else "{}"
-    after = encode({k: data[k] for k in keys[at + 1 :]}) if at + 1 < len(keys) else "{}"
-    # the separators the recorder's encoder writes: "," between members, ":" after a key
-    head = f"{before[:-1]}," if at else "{"
-    head = f"{head}{encode(key)}:"
-    tail = "," + after[1:] if after != "{}" else "}"
-    return f"{head}{text}{tail}", len(head)
 
 
 #: `_encode_llm_call` reads the text around a kept value alone: no secret key may hold its edges
@@ -501,7 +485,7 @@ class SimulationRecorder:
             # The walk costs twice what encoding does (an llm_call's request: ~140 us against
             # ~60 us): encode first, and walk only when the text names a secret key as a key.
             names: bool | None = None  # whether the text names a secret key, when already known
-            if event_type == LLM_CALL and self._kept:
+            if event_type == LLM_CALL:
                 content_json, names = self._encode_llm_call(data)
             else:
                 content_json = self._encode(data)
@@ -584,31 +568,39 @@ class SimulationRecorder:
             self._kept[id(value)] = (value, None)
 
     def _encode_llm_call(self, data: dict[str, Any]) -> tuple[str, bool | None]:
-        """``encode(data)`` of an ``llm_call`` content, with the JSON of a kept `request.tools`
-        (`keep_encoded`) made once and spliced in; and whether the text names a secret key as a
-        key (`_names_secret_key`), read from the text around the kept part and the kept part's own
-        answer, made once (None when nothing was kept: the caller reads the whole text)."""
+        """``encode(data)`` of an ``llm_call`` content, encoded once with its request's already-made parts put in
+        place: the messages' JSON (`mesa_llm.encoded_json.messages_json`: each message's strings encoded once
+        for the request body, its key and this record) and a kept `request.tools` (`keep_encoded`: made once
+        per list); and whether the text names a secret key as a key (`_names_secret_key`), read from the text
+        around those parts and the kept list's own answer, made once (None when nothing was put in place: the
+        caller reads the whole text). Plain messages (``{"role": str, "content": str}``) name no key but those
+        two: their strings' quotes are escaped, so no ``"key":`` is read inside them."""
         request = data.get("request")
-        tools = request.get("tools") if type(request) is dict else None
+        if type(request) is not dict or not all(type(k) is str for k in data):
+            return self._encode(data), None
+        made: dict[str, str] = {}
+        messages = messages_json(request.get("messages"))
+        if messages is not None:
+            made["messages"] = messages
+        names = False
+        tools = request.get("tools")
         kept = self._kept.get(id(tools)) if tools is not None else None
-        if kept is None or kept[0] is not tools:
+        if kept is not None and kept[0] is tools:
+            done = kept[1]
+            if done is None:
+                text = self._encode(tools)
+                done = (text, _names_secret_key(text))
+                self._kept[id(tools)] = (tools, done)
+            made["tools"], names = done
+        if not made:
             return self._encode(data), None
-        made = kept[1]
-        if made is None:
-            text = self._encode(tools)
-            made = (text, _names_secret_key(text))
-            self._kept[id(tools)] = (tools, made)
-        text, names = made
-        assert isinstance(request, dict)
-        inner = _encode_with(self._encode, request, "tools", text)
-        outer = _encode_with(self._encode, data, "request", inner[0]) if inner is not None else None
-        if inner is None or outer is None:
+        stand_in = {k: (PLACEHOLDER if k in made else v) for k, v in request.items()}
+        # the placeholder is a string: its edges are quotes, and the parts put in place start with "[" or "{"
+        # and end with "]" or "}", which no secret key's '"key":' holds: no match runs across their edges
+        around = self._encode({k: (stand_in if k == "request" else v) for k, v in data.items()})
+        whole = fill(around, [made[k] for k in request if k in made])
+        if whole is None:  # a content that held the placeholder itself
             return self._encode(data), None
-        # the kept text starts with "[" or "{" and ends with "]" or "}", which no secret key's
-        # '"key":' holds: no match runs across its edges, so the text around it is read alone
-        start = outer[1] + inner[1]
-        whole = outer[0]
-        around = whole[:start] + "\n" + whole[start + len(text) :]
         return whole, names or _names_secret_key(around)
 
     def stream_event(
