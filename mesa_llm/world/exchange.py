@@ -20,6 +20,7 @@ import numpy as np
 from mesa_llm.actions import PlaceOrder, RejectedAction
 from mesa_llm.agents.roles import Role
 from mesa_llm.market import (
+    ClearingResult,
     Ledger,
     LedgerError,
     Lifetime,
@@ -476,24 +477,8 @@ class Exchange:
     ) -> Clearing:  # fmt: skip
         """`_clear_good` of one good's orders in ``columns`` (``buy_index``, ``sell_index``: their
         places, in arrival order), adding each order's fill to ``fills``."""
-        buy_prices, buy_qty = prices[buy_index], quantities[buy_index]
-        sell_prices, sell_qty = prices[sell_index], quantities[sell_index]
-        state.last_clearing_step = step
-        state.best_bid = int(buy_prices.max()) if len(buy_prices) else None
-        state.best_ask = int(sell_prices.min()) if len(sell_prices) else None
-        result = clear_call_auction(buy_prices, buy_qty, sell_prices, sell_qty, k=self.k)
-        clearing = Clearing(
-            good=state.name, price=result.price, volume=result.volume, price_low=result.price_low,
-            price_high=result.price_high, excess_demand=result.excess_demand, excess_supply=result.excess_supply,
-            buy_orders=len(buy_index), sell_orders=len(sell_index),
-        )  # fmt: skip
-        bids_left = buy_prices[buy_qty > result.buy_fills]
-        asks_left = sell_prices[sell_qty > result.sell_fills]
-        clearing.bid_after = int(bids_left.max()) if len(bids_left) else None
-        clearing.ask_after = int(asks_left.min()) if len(asks_left) else None
-        state.last_volume = result.volume
-        state.excess_demand = result.excess_demand
-        state.excess_supply = result.excess_supply
+        clearing, result = self._auction(state, step, prices[buy_index], quantities[buy_index], prices[sell_index],
+                                         quantities[sell_index])  # fmt: skip
         if result.price is None or result.volume == 0:
             return clearing
         price = int(result.price)
@@ -510,32 +495,23 @@ class Exchange:
             settle(buyer, seller, good, q, price, buyer_reserved_cash=(limits[buy] + fee) * q, seller_reserved_goods=q,
                    buyer_fee=fees, seller_fee=fees)  # fmt: skip
             add(Trade(good, price, q, buyer, seller, ids[buy], ids[sell], fees, fees))
-        state.last_price = price
-        state.last_trade_step = step
-        state.price_low = result.price_low
-        state.price_high = result.price_high
-        state.history.append(price)
+        _traded(state, step, price, result)
         return clearing
 
-    def _clear_good(self, state: GoodState, step: int | None = None) -> Clearing:
-        buys, buy_prices, buy_qty = self.book.side_arrays(state.name, Side.BUY)
-        sells, sell_prices, sell_qty = self.book.side_arrays(state.name, Side.SELL)
+    def _auction(self, state: GoodState, step: int | None, buy_prices: np.ndarray, buy_qty: np.ndarray,
+                 sell_prices: np.ndarray, sell_qty: np.ndarray) -> tuple[Clearing, ClearingResult]:  # fmt: skip
+        """One good's call auction over its bids and asks (limits in ticks, arrival order): the
+        clearing (no trades yet) and the auction's result, with the good's state updated for it."""
         # the best limits entered into this clearing (shown to agents as last step's bid and ask)
         state.last_clearing_step = step
         state.best_bid = int(buy_prices.max()) if len(buy_prices) else None
         state.best_ask = int(sell_prices.min()) if len(sell_prices) else None
         result = clear_call_auction(buy_prices, buy_qty, sell_prices, sell_qty, k=self.k)
         clearing = Clearing(
-            good=state.name,
-            price=result.price,
-            volume=result.volume,
-            price_low=result.price_low,
-            price_high=result.price_high,
-            excess_demand=result.excess_demand,
-            excess_supply=result.excess_supply,
-            buy_orders=len(buys),
-            sell_orders=len(sells),
-        )
+            good=state.name, price=result.price, volume=result.volume, price_low=result.price_low,
+            price_high=result.price_high, excess_demand=result.excess_demand, excess_supply=result.excess_supply,
+            buy_orders=len(buy_prices), sell_orders=len(sell_prices),
+        )  # fmt: skip
         bids_left = buy_prices[buy_qty > result.buy_fills]
         asks_left = sell_prices[sell_qty > result.sell_fills]
         clearing.bid_after = int(bids_left.max()) if len(bids_left) else None
@@ -543,6 +519,12 @@ class Exchange:
         state.last_volume = result.volume
         state.excess_demand = result.excess_demand
         state.excess_supply = result.excess_supply
+        return clearing, result
+
+    def _clear_good(self, state: GoodState, step: int | None = None) -> Clearing:
+        buys, buy_prices, buy_qty = self.book.side_arrays(state.name, Side.BUY)
+        sells, sell_prices, sell_qty = self.book.side_arrays(state.name, Side.SELL)
+        clearing, result = self._auction(state, step, buy_prices, buy_qty, sell_prices, sell_qty)
         if result.price is None or result.volume == 0:
             return clearing
         price = int(result.price)
@@ -558,11 +540,7 @@ class Exchange:
             add(Trade(good, price, q, buyer, seller, buy.order_id, sell.order_id, fees, fees))
         self.book.apply_fills(buys, result.buy_fills)
         self.book.apply_fills(sells, result.sell_fills)
-        state.last_price = price
-        state.last_trade_step = step
-        state.price_low = result.price_low
-        state.price_high = result.price_high
-        state.history.append(price)
+        _traded(state, step, price, result)
         return clearing
 
     def open_orders(self, agent_id: int) -> list[Order]:
@@ -594,6 +572,15 @@ def _insufficient(
         need = money.to_units((price + fee) * action.quantity)
         return f"insufficient funds: buying {action.quantity} {action.good} at {action.price} needs {need} available cash"
     return f"insufficient goods: selling {action.quantity} {action.good} needs {action.quantity} available units"
+
+
+def _traded(state: GoodState, step: int | None, price: int, result: ClearingResult) -> None:
+    """The good's state after a clearing that traded at ``price`` (ticks)."""
+    state.last_price = price
+    state.last_trade_step = step
+    state.price_low = result.price_low
+    state.price_high = result.price_high
+    state.history.append(price)
 
 
 __all__ = ["Clearing", "Exchange", "GoodState", "RejectedAction", "Trade"]

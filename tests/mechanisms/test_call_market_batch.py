@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 
 from mesa_llm.mechanisms.call_market import CallMarketMechanism
-from mesa_llm.model import MarketModel
-from mesa_llm.scenario import load_scenario
 from mesa_llm.world.resolver import ActionResolver
+from tests.support.recordings import market_recording
 
 #: busy markets: fees (prices and fees converted per clearing), several goods, odd goods' names
 MARKETS = [
@@ -27,15 +26,6 @@ MARKETS = [
                         "populations.0.params.quantity=2", "populations.1.params.quantity=3"]),
     ("energy_trading", ["market.fee_per_unit=0.01"]),
 ]  # fmt: skip
-_STAMP = re.compile(r'"timestamp":"[^"]*",')
-
-
-def _recording(scenario: str, overrides: list[str], seed: int, out: Path, *, texts: bool = True) -> list[str]:
-    model = MarketModel(load_scenario(scenario, overrides=overrides), seed=seed, steps=12, output_dir=out, run_name="r")
-    model.call_market.encoded = texts  # False: every clearing's content encoded by the recorder
-    model.run()
-    lines = Path(model.recording_path).read_text().splitlines()  # type: ignore[arg-type]
-    return [_STAMP.sub("", line) for line in lines if '"simulation_start"' not in line]
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -49,11 +39,11 @@ def test_the_batch_paths_record_what_the_general_paths_record(
                         lambda self, orders, *args: batched.append(len(orders)) or place_orders(self, orders, *args))  # fmt: skip
     # the orders as `PlaceOrder` objects (a ZI population's go as columns otherwise: tests/mechanisms/test_call_market_columns.py)
     monkeypatch.setattr(ActionResolver, "_resolve_columns", lambda self, decisions, order, step: False)
-    fast = _recording(scenario, overrides, seed, tmp_path / "fast")
+    fast = market_recording(scenario, overrides, seed, tmp_path / "fast")
     assert max(batched) > 3  # the orders were placed in batches
     # every order through `apply`, every content encoded by the recorder (no text made)
     monkeypatch.setattr(ActionResolver, "_plain_orders", lambda self, agent, actions: False)
-    general = _recording(scenario, overrides, seed, tmp_path / "general", texts=False)
+    general = market_recording(scenario, overrides, seed, tmp_path / "general", texts=False)
     assert len(fast) == len(general)
     for got, want in zip(fast, general, strict=True):
         assert got == want

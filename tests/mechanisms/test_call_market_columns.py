@@ -19,6 +19,7 @@ from mesa_llm.model import MarketModel
 from mesa_llm.recording.recorder import SimulationRecorder
 from mesa_llm.scenario import load_scenario
 from mesa_llm.world.resolver import ActionResolver
+from tests.support.recordings import market_recording, untimed_lines
 
 #: (scenario, overrides, whether every step's decisions are columns)
 MARKETS = [
@@ -32,15 +33,6 @@ MARKETS = [
     ("energy_trading", ["market.fee_per_unit=0.01"], False),  # fallback policies and a regulator between them
     ("balanced", [], False),  # other policies between the ZI traders: the per-order path
 ]  # fmt: skip
-_STAMP = re.compile(r'"timestamp":"[^"]*",')
-
-
-def _recording(scenario: str, overrides: list[str], seed: int, out: Path, *, texts: bool = True) -> list[str]:
-    model = MarketModel(load_scenario(scenario, overrides=overrides), seed=seed, steps=12, output_dir=out, run_name="r")
-    model.call_market.encoded = texts  # False: every clearing's content encoded by the recorder
-    model.run()
-    lines = Path(model.recording_path).read_text().splitlines()  # type: ignore[arg-type]
-    return [_STAMP.sub("", line) for line in lines if '"simulation_start"' not in line]
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -52,12 +44,12 @@ def test_the_columns_record_what_the_per_order_path_records(
     place_columns = CallMarketMechanism.place_columns
     monkeypatch.setattr(CallMarketMechanism, "place_columns",
                         lambda self, cols, positions, *args: placed.append(len(positions)) or place_columns(self, cols, positions, *args))  # fmt: skip
-    fast = _recording(scenario, overrides, seed, tmp_path / "fast")
+    fast = market_recording(scenario, overrides, seed, tmp_path / "fast")
     assert (max(placed, default=0) > 3) is columns  # the steps went as columns (or, mixed, did not)
     # every decision's orders as `PlaceOrder` objects through `apply`, every content encoded by the recorder
     monkeypatch.setattr(ActionResolver, "_resolve_columns", lambda self, decisions, order, step: False)
     monkeypatch.setattr(ActionResolver, "_plain_orders", lambda self, agent, actions: False)
-    general = _recording(scenario, overrides, seed, tmp_path / "general", texts=False)
+    general = market_recording(scenario, overrides, seed, tmp_path / "general", texts=False)
     assert len(fast) == len(general)
     for got, want in zip(fast, general, strict=True):
         assert got == want
@@ -90,8 +82,8 @@ def test_the_columns_lines_go_as_one_typed_batch_and_a_subscriber_gets_their_con
     model.events.subscribe("action", lambda event: heard.append((event.event_type, dict(event.content), event.agent_id)))
     model.run()
     assert not typed  # a subscriber wants them: one by one
-    lines = [_STAMP.sub("", line) for line in Path(model.recording_path).read_text().splitlines()]  # type: ignore[arg-type]
-    want = [_STAMP.sub("", line) for line in Path(quiet.recording_path).read_text().splitlines()]  # type: ignore[arg-type]
+    lines = untimed_lines(Path(model.recording_path))  # type: ignore[arg-type]
+    want = untimed_lines(Path(quiet.recording_path))  # type: ignore[arg-type]
     assert lines[1:] == want[1:]
     recorded = [json.loads(line) for line in lines[1:]]
     assert heard == [(e["event_type"], e["content"], e["agent_id"]) for e in recorded if e["event_type"] in ("order", "action")]

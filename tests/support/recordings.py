@@ -29,6 +29,21 @@ def untimed_lines(path: Path) -> list[str]:
     return [TIMESTAMP.sub('"timestamp":""', line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
+def market_recording(scenario: str, overrides: list[str], seed: int, out: Path, *, steps: int = 12,
+                     texts: bool = True) -> list[str]:
+    """The untimed lines (`untimed_lines`) of ``steps`` steps of ``scenario`` run by a `MarketModel`,
+    without the ``simulation_start`` line; ``texts`` False: the call market leaves every clearing's
+    content to the recorder's encoder (the general path batch paths are compared with)."""
+    from mesa_llm.model import MarketModel
+    from mesa_llm.scenario import load_scenario
+
+    model = MarketModel(load_scenario(scenario, overrides=overrides), seed=seed, steps=steps, output_dir=out, run_name="r")
+    model.call_market.encoded = texts
+    model.run()
+    assert model.recording_path is not None
+    return [line for line in untimed_lines(Path(model.recording_path)) if '"simulation_start"' not in line]
+
+
 def normalised_events(path: Path) -> list[str]:
     """The recording's events as sorted-key JSON lines, without timestamps, durations and versions."""
     out = []

@@ -284,9 +284,10 @@ def test_clearing_settles_at_one_price_within_every_filled_limit() -> None:
     ex.place_order(4, Role.BUYER, buy(110.0, 2), step=1)
     ex.place_order(S, Role.SELLER, sell(90.0, 2), step=1)
     ex.place_order(5, Role.SELLER, sell(120.0, 2), step=1)
+    ex.place_order(T, Role.TRADER, buy(50.0), step=1)  # below every ask: counted, not filled
     cash0 = ex.ledger.total_cash()
     [clearing] = ex.clear(step=7)
-    assert clearing.volume == 2 and clearing.buy_orders == 2 and clearing.sell_orders == 2
+    assert clearing.volume == 2 and clearing.buy_orders == 3 and clearing.sell_orders == 2
     assert clearing.price is not None and 11_000 <= clearing.price <= 12_000
     assert {(t.buyer_id, t.seller_id, t.quantity) for t in clearing.trades} == {(B, S, 2)}
     assert ex.ledger.account(HOUSE).cash == 2 * 10 * 2
@@ -296,7 +297,7 @@ def test_clearing_settles_at_one_price_within_every_filled_limit() -> None:
     assert (state.best_bid, state.best_ask) == (13_000, 9_000)
     assert ex.reference_price("widget") == clearing.price
     assert ex.snapshot_prices() == {"widget": MONEY.to_units(clearing.price)}
-    for agent in (B, 4, S, 5):
+    for agent in (B, 4, S, 5, T):
         account = ex.ledger.account(agent)
         assert account.reserved_cash == 0 and account.reserved_goods["widget"] == 0
     ex.ledger.check_invariants()

@@ -20,9 +20,8 @@ from mesa_llm.model import MarketModel
 from mesa_llm.recording.recorder import _make_encoder
 from mesa_llm.scenario import validate_scenario
 from mesa_llm.world.exchange import Exchange
-from mesa_llm.world.resolver import ActionResolver
+from tests.support.resolving import Event, listing_resolver
 
-Event = tuple[str, Any, int | None]
 ENCODE = _make_encoder()
 
 
@@ -41,17 +40,7 @@ def _world(columns: bool, encoded: bool = True) -> tuple[MarketModel, list[Event
         ],
     }  # fmt: skip
     model = MarketModel(validate_scenario(raw), record=False)
-    events: list[Event] = []
-    texts: list[str | None] = []
-
-    def record(event_type: str, content: Any, agent_id: int | None, encoded: str | None = None) -> None:
-        if callable(content):  # given with its text: made only when needed (`RecordEncoded`)
-            assert encoded is not None
-            content = content()
-        events.append((event_type, content, agent_id))
-        texts.append(encoded)
-
-    model.resolver = ActionResolver(model.world, rng=model.rng, record=record, encoded=encoded)
+    events, texts = listing_resolver(model, encoded=encoded)
     if not columns:  # every order as a `PlaceOrder`, applied one by one
         model.resolver._resolve_columns = lambda decisions, order, step: False  # type: ignore[method-assign]
         model.resolver._plain_orders = lambda agent, actions: False  # type: ignore[method-assign]
