@@ -230,7 +230,7 @@ class Exchange:
         range, no rule in force, funds or goods to reserve) is booked here with what every order
         shares looked up once; any other goes through `place_order`, which refuses it as usual."""
         add = out.append
-        place = self.place_order
+        place = self._place_or_refuse
         goods, units_cache, tick, to_ticks = self.goods, self._units, self.money.tick_size, self.money.to_ticks
         # every price converted at once (None: `to_ticks` decides it, or refuses it with its reason)
         prices = self.money.floats_to_ticks([action.price for _, action in orders]) if len(orders) > 16 else None
@@ -253,10 +253,7 @@ class Exchange:
                 or units[0] != state.min_price or units[1] != state.max_price
                 or not units[2] - tick < price < units[3] + tick or not _ROLE_SIDES[role][0 if buy else 1]
             ):  # fmt: skip
-                try:
-                    add(place(agent_id, role, action, step))
-                except RejectedAction as exc:
-                    add(exc.reason)
+                add(place(agent_id, role, action, step))
                 continue
             ticks = prices[index] if prices is not None else None
             if ticks is None:
@@ -266,10 +263,7 @@ class Exchange:
                     add(str(exc))
                     continue
             if not state.min_price <= ticks <= state.max_price:
-                try:  # refused with its message
-                    add(place(agent_id, role, action, step))
-                except RejectedAction as exc:
-                    add(exc.reason)
+                add(place(agent_id, role, action, step))  # refused with its message
                 continue
             quantity = action.quantity
             try:
@@ -290,6 +284,13 @@ class Exchange:
             placed_of[agent_id] = placed + 1
             add(order)
 
+    def _place_or_refuse(self, agent_id: int, role: Role, action: PlaceOrder, step: int) -> Order | str:
+        """`place_order`'s order, or the reason it refuses ``action``: a batch's order off its usual path."""
+        try:
+            return self.place_order(agent_id, role, action, step)
+        except RejectedAction as exc:
+            return exc.reason
+
     def place_columns(self, columns: Any, positions: Sequence[int], step: int, out: list[int | str]) -> None:
         """`place_orders` of the orders of ``columns`` (an `OrderColumns`: per order its agent,
         good, side, price and quantity, lifetime a step) at ``positions``, in that order: the
@@ -299,7 +300,7 @@ class Exchange:
         (`OrderBook.add_step_order`); any order off the usual path goes through `place_order`
         with the `PlaceOrder` it stands for (``columns.order``)."""
         add = out.append
-        place = self.place_order
+        place = self._place_or_refuse
         goods, tick, to_ticks = self.goods, self.money.tick_size, self.money.to_ticks
         rules = self.rules
         plain = not (rules.suspended_until or rules.price_caps or rules.price_floors or rules.position_limits)
@@ -330,10 +331,8 @@ class Exchange:
             if known is None or placed >= most or not known[3] < price < known[4] \
                     or not role_sides[agent.role][0 if buy else 1]:  # fmt: skip
                 booked = None
-                try:  # refused with its message, or placed the usual way
-                    add(place(agent_id, agent.role, columns.order(k), step).order_id)
-                except RejectedAction as exc:
-                    add(exc.reason)
+                placed_order = place(agent_id, agent.role, columns.order(k), step)  # refused, or placed the usual way
+                add(placed_order if isinstance(placed_order, str) else placed_order.order_id)
                 continue
             ticks = prices[k] if prices is not None else None
             if ticks is None:
@@ -344,10 +343,8 @@ class Exchange:
                     continue
             if not known[1] <= ticks <= known[2]:
                 booked = None
-                try:  # refused with its message
-                    add(place(agent_id, agent.role, columns.order(k), step).order_id)
-                except RejectedAction as exc:
-                    add(exc.reason)
+                placed_order = place(agent_id, agent.role, columns.order(k), step)  # refused with its message
+                add(placed_order if isinstance(placed_order, str) else placed_order.order_id)
                 continue
             quantity = col_quantities[k]
             try:
