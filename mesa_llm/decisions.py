@@ -6,17 +6,19 @@ loses only its own step."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from mesa_llm.actions import Decision
 from mesa_llm.agents.llm_policy import LLMPolicy
+from mesa_llm.agents.observation_batch import ObservedAgents
 from mesa_llm.agents.policies.base import DecisionPolicy, OrderColumns
 from mesa_llm.agents.trader import TraderAgent
 
-Observations = list[tuple[TraderAgent, Any]]
+#: a step's (agent, observation) pairs: a list, or an `ObservedAgents` (observations made when read)
+Observations = Sequence[tuple[TraderAgent, Any]]
 Decided = list[tuple[TraderAgent, Decision | None]]
 Record = Callable[[str, dict[str, Any], int | None], None]
 
@@ -34,7 +36,7 @@ def decide_rule_based(observations: Observations, rng: np.random.Generator) -> t
     llm_jobs: list[int] = []
     run: list[int] = []  # the consecutive rule-based agents of `run_class` not decided yet
     run_class: type[DecisionPolicy] | None = None
-    for index, (agent, obs) in enumerate(observations):
+    for index, agent in enumerate(_agents(observations)):
         policy = agent.policy
         if policy.is_llm:
             llm_jobs.append(index)
@@ -45,12 +47,19 @@ def decide_rule_based(observations: Observations, rng: np.random.Generator) -> t
             run = []
         run_class = cls
         if cls is None:
-            _decide_one(index, agent, obs, rng, decisions, crashes)
+            _decide_one(index, agent, observations[index][1], rng, decisions, crashes)
         else:
             run.append(index)
     if run:
         _decide_run(run_class, run, observations, rng, decisions, crashes, columns)
     return decisions, llm_jobs, crashes
+
+
+def _agents(observations: Observations) -> Sequence[TraderAgent]:
+    """The observing agents, in order (an `ObservedAgents`' without making its observations)."""
+    if isinstance(observations, ObservedAgents):
+        return observations.agents
+    return [agent for agent, _ in observations]
 
 
 #: per policy class: the class if it decides batches (overrides `DecisionPolicy.decide_batch`), else None
@@ -87,9 +96,16 @@ def _decide_run(cls: type[DecisionPolicy] | None, run: list[int], observations: 
     class declines (or raises: a batch draws nothing before it knows it can decide every agent)."""
     batch: list[Decision] | None = None
     if cls is not None and len(run) > 1:
-        policies, seen = [observations[i][0].policy for i in run], [observations[i][1] for i in run]
+        agents = _agents(observations)
+        owners = [agents[i] for i in run]
+        policies = [agent.policy for agent in owners]
+        # an `ObservedAgents`' observations are made only when read (a batch may read its numbers only)
+        seen: Sequence[Any] = (
+            observations.observations_of(run) if isinstance(observations, ObservedAgents)
+            else [observations[i][1] for i in run]
+        )  # fmt: skip
         try:
-            batch = cls.decide_columns(policies, seen, rng, [observations[i][0] for i in run], columns)
+            batch = cls.decide_columns(policies, seen, rng, owners, columns)
             if batch is None:
                 batch = cls.decide_batch(policies, seen, rng)
         except Exception:  # noqa: BLE001 - decided one by one: the agent that fails loses only its own step
@@ -152,7 +168,7 @@ def collect(
             decisions[index] = result
     fatal: str | None = None
     out: Decided = []
-    for index, (agent, _) in enumerate(observations):
+    for index, agent in enumerate(_agents(observations)):
         decision = decisions[index]
         if index in crashes:
             record("agent_error", {"stage": "decide", "error": crashes[index]}, agent.unique_id)

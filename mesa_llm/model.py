@@ -19,7 +19,7 @@ import gc
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -192,7 +192,7 @@ class MarketModel(mesa.Model):
             record_many=self._record_many if recording else None,
         )  # fmt: skip
         #: the step whose first half (`prepare_step`) has run, and its observations
-        self._prepared: tuple[int, list[tuple[TraderAgent, Any]]] | None = None
+        self._prepared: tuple[int, Sequence[tuple[TraderAgent, Any]]] | None = None
         #: the step events are recorded under: the step being run, else the last one run
         self.current_step = 0
         self._record_start()
@@ -298,14 +298,14 @@ class MarketModel(mesa.Model):
                                                                        self.wealth(agent)), agent.unique_id, None)
                            for agent in self.traders])  # fmt: skip
 
-    def prepare_step(self) -> list[tuple[TraderAgent, Any]]:
+    def prepare_step(self) -> Sequence[tuple[TraderAgent, Any]]:
         """The first half of the coming step (``steps + 1``): scheduled events, sessions, messages,
         every agent's observation (recorded). Runs once per step; `step` runs it when nobody did."""
         if self._prepared is not None and self._prepared[0] == self.steps + 1:
             return self._prepared[1]
         return self._prepare(self.steps + 1)
 
-    def _prepare(self, step: int) -> list[tuple[TraderAgent, Any]]:
+    def _prepare(self, step: int) -> Sequence[tuple[TraderAgent, Any]]:
         self.current_step = step
         self.tallies.begin_step()
         self._record("step_start", {"step": step})
@@ -344,7 +344,7 @@ class MarketModel(mesa.Model):
             results = await decide_llm([observations[i] for i in llm_jobs], self.rng) if llm_jobs else []
             self._finish_step(self._collect(observations, rule_based, llm_jobs, results, crashes))
 
-    def _begin_decide(self) -> list[tuple[TraderAgent, Any]]:
+    def _begin_decide(self) -> Sequence[tuple[TraderAgent, Any]]:
         prepared = self._prepared
         observations = prepared[1] if prepared is not None and prepared[0] == self.steps else self._prepare(self.steps)
         self.current_step = self.steps
@@ -379,7 +379,7 @@ class MarketModel(mesa.Model):
         if self.recorder is not None:
             self.recorder.flush()
 
-    def _decide(self, observations: list[tuple[TraderAgent, Any]]) -> list[tuple[TraderAgent, Decision | None]]:
+    def _decide(self, observations: Sequence[tuple[TraderAgent, Any]]) -> list[tuple[TraderAgent, Decision | None]]:
         """Every agent decides from its own observation (`mesa_llm.decisions`)."""
         rule_based, llm_jobs, crashes = decide_rule_based(observations, self.rng)
         self._async = self._async or AsyncBridge()  # one event loop for the whole run
@@ -392,7 +392,7 @@ class MarketModel(mesa.Model):
             self.stop_reason, self.stop_status = fatal, "failed"
         return out
 
-    def preview_observations(self) -> list[tuple[TraderAgent, Any]]:
+    def preview_observations(self) -> Sequence[tuple[TraderAgent, Any]]:
         """Every agent's observation of step 1 with every session the scenario schedules open,
         whenever it opens, without running a step (the prompt-template check renders them)."""
         if self.negotiation is not None:

@@ -19,6 +19,7 @@ are never built.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +40,18 @@ if TYPE_CHECKING:
     from mesa_llm.agents.trader import TraderAgent
     from mesa_llm.market import Ledger, Money
 
-__all__ = ["LazyObservation", "ObservationBatch", "account_view"]
+__all__ = ["LazyObservation", "ObservationBatch", "ObservedAgents", "Observations", "account_view"]
+
+#: how many times a `PrivateValues` field was set in this process (`private_changes`)
+PRIVATE_SETS = [0]
+
+
+def private_changes() -> int:
+    """A number that changes whenever any `PrivateValues`' values, costs or fundamental is set
+    (a scenario shock, a stress test): `ObservationBatch.observe_step` compares what agents'
+    private parts show again only after it changed."""
+    return PRIVATE_SETS[0]
+
 
 #: schedules whose units and texts are kept (`_Schedules`), at most
 _TEXTS_KEPT = 1 << 16
@@ -134,7 +146,8 @@ class _Schedules:
         if entry is None or entry[0] is not ticks:
             if len(self._kept) >= _TEXTS_KEPT:
                 self._kept.clear()
-            entry = self._kept[id(ticks)] = [ticks, [None] * len(ticks), [None] * len(ticks)]
+            # [ticks, units, texts, the first texts joined by commas, where each text starts in it]
+            entry = self._kept[id(ticks)] = [ticks, [None] * len(ticks), [None] * len(ticks), "", [0]]
         return entry
 
     def units(self, ticks: list[int], start: int, shown: int, to_units: Any) -> list[float]:
@@ -149,8 +162,26 @@ class _Schedules:
         return window
 
     def text(self, ticks: list[int], start: int, shown: int, to_units: Any) -> str | None:
-        """The encoder's text of `units` ``(ticks, start, shown)``, or None when one is not a finite float."""
+        """The encoder's text of `units` ``(ticks, start, shown)``, or None when one is not a finite float.
+
+        The schedule's texts up to the last unit shown are kept joined, with where each starts,
+        so a window (which moves along as units trade) is one slice of them."""
         entry = self._entry(ticks)
+        end = min(start + shown, len(ticks))
+        if start >= end or start < 0:
+            return "[]" if start >= 0 and shown >= 0 else self._text(entry, ticks, start, shown, to_units)
+        starts = entry[4]
+        if end >= len(starts):  # the texts up to ``end`` joined first
+            window = self._text(entry, ticks, len(starts) - 1, end - len(starts) + 1, to_units)
+            if window is None:
+                return None
+            entry[3] = f"{entry[3]},{window[1:-1]}" if entry[3] else window[1:-1]
+            for text in entry[2][len(starts) - 1 : end]:
+                starts.append(starts[-1] + len(text) + 1)
+        return f"[{entry[3][starts[start] : starts[end] - 1]}]"
+
+    @staticmethod
+    def _text(entry: list[Any], ticks: list[int], start: int, shown: int, to_units: Any) -> str | None:
         texts = entry[2]
         window = texts[start : start + shown]
         if None in window:
@@ -319,24 +350,29 @@ class LazyObservation(Observation):
         if self._lazy & _UNREAD != _UNREAD:
             return None
         shared, _, state, key, seen, _, _, _, _, _, _, _ = self._source
-        kept = seen.zi
-        if kept is not None and kept[0] is state and kept[1] is key:
-            return kept[2]
-        cash, reserved_cash, credit_limit, short_limit, holdings, reserved = state
-        money, schedules = shared.money, shared.schedules
-        to_units = money.to_units
-        shown = key[0]
-        out = []
-        for i in range(1, len(key), 6):
-            good, values, costs, _, bought, sold = key[i : i + 6]
-            available = holdings[good] - reserved.get(good, 0) + short_limit if good in holdings else 0
-            out.append((
-                good, schedules.units(values, bought, shown, to_units), schedules.units(costs, sold, shown, to_units),
-                max(len(values) - bought, 0), max(len(costs) - sold, 0), available,
-            ))  # fmt: skip
-        inputs = (to_units(cash - (reserved_cash - 0) + credit_limit), out)
-        seen.zi = (state, key, inputs)
-        return inputs
+        return _zi_inputs(shared, state, key, seen)
+
+
+def _zi_inputs(shared: _Shared, state: AccountState, key: tuple[Any, ...], seen: _Seen) -> Any:
+    """`LazyObservation.zi_inputs` of an observation made of ``state`` and ``key`` (kept in ``seen``)."""
+    kept = seen.zi
+    if kept is not None and kept[0] is state and kept[1] is key:
+        return kept[2]
+    cash, reserved_cash, credit_limit, short_limit, holdings, reserved = state
+    money, schedules = shared.money, shared.schedules
+    to_units = money.to_units
+    shown = key[0]
+    out = []
+    for i in range(1, len(key), 6):
+        good, values, costs, _, bought, sold = key[i : i + 6]
+        available = holdings[good] - reserved.get(good, 0) + short_limit if good in holdings else 0
+        out.append((
+            good, schedules.units(values, bought, shown, to_units), schedules.units(costs, sold, shown, to_units),
+            max(len(values) - bought, 0), max(len(costs) - sold, 0), available,
+        ))  # fmt: skip
+    inputs = (to_units(cash - (reserved_cash - 0) + credit_limit), out)
+    seen.zi = (state, key, inputs)
+    return inputs
 
 
 def _lazy_field(name: str) -> property:
@@ -385,12 +421,41 @@ _FIELDS = tuple(f.name for f in fields(Observation))
 _COMPARED = tuple(f.name for f in fields(Observation) if f.compare)
 
 
+#: a trade record's keys, in `TraderAgent.record_fill`'s order
+_TRADE_KEYS = ("step", "good", "side", "price", "quantity")
+
+
+def _trade_json(trade: Any, encode: Encoder) -> str:
+    """``encode(trade)`` of a recent-trade record, written directly when it is `record_fill`'s
+    (an int step and quantity, string good and side, a finite float price)."""
+    if trade.__class__ is dict and tuple(trade) == _TRADE_KEYS:
+        step, good, side, price, quantity = trade.values()
+        if (
+            step.__class__ is int and good.__class__ is str and side.__class__ is str and price.__class__ is float
+            and quantity.__class__ is int and price - price == 0.0
+        ):  # fmt: skip
+            return (
+                f'{{"step":{step!r},"good":{_str(good)},"side":{_str(side)},"price":{float.__repr__(price)},'
+                f'"quantity":{quantity!r}}}'
+            )
+    return encode(trade)
+
+
+def _tools_rest(tools: tuple[str, ...]) -> dict[str, Any]:
+    """`_rest` of an observation showing nothing after its recent trades but its ``tools``."""
+    return {
+        "messages": [], "rejections": [], "available_actions": list(tools), "negotiations": [], "contracts": [],
+        "reputation": {}, "alliances": {}, "surveillance": None, "suspended_until": None,
+    }  # fmt: skip
+
+
 class _Seen:
     """What an agent's last recorded observation was made of, and the text made of it."""
 
     __slots__ = (
         "cash", "reserved_cash", "credit_limit", "short_limit", "holdings", "reserved_goods", "state", "account_json",
         "private_key", "private_json", "head_key", "head", "mid", "trades", "trade_texts", "tools", "tail", "zi",
+        "changes", "account", "kept",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -416,6 +481,12 @@ class _Seen:
         self.tail: str | None = None
         #: (state, private key, `LazyObservation.zi_inputs` of them), None before the first
         self.zi: tuple[Any, Any, Any] | None = None
+        #: the agent's `TraderAgent.changes` when ``kept`` was made
+        self.changes = -1
+        #: its ledger account (the live object: an account id's is never replaced)
+        self.account: Any = None
+        #: the agent's last observation's parts but the step's (`_Kept`), None: not kept
+        self.kept: tuple[Any, ...] | None = None
 
 
 class ObservationBatch:
@@ -439,20 +510,23 @@ class ObservationBatch:
         self._horizon = 0
         self._market: MarketSnapshot | None = None
         self._accounts: Any = None
+        self._ledger: Ledger | None = None
         self._money: Money | None = None
         self._shared: _Shared | None = None
         #: the schedules' units and their texts, made when shown
         self._schedules = _Schedules()
+        #: (`private_changes`, horizon, tick size) at the last `observe_step`
+        self._marks: tuple[Any, ...] = ()
 
     def begin(self, step: int, horizon: int, market: MarketSnapshot, ledger: Ledger, money: Money) -> None:
         """Start a step: the shared market snapshot and what every agent's observation reads."""
         encode = self.encode
-        if money is not self._money:
-            self._seen.clear()  # the texts are in another currency unit
+        if money is not self._money or ledger is not self._ledger:
+            self._seen.clear()  # the texts are in another currency unit, the accounts kept another ledger's
             self._schedules.clear()
         self._step, self._horizon, self._market = step, horizon, market
         self._shared = _Shared(step, horizon, market, money, self._schedules)
-        self._accounts, self._money = ledger.account, money
+        self._accounts, self._money, self._ledger = ledger.account, money, ledger
         if encode is not None:
             self._step_text = f'{{"step":{step if type(step) is int else encode(step)},'
             self._market_text = market.to_json(encode)
@@ -494,14 +568,41 @@ class ObservationBatch:
         money, shared = self._money, self._shared
         assert money is not None and shared is not None, "begin() first"
         me = agent.unique_id
-        account = self._accounts(me)
         seen = self._seen.get(me)
         if seen is None:
             seen = self._seen[me] = _Seen()
-        mid = seen.mid
-        state = seen.state
+        seen.kept = None  # kept again only by `observe_step`, for what this observation shows
+        self._refresh(agent, seen, self._accounts(me), tools)
+        shown, inbox = agent.messages_shown, agent.inbox
+        messages = inbox[-shown:] if shown and inbox else None
+        rejections = agent.rejections
+        observation = _new(LazyObservation)
+        # the fields are set when first read (a batched ZI trader reads none of them)
+        observation._lazy = _NOTHING_READ
+        observation._source = (
+            shared, agent, seen.state, seen.private_key, seen, seen.trades, open_orders or None, messages, rejections,
+            tools, surveillance, seen.head_key,
+        )  # type: ignore[assignment]  # fmt: skip  (`_refresh` made state and trades)
+        encode = self.encode
+        if encode is None:
+            return observation, None
+        tail = seen.tail
+        if messages or rejections or surveillance is not None:  # shown this step only: not kept
+            tail = f'"recent_trades":[{",".join(seen.trade_texts)}],{encode(_rest(observation))[1:]}'
+        open_text = "[]" if not open_orders else encode(open_orders)
+        return observation, f'{self._step_text}{seen.mid}{self._market_text},"open_orders":{open_text},{tail}'
+
+    def _refresh(self, agent: TraderAgent, seen: _Seen, account: Any, tools: tuple[str, ...]) -> None:
+        """Bring what ``seen`` keeps of ``agent``'s observation up to date: its account state,
+        private key, recent trades, head and tools (each compared with what it was made of and
+        replaced when it differs), and when recording the texts made of them (the text from the
+        head to the market part; the tail from the recent trades on, for an observation showing
+        no messages, rejections or surveillance)."""
+        money = self._money
+        assert money is not None
+        seen.account = account
         if (
-            state is None or seen.cash != account.cash or seen.reserved_cash != account.reserved_cash
+            seen.state is None or seen.cash != account.cash or seen.reserved_cash != account.reserved_cash
             or seen.credit_limit != account.credit_limit or seen.short_limit != account.short_limit
             or seen.holdings != account.holdings or seen.reserved_goods != account.reserved_goods
         ):  # fmt: skip
@@ -509,63 +610,192 @@ class ObservationBatch:
             seen.cash, seen.reserved_cash = account.cash, account.reserved_cash
             seen.credit_limit, seen.short_limit = account.credit_limit, account.short_limit
             seen.holdings, seen.reserved_goods = dict(account.holdings), dict(account.reserved_goods)
-            state = seen.state = (
+            seen.state = (
                 seen.cash, seen.reserved_cash, seen.credit_limit, seen.short_limit, seen.holdings, seen.reserved_goods,
             )  # fmt: skip
-            seen.account_json = mid = None
+            seen.account_json = seen.mid = None
         key = private_key(agent)
-        if seen.private_key != key:
-            seen.private_key, seen.private_json = key, None
-            mid = None
-        else:
-            key = seen.private_key  # the kept tuple: the same content
-        trades = tuple(agent.recent_trades) if agent.keep_trades else ()
-        shown, inbox = agent.messages_shown, agent.inbox
-        messages = inbox[-shown:] if shown and inbox else None
-        rejections = agent.rejections
-        head_key = (self._horizon, agent.name, agent.role._value_, money.tick_size)
-        observation = _new(LazyObservation)
-        # the fields are set when first read (a batched ZI trader reads none of them)
-        observation._lazy = _NOTHING_READ
-        observation._source = (
-            shared, agent, state, key, seen, trades, open_orders or None, messages, rejections, tools, surveillance,
-            head_key,
-        )  # fmt: skip
+        if seen.private_key != key:  # else the kept tuple stays: the same content
+            seen.private_key, seen.private_json, seen.mid = key, None, None
         encode = self.encode
-        if encode is None:
-            return observation, None
-        if seen.account_json is None:
-            seen.account_json = _state_json(state, money.to_units) or account_json(_state_view(state, money.to_units), encode)
-        if seen.private_json is None:
-            seen.private_json = self._private_text(agent, key, money) or private_json(
-                _private_views(agent, key, money, self._schedules), encode
-            )
-        if seen.head_key != head_key or type(head_key[3]) is not float:
-            seen.head_key = head_key
-            seen.head = encode({"horizon": self._horizon, "agent_id": me, "name": head_key[1], "role": head_key[2],
-                                "tick_size": head_key[3]})[1:-1]  # fmt: skip
-            mid = None
-        if mid is None:
-            mid = seen.mid = f'{seen.head},"account":{seen.account_json},"private":{seen.private_json},"market":'
+        trades = tuple(agent.recent_trades) if agent.keep_trades else ()
         if seen.trades != trades:
-            # a trade record's text is made once, when it first shows, and reused while it stays in
-            # the window (records are never changed; the kept tuple holds them, so ids are theirs)
-            known = dict(zip(map(id, seen.trades or ()), seen.trade_texts, strict=True))
-            seen.trade_texts = [known.get(id(t)) or encode(t) for t in trades]
+            if encode is not None:
+                # a trade record's text is made once, when it first shows, and reused while it stays in
+                # the window (records are never changed; the kept tuple holds them, so ids are theirs)
+                known = dict(zip(map(id, seen.trades or ()), seen.trade_texts, strict=True))
+                seen.trade_texts = [known.get(id(t)) or _trade_json(t, encode) for t in trades]
             seen.trades, seen.tail = trades, None
+        head_key = (self._horizon, agent.name, agent.role._value_, money.tick_size)
+        if seen.head_key != head_key or type(head_key[3]) is not float:
+            seen.head_key, seen.head, seen.mid = head_key, "", None
         if seen.tools is not tools:
             seen.tools, seen.tail = tools, None
-        tail = seen.tail
-        special = messages or rejections or surveillance is not None
-        if tail is None or special:
-            if special:  # shown this step only: not kept
-                rest = encode(_rest(observation))
-            else:
-                rest = self._rest.get(tools)  # type: ignore[assignment]
-                if rest is None:
-                    rest = self._rest[tools] = encode(_rest(observation))
-            tail = f'"recent_trades":[{",".join(seen.trade_texts)}],{rest[1:]}'
-            if not special:
-                seen.tail = tail
-        open_text = "[]" if not open_orders else encode(open_orders)
-        return observation, f'{self._step_text}{mid}{self._market_text},"open_orders":{open_text},{tail}'
+        if encode is None:
+            return
+        if seen.mid is None:
+            state = seen.state
+            if seen.account_json is None:
+                seen.account_json = _state_json(state, money.to_units) or account_json(_state_view(state, money.to_units), encode)
+            if seen.private_json is None:
+                seen.private_json = self._private_text(agent, key, money) or private_json(
+                    _private_views(agent, key, money, self._schedules), encode
+                )
+            if not seen.head:
+                seen.head = encode({"horizon": self._horizon, "agent_id": agent.unique_id, "name": head_key[1],
+                                    "role": head_key[2], "tick_size": head_key[3]})[1:-1]  # fmt: skip
+            seen.mid = f'{seen.head},"account":{seen.account_json},"private":{seen.private_json},"market":'
+        if seen.tail is None:
+            rest = self._rest.get(tools)
+            if rest is None:
+                rest = self._rest[tools] = encode(_tools_rest(tools))
+            seen.tail = f'"recent_trades":[{",".join(seen.trade_texts)}],{rest[1:]}'
+
+    def observe_step(
+        self, agents: Sequence[TraderAgent], tools: Sequence[tuple[str, ...]]
+    ) -> tuple[ObservedAgents, list[str] | None]:
+        """Every agent's observation and its text (None when not recording) as `observe` gives
+        each with no open orders and no surveillance (the caller knows they have none), and each
+        agent's step started (`TraderAgent.start_step`, which the caller knows is the class's).
+
+        One pass over the population: an agent whose shown state is the one its last observation
+        was made of (the same ledger numbers, fills, units traded, tools, fields, and no message or
+        rejection to show) costs a comparison and its line, made of its kept parts; its
+        observation is made only when read (`ObservedAgents`). The others, and every agent after
+        a private schedule was set anywhere (`private_changes`) or the horizon or tick size
+        changed, are observed by `observe` (which compares everything it shows)."""
+        money, shared = self._money, self._shared
+        assert money is not None and shared is not None, "begin() first"
+        marks = (private_changes(), self._horizon, money.tick_size)
+        recheck = marks != self._marks
+        self._marks = marks
+        observe, refresh, seen_of, accounts = self.observe, self._refresh, self._seen, self._accounts
+        items: list[Any] = []
+        add = items.append
+        texts: list[str] | None = [] if self.encode is not None else None
+        step_text, market_text = self._step_text, self._market_text
+        for agent, shown in zip(agents, tools, strict=True):
+            me = agent.unique_id
+            seen = seen_of.get(me)
+            account: Any = seen.account if seen is not None else None
+            if (
+                recheck or seen is None or seen.kept is None or seen.changes != agent.changes or seen.tools is not shown
+                or seen.cash != account.cash or seen.holdings != account.holdings
+                or seen.reserved_cash != account.reserved_cash or seen.reserved_goods != account.reserved_goods
+                or seen.credit_limit != account.credit_limit or seen.short_limit != account.short_limit
+                or agent.rejections or agent.inbox
+            ):  # fmt: skip
+                if agent.rejections or agent.inbox:  # shown once (a message, a rejection): observed as one
+                    observation, text = observe(agent, [], shown)
+                    agent.start_step()
+                    add(observation)
+                    if texts is not None:
+                        texts.append(text)  # type: ignore[arg-type]
+                    continue
+                if seen is None:
+                    seen = seen_of[me] = _Seen()
+                refresh(agent, seen, accounts(me), shown)
+                # what it shows is kept: while nothing of it changes, its next lines are made of it
+                seen.kept = (agent, seen.state, seen.private_key, seen, seen.trades, shown, seen.head_key)
+                seen.changes = agent.changes
+            add(seen.kept)
+            if texts is not None:
+                texts.append(f'{step_text}{seen.mid}{market_text},"open_orders":[],{seen.tail}')
+        return ObservedAgents(list(agents), items, shared), texts
+
+
+def _made(shared: _Shared, kept: tuple[Any, ...]) -> LazyObservation:
+    """The `LazyObservation` `ObservationBatch.observe` would have made of what ``kept`` holds."""
+    agent, state, key, seen, trades, tools, head_key = kept
+    observation = _new(LazyObservation)
+    observation._lazy = _NOTHING_READ
+    observation._source = (shared, agent, state, key, seen, trades, None, None, [], tools, None, head_key)
+    return observation
+
+
+class ObservedAgents(Sequence[tuple["TraderAgent", Observation]]):
+    """A step's ``(agent, observation)`` pairs, in agent order (`ObservationBatch.observe_step`),
+    each observation made when first read (then the same object on every read): equal item by
+    item to the list of them. A batched population's deciding reads its numbers without making
+    them (`zi_row`)."""
+
+    __slots__ = ("_items", "_shared", "agents")
+
+    def __init__(self, agents: list[TraderAgent], items: list[Any], shared: _Shared) -> None:
+        """``items[i]``: agent ``i``'s observation, or what it is made of (`_made`)."""
+        self.agents, self._items, self._shared = agents, items, shared
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(len(self._items))[index]]
+        return self.agents[index], self.observation(index)
+
+    def __iter__(self) -> Iterator[tuple[TraderAgent, Observation]]:
+        agents, observation = self.agents, self.observation
+        for i in range(len(self._items)):
+            yield agents[i], observation(i)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (ObservedAgents, list, tuple)):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"ObservedAgents({list(self)!r})"
+
+    def observation(self, index: int) -> Observation:
+        """Agent ``index``'s observation (made on the first read)."""
+        item = self._items[index]
+        if item.__class__ is tuple:
+            item = self._items[index] = _made(self._shared, item)
+        return item
+
+    def observations(self) -> Observations:
+        """The observations alone, in agent order (each made when read)."""
+        return Observations(self, range(len(self._items)))
+
+    def observations_of(self, indexes: Sequence[int]) -> Observations:
+        """The observations of the agents ``indexes``, in that order (each made when read)."""
+        return Observations(self, indexes)
+
+    def zi_row(self, index: int) -> Any:
+        """What `LazyObservation.zi_view` gives for agent ``index``'s observation, read from what
+        it is made of when it was not made (read) yet; None as `zi_view`'s."""
+        item = self._items[index]
+        if item.__class__ is tuple:
+            _, state, key, seen, _, _, head_key = item
+            inputs = _zi_inputs(self._shared, state, key, seen)
+            return head_key[2], self._shared.market.goods, head_key[3], inputs[0], inputs[1]
+        return item.zi_view() if item.__class__ is LazyObservation else None
+
+
+class Observations(Sequence[Observation]):
+    """Some agents' observations of an `ObservedAgents` (by their indexes), each made when read;
+    ``zi_row(k)`` is `ObservedAgents.zi_row` of the ``k``-th."""
+
+    __slots__ = ("_indexes", "_observed")
+
+    def __init__(self, observed: ObservedAgents, indexes: Sequence[int]) -> None:  # noqa: D107 - the class says it
+        self._observed, self._indexes = observed, indexes
+
+    def __len__(self) -> int:
+        return len(self._indexes)
+
+    def __getitem__(self, k: Any) -> Any:
+        if isinstance(k, slice):
+            return [self[i] for i in range(len(self._indexes))[k]]
+        return self._observed.observation(self._indexes[k])
+
+    def __iter__(self) -> Iterator[Observation]:
+        observation = self._observed.observation
+        for i in self._indexes:
+            yield observation(i)
+
+    def zi_row(self, k: int) -> Any:
+        """`ObservedAgents.zi_row` of the ``k``-th observation."""
+        return self._observed.zi_row(self._indexes[k])

@@ -20,7 +20,7 @@ from mesa_llm.agents.observation import (
     Observation,
     PrivateView,
 )
-from mesa_llm.agents.observation_batch import account_view
+from mesa_llm.agents.observation_batch import PRIVATE_SETS, account_view
 from mesa_llm.agents.persona import Persona
 from mesa_llm.agents.policies.base import DecisionPolicy
 
@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 class PrivateValues:
     """An agent's private information about one good, in ticks.
 
-    Assign new lists (never mutate in place) so the cached currency-unit copies stay right.
+    Assign new lists (never mutate in place) so the cached currency-unit copies stay right (and
+    `mesa_llm.agents.observation_batch.private_changes` counts the change).
     """
 
     values: list[int] = field(default_factory=list)  # redemption values, highest first
@@ -56,9 +57,35 @@ class PrivateValues:
             self._cache = cache
         return cache[2], cache[3]
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name != "_cache":
+            PRIVATE_SETS[0] += 1
+        object.__setattr__(self, name, value)
+
+
+#: what an observation shows of an agent besides its ledger account, inbox and rejections: setting
+#: one of these attributes counts as a change (`TraderAgent.changes`)
+SHOWN_ATTRIBUTES = frozenset(
+    ("name", "role", "private", "units_bought", "units_sold", "recent_trades", "keep_trades", "units_shown")
+)
+
 
 class TraderAgent(mesa.Agent):
-    """A market participant: a persona, private values, and a ``policy`` that decides for it."""
+    """A market participant: a persona, private values, and a ``policy`` that decides for it.
+
+    ``changes`` counts what changed what its observations show besides its ledger account, inbox
+    and rejections: each fill (`record_fill`: its units traded and recent trades) and each set of
+    one of `SHOWN_ATTRIBUTES` (its `PrivateValues` count theirs apart:
+    `mesa_llm.agents.observation_batch.private_changes`). An observer keeping its last
+    observation's parts compares this number, not each part, to see them unchanged."""
+
+    #: see the class docstring (0 until the first attribute counted is set)
+    changes: int = 0
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name in SHOWN_ATTRIBUTES:
+            self.__dict__["changes"] = self.changes + 1
 
     def __init__(
         self,
@@ -182,6 +209,7 @@ class TraderAgent(mesa.Agent):
 
     def record_fill(self, good: str, side: str, quantity: int, price: int, price_units: float, step: int) -> int:
         """Count traded units and return the surplus (ticks) they realise for this agent."""
+        self.__dict__["changes"] += 1  # its units traded and recent trades (not a set attribute: counted here)
         pv = self.private.get(good)
         gained = 0
         if side == "buy":

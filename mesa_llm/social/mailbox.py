@@ -172,6 +172,10 @@ class Mailbox:
         """Messages delivered to ``agent_id``, oldest first, at most ``keep_per_agent``."""
         return list(self._received.get(agent_id, ()))
 
+    def anyone_received(self) -> bool:
+        """Whether any agent's `received` is nonempty (an observer then asks agent by agent)."""
+        return any(self._received.values())
+
     def sent_this_step(self) -> list[Message]:
         """Messages queued since the last :meth:`deliver`, in send order (for the recording)."""
         return [message for message, _ in self._outbox]

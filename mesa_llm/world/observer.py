@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mesa_llm.agents.observation import Encoder, GoodSnapshot, MarketSnapshot, ObservationEncoder
-from mesa_llm.agents.observation_batch import ObservationBatch
+from mesa_llm.agents.observation_batch import ObservationBatch, ObservedAgents
 from mesa_llm.agents.roles import Role
 from mesa_llm.agents.trader import TraderAgent
 from mesa_llm.market import Order
@@ -61,6 +61,9 @@ class Observer:
         #: a plain market's tools by (role, has open orders, has messages to forward)
         self._narrowed: dict[tuple[Role, bool, bool], tuple[str, ...]] = {}
         self._plugins = world.plugin_mechanisms  # a frozen world's: asked once, not per agent
+        #: whether a plain population is observed in one pass (`ObservationBatch.observe_step`);
+        #: False: agent by agent (the reference it must equal)
+        self.columns = True
 
     def _market_snapshot(self) -> MarketSnapshot:
         to_units = self.world.money.to_units
@@ -176,7 +179,7 @@ class Observer:
         step: int,
         recent_messages: Sequence[dict[str, Any]] = (),
         recent_trades: Sequence[dict[str, Any]] = (),
-    ) -> list[tuple[TraderAgent, Any]]:
+    ) -> Sequence[tuple[TraderAgent, Any]]:
         """Every agent's observation at the start of ``step``, in agent order (and recorded).
 
         ``recent_messages`` and ``recent_trades`` (last step's) are what a regulator surveils.
@@ -234,7 +237,9 @@ class Observer:
             out.append((agent, obs))
         return out
 
-    def _observe_plain(self, step: int, market: MarketSnapshot, surveillance: dict[str, Any]) -> list[tuple[TraderAgent, Any]]:
+    def _observe_plain(
+        self, step: int, market: MarketSnapshot, surveillance: dict[str, Any]
+    ) -> Sequence[tuple[TraderAgent, Any]]:
         """`observe` in a plain market (no negotiations, alliances, reputation, suspensions or
         plugin mechanisms): every agent's observation built in one pass (`ObservationBatch`), and
         recorded with its text in one batch (``record_many``), or one by one (``record``)."""
@@ -249,13 +254,21 @@ class Observer:
         # tools kept per (role, has open orders, has messages to forward)
         needs: dict[Role, tuple[bool, bool]] = {}
         kept, received = self._narrowed, world.mailbox.received
+        agents = list(world.agents.values())
+        if self.columns and not any_orders and (
+            (record is None and record_many is None) or (record_many is not None and batch.encode is not None)
+        ):
+            kinds = {(type(agent), agent.role) for agent in agents}
+            if all(cls.observe is generic and cls.start_step is TraderAgent.start_step and role is not regulator
+                   for cls, role in kinds):  # fmt: skip
+                return self._observe_columns(agents, kinds)
         # the recorded texts, by agent (one `TextBatch`: streamed as one text when it may)
         ids: list[int] = []
         texts: list[str] = []
         observed: list[Any] = []
         out: list[tuple[TraderAgent, Any]] = []
         try:
-            for agent in world.agents.values():
+            for agent in agents:
                 me, role = agent.unique_id, agent.role
                 orders = open_orders_of(me) if any_orders else ()
                 open_orders = [order_view(o) for o in orders] if orders else []
@@ -296,7 +309,36 @@ class Observer:
         return out
 
 
-def _record_texts(record_many: RecordMany, ids: list[int], texts: list[str], observations: list[Any]) -> None:
+    def _observe_columns(self, agents: list[TraderAgent], kinds: set[tuple[type, Role]]) -> ObservedAgents:
+        """`_observe_plain` for a population of `TraderAgent`'s own observe and no regulator, with
+        no open orders: one pass (`ObservationBatch.observe_step`), every observation made only
+        when read, the texts recorded as one batch."""
+        # each role's tools: without open orders, only messages to forward can change them
+        by_role: dict[Role, tuple[str, ...] | None] = {}
+        anyone_received = self.world.mailbox.anyone_received()
+        for _, role in kinds:
+            plain = self._plain_tools(role)
+            if "forward_message" not in plain or not anyone_received:
+                key = (role, "cancel_order" not in plain, "forward_message" not in plain)
+                tools = self._narrowed.get(key)
+                if tools is None:
+                    gone = {n for n, ok in (("cancel_order", key[1]), ("forward_message", key[2])) if not ok}
+                    tools = self._narrowed[key] = tuple(n for n in plain if n not in gone)
+                by_role[role] = tools
+            else:
+                by_role[role] = None
+        if all(tools is not None for tools in by_role.values()):
+            shown = [by_role[agent.role] for agent in agents]
+        else:
+            narrowed = self._plain_narrowed
+            shown = [by_role[agent.role] or narrowed(agent, ()) for agent in agents]
+        observed, texts = self.batch.observe_step(agents, shown)  # type: ignore[arg-type]
+        if texts is not None and self.record_many is not None:
+            _record_texts(self.record_many, [agent.unique_id for agent in agents], texts, observed.observations())
+        return observed
+
+
+def _record_texts(record_many: RecordMany, ids: list[int], texts: list[str], observations: Sequence[Any]) -> None:
     """Record the observations of the agents ``ids``, with their ``texts``, as one `TextBatch`."""
     if ids:
         record_many(TextBatch("observation", ids, texts, observations))

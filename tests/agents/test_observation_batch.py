@@ -22,6 +22,7 @@ def _compared(model: MarketModel) -> list[int]:
     """Compare every observation of the batch with `TraderAgent.observe`'s and its text with the
     encoding of its dict; returns [observations compared, texts compared]."""
     batch = model.observer.batch
+    model.observer.columns = False  # agent by agent: `batch.observe` sees each (the one pass: test_observe_step)
     encode = model.recorder.encode if model.recorder is not None else None
     counts = [0, 0]
     build = batch.observe

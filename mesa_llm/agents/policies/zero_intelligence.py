@@ -102,11 +102,22 @@ class _ZeroIntelligence(DecisionPolicy):
         draws: list[tuple[int, str, bool, float, float, int, float]] = []
         add = draws.append
         cash: list[Any] = []  # each agent's available cash, read before drawing
-        for i, (policy, observation) in enumerate(zip(policies, observations, strict=True)):
+        if len(policies) != len(observations):
+            raise ValueError("one observation per policy")
+        # a step's observations made when read (`Observations`): its numbers read without making them
+        zi_row = getattr(observations, "zi_row", None)
+        for i, policy in enumerate(policies):
             quantity = policy.params.quantity  # type: ignore[attr-defined]
-            # a lazy observation's numbers from what it keeps, its fields unset (`LazyObservation.zi_view`)
-            zi = observation.zi_view() if observation.__class__ is LazyObservation else None
+            if zi_row is not None:
+                zi = zi_row(i)
+                observation = None
+            else:
+                observation = observations[i]
+                # a lazy observation's numbers from what it keeps, its fields unset (`LazyObservation.zi_view`)
+                zi = observation.zi_view() if observation.__class__ is LazyObservation else None
             if zi is None:  # the numbers from the built account and private parts
+                if observation is None:
+                    observation = observations[i]
                 account = observation.account
                 available = account.available_goods
                 zi = observation.role, observation.market.goods, observation.tick_size, account.available_cash, [
@@ -132,7 +143,7 @@ class _ZeroIntelligence(DecisionPolicy):
                             add((i, good, False, bottom, hi, q, tick_size))
         first = len(columns)
         if not draws:
-            return [ColumnDecision(columns, first, 0) for _ in observations]
+            return [ColumnDecision(columns, first, 0) for _ in policies]
         who, goods, buys, lows, highs, sizes, ticks = zip(*draws, strict=True)
         if not _valid_orders(goods, lows, highs, sizes, ticks):
             return None
@@ -145,7 +156,7 @@ class _ZeroIntelligence(DecisionPolicy):
         snapped = _SNAPPED.get(ticks[0]) if len(set(ticks)) == 1 else None
         if snapped is None or len(snapped) >= _SNAPPED_KEPT:
             snapped = {}
-        orders = [0] * len(observations)  # each agent's orders
+        orders = [0] * len(policies)  # each agent's orders
         add_agent, add_good, add_buy = columns.agents.append, columns.goods.append, columns.buys.append
         add_price, add_quantity = columns.prices.append, columns.quantities.append
         for (i, good, buy, bottom, top, q, tick), n in zip(draws, counts, strict=True):
