@@ -1,4 +1,5 @@
-"""Observe's per-agent work (`ObservationBatch.observe` with its recorded text) of this code and of
+"""Observe's work (`ObservationBatch.observe_step`, the population in one pass, where a checkout has
+it, else `ObservationBatch.observe` agent by agent, with the recorded texts) of this code and of
 another checkout's, in one process on the same world, step by step: a ratio that a busy shared
 machine does not drown (two runs of `bench_step_phases` of the same code differ by up to 25 % at a
 load of 3-4; here both codes meet the same load within each step).
@@ -59,7 +60,10 @@ def measure(baseline: str, agents: int, steps: int) -> tuple[dict[str, list[floa
                 batch = batches[label]
                 start = time.process_time()
                 batch.begin(step, steps, market, world.exchange.ledger, world.money)
-                texts[label] = [batch.observe(agent, [], shown, None)[1] for agent, shown in zip(population, tools, strict=True)]
+                if hasattr(batch, "observe_step"):  # the population in one pass (no messages here to clear)
+                    texts[label] = batch.observe_step(population, tools)[1]
+                else:
+                    texts[label] = [batch.observe(agent, [], shown, None)[1] for agent, shown in zip(population, tools, strict=True)]
                 spent[label].append(time.process_time() - start)
             equal = equal and texts["baseline"] == texts["this code"]
             model.step()
@@ -83,7 +87,7 @@ def main() -> None:
         for label, parts in spent.items():
             best[label] = [min(a, b) for a, b in zip(best.get(label, parts), parts, strict=True)]  # per step
     firsts, others = args.agents, args.agents * max(args.steps - 1, 1)
-    print(f"{args.agents} agents x {args.steps} steps: ObservationBatch.observe, CPU us per agent-step "
+    print(f"{args.agents} agents x {args.steps} steps: ObservationBatch.observe_step (or observe), CPU us per agent-step "
           f"(each step's least of {args.rounds} runs); texts {'equal' if equal else 'DIFFERENT'}")  # fmt: skip
     print(f"{'':>10} {'first step':>11} {'the others':>11} {'all':>8}")
     for label, per_step in best.items():

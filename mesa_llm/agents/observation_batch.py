@@ -15,6 +15,11 @@ observe time, only when someone reads them (an LLM agent's prompt, a policy's ``
 subscriber's dict). A batched ZI population reads the few numbers it needs from the same kept
 state instead (`LazyObservation.zi_inputs`), so in a rule-based market most of them
 are never built.
+
+`ObservationBatch.observe_step` observes a plain population in one pass: an agent whose shown
+state did not change since its last observation (its ledger numbers, `TraderAgent.changes`, its
+tools; no message or rejection) costs a comparison and a line made of its kept parts, and its
+observation is made only when read (`ObservedAgents`).
 """
 
 from __future__ import annotations
@@ -100,7 +105,10 @@ def _state_json(state: AccountState, to_units: Any) -> str | None:
     if reserved and any(reserved.values()):
         return None
     cash_units, reserved_units = to_units(cash), to_units(reserved_cash)
-    available_units = to_units(cash - (reserved_cash - 0) + credit_limit)
+    available = cash - (reserved_cash - 0) + credit_limit
+    # nothing reserved, no credit (the usual case): the available cash is the cash, its text too
+    same = available == cash
+    available_units = cash_units if same else to_units(available)
     holdings_text = _int_map_json(holdings)
     if (
         holdings_text is None or cash_units.__class__ is not float or reserved_units.__class__ is not float
@@ -111,9 +119,10 @@ def _state_json(state: AccountState, to_units: Any) -> str | None:
     available_text = _int_map_json({g: q + short_limit for g, q in holdings.items()}) if short_limit else holdings_text
     if available_text is None:
         return None
+    cash_text = float.__repr__(cash_units)
     return (
-        f'{{"cash":{cash_units!r},"holdings":{holdings_text},"reserved_cash":{reserved_units!r},"reserved_goods":{{}},'
-        f'"available_cash":{available_units!r},"available_goods":{available_text}}}'
+        f'{{"cash":{cash_text},"holdings":{holdings_text},"reserved_cash":{reserved_units!r},"reserved_goods":{{}},'
+        f'"available_cash":{cash_text if same else float.__repr__(available_units)},"available_goods":{available_text}}}'
     )
 
 
@@ -152,6 +161,8 @@ class _Schedules:
 
     def units(self, ticks: list[int], start: int, shown: int, to_units: Any) -> list[float]:
         """``[to_units(t) for t in ticks][start : start + shown]`` (a new list)."""
+        if not ticks:
+            return []
         units = self._entry(ticks)[1]
         window = units[start : start + shown]
         if None in window:
@@ -166,6 +177,8 @@ class _Schedules:
 
         The schedule's texts up to the last unit shown are kept joined, with where each starts,
         so a window (which moves along as units trade) is one slice of them."""
+        if not ticks and start >= 0 and shown >= 0:  # no schedule (a buyer's costs, a seller's values)
+            return "[]"
         entry = self._entry(ticks)
         end = min(start + shown, len(ticks))
         if start >= end or start < 0:
@@ -773,6 +786,25 @@ class ObservedAgents(Sequence[tuple["TraderAgent", Observation]]):
             return head_key[2], self._shared.market.goods, head_key[3], inputs[0], inputs[1]
         return item.zi_view() if item.__class__ is LazyObservation else None
 
+    def zi_rows(self, indexes: Sequence[int]) -> list[Any]:
+        """`zi_row` of each of ``indexes``, in order (one call for a population)."""
+        items, shared, zi_row = self._items, self._shared, self.zi_row
+        goods = shared.market.goods
+        out: list[Any] = []
+        add = out.append
+        for index in indexes:
+            item = items[index]
+            if item.__class__ is tuple:
+                _, state, key, seen, _, _, head_key = item
+                kept = seen.zi  # `_zi_inputs`' kept numbers, read here (a call less per agent)
+                inputs = kept[2] if kept is not None and kept[0] is state and kept[1] is key else _zi_inputs(
+                    shared, state, key, seen
+                )
+                add((head_key[2], goods, head_key[3], inputs[0], inputs[1]))
+            else:
+                add(zi_row(index))
+        return out
+
 
 class Observations(Sequence[Observation]):
     """Some agents' observations of an `ObservedAgents` (by their indexes), each made when read;
@@ -799,3 +831,7 @@ class Observations(Sequence[Observation]):
     def zi_row(self, k: int) -> Any:
         """`ObservedAgents.zi_row` of the ``k``-th observation."""
         return self._observed.zi_row(self._indexes[k])
+
+    def zi_rows(self) -> list[Any]:
+        """`zi_row` of each, in order."""
+        return self._observed.zi_rows(self._indexes)

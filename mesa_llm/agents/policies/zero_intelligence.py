@@ -105,11 +105,12 @@ class _ZeroIntelligence(DecisionPolicy):
         if len(policies) != len(observations):
             raise ValueError("one observation per policy")
         # a step's observations made when read (`Observations`): its numbers read without making them
-        zi_row = getattr(observations, "zi_row", None)
+        zi_rows = getattr(observations, "zi_rows", None)
+        rows = zi_rows() if zi_rows is not None else None
         for i, policy in enumerate(policies):
             quantity = policy.params.quantity  # type: ignore[attr-defined]
-            if zi_row is not None:
-                zi = zi_row(i)
+            if rows is not None:
+                zi = rows[i]
                 observation = None
             else:
                 observation = observations[i]
@@ -156,6 +157,12 @@ class _ZeroIntelligence(DecisionPolicy):
         snapped = _SNAPPED.get(ticks[0]) if len(set(ticks)) == 1 else None
         if snapped is None or len(snapped) >= _SNAPPED_KEPT:
             snapped = {}
+        if len(snapped_ticks := set(ticks)) == 1 and all(c.__class__ is float for c in cash):
+            # one tick size, every cash a float: the clamps and the cash check as arrays too
+            return _append_columns(
+                columns, first, len(policies), owners, who, goods, buys, low, high, sizes, counts, snapped,
+                snapped_ticks.pop(), cash, constrained,
+            )  # fmt: skip
         orders = [0] * len(policies)  # each agent's orders
         add_agent, add_good, add_buy = columns.agents.append, columns.goods.append, columns.buys.append
         add_price, add_quantity = columns.prices.append, columns.quantities.append
@@ -181,6 +188,44 @@ class _ZeroIntelligence(DecisionPolicy):
             decided.append(ColumnDecision(columns, first, count))
             first += count
         return decided
+
+
+def _append_columns(
+    columns: OrderColumns, first: int, agents: int, owners: Sequence[Any], who: Sequence[int], goods: Sequence[str],
+    buys: Sequence[bool], low: np.ndarray, high: np.ndarray, sizes: Sequence[int], counts: list[int],
+    snapped: dict[int, float], tick: float, cash: list[float], constrained: bool,
+) -> list[Decision]:  # fmt: skip
+    """`decide_columns`' last part (each draw's snapped price, clamped to its bound, a bid kept when
+    its agent's cash covers it; the kept orders appended, each agent's decision made) for draws of
+    one tick size and agents whose cash is a float: the same doubles as its loop, as arrays."""
+    get = snapped.get
+    prices = np.array([get(n) or _snapped(tick, n) for n in counts])
+    buy = np.array(buys, dtype=bool)
+    if constrained:  # a bid above its top is the top, an ask below its bottom the bottom
+        prices = np.where(buy, np.minimum(prices, high), np.maximum(prices, low))
+    where = np.array(who, dtype=np.intp)
+    # float times int as in `decide` (the int made a double), compared with the agent's cash
+    keep = ~buy | ~(prices * np.array(sizes, dtype=np.float64) > np.array(cash)[where])
+    if keep.all():
+        columns.agents.extend([owners[i] for i in who])
+        columns.goods.extend(goods)
+        columns.buys.extend(buys)
+        columns.prices.extend(prices.tolist())
+        columns.quantities.extend(sizes)
+        orders = np.bincount(where, minlength=agents).tolist()
+    else:
+        kept = keep.tolist()
+        columns.agents.extend([owners[i] for i, k in zip(who, kept, strict=True) if k])
+        columns.goods.extend([g for g, k in zip(goods, kept, strict=True) if k])
+        columns.buys.extend([b for b, k in zip(buys, kept, strict=True) if k])
+        columns.prices.extend(prices[keep].tolist())
+        columns.quantities.extend([q for q, k in zip(sizes, kept, strict=True) if k])
+        orders = np.bincount(where[keep], minlength=agents).tolist()
+    decided: list[Decision] = []
+    for count in orders:
+        decided.append(ColumnDecision(columns, first, count))
+        first += count
+    return decided
 
 
 def _snapped(tick: float, ticks: int) -> float:

@@ -1,0 +1,57 @@
+"""A ZI population's column decision (`_ZeroIntelligence.decide_columns`) clamps and checks its
+draws as arrays when they share a tick size and every cash is a float: each order must be the one
+`decide` gives one by one, from the same draws, also where the clamps and the cash check bite
+(bounds off the tick grid, cash short of a bid)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mesa_llm.agents.observation import (
+    AccountView,
+    GoodSnapshot,
+    MarketSnapshot,
+    Observation,
+    PrivateView,
+)
+from mesa_llm.agents.policies import ZeroIntelligenceConstrained, ZeroIntelligenceUnconstrained
+from mesa_llm.agents.policies.base import OrderColumns
+from mesa_llm.agents.policies.zero_intelligence import ZIParams, _ZeroIntelligence
+from mesa_llm.agents.roles import Role
+
+TICK = 0.01
+
+
+def _observation(rng: np.random.Generator, role: Role, cash: float | int) -> Observation:
+    """Bounds off the tick grid (a snapped price may pass them: clamped), cash from none to plenty."""
+    lo = int(rng.integers(1, 50)) * TICK + 0.004
+    market = {"w": GoodSnapshot("w", 1.0, lo, lo + int(rng.integers(1, 400)) * TICK + 0.003)}
+    values = sorted((int(v) * TICK + 0.006 for v in rng.integers(1, 500, int(rng.integers(1, 4)))), reverse=True)
+    costs = sorted(int(c) * TICK + 0.002 for c in rng.integers(1, 500, int(rng.integers(1, 4))))
+    held = {"w": int(rng.integers(0, 3))}
+    private = {"w": PrivateView(values, costs, None, len(values), len(costs))}
+    return Observation(1, 10, 0, "a", role.value, TICK, AccountView(cash, held, 0.0, {}, cash, dict(held)), private,
+                       MarketSnapshot(goods=market))  # fmt: skip
+
+
+@pytest.mark.parametrize("cls", [ZeroIntelligenceConstrained, ZeroIntelligenceUnconstrained])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("int_cash", [False, True])  # an int cash: the loop (the arrays' reference)
+def test_columns_are_the_orders_decided_one_by_one(cls: type[_ZeroIntelligence], seed: int, int_cash: bool) -> None:
+    rng = np.random.default_rng(seed)
+    roles = (Role.BUYER, Role.SELLER, Role.TRADER)
+    observations = []
+    for i in range(300):
+        cash = int(rng.integers(0, 600)) * TICK
+        observations.append(_observation(rng, roles[i % 3], int(cash) if int_cash and i == 7 else cash))
+    policies = [cls(ZIParams(quantity=1 + i % 3)) for i in range(len(observations))]
+    one_by_one = np.random.default_rng(seed + 100)
+    expected = [[a.model_dump() for a in p.decide(o, one_by_one).actions] for p, o in zip(policies, observations, strict=True)]
+    columns, batched = OrderColumns(), np.random.default_rng(seed + 100)
+    decided = cls.decide_columns(policies, observations, batched, list(range(len(observations))), columns)
+    assert decided is not None
+    assert [[a.model_dump() for a in d.actions] for d in decided] == expected
+    assert columns.agents == [i for i, d in enumerate(decided) for _ in range(d.count)]  # each order's agent
+    assert sum(map(len, expected)) < sum(1 for o in observations for _ in o.private) * 2  # some did not bid
+    assert batched.random() == one_by_one.random()
