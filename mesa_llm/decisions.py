@@ -34,9 +34,14 @@ def decide_rule_based(observations: Observations, rng: np.random.Generator) -> t
     columns = OrderColumns()  # the batches' orders, shared by this step's `ColumnDecision`s
     crashes: dict[int, str] = {}
     llm_jobs: list[int] = []
+    agents = _agents(observations)
+    cls = _population_class(agents)
+    if cls is not None:  # one batch of every agent: what the loop below makes of them, without it
+        _decide_run(cls, list(range(len(agents))), observations, rng, decisions, crashes, columns)
+        return decisions, llm_jobs, crashes
     run: list[int] = []  # the consecutive rule-based agents of `run_class` not decided yet
     run_class: type[DecisionPolicy] | None = None
-    for index, agent in enumerate(_agents(observations)):
+    for index, agent in enumerate(agents):
         policy = agent.policy
         if policy.is_llm:
             llm_jobs.append(index)
@@ -60,6 +65,20 @@ def _agents(observations: Observations) -> Sequence[TraderAgent]:
     if isinstance(observations, ObservedAgents):
         return observations.agents
     return [agent for agent, _ in observations]
+
+
+def _population_class(agents: Sequence[TraderAgent]) -> type[DecisionPolicy] | None:
+    """The batch class (`_batch_class`) of every agent when it is one for all of them (a
+    population of one agent class and one rule-based policy class, nothing replaced), else None."""
+    policies = [agent.policy for agent in agents]
+    kinds = {(type(agent), type(policy)) for agent, policy in zip(agents, policies, strict=True)}
+    if len(kinds) != 1 or any(policy.is_llm for policy in policies):
+        return None
+    cls = _batch_class(agents[0], policies[0])
+    if cls is None or any("decide" in agent.__dict__ for agent in agents) \
+            or any("decide" in getattr(policy, "__dict__", ()) for policy in policies):  # fmt: skip
+        return None
+    return cls
 
 
 #: per policy class: the class if it decides batches (overrides `DecisionPolicy.decide_batch`), else None

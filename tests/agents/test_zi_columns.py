@@ -5,9 +5,11 @@ draws as arrays when they share a tick size and every cash is a float: each orde
 
 from __future__ import annotations
 
+import mesa
 import numpy as np
 import pytest
 
+from mesa_llm.actions import Decision
 from mesa_llm.agents.observation import (
     AccountView,
     GoodSnapshot,
@@ -15,10 +17,13 @@ from mesa_llm.agents.observation import (
     Observation,
     PrivateView,
 )
+from mesa_llm.agents.persona import Persona
 from mesa_llm.agents.policies import ZeroIntelligenceConstrained, ZeroIntelligenceUnconstrained
 from mesa_llm.agents.policies.base import OrderColumns
 from mesa_llm.agents.policies.zero_intelligence import ZIParams, _ZeroIntelligence
 from mesa_llm.agents.roles import Role
+from mesa_llm.agents.trader import TraderAgent
+from mesa_llm.decisions import decide_rule_based
 
 TICK = 0.01
 
@@ -55,3 +60,37 @@ def test_columns_are_the_orders_decided_one_by_one(cls: type[_ZeroIntelligence],
     assert columns.agents == [i for i, d in enumerate(decided) for _ in range(d.count)]  # each order's agent
     assert sum(map(len, expected)) < sum(1 for o in observations for _ in o.private) * 2  # some did not bid
     assert batched.random() == one_by_one.random()
+
+
+def _agents(n: int, rng: np.random.Generator) -> list[tuple[TraderAgent, Observation]]:
+    model = mesa.Model(seed=1)
+    pairs = []
+    for i in range(n):
+        role = (Role.BUYER, Role.SELLER, Role.TRADER)[i % 3]
+        policy = ZeroIntelligenceConstrained(ZIParams(quantity=1))
+        agent = TraderAgent(model, persona=Persona(name=f"a{i}", role=role, policy="zi_c"), policy=policy, private={})
+        pairs.append((agent, _observation(rng, role, int(rng.integers(0, 600)) * TICK)))
+    return pairs
+
+
+def test_one_population_is_one_batch_but_for_what_is_replaced_in_it() -> None:
+    """A population of one agent and one policy class is decided as one batch (`decide_rule_based`'s
+    shortcut) only when no agent in it, not only the first, has its `decide` replaced or asks an LLM."""
+    for patched in ("policy", "agent", "llm"):
+        pairs = _agents(40, np.random.default_rng(4))
+        agent, _ = pairs[17]
+        if patched == "policy":
+            agent.policy.decide = lambda obs, rng: Decision(actions=[])  # type: ignore[method-assign]
+        elif patched == "agent":
+            agent.decide = lambda obs, rng: Decision(actions=[])  # type: ignore[method-assign]
+        else:
+            agent.policy.is_llm = True  # type: ignore[misc]
+        ours, theirs = np.random.default_rng(5), np.random.default_rng(5)
+        decisions, llm_jobs, crashes = decide_rule_based(pairs, ours)
+        want = [None if patched == "llm" and a is agent else a.decide(o, theirs) for a, o in pairs]
+        assert crashes == {} and llm_jobs == ([17] if patched == "llm" else [])
+        assert [d.actions if d is not None else None for d in decisions] == [
+            d.actions if d is not None else None for d in want
+        ]
+        assert decisions[17] is None or decisions[17].actions == []
+        assert ours.bit_generator.state == theirs.bit_generator.state
