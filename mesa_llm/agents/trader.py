@@ -77,7 +77,9 @@ class TraderAgent(mesa.Agent):
     and rejections: each fill (`record_fill`: its units traded and recent trades) and each set of
     one of `SHOWN_ATTRIBUTES` (its `PrivateValues` count theirs apart:
     `mesa_llm.agents.observation_batch.private_changes`). An observer keeping its last
-    observation's parts compares this number, not each part, to see them unchanged."""
+    observation's parts compares this number, not each part, to see them unchanged: so the units
+    traded and recent trades change through `record_fill` only (or by assigning new ones), never
+    in place from outside."""
 
     #: see the class docstring (0 until the first attribute counted is set)
     changes: int = 0

@@ -234,3 +234,23 @@ def test_changing_what_an_observation_shows_counts(tmp_path: Path) -> None:
     agent.record_fill("widget", "buy", 1, 100, 1.0, 1)
     assert agent.changes == before + 2
     assert isinstance(model.prepare_step()[0][1], Observation)
+
+
+def test_a_subscriber_gets_each_observation_as_agent_by_agent(tmp_path: Path) -> None:
+    """An ``observation`` subscriber makes the one pass hand over each observation's dict (made
+    then), in order, and the recording stays the reference's."""
+
+    def run(columns: bool, out: Path) -> tuple[list[Any], list[str]]:
+        model = MarketModel(load_scenario("double_auction"), seed=6, steps=6, output_dir=out, run_name="r")
+        model.observer.columns = columns
+        seen: list[Any] = []
+        model.events.subscribe("observation", lambda event: seen.append((event.agent_id, event.content)))
+        while model.running:
+            _disturb(model)
+            model.step()
+        model.finish()
+        assert model.recording_path is not None
+        return seen, untimed_lines(Path(model.recording_path))[1:]
+
+    fast, reference = run(True, tmp_path / "fast"), run(False, tmp_path / "ref")
+    assert len(fast[0]) == 6 * 12 and fast == reference
