@@ -192,8 +192,9 @@ class TraderAgent(mesa.Agent):
 
     def start_step(self) -> None:
         """Forget what was shown last step (messages and rejections are shown once)."""
-        self.inbox = []
-        self.rejections = []
+        attributes = self.__dict__  # not counted (`changes`): set past `__setattr__`, once per agent and step
+        attributes["inbox"] = []
+        attributes["rejections"] = []
 
     # ------------------------------------------------------------------ world feedback
 
