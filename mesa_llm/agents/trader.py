@@ -63,6 +63,8 @@ class PrivateValues:
         object.__setattr__(self, name, value)
 
 
+_set = object.__setattr__
+
 #: what an observation shows of an agent besides its ledger account, inbox and rejections: setting
 #: one of these attributes counts as a change (`TraderAgent.changes`)
 SHOWN_ATTRIBUTES = frozenset(
@@ -85,9 +87,9 @@ class TraderAgent(mesa.Agent):
     changes: int = 0
 
     def __setattr__(self, name: str, value: Any) -> None:
-        object.__setattr__(self, name, value)
+        _set(self, name, value)
         if name in SHOWN_ATTRIBUTES:
-            self.__dict__["changes"] = self.changes + 1
+            _set(self, "changes", self.changes + 1)
 
     def __init__(
         self,
@@ -192,9 +194,9 @@ class TraderAgent(mesa.Agent):
 
     def start_step(self) -> None:
         """Forget what was shown last step (messages and rejections are shown once)."""
-        attributes = self.__dict__  # not counted (`changes`): set past `__setattr__`, once per agent and step
-        attributes["inbox"] = []
-        attributes["rejections"] = []
+        # not counted (`changes`): set past `__setattr__`, once per agent and step
+        _set(self, "inbox", [])
+        _set(self, "rejections", [])
 
     # ------------------------------------------------------------------ world feedback
 
@@ -212,7 +214,7 @@ class TraderAgent(mesa.Agent):
 
     def record_fill(self, good: str, side: str, quantity: int, price: int, price_units: float, step: int) -> int:
         """Count traded units and return the surplus (ticks) they realise for this agent."""
-        self.__dict__["changes"] += 1  # its units traded and recent trades (not a set attribute: counted here)
+        _set(self, "changes", self.changes + 1)  # its units traded and recent trades (changed in place: counted here)
         pv = self.private.get(good)
         gained = 0
         if side == "buy":
