@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
@@ -350,8 +350,8 @@ class Exchange:
                 end = min(end, goods.index(good))
                 continue
             ranges[good] = self._range_units(state)
-        ticks = self.money.floats_to_ticks(prices)
-        values = np.fromiter((p if p.__class__ is float else np.nan for p in prices), dtype=np.float64, count=n)
+        values, tick_array, on_the_tick = self.money.floats_to_tick_array(prices)
+        ticks: list[int] = tick_array.tolist()  # (0 where not on the tick: such an order is not placed here)
         low: Any
         high: Any
         low_units: Any
@@ -362,10 +362,9 @@ class Exchange:
             none = (1, 0, np.inf, -np.inf)
             low, high, low_units, high_units = (np.array(column) for column in
                                                 zip(*(ranges.get(good, none) for good in goods), strict=True))  # fmt: skip
-        in_ticks = np.fromiter((-1 if t is None else t for t in ticks), dtype=np.int64, count=n)
         with np.errstate(invalid="ignore"):
-            usual = ((low_units - tick < values) & (values < high_units + tick) & (low <= in_ticks)
-                     & (in_ticks <= high) & (np.fromiter((t is not None for t in ticks), dtype=bool, count=n)))  # fmt: skip
+            usual = ((low_units - tick < values) & (values < high_units + tick) & (low <= tick_array)
+                     & (tick_array <= high) & on_the_tick)  # fmt: skip
         if not usual.all():
             end = min(end, int(np.argmin(usual)))
         if end == 0:
@@ -373,11 +372,10 @@ class Exchange:
         if end < n:
             ids, goods, buys, prices, quantities, ticks = (ids[:end], goods[:end], buys[:end], prices[:end],
                                                           quantities[:end], ticks[:end])  # fmt: skip
-        on_tick = cast("list[int]", ticks)  # (none is None before ``end``: each passed ``usual``)
         fee = self.fee_per_unit
-        amounts = [(t + fee) * q if b else q for t, q, b in zip(on_tick, quantities, buys, strict=True)]
+        amounts = [(t + fee) * q if b else q for t, q, b in zip(ticks, quantities, buys, strict=True)]
         # a sell whose price does not cover the fee is refused before anything is reserved for it
-        short = {i for i, (t, b) in enumerate(zip(on_tick, buys, strict=True)) if not b and fee > t} if fee else set()
+        short = {i for i, (t, b) in enumerate(zip(ticks, buys, strict=True)) if not b and fee > t} if fee else set()
         if short:
             keep = [i for i in range(end) if i not in short]
             refused = {keep[i] for i in self.ledger.reserve_each([ids[i] for i in keep], [goods[i] for i in keep],
@@ -400,18 +398,18 @@ class Exchange:
                     add(f"price {prices[i]} does not cover the fee per unit")
                 elif i in refused:
                     add(_insufficient(None, _BUY if buys[i] else _SELL, columns.order(positions[i]), self.money,
-                                      on_tick[i], fee))  # fmt: skip
+                                      ticks[i], fee))  # fmt: skip
                 else:
                     add(next(given))
-            goods, buys, on_tick, quantities = ([goods[i] for i in placed_at], [buys[i] for i in placed_at],
-                                              [on_tick[i] for i in placed_at], [quantities[i] for i in placed_at])  # fmt: skip
+            goods, buys, ticks, quantities = ([goods[i] for i in placed_at], [buys[i] for i in placed_at],
+                                              [ticks[i] for i in placed_at], [quantities[i] for i in placed_at])  # fmt: skip
         if placed_at:
             step_orders = self.book.step_columns(step)
             step_orders.ids += order_ids
             step_orders.agents += booked
             step_orders.goods += goods
             step_orders.buys += buys
-            step_orders.prices += on_tick
+            step_orders.prices += ticks
             step_orders.quantities += quantities
             if placed_of:
                 for agent_id in booked:
@@ -574,7 +572,11 @@ class Exchange:
         buys = np.fromiter(columns.buys, dtype=bool, count=n)
         names = list(self.goods)
         codes = {name: i for i, name in enumerate(names)}
-        good_of = np.fromiter((codes.get(g, -1) for g in columns.goods), dtype=np.int64, count=n)
+        present = set(columns.goods)
+        if len(present) == 1:  # one good for all (the usual batch): its code, no lookup per order
+            good_of = np.full(n, codes.get(next(iter(present)), -1), dtype=np.int64)
+        else:
+            good_of = np.fromiter((codes.get(g, -1) for g in columns.goods), dtype=np.int64, count=n)
         fills = np.zeros(n, dtype=np.int64)
         results = [self._clear_good_columns(state, step, columns, prices, quantities,
                                             np.flatnonzero(buys & (good_of == code)),

@@ -166,9 +166,11 @@ def test_one_order_per_agent_placed_at_once_as_one_by_one(off_path: int | None, 
     assert set(thirds) == {0}
 
 
-def test_a_step_without_trades_releases_every_reservation() -> None:
-    """No bid reaches an ask: every order expires and all it reserved is released (from the columns,
-    as from the objects)."""
+@pytest.mark.parametrize(("good", "bid", "ask"), [("widget", 95.0, 105.0), ("gadget", 10.5, 9.5), ("widget", 105.0, 95.0)])
+def test_a_step_of_one_good(good: str, bid: float, ask: float) -> None:
+    """A batch of one good (cleared with no lookup per order): with bids below the asks every order
+    expires and all it reserved is released; with bids above, it trades (from the columns, as
+    from the objects)."""
     results = []
     for as_columns in (True, False):
         ex = _exchange(fee=2)
@@ -176,9 +178,9 @@ def test_a_step_without_trades_releases_every_reservation() -> None:
         for agent in AGENTS[:12]:
             buy = agent.role is not Role.SELLER
             columns.agents.append(agent)
-            columns.goods.append("widget")
+            columns.goods.append(good)
             columns.buys.append(buy)
-            columns.prices.append(95.0 if buy else 105.0)
+            columns.prices.append(bid if buy else ask)
             columns.quantities.append(2)
         ex.begin_step()
         out: list[Any] = []
@@ -188,6 +190,8 @@ def test_a_step_without_trades_releases_every_reservation() -> None:
             ex.place_orders([(columns.agents[k], columns.order(k)) for k in range(12)], 1, out)
             out = [o if isinstance(o, str) else o.order_id for o in out]
         assert sum(a.reserved_cash + sum(a.reserved_goods.values()) for a in ex.ledger.accounts()) > 0
-        results.append((out, _state(ex, ex.clear(1))))
+        clearings = ex.clear(1)
+        assert (sum(len(c.trades) for c in clearings) > 0) is (bid > ask)
+        results.append((out, _state(ex, clearings)))
         assert all(a.reserved_cash == 0 and not any(a.reserved_goods.values()) for a in ex.ledger.accounts())
     assert results[0] == results[1]
