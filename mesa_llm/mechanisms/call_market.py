@@ -19,6 +19,7 @@ from mesa_llm.actions import ActionBase, CancelOrder, PlaceOrder, RejectedAction
 from mesa_llm.market.orders import Side
 from mesa_llm.mechanisms.base import Mechanism, Record, Recorded, emit
 from mesa_llm.record_batch import TextBatch
+from mesa_llm.tallies import TradeEvents
 
 if TYPE_CHECKING:
     from mesa_llm.agents.policies.base import OrderColumns
@@ -286,14 +287,20 @@ class CallMarketMechanism(Mechanism):
         money = self.money
         encoded = self.encoded
         self.last_trades = last_trades = []
-        events: list[tuple[str, dict[str, Any], None, str | None]] = []
-        add = events.append
+        # the events, with each clearing's trades for the tallies at once (`TradeEvents`)
+        events = TradeEvents()
+        add, fills = events.append, events.fills
         to_units = money.to_units
         for c in self.exchange.clear(step):
             fundamental = payloads.mean_fundamental(self.traders, c.good, money)
             add(("clearing", payloads.clearing_record(c, money, fundamental), None, None))
             if not c.trades:
                 continue
+            if fills is not None and c.price is not None and all(t.price == c.price for t in c.trades):
+                at = int(c.price)
+                fills.append((c.good, at, to_units(at), c.trades))
+            else:  # (a clearing's trades are at its price: else each is counted from its event)
+                fills = events.fills = None
             if not encoded:  # the general path (`payloads.trade_record`): the reference of the one below
                 for t in c.trades:
                     content = payloads.trade_record(t, money)  # the tallies count it (and the parties' fills)
