@@ -337,10 +337,12 @@ class Exchange:
             end = next((i for i, agent_id in enumerate(ids) if placed_of.get(agent_id, 0) >= most), n)
         elif most < 1:
             return 0
-        sides = {_ROLE_SIDES[role] for role in {agent.role for agent in agents}}
-        if sides != {(True, True)}:  # a role that may not take a side: where the first such order is
+        sides = {_ROLE_SIDES.get(role) for role in {agent.role for agent in agents}}
+        if sides != {(True, True)}:  # a role that may not take a side (or no role): where the first such order is
             end = next((i for i, (agent, buy) in enumerate(zip(agents, buys, strict=True))
-                        if not _ROLE_SIDES[agent.role][0 if buy else 1]), end)  # fmt: skip
+                        if not (_ROLE_SIDES.get(agent.role) or (False, False))[0 if buy else 1]), end)  # fmt: skip
+        if {q.__class__ for q in quantities} != {int} or min(quantities) < 1:  # (never, by `OrderColumns`' contract)
+            end = min(end, next(i for i, q in enumerate(quantities) if q.__class__ is not int or q < 1))
         tick = self.money.tick_size
         names = set(goods)
         ranges = {}

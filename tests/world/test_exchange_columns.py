@@ -195,3 +195,26 @@ def test_a_step_of_one_good(good: str, bid: float, ask: float) -> None:
         results.append((out, _state(ex, clearings)))
         assert all(a.reserved_cash == 0 and not any(a.reserved_goods.values()) for a in ex.ledger.accounts())
     assert results[0] == results[1]
+
+
+def test_a_quantity_not_an_int_goes_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A quantity that is not a plain int (a numpy integer here) stops the orders placed at once
+    there; it and the rest are placed one by one, as their `PlaceOrder`s are."""
+    at_once: list[int] = []
+    place_at_once = Exchange._place_at_once
+    monkeypatch.setattr(Exchange, "_place_at_once", lambda self, *args: at_once.append(place_at_once(self, *args)) or at_once[-1])  # fmt: skip
+    results = []
+    for as_columns in (True, False):
+        ex = _exchange(fee=0)
+        columns, positions = _one_each(np.random.default_rng(4), None)
+        columns.quantities[5] = np.int64(2)  # type: ignore[call-overload]
+        ex.begin_step()
+        out: list[Any] = []
+        if as_columns:
+            ex.place_columns(columns, positions, 1, out)
+        else:
+            ex.place_orders([(columns.agents[k], columns.order(k)) for k in positions], 1, out)
+            out = [o if isinstance(o, str) else o.order_id for o in out]
+        results.append((out, _state(ex, ex.clear(1))))
+    assert results[0] == results[1]
+    assert at_once == [5]
