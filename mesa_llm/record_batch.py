@@ -16,7 +16,7 @@ from typing import Any
 from mesa_llm.recording import SimulationRecorder
 from mesa_llm.recording.recorder import LeanItem
 from mesa_llm.run_summary import LLMActivity
-from mesa_llm.tallies import MarketTallies
+from mesa_llm.tallies import MarketTallies, TradeEvents
 
 __all__ = ["TextBatch", "record_many"]
 
@@ -74,6 +74,11 @@ def record_many(
     the items before it are recorded). ``content`` may be a function making the dict when
     ``encoded`` is given; it is called only when the dict is needed (an LLM agent's event)."""
     llm = activity.population_of
+    if isinstance(items, TradeEvents) and items.fills is not None and not any(map(wants, {item[0] for item in items})):
+        tallies.on_trades(items.fills, step)  # a clearing's trades counted at once (no agent's events)
+        if recorder is not None and items:
+            recorder.record_many(items, step=step)
+        return
     if (
         isinstance(items, TextBatch) and recorder is not None
         and not any(wants(event_type) or event_type in ("trade", "contract") for event_type in items.types())

@@ -41,6 +41,23 @@ def equilibria(goods: Sequence[str], agents: Sequence[TraderAgent]) -> dict[str,
     return out
 
 
+class TradeEvents(list[Any]):
+    """A clearing's events (``(event_type, content, agent_id, text)`` items in order, as
+    `record_batch.record_many` takes them: the clearings and their trades, no agent's) that carry
+    their trades for the tallies too: ``fills`` holds per clearing that traded its good, price
+    (ticks and units) and trades (each with ``quantity``, ``buyer_id``, ``seller_id``, ``buyer_fee``
+    and ``seller_fee`` in ticks, as the ``trade`` items' contents say). `record_many` counts them
+    at once (`MarketTallies.on_trades`) when nobody is handed an event of the batch as it is
+    recorded; else each ``trade`` item is counted in its place (`MarketTallies.on_event`)."""
+
+    __slots__ = ("fills",)
+
+    def __init__(self) -> None:  # noqa: D107 - the class says it
+        super().__init__()
+        #: None: a clearing's trades not all at its price (each counted from its event)
+        self.fills: list[tuple[str, int, float, Sequence[Any]]] | None = []
+
+
 class MarketTallies:
     """Running totals of one run's market (ticks and units), fed with its settlement events."""
 
@@ -108,14 +125,45 @@ class MarketTallies:
             self._fill(good, quantity, content["buyer_id"], content["seller_id"], price, float(content["price"]), step)
             self.contract_units[good] = self.contract_units.get(good, 0) + quantity
 
-    def _fill(self, good: str, quantity: int, buyer_id: int, seller_id: int, price: int, units: float, step: int) -> None:
-        """Count moved units for both parties and in the induced-value economy's surplus."""
-        buyer, seller = self.agents[buyer_id], self.agents[seller_id]
-        self.induced_surplus.fill(
-            good, quantity, buyer.induced_units(good, "buy", quantity), seller.induced_units(good, "sell", quantity)
-        )
+    def on_trades(self, fills: Sequence[tuple[str, int, float, Sequence[Any]]], step: int) -> None:
+        """`on_event` of the ``trade`` events of a `TradeEvents` batch (``fills``: per clearing its
+        good, price in ticks and units, and trades), counted from their values in ticks: the same
+        fills, in the same order, and the same totals."""
+        fill, surplus_fill, agents = self._fill_parties, self.induced_surplus.fill, self.agents
+        for good, price, units, trades in fills:
+            volume = buyer_fees = seller_fees = 0
+            for trade in trades:
+                quantity = trade.quantity
+                fill(agents[trade.buyer_id], agents[trade.seller_id], good, quantity, price, units, step, surplus_fill)
+                volume += quantity
+                buyer_fees += trade.buyer_fee
+                seller_fees += trade.seller_fee
+            count = len(trades)
+            self.step_trades += count
+            self.step_volume += volume
+            self.trades += count
+            self.volume += volume
+            self.trade_value[good] += price * volume
+            self.trade_units[good] += volume
+            stats = self.price_stats[good]  # `PriceStats.add` of each trade's price (all at ``price``)
+            stats.count += count
+            stats.total += count * price
+            stats.total_sq += count * price * price
+            self.buyer_fees += buyer_fees
+            self.seller_fees += seller_fees
+
+    @staticmethod
+    def _fill_parties(buyer: TraderAgent, seller: TraderAgent, good: str, quantity: int, price: int, units: float,
+                      step: int, surplus_fill: Any) -> None:  # fmt: skip
+        """`_fill` of two parties already looked up (``surplus_fill``: the induced surplus's ``fill``)."""
+        surplus_fill(good, quantity, buyer.induced_units(good, "buy", quantity), seller.induced_units(good, "sell", quantity))
         buyer.record_fill(good, "buy", quantity, price, units, step)
         seller.record_fill(good, "sell", quantity, price, units, step)
+
+    def _fill(self, good: str, quantity: int, buyer_id: int, seller_id: int, price: int, units: float, step: int) -> None:
+        """Count moved units for both parties and in the induced-value economy's surplus."""
+        self._fill_parties(self.agents[buyer_id], self.agents[seller_id], good, quantity, price, units, step,
+                           self.induced_surplus.fill)  # fmt: skip
 
     def rebase(self, field: str) -> None:
         """After a shock to a private ``field``: the new equilibrium and, when values or costs
@@ -179,4 +227,4 @@ class MarketTallies:
         return out
 
 
-__all__ = ["MarketTallies", "equilibria"]
+__all__ = ["MarketTallies", "TradeEvents", "equilibria"]

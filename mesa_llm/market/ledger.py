@@ -9,7 +9,7 @@ that a fill can always be paid for or delivered.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -228,6 +228,62 @@ class Ledger:
             )
         a.reserved_goods[good] = reserved - quantity
 
+    def reserve_each(
+        self, account_ids: Sequence[AccountId], goods: Sequence[str], buys: Sequence[bool], amounts: Sequence[int]
+    ) -> list[int]:
+        """For each order in turn, `reserve_cash` of ``amounts[i]`` (a buy) or `reserve_goods` of
+        ``amounts[i]`` units of ``goods[i]`` (a sell) of account ``account_ids[i]``: the same
+        reservations in the same order (a batch's orders at once). Returns the places of those
+        `reserve_cash` or `reserve_goods` would refuse with a `LedgerError` (an unknown account
+        or good, too little available): nothing is reserved for them, as there."""
+        accounts, issued = self._accounts, self._issued_goods
+        refused: list[int] = []
+        for index, (account_id, good, buy, amount) in enumerate(zip(account_ids, goods, buys, amounts, strict=True)):
+            if type(amount) is not int or amount < 0:
+                amount = _amount(amount, "cash reservation" if buy else f"{good} reservation")
+            a = accounts.get(account_id)
+            if a is None:
+                refused.append(index)
+            elif buy:
+                if amount > a.cash - a.reserved_cash + a.credit_limit:  # `Account.available_cash`
+                    refused.append(index)
+                else:
+                    a.reserved_cash += amount
+            elif good not in issued:
+                refused.append(index)
+            else:
+                reserved = a.reserved_goods[good]
+                if amount > a.holdings[good] - reserved + a.short_limit:
+                    refused.append(index)
+                else:
+                    a.reserved_goods[good] = reserved + amount
+        return refused
+
+    def release_each(
+        self, account_ids: Sequence[AccountId], goods: Sequence[str], buys: Sequence[bool], amounts: Sequence[int]
+    ) -> None:
+        """For each order in turn, `release_cash` of ``amounts[i]`` (a buy) or `release_goods` of
+        ``amounts[i]`` units of ``goods[i]`` (a sell) of account ``account_ids[i]``, with their
+        checks: a release that would fail raises its `LedgerError`, the ones before it done."""
+        accounts, issued = self._accounts, self._issued_goods
+        for account_id, good, buy, amount in zip(account_ids, goods, buys, amounts, strict=True):
+            a = accounts.get(account_id)
+            if a is None or type(amount) is not int or amount < 0 or not buy and good not in issued:
+                # the unusual case: the one-by-one call checks it (and raises its error)
+                if buy:
+                    self.release_cash(account_id, amount)
+                else:
+                    self.release_goods(account_id, good, amount)
+            elif buy:
+                if amount > a.reserved_cash:
+                    self.release_cash(account_id, amount)  # raises: more than reserved
+                a.reserved_cash -= amount
+            else:
+                reserved = a.reserved_goods[good]
+                if amount > reserved:
+                    self.release_goods(account_id, good, amount)  # raises: more than reserved
+                a.reserved_goods[good] = reserved - amount
+
     # -- postings ---------------------------------------------------------------------
 
     def settle_trade(
@@ -335,6 +391,56 @@ class Ledger:
             journal.append(("fee", seller_id, HOUSE, None, seller_fee, ""))
         if len(journal) > self._journal_high:
             self._trim_journal()
+
+    def settle_trades(
+        self, good: str, price: int, buyer_ids: Sequence[AccountId], seller_ids: Sequence[AccountId],
+        quantities: Sequence[int], buyer_reserved_cash: Sequence[int], fees: Sequence[int],
+    ) -> None:  # fmt: skip
+        """`settle_trade` of each trade of a clearing in turn (all of ``good`` at ``price``; per
+        trade its buyer, seller and quantity, the cash the buy order had reserved for it, and
+        the fee each party pays; the seller's reserved goods are the quantity): the same
+        postings and journal entries. A trade off the usual case (a party the house or the
+        other party, a fee above the proceeds, anything `settle_trade` would refuse) goes
+        through `settle_trade`, which settles or refuses it as usual (the trades before it settled)."""
+        accounts, journal, house = self._accounts, self._journal, self._accounts[HOUSE]
+        if type(price) is not int or price < 0 or good not in self._issued_goods:
+            usual = False
+        else:
+            usual = True
+        for buyer_id, seller_id, quantity, reserved, fee in zip(buyer_ids, seller_ids, quantities, buyer_reserved_cash,
+                                                               fees, strict=True):  # fmt: skip
+            buyer, seller = accounts.get(buyer_id), accounts.get(seller_id)
+            value = quantity * price if type(quantity) is int else -1
+            if (
+                not usual or buyer is None or seller is None or buyer is seller or buyer is house or seller is house
+                or value < 0 or quantity < 0 or type(reserved) is not int or type(fee) is not int or reserved < 0 or fee < 0
+                or fee > value or reserved > buyer.reserved_cash
+                or quantity > seller.reserved_goods[good]  # (the seller's reserved goods, released first)
+                or quantity > seller.holdings[good] - (seller.reserved_goods[good] - quantity) + seller.short_limit
+                or value + fee > buyer.cash - (buyer.reserved_cash - reserved) + buyer.credit_limit
+            ):  # fmt: skip
+                self.settle_trade(buyer_id, seller_id, good, quantity, price, buyer_reserved_cash=reserved,
+                                  seller_reserved_goods=quantity, buyer_fee=fee, seller_fee=fee)  # fmt: skip
+                continue
+            # `settle_trade`'s postings: release, both legs, the fees
+            buyer.reserved_cash -= reserved
+            seller.reserved_goods[good] -= quantity
+            buyer.cash -= value
+            seller.cash += value
+            seller.holdings[good] -= quantity
+            buyer.holdings[good] += quantity
+            journal.append(("trade_cash", buyer_id, seller_id, None, value, ""))
+            journal.append(("trade_goods", seller_id, buyer_id, good, quantity, ""))
+            if fee:
+                buyer.cash -= fee
+                house.cash += fee
+                journal.append(("fee", buyer_id, HOUSE, None, fee, ""))
+                seller.cash -= fee
+                house.cash += fee
+                journal.append(("fee", seller_id, HOUSE, None, fee, ""))
+            if len(journal) > self._journal_high:
+                self._trim_journal()
+                journal = self._journal
 
     def _check_net_trade(
         self,

@@ -93,20 +93,29 @@ class Money:
         """`to_ticks` of each of ``amounts`` that is a float it converts (finite, within the exact
         range, on the tick), computed as arrays with the same double arithmetic; None where it is
         anything else (not a float, off the tick, too large, nan): `to_ticks` decides those."""
+        values, ticks, usable = self.floats_to_tick_array(amounts)
+        out: list[int | None] = ticks.tolist()
+        if not usable.all():
+            for i in np.flatnonzero(~usable).tolist():
+                out[i] = None
+        return out
+
+    def floats_to_tick_array(self, amounts: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`floats_to_ticks` as arrays: the amounts as floats (nan where one is not a float), their
+        ticks (0 where not usable) and whether each is usable (`floats_to_ticks` gives None where not)."""
         n = len(amounts)
-        q = np.fromiter((a if a.__class__ is float else math.nan for a in amounts), dtype=np.float64, count=n)
-        q /= self.tick_size
+        if {a.__class__ for a in amounts} == {float}:  # (the usual batch: no check per amount)
+            values = np.array(amounts, dtype=np.float64)
+        else:
+            values = np.fromiter((a if a.__class__ is float else math.nan for a in amounts), dtype=np.float64, count=n)
+        q = values / self.tick_size
         aq = np.abs(q)
         r = np.rint(q)  # round(): half to even too
         tol = np.minimum(np.where(aq > 1.0, _REL_TOL * aq, _REL_TOL), _MAX_ABS_TOL)
         with np.errstate(invalid="ignore"):
             usable = (aq <= _MAX_FLOAT_TICKS) & (np.abs(q - r) <= tol)  # nan compares False: not usable
         ticks = r.astype(np.int64, copy=False) if usable.all() else np.where(usable, r, 0).astype(np.int64)
-        out: list[int | None] = ticks.tolist()
-        if not usable.all():
-            for i in np.flatnonzero(~usable).tolist():
-                out[i] = None
-        return out
+        return values, ticks, usable
 
     def to_units(self, ticks: int) -> float:
         """Convert integer ticks to a currency amount that prints as an exact multiple of the tick."""

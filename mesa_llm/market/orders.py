@@ -89,6 +89,12 @@ class OrderBook:
         self._next_id += 1
         return order_id
 
+    def next_order_ids(self, count: int) -> range:
+        """``count`` fresh order ids at once: what `next_order_id` returns ``count`` times."""
+        first = self._next_id
+        self._next_id = first + count
+        return range(first, first + count)
+
     def add_step_order(self, order_id: int, agent_id: Hashable, good: str, buy: bool, price: int, quantity: int,
                        step: int) -> None:  # fmt: skip
         """Book a step order as columns (`StepOrders`): the order `add_new` would rest,

@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from json.encoder import encode_basestring
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mesa_llm import payloads
@@ -18,6 +19,7 @@ from mesa_llm.actions import ActionBase, CancelOrder, PlaceOrder, RejectedAction
 from mesa_llm.market.orders import Side
 from mesa_llm.mechanisms.base import Mechanism, Record, Recorded, emit
 from mesa_llm.record_batch import TextBatch
+from mesa_llm.tallies import TradeEvents
 
 if TYPE_CHECKING:
     from mesa_llm.agents.policies.base import OrderColumns
@@ -285,14 +287,20 @@ class CallMarketMechanism(Mechanism):
         money = self.money
         encoded = self.encoded
         self.last_trades = last_trades = []
-        events: list[tuple[str, dict[str, Any], None, str | None]] = []
-        add = events.append
+        # the events, with each clearing's trades for the tallies at once (`TradeEvents`)
+        events = TradeEvents()
+        add, fills = events.append, events.fills
         to_units = money.to_units
         for c in self.exchange.clear(step):
             fundamental = payloads.mean_fundamental(self.traders, c.good, money)
             add(("clearing", payloads.clearing_record(c, money, fundamental), None, None))
             if not c.trades:
                 continue
+            if fills is not None and c.price is not None and all(t.price == c.price for t in c.trades):
+                at = int(c.price)
+                fills.append((c.good, at, to_units(at), c.trades))
+            else:  # (a clearing's trades are at its price: else each is counted from its event)
+                fills = events.fills = None
             if not encoded:  # the general path (`payloads.trade_record`): the reference of the one below
                 for t in c.trades:
                     content = payloads.trade_record(t, money)  # the tallies count it (and the parties' fills)
@@ -353,28 +361,64 @@ def _order_content(order_id: int, side: str, good: str, price: float, quantity: 
 def _text_batch(columns: OrderColumns, positions: Sequence[int], placed: list[int | str]) -> TextBatch | None:
     """The ``action`` and ``order`` events of ``placed`` (each order at ``positions`` booked with
     that id) as one `TextBatch`, their texts from the parts shared per good and side
-    (`_column_events`' first branch); None when an order was refused or a value is off that path."""
-    if len(placed) != len(positions):
+    (`_column_events`' first branch), made column by column; None when an order was refused or a
+    value is off that path (a price not a positive finite float, a quantity not an int, a good
+    not a string)."""
+    n = len(positions)
+    if len(placed) != n or not n:
         return None
-    parts, floats = _PARTS, _FLOATS
-    agents, goods, buys, prices, quantities = columns.agents, columns.goods, columns.buys, columns.prices, columns.quantities
-    ids: list[int] = []
-    texts: list[str] = []
-    add_id, add_text = ids.append, texts.append
-    for k, order_id in zip(positions, placed, strict=True):
-        if order_id.__class__ is not int:
-            return None
-        price, quantity = prices[k], quantities[k]
-        part = parts.get((goods[k], "buy" if buys[k] else "sell", "step"))
-        if part is None or price.__class__ is not float or quantity.__class__ is not int or not 0.0 < price < _INF:
-            return None  # (a part is made by `_column_events` when the values allow one)
-        me = agents[k].unique_id
-        price_text = floats.get(price) or float_json(price)
-        add_id(me)
-        add_id(me)
-        add_text(f'{part[0]}{price_text},"quantity":{quantity}{part[2]}}}')
-        add_text(f'{{"order_id":{order_id}{part[1]}{price_text},"quantity":{quantity}{part[2]}')
-    return TextBatch(_ACTION_ORDER * len(placed), ids, texts, _ColumnContents(columns, positions, placed), makers=True)  # type: ignore[arg-type]
+    if n == 1:
+        k = positions[0]
+        agents, goods, buys, prices, quantities = ([columns.agents[k]], [columns.goods[k]], [columns.buys[k]],
+                                                   [columns.prices[k]], [columns.quantities[k]])  # fmt: skip
+    else:
+        pick = itemgetter(*positions)
+        agents, goods, buys, prices, quantities = (pick(columns.agents), pick(columns.goods), pick(columns.buys),
+                                                   pick(columns.prices), pick(columns.quantities))  # fmt: skip
+    if {p.__class__ for p in placed} != {int} or {p.__class__ for p in prices} != {float} \
+            or {q.__class__ for q in quantities} != {int} or not 0.0 < min(prices) <= max(prices) < _INF:  # fmt: skip
+        return None
+    names = set(goods)
+    if {g.__class__ for g in names} != {str}:
+        return None
+    parts, kept = _PARTS, _TEXTS
+    # per (good, buy): its parts (made here as `_column_events` would make them) and its kept texts
+    shared = {}
+    for good in names:
+        for buy, side in ((True, "buy"), (False, "sell")):
+            part = parts.get((good, side, "step")) or _parts(good, side, "step")
+            texts_of = kept.get(part)
+            if texts_of is None or len(texts_of) >= _JSON_KEPT:
+                texts_of = kept[part] = {}
+            shared[good, buy] = part, texts_of
+    if len(names) == 1:
+        on_buy, on_sell = shared[goods[0], True], shared[goods[0], False]
+        part_of = [on_buy if buy else on_sell for buy in buys]
+    else:
+        part_of = [shared[good, buy] for good, buy in zip(goods, buys, strict=True)]
+    # each order's action text and its order text after the id, kept per (price, quantity)
+    made = [of[1].get((price, quantity)) or _order_texts(of, price, quantity)
+            for of, price, quantity in zip(part_of, prices, quantities, strict=True)]  # fmt: skip
+    texts: list[str] = [""] * (2 * n)
+    texts[0::2] = [action for action, _ in made]
+    texts[1::2] = [f'{{"order_id":{order_id}{rest}' for order_id, (_, rest) in zip(placed, made, strict=True)]
+    ids: list[int] = [0] * (2 * n)
+    ids[0::2] = ids[1::2] = [agent.unique_id for agent in agents]
+    return TextBatch(_ACTION_ORDER * n, ids, texts, _ColumnContents(columns, positions, placed), makers=True)  # type: ignore[arg-type]
+
+
+#: per parts of `_parts`: the texts `_order_texts` made, by (price, quantity) (a run meets the same again and again)
+_TEXTS: dict[tuple[str, str, str], dict[tuple[float, int], tuple[str, str]]] = {}
+
+
+def _order_texts(of: tuple[tuple[str, str, str], dict[tuple[float, int], tuple[str, str]]], price: float,
+                 quantity: int) -> tuple[str, str]:  # fmt: skip
+    """An order's ``action`` text and its ``order`` text after the order id (``of``: the parts
+    of its good, side and lifetime and the texts kept for them), kept."""
+    part, texts = of
+    tail = f'{_FLOATS.get(price) or float_json(price)},"quantity":{quantity}{part[2]}'
+    made = texts[price, quantity] = (f"{part[0]}{tail}}}", f"{part[1]}{tail}")
+    return made
 
 
 #: a booked order's two event types, in their order

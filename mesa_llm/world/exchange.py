@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -298,7 +299,129 @@ class Exchange:
         `PlaceOrder` per order; ``out`` gets each booked order's id (its values are the
         columns') or why it was refused. The usual order is booked as columns too
         (`OrderBook.add_step_order`); any order off the usual path goes through `place_order`
-        with the `PlaceOrder` it stands for (``columns.order``)."""
+        with the `PlaceOrder` it stands for (``columns.order``).
+
+        The orders up to the first one off the usual path are placed at once (`_place_at_once`),
+        the rest one by one (`_place_one_by_one`, the reference)."""
+        done = self._place_at_once(columns, positions, step, out) if positions else 0
+        if done < len(positions):
+            self._place_one_by_one(columns, positions[done:], step, out)
+
+    def _place_at_once(self, columns: Any, positions: Sequence[int], step: int, out: list[int | str]) -> int:
+        """`_place_one_by_one` of the orders at ``positions`` up to the first that is off the usual
+        path (a rule in force, an unknown good, a side the role may not take, a price off the tick
+        or out of range, an agent at its orders per step), all at once: the checks as arrays, the
+        reservations in one pass (`Ledger.reserve_each`; a refusal gets the loop's reason), the
+        order ids a range, the columns extended. Needs every order's agent to be another (else
+        places none: the loop's counts per agent decide). Returns how many orders it placed or refused."""
+        rules = self.rules
+        if rules.suspended_until or rules.price_caps or rules.price_floors or rules.position_limits:
+            return 0
+        n = len(positions)
+        pick = itemgetter(*positions)
+        if n == 1:
+            agents, goods, buys, prices, quantities = ([pick(columns.agents)], [pick(columns.goods)],
+                                                       [pick(columns.buys)], [pick(columns.prices)],
+                                                       [pick(columns.quantities)])  # fmt: skip
+        else:
+            agents, goods, buys, prices, quantities = (list(pick(columns.agents)), list(pick(columns.goods)),
+                                                       list(pick(columns.buys)), list(pick(columns.prices)),
+                                                       list(pick(columns.quantities)))  # fmt: skip
+        ids = [agent.unique_id for agent in agents]
+        if len(set(ids)) != n:
+            return 0
+        placed_of, most = self._orders_this_step, self.max_orders_per_step
+        # the first order that must go one by one (n: none), found check by check
+        end = n
+        if placed_of:
+            end = next((i for i, agent_id in enumerate(ids) if placed_of.get(agent_id, 0) >= most), n)
+        elif most < 1:
+            return 0
+        sides = {_ROLE_SIDES.get(role) for role in {agent.role for agent in agents}}
+        if sides != {(True, True)}:  # a role that may not take a side (or no role): where the first such order is
+            end = next((i for i, (agent, buy) in enumerate(zip(agents, buys, strict=True))
+                        if not (_ROLE_SIDES.get(agent.role) or (False, False))[0 if buy else 1]), end)  # fmt: skip
+        if {q.__class__ for q in quantities} != {int} or min(quantities) < 1:  # (never, by `OrderColumns`' contract)
+            end = min(end, next(i for i, q in enumerate(quantities) if q.__class__ is not int or q < 1))
+        tick = self.money.tick_size
+        names = set(goods)
+        ranges = {}
+        for good in names:
+            state = self.goods.get(good)
+            if state is None:
+                end = min(end, goods.index(good))
+                continue
+            ranges[good] = self._range_units(state)
+        values, tick_array, on_the_tick = self.money.floats_to_tick_array(prices)
+        ticks: list[int] = tick_array.tolist()  # (0 where not on the tick: such an order is not placed here)
+        low: Any
+        high: Any
+        low_units: Any
+        high_units: Any
+        if len(names) == 1 and ranges:
+            low, high, low_units, high_units = ranges[goods[0]]
+        else:  # per order its good's range (an unknown good's: nothing passes, the loop refuses it)
+            none = (1, 0, np.inf, -np.inf)
+            low, high, low_units, high_units = (np.array(column) for column in
+                                                zip(*(ranges.get(good, none) for good in goods), strict=True))  # fmt: skip
+        with np.errstate(invalid="ignore"):
+            usual = ((low_units - tick < values) & (values < high_units + tick) & (low <= tick_array)
+                     & (tick_array <= high) & on_the_tick)  # fmt: skip
+        if not usual.all():
+            end = min(end, int(np.argmin(usual)))
+        if end == 0:
+            return 0
+        if end < n:
+            ids, goods, buys, prices, quantities, ticks = (ids[:end], goods[:end], buys[:end], prices[:end],
+                                                          quantities[:end], ticks[:end])  # fmt: skip
+        fee = self.fee_per_unit
+        amounts = [(t + fee) * q if b else q for t, q, b in zip(ticks, quantities, buys, strict=True)]
+        # a sell whose price does not cover the fee is refused before anything is reserved for it
+        short = {i for i, (t, b) in enumerate(zip(ticks, buys, strict=True)) if not b and fee > t} if fee else set()
+        if short:
+            keep = [i for i in range(end) if i not in short]
+            refused = {keep[i] for i in self.ledger.reserve_each([ids[i] for i in keep], [goods[i] for i in keep],
+                                                                 [buys[i] for i in keep], [amounts[i] for i in keep])}  # fmt: skip
+        else:
+            refused = set(self.ledger.reserve_each(ids, goods, buys, amounts))
+        if not short and not refused:
+            booked = ids
+            order_ids: Sequence[int] = self.book.next_order_ids(end)
+            out += order_ids
+            placed_at: Sequence[int] = range(end)
+        else:
+            placed_at = [i for i in range(end) if i not in short and i not in refused]
+            order_ids = self.book.next_order_ids(len(placed_at))
+            booked = [ids[i] for i in placed_at]
+            given = iter(order_ids)
+            add = out.append
+            for i in range(end):
+                if i in short:
+                    add(f"price {prices[i]} does not cover the fee per unit")
+                elif i in refused:
+                    add(_insufficient(None, _BUY if buys[i] else _SELL, columns.order(positions[i]), self.money,
+                                      ticks[i], fee))  # fmt: skip
+                else:
+                    add(next(given))
+            goods, buys, ticks, quantities = ([goods[i] for i in placed_at], [buys[i] for i in placed_at],
+                                              [ticks[i] for i in placed_at], [quantities[i] for i in placed_at])  # fmt: skip
+        if placed_at:
+            step_orders = self.book.step_columns(step)
+            step_orders.ids += order_ids
+            step_orders.agents += booked
+            step_orders.goods += goods
+            step_orders.buys += buys
+            step_orders.prices += ticks
+            step_orders.quantities += quantities
+            if placed_of:
+                for agent_id in booked:
+                    placed_of[agent_id] = placed_of.get(agent_id, 0) + 1
+            else:
+                placed_of.update(dict.fromkeys(booked, 1))
+        return end
+
+    def _place_one_by_one(self, columns: Any, positions: Sequence[int], step: int, out: list[int | str]) -> None:
+        """`place_columns` of the orders at ``positions``, each in turn (the reference of `_place_at_once`)."""
         add = out.append
         place = self._place_or_refuse
         goods, tick, to_ticks = self.goods, self.money.tick_size, self.money.to_ticks
@@ -451,21 +574,27 @@ class Exchange:
         buys = np.fromiter(columns.buys, dtype=bool, count=n)
         names = list(self.goods)
         codes = {name: i for i, name in enumerate(names)}
-        good_of = np.fromiter((codes.get(g, -1) for g in columns.goods), dtype=np.int64, count=n)
+        present = set(columns.goods)
+        if len(present) == 1:  # one good for all (the usual batch): its code, no lookup per order
+            good_of = np.full(n, codes.get(next(iter(present)), -1), dtype=np.int64)
+        else:
+            good_of = np.fromiter((codes.get(g, -1) for g in columns.goods), dtype=np.int64, count=n)
         fills = np.zeros(n, dtype=np.int64)
         results = [self._clear_good_columns(state, step, columns, prices, quantities,
                                             np.flatnonzero(buys & (good_of == code)),
                                             np.flatnonzero(~buys & (good_of == code)), fills)
                    for code, state in enumerate(self.goods.values())]  # fmt: skip
-        ledger, fee = self.ledger, self.fee_per_unit
-        release_cash, release_goods = ledger.release_cash, ledger.release_goods
-        left = (quantities - fills).tolist()
-        agents, goods = columns.agents, columns.goods
-        for k in np.flatnonzero(quantities > fills).tolist():  # what expires: its reservation released
-            if columns.buys[k]:
-                release_cash(agents[k], (columns.prices[k] + fee) * left[k])
-            else:
-                release_goods(agents[k], goods[k], left[k])
+        # what expires: its reservation released (a buy's cash at its limit and fee, a sell's units)
+        left = quantities - fills
+        expiring = np.flatnonzero(left > 0)
+        amounts = np.where(buys, prices + self.fee_per_unit, 1)[expiring] * left[expiring]
+        if len(expiring) == n:
+            self.ledger.release_each(columns.agents, columns.goods, columns.buys, amounts.tolist())
+        else:
+            pick = expiring.tolist()
+            agents, goods = columns.agents, columns.goods
+            self.ledger.release_each([agents[k] for k in pick], [goods[k] for k in pick],
+                                     buys[expiring].tolist(), amounts.tolist())  # fmt: skip
         return results
 
     def _clear_good_columns(
@@ -483,15 +612,18 @@ class Exchange:
         fills[buy_index] += result.buy_fills
         fills[sell_index] += result.sell_fills
         buy_at, sell_at, quantity_of = pair_fills(result.buy_fills, result.sell_fills)
-        settle, good, add = self.ledger.settle_trade, state.name, clearing.trades.append
-        agents, ids, limits = columns.agents, columns.ids, columns.prices
-        buy_places, sell_places = buy_index.tolist(), sell_index.tolist()
-        for b, s, q in zip(buy_at.tolist(), sell_at.tolist(), quantity_of.tolist(), strict=True):
-            buy, sell = buy_places[b], sell_places[s]
-            buyer, seller, fees = agents[buy], agents[sell], fee * q
-            settle(buyer, seller, good, q, price, buyer_reserved_cash=(limits[buy] + fee) * q, seller_reserved_goods=q,
-                   buyer_fee=fees, seller_fee=fees)  # fmt: skip
-            add(Trade(good, price, q, buyer, seller, ids[buy], ids[sell], fees, fees))
+        # each trade's places in the columns, quantity, the cash its buy order reserved and the fee
+        buys, sells = buy_index[buy_at], sell_index[sell_at]
+        reserved = ((prices[buys] + fee) * quantity_of).tolist()
+        fees = (fee * quantity_of).tolist()
+        buys_at, sells_at, quantity_list = buys.tolist(), sells.tolist(), quantity_of.tolist()
+        agents, ids = columns.agents, columns.ids
+        buyers, sellers = [agents[b] for b in buys_at], [agents[s] for s in sells_at]
+        good = state.name
+        self.ledger.settle_trades(good, price, buyers, sellers, quantity_list, reserved, fees)
+        clearing.trades = [Trade(good, price, q, buyer, seller, ids[b], ids[s], f, f)
+                           for q, buyer, seller, b, s, f in zip(quantity_list, buyers, sellers, buys_at, sells_at,
+                                                                 fees, strict=True)]  # fmt: skip
         _traded(state, step, price, result)
         return clearing
 
@@ -563,7 +695,7 @@ class Exchange:
 
 
 def _insufficient(
-    exc: LedgerError, side: Side, action: PlaceOrder, money: Money, price: int, fee: int
+    exc: LedgerError | None, side: Side, action: PlaceOrder, money: Money, price: int, fee: int
 ) -> str:
     if side is Side.BUY:
         need = money.to_units((price + fee) * action.quantity)

@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
-from mesa_llm.mechanisms.call_market import CallMarketMechanism
+from mesa_llm.agents.policies.base import OrderColumns
+from mesa_llm.mechanisms.call_market import CallMarketMechanism, _text_batch
 from mesa_llm.model import MarketModel
-from mesa_llm.recording.recorder import SimulationRecorder
+from mesa_llm.recording.recorder import SimulationRecorder, _make_encoder
 from mesa_llm.scenario import load_scenario
 from mesa_llm.world.resolver import ActionResolver
 from tests.support.recordings import market_recording, untimed_lines
@@ -113,3 +116,58 @@ def test_without_a_recorder_the_columns_do_what_the_per_order_path_does(
     assert max(placed) > 3
     monkeypatch.setattr(ActionResolver, "_resolve_columns", lambda self, decisions, order, step: False)
     assert fast == _unrecorded(scenario, overrides, 3)
+
+
+def _order_columns(goods: list[object], rng_seed: int) -> tuple[OrderColumns, list[int], list[int]]:
+    """Orders of agents 1.. of ``goods`` in turn, both sides, few prices, quantities 1-3 (texts kept per
+    price and quantity meet again with another quantity), placed with ids 500.. (positions 2..)."""
+    rng = np.random.default_rng(rng_seed)
+    columns = OrderColumns()
+    for i in range(60):
+        columns.agents.append(SimpleNamespace(unique_id=i + 1))
+        columns.goods.append(goods[i % len(goods)])
+        columns.buys.append(bool(rng.random() < 0.5))
+        columns.prices.append(float(rng.choice([1.5, 2.25, 99.99, 0.1 + 0.2])))
+        columns.quantities.append(int(rng.integers(1, 4)))
+    positions = list(range(2, 60))
+    return columns, positions, list(range(500, 500 + len(positions)))
+
+
+@pytest.mark.parametrize("goods", [["widget"], ["widget", "gadget", 'odd "good"']])
+def test_a_text_batch_line_is_its_content_encoded(goods: list[object]) -> None:
+    """Each line of a column batch's `TextBatch` (an order's ``action``, then its ``order``) is the
+    recorder's encoding of its content, for one good and several, the same prices met with other
+    quantities and sides (in a second batch, from the kept texts)."""
+    encode = _make_encoder()
+    for seed in (1, 2):
+        columns, positions, placed = _order_columns(goods, seed)
+        batch = _text_batch(columns, positions, placed)  # type: ignore[arg-type]
+        assert batch is not None and len(batch) == 2 * len(positions)
+        for event_type, make, _, text in batch:
+            assert event_type in ("action", "order")
+            assert text == encode(make())
+        assert list(batch.agent_ids) == [columns.agents[k].unique_id for k in positions for _ in (0, 1)]
+        want = [(k, order_id) for k, order_id in zip(positions, placed, strict=True)]
+        got = [(json.loads(t)["order_id"]) for t in batch.texts[1::2]]
+        assert got == [order_id for _, order_id in want]
+        contents = [json.loads(t) for t in batch.texts[1::2]]
+        assert [(c["good"], c["side"], c["price"], c["quantity"]) for c in contents] == [
+            (columns.goods[k], "buy" if columns.buys[k] else "sell", columns.prices[k], columns.quantities[k])
+            for k in positions
+        ]
+
+
+def test_no_text_batch_off_its_path() -> None:
+    """A refused order, a good that is not a string, a price not a float, a quantity not an int: no
+    batch (one by one)."""
+    for change in ("refused", "good", "price", "quantity"):
+        columns, positions, placed = _order_columns(["widget"], 3)
+        if change == "refused":
+            placed[5] = "insufficient funds"  # type: ignore[call-overload]
+        elif change == "good":
+            columns.goods[7] = 7  # type: ignore[call-overload]
+        elif change == "price":
+            columns.prices[7] = 2  # type: ignore[call-overload]
+        else:
+            columns.quantities[7] = True
+        assert _text_batch(columns, positions, placed) is None  # type: ignore[arg-type]
