@@ -35,7 +35,7 @@ from mesa_llm.agents.trader import TraderAgent
 from mesa_llm.collector import DEFAULT_HISTORY_STEPS, BoundedDataCollector, market_collector
 from mesa_llm.decisions import collect, decide_llm, decide_rule_based
 from mesa_llm.event_bus import EventBus
-from mesa_llm.gc_pause import collector_paused
+from mesa_llm.gc_pause import collector_paused, young_passes_spaced
 from mesa_llm.llm import ChatModel
 from mesa_llm.llm_wiring import AsyncBridge, LLMWiring, resolve_llm_models, rules_view
 from mesa_llm.market import Money
@@ -407,10 +407,11 @@ class MarketModel(mesa.Model):
         # what building left alive (litellm's modules, the agents) needs no rescans; frozen once only
         gc.freeze()
         try:
-            while self.running and self.steps < self.max_steps:
-                self.step()
-                if progress is not None:
-                    progress(self.steps)
+            with young_passes_spaced():  # most of what a step leaves dies within a step or two
+                while self.running and self.steps < self.max_steps:
+                    self.step()
+                    if progress is not None:
+                        progress(self.steps)
         except KeyboardInterrupt:
             status, self.stop_reason = "interrupted", "interrupted by the user"
             raise

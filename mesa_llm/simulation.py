@@ -35,6 +35,7 @@ from mesa_llm.agents.observation import Observation
 from mesa_llm.agents.policies import PolicyRegistry
 from mesa_llm.agents.policies.external import ExternalPolicy
 from mesa_llm.event_bus import Callback, Subscription
+from mesa_llm.gc_pause import young_passes_spaced
 from mesa_llm.llm import ChatModel
 from mesa_llm.model import DEFAULT_HISTORY_STEPS, MarketModel
 from mesa_llm.prompt_check import check_prompt_templates
@@ -388,7 +389,7 @@ class Simulation:
         # what building left alive (litellm's modules, the agents) needs no rescans by the collector
         gc.freeze()
         try:
-            with bar if bar is not None else contextlib.nullcontext():
+            with bar if bar is not None else contextlib.nullcontext(), young_passes_spaced():
                 while not self.done and self.steps < target:
                     self.step()
                     if bar is not None:
@@ -404,8 +405,9 @@ class Simulation:
         target = self.max_steps if steps is None else min(self.steps + max(int(steps), 0), self.max_steps)
         gc.freeze()
         try:
-            while not self.done and self.steps < target:
-                await self.astep()
+            with young_passes_spaced():  # the collector's young passes spaced over the steps, as in `run`
+                while not self.done and self.steps < target:
+                    await self.astep()
         finally:
             gc.unfreeze()
         return self.summary()

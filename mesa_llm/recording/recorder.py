@@ -33,10 +33,11 @@ import logging
 import os
 import secrets
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from itertools import chain, islice, repeat
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -92,6 +93,8 @@ LeanItem = tuple[str, Any, Any, "str | None"]
 _STEP_INDEX_SIZE = 64
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+_INT = frozenset({int})  # the one type of agent id whose text a template prints as its JSON (not bool, not numpy's)
 
 _PICKLE_ERROR = (
     "pickle recordings are not supported: they can execute code when loaded; use format='json'"
@@ -343,8 +346,8 @@ class SimulationRecorder:
         self._by_type: dict[str, list[SimulationEvent]] = {}
         self._by_step: dict[int, list[SimulationEvent]] = {}
         # Counts kept instead of the indexes when the events are not kept in memory.
-        self._agent_counts: dict[int, int] = {}
-        self._type_counts: dict[str, int] = {}
+        self._agent_counts: Counter[Any] = Counter()
+        self._type_counts: Counter[str] = Counter()
         self._header: dict[str, Any] | None = None
         self._checkpoint: SimulationEvent | None = None  # simulation_end marker appended by save()
         self._end_status: str | None = None  # set once simulation_end is recorded
@@ -720,7 +723,7 @@ class SimulationRecorder:
         if not self._lean_ready() or step.__class__ is not int:
             return False
         count = len(texts)
-        if count != len(agent_ids) or any(a.__class__ is not int for a in agent_ids):
+        if count != len(agent_ids) or not _INT.issuperset(map(type, agent_ids)):
             return False
         # one type for all (``single``), or one per line (``per_line``)
         single, per_line = (event_type, None) if isinstance(event_type, str) else ("", event_type)
@@ -736,35 +739,29 @@ class SimulationRecorder:
         for name in set(per_line) if per_line is not None else (single,):
             if name not in type_jsons:
                 type_jsons[name] = self._encode(name)
-        # the text around each line's index, agent id and content is the same for every line
+        # The lines are joined from their pieces, not made one by one: each line is the same text
+        # around its index, agent id (and type) and content, and the pieces come from iterators over
+        # the columns, so no Python code runs per line and each content is copied once, into its
+        # chunk. '%06d' is `_stream_line`'s str(index).zfill(6) for indexes (>= 0); an int agent
+        # id's str is its JSON.
         head = f'{{"event_id":{self._id_prefix_json}'
         stamp = f'",{self._stamp_prefix(time.time_ns() // 1000, step)}'
+        tail = ',"metadata":{}}\n'
         if per_line is not None:
             middles = {name: f',"event_type":{type_jsons[name]},"content":' for name in set(per_line)}
-            lines = [
-                f'{head}{str(index).zfill(6)}{stamp}{agent_id}{middles[name]}{content},"metadata":{{}}}}\n'
-                for index, name, agent_id, content in zip(
-                    range(start, start + count), per_line, agent_ids, texts, strict=True
-                )
-            ]
+            middle: Iterator[str] = map(middles.__getitem__, per_line)
         else:
-            middle = f',"event_type":{type_jsons[single]},"content":'
-            lines = [
-                f'{head}{str(index).zfill(6)}{stamp}{agent_id}{middle}{content},"metadata":{{}}}}\n'
-                for index, agent_id, content in zip(range(start, start + count), agent_ids, texts, strict=True)
-            ]
+            middle = repeat(f',"event_type":{type_jsons[single]},"content":')
+        rows = zip(repeat(head), map("%06d".__mod__, range(start, start + count)), repeat(stamp),
+                   map(str, agent_ids), middle, texts, repeat(tail))  # fmt: skip
         # joined in chunks of about what the stream writes at once (not one text of megabytes)
-        size = max(_PENDING_CHARS // (len(lines[0]) + 1), 1)
-        chunks = lines if size == 1 else ["".join(lines[i : i + size]) for i in range(0, count, size)]
-        agent_counts = self._agent_counts
-        for agent_id in agent_ids:
-            agent_counts[agent_id] = agent_counts.get(agent_id, 0) + 1
-        type_counts = self._type_counts
+        size = max(_PENDING_CHARS // (len(texts[0]) + len(head) + len(stamp) + 80), 1)
+        chunks = ["".join(chain.from_iterable(islice(rows, size))) for _ in range(0, count, size)]
+        self._agent_counts.update(agent_ids)  # counted in C (`Counter.update`), in the lines' order
         if per_line is not None:
-            for name in per_line:
-                type_counts[name] = type_counts.get(name, 0) + 1
+            self._type_counts.update(per_line)
         else:
-            type_counts[single] = type_counts.get(single, 0) + count
+            self._type_counts[single] = self._type_counts.get(single, 0) + count
         self._add_lines(chunks, count, step)
         return True
 
@@ -795,11 +792,16 @@ class SimulationRecorder:
         size = 0
         pending, chars, ascii_only = self._pending, self._pending_chars, True
         for line in lines:  # written in chunks of about _PENDING_CHARS, as `_stream_line` does
-            pending.append(line)
             n = len(line)
             size += n
+            ascii_only = ascii_only and line.isascii()  # a flag of the text, not a scan
+            if n >= _PENDING_CHARS // 2:  # a chunk of `record_texts`: written as it is, not joined again
+                self._write_pending()
+                self._file.write(line.encode("utf-8"))  # type: ignore[union-attr]  # opened above
+                chars = 0
+                continue
+            pending.append(line)
             chars += n
-            ascii_only = ascii_only and line.isascii()
             if chars > _PENDING_CHARS:
                 self._write_pending()
                 chars = 0
