@@ -46,11 +46,28 @@ def direct_path_applies(litellm: Any, model: str, api_base: str | None, params: 
     """Whether a call to ``model`` at ``api_base`` with these parameter names can take the lean path."""
     if not model.startswith("openai/") or not api_base or not params <= SUPPORTED_PARAMS:
         return False
-    if any(_environ_get(name) for name in _FULL_PATH_ENV):
-        return False
-    if any(getattr(litellm, name, None) for name in _LITELLM_GLOBALS):
+    if _any_environ(_FULL_PATH_ENV) or _any_global(litellm):
         return False
     return _no_openai_config(litellm)
+
+
+def _any_global(litellm: Any) -> bool:
+    """``any(getattr(litellm, name, None) for name in _LITELLM_GLOBALS)``, read from the module's
+    namespace in one pass when it holds every name (``litellm.x = ...`` writes there); a name it
+    lacks is asked of the module (its lazy ``__getattr__``), as before."""
+    names = vars(litellm) if type(getattr(litellm, "__dict__", None)) is dict else None
+    if names is None or not names.keys() >= _GLOBALS_SET:
+        return any(getattr(litellm, name, None) for name in _LITELLM_GLOBALS)
+    return any(map(names.get, _LITELLM_GLOBALS))
+
+
+def _any_environ(names: tuple[str, ...]) -> bool:
+    """Whether any of ``names`` is set non-empty in the environment (``any(_environ_get(n) for n in names)``
+    in one pass over the environment's own store)."""
+    data = getattr(os.environ, "_data", None)
+    if type(data) is not dict:  # an unusual os.environ: ask it
+        return any(os.environ.get(name) for name in names)
+    return any(map(data.get, [_encoded_names.get(name) or _encode_name(name) for name in names]))
 
 
 #: environment variables that send a call down litellm's full path: ours, an organisation, and
@@ -75,6 +92,9 @@ _LITELLM_GLOBALS = (
     "network_mock",
     "model_alias_map",
 )
+
+
+_GLOBALS_SET = frozenset(_LITELLM_GLOBALS)
 
 
 def _environ_get(name: str) -> str | bytes | None:
