@@ -15,7 +15,12 @@ and what comes back, in litellm's order (``litellm.main.acompletion`` →
    ``ModelResponse``; failures become ``OpenAIError`` and then ``litellm.exception_type``, as litellm
    raises them. An everyday answer (one the conversion would give back unchanged in every field we
    read) skips the conversion: :class:`LeanCompletion` carries the provider's JSON, and builds the
-   ``ModelResponse`` only when litellm's price lookup needs it.
+   ``ModelResponse`` only when litellm's price lookup needs it;
+5. a call of a shape made before (``DirectOpenAI._prepare``: the same model, base, key, timeout, scalar
+   parameters and kept tool list, plain messages, posted by :mod:`mesa_llm.llm.http1`) skips steps 1-3's
+   per-call work: its body is the bytes made around the messages' JSON from the first such call's
+   mapping and transform (checked to give that call's body exactly), until litellm is asked for the
+   client again. Anything else takes steps 1-3, which stay the reference.
 
 So answers, errors and recordings are the same as through ``litellm.acompletion`` (tests compare
 both paths on the same server). It is used only when nothing litellm-global would change the call
