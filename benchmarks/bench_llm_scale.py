@@ -1,7 +1,7 @@
 """One step of N LLM agents (plan + act) against an OpenAI-compatible server answering in 200 ms.
 
 Run: ``python benchmarks/bench_llm_scale.py [--agents 1000 10000] [--concurrency 256] [--small 100]
-[--baseline /path/to/other/checkout] [--transport 2000]``. With ``--baseline`` every size is also measured with that
+[--baseline /path/to/other/checkout] [--transport 2000] [--backend 3000]``. With ``--baseline`` every size is also measured with that
 checkout's ``mesa_llm`` (e.g. main's, as the base of a change), right after this one's, side by side.
 Each size runs in a fresh process (its own CPU time and memory) against
 ``benchmarks/async_openai_server.py`` in another process (its CPU is not the client's), through
@@ -11,7 +11,9 @@ CPU per call (a server that cannot keep up would show here, not in the client), 
 garbage collector took during the step, and the client's CPU per call divided by the server's (the server
 runs the same code for every checkout, so this ratio measures the client with the machine's speed of the moment
 divided out: steadier than either figure alone). With ``--transport CALLS``: the HTTP layer alone, aiohttp against this checkout's own client
-(:mod:`mesa_llm.llm.http1`), alternating in one process. Targets (issue 24):
+(:mod:`mesa_llm.llm.http1`), alternating in one process. With ``--backend CALLS``: ``LiteLLMChatModel.complete``
+alone (an act-like request: a kept tool list, a new user prompt per call), this checkout and the baseline in
+alternating processes: steadier than a whole step (no prompts, policy or recording). Targets (issue 24):
 per-call client CPU flat in N and <= 0.5 ms; 10,000 agents at concurrency 256 within 2x the floor;
 100 agents at concurrency 100 within 1.3x.
 """
@@ -102,6 +104,57 @@ print("RESULT " + json.dumps(asyncio.run(main())), flush=True)
 """
 
 
+_BACKEND = r"""
+import asyncio, json, os, sys, time
+from mesa_llm.llm import http1
+from mesa_llm.llm.limits import ConcurrencyLimiter
+from mesa_llm.llm.litellm_backend import LiteLLMChatModel
+from mesa_llm.llm.types import ChatRequest, canonical_json
+calls, base = int(sys.argv[1]), sys.argv[2]
+chat = LiteLLMChatModel("openai/fake-model", api_base=base, timeout=30.0, limiter=ConcurrencyLimiter(64),
+                        input_cost_per_token=0.0, output_cost_per_token=0.0)
+tools = [{"type": "function", "function": {"name": f"tool_{i}", "description": "Does a thing. " * 8, "parameters": {
+    "type": "object", "properties": {"price": {"type": "number", "minimum": 0.01, "maximum": 200.0},
+    "quantity": {"type": "integer", "minimum": 1, "maximum": 9}}, "required": ["price"]}}} for i in range(6)]
+tools_json, system = canonical_json(tools), "You trade on an exchange. " * 60
+def request(i):  # an act call as an LLM policy makes it: its run-long tool list, a new user prompt each call
+    user = f"Step {i}. Your account: cash {500 + i}; holdings apples {i % 7}. Market: last trade at 101. " * 12
+    return ChatRequest(model="openai/fake-model", messages=[{"role": "system", "content": system},
+                       {"role": "user", "content": user}], tools=tools, tool_choice="auto", temperature=0.7,
+                       max_tokens=300, seed=1, tools_json=tools_json)
+async def main():
+    http1.install(asyncio.get_running_loop())
+    await asyncio.gather(*(chat.complete(request(i)) for i in range(64)))  # connections open, shapes made
+    started = time.process_time()
+    await asyncio.gather(*(chat.complete(request(i)) for i in range(calls)))
+    return 1e6 * (time.process_time() - started) / calls
+print("RESULT " + json.dumps(asyncio.run(main())), flush=True)
+"""
+
+
+def measure_backend(calls: int, codes: list[tuple[str, Path]], rounds: int = 5) -> dict[str, list[float]]:
+    """Client CPU per ``LiteLLMChatModel.complete`` (us) of an act-like request against a server
+    answering at once, for each checkout in ``codes`` (a fresh process each), in alternating rounds:
+    the backend alone (request body, HTTP, answer), without prompts, the policy or the recording."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENAI_API_KEY": os.environ.get("OPENAI_API_KEY", "sk-fake-benchmark-key")}
+    server = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "async_openai_server.py"), "0"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    assert server.stdin is not None and server.stdout is not None
+    out: dict[str, list[float]] = {label: [] for label, _ in codes}
+    try:
+        base = f"http://127.0.0.1:{int(server.stdout.readline())}/v1"
+        for _ in range(rounds):
+            for label, code in codes:
+                done = subprocess.run([sys.executable, "-c", _BACKEND, str(calls), base], capture_output=True,
+                                      text=True, cwd=code, env={**env, "PYTHONPATH": str(code)}, check=True)
+                line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
+                out[label].append(float(json.loads(line[len("RESULT "):])))
+        return out
+    finally:
+        server.stdin.close()
+        server.wait(timeout=30)
+
+
 def measure_transport(calls: int) -> dict[str, list[float]]:
     """Client CPU per ``LiteLLMChatModel.complete`` (us) against a server answering at once, through
     aiohttp and through mesa_llm.llm.http1 in alternating rounds of the same process (this checkout)."""
@@ -163,13 +216,16 @@ def _client_per_server(r: dict[str, Any]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--agents", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--agents", type=int, nargs="*", default=[1000, 10000])
     parser.add_argument("--concurrency", type=int, default=256)
     parser.add_argument("--small", type=int, default=100, help="agents of the small run at concurrency = agents")
     parser.add_argument("--baseline", type=Path, default=None,
                         help="another checkout (e.g. main's) measured the same way, each size right after this one")
     parser.add_argument("--transport", type=int, default=0, metavar="CALLS",
                         help="also: the HTTP layer alone, CALLS calls per round through aiohttp and http1 alternately")
+    parser.add_argument("--backend", type=int, default=0, metavar="CALLS",
+                        help="also: LiteLLMChatModel.complete alone, CALLS act-like calls per round, this checkout "
+                        "and the baseline in alternating processes")
     args = parser.parse_args()
     if args.baseline is not None and not (args.baseline / "mesa_llm" / "__init__.py").is_file():
         raise SystemExit(f"--baseline {args.baseline}: no mesa_llm package there")
@@ -195,6 +251,13 @@ def main() -> None:
               f"{args.transport}): aiohttp {best['aiohttp']:.0f} us, http1 {best['http1']:.0f} us per call "
               f"(saves {best['aiohttp'] - best['http1']:.0f} us); medians {sorted(t['aiohttp'])[2]:.0f} / "
               f"{sorted(t['http1'])[2]:.0f} us; load {os.getloadavg()[0]:.2f}", flush=True)
+    if args.backend:
+        b = measure_backend(args.backend, codes)
+        print(f"backend alone (LiteLLMChatModel.complete of an act-like request, server answering at once, "
+              f"{args.backend} calls a round, 5 alternating rounds), client CPU us per call, least / median: "
+              + "; ".join(f"{label} {min(v):.0f} / {sorted(v)[len(v) // 2]:.0f}" for label, v in b.items())
+              + (f"; this / baseline {min(b['this']) / min(b['baseline']):.2f}x" if "baseline" in b else "")
+              + f"; load {os.getloadavg()[0]:.2f}", flush=True)
     if args.baseline is not None:
         print("this vs baseline (step wall time and client CPU per call; < 1 is faster):")
         for (_, new), (_, old) in zip(runs[::2], runs[1::2], strict=True):

@@ -73,6 +73,8 @@ def canonical_messages(parts: Sequence[tuple[str, str]]) -> str:
 PLACEHOLDER = f"\x00mesa_llm-spliced-{uuid.uuid4().hex}\x00"
 _PLACEHOLDER_JSON = _encode(PLACEHOLDER)
 _PLACEHOLDER_BYTES = _PLACEHOLDER_JSON.encode("utf-8")
+#: `PLACEHOLDER` as it stands in a UTF-8 JSON body (where a caller splits one at it)
+PLACEHOLDER_BYTES = _PLACEHOLDER_BYTES
 
 T = TypeVar("T", str, bytes)
 

@@ -15,7 +15,12 @@ and what comes back, in litellm's order (``litellm.main.acompletion`` →
    ``ModelResponse``; failures become ``OpenAIError`` and then ``litellm.exception_type``, as litellm
    raises them. An everyday answer (one the conversion would give back unchanged in every field we
    read) skips the conversion: :class:`LeanCompletion` carries the provider's JSON, and builds the
-   ``ModelResponse`` only when litellm's price lookup needs it.
+   ``ModelResponse`` only when litellm's price lookup needs it;
+5. a call of a shape made before (``DirectOpenAI._prepare``: the same model, base, key, timeout, scalar
+   parameters and kept tool list, plain messages, posted by :mod:`mesa_llm.llm.http1`) skips steps 1-3's
+   per-call work: its body is the bytes made around the messages' JSON from the first such call's
+   mapping and transform (checked to give that call's body exactly), until litellm is asked for the
+   client again. Anything else takes steps 1-3, which stay the reference.
 
 So answers, errors and recordings are the same as through ``litellm.acompletion`` (tests compare
 both paths on the same server). It is used only when nothing litellm-global would change the call
@@ -34,7 +39,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from mesa_llm.encoded_json import PLACEHOLDER, fill, messages_json
+from mesa_llm.encoded_json import PLACEHOLDER, PLACEHOLDER_BYTES, fill, messages_json
 
 #: The only parameters the backend sends; anything else (``extra_params``) takes the full path.
 SUPPORTED_PARAMS = frozenset(
@@ -46,11 +51,28 @@ def direct_path_applies(litellm: Any, model: str, api_base: str | None, params: 
     """Whether a call to ``model`` at ``api_base`` with these parameter names can take the lean path."""
     if not model.startswith("openai/") or not api_base or not params <= SUPPORTED_PARAMS:
         return False
-    if any(_environ_get(name) for name in _FULL_PATH_ENV):
-        return False
-    if any(getattr(litellm, name, None) for name in _LITELLM_GLOBALS):
+    if _any_environ(_FULL_PATH_ENV) or _any_global(litellm):
         return False
     return _no_openai_config(litellm)
+
+
+def _any_global(litellm: Any) -> bool:
+    """``any(getattr(litellm, name, None) for name in _LITELLM_GLOBALS)``, read from the module's
+    namespace in one pass when it holds every name (``litellm.x = ...`` writes there); a name it
+    lacks is asked of the module (its lazy ``__getattr__``), as before."""
+    names = vars(litellm) if type(getattr(litellm, "__dict__", None)) is dict else None
+    if names is None or not names.keys() >= _GLOBALS_SET:
+        return any(getattr(litellm, name, None) for name in _LITELLM_GLOBALS)
+    return any(map(names.get, _LITELLM_GLOBALS))
+
+
+def _any_environ(names: tuple[str, ...]) -> bool:
+    """Whether any of ``names`` is set non-empty in the environment (``any(_environ_get(n) for n in names)``
+    in one pass over the environment's own store)."""
+    data = getattr(os.environ, "_data", None)
+    if type(data) is not dict:  # an unusual os.environ: ask it
+        return any(os.environ.get(name) for name in names)
+    return any(map(data.get, [_encoded_names.get(name) or _encode_name(name) for name in names]))
 
 
 #: environment variables that send a call down litellm's full path: ours, an organisation, and
@@ -75,6 +97,9 @@ _LITELLM_GLOBALS = (
     "network_mock",
     "model_alias_map",
 )
+
+
+_GLOBALS_SET = frozenset(_LITELLM_GLOBALS)
 
 
 def _environ_get(name: str) -> str | bytes | None:
@@ -124,6 +149,9 @@ def _no_openai_config(litellm: Any) -> bool:
 #: clients for an hour; a client closed meanwhile fails its call, which the retry loop retries)
 CLIENT_RECHECK_S = 1.0
 
+#: the SDK's request options among a transformed request's keys (`DirectOpenAI._post` takes them out of the body)
+_EXTRAS = ("extra_headers", "extra_query", "extra_body")
+
 #: parameters whose values litellm passes through unchanged for OpenAI-compatible models
 _PASSED_THROUGH = ("tools", "response_format")
 
@@ -172,6 +200,9 @@ class DirectOpenAI:
         self._optional_memo: dict[Any, tuple[dict[str, Any], tuple[str, ...]]] = {}
         #: tool lists their callers keep unchanged (see `keep_tools`), with their JSON once made
         self._kept_tools: dict[int, tuple[list[Any], bytes | None]] = {}
+        #: per shape of call (see `_shape_key`): what its calls send but their messages, or None when
+        #: the shape cannot be prepared (see `_prepare`)
+        self._prepared: dict[tuple[Any, ...], _Prepared | None] = {}
 
     def keep_tools(self, tools: list[Any]) -> None:
         """Note that ``tools`` stays unchanged from now on (an LLM policy's run-long list, which
@@ -287,18 +318,32 @@ class DirectOpenAI:
         params: dict[str, Any],
     ) -> Any:
         config = self._config_for(model)
-        optional = self._optional_params(model, messages, max_retries, params)
-        optional.pop("stream", None)
-        optional.pop("stream_options", None)
-        max_retries = optional.pop("max_retries", max_retries)
         api_key = api_key or os.environ.get("OPENAI_API_KEY")
-        litellm_params = {"custom_llm_provider": "openai", "api_base": api_base}
-        data = await config.async_transform_request(
-            model=model, messages=messages, optional_params=optional, litellm_params=litellm_params, headers={}
-        )
+        key = self._shape_key(model, api_base, api_key, timeout, max_retries, params)
+        ready = self._ready(key, messages, params.get("tools")) if key is not None else None
+        if ready is not None:  # a prepared shape: the same body, without litellm's mapping and transform
+            prepared, content = ready
+            data = dict(prepared.data)
+            data["messages"] = messages
+            client, sending = prepared.client, (content, prepared.template, prepared.route)
+        else:
+            optional = self._optional_params(model, messages, max_retries, params)
+            optional.pop("stream", None)
+            optional.pop("stream_options", None)
+            max_retries = optional.pop("max_retries", max_retries)
+            litellm_params = {"custom_llm_provider": "openai", "api_base": api_base}
+            data = await config.async_transform_request(
+                model=model, messages=messages, optional_params=optional, litellm_params=litellm_params, headers={}
+            )
+            client = sending = None
         try:
-            client = self._client(api_key, api_base, timeout, max_retries)
-            headers, response = await self._post(client, data, timeout)
+            if client is None:
+                client = self._client(api_key, api_base, timeout, max_retries)
+                if key is not None:  # until litellm is asked for the client again
+                    held = self._clients.get((asyncio.get_running_loop(), api_key, api_base, timeout, max_retries))
+                    until = held[1] if held is not None and held[0] is client else 0.0
+                    sending = self._prepare(key, client, data, messages, params.get("tools"), timeout, until)
+            headers, response = await self._post(client, data, timeout, sending)
             dumped = config.transform_parsed_response_dict(response.model_dump())
             if isinstance(response, _Dumped) and _everyday_completion(dumped):
                 # litellm's ModelResponse would give the same fields back: made only if asked for
@@ -315,6 +360,99 @@ class DirectOpenAI:
                 headers=error_headers,
                 body=getattr(e, "body", None),
             ) from e
+
+    def _shape_key(
+        self, model: str, api_base: str, api_key: str | None, timeout: float, max_retries: int, params: dict[str, Any]
+    ) -> tuple[Any, ...] | None:
+        """What decides a call's body but its messages, and where and how it goes: the loop (its clients
+        and pools), model, base, key, timeout, retries, litellm's ``drop_params``, the scalar parameters
+        and the tool list (by identity: a kept list, see `_ready`); None for a call with a response
+        format or an unhashable value (JSON mode: its format changes every step), never prepared."""
+        if "response_format" in params:
+            return None
+        tools = params.get("tools")
+        try:
+            key = (
+                asyncio.get_running_loop(), model, api_base, api_key, timeout, max_retries,
+                bool(self._litellm.drop_params), id(tools) if tools is not None else None,
+                tuple(sorted((k, v) for k, v in params.items() if k != "tools")),
+            )  # fmt: skip
+            hash(key)
+        except TypeError:
+            return None
+        return key
+
+    def _ready(self, key: tuple[Any, ...], messages: Any, tools: Any) -> tuple[_Prepared, bytes] | None:
+        """The prepared shape of ``key`` and this call's body, when the shape is prepared, its client
+        still taken unasked (:data:`CLIENT_RECHECK_S`, as `_client`), its tool list the same kept
+        object, its route still posts through our own pool, and the messages are plain (their JSON
+        made by `mesa_llm.encoded_json.messages_json`); else None: the full path, which prepares it again."""
+        prepared = self._prepared.get(key)
+        if prepared is None or prepared.tools is not tools or time.monotonic() >= prepared.until:
+            return None
+        if tools is not None and self._kept_tools.get(id(tools)) is not prepared.kept:  # kept anew: encoded anew
+            return None
+        if self._lean_pool(prepared.route) is None:
+            return None
+        text = messages_json(messages)
+        if text is None:
+            return None
+        try:
+            encoded = text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: the full path raises as the SDK does
+            return None
+        return prepared, prepared.prefix + encoded + prepared.suffix
+
+    def _prepare(
+        self, key: tuple[Any, ...], client: Any, data: dict[str, Any], messages: Any, tools: Any, timeout: float,
+        until: float,
+    ) -> tuple[bytes, Any, _Route] | None:  # fmt: skip
+        """After litellm's mapping and transform made ``data`` (the full path, the reference): prepare its
+        shape for the next calls and return the body, template and route of this call; None (not
+        prepared: the full path sends, as before) unless the call is of the kind a shape stands for.
+
+        A shape is what the body holds but the messages, as bytes around them: prepared only when the
+        transform passed the plain messages through unchanged (for such messages it changes nothing
+        whatever their text: it rewrites content lists, tool turns and ``cache_control`` keys, which
+        plain messages lack), the tool list is a kept one (unchanged, see `keep_tools`), the SDK's
+        template and our own HTTP/1.1 route apply, and the bytes around the messages' JSON with the
+        messages' JSON put in give this call's whole body exactly. Kept until the client is asked
+        of litellm again (:data:`CLIENT_RECHECK_S`)."""
+        text = messages_json(messages)
+        if text is None:  # a call of another kind (a repair round's tool turns): the shape stays as it is
+            return None
+        self._prepared.pop(key, None)
+        if (
+            data.get("messages") != messages
+            or any(data.get(name) for name in _EXTRAS)
+            or (tools is not None and self._kept_tools.get(id(tools), (None,))[0] is not tools)
+        ):
+            return None
+        template = self._template(client, timeout)
+        if template is None:
+            return None
+        route = self._aiohttp_route(client._client, template[0], template[1], timeout)
+        if route is None or self._lean_pool(route) is None:
+            return None
+        body = {k: v for k, v in data.items() if k not in _EXTRAS}  # as `_post` sends it (the extras empty)
+        content = self._body(body)
+        around = self._body({k: (PLACEHOLDER if k == "messages" else v) for k, v in body.items()})
+        pieces = around.split(PLACEHOLDER_BYTES)
+        try:
+            whole = pieces[0] + text.encode("utf-8") + pieces[1] if len(pieces) == 2 else None
+        except UnicodeEncodeError:
+            whole = None
+        if whole != content:  # the shape would not give this call's bytes: never taken for it
+            return (content, template, route)
+        if len(self._prepared) > 64:
+            self._prepared.clear()
+        self._prepared[key] = _Prepared(
+            data={k: (None if k == "messages" else v) for k, v in data.items()},
+            prefix=pieces[0], suffix=pieces[1], tools=tools, kept=self._kept_tools.get(id(tools)) if tools is not None else None,
+            client=client, template=template, route=route,
+            until=until,
+        )  # fmt: skip
+        return (content, template, route)
 
     def _client(self, api_key: str | None, api_base: str, timeout: float, max_retries: int) -> Any:
         """The ``AsyncOpenAI`` client litellm caches for these settings, asked of litellm at most
@@ -343,10 +481,13 @@ class DirectOpenAI:
             _response_headers=headers,
         )
 
-    async def _post(self, client: Any, data: dict[str, Any], timeout: float) -> tuple[Any, Any]:
+    async def _post(
+        self, client: Any, data: dict[str, Any], timeout: float, sending: tuple[bytes, Any, _Route] | None = None
+    ) -> tuple[Any, Any]:
         """``client.chat.completions.with_raw_response.create(**data)`` as litellm calls it, then
         litellm's checks of the answer (an answer that is no completion object, a timeout, an
-        output-token limit)."""
+        output-token limit). ``sending``: the body's bytes, template and route already made for
+        ``data`` (a prepared shape, see `_prepare`)."""
         import openai
 
         started = time.time()
@@ -356,8 +497,10 @@ class DirectOpenAI:
         extra_query = body.pop("extra_query", None)
         extra_body = body.pop("extra_body", None)
         try:
-            template = None if extra_headers or extra_query else self._template(client, timeout)
-            if template is None:  # let the SDK build and send it (as litellm's path would)
+            template = None if extra_headers or extra_query or sending is not None else self._template(client, timeout)
+            if sending is not None:  # made for this very data (a prepared shape has no extras)
+                headers, response = await self._send(client, sending[1], body, timeout, sending)
+            elif template is None:  # let the SDK build and send it (as litellm's path would)
                 raw = await client.post(
                     "/chat/completions",
                     body=body,
@@ -422,16 +565,24 @@ class DirectOpenAI:
         self._templates[key] = (client, template)
         return template
 
-    async def _send(self, client: Any, template: tuple[Any, Any], data: dict[str, Any], timeout: float) -> tuple[Any, Any]:
+    async def _send(
+        self, client: Any, template: tuple[Any, Any], data: dict[str, Any], timeout: float,
+        sending: tuple[bytes, Any, _Route] | None = None,
+    ) -> tuple[Any, Any]:  # fmt: skip
         """What the SDK's ``request`` does for one attempt (``max_retries=0``): send, map transport
-        errors and HTTP errors to its exceptions, parse the answer (``LegacyAPIResponse._parse``)."""
+        errors and HTTP errors to its exceptions, parse the answer (``LegacyAPIResponse._parse``).
+        ``sending``: the body and route already made for ``data`` (see `_prepare`)."""
         import httpx
         import openai
 
         url, headers = template
         http = client._client
-        content = self._body(data)
-        route = self._aiohttp_route(http, url, headers, timeout)
+        route: _Route | None
+        if sending is not None:
+            content, route = sending[0], sending[2]
+        else:
+            content = self._body(data)
+            route = self._aiohttp_route(http, url, headers, timeout)
         request: Any = None
         try:
             if route is not None:
@@ -726,6 +877,21 @@ class _Route:
     lean_head: bytes | None  # what mesa_llm.llm.http1 sends before the length; None: aiohttp sends
     lean_limit: int  # exchanges at once through http1 (the aiohttp connector's limit)
     pool: Any = None  # the http1 pool last used (of the running loop)
+
+
+@dataclass(slots=True, repr=False)  # no repr: the template's headers hold the provider key
+class _Prepared:
+    """A shape of call prepared by `DirectOpenAI._prepare`: what its calls send but their messages."""
+
+    data: dict[str, Any]  # the transformed request, its keys in order ("messages": None, put in per call)
+    prefix: bytes  # the body's bytes before the messages' JSON
+    suffix: bytes  # and after it
+    tools: Any  # the kept tool list the body holds (None: no tools)
+    kept: Any  # its entry in `DirectOpenAI._kept_tools` then (kept again since: its JSON made again, so is the shape)
+    client: Any  # litellm's SDK client
+    template: Any  # the SDK's URL and headers (`DirectOpenAI._template`)
+    route: _Route  # how our own HTTP/1.1 client posts it
+    until: float  # time.monotonic() after which the full path is taken again (the client is asked anew)
 
 
 class _Dumped:

@@ -63,3 +63,24 @@ def test_each_litellm_global_sends_calls_down_the_full_path(name: str, monkeypat
     assert _applies()
     monkeypatch.setattr(_litellm(), name, ["x"] if name.endswith("callback") or name == "callbacks" else "x", raising=False)
     assert not _applies()
+
+
+def test_a_global_the_module_serves_lazily_is_asked_of_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name missing from the module's namespace is asked of the module itself (its ``__getattr__``),
+    as ``getattr`` always did: one set that way sends calls down the full path too."""
+    import types
+
+    from mesa_llm.llm import direct
+
+    module = types.ModuleType("lazy_litellm")
+    for name in direct._LITELLM_GLOBALS:
+        setattr(module, name, None)
+    assert not direct._any_global(module)
+    del module.headers
+    assert not direct._any_global(module)  # missing and not served: unset
+    module.__getattr__ = lambda name: {"x": "1"} if name == "headers" else None  # type: ignore[method-assign]
+    assert direct._any_global(module)  # fails when only the namespace is read
+    module.headers = None
+    assert not direct._any_global(module)
+    module.network_mock = True
+    assert direct._any_global(module)
