@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import fields
+from operator import is_ as _is
 from typing import TYPE_CHECKING, Any
 
 from mesa_llm.agents.observation import (
@@ -185,12 +186,31 @@ class _Schedules:
             return "[]" if start >= 0 and shown >= 0 else self._text(entry, ticks, start, shown, to_units)
         starts = entry[4]
         if end >= len(starts):  # the texts up to ``end`` joined first
-            window = self._text(entry, ticks, len(starts) - 1, end - len(starts) + 1, to_units)
+            first = len(starts) - 1
+            # when the window moved past the joined texts (a unit or so per trade), a window's worth
+            # ahead too: joined once per window, not once per trade (the first window: exactly, as
+            # most schedules never move); exactly to ``end`` when a unit ahead is not a finite float
+            ahead = min(end + shown, len(ticks)) if first else end
+            window = self._text(entry, ticks, first, ahead - first, to_units) if ahead > end else None
             if window is None:
-                return None
+                ahead = end
+                window = self._text(entry, ticks, first, end - first, to_units)
+                if window is None:
+                    return None
             entry[3] = f"{entry[3]},{window[1:-1]}" if entry[3] else window[1:-1]
-            for text in entry[2][len(starts) - 1 : end]:
+            for text in entry[2][first:ahead]:
                 starts.append(starts[-1] + len(text) + 1)
+        return f"[{entry[3][starts[start] : starts[end] - 1]}]"
+
+    def window(self, ticks: list[int], start: int, end: int) -> str | None:
+        """`text` of ``ticks[start:end]`` (``0 <= start < end <= len(ticks)``) when its texts are
+        joined already, else None (then ask `text`): one slice."""
+        entry = self._kept.get(id(ticks))
+        if entry is None or entry[0] is not ticks:
+            return None
+        starts = entry[4]
+        if end >= len(starts):
+            return None
         return f"[{entry[3][starts[start] : starts[end] - 1]}]"
 
     @staticmethod
@@ -687,6 +707,8 @@ class ObservationBatch:
         add = items.append
         texts: list[str] | None = [] if self.encode is not None else None
         step_text, market_text = self._step_text, self._market_text
+        #: (index, agent, seen, tools) of the agents whose texts are remade together
+        changed: list[tuple[int, TraderAgent, _Seen, tuple[str, ...]]] = []
         for agent, shown in zip(agents, tools, strict=True):
             me = agent.unique_id
             seen = seen_of.get(me)
@@ -707,14 +729,152 @@ class ObservationBatch:
                     continue
                 if seen is None:
                     seen = seen_of[me] = _Seen()
-                refresh(agent, seen, accounts(me), shown)
-                # what it shows is kept: while nothing of it changes, its next lines are made of it
-                seen.kept = (agent, seen.state, seen.private_key, seen, seen.trades, shown, seen.head_key)
-                seen.changes = agent.changes
+                if recheck or texts is None or seen.mid is None:
+                    refresh(agent, seen, accounts(me), shown)
+                    # what it shows is kept: while nothing of it changes, its next lines are made of it
+                    seen.kept = (agent, seen.state, seen.private_key, seen, seen.trades, shown, seen.head_key)
+                    seen.changes = agent.changes
+                else:  # made with the step's other changed agents, in columns (`_refresh_changed`)
+                    changed.append((len(items), agent, seen, shown))
+                    add(None)
+                    texts.append("")
+                    continue
             add(seen.kept)
             if texts is not None:
                 texts.append(f'{step_text}{seen.mid}{market_text},"open_orders":[],{seen.tail}')
+        if changed:
+            assert texts is not None
+            self._refresh_changed(changed)
+            for index, agent, seen, _ in changed:
+                seen.kept = items[index] = (agent, seen.state, seen.private_key, seen, seen.trades, seen.tools, seen.head_key)
+                seen.changes = agent.changes
+                texts[index] = f'{step_text}{seen.mid}{market_text},"open_orders":[],{seen.tail}'
         return ObservedAgents(list(agents), items, shared), texts
+
+    def _refresh_changed(self, changed: list[tuple[int, TraderAgent, _Seen, tuple[str, ...]]]) -> None:
+        """`_refresh` of each changed agent ``(index, agent, seen, tools)`` observed before (its texts
+        made), with the step's texts made in columns: the accounts' amounts converted and written in
+        one pass, each new trade record's text made once. An agent whose head or tools changed, or
+        whose account shows anything reserved or a credit or short limit, or whose amounts are not
+        finite floats, goes through `_refresh` (the reference)."""
+        money, encode = self._money, self.encode
+        assert money is not None and encode is not None
+        to_units, accounts, horizon, tick_size = money.to_units, self._accounts, self._horizon, money.tick_size
+        refresh = self._refresh
+        columns: list[_Seen] = []  # whose account text is made in columns
+        later: list[tuple[TraderAgent, _Seen]] = []  # whose private part or trades changed
+        for _, agent, seen, tools in changed:
+            account = accounts(agent.unique_id)
+            if (
+                seen.tools is not tools or not agent.keep_trades or tick_size.__class__ is not float
+                or seen.head_key != (horizon, agent.name, agent.role._value_, tick_size)
+            ):  # fmt: skip
+                refresh(agent, seen, account, tools)
+                continue
+            seen.account = account
+            if (
+                seen.cash != account.cash or seen.reserved_cash != account.reserved_cash
+                or seen.credit_limit != account.credit_limit or seen.short_limit != account.short_limit
+                or seen.holdings != account.holdings or seen.reserved_goods != account.reserved_goods
+            ):  # fmt: skip
+                # new dicts (the kept ones may be shown by earlier observations not built yet)
+                seen.cash, seen.reserved_cash = account.cash, account.reserved_cash
+                seen.credit_limit, seen.short_limit = account.credit_limit, account.short_limit
+                seen.holdings, seen.reserved_goods = dict(account.holdings), dict(account.reserved_goods)
+                seen.state = (
+                    seen.cash, seen.reserved_cash, seen.credit_limit, seen.short_limit, seen.holdings, seen.reserved_goods,
+                )  # fmt: skip
+                seen.account_json = seen.mid = None
+                columns.append(seen)
+            later.append((agent, seen))
+        if columns:
+            self._account_texts(columns, to_units, encode)
+        window, rest = self._schedules.window, self._rest
+        for agent, seen in later:
+            key = private_key(agent)
+            if seen.private_key != key:  # else the kept tuple stays: the same content
+                seen.private_key, seen.mid = key, None
+                seen.private_json = (
+                    _private_windows(key, window) or self._private_text(agent, key, money)
+                    or private_json(_private_views(agent, key, money, self._schedules), encode)
+                )  # fmt: skip
+            trades = tuple(agent.recent_trades)
+            old = seen.trades
+            if old != trades:
+                assert old is not None  # observed before
+                # records are only appended (the oldest dropped past the window): the kept texts of
+                # those still shown, found by identity, and a text made for each new one
+                drop = 0
+                if trades:
+                    first = trades[0]
+                    while drop < len(old) and old[drop] is not first:
+                        drop += 1
+                kept = len(old) - drop
+                if kept <= len(trades) and all(map(_is, old[drop:], trades)):
+                    texts = seen.trade_texts[drop:]
+                    texts += [_trade_json(t, encode) for t in trades[kept:]]
+                else:  # not appended to: by identity, as `_refresh`
+                    known = dict(zip(map(id, old), seen.trade_texts, strict=True))
+                    texts = [known.get(id(t)) or _trade_json(t, encode) for t in trades]
+                seen.trade_texts, seen.trades = texts, trades
+                seen.tail = f'"recent_trades":[{",".join(texts)}],{rest[seen.tools][1:]}'
+            if seen.mid is None:
+                seen.mid = f'{seen.head},"account":{seen.account_json},"private":{seen.private_json},"market":'
+
+    @staticmethod
+    def _account_texts(columns: list[_Seen], to_units: Any, encode: Encoder) -> None:
+        """Each of ``columns``' ``account_json`` (for its ``state``), the amounts converted and written
+        in one pass; an account showing anything reserved, a credit or short limit, or an amount that is
+        not a finite float is written by `_state_json` or `account_json` (the reference)."""
+        plain = [
+            seen for seen in columns
+            if not seen.reserved_cash and not seen.credit_limit and not seen.short_limit
+            and seen.reserved_cash.__class__ is int and not any(seen.reserved_goods.values())
+        ]  # fmt: skip
+        if plain:
+            zero = to_units(0)
+            cash = list(map(to_units, [seen.cash for seen in plain]))
+            total = sum(cash, zero)
+            if zero.__class__ is float and set(map(type, cash)) == {float} and total - total == 0.0:
+                zero_text = float.__repr__(zero)
+                for seen, text in zip(plain, map(float.__repr__, cash), strict=True):
+                    holdings = _int_map_json(seen.holdings)
+                    if holdings is not None:  # nothing reserved, no limits: available is cash and holdings
+                        seen.account_json = (
+                            f'{{"cash":{text},"holdings":{holdings},"reserved_cash":{zero_text},"reserved_goods":{{}},'
+                            f'"available_cash":{text},"available_goods":{holdings}}}'
+                        )
+        for seen in columns:
+            if seen.account_json is None:
+                state = seen.state
+                assert state is not None  # set with the account's numbers
+                seen.account_json = _state_json(state, to_units) or account_json(_state_view(state, to_units), encode)
+
+
+def _private_windows(key: tuple[Any, ...], window: Any) -> str | None:
+    """``private_json`` of the private part ``key`` (`private_key`) shows, each schedule's window one
+    slice of its joined texts (``window``: `_Schedules.window`), for goods named by strings with
+    no fundamental; else, or when a window's texts are not joined yet, None (then ask `_private_text`)."""
+    shown = key[0]
+    if shown.__class__ is not int or shown < 0:
+        return None
+    out = []
+    for i in range(1, len(key), 6):
+        good, values, costs, fundamental, bought, sold = key[i : i + 6]
+        if fundamental is not None or good.__class__ is not str or bought.__class__ is not int \
+                or sold.__class__ is not int or bought < 0 or sold < 0:  # fmt: skip
+            return None
+        end = min(bought + shown, len(values))
+        value_text = "[]" if bought >= end else window(values, bought, end)
+        end = min(sold + shown, len(costs))
+        cost_text = "[]" if sold >= end else window(costs, sold, end)
+        if value_text is None or cost_text is None:
+            return None
+        out.append(
+            f'{_str(good)}:{{"values":{value_text},"values_left":{max(len(values) - bought, 0)!r},'
+            f'"costs":{cost_text},"costs_left":{max(len(costs) - sold, 0)!r},"fundamental":null}}'
+        )
+    return "{" + ",".join(out) + "}"
 
 
 def _made(shared: _Shared, kept: tuple[Any, ...]) -> LazyObservation:
