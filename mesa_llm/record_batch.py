@@ -29,16 +29,30 @@ class TextBatch:
     or contract, and no LLM agent is among them (their events are counted from their dicts).
     ``event_type`` is every event's type, or a sequence of one type per event. ``sources[i].to_dict()``
     makes the dict of event ``i``, or ``sources[i]()`` when ``makers`` (called only if needed); no
-    content has a `SECRET_KEYS` key at its top level."""
+    content has a `SECRET_KEYS` key at its top level. ``pieces`` (with ``texts`` None): the texts
+    as columns of pieces, text ``i`` the join of every column's item ``i``: the recorder joins
+    them into its lines in one pass (`SimulationRecorder.record_texts`), and ``texts`` joins
+    them only when the lines are recorded one by one."""
 
-    __slots__ = ("agent_ids", "event_type", "makers", "sources", "texts")
+    __slots__ = ("_texts", "agent_ids", "event_type", "makers", "pieces", "sources")
 
     def __init__(
-        self, event_type: str | Sequence[str], agent_ids: Sequence[int], texts: Sequence[str], sources: Sequence[Any],
-        *, makers: bool = False,
+        self, event_type: str | Sequence[str], agent_ids: Sequence[int], texts: Sequence[str] | None,
+        sources: Sequence[Any], *, makers: bool = False, pieces: Sequence[Sequence[str]] | None = None,
     ) -> None:  # fmt: skip
-        self.event_type, self.agent_ids, self.texts, self.sources = event_type, agent_ids, texts, sources
-        self.makers = makers
+        if (texts is None) == (pieces is None):
+            raise ValueError("a TextBatch takes its texts or their pieces")
+        self.event_type, self.agent_ids, self._texts, self.sources = event_type, agent_ids, texts, sources
+        self.makers, self.pieces = makers, pieces
+
+    @property
+    def texts(self) -> Sequence[str]:
+        """Each event's content text (joined from ``pieces`` when made of them, once)."""
+        texts = self._texts
+        if texts is None:
+            assert self.pieces is not None  # (one of the two, `__init__`)
+            texts = self._texts = list(map("".join, zip(*self.pieces, strict=True)))
+        return texts
 
     def types(self) -> set[str]:
         """The batch's event types."""
@@ -55,7 +69,7 @@ class TextBatch:
             yield name, source if makers else source.to_dict, agent_id, text
 
     def __len__(self) -> int:
-        return len(self.texts)
+        return len(self.agent_ids)
 
 
 def record_many(
@@ -83,7 +97,7 @@ def record_many(
         isinstance(items, TextBatch) and recorder is not None
         and not any(wants(event_type) or event_type in ("trade", "contract") for event_type in items.types())
         and (not llm or llm.keys().isdisjoint(items.agent_ids))
-        and recorder.record_texts(items.event_type, items.agent_ids, items.texts, step=step)
+        and recorder.record_texts(items.event_type, items.agent_ids, items._texts, step=step, pieces=items.pieces)
     ):  # fmt: skip
         return  # nothing for the tallies or the LLM activity, nobody to hand them to: streamed at once
     run: list[LeanItem] = []

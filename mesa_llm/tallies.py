@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from mesa_llm.agents.trader import record_fills
 from mesa_llm.economics import (
     CompetitiveEquilibrium,
     Efficiency,
@@ -129,13 +130,12 @@ class MarketTallies:
         """`on_event` of the ``trade`` events of a `TradeEvents` batch (``fills``: per clearing its
         good, price in ticks and units, and trades), counted from their values in ticks: the same
         fills, in the same order, and the same totals."""
-        fill, surplus_fill, agents = self._fill_parties, self.induced_surplus.fill, self.agents
+        surplus_fill, agents = self.induced_surplus.fill, self.agents
         for good, price, units, trades in fills:
+            record_fills(trades, agents, good, price, units, step, surplus_fill)  # both parties of each, in order
             volume = buyer_fees = seller_fees = 0
             for trade in trades:
-                quantity = trade.quantity
-                fill(agents[trade.buyer_id], agents[trade.seller_id], good, quantity, price, units, step, surplus_fill)
-                volume += quantity
+                volume += trade.quantity
                 buyer_fees += trade.buyer_fee
                 seller_fees += trade.seller_fee
             count = len(trades)

@@ -9,6 +9,7 @@ that it will see in its next observation.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -234,3 +235,60 @@ class TraderAgent(mesa.Agent):
                 {"step": step, "good": good, "side": side, "price": price_units, "quantity": quantity}
             )
         return gained
+
+
+#: agent classes whose fills `record_fills` may count inline (TraderAgent's own `induced_units`,
+#: `record_fill` and `__setattr__`), by class
+_PLAIN_FILLS: dict[type, bool] = {}
+
+
+def _plain_fills(cls: type) -> bool:
+    """Whether ``cls`` counts a fill as `TraderAgent` does (nothing of it overridden)."""
+    plain = _PLAIN_FILLS.get(cls)
+    if plain is None:
+        plain = _PLAIN_FILLS[cls] = (
+            cls.record_fill is TraderAgent.record_fill and cls.induced_units is TraderAgent.induced_units  # type: ignore[attr-defined]
+            and cls.__setattr__ is TraderAgent.__setattr__
+        )  # fmt: skip
+    return plain
+
+
+def record_fills(
+    trades: Sequence[Any], agents: Mapping[int, TraderAgent], good: str, price: int, price_units: float, step: int,
+    surplus_fill: Callable[[str, int, Sequence[int], Sequence[int]], Any],
+) -> None:  # fmt: skip
+    """A clearing's fills counted for both parties of each of its ``trades`` (of ``good``, all at
+    ``price`` ticks, ``price_units`` units; each with ``buyer_id``, ``seller_id``, ``quantity``), in
+    order: per trade ``surplus_fill(good, quantity, buyer's induced_units, seller's induced_units)``,
+    then the buyer's and the seller's `TraderAgent.record_fill` - the same effects (``changes``,
+    units traded, realised surplus, recent trades), made inline for agents of a class that does
+    not override them (the methods are called for any other)."""
+    for trade in trades:
+        quantity, buyer, seller = trade.quantity, agents[trade.buyer_id], agents[trade.seller_id]
+        if not (_plain_fills(buyer.__class__) and _plain_fills(seller.__class__)):  # the reference path
+            surplus_fill(good, quantity, buyer.induced_units(good, "buy", quantity),
+                         seller.induced_units(good, "sell", quantity))  # fmt: skip
+            buyer.record_fill(good, "buy", quantity, price, price_units, step)
+            seller.record_fill(good, "sell", quantity, price, price_units, step)
+            continue
+        # `induced_units` of both parties before either counts its units
+        bought, sold = buyer.units_bought, seller.units_sold
+        b_pv, s_pv = buyer.private.get(good), seller.private.get(good)
+        b_start, s_start = bought.get(good, 0), sold.get(good, 0)
+        values = b_pv.values[b_start : b_start + quantity] if b_pv is not None else []
+        costs = s_pv.costs[s_start : s_start + quantity] if s_pv is not None else []
+        surplus_fill(good, quantity, values, costs)
+        # `record_fill` of the buyer, then of the seller
+        _set(buyer, "changes", buyer.changes + 1)
+        bought[good] = b_start + quantity
+        if b_pv is not None and (b_pv.values or b_pv.costs):
+            _set(buyer, "realised_surplus", buyer.realised_surplus + (sum(values) if b_pv.values else 0))
+        if buyer.keep_trades:  # a new record each time (recordings reuse its JSON)
+            buyer.recent_trades.append({"step": step, "good": good, "side": "buy", "price": price_units, "quantity": quantity})
+        _set(seller, "changes", seller.changes + 1)
+        # (one agent on both sides: its units bought and sold are apart, so ``s_start`` still holds)
+        sold[good] = s_start + quantity
+        if s_pv is not None and (s_pv.values or s_pv.costs):
+            _set(seller, "realised_surplus", seller.realised_surplus + (-sum(costs) if s_pv.costs else 0))
+        if seller.keep_trades:
+            seller.recent_trades.append({"step": step, "good": good, "side": "sell", "price": price_units, "quantity": quantity})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
+from itertools import repeat
 from json.encoder import encode_basestring
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -381,44 +382,39 @@ def _text_batch(columns: OrderColumns, positions: Sequence[int], placed: list[in
     names = set(goods)
     if {g.__class__ for g in names} != {str}:
         return None
-    parts, kept = _PARTS, _TEXTS
-    # per (good, buy): its parts (made here as `_column_events` would make them) and its kept texts
+    parts = _PARTS
+    # per (good, buy): the texts around its orders' values (made here as `_column_events` would make them)
     shared = {}
     for good in names:
         for buy, side in ((True, "buy"), (False, "sell")):
             part = parts.get((good, side, "step")) or _parts(good, side, "step")
-            texts_of = kept.get(part)
-            if texts_of is None or len(texts_of) >= _JSON_KEPT:
-                texts_of = kept[part] = {}
-            shared[good, buy] = part, texts_of
+            shared[good, buy] = (*part, f"{part[2]}}}")
     if len(names) == 1:
-        on_buy, on_sell = shared[goods[0], True], shared[goods[0], False]
-        part_of = [on_buy if buy else on_sell for buy in buys]
+        table = {True: shared[goods[0], True], False: shared[goods[0], False]}
+        part_of = list(map(table.__getitem__, map(bool, buys)))
     else:
-        part_of = [shared[good, buy] for good, buy in zip(goods, buys, strict=True)]
-    # each order's action text and its order text after the id, kept per (price, quantity)
-    made = [of[1].get((price, quantity)) or _order_texts(of, price, quantity)
-            for of, price, quantity in zip(part_of, prices, quantities, strict=True)]  # fmt: skip
-    texts: list[str] = [""] * (2 * n)
-    texts[0::2] = [action for action, _ in made]
-    texts[1::2] = [f'{{"order_id":{order_id}{rest}' for order_id, (_, rest) in zip(placed, made, strict=True)]
-    ids: list[int] = [0] * (2 * n)
+        part_of = list(map(shared.__getitem__, zip(goods, map(bool, buys), strict=True)))
+    floats = _FLOATS
+    price_texts = [floats.get(price) or float_json(price) for price in prices]
+    # The lines' texts as 7 columns of pieces (the recorder joins them into its lines in one pass):
+    # an action's ``part[0], "", "", price, ',"quantity":', quantity, part[2] + "}"`` and an order's
+    # ``'{"order_id":', order_id, part[1], price, ',"quantity":', quantity, part[2]`` - the texts
+    # `_column_events` makes.
+    twice = 2 * n
+    pieces: list[list[str]] = [[""] * twice for _ in range(7)]
+    pieces[0][0::2] = map(itemgetter(0), part_of)
+    pieces[0][1::2] = repeat('{"order_id":', n)
+    pieces[1][1::2] = map(str, placed)
+    pieces[2][1::2] = map(itemgetter(1), part_of)
+    pieces[3][0::2] = pieces[3][1::2] = price_texts
+    pieces[4] = [',"quantity":'] * twice
+    pieces[5][0::2] = pieces[5][1::2] = list(map(str, quantities))
+    pieces[6][0::2] = map(itemgetter(3), part_of)
+    pieces[6][1::2] = map(itemgetter(2), part_of)
+    ids: list[int] = [0] * twice
     ids[0::2] = ids[1::2] = [agent.unique_id for agent in agents]
-    return TextBatch(_ACTION_ORDER * n, ids, texts, _ColumnContents(columns, positions, placed), makers=True)  # type: ignore[arg-type]
-
-
-#: per parts of `_parts`: the texts `_order_texts` made, by (price, quantity) (a run meets the same again and again)
-_TEXTS: dict[tuple[str, str, str], dict[tuple[float, int], tuple[str, str]]] = {}
-
-
-def _order_texts(of: tuple[tuple[str, str, str], dict[tuple[float, int], tuple[str, str]]], price: float,
-                 quantity: int) -> tuple[str, str]:  # fmt: skip
-    """An order's ``action`` text and its ``order`` text after the order id (``of``: the parts
-    of its good, side and lifetime and the texts kept for them), kept."""
-    part, texts = of
-    tail = f'{_FLOATS.get(price) or float_json(price)},"quantity":{quantity}{part[2]}'
-    made = texts[price, quantity] = (f"{part[0]}{tail}}}", f"{part[1]}{tail}")
-    return made
+    return TextBatch(_ACTION_ORDER * n, ids, None, _ColumnContents(columns, positions, placed), makers=True,  # type: ignore[arg-type]
+                     pieces=pieces)  # fmt: skip
 
 
 #: a booked order's two event types, in their order

@@ -711,7 +711,8 @@ class SimulationRecorder:
         self._add_lines(lines, index - start, step)
 
     def record_texts(
-        self, event_type: str | Sequence[str], agent_ids: Sequence[int], texts: Sequence[str], *, step: int
+        self, event_type: str | Sequence[str], agent_ids: Sequence[int], texts: Sequence[str] | None, *, step: int,
+        pieces: Sequence[Sequence[str]] | None = None,
     ) -> bool:
         """`record_many` of ``(event_type, content, agent_id, text)`` for each agent id and content
         text, in order (every agent id an int): the same lines, ids, counts and step index, made
@@ -719,10 +720,21 @@ class SimulationRecorder:
         sequence of one type per line (a batch's action and order lines, alternating). Returns
         False, recording nothing, when `record_many` would not stream them all (a type, or a
         recorder not ready for the lean path): then record them the usual way. The caller vouches
-        that no content has a `SECRET_KEYS` key at its top level (an observation's keys are fixed)."""
+        that no content has a `SECRET_KEYS` key at its top level (an observation's keys are fixed).
+        ``pieces`` (``texts`` None): the content texts as columns of pieces (text ``i`` the join of
+        each column's item ``i``), joined into the lines with the rest, each piece copied once."""
         if not self._lean_ready() or step.__class__ is not int:
             return False
-        count = len(texts)
+        if pieces is not None:
+            columns = list(pieces)
+            count = len(columns[0]) if columns else -1
+            if texts is not None or any(len(column) != count for column in columns):
+                return False
+        else:
+            if texts is None:
+                return False
+            columns = [texts]
+            count = len(texts)
         if count != len(agent_ids) or not _INT.issuperset(map(type, agent_ids)):
             return False
         # one type for all (``single``), or one per line (``per_line``)
@@ -753,9 +765,9 @@ class SimulationRecorder:
         else:
             middle = repeat(f',"event_type":{type_jsons[single]},"content":')
         rows = zip(repeat(head), map("%06d".__mod__, range(start, start + count)), repeat(stamp),
-                   map(str, agent_ids), middle, texts, repeat(tail))  # fmt: skip
+                   map(str, agent_ids), middle, *columns, repeat(tail))  # fmt: skip
         # joined in chunks of about what the stream writes at once (not one text of megabytes)
-        size = max(_PENDING_CHARS // (len(texts[0]) + len(head) + len(stamp) + 80), 1)
+        size = max(_PENDING_CHARS // (sum(len(column[0]) for column in columns) + len(head) + len(stamp) + 80), 1)
         chunks = ["".join(chain.from_iterable(islice(rows, size))) for _ in range(0, count, size)]
         self._agent_counts.update(agent_ids)  # counted in C (`Counter.update`), in the lines' order
         if per_line is not None:

@@ -110,3 +110,42 @@ def test_typed_texts_are_refused_where_a_batch_would_not_stream_them(tmp_path: P
     recorder = SimulationRecorder(None, tmp_path, simulation_id="s", run_name="r")
     assert not recorder.record_texts(types, [1, 2], ['{"a":1}', '{"a":2}'], step=1)
     assert recorder.total_events_recorded == 0
+
+
+def _split(text: str, cuts: tuple[int, ...]) -> list[str]:
+    """``text`` cut at ``cuts`` (clipped to its length): pieces joining to it, some empty."""
+    at = [min(c, len(text)) for c in cuts]
+    return [text[a:b] for a, b in zip([0, *at], [*at, len(text)], strict=True)]
+
+
+def test_pieces_record_what_their_joined_texts_record(tmp_path: Path) -> None:
+    """Texts given as columns of pieces (a call market's action and order lines): the lines of the
+    joined texts, over several chunks and with non-ASCII text."""
+    joined, pieced = _pair(tmp_path)
+    for step, (count, pad) in enumerate(((3, 0), (1, 0), (120, 2500)), start=1):
+        ids = [(5 * i) % 7 for i in range(count) for _ in (0, 1)]
+        types = ["action", "order"] * count
+        batch = _texts(joined.encode, step, 2 * count, pad)
+        cut = [_split(text, (1, 1, 9, 30 + i % 5)) for i, text in enumerate(batch)]
+        columns = [list(column) for column in zip(*cut, strict=True)]
+        assert joined.record_texts(types, ids, batch, step=step)
+        assert pieced.record_texts(types, ids, None, step=step, pieces=columns)
+    assert _lines(pieced) == _lines(joined) and len(_lines(pieced)) == 2 * (3 + 1 + 120)
+    timeless = lambda r: {k: v for k, v in r.get_stats().items() if "duration" not in k}  # noqa: E731
+    assert timeless(pieced) == timeless(joined)
+
+
+@pytest.mark.parametrize(
+    ("texts", "pieces"),
+    [
+        (None, [['{"a":'], ["1}"]]),  # a column shorter than the ids
+        (None, [['{"a":', '{"a":'], ["1}"]]),  # columns of different lengths
+        (['{"a":1}', '{"a":2}'], [['{"a":', '{"a":'], ["1}", "2}"]]),  # both
+        (None, None),  # neither
+        (None, []),  # no column
+    ],
+)
+def test_pieces_are_refused_unless_whole(tmp_path: Path, texts: Any, pieces: Any) -> None:
+    recorder = SimulationRecorder(None, tmp_path, simulation_id="s", run_name="r")
+    assert not recorder.record_texts("observation", [1, 2], texts, step=1, pieces=pieces)
+    assert recorder.total_events_recorded == 0
