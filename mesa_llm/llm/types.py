@@ -12,6 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _encode_basestring
+from math import isfinite as _isfinite
 from typing import Any, Protocol, runtime_checkable
 
 from mesa_llm.encoded_json import canonical_messages, message_parts
@@ -50,6 +51,7 @@ def canonical_json(value: Any) -> str:
 #: the key fields after "messages" in sorted order, but "tools" (``ChatRequest.cache_key``)
 _REST_FIELDS = tuple(name for name in sorted(_KEY_FIELDS) if name > "messages" and name != "tools")
 assert sorted(_KEY_FIELDS)[:2] == ["max_tokens", "messages"]  # the opening _prefix_digest hashes
+assert _REST_FIELDS == ("model", "response_format", "seed", "temperature", "tool_choice")  # ChatRequest._rest_json
 
 #: SHA-256 states of a request key's opening, ``{"max_tokens":N,"messages":[<first message>,``,
 #: per (max_tokens, first message's role and text); the text is kept to check it is the same string
@@ -78,6 +80,21 @@ def _prefix_digest(max_tokens: Any, messages: Any) -> Any:
             _PREFIXES.clear()
         held = _PREFIXES[key] = (content, hashlib.sha256(opening.encode("utf-8")))
     return held[1].copy()
+
+
+def _scalar(value: Any) -> str | None:
+    """``canonical_json(value)`` for None, a str, an int or a finite float (exact types: a bool, an int or
+    float subclass, NaN and the infinities are left to the encoder: None)."""
+    kind = type(value)
+    if value is None:
+        return "null"
+    if kind is str:
+        return _encode_basestring(value)
+    if kind is int:
+        return int.__repr__(value)  # as the encoder writes an int
+    if kind is float and _isfinite(value):
+        return float.__repr__(value)  # as the encoder writes a finite float
+    return None
 
 
 def _utf8(text: str) -> bytes:
@@ -166,10 +183,9 @@ class ChatRequest:
         """SHA-256 hex of the canonical JSON of everything that determines the answer."""
         digest = _prefix_digest(self.max_tokens, self.messages)
         if digest is not None:  # the same bytes, its opening (the system prompt) hashed once
-            payload = {name: getattr(self, name) for name in _REST_FIELDS}
             parts = message_parts(self.messages)  # each message's strings encoded once (body, key, record)
             later = canonical_messages(parts[1:]) if parts is not None else canonical_json(self.messages[1:])
-            rest = later[1:] + "," + canonical_json(payload)[1:-1]
+            rest = later[1:] + "," + self._rest_json()
             digest.update(rest.encode("utf-8"))
             if self.tools_json is None or self.tools is None:
                 digest.update(b',"tools":' + canonical_json(self.tools).encode("utf-8") + b"}")
@@ -183,6 +199,19 @@ class ChatRequest:
             payload = {name: getattr(self, name) for name in _KEY_FIELDS if name != "tools"}
             text = f'{canonical_json(payload)[:-1]},"tools":{self.tools_json}}}'
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def _rest_json(self) -> str:
+        """The key's fields after ``messages`` but ``tools`` (`_REST_FIELDS`), as `canonical_json` writes them
+        inside the key's object: written by hand when each is a plain scalar (a string, an int, a finite float,
+        None: what a policy's requests hold), else encoded."""
+        model, response_format, seed = _scalar(self.model), _scalar(self.response_format), _scalar(self.seed)
+        temperature, tool_choice = _scalar(self.temperature), _scalar(self.tool_choice)
+        if model is None or response_format is None or seed is None or temperature is None or tool_choice is None:
+            return canonical_json({name: getattr(self, name) for name in _REST_FIELDS})[1:-1]
+        return (
+            f'"model":{model},"response_format":{response_format},"seed":{seed},'
+            f'"temperature":{temperature},"tool_choice":{tool_choice}'
+        )
 
     def params(self) -> dict[str, Any]:
         """The sampling parameters (``temperature``, ``max_tokens``, ``seed``)."""

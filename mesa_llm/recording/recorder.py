@@ -42,7 +42,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from mesa_llm.encoded_json import PLACEHOLDER, fill, messages_json
+from mesa_llm.encoded_json import PLACEHOLDER, encoded_text, fill, messages_json
 from mesa_llm.recording.events import (
     LLM_CALL,
     MESSAGE,
@@ -186,6 +186,10 @@ def _json_default(obj: Any) -> Any:
     return str(obj)
 
 
+#: the JSON of a string with non-ASCII kept, as the recorder's encoder writes it
+_quoted: Callable[[str], str] = json.encoder.encode_basestring
+
+
 def _make_encoder() -> Callable[[Any], str]:
     """Return a compact JSON encoder (no spaces, UTF-8 kept, `_json_default` for odd values).
 
@@ -228,6 +232,15 @@ def _make_encoder() -> Callable[[Any], str]:
 
 #: `_encode_llm_call` reads the text around a kept value alone: no secret key may hold its edges
 assert not any(c in key for key in SECRET_KEYS for c in '[]{}"\n')
+
+#: an ``llm_call`` content's keys in the order `mesa_llm.agents.llm_policy.LLMPolicy` writes them, and its request's
+#: (`mesa_llm.llm.types.ChatRequest.to_record`): `SimulationRecorder._llm_call_template` writes such a content's text
+#: around its parts; none of these keys is a secret key
+_CALL_KEYS = ("model", "purpose", "request_hash", "request", "response", "parsed_tool_calls", "usage", "cost_usd",
+              "latency_s", "attempt_latencies_s", "attempts", "cached", "error", "error_kind")  # fmt: skip
+_CALL_REST = _CALL_KEYS[4:]
+_REQUEST_KEYS = ("messages", "tools", "tool_choice", "response_format", "params")
+assert SECRET_KEYS.isdisjoint(_CALL_KEYS + _REQUEST_KEYS)
 
 
 class SimulationRecorder:
@@ -579,7 +592,13 @@ class SimulationRecorder:
         caller reads the whole text). Plain messages (``{"role": str, "content": str}``) name no key but those
         two: their strings' quotes are escaped, so no ``"key":`` is read inside them."""
         request = data.get("request")
-        if type(request) is not dict or not all(type(k) is str for k in data):
+        if type(request) is not dict:
+            return self._encode(data), None
+        if tuple(data) == _CALL_KEYS and tuple(request) == _REQUEST_KEYS:  # the policy's content
+            done = self._llm_call_template(data, request)
+            if done is not None:
+                return done
+        elif not all(type(k) is str for k in data):
             return self._encode(data), None
         made: dict[str, str] = {}
         messages = messages_json(request.get("messages"))
@@ -587,14 +606,9 @@ class SimulationRecorder:
             made["messages"] = messages
         names = False
         tools = request.get("tools")
-        kept = self._kept.get(id(tools)) if tools is not None else None
-        if kept is not None and kept[0] is tools:
-            done = kept[1]
-            if done is None:
-                text = self._encode(tools)
-                done = (text, _names_secret_key(text))
-                self._kept[id(tools)] = (tools, done)
-            made["tools"], names = done
+        kept = self._kept_tools(tools) if tools is not None else None
+        if kept is not None:
+            made["tools"], names = kept
         if not made:
             return self._encode(data), None
         stand_in = {k: (PLACEHOLDER if k in made else v) for k, v in request.items()}
@@ -605,6 +619,52 @@ class SimulationRecorder:
         if whole is None:  # a content that held the placeholder itself
             return self._encode(data), None
         return whole, names or _names_secret_key(around)
+
+    def _kept_tools(self, tools: Any) -> tuple[str, bool] | None:
+        """A kept tool list's JSON and whether it names a secret key (made once per list), or None
+        when ``tools`` is not kept (`keep_encoded`)."""
+        kept = self._kept.get(id(tools))
+        if kept is None or kept[0] is not tools:
+            return None
+        done = kept[1]
+        if done is None:
+            text = self._encode(tools)
+            done = (text, _names_secret_key(text))
+            self._kept[id(tools)] = (tools, done)
+        return done
+
+    def _llm_call_template(self, data: dict[str, Any], request: dict[str, Any]) -> tuple[str, bool] | None:
+        """`_encode_llm_call` for a content with the policy's keys (`_CALL_KEYS`, its request's `_REQUEST_KEYS`,
+        in that order), plain messages, string model, purpose and hash, and no or a kept tool list: its text
+        written from a fixed template with the messages and tools put in as made and the rest encoded in two
+        pieces, without placeholders to split; and whether a secret key is named (read from those two pieces
+        and the kept list's answer: the template's keys are none, its strings' quotes escaped). None for any
+        other such content (the placeholder way)."""
+        model, purpose, key = data["model"], data["purpose"], data["request_hash"]
+        if type(model) is not str or type(purpose) is not str or type(key) is not str:
+            return None
+        messages = messages_json(request["messages"])
+        if messages is None:
+            return None
+        tools = request["tools"]
+        if tools is None:
+            tools_text, names = "null", False
+        else:
+            kept = self._kept_tools(tools)
+            if kept is None:
+                return None
+            tools_text, names = kept
+        encode = self._encode
+        # the request after its tools, closing it, and the content after its request, closing it
+        request_rest = encode({"tool_choice": request["tool_choice"], "response_format": request["response_format"],
+                               "params": request["params"]})  # fmt: skip
+        rest = encode({name: data[name] for name in _CALL_REST})
+        text = (
+            f'{{"model":{encoded_text(model)},"purpose":{encoded_text(purpose)},"request_hash":{_quoted(key)},'
+            f'"request":{{"messages":{messages},"tools":{tools_text},{request_rest[1:]},{rest[1:]}'
+        )
+        # read as one text: no secret key's '"key":' holds the "}{" where the two pieces meet
+        return text, names or _names_secret_key(request_rest + rest)
 
     def stream_event(
         self, event_type: str, encoded: str | None, agent_id: int | None = None, *, step: int,
@@ -629,8 +689,12 @@ class SimulationRecorder:
     ) -> SimulationEvent | None:  # fmt: skip
         """`record_event` with ``as_given``, streamed by `stream_event` when it can (then None is
         returned: no event object is built) unless ``need_event``. ``content`` may be a function
-        making the dict when ``encoded`` is given: it is called only if the dict is needed."""
-        if not need_event and self._lean(event_type, content, encoded, agent_id, step):
+        making the dict when ``encoded`` is given: it is called only if the dict is needed. An
+        ``llm_call`` given as its dict is streamed too, when it names no secret key (`_lean_call`)."""
+        if not need_event and (
+            self._lean_call(content, agent_id, step) if event_type == LLM_CALL and encoded is None
+            else self._lean(event_type, content, encoded, agent_id, step)
+        ):  # fmt: skip
             return None
         if callable(content):
             content = content()
@@ -652,6 +716,20 @@ class SimulationRecorder:
                 encoded = self._encode(content)
         elif encoded is None:
             return False
+        return self._stream_lean(event_type, encoded, agent_id, step)
+
+    def _lean_call(self, content: Any, agent_id: Any, step: Any) -> bool:
+        """`_lean` for an ``llm_call`` (`record_lean` only): its line as `record_event` writes it
+        (`_encode_llm_call`), streamed when no secret key is named (else `record_event` blanks them)."""
+        if type(content) is not dict or not self._lean_ready():
+            return False
+        made, names = self._encode_llm_call(content)
+        if names or (names is None and _names_secret_key(made)):
+            return False
+        return self._stream_lean(LLM_CALL, made, agent_id, step)
+
+    def _stream_lean(self, event_type: str, encoded: str, agent_id: Any, step: Any) -> bool:
+        """Stream one lean event's line (its content's text ``encoded``) and count it."""
         index = self._count
         self._stream_line(event_type, encoded, "{}", agent_id, step, time.time_ns() // 1000, index)
         self._count = index + 1
