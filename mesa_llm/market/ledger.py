@@ -372,13 +372,24 @@ class Ledger:
             )
 
         # All checks passed: release, then post both legs and the fees.
-        buyer.reserved_cash -= buyer_reserved_cash
-        seller.reserved_goods[good] -= seller_reserved_goods
+        self._post_trade(buyer_id, seller_id, buyer, seller, house, good, quantity, value, buyer_reserved_cash,
+                         seller_reserved_goods, buyer_fee, seller_fee)  # fmt: skip
+        if len(self._journal) > self._journal_high:
+            self._trim_journal()
+
+    def _post_trade(
+        self, buyer_id: AccountId, seller_id: AccountId, buyer: Account, seller: Account, house: Account, good: str,
+        quantity: int, value: int, reserved_cash: int, reserved_goods: int, buyer_fee: int, seller_fee: int,
+    ) -> None:  # fmt: skip
+        """A checked trade's postings (`settle_trade`'s and `settle_trades`'): release the
+        reservations, both legs, then each party's fee to the house, journalled in that order."""
+        journal = self._journal
+        buyer.reserved_cash -= reserved_cash
+        seller.reserved_goods[good] -= reserved_goods
         buyer.cash -= value
         seller.cash += value
         seller.holdings[good] -= quantity
         buyer.holdings[good] += quantity
-        journal = self._journal
         journal.append(("trade_cash", buyer_id, seller_id, None, value, ""))
         journal.append(("trade_goods", seller_id, buyer_id, good, quantity, ""))
         if buyer_fee:
@@ -389,8 +400,6 @@ class Ledger:
             seller.cash -= seller_fee
             house.cash += seller_fee
             journal.append(("fee", seller_id, HOUSE, None, seller_fee, ""))
-        if len(journal) > self._journal_high:
-            self._trim_journal()
 
     def settle_trades(
         self, good: str, price: int, buyer_ids: Sequence[AccountId], seller_ids: Sequence[AccountId],
@@ -422,22 +431,7 @@ class Ledger:
                 self.settle_trade(buyer_id, seller_id, good, quantity, price, buyer_reserved_cash=reserved,
                                   seller_reserved_goods=quantity, buyer_fee=fee, seller_fee=fee)  # fmt: skip
                 continue
-            # `settle_trade`'s postings: release, both legs, the fees
-            buyer.reserved_cash -= reserved
-            seller.reserved_goods[good] -= quantity
-            buyer.cash -= value
-            seller.cash += value
-            seller.holdings[good] -= quantity
-            buyer.holdings[good] += quantity
-            journal.append(("trade_cash", buyer_id, seller_id, None, value, ""))
-            journal.append(("trade_goods", seller_id, buyer_id, good, quantity, ""))
-            if fee:
-                buyer.cash -= fee
-                house.cash += fee
-                journal.append(("fee", buyer_id, HOUSE, None, fee, ""))
-                seller.cash -= fee
-                house.cash += fee
-                journal.append(("fee", seller_id, HOUSE, None, fee, ""))
+            self._post_trade(buyer_id, seller_id, buyer, seller, house, good, quantity, value, reserved, quantity, fee, fee)
             if len(journal) > self._journal_high:
                 self._trim_journal()
                 journal = self._journal
