@@ -521,6 +521,27 @@ class _Seen:
         #: the agent's last observation's parts but the step's (`_Kept`), None: not kept
         self.kept: tuple[Any, ...] | None = None
 
+    def take_account(self, account: Any) -> bool:
+        """Keep ``account`` (the live ledger account) and, when the numbers it shows differ from the
+        kept ones (or none are kept), take them as the kept state and drop the texts made of the
+        old ones; returns whether they differed."""
+        self.account = account
+        if not (
+            self.state is None or self.cash != account.cash or self.reserved_cash != account.reserved_cash
+            or self.credit_limit != account.credit_limit or self.short_limit != account.short_limit
+            or self.holdings != account.holdings or self.reserved_goods != account.reserved_goods
+        ):  # fmt: skip
+            return False
+        # new dicts (the kept ones may be shown by earlier observations not built yet)
+        self.cash, self.reserved_cash = account.cash, account.reserved_cash
+        self.credit_limit, self.short_limit = account.credit_limit, account.short_limit
+        self.holdings, self.reserved_goods = dict(account.holdings), dict(account.reserved_goods)
+        self.state = (
+            self.cash, self.reserved_cash, self.credit_limit, self.short_limit, self.holdings, self.reserved_goods,
+        )  # fmt: skip
+        self.account_json = self.mid = None
+        return True
+
 
 class ObservationBatch:
     """Builds one run's observations step by step, as `TraderAgent.observe` does, and (given the
@@ -668,6 +689,7 @@ class ObservationBatch:
             return
         if seen.mid is None:
             state = seen.state
+            assert state is not None, "take_account() keeps a state"
             if seen.account_json is None:
                 seen.account_json = _state_json(state, money.to_units) or account_json(_state_view(state, money.to_units), encode)
             if seen.private_json is None:
@@ -771,20 +793,7 @@ class ObservationBatch:
             ):  # fmt: skip
                 refresh(agent, seen, account, tools)
                 continue
-            seen.account = account
-            if (
-                seen.cash != account.cash or seen.reserved_cash != account.reserved_cash
-                or seen.credit_limit != account.credit_limit or seen.short_limit != account.short_limit
-                or seen.holdings != account.holdings or seen.reserved_goods != account.reserved_goods
-            ):  # fmt: skip
-                # new dicts (the kept ones may be shown by earlier observations not built yet)
-                seen.cash, seen.reserved_cash = account.cash, account.reserved_cash
-                seen.credit_limit, seen.short_limit = account.credit_limit, account.short_limit
-                seen.holdings, seen.reserved_goods = dict(account.holdings), dict(account.reserved_goods)
-                seen.state = (
-                    seen.cash, seen.reserved_cash, seen.credit_limit, seen.short_limit, seen.holdings, seen.reserved_goods,
-                )  # fmt: skip
-                seen.account_json = seen.mid = None
+            if seen.take_account(account):
                 columns.append(seen)
             later.append((agent, seen))
         if columns:
