@@ -130,9 +130,12 @@ def _state_json(state: AccountState, to_units: Any) -> str | None:
 def private_key(agent: TraderAgent) -> tuple[Any, ...]:
     """What ``agent.private_views(money)`` is a function of, as that method keys it (the units
     shown, then per good its name, schedules in ticks, fundamental and units bought and sold)."""
+    private, bought, sold = agent.private, agent.units_bought, agent.units_sold
+    if len(private) == 1:  # the usual agent: one good, its tuple made at once
+        ((good, pv),) = private.items()
+        return (agent.units_shown, good, pv.values, pv.costs, pv.fundamental, bought.get(good, 0), sold.get(good, 0))
     key: list[Any] = [agent.units_shown]
-    bought, sold = agent.units_bought, agent.units_sold
-    for good, pv in agent.private.items():
+    for good, pv in private.items():
         key += (good, pv.values, pv.costs, pv.fundamental, bought.get(good, 0), sold.get(good, 0))
     return tuple(key)
 
@@ -146,10 +149,13 @@ class _Schedules:
     def __init__(self) -> None:
         #: id of the ticks list -> [the list (kept: the id stays its own), units, texts]
         self._kept: dict[int, list[Any]] = {}
+        #: a unit's text by its ticks (an int), for every schedule (`_texts`)
+        self._by_tick: dict[int, str] = {}
 
     def clear(self) -> None:
         """Forget every schedule (the currency unit changed)."""
         self._kept.clear()
+        self._by_tick.clear()
 
     def _entry(self, ticks: list[int]) -> list[Any]:
         entry = self._kept.get(id(ticks))
@@ -180,38 +186,80 @@ class _Schedules:
         so a window (which moves along as units trade) is one slice of them."""
         if not ticks and start >= 0 and shown >= 0:  # no schedule (a buyer's costs, a seller's values)
             return "[]"
-        entry = self._entry(ticks)
         end = min(start + shown, len(ticks))
         if start >= end or start < 0:
-            return "[]" if start >= 0 and shown >= 0 else self._text(entry, ticks, start, shown, to_units)
+            return "[]" if start >= 0 and shown >= 0 else self._text(self._entry(ticks), ticks, start, shown, to_units)
+        entry = self._entry(ticks)
         starts = entry[4]
-        if end >= len(starts):  # the texts up to ``end`` joined first
-            first = len(starts) - 1
-            # when the window moved past the joined texts (a unit or so per trade), a window's worth
-            # ahead too: joined once per window, not once per trade (the first window: exactly, as
-            # most schedules never move); exactly to ``end`` when a unit ahead is not a finite float
-            ahead = min(end + shown, len(ticks)) if first else end
-            window = self._text(entry, ticks, first, ahead - first, to_units) if ahead > end else None
-            if window is None:
-                ahead = end
-                window = self._text(entry, ticks, first, end - first, to_units)
-                if window is None:
-                    return None
-            entry[3] = f"{entry[3]},{window[1:-1]}" if entry[3] else window[1:-1]
-            for text in entry[2][first:ahead]:
-                starts.append(starts[-1] + len(text) + 1)
+        if end >= len(starts) and not self._join(entry, ticks, end, shown, to_units):
+            return None
         return f"[{entry[3][starts[start] : starts[end] - 1]}]"
 
-    def window(self, ticks: list[int], start: int, end: int) -> str | None:
-        """`text` of ``ticks[start:end]`` (``0 <= start < end <= len(ticks)``) when its texts are
-        joined already, else None (then ask `text`): one slice."""
+    def joined(self, ticks: list[int], start: int, end: int) -> str | None:
+        """`text` of ``ticks[start:end]`` without its brackets (``0 <= start``) when its texts are joined
+        already (or it is empty), else None (then ask `text`): one slice."""
+        if end > len(ticks):
+            end = len(ticks)
+        if start >= end:
+            return ""
         entry = self._kept.get(id(ticks))
         if entry is None or entry[0] is not ticks:
             return None
         starts = entry[4]
-        if end >= len(starts):
-            return None
-        return f"[{entry[3][starts[start] : starts[end] - 1]}]"
+        return entry[3][starts[start] : starts[end] - 1] if end < len(starts) else None
+
+    def _join(self, entry: list[Any], ticks: list[int], end: int, shown: int, to_units: Any) -> bool:
+        """Join the schedule's texts up to ``end`` at least onto those joined; False when a unit
+        there is not a finite float (nothing joined then)."""
+        starts = entry[4]
+        first = len(starts) - 1
+        # when the window moved past the joined texts (a unit or so per trade), a window's worth
+        # ahead too: joined once per window, not once per trade (the first window: exactly, as
+        # most schedules never move); exactly to ``end`` when a unit ahead is not a finite float
+        ahead = min(end + shown, len(ticks)) if first else end
+        made = self._texts(entry, ticks, first, ahead, to_units)
+        if made is None and ahead > end:
+            made = self._texts(entry, ticks, first, end, to_units)
+        if made is None:
+            return False
+        joined = ",".join(made)
+        entry[3] = f"{entry[3]},{joined}" if entry[3] else joined
+        at = starts[-1]
+        for text in made:
+            at += len(text) + 1
+            starts.append(at)
+        return True
+
+    def _texts(self, entry: list[Any], ticks: list[int], start: int, end: int, to_units: Any) -> list[str] | None:
+        """The texts of units ``start:end`` (``start < end``), made where not made yet; None when one
+        is not a finite float. A unit's text is a function of its ticks alone: made once per tick
+        (kept for every schedule: schedules share their price range, and a float's repr is dear)."""
+        texts = entry[2]
+        window = texts[start:end]
+        if None in window:
+            segment = ticks[start:end]
+            if set(map(type, segment)) != {int}:  # not ints (a numpy schedule): unit by unit, not kept
+                values = list(map(to_units, segment))
+                if set(map(type, values)) != {float}:
+                    return None
+                total = sum(values)  # finite only when each is (an overflow only sends it to the encoder)
+                if total - total != 0.0:  # a NaN, an infinity
+                    return None
+                window = list(map(float.__repr__, values))
+            else:
+                by_tick = self._by_tick
+                window = list(map(by_tick.get, segment))
+                if None in window:
+                    if len(by_tick) >= _TEXTS_KEPT:
+                        by_tick.clear()
+                    for i, tick in enumerate(segment):
+                        if window[i] is None:
+                            value = to_units(tick)
+                            if value.__class__ is not float or value - value != 0.0:  # an int, a NaN, an infinity
+                                return None
+                            window[i] = by_tick[tick] = float.__repr__(value)
+            texts[start:end] = window
+        return window
 
     @staticmethod
     def _text(entry: list[Any], ticks: list[int], start: int, shown: int, to_units: Any) -> str | None:
@@ -458,19 +506,27 @@ _COMPARED = tuple(f.name for f in fields(Observation) if f.compare)
 _TRADE_KEYS = ("step", "good", "side", "price", "quantity")
 
 
-def _trade_json(trade: Any, encode: Encoder) -> str:
+def _trade_json(trade: Any, encode: Encoder, made: dict[tuple[Any, ...], str]) -> str:
     """``encode(trade)`` of a recent-trade record, written directly when it is `record_fill`'s
-    (an int step and quantity, string good and side, a finite float price)."""
+    (an int step and quantity, string good and side, a finite float price), and then kept in
+    ``made`` by its values: a clearing's trades share their step, good and price, so each side's
+    record text is made once per clearing and quantity, not once per party."""
     if trade.__class__ is dict and tuple(trade) == _TRADE_KEYS:
-        step, good, side, price, quantity = trade.values()
+        values = tuple(trade.values())
+        step, good, side, price, quantity = values
         if (
             step.__class__ is int and good.__class__ is str and side.__class__ is str and price.__class__ is float
             and quantity.__class__ is int and price - price == 0.0
         ):  # fmt: skip
-            return (
-                f'{{"step":{step!r},"good":{_str(good)},"side":{_str(side)},"price":{float.__repr__(price)},'
-                f'"quantity":{quantity!r}}}'
-            )
+            text = made.get(values)
+            if text is None:
+                text = (
+                    f'{{"step":{step!r},"good":{_str(good)},"side":{_str(side)},"price":{float.__repr__(price)},'
+                    f'"quantity":{quantity!r}}}'
+                )
+                if price:  # equal values of these types have one text, but for a zero price (0.0 == -0.0)
+                    made[values] = text
+            return text
     return encode(trade)
 
 
@@ -571,6 +627,8 @@ class ObservationBatch:
         self._schedules = _Schedules()
         #: (`private_changes`, horizon, tick size) at the last `observe_step`
         self._marks: tuple[Any, ...] = ()
+        #: this step's trade records' texts by their values (`_trade_json`)
+        self._trade_texts: dict[tuple[Any, ...], str] = {}
 
     def begin(self, step: int, horizon: int, market: MarketSnapshot, ledger: Ledger, money: Money) -> None:
         """Start a step: the shared market snapshot and what every agent's observation reads."""
@@ -579,25 +637,38 @@ class ObservationBatch:
             self._seen.clear()  # the texts are in another currency unit, the accounts kept another ledger's
             self._schedules.clear()
         self._step, self._horizon, self._market = step, horizon, market
+        self._trade_texts = {}
         self._shared = _Shared(step, horizon, market, money, self._schedules)
         self._accounts, self._money, self._ledger = ledger.account, money, ledger
         if encode is not None:
             self._step_text = f'{{"step":{step if type(step) is int else encode(step)},'
             self._market_text = market.to_json(encode)
 
-    def _private_text(self, agent: TraderAgent, key: tuple[Any, ...], money: Money) -> str | None:
-        """``private_json`` of the private part ``key`` shows (`_private_views`), from the texts of
-        the schedules' values kept per schedule (`_Schedules.text`); None when a value is not a
-        finite float or the part is one `private_json` leaves to the encoder (then it is asked)."""
-        shown, schedules, to_units = key[0], self._schedules, money.to_units
+    def _private_text(self, key: tuple[Any, ...], money: Money) -> str | None:
+        """``private_json`` of the private part ``key`` (`private_key`) shows (`_private_views`), each
+        schedule's window one slice of its kept joined texts (`_Schedules.text`); None when a value is
+        not a finite float or the part is one `private_json` leaves to the encoder (then it is asked)."""
+        if len(key) == 7 and key[4] is None:  # one good, no fundamental (a usual trader): sliced here
+            shown, good, values, costs, _, bought, sold = key
+            if (
+                good.__class__ is str and shown.__class__ is int and bought.__class__ is int and sold.__class__ is int
+                and shown > 0 and bought >= 0 and sold >= 0
+            ):  # fmt: skip
+                value_text = self._schedules.joined(values, bought, bought + shown)
+                cost_text = self._schedules.joined(costs, sold, sold + shown)
+                if value_text is not None and cost_text is not None:
+                    return (
+                        f'{{{_str(good)}:{{"values":[{value_text}],"values_left":{max(len(values) - bought, 0)!r},'
+                        f'"costs":[{cost_text}],"costs_left":{max(len(costs) - sold, 0)!r},"fundamental":null}}}}'
+                    )
+        shown, text, to_units = key[0], self._schedules.text, money.to_units
         out = []
         for i in range(1, len(key), 6):
             good, values, costs, fundamental, bought, sold = key[i : i + 6]
             if good.__class__ is not str or bought.__class__ is not int or sold.__class__ is not int \
                     or not (fundamental is None or fundamental.__class__ is int):  # fmt: skip
                 return None
-            value_text = schedules.text(values, bought, shown, to_units)
-            cost_text = schedules.text(costs, sold, shown, to_units)
+            value_text, cost_text = text(values, bought, shown, to_units), text(costs, sold, shown, to_units)
             if value_text is None or cost_text is None:
                 return None
             if fundamental is None:
@@ -654,20 +725,7 @@ class ObservationBatch:
         no messages, rejections or surveillance)."""
         money = self._money
         assert money is not None
-        seen.account = account
-        if (
-            seen.state is None or seen.cash != account.cash or seen.reserved_cash != account.reserved_cash
-            or seen.credit_limit != account.credit_limit or seen.short_limit != account.short_limit
-            or seen.holdings != account.holdings or seen.reserved_goods != account.reserved_goods
-        ):  # fmt: skip
-            # new dicts (the kept ones may be shown by earlier observations not built yet)
-            seen.cash, seen.reserved_cash = account.cash, account.reserved_cash
-            seen.credit_limit, seen.short_limit = account.credit_limit, account.short_limit
-            seen.holdings, seen.reserved_goods = dict(account.holdings), dict(account.reserved_goods)
-            seen.state = (
-                seen.cash, seen.reserved_cash, seen.credit_limit, seen.short_limit, seen.holdings, seen.reserved_goods,
-            )  # fmt: skip
-            seen.account_json = seen.mid = None
+        seen.take_account(account)
         key = private_key(agent)
         if seen.private_key != key:  # else the kept tuple stays: the same content
             seen.private_key, seen.private_json, seen.mid = key, None, None
@@ -678,7 +736,8 @@ class ObservationBatch:
                 # a trade record's text is made once, when it first shows, and reused while it stays in
                 # the window (records are never changed; the kept tuple holds them, so ids are theirs)
                 known = dict(zip(map(id, seen.trades or ()), seen.trade_texts, strict=True))
-                seen.trade_texts = [known.get(id(t)) or _trade_json(t, encode) for t in trades]
+                made = self._trade_texts
+                seen.trade_texts = [known.get(id(t)) or _trade_json(t, encode, made) for t in trades]
             seen.trades, seen.tail = trades, None
         head_key = (self._horizon, agent.name, agent.role._value_, money.tick_size)
         if seen.head_key != head_key or type(head_key[3]) is not float:
@@ -693,7 +752,7 @@ class ObservationBatch:
             if seen.account_json is None:
                 seen.account_json = _state_json(state, money.to_units) or account_json(_state_view(state, money.to_units), encode)
             if seen.private_json is None:
-                seen.private_json = self._private_text(agent, key, money) or private_json(
+                seen.private_json = self._private_text(key, money) or private_json(
                     _private_views(agent, key, money, self._schedules), encode
                 )
             if not seen.head:
@@ -781,32 +840,27 @@ class ObservationBatch:
         finite floats, goes through `_refresh` (the reference)."""
         money, encode = self._money, self.encode
         assert money is not None and encode is not None
-        to_units, accounts, horizon, tick_size = money.to_units, self._accounts, self._horizon, money.tick_size
-        refresh = self._refresh
+        to_units, horizon, tick_size = money.to_units, self._horizon, money.tick_size
+        refresh, private_text, rest, made = self._refresh, self._private_text, self._rest, self._trade_texts
         columns: list[_Seen] = []  # whose account text is made in columns
-        later: list[tuple[TraderAgent, _Seen]] = []  # whose private part or trades changed
+        later: list[_Seen] = []  # whose texts are joined after their account texts are made
         for _, agent, seen, tools in changed:
-            account = accounts(agent.unique_id)
+            head = seen.head_key
             if (
                 seen.tools is not tools or not agent.keep_trades or tick_size.__class__ is not float
-                or seen.head_key != (horizon, agent.name, agent.role._value_, tick_size)
-            ):  # fmt: skip
-                refresh(agent, seen, account, tools)
+                or head[1] != agent.name or head[2] != agent.role._value_ or head[0] != horizon or head[3] != tick_size
+            ):  # fmt: skip  (the head key's fields compared without making the key)
+                refresh(agent, seen, seen.account, tools)  # (the live account: an id's is never replaced)
                 continue
-            if seen.take_account(account):
+            if seen.take_account(seen.account):
                 columns.append(seen)
-            later.append((agent, seen))
-        if columns:
-            self._account_texts(columns, to_units, encode)
-        window, rest = self._schedules.window, self._rest
-        for agent, seen in later:
+            later.append(seen)
             key = private_key(agent)
             if seen.private_key != key:  # else the kept tuple stays: the same content
                 seen.private_key, seen.mid = key, None
-                seen.private_json = (
-                    _private_windows(key, window) or self._private_text(agent, key, money)
-                    or private_json(_private_views(agent, key, money, self._schedules), encode)
-                )  # fmt: skip
+                seen.private_json = private_text(key, money) or private_json(
+                    _private_views(agent, key, money, self._schedules), encode
+                )
             trades = tuple(agent.recent_trades)
             old = seen.trades
             if old != trades:
@@ -821,12 +875,15 @@ class ObservationBatch:
                 kept = len(old) - drop
                 if kept <= len(trades) and all(map(_is, old[drop:], trades)):
                     texts = seen.trade_texts[drop:]
-                    texts += [_trade_json(t, encode) for t in trades[kept:]]
+                    texts += [_trade_json(t, encode, made) for t in trades[kept:]]
                 else:  # not appended to: by identity, as `_refresh`
                     known = dict(zip(map(id, old), seen.trade_texts, strict=True))
-                    texts = [known.get(id(t)) or _trade_json(t, encode) for t in trades]
+                    texts = [known.get(id(t)) or _trade_json(t, encode, made) for t in trades]
                 seen.trade_texts, seen.trades = texts, trades
-                seen.tail = f'"recent_trades":[{",".join(texts)}],{rest[seen.tools][1:]}'
+                seen.tail = f'"recent_trades":[{",".join(texts)}],{rest[tools][1:]}'
+        if columns:
+            self._account_texts(columns, to_units, encode)
+        for seen in later:
             if seen.mid is None:
                 seen.mid = f'{seen.head},"account":{seen.account_json},"private":{seen.private_json},"market":'
 
@@ -858,32 +915,6 @@ class ObservationBatch:
                 state = seen.state
                 assert state is not None  # set with the account's numbers
                 seen.account_json = _state_json(state, to_units) or account_json(_state_view(state, to_units), encode)
-
-
-def _private_windows(key: tuple[Any, ...], window: Any) -> str | None:
-    """``private_json`` of the private part ``key`` (`private_key`) shows, each schedule's window one
-    slice of its joined texts (``window``: `_Schedules.window`), for goods named by strings with
-    no fundamental; else, or when a window's texts are not joined yet, None (then ask `_private_text`)."""
-    shown = key[0]
-    if shown.__class__ is not int or shown < 0:
-        return None
-    out = []
-    for i in range(1, len(key), 6):
-        good, values, costs, fundamental, bought, sold = key[i : i + 6]
-        if fundamental is not None or good.__class__ is not str or bought.__class__ is not int \
-                or sold.__class__ is not int or bought < 0 or sold < 0:  # fmt: skip
-            return None
-        end = min(bought + shown, len(values))
-        value_text = "[]" if bought >= end else window(values, bought, end)
-        end = min(sold + shown, len(costs))
-        cost_text = "[]" if sold >= end else window(costs, sold, end)
-        if value_text is None or cost_text is None:
-            return None
-        out.append(
-            f'{_str(good)}:{{"values":{value_text},"values_left":{max(len(values) - bought, 0)!r},'
-            f'"costs":{cost_text},"costs_left":{max(len(costs) - sold, 0)!r},"fundamental":null}}'
-        )
-    return "{" + ",".join(out) + "}"
 
 
 def _made(shared: _Shared, kept: tuple[Any, ...]) -> LazyObservation:
