@@ -213,10 +213,9 @@ class _Schedules:
         there is not a finite float (nothing joined then)."""
         starts = entry[4]
         first = len(starts) - 1
-        # when the window moved past the joined texts (a unit or so per trade), a window's worth
-        # ahead too: joined once per window, not once per trade (the first window: exactly, as
-        # most schedules never move); exactly to ``end`` when a unit ahead is not a finite float
-        ahead = min(end + shown, len(ticks)) if first else end
+        # a window's worth ahead too (the window moves along a unit or so per trade): joined once per
+        # window, not once per trade; exactly to ``end`` when a unit ahead is not a finite float
+        ahead = min(end + shown, len(ticks))
         made = self._texts(entry, ticks, first, ahead, to_units)
         if made is None and ahead > end:
             made = self._texts(entry, ticks, first, end, to_units)
@@ -530,6 +529,22 @@ def _trade_json(trade: Any, encode: Encoder, made: dict[tuple[Any, ...], str]) -
     return encode(trade)
 
 
+def _head_json(horizon: Any, agent_id: Any, head_key: tuple[Any, ...], encode: Encoder) -> str:
+    """The text of an observation's first five fields (without braces), written directly when they
+    are an int horizon and agent id, string name and role and a finite float tick size, else by
+    ``encode`` (``head_key``: horizon, name, role, tick size)."""
+    _, name, role, tick_size = head_key
+    if (
+        horizon.__class__ is int and agent_id.__class__ is int and name.__class__ is str and role.__class__ is str
+        and tick_size.__class__ is float and tick_size - tick_size == 0.0
+    ):  # fmt: skip
+        return (
+            f'"horizon":{int.__repr__(horizon)},"agent_id":{int.__repr__(agent_id)},"name":{_str(name)},'
+            f'"role":{_str(role)},"tick_size":{float.__repr__(tick_size)}'
+        )
+    return encode({"horizon": horizon, "agent_id": agent_id, "name": name, "role": role, "tick_size": tick_size})[1:-1]
+
+
 def _tools_rest(tools: tuple[str, ...]) -> dict[str, Any]:
     """`_rest` of an observation showing nothing after its recent trades but its ``tools``."""
     return {
@@ -756,8 +771,7 @@ class ObservationBatch:
                     _private_views(agent, key, money, self._schedules), encode
                 )
             if not seen.head:
-                seen.head = encode({"horizon": self._horizon, "agent_id": agent.unique_id, "name": head_key[1],
-                                    "role": head_key[2], "tick_size": head_key[3]})[1:-1]  # fmt: skip
+                seen.head = _head_json(self._horizon, agent.unique_id, head_key, encode)
             seen.mid = f'{seen.head},"account":{seen.account_json},"private":{seen.private_json},"market":'
         if seen.tail is None:
             rest = self._rest.get(tools)
@@ -766,11 +780,15 @@ class ObservationBatch:
             seen.tail = f'"recent_trades":[{",".join(seen.trade_texts)}],{rest[1:]}'
 
     def observe_step(
-        self, agents: Sequence[TraderAgent], tools: Sequence[tuple[str, ...]]
-    ) -> tuple[ObservedAgents, list[str] | None]:
+        self, agents: Sequence[TraderAgent], tools: Sequence[tuple[str, ...]], *, pieces: bool = False
+    ) -> tuple[ObservedAgents, list[Any] | None]:
         """Every agent's observation and its text (None when not recording) as `observe` gives
         each with no open orders and no surveillance (the caller knows they have none), and each
         agent's step started (`TraderAgent.start_step`, which the caller knows is the class's).
+        ``pieces``: the texts as four columns of pieces instead (text ``i`` the join of each
+        column's item ``i``: the step, the kept head-to-market part, the market, the kept tail), for
+        a recorder joining them into its lines (`mesa_llm.record_batch.TextBatch`): no text is
+        made here, and the long kept parts are copied once, into the recording.
 
         One pass over the population: an agent whose shown state is the one its last observation
         was made of (the same ledger numbers, fills, units traded, tools, fields, and no message or
@@ -786,8 +804,10 @@ class ObservationBatch:
         observe, refresh, seen_of, accounts = self.observe, self._refresh, self._seen, self._accounts
         items: list[Any] = []
         add = items.append
-        texts: list[str] | None = [] if self.encode is not None else None
-        step_text, market_text = self._step_text, self._market_text
+        # the texts as columns: the step's and market's texts around each agent's two kept parts
+        mids: list[str] | None = [] if self.encode is not None else None
+        tails: list[str] = []
+        whole: list[int] = []  # the agents whose whole text is their mid (observed by `observe`)
         #: (index, agent, seen, tools) of the agents whose texts are remade together
         changed: list[tuple[int, TraderAgent, _Seen, tuple[str, ...]]] = []
         for agent, shown in zip(agents, tools, strict=True):
@@ -804,13 +824,15 @@ class ObservationBatch:
                 if agent.rejections or agent.inbox:  # shown once (a message, a rejection): observed as one
                     observation, text = observe(agent, [], shown)
                     agent.start_step()
+                    if mids is not None:
+                        whole.append(len(items))
+                        mids.append(text)  # type: ignore[arg-type]
+                        tails.append("")
                     add(observation)
-                    if texts is not None:
-                        texts.append(text)  # type: ignore[arg-type]
                     continue
                 if seen is None:
                     seen = seen_of[me] = _Seen()
-                if recheck or texts is None or seen.mid is None:
+                if recheck or mids is None or seen.mid is None:
                     refresh(agent, seen, accounts(me), shown)
                     # what it shows is kept: while nothing of it changes, its next lines are made of it
                     seen.kept = (agent, seen.state, seen.private_key, seen, seen.trades, shown, seen.head_key)
@@ -818,19 +840,29 @@ class ObservationBatch:
                 else:  # made with the step's other changed agents, in columns (`_refresh_changed`)
                     changed.append((len(items), agent, seen, shown))
                     add(None)
-                    texts.append("")
+                    mids.append("")
+                    tails.append("")
                     continue
             add(seen.kept)
-            if texts is not None:
-                texts.append(f'{step_text}{seen.mid}{market_text},"open_orders":[],{seen.tail}')
+            if mids is not None:
+                mids.append(seen.mid)  # type: ignore[arg-type]  # (made: `_refresh`)
+                tails.append(seen.tail)  # type: ignore[arg-type]
         if changed:
-            assert texts is not None
+            assert mids is not None
             self._refresh_changed(changed)
             for index, agent, seen, _ in changed:
                 seen.kept = items[index] = (agent, seen.state, seen.private_key, seen, seen.trades, seen.tools, seen.head_key)
                 seen.changes = agent.changes
-                texts[index] = f'{step_text}{seen.mid}{market_text},"open_orders":[],{seen.tail}'
-        return ObservedAgents(list(agents), items, shared), texts
+                mids[index], tails[index] = seen.mid, seen.tail  # type: ignore[assignment]
+        observed = ObservedAgents(list(agents), items, shared)
+        if mids is None:
+            return observed, None
+        count = len(mids)
+        steps, markets = [self._step_text] * count, [f'{self._market_text},"open_orders":[],'] * count
+        for index in whole:
+            steps[index] = markets[index] = ""
+        columns = [steps, mids, markets, tails]
+        return observed, columns if pieces else list(map("".join, zip(*columns, strict=True)))
 
     def _refresh_changed(self, changed: list[tuple[int, TraderAgent, _Seen, tuple[str, ...]]]) -> None:
         """`_refresh` of each changed agent ``(index, agent, seen, tools)`` observed before (its texts

@@ -332,9 +332,12 @@ class Observer:
         else:
             narrowed = self._plain_narrowed
             shown = [by_role[agent.role] or narrowed(agent, ()) for agent in agents]
-        observed, texts = self.batch.observe_step(agents, shown)  # type: ignore[arg-type]
-        if texts is not None and self.record_many is not None:
-            _record_texts(self.record_many, [agent.unique_id for agent in agents], texts, observed.observations())
+        # the texts as pieces when recording (the recorder joins them into its lines, each copied once)
+        record_many = self.record_many
+        observed, pieces = self.batch.observe_step(agents, shown, pieces=record_many is not None)  # type: ignore[arg-type]
+        if pieces is not None and record_many is not None and agents:
+            record_many(TextBatch("observation", [agent.unique_id for agent in agents], None, observed.observations(),
+                                  pieces=pieces))  # fmt: skip
         return observed
 
 

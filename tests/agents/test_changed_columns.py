@@ -12,6 +12,7 @@ import pytest
 from mesa_llm.agents.observation import private_json
 from mesa_llm.agents.observation_batch import (
     ObservationBatch,
+    _head_json,
     _private_views,
     _Schedules,
     _trade_json,
@@ -110,3 +111,18 @@ def test_equal_trade_records_share_a_text_only_when_it_is_theirs() -> None:
     for _ in range(2):
         for record in records:
             assert _trade_json(record, encode, made) == encode(record)
+
+
+@pytest.mark.parametrize(
+    ("horizon", "agent_id", "name", "role", "tick_size"),
+    [
+        (15, 3, "Zoë \"quoted\" \\ trader\n", "buyer", 0.01), (True, 3, "a", "buyer", 0.01), (15, 3, "a", "seller", 1.0),
+        (15, 3, "a", "buyer", float("inf")), (15, 3, "a", "buyer", 1), (15, 3.0, "a", "buyer", 0.5),
+        (15, 3, None, "buyer", 0.01),
+    ],
+)  # fmt: skip
+def test_a_head_written_directly_is_the_encoders(horizon: object, agent_id: object, name: object, role: object,
+                                                  tick_size: object) -> None:  # fmt: skip
+    encode = _make_encoder()
+    expected = encode({"horizon": horizon, "agent_id": agent_id, "name": name, "role": role, "tick_size": tick_size})
+    assert "{" + _head_json(horizon, agent_id, (horizon, name, role, tick_size), encode) + "}" == expected

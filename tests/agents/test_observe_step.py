@@ -39,9 +39,9 @@ def _recording(scenario: str, overrides: list[str], seed: int, out: Path, *, col
 
     observe_step = batch.observe_step
 
-    def served(agents: Any, tools: Any) -> Any:
+    def served(agents: Any, tools: Any, **pieces: Any) -> Any:
         before = refreshed[0]
-        out = observe_step(agents, tools)
+        out = observe_step(agents, tools, **pieces)
         kept[0] += len(agents) - (refreshed[0] - before)
         return out
 
