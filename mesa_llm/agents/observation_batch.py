@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import fields
+from itertools import accumulate, islice
 from operator import is_ as _is
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +62,8 @@ def private_changes() -> int:
 
 #: schedules whose units and texts are kept (`_Schedules`), at most
 _TEXTS_KEPT = 1 << 16
+#: ``n + 1`` (a text's length and its comma, `_Schedules._join`)
+_one_more = (1).__add__
 
 #: an account as an observation shows it: (cash, reserved cash, credit limit, short limit,
 #: holdings, reserved goods), ints and dicts never changed once kept (a change makes new ones)
@@ -213,9 +216,11 @@ class _Schedules:
         there is not a finite float (nothing joined then)."""
         starts = entry[4]
         first = len(starts) - 1
-        # a window's worth ahead too (the window moves along a unit or so per trade): joined once per
-        # window, not once per trade; exactly to ``end`` when a unit ahead is not a finite float
-        ahead = min(end + shown, len(ticks))
+        # when the window moved past the joined texts (a unit or so per trade), a window's worth
+        # ahead too: joined once per window, not once per trade (the first window: exactly, as
+        # most schedules never move, and the texts of a first move's units are mostly kept by
+        # tick by then); exactly to ``end`` when a unit ahead is not a finite float
+        ahead = min(end + shown, len(ticks)) if first else end
         made = self._texts(entry, ticks, first, ahead, to_units)
         if made is None and ahead > end:
             made = self._texts(entry, ticks, first, end, to_units)
@@ -223,10 +228,8 @@ class _Schedules:
             return False
         joined = ",".join(made)
         entry[3] = f"{entry[3]},{joined}" if entry[3] else joined
-        at = starts[-1]
-        for text in made:
-            at += len(text) + 1
-            starts.append(at)
+        # where each text starts: after the one before and its comma (the sums made in C)
+        starts += islice(accumulate(map(_one_more, map(len, made)), initial=starts[-1]), 1, None)
         return True
 
     def _texts(self, entry: list[Any], ticks: list[int], start: int, end: int, to_units: Any) -> list[str] | None:
@@ -247,16 +250,19 @@ class _Schedules:
                 window = list(map(float.__repr__, values))
             else:
                 by_tick = self._by_tick
+                if len(by_tick) >= _TEXTS_KEPT:
+                    by_tick.clear()
                 window = list(map(by_tick.get, segment))
                 if None in window:
-                    if len(by_tick) >= _TEXTS_KEPT:
-                        by_tick.clear()
-                    for i, tick in enumerate(segment):
-                        if window[i] is None:
-                            value = to_units(tick)
-                            if value.__class__ is not float or value - value != 0.0:  # an int, a NaN, an infinity
-                                return None
-                            window[i] = by_tick[tick] = float.__repr__(value)
+                    missing = [tick for tick, text in zip(segment, window, strict=True) if text is None]
+                    values = list(map(to_units, missing))
+                    if set(map(type, values)) != {float}:
+                        return None
+                    total = sum(values)
+                    if total - total != 0.0:  # a NaN, an infinity
+                        return None
+                    by_tick.update(zip(missing, map(float.__repr__, values), strict=True))
+                    window = list(map(by_tick.__getitem__, segment))
             texts[start:end] = window
         return window
 
@@ -628,6 +634,7 @@ class ObservationBatch:
         self.encode = encode
         self._seen: dict[Any, _Seen] = {}
         #: the text after "recent_trades" of an observation whose rest is empty but for its tools
+        #: (without its opening brace)
         self._rest: dict[tuple[str, ...], str] = {}
         self._step: Any = None
         self._step_text = ""
@@ -776,8 +783,8 @@ class ObservationBatch:
         if seen.tail is None:
             rest = self._rest.get(tools)
             if rest is None:
-                rest = self._rest[tools] = encode(_tools_rest(tools))
-            seen.tail = f'"recent_trades":[{",".join(seen.trade_texts)}],{rest[1:]}'
+                rest = self._rest[tools] = encode(_tools_rest(tools))[1:]
+            seen.tail = f'"recent_trades":[{",".join(seen.trade_texts)}],{rest}'
 
     def observe_step(
         self, agents: Sequence[TraderAgent], tools: Sequence[tuple[str, ...]], *, pieces: bool = False
@@ -912,7 +919,7 @@ class ObservationBatch:
                     known = dict(zip(map(id, old), seen.trade_texts, strict=True))
                     texts = [known.get(id(t)) or _trade_json(t, encode, made) for t in trades]
                 seen.trade_texts, seen.trades = texts, trades
-                seen.tail = f'"recent_trades":[{",".join(texts)}],{rest[tools][1:]}'
+                seen.tail = f'"recent_trades":[{",".join(texts)}],{rest[tools]}'
         if columns:
             self._account_texts(columns, to_units, encode)
         for seen in later:

@@ -126,3 +126,17 @@ def test_a_head_written_directly_is_the_encoders(horizon: object, agent_id: obje
     encode = _make_encoder()
     expected = encode({"horizon": horizon, "agent_id": agent_id, "name": name, "role": role, "tick_size": tick_size})
     assert "{" + _head_json(horizon, agent_id, (horizon, name, role, tick_size), encode) + "}" == expected
+
+
+def test_unit_texts_past_the_kept_bound_are_made_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The texts kept by tick are forgotten at a bound (`_TEXTS_KEPT`): a window's known and new
+    units alike still give the encoder's text after that."""
+    import mesa_llm.agents.observation_batch as batch_module
+
+    monkeypatch.setattr(batch_module, "_TEXTS_KEPT", 5)
+    money, schedules = Money(0.01), _Schedules()
+    for shift in range(0, 12, 3):
+        ticks = list(range(500 + shift, 520 + shift))  # sharing most ticks with the one before
+        for start in (0, 2, 7):
+            expected = json.dumps([money.to_units(t) for t in ticks[start : start + 4]], separators=(",", ":"))
+            assert schedules.text(ticks, start, 4, money.to_units) == expected
