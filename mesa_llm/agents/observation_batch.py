@@ -239,14 +239,16 @@ class _Schedules:
         texts = entry[2]
         window = texts[start:end]
         if None in window:
-            segment = ticks[start:end]
-            if set(map(type, segment)) != {int}:  # not ints (a numpy schedule): unit by unit, not kept
-                values = list(map(to_units, segment))
-                if set(map(type, values)) != {float}:
-                    return None
-                total = sum(values)  # finite only when each is (an overflow only sends it to the encoder)
-                if total - total != 0.0:  # a NaN, an infinity
-                    return None
+            segment, units = ticks[start:end], entry[1]
+            values = units[start:end]
+            if None in values:  # converted once and kept: a zero-intelligence trader reads them (`units`)
+                values = units[start:end] = list(map(to_units, segment))
+            if set(map(type, values)) != {float}:
+                return None
+            total = sum(values)  # finite only when each is (an overflow only sends it to the encoder)
+            if total - total != 0.0:  # a NaN, an infinity
+                return None
+            if set(map(type, segment)) != {int}:  # not ints (a numpy schedule): not kept by tick
                 window = list(map(float.__repr__, values))
             else:
                 by_tick = self._by_tick
@@ -254,14 +256,10 @@ class _Schedules:
                     by_tick.clear()
                 window = list(map(by_tick.get, segment))
                 if None in window:
-                    missing = [tick for tick, text in zip(segment, window, strict=True) if text is None]
-                    values = list(map(to_units, missing))
-                    if set(map(type, values)) != {float}:
-                        return None
-                    total = sum(values)
-                    if total - total != 0.0:  # a NaN, an infinity
-                        return None
-                    by_tick.update(zip(missing, map(float.__repr__, values), strict=True))
+                    by_tick.update(
+                        (tick, float.__repr__(value))
+                        for tick, value, text in zip(segment, values, window, strict=True) if text is None
+                    )  # fmt: skip
                     window = list(map(by_tick.__getitem__, segment))
             texts[start:end] = window
         return window
