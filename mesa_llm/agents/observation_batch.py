@@ -394,13 +394,15 @@ def _zi_inputs(shared: _Shared, state: AccountState, key: tuple[Any, ...], seen:
     cash, reserved_cash, credit_limit, short_limit, holdings, reserved = state
     money, schedules = shared.money, shared.schedules
     to_units = money.to_units
-    shown = key[0]
+    shown, units = key[0], schedules.units
     out = []
     for i in range(1, len(key), 6):
         good, values, costs, _, bought, sold = key[i : i + 6]
         available = holdings[good] - reserved.get(good, 0) + short_limit if good in holdings else 0
+        # (no schedule, the other side's: an empty list without the call, as `units` gives)
         out.append((
-            good, schedules.units(values, bought, shown, to_units), schedules.units(costs, sold, shown, to_units),
+            good, units(values, bought, shown, to_units) if values else [],
+            units(costs, sold, shown, to_units) if costs else [],
             max(len(values) - bought, 0), max(len(costs) - sold, 0), available,
         ))  # fmt: skip
     inputs = (to_units(cash - (reserved_cash - 0) + credit_limit), out)
@@ -1001,6 +1003,22 @@ class Observations(Sequence[Observation]):
         """`ObservedAgents.zi_row` of the ``k``-th observation."""
         return self._observed.zi_row(self._indexes[k])
 
-    def zi_rows(self) -> list[Any]:
-        """`zi_row` of each, in order."""
-        return self._observed.zi_rows(self._indexes)
+    def zi_rows(self, ks: Sequence[int] | None = None) -> list[Any]:
+        """`zi_row` of each (of the ``ks``-th only, when given), in order."""
+        indexes = self._indexes
+        return self._observed.zi_rows(indexes if ks is None else [indexes[k] for k in ks])
+
+
+def zi_items(observations: Any) -> tuple[list[Any], dict[str, Any]] | None:
+    """What each of ``observations`` (an `Observations`) is made of, in order, and the step's
+    market goods: an agent's item is the same object from step to step while its shown state is
+    unchanged (`ObservationBatch.observe_step` keeps it), else its kept parts or its observation
+    (made when read) anew; None for any other sequence. (A batched population keeps what it
+    derived from an item while the item is the same: `_ZeroIntelligence.decide_columns`.)"""
+    if observations.__class__ is not Observations:
+        return None
+    observed, indexes = observations._observed, observations._indexes
+    items = observed._items
+    # a copy: an observation made later (when read) replaces its item in the step's list
+    chosen = list(items) if indexes == range(len(items)) else [items[i] for i in indexes]
+    return chosen, observed._shared.market.goods

@@ -20,7 +20,12 @@ from mesa_llm.agents.observation import (
 from mesa_llm.agents.persona import Persona
 from mesa_llm.agents.policies import ZeroIntelligenceConstrained, ZeroIntelligenceUnconstrained
 from mesa_llm.agents.policies.base import OrderColumns
-from mesa_llm.agents.policies.zero_intelligence import ZIParams, _ZeroIntelligence
+from mesa_llm.agents.policies.zero_intelligence import (
+    ZIParams,
+    _snapped,
+    _snapped_prices,
+    _ZeroIntelligence,
+)
 from mesa_llm.agents.roles import Role
 from mesa_llm.agents.trader import TraderAgent
 from mesa_llm.decisions import decide_rule_based
@@ -94,3 +99,18 @@ def test_one_population_is_one_batch_but_for_what_is_replaced_in_it() -> None:
         ]
         assert decisions[17] is None or decisions[17].actions == []
         assert ours.bit_generator.state == theirs.bit_generator.state
+
+
+@pytest.mark.parametrize("tick", [0.01, 0.05, 0.1, 1.0, 0.25, 1e-9, 0.003])
+def test_snapped_prices_are_the_snapped_dict_prices(tick: float) -> None:
+    """The array of snapped prices (`_snapped_prices`: a table filled as counts are first met, grown
+    as larger ones come) gives `_snapped`'s doubles for every count, in any order; past its bound, None."""
+    rng = np.random.default_rng(11)
+    for top in (50, 3000, 2**16 - 1):  # the table grows from the first run's size
+        counts = np.concatenate([rng.integers(1, top + 1, 4000), np.array([1, top])]).astype(np.int64)
+        prices = _snapped_prices(tick, counts)
+        assert prices is not None
+        expected = [round(int(n) * tick, 10) for n in counts]
+        assert [p.hex() for p in prices.tolist()] == [e.hex() for e in expected]
+        assert [p.hex() for p in prices.tolist()] == [_snapped(tick, int(n)).hex() for n in counts]
+    assert _snapped_prices(tick, np.array([3, 2**16], dtype=np.int64)) is None  # then price by price
