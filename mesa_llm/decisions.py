@@ -16,7 +16,7 @@ import numpy as np
 from mesa_llm.actions import Decision
 from mesa_llm.agents.llm_policy import LLMPolicy
 from mesa_llm.agents.observation_batch import ObservedAgents
-from mesa_llm.agents.policies.base import DecisionPolicy, OrderColumns
+from mesa_llm.agents.policies.base import ColumnDecision, DecisionPolicy, OrderColumns
 from mesa_llm.agents.trader import TraderAgent
 
 #: a step's (agent, observation) pairs: a list, or an `ObservedAgents` (observations made when read)
@@ -24,6 +24,9 @@ Observations = Sequence[tuple[TraderAgent, Any]]
 Decided = list[tuple[TraderAgent, Decision | None]]
 Record = Callable[[str, dict[str, Any], int | None], None]
 _POLICY, _IS_LLM = attrgetter("policy"), attrgetter("is_llm")
+#: the classes of a step's decisions that `collect` records nothing of (`ColumnDecision`: its
+#: events, plan and failure are class constants its instances cannot set)
+_ORDERS_ONLY = frozenset({ColumnDecision, type(None)})
 
 
 def decide_rule_based(observations: Observations, rng: np.random.Generator) -> tuple[list[Decision | None], list[int], dict[int, str]]:
@@ -198,8 +201,13 @@ def collect(
         else:
             decisions[index] = result
     fatal: str | None = None
+    agents = _agents(observations)
+    if not crashes and set(map(type, decisions)) <= _ORDERS_ONLY:
+        # orders only (batched populations' column decisions: no events, plan or failure, by their
+        # class's read-only fields) or none: nothing to record, each agent paired with its decision
+        return list(zip(agents, decisions, strict=True)), None
     out: Decided = []
-    for index, agent in enumerate(_agents(observations)):
+    for index, agent in enumerate(agents):
         decision = decisions[index]
         if index in crashes:
             record("agent_error", {"stage": "decide", "error": crashes[index]}, agent.unique_id)

@@ -394,15 +394,13 @@ def _zi_inputs(shared: _Shared, state: AccountState, key: tuple[Any, ...], seen:
     cash, reserved_cash, credit_limit, short_limit, holdings, reserved = state
     money, schedules = shared.money, shared.schedules
     to_units = money.to_units
-    shown, units = key[0], schedules.units
+    shown = key[0]
     out = []
     for i in range(1, len(key), 6):
         good, values, costs, _, bought, sold = key[i : i + 6]
         available = holdings[good] - reserved.get(good, 0) + short_limit if good in holdings else 0
-        # (no schedule, the other side's: an empty list without the call, as `units` gives)
         out.append((
-            good, units(values, bought, shown, to_units) if values else [],
-            units(costs, sold, shown, to_units) if costs else [],
+            good, schedules.units(values, bought, shown, to_units), schedules.units(costs, sold, shown, to_units),
             max(len(values) - bought, 0), max(len(costs) - sold, 0), available,
         ))  # fmt: skip
     inputs = (to_units(cash - (reserved_cash - 0) + credit_limit), out)

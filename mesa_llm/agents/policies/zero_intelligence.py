@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from itertools import accumulate, chain, repeat
-from operator import attrgetter, is_
+from itertools import accumulate, chain, compress, repeat
+from operator import attrgetter, is_, is_not
 from typing import Any, ClassVar
 
 import numpy as np
@@ -237,7 +237,7 @@ class _KeptDraws:
             templates: list[Any] = [()] * n
             cash: list[Any] = [0.0] * n
         else:
-            changed = [i for i, same in enumerate(map(is_, items, kept.items)) if not same]
+            changed = list(compress(range(n), map(is_not, items, kept.items)))  # (in C: most are the same)
             templates, cash = list(kept.templates), list(kept.cash)
         fresh: list[Draw] = []
         rows = observations.zi_rows(changed)  # type: ignore[attr-defined]
