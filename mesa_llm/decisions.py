@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from itertools import repeat
+from operator import attrgetter, contains
 from typing import Any
 
 import numpy as np
@@ -14,13 +16,17 @@ import numpy as np
 from mesa_llm.actions import Decision
 from mesa_llm.agents.llm_policy import LLMPolicy
 from mesa_llm.agents.observation_batch import ObservedAgents
-from mesa_llm.agents.policies.base import DecisionPolicy, OrderColumns
+from mesa_llm.agents.policies.base import ColumnDecision, DecisionPolicy, OrderColumns
 from mesa_llm.agents.trader import TraderAgent
 
 #: a step's (agent, observation) pairs: a list, or an `ObservedAgents` (observations made when read)
 Observations = Sequence[tuple[TraderAgent, Any]]
 Decided = list[tuple[TraderAgent, Decision | None]]
 Record = Callable[[str, dict[str, Any], int | None], None]
+_POLICY, _IS_LLM = attrgetter("policy"), attrgetter("is_llm")
+#: the classes of a step's decisions that `collect` records nothing of (`ColumnDecision`: its
+#: events, plan and failure are class constants its instances cannot set)
+_ORDERS_ONLY = frozenset({ColumnDecision, type(None)})
 
 
 def decide_rule_based(observations: Observations, rng: np.random.Generator) -> tuple[list[Decision | None], list[int], dict[int, str]]:
@@ -37,7 +43,7 @@ def decide_rule_based(observations: Observations, rng: np.random.Generator) -> t
     agents = _agents(observations)
     cls = _population_class(agents)
     if cls is not None:  # one batch of every agent: what the loop below makes of them, without it
-        _decide_run(cls, list(range(len(agents))), observations, rng, decisions, crashes, columns)
+        _decide_run(cls, range(len(agents)), observations, rng, decisions, crashes, columns)
         return decisions, llm_jobs, crashes
     run: list[int] = []  # the consecutive rule-based agents of `run_class` not decided yet
     run_class: type[DecisionPolicy] | None = None
@@ -70,15 +76,19 @@ def _agents(observations: Observations) -> Sequence[TraderAgent]:
 def _population_class(agents: Sequence[TraderAgent]) -> type[DecisionPolicy] | None:
     """The batch class (`_batch_class`) of every agent when it is one for all of them (a
     population of one agent class and one rule-based policy class, nothing replaced), else None."""
-    policies = [agent.policy for agent in agents]
-    kinds = {(type(agent), type(policy)) for agent, policy in zip(agents, policies, strict=True)}
-    if len(kinds) != 1 or any(policy.is_llm for policy in policies):
+    # each check one pass in C over the population (map, set, any): a population of 1,000 is
+    # checked once per step
+    policies = list(map(_POLICY, agents))
+    if len(set(map(type, agents))) != 1 or len(set(map(type, policies))) != 1 or any(map(_IS_LLM, policies)):
         return None
     cls = _batch_class(agents[0], policies[0])
-    if cls is None or any("decide" in agent.__dict__ for agent in agents) \
-            or any("decide" in getattr(policy, "__dict__", ()) for policy in policies):  # fmt: skip
+    if cls is None or any(map(contains, map(vars, agents), repeat("decide"))):
         return None
-    return cls
+    try:
+        replaced = any(map(contains, map(vars, policies), repeat("decide")))
+    except TypeError:  # a policy class without instance dicts (slots)
+        replaced = any("decide" in getattr(policy, "__dict__", ()) for policy in policies)
+    return None if replaced else cls
 
 
 #: per policy class: the class if it decides batches (overrides `DecisionPolicy.decide_batch`), else None
@@ -108,7 +118,7 @@ def _decide_one(index: int, agent: TraderAgent, obs: Any, rng: np.random.Generat
         crashes[index] = f"{type(exc).__name__}: {exc}"
 
 
-def _decide_run(cls: type[DecisionPolicy] | None, run: list[int], observations: Observations, rng: np.random.Generator,
+def _decide_run(cls: type[DecisionPolicy] | None, run: Sequence[int], observations: Observations, rng: np.random.Generator,
                 decisions: list[Decision | None], crashes: dict[int, str], columns: OrderColumns) -> None:  # fmt: skip
     """Decide ``run`` (indexes of agents whose policies are of ``cls``) as a batch (its orders in
     ``columns`` when the class decides columns), or one by one when it is a single agent or the
@@ -116,8 +126,8 @@ def _decide_run(cls: type[DecisionPolicy] | None, run: list[int], observations: 
     batch: list[Decision] | None = None
     if cls is not None and len(run) > 1:
         agents = _agents(observations)
-        owners = [agents[i] for i in run]
-        policies = [agent.policy for agent in owners]
+        owners = list(agents) if run == range(len(agents)) else [agents[i] for i in run]
+        policies = list(map(_POLICY, owners))
         # an `ObservedAgents`' observations are made only when read (a batch may read its numbers only)
         seen: Sequence[Any] = (
             observations.observations_of(run) if isinstance(observations, ObservedAgents)
@@ -133,6 +143,11 @@ def _decide_run(cls: type[DecisionPolicy] | None, run: list[int], observations: 
         for index in run:
             agent, obs = observations[index]
             _decide_one(index, agent, obs, rng, decisions, crashes)
+        return
+    if len(batch) != len(run):
+        raise ValueError("a batch decides every agent of its run")
+    if run == range(len(decisions)):  # the whole population (`decide_rule_based`'s shortcut)
+        decisions[:] = batch
         return
     for index, decision in zip(run, batch, strict=True):
         decisions[index] = decision
@@ -186,8 +201,13 @@ def collect(
         else:
             decisions[index] = result
     fatal: str | None = None
+    agents = _agents(observations)
+    if not crashes and set(map(type, decisions)) <= _ORDERS_ONLY:
+        # orders only (batched populations' column decisions: no events, plan or failure, by their
+        # class's read-only fields) or none: nothing to record, each agent paired with its decision
+        return list(zip(agents, decisions, strict=True)), None
     out: Decided = []
-    for index, agent in enumerate(_agents(observations)):
+    for index, agent in enumerate(agents):
         decision = decisions[index]
         if index in crashes:
             record("agent_error", {"stage": "decide", "error": crashes[index]}, agent.unique_id)

@@ -1069,6 +1069,22 @@ class Observations(Sequence[Observation]):
         """`ObservedAgents.zi_row` of the ``k``-th observation."""
         return self._observed.zi_row(self._indexes[k])
 
-    def zi_rows(self) -> list[Any]:
-        """`zi_row` of each, in order."""
-        return self._observed.zi_rows(self._indexes)
+    def zi_rows(self, ks: Sequence[int] | None = None) -> list[Any]:
+        """`zi_row` of each (of the ``ks``-th only, when given), in order."""
+        indexes = self._indexes
+        return self._observed.zi_rows(indexes if ks is None else [indexes[k] for k in ks])
+
+
+def zi_items(observations: Any) -> tuple[list[Any], dict[str, Any]] | None:
+    """What each of ``observations`` (an `Observations`) is made of, in order, and the step's
+    market goods: an agent's item is the same object from step to step while its shown state is
+    unchanged (`ObservationBatch.observe_step` keeps it), else its kept parts or its observation
+    (made when read) anew; None for any other sequence. (A batched population keeps what it
+    derived from an item while the item is the same: `_ZeroIntelligence.decide_columns`.)"""
+    if observations.__class__ is not Observations:
+        return None
+    observed, indexes = observations._observed, observations._indexes
+    items = observed._items
+    # a copy: an observation made later (when read) replaces its item in the step's list
+    chosen = list(items) if indexes == range(len(items)) else [items[i] for i in indexes]
+    return chosen, observed._shared.market.goods

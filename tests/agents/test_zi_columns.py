@@ -5,10 +5,13 @@ draws as arrays when they share a tick size and every cash is a float: each orde
 
 from __future__ import annotations
 
+from typing import Any
+
 import mesa
 import numpy as np
 import pytest
 
+from mesa_llm import decisions as decisions_module
 from mesa_llm.actions import Decision
 from mesa_llm.agents.observation import (
     AccountView,
@@ -20,10 +23,15 @@ from mesa_llm.agents.observation import (
 from mesa_llm.agents.persona import Persona
 from mesa_llm.agents.policies import ZeroIntelligenceConstrained, ZeroIntelligenceUnconstrained
 from mesa_llm.agents.policies.base import OrderColumns
-from mesa_llm.agents.policies.zero_intelligence import ZIParams, _ZeroIntelligence
+from mesa_llm.agents.policies.zero_intelligence import (
+    ZIParams,
+    _snapped,
+    _snapped_prices,
+    _ZeroIntelligence,
+)
 from mesa_llm.agents.roles import Role
 from mesa_llm.agents.trader import TraderAgent
-from mesa_llm.decisions import decide_rule_based
+from mesa_llm.decisions import collect, decide_rule_based
 
 TICK = 0.01
 
@@ -94,3 +102,47 @@ def test_one_population_is_one_batch_but_for_what_is_replaced_in_it() -> None:
         ]
         assert decisions[17] is None or decisions[17].actions == []
         assert ours.bit_generator.state == theirs.bit_generator.state
+
+
+@pytest.mark.parametrize("tick", [0.01, 0.05, 0.1, 1.0, 0.25, 1e-9, 0.003])
+def test_snapped_prices_are_the_snapped_dict_prices(tick: float) -> None:
+    """The array of snapped prices (`_snapped_prices`: a table filled as counts are first met, grown
+    as larger ones come) gives `_snapped`'s doubles for every count, in any order; past its bound, None."""
+    rng = np.random.default_rng(11)
+    for top in (50, 3000, 2**16 - 1):  # the table grows from the first run's size
+        counts = np.concatenate([rng.integers(1, top + 1, 4000), np.array([1, top])]).astype(np.int64)
+        prices = _snapped_prices(tick, counts)
+        assert prices is not None
+        expected = [round(int(n) * tick, 10) for n in counts]
+        assert [p.hex() for p in prices.tolist()] == [e.hex() for e in expected]
+        assert [p.hex() for p in prices.tolist()] == [_snapped(tick, int(n)).hex() for n in counts]
+    assert _snapped_prices(tick, np.array([3, 2**16], dtype=np.int64)) is None  # then price by price
+
+
+@pytest.mark.parametrize("crash", [False, True])
+def test_collect_pairs_column_decisions_as_its_loop_does(crash: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`collect` of a step of column decisions (and None) pairs each agent with its own and records
+    nothing, as its agent-by-agent loop does; an agent whose decide raised (decided alone, beside
+    the batches) still has its error recorded."""
+    pairs = _agents(40, np.random.default_rng(6))
+    if crash:
+        def fails(obs: Observation, rng: np.random.Generator) -> Decision:
+            raise RuntimeError("a test's")
+
+        pairs[17][0].policy.decide = fails  # type: ignore[method-assign]
+
+    def collected(loop: bool) -> tuple[list[Any], list[Any]]:
+        if loop:  # the reference: no class is taken for orders only
+            monkeypatch.setattr(decisions_module, "_ORDERS_ONLY", frozenset())
+        decisions, llm_jobs, crashes = decide_rule_based(pairs, np.random.default_rng(8))
+        records: list[Any] = []
+        out, fatal = collect(pairs, decisions, llm_jobs, [], crashes, lambda *event: records.append(event))
+        monkeypatch.undo()
+        assert fatal is None
+        return [(agent, None if d is None else d.actions) for agent, d in out], records
+
+    fast, fast_records = collected(False)
+    loop, loop_records = collected(True)
+    assert [agent for agent, _ in fast] == [agent for agent, _ in pairs]
+    assert fast == loop and fast_records == loop_records
+    assert len(fast_records) == (1 if crash else 0)
