@@ -5,6 +5,7 @@ stream them all."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +150,21 @@ def test_pieces_are_refused_unless_whole(tmp_path: Path, texts: Any, pieces: Any
     recorder = SimulationRecorder(None, tmp_path, simulation_id="s", run_name="r")
     assert not recorder.record_texts("observation", [1, 2], texts, step=1, pieces=pieces)
     assert recorder.total_events_recorded == 0
+
+
+@pytest.mark.parametrize("first", [0, 997, 1998, 99_999, 999_997])
+def test_texts_number_their_events_as_the_stream_does_across_thousands(tmp_path: Path, first: int) -> None:
+    """A batch's event ids (written as thousands and last three digits, `_index_pieces`) are the
+    ids `record_many` writes, ``str(index).zfill(6)``: batches that start below, at and across a
+    thousand and a million."""
+    many, texts = _pair(tmp_path)
+    many._count = texts._count = first  # as after ``first`` events
+    for step, count in enumerate((1, 2, 5, 1003), start=1):
+        ids = [i % 13 for i in range(count)]
+        batch = _texts(many.encode, step, count)
+        many.record_many([("observation", dict, a, t) for a, t in zip(ids, batch, strict=True)], step=step)
+        assert texts.record_texts("observation", ids, batch, step=step)
+    lines = _lines(texts)
+    assert lines == _lines(many) and len(lines) == 1011
+    numbers = [int(json.loads(line)["event_id"].rsplit("_", 1)[1]) for line in lines]
+    assert numbers == list(range(first, first + 1011))
