@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from mesa_llm.agents.roles import Role
     from mesa_llm.agents.trader import TraderAgent
     from mesa_llm.market import Money, Order
-    from mesa_llm.world.exchange import Exchange
+    from mesa_llm.world.exchange import Exchange, Trade
 
 #: the tools of the call market
 CALL_MARKET_TOOLS = ("place_order", "cancel_order")
@@ -309,10 +309,19 @@ class CallMarketMechanism(Mechanism):
                     last_trades.append({"good": content["good"], "price": content["price"], "quantity": content["quantity"],
                                         "buyer_id": content["buyer_id"], "seller_id": content["seller_id"]})  # fmt: skip
                 continue
-            # a clearing's trades share their good and (mostly) price and fee: converted and encoded once
-            units: dict[int, float] = {}
             good = c.good
             head = string_json(good) if good.__class__ is str else None
+            texts = _trade_texts(head, c.trades, money) if head is not None else None
+            if texts is not None:  # each trade's text made from the clearing's shared parts, its content when needed
+                trades = c.trades
+                events.extend(zip(repeat("trade"), map(partial, repeat(payloads.trade_record), trades, repeat(money)),
+                                  repeat(None), texts))  # fmt: skip
+                traded_at = to_units(trades[0].price)  # (every trade's, `_trade_texts`)
+                last_trades += [{"good": t.good, "price": traded_at, "quantity": t.quantity, "buyer_id": t.buyer_id,
+                                 "seller_id": t.seller_id} for t in trades]  # fmt: skip
+                continue
+            # a clearing's trades share their good and (mostly) price and fee: converted and encoded once
+            units: dict[int, float] = {}
             for t in c.trades:
                 price, buyer_fee, seller_fee = units.get(t.price), units.get(t.buyer_fee), units.get(t.seller_fee)
                 if price is None:
@@ -346,6 +355,33 @@ def _trade_text(good_json: str, content: dict[str, Any]) -> str | None:
             f'"buyer_id":{buyer},"seller_id":{seller},"buy_order_id":{buy_order},"sell_order_id":{sell_order},'
             f'"buyer_fee":{floats.get(buyer_fee) or float_json(buyer_fee)},'
             f'"seller_fee":{floats.get(seller_fee) or float_json(seller_fee)}}}')  # fmt: skip
+
+
+def _trade_texts(good_json: str, trades: Sequence[Trade], money: Money) -> list[str] | None:
+    """Each of a clearing's ``trades``' `trade_json` (its good's JSON text ``good_json``), made
+    from the parts they share: the texts of the good, the price and each fee amount made once,
+    the ints written as they are. None unless every trade is of that good, at one price, with
+    ints for its quantity, parties, order ids and fees, and the price and fees convert to finite
+    floats: then each trade's text is made on its own (`_trade_text`, the reference)."""
+    shapes = {(t.good, t.good.__class__, t.price, t.quantity.__class__, t.buyer_id.__class__, t.seller_id.__class__,
+               t.buy_order_id.__class__, t.sell_order_id.__class__, t.buyer_fee.__class__, t.seller_fee.__class__)
+              for t in trades}  # fmt: skip
+    if len(shapes) != 1:
+        return None
+    good, good_class, price, *classes = shapes.pop()
+    if good_class is not str or string_json(good) != good_json or price.__class__ is not int \
+            or any(c is not int for c in classes):  # fmt: skip
+        return None
+    to_units = money.to_units
+    units = {fee: to_units(fee) for fee in {t.buyer_fee for t in trades}.union(t.seller_fee for t in trades)}
+    price_units = to_units(price)
+    if any(u.__class__ is not float or not _FINITE(u) for u in (price_units, *units.values())):
+        return None
+    fee_texts = {fee: float_json(u) for fee, u in units.items()}
+    head = f'{{"good":{good_json},"price":{float_json(price_units)},"quantity":'
+    return [f'{head}{t.quantity},"buyer_id":{t.buyer_id},"seller_id":{t.seller_id},"buy_order_id":{t.buy_order_id},'
+            f'"sell_order_id":{t.sell_order_id},"buyer_fee":{fee_texts[t.buyer_fee]},'
+            f'"seller_fee":{fee_texts[t.seller_fee]}}}' for t in trades]  # fmt: skip
 
 
 def _action_content(good: str, side: str, price: float, quantity: int, lifetime: str) -> dict[str, Any]:
