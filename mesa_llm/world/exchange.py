@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,7 @@ from mesa_llm.world.regulation import MarketRules, RuleViolation
 _LIFETIMES: dict[str, Lifetime] = {lifetime.value: lifetime for lifetime in Lifetime}
 #: whether each role may buy and may sell (two properties, each a set lookup, per order otherwise)
 _ROLE_SIDES: dict[Role, tuple[bool, bool]] = {role: (role.may_buy, role.may_sell) for role in Role}
+_ROLE, _UNIQUE_ID = attrgetter("role"), attrgetter("unique_id")
 # the enum members as plain names (an attribute of the enum class is looked up per use)
 _BUY, _SELL = Side.BUY, Side.SELL
 
@@ -327,7 +328,7 @@ class Exchange:
             agents, goods, buys, prices, quantities = (list(pick(columns.agents)), list(pick(columns.goods)),
                                                        list(pick(columns.buys)), list(pick(columns.prices)),
                                                        list(pick(columns.quantities)))  # fmt: skip
-        ids = [agent.unique_id for agent in agents]
+        ids = list(map(_UNIQUE_ID, agents))
         if len(set(ids)) != n:
             return 0
         placed_of, most = self._orders_this_step, self.max_orders_per_step
@@ -337,8 +338,9 @@ class Exchange:
             end = next((i for i, agent_id in enumerate(ids) if placed_of.get(agent_id, 0) >= most), n)
         elif most < 1:
             return 0
-        sides = {_ROLE_SIDES.get(role) for role in {agent.role for agent in agents}}
-        if sides != {(True, True)}:  # a role that may not take a side (or no role): where the first such order is
+        # each (role, side) met checked once; only if one may not be taken, where its first order is
+        pairs = set(zip(map(_ROLE, agents), buys, strict=True))
+        if not all((_ROLE_SIDES.get(role) or (False, False))[0 if buy else 1] for role, buy in pairs):
             end = next((i for i, (agent, buy) in enumerate(zip(agents, buys, strict=True))
                         if not (_ROLE_SIDES.get(agent.role) or (False, False))[0 if buy else 1]), end)  # fmt: skip
         if {q.__class__ for q in quantities} != {int} or min(quantities) < 1:  # (never, by `OrderColumns`' contract)
@@ -375,7 +377,7 @@ class Exchange:
             ids, goods, buys, prices, quantities, ticks = (ids[:end], goods[:end], buys[:end], prices[:end],
                                                           quantities[:end], ticks[:end])  # fmt: skip
         fee = self.fee_per_unit
-        amounts = [(t + fee) * q if b else q for t, q, b in zip(ticks, quantities, buys, strict=True)]
+        amounts = _amounts(ticks, quantities, buys, fee)
         # a sell whose price does not cover the fee is refused before anything is reserved for it
         short = {i for i, (t, b) in enumerate(zip(ticks, buys, strict=True)) if not b and fee > t} if fee else set()
         if short:
@@ -692,6 +694,16 @@ class Exchange:
             name: (to_units(s.last_price) if s.last_price is not None else None)
             for name, s in self.goods.items()
         }
+
+
+def _amounts(ticks: list[int], quantities: list[int], buys: list[bool], fee: int) -> list[int]:
+    """What each order reserves: a buy's cash at its limit and fee, ``(tick + fee) * quantity``,
+    a sell's units, ``quantity`` - as arrays when the products fit in int64 with room to spare
+    (the ints the loop makes), else order by order (Python's ints do not overflow)."""
+    if len(ticks) > 16 and max(ticks) + abs(fee) < 1 << 40 and min(ticks) > -(1 << 40) and max(quantities) < 1 << 20:
+        q = np.array(quantities, dtype=np.int64)
+        return np.where(np.array(buys, dtype=bool), (np.array(ticks, dtype=np.int64) + fee) * q, q).tolist()
+    return [(t + fee) * q if b else q for t, q, b in zip(ticks, quantities, buys, strict=True)]
 
 
 def _insufficient(
