@@ -229,12 +229,13 @@ class CallMarketMechanism(Mechanism):
                        for k in positions]  # fmt: skip
             return None
         placed: list[int | str] = []
+        picked: list[Any] = []  # the orders' values at ``positions``, as the exchange read them
         done = False
         try:
-            self.exchange.place_columns(columns, positions, step, placed)
+            self.exchange.place_columns(columns, positions, step, placed, picked=picked)
             done = True
         finally:
-            batch = _text_batch(columns, positions, placed) if done and encoded else None
+            batch = _text_batch(columns, positions, placed, picked) if done and encoded else None
             if batch is None:
                 self._column_events(columns, positions, placed, events, refused, encoded)
         return batch
@@ -395,16 +396,20 @@ def _order_content(order_id: int, side: str, good: str, price: float, quantity: 
     return {"order_id": order_id, "side": side, "good": good, "price": price, "quantity": quantity, "lifetime": lifetime}
 
 
-def _text_batch(columns: OrderColumns, positions: Sequence[int], placed: list[int | str]) -> TextBatch | None:
+def _text_batch(columns: OrderColumns, positions: Sequence[int], placed: list[int | str],
+                picked: Sequence[Any] = ()) -> TextBatch | None:  # fmt: skip
     """The ``action`` and ``order`` events of ``placed`` (each order at ``positions`` booked with
     that id) as one `TextBatch`, their texts from the parts shared per good and side
     (`_column_events`' first branch), made column by column; None when an order was refused or a
     value is off that path (a price not a positive finite float, a quantity not an int, a good
-    not a string)."""
+    not a string). ``picked``: the orders' agents, goods, sides, prices and quantities at
+    ``positions`` already read (`Exchange.place_columns`), else they are read here."""
     n = len(positions)
     if len(placed) != n or not n:
         return None
-    if n == 1:
+    if picked:
+        agents, goods, buys, prices, quantities = picked
+    elif n == 1:
         k = positions[0]
         agents, goods, buys, prices, quantities = ([columns.agents[k]], [columns.goods[k]], [columns.buys[k]],
                                                    [columns.prices[k]], [columns.quantities[k]])  # fmt: skip

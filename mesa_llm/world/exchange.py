@@ -293,7 +293,8 @@ class Exchange:
         except RejectedAction as exc:
             return exc.reason
 
-    def place_columns(self, columns: Any, positions: Sequence[int], step: int, out: list[int | str]) -> None:
+    def place_columns(self, columns: Any, positions: Sequence[int], step: int, out: list[int | str], *,
+                      picked: list[Any] | None = None) -> None:  # fmt: skip
         """`place_orders` of the orders of ``columns`` (an `OrderColumns`: per order its agent,
         good, side, price and quantity, lifetime a step) at ``positions``, in that order: the
         same checks, reservations, order ids and refusals, read from the columns instead of a
@@ -303,12 +304,15 @@ class Exchange:
         with the `PlaceOrder` it stands for (``columns.order``).
 
         The orders up to the first one off the usual path are placed at once (`_place_at_once`),
-        the rest one by one (`_place_one_by_one`, the reference)."""
-        done = self._place_at_once(columns, positions, step, out) if positions else 0
+        the rest one by one (`_place_one_by_one`, the reference). ``picked``, if given, gets the
+        orders' agents, goods, sides, prices and quantities at ``positions`` as lists, in that
+        order, when they were read at once (the caller's texts read them from there)."""
+        done = self._place_at_once(columns, positions, step, out, picked) if positions else 0
         if done < len(positions):
             self._place_one_by_one(columns, positions[done:], step, out)
 
-    def _place_at_once(self, columns: Any, positions: Sequence[int], step: int, out: list[int | str]) -> int:
+    def _place_at_once(self, columns: Any, positions: Sequence[int], step: int, out: list[int | str],
+                       picked: list[Any] | None = None) -> int:  # fmt: skip
         """`_place_one_by_one` of the orders at ``positions`` up to the first that is off the usual
         path (a rule in force, an unknown good, a side the role may not take, a price off the tick
         or out of range, an agent at its orders per step), all at once: the checks as arrays, the
@@ -328,6 +332,8 @@ class Exchange:
             agents, goods, buys, prices, quantities = (list(pick(columns.agents)), list(pick(columns.goods)),
                                                        list(pick(columns.buys)), list(pick(columns.prices)),
                                                        list(pick(columns.quantities)))  # fmt: skip
+        if picked is not None:
+            picked[:] = agents, goods, buys, prices, quantities  # (never changed below)
         ids = list(map(_UNIQUE_ID, agents))
         if len(set(ids)) != n:
             return 0

@@ -109,7 +109,7 @@ def test_columns_resolve_as_their_orders_one_by_one(encoded: bool, monkeypatch: 
     placed: list[int] = []
     place_columns = Exchange.place_columns
     monkeypatch.setattr(Exchange, "place_columns",
-                        lambda self, columns, positions, step, out: placed.append(len(positions)) or place_columns(self, columns, positions, step, out))  # fmt: skip
+                        lambda self, columns, positions, step, out, **kw: placed.append(len(positions)) or place_columns(self, columns, positions, step, out, **kw))  # fmt: skip
     reasons = ""
     for seed in range(6):  # every other seed with a suspension in force in its second step
         placed.clear()
