@@ -20,6 +20,7 @@ from mesa_llm.actions import ActionBase, CancelOrder, PlaceOrder, RejectedAction
 from mesa_llm.market.orders import Side
 from mesa_llm.mechanisms.base import Mechanism, Record, Recorded, emit
 from mesa_llm.record_batch import TextBatch
+from mesa_llm.recording.recorder import int_texts
 from mesa_llm.tallies import TradeEvents
 
 if TYPE_CHECKING:
@@ -445,11 +446,11 @@ def _text_batch(columns: OrderColumns, positions: Sequence[int], placed: list[in
     pieces: list[list[str]] = [[""] * twice for _ in range(7)]
     pieces[0][0::2] = map(itemgetter(0), part_of)
     pieces[0][1::2] = repeat('{"order_id":', n)
-    pieces[1][1::2] = map(str, placed)
+    pieces[1][1::2] = int_texts(placed)  # type: ignore[arg-type]  # (ints, checked above)
     pieces[2][1::2] = map(itemgetter(1), part_of)
     pieces[3][0::2] = pieces[3][1::2] = price_texts
     pieces[4] = [',"quantity":'] * twice
-    pieces[5][0::2] = pieces[5][1::2] = list(map(str, quantities))
+    pieces[5][0::2] = pieces[5][1::2] = list(int_texts(quantities))
     pieces[6][0::2] = map(itemgetter(3), part_of)
     pieces[6][1::2] = map(itemgetter(2), part_of)
     ids: list[int] = [0] * twice

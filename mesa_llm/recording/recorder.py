@@ -247,14 +247,33 @@ assert SECRET_KEYS.isdisjoint(_CALL_KEYS + _REQUEST_KEYS)
 _THREE_DIGITS = tuple(f"{n:03d}" for n in range(1000))
 
 
-def _index_pieces(start: int, count: int) -> tuple[Iterator[str], Iterator[str]]:
+#: the texts of the ints 0, 1, 2, ... met so far by `int_texts` (up to `_INT_TEXTS_KEPT`)
+_INT_TEXTS: list[str] = []
+_INT_TEXTS_KEPT = 1 << 16
+
+
+def int_texts(values: Sequence[int]) -> Iterator[str]:
+    """Each of ``values``' text, ``str(value)`` (its JSON): from a kept table when every value is
+    an int from 0 to `_INT_TEXTS_KEPT` (agent ids, order ids, quantities; a lookup costs about
+    half a conversion), else converted. The caller vouches that they are ints (not bools)."""
+    if values and min(values) >= 0:
+        top = max(values)
+        if top < _INT_TEXTS_KEPT:
+            if top >= len(_INT_TEXTS):
+                _INT_TEXTS.extend(map(str, range(len(_INT_TEXTS), top + 1)))
+            return map(_INT_TEXTS.__getitem__, values)
+    return map(str, values)
+
+
+def _index_pieces(start: int, count: int, prefix: str = "") -> tuple[Iterator[str], Iterator[str]]:
     """The event indexes ``start`` to ``start + count - 1`` (>= 0) as `_stream_line` writes them
-    (``str(index).zfill(6)``), each as two pieces: its thousands (``f"{index // 1000:03d}"``,
-    one text per thousand, repeated) and its last three digits (from `_THREE_DIGITS`). Formatting
-    each index costs ~4x as much as joining the two pieces."""
+    (``str(index).zfill(6)``), each as two pieces: ``prefix`` and its thousands (``f"{index //
+    1000:03d}"``, one text per thousand, repeated) and its last three digits (from `_THREE_DIGITS`).
+    Formatting each index costs ~4x as much as joining the two pieces."""
     end = start + count
     thousands = chain.from_iterable(
-        repeat(f"{k:03d}", min(end, (k + 1) * 1000) - max(start, k * 1000)) for k in range(start // 1000, (end - 1) // 1000 + 1)
+        repeat(f"{prefix}{k:03d}", min(end, (k + 1) * 1000) - max(start, k * 1000))
+        for k in range(start // 1000, (end - 1) // 1000 + 1)
     )  # fmt: skip
     return thousands, islice(cycle(_THREE_DIGITS), start % 1000, start % 1000 + count)
 
@@ -848,7 +867,7 @@ class SimulationRecorder:
         # The lines are joined from their pieces, not made one by one: each line is the same text
         # around its index, agent id (and type) and content, and the pieces come from iterators over
         # the columns, so no Python code runs per line and each content is copied once, into its
-        # chunk. The index is written as two pieces (`_index_pieces`); an int agent id's str is its JSON.
+        # chunk. The line's head and index are two pieces (`_index_pieces`); an int agent id's str is its JSON.
         head = f'{{"event_id":{self._id_prefix_json}'
         stamp = f'",{self._stamp_prefix(time.time_ns() // 1000, step)}'
         tail = ',"metadata":{}}\n'
@@ -857,8 +876,8 @@ class SimulationRecorder:
             middle: Iterator[str] = map(middles.__getitem__, per_line)
         else:
             middle = repeat(f',"event_type":{type_jsons[single]},"content":')
-        rows = zip(repeat(head), *_index_pieces(start, count), repeat(stamp),
-                   map(str, agent_ids), middle, *columns, repeat(tail))  # fmt: skip
+        rows = zip(*_index_pieces(start, count, head), repeat(stamp),
+                   int_texts(agent_ids), middle, *columns, repeat(tail))  # fmt: skip
         # joined in chunks of about what the stream writes at once (not one text of megabytes)
         size = max(_PENDING_CHARS // (sum(len(column[0]) for column in columns) + len(head) + len(stamp) + 80), 1)
         chunks = ["".join(chain.from_iterable(islice(rows, size))) for _ in range(0, count, size)]
