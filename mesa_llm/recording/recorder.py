@@ -852,8 +852,10 @@ class SimulationRecorder:
             return False
         # one type for all (``single``), or one per line (``per_line``)
         single, per_line = (event_type, None) if isinstance(event_type, str) else ("", event_type)
+        kinds: tuple[str, ...] = (single,)  # the types, in the order they first appear
         if per_line is not None:
-            if len(per_line) != count or any(t.__class__ is not str or t in _SPECIAL_TYPES for t in set(per_line)):
+            kinds = tuple(dict.fromkeys(per_line)) if len(per_line) == count else ()
+            if len(per_line) != count or any(t.__class__ is not str or t in _SPECIAL_TYPES for t in kinds):
                 return False
         elif single in _SPECIAL_TYPES:
             return False
@@ -861,7 +863,7 @@ class SimulationRecorder:
             return True
         start = self._count
         type_jsons = self._type_json
-        for name in set(per_line) if per_line is not None else (single,):
+        for name in kinds:
             if name not in type_jsons:
                 type_jsons[name] = self._encode(name)
         # The lines are joined from their pieces, not made one by one: each line is the same text
@@ -872,7 +874,7 @@ class SimulationRecorder:
         stamp = f'",{self._stamp_prefix(time.time_ns() // 1000, step)}'
         tail = ',"metadata":{}}\n'
         if per_line is not None:
-            middles = {name: f',"event_type":{type_jsons[name]},"content":' for name in set(per_line)}
+            middles = {name: f',"event_type":{type_jsons[name]},"content":' for name in kinds}
             middle: Iterator[str] = map(middles.__getitem__, per_line)
         else:
             middle = repeat(f',"event_type":{type_jsons[single]},"content":')
@@ -882,8 +884,9 @@ class SimulationRecorder:
         size = max(_PENDING_CHARS // (sum(len(column[0]) for column in columns) + len(head) + len(stamp) + 80), 1)
         chunks = ["".join(chain.from_iterable(islice(rows, size))) for _ in range(0, count, size)]
         self._agent_counts.update(agent_ids)  # counted in C (`Counter.update`), in the lines' order
-        if per_line is not None:
-            self._type_counts.update(per_line)
+        if per_line is not None:  # (as ``update`` counts them, a pass per type in C)
+            for name in kinds:
+                self._type_counts[name] = self._type_counts.get(name, 0) + per_line.count(name)
         else:
             self._type_counts[single] = self._type_counts.get(single, 0) + count
         self._add_lines(chunks, count, step)

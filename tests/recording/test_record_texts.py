@@ -178,3 +178,17 @@ def test_int_texts_are_each_ints_str() -> None:
     for values in ([], [0], [5, 3, 5], [7, 1200, 40], list(range(2500, 0, -7)), [_INT_TEXTS_KEPT - 1, 2],
                    [_INT_TEXTS_KEPT, 3], [-1, 4], [10**30, 9]):  # fmt: skip
         assert list(int_texts(values)) == [str(v) for v in values]
+
+
+def test_typed_texts_count_their_types_in_the_order_a_batch_meets_them(tmp_path: Path) -> None:
+    """The type counts of typed texts are `record_many`'s, key order included (a recording's
+    summary lists them in it): types first met in a batch after the recorder's own."""
+    many, texts = _pair(tmp_path)
+    for recorder in (many, texts):
+        recorder.record_many([("observation", {"a": 1}, 4, None)], step=1)
+    types = ["order", "action", "order", "trade_note", "action"]
+    batch = _texts(many.encode, 1, len(types))
+    many.record_many([(t, dict, 3, x) for t, x in zip(types, batch, strict=True)], step=1)
+    assert texts.record_texts(types, [3] * len(types), batch, step=1)
+    assert list(texts._type_counts.items()) == list(many._type_counts.items())
+    assert list(texts._type_counts) == ["observation", "order", "action", "trade_note"]
