@@ -168,21 +168,37 @@ def _agent_columns(model: Any) -> AgentRows:
     first read; the reference prices looked up once per good per collection, as there."""
     agents = list(model.agents)
     ids = [agent.unique_id for agent in agents]
-    accounts = list(map(model.exchange.ledger.account, ids))
+    accounts = model.exchange.ledger.accounts_of(ids)
     cash = [account.cash for account in accounts]
     initial_cash = model.initial_cash
     surplus = [agent.realised_surplus + c - initial_cash[me] for agent, c, me in zip(agents, cash, ids, strict=True)]
-    prices: dict[str, int] = {}
-    reference_price = model.exchange.reference_price
+    return AgentRows(model.steps, ids, _wealth(model.exchange, accounts, cash), cash, surplus, model.money.to_units)
+
+
+def _wealth(exchange: Any, accounts: list[Any], cash: list[int]) -> list[int]:
+    """Each account's cash plus its holdings at their goods' reference prices (ticks), as
+    `_agent_rows` adds them: a column per good held (a good's price looked up once, and only
+    if someone holds some: a good the exchange does not list raises there as it does there).
+    Quantities not all ints go account by account, as there (the same order of additions)."""
+    holdings = [account.holdings for account in accounts]
+    goods = set().union(*holdings)
+    columns = {good: [held.get(good, 0) for held in holdings] for good in goods}
     wealth = cash.copy()
-    for i, account in enumerate(accounts):
-        for good, quantity in account.holdings.items():
-            if quantity:
-                price = prices.get(good)
-                if price is None:
-                    price = prices[good] = reference_price(good)
-                wealth[i] += quantity * price
-    return AgentRows(model.steps, ids, wealth, cash, surplus, model.money.to_units)
+    if any(set(map(type, column)) - {int} for column in columns.values()):
+        prices: dict[str, int] = {}
+        for i, held in enumerate(holdings):
+            for good, quantity in held.items():
+                if quantity:
+                    price = prices.get(good)
+                    if price is None:
+                        price = prices[good] = exchange.reference_price(good)
+                    wealth[i] += quantity * price
+        return wealth
+    for good, column in columns.items():  # (ints: the order the goods are added in makes no difference)
+        if any(column):
+            price = exchange.reference_price(good)
+            wealth = [w + q * price for w, q in zip(wealth, column, strict=True)]
+    return wealth
 
 
 def market_collector(history_steps: int | None) -> BoundedDataCollector:

@@ -100,7 +100,10 @@ class MarketTallies:
         self.step_volume = 0
 
     def on_event(self, event_type: str, content: Mapping[str, Any], step: int) -> None:
-        """Count one recorded event: a ``trade`` of the call market, or a fulfilled ``contract``."""
+        """Count one recorded event: a ``trade`` of the call market, or a fulfilled ``contract``
+        (``content`` may be a function making it: a call market's trade, made only if needed)."""
+        if callable(content):
+            content = content()
         if event_type == "trade":
             price = self.money.to_ticks(content["price"])
             good, quantity = content["good"], int(content["quantity"])

@@ -249,6 +249,8 @@ def _plain_fills(cls: type) -> bool:
         plain = _PLAIN_FILLS[cls] = (
             cls.record_fill is TraderAgent.record_fill and cls.induced_units is TraderAgent.induced_units  # type: ignore[attr-defined]
             and cls.__setattr__ is TraderAgent.__setattr__
+            # the two counts plain attributes (set in the instance's dict), no slot or property
+            and not any(hasattr(getattr(cls, name, None), "__set__") for name in ("changes", "realised_surplus"))
         )  # fmt: skip
     return plain
 
@@ -263,9 +265,11 @@ def record_fills(
     then the buyer's and the seller's `TraderAgent.record_fill` - the same effects (``changes``,
     units traded, realised surplus, recent trades), made inline for agents of a class that does
     not override them (the methods are called for any other)."""
+    plain_of = _PLAIN_FILLS  # (`_plain_fills` of a class not met before)
     for trade in trades:
         quantity, buyer, seller = trade.quantity, agents[trade.buyer_id], agents[trade.seller_id]
-        if not (_plain_fills(buyer.__class__) and _plain_fills(seller.__class__)):  # the reference path
+        if not ((plain_of.get(buyer.__class__) or _plain_fills(buyer.__class__))
+                and (plain_of.get(seller.__class__) or _plain_fills(seller.__class__))):  # the reference path
             surplus_fill(good, quantity, buyer.induced_units(good, "buy", quantity),
                          seller.induced_units(good, "sell", quantity))  # fmt: skip
             buyer.record_fill(good, "buy", quantity, price, price_units, step)
@@ -278,17 +282,18 @@ def record_fills(
         values = b_pv.values[b_start : b_start + quantity] if b_pv is not None else []
         costs = s_pv.costs[s_start : s_start + quantity] if s_pv is not None else []
         surplus_fill(good, quantity, values, costs)
-        # `record_fill` of the buyer, then of the seller
-        _set(buyer, "changes", buyer.changes + 1)
+        # `record_fill` of the buyer, then of the seller (plain attributes: set in the instance's dict)
+        b_dict, s_dict = buyer.__dict__, seller.__dict__
+        b_dict["changes"] = buyer.changes + 1
         bought[good] = b_start + quantity
         if b_pv is not None and (b_pv.values or b_pv.costs):
-            _set(buyer, "realised_surplus", buyer.realised_surplus + (sum(values) if b_pv.values else 0))
+            b_dict["realised_surplus"] = buyer.realised_surplus + (sum(values) if b_pv.values else 0)
         if buyer.keep_trades:  # a new record each time (recordings reuse its JSON)
             buyer.recent_trades.append({"step": step, "good": good, "side": "buy", "price": price_units, "quantity": quantity})
-        _set(seller, "changes", seller.changes + 1)
+        s_dict["changes"] = seller.changes + 1
         # (one agent on both sides: its units bought and sold are apart, so ``s_start`` still holds)
         sold[good] = s_start + quantity
         if s_pv is not None and (s_pv.values or s_pv.costs):
-            _set(seller, "realised_surplus", seller.realised_surplus + (-sum(costs) if s_pv.costs else 0))
+            s_dict["realised_surplus"] = seller.realised_surplus + (-sum(costs) if s_pv.costs else 0)
         if seller.keep_trades:
             seller.recent_trades.append({"step": step, "good": good, "side": "sell", "price": price_units, "quantity": quantity})

@@ -158,6 +158,13 @@ class Ledger:
         except KeyError:
             raise UnknownAccount(f"no account {account_id!r}") from None
 
+    def accounts_of(self, account_ids: Sequence[AccountId]) -> list[Account]:
+        """`account` of each id, in order (many at once: one dict lookup each, in C)."""
+        try:
+            return list(map(self._accounts.__getitem__, account_ids))
+        except KeyError:
+            return [self.account(account_id) for account_id in account_ids]  # raises `account`'s error
+
     def accounts(self) -> Iterator[Account]:
         """Iterate over all accounts, the house first, then in opening order."""
         return iter(list(self._accounts.values()))

@@ -20,6 +20,7 @@ from mesa_llm.actions import ActionBase, CancelOrder, PlaceOrder, RejectedAction
 from mesa_llm.market.orders import Side
 from mesa_llm.mechanisms.base import Mechanism, Record, Recorded, emit
 from mesa_llm.record_batch import TextBatch
+from mesa_llm.recording.recorder import int_texts
 from mesa_llm.tallies import TradeEvents
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from mesa_llm.agents.roles import Role
     from mesa_llm.agents.trader import TraderAgent
     from mesa_llm.market import Money, Order
-    from mesa_llm.world.exchange import Exchange
+    from mesa_llm.world.exchange import Exchange, Trade
 
 #: the tools of the call market
 CALL_MARKET_TOOLS = ("place_order", "cancel_order")
@@ -229,12 +230,13 @@ class CallMarketMechanism(Mechanism):
                        for k in positions]  # fmt: skip
             return None
         placed: list[int | str] = []
+        picked: list[Any] = []  # the orders' values at ``positions``, as the exchange read them
         done = False
         try:
-            self.exchange.place_columns(columns, positions, step, placed)
+            self.exchange.place_columns(columns, positions, step, placed, picked=picked)
             done = True
         finally:
-            batch = _text_batch(columns, positions, placed) if done and encoded else None
+            batch = _text_batch(columns, positions, placed, picked) if done and encoded else None
             if batch is None:
                 self._column_events(columns, positions, placed, events, refused, encoded)
         return batch
@@ -309,10 +311,19 @@ class CallMarketMechanism(Mechanism):
                     last_trades.append({"good": content["good"], "price": content["price"], "quantity": content["quantity"],
                                         "buyer_id": content["buyer_id"], "seller_id": content["seller_id"]})  # fmt: skip
                 continue
-            # a clearing's trades share their good and (mostly) price and fee: converted and encoded once
-            units: dict[int, float] = {}
             good = c.good
             head = string_json(good) if good.__class__ is str else None
+            texts = _trade_texts(head, c.trades, money) if head is not None else None
+            if texts is not None:  # each trade's text made from the clearing's shared parts, its content when needed
+                trades = c.trades
+                events.extend(zip(repeat("trade"), map(partial, repeat(payloads.trade_record), trades, repeat(money)),
+                                  repeat(None), texts))  # fmt: skip
+                traded_at = to_units(trades[0].price)  # (every trade's, `_trade_texts`)
+                last_trades += [{"good": t.good, "price": traded_at, "quantity": t.quantity, "buyer_id": t.buyer_id,
+                                 "seller_id": t.seller_id} for t in trades]  # fmt: skip
+                continue
+            # a clearing's trades share their good and (mostly) price and fee: converted and encoded once
+            units: dict[int, float] = {}
             for t in c.trades:
                 price, buyer_fee, seller_fee = units.get(t.price), units.get(t.buyer_fee), units.get(t.seller_fee)
                 if price is None:
@@ -348,6 +359,33 @@ def _trade_text(good_json: str, content: dict[str, Any]) -> str | None:
             f'"seller_fee":{floats.get(seller_fee) or float_json(seller_fee)}}}')  # fmt: skip
 
 
+def _trade_texts(good_json: str, trades: Sequence[Trade], money: Money) -> list[str] | None:
+    """Each of a clearing's ``trades``' `trade_json` (its good's JSON text ``good_json``), made
+    from the parts they share: the texts of the good, the price and each fee amount made once,
+    the ints written as they are. None unless every trade is of that good, at one price, with
+    ints for its quantity, parties, order ids and fees, and the price and fees convert to finite
+    floats: then each trade's text is made on its own (`_trade_text`, the reference)."""
+    shapes = {(t.good, t.good.__class__, t.price, t.quantity.__class__, t.buyer_id.__class__, t.seller_id.__class__,
+               t.buy_order_id.__class__, t.sell_order_id.__class__, t.buyer_fee.__class__, t.seller_fee.__class__)
+              for t in trades}  # fmt: skip
+    if len(shapes) != 1:
+        return None
+    good, good_class, price, *classes = shapes.pop()
+    if good_class is not str or string_json(good) != good_json or price.__class__ is not int \
+            or any(c is not int for c in classes):  # fmt: skip
+        return None
+    to_units = money.to_units
+    units = {fee: to_units(fee) for fee in {t.buyer_fee for t in trades}.union(t.seller_fee for t in trades)}
+    price_units = to_units(price)
+    if any(u.__class__ is not float or not _FINITE(u) for u in (price_units, *units.values())):
+        return None
+    fee_texts = {fee: float_json(u) for fee, u in units.items()}
+    head = f'{{"good":{good_json},"price":{float_json(price_units)},"quantity":'
+    return [f'{head}{t.quantity},"buyer_id":{t.buyer_id},"seller_id":{t.seller_id},"buy_order_id":{t.buy_order_id},'
+            f'"sell_order_id":{t.sell_order_id},"buyer_fee":{fee_texts[t.buyer_fee]},'
+            f'"seller_fee":{fee_texts[t.seller_fee]}}}' for t in trades]  # fmt: skip
+
+
 def _action_content(good: str, side: str, price: float, quantity: int, lifetime: str) -> dict[str, Any]:
     """An order's ``action`` content (as `ActionResolver.apply` records it)."""
     return {"type": "place_order",
@@ -359,16 +397,20 @@ def _order_content(order_id: int, side: str, good: str, price: float, quantity: 
     return {"order_id": order_id, "side": side, "good": good, "price": price, "quantity": quantity, "lifetime": lifetime}
 
 
-def _text_batch(columns: OrderColumns, positions: Sequence[int], placed: list[int | str]) -> TextBatch | None:
+def _text_batch(columns: OrderColumns, positions: Sequence[int], placed: list[int | str],
+                picked: Sequence[Any] = ()) -> TextBatch | None:  # fmt: skip
     """The ``action`` and ``order`` events of ``placed`` (each order at ``positions`` booked with
     that id) as one `TextBatch`, their texts from the parts shared per good and side
     (`_column_events`' first branch), made column by column; None when an order was refused or a
     value is off that path (a price not a positive finite float, a quantity not an int, a good
-    not a string)."""
+    not a string). ``picked``: the orders' agents, goods, sides, prices and quantities at
+    ``positions`` already read (`Exchange.place_columns`), else they are read here."""
     n = len(positions)
     if len(placed) != n or not n:
         return None
-    if n == 1:
+    if picked:
+        agents, goods, buys, prices, quantities = picked
+    elif n == 1:
         k = positions[0]
         agents, goods, buys, prices, quantities = ([columns.agents[k]], [columns.goods[k]], [columns.buys[k]],
                                                    [columns.prices[k]], [columns.quantities[k]])  # fmt: skip
@@ -404,11 +446,11 @@ def _text_batch(columns: OrderColumns, positions: Sequence[int], placed: list[in
     pieces: list[list[str]] = [[""] * twice for _ in range(7)]
     pieces[0][0::2] = map(itemgetter(0), part_of)
     pieces[0][1::2] = repeat('{"order_id":', n)
-    pieces[1][1::2] = map(str, placed)
+    pieces[1][1::2] = int_texts(placed)  # type: ignore[arg-type]  # (ints, checked above)
     pieces[2][1::2] = map(itemgetter(1), part_of)
     pieces[3][0::2] = pieces[3][1::2] = price_texts
     pieces[4] = [',"quantity":'] * twice
-    pieces[5][0::2] = pieces[5][1::2] = list(map(str, quantities))
+    pieces[5][0::2] = pieces[5][1::2] = list(int_texts(quantities))
     pieces[6][0::2] = map(itemgetter(3), part_of)
     pieces[6][1::2] = map(itemgetter(2), part_of)
     ids: list[int] = [0] * twice

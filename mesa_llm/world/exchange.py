@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,7 @@ from mesa_llm.world.regulation import MarketRules, RuleViolation
 _LIFETIMES: dict[str, Lifetime] = {lifetime.value: lifetime for lifetime in Lifetime}
 #: whether each role may buy and may sell (two properties, each a set lookup, per order otherwise)
 _ROLE_SIDES: dict[Role, tuple[bool, bool]] = {role: (role.may_buy, role.may_sell) for role in Role}
+_ROLE, _UNIQUE_ID = attrgetter("role"), attrgetter("unique_id")
 # the enum members as plain names (an attribute of the enum class is looked up per use)
 _BUY, _SELL = Side.BUY, Side.SELL
 
@@ -292,7 +293,8 @@ class Exchange:
         except RejectedAction as exc:
             return exc.reason
 
-    def place_columns(self, columns: Any, positions: Sequence[int], step: int, out: list[int | str]) -> None:
+    def place_columns(self, columns: Any, positions: Sequence[int], step: int, out: list[int | str], *,
+                      picked: list[Any] | None = None) -> None:  # fmt: skip
         """`place_orders` of the orders of ``columns`` (an `OrderColumns`: per order its agent,
         good, side, price and quantity, lifetime a step) at ``positions``, in that order: the
         same checks, reservations, order ids and refusals, read from the columns instead of a
@@ -302,12 +304,15 @@ class Exchange:
         with the `PlaceOrder` it stands for (``columns.order``).
 
         The orders up to the first one off the usual path are placed at once (`_place_at_once`),
-        the rest one by one (`_place_one_by_one`, the reference)."""
-        done = self._place_at_once(columns, positions, step, out) if positions else 0
+        the rest one by one (`_place_one_by_one`, the reference). ``picked``, if given, gets the
+        orders' agents, goods, sides, prices and quantities at ``positions`` as lists, in that
+        order, when they were read at once (the caller's texts read them from there)."""
+        done = self._place_at_once(columns, positions, step, out, picked) if positions else 0
         if done < len(positions):
             self._place_one_by_one(columns, positions[done:], step, out)
 
-    def _place_at_once(self, columns: Any, positions: Sequence[int], step: int, out: list[int | str]) -> int:
+    def _place_at_once(self, columns: Any, positions: Sequence[int], step: int, out: list[int | str],
+                       picked: list[Any] | None = None) -> int:  # fmt: skip
         """`_place_one_by_one` of the orders at ``positions`` up to the first that is off the usual
         path (a rule in force, an unknown good, a side the role may not take, a price off the tick
         or out of range, an agent at its orders per step), all at once: the checks as arrays, the
@@ -327,7 +332,9 @@ class Exchange:
             agents, goods, buys, prices, quantities = (list(pick(columns.agents)), list(pick(columns.goods)),
                                                        list(pick(columns.buys)), list(pick(columns.prices)),
                                                        list(pick(columns.quantities)))  # fmt: skip
-        ids = [agent.unique_id for agent in agents]
+        if picked is not None:
+            picked[:] = agents, goods, buys, prices, quantities  # (never changed below)
+        ids = list(map(_UNIQUE_ID, agents))
         if len(set(ids)) != n:
             return 0
         placed_of, most = self._orders_this_step, self.max_orders_per_step
@@ -337,8 +344,9 @@ class Exchange:
             end = next((i for i, agent_id in enumerate(ids) if placed_of.get(agent_id, 0) >= most), n)
         elif most < 1:
             return 0
-        sides = {_ROLE_SIDES.get(role) for role in {agent.role for agent in agents}}
-        if sides != {(True, True)}:  # a role that may not take a side (or no role): where the first such order is
+        # each (role, side) met checked once; only if one may not be taken, where its first order is
+        pairs = set(zip(map(_ROLE, agents), buys, strict=True))
+        if not all((_ROLE_SIDES.get(role) or (False, False))[0 if buy else 1] for role, buy in pairs):
             end = next((i for i, (agent, buy) in enumerate(zip(agents, buys, strict=True))
                         if not (_ROLE_SIDES.get(agent.role) or (False, False))[0 if buy else 1]), end)  # fmt: skip
         if {q.__class__ for q in quantities} != {int} or min(quantities) < 1:  # (never, by `OrderColumns`' contract)
@@ -375,7 +383,7 @@ class Exchange:
             ids, goods, buys, prices, quantities, ticks = (ids[:end], goods[:end], buys[:end], prices[:end],
                                                           quantities[:end], ticks[:end])  # fmt: skip
         fee = self.fee_per_unit
-        amounts = [(t + fee) * q if b else q for t, q, b in zip(ticks, quantities, buys, strict=True)]
+        amounts = _amounts(ticks, quantities, buys, fee)
         # a sell whose price does not cover the fee is refused before anything is reserved for it
         short = {i for i, (t, b) in enumerate(zip(ticks, buys, strict=True)) if not b and fee > t} if fee else set()
         if short:
@@ -692,6 +700,16 @@ class Exchange:
             name: (to_units(s.last_price) if s.last_price is not None else None)
             for name, s in self.goods.items()
         }
+
+
+def _amounts(ticks: list[int], quantities: list[int], buys: list[bool], fee: int) -> list[int]:
+    """What each order reserves: a buy's cash at its limit and fee, ``(tick + fee) * quantity``,
+    a sell's units, ``quantity`` - as arrays when the products fit in int64 with room to spare
+    (the ints the loop makes), else order by order (Python's ints do not overflow)."""
+    if len(ticks) > 16 and max(ticks) + abs(fee) < 1 << 40 and min(ticks) > -(1 << 40) and max(quantities) < 1 << 20:
+        q = np.array(quantities, dtype=np.int64)
+        return np.where(np.array(buys, dtype=bool), (np.array(ticks, dtype=np.int64) + fee) * q, q).tolist()
+    return [(t + fee) * q if b else q for t, q, b in zip(ticks, quantities, buys, strict=True)]
 
 
 def _insufficient(

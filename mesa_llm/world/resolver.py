@@ -10,6 +10,7 @@ shown to the agent at its next step. Nothing here decides anything.
 from __future__ import annotations
 
 from functools import partial
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import numpy as np
@@ -113,6 +114,10 @@ class ActionResolver:
         columns: OrderColumns | None = None
         positions: list[int] = []  # the orders' places in the columns, in the order they are placed
         add, extend = positions.append, positions.extend
+        usual = _one_order_each(decisions, order)
+        if usual is not None:  # the usual step: the loop's result read off the decisions as columns
+            columns, positions = usual
+            order = []
         for index in order:
             decision = decisions[index][1]
             if decision is None:
@@ -381,3 +386,24 @@ class ActionResolver:
         if action is not None:
             self._record("action", {"type": action[0], "arguments": action[1]}, sender.unique_id)
         self._record("message", message.record(), sender.unique_id)
+
+
+_DECISION = itemgetter(1)
+_COLUMNS, _COUNT, _FIRST = attrgetter("columns"), attrgetter("count"), attrgetter("first")
+
+
+def _one_order_each(decisions: list[tuple[TraderAgent, Decision | None]], order: list[int]) -> tuple[OrderColumns, list[int]] | None:
+    """What `ActionResolver._resolve_columns`' loop finds, the columns and the orders' places in
+    them, when every decision (taken in ``order``) is a `ColumnDecision` of one order of the same
+    `OrderColumns`: read with a few passes over the decisions instead of a step of that loop per
+    agent. None for any other step (a decision that is None, of no order or of several, another
+    class, other columns): the loop then finds it."""
+    if len(order) < 2:
+        return None
+    ordered = list(map(_DECISION, itemgetter(*order)(decisions)))
+    if set(map(type, ordered)) != {ColumnDecision} or set(map(_COUNT, ordered)) != {1}:
+        return None
+    columns = ordered[0].columns
+    if set(map(id, map(_COLUMNS, ordered))) != {id(columns)}:
+        return None
+    return columns, list(map(_FIRST, ordered))

@@ -2,7 +2,8 @@
 the buyer's and the seller's `TraderAgent.record_fill` per trade (`MarketTallies._fill_parties`):
 the same agents' counters (``changes``, units traded, realised surplus, recent trades) and the
 same induced surplus - for an agent trading with itself, beyond its schedule, without induced
-values for the good, without recent trades, and (the reference path) an agent class of its own."""
+values for the good, without recent trades, and (the reference path) an agent class of its own
+or one whose ``changes`` is a property."""
 
 from __future__ import annotations
 
@@ -26,14 +27,28 @@ class _OwnFill(TraderAgent):
         return super().record_fill(good, side, quantity, price, price_units, step)
 
 
-def _world(own_class: bool) -> tuple[dict[int, TraderAgent], InducedSurplus]:
+class _KeptChanges(TraderAgent):
+    """An agent whose ``changes`` is a property keeping the count apart (no plain attribute)."""
+
+    kept = 0
+
+    @property  # type: ignore[override]
+    def changes(self) -> int:
+        return self.kept
+
+    @changes.setter
+    def changes(self, value: int) -> None:
+        object.__setattr__(self, "kept", value)
+
+
+def _world(own_class: Any) -> tuple[dict[int, TraderAgent], InducedSurplus]:
     model = MarketModel(load_scenario("double_auction"), seed=3, steps=1, record=False)
     agents = {a.unique_id: a for a in model.traders}
     ids = sorted(agents)
     agents[ids[2]].private = {}  # an intermediary: no induced values or costs
     agents[ids[3]].keep_trades = False
     if own_class:
-        agents[ids[1]].__class__ = _OwnFill
+        agents[ids[1]].__class__ = own_class
     return agents, InducedSurplus()
 
 
@@ -57,8 +72,8 @@ def _state(agents: dict[int, TraderAgent], surplus: InducedSurplus) -> tuple[Any
             (surplus.realised, surplus.imported, surplus.exported, surplus.passed, surplus._pool))  # fmt: skip
 
 
-@pytest.mark.parametrize("own_class", [False, True])
-def test_record_fills_equals_each_party_in_turn(own_class: bool) -> None:
+@pytest.mark.parametrize("own_class", [None, _OwnFill, _KeptChanges])
+def test_record_fills_equals_each_party_in_turn(own_class: Any) -> None:
     batched, batched_surplus = _world(own_class)
     reference, reference_surplus = _world(own_class)
     assert _state(batched, batched_surplus) == _state(reference, reference_surplus)

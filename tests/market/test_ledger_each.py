@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mesa_llm.market import HOUSE, Ledger, LedgerError
+from mesa_llm.market import HOUSE, Ledger, LedgerError, UnknownAccount
 
 GOODS = ("widget", "gadget")
 
@@ -178,3 +178,14 @@ def test_a_self_trade_is_settled_on_its_net_change() -> None:
     for buyer, seller, fee in ((5, 5, 1), (6, 2, 0)):
         one_by_one.settle_trade(buyer, seller, "widget", 1, 1_600, seller_reserved_goods=1, buyer_fee=fee, seller_fee=fee)
     assert _state(at_once) == _state(one_by_one)
+
+
+def test_accounts_of_is_each_account_in_turn() -> None:
+    """`Ledger.accounts_of`: `account` of each id in order (repeats, the house), the live objects; an
+    unknown id raises `account`'s error, naming that id."""
+    ledger = _ledger()
+    ids: list[Any] = [3, 1, 8, 3, HOUSE, 5]
+    assert all(got is ledger.account(i) for got, i in zip(ledger.accounts_of(ids), ids, strict=True))
+    assert len(ledger.accounts_of(ids)) == len(ids) and ledger.accounts_of([]) == []
+    with pytest.raises(UnknownAccount, match="no account 99"):
+        ledger.accounts_of([2, 99, 4])

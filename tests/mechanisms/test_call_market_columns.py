@@ -171,3 +171,15 @@ def test_no_text_batch_off_its_path() -> None:
         else:
             columns.quantities[7] = True
         assert _text_batch(columns, positions, placed) is None  # type: ignore[arg-type]
+
+
+def test_a_text_batch_from_the_exchanges_picks_is_the_one_read_from_the_columns() -> None:
+    """The orders' values as `Exchange.place_columns` read them (``picked``) make the batch
+    `_text_batch` makes reading the columns itself: the same lines, agents and contents."""
+    for goods in (["widget"], ["widget", "gadget"]):
+        columns, positions, placed = _order_columns(goods, 4)
+        pick = [[getattr(columns, name)[k] for k in positions] for name in ("agents", "goods", "buys", "prices", "quantities")]
+        read, given = _text_batch(columns, positions, placed), _text_batch(columns, positions, placed, pick)  # type: ignore[arg-type]
+        assert read is not None and given is not None
+        assert given.texts == read.texts and list(given.agent_ids) == list(read.agent_ids)
+        assert [make() for make in given.sources] == [make() for make in read.sources]

@@ -5,6 +5,7 @@ stream them all."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +150,45 @@ def test_pieces_are_refused_unless_whole(tmp_path: Path, texts: Any, pieces: Any
     recorder = SimulationRecorder(None, tmp_path, simulation_id="s", run_name="r")
     assert not recorder.record_texts("observation", [1, 2], texts, step=1, pieces=pieces)
     assert recorder.total_events_recorded == 0
+
+
+@pytest.mark.parametrize("first", [0, 997, 1998, 99_999, 999_997])
+def test_texts_number_their_events_as_the_stream_does_across_thousands(tmp_path: Path, first: int) -> None:
+    """A batch's event ids (written as thousands and last three digits, `_index_pieces`) are the
+    ids `record_many` writes, ``str(index).zfill(6)``: batches that start below, at and across a
+    thousand and a million."""
+    many, texts = _pair(tmp_path)
+    many._count = texts._count = first  # as after ``first`` events
+    for step, count in enumerate((1, 2, 5, 1003), start=1):
+        ids = [i % 13 for i in range(count)]
+        batch = _texts(many.encode, step, count)
+        many.record_many([("observation", dict, a, t) for a, t in zip(ids, batch, strict=True)], step=step)
+        assert texts.record_texts("observation", ids, batch, step=step)
+    lines = _lines(texts)
+    assert lines == _lines(many) and len(lines) == 1011
+    numbers = [int(json.loads(line)["event_id"].rsplit("_", 1)[1]) for line in lines]
+    assert numbers == list(range(first, first + 1011))
+
+
+def test_int_texts_are_each_ints_str() -> None:
+    """`int_texts`: ``str`` of each int, from the kept table (grown in steps, in any order) or
+    converted (a negative int, one past the table's bound)."""
+    from mesa_llm.recording.recorder import _INT_TEXTS_KEPT, int_texts
+
+    for values in ([], [0], [5, 3, 5], [7, 1200, 40], list(range(2500, 0, -7)), [_INT_TEXTS_KEPT - 1, 2],
+                   [_INT_TEXTS_KEPT, 3], [-1, 4], [10**30, 9]):  # fmt: skip
+        assert list(int_texts(values)) == [str(v) for v in values]
+
+
+def test_typed_texts_count_their_types_in_the_order_a_batch_meets_them(tmp_path: Path) -> None:
+    """The type counts of typed texts are `record_many`'s, key order included (a recording's
+    summary lists them in it): types first met in a batch after the recorder's own."""
+    many, texts = _pair(tmp_path)
+    for recorder in (many, texts):
+        recorder.record_many([("observation", {"a": 1}, 4, None)], step=1)
+    types = ["order", "action", "order", "trade_note", "action"]
+    batch = _texts(many.encode, 1, len(types))
+    many.record_many([(t, dict, 3, x) for t, x in zip(types, batch, strict=True)], step=1)
+    assert texts.record_texts(types, [3] * len(types), batch, step=1)
+    assert list(texts._type_counts.items()) == list(many._type_counts.items())
+    assert list(texts._type_counts) == ["observation", "order", "action", "trade_note"]

@@ -57,3 +57,39 @@ def test_the_kept_columns_read_back_as_each_steps_rows_after_the_run(scenario: s
     assert list(records.values()) == seen and seen == list(records.values())
     assert model.datacollector.get_agent_vars_dataframe().equals(listing.get_agent_vars_dataframe())
     assert model.tallies.trades > 0
+
+
+@pytest.mark.parametrize("held", ["none", "missing", "zero", "unlisted_zero", "unlisted", "float"])
+def test_the_wealth_columns_are_the_rows_wealth_whatever_is_held(held: str) -> None:
+    """`_agent_columns`' wealth (a column per good) against `_agent_rows`' (account by account):
+    a good nobody holds, or one account does not, a good held at zero, a good the exchange does not list (at zero: never
+    looked up; held: the same KeyError), a quantity that is not an int (account by account)."""
+    model = MarketModel(load_scenario("commodity_exchange"), seed=2, steps=6, record=False)
+    for _ in range(3):
+        model.step()
+    goods = list(model.exchange.goods)
+    assert len(goods) > 1
+    accounts = [model.exchange.ledger.account(agent.unique_id) for agent in model.traders]
+    if held == "none":  # the first good held by nobody
+        for account in accounts:
+            account.holdings.pop(goods[0], None)
+    elif held == "missing":  # one account without the good others hold
+        accounts[0].holdings.pop(goods[0], None)
+        assert any(account.holdings.get(goods[0]) for account in accounts)
+    elif held == "zero":
+        accounts[0].holdings[goods[0]] = 0
+    elif held == "unlisted_zero":
+        accounts[1].holdings["unlisted"] = 0
+    elif held == "unlisted":
+        accounts[1].holdings["unlisted"] = 2
+        with pytest.raises(KeyError):
+            list(collector_module._agent_rows(model))
+        with pytest.raises(KeyError):
+            collector_module._agent_columns(model)
+        return
+    else:
+        accounts[2].holdings[goods[0]] = 2.5
+        accounts[2].holdings[goods[1]] = 0.1
+    rows = list(collector_module._agent_rows(model))
+    columns = collector_module._agent_columns(model)
+    assert [tuple(map(repr, row)) for row in columns] == [tuple(map(repr, row)) for row in rows]

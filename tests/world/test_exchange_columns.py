@@ -218,3 +218,20 @@ def test_a_quantity_not_an_int_goes_one_by_one(monkeypatch: pytest.MonkeyPatch) 
         results.append((out, _state(ex, ex.clear(1))))
     assert results[0] == results[1]
     assert at_once == [5]
+
+
+@pytest.mark.parametrize("fee", [0, 3, -2])
+def test_the_reserved_amounts_as_arrays_are_the_loops(fee: int) -> None:
+    """`exchange._amounts`: a buy's ``(tick + fee) * quantity``, a sell's ``quantity``, as Python
+    ints, with arrays (a batch) and order by order (a few orders, or values too large for int64)."""
+    from mesa_llm.world.exchange import _amounts
+
+    rng = np.random.default_rng(fee + 7)
+    for n, top, most in ((40, 20_000, 50), (40, 1 << 39, 1 << 19), (5, 500, 9), (40, 1 << 45, 1 << 19),
+                         (40, 1 << 39, 1 << 30), (40, 1 << 62, 1 << 30)):  # fmt: skip
+        ticks = [int(t) for t in rng.integers(1, top, size=n, dtype=np.int64)]
+        quantities = [int(q) for q in rng.integers(1, most, size=n)]
+        buys = [bool(b) for b in rng.random(n) < 0.5]
+        got = _amounts(ticks, quantities, buys, fee)
+        assert got == [(t + fee) * q if b else q for t, q, b in zip(ticks, quantities, buys, strict=True)]
+        assert {a.__class__ for a in got} == {int}

@@ -109,7 +109,7 @@ def test_columns_resolve_as_their_orders_one_by_one(encoded: bool, monkeypatch: 
     placed: list[int] = []
     place_columns = Exchange.place_columns
     monkeypatch.setattr(Exchange, "place_columns",
-                        lambda self, columns, positions, step, out: placed.append(len(positions)) or place_columns(self, columns, positions, step, out))  # fmt: skip
+                        lambda self, columns, positions, step, out, **kw: placed.append(len(positions)) or place_columns(self, columns, positions, step, out, **kw))  # fmt: skip
     reasons = ""
     for seed in range(6):  # every other seed with a suspension in force in its second step
         placed.clear()
@@ -170,3 +170,58 @@ def test_a_column_decision_is_the_decision_of_its_orders() -> None:
     assert decision.actions is decision.actions  # made once: the resolver and the recorder see the same objects
     assert (decision.plan, decision.failure, decision.fatal, list(decision.invalid), list(decision.events)) == (None, None, False, [], [])
     assert ColumnDecision(columns, 3, 0).actions == []
+
+
+def _one_each(model: MarketModel, rng: np.random.Generator) -> list[tuple[Any, Decision | None]]:
+    """One order per agent (of the kinds `_columns` makes, refusals too), each its own
+    `ColumnDecision` of one `OrderColumns`: the usual step."""
+    decisions = _columns(model, rng)
+    columns = OrderColumns()
+    out: list[tuple[Any, Decision | None]] = []
+    for agent, decision in decisions:
+        source = decision.columns if isinstance(decision, ColumnDecision) and decision.count else None
+        k = decision.first if source is not None else None
+        columns.agents.append(agent)
+        columns.goods.append(source.goods[k] if source is not None else "widget")
+        columns.buys.append(source.buys[k] if source is not None else agent.role.value != "seller")
+        columns.prices.append(source.prices[k] if source is not None else 12.34)
+        columns.quantities.append(source.quantities[k] if source is not None else 1)
+        out.append((agent, ColumnDecision(columns, len(columns) - 1, 1)))
+    return out
+
+
+def test_a_step_of_one_order_each_is_read_off_the_columns_as_the_loop_reads_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The usual step (`resolver._one_order_each`): the same events and state as every order one
+    by one, refusals included, and the orders placed in the seeded order the loop takes."""
+    import mesa_llm.world.resolver as resolver_module
+
+    found: list[int] = []
+    one_each = resolver_module._one_order_each
+    monkeypatch.setattr(resolver_module, "_one_order_each",
+                        lambda decisions, order: (found.append(len(got[1])) if (got := one_each(decisions, order)) else None) or got)  # fmt: skip
+    for seed in range(4):
+        found.clear()
+        events, texts, state = _resolve(True, seed, suspend=seed % 2 == 0, decide=_one_each)
+        assert found == [30, 30]  # both steps read off the columns
+        want_events, _, want_state = _resolve(False, seed, suspend=seed % 2 == 0, decide=_one_each)
+        assert events == want_events and state == want_state
+        assert sum(t == "order" for t, _, _ in events) > 20 and any(t == "action_rejected" for t, _, _ in events)
+
+
+def test_one_order_each_is_the_loops_finding_or_none() -> None:
+    """`_one_order_each` gives the columns and, in the given order, each decision's place; None
+    (the loop's case) for a decision that is None, of no order or two, of other columns, of
+    another class."""
+    from mesa_llm.world.resolver import _one_order_each
+
+    class Other(ColumnDecision):
+        __slots__ = ()
+
+    columns, other = OrderColumns(), OrderColumns()
+    decisions: list[tuple[Any, Decision | None]] = [(None, ColumnDecision(columns, k, 1)) for k in range(6)]
+    order = [4, 0, 5, 2, 1, 3]
+    assert _one_order_each(decisions, order) == (columns, order)
+    for changed in (None, ColumnDecision(columns, 3, 0), ColumnDecision(columns, 3, 2), ColumnDecision(other, 3, 1),
+                    Other(columns, 3, 1)):  # fmt: skip
+        assert _one_order_each([*decisions[:3], (None, changed), *decisions[4:]], order) is None
+    assert _one_order_each(decisions[:1], [0]) is None  # one agent: the loop
