@@ -29,6 +29,7 @@ import jinja2
 import jinja2.meta
 from jinja2.sandbox import SecurityError
 
+from mesa_llm.agents.prompt_texts import observation_text
 from mesa_llm.agents.template_sandbox import (
     MAX_PROMPT_CHARS,
     NO_KEY,
@@ -176,6 +177,14 @@ _FILTERS: dict[str, Callable[..., Any]] = {"quoted": quoted, "num": num, "scores
 #: compare with the reference: everything in the sandbox)
 PACKAGED_FAST_PATH = True
 
+#: whether new libraries write the shipped templates that have a Python writer (`mesa_llm.agents.prompt_texts`:
+#: ``observation.j2``) with it when it applies (tests turn it off to compare with Jinja's rendering of them)
+PACKAGED_TEXTS = True
+#: the shipped templates written by Python, with their writer: (context, the ``num`` filter) -> text, or None
+_TEXT_WRITERS: dict[str, Callable[[dict[str, Any], Callable[[Any], str]], str | None]] = {
+    "observation.j2": observation_text,
+}
+
 #: the environment of the shipped templates (:func:`_packaged_env`), made when first needed
 _PACKAGED: list[_PackagedEnvironment] = []
 
@@ -303,6 +312,9 @@ class PromptLibrary:
         #: rendering shipped templates outside the sandbox (False: everything renders in it, the
         #: reference the fast path is compared with)
         self.packaged_fast_path = PACKAGED_FAST_PATH
+        #: writing the shipped templates that have one with their Python writer (`_TEXT_WRITERS`) when it applies,
+        #: on the fast path only (False: Jinja renders them, the reference the writers are compared with)
+        self.packaged_texts = PACKAGED_TEXTS
 
     def with_overrides(self, overrides: Mapping[str, Path]) -> PromptLibrary:
         """A library with more overrides on top of this one's (for one persona)."""
@@ -347,7 +359,13 @@ class PromptLibrary:
         PromptError for a failure (a variable the context lacks, at the template's line), the same
         cap on its length. Its root render function is run as ``Template.generate`` runs it (without
         the generator around it) and joined at once: the package's templates over the world's
-        bounded data cannot build a huge prompt, so the length is checked once, on the result."""
+        bounded data cannot build a huge prompt, so the length is checked once, on the result. A template
+        with a Python writer (`_TEXT_WRITERS`) is written by it when it applies (the same text; else Jinja)."""
+        writer = _TEXT_WRITERS.get(name) if self.packaged_texts else None
+        if writer is not None:
+            written = writer(context, num)
+            if written is not None and len(written) <= MAX_PROMPT_CHARS:
+                return written.strip()
         try:
             try:
                 text = "".join(template.root_render_func(template.new_context(context)))
