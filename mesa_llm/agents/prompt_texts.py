@@ -53,7 +53,8 @@ def observation_text(context: dict[str, Any], num: Callable[[Any], str]) -> str 
     step, horizon, role = obs.get("step"), obs.get("horizon"), obs.get("role", _ABSENT)
     if type(step) is not int or type(horizon) is not int or role is _ABSENT:
         return None
-    account, private, goods = obs.get("account"), obs.get("private"), obs.get("market")
+    account: Any = obs.get("account")
+    private, goods = obs.get("private"), obs.get("market")
     orders, trades, actions = obs.get("open_orders"), obs.get("recent_trades"), obs.get("available_actions")
     if type(private) is not dict or type(goods) is not dict or type(orders) is not list or type(trades) is not list:
         return None
