@@ -1,14 +1,17 @@
-"""The shipped ``observation.j2`` written by Python for the everyday observation: the same text, without Jinja.
+"""The shipped prompt templates an LLM agent renders every step, written by Python: the same text, without Jinja.
 
-Why: an LLM agent renders its observation every step; through Jinja that was ~30 us (attribute look-ups through
-the environment, a context object, a generator of ~60 pieces), ~8 % of an LLM call's client CPU. `observation_text`
+Why: an LLM agent renders its observation, memory, plan and act prompts every step; through Jinja the observation
+was ~30 us (attribute look-ups through the environment, a context object, a generator of ~60 pieces) and the other
+three ~25 us together, ~14 % of an LLM call's client CPU. `act_text`, `plan_text` (with the shipped ``tools.j2``
+they include) and `memory_text` write their short templates; `observation_text`
 follows the template's compiled code (``env.compile(source, raw=True)``) statement by statement for the parts an
 ordinary trader's observation has (the step, the account, private values, the market, open orders, recent trades,
 the tools) and returns None for anything else: a section the everyday observation leaves empty (rejections,
 messages, a suspension, negotiations, contracts, alliances, reputation, surveillance), a part that is not a plain
 dict or list, a key the template reads that is missing (Jinja then raises its own error). The caller renders the
 template then (the reference). It is used only where the shipped template itself would render
-(`mesa_llm.agents.prompts.PromptLibrary`: the library's source of ``observation.j2`` is the shipped file's).
+(`mesa_llm.agents.prompts.PromptLibrary`: the library's source of the template, and of all it includes, is the
+shipped file's). Every writer declines (None) when a variable its template reads is absent.
 
 Jinja's semantics it keeps: ``{{ x }}`` is ``str(x)``; ``a.b`` of a plain dict is its key ``"b"``; ``join`` is
 ``sep.join(map(str, ...))``; ``is none`` is ``is None``; ``if`` is Python's truth; the template's whitespace
@@ -143,4 +146,80 @@ def observation_text(context: dict[str, Any], num: Callable[[Any], str]) -> str 
             out.append(f"- step {t['step']!s}: {side} {t['quantity']!s} {t['good']!s} at {num(t['price'])}\n")
     if tool_mode is _ABSENT or tool_mode != "json":
         out.append(f"Tools available now: {', '.join(map(str, actions))}.\n")
+    return "".join(out)
+
+
+def _given(context: dict[str, Any], names: tuple[str, ...]) -> bool:
+    """Whether ``context`` gives every one of ``names`` (an absent one fails the template: the writers decline)."""
+    return all(name in context for name in names)
+
+
+def _tools_text(context: dict[str, Any]) -> str | None:
+    """The shipped ``tools.j2`` (included by act.j2 and plan.j2) with ``context``; None when a variable it reads is
+    absent or a JSON-mode signature is not a string."""
+    if not _given(context, ("agent_id", "agent_name", "tool_mode", "max_actions")):
+        return None
+    head = f"You are agent {context['agent_id']!s} ({context['agent_name']!s}).\n"
+    if context["tool_mode"] != "json":
+        return f"{head}When you act, call the tools for the actions you want (at most {context['max_actions']!s}); call `wait` to do nothing.\n"
+    if not _given(context, ("example", "tool_signatures")):
+        return None
+    lines = context["tool_signatures"]
+    if type(lines) is not list or not all(type(line) is str for line in lines):
+        return None
+    out = [head, 'When you act, answer with one JSON object {"actions": [{"tool": <name>, "arguments": {...}}, ...]} of at most ',
+           f"{context['max_actions']!s} actions, e.g. {context['example']!s}\nTools (? = optional):\n"]  # fmt: skip
+    # the template's three loops: plain tools, then those naming agents, then those with numeric ranges
+    out += [f"- {line}\n" for line in lines if ".." not in line and "_id: " not in line]
+    out += [f"- {line}\n" for line in lines if ".." not in line and "_id: " in line]
+    out += [f"- {line}\n" for line in lines if ".." in line]
+    return "".join(out)
+
+
+def _opening(context: dict[str, Any]) -> list[str] | None:
+    """The beginning act.j2 and plan.j2 share: the tools, the memory (when any) and the observation."""
+    if not _given(context, ("memory_text", "observation_text")):
+        return None
+    tools = _tools_text(context)
+    if tools is None:
+        return None
+    memory = context["memory_text"]
+    return [tools, "\n", f"{memory!s}\n\n" if memory else "", f"{context['observation_text']!s}"]
+
+
+def act_text(context: dict[str, Any], num: Callable[[Any], str]) -> str | None:
+    """The shipped ``act.j2`` (with the shipped ``tools.j2``) rendered with ``context``; None when a variable it
+    reads is absent (see `_tools_text`)."""
+    out = _opening(context)
+    if out is None or not _given(context, ("plan",)):
+        return None
+    plan = context["plan"]
+    out.append(f"\n\nYour plan: {plan!s}\n" if plan else "\n")
+    out.append(f"\nDecide your actions for this step (at most {context['max_actions']!s}).")
+    return "".join(out)
+
+
+def plan_text(context: dict[str, Any], num: Callable[[Any], str]) -> str | None:
+    """The shipped ``plan.j2`` (with the shipped ``tools.j2``) rendered with ``context``; None when a variable it
+    reads is absent (see `_tools_text`)."""
+    out = _opening(context)
+    if out is None:
+        return None
+    out.append("\n\nThink about this step before acting. In at most two short sentences, write your plan: what you "
+               "will do now and why, given your private information and the market. Do not call any tool; answer in "
+               "plain text.")  # fmt: skip
+    return "".join(out)
+
+
+def memory_text(context: dict[str, Any], num: Callable[[Any], str]) -> str | None:
+    """The shipped ``memory.j2`` rendered with ``context``; None unless ``memory`` is a plain dict with ``summary``
+    and ``recent`` (a list)."""
+    memory = context.get("memory")
+    if type(memory) is not dict or "summary" not in memory or type(memory.get("recent")) is not list:
+        return None
+    summary, recent = memory["summary"], memory["recent"]
+    out = [f"So far: {summary!s}\n"] if summary else []
+    if recent:
+        out.append("Recent events:\n")
+        out += [f"- {e!s}\n" for e in recent]
     return "".join(out)

@@ -29,7 +29,7 @@ import jinja2
 import jinja2.meta
 from jinja2.sandbox import SecurityError
 
-from mesa_llm.agents.prompt_texts import observation_text
+from mesa_llm.agents.prompt_texts import act_text, memory_text, observation_text, plan_text
 from mesa_llm.agents.template_sandbox import (
     MAX_PROMPT_CHARS,
     NO_KEY,
@@ -178,11 +178,15 @@ _FILTERS: dict[str, Callable[..., Any]] = {"quoted": quoted, "num": num, "scores
 PACKAGED_FAST_PATH = True
 
 #: whether new libraries write the shipped templates that have a Python writer (`mesa_llm.agents.prompt_texts`:
-#: ``observation.j2``) with it when it applies (tests turn it off to compare with Jinja's rendering of them)
+#: ``observation.j2``, ``memory.j2``, ``act.j2`` and ``plan.j2`` with ``tools.j2``) with it when it applies
+#: (tests turn it off to compare with Jinja's rendering of them)
 PACKAGED_TEXTS = True
 #: the shipped templates written by Python, with their writer: (context, the ``num`` filter) -> text, or None
 _TEXT_WRITERS: dict[str, Callable[[dict[str, Any], Callable[[Any], str]], str | None]] = {
     "observation.j2": observation_text,
+    "memory.j2": memory_text,
+    "act.j2": act_text,
+    "plan.j2": plan_text,
 }
 
 #: the environment of the shipped templates (:func:`_packaged_env`), made when first needed

@@ -1,5 +1,5 @@
-"""The shipped observation.j2 written by Python (`mesa_llm.agents.prompt_texts`) gives Jinja's text: for the
-observations of every shipped LLM scenario over a run, for hand-made variations of every part it writes, and for
+"""The shipped templates written by Python (`mesa_llm.agents.prompt_texts`: observation.j2, memory.j2, act.j2 and
+plan.j2 with tools.j2) give Jinja's text: for every prompt of every shipped LLM scenario over a run (both tool modes), for hand-made variations of every part it writes, and for
 the observations it leaves to Jinja (a rare section, an unusual shape, a missing key: the same text or the same
 error); whole recordings are the same with it and without it."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,9 @@ import pytest
 
 from mesa_llm.agents import prompts as prompts_module
 from mesa_llm.agents.llm_policy import LLMPolicy
-from mesa_llm.agents.prompt_texts import observation_text
+from mesa_llm.agents.prompt_texts import act_text, memory_text, observation_text, plan_text
 from mesa_llm.agents.prompts import PromptError, PromptLibrary, num
-from mesa_llm.llm.testing import ScriptedChatModel
+from mesa_llm.llm.testing import ScriptedChatModel, text_response
 from mesa_llm.model import MarketModel
 from mesa_llm.scenario import load_scenario, shipped_scenarios
 from tests.support.chat_scripts import sensible
@@ -25,27 +26,30 @@ from tests.support.scripted import events
 LLM_SCENARIOS = [name for name in shipped_scenarios() if any(p.wants_llm for p in load_scenario(name).populations)]
 
 
-def _both(library: PromptLibrary, **context: Any) -> tuple[str, str]:
-    """``observation.j2`` rendered by Jinja (the shipped template outside the sandbox) and with the writer on."""
+WRITERS = {"observation.j2": observation_text, "memory.j2": memory_text, "act.j2": act_text, "plan.j2": plan_text}
+
+
+def _both(library: PromptLibrary, template: str = "observation.j2", **context: Any) -> tuple[str, str]:
+    """``template`` rendered by Jinja (the shipped template outside the sandbox) and with the writer on."""
     library.packaged_texts = False
-    reference = library.render("observation.j2", **context)
+    reference = library.render(template, **context)
     library.packaged_texts = True
-    return reference, library.render("observation.j2", **context)
+    return reference, library.render(template, **context)
 
 
-def _observed(name: str, steps: int) -> list[dict[str, Any]]:
-    """The render contexts of every LLM agent's observation over ``steps`` steps of scenario ``name``
+def _observed(name: str, steps: int, overrides: tuple[str, ...] = ()) -> list[tuple[str, dict[str, Any]]]:
+    """The templates and render contexts of every LLM agent's prompts over ``steps`` steps of scenario ``name``
     (sensible scripted answers: orders rest, trades happen, plans are made)."""
-    seen: list[dict[str, Any]] = []
+    seen: list[tuple[str, dict[str, Any]]] = []
     original = LLMPolicy._render
 
     def keep(self: LLMPolicy, template: str, **context: Any) -> str:
-        if template == "observation.j2":
-            seen.append(copy.deepcopy(context))
+        if template in WRITERS:
+            seen.append((template, copy.deepcopy(context)))
         return original(self, template, **context)
 
-    model = MarketModel(load_scenario(name, overrides=[f"steps={steps}"]), record=False,
-                        chat_model=ScriptedChatModel(sensible))  # fmt: skip
+    model = MarketModel(load_scenario(name, overrides=[f"steps={steps}", *overrides]), record=False,
+                        chat_model=ScriptedChatModel(_answers))  # fmt: skip
     try:
         LLMPolicy._render = keep  # type: ignore[method-assign]
         model.run()
@@ -54,19 +58,42 @@ def _observed(name: str, steps: int) -> list[dict[str, Any]]:
     return seen
 
 
+def _answers(request: Any) -> Any:
+    """``sensible`` traders, in either tool mode (JSON mode: the same actions as one JSON answer)."""
+    answer = sensible(request)
+    if request.response_format is None or request.purpose == "plan":
+        return answer
+    calls = [{"tool": c.name, "arguments": c.arguments} for c in answer.tool_calls]
+    return text_response(json.dumps({"actions": calls}))
+
+
 @pytest.mark.parametrize("name", LLM_SCENARIOS)
-def test_every_observation_of_a_shipped_run_reads_the_same(name: str) -> None:
-    """Each LLM agent's observation in every step of a shipped scenario: the writer's text is Jinja's."""
+def test_every_prompt_of_a_shipped_run_reads_the_same(name: str) -> None:
+    """Each LLM agent's observation, memory, plan and act prompts in every step of a shipped scenario: the writers'
+    text is Jinja's."""
     library = PromptLibrary()
     contexts = _observed(name, 4)
-    assert contexts
-    written = 0
-    for context in contexts:
-        reference, fast = _both(library, **context)
-        assert fast == reference
-        written += observation_text(context, num) is not None
-    if name == "llm_double_auction":
-        assert written == len(contexts)  # its everyday observations are all the writer's
+    assert {template for template, _ in contexts} >= {"observation.j2", "memory.j2", "act.j2"}
+    written = dict.fromkeys(WRITERS, 0)
+    for template, context in contexts:
+        reference, fast = _both(library, template, **context)
+        assert fast == reference, template
+        written[template] += WRITERS[template](context, num) is not None
+    if name == "llm_double_auction":  # its everyday prompts are all the writers'
+        assert written == {t: sum(1 for name, _ in contexts if name == t) for t in WRITERS}
+
+
+@pytest.mark.parametrize("name", ["llm_double_auction", "bilateral_haggle"])
+def test_json_mode_prompts_read_the_same(name: str) -> None:
+    """The same in JSON tool mode (tools.j2's signature lines in its three groups)."""
+    library = PromptLibrary()
+    scenario = load_scenario(name)
+    modes = [f"populations.{i}.params.tool_mode=json" for i, p in enumerate(scenario.populations) if p.wants_llm]
+    contexts = _observed(name, 3, tuple(modes))
+    assert any(c.get("tool_mode") == "json" and c.get("tool_signatures") for t, c in contexts if t == "act.j2")
+    for template, context in contexts:
+        reference, fast = _both(library, template, **context)
+        assert fast == reference, template
 
 
 def _base() -> dict[str, Any]:
@@ -231,9 +258,68 @@ def test_whole_recordings_are_the_same_with_and_without_the_writer(tmp_path: Pat
     for written in (False, True):
         monkeypatch.setattr(prompts_module, "PACKAGED_TEXTS", written)
         model = MarketModel(load_scenario("llm_double_auction", overrides=["steps=5"]), output_dir=tmp_path / str(written),
-                            chat_model=ScriptedChatModel(sensible))  # fmt: skip
+                            chat_model=ScriptedChatModel(_answers))  # fmt: skip
         model.run()
         runs.append([{k: v for k, v in e.items() if k != "timestamp"} for e in events(model)
                      if e["event_type"] != "simulation_start"])  # fmt: skip
     assert runs[0] == runs[1]
     assert any(e["event_type"] == "trade" for e in runs[1]) and any(e["event_type"] == "llm_call" for e in runs[1])
+
+
+def _prompt_context(**changes: Any) -> dict[str, Any]:
+    """An act/plan prompt's context as `LLMPolicy._act_context` makes it, with ``changes``."""
+    context = {"agent_id": 4, "agent_name": "trader_4", "observation_text": "Step 3 of 10.\nMarket: quiet.",
+               "memory_text": "Recent events:\n- bought 1", "plan": "Buy low.", "max_actions": 3, "tool_mode": "tools",
+               "tool_names": ["place_order", "wait"], "tool_signatures": [], "example": ""}  # fmt: skip
+    return {**context, **changes}
+
+
+_SIGNATURES = ["wait()", "place_order(good: apples, price: 1..200, quantity?: 1..9)", "send_message(to_id: 1..9, text)",
+               "cancel_order(order_id: int)", "broadcast(text)", "accept(offer_id: 3)", "vote(candidate_ids: list)"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{}, {"plan": None}, {"plan": ""}, {"memory_text": ""}, {"memory_text": "", "plan": None}, {"agent_name": "Zoë ☂"},
+     {"max_actions": 1}, {"tool_mode": "json", "tool_signatures": _SIGNATURES, "example": '{"actions": []}'},
+     {"tool_mode": "json", "tool_signatures": [], "example": ""}, {"observation_text": ""}],
+)  # fmt: skip
+@pytest.mark.parametrize("template", ["act.j2", "plan.j2"])
+def test_act_and_plan_prompts_read_as_jinja_writes_them(template: str, changes: dict[str, Any]) -> None:
+    """act.j2 and plan.j2 (with tools.j2) for plans, memories and both tool modes: the writer's text is Jinja's."""
+    library = PromptLibrary()
+    context = _prompt_context(**changes)
+    reference, fast = _both(library, template, **context)
+    assert fast == reference
+    assert WRITERS[template](context, num) is not None
+
+
+@pytest.mark.parametrize("template", ["act.j2", "plan.j2", "memory.j2"])
+@pytest.mark.parametrize("absent", ["agent_id", "memory_text", "plan", "max_actions", "tool_mode", "memory"])
+def test_an_absent_variable_fails_as_jinja_fails(template: str, absent: str) -> None:
+    """A variable the context lacks: the writer declines, and the text or the PromptError is the same either way."""
+    library = PromptLibrary()
+    context = {k: v for k, v in _prompt_context(memory={"summary": "", "recent": ["a"]}).items() if k != absent}
+    outcomes = []
+    for written in (False, True):
+        library.packaged_texts = written
+        try:
+            outcomes.append(library.render(template, **context))
+        except PromptError as exc:
+            outcomes.append(f"error: {exc}")
+    assert outcomes[0] == outcomes[1]
+    if outcomes[0].startswith("error: "):
+        assert WRITERS[template](context, num) is None
+
+
+@pytest.mark.parametrize(
+    "memory",
+    [{"summary": "", "recent": []}, {"summary": "Traded twice.", "recent": []}, {"summary": "", "recent": ["a", "b"]},
+     {"summary": "S", "recent": ["step 2: bought 1 apples at 100", "Zoë ☂ wrote \"hi\""]}, {"summary": None, "recent": [1, 2.5]}],
+)  # fmt: skip
+def test_memory_reads_as_jinja_writes_it(memory: dict[str, Any]) -> None:
+    """memory.j2 for summaries and recent events: the writer's text is Jinja's."""
+    library = PromptLibrary()
+    reference, fast = _both(library, "memory.j2", memory=memory)
+    assert fast == reference
+    assert memory_text({"memory": memory}, num) is not None
