@@ -27,19 +27,26 @@ from typing import Any
 #: the keys of an observation that, when truthy, take the template (sections this function does not write)
 _RARE = ("rejections", "messages", "suspended_until", "negotiations", "contracts", "alliances", "reputation",
          "surveillance")  # fmt: skip
+_RARE_KEYS = frozenset(_RARE)
 #: the keys `observation_text` reads of a private view, an order, a trade and a market good
-_PRIVATE_KEYS = ("values", "values_left", "costs", "costs_left", "fundamental")
-_ORDER_KEYS = ("order_id", "side", "remaining", "good", "price", "lifetime")
-_TRADE_KEYS = ("step", "side", "quantity", "good", "price")
-_GOOD_KEYS = ("last_price", "reference_price", "last_trade_step", "last_volume", "last_clearing_step", "best_bid",
-              "best_ask", "price_history")  # fmt: skip
+_PRIVATE_KEYS = frozenset({"values", "values_left", "costs", "costs_left", "fundamental"})
+_ORDER_KEYS = frozenset({"order_id", "side", "remaining", "good", "price", "lifetime"})
+_TRADE_KEYS = frozenset({"step", "side", "quantity", "good", "price"})
+_GOOD_KEYS = frozenset({"last_price", "reference_price", "last_trade_step", "last_volume", "last_clearing_step",
+                        "best_bid", "best_ask", "price_history"})  # fmt: skip
+_MARKET_KEYS = frozenset({"market_exists"})
+_ACCOUNT_KEYS = frozenset({"cash", "reserved_cash", "holdings", "reserved_goods"})
+#: the variables the writers read: tools.j2 (both modes, then JSON mode's own), act.j2 and plan.j2's own
+_TOOLS_VARIABLES = frozenset({"agent_id", "agent_name", "tool_mode", "max_actions"})
+_JSON_VARIABLES = frozenset({"example", "tool_signatures"})
+_OPENING_VARIABLES = frozenset({"memory_text", "observation_text"})
 #: a key that is absent
 _ABSENT: Any = object()
 
 
-def _has(value: Any, keys: tuple[str, ...]) -> bool:
+def _has(value: Any, keys: frozenset[str]) -> bool:
     """Whether ``value`` is a plain dict holding every one of ``keys`` (as the template reads them)."""
-    return type(value) is dict and all(k in value for k in keys)
+    return type(value) is dict and value.keys() >= keys
 
 
 def observation_text(context: dict[str, Any], num: Callable[[Any], str]) -> str | None:
@@ -49,10 +56,8 @@ def observation_text(context: dict[str, Any], num: Callable[[Any], str]) -> str 
     obs = context.get("obs")
     if type(obs) is not dict:
         return None
-    for key in _RARE:
-        value = obs.get(key, _ABSENT)
-        if value is _ABSENT or value:
-            return None
+    if not obs.keys() >= _RARE_KEYS or any(map(obs.get, _RARE)):
+        return None
     step, horizon, role = obs.get("step"), obs.get("horizon"), obs.get("role", _ABSENT)
     if type(step) is not int or type(horizon) is not int or role is _ABSENT:
         return None
@@ -64,12 +69,12 @@ def observation_text(context: dict[str, Any], num: Callable[[Any], str]) -> str 
     if type(actions) is not list:
         return None
     market = context.get("market", _ABSENT)
-    if market is not _ABSENT and not _has(market, ("market_exists",)):
+    if market is not _ABSENT and not _has(market, _MARKET_KEYS):
         return None
     tool_mode = context.get("tool_mode", _ABSENT)
     out = [f"Step {step!s} of {horizon!s} ({horizon - step!s} after this one).\n\n"]
     if role not in ("mediator", "regulator"):
-        if not _has(account, ("cash", "reserved_cash", "holdings", "reserved_goods")):
+        if not _has(account, _ACCOUNT_KEYS):
             return None
         holdings, reserved_goods = account["holdings"], account["reserved_goods"]
         if type(holdings) is not dict or type(reserved_goods) is not dict:
@@ -149,20 +154,20 @@ def observation_text(context: dict[str, Any], num: Callable[[Any], str]) -> str 
     return "".join(out)
 
 
-def _given(context: dict[str, Any], names: tuple[str, ...]) -> bool:
+def _given(context: dict[str, Any], names: frozenset[str]) -> bool:
     """Whether ``context`` gives every one of ``names`` (an absent one fails the template: the writers decline)."""
-    return all(name in context for name in names)
+    return context.keys() >= names
 
 
 def _tools_text(context: dict[str, Any]) -> str | None:
     """The shipped ``tools.j2`` (included by act.j2 and plan.j2) with ``context``; None when a variable it reads is
     absent or a JSON-mode signature is not a string."""
-    if not _given(context, ("agent_id", "agent_name", "tool_mode", "max_actions")):
+    if not _given(context, _TOOLS_VARIABLES):
         return None
     head = f"You are agent {context['agent_id']!s} ({context['agent_name']!s}).\n"
     if context["tool_mode"] != "json":
         return f"{head}When you act, call the tools for the actions you want (at most {context['max_actions']!s}); call `wait` to do nothing.\n"
-    if not _given(context, ("example", "tool_signatures")):
+    if not _given(context, _JSON_VARIABLES):
         return None
     lines = context["tool_signatures"]
     if type(lines) is not list or not all(type(line) is str for line in lines):
@@ -178,7 +183,7 @@ def _tools_text(context: dict[str, Any]) -> str | None:
 
 def _opening(context: dict[str, Any]) -> list[str] | None:
     """The beginning act.j2 and plan.j2 share: the tools, the memory (when any) and the observation."""
-    if not _given(context, ("memory_text", "observation_text")):
+    if not _given(context, _OPENING_VARIABLES):
         return None
     tools = _tools_text(context)
     if tools is None:
@@ -191,7 +196,7 @@ def act_text(context: dict[str, Any], num: Callable[[Any], str]) -> str | None:
     """The shipped ``act.j2`` (with the shipped ``tools.j2``) rendered with ``context``; None when a variable it
     reads is absent (see `_tools_text`)."""
     out = _opening(context)
-    if out is None or not _given(context, ("plan",)):
+    if out is None or "plan" not in context:
         return None
     plan = context["plan"]
     out.append(f"\n\nYour plan: {plan!s}\n" if plan else "\n")
