@@ -6,6 +6,7 @@ error); whole recordings are the same with it and without it."""
 from __future__ import annotations
 
 import copy
+import hashlib
 import itertools
 import json
 from pathlib import Path
@@ -19,6 +20,7 @@ from mesa_llm.agents.prompt_texts import act_text, memory_text, observation_text
 from mesa_llm.agents.prompts import PromptError, PromptLibrary, num
 from mesa_llm.llm.testing import ScriptedChatModel, text_response
 from mesa_llm.model import MarketModel
+from mesa_llm.resources import prompts_dir
 from mesa_llm.scenario import load_scenario, shipped_scenarios
 from tests.support.chat_scripts import sensible
 from tests.support.scripted import events
@@ -323,3 +325,26 @@ def test_memory_reads_as_jinja_writes_it(memory: dict[str, Any]) -> None:
     reference, fast = _both(library, "memory.j2", memory=memory)
     assert fast == reference
     assert memory_text({"memory": memory}, num) is not None
+
+
+def test_the_writers_were_written_for_the_shipped_sources() -> None:
+    """Each writer's pinned SHA-256s are the shipped files' own: a template edited without its writer fails here
+    (and renders by Jinja meanwhile, below)."""
+    for name, sources in prompts_module.WRITTEN_FOR.items():
+        assert name in WRITERS and name in sources
+        for source, digest in sources.items():
+            assert hashlib.sha256((prompts_dir() / source).read_bytes()).hexdigest() == digest, (
+                f"prompts/{source} changed: bring mesa_llm/agents/prompt_texts.py up to date, then its digest")
+    assert set(prompts_module.WRITTEN_FOR["act.j2"]) == {"act.j2", "tools.j2"}
+
+
+@pytest.mark.parametrize("changed", ["memory.j2", None])
+def test_a_writer_of_a_changed_template_is_not_used(changed: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer whose shipped source differs from the one it was written for (here: a pinned digest that no longer
+    matches) is not used: Jinja renders the template; with the sources as pinned it is."""
+    monkeypatch.setitem(prompts_module._TEXT_WRITERS, "memory.j2", lambda context, num: "written")
+    monkeypatch.setattr(prompts_module, "_CURRENT_WRITERS", {})
+    if changed is not None:
+        monkeypatch.setitem(prompts_module.WRITTEN_FOR, changed, {changed: "0" * 64})
+    text = PromptLibrary().render("memory.j2", memory={"summary": "S", "recent": []})
+    assert text == ("So far: S" if changed else "written")
