@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import itertools
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +17,11 @@ from mesa_llm.agents import prompts as prompts_module
 from mesa_llm.agents.llm_policy import LLMPolicy
 from mesa_llm.agents.prompt_texts import act_text, memory_text, observation_text, plan_text
 from mesa_llm.agents.prompts import PromptError, PromptLibrary, num
-from mesa_llm.llm.testing import ScriptedChatModel, text_response
+from mesa_llm.llm.testing import ScriptedChatModel
 from mesa_llm.model import MarketModel
 from mesa_llm.resources import prompts_dir
 from mesa_llm.scenario import load_scenario, shipped_scenarios
-from tests.support.chat_scripts import sensible
+from tests.support.chat_scripts import sensible_either_mode
 from tests.support.scripted import events
 
 LLM_SCENARIOS = [name for name in shipped_scenarios() if any(p.wants_llm for p in load_scenario(name).populations)]
@@ -51,22 +50,13 @@ def _observed(name: str, steps: int, overrides: tuple[str, ...] = ()) -> list[tu
         return original(self, template, **context)
 
     model = MarketModel(load_scenario(name, overrides=[f"steps={steps}", *overrides]), record=False,
-                        chat_model=ScriptedChatModel(_answers))  # fmt: skip
+                        chat_model=ScriptedChatModel(sensible_either_mode))  # fmt: skip
     try:
         LLMPolicy._render = keep  # type: ignore[method-assign]
         model.run()
     finally:
         LLMPolicy._render = original  # type: ignore[method-assign]
     return seen
-
-
-def _answers(request: Any) -> Any:
-    """``sensible`` traders, in either tool mode (JSON mode: the same actions as one JSON answer)."""
-    answer = sensible(request)
-    if request.response_format is None or request.purpose == "plan":
-        return answer
-    calls = [{"tool": c.name, "arguments": c.arguments} for c in answer.tool_calls]
-    return text_response(json.dumps({"actions": calls}))
 
 
 @pytest.mark.parametrize("name", LLM_SCENARIOS)
@@ -260,7 +250,7 @@ def test_whole_recordings_are_the_same_with_and_without_the_writer(tmp_path: Pat
     for written in (False, True):
         monkeypatch.setattr(prompts_module, "PACKAGED_TEXTS", written)
         model = MarketModel(load_scenario("llm_double_auction", overrides=["steps=5"]), output_dir=tmp_path / str(written),
-                            chat_model=ScriptedChatModel(_answers))  # fmt: skip
+                            chat_model=ScriptedChatModel(sensible_either_mode))  # fmt: skip
         model.run()
         runs.append([{k: v for k, v in e.items() if k != "timestamp"} for e in events(model)
                      if e["event_type"] != "simulation_start"])  # fmt: skip
