@@ -39,66 +39,29 @@ def encoded_text(text: str) -> str:
     return held[1]
 
 
-#: lists of messages asked lately, by id: [the list, each message with its role and content as seen, their parts
-#: (`message_parts`), their compact JSON once made (`messages_json`)]; a call's list is asked by the request body, the
-#: request key and the record, and each finds what the first made (checked to be the same messages: `_unchanged`)
-_LISTS: dict[int, list[Any]] = {}
-#: how many lists `_LISTS` keeps before it starts again (~the calls in flight)
-MAX_LISTS = 2048
-
-
-def _unchanged(messages: list[Any], seen: list[tuple[Any, Any, Any]]) -> bool:
-    """Whether ``messages`` holds the same message dicts as ``seen``, in order, each still with just its keys
-    ``"role"`` and ``"content"``, in that order, holding the same strings (a list or a message changed in place since
-    is asked again)."""
-    if len(messages) != len(seen):
-        return False
-    for message, (held, role, content) in zip(messages, seen):  # noqa: B905 - the lengths are equal
-        if message is not held or len(message) != 2 or next(iter(message)) != "role":
-            return False
-        if message.get("role") is not role or message.get("content") is not content:
-            return False
-    return True
-
-
 def message_parts(messages: Any) -> list[tuple[str, str]] | None:
     """Per message, the JSON of its role and of its content, when every message is a plain dict
-    ``{"role": str, "content": str}`` with its keys in that order; None for any other shape. Kept for the lists
-    asked lately (`_LISTS`): the second and third asking of a call's list only check it is unchanged."""
+    ``{"role": str, "content": str}`` with its keys in that order; None for any other shape."""
     if type(messages) is not list:
         return None
-    held = _LISTS.get(id(messages))
-    if held is not None and held[0] is messages and _unchanged(messages, held[1]):
-        parts: list[tuple[str, str]] = held[2]
-        return parts
-    parts = []
-    seen = []
+    out = []
     for message in messages:
         if type(message) is not dict or len(message) != 2 or next(iter(message)) != "role":
             return None
         role, content = message["role"], message.get("content")
         if type(role) is not str or type(content) is not str:
             return None
-        parts.append((encoded_text(role), encoded_text(content)))
-        seen.append((message, role, content))
-    if len(_LISTS) >= MAX_LISTS:
-        _LISTS.clear()
-    _LISTS[id(messages)] = [messages, seen, parts, None]
-    return parts
+        out.append((encoded_text(role), encoded_text(content)))
+    return out
 
 
 def messages_json(messages: Any) -> str | None:
     """The compact JSON (keys in their order, UTF-8 kept) of a list of plain messages (`message_parts`), as
-    ``json.dumps(messages, ensure_ascii=False, separators=(",", ":"))`` writes it; None for any other shape.
-    Made once per list while it is kept unchanged (`_LISTS`)."""
+    ``json.dumps(messages, ensure_ascii=False, separators=(",", ":"))`` writes it; None for any other shape."""
     parts = message_parts(messages)
     if parts is None:
         return None
-    held = _LISTS[id(messages)]  # the entry message_parts just checked or made
-    text: str | None = held[3]
-    if text is None:
-        text = held[3] = "[" + ",".join([f'{{"role":{role},"content":{content}}}' for role, content in parts]) + "]"
-    return text
+    return "[" + ",".join([f'{{"role":{role},"content":{content}}}' for role, content in parts]) + "]"
 
 
 def canonical_messages(parts: Sequence[tuple[str, str]]) -> str:
