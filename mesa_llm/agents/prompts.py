@@ -29,6 +29,7 @@ import jinja2
 import jinja2.meta
 from jinja2.sandbox import SecurityError
 
+from mesa_llm.agents.prompt_texts import act_text, memory_text, observation_text, plan_text
 from mesa_llm.agents.template_sandbox import (
     MAX_PROMPT_CHARS,
     NO_KEY,
@@ -176,6 +177,51 @@ _FILTERS: dict[str, Callable[..., Any]] = {"quoted": quoted, "num": num, "scores
 #: compare with the reference: everything in the sandbox)
 PACKAGED_FAST_PATH = True
 
+#: whether new libraries write the shipped templates that have a Python writer (`mesa_llm.agents.prompt_texts`:
+#: ``observation.j2``, ``memory.j2``, ``act.j2`` and ``plan.j2`` with ``tools.j2``) with it when it applies
+#: (tests turn it off to compare with Jinja's rendering of them)
+PACKAGED_TEXTS = True
+#: the shipped templates written by Python, with their writer: (context, the ``num`` filter) -> text, or None
+_TEXT_WRITERS: dict[str, Callable[[dict[str, Any], Callable[[Any], str]], str | None]] = {
+    "observation.j2": observation_text,
+    "memory.j2": memory_text,
+    "act.j2": act_text,
+    "plan.j2": plan_text,
+}
+#: the SHA-256 of the shipped sources each writer was written for (the template and what it includes): a shipped
+#: template edited since is rendered by Jinja until its writer is brought up to date (tests/agents/test_prompt_texts.py
+#: fails until then)
+WRITTEN_FOR: dict[str, dict[str, str]] = {
+    "observation.j2": {"observation.j2": "51e7c76a5d054294ff7cd8d6671f311b991c561c2f7306f368d14d628b2caf8f"},
+    "memory.j2": {"memory.j2": "915198fea06797461476d2e0b07cc06f81eb9d6e4b969b6fa323470b2c69257c"},
+    "act.j2": {"act.j2": "55d55814ef975e8380183086983ee23b33c4c4d9c0cd8661b658b84ef42eef7e",
+               "tools.j2": "692f16131eb2ce0d30dadc42071fb851db4908adbb397fb6337c3797650c84c1"},
+    "plan.j2": {"plan.j2": "f27b007ddb71c12f5bf19b0a7681d328cd0dd9c7387aef6e81ed27d49c11202b",
+                "tools.j2": "692f16131eb2ce0d30dadc42071fb851db4908adbb397fb6337c3797650c84c1"},
+}  # fmt: skip
+#: per template name, its writer when the shipped sources are those it was written for, else None (made when asked)
+_CURRENT_WRITERS: dict[str, Callable[[dict[str, Any], Callable[[Any], str]], str | None] | None] = {}
+
+
+def _current_writer(name: str) -> Callable[[dict[str, Any], Callable[[Any], str]], str | None] | None:
+    """``name``'s writer (`_TEXT_WRITERS`) when every shipped source it was written for is unchanged (`WRITTEN_FOR`),
+    else None (Jinja renders it); read once per process."""
+    if name not in _CURRENT_WRITERS:
+        writer = _TEXT_WRITERS.get(name)
+        if writer is not None:
+            env = _packaged_env()
+            for source_name, digest in WRITTEN_FOR.get(name, {"": ""}).items():
+                try:
+                    source, _, _ = env.loader.get_source(env, source_name)  # type: ignore[union-attr]
+                except jinja2.TemplateNotFound:
+                    writer = None
+                    break
+                if hashlib.sha256(source.encode("utf-8")).hexdigest() != digest:
+                    writer = None
+                    break
+        _CURRENT_WRITERS[name] = writer
+    return _CURRENT_WRITERS[name]
+
 #: the environment of the shipped templates (:func:`_packaged_env`), made when first needed
 _PACKAGED: list[_PackagedEnvironment] = []
 
@@ -303,6 +349,9 @@ class PromptLibrary:
         #: rendering shipped templates outside the sandbox (False: everything renders in it, the
         #: reference the fast path is compared with)
         self.packaged_fast_path = PACKAGED_FAST_PATH
+        #: writing the shipped templates that have one with their Python writer (`_TEXT_WRITERS`) when it applies,
+        #: on the fast path only (False: Jinja renders them, the reference the writers are compared with)
+        self.packaged_texts = PACKAGED_TEXTS
 
     def with_overrides(self, overrides: Mapping[str, Path]) -> PromptLibrary:
         """A library with more overrides on top of this one's (for one persona)."""
@@ -347,7 +396,13 @@ class PromptLibrary:
         PromptError for a failure (a variable the context lacks, at the template's line), the same
         cap on its length. Its root render function is run as ``Template.generate`` runs it (without
         the generator around it) and joined at once: the package's templates over the world's
-        bounded data cannot build a huge prompt, so the length is checked once, on the result."""
+        bounded data cannot build a huge prompt, so the length is checked once, on the result. A template
+        with a Python writer (`_TEXT_WRITERS`) is written by it when it applies (the same text; else Jinja)."""
+        writer = _current_writer(name) if self.packaged_texts else None
+        if writer is not None:
+            written = writer(context, num)
+            if written is not None and len(written) <= MAX_PROMPT_CHARS:
+                return written.strip()
         try:
             try:
                 text = "".join(template.root_render_func(template.new_context(context)))

@@ -21,6 +21,8 @@ MAX_TOKENS_PER_CALL: Final = 10_000_000
 
 
 def _token_problem(name: str, value: Any) -> str | None:
+    if type(value) is int and 0 <= value <= MAX_TOKENS_PER_CALL:  # the everyday report, said at once
+        return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         return f"{name} is not a number ({repr(value)[:40]})"
     if not math.isfinite(value) or value != int(value):
@@ -48,6 +50,12 @@ def usage_problem(response: ChatResponse) -> str | None:
     usage = response.usage
     if usage.invalid is not None:
         return usage.invalid
+    prompt, completion, cost = usage.prompt_tokens, usage.completion_tokens, response.cost_usd
+    if (
+        type(prompt) is int and type(completion) is int and type(cost) is float
+        and 0 <= prompt <= MAX_TOKENS_PER_CALL and 0 <= completion <= MAX_TOKENS_PER_CALL and 0.0 <= cost < math.inf
+    ):  # fmt: skip
+        return None  # the everyday call (a NaN cost fails the comparison and is judged below)
     problem = _token_problem("prompt_tokens", usage.prompt_tokens) or _token_problem(
         "completion_tokens", usage.completion_tokens
     )

@@ -13,12 +13,12 @@ import yaml
 from mesa_llm.agents import prompts as prompts_module
 from mesa_llm.agents.llm_policy import LLMPolicy
 from mesa_llm.agents.prompts import PromptError, PromptLibrary
-from mesa_llm.llm.testing import ScriptedChatModel, text_response, tool_call_response
+from mesa_llm.llm.testing import ScriptedChatModel, tool_call_response
 from mesa_llm.model import MarketModel
 from mesa_llm.prompt_check import _add_samples, _NeverCalled
 from mesa_llm.resources import prompts_dir
 from mesa_llm.scenario import load_scenario, resolve_scenario_path, shipped_scenarios
-from tests.support.chat_scripts import sensible
+from tests.support.chat_scripts import sensible_either_mode
 from tests.support.scripted import events
 
 #: text other agents wrote, with what the quoted filter escapes and what it keeps
@@ -125,17 +125,6 @@ def test_a_failure_reads_the_same_on_either_path() -> None:
     assert messages[0] == messages[1] and "memory.j2" in messages[0] and "memory" in messages[0]
 
 
-def _answers(request: Any) -> Any:
-    """``sensible`` traders, in either tool mode (JSON mode: the same actions as one JSON answer)."""
-    answer = sensible(request)
-    if request.response_format is None or request.purpose == "plan":
-        return answer
-    import json
-
-    calls = [{"tool": c.name, "arguments": c.arguments} for c in answer.tool_calls]
-    return text_response(json.dumps({"actions": calls}))
-
-
 @pytest.mark.parametrize("tool_mode", ["tools", "json"])
 def test_whole_recordings_are_the_same_with_and_without_the_fast_path(tool_mode: str, tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
@@ -148,7 +137,7 @@ def test_whole_recordings_are_the_same_with_and_without_the_fast_path(tool_mode:
     for fast in (False, True):
         monkeypatch.setattr(prompts_module, "PACKAGED_FAST_PATH", fast)
         model = MarketModel(load_scenario("llm_double_auction", overrides=overrides), output_dir=tmp_path / str(fast),
-                            chat_model=ScriptedChatModel(_answers))
+                            chat_model=ScriptedChatModel(sensible_either_mode))
         model.run()
         runs.append([{k: v for k, v in e.items() if k != "timestamp"} for e in events(model)
                      if e["event_type"] != "simulation_start"])

@@ -29,6 +29,15 @@ def sensible(request: ChatRequest) -> ChatResponse:
     return tool_call_response("wait", {})
 
 
+def sensible_either_mode(request: ChatRequest) -> ChatResponse:
+    """``sensible`` traders, in either tool mode (JSON mode: the same actions as one JSON answer)."""
+    answer = sensible(request)
+    if request.response_format is None or request.purpose == "plan":
+        return answer
+    calls = [{"tool": c.name, "arguments": c.arguments} for c in answer.tool_calls]
+    return text_response(json.dumps({"actions": calls}))
+
+
 def trader(request: dict[str, Any]) -> dict[str, Any]:
     """A server-side model that plans in text and bids/asks around its private numbers."""
     if not request.get("tools"):
