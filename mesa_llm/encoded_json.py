@@ -10,13 +10,16 @@ Anything else (tool turns, content lists, other keys or key orders) is left to t
 `fill` writes a value with some members' JSON already made: the caller encodes it once with `PLACEHOLDER` where
 each made member goes, and the placeholders are replaced (they must appear exactly as often as given: a value that
 happened to hold one falls back to the whole encoding).
+
+`int_texts` writes many ints' JSON from a kept table (agent ids, order ids, quantities): the recorder's lines and
+the call market's order texts both use it, so it lives here, below the recording and the world alike.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 #: ``json.encoder.encode_basestring``: the JSON of a string with non-ASCII kept, as all three encoders write it
@@ -92,3 +95,21 @@ def fill(text: T, values: Sequence[T]) -> T | None:
         out.append(value)
         out.append(piece)
     return text[:0].join(out)
+
+
+#: the texts of the ints 0, 1, 2, ... met so far by `int_texts` (up to `_INT_TEXTS_KEPT`)
+_INT_TEXTS: list[str] = []
+_INT_TEXTS_KEPT = 1 << 16
+
+
+def int_texts(values: Sequence[int]) -> Iterator[str]:
+    """Each of ``values``' text, ``str(value)`` (its JSON): from a kept table when every value is
+    an int from 0 to `_INT_TEXTS_KEPT` (agent ids, order ids, quantities; a lookup costs about
+    half a conversion), else converted. The caller vouches that they are ints (not bools)."""
+    if values and min(values) >= 0:
+        top = max(values)
+        if top < _INT_TEXTS_KEPT:
+            if top >= len(_INT_TEXTS):
+                _INT_TEXTS.extend(map(str, range(len(_INT_TEXTS), top + 1)))
+            return map(_INT_TEXTS.__getitem__, values)
+    return map(str, values)

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from mesa_llm import payloads
 from mesa_llm.actions import ActionBase, CancelOrder, PlaceOrder, RejectedAction
+from mesa_llm.encoded_json import int_texts
 from mesa_llm.market.orders import Side
 from mesa_llm.mechanisms.base import Mechanism, Record, Recorded, emit
-from mesa_llm.record_batch import TextBatch
-from mesa_llm.recording.recorder import int_texts
 from mesa_llm.tallies import TradeEvents
+from mesa_llm.text_batch import TextBatch
 
 if TYPE_CHECKING:
     from mesa_llm.agents.policies.base import OrderColumns

@@ -42,7 +42,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from mesa_llm.encoded_json import PLACEHOLDER, encoded_text, fill, messages_json
+from mesa_llm.encoded_json import PLACEHOLDER, encoded_text, fill, int_texts, messages_json
 from mesa_llm.recording.events import (
     LLM_CALL,
     MESSAGE,
@@ -245,24 +245,6 @@ assert SECRET_KEYS.isdisjoint(_CALL_KEYS + _REQUEST_KEYS)
 
 #: "000" to "999": the last three digits of the event indexes `record_texts` writes
 _THREE_DIGITS = tuple(f"{n:03d}" for n in range(1000))
-
-
-#: the texts of the ints 0, 1, 2, ... met so far by `int_texts` (up to `_INT_TEXTS_KEPT`)
-_INT_TEXTS: list[str] = []
-_INT_TEXTS_KEPT = 1 << 16
-
-
-def int_texts(values: Sequence[int]) -> Iterator[str]:
-    """Each of ``values``' text, ``str(value)`` (its JSON): from a kept table when every value is
-    an int from 0 to `_INT_TEXTS_KEPT` (agent ids, order ids, quantities; a lookup costs about
-    half a conversion), else converted. The caller vouches that they are ints (not bools)."""
-    if values and min(values) >= 0:
-        top = max(values)
-        if top < _INT_TEXTS_KEPT:
-            if top >= len(_INT_TEXTS):
-                _INT_TEXTS.extend(map(str, range(len(_INT_TEXTS), top + 1)))
-            return map(_INT_TEXTS.__getitem__, values)
-    return map(str, values)
 
 
 def _index_pieces(start: int, count: int, prefix: str = "") -> tuple[Iterator[str], Iterator[str]]:

@@ -21,8 +21,8 @@ from mesa_llm.market import Order
 from mesa_llm.mechanisms.base import insert_tools
 from mesa_llm.mechanisms.call_market import CALL_MARKET_TOOLS, CallMarketMechanism
 from mesa_llm.mechanisms.negotiation import NEGOTIATION_TOOLS
-from mesa_llm.record_batch import TextBatch
 from mesa_llm.social.mailbox import Mailbox
+from mesa_llm.text_batch import TextBatch
 from mesa_llm.world.state import RecordEncoded, RecordMany, WorldState
 
 #: the tools the built-in mechanisms offer (the call market's and the desk's)

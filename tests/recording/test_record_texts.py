@@ -173,7 +173,7 @@ def test_texts_number_their_events_as_the_stream_does_across_thousands(tmp_path:
 def test_int_texts_are_each_ints_str() -> None:
     """`int_texts`: ``str`` of each int, from the kept table (grown in steps, in any order) or
     converted (a negative int, one past the table's bound)."""
-    from mesa_llm.recording.recorder import _INT_TEXTS_KEPT, int_texts
+    from mesa_llm.encoded_json import _INT_TEXTS_KEPT, int_texts
 
     for values in ([], [0], [5, 3, 5], [7, 1200, 40], list(range(2500, 0, -7)), [_INT_TEXTS_KEPT - 1, 2],
                    [_INT_TEXTS_KEPT, 3], [-1, 4], [10**30, 9]):  # fmt: skip

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from mesa_llm.model import MarketModel
-from mesa_llm.record_batch import TextBatch
 from mesa_llm.recording import SimulationEvent, SimulationRecorder
 from mesa_llm.scenario import load_scenario
+from mesa_llm.text_batch import TextBatch
 
 _TIMESTAMP = re.compile(r'"timestamp":"[^"]*"')
 
