@@ -46,10 +46,10 @@ from mesa_llm.mechanisms.negotiation import NegotiationMechanism
 from mesa_llm.populations import PopulationBuilder
 from mesa_llm.record_batch import record_many
 from mesa_llm.recording import SimulationEvent, SimulationRecorder
-from mesa_llm.recording.recorder import LeanItem
 from mesa_llm.run_summary import LLMActivity, RunSummary
 from mesa_llm.scenario import SCENARIO_NAME_PATTERN, ScenarioError, ScenarioSpec, capacity_problems
 from mesa_llm.tallies import MarketTallies
+from mesa_llm.text_batch import LeanItem
 from mesa_llm.timeline import Timeline
 from mesa_llm.world.build import build_exchange, build_social
 from mesa_llm.world.observer import Observer, deliver_messages

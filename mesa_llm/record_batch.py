@@ -13,10 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from mesa_llm.recording import SimulationRecorder
-from mesa_llm.recording.recorder import LeanItem
 from mesa_llm.run_summary import LLMActivity
 from mesa_llm.tallies import MarketTallies, TradeEvents
-from mesa_llm.text_batch import TextBatch
+from mesa_llm.text_batch import LeanItem, TextBatch
 
 __all__ = ["record_many"]
 

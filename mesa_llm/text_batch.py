@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-__all__ = ["TextBatch"]
+__all__ = ["LeanItem", "TextBatch"]
 
-#: one ``(event_type, content, agent_id, encoded)`` item as the recorder takes it (its ``LeanItem``)
-Item = tuple[str, Any, Any, "str | None"]
+#: an event for `SimulationRecorder.record_many`: ``(event_type, content, agent_id, encoded)``, as
+#: `SimulationRecorder.record_lean` takes them (``content`` a dict, or a function making it when
+#: ``encoded``, its JSON text, is given); defined here, below the recording and the world alike
+LeanItem = tuple[str, Any, Any, "str | None"]
 
 
 class TextBatch:
@@ -55,7 +57,7 @@ class TextBatch:
         event_type = self.event_type
         return {event_type} if isinstance(event_type, str) else set(event_type)
 
-    def __iter__(self) -> Iterator[Item]:
+    def __iter__(self) -> Iterator[LeanItem]:
         event_type, makers = self.event_type, self.makers
         if isinstance(event_type, str):
             for source, agent_id, text in zip(self.sources, self.agent_ids, self.texts, strict=True):

@@ -51,6 +51,7 @@ from mesa_llm.recording.events import (
     SimulationEvent,
 )
 from mesa_llm.recording.shapes import SHAPES
+from mesa_llm.text_batch import LeanItem
 
 __all__ = [
     "REDACTED",
@@ -84,10 +85,6 @@ _SPECIAL_TYPES = _DEEP_REDACT_TYPES | {SIMULATION_END, MESSAGE}
 # CPU-s; 256 KB: 0.032 CPU-s; 64 KB: 0.041, more calls).
 _PENDING_CHARS = 1 << 18
 
-#: an event for `SimulationRecorder.record_many`: ``(event_type, content, agent_id, encoded)``, as
-#: `SimulationRecorder.record_lean` takes them (``content`` a dict, or a function making it when
-#: ``encoded``, its JSON text, is given)
-LeanItem = tuple[str, Any, Any, "str | None"]
 
 # Steps whose byte range in the stream is remembered for get_events_by_step (see _step_ranges).
 _STEP_INDEX_SIZE = 64
