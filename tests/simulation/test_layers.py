@@ -99,13 +99,12 @@ def test_the_world_never_reaches_above_itself() -> None:
 def test_the_world_is_handed_its_recorder_and_never_imports_the_recording() -> None:
     # DESIGN.md: the game master is handed the recorder; its parts make events (`mesa_llm.text_batch`) and
     # never import the recording, nor `mesa_llm.record_batch` (which writes through the recorder)
-    world = {
-        m: i for m, i in _modules().items() if m.split(".")[:2] in (["mesa_llm", "world"], ["mesa_llm", "mechanisms"])
-    }
+    modules = _modules()
+    world = {m: i for m, i in modules.items() if m.split(".")[:2] in (["mesa_llm", "world"], ["mesa_llm", "mechanisms"])}
     assert "mesa_llm.text_batch" in world["mesa_llm.mechanisms.call_market"]  # the walk sees what it hands over
     offenders = {m: _hits(i, "mesa_llm.recording") + _hits(i, "mesa_llm.record_batch") for m, i in world.items()}
     assert {m: h for m, h in offenders.items() if h} == {}
-    assert _hits(_modules()["mesa_llm.text_batch"], "mesa_llm.recording") == []
+    assert _hits(modules["mesa_llm.text_batch"], "mesa_llm.recording") == []
 
 
 #: an expression that names a model: ``model``, ``self.model``, ``sim._model``, ``x.mesa_model``
